@@ -1,0 +1,100 @@
+import pg from 'pg';
+import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { redactText } from '../../src/util/redact.js';
+
+export type PgClient = pg.Client;
+
+export interface PgConnectOptions {
+  /** Connect to this database instead of the URL's. */
+  database?: string;
+  applicationName?: string;
+  lockTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export const MIN_SERVER_VERSION_NUM = 120000;
+
+function where(ep: DbEndpoint): string {
+  return `${ep.host}:${ep.port}`;
+}
+
+/** Translates a driver or server error into one clear line with a fix. */
+export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
+  if (isCutoverError(e)) return e;
+  const err = e as { code?: string; message?: string };
+  const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
+  const ctx = doing ? `${doing}: ` : '';
+  switch (err.code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ETIMEDOUT':
+    case 'EAI_AGAIN':
+    case 'ENOENT':
+      return new PreflightError('unreachable', `cannot reach PostgreSQL at ${where(ep)} (${err.code})`, 'check host and port in the URL and that the server is running and accepts connections', { cause: e });
+    case '28P01':
+      return new PreflightError('auth', `password authentication failed for user "${ep.user}" at ${where(ep)}`, 'check the password: set PGPASSWORD or pass --password-env NAME (not in the URL)', { cause: e });
+    case '28000':
+      return new PreflightError('auth', `${where(ep)} refused user "${ep.user}": ${msg}`, 'check pg_hba.conf and that the role may log in', { cause: e });
+    case '3D000':
+      return new UsageError(`${ctx}${msg} on ${where(ep)}`, 'check the database name in the URL or --name', { cause: e });
+    case '42501':
+      return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" on ${where(ep)}: ${msg}`, 'connect as a superuser (or a role with the needed privilege)', { cause: e });
+    case '55P03':
+      return new OperationError(`${ctx}could not get a lock in time on ${where(ep)}: ${msg}`, 'a long transaction holds a conflicting lock; retry, or raise --lock-timeout', { cause: e });
+    case '42704':
+      return new UsageError(`${ctx}${msg} on ${where(ep)}`, 'check the name', { cause: e });
+  }
+  if (/timeout expired|Connection terminated due to connection timeout/i.test(msg)) {
+    return new PreflightError('unreachable', `timed out connecting to PostgreSQL at ${where(ep)}`, 'check host, port and firewalls', { cause: e });
+  }
+  if (/SASL|password must be a string|client password/i.test(msg)) {
+    return new PreflightError('auth', `the server at ${where(ep)} asks for a password for "${ep.user}" and none was given`, 'set PGPASSWORD or pass --password-env NAME', { cause: e });
+  }
+  return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
+}
+
+/**
+ * Opens a session for the tool itself: never read-only, never killed by server-side timeouts, and every
+ * lock wait bounded so the tool cannot queue behind a long transaction and block the application.
+ */
+export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Promise<PgClient> {
+  const socketHost = ep.host.startsWith('/');
+  const client = new pg.Client({
+    host: ep.host,
+    port: ep.port,
+    user: ep.user,
+    password: ep.password,
+    database: opts.database ?? ep.database ?? 'postgres',
+    application_name: opts.applicationName ?? 'cutover',
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    ...(ep.params.sslmode && ep.params.sslmode !== 'disable' && !socketHost ? { ssl: { rejectUnauthorized: ep.params.sslmode === 'verify-full' } } : {}),
+  });
+  // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => {});
+    throw mapPgError(e, ep);
+  }
+  try {
+    const v = await client.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`);
+    const num = Number(v.rows[0]?.n ?? 0);
+    if (num < MIN_SERVER_VERSION_NUM) {
+      throw new PreflightError('version', `PostgreSQL ${Math.floor(num / 10000)} at ${where(ep)} is not supported`, 'cutover needs PostgreSQL 12 or newer');
+    }
+    await client.query(
+      `SELECT set_config('default_transaction_read_only', 'off', false),
+              set_config('statement_timeout', '0', false),
+              set_config('idle_in_transaction_session_timeout', '0', false),
+              set_config('lock_timeout', $1, false)`,
+      [`${opts.lockTimeoutMs ?? 0}ms`],
+    );
+  } catch (e) {
+    await client.end().catch(() => {});
+    throw mapPgError(e, ep);
+  }
+  return client;
+}

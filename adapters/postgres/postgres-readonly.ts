@@ -1,0 +1,386 @@
+import { PreflightError, UsageError } from '../../src/errors.js';
+import type {
+  FenceOnResult,
+  FenceOptions,
+  FenceTarget,
+  PriorState,
+  ReadOnlyAdapter,
+  ReadOnlyStatusResult,
+  ScopeStatus,
+  SessionInfo,
+} from '../../src/readonly/types.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
+import { READ_ONLY_GUC, fenceSettingSql, loginSql } from './postgres-sql.js';
+import { publicSession, sessionsInScope, sleep, terminateSessions, type PgSession } from './postgres-sessions.js';
+
+/** What `on` changes, so `off` can put back exactly that. */
+interface PgPrior extends PriorState {
+  /** The explicit value at the fenced level before the fence (null: none was set). */
+  setting: string | null;
+  /** strict mode: role → could it log in before the fence. */
+  roles: Record<string, boolean>;
+}
+
+type PgScope = 'server' | 'database' | 'role';
+
+const TRUE_VALUES = new Set(['on', 'true', 'yes', '1', 't', 'y']);
+const isOn = (v: string | null | undefined): boolean => v != null && TRUE_VALUES.has(v.trim().toLowerCase().replace(/^'|'$/g, ''));
+const LEAK_SAMPLE_MS = 20;
+const DRAIN_POLL_MS = 25;
+
+export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
+  readonly engine = 'postgres' as const;
+
+  private constructor(
+    private readonly ep: DbEndpoint,
+    private readonly client: PgClient,
+  ) {}
+
+  static async connect(ep: DbEndpoint, lockTimeoutMs: number): Promise<PostgresReadOnlyAdapter> {
+    return new PostgresReadOnlyAdapter(ep, await connectPg(ep, { applicationName: 'cutover readonly', lockTimeoutMs }));
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => {});
+  }
+
+  private async q<R extends object = Record<string, unknown>>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> {
+    try {
+      return (await this.client.query<R>(sql, params)).rows;
+    } catch (e) {
+      throw mapPgError(e, this.ep, doing);
+    }
+  }
+
+  async serverId(): Promise<string> {
+    try {
+      const rows = await this.q<{ id: string }>(`SELECT system_identifier::text AS id FROM pg_control_system()`);
+      if (rows[0]?.id) return `pg:${rows[0].id}`;
+    } catch {
+      // pg_control_system() may be revoked; host:port still keys the record.
+    }
+    return `pg:${this.ep.host}:${this.ep.port}`;
+  }
+
+  defaultStatusTargets(): FenceTarget[] {
+    return this.ep.database ? [{ scope: 'server' }, { scope: 'database', name: this.ep.database }] : [{ scope: 'server' }];
+  }
+
+  private async requireSuperuser(doing: string): Promise<void> {
+    const rows = await this.q<{ su: boolean }>(`SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`);
+    if (!rows[0]?.su) {
+      throw new PreflightError(
+        'privilege',
+        `role "${this.ep.user}" is not a superuser on ${this.ep.host}:${this.ep.port}: ${doing} needs one (to change ${READ_ONLY_GUC} and end sessions)`,
+        'connect as a superuser, e.g. postgres://postgres@host/db',
+      );
+    }
+  }
+
+  private scopeOf(target: FenceTarget): PgScope {
+    if (target.scope === 'schema') {
+      throw new UsageError('PostgreSQL has no schema-level read-only setting', 'use --scope database, or --scope role with the roles that write to that schema');
+    }
+    if (target.scope !== 'server' && !target.name) {
+      throw new UsageError(`--scope ${target.scope} needs --name`, `pass --name <${target.scope}> (the URL's database is used for database scope when it has one)`);
+    }
+    return target.scope;
+  }
+
+  private async assertExists(target: FenceTarget): Promise<void> {
+    if (target.scope === 'database') {
+      const rows = await this.q(`SELECT 1 FROM pg_database WHERE datname = $1`, [target.name]);
+      if (rows.length === 0) throw new UsageError(`database "${target.name}" does not exist on ${this.ep.host}:${this.ep.port}`, 'check --name');
+    } else if (target.scope === 'role') {
+      const rows = await this.q(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [target.name]);
+      if (rows.length === 0) throw new UsageError(`role "${target.name}" does not exist on ${this.ep.host}:${this.ep.port}`, 'check --name');
+    }
+  }
+
+  /** The explicit value set at exactly this level (postgresql.auto.conf, the database, or the role). */
+  private async explicitSetting(scope: PgScope, name?: string): Promise<string | null> {
+    if (scope === 'server') {
+      const rows = await this.q<{ setting: string }>(
+        `SELECT setting FROM pg_file_settings WHERE name = $1 AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1`,
+        [READ_ONLY_GUC],
+      );
+      return rows[0]?.setting ?? null;
+    }
+    const rows = await this.q<{ cfg: string }>(
+      `SELECT cfg FROM pg_db_role_setting s, unnest(s.setconfig) AS cfg
+        WHERE s.setdatabase = ${scope === 'database' ? '(SELECT oid FROM pg_database WHERE datname = $1)' : '0'}
+          AND s.setrole = ${scope === 'role' ? '(SELECT oid FROM pg_roles WHERE rolname = $1)' : '0'}
+          AND cfg LIKE $2`,
+      [name, `${READ_ONLY_GUC}=%`],
+    );
+    const cfg = rows[0]?.cfg;
+    return cfg === undefined ? null : cfg.slice(READ_ONLY_GUC.length + 1);
+  }
+
+  /** The server-wide value new sessions get from the configuration files. */
+  private async serverEffective(): Promise<string> {
+    const rows = await this.q<{ setting: string }>(
+      `SELECT setting FROM pg_file_settings WHERE name = $1 AND applied ORDER BY seqno DESC LIMIT 1`,
+      [READ_ONLY_GUC],
+    );
+    return rows[0]?.setting ?? 'off';
+  }
+
+  async capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState> {
+    const scope = this.scopeOf(target);
+    await this.requireSuperuser('readonly on');
+    await this.assertExists(target);
+    const roles: Record<string, boolean> = {};
+    if (opts.mode === 'strict') {
+      if (opts.roles.length === 0) throw new UsageError('strict mode needs the app roles to lock', 'pass --role <name> (repeatable)');
+      const rows = await this.q<{ rolname: string; rolcanlogin: boolean; me: boolean }>(
+        `SELECT rolname, rolcanlogin, rolname = current_user AS me FROM pg_roles WHERE rolname = ANY($1::text[])`,
+        [opts.roles],
+      );
+      for (const want of opts.roles) {
+        const row = rows.find((r) => r.rolname === want);
+        if (!row) throw new UsageError(`role "${want}" does not exist on ${this.ep.host}:${this.ep.port}`, 'check --role');
+        if (row.me) throw new UsageError(`refusing to lock out role "${want}": the tool itself connects as it`, 'connect as another superuser or drop it from --role');
+        roles[want] = row.rolcanlogin;
+      }
+    } else if (opts.roles.length > 0) {
+      throw new UsageError('--role only applies to --mode strict', 'add --mode strict or drop --role');
+    }
+    const prior: PgPrior = { setting: await this.explicitSetting(scope, target.name), roles };
+    return prior;
+  }
+
+  mergePrior(recorded: PriorState, fresh: PriorState): PriorState {
+    const r = recorded as PgPrior;
+    const f = fresh as PgPrior;
+    // The first record's setting wins: a second `on` would otherwise record the fence as "previous".
+    return { setting: r.setting, roles: { ...f.roles, ...r.roles } } satisfies PgPrior;
+  }
+
+  async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
+    const scope = this.scopeOf(target);
+    const p = prior as PgPrior;
+    const warnings: string[] = [];
+    const cutoff = await this.setReadOnlyDefault(scope, target.name);
+    const lockedRoles: string[] = [];
+    for (const role of Object.keys(p.roles)) {
+      await this.q(loginSql(role, false), [], `locking role "${role}"`);
+      lockedRoles.push(role);
+    }
+
+    const drained: SessionInfo[] = [];
+    const terminated: SessionInfo[] = [];
+    let untouched: SessionInfo[] = [];
+    if (opts.mode === 'advisory') {
+      const before = await sessionsInScope(this.client, target, { startedBefore: cutoff });
+      untouched = before
+        .filter((s) => scope !== 'server' || s.transactionAgeMs !== undefined)
+        .map((s) => publicSession(s, scope === 'server' ? 'transaction opened before the fence keeps its read-write mode' : 'connected before the fence'));
+      if (scope !== 'server') {
+        warnings.push(`advisory ${scope} scope reaches new sessions only: ${untouched.length} session(s) connected before the fence can still write until they reconnect (use --mode enforced)`);
+      }
+      warnings.push('advisory mode: any session can still write with BEGIN READ WRITE or SET default_transaction_read_only = off');
+    } else {
+      const firstWriters = await sessionsInScope(this.client, target, { startedBefore: cutoff, writingOnly: true });
+      const deadline = Date.now() + opts.drainTimeoutMs;
+      let writers = firstWriters;
+      while (writers.length > 0 && Date.now() < deadline) {
+        await sleep(DRAIN_POLL_MS);
+        writers = await sessionsInScope(this.client, target, { startedBefore: cutoff, writingOnly: true });
+      }
+      const stillWriting = new Set(writers.map((w) => w.pid));
+      for (const w of firstWriters) if (!stillWriting.has(w.pid)) drained.push(publicSession(w, 'write transaction finished within the drain timeout'));
+      // Every session that predates the fence may hold a read-write transaction or a session-level override.
+      const toEnd = await sessionsInScope(this.client, target, { startedBefore: cutoff });
+      const ended = await terminateSessions(this.client, toEnd.map((s) => s.pid));
+      for (const s of toEnd) {
+        if (!ended.has(s.pid)) {
+          warnings.push(`session ${s.pid} (user ${s.user}) could not be terminated`);
+          continue;
+        }
+        terminated.push(publicSession(s, s.hasWriteXid ? 'write transaction still open after the drain timeout' : 'connected before the fence'));
+      }
+      if (opts.mode === 'enforced') {
+        warnings.push('enforced mode: a new session can still write with BEGIN READ WRITE; use --mode strict --role <app role> to stop that');
+      }
+    }
+    const leakCheck = await this.leakCheck(target, opts.probeMs);
+    return {
+      scope: target.scope,
+      ...(target.name ? { name: target.name } : {}),
+      mode: opts.mode,
+      persistent: true,
+      drained,
+      terminated,
+      untouched,
+      lockedRoles,
+      warnings,
+      leakCheck,
+    } satisfies Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>;
+  }
+
+  /**
+   * Sets the read-only default and returns the server time after which every new session gets it.
+   * Sessions that started earlier may run without it.
+   */
+  private async setReadOnlyDefault(scope: PgScope, name: string | undefined): Promise<Date> {
+    if (scope !== 'server') {
+      await this.q(fenceSettingSql(scope, name, 'on'), [], `setting ${READ_ONLY_GUC} on ${scope} "${name}"`);
+      const rows = await this.q<{ now: Date }>(`SELECT clock_timestamp() AS now`);
+      return rows[0]!.now;
+    }
+    const before = await this.q<{ t: Date }>(`SELECT pg_conf_load_time() AS t`);
+    await this.q(fenceSettingSql('server', undefined, 'on'), [], `ALTER SYSTEM SET ${READ_ONLY_GUC}`);
+    await this.q(`SELECT pg_reload_conf()`);
+    return this.waitForReload(before[0]!.t);
+  }
+
+  /**
+   * The postmaster re-reads its configuration before it signals its children, so once our own backend has
+   * reloaded, every backend forked afterwards starts with the new default.
+   */
+  private async waitForReload(previousLoad: Date): Promise<Date> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const rows = await this.q<{ t: Date; now: Date }>(`SELECT pg_conf_load_time() AS t, clock_timestamp() AS now`);
+      if (rows[0]!.t.getTime() > previousLoad.getTime()) return rows[0]!.now;
+      if (Date.now() > deadline) throw new PreflightError('preflight', `the server did not reload its configuration within 10s`, 'check the server log for configuration errors');
+      await sleep(10);
+    }
+  }
+
+  /** Watches the scope for sessions that acquire a write transaction id after the fence. */
+  private async leakCheck(target: FenceTarget, probeMs: number) {
+    const seen = new Map<number, PgSession>();
+    const end = Date.now() + probeMs;
+    do {
+      for (const s of await sessionsInScope(this.client, target, { writingOnly: true })) seen.set(s.pid, s);
+      await sleep(LEAK_SAMPLE_MS);
+    } while (Date.now() < end);
+    const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
+    writers.push(...(await this.preparedInScope(target)));
+    return { probeMs, clean: writers.length === 0, writers };
+  }
+
+  /** Prepared transactions hold writes that COMMIT PREPARED can still make durable after the fence. */
+  private async preparedInScope(target: FenceTarget): Promise<SessionInfo[]> {
+    const params: unknown[] = [];
+    let cond = 'true';
+    if (target.scope === 'database') {
+      params.push(target.name);
+      cond = 'database = $1';
+    } else if (target.scope === 'role') {
+      params.push(target.name);
+      cond = 'owner = $1';
+    }
+    const rows = await this.q<{ gid: string; owner: string; database: string; age_ms: string }>(
+      `SELECT gid, owner, database, (extract(epoch FROM clock_timestamp() - prepared) * 1000)::bigint::text AS age_ms
+         FROM pg_prepared_xacts WHERE ${cond} ORDER BY prepared`,
+      params,
+    );
+    return rows.map((r) => ({
+      id: `prepared:${r.gid}`,
+      user: r.owner,
+      database: r.database,
+      transactionAgeMs: Number(r.age_ms),
+      reason: `prepared transaction "${r.gid}" can still be committed (COMMIT PREPARED or ROLLBACK PREPARED it)`,
+    }));
+  }
+
+  async restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number) {
+    void lockTimeoutMs; // applied to the session at connect
+    const scope = this.scopeOf(target);
+    await this.requireSuperuser('readonly off');
+    await this.assertExists(target);
+    const warnings: string[] = [];
+    const current = await this.explicitSetting(scope, target.name);
+    const p = prior as PgPrior | undefined;
+    const unlockedRoles: string[] = [];
+    let restored: string;
+    let wasOn = true;
+    if (p) {
+      await this.q(fenceSettingSql(scope, target.name, p.setting), [], `restoring ${READ_ONLY_GUC}`);
+      restored = p.setting === null ? 'reset: no explicit value was set before the fence' : `restored to '${p.setting}' as it was before the fence`;
+      for (const [role, couldLogin] of Object.entries(p.roles)) {
+        if (!couldLogin) continue;
+        await this.q(loginSql(role, true), [], `unlocking role "${role}"`);
+        unlockedRoles.push(role);
+      }
+    } else if (isOn(current)) {
+      await this.q(fenceSettingSql(scope, target.name, null), [], `resetting ${READ_ONLY_GUC}`);
+      restored = 'reset: no record of the value before the fence was found in the state dir';
+      warnings.push('no fence record found in the state dir: the setting was reset to the default; roles locked by strict mode (if any) were not unlocked');
+    } else {
+      wasOn = false;
+      restored = current === null ? 'unchanged: no read-only setting at this level' : `unchanged: '${current}'`;
+    }
+    if (scope === 'server') {
+      const before = await this.q<{ t: Date }>(`SELECT pg_conf_load_time() AS t`);
+      await this.q(`SELECT pg_reload_conf()`);
+      await this.waitForReload(before[0]!.t);
+      if (isOn(await this.serverEffective())) warnings.push(`${READ_ONLY_GUC} is still on from postgresql.conf (not set by cutover): the server stays read-only`);
+    }
+    return { scope: target.scope, ...(target.name ? { name: target.name } : {}), wasOn, restored, unlockedRoles, warnings };
+  }
+
+  async status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>> {
+    const version = (await this.q<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
+    const su = (await this.q<{ su: boolean }>(`SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`))[0]?.su ?? false;
+    const warnings: string[] = [];
+    if (!su) warnings.push(`role "${this.ep.user}" is not a superuser: the server-level setting and other users' sessions may be hidden`);
+    const serverValue = su ? await this.serverEffective() : (await this.q<{ v: string }>(`SELECT boot_val AS v FROM pg_settings WHERE name = $1`, [READ_ONLY_GUC]))[0]!.v;
+    const scopes: ScopeStatus[] = [];
+    for (const target of targets) {
+      const scope = this.scopeOf(target);
+      await this.assertExists(target);
+      const setting = scope === 'server' ? (su ? await this.explicitSetting('server') : null) : await this.explicitSetting(scope, target.name);
+      const effective = scope === 'server' ? serverValue : (setting ?? serverValue);
+      const sessions = await sessionsInScope(this.client, target);
+      const couldWrite: SessionInfo[] = [];
+      const fencedAt = target.fencedAt ? new Date(target.fencedAt) : undefined;
+      const supers = new Set((await this.q<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolsuper`)).map((r) => r.rolname));
+      for (const s of sessions) {
+        if (s.hasWriteXid) couldWrite.push(publicSession(s, 'inside a write transaction'));
+        else if (scope !== 'server' && fencedAt && s.backendStart < fencedAt) couldWrite.push(publicSession(s, 'connected before the fence: the setting reaches new sessions only'));
+        else if (supers.has(s.user)) couldWrite.push(publicSession(s, 'superuser: can override the read-only default'));
+      }
+      couldWrite.push(...(await this.overridingRoles(target)));
+      couldWrite.push(...(await this.preparedInScope(target)));
+      scopes.push({
+        scope: target.scope,
+        ...(target.name ? { name: target.name } : {}),
+        setting: setting ?? (scope === 'server' ? serverValue : null),
+        readOnly: isOn(effective),
+        persistent: true,
+        sessions: sessions.length,
+        couldWrite,
+      });
+    }
+    return { version, scopes, warnings };
+  }
+
+  /** Role settings that turn the read-only default back off; they take precedence over database and server. */
+  private async overridingRoles(target: FenceTarget): Promise<SessionInfo[]> {
+    const rows = await this.q<{ rolname: string; datname: string | null }>(
+      `SELECT r.rolname, d.datname
+         FROM pg_db_role_setting s
+         JOIN pg_roles r ON r.oid = s.setrole
+         LEFT JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) AS cfg
+        WHERE cfg ~* $1
+          AND ($2::text IS NULL OR s.setdatabase = 0 OR d.datname = $2)
+          AND ($3::text IS NULL OR r.rolname = $3)`,
+      [
+        `^${READ_ONLY_GUC}=(off|false|no|0|f|n)$`,
+        target.scope === 'database' ? target.name : null,
+        target.scope === 'role' ? target.name : null,
+      ],
+    );
+    return rows.map((r) => ({
+      id: `role:${r.rolname}`,
+      user: r.rolname,
+      ...(r.datname ? { database: r.datname } : {}),
+      reason: `role setting ${READ_ONLY_GUC}=off${r.datname ? ` in database ${r.datname}` : ''} overrides the fence`,
+    }));
+  }
+}

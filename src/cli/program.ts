@@ -1,0 +1,153 @@
+import { Command, CommanderError, Option } from 'commander';
+import { isCutoverError, UsageError, ExitCode } from '../errors.js';
+import { FenceLeakError, readOnlyOff, readOnlyOn, readOnlyStatus, type ReadOnlyOptions } from '../readonly/readonly.js';
+import type { ReadOnlyMode, ReadOnlyScope } from '../readonly/types.js';
+import { parseDbUrl, urlHasPassword } from '../util/db-url.js';
+import { redactDeep, redactText } from '../util/redact.js';
+import { parseDuration } from '../util/units.js';
+import { processIO, type CliIO } from './io.js';
+import { renderReadOnlyOff, renderReadOnlyOn, renderReadOnlyStatus } from './render-readonly.js';
+
+interface GlobalOpts {
+  json?: boolean;
+  debug?: boolean;
+  stateDir?: string;
+}
+
+const PASSWORD_ENV: Record<string, string> = { postgres: 'PGPASSWORD', mysql: 'MYSQL_PWD', mariadb: 'MYSQL_PWD' };
+
+/** Secrets this invocation knows about, so every printed line can be scrubbed of them. */
+class Secrets {
+  readonly values: string[] = [];
+  add(v: string | undefined): void {
+    if (v) this.values.push(v);
+  }
+}
+
+function emit(io: CliIO, json: boolean | undefined, secrets: Secrets, result: object, lines: string[]): void {
+  if (json) io.out(JSON.stringify(redactDeep({ ok: true, ...result }, secrets.values), null, 2) + '\n');
+  else io.err(redactText(lines.join('\n'), secrets.values) + '\n');
+}
+
+/** Password for a URL: --password-env NAME, else the engine's usual variable (PGPASSWORD / MYSQL_PWD), else the URL's. */
+function resolvePassword(url: string, passwordEnv: string | undefined, io: CliIO, secrets: Secrets): string | undefined {
+  const engine = parseDbUrl(url).engine;
+  if (passwordEnv) {
+    const v = io.env[passwordEnv];
+    if (v === undefined) throw new UsageError(`--password-env ${passwordEnv}: that environment variable is not set`, `export ${passwordEnv}=... before running cutover`);
+    secrets.add(v);
+    return v;
+  }
+  if (urlHasPassword(url)) {
+    io.err(`note: the URL carries a password, which shows in the process list and shell history; prefer ${PASSWORD_ENV[engine]} or --password-env\n`);
+    const fromUrl = parseDbUrl(url).password;
+    secrets.add(fromUrl);
+    return undefined;
+  }
+  const v = io.env[PASSWORD_ENV[engine]!];
+  secrets.add(v);
+  return v;
+}
+
+function addReadOnly(program: Command, io: CliIO, secrets: Secrets): void {
+  program
+    .command('readonly')
+    .summary('put a database into its native read-only mode, prove it holds, lift it again')
+    .description(
+      'Fence a server, database or role read-only (PostgreSQL default_transaction_read_only; MySQL/MariaDB read_only).\n' +
+        'on: set it, drain open write transactions, end sessions that could still write, then watch for leaks.\n' +
+        'off: put back exactly what `on` changed (recorded in the state dir).\nstatus: the setting per scope and who could still write.',
+    )
+    .argument('<action>', 'on | off | status')
+    .argument('<url>', 'postgres://user@host:port/db or mysql://user@host:port/db (password via PGPASSWORD/MYSQL_PWD or --password-env)')
+    .addOption(new Option('--scope <scope>', 'what to fence (default: the URL database on PostgreSQL, else server)').choices(['server', 'database', 'role', 'schema']))
+    .option('--name <name>', 'database, role or schema name for that scope')
+    .addOption(new Option('--mode <mode>', 'advisory: setting only; enforced: + drain and end sessions; strict: + lock --role accounts').choices(['advisory', 'enforced', 'strict']).default('enforced'))
+    .option('--role <name>', 'strict mode: app role/account that may not log in while fenced (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--drain-timeout <duration>', 'how long open write transactions may finish before their sessions are ended', '10s')
+    .option('--lock-timeout <duration>', 'bound on every lock the tool waits for', '2s')
+    .option('--probe <duration>', 'leak check window after the fence', '500ms')
+    .option('--password-env <NAME>', 'read the password from this environment variable')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  PGPASSWORD=... cutover readonly on postgres://postgres@db1/shop\n  cutover readonly on postgres://postgres@db1/postgres --scope server --mode advisory\n  cutover readonly on postgres://postgres@db1/shop --mode strict --role app\n  cutover readonly status postgres://postgres@db1/shop --json\n  cutover readonly off postgres://postgres@db1/shop',
+    )
+    .action(async (action: string, url: string, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      if (!['on', 'off', 'status'].includes(action)) throw new UsageError(`unknown action "${action}"`, 'use: cutover readonly on|off|status <url>');
+      const password = resolvePassword(url, o.passwordEnv as string | undefined, io, secrets);
+      const opts: ReadOnlyOptions = {
+        url,
+        ...(password !== undefined ? { password } : {}),
+        ...(o.scope ? { scope: o.scope as ReadOnlyScope } : {}),
+        ...(o.name ? { name: o.name as string } : {}),
+        mode: o.mode as ReadOnlyMode,
+        roles: o.role as string[],
+        drainTimeoutMs: parseDuration(o.drainTimeout as string, '--drain-timeout'),
+        lockTimeoutMs: parseDuration(o.lockTimeout as string, '--lock-timeout'),
+        probeMs: parseDuration(o.probe as string, '--probe'),
+        ...(g.stateDir ? { stateDir: g.stateDir } : {}),
+      };
+      if (action === 'on') {
+        try {
+          const r = await readOnlyOn(opts);
+          emit(io, g.json, secrets, r, renderReadOnlyOn(r));
+        } catch (e) {
+          if (e instanceof FenceLeakError && !g.json) io.err(redactText(renderReadOnlyOn(e.result).join('\n'), secrets.values) + '\n');
+          throw e;
+        }
+      } else if (action === 'off') {
+        const r = await readOnlyOff(opts);
+        emit(io, g.json, secrets, r, renderReadOnlyOff(r));
+      } else {
+        const r = await readOnlyStatus(opts);
+        emit(io, g.json, secrets, r, renderReadOnlyStatus(r));
+      }
+    });
+}
+
+export function createProgram(io: CliIO = processIO(), secrets = new Secrets()): Command {
+  const program = new Command('cutover')
+    .description('Move a live PostgreSQL or MySQL/MariaDB database to a new server with seconds of write downtime and zero lost writes.')
+    .version('0.1.0')
+    .option('--json', 'print one JSON document on stdout (human output stays on stderr)')
+    .option('--debug', 'print stack traces of unexpected errors')
+    .option('--state-dir <dir>', 'where fence records and journals live', '.cutover')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) });
+  addReadOnly(program, io, secrets);
+  program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) }));
+  return program;
+}
+
+/** Runs the CLI and returns the exit code. The only place errors become exit codes and one-line messages. */
+export async function runCli(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const secrets = new Secrets();
+  const program = createProgram(io, secrets);
+  const debug = argv.includes('--debug');
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ExitCode.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? ExitCode.ok : ExitCode.usage;
+    }
+    const scrub = (t: string) => redactText(t, secrets.values);
+    if (isCutoverError(e)) {
+      io.err(scrub(`error: ${e.message}${e.hint ? `\n  fix: ${e.hint}` : ''}`) + '\n');
+      if (json) {
+        const extra = e instanceof FenceLeakError ? { result: e.result } : {};
+        io.out(JSON.stringify(redactDeep({ ok: false, error: { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode }, ...extra }, secrets.values), null, 2) + '\n');
+      }
+      if (debug && e.stack) io.err(scrub(e.stack) + '\n');
+      return e.exitCode;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    io.err(scrub(`error: unexpected failure: ${msg}`) + (debug ? '' : ' (run with --debug for details)') + '\n');
+    if (debug && e instanceof Error && e.stack) io.err(scrub(e.stack) + '\n');
+    if (json) io.out(JSON.stringify({ ok: false, error: { code: 'unexpected', message: scrub(msg), exitCode: ExitCode.failed } }) + '\n');
+    return ExitCode.failed;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * One error hierarchy for the whole tool. The CLI's single top-level catch maps each class to an exit code
+ * and prints `message` (one line) plus `hint` (how to fix it). Library callers can switch on `code`.
+ */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  preflight: 3,
+  budgetExceeded: 4,
+  needsOperator: 5,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export abstract class CutoverError extends Error {
+  abstract readonly exitCode: ExitCodeValue;
+  abstract readonly code: string;
+  constructor(
+    message: string,
+    /** What the operator can do about it. */
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad flags, bad URL, malformed plan: nothing was touched. */
+export class UsageError extends CutoverError {
+  readonly exitCode = ExitCode.usage;
+  readonly code = 'usage';
+}
+
+/** The environment does not allow the operation: unreachable server, bad password, missing privilege, old version. */
+export class PreflightError extends CutoverError {
+  readonly exitCode = ExitCode.preflight;
+  readonly code: string;
+  constructor(code: 'unreachable' | 'auth' | 'privilege' | 'version' | 'preflight', message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, hint, options);
+    this.code = code;
+  }
+}
+
+/** The operation failed and the safe state was restored (or nothing was changed). */
+export class OperationError extends CutoverError {
+  readonly exitCode = ExitCode.failed;
+  readonly code = 'failed';
+}
+
+/** The write-downtime budget ran out; the source was unfenced and routing restored. */
+export class BudgetExceededError extends CutoverError {
+  readonly exitCode = ExitCode.budgetExceeded;
+  readonly code = 'budget-exceeded';
+}
+
+/** A state the tool will not resolve on its own: a fence that leaks, a journal that needs a decision. */
+export class NeedsOperatorError extends CutoverError {
+  readonly exitCode = ExitCode.needsOperator;
+  readonly code: string;
+  constructor(code: 'leak' | 'needs-operator' | 'locked', message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, hint, options);
+    this.code = code;
+  }
+}
+
+export function isCutoverError(e: unknown): e is CutoverError {
+  return e instanceof CutoverError;
+}

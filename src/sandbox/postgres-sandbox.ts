@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OperationError } from '../errors.js';
+import { isRoot, run } from '../util/subprocess.js';
+import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from './binaries.js';
+import { freePort } from './ports.js';
+import { track, untrack, type Stoppable } from './registry.js';
+
+export interface PostgresSandboxOptions {
+  major?: number;
+  /** Superuser password (TCP connections use scram-sha-256). Random when absent. */
+  password?: string;
+  /** Extra postgresql.conf settings. */
+  settings?: Record<string, string | number>;
+  /** Parent for the temp dir (default: the OS temp dir). */
+  baseDir?: string;
+}
+
+const BASE_SETTINGS: Record<string, string | number> = {
+  listen_addresses: "'127.0.0.1'",
+  wal_level: 'logical',
+  max_wal_senders: 20,
+  max_replication_slots: 20,
+  max_logical_replication_workers: 8,
+  max_worker_processes: 16,
+  max_connections: 200,
+  max_prepared_transactions: 10,
+  // A throw-away server: durability on crash is not needed, speed is.
+  fsync: 'off',
+  full_page_writes: 'off',
+  log_min_messages: 'warning',
+};
+
+/** A throw-away PostgreSQL server: own temp dir, own port and socket dir, stopped and removed by stop(). */
+export class PostgresSandbox implements Stoppable {
+  private stopped = false;
+
+  private constructor(
+    readonly binaries: PostgresBinaries,
+    readonly dir: string,
+    readonly port: number,
+    readonly password: string,
+  ) {}
+
+  get label(): string {
+    return `postgres ${this.binaries.version} on 127.0.0.1:${this.port}`;
+  }
+  get dataDir(): string {
+    return join(this.dir, 'data');
+  }
+  get socketDir(): string {
+    return this.dir;
+  }
+  get host(): string {
+    return '127.0.0.1';
+  }
+  get user(): string {
+    return 'postgres';
+  }
+
+  /** A URL without the password: pass `password` separately (it never needs to be in a URL). */
+  url(database = 'postgres', user = 'postgres'): string {
+    return `postgres://${encodeURIComponent(user)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  /** A URL with the superuser password in it, for code paths that take one string. */
+  urlWithPassword(database = 'postgres'): string {
+    return `postgres://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  static async start(opts: PostgresSandboxOptions = {}): Promise<PostgresSandbox> {
+    const binaries = await findPostgresBinaries(opts.major ?? 15);
+    const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), `cutover-pg${binaries.major}-`));
+    const password = opts.password ?? randomBytes(12).toString('hex');
+    const asUser = isRoot() ? POSTGRES_OS_USER : undefined;
+    try {
+      if (asUser) await run('chown', [POSTGRES_OS_USER, dir]);
+      const pwfile = join(dir, 'pwfile');
+      await writeFile(pwfile, password + '\n', { mode: 0o600 });
+      if (asUser) await run('chown', [POSTGRES_OS_USER, pwfile]);
+      await run(
+        join(binaries.binDir, 'initdb'),
+        ['-D', join(dir, 'data'), '-U', 'postgres', `--pwfile=${pwfile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'],
+        { asUser, cwd: dir, timeoutMs: 120_000 },
+      );
+      await rm(pwfile, { force: true });
+      let lastError: unknown;
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const port = await freePort();
+        const sandbox = new PostgresSandbox(binaries, dir, port, password);
+        try {
+          await sandbox.boot({ ...BASE_SETTINGS, ...opts.settings }, asUser);
+          track(sandbox);
+          return sandbox;
+        } catch (e) {
+          lastError = e;
+          if (!/already in use|could not bind|could not create listen socket/i.test(await sandbox.log())) break;
+        }
+      }
+      throw lastError;
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async boot(settings: Record<string, string | number>, asUser: string | undefined): Promise<void> {
+    const conf = Object.entries({ ...settings, port: this.port, unix_socket_directories: `'${this.socketDir}'` })
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n');
+    await appendFile(join(this.dataDir, 'postgresql.conf'), `\n# cutover sandbox\n${conf}\n`);
+    await run(join(this.binaries.binDir, 'pg_ctl'), ['-D', this.dataDir, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', 'start'], {
+      asUser,
+      cwd: this.dir,
+      timeoutMs: 90_000,
+    }).catch(async (e: unknown) => {
+      throw new OperationError(`sandbox PostgreSQL ${this.binaries.version} did not start: ${(await this.log()).split('\n').slice(-5).join(' | ') || String(e)}`);
+    });
+  }
+
+  async log(): Promise<string> {
+    return readFile(join(this.dir, 'server.log'), 'utf8').catch(() => '');
+  }
+
+  private async postmasterPid(): Promise<number | undefined> {
+    const text = await readFile(join(this.dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
+    const pid = Number(text.split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /** Restart in place (same port and data), e.g. to test what survives a restart. */
+  async restart(): Promise<void> {
+    await run(join(this.binaries.binDir, 'pg_ctl'), ['-D', this.dataDir, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', '-m', 'fast', 'restart'], {
+      asUser: isRoot() ? POSTGRES_OS_USER : undefined,
+      cwd: this.dir,
+      timeoutMs: 90_000,
+    });
+  }
+
+  /** Stops the server (fast, then by signal) and removes its directory. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    untrack(this);
+    const pid = await this.postmasterPid();
+    if (pid) {
+      // SIGINT is PostgreSQL's fast shutdown; root may signal the postgres user's process directly.
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        // already gone
+      }
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && alive(pid)) await new Promise((r) => setTimeout(r, 50));
+      if (alive(pid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+

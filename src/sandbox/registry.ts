@@ -1,0 +1,37 @@
+/** Every running sandbox server, so a signal or a failed test still stops them all. */
+export interface Stoppable {
+  readonly label: string;
+  stop(): Promise<void>;
+}
+
+const live = new Set<Stoppable>();
+
+export function track(s: Stoppable): void {
+  live.add(s);
+}
+
+export function untrack(s: Stoppable): void {
+  live.delete(s);
+}
+
+export function liveSandboxes(): Stoppable[] {
+  return [...live];
+}
+
+export async function stopAllSandboxes(): Promise<void> {
+  await Promise.allSettled([...live].reverse().map((s) => s.stop()));
+}
+
+let handlersInstalled = false;
+
+/** On SIGINT/SIGTERM: stop every sandbox, then exit 130/143. For long-running commands such as `rehearse`. */
+export function installSandboxCleanup(onSignal?: (signal: NodeJS.Signals) => void): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      onSignal?.(signal);
+      void stopAllSandboxes().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
+}

@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Engine } from '../util/db-url.js';
+import type { FenceTarget, PriorState, ReadOnlyMode } from '../readonly/types.js';
+
+/** What `readonly on` changed, kept on disk so `off` from another process can put it back. */
+export interface FenceRecord {
+  version: 1;
+  engine: Engine;
+  /** Redacted URL, for humans. */
+  server: string;
+  serverId: string;
+  scope: FenceTarget['scope'];
+  name?: string;
+  mode: ReadOnlyMode;
+  fencedAt: string;
+  prior: PriorState;
+}
+
+export class FenceStore {
+  constructor(readonly dir: string) {}
+
+  private file(serverId: string, target: FenceTarget): string {
+    const key = createHash('sha256').update(JSON.stringify([serverId, target.scope, target.name ?? ''])).digest('hex').slice(0, 20);
+    return join(this.dir, `fence-${key}.json`);
+  }
+
+  async load(serverId: string, target: FenceTarget): Promise<FenceRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(serverId, target), 'utf8')) as FenceRecord;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  /** Atomic and durable: write a temp file, fsync, rename. 0600 because it names servers and roles. */
+  async save(record: FenceRecord): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const path = this.file(record.serverId, record);
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(record, null, 2) + '\n');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  }
+
+  async remove(serverId: string, target: FenceTarget): Promise<void> {
+    await rm(this.file(serverId, target), { force: true });
+  }
+}

@@ -1,0 +1,59 @@
+import { execa, type Options as ExecaOptions } from 'execa';
+import { OperationError } from '../errors.js';
+import { redactText } from './redact.js';
+
+export interface RunOptions {
+  /** Extra environment for the child: this is where credentials go, never into args. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  input?: string;
+  timeoutMs?: number;
+  /** Values to scrub from any message built from the child's output. */
+  secrets?: readonly string[];
+  /** Run as this OS user (via runuser) when we are root — PostgreSQL refuses to run as root. */
+  asUser?: string;
+  /** Do not throw on a non-zero exit; the caller inspects `exitCode`. */
+  reject?: boolean;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/** `[cmd, args]` with a runuser prefix when running as root and a user is asked for. */
+export function commandFor(cmd: string, args: readonly string[], asUser?: string): [string, string[]] {
+  if (asUser && isRoot()) return ['runuser', ['-u', asUser, '--', cmd, ...args]];
+  return [cmd, [...args]];
+}
+
+/** The one way this tool starts a child process: env-only credentials, redacted errors. */
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const [file, argv] = commandFor(cmd, args, opts.asUser);
+  const execaOpts: ExecaOptions = {
+    env: opts.env,
+    extendEnv: true,
+    reject: false,
+    stripFinalNewline: true,
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+    ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
+  };
+  const r = await execa(file, argv, execaOpts);
+  const result: RunResult = {
+    exitCode: typeof r.exitCode === 'number' ? r.exitCode : -1,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? ''),
+  };
+  if (r.failed && opts.reject !== false) {
+    const reason = r.timedOut ? `timed out after ${opts.timeoutMs}ms` : r.exitCode === undefined ? `could not start (${r.code ?? r.shortMessage})` : `exited ${r.exitCode}`;
+    const detail = (result.stderr || result.stdout).split('\n').filter(Boolean).slice(-3).join(' | ');
+    throw new OperationError(redactText(`${cmd} ${reason}${detail ? `: ${detail}` : ''}`, opts.secrets ?? []));
+  }
+  return result;
+}
