@@ -130,6 +130,12 @@ export class PostgresSandbox implements Stoppable {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   }
 
+  /** A shell command that stops this server and removes its directory (for sandboxes kept running). */
+  stopCommand(): string {
+    const ctl = `${join(this.binaries.binDir, 'pg_ctl')} -D ${this.dataDir} -m fast stop`;
+    return `${isRoot() ? `runuser -u ${POSTGRES_OS_USER} -- ` : ''}${ctl} && rm -rf ${this.dir}`;
+  }
+
   /** Restart in place (same port and data), e.g. to test what survives a restart. */
   async restart(): Promise<void> {
     await run(join(this.binaries.binDir, 'pg_ctl'), ['-D', this.dataDir, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', '-m', 'fast', 'restart'], {

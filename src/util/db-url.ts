@@ -57,7 +57,8 @@ export function parseDbUrl(url: string, opts: { password?: string } = {}): DbEnd
   const params: Record<string, string> = {};
   for (const [k, v] of u.searchParams) params[k] = v;
   // libpq style: ?host=/var/run/postgresql for a socket directory.
-  const host = u.hostname ? decode(u.hostname, 'host', display).replace(/^\[(.*)\]$/, '$1') : (params.host ?? 'localhost');
+  const urlHost = u.hostname ? decode(u.hostname, 'host', display).replace(/^\[(.*)\]$/, '$1') : 'localhost';
+  const host = params.host?.startsWith('/') ? params.host : urlHost;
   if (!host) throw new UsageError(`no host in URL ${display}`, `use e.g. ${EXAMPLES[engine]}`);
   let port = DEFAULT_PORTS[engine];
   if (u.port) {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Every system package the test suite needs. Used by .ci/run and usable by a developer on a fresh machine.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  postgresql-15 postgresql-client-15 \
+  mariadb-server mariadb-client \
+  pgbouncer haproxy >/dev/null
