@@ -1,0 +1,144 @@
+import { readFile, stat } from 'node:fs/promises';
+import { OperationError, UsageError } from '../../src/errors.js';
+import type { Endpoint, Router, RouterFinding } from '../../src/engine/router.js';
+import { writeFileAtomic } from '../../src/util/atomic-file.js';
+import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
+import { formatDuration } from '../../src/util/units.js';
+import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
+import { readDatabaseEntry, rewriteDatabaseEntry } from './pgbouncer-ini.js';
+
+export interface PgBouncerRouterOptions {
+  /** Admin console URL (database `pgbouncer`); its password, if any, is overridden by `adminPassword`. */
+  admin: string;
+  adminPassword?: string;
+  /** pgbouncer.ini path; cutover rewrites its `[databases]` entry. */
+  ini: string;
+  /** The `[databases]` entry the applications use. */
+  database: string;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Holds with `PAUSE db`, moves with an ini rewrite + `RELOAD` (checked with `SHOW DATABASES`), releases with
+ * `RESUME db`. PAUSE waits for running transactions, so it is bounded, and a timed-out PAUSE is undone.
+ */
+export class PgBouncerRouter implements Router {
+  readonly kind = 'pgbouncer' as const;
+  private readonly endpoint: DbEndpoint;
+  private readonly quoted: string;
+  private admin: PgBouncerAdmin | undefined;
+
+  constructor(private readonly opts: PgBouncerRouterOptions) {
+    this.endpoint = parseDbUrl(opts.admin, opts.adminPassword !== undefined ? { password: opts.adminPassword } : {});
+    this.quoted = quoteAdminIdent(opts.database);
+  }
+
+  describe(): string {
+    return `pgbouncer ${this.endpoint.host}:${this.endpoint.port} database "${this.opts.database}" (${this.opts.ini})`;
+  }
+
+  private connect(): Promise<PgBouncerAdmin> {
+    return PgBouncerAdmin.connect(this.endpoint, this.opts.connectTimeoutMs);
+  }
+
+  private async console(): Promise<PgBouncerAdmin> {
+    this.admin ??= await this.connect();
+    return this.admin;
+  }
+
+  async hold(timeoutMs: number): Promise<void> {
+    // PAUSE runs on its own connection: if it outlives the timeout that connection is thrown away, because
+    // a PAUSE still waiting when RESUME arrives never returns (pgbouncer#715).
+    const pauser = await this.connect();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([pauser.command(`PAUSE ${this.quoted}`).then(() => 'paused' as const), timedOut]);
+      if (outcome === 'paused') return;
+      await this.release();
+      throw new OperationError(
+        `PgBouncer could not pause "${this.opts.database}" within ${formatDuration(timeoutMs)}: a transaction through it is still running; resumed it`,
+        'PAUSE waits for running transactions: find long ones in SHOW SERVERS / pg_stat_activity, or raise limits.maxWriteBlocked',
+      );
+    } catch (e) {
+      if (e instanceof OperationError && /already paused|is paused/i.test(e.message)) return;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      await pauser.close();
+    }
+  }
+
+  async release(): Promise<void> {
+    const admin = await this.console();
+    try {
+      await admin.command(`RESUME ${this.quoted}`);
+    } catch (e) {
+      if (e instanceof OperationError && /not paused/i.test(e.message)) return;
+      throw e;
+    }
+  }
+
+  async pointTo(target: Endpoint): Promise<void> {
+    const [text, st] = await Promise.all([readFile(this.opts.ini, 'utf8'), stat(this.opts.ini)]).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${this.opts.ini} (${e.code ?? e.message})`, 'check router.ini in the plan and that cutover may read and write it');
+    });
+    const next = rewriteDatabaseEntry(text, this.opts.database, target, this.opts.ini);
+    if (next !== text) await writeFileAtomic(this.opts.ini, next, { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } });
+    const admin = await this.console();
+    await admin.command('RELOAD');
+    const now = await this.current();
+    const expected = { ...target, database: target.database ?? readDatabaseEntry(next, this.opts.database).database };
+    if (!now || now.host !== expected.host || now.port !== expected.port || now.database !== expected.database) {
+      throw new OperationError(
+        `after RELOAD PgBouncer still routes "${this.opts.database}" to ${now ? `${now.host}:${now.port}/${now.database ?? ''}` : 'nothing'}, not ${expected.host}:${expected.port}/${expected.database ?? ''}`,
+        `check that ${this.opts.ini} is the file PgBouncer runs with (SHOW CONFIG conffile) and that the PgBouncer log shows no config error`,
+      );
+    }
+  }
+
+  private async databaseRow(): Promise<AdminRow | undefined> {
+    const rows = await (await this.console()).command('SHOW DATABASES');
+    return rows.find((r) => r.name === this.opts.database);
+  }
+
+  async current(): Promise<Endpoint | undefined> {
+    const row = await this.databaseRow();
+    if (!row) return undefined;
+    return { host: String(row.host ?? ''), port: Number(row.port), ...(row.database != null ? { database: String(row.database) } : {}) };
+  }
+
+  async preflight(): Promise<RouterFinding[]> {
+    const findings: RouterFinding[] = [];
+    const object = `pgbouncer database "${this.opts.database}"`;
+    const row = await this.databaseRow();
+    if (!row) {
+      findings.push({ severity: 'blocking', object, why: 'PgBouncer does not know this database (SHOW DATABASES)', fix: `add it to [databases] in ${this.opts.ini} and RELOAD` });
+      return findings;
+    }
+    const config = await (await this.console()).command('SHOW CONFIG');
+    const globalMode = String(config.find((r) => r.key === 'pool_mode')?.value ?? 'session');
+    const mode = row.pool_mode ? String(row.pool_mode) : globalMode;
+    if (mode === 'session') {
+      findings.push({
+        severity: 'blocking',
+        object,
+        why: 'session pool mode: PAUSE waits until every client disconnects, so the hold would not finish (pgbouncer#369)',
+        fix: 'use pool_mode = transaction for this database, or route with another router kind',
+      });
+    }
+    try {
+      readDatabaseEntry(await readFile(this.opts.ini, 'utf8'), this.opts.database, this.opts.ini);
+    } catch (e) {
+      findings.push({ severity: 'blocking', object: this.opts.ini, why: e instanceof Error ? e.message : String(e), fix: e instanceof UsageError && e.hint ? e.hint : 'check router.ini' });
+    }
+    return findings;
+  }
+
+  async close(): Promise<void> {
+    await this.admin?.close();
+    this.admin = undefined;
+  }
+}

@@ -1,0 +1,36 @@
+/** Where applications should send their queries. */
+export interface Endpoint {
+  host: string;
+  port: number;
+  database?: string;
+}
+
+/** A preflight observation about the router (same shape as the engine's preflight findings). */
+export interface RouterFinding {
+  severity: 'blocking' | 'warning' | 'info';
+  object: string;
+  why: string;
+  fix: string;
+}
+
+/**
+ * Moves application traffic between servers. The orchestrator calls hold → pointTo → release, and calls
+ * release on every path (errors and signals too), so release must be idempotent.
+ */
+export interface Router {
+  readonly kind: 'pgbouncer' | 'haproxy' | 'file' | 'exec' | 'none';
+  /** New queries wait instead of failing. Throws OperationError (with the router released) if it cannot hold within `timeoutMs`. */
+  hold(timeoutMs: number): Promise<void>;
+  /** Sends traffic to `endpoint` from now on; verified where the router can tell. */
+  pointTo(endpoint: Endpoint): Promise<void>;
+  /** Lets waiting queries through. Safe to call when not held. */
+  release(): Promise<void>;
+  /** Where traffic goes now, as far as the router can tell. */
+  current(): Promise<Endpoint | undefined>;
+  /** One line for logs and reports, no secrets. */
+  describe(): string;
+  /** Settings that would make a hold unsafe or impossible. */
+  preflight(): Promise<RouterFinding[]>;
+  /** Frees connections the router keeps. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,317 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
+import { UsageError, isCutoverError } from '../errors.js';
+import { READ_ONLY_DEFAULTS } from '../readonly/readonly.js';
+import type { ReadOnlyScope } from '../readonly/types.js';
+import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
+import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js';
+import { rememberUrlPassword } from './secrets.js';
+import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, RouterConfig, RouterKind } from './types.js';
+
+export const PLAN_DEFAULTS = {
+  method: 'replication',
+  verify: 'rowcounts',
+  maxWriteBlockedMs: 5_000,
+  maxLagBeforeFenceBytes: 1024 ** 2,
+  sequenceGap: 1000,
+  execTimeoutMs: 30_000,
+  stateDir: '.cutover',
+} as const;
+
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state'] as const;
+const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
+const READ_ONLY_SCOPES: Record<Engine, readonly ReadOnlyScope[]> = {
+  postgres: ['database', 'server', 'role'],
+  mysql: ['server', 'schema'],
+  mariadb: ['server', 'schema'],
+};
+const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
+  none: [],
+  pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
+  haproxy: ['socket', 'backend', 'server'],
+  file: ['path', 'format'],
+  exec: ['command', 'hold', 'release', 'timeout'],
+};
+const ROUTER_KINDS = Object.keys(ROUTER_KEYS) as RouterKind[];
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const URL_EXAMPLE: Record<Engine, string> = {
+  postgres: 'e.g. postgres://app@10.0.0.1:5432/shop',
+  mysql: 'e.g. mysql://app@10.0.0.1:3306/shop',
+  mariadb: 'e.g. mariadb://app@10.0.0.1:3306/shop',
+};
+
+/** Reads and validates a plan file. Every problem is reported as `file:line: key.path: what (fix)`. */
+export async function loadPlan(file: string): Promise<Plan> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read plan file ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 'check the path');
+  }
+  return parsePlan(text, file);
+}
+
+/** Validates plan text; `file` is the path as the operator gave it (relative paths in the plan resolve against its directory). */
+export function parsePlan(text: string, file: string): Plan {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new PlanError(
+      file,
+      doc.errors.map((e): PlanIssue => ({ line: Math.max(1, lines.linePos(e.pos[0]).line), path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const reader = new PlanReader(lines);
+  const plan = readPlan(reader, doc.contents, resolve(file));
+  if (reader.issues.length > 0 || !plan) {
+    throw new PlanError(file, reader.issues.length ? reader.issues : [{ line: 1, path: '', message: 'invalid plan' }]);
+  }
+  return plan;
+}
+
+function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0], absFile: string): Plan | undefined {
+  if (!root || (isScalar(root) && root.value === null)) {
+    reader.report(root, '', 'the plan is empty', 'start from the example in the README');
+    return undefined;
+  }
+  const top = reader.fields(root, '', TOP_KEYS);
+  if (!top) return undefined;
+  const planDir = dirname(absFile);
+  const warnings: string[] = [];
+
+  const declared = top.oneOf('engine', ENGINES, 'postgres');
+  const sourceFields = requiredFields(top, 'source', ['url', 'passwordEnv']);
+  const targetFields = requiredFields(top, 'target', ['url', 'passwordEnv']);
+  const engine = top.has('engine') ? declared : inferEngine(sourceFields);
+  const source = sourceFields && engine ? readEndpoint(sourceFields, engine, warnings) : undefined;
+  const target = targetFields && engine ? readEndpoint(targetFields, engine, warnings) : undefined;
+  if (source && target && targetFields && source.host === target.host && source.port === target.port && source.database === target.database) {
+    targetFields.report('url', `is the same server and database as source.url (${source.host}:${source.port})`, 'point target at the new server');
+  }
+
+  const scope = readScope(top, source);
+  const method = top.oneOf('method', ['replication', 'dump'] as const, PLAN_DEFAULTS.method);
+  const readOnly = engine ? readReadOnly(top, engine) : undefined;
+  const limitsFields = top.fields('limits', ['maxWriteBlocked', 'maxLagBeforeFence']);
+  const maxWriteBlockedMs = limitsFields ? limitsFields.duration('maxWriteBlocked', PLAN_DEFAULTS.maxWriteBlockedMs, { min: 100, max: 30 * 60_000 }) : PLAN_DEFAULTS.maxWriteBlockedMs;
+  const maxLagBeforeFenceBytes = limitsFields ? limitsFields.size('maxLagBeforeFence', PLAN_DEFAULTS.maxLagBeforeFenceBytes, { min: 0, max: 10 * 1024 ** 3 }) : PLAN_DEFAULTS.maxLagBeforeFenceBytes;
+  const verify = top.oneOf('verify', ['none', 'rowcounts', 'checksums'] as const, PLAN_DEFAULTS.verify);
+  const seqFields = top.fields('sequences', ['gap']);
+  const gap = seqFields ? seqFields.integer('gap', PLAN_DEFAULTS.sequenceGap, { min: 0, max: 1_000_000_000 }) : PLAN_DEFAULTS.sequenceGap;
+  const router = readRouter(top, planDir, source, warnings);
+  const hooks = readHooks(top, planDir);
+  const stateDir = readStateDir(top, planDir);
+
+  if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
+  if (!verify || gap === undefined || !router || !hooks || !stateDir) return undefined;
+  return {
+    file: absFile,
+    engine,
+    source,
+    target,
+    scope,
+    method,
+    readOnly,
+    limits: { maxWriteBlockedMs, maxLagBeforeFenceBytes },
+    verify,
+    sequences: { gap },
+    router,
+    hooks,
+    stateDir,
+    warnings,
+  };
+}
+
+function requiredFields(parent: Fields, key: string, keys: readonly string[]): Fields | undefined {
+  if (!parent.has(key)) return parent.missing(key, `add ${key}: { url: ..., passwordEnv: ... }`);
+  return parent.fields(key, keys);
+}
+
+function inferEngine(source: Fields | undefined): Engine | undefined {
+  const url = source?.has('url') ? source.valueNode('url') : undefined;
+  const scheme = isScalar(url) && typeof url.value === 'string' ? /^([a-z]+):/i.exec(url.value)?.[1]?.toLowerCase() : undefined;
+  if (scheme === 'mysql' || scheme === 'mariadb') return scheme;
+  return 'postgres';
+}
+
+function schemeFits(engine: Engine, urlEngine: Engine): boolean {
+  return engine === 'postgres' ? urlEngine === 'postgres' : urlEngine !== 'postgres';
+}
+
+function envName(f: Fields, key: string): string | undefined {
+  const name = f.string(key);
+  if (name !== undefined && !ENV_NAME.test(name)) return f.report(key, `"${name}" is not an environment variable name`, 'use letters, digits and _, e.g. SRC_PASSWORD');
+  return name;
+}
+
+/** Strips a password from a URL; the password is remembered beside `holder` for resolvePlanSecrets(). */
+function withoutPassword(url: string, holder: object, path: string, hasEnv: boolean, warnings: string[]): string {
+  if (!urlHasPassword(url)) return url;
+  const u = new URL(url);
+  const password = decodeURIComponent(u.password);
+  u.password = '';
+  if (hasEnv) {
+    warnings.push(`${path} holds a password that is ignored because a passwordEnv is set; remove it from the plan file`);
+  } else {
+    rememberUrlPassword(holder, password);
+    warnings.push(`${path} holds a password: anyone who can read the plan file can read it; move it to an environment variable named by passwordEnv`);
+  }
+  return u.toString();
+}
+
+function readEndpoint(f: Fields, engine: Engine, warnings: string[]): PlanEndpoint | undefined {
+  const url = f.string('url', { required: true, fix: URL_EXAMPLE[engine] });
+  const passwordEnv = f.has('passwordEnv') ? envName(f, 'passwordEnv') : undefined;
+  if (url === undefined || (f.has('passwordEnv') && passwordEnv === undefined)) return undefined;
+  let parsed;
+  try {
+    parsed = parseDbUrl(url);
+  } catch (e) {
+    if (!isCutoverError(e)) throw e;
+    return f.report('url', e.message, e.hint);
+  }
+  if (!schemeFits(engine, parsed.engine)) return f.report('url', `is a ${parsed.engine} URL but engine is ${engine}`, URL_EXAMPLE[engine]);
+  const endpoint: PlanEndpoint = {
+    url: '',
+    ...(passwordEnv !== undefined ? { passwordEnv } : {}),
+    host: parsed.host,
+    port: parsed.port,
+    user: parsed.user,
+    ...(parsed.database !== undefined ? { database: parsed.database } : {}),
+  };
+  endpoint.url = withoutPassword(url, endpoint, f.pathOf('url'), passwordEnv !== undefined, warnings);
+  return endpoint;
+}
+
+function readScope(top: Fields, source: PlanEndpoint | undefined): PlanScope | undefined {
+  const fix = 'e.g. scope: { databases: [shop] }';
+  if (!top.has('scope')) {
+    if (source?.database) return { kind: 'databases', names: [source.database] };
+    // Without a parsed source its own error already explains the plan; a second one would mislead.
+    return source ? top.missing('scope', fix) : undefined;
+  }
+  const f = top.fields('scope', ['databases', 'schemas', 'tenants']);
+  if (!f) return undefined;
+  const kinds = f.keys() as Array<PlanScope['kind']>;
+  if (kinds.length !== 1) {
+    return f.reader.report(f.node, f.path || 'scope', kinds.length === 0 ? 'names nothing' : `has ${kinds.join(' and ')}; give exactly one`, fix);
+  }
+  const kind = kinds[0]!;
+  const names = f.stringList(kind, { fix });
+  return names ? { kind, names } : undefined;
+}
+
+function readReadOnly(top: Fields, engine: Engine): PlanReadOnly | undefined {
+  const scopes = READ_ONLY_SCOPES[engine];
+  const defaults: PlanReadOnly = {
+    scope: scopes[0]!,
+    mode: READ_ONLY_DEFAULTS.mode,
+    drainTimeoutMs: READ_ONLY_DEFAULTS.drainTimeoutMs,
+    lockTimeoutMs: READ_ONLY_DEFAULTS.lockTimeoutMs,
+    terminate: 'all',
+    roles: [],
+  };
+  if (!top.has('readOnly')) return defaults;
+  const f = top.fields('readOnly', ['scope', 'name', 'mode', 'drainTimeout', 'lockTimeout', 'terminate', 'roles']);
+  if (!f) return undefined;
+  const scope = f.oneOf('scope', scopes, defaults.scope);
+  const name = f.string('name');
+  const mode = f.oneOf('mode', ['advisory', 'enforced', 'strict'] as const, defaults.mode);
+  const drainTimeoutMs = f.duration('drainTimeout', defaults.drainTimeoutMs, { min: 0, max: 10 * 60_000 });
+  const lockTimeoutMs = f.duration('lockTimeout', defaults.lockTimeoutMs, { min: 1, max: 10 * 60_000 });
+  const terminate = f.oneOf('terminate', ['none', 'idle-in-transaction', 'all'] as const, defaults.terminate);
+  const roles = f.stringList('roles') ?? (f.has('roles') ? undefined : []);
+  if (mode === 'strict' && roles?.length === 0) f.missing('roles', 'strict mode locks out the listed application roles: name them');
+  if (!scope || (f.has('name') && name === undefined) || !mode || drainTimeoutMs === undefined || lockTimeoutMs === undefined || !terminate || !roles) return undefined;
+  if (mode === 'strict' && roles.length === 0) return undefined;
+  return { scope, ...(name !== undefined ? { name } : {}), mode, drainTimeoutMs, lockTimeoutMs, terminate, roles };
+}
+
+function localPath(planDir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(planDir, p);
+}
+
+/** A command's program resolves against the plan's directory when written as ./x or ../x; others go through PATH. */
+function localCommand(planDir: string, argv: string[] | undefined): string[] | undefined {
+  if (!argv) return undefined;
+  const [program, ...args] = argv;
+  return /^\.\.?\//.test(program!) ? [resolve(planDir, program!), ...args] : argv;
+}
+
+function readRouter(top: Fields, planDir: string, source: PlanEndpoint | undefined, warnings: string[]): RouterConfig | undefined {
+  if (!top.has('router')) return { kind: 'none' };
+  const node = top.valueNode('router');
+  const kindNode = isMap(node) ? node.get('kind', true) : undefined;
+  const kindValue = isScalar(kindNode) ? kindNode.value : undefined;
+  const known = typeof kindValue === 'string' && (ROUTER_KINDS as string[]).includes(kindValue) ? (kindValue as RouterKind) : undefined;
+  const keys = known ? ROUTER_KEYS[known] : [...new Set(Object.values(ROUTER_KEYS).flat())];
+  const f = top.fields('router', ['kind', ...keys]);
+  if (!f) return undefined;
+  const kind = f.oneOf('kind', ROUTER_KINDS);
+  switch (kind) {
+    case undefined:
+      return undefined;
+    case 'none':
+      return { kind };
+    case 'pgbouncer': {
+      const admin = f.string('admin', { required: true, fix: 'e.g. postgres://pgbouncer@127.0.0.1:6432/pgbouncer' });
+      const adminPasswordEnv = f.has('adminPasswordEnv') ? envName(f, 'adminPasswordEnv') : undefined;
+      const ini = f.string('ini', { required: true, fix: 'the path of pgbouncer.ini, e.g. /etc/pgbouncer/pgbouncer.ini' });
+      const database = f.has('database') ? f.string('database') : source?.database;
+      if (!f.has('database') && !database) f.missing('database', 'name the [databases] entry the applications use');
+      if (admin === undefined || ini === undefined || database === undefined || (f.has('adminPasswordEnv') && adminPasswordEnv === undefined)) return undefined;
+      let adminDb;
+      try {
+        const parsed = parseDbUrl(admin);
+        if (parsed.engine !== 'postgres') return f.report('admin', 'is not a postgres:// URL', 'e.g. postgres://pgbouncer@127.0.0.1:6432/pgbouncer');
+        adminDb = parsed.database;
+      } catch (e) {
+        if (!isCutoverError(e)) throw e;
+        return f.report('admin', e.message, e.hint);
+      }
+      if (adminDb !== 'pgbouncer') return f.report('admin', `names database "${adminDb ?? ''}", but the admin console is the database "pgbouncer"`, 'end the URL with /pgbouncer');
+      const config = { kind, admin: '', ...(adminPasswordEnv !== undefined ? { adminPasswordEnv } : {}), ini: localPath(planDir, ini), database };
+      config.admin = withoutPassword(admin, config, f.pathOf('admin'), adminPasswordEnv !== undefined, warnings);
+      return config;
+    }
+    case 'haproxy': {
+      const socket = f.string('socket', { required: true, fix: 'the admin socket path, e.g. /run/haproxy/admin.sock' });
+      const backend = f.string('backend', { required: true });
+      const server = f.string('server', { required: true });
+      if (socket === undefined || backend === undefined || server === undefined) return undefined;
+      return { kind, socket: localPath(planDir, socket), backend, server };
+    }
+    case 'file': {
+      const path = f.string('path', { required: true, fix: 'the file your applications read the endpoint from' });
+      const format = f.oneOf('format', ['json', 'env'] as const, 'json');
+      if (path === undefined || !format) return undefined;
+      return { kind, path: localPath(planDir, path), format };
+    }
+    case 'exec': {
+      const command = localCommand(planDir, f.argv('command', { required: true }));
+      const hold = localCommand(planDir, f.argv('hold'));
+      const release = localCommand(planDir, f.argv('release'));
+      const timeoutMs = f.duration('timeout', PLAN_DEFAULTS.execTimeoutMs, { min: 1000, max: 3_600_000 });
+      if (!command || (f.has('hold') && !hold) || (f.has('release') && !release) || timeoutMs === undefined) return undefined;
+      return { kind, command, ...(hold ? { hold } : {}), ...(release ? { release } : {}), timeoutMs };
+    }
+  }
+}
+
+function readHooks(top: Fields, planDir: string): PlanHooks | undefined {
+  if (!top.has('hooks')) return {};
+  const f = top.fields('hooks', ['beforeFence', 'afterSwitch']);
+  if (!f) return undefined;
+  const beforeFence = localCommand(planDir, f.argv('beforeFence'));
+  const afterSwitch = localCommand(planDir, f.argv('afterSwitch'));
+  if ((f.has('beforeFence') && !beforeFence) || (f.has('afterSwitch') && !afterSwitch)) return undefined;
+  return { ...(beforeFence ? { beforeFence } : {}), ...(afterSwitch ? { afterSwitch } : {}) };
+}
+
+function readStateDir(top: Fields, planDir: string): string | undefined {
+  const dir = top.has('state') ? top.string('state') : PLAN_DEFAULTS.stateDir;
+  if (dir === undefined) return undefined;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dir)) return top.report('state', 'a control database is not supported yet', 'use a directory, e.g. ./.cutover/');
+  return localPath(planDir, dir);
+}

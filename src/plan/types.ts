@@ -1,0 +1,93 @@
+import type { ReadOnlyMode, ReadOnlyScope } from '../readonly/types.js';
+import type { Engine } from '../util/db-url.js';
+
+/** A server named by the plan. Never holds a password: see resolvePlanSecrets(). */
+export interface PlanEndpoint {
+  /** The URL as written, with any password removed. */
+  url: string;
+  /** Environment variable that holds the password. */
+  passwordEnv?: string;
+  host: string;
+  port: number;
+  user: string;
+  database?: string;
+}
+
+export type PlanScope =
+  | { kind: 'databases'; names: string[] }
+  | { kind: 'schemas'; names: string[] }
+  | { kind: 'tenants'; names: string[] };
+
+export type PlanMethod = 'replication' | 'dump';
+export type VerifyMode = 'none' | 'rowcounts' | 'checksums';
+/** Which pre-fence sessions the fence ends: none (drain only), only idle-in-transaction ones, or all. */
+export type TerminatePolicy = 'none' | 'idle-in-transaction' | 'all';
+
+export interface PlanReadOnly {
+  scope: ReadOnlyScope;
+  /** Database / role / schema name; absent means "derive from scope". */
+  name?: string;
+  mode: ReadOnlyMode;
+  drainTimeoutMs: number;
+  lockTimeoutMs: number;
+  terminate: TerminatePolicy;
+  /** strict mode: roles that may not log in while fenced. */
+  roles: string[];
+}
+
+export interface PlanLimits {
+  /** Fence to lift: the write-downtime budget. */
+  maxWriteBlockedMs: number;
+  /** Replication lag the fence may start under. */
+  maxLagBeforeFenceBytes: number;
+}
+
+export type RouterKind = 'none' | 'pgbouncer' | 'haproxy' | 'file' | 'exec';
+
+export type RouterConfig =
+  | { kind: 'none' }
+  | {
+      kind: 'pgbouncer';
+      /** Admin console URL, password removed. */
+      admin: string;
+      adminPasswordEnv?: string;
+      /** Absolute path of pgbouncer.ini. */
+      ini: string;
+      /** The `[databases]` entry the applications connect through. */
+      database: string;
+    }
+  | { kind: 'haproxy'; socket: string; backend: string; server: string }
+  | { kind: 'file'; path: string; format: 'json' | 'env' }
+  | {
+      kind: 'exec';
+      /** argv; no shell unless the user wrote one (e.g. ["sh", "-c", "..."]). */
+      command: string[];
+      hold?: string[];
+      release?: string[];
+      timeoutMs: number;
+    };
+
+export interface PlanHooks {
+  beforeFence?: string[];
+  afterSwitch?: string[];
+}
+
+export interface Plan {
+  /** Absolute path of the plan file. */
+  file: string;
+  engine: Engine;
+  source: PlanEndpoint;
+  target: PlanEndpoint;
+  scope: PlanScope;
+  method: PlanMethod;
+  readOnly: PlanReadOnly;
+  limits: PlanLimits;
+  verify: VerifyMode;
+  sequences: { gap: number };
+  router: RouterConfig;
+  hooks: PlanHooks;
+  /** Absolute journal/lock directory. */
+  stateDir: string;
+  /** Accepted but risky choices (e.g. a password inside a URL). */
+  warnings: string[];
+}

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** Makes a create, rename or unlink in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Creates a private directory (0700: state names servers) and makes its creation durable. */
+export async function ensureDirDurably(dir: string): Promise<void> {
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (created !== undefined) await fsyncDir(dirname(dir));
+}
+
+export interface AtomicWriteOptions {
+  /** File mode (default 0600). */
+  mode?: number;
+  /** Keep a file's owner when replacing it (needs root to give it away). */
+  owner?: { uid: number; gid: number };
+}
+
+/**
+ * Replaces `path` so that readers and crashes see either the old or the new content, never a mix:
+ * temp file in the same directory, fsync, rename, fsync the directory.
+ */
+export async function writeFileAtomic(path: string, content: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+  const mode = opts.mode ?? 0o600;
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(content);
+      // The umask may have narrowed the mode given to open().
+      await fh.chmod(mode);
+      if (opts.owner) await fh.chown(opts.owner.uid, opts.owner.gid);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(dirname(path));
+}

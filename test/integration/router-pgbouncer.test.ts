@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgBouncerRouter } from '../../adapters/routers/pgbouncer-router.js';
+import { OperationError, PreflightError } from '../../src/errors.js';
+import { freePort } from '../../src/sandbox/ports.js';
+import { pgbouncerMissing, PgBouncerSandbox } from '../helpers/pgbouncer.js';
+import { exec, pg15Missing, pg17Missing, PostgresSandbox } from '../helpers/pg.js';
+
+const skip = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Ack {
+  client: number;
+  n: number;
+  startedAt: number;
+  endedAt: number;
+  serverPort: number;
+}
+
+/** N clients inserting numbered rows through PgBouncer until stopped; every acknowledged row is recorded. */
+class Workload {
+  readonly acks: Ack[] = [];
+  readonly errors: string[] = [];
+  private running = true;
+  private loops: Promise<void>[] = [];
+
+  /** `run` keeps client ids of separate workloads apart, so rows of an earlier test never collide. */
+  constructor(
+    private readonly port: number,
+    private readonly password: string,
+    private readonly run: number,
+  ) {}
+
+  async start(clients: number): Promise<void> {
+    const conns = await Promise.all(
+      Array.from({ length: clients }, async () => {
+        const c = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', password: this.password, database: 'shop' });
+        c.on('error', (e) => this.errors.push(e.message));
+        await c.connect();
+        return c;
+      }),
+    );
+    this.loops = conns.map((c, i) => this.loop(c, this.run * 100 + i));
+  }
+
+  private async loop(c: pg.Client, client: number): Promise<void> {
+    for (let n = 1; this.running; n++) {
+      const startedAt = performance.now();
+      try {
+        const r = await c.query<{ port: number }>('INSERT INTO t (client, n) VALUES ($1, $2) RETURNING inet_server_port() AS port', [client, n]);
+        this.acks.push({ client, n, startedAt, endedAt: performance.now(), serverPort: r.rows[0]!.port });
+      } catch (e) {
+        this.errors.push(`client ${client} row ${n}: ${(e as Error).message}`);
+      }
+    }
+    await c.end();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  maxLatencyMs(from = 0): number {
+    return Math.max(0, ...this.acks.filter((a) => a.endedAt >= from).map((a) => a.endedAt - a.startedAt));
+  }
+}
+
+async function rowsOn(sb: PostgresSandbox): Promise<Set<string>> {
+  const c = new pg.Client({ host: sb.host, port: sb.port, user: 'postgres', password: sb.password, database: 'shop' });
+  await c.connect();
+  try {
+    const r = await c.query<{ client: number; n: number }>('SELECT client, n FROM t');
+    return new Set(r.rows.map((x) => `${x.client}/${x.n}`));
+  } finally {
+    await c.end();
+  }
+}
+
+describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', () => {
+  const password = randomBytes(12).toString('hex');
+  let src: PostgresSandbox;
+  let dst: PostgresSandbox;
+  let bouncer: PgBouncerSandbox;
+  let router: PgBouncerRouter;
+
+  beforeAll(async () => {
+    [src, dst] = await Promise.all([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: 17, password })]);
+    for (const sb of [src, dst]) {
+      await exec(sb, 'postgres', 'CREATE DATABASE shop');
+      await exec(sb, 'shop', 'CREATE TABLE t (client int, n int, at timestamptz DEFAULT now(), PRIMARY KEY (client, n))');
+    }
+    bouncer = await PgBouncerSandbox.start({ databases: { shop: { host: '127.0.0.1', port: src.port } }, users: { postgres: password } });
+    router = new PgBouncerRouter({ admin: bouncer.adminUrl(), adminPassword: bouncer.adminPassword, ini: bouncer.iniPath, database: 'shop' });
+  });
+
+  afterAll(async () => {
+    await router?.close();
+    await Promise.allSettled([bouncer?.stop(), src?.stop(), dst?.stop()]);
+  });
+
+  it('moves 4 looping writers to the target with no client error, clients waiting through the hold', async () => {
+    expect(await router.preflight()).toEqual([]);
+    expect(await router.current()).toEqual({ host: '127.0.0.1', port: src.port, database: 'shop' });
+    const iniBefore = await stat(bouncer.iniPath);
+    const work = new Workload(bouncer.port, password, 1);
+    await work.start(4);
+    await sleep(500);
+
+    const holdStart = performance.now();
+    await router.hold(5_000);
+    const held = performance.now();
+    // Long enough that a client which did not wait would be obvious in its latency.
+    await sleep(300);
+    const pointStart = performance.now();
+    await router.pointTo({ host: '127.0.0.1', port: dst.port, database: 'shop' });
+    await router.release();
+    const released = performance.now();
+    await sleep(500);
+    await work.stop();
+
+    expect(work.errors).toEqual([]);
+    const afterRelease = work.acks.filter((a) => a.startedAt > released);
+    // Queries issued before the switch that were answered after it: they waited in PgBouncer.
+    const waited = work.acks.filter((a) => a.startedAt < pointStart && a.endedAt > pointStart);
+    expect(afterRelease.length).toBeGreaterThan(0);
+    expect(afterRelease.every((a) => a.serverPort === dst.port)).toBe(true);
+    expect(waited.length).toBeGreaterThan(0);
+    expect(waited.every((a) => a.serverPort === dst.port)).toBe(true);
+    expect(work.maxLatencyMs()).toBeGreaterThanOrEqual(250);
+
+    const [onSrc, onDst] = await Promise.all([rowsOn(src), rowsOn(dst)]);
+    const lost = work.acks.filter((a) => !(a.serverPort === src.port ? onSrc : onDst).has(`${a.client}/${a.n}`));
+    expect(lost).toEqual([]);
+    expect(await router.current()).toEqual({ host: '127.0.0.1', port: dst.port, database: 'shop' });
+
+    const iniAfter = await stat(bouncer.iniPath);
+    expect([iniAfter.uid, iniAfter.gid, iniAfter.mode]).toEqual([iniBefore.uid, iniBefore.gid, iniBefore.mode]);
+    console.log(`pgbouncer switch with a 300ms artificial hold: PAUSE ${(held - holdStart).toFixed(1)}ms, ${waited.length} queries waited, hold→release ${(released - holdStart).toFixed(1)}ms, ${work.acks.length} rows, max client latency ${work.maxLatencyMs().toFixed(1)}ms`);
+  });
+
+  it('switches back under load in milliseconds (measured)', async () => {
+    const work = new Workload(bouncer.port, password, 2);
+    await work.start(4);
+    await sleep(300);
+    const t0 = performance.now();
+    await router.hold(5_000);
+    await router.pointTo({ host: '127.0.0.1', port: src.port, database: 'shop' });
+    await router.release();
+    const switchMs = performance.now() - t0;
+    await sleep(300);
+    await work.stop();
+    expect(work.errors).toEqual([]);
+    expect(work.acks.filter((a) => a.startedAt > t0 + switchMs).every((a) => a.serverPort === src.port)).toBe(true);
+    console.log(`pgbouncer switch (PAUSE → ini rewrite → RELOAD → SHOW DATABASES → RESUME): ${switchMs.toFixed(1)}ms, max client latency ${work.maxLatencyMs().toFixed(1)}ms over ${work.acks.length} rows`);
+  });
+
+  it('gives up a PAUSE stuck behind a long query, resumes, and lets clients through', async () => {
+    const long = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: 'postgres', password, database: 'shop' });
+    long.on('error', () => {});
+    await long.connect();
+    const sleeping = long.query('SELECT pg_sleep(3)');
+    await sleep(200);
+    const t0 = performance.now();
+    const e = await router.hold(400).catch((err: unknown) => err);
+    const gaveUpMs = performance.now() - t0;
+    expect(e).toBeInstanceOf(OperationError);
+    expect((e as OperationError).message).toMatch(/could not pause "shop" within 400ms.*resumed it/);
+    expect(gaveUpMs).toBeLessThan(2_000);
+
+    const other = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: 'postgres', password, database: 'shop', query_timeout: 1_500 });
+    await other.connect();
+    const q0 = performance.now();
+    await other.query('SELECT 1');
+    expect(performance.now() - q0).toBeLessThan(1_000);
+    await other.end();
+    await sleeping;
+    await long.end();
+    // Nothing is left paused, and a later hold works again.
+    await router.hold(2_000);
+    await router.release();
+    await router.release();
+  });
+
+  it('reports session pool mode as a blocking finding', async () => {
+    const admin = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: bouncer.adminUser, password: bouncer.adminPassword, database: 'pgbouncer' });
+    await admin.connect();
+    try {
+      await admin.query("SET pool_mode = 'session'");
+      const findings = await router.preflight();
+      expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringContaining('pgbouncer#369') })]);
+    } finally {
+      await admin.query("SET pool_mode = 'transaction'");
+      await admin.end();
+    }
+  });
+
+  it('says clearly when the admin console is unreachable', async () => {
+    const port = await freePort();
+    const dead = new PgBouncerRouter({ admin: `postgres://pgbouncer@127.0.0.1:${port}/pgbouncer`, adminPassword: 'x', ini: bouncer.iniPath, database: 'shop' });
+    const e = await dead.hold(1_000).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(PreflightError);
+    expect((e as PreflightError).message).toBe(`cannot reach the PgBouncer admin console at 127.0.0.1:${port} (ECONNREFUSED)`);
+    await dead.close();
+  });
+});

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { parsePlan } from '../../src/plan/parse-plan.js';
+import { planId } from '../../src/plan/plan-id.js';
+import { resolvePlanSecrets } from '../../src/plan/secrets.js';
+
+const ROUTER = 'router: { kind: pgbouncer, admin: "postgres://pgbouncer:adminpw@127.0.0.1:6432/pgbouncer", ini: /etc/pgbouncer/pgbouncer.ini }';
+
+describe('resolvePlanSecrets', () => {
+  it('takes passwords from the named environment variables', () => {
+    const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: SRC_PW }\ntarget: { url: postgres://app@b/shop, passwordEnv: DST_PW }\n', 'p.yaml');
+    expect(resolvePlanSecrets(plan, { SRC_PW: 'one', DST_PW: 'two' })).toEqual({ source: 'one', target: 'two', all: ['one', 'two'] });
+  });
+
+  it('fails naming the variable when it is unset', () => {
+    const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: SRC_PW }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
+    expect(() => resolvePlanSecrets(plan, {})).toThrow(UsageError);
+    expect(() => resolvePlanSecrets(plan, {})).toThrow('source.passwordEnv: environment variable SRC_PW is not set');
+  });
+
+  it('falls back to a password written in the URL, which the plan itself does not hold', () => {
+    const plan = parsePlan(`source: { url: "postgres://app:p%40ss@a/shop" }\ntarget: { url: postgres://app@b/shop }\n${ROUTER}\n`, 'p.yaml');
+    expect(JSON.stringify(plan)).not.toMatch(/p%40ss|p@ss|adminpw/);
+    expect(plan.warnings).toHaveLength(2);
+    expect(resolvePlanSecrets(plan, {})).toEqual({ source: 'p@ss', routerAdmin: 'adminpw', all: ['p@ss', 'adminpw'] });
+  });
+
+  it('prefers passwordEnv over a URL password', () => {
+    const plan = parsePlan('source: { url: "postgres://app:old@a/shop", passwordEnv: SRC_PW }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
+    expect(resolvePlanSecrets(plan, { SRC_PW: 'new' }).source).toBe('new');
+  });
+});
+
+describe('planId', () => {
+  const base = 'source: { url: postgres://app@10.0.0.1/shop }\ntarget: { url: postgres://app@10.0.0.2/shop }\n';
+
+  it('is stable across settings that do not change what moves where', () => {
+    const a = planId(parsePlan(base, 'a.yaml'));
+    const b = planId(parsePlan(base + 'limits: { maxWriteBlocked: 2s }\nverify: none\nrouter: { kind: file, path: /x }\n', 'other/b.yaml'));
+    expect(a).toBe(b);
+    expect(a).toMatch(/^shop-[0-9a-f]{12}$/);
+  });
+
+  it('changes with the target or the scope', () => {
+    const a = planId(parsePlan(base, 'a.yaml'));
+    expect(planId(parsePlan(base.replace('10.0.0.2', '10.0.0.3'), 'a.yaml'))).not.toBe(a);
+    expect(planId(parsePlan(base + 'scope: { schemas: [public] }\n', 'a.yaml'))).not.toBe(a);
+  });
+});
