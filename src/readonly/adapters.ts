@@ -1,5 +1,4 @@
 import { PostgresReadOnlyAdapter } from '../../adapters/postgres/postgres-readonly.js';
-import { UsageError } from '../errors.js';
 import type { DbEndpoint } from '../util/db-url.js';
 import type { ReadOnlyAdapter } from './types.js';
 
@@ -9,7 +8,10 @@ export async function connectReadOnlyAdapter(ep: DbEndpoint, lockTimeoutMs: numb
     case 'postgres':
       return PostgresReadOnlyAdapter.connect(ep, lockTimeoutMs);
     case 'mysql':
-    case 'mariadb':
-      throw new UsageError(`${ep.engine} is not supported yet`, 'use a postgres:// URL');
+    case 'mariadb': {
+      // Loaded on demand so PostgreSQL-only use never loads the MySQL driver.
+      const { MysqlReadOnlyAdapter } = await import('../../adapters/mysql/mysql-readonly.js');
+      return MysqlReadOnlyAdapter.connect(ep, lockTimeoutMs);
+    }
   }
 }

@@ -1,0 +1,121 @@
+import mysql from 'mysql2/promise';
+import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { redactText } from '../../src/util/redact.js';
+import { assertSupported, detectFlavor, type MysqlFlavor } from './mysql-flavor.js';
+import { sessionSetupSql } from './mysql-sql.js';
+
+export type MysqlConnection = mysql.Connection;
+
+export interface MysqlConnectOptions {
+  lockTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+const PRIVILEGE_HINT =
+  'connect as an account that may set global variables and kill sessions (root; or MySQL: SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN; MariaDB: READ_ONLY ADMIN, CONNECTION ADMIN) and read the mysql schema';
+
+function where(ep: DbEndpoint): string {
+  return ep.host.startsWith('/') ? ep.host : `${ep.host}:${ep.port}`;
+}
+
+/** Translates a mysql2 driver or server error into one clear line with a fix. */
+export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error {
+  if (isCutoverError(e)) return e;
+  const err = e as { code?: string; errno?: number; message?: string; fatal?: boolean };
+  const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
+  const ctx = doing ? `${doing}: ` : '';
+  const connecting = doing === undefined;
+  switch (err.code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ETIMEDOUT':
+    case 'EAI_AGAIN':
+    case 'ENOENT':
+      return new PreflightError('unreachable', `cannot reach the server at ${where(ep)} (${err.code})`, 'check host and port in the URL and that the server is running and accepts connections', { cause: e });
+    case 'ECONNRESET':
+    case 'PROTOCOL_CONNECTION_LOST':
+      if (connecting) return new PreflightError('unreachable', `the server at ${where(ep)} closed the connection (${err.code})`, 'check that this is a MySQL/MariaDB port and the server accepts connections', { cause: e });
+      return new OperationError(`${ctx}lost the connection to ${where(ep)} (${err.code})`, 'check the server log; run `cutover readonly status` to see what is in place', { cause: e });
+  }
+  switch (err.errno) {
+    case 1045:
+      return new PreflightError('auth', `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`, 'check the password: set MYSQL_PWD or pass --password-env NAME (not in the URL)', { cause: e });
+    case 1130:
+      return new PreflightError('auth', `${where(ep)} does not let user "${ep.user}" connect from this host`, 'connect as an account whose host part matches this machine', { cause: e });
+    case 3118:
+    case 4151:
+      return new PreflightError('auth', `account "${ep.user}" is locked at ${where(ep)}`, 'unlock it (ALTER USER ... ACCOUNT UNLOCK) or connect as another account', { cause: e });
+    case 1251:
+    case 2059:
+    case 1524:
+      return new PreflightError('auth', `${where(ep)} asks for an authentication method the client cannot use: ${msg}`, 'give the account mysql_native_password or caching_sha2_password', { cause: e });
+    case 1044:
+    case 1142:
+    case 1143:
+    case 1095:
+    case 1227:
+    case 1370:
+    case 3530:
+      return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" at ${where(ep)}: ${msg}`, PRIVILEGE_HINT, { cause: e });
+    case 1049:
+      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the database name in the URL or --name', { cause: e });
+    case 1396:
+      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the account name given with --role', { cause: e });
+    case 1205:
+      return new OperationError(
+        `${ctx}could not get the lock within --lock-timeout at ${where(ep)}: another session holds LOCK TABLES, FLUSH TABLES WITH READ LOCK or a long commit`,
+        'find it with SHOW PROCESSLIST and let it finish (or end it), then retry; or raise --lock-timeout',
+        { cause: e },
+      );
+  }
+  if (connecting && /connect ?timeout|timed out/i.test(msg)) {
+    return new PreflightError('unreachable', `timed out connecting to ${where(ep)}`, 'check host, port and firewalls', { cause: e });
+  }
+  return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
+}
+
+function sslOption(ep: DbEndpoint): { ssl?: { rejectUnauthorized: boolean } } {
+  const mode = (ep.params['ssl-mode'] ?? ep.params.sslmode ?? '').toUpperCase();
+  if (mode === 'REQUIRED' || mode === 'REQUIRE') return { ssl: { rejectUnauthorized: false } };
+  if (mode === 'VERIFY_CA' || mode === 'VERIFY_IDENTITY' || mode === 'VERIFY-FULL' || mode === 'VERIFY-CA') return { ssl: { rejectUnauthorized: true } };
+  return {};
+}
+
+/**
+ * Opens the tool's own session: flavor detected, version checked, every lock wait bounded so the tool cannot
+ * queue behind a long transaction and stall the application, no server-side statement timeout.
+ */
+export async function connectMysql(ep: DbEndpoint, opts: MysqlConnectOptions = {}): Promise<{ conn: MysqlConnection; flavor: MysqlFlavor }> {
+  const socketPath = ep.host.startsWith('/') ? ep.host : ep.params.socket;
+  let conn: MysqlConnection;
+  try {
+    conn = await mysql.createConnection({
+      ...(socketPath ? { socketPath } : { host: ep.host, port: ep.port }),
+      user: ep.user,
+      ...(ep.password !== undefined ? { password: ep.password } : {}),
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      multipleStatements: false,
+      dateStrings: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      charset: 'utf8mb4',
+      ...sslOption(ep),
+    });
+  } catch (e) {
+    throw mapMysqlError(e, ep);
+  }
+  // A dropped connection emits 'error'; without a listener that would crash the process.
+  conn.on('error', () => {});
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT VERSION() AS v, @@version_comment AS c`);
+    const flavor = detectFlavor(String(rows[0]?.v ?? ''), String(rows[0]?.c ?? ''));
+    assertSupported(flavor, where(ep));
+    await conn.query(sessionSetupSql(flavor, opts.lockTimeoutMs ?? 2_000));
+    return { conn, flavor };
+  } catch (e) {
+    conn.destroy();
+    throw mapMysqlError(e, ep, isCutoverError(e) ? undefined : 'setting up the session');
+  }
+}

@@ -1,0 +1,44 @@
+/** Where the server's write history stands: the GTID set, and the binary log coordinates. */
+export interface WritePosition {
+  /** gtid_executed (MySQL) or gtid_binlog_pos (MariaDB), normalized; '' when GTIDs are off or nothing was logged. */
+  gtid: string;
+  /** Binary log file and offset; null when the binary log is off. */
+  file: string | null;
+  pos: number | null;
+}
+
+/**
+ * Normalizes a GTID set so two readings compare as strings: MySQL wraps gtid_executed with newlines and
+ * orders it by server UUID; MariaDB lists one `domain-server-seq` per domain.
+ */
+export function normalizeGtidSet(set: string | null | undefined): string {
+  if (!set) return '';
+  return set
+    .replace(/\s+/g, '')
+    .split(',')
+    .filter(Boolean)
+    .map((s) => s.toLowerCase())
+    .sort()
+    .join(',');
+}
+
+/** True when the position can show a write at all (GTIDs or a binary log). */
+export function canTrackWrites(p: WritePosition): boolean {
+  return p.gtid !== '' || p.file !== null;
+}
+
+/**
+ * Did anything get written between two readings? GTIDs decide when there are any (a log rotation moves the
+ * file and offset without a write); otherwise the binary log coordinates do.
+ */
+export function positionMoved(before: WritePosition, after: WritePosition): boolean {
+  if (before.gtid !== '' || after.gtid !== '') return before.gtid !== after.gtid;
+  if (before.file === null || after.file === null) return false;
+  return before.file !== after.file || before.pos !== after.pos;
+}
+
+export function describePosition(p: WritePosition): string {
+  if (p.gtid !== '') return `GTID ${p.gtid}`;
+  if (p.file !== null) return `${p.file}:${p.pos}`;
+  return 'no binary log';
+}

@@ -1,0 +1,431 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { UsageError } from '../../src/errors.js';
+import type {
+  FenceOnResult,
+  FenceOptions,
+  FenceTarget,
+  LeakCheck,
+  PriorState,
+  ReadOnlyAdapter,
+  ReadOnlyStatusResult,
+  ScopeStatus,
+  SessionInfo,
+} from '../../src/readonly/types.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { formatDuration } from '../../src/util/units.js';
+import { bypassAccounts, currentAccount, isLocked, resolveAccounts, type BypassAccount } from './mysql-accounts.js';
+import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
+import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import { canTrackWrites, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
+import { clientSessions, killSessions, publicSession, sleep, type MysqlSession, type Query } from './mysql-sessions.js';
+import {
+  accountLabel,
+  accountLockSql,
+  fenceServerSql,
+  isOn,
+  liftServerSql,
+  restoreServerSql,
+  schemaReadOnlySql,
+  type Account,
+  type ServerReadOnlyState,
+} from './mysql-sql.js';
+
+/** What `on` changes, so `off` can put back exactly that. */
+interface MysqlPrior extends PriorState {
+  flavor: 'mysql' | 'mariadb';
+  server?: ServerReadOnlyState;
+  /** schema scope: READ ONLY before the fence. */
+  schemaReadOnly?: boolean;
+  /** strict mode: `user@host` → the account and whether it was locked before the fence. */
+  roles: Record<string, Account & { locked: boolean }>;
+}
+
+type MysqlScope = 'server' | 'schema';
+
+/**
+ * information_schema.INNODB_TRX is served from a cache that InnoDB refreshes only when nobody read it in the
+ * last 100 ms (measured on MariaDB 10.11: polling every 25 ms kept showing a transaction long gone). Every
+ * poll of open transactions waits longer than that, and the first read waits that long after the fence.
+ */
+const INNODB_TRX_CACHE_MS = 110;
+const LEAK_SAMPLE_MS = INNODB_TRX_CACHE_MS;
+const DRAIN_POLL_MS = INNODB_TRX_CACHE_MS;
+
+export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
+  readonly engine: 'mysql' | 'mariadb';
+
+  private constructor(
+    private readonly ep: DbEndpoint,
+    private readonly conn: MysqlConnection,
+    readonly flavor: MysqlFlavor,
+  ) {
+    this.engine = flavor.kind;
+  }
+
+  static async connect(ep: DbEndpoint, lockTimeoutMs: number): Promise<MysqlReadOnlyAdapter> {
+    const { conn, flavor } = await connectMysql(ep, { lockTimeoutMs });
+    return new MysqlReadOnlyAdapter(ep, conn, flavor);
+  }
+
+  async close(): Promise<void> {
+    await this.conn.end().catch(() => this.conn.destroy());
+  }
+
+  private get where(): string {
+    return `${this.ep.host}:${this.ep.port}`;
+  }
+
+  private readonly q: Query = async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
+    try {
+      const [rows] = await this.conn.query(sql, params);
+      return Array.isArray(rows) ? (rows as R[]) : [];
+    } catch (e) {
+      throw mapMysqlError(e, this.ep, doing ?? 'running a query');
+    }
+  };
+
+  async serverId(): Promise<string> {
+    if (this.flavor.kind === 'mysql') {
+      const rows = await this.q<RowDataPacket & { id: string }>(`SELECT @@server_uuid AS id`);
+      if (rows[0]?.id) return `mysql:${rows[0].id}`;
+    }
+    // MariaDB has no server UUID: host name, port, server_id and data directory identify the instance.
+    const rows = await this.q<RowDataPacket & { h: string; p: string; s: string; d: string }>(`SELECT @@hostname AS h, @@port AS p, @@server_id AS s, @@datadir AS d`);
+    const r = rows[0]!;
+    return `${this.flavor.kind}:${r.h}:${r.p}:${r.s}:${r.d}`;
+  }
+
+  defaultStatusTargets(): FenceTarget[] {
+    return this.flavor.schemaReadOnly && this.ep.database ? [{ scope: 'server' }, { scope: 'schema', name: this.ep.database }] : [{ scope: 'server' }];
+  }
+
+  /** `database` is a synonym of `schema` here; per-account read-only does not exist. */
+  private scopeOf(target: FenceTarget): MysqlScope {
+    if (target.scope === 'server') return 'server';
+    if (target.scope === 'role') {
+      throw new UsageError(`${flavorLabel(this.flavor)} has no per-account read-only setting`, 'use --scope server --mode strict --role <account> to keep that account out while the server is read-only');
+    }
+    if (!this.flavor.schemaReadOnly) {
+      throw new UsageError(
+        `${flavorLabel(this.flavor)} has no schema-level read-only (ALTER SCHEMA ... READ ONLY needs MySQL 8.0.22+)`,
+        `fence the whole server with --scope server (add --mode strict --role <app account> to lock the app accounts), or revoke the app accounts' INSERT, UPDATE, DELETE privileges on that schema yourself for the cutover and grant them back afterwards`,
+      );
+    }
+    if (!target.name) throw new UsageError(`--scope ${target.scope} needs --name`, 'pass --name <schema> (or put the database in the URL)');
+    return 'schema';
+  }
+
+  private async serverState(): Promise<ServerReadOnlyState> {
+    const f = this.flavor;
+    const rows = await this.q<RowDataPacket & { ro: unknown; sro: unknown }>(
+      `SELECT @@GLOBAL.read_only AS ro${f.superReadOnly ? ', @@GLOBAL.super_read_only AS sro' : ''}`,
+    );
+    const state: ServerReadOnlyState = { readOnly: isOn(rows[0]?.ro), superReadOnly: f.superReadOnly ? isOn(rows[0]?.sro) : null };
+    if (f.persist) {
+      const persisted = await this.q<RowDataPacket & { n: string; v: string }>(
+        `SELECT VARIABLE_NAME AS n, VARIABLE_VALUE AS v FROM performance_schema.persisted_variables WHERE VARIABLE_NAME IN ('read_only', 'super_read_only')`,
+        [],
+        'reading persisted variables',
+      );
+      const get = (name: string): boolean | null => {
+        const row = persisted.find((p) => p.n === name);
+        return row ? isOn(row.v) : null;
+      };
+      state.persisted = { read_only: get('read_only'), super_read_only: get('super_read_only') };
+    }
+    return state;
+  }
+
+  private async schemaState(name: string): Promise<boolean> {
+    const rows = await this.q<RowDataPacket & { o: string | null }>(
+      `SELECT s.SCHEMA_NAME, e.OPTIONS AS o FROM information_schema.SCHEMATA s
+         LEFT JOIN information_schema.SCHEMATA_EXTENSIONS e ON e.SCHEMA_NAME = s.SCHEMA_NAME
+        WHERE s.SCHEMA_NAME = ?`,
+      [name],
+      'reading schema options',
+    );
+    if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${this.where}`, 'check --name');
+    return /READ ONLY\s*=\s*1/i.test(rows[0]!.o ?? '');
+  }
+
+  async capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState> {
+    const scope = this.scopeOf(target);
+    const roles: MysqlPrior['roles'] = {};
+    if (opts.mode === 'strict') {
+      if (opts.roles.length === 0) throw new UsageError('strict mode needs the app accounts to lock', 'pass --role <user> or --role <user@host> (repeatable)');
+      const me = accountLabel(await currentAccount(this.q));
+      for (const a of await resolveAccounts(this.q, opts.roles, this.where)) {
+        if (accountLabel(a) === me) throw new UsageError(`refusing to lock account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from --role');
+        roles[accountLabel(a)] = { ...a, locked: await isLocked(this.q, a) };
+      }
+    } else if (opts.roles.length > 0) {
+      throw new UsageError('--role only applies to --mode strict', 'add --mode strict or drop --role');
+    }
+    const prior: MysqlPrior =
+      scope === 'server'
+        ? { flavor: this.flavor.kind, server: await this.serverState(), roles }
+        : { flavor: this.flavor.kind, schemaReadOnly: await this.schemaState(target.name!), roles };
+    return prior;
+  }
+
+  mergePrior(recorded: PriorState, fresh: PriorState): PriorState {
+    const r = recorded as MysqlPrior;
+    const f = fresh as MysqlPrior;
+    // The first record's values win: a second `on` would otherwise record the fence itself as "previous".
+    return { ...f, ...r, roles: { ...f.roles, ...r.roles } } satisfies MysqlPrior;
+  }
+
+  async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
+    const scope = this.scopeOf(target);
+    const p = prior as MysqlPrior;
+    const warnings: string[] = [];
+    const exempt = opts.exemptSessions ?? [];
+
+    if (scope === 'server') {
+      for (const sql of fenceServerSql(this.flavor)) await this.q(sql, [], `fencing the server (${sql})`);
+    } else {
+      await this.q(schemaReadOnlySql(target.name!, true), [], `making schema ${target.name} read-only`);
+    }
+    const lockedRoles: string[] = [];
+    for (const [label, a] of Object.entries(p.roles)) {
+      if (!a.locked) await this.q(accountLockSql(a, true), [], `locking account ${label}`);
+      lockedRoles.push(label);
+    }
+
+    // Schema READ ONLY binds every account; server read_only lets the bypass accounts through (MariaDB, or
+    // MySQL without super_read_only).
+    const bypass = scope === 'server' && !this.flavor.superReadOnly ? reachable(await bypassAccounts(this.q, this.flavor), await clientSessions(this.q)) : [];
+    const bypassUsers = new Set(bypass.map((b) => b.user));
+    if (bypass.length > 0) warnings.push(bypassWarning(bypass, this.flavor));
+
+    const drained: SessionInfo[] = [];
+    const terminated: SessionInfo[] = [];
+    let untouched: SessionInfo[] = [];
+    if (scope === 'server') await sleep(INNODB_TRX_CACHE_MS);
+    if (opts.mode === 'advisory') {
+      const open = scope === 'server' ? await clientSessions(this.q, { writingOnly: true, exempt }) : [];
+      untouched = open.map((s) =>
+        publicSession(s, bypassUsers.has(s.user) ? 'privileged write transaction: can still commit' : 'write transaction opened before the fence: its COMMIT fails (error 1290)'),
+      );
+      if (bypass.length > 0) warnings.push('advisory mode: sessions of the accounts above keep writing (use --mode enforced to end them, or strict to lock app accounts)');
+    } else if (scope === 'server') {
+      // ALTER SCHEMA ... READ ONLY waits for every transaction holding a lock in the schema: nothing to drain.
+      const first = await clientSessions(this.q, { writingOnly: true, exempt });
+      let writers = first;
+      const deadline = Date.now() + opts.drainTimeoutMs;
+      while (writers.length > 0 && Date.now() < deadline) {
+        await sleep(DRAIN_POLL_MS);
+        writers = await clientSessions(this.q, { writingOnly: true, exempt });
+      }
+      const still = new Set(writers.map((w) => w.threadId));
+      for (const w of first) if (!still.has(w.threadId)) drained.push(publicSession(w, 'write transaction ended within the drain timeout'));
+      const lockedUsers = Object.values(p.roles).map((a) => a.user);
+      const privileged = await clientSessions(this.q, { users: [...bypassUsers], exempt });
+      const ofLocked = opts.mode === 'strict' ? await clientSessions(this.q, { users: lockedUsers, exempt }) : [];
+      const toEnd = new Map<string, { s: MysqlSession; reason: string }>();
+      for (const s of ofLocked) toEnd.set(s.threadId, { s, reason: 'account locked by strict mode: connected before the lock' });
+      for (const s of privileged) toEnd.set(s.threadId, { s, reason: `account bypasses read_only (${this.flavor.bypassPrivileges.join('/')}): could still commit writes` });
+      for (const s of writers) toEnd.set(s.threadId, { s, reason: `write transaction (${s.rowsModified} row(s) changed) still open after the ${formatDuration(opts.drainTimeoutMs)} drain timeout` });
+      const ended = await killSessions(this.q, [...toEnd.keys()]);
+      for (const { s, reason } of toEnd.values()) {
+        if (ended.has(s.threadId)) terminated.push(publicSession(s, reason));
+        else warnings.push(`session ${s.threadId} (user ${s.user}) could not be killed`);
+      }
+    }
+
+    const persistent = scope === 'schema' || this.flavor.persist;
+    if (!persistent) {
+      warnings.push(
+        this.flavor.kind === 'mariadb'
+          ? 'MariaDB has no SET PERSIST: a server restart drops this fence (read_only comes back from the config files); run `cutover readonly on` again after any restart'
+          : `${flavorLabel(this.flavor)} has no SET PERSIST: a server restart drops this fence; run \`cutover readonly on\` again after any restart`,
+      );
+    }
+    const leakCheck = scope === 'server' ? await this.leakCheck(opts.probeMs, bypassUsers, exempt, warnings) : await this.schemaLeakCheck(target.name!, opts.probeMs, warnings);
+    return {
+      scope: target.scope,
+      ...(target.name ? { name: target.name } : {}),
+      mode: opts.mode,
+      persistent,
+      drained,
+      terminated,
+      untouched,
+      lockedRoles,
+      warnings,
+      leakCheck,
+    } satisfies Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>;
+  }
+
+  private async position(): Promise<WritePosition> {
+    const g = await this.q<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${this.flavor.gtidVariable} AS g`);
+    const b = await this.q<RowDataPacket & { File?: string; Position?: string | number }>(this.flavor.binlogStatusSql, [], 'reading the binary log position');
+    const file = b[0]?.File ?? null;
+    return { gtid: normalizeGtidSet(g[0]?.g), file, pos: file === null ? null : Number(b[0]!.Position) };
+  }
+
+  /**
+   * The write position must not move during the probe. Open write transactions are sampled meanwhile so a
+   * move can be pinned on a session; a privileged session holding changed rows is a leak even before it
+   * commits, since it can.
+   */
+  private async leakCheck(probeMs: number, bypassUsers: Set<string>, exempt: readonly string[], warnings: string[]): Promise<LeakCheck> {
+    const start = await this.position();
+    const seen = new Map<string, MysqlSession>();
+    const activePrivileged = new Map<string, MysqlSession>();
+    const end = Date.now() + probeMs;
+    do {
+      for (const s of await clientSessions(this.q, { writingOnly: true, exempt })) seen.set(s.threadId, s);
+      if (bypassUsers.size > 0) {
+        for (const s of await clientSessions(this.q, { users: [...bypassUsers], exempt })) {
+          if (s.command !== 'Sleep' || !activePrivileged.has(s.threadId)) activePrivileged.set(s.threadId, s);
+        }
+      }
+      await sleep(LEAK_SAMPLE_MS);
+    } while (Date.now() < end);
+    const after = await this.position();
+    const moved = positionMoved(start, after);
+    if (!canTrackWrites(start)) warnings.push('the binary log is off: the leak check could only watch open transactions, not committed writes');
+    const writers: SessionInfo[] = [];
+    for (const s of seen.values()) {
+      if (bypassUsers.has(s.user)) writers.push(publicSession(s, `privileged session changed ${s.rowsModified} row(s) after the fence and can commit them`));
+      else if (moved) writers.push(publicSession(s, `held changed rows while the write position moved`));
+    }
+    if (moved && writers.length === 0) {
+      // Autocommit writes are too short to catch in INNODB_TRX: name every privileged session that was there.
+      for (const s of activePrivileged.values()) {
+        writers.push(publicSession(s, s.command === 'Sleep' ? 'privileged session connected while the write position moved' : 'privileged session running statements while the write position moved'));
+      }
+    }
+    if (moved && writers.length === 0) {
+      writers.push({ id: 'binlog', user: '', reason: `write position moved from ${describePosition(start)} to ${describePosition(after)}; no session was caught in the act (look at the binary log)` });
+    }
+    writers.push(...(await this.preparedXa()));
+    return { probeMs, clean: !moved && writers.length === 0, writers };
+  }
+
+  /** Schema READ ONLY is enforced by the server for every account; the binary log position is server-wide. */
+  private async schemaLeakCheck(name: string, probeMs: number, warnings: string[]): Promise<LeakCheck> {
+    await sleep(probeMs);
+    const stillOn = await this.schemaState(name);
+    warnings.push('schema scope: the leak check confirms the READ ONLY option only (the write position is server-wide)');
+    const writers: SessionInfo[] = stillOn ? [] : [{ id: `schema:${name}`, user: '', reason: 'the READ ONLY option was turned off again during the probe' }];
+    return { probeMs, clean: writers.length === 0, writers };
+  }
+
+  /** XA transactions prepared before the fence can still be committed by a privileged session. */
+  private async preparedXa(): Promise<SessionInfo[]> {
+    const rows = await this.q<RowDataPacket & { formatID: number; gtrid_length: number; bqual_length: number; data: Buffer | string }>(`XA RECOVER`, [], 'listing prepared XA transactions');
+    return rows.map((r) => {
+      const data = Buffer.isBuffer(r.data) ? r.data.toString('utf8') : String(r.data);
+      const gtrid = data.slice(0, Number(r.gtrid_length));
+      return { id: `xa:${gtrid}`, user: '', reason: `prepared XA transaction "${gtrid}" can still be committed (XA COMMIT or XA ROLLBACK it)` };
+    });
+  }
+
+  async restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number) {
+    void lockTimeoutMs; // applied to the session at connect
+    const scope = this.scopeOf(target);
+    const p = prior as MysqlPrior | undefined;
+    const warnings: string[] = [];
+    const unlockedRoles: string[] = [];
+    let wasOn = true;
+    let restored: string;
+    if (scope === 'server') {
+      const current = await this.serverState();
+      if (p?.server) {
+        for (const sql of restoreServerSql(this.flavor, p.server)) await this.q(sql, [], `restoring the server (${sql})`);
+        restored = p.server.readOnly
+          ? `read_only stays ON: it was ON before the fence${p.server.superReadOnly ? ' (super_read_only too)' : ''}`
+          : 'restored read_only = OFF as it was before the fence';
+      } else if (current.readOnly || current.superReadOnly) {
+        for (const sql of liftServerSql(this.flavor)) await this.q(sql, [], `lifting the fence (${sql})`);
+        restored = 'read_only set OFF: no record of the value before the fence was found in the state dir';
+        warnings.push('no fence record found in the state dir: read_only was turned off; accounts locked by strict mode (if any) were not unlocked');
+      } else {
+        wasOn = false;
+        restored = 'unchanged: read_only is OFF';
+      }
+    } else {
+      const current = await this.schemaState(target.name!);
+      if (p && p.schemaReadOnly !== undefined) {
+        await this.q(schemaReadOnlySql(target.name!, p.schemaReadOnly), [], `restoring schema ${target.name}`);
+        restored = p.schemaReadOnly ? 'READ ONLY stays on: it was on before the fence' : 'restored READ ONLY = 0 as it was before the fence';
+      } else if (current) {
+        await this.q(schemaReadOnlySql(target.name!, false), [], `lifting READ ONLY on schema ${target.name}`);
+        restored = 'READ ONLY = 0: no record of the value before the fence was found in the state dir';
+      } else {
+        wasOn = false;
+        restored = 'unchanged: the schema is writable';
+      }
+    }
+    for (const [label, a] of Object.entries(p?.roles ?? {})) {
+      if (a.locked) continue;
+      try {
+        await this.q(accountLockSql(a, false), [], `unlocking account ${label}`);
+        unlockedRoles.push(label);
+      } catch (e) {
+        if ((e as { cause?: { errno?: number } }).cause?.errno !== 1396) throw e;
+        warnings.push(`account ${label} no longer exists: nothing to unlock`);
+      }
+    }
+    return { scope: target.scope, ...(target.name ? { name: target.name } : {}), wasOn, restored, unlockedRoles, warnings };
+  }
+
+  async status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>> {
+    const warnings: string[] = [];
+    const scopes: ScopeStatus[] = [];
+    const sessions = await clientSessions(this.q);
+    for (const target of targets) {
+      const scope = this.scopeOf(target);
+      const couldWrite: SessionInfo[] = [];
+      if (scope === 'server') {
+        const s = await this.serverState();
+        const setting = `read_only=${s.readOnly ? 'ON' : 'OFF'}${s.superReadOnly !== null ? `, super_read_only=${s.superReadOnly ? 'ON' : 'OFF'}` : ''}`;
+        const bypass = s.superReadOnly ? [] : reachable(await bypassAccounts(this.q, this.flavor), sessions);
+        const bypassUsers = new Set(bypass.map((b) => b.user));
+        for (const w of sessions.filter((x) => x.rowsModified > 0)) {
+          couldWrite.push(publicSession(w, bypassUsers.has(w.user) || !s.readOnly ? 'inside a write transaction' : 'inside a write transaction opened before read_only: its COMMIT fails'));
+        }
+        for (const b of bypass) couldWrite.push(bypassInfo(b, sessions));
+        if (bypass.length > 0) warnings.push(bypassWarning(bypass, this.flavor));
+        const persistent = s.readOnly && this.flavor.persist && s.persisted?.read_only === true;
+        if (s.readOnly && !this.flavor.persist) warnings.push(`${flavorLabel(this.flavor)} has no SET PERSIST: read_only=ON is lost on a server restart`);
+        scopes.push({ scope: target.scope, setting, readOnly: s.readOnly, persistent, sessions: sessions.length, couldWrite });
+      } else {
+        const ro = await this.schemaState(target.name!);
+        const inSchema = sessions.filter((x) => x.database === target.name);
+        scopes.push({
+          scope: target.scope,
+          name: target.name!,
+          setting: ro ? 'READ ONLY=1' : 'READ ONLY=0',
+          readOnly: ro,
+          persistent: true,
+          sessions: inSchema.length,
+          couldWrite: ro ? [] : inSchema.filter((x) => x.rowsModified > 0).map((x) => publicSession(x, 'inside a write transaction')),
+        });
+      }
+    }
+    return { version: this.flavor.full, scopes, warnings };
+  }
+}
+
+/** Accounts that are connected or able to connect: a locked account without sessions cannot write. */
+function reachable(bypass: BypassAccount[], sessions: MysqlSession[]): BypassAccount[] {
+  return bypass.filter((b) => !b.locked || sessions.some((s) => s.user === b.user));
+}
+
+function bypassInfo(b: BypassAccount, sessions: MysqlSession[]): SessionInfo {
+  const n = sessions.filter((s) => s.user === b.user).length;
+  return {
+    id: accountLabel(b),
+    user: b.user,
+    client: b.host,
+    reason: `holds ${b.privilege}${b.viaRole ? ` via role ${b.viaRole}` : ''}: writes despite read_only${b.locked ? ' (locked)' : ''}; ${n} session(s) of user ${b.user} connected`,
+  };
+}
+
+function bypassWarning(bypass: BypassAccount[], f: MysqlFlavor): string {
+  const names = bypass.map((b) => `${accountLabel(b)}${b.viaRole ? ` (via role ${b.viaRole})` : ''}${b.locked ? ' (locked)' : ''}`).join(', ');
+  return `${bypass.length} account(s) with ${f.bypassPrivileges.join(' or ')} write despite read_only on ${flavorLabel(f)}: ${names}; apps must not use them (enforced mode kills their sessions; they can reconnect)`;
+}
+

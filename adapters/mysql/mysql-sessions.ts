@@ -1,0 +1,131 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import type { SessionInfo } from '../../src/readonly/types.js';
+import { killSql } from './mysql-sql.js';
+
+/** Runs one query; the adapter passes its error-mapping wrapper. */
+export type Query = <R extends RowDataPacket>(sql: string, params?: unknown[], doing?: string) => Promise<R[]>;
+
+export interface MysqlSession extends SessionInfo {
+  threadId: string;
+  command: string;
+  /** Rows the open InnoDB transaction changed; 0 without one. */
+  rowsModified: number;
+  /** The session has an open InnoDB transaction. */
+  inTransaction: boolean;
+}
+
+export interface SessionFilter {
+  /** Only sessions whose transaction changed rows (innodb_trx.trx_rows_modified > 0). */
+  writingOnly?: boolean;
+  /** Only sessions of these user names. */
+  users?: readonly string[];
+  /** Thread ids to leave out (the cutover's own sessions). */
+  exempt?: readonly string[];
+}
+
+/**
+ * Replication threads (a replica's Binlog Dump on this server, this server's own replica threads), the event
+ * scheduler and other server threads: never reported, never killed.
+ */
+const SERVER_COMMANDS = ['Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Connect', 'Killed', 'Slave_IO', 'Slave_SQL', 'Slave_worker'];
+const SERVER_USERS = ['system user', 'event_scheduler', 'DELAYED', 'unauthenticated user'];
+
+interface Row extends RowDataPacket {
+  id: string;
+  user: string | null;
+  host: string | null;
+  db: string | null;
+  command: string | null;
+  state: string | null;
+  rows_modified: string | null;
+  trx_age_ms: string | null;
+}
+
+/** Client sessions except the tool's own, with their InnoDB transaction if any. */
+export async function clientSessions(q: Query, filter: SessionFilter = {}): Promise<MysqlSession[]> {
+  const params: unknown[] = [SERVER_COMMANDS, SERVER_USERS];
+  const cond = ['p.ID <> CONNECTION_ID()', 'p.COMMAND NOT IN (?)', 'COALESCE(p.USER, \'\') NOT IN (?)'];
+  if (filter.writingOnly) cond.push('t.trx_rows_modified > 0');
+  if (filter.users) {
+    if (filter.users.length === 0) return [];
+    params.push(filter.users);
+    cond.push('p.USER IN (?)');
+  }
+  if (filter.exempt?.length) {
+    params.push(filter.exempt);
+    cond.push('p.ID NOT IN (?)');
+  }
+  const rows = await q<Row>(
+    `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.DB AS db, p.COMMAND AS command, p.STATE AS state,
+            t.trx_rows_modified AS rows_modified,
+            TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) DIV 1000 AS trx_age_ms
+       FROM information_schema.PROCESSLIST p
+       LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
+      WHERE ${cond.join(' AND ')}
+      ORDER BY p.ID`,
+    params,
+    'listing sessions',
+  );
+  return rows.map(toSession);
+}
+
+function toSession(r: Row): MysqlSession {
+  return {
+    id: String(r.id),
+    threadId: String(r.id),
+    user: r.user ?? '',
+    ...(r.db ? { database: r.db } : {}),
+    ...(r.host ? { client: r.host } : {}),
+    ...(r.command ? { state: r.state ? `${r.command}: ${r.state}` : r.command } : {}),
+    ...(r.trx_age_ms !== null ? { transactionAgeMs: Number(r.trx_age_ms) } : {}),
+    command: r.command ?? '',
+    rowsModified: Number(r.rows_modified ?? 0),
+    inTransaction: r.rows_modified !== null,
+  };
+}
+
+/** The public shape (drops internal fields so reports stay stable). */
+export function publicSession(s: MysqlSession, reason?: string): SessionInfo {
+  const { threadId: _t, command: _c, rowsModified: _r, inTransaction: _i, ...rest } = s;
+  return reason ? { ...rest, reason } : rest;
+}
+
+const ER_NO_SUCH_THREAD = 1094;
+
+/**
+ * Kills sessions and waits until they are gone or marked Killed (rolling back), so that a transaction that
+ * was open cannot commit after this returns. Returns the thread ids that were actually ended.
+ */
+export async function killSessions(q: Query, threadIds: string[], waitMs = 5000): Promise<Set<string>> {
+  const ended = new Set<string>();
+  for (const id of threadIds) {
+    try {
+      await q(killSql(id), [], `killing session ${id}`);
+      ended.add(id);
+    } catch (e) {
+      // Ended on its own meanwhile: just as good.
+      if ((e as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_THREAD) ended.add(id);
+      else throw e;
+    }
+  }
+  if (ended.size === 0) return ended;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const alive = await q<RowDataPacket & { id: string }>(
+      `SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID IN (?) AND COMMAND <> 'Killed'`,
+      [[...ended]],
+      'waiting for killed sessions',
+    );
+    if (alive.length === 0) break;
+    if (Date.now() > deadline) {
+      for (const r of alive) ended.delete(String(r.id));
+      break;
+    }
+    await sleep(10);
+  }
+  return ended;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,68 @@
+import mysql from 'mysql2/promise';
+import { runCli } from '../../src/cli/program.js';
+import { findMariadbBinaries } from '../../src/sandbox/mariadb-binaries.js';
+import { MariadbSandbox } from '../../src/sandbox/mariadb-sandbox.js';
+import { missing } from './availability.js';
+
+export const mariadbMissing = await missing('MariaDB server binaries (mariadb-server)', () => findMariadbBinaries());
+
+/** A connection to a sandbox; errors after a KILL are expected in tests, so the 'error' event is swallowed. */
+export async function connect(sb: { host: string; port: number; password: string }, opts: { user?: string; password?: string } = {}): Promise<mysql.Connection> {
+  const c = await mysql.createConnection({ host: sb.host, port: sb.port, user: opts.user ?? 'root', password: opts.password ?? sb.password });
+  c.on('error', () => {});
+  return c;
+}
+
+/** Runs each statement on a short-lived root connection. */
+export async function exec(sb: MariadbSandbox, ...sql: string[]): Promise<void> {
+  const c = await connect(sb);
+  try {
+    for (const s of sql) await c.query(s);
+  } finally {
+    await c.end();
+  }
+}
+
+/** An app account with all privileges on one database. */
+export async function createAppUser(sb: MariadbSandbox, user: string, password: string, database: string, extra = ''): Promise<void> {
+  await exec(sb, `CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`, `GRANT ALL ON \`${database}\`.* TO '${user}'@'%'`, ...(extra ? [extra] : []));
+}
+
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+  /** stdout parsed, for --json runs. */
+  json: () => Record<string, unknown>;
+}
+
+/** Runs the CLI in-process with MYSQL_PWD set, collecting stdout and stderr. */
+export async function cli(args: string[], env: Record<string, string | undefined>): Promise<CliRun> {
+  let out = '';
+  let err = '';
+  const code = await runCli(args, { out: (t) => void (out += t), err: (t) => void (err += t), env, isTTY: false });
+  return { code, out, err, json: () => JSON.parse(out) as Record<string, unknown> };
+}
+
+/** errno of a failed query, or 'ok' when it succeeded (a connection closed by KILL has no errno). */
+export async function outcome(p: Promise<unknown>): Promise<number | string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    const err = e as { errno?: number; code?: string; message?: string };
+    return err.errno ?? err.code ?? err.message ?? 'error';
+  }
+}
+
+export async function readOnly(sb: MariadbSandbox): Promise<number> {
+  const c = await connect(sb);
+  try {
+    const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.read_only AS ro');
+    return Number(rows[0]!.ro);
+  } finally {
+    await c.end();
+  }
+}
+
+export { MariadbSandbox };
