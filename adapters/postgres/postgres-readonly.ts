@@ -173,7 +173,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     const terminated: SessionInfo[] = [];
     let untouched: SessionInfo[] = [];
     if (opts.mode === 'advisory') {
-      const before = await sessionsInScope(this.client, target, { startedBefore: cutoff });
+      const before = await sessionsInScope(this.client, target, { startedBefore: cutoff, exempt: opts.exemptSessions });
       untouched = before
         .filter((s) => scope !== 'server' || s.transactionAgeMs !== undefined)
         .map((s) => publicSession(s, scope === 'server' ? 'transaction opened before the fence keeps its read-write mode' : 'connected before the fence'));
@@ -182,17 +182,17 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
       }
       warnings.push('advisory mode: any session can still write with BEGIN READ WRITE or SET default_transaction_read_only = off');
     } else {
-      const firstWriters = await sessionsInScope(this.client, target, { startedBefore: cutoff, writingOnly: true });
+      const firstWriters = await sessionsInScope(this.client, target, { startedBefore: cutoff, writingOnly: true, exempt: opts.exemptSessions });
       const deadline = Date.now() + opts.drainTimeoutMs;
       let writers = firstWriters;
       while (writers.length > 0 && Date.now() < deadline) {
         await sleep(DRAIN_POLL_MS);
-        writers = await sessionsInScope(this.client, target, { startedBefore: cutoff, writingOnly: true });
+        writers = await sessionsInScope(this.client, target, { startedBefore: cutoff, writingOnly: true, exempt: opts.exemptSessions });
       }
       const stillWriting = new Set(writers.map((w) => w.pid));
       for (const w of firstWriters) if (!stillWriting.has(w.pid)) drained.push(publicSession(w, 'write transaction finished within the drain timeout'));
       // Every session that predates the fence may hold a read-write transaction or a session-level override.
-      const toEnd = await sessionsInScope(this.client, target, { startedBefore: cutoff });
+      const toEnd = await sessionsInScope(this.client, target, { startedBefore: cutoff, exempt: opts.exemptSessions });
       const ended = await terminateSessions(this.client, toEnd.map((s) => s.pid));
       for (const s of toEnd) {
         if (!ended.has(s.pid)) {
@@ -205,7 +205,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
         warnings.push('enforced mode: a new session can still write with BEGIN READ WRITE; use --mode strict --role <app role> to stop that');
       }
     }
-    const leakCheck = await this.leakCheck(target, opts.probeMs);
+    const leakCheck = await this.leakCheck(target, opts.probeMs, opts.exemptSessions ?? []);
     return {
       scope: target.scope,
       ...(target.name ? { name: target.name } : {}),
@@ -251,11 +251,11 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   /** Watches the scope for sessions that acquire a write transaction id after the fence. */
-  private async leakCheck(target: FenceTarget, probeMs: number) {
+  private async leakCheck(target: FenceTarget, probeMs: number, exempt: readonly string[]) {
     const seen = new Map<number, PgSession>();
     const end = Date.now() + probeMs;
     do {
-      for (const s of await sessionsInScope(this.client, target, { writingOnly: true })) seen.set(s.pid, s);
+      for (const s of await sessionsInScope(this.client, target, { writingOnly: true, exempt })) seen.set(s.pid, s);
       await sleep(LEAK_SAMPLE_MS);
     } while (Date.now() < end);
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));

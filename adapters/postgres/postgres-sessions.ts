@@ -24,6 +24,8 @@ export interface SessionFilter {
   startedBefore?: Date;
   /** Only sessions holding a transaction id, i.e. that have written in their open transaction. */
   writingOnly?: boolean;
+  /** Backend pids to leave out (the cutover's own sessions). */
+  exempt?: readonly string[];
 }
 
 /**
@@ -45,6 +47,10 @@ export async function sessionsInScope(client: PgClient, target: FenceTarget, fil
     cond.push(`a.backend_start < $${params.length}`);
   }
   if (filter.writingOnly) cond.push(`a.backend_xid IS NOT NULL`);
+  if (filter.exempt?.length) {
+    params.push(filter.exempt.map(Number));
+    cond.push(`a.pid <> ALL($${params.length}::int[])`);
+  }
   const { rows } = await client.query<ActivityRow>(
     `SELECT a.pid, a.usename, a.datname, a.application_name, host(a.client_addr) AS client, a.state,
             a.backend_xid::text AS xid,

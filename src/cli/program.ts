@@ -1,5 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
-import { isCutoverError, OperationError, UsageError, ExitCode } from '../errors.js';
+import { isCutoverError, OperationError, PreflightError, UsageError, ExitCode } from '../errors.js';
+import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent } from '../engine/run.js';
+import { openSession, type PlanSession } from '../engine/session.js';
+import { planStatus } from '../engine/status.js';
+import { renderFindings, renderRollback, renderRun, renderStatus, renderSync } from './render-cutover.js';
 import { rehearse } from '../rehearse/rehearse.js';
 import { installSandboxCleanup } from '../sandbox/registry.js';
 import { renderRehearse } from './render-rehearse.js';
@@ -136,6 +140,118 @@ function addRehearse(program: Command, io: CliIO, secrets: Secrets): void {
     });
 }
 
+/** Rejects when the operator interrupts; a second interrupt exits at once. The run restores the safe state first. */
+function interruptSignal(io: CliIO): { abort: Promise<never>; dispose(): void } {
+  let reject!: (e: Error) => void;
+  const abort = new Promise<never>((_, r) => (reject = r));
+  abort.catch(() => {});
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    if (++count > 1) process.exit(130);
+    io.err(`\n${signal}: stopping; the source is being restored\n`);
+    reject(new OperationError(`interrupted by ${signal}`, 'the run restored the safe state; run it again when ready'));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return { abort, dispose: () => (process.off('SIGINT', handler), process.off('SIGTERM', handler)) };
+}
+
+function eventPrinter(io: CliIO, secrets: Secrets) {
+  return (e: CutoverEvent) => {
+    if (e.status === 'begin') return;
+    const mark = e.status === 'ok' ? '✔' : e.status === 'fail' ? '✖' : '·';
+    io.err(redactText(`${mark} ${e.step}: ${e.message}`, secrets.values) + '\n');
+  };
+}
+
+function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void {
+  const open = async (file: string) => {
+    const s = await openSession(file, { env: io.env });
+    s.secrets.all.forEach((v) => secrets.add(v));
+    for (const w of s.plan.warnings) io.err(`note: ${w}\n`);
+    return s;
+  };
+  const withSession = async <T>(file: string, fn: (s: PlanSession) => Promise<T>): Promise<T> => {
+    const s = await open(file);
+    try {
+      return await fn(s);
+    } finally {
+      await s.close();
+    }
+  };
+
+  program
+    .command('check')
+    .summary('preflight checks, no changes')
+    .argument('<plan>', 'plan file (YAML)')
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const findings = await withSession(file, (s) => preflightFindings(s));
+      emit(io, g.json, secrets, { action: 'check', findings, blockers: findings.filter((f) => f.severity === 'blocker').length }, renderFindings(findings));
+      if (findings.some((f) => f.severity === 'blocker')) throw new PreflightError('preflight', `preflight found ${findings.filter((f) => f.severity === 'blocker').length} blocker(s)`, 'fix each BLOCKER above, then run check again');
+    });
+
+  program
+    .command('sync')
+    .summary('copy schema and data to the target and keep it in sync (target stays read-only to apps)')
+    .argument('<plan>', 'plan file (YAML)')
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const r = await withSession(file, (s) => syncPlan(s, { onEvent: eventPrinter(io, secrets) }));
+      emit(io, g.json, secrets, { action: 'sync', ...r }, renderSync(r));
+    });
+
+  const runLike = (name: 'run' | 'resume', summary: string) =>
+    program
+      .command(name)
+      .summary(summary)
+      .argument('<plan>', 'plan file (YAML)')
+      .option('--yes', 'do not ask for confirmation')
+      .option('--dry-run', 'run the preflight and show what would happen; change nothing')
+      .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
+      .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
+        const g = cmd.optsWithGlobals<GlobalOpts>();
+        if (!o.yes && !o.dryRun) throw new UsageError(`${name} changes production servers and needs --yes`, `cutover ${name} ${file} --yes (or --dry-run first)`);
+        const sig = interruptSignal(io);
+        try {
+          const opts = {
+            onEvent: eventPrinter(io, secrets),
+            abort: sig.abort,
+            dryRun: Boolean(o.dryRun),
+            ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
+            ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
+          };
+          const r = await withSession(file, (s) => (name === 'run' ? runPlan(s, opts) : resumePlan(s, opts)));
+          emit(io, g.json, secrets, { action: name, ...r }, renderRun(r));
+        } finally {
+          sig.dispose();
+        }
+      });
+  runLike('run', 'the cutover: hold, fence, catch up, verify, switch, lift');
+  runLike('resume', 'continue after a crash: forward past the point of no return, else restore and run again');
+
+  program
+    .command('status')
+    .summary('journal, fence state, lag and leftovers of a plan')
+    .argument('<plan>', 'plan file (YAML)')
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const r = await withSession(file, (s) => planStatus(s));
+      emit(io, g.json, secrets, { action: 'status', ...r }, renderStatus(r));
+    });
+
+  program
+    .command('rollback')
+    .summary('before the point of no return: source writable, routing back to it')
+    .argument('<plan>', 'plan file (YAML)')
+    .option('--cleanup', 'also drop the replication objects (a later run syncs again)')
+    .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const r = await withSession(file, (s) => rollbackPlan(s, { cleanup: Boolean(o.cleanup), onEvent: eventPrinter(io, secrets) }));
+      emit(io, g.json, secrets, { action: 'rollback', ...r }, renderRollback(r));
+    });
+}
+
 function positiveInt(v: string, what: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 100_000_000) throw new UsageError(`${what}: "${v}" is not a positive whole number`, `e.g. ${what} 4`);
@@ -153,6 +269,7 @@ export function createProgram(io: CliIO = processIO(), secrets = new Secrets()):
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) });
   addReadOnly(program, io, secrets);
+  addCutoverCommands(program, io, secrets);
   addRehearse(program, io, secrets);
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) }));
   return program;

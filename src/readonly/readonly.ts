@@ -28,6 +28,8 @@ export interface ReadOnlyOptions {
   roles?: string[];
   /** Where fence records live (default `.cutover`). */
   stateDir?: string;
+  /** Session ids the fence must not end (the cutover's own sessions on the source). */
+  exemptSessions?: string[];
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -75,6 +77,7 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     lockTimeoutMs: opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs,
     probeMs: opts.probeMs ?? READ_ONLY_DEFAULTS.probeMs,
     roles: opts.roles ?? [],
+    exemptSessions: opts.exemptSessions ?? [],
   };
 }
 

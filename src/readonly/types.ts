@@ -23,6 +23,8 @@ export interface FenceOptions {
   probeMs: number;
   /** strict mode: roles (PostgreSQL) or user accounts (MySQL) that lose the right to log in. */
   roles: string[];
+  /** Session ids the fence must neither end nor count as leaks: the cutover's own sessions. */
+  exemptSessions?: string[];
 }
 
 /** A client session as the tool reports it. Never carries query text (it can hold secrets). */

@@ -57,3 +57,27 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
   }
   return result;
 }
+
+export interface PipeSide {
+  cmd: string;
+  args: readonly string[];
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * `producer | consumer` with no shell in between (so nothing is quoted wrong and no credential is in argv).
+ * Both exit codes matter: a dump that dies half-way must not look like a clean restore.
+ */
+export async function pipeline(producer: PipeSide, consumer: PipeSide, opts: { secrets?: readonly string[]; timeoutMs?: number } = {}): Promise<void> {
+  const base = { reject: false, extendEnv: true, stripFinalNewline: true, ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}) } as const;
+  // execa's own pipe: the producer's stdout has exactly one reader (two readers of one stream can stall).
+  const p = execa(producer.cmd, [...producer.args], { ...base, env: producer.env, stdin: 'ignore', buffer: { stdout: false } });
+  const cr = await p.pipe(consumer.cmd, [...consumer.args], { ...base, env: consumer.env });
+  const pr = await p;
+  for (const [side, r] of [[producer, pr], [consumer, cr]] as const) {
+    if (r.failed) {
+      const detail = String(r.stderr ?? '').split('\n').filter(Boolean).slice(-3).join(' | ');
+      throw new OperationError(redactText(`${side.cmd} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}${detail ? `: ${detail}` : ''}`, opts.secrets ?? []));
+    }
+  }
+}

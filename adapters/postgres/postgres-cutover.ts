@@ -1,0 +1,203 @@
+import { BudgetExceededError, OperationError } from '../../src/errors.js';
+import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { pgPreflight, userTableCount, userTables } from './postgres-checks.js';
+import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
+import {
+  createSentinel,
+  dropPublisherSide,
+  dropSubscription,
+  dropToolSchema,
+  proveCaughtUp,
+  replicationLeftovers,
+  slotLagBytes,
+  startReplication,
+  waitTablesReady,
+  TOOL_SCHEMA,
+} from './postgres-replication.js';
+import { copyMissingRoles } from './postgres-roles.js';
+import { quoteIdent } from './postgres-sql.js';
+import { dumpInto, pgDumpMajor } from './postgres-tools.js';
+import { copySequences, verifyTables } from './postgres-verify.js';
+
+export interface PgCutoverConfig {
+  source: DbEndpoint;
+  target: DbEndpoint;
+  /** The database that moves (same name on both sides). */
+  database: string;
+  method: 'replication' | 'dump';
+  /** Base name of the publication, slot and subscription. */
+  name: string;
+  sequenceGap: number;
+  verify: VerifyReport['mode'];
+  lockTimeoutMs: number;
+  /** Bound on the initial copy of `sync`. */
+  copyTimeoutMs?: number;
+}
+
+/** Moves one PostgreSQL database: schema by pg_dump, data by logical replication (or pg_dump while fenced). */
+export class PostgresCutover implements CutoverAdapter {
+  readonly engine = 'postgres' as const;
+  private dstDb: PgClient | undefined;
+
+  private constructor(
+    private readonly cfg: PgCutoverConfig,
+    private readonly src: PgClient,
+    private readonly dstAdmin: PgClient,
+  ) {}
+
+  static async connect(cfg: PgCutoverConfig): Promise<PostgresCutover> {
+    const src = await connectPg(cfg.source, { database: cfg.database, applicationName: 'cutover', lockTimeoutMs: cfg.lockTimeoutMs });
+    try {
+      const dst = await connectPg(cfg.target, { database: cfg.target.database ?? 'postgres', applicationName: 'cutover', lockTimeoutMs: cfg.lockTimeoutMs });
+      return new PostgresCutover(cfg, src, dst);
+    } catch (e) {
+      await src.end().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Runs `fn`, turning driver errors into the tool's errors with the server named. */
+  private async on<T>(side: 'source' | 'target', doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw mapPgError(e, side === 'source' ? this.cfg.source : this.cfg.target, doing);
+    }
+  }
+
+  private async targetDb(): Promise<PgClient> {
+    if (!this.dstDb) this.dstDb = await connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover', lockTimeoutMs: this.cfg.lockTimeoutMs });
+    return this.dstDb;
+  }
+
+  private async targetDbExists(): Promise<boolean> {
+    return (await this.dstAdmin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [this.cfg.database])).rows.length > 0;
+  }
+
+  async identities(): Promise<{ source: string; target: string }> {
+    const q = `SELECT system_identifier::text AS id FROM pg_control_system()`;
+    const [a, b] = await Promise.all([this.src.query<{ id: string }>(q), this.dstAdmin.query<{ id: string }>(q)]);
+    return { source: `pg:${a.rows[0]!.id}`, target: `pg:${b.rows[0]!.id}` };
+  }
+
+  async preflight(): Promise<Finding[]> {
+    const synced = (await this.targetDbExists()) && (await this.toolSchemaOnTarget());
+    const findings = await this.on('source', 'preflight', async () => pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced }));
+    if ((await this.targetDbExists()) && !synced) {
+      const n = await userTableCount(await this.targetDb());
+      if (n > 0) findings.push({ severity: 'blocker', check: 'target database', object: this.cfg.database, message: `target database ${this.cfg.database} already holds ${n} table(s)`, why: 'sync would mix the copy with what is there', fix: `drop or rename database ${this.cfg.database} on the target, or point target.url elsewhere` });
+    }
+    return findings;
+  }
+
+  private async toolSchemaOnTarget(): Promise<boolean> {
+    const c = await this.targetDb();
+    return (await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [TOOL_SCHEMA])).rows.length > 0;
+  }
+
+  /** Roles, the database and its schema on the target. Repeatable: a target this plan already prepared is kept. */
+  async prepareTarget(progress: SyncProgress): Promise<{ rolesCreated: number; schemaCopied: boolean }> {
+    const rolesCreated = await this.on('target', 'copying roles', () => copyMissingRoles(this.src, this.dstAdmin));
+    progress({ phase: 'roles', message: `${rolesCreated} role(s) created on the target` });
+    if (!(await this.targetDbExists())) {
+      const owner = (await this.src.query<{ o: string }>(`SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = current_database()`)).rows[0]!.o;
+      await this.on('target', 'creating the database', () => this.dstAdmin.query(`CREATE DATABASE ${quoteIdent(this.cfg.database)} OWNER ${quoteIdent(owner)}`));
+    }
+    if (await this.toolSchemaOnTarget()) {
+      progress({ phase: 'schema', message: 'schema already copied by an earlier sync of this plan' });
+      return { rolesCreated, schemaCopied: false };
+    }
+    const existing = await userTableCount(await this.targetDb());
+    if (existing > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${existing} table(s)`, `drop it on the target or point target.url at an empty database`);
+    // The sentinel table is created before the schema dump so the dump carries it to the target.
+    await this.on('source', 'creating the sentinel table', () => createSentinel(this.src));
+    await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--schema-only', '--no-publications', '--no-subscriptions'], '-c default_transaction_read_only=off');
+    progress({ phase: 'schema', message: `schema copied (${(await userTables(await this.targetDb())).length} tables)` });
+    return { rolesCreated, schemaCopied: true };
+  }
+
+  /** Replication: publication + slot + subscription, then the initial copy. Dump: nothing until the fence. */
+  async startCopy(progress: SyncProgress): Promise<Omit<SyncSummary, 'rolesCreated' | 'durationMs'>> {
+    if (this.cfg.method === 'dump') {
+      progress({ phase: 'ready', message: 'method dump: data is copied while the source is fenced' });
+      return { method: 'dump', tables: (await userTables(this.src)).length, bytes: 0 };
+    }
+    const dst = await this.targetDb();
+    await this.on('target', 'starting replication', () => startReplication(this.src, dst, this.cfg.source, this.cfg.database, this.cfg.name));
+    progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
+    const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
+    progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
+    return { method: 'replication', tables: done.tables, bytes: done.bytes };
+  }
+
+  async sync(progress: SyncProgress): Promise<SyncSummary> {
+    const started = Date.now();
+    const { rolesCreated } = await this.prepareTarget(progress);
+    return { ...(await this.startCopy(progress)), rolesCreated, durationMs: Date.now() - started };
+  }
+
+  async lagBytes(): Promise<number | null> {
+    if (this.cfg.method === 'dump') return null;
+    return this.on('source', 'reading replication lag', () => slotLagBytes(this.src, this.cfg.name));
+  }
+
+  async ownSourceSessions(): Promise<string[]> {
+    return [String((await this.src.query<{ p: number }>(`SELECT pg_backend_pid() AS p`)).rows[0]!.p)];
+  }
+
+  async catchUp(deadline: number): Promise<CatchUpProof> {
+    const dst = await this.targetDb();
+    if (this.cfg.method === 'replication') {
+      const proof = await this.on('target', 'catch-up', () => proveCaughtUp(this.src, dst, deadline));
+      return { method: 'sentinel', ...proof };
+    }
+    const started = Date.now();
+    const fencePosition = (await this.src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+    const tables = await userTables(dst);
+    if (tables.length) await this.on('target', 'emptying target tables', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left for the data copy', 'raise limits.maxWriteBlocked');
+    try {
+      // Triggers and FK checks off (replica role): the dump already holds consistent data.
+      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', `--exclude-schema=${TOOL_SCHEMA}`], '-c default_transaction_read_only=off -c session_replication_role=replica');
+    } catch (e) {
+      if (Date.now() >= deadline) throw new BudgetExceededError(`the data copy did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked or use method: replication');
+      throw e;
+    }
+    if (Date.now() > deadline) throw new BudgetExceededError(`the data copy took ${Date.now() - started}ms, beyond the write-downtime budget`, 'raise limits.maxWriteBlocked or use method: replication');
+    return { method: 'copy', fencePosition, waitedMs: Date.now() - started };
+  }
+
+  async copySequences(): Promise<number> {
+    return this.on('target', 'setting sequences', async () => copySequences(this.src, await this.targetDb(), this.cfg.sequenceGap));
+  }
+
+  async verify(deadline: number): Promise<VerifyReport> {
+    return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline));
+  }
+
+  async detachTarget(): Promise<void> {
+    if (this.cfg.method === 'replication' && (await this.targetDbExists())) await this.on('target', 'stopping the subscription', async () => dropSubscription(await this.targetDb(), this.cfg.name));
+  }
+
+  async cleanup(): Promise<string[]> {
+    const dropped: string[] = [];
+    if (await this.targetDbExists()) {
+      const dst = await this.targetDb();
+      if (await this.on('target', 'dropping the subscription', () => dropSubscription(dst, this.cfg.name))) dropped.push(`subscription ${this.cfg.name} (target)`);
+      if (await this.on('target', 'dropping the tool schema', () => dropToolSchema(dst))) dropped.push(`schema ${TOOL_SCHEMA} (target)`);
+    }
+    dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
+    if (await this.on('source', 'dropping the tool schema', () => dropToolSchema(this.src))) dropped.push(`schema ${TOOL_SCHEMA} (source)`);
+    return dropped;
+  }
+
+  async leftovers(): Promise<Leftover[]> {
+    return replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.src.end(), this.dstAdmin.end(), this.dstDb?.end()].map((p) => p?.catch(() => {})));
+  }
+}

@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import { BudgetExceededError } from '../../src/errors.js';
+import type { Leftover, SyncProgress } from '../../src/engine/cutover-adapter.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import type { PgClient } from './postgres-connection.js';
+import { quoteIdent, quoteLiteral } from './postgres-sql.js';
+import { conninfo } from './postgres-tools.js';
+import { sleep } from './postgres-sessions.js';
+
+/** The tool's own schema on both sides: the sentinel table lives there and is part of the publication. */
+export const TOOL_SCHEMA = '_cutover';
+const SENTINEL = `${quoteIdent(TOOL_SCHEMA)}.sentinel`;
+
+/** Names of the replication objects one plan creates (slot names allow [a-z0-9_] only). */
+export function replicationName(planId: string): string {
+  return `cutover_${planId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+}
+
+export async function createSentinel(c: PgClient): Promise<void> {
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TOOL_SCHEMA)}`);
+  await c.query(`CREATE TABLE IF NOT EXISTS ${SENTINEL} (id int PRIMARY KEY, token text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+}
+
+export async function startReplication(src: PgClient, dst: PgClient, source: DbEndpoint, database: string, name: string): Promise<void> {
+  await src.query(`INSERT INTO ${SENTINEL} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
+  const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
+  if (pub.rows.length === 0) await src.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES`);
+  const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
+  if (sub.rows.length === 0) {
+    // The conninfo (with the source password) lives in the target's catalog only; it never reaches argv or logs.
+    await dst.query(
+      `CREATE SUBSCRIPTION ${quoteIdent(name)} CONNECTION ${quoteLiteral(conninfo(source, database, true))}
+         PUBLICATION ${quoteIdent(name)} WITH (slot_name = ${quoteLiteral(name)}, copy_data = true)`,
+    );
+  }
+}
+
+interface RelState {
+  table: string;
+  state: string;
+  bytes: number;
+}
+
+/** Waits until the initial copy of every table is done (pg_subscription_rel 'r'): before that, lag means nothing. */
+export async function waitTablesReady(src: PgClient, dst: PgClient, name: string, progress: SyncProgress, timeoutMs: number): Promise<{ tables: number; bytes: number }> {
+  const sizes = new Map(
+    (
+      await src.query<{ t: string; b: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS t, pg_total_relation_size(c.oid)::text AS b
+           FROM pg_publication_tables p JOIN pg_namespace n ON n.nspname = p.schemaname
+           JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+          WHERE p.pubname = $1`,
+        [name],
+      )
+    ).rows.map((r) => [r.t, Number(r.b)]),
+  );
+  const totalBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+  const started = Date.now();
+  let lastDone = -1;
+  for (;;) {
+    const { rows } = await dst.query<{ t: string; s: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS t, r.srsubstate AS s
+         FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+         JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE s.subname = $1`,
+      [name],
+    );
+    const rels: RelState[] = rows.map((r) => ({ table: r.t, state: r.s, bytes: sizes.get(r.t) ?? 0 }));
+    const done = rels.filter((r) => r.state === 'r' || r.state === 's');
+    const bytesDone = done.reduce((a, r) => a + r.bytes, 0);
+    if (done.length !== lastDone) {
+      lastDone = done.length;
+      const elapsed = Date.now() - started;
+      const etaMs = bytesDone > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesDone) * (totalBytes - bytesDone)) : undefined;
+      const copying = rels.filter((r) => r.state === 'd' || r.state === 'i' || r.state === 'f').map((r) => r.table);
+      progress({
+        phase: 'copy',
+        message: `initial copy ${done.length}/${rels.length} tables${copying.length ? ` (copying ${copying.slice(0, 3).join(', ')})` : ''}`,
+        tablesDone: done.length,
+        tablesTotal: rels.length,
+        bytesDone,
+        bytesTotal: totalBytes,
+        ...(etaMs !== undefined ? { etaMs } : {}),
+      });
+    }
+    if (rels.length > 0 && done.length === rels.length) return { tables: rels.length, bytes: totalBytes };
+    if (Date.now() - started > timeoutMs) throw new Error(`initial copy not finished after ${Math.round(timeoutMs / 1000)}s (${done.length}/${rels.length} tables ready)`);
+    await sleep(100);
+  }
+}
+
+/** Bytes of WAL the subscriber has not confirmed. */
+export async function slotLagBytes(src: PgClient, name: string): Promise<number | null> {
+  const { rows } = await src.query<{ lag: string | null }>(
+    `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag FROM pg_replication_slots WHERE slot_name = $1`,
+    [name],
+  );
+  return rows[0]?.lag == null ? null : Math.max(0, Number(rows[0].lag));
+}
+
+/**
+ * Catch-up proof: capture the source's WAL position after the fence, then commit a sentinel from the tool's own
+ * session. Logical replication applies commits in commit order, so once the target shows the sentinel it has
+ * every transaction committed before it — all of them, up to and past the fence position.
+ */
+export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: number): Promise<{ fencePosition: string; proofPosition: string; waitedMs: number }> {
+  const fencePosition = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+  const token = randomUUID();
+  await src.query('BEGIN READ WRITE');
+  await src.query(`UPDATE ${SENTINEL} SET token = $1, at = clock_timestamp() WHERE id = 1`, [token]);
+  await src.query('COMMIT');
+  const proofPosition = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+  const started = Date.now();
+  for (;;) {
+    const { rows } = await dst.query<{ token: string }>(`SELECT token FROM ${SENTINEL} WHERE id = 1`);
+    if (rows[0]?.token === token) return { fencePosition, proofPosition, waitedMs: Date.now() - started };
+    if (Date.now() >= deadline) {
+      throw new BudgetExceededError(`the target did not catch up to the fence position ${fencePosition} within the write-downtime budget (waited ${Date.now() - started}ms)`, 'raise limits.maxWriteBlocked, or fence when the lag is lower (limits.maxLagBeforeFence)');
+    }
+    await sleep(3);
+  }
+}
+
+/** Stops the subscription without touching the source (the slot is dropped from the source side). */
+export async function dropSubscription(dst: PgClient, name: string): Promise<boolean> {
+  const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
+  if (sub.rows.length === 0) return false;
+  await dst.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+  await dst.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
+  await dst.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+  return true;
+}
+
+/** Drops the slot (once its walsender has let go) and the publication. */
+export async function dropPublisherSide(src: PgClient, name: string): Promise<string[]> {
+  const dropped: string[] = [];
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { rows } = await src.query<{ active: boolean; pid: number | null }>(`SELECT active, active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1`, [name]);
+    if (rows.length === 0) break;
+    if (!rows[0]!.active) {
+      await src.query(`SELECT pg_drop_replication_slot($1)`, [name]);
+      dropped.push(`replication slot ${name}`);
+      break;
+    }
+    if (Date.now() > deadline && rows[0]!.pid) await src.query(`SELECT pg_terminate_backend($1)`, [rows[0]!.pid]);
+    await sleep(50);
+  }
+  const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
+  if (pub.rows.length > 0) {
+    await src.query(`DROP PUBLICATION ${quoteIdent(name)}`);
+    dropped.push(`publication ${name}`);
+  }
+  return dropped;
+}
+
+export async function dropToolSchema(c: PgClient): Promise<boolean> {
+  const r = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [TOOL_SCHEMA]);
+  if (r.rows.length === 0) return false;
+  await c.query(`DROP SCHEMA ${quoteIdent(TOOL_SCHEMA)} CASCADE`);
+  return true;
+}
+
+export async function replicationLeftovers(src: PgClient, dst: PgClient, name: string): Promise<Leftover[]> {
+  const out: Leftover[] = [];
+  const slot = await src.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [name]);
+  if (slot.rows.length) out.push({ where: 'source', kind: 'replication slot', name, drop: `SELECT pg_drop_replication_slot('${name}');`, retainsWal: true });
+  const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
+  if (pub.rows.length) out.push({ where: 'source', kind: 'publication', name, drop: `DROP PUBLICATION ${quoteIdent(name)};`, retainsWal: false });
+  const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
+  if (sub.rows.length) {
+    out.push({ where: 'target', kind: 'subscription', name, drop: `ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(name)};`, retainsWal: false });
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+import type { Finding } from '../engine/cutover-adapter.js';
+import type { RollbackResult, RunResult } from '../engine/run.js';
+import type { PlanStatus } from '../engine/status.js';
+import type { SyncSummary } from '../engine/cutover-adapter.js';
+import { formatBytes, formatDuration } from '../util/units.js';
+
+const LABEL: Record<Finding['severity'], string> = { blocker: 'BLOCKER', warning: 'warning', info: 'info' };
+
+export function renderFindings(findings: Finding[]): string[] {
+  const lines = findings.map((f) => `  [${LABEL[f.severity]}] ${f.check}${f.object ? ` (${f.object})` : ''}: ${f.message}${f.severity === 'info' ? '' : `\n      why: ${f.why}\n      fix: ${f.fix}`}`);
+  const blockers = findings.filter((f) => f.severity === 'blocker').length;
+  const warnings = findings.filter((f) => f.severity === 'warning').length;
+  return [...lines, blockers ? `preflight: ${blockers} blocker(s), ${warnings} warning(s)` : `preflight: ok (${warnings} warning(s))`];
+}
+
+export function renderSync(s: SyncSummary): string[] {
+  return [`synced (${s.method}): ${s.tables} tables, ${formatBytes(s.bytes)}, ${s.rolesCreated} role(s) created, ${formatDuration(s.durationMs)}; the target stays read-only to applications until the cutover`];
+}
+
+export function renderRun(r: RunResult): string[] {
+  if (r.outcome === 'dry-run') return ['dry run: nothing was changed', ...renderFindings(r.findings)];
+  return [
+    '',
+    `cutover done: plan ${r.planId}`,
+    `  write-blocked window  ${r.writeBlockedMs !== undefined ? formatDuration(r.writeBlockedMs) : '?'} (budget ${formatDuration(r.budgetMs)})`,
+    ...(r.lagBytesAtFence != null ? [`  lag at fence          ${formatBytes(r.lagBytesAtFence)}`] : []),
+    ...(r.fence ? [`  fence                 ${r.fence.drained} drained, ${r.fence.terminated} sessions ended, leak check ${r.fence.leakClean ? 'clean' : 'FAILED'}`] : []),
+    ...(r.catchUp ? [`  catch-up              ${r.catchUp.method} at ${r.catchUp.proofPosition ?? r.catchUp.fencePosition} (fence position ${r.catchUp.fencePosition}), ${formatDuration(r.catchUp.waitedMs)}`] : []),
+    ...(r.sequences !== undefined ? [`  sequences set         ${r.sequences}`] : []),
+    ...(r.verify ? [`  verify                ${r.verify.mode}: ${r.verify.tables.length} tables match, ${formatDuration(r.verify.durationMs)}`] : []),
+    ...(r.cleanedUp?.length ? [`  cleaned up            ${r.cleanedUp.join(', ')}`] : []),
+    '  steps:',
+    ...r.steps.map((s) => `    ${s.step.padEnd(20)} ${formatDuration(s.endMs - s.startMs)}`),
+    ...r.warnings.map((w) => `  warning: ${w}`),
+  ];
+}
+
+export function renderStatus(s: PlanStatus): string[] {
+  return [
+    `plan ${s.planId}: ${s.phase}`,
+    `  next: ${s.next}`,
+    ...(s.lock ? [`  locked by pid ${s.lock.pid} on ${s.lock.hostname} since ${s.lock.startedAt} (token ${s.lock.token})`] : []),
+    ...(s.unfinished.length ? [`  unfinished steps (the process died in them): ${s.unfinished.join(', ')}`] : []),
+    ...(s.source ? [`  source ${s.source.name ?? ''}: ${s.source.readOnly ? 'READ-ONLY' : 'writable'}${s.source.recorded ? ` (fenced by cutover at ${s.source.recorded.fencedAt})` : ''}`] : []),
+    ...(s.lagBytes != null ? [`  replication lag: ${formatBytes(s.lagBytes)}`] : []),
+    ...s.leftovers.map((l) => `  left on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — drop with: ${l.drop}`),
+    ...(s.journal.length ? ['  journal:', ...s.journal.slice(-12).map((r) => `    ${String(r.seq).padStart(3)} ${r.at} ${r.step} ${r.status}`)] : ['  journal: empty']),
+    ...s.errors.map((e) => `  could not check ${e}`),
+  ];
+}
+
+export function renderRollback(r: RollbackResult): string[] {
+  return [
+    `rolled back plan ${r.planId}: the source is writable and routing points at it`,
+    ...r.leftovers.map((l) => `  still in place on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — for a later run; drop with \`cutover rollback --cleanup\` or: ${l.drop}`),
+  ];
+}

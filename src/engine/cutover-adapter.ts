@@ -1,0 +1,92 @@
+import type { Engine } from '../util/db-url.js';
+
+/** One preflight result: what, why it matters, how to fix it. A blocker stops `check` (exit 3) and `run`. */
+export interface Finding {
+  severity: 'blocker' | 'warning' | 'info';
+  check: string;
+  object?: string;
+  message: string;
+  why: string;
+  fix: string;
+}
+
+export interface SyncProgressEvent {
+  phase: 'roles' | 'schema' | 'replication' | 'copy' | 'ready';
+  message: string;
+  table?: string;
+  tablesDone?: number;
+  tablesTotal?: number;
+  bytesDone?: number;
+  bytesTotal?: number;
+  etaMs?: number;
+}
+export type SyncProgress = (e: SyncProgressEvent) => void;
+
+export interface SyncSummary {
+  method: 'replication' | 'dump';
+  tables: number;
+  bytes: number;
+  rolesCreated: number;
+  durationMs: number;
+}
+
+/** Proof that the target has everything the source committed before the fence. */
+export interface CatchUpProof {
+  /** Write position captured on the source after the fence. */
+  fencePosition: string;
+  /** How it was proven: a sentinel committed after the fence seen on the target, or a copy made while fenced. */
+  method: 'sentinel' | 'copy';
+  proofPosition?: string;
+  waitedMs: number;
+  rowsCopied?: number;
+}
+
+export interface TableCheck {
+  table: string;
+  source: string;
+  target: string;
+  match: boolean;
+}
+
+export interface VerifyReport {
+  mode: 'none' | 'rowcounts' | 'checksums';
+  tables: TableCheck[];
+  mismatches: TableCheck[];
+  durationMs: number;
+}
+
+/** Replication objects or fences a failed run may leave, with the statement that removes each. */
+export interface Leftover {
+  where: 'source' | 'target';
+  kind: string;
+  name: string;
+  drop: string;
+  /** Keeps WAL on the source from being recycled. */
+  retainsWal: boolean;
+}
+
+/**
+ * What the orchestrator needs from an engine to move one database. It knows nothing of journals, budgets or
+ * routers; the orchestrator knows nothing of SQL.
+ */
+export interface CutoverAdapter {
+  readonly engine: Engine;
+  /** Stable identities of source and target (pinned in the journal so a resumed run talks to the same servers). */
+  identities(): Promise<{ source: string; target: string }>;
+  preflight(): Promise<Finding[]>;
+  sync(progress: SyncProgress): Promise<SyncSummary>;
+  /** Bytes the target is behind; null when the method has no replication stream (dump). */
+  lagBytes(): Promise<number | null>;
+  /** Session ids of the tool's own source sessions, which the fence must not end. */
+  ownSourceSessions(): Promise<string[]>;
+  /** After the fence: capture the write position and make the target hold everything up to it, by `deadline`. */
+  catchUp(deadline: number): Promise<CatchUpProof>;
+  copySequences(): Promise<number>;
+  verify(deadline: number): Promise<VerifyReport>;
+  /** Stop replication into the target (after the point of no return, before the target opens). */
+  detachTarget(): Promise<void>;
+  /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */
+  cleanup(): Promise<string[]>;
+  leftovers(): Promise<Leftover[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,31 @@
+import type { JournalRecord } from './journal.js';
+
+/**
+ * Where a plan stands, from its journal:
+ * fresh → synced → (in-flight: a run is fenced or crashed while fenced) → past-pnr → done.
+ * A run that failed before the point of no return and restored the source counts as synced again.
+ */
+export type PlanPhase = 'fresh' | 'synced' | 'in-flight' | 'past-pnr' | 'done';
+
+export function planPhase(records: readonly JournalRecord[]): PlanPhase {
+  const lastIndex = (pred: (r: JournalRecord) => boolean) => {
+    for (let i = records.length - 1; i >= 0; i--) if (pred(records[i]!)) return i;
+    return -1;
+  };
+  if (lastIndex((r) => r.step === 'report' && r.status === 'ok') >= 0) return 'done';
+  if (lastIndex((r) => r.step === 'point-of-no-return' && r.status === 'ok') >= 0) return 'past-pnr';
+  const hold = lastIndex((r) => (r.step === 'hold' || r.step === 'fence') && r.status === 'begin');
+  const restored = lastIndex((r) => r.step === 'route-back' && r.status === 'ok');
+  if (hold > restored) return 'in-flight';
+  if (lastIndex((r) => r.step === 'sync' && r.status === 'ok') >= 0) return 'synced';
+  return 'fresh';
+}
+
+/** Data of the last `ok` record of a step (e.g. the pinned identities of preflight). */
+export function lastOkData(records: readonly JournalRecord[], step: JournalRecord['step']): Record<string, unknown> | undefined {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i]!;
+    if (r.step === step && r.status === 'ok') return r.data ?? {};
+  }
+  return undefined;
+}

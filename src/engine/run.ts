@@ -1,0 +1,358 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
+import { readOnlyOff, readOnlyOn } from '../readonly/readonly.js';
+import type { FenceOnResult } from '../readonly/types.js';
+import { run as runCommand } from '../util/subprocess.js';
+import { formatBytes, formatDuration } from '../util/units.js';
+import type { CatchUpProof, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import { Journal, type JournalStep } from './journal.js';
+import { PlanLock } from './lock.js';
+import { lastOkData, planPhase } from './phase.js';
+import { endpointOf, type PlanSession } from './session.js';
+
+export interface CutoverEvent {
+  step: string;
+  status: 'begin' | 'ok' | 'fail' | 'info';
+  message: string;
+}
+
+export interface RunOptions {
+  /** Overrides limits.maxWriteBlocked. */
+  maxWriteBlockedMs?: number;
+  dryRun?: boolean;
+  onEvent?: (e: CutoverEvent) => void;
+  /** Test hook: after journaling `begin` of this step, write `<stateDir>/paused-at-<step>` and wait forever. */
+  pauseAt?: string;
+  /** Rejects when the operator interrupts (SIGINT/SIGTERM): the run then restores the safe state. */
+  abort?: Promise<never>;
+  /** How long to wait for replication lag to drop under the limit before giving up (nothing is changed). */
+  lagWaitMs?: number;
+}
+
+export interface StepTiming {
+  step: string;
+  startMs: number;
+  endMs: number;
+}
+
+export interface RunResult {
+  planId: string;
+  outcome: 'done' | 'dry-run';
+  /** Fence start to router release / target open: what writers experienced. */
+  writeBlockedMs?: number;
+  budgetMs: number;
+  steps: StepTiming[];
+  sync?: SyncSummary;
+  lagBytesAtFence?: number | null;
+  fence?: { terminated: number; drained: number; leakClean: boolean };
+  catchUp?: CatchUpProof;
+  sequences?: number;
+  verify?: VerifyReport;
+  cleanedUp?: string[];
+  warnings: string[];
+  findings: Finding[];
+}
+
+const READY_FOR_RUN = new Set(['fresh', 'synced']);
+
+class Runner {
+  private readonly t0 = Date.now();
+  readonly steps: StepTiming[] = [];
+  readonly warnings: string[] = [];
+
+  constructor(
+    private readonly s: PlanSession,
+    readonly journal: Journal,
+    private readonly opts: RunOptions,
+  ) {}
+
+  emit(step: string, status: CutoverEvent['status'], message: string): void {
+    this.opts.onEvent?.({ step, status, message });
+  }
+
+  /** Journals begin/ok/fail around `fn`, times it, and races it against an operator interrupt. */
+  async step<T>(step: JournalStep, message: string, fn: () => Promise<T>, okData?: (r: T) => Record<string, unknown>): Promise<T> {
+    const startMs = Date.now() - this.t0;
+    await this.journal.begin(step);
+    this.emit(step, 'begin', message);
+    if (this.opts.pauseAt === step) {
+      await writeFile(join(this.s.plan.stateDir, `paused-at-${step}`), String(process.pid));
+      await new Promise(() => {});
+    }
+    try {
+      const r = await (this.opts.abort ? Promise.race([fn(), this.opts.abort]) : fn());
+      await this.journal.ok(step, okData?.(r));
+      this.steps.push({ step, startMs, endMs: Date.now() - this.t0 });
+      this.emit(step, 'ok', `${message} (${formatDuration(Date.now() - this.t0 - startMs)})`);
+      return r;
+    } catch (e) {
+      this.steps.push({ step, startMs, endMs: Date.now() - this.t0 });
+      await this.journal.fail(step, { error: e instanceof Error ? e.message : String(e) }).catch(() => {});
+      this.emit(step, 'fail', e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+}
+
+function targetHoldOptions(s: PlanSession) {
+  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), scope: 'database' as const, name: s.database, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0 };
+}
+
+function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
+  const ro = s.plan.readOnly;
+  return {
+    url: s.plan.source.url,
+    ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}),
+    scope: ro.scope,
+    ...(ro.scope === 'database' ? { name: ro.name ?? s.database } : ro.name ? { name: ro.name } : {}),
+    mode: ro.mode,
+    drainTimeoutMs: ro.drainTimeoutMs,
+    lockTimeoutMs: ro.lockTimeoutMs,
+    roles: ro.roles,
+    stateDir: s.plan.stateDir,
+    exemptSessions,
+  };
+}
+
+/** Preflight of the adapter and the router. */
+export async function preflightFindings(s: PlanSession): Promise<Finding[]> {
+  const findings = await s.adapter.preflight();
+  for (const f of (await s.router?.preflight()) ?? []) {
+    findings.push({ severity: f.severity === 'blocking' ? 'blocker' : f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
+  }
+  return findings;
+}
+
+function blockerError(findings: Finding[]): PreflightError {
+  const blockers = findings.filter((f) => f.severity === 'blocker');
+  return new PreflightError('preflight', `preflight found ${blockers.length} blocker(s): ${blockers.map((b) => b.message).join('; ')}`, blockers[0]?.fix);
+}
+
+async function withLock<T>(s: PlanSession, fn: (journal: Journal) => Promise<T>): Promise<T> {
+  const lock = await PlanLock.acquire(s.plan.stateDir, s.planId);
+  try {
+    const journal = await Journal.open(lock, { secrets: s.secrets.all });
+    try {
+      return await fn(journal);
+    } finally {
+      await journal.close();
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Pins the servers' identities on first use; later commands refuse to talk to different servers. */
+async function checkIdentities(s: PlanSession, journal: Journal): Promise<Record<string, unknown>> {
+  const ids = await s.adapter.identities();
+  const pinned = lastOkData(journal.state.records, 'preflight');
+  if (pinned?.source && (pinned.source !== ids.source || pinned.target !== ids.target)) {
+    throw new NeedsOperatorError('needs-operator', `the servers changed since this plan's journal began (source ${String(pinned.source)} → ${ids.source}, target ${String(pinned.target)} → ${ids.target})`, 'check the plan URLs; start over with a fresh state dir only if this is intended');
+  }
+  return ids;
+}
+
+/** `cutover sync`: preflight, schema, target held read-only, replication started and initial copy done. */
+export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<SyncSummary> {
+  return withLock(s, async (journal) => {
+    const runner = new Runner(s, journal, opts);
+    const phase = planPhase(journal.state.records);
+    if (!READY_FOR_RUN.has(phase)) throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is ${phase}: sync is only for a plan that has not been cut over`, phase === 'in-flight' ? 'run `cutover resume` or `cutover rollback` first' : 'nothing to sync');
+    return doSync(s, runner);
+  });
+}
+
+/** Preflight, then pin (or check) the servers' identities in the journal. Blockers stop here, nothing changed. */
+async function preflightStep(s: PlanSession, runner: Runner): Promise<void> {
+  await runner.step('preflight', 'preflight checks', async () => {
+    const findings = await preflightFindings(s);
+    if (findings.some((f) => f.severity === 'blocker')) throw blockerError(findings);
+    return checkIdentities(s, runner.journal);
+  }, (r) => r);
+}
+
+async function doSync(s: PlanSession, runner: Runner): Promise<SyncSummary> {
+  await preflightStep(s, runner);
+  return runner.step('sync', `copy ${s.database} to the target (${s.plan.method})`, async () => {
+    const summary = await s.adapter.sync((e) => runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')));
+    // Applications must not write to the copy before the switch; apply workers are not affected.
+    await readOnlyOn(targetHoldOptions(s));
+    return summary;
+  }, (r) => ({ ...r }));
+}
+
+/** `cutover run`: the whole cutover under the write-downtime budget. Before the point of no return every failure restores the source. */
+export async function runPlan(s: PlanSession, opts: RunOptions = {}): Promise<RunResult> {
+  return withLock(s, async (journal) => {
+    const phase = planPhase(journal.state.records);
+    if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to do; `cutover status` shows the report');
+    if (phase === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return`, 'run `cutover resume` to finish it');
+    if (phase === 'in-flight') throw new NeedsOperatorError('needs-operator', `a previous run of plan ${s.planId} stopped while the source was fenced`, 'run `cutover resume` (restores the source and runs again) or `cutover rollback`');
+    return doRun(s, journal, opts, phase === 'synced');
+  });
+}
+
+async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced: boolean): Promise<RunResult> {
+  const runner = new Runner(s, journal, opts);
+  const budgetMs = opts.maxWriteBlockedMs ?? s.plan.limits.maxWriteBlockedMs;
+  const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
+
+  if (opts.dryRun) {
+    result.findings = await preflightFindings(s);
+    result.outcome = 'dry-run';
+    return result;
+  }
+  if (!synced) result.sync = await doSync(s, runner);
+  else await preflightStep(s, runner);
+
+  // Fence only when the target is close: the catch-up must fit in the budget.
+  const lagLimit = s.plan.limits.maxLagBeforeFenceBytes;
+  const lagDeadline = Date.now() + (opts.lagWaitMs ?? 60_000);
+  let lag = await s.adapter.lagBytes();
+  while (lag !== null && lag > lagLimit) {
+    if (Date.now() > lagDeadline) throw new OperationError(`replication lag ${formatBytes(lag)} stayed above limits.maxLagBeforeFence (${formatBytes(lagLimit)}); nothing was fenced`, 'wait for the target to catch up, or raise limits.maxLagBeforeFence');
+    runner.emit('lag', 'info', `lag ${formatBytes(lag)} > ${formatBytes(lagLimit)}, waiting`);
+    await new Promise((r) => setTimeout(r, 200));
+    lag = await s.adapter.lagBytes();
+  }
+  result.lagBytesAtFence = lag;
+  if (lag !== null) runner.emit('lag', 'info', `lag ${formatBytes(lag)} ≤ ${formatBytes(lagLimit)}, fencing`);
+
+  if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);
+
+  let fencedAt = 0;
+  let held = false;
+  let fenced = false;
+  try {
+    if (s.router) {
+      await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
+      held = true;
+    }
+    fencedAt = Date.now();
+    const deadline = fencedAt + budgetMs;
+    const exempt = await s.adapter.ownSourceSessions();
+    const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
+      fenced = true;
+      return readOnlyOn(sourceFenceOptions(s, exempt));
+    }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean }));
+    result.fence = { terminated: fence.terminated.length, drained: fence.drained.length, leakClean: fence.leakCheck.clean };
+    result.catchUp = await runner.step('catch-up', 'prove the target holds every write committed before the fence', () => s.adapter.catchUp(deadline), (r) => ({ ...r }));
+    result.sequences = await runner.step('sequences', 'set target sequences from the source', () => s.adapter.copySequences(), (n) => ({ sequences: n }));
+    const verify = await runner.step('verify', `verify (${s.plan.verify})`, async () => {
+      const v = await s.adapter.verify(deadline);
+      if (v.mismatches.length) throw new OperationError(`verify found ${v.mismatches.length} table(s) that differ: ${v.mismatches.slice(0, 5).map((m) => `${m.table} (source ${m.source}, target ${m.target})`).join(', ')}`, 'the source was restored; investigate before running again');
+      return v;
+    }, (v) => ({ tables: v.tables.length, durationMs: v.durationMs }));
+    result.verify = verify;
+    if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
+    await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => ({ at: new Date().toISOString() }), (r) => r);
+  } catch (e) {
+    await restoreSource(s, journal, runner, { held, fenced });
+    throw e;
+  }
+  result.writeBlockedMs = await finishForward(s, runner, fencedAt);
+  result.cleanedUp = await cleanupAndReport(s, runner, result);
+  return result;
+}
+
+/** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
+async function finishForward(s: PlanSession, runner: Runner, fencedAt: number): Promise<number> {
+  try {
+    await runner.step('repoint', s.router ? `point ${s.router.describe()} at the target` : 'stop replication into the target', async () => {
+      await s.adapter.detachTarget();
+      await s.router?.pointTo(endpointOf(s.target));
+    });
+    await runner.step('lift', 'open the target for writes and release clients', async () => {
+      await readOnlyOff(targetHoldOptions(s));
+      await s.router?.release();
+    });
+  } catch (e) {
+    // Clients must not wait forever; the journal says where to continue.
+    await s.router?.release().catch(() => {});
+    throw new NeedsOperatorError('needs-operator', `the cutover stopped after its point of no return: ${e instanceof Error ? e.message : String(e)}`, 'fix the cause and run `cutover resume` to finish; the source stays read-only', { cause: e });
+  }
+  const blocked = fencedAt ? Date.now() - fencedAt : 0;
+  runner.emit('lift', 'info', fencedAt ? `write-blocked window ${formatDuration(blocked)}` : 'resumed after a restart: window not measured');
+  if (s.plan.hooks.afterSwitch) await runHook(s.plan.hooks.afterSwitch, 'afterSwitch', s).catch((e: Error) => runner.warnings.push(`afterSwitch hook failed: ${e.message}`));
+  return blocked;
+}
+
+async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<string[]> {
+  const dropped = await runner.step('cleanup', 'drop replication objects', () => s.adapter.cleanup(), (d) => ({ dropped: d }));
+  await runner.step('report', 'report', async () => ({ writeBlockedMs: result.writeBlockedMs, budgetMs: result.budgetMs, steps: runner.steps }), (r) => r as Record<string, unknown>);
+  return dropped;
+}
+
+/** Before the point of no return: unfence the source and let clients through to it again. */
+async function restoreSource(s: PlanSession, journal: Journal, runner: Runner, state: { held: boolean; fenced: boolean }): Promise<void> {
+  const errors: string[] = [];
+  try {
+    await journal.begin('unfence');
+    if (state.fenced) await readOnlyOff(sourceFenceOptions(s));
+    await journal.ok('unfence');
+  } catch (e) {
+    errors.push(`unfence: ${e instanceof Error ? e.message : String(e)}`);
+    await journal.fail('unfence', { error: errors.at(-1) }).catch(() => {});
+  }
+  try {
+    await journal.begin('route-back');
+    if (s.router) {
+      await s.router.pointTo(endpointOf(s.source)).catch(() => {});
+      await s.router.release();
+    }
+    await journal.ok('route-back');
+  } catch (e) {
+    errors.push(`route-back: ${e instanceof Error ? e.message : String(e)}`);
+    await journal.fail('route-back', { error: errors.at(-1) }).catch(() => {});
+  }
+  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : 'source writable again, clients routed to it');
+  if (errors.length) throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, 'run `cutover rollback` now');
+}
+
+async function runHook(argv: string[], name: string, s: PlanSession): Promise<void> {
+  const [cmd, ...args] = argv;
+  const r = await runCommand(cmd!, args, { env: { CUTOVER_PLAN: s.plan.file, CUTOVER_DATABASE: s.database, CUTOVER_HOOK: name }, reject: false, timeoutMs: 60_000, secrets: s.secrets.all });
+  if (r.exitCode !== 0) throw new OperationError(`${name} hook exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`, 'fix the hook or remove it from the plan');
+}
+
+export interface RollbackResult {
+  planId: string;
+  restored: boolean;
+  leftovers: Awaited<ReturnType<PlanSession['adapter']['leftovers']>>;
+}
+
+/** `cutover rollback`: before the point of no return, the source writable and routing back on it. */
+export async function rollbackPlan(s: PlanSession, opts: { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
+  return withLock(s, async (journal) => {
+    const phase = planPhase(journal.state.records);
+    if (phase === 'past-pnr' || phase === 'done') {
+      throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
+    }
+    const runner = new Runner(s, journal, opts);
+    await restoreSource(s, journal, runner, { held: true, fenced: true });
+    if (opts.cleanup) {
+      await s.adapter.cleanup();
+      await readOnlyOff(targetHoldOptions(s)).catch(() => {});
+    }
+    return { planId: s.planId, restored: true, leftovers: await s.adapter.leftovers() };
+  });
+}
+
+/** `cutover resume`: after the point of no return, finish forward; before it, restore the source and run again. */
+export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise<RunResult> {
+  return withLock(s, async (journal) => {
+    const phase = planPhase(journal.state.records);
+    const runner = new Runner(s, journal, opts);
+    if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to resume');
+    if (phase === 'past-pnr') {
+      const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
+      await checkIdentities(s, journal);
+      result.writeBlockedMs = await finishForward(s, runner, 0);
+      result.cleanedUp = await cleanupAndReport(s, runner, result);
+      return result;
+    }
+    if (phase === 'in-flight') await restoreSource(s, journal, runner, { held: true, fenced: true });
+    return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced');
+  });
+}
