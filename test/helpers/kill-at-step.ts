@@ -1,0 +1,25 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { BUILT_CLI, ROOT } from './built-cli.js';
+
+/**
+ * Starts the built CLI with the test hook that parks it at `step` (after journaling `begin`), waits until it
+ * is parked, then SIGKILLs it: a crash at exactly that step.
+ */
+export async function killAtStep(args: string[], env: Record<string, string>, stateDir: string, step: string): Promise<{ stderr: string }> {
+  const child = execa('node', [BUILT_CLI, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env, CUTOVER_TEST_PAUSE_AT: step }, extendEnv: false, reject: false });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const marker = join(stateDir, `paused-at-${step}`);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (await access(marker).then(() => true, () => false)) break;
+    if (child.exitCode !== null) throw new Error(`the run ended (exit ${child.exitCode}) before reaching ${step}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`the run did not reach ${step} within 60s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGKILL');
+  await child;
+  return { stderr };
+}

@@ -1,0 +1,8 @@
+import { killAtEveryStep } from '../helpers/kill-suite.js';
+
+killAtEveryStep('PostgreSQL cutover SIGKILLed after its point of no return', [
+  { step: 'repoint', then: 'resume' },
+  { step: 'lift', then: 'resume' },
+  { step: 'cleanup', then: 'resume' },
+  { step: 'report', then: 'resume' },
+]);
