@@ -26,13 +26,18 @@ const PASSWORD_ENV: Record<string, string> = { postgres: 'PGPASSWORD', mysql: 'M
 /** Secrets this invocation knows about, so every printed line can be scrubbed of them. */
 class Secrets {
   readonly values: string[] = [];
+  /** stdout already carries this invocation's one JSON document (e.g. `check` findings before exit 3). */
+  jsonEmitted = false;
   add(v: string | undefined): void {
     if (v) this.values.push(v);
   }
 }
 
 function emit(io: CliIO, json: boolean | undefined, secrets: Secrets, result: object, lines: string[]): void {
-  if (json) io.out(JSON.stringify(redactDeep({ ok: true, ...result }, secrets.values), null, 2) + '\n');
+  if (json) {
+    io.out(JSON.stringify(redactDeep({ ok: true, ...result }, secrets.values), null, 2) + '\n');
+    secrets.jsonEmitted = true;
+  }
   else io.err(redactText(lines.join('\n'), secrets.values) + '\n');
 }
 
@@ -291,7 +296,7 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     const scrub = (t: string) => redactText(t, secrets.values);
     if (isCutoverError(e)) {
       io.err(scrub(`error: ${e.message}${e.hint ? `\n  fix: ${e.hint}` : ''}`) + '\n');
-      if (json) {
+      if (json && !secrets.jsonEmitted) {
         const extra = e instanceof FenceLeakError ? { result: e.result } : {};
         io.out(JSON.stringify(redactDeep({ ok: false, error: { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode }, ...extra }, secrets.values), null, 2) + '\n');
       }
@@ -301,7 +306,7 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     const msg = e instanceof Error ? e.message : String(e);
     io.err(scrub(`error: unexpected failure: ${msg}`) + (debug ? '' : ' (run with --debug for details)') + '\n');
     if (debug && e instanceof Error && e.stack) io.err(scrub(e.stack) + '\n');
-    if (json) io.out(JSON.stringify({ ok: false, error: { code: 'unexpected', message: scrub(msg), exitCode: ExitCode.failed } }) + '\n');
+    if (json && !secrets.jsonEmitted) io.out(JSON.stringify({ ok: false, error: { code: 'unexpected', message: scrub(msg), exitCode: ExitCode.failed } }) + '\n');
     return ExitCode.failed;
   }
 }
