@@ -1,5 +1,6 @@
 import { PreflightError, UsageError } from '../../src/errors.js';
 import type {
+  LeakCheck,
   FenceOnResult,
   FenceOptions,
   FenceTarget,
@@ -251,13 +252,20 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   /** Watches the scope for sessions that acquire a write transaction id after the fence. */
-  private async leakCheck(target: FenceTarget, probeMs: number, exempt: readonly string[]) {
+  private leakCheck(target: FenceTarget, probeMs: number, exempt: readonly string[]) {
+    return this.watchLeaks(target, exempt, probeMs, Promise.resolve());
+  }
+
+  async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>): Promise<LeakCheck> {
+    const started = Date.now();
+    let done = false;
+    void until.finally(() => (done = true));
     const seen = new Map<number, PgSession>();
-    const end = Date.now() + probeMs;
     do {
       for (const s of await sessionsInScope(this.client, target, { writingOnly: true, exempt })) seen.set(s.pid, s);
       await sleep(LEAK_SAMPLE_MS);
-    } while (Date.now() < end);
+    } while (Date.now() - started < minMs || !done);
+    const probeMs = Date.now() - started;
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
     writers.push(...(await this.preparedInScope(target)));
     return { probeMs, clean: writers.length === 0, writers };

@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
-import { readOnlyOff, readOnlyOn } from '../readonly/readonly.js';
+import { canWatchLeaks } from '../readonly/adapters.js';
+import { openLeakWatcher, readOnlyOff, readOnlyOn, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
@@ -55,6 +56,11 @@ export interface RunResult {
 }
 
 const READY_FOR_RUN = new Set(['fresh', 'synced']);
+/**
+ * The leak probe runs from the fence to the point of no return, and at least this long: a client that keeps
+ * writing is caught in the first 20ms sample; the floor guards against a catch-up so fast it samples nothing.
+ */
+const LEAK_PROBE_MS = 250;
 
 class Runner {
   private readonly t0 = Date.now();
@@ -224,6 +230,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   let fencedAt = 0;
   let held = false;
   let fenced = false;
+  let watcher: LeakWatcher | undefined;
   try {
     if (s.router) {
       await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
@@ -232,10 +239,22 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     fencedAt = Date.now();
     const deadline = fencedAt + budgetMs;
     const exempt = await s.adapter.ownSourceSessions();
+    // The leak probe overlaps catch-up and verify instead of adding its window to the write-blocked time,
+    // and watches until the point of no return. Its session opens after the fence, which ends older ones.
+    const overlapProbe = canWatchLeaks(s.plan.engine);
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
-      return readOnlyOn(sourceFenceOptions(s, exempt));
+      return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(overlapProbe ? { probeMs: 0 } : {}) });
     }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean }));
+    let stopWatching!: () => void;
+    const untilPointOfNoReturn = new Promise<void>((r) => (stopWatching = r));
+    const leaks = overlapProbe
+      ? openLeakWatcher(sourceFenceOptions(s, exempt)).then((w) => {
+          watcher = w;
+          return w?.run(LEAK_PROBE_MS, untilPointOfNoReturn);
+        })
+      : undefined;
+    leaks?.catch(() => {});
     result.fence = { terminated: fence.terminated.length, drained: fence.drained.length, leakClean: fence.leakCheck.clean };
     result.catchUp = await runner.step('catch-up', 'prove the target holds every write committed before the fence', () => s.adapter.catchUp(deadline), (r) => ({ ...r }));
     result.sequences = await runner.step('sequences', 'set target sequences from the source', () => s.adapter.copySequences(), (n) => ({ sequences: n }));
@@ -245,11 +264,21 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
       return v;
     }, (v) => ({ tables: v.tables.length, durationMs: v.durationMs }));
     result.verify = verify;
+    stopWatching();
+    const leak = await leaks;
+    if (leak) {
+      result.fence.leakClean = leak.clean;
+      if (!leak.clean) {
+        throw new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+      }
+    }
     if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
     await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => ({ at: new Date().toISOString() }), (r) => r);
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
+  } finally {
+    await watcher?.close();
   }
   result.writeBlockedMs = await finishForward(s, runner, fencedAt);
   result.cleanedUp = await cleanupAndReport(s, runner, result);

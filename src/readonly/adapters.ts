@@ -1,5 +1,5 @@
 import { PostgresReadOnlyAdapter } from '../../adapters/postgres/postgres-readonly.js';
-import type { DbEndpoint } from '../util/db-url.js';
+import type { DbEndpoint, Engine } from '../util/db-url.js';
 import type { ReadOnlyAdapter } from './types.js';
 
 /** The one place that maps an engine to its read-only adapter. */
@@ -14,4 +14,9 @@ export async function connectReadOnlyAdapter(ep: DbEndpoint, lockTimeoutMs: numb
       return MysqlReadOnlyAdapter.connect(ep, lockTimeoutMs);
     }
   }
+}
+
+/** Whether the engine's adapter implements ReadOnlyAdapter.watchLeaks (known before connecting). */
+export function canWatchLeaks(engine: Engine): boolean {
+  return engine === 'postgres';
 }

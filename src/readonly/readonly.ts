@@ -7,6 +7,7 @@ import type {
   FenceOnResult,
   FenceOptions,
   FenceTarget,
+  LeakCheck,
   ReadOnlyAdapter,
   ReadOnlyMode,
   ReadOnlyScope,
@@ -112,6 +113,28 @@ export async function readOnlyOn(opts: ReadOnlyOptions): Promise<FenceOnResult> 
     if (!result.leakCheck.clean) throw new FenceLeakError(result);
     return result;
   });
+}
+
+export interface LeakWatcher {
+  /** Watches for at least `minMs` and until `until` settles. */
+  run(minMs: number, until: Promise<unknown>): Promise<LeakCheck>;
+  close(): Promise<void>;
+}
+
+/**
+ * A leak probe on its own connection, for callers that overlap it with other work after `readOnlyOn`
+ * (run with `probeMs: 0`). Undefined when the engine's adapter cannot watch that way.
+ */
+export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatcher | undefined> {
+  const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
+  const target = resolveTarget(ep.engine, opts, ep.database);
+  const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
+  const watch = adapter.watchLeaks?.bind(adapter);
+  if (!watch) {
+    await adapter.close();
+    return undefined;
+  }
+  return { run: (minMs, until) => watch(target, opts.exemptSessions ?? [], minMs, until), close: () => adapter.close() };
 }
 
 /** Lifts the fence, putting back exactly what `on` recorded. Exit 0 (wasOn false) when already writable. */

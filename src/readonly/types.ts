@@ -130,6 +130,11 @@ export interface ReadOnlyAdapter {
   apply(target: FenceTarget, opts: FenceOptions, prior: PriorState): Promise<Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>>;
   /** Puts back `prior`; without a record, lifts the fence if one is set (and says it could not restore more). */
   restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number): Promise<Omit<FenceOffResult, 'action' | 'engine' | 'server' | 'durationMs'>>;
+  /**
+   * Optional: watch the fenced scope for leaks for at least `minMs` and until `until` settles, so the caller
+   * can overlap the probe with other work (the cutover's catch-up) instead of waiting for it.
+   */
+  watchLeaks?(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>): Promise<LeakCheck>;
   status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>>;
   /** Default targets for `status` when none is named (e.g. server + the URL's database). */
   defaultStatusTargets(): FenceTarget[];

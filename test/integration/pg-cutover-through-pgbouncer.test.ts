@@ -64,7 +64,7 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover through PgBouncer und
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       const t = await client(e.dst, { database: 'slow' });
-      const sub = await t.query<{ subname: string }>('SELECT subname FROM pg_subscription');
+      const sub = await t.query<{ subname: string }>('SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())');
       // The target is held read-only for applications: the test's own session overrides that.
       await t.query('SET default_transaction_read_only = off');
       await t.query(`ALTER SUBSCRIPTION "${sub.rows[0]!.subname}" DISABLE`);
