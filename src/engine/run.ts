@@ -82,12 +82,13 @@ class Runner {
     const startMs = Date.now() - this.t0;
     await this.journal.begin(step);
     this.emit(step, 'begin', message);
-    if (this.opts.pauseAt === step) {
+    const parked = async (): Promise<T> => {
       await writeFile(join(this.s.plan.stateDir, `paused-at-${step}`), String(process.pid));
-      await new Promise(() => {});
-    }
+      return new Promise<T>(() => {});
+    };
+    const work = this.opts.pauseAt === step ? parked : fn;
     try {
-      const r = await (this.opts.abort ? Promise.race([fn(), this.opts.abort]) : fn());
+      const r = await (this.opts.abort ? Promise.race([work(), this.opts.abort]) : work());
       await this.journal.ok(step, okData?.(r));
       this.steps.push({ step, startMs, endMs: Date.now() - this.t0 });
       this.emit(step, 'ok', `${message} (${formatDuration(Date.now() - this.t0 - startMs)})`);
@@ -183,7 +184,8 @@ async function doSync(s: PlanSession, runner: Runner): Promise<SyncSummary> {
   return runner.step('sync', `copy ${s.database} to the target (${s.plan.method})`, async () => {
     const summary = await s.adapter.sync((e) => runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')));
     // Applications must not write to the copy before the switch; apply workers are not affected.
-    await readOnlyOn(targetHoldOptions(s));
+    if (s.adapter.holdTarget) await s.adapter.holdTarget();
+    else await readOnlyOn(targetHoldOptions(s));
     return summary;
   }, (r) => ({ ...r }));
 }
@@ -293,7 +295,8 @@ async function finishForward(s: PlanSession, runner: Runner, fencedAt: number): 
       await s.router?.pointTo(endpointOf(s.target));
     });
     await runner.step('lift', 'open the target for writes and release clients', async () => {
-      await readOnlyOff(targetHoldOptions(s));
+      if (s.adapter.openTarget) await s.adapter.openTarget();
+      else await readOnlyOff(targetHoldOptions(s));
       await s.router?.release();
     });
   } catch (e) {
@@ -362,7 +365,7 @@ export async function rollbackPlan(s: PlanSession, opts: { cleanup?: boolean; on
     await restoreSource(s, journal, runner, { held: true, fenced: true });
     if (opts.cleanup) {
       await s.adapter.cleanup();
-      await readOnlyOff(targetHoldOptions(s)).catch(() => {});
+      await (s.adapter.openTarget ? s.adapter.openTarget() : readOnlyOff(targetHoldOptions(s))).catch(() => {});
     }
     return { planId: s.planId, restored: true, leftovers: await s.adapter.leftovers() };
   });

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PgBouncerSandbox } from '../../src/sandbox/pgbouncer-sandbox.js';
@@ -63,6 +63,7 @@ export interface PlanOptions {
 }
 
 export async function writePlan(e: CutoverEnv, o: PlanOptions): Promise<string> {
+  await mkdir(o.stateDir, { recursive: true });
   const file = join(o.stateDir, `${o.db}.plan.yaml`);
   const router =
     o.router && e.bouncer

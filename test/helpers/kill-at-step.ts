@@ -5,9 +5,9 @@ import { BUILT_CLI, ROOT } from './built-cli.js';
 
 /**
  * Starts the built CLI with the test hook that parks it at `step` (after journaling `begin`), waits until it
- * is parked, then SIGKILLs it: a crash at exactly that step.
+ * is parked, then signals it (SIGKILL by default: a crash at exactly that step).
  */
-export async function killAtStep(args: string[], env: Record<string, string>, stateDir: string, step: string): Promise<{ stderr: string }> {
+export async function killAtStep(args: string[], env: Record<string, string>, stateDir: string, step: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<{ stderr: string; exitCode: number | undefined }> {
   const child = execa('node', [BUILT_CLI, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env, CUTOVER_TEST_PAUSE_AT: step }, extendEnv: false, reject: false });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -19,7 +19,7 @@ export async function killAtStep(args: string[], env: Record<string, string>, st
     if (Date.now() > deadline) throw new Error(`the run did not reach ${step} within 60s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  child.kill('SIGKILL');
-  await child;
-  return { stderr };
+  child.kill(signal);
+  const done = await child;
+  return { stderr, exitCode: done.exitCode };
 }

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from './cli.js';
@@ -37,7 +37,6 @@ export function killAtEveryStep(title: string, steps: Array<{ step: string; then
 
     it.each(steps.map((s, i) => ({ ...s, db: dbs[i]! })))('killed at $step, then $then', async ({ step, then, db }) => {
       const stateDir = join(stateRoot, db);
-      await mkdir(stateDir, { recursive: true });
       const plan = await writePlan(e, { db, stateDir, router: true, maxWriteBlocked: '10s' });
       const workload = workloadThroughBouncer(e, db, 2);
       let after;
