@@ -192,8 +192,15 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
       }
       const stillWriting = new Set(writers.map((w) => w.pid));
       for (const w of firstWriters) if (!stillWriting.has(w.pid)) drained.push(publicSession(w, 'write transaction finished within the drain timeout'));
-      // Every session that predates the fence may hold a read-write transaction or a session-level override.
-      const toEnd = await sessionsInScope(this.client, target, { startedBefore: cutoff, exempt: opts.exemptSessions });
+      // Every session that predates the fence may hold a read-write transaction or a session-level override;
+      // the policy may spare some, but never one still holding writes.
+      const policy = opts.terminate ?? 'all';
+      const predating = await sessionsInScope(this.client, target, { startedBefore: cutoff, exempt: opts.exemptSessions });
+      const toEnd = predating.filter((s) => policy === 'all' || s.hasWriteXid || (policy === 'idle-in-transaction' && s.transactionAgeMs !== undefined));
+      const spared = predating.length - toEnd.length;
+      if (spared > 0) {
+        warnings.push(`terminate ${policy}: ${spared} session(s) connected before the fence were left running${scope === 'server' ? '' : ` and do not see the ${scope} setting`}; the leak check watches them`);
+      }
       const ended = await terminateSessions(this.client, toEnd.map((s) => s.pid));
       for (const s of toEnd) {
         if (!ended.has(s.pid)) {

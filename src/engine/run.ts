@@ -117,6 +117,7 @@ function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
     drainTimeoutMs: ro.drainTimeoutMs,
     lockTimeoutMs: ro.lockTimeoutMs,
     roles: ro.roles,
+    terminate: ro.terminate,
     stateDir: s.plan.stateDir,
     exemptSessions,
   };

@@ -12,6 +12,7 @@ import type {
   ReadOnlyMode,
   ReadOnlyScope,
   ReadOnlyStatusResult,
+  TerminatePolicy,
 } from './types.js';
 
 export interface ReadOnlyOptions {
@@ -31,6 +32,8 @@ export interface ReadOnlyOptions {
   stateDir?: string;
   /** Session ids the fence must not end (the cutover's own sessions on the source). */
   exemptSessions?: string[];
+  /** enforced/strict: which pre-fence sessions to end after the drain (default all). */
+  terminate?: TerminatePolicy;
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -79,6 +82,7 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     probeMs: opts.probeMs ?? READ_ONLY_DEFAULTS.probeMs,
     roles: opts.roles ?? [],
     exemptSessions: opts.exemptSessions ?? [],
+    terminate: opts.terminate ?? 'all',
   };
 }
 

@@ -25,7 +25,14 @@ export interface FenceOptions {
   roles: string[];
   /** Session ids the fence must neither end nor count as leaks: the cutover's own sessions. */
   exemptSessions?: string[];
+  /**
+   * Which sessions that predate the fence enforced mode ends after the drain: all of them (default), those
+   * inside a transaction, or none. Sessions still holding writes after the drain are ended whatever this says.
+   */
+  terminate?: TerminatePolicy;
 }
+
+export type TerminatePolicy = 'all' | 'idle-in-transaction' | 'none';
 
 /** A client session as the tool reports it. Never carries query text (it can hold secrets). */
 export interface SessionInfo {
