@@ -34,8 +34,11 @@ export interface SyncSummary {
 export interface CatchUpProof {
   /** Write position captured on the source after the fence. */
   fencePosition: string;
-  /** How it was proven: a sentinel committed after the fence seen on the target, or a copy made while fenced. */
-  method: 'sentinel' | 'copy';
+  /**
+   * How it was proven: a sentinel committed after the fence seen on the target, a copy made while fenced, or
+   * the target's replica having applied the source's GTID set captured after the fence.
+   */
+  method: 'sentinel' | 'copy' | 'gtid';
   proofPosition?: string;
   waitedMs: number;
   rowsCopied?: number;
@@ -83,6 +86,13 @@ export interface CutoverAdapter {
   catchUp(deadline: number): Promise<CatchUpProof>;
   copySequences(): Promise<number>;
   verify(deadline: number): Promise<VerifyReport>;
+  /**
+   * Keeps applications from writing to the target until the switch while replication still applies (after
+   * sync), and opens it at the lift. Engines whose read-only toggle would also stop or trip over the replica
+   * implement these; without them the orchestrator holds the target's database with the read-only toggle.
+   */
+  holdTarget?(): Promise<void>;
+  openTarget?(): Promise<void>;
   /** Stop replication into the target (after the point of no return, before the target opens). */
   detachTarget(): Promise<void>;
   /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */
