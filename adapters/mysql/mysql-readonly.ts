@@ -16,6 +16,7 @@ import { formatDuration } from '../../src/util/units.js';
 import { bypassAccounts, currentAccount, isLocked, resolveAccounts, type BypassAccount } from './mysql-accounts.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import { serverIdentity } from './mysql-identity.js';
 import { canTrackWrites, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
 import { clientSessions, killSessions, publicSession, sleep, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
@@ -85,14 +86,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
   };
 
   async serverId(): Promise<string> {
-    if (this.flavor.kind === 'mysql') {
-      const rows = await this.q<RowDataPacket & { id: string }>(`SELECT @@server_uuid AS id`);
-      if (rows[0]?.id) return `mysql:${rows[0].id}`;
-    }
-    // MariaDB has no server UUID: host name, port, server_id and data directory identify the instance.
-    const rows = await this.q<RowDataPacket & { h: string; p: string; s: string; d: string }>(`SELECT @@hostname AS h, @@port AS p, @@server_id AS s, @@datadir AS d`);
-    const r = rows[0]!;
-    return `${this.flavor.kind}:${r.h}:${r.p}:${r.s}:${r.d}`;
+    return serverIdentity(this.q, this.flavor);
   }
 
   defaultStatusTargets(): FenceTarget[] {

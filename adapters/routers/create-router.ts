@@ -1,9 +1,9 @@
-import { UsageError } from '../../src/errors.js';
 import type { Router } from '../../src/engine/router.js';
 import type { PlanSecrets } from '../../src/plan/secrets.js';
 import type { Plan } from '../../src/plan/types.js';
 import { ExecRouter } from './exec-router.js';
 import { FileRouter } from './file-router.js';
+import { HaproxyRouter } from './haproxy-router.js';
 import { PgBouncerRouter } from './pgbouncer-router.js';
 
 /** `router: { kind: none }`: the cutover fences and lifts, and applications find the target themselves. */
@@ -25,7 +25,7 @@ class NoRouter implements Router {
 }
 
 /** The router a plan names, wired with its resolved secrets (see resolvePlanSecrets). */
-export function createRouter(plan: Pick<Plan, 'router' | 'engine' | 'target'>, secrets: Pick<PlanSecrets, 'routerAdmin' | 'all'>): Router {
+export function createRouter(plan: Pick<Plan, 'router' | 'engine' | 'target' | 'stateDir'>, secrets: Pick<PlanSecrets, 'routerAdmin' | 'all'>): Router {
   const config = plan.router;
   switch (config.kind) {
     case 'none':
@@ -37,6 +37,6 @@ export function createRouter(plan: Pick<Plan, 'router' | 'engine' | 'target'>, s
     case 'exec':
       return new ExecRouter({ command: config.command, ...(config.hold ? { hold: config.hold } : {}), ...(config.release ? { release: config.release } : {}), timeoutMs: config.timeoutMs, secrets: secrets.all });
     case 'haproxy':
-      throw new UsageError('the haproxy router is not available in this version', 'use kind: pgbouncer, file, exec or none');
+      return new HaproxyRouter({ socket: config.socket, backend: config.backend, server: config.server, stateDir: plan.stateDir });
   }
 }

@@ -59,7 +59,18 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
     });
   } else {
-    throw new UsageError(`engine ${plan.engine}: cutover run is not available yet for this engine`, 'use cutover readonly for MySQL/MariaDB for now');
+    // Loaded on demand so PostgreSQL-only use never loads the MySQL driver.
+    const { MysqlCutover } = await import('../../adapters/mysql/mysql-cutover.js');
+    const { replicaConnectionName } = await import('../../adapters/mysql/mysql-replication.js');
+    adapter = await MysqlCutover.connect({
+      source,
+      target,
+      database,
+      method: plan.method,
+      name: replicaConnectionName(id),
+      verify: plan.verify,
+      lockTimeoutMs: plan.readOnly.lockTimeoutMs,
+    });
   }
   // kind none: the run fences and lifts only; no hold, no repoint.
   const router = plan.router.kind === 'none' ? undefined : createRouter(plan, secrets);

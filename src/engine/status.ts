@@ -53,8 +53,16 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
       return undefined;
     }
   };
+  // The scope the run fences (plan.readOnly), as run.ts names it.
+  const ro = s.plan.readOnly;
   const fence = await live('source fence', () =>
-    readOnlyStatus({ url: s.plan.source.url, ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}), scope: 'database', name: s.database, stateDir: s.plan.stateDir }),
+    readOnlyStatus({
+      url: s.plan.source.url,
+      ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}),
+      scope: ro.scope,
+      ...(ro.scope === 'database' ? { name: ro.name ?? s.database } : ro.name ? { name: ro.name } : {}),
+      stateDir: s.plan.stateDir,
+    }),
   );
   if (fence?.scopes[0]) status.source = fence.scopes[0];
   const lag = await live('replication lag', () => s.adapter.lagBytes());

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRouter } from '../../adapters/routers/create-router.js';
 import { ExecRouter } from '../../adapters/routers/exec-router.js';
 import { FileRouter } from '../../adapters/routers/file-router.js';
-import { OperationError, UsageError } from '../../src/errors.js';
+import { OperationError } from '../../src/errors.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
 
 let dir: string;
@@ -90,8 +90,8 @@ describe('createRouter', () => {
     expect(pgb.describe()).toBe('pgbouncer 127.0.0.1:6432 database "shop" (/x/p.ini)');
   });
 
-  it('refuses the haproxy kind for now', () => {
+  it('builds the haproxy router from socket, backend and server', () => {
     const plan = parsePlan(base + 'router: { kind: haproxy, socket: /run/h.sock, backend: db, server: primary }\n', '/x/p.yaml');
-    expect(() => createRouter(plan, { all: [] })).toThrow(UsageError);
+    expect(createRouter(plan, { all: [] }).describe()).toBe('haproxy server db/primary (/run/h.sock)');
   });
 });

@@ -1,0 +1,321 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { BudgetExceededError, OperationError } from '../../src/errors.js';
+import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
+import { redactText } from '../../src/util/redact.js';
+import { mysqlPreflight } from './mysql-checks.js';
+import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
+import { dumpInto } from './mysql-dump.js';
+import type { MysqlFlavor } from './mysql-flavor.js';
+import { serverIdentity } from './mysql-identity.js';
+import { normalizeGtidSet } from './mysql-position.js';
+import {
+  allReplicasStatusSql,
+  binlogBytesBehind,
+  changeSourceSql,
+  gtidWaitReached,
+  gtidWaitSql,
+  readReplicaStatus,
+  replicaFilterSql,
+  resetReplicaAllSql,
+  startReplicaSql,
+  stopReplicaSql,
+  type ReplicaStatus,
+} from './mysql-replication.js';
+import { sleep, type Query } from './mysql-sessions.js';
+import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
+
+export interface MysqlCutoverConfig {
+  source: DbEndpoint;
+  target: DbEndpoint;
+  /** The database that moves (same name on both sides). */
+  database: string;
+  method: 'replication' | 'dump';
+  /** The target's replica connection (MariaDB connection name / MySQL channel). */
+  name: string;
+  verify: VerifyReport['mode'];
+  lockTimeoutMs: number;
+  /** Bound on the dump and load of `sync`. */
+  copyTimeoutMs?: number;
+  /** How often `sync` reports load progress. */
+  progressEveryMs?: number;
+}
+
+/** How long `sync` waits for the new replica connection to report both threads running. */
+const REPLICA_START_MS = 15_000;
+
+function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]): Query {
+  return async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
+    try {
+      const [rows] = await conn.query(sql, params);
+      return Array.isArray(rows) ? (rows as R[]) : [];
+    } catch (e) {
+      const mapped = mapMysqlError(e, ep, doing ?? 'running a query');
+      // The replica statement carries the source password: scrub it from anything the server echoed back.
+      mapped.message = redactText(mapped.message, secrets);
+      throw mapped;
+    }
+  };
+}
+
+/**
+ * Moves one MySQL/MariaDB database: a consistent dump loaded into the target, then the target replicates from
+ * the source by GTID; after the fence, the target's replica proves it applied the source's GTID set.
+ */
+export class MysqlCutover implements CutoverAdapter {
+  readonly engine: Engine;
+  private readonly src: Query;
+  private readonly dst: Query;
+
+  private constructor(
+    private readonly cfg: MysqlCutoverConfig,
+    private readonly srcConn: MysqlConnection,
+    readonly sourceFlavor: MysqlFlavor,
+    private readonly dstConn: MysqlConnection,
+    readonly targetFlavor: MysqlFlavor,
+  ) {
+    this.engine = sourceFlavor.kind;
+    const secrets = [cfg.source.password, cfg.target.password].filter((p): p is string => p !== undefined);
+    this.src = query(srcConn, cfg.source, secrets);
+    this.dst = query(dstConn, cfg.target, secrets);
+  }
+
+  static async connect(cfg: MysqlCutoverConfig): Promise<MysqlCutover> {
+    const s = await connectMysql(cfg.source, { lockTimeoutMs: cfg.lockTimeoutMs });
+    try {
+      const d = await connectMysql(cfg.target, { lockTimeoutMs: cfg.lockTimeoutMs });
+      return new MysqlCutover(cfg, s.conn, s.flavor, d.conn, d.flavor);
+    } catch (e) {
+      s.conn.destroy();
+      throw e;
+    }
+  }
+
+  async identities(): Promise<{ source: string; target: string }> {
+    const [source, target] = await Promise.all([serverIdentity(this.src, this.sourceFlavor), serverIdentity(this.dst, this.targetFlavor)]);
+    return { source, target };
+  }
+
+  private async replicas(): Promise<ReplicaStatus[]> {
+    const rows = await this.dst<RowDataPacket>(allReplicasStatusSql(this.targetFlavor), [], 'reading replica status');
+    return rows.map((r) => readReplicaStatus(r));
+  }
+
+  private async ours(): Promise<ReplicaStatus | undefined> {
+    return (await this.replicas()).find((r) => r.name === this.cfg.name);
+  }
+
+  async preflight(): Promise<Finding[]> {
+    const replicas = await this.replicas();
+    const syncedByUs = replicas.some((r) => r.name === this.cfg.name);
+    return mysqlPreflight({
+      source: { q: this.src, flavor: this.sourceFlavor },
+      target: { q: this.dst, flavor: this.targetFlavor },
+      database: this.cfg.database,
+      method: this.cfg.method,
+      sourceHost: this.cfg.source.host,
+      syncedByUs,
+      otherReplicas: replicas.filter((r) => r.name !== this.cfg.name).map((r) => r.name),
+    });
+  }
+
+  private async tableSizes(q: Query): Promise<Map<string, number>> {
+    const rows = await q<RowDataPacket & { t: string; b: string | null }>(
+      `SELECT TABLE_NAME AS t, COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`,
+      [this.cfg.database],
+      'reading table sizes',
+    );
+    return new Map(rows.map((r) => [r.t, Number(r.b ?? 0)]));
+  }
+
+  /**
+   * Reports the load as it lands on the target: tables created so far (the dump goes table by table, so the
+   * newest one is the one loading) and bytes against the source's size, with an ETA from the rate so far.
+   */
+  private watchLoad(progress: SyncProgress, totals: Map<string, number>): { stop(): Promise<void> } {
+    const bytesTotal = [...totals.values()].reduce((a, b) => a + b, 0);
+    const started = Date.now();
+    let stopped = false;
+    let seen = new Set<string>();
+    const loop = (async () => {
+      while (!stopped) {
+        await sleep(this.cfg.progressEveryMs ?? 1000);
+        if (stopped) break;
+        const now = await this.tableSizes(this.dst).catch(() => undefined);
+        if (!now) continue;
+        const fresh = [...now.keys()].filter((t) => !seen.has(t));
+        seen = new Set(now.keys());
+        const bytesDone = Math.min(bytesTotal, [...now.values()].reduce((a, b) => a + b, 0));
+        const elapsed = Date.now() - started;
+        const etaMs = bytesDone > 0 ? Math.round((elapsed * (bytesTotal - bytesDone)) / bytesDone) : undefined;
+        const table = fresh.at(-1);
+        progress({
+          phase: 'copy',
+          message: `loading ${table ?? 'data'}: ${now.size}/${totals.size} tables`,
+          ...(table ? { table } : {}),
+          tablesDone: Math.max(0, now.size - 1),
+          tablesTotal: totals.size,
+          bytesDone,
+          bytesTotal,
+          ...(etaMs !== undefined ? { etaMs } : {}),
+        });
+      }
+    })();
+    return {
+      async stop() {
+        stopped = true;
+        await loop;
+      },
+    };
+  }
+
+  async sync(progress: SyncProgress): Promise<SyncSummary> {
+    const started = Date.now();
+    const totals = await this.tableSizes(this.src);
+    const bytes = [...totals.values()].reduce((a, b) => a + b, 0);
+    const existing = await this.ours();
+    if (existing) {
+      progress({ phase: 'ready', message: `the target already replicates through ${this.cfg.name} (an earlier sync of this plan)` });
+      return { method: 'replication', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
+    }
+    const present = await this.tableSizes(this.dst);
+    if (present.size > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
+
+    progress({ phase: 'copy', message: `dumping ${totals.size} table(s) of ${this.cfg.database} (consistent snapshot with its GTID position)`, tablesDone: 0, tablesTotal: totals.size, bytesDone: 0, bytesTotal: bytes });
+    const watch = this.watchLoad(progress, totals);
+    try {
+      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
+    } finally {
+      await watch.stop();
+    }
+    await this.dropDumpDefaultConnection();
+    await this.startReplica();
+    progress({ phase: 'replication', message: `replica connection ${this.cfg.name} on the target follows the source by GTID` });
+    await this.waitReplicaRunning();
+    progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
+    return { method: 'replication', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
+  }
+
+  /**
+   * mariadb-dump --master-data writes `CHANGE MASTER TO MASTER_USE_GTID=slave_pos` for the default connection;
+   * loading it leaves an empty default connection behind (preflight refused a target that had a real one).
+   */
+  private async dropDumpDefaultConnection(): Promise<void> {
+    if (this.targetFlavor.kind !== 'mariadb') return;
+    const stray = (await this.replicas()).find((r) => r.name === '' && r.sourceHost === '');
+    if (stray) await this.dst(`RESET SLAVE '' ALL`, [], 'removing the empty default replica connection the dump created');
+  }
+
+  private async startReplica(): Promise<void> {
+    const ep = this.cfg.source;
+    const ssl = /^(required|require|verify_ca|verify_identity|verify-ca|verify-full)$/i.test(ep.params['ssl-mode'] ?? ep.params.sslmode ?? '');
+    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, user: ep.user, ...(ep.password !== undefined ? { password: ep.password } : {}), ssl });
+    await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
+    const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, this.cfg.database);
+    if (filter) await this.dst(filter.sql, filter.params, `limiting replica connection ${this.cfg.name} to ${this.cfg.database}`);
+    await this.dst(startReplicaSql(this.targetFlavor, this.cfg.name), [], `starting replica connection ${this.cfg.name}`);
+  }
+
+  private async waitReplicaRunning(): Promise<void> {
+    const deadline = Date.now() + REPLICA_START_MS;
+    for (;;) {
+      const r = await this.ours();
+      if (r?.ioRunning && r.sqlRunning) return;
+      if (Date.now() > deadline || (r && r.lastError && (!r.ioRunning || !r.sqlRunning))) {
+        throw new OperationError(
+          `replica connection ${this.cfg.name} did not start: ${r?.lastError || `IO thread ${r?.ioRunning ? 'running' : 'stopped'}, SQL thread ${r?.sqlRunning ? 'running' : 'stopped'}`}`,
+          `check that the target can reach ${this.cfg.source.host}:${this.cfg.source.port} as ${this.cfg.source.user} (REPLICATION SLAVE); \`cutover rollback --cleanup\` removes the copy`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  async holdTarget(): Promise<void> {
+    // The replica's applier is exempt from read_only; application sessions get error 1290.
+    await this.dst(`SET GLOBAL read_only = ON`, [], 'making the target read-only for applications');
+  }
+
+  async openTarget(): Promise<void> {
+    await this.dst(`SET GLOBAL read_only = OFF`, [], 'opening the target for writes');
+  }
+
+  /**
+   * Unit: bytes of the source's binary log not yet executed by the target's applier (source position minus the
+   * applier's executed position, across files). null before sync (no replica connection).
+   */
+  async lagBytes(): Promise<number | null> {
+    const r = await this.ours();
+    if (!r) return null;
+    if (r.lastError && (!r.ioRunning || !r.sqlRunning)) {
+      throw new OperationError(`replication into the target stopped: ${r.lastError}`, `fix the cause on the target, then START SLAVE '${this.cfg.name}' (MySQL: START REPLICA FOR CHANNEL); or \`cutover rollback --cleanup\` and sync again`);
+    }
+    if (!r.execFile) throw new OperationError(`replica connection ${this.cfg.name} has not applied anything from the source yet`, 'wait for it to connect; `cutover status` shows the replica state');
+    const logs = await this.src<RowDataPacket & { Log_name: string; File_size: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
+    const cur = await this.src<RowDataPacket & { File: string; Position: string }>(this.sourceFlavor.binlogStatusSql, [], 'reading the binary log position');
+    if (!cur[0]) return null;
+    return binlogBytesBehind(
+      logs.map((l) => ({ name: l.Log_name, size: Number(l.File_size) })),
+      { file: cur[0].File, pos: Number(cur[0].Position) },
+      { file: r.execFile, pos: r.execPos },
+    );
+  }
+
+  async ownSourceSessions(): Promise<string[]> {
+    return [String(this.srcConn.threadId)];
+  }
+
+  async catchUp(deadline: number): Promise<CatchUpProof> {
+    const started = Date.now();
+    const g = await this.src<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`, [], 'reading the source GTID position');
+    const fencePosition = normalizeGtidSet(g[0]?.g);
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left to wait for the target', 'raise limits.maxWriteBlocked or lower limits.maxLagBeforeFence');
+    const wait = gtidWaitSql(this.targetFlavor, fencePosition, remaining);
+    const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to apply the source GTID set');
+    const waitedMs = Date.now() - started;
+    if (gtidWaitReached(rows[0]?.r)) return { method: 'gtid', fencePosition, proofPosition: fencePosition, waitedMs };
+    // A timeout leaves gtid_slave_pos alone (resetting it after a timeout lost data: mariadb-operator#277).
+    const r = await this.ours();
+    const state = r ? `IO thread ${r.ioRunning ? 'running' : 'stopped'}, SQL thread ${r.sqlRunning ? 'running' : 'stopped'}${r.lastError ? `, ${r.lastError}` : ''}` : 'no replica connection';
+    if (rows[0]?.r === null || rows[0]?.r === undefined) throw new OperationError(`the target could not wait for GTID ${fencePosition} (${state})`, 'check replication on the target; the source was restored');
+    throw new BudgetExceededError(`the target did not apply the source's writes up to GTID ${fencePosition} within the write-downtime budget (waited ${waitedMs}ms; replica: ${state})`, 'check replication on the target, then raise limits.maxWriteBlocked or run again when lag is low');
+  }
+
+  async copySequences(): Promise<number> {
+    const [s, t] = await Promise.all([autoIncrements(this.src, this.cfg.database), autoIncrements(this.dst, this.cfg.database)]);
+    const fixes = autoIncrementFixes(s, t);
+    for (const f of fixes) await this.dst(setAutoIncrementSql(this.cfg.database, f.table, f.value), [], `raising AUTO_INCREMENT of ${f.table}`);
+    return fixes.length;
+  }
+
+  async verify(deadline: number): Promise<VerifyReport> {
+    return verifyTables(this.src, this.dst, this.cfg.database, this.cfg.verify, deadline);
+  }
+
+  /** Stops and forgets the replica connection; returns whether there was one. */
+  private async dropReplica(): Promise<boolean> {
+    if (!(await this.ours())) return false;
+    await this.dst(stopReplicaSql(this.targetFlavor, this.cfg.name), [], `stopping replica connection ${this.cfg.name}`);
+    await this.dst(resetReplicaAllSql(this.targetFlavor, this.cfg.name), [], `removing replica connection ${this.cfg.name}`);
+    return true;
+  }
+
+  async detachTarget(): Promise<void> {
+    await this.dropReplica();
+  }
+
+  async cleanup(): Promise<string[]> {
+    return (await this.dropReplica()) ? [`replica connection ${this.cfg.name} (target)`] : [];
+  }
+
+  async leftovers(): Promise<Leftover[]> {
+    if (!(await this.ours())) return [];
+    const f = this.targetFlavor;
+    return [{ where: 'target', kind: 'replica connection', name: this.cfg.name, drop: `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`, retainsWal: false }];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.srcConn, this.dstConn].map((c) => c.end().catch(() => c.destroy())));
+  }
+}

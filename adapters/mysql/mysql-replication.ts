@@ -1,0 +1,176 @@
+import { UsageError } from '../../src/errors.js';
+import { atLeast, type MysqlFlavor } from './mysql-flavor.js';
+import { quoteIdent, quoteString } from './mysql-sql.js';
+
+/** Where the target's replica connection reads from: the source as the target reaches it. */
+export interface ReplicaSource {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  ssl: boolean;
+}
+
+function version(f: MysqlFlavor): readonly [number, number, number] {
+  const [a = 0, b = 0, c = 0] = f.version.split('.').map(Number);
+  return [a, b, c];
+}
+
+/** MySQL 8.0.23 renamed MASTER to SOURCE (CHANGE REPLICATION SOURCE TO); 8.4 removed the old spelling. */
+function sourceSyntax(f: MysqlFlavor): boolean {
+  return f.kind === 'mysql' && atLeast(version(f), [8, 0, 23]);
+}
+
+/** MySQL 8.0.22 renamed SLAVE to REPLICA in START/STOP/RESET/SHOW. */
+function replicaSyntax(f: MysqlFlavor): boolean {
+  return f.kind === 'mysql' && atLeast(version(f), [8, 0, 22]);
+}
+
+/**
+ * The replica connection is named (MariaDB multi-source connection, MySQL channel) so the tool never touches a
+ * replication the target already had, and cleanup removes exactly what the tool created.
+ */
+export function replicaConnectionName(planId: string): string {
+  return `cutover_${planId.replace(/[^A-Za-z0-9_]/g, '_')}`.slice(0, 64);
+}
+
+function checkName(name: string): string {
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(name)) throw new UsageError(`bad replica connection name "${name}"`, 'use letters, digits and _ only (at most 64)');
+  return name;
+}
+
+/** MariaDB: `'name'` before the verb's object; MySQL: `FOR CHANNEL 'name'` at the end. */
+function channel(f: MysqlFlavor, name: string): { pre: string; post: string } {
+  const q = quoteString(checkName(name));
+  return f.kind === 'mariadb' ? { pre: ` ${q}`, post: '' } : { pre: '', post: ` FOR CHANNEL ${q}` };
+}
+
+/**
+ * Points the target's replica connection at the source, starting from the GTID position the dump loaded
+ * (MariaDB gtid_slave_pos; MySQL gtid_executed/GTID_PURGED). The password is a parameter: mysql2 inlines it
+ * client-side, so it reaches the server (and its replica config, unavoidably) but never argv, logs or errors.
+ */
+export function changeSourceSql(f: MysqlFlavor, name: string, src: ReplicaSource): { sql: string; params: unknown[] } {
+  const ch = channel(f, name);
+  const params: unknown[] = [src.host, src.port, src.user, src.password ?? ''];
+  if (f.kind === 'mariadb') {
+    return {
+      sql: `CHANGE MASTER${ch.pre} TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_SSL = ${src.ssl ? 1 : 0}`,
+      params,
+    };
+  }
+  if (sourceSyntax(f)) {
+    // GET_SOURCE_PUBLIC_KEY: caching_sha2_password over a non-TLS link needs the server's RSA key.
+    return {
+      sql: `CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_SSL = ${src.ssl ? 1 : 0}, GET_SOURCE_PUBLIC_KEY = 1${ch.post}`,
+      params,
+    };
+  }
+  return {
+    sql: `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1, MASTER_SSL = ${src.ssl ? 1 : 0}${ch.post}`,
+    params,
+  };
+}
+
+/**
+ * Limits the connection to the moved database: a replica otherwise applies the source's whole binary log, and
+ * events of databases the target does not have would stop it. With ROW events the filter goes by the table's
+ * database, whatever the default database of the writing session was. null where channels cannot filter
+ * (MySQL before 8.0).
+ */
+export function replicaFilterSql(f: MysqlFlavor, name: string, database: string): { sql: string; params: unknown[] } | null {
+  if (database.includes(',')) throw new UsageError(`database name "${database}" contains a comma`, 'replication filters are comma-separated lists: rename the database');
+  if (f.kind === 'mariadb') return { sql: `SET GLOBAL ${quoteIdent(checkName(name))}.replicate_do_db = ?`, params: [database] };
+  if (!atLeast(version(f), [8, 0, 0])) return null;
+  return { sql: `CHANGE REPLICATION FILTER REPLICATE_DO_DB = (${quoteIdent(database)}) FOR CHANNEL ${quoteString(checkName(name))}`, params: [] };
+}
+
+export function startReplicaSql(f: MysqlFlavor, name: string): string {
+  const ch = channel(f, name);
+  return `START ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'}${ch.pre}${ch.post}`;
+}
+
+export function stopReplicaSql(f: MysqlFlavor, name: string): string {
+  const ch = channel(f, name);
+  return `STOP ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'}${ch.pre}${ch.post}`;
+}
+
+/** Forgets the connection entirely (RESET ... ALL), relay logs included. */
+export function resetReplicaAllSql(f: MysqlFlavor, name: string): string {
+  const ch = channel(f, name);
+  return f.kind === 'mariadb' ? `RESET SLAVE${ch.pre} ALL` : `RESET ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'} ALL${ch.post}`;
+}
+
+/** Every replica connection of the server, one row each (filter by name with readReplicaStatus). */
+export function allReplicasStatusSql(f: MysqlFlavor): string {
+  if (f.kind === 'mariadb') return 'SHOW ALL SLAVES STATUS';
+  return replicaSyntax(f) ? 'SHOW REPLICA STATUS' : 'SHOW SLAVE STATUS';
+}
+
+/**
+ * Waits on the target until it has applied `gtids`, at most `timeoutMs`. MariaDB MASTER_GTID_WAIT returns 0 or
+ * -1 on timeout; MySQL WAIT_FOR_EXECUTED_GTID_SET returns 0 or 1 on timeout (vitess#14739). Both NULL on error.
+ */
+export function gtidWaitSql(f: MysqlFlavor, gtids: string, timeoutMs: number): { sql: string; params: unknown[] } {
+  const seconds = Math.max(0.001, timeoutMs / 1000);
+  return f.kind === 'mariadb'
+    ? { sql: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', params: [gtids, seconds] }
+    : { sql: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r', params: [gtids, seconds] };
+}
+
+export function gtidWaitReached(v: unknown): boolean {
+  return v !== null && v !== undefined && Number(v) === 0;
+}
+
+/** One replica connection as both engines report it (MariaDB/old MySQL say Master/Slave, MySQL 8.0.22+ Source/Replica). */
+export interface ReplicaStatus {
+  name: string;
+  sourceHost: string;
+  ioRunning: boolean;
+  sqlRunning: boolean;
+  /** The source's binary log file and offset the applier has executed up to; '' before the first event. */
+  execFile: string;
+  execPos: number;
+  secondsBehind: number | null;
+  lastError: string;
+}
+
+function pick(row: Record<string, unknown>, ...keys: string[]): unknown {
+  for (const k of keys) if (row[k] !== undefined) return row[k];
+  return undefined;
+}
+
+export function readReplicaStatus(row: Record<string, unknown>): ReplicaStatus {
+  const str = (...keys: string[]) => String(pick(row, ...keys) ?? '');
+  const behind = pick(row, 'Seconds_Behind_Master', 'Seconds_Behind_Source');
+  return {
+    name: str('Connection_name', 'Channel_Name', 'Channel_name'),
+    sourceHost: str('Master_Host', 'Source_Host'),
+    ioRunning: /^yes$/i.test(str('Slave_IO_Running', 'Replica_IO_Running')),
+    sqlRunning: /^yes$/i.test(str('Slave_SQL_Running', 'Replica_SQL_Running')),
+    execFile: str('Relay_Master_Log_File', 'Relay_Source_Log_File'),
+    execPos: Number(pick(row, 'Exec_Master_Log_Pos', 'Exec_Source_Log_Pos') ?? 0),
+    secondsBehind: behind === null || behind === undefined || behind === '' ? null : Number(behind),
+    lastError: [str('Last_IO_Error'), str('Last_SQL_Error')].filter(Boolean).join('; '),
+  };
+}
+
+export interface BinlogFile {
+  name: string;
+  size: number;
+}
+
+/**
+ * Bytes of the source's binary log the target has not applied yet: from the applier's file and offset to the
+ * source's current file and offset, summing the sizes of the files in between (SHOW BINARY LOGS).
+ */
+export function binlogBytesBehind(logs: readonly BinlogFile[], current: { file: string; pos: number }, exec: { file: string; pos: number }): number {
+  if (exec.file === current.file) return Math.max(0, current.pos - exec.pos);
+  const from = logs.findIndex((l) => l.name === exec.file);
+  const to = logs.findIndex((l) => l.name === current.file);
+  // The applier's file was purged or the list is stale: everything listed is behind.
+  if (from < 0 || to < 0 || from > to) return logs.slice(0, Math.max(0, to)).reduce((n, l) => n + l.size, 0) + current.pos;
+  let bytes = Math.max(0, logs[from]!.size - exec.pos);
+  for (let i = from + 1; i < to; i++) bytes += logs[i]!.size;
+  return bytes + current.pos;
+}

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { clientConnArgs, dumpArgs, loadArgs } from '../../adapters/mysql/mysql-dump.js';
+import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
+import {
+  binlogBytesBehind,
+  changeSourceSql,
+  gtidWaitReached,
+  gtidWaitSql,
+  readReplicaStatus,
+  replicaConnectionName,
+  replicaFilterSql,
+  resetReplicaAllSql,
+  startReplicaSql,
+} from '../../adapters/mysql/mysql-replication.js';
+import { autoIncrementFixes, checksumSql, setAutoIncrementSql } from '../../adapters/mysql/mysql-verify.js';
+import { parseDbUrl } from '../../src/util/db-url.js';
+
+const maria = detectFlavor('10.11.19-MariaDB-0+deb12u1-log', 'Debian 12');
+const mysql84 = detectFlavor('8.4.3', 'MySQL Community Server - GPL');
+const mysql57 = detectFlavor('5.7.44-log', 'MySQL Community Server (GPL)');
+const src = { host: '10.0.0.1', port: 3306, user: 'repl', password: 's3cret', ssl: false };
+
+describe('replica statements per engine', () => {
+  it('MariaDB: a named connection following slave_pos; the password is a parameter, never in the text', () => {
+    const c = changeSourceSql(maria, 'cutover_shop', src);
+    expect(c.sql).toBe("CHANGE MASTER 'cutover_shop' TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_SSL = 0");
+    expect(c.params).toEqual(['10.0.0.1', 3306, 'repl', 's3cret']);
+    expect(startReplicaSql(maria, 'cutover_shop')).toBe("START SLAVE 'cutover_shop'");
+    expect(resetReplicaAllSql(maria, 'cutover_shop')).toBe("RESET SLAVE 'cutover_shop' ALL");
+    expect(replicaFilterSql(maria, 'cutover_shop', 'shop')).toEqual({ sql: 'SET GLOBAL `cutover_shop`.replicate_do_db = ?', params: ['shop'] });
+  });
+
+  it('MySQL 8.4: CHANGE REPLICATION SOURCE with auto-position on a channel; 5.7: the MASTER spelling', () => {
+    expect(changeSourceSql(mysql84, 'c1', { ...src, ssl: true }).sql).toBe(
+      "CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_SSL = 1, GET_SOURCE_PUBLIC_KEY = 1 FOR CHANNEL 'c1'",
+    );
+    expect(startReplicaSql(mysql84, 'c1')).toBe("START REPLICA FOR CHANNEL 'c1'");
+    expect(resetReplicaAllSql(mysql84, 'c1')).toBe("RESET REPLICA ALL FOR CHANNEL 'c1'");
+    expect(replicaFilterSql(mysql84, 'c1', 'shop')!.sql).toBe("CHANGE REPLICATION FILTER REPLICATE_DO_DB = (`shop`) FOR CHANNEL 'c1'");
+    expect(changeSourceSql(mysql57, 'c1', src).sql).toMatch(/^CHANGE MASTER TO .*MASTER_AUTO_POSITION = 1.* FOR CHANNEL 'c1'$/);
+    expect(startReplicaSql(mysql57, 'c1')).toBe("START SLAVE FOR CHANNEL 'c1'");
+    expect(replicaFilterSql(mysql57, 'c1', 'shop')).toBeNull();
+  });
+
+  it('refuses names that could smuggle SQL', () => {
+    expect(() => startReplicaSql(maria, "x'; DROP TABLE t; --")).toThrow(/bad replica connection name/);
+    expect(() => replicaFilterSql(maria, 'c', 'a,b')).toThrow(/comma/);
+    expect(replicaConnectionName('shop-8d4d11f89973')).toBe('cutover_shop_8d4d11f89973');
+  });
+
+  it('GTID wait: MariaDB -1 and MySQL 1 are timeouts, NULL is an error, 0 is caught up', () => {
+    expect(gtidWaitSql(maria, '0-1-7', 1500)).toEqual({ sql: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', params: ['0-1-7', 1.5] });
+    expect(gtidWaitSql(mysql84, 'uuid:1-5', 250).sql).toBe('SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r');
+    expect([0, '0', -1, 1, null].map(gtidWaitReached)).toEqual([true, true, false, false, false]);
+  });
+
+  it('reads replica status in both spellings', () => {
+    expect(readReplicaStatus({ Connection_name: 'c', Master_Host: 'h', Slave_IO_Running: 'Yes', Slave_SQL_Running: 'No', Relay_Master_Log_File: 'binlog.000002', Exec_Master_Log_Pos: '120', Seconds_Behind_Master: null, Last_IO_Error: '', Last_SQL_Error: 'Error 1146' })).toEqual({
+      name: 'c', sourceHost: 'h', ioRunning: true, sqlRunning: false, execFile: 'binlog.000002', execPos: 120, secondsBehind: null, lastError: 'Error 1146',
+    });
+    expect(readReplicaStatus({ Channel_Name: 'c', Replica_IO_Running: 'Yes', Replica_SQL_Running: 'Yes', Relay_Source_Log_File: 'b.1', Exec_Source_Log_Pos: 4, Seconds_Behind_Source: 3 })).toMatchObject({ ioRunning: true, sqlRunning: true, execFile: 'b.1', secondsBehind: 3 });
+  });
+
+  it('lag in bytes across binary log files', () => {
+    const logs = [{ name: 'b.1', size: 1000 }, { name: 'b.2', size: 500 }, { name: 'b.3', size: 300 }];
+    expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.3', pos: 100 })).toBe(200);
+    expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.1', pos: 900 })).toBe(100 + 500 + 300);
+    expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.0', pos: 5 })).toBe(1000 + 500 + 300);
+  });
+});
+
+describe('dump and load commands', () => {
+  it('credentials never in argv; GTID options per engine', () => {
+    const ep = parseDbUrl('mariadb://root:pw@127.0.0.1:3307/shop');
+    const args = dumpArgs(maria, ep, 'shop');
+    expect(args.join(' ')).not.toMatch(/pw/);
+    expect(args).toEqual(expect.arrayContaining(['--host=127.0.0.1', '--port=3307', '--user=root', '--single-transaction', '--gtid', '--master-data=1', '--databases', 'shop']));
+    expect(dumpArgs(mysql84, ep, 'shop')).toEqual(expect.arrayContaining(['--set-gtid-purged=ON', '--single-transaction']));
+    expect(loadArgs(ep)).toEqual(['--host=127.0.0.1', '--port=3307', '--protocol=TCP', '--user=root', '--binary-mode', '--default-character-set=utf8mb4']);
+    expect(clientConnArgs(parseDbUrl('mysql://root@localhost/shop?socket=/run/mysqld/mysqld.sock'))).toEqual(['--socket=/run/mysqld/mysqld.sock', '--protocol=SOCKET', '--user=root']);
+  });
+});
+
+describe('auto-increment and verify statements', () => {
+  it('raises only counters that are behind the source', () => {
+    const fixes = autoIncrementFixes(new Map([['a', 100n], ['b', 50n], ['c', 7n]]), new Map([['a', 90n], ['b', 60n]]));
+    expect(fixes).toEqual([{ table: 'a', value: 100n }]);
+    expect(setAutoIncrementSql('shop', 'we`ird', 100n)).toBe('ALTER TABLE `shop`.`we``ird` AUTO_INCREMENT = 100');
+    expect(checksumSql('shop', ['a', 'b'])).toBe('CHECKSUM TABLE `shop`.`a`, `shop`.`b` EXTENDED');
+  });
+});
