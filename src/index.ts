@@ -1,9 +1,95 @@
 /** The public API of cutover. The CLI uses exactly this. */
+import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
+import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
+import { openSession, type PlanSession } from './engine/session.js';
+import { planStatus, type PlanStatus } from './engine/status.js';
+import { rehearse as rehearseOn } from './rehearse/rehearse.js';
+import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
+
 export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFAULTS, type ReadOnlyOptions } from './readonly/readonly.js';
 export type * from './readonly/types.js';
 export * from './errors.js';
-export { parseDbUrl, type DbEndpoint, type Engine } from './util/db-url.js';
-export { redactUrl, redactText } from './util/redact.js';
+export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
+export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
 export { PostgresSandbox, type PostgresSandboxOptions } from './sandbox/postgres-sandbox.js';
-export { stopAllSandboxes } from './sandbox/registry.js';
+export { stopAllSandboxes, installSandboxCleanup } from './sandbox/registry.js';
+export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
+export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';
+export { renderHtmlReport } from './report/html.js';
+export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover } from './engine/cutover-adapter.js';
+export type { CutoverEvent, RunResult, RollbackResult, StepTiming } from './engine/run.js';
+export type { PlanStatus } from './engine/status.js';
+
+/** What every plan command takes besides the plan file. */
+export interface PlanCommandOptions {
+  /** Where the plan's `passwordEnv` variables are looked up (default: process.env). */
+  env?: Record<string, string | undefined>;
+  /**
+   * Called once the plan is read, before any server is contacted: its id, its warnings, and the secrets it
+   * resolved, so a caller that prints can scrub them from its output.
+   */
+  onOpen?: (info: { planId: string; warnings: string[]; secrets: readonly string[] }) => void;
+}
+
+export interface CheckResult {
+  planId: string;
+  findings: Finding[];
+  /** Findings that stop `run` (and make the CLI's `check` exit 3). */
+  blockers: number;
+}
+
+export type CutoverRunOptions = PlanCommandOptions & RunOptions;
+export type RollbackOptions = PlanCommandOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void };
+
+async function withPlan<T>(file: string, opts: PlanCommandOptions, fn: (s: PlanSession) => Promise<T>): Promise<T> {
+  const s = await openSession(file, { env: opts.env ?? process.env });
+  try {
+    opts.onOpen?.({ planId: s.planId, warnings: s.plan.warnings, secrets: s.secrets.all });
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/** Preflight findings for a plan; changes nothing. */
+export async function check(plan: string, opts: PlanCommandOptions = {}): Promise<CheckResult> {
+  return withPlan(plan, opts, async (s) => {
+    const findings = await preflightFindings(s);
+    return { planId: s.planId, findings, blockers: findings.filter((f) => f.severity === 'blocker').length };
+  });
+}
+
+/** Schema and data to the target, replication running; the target stays read-only to applications. */
+export async function sync(plan: string, opts: PlanCommandOptions & Pick<RunOptions, 'onEvent' | 'abort'> = {}): Promise<SyncSummary> {
+  return withPlan(plan, opts, (s) => syncPlan(s, opts));
+}
+
+/** The cutover: hold, fence, catch up, verify, switch, lift, within the write-downtime budget. */
+export async function run(plan: string, opts: CutoverRunOptions = {}): Promise<RunResult> {
+  return withPlan(plan, opts, (s) => runPlan(s, opts));
+}
+
+/** After a crash: forward past the point of no return, else restore the source and run again. */
+export async function resume(plan: string, opts: CutoverRunOptions = {}): Promise<RunResult> {
+  return withPlan(plan, opts, (s) => resumePlan(s, opts));
+}
+
+/** Journal, lock, fence state, lag and leftovers of a plan. */
+export async function status(plan: string, opts: PlanCommandOptions = {}): Promise<PlanStatus> {
+  return withPlan(plan, opts, (s) => planStatus(s));
+}
+
+/** Before the point of no return: the source writable again and routing back on it. */
+export async function rollback(plan: string, opts: RollbackOptions = {}): Promise<RollbackResult> {
+  return withPlan(plan, opts, (s) => rollbackPlan(s, opts));
+}
+
+/**
+ * A full cutover under a synthetic workload, measured: on throw-away PostgreSQL 15 → 17 servers behind
+ * PgBouncer (or MariaDB behind HAProxy), or on the servers of `opts.plan` (a real cutover of that
+ * database). Plan passwords come from `opts.env` (default: process.env).
+ */
+export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseReport> {
+  return rehearseOn({ env: process.env, ...opts });
+}

@@ -1,19 +1,51 @@
+import { writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { isCutoverError, OperationError, PreflightError, UsageError, ExitCode } from '../errors.js';
-import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent } from '../engine/run.js';
-import { openSession, type PlanSession } from '../engine/session.js';
-import { planStatus } from '../engine/status.js';
-import { renderFindings, renderRollback, renderRun, renderStatus, renderSync } from './render-cutover.js';
-import { rehearse } from '../rehearse/rehearse.js';
-import { installSandboxCleanup } from '../sandbox/registry.js';
-import { renderRehearse } from './render-rehearse.js';
-import { FenceLeakError, readOnlyOff, readOnlyOn, readOnlyStatus, type ReadOnlyOptions } from '../readonly/readonly.js';
-import type { ReadOnlyMode, ReadOnlyScope } from '../readonly/types.js';
-import { parseDbUrl, urlHasPassword } from '../util/db-url.js';
-import { redactDeep, redactText } from '../util/redact.js';
-import { parseDuration } from '../util/units.js';
+import {
+  check,
+  ExitCode,
+  FenceLeakError,
+  installSandboxCleanup,
+  isCutoverError,
+  OperationError,
+  parseDbUrl,
+  parseDuration,
+  PreflightError,
+  readOnlyOff,
+  readOnlyOn,
+  readOnlyStatus,
+  redactDeep,
+  redactText,
+  rehearse,
+  renderHtmlReport,
+  resume,
+  rollback,
+  run,
+  status,
+  sync,
+  urlHasPassword,
+  UsageError,
+  type CutoverEvent,
+  type PlanCommandOptions,
+  type ReadOnlyMode,
+  type ReadOnlyOptions,
+  type ReadOnlyScope,
+  type RehearseReport,
+} from '../index.js';
 import { processIO, type CliIO } from './io.js';
+import { renderFindings, renderRollback, renderRun, renderStatus, renderSync } from './render-cutover.js';
 import { renderReadOnlyOff, renderReadOnlyOn, renderReadOnlyStatus } from './render-readonly.js';
+import { renderRehearse } from './render-rehearse.js';
+import { withRehearseTasks } from './rehearse-tasks.js';
+
+/** A rehearsal that ran to the end but lost a write or saw a client error: exit 1, its report still printed once. */
+class RehearsalFailed extends OperationError {
+  constructor(
+    message: string,
+    readonly report: RehearseReport,
+  ) {
+    super(message, 'see the summary above; the --json document carries the full report');
+  }
+}
 
 interface GlobalOpts {
   json?: boolean;
@@ -121,27 +153,58 @@ function addReadOnly(program: Command, io: CliIO, secrets: Secrets): void {
 function addRehearse(program: Command, io: CliIO, secrets: Secrets): void {
   program
     .command('rehearse')
-    .summary('rehearse on throw-away local servers under a live workload and measure the write-blocked window')
+    .summary('a full cutover on throw-away servers under a live workload, measured (or on a plan\'s servers)')
     .description(
-      'Starts a sandbox PostgreSQL 15, loads sample data, runs writer and reader clients, fences the database\n' +
-        '(enforced), holds, lifts, and verifies that every acknowledged write is there. Nothing of yours is touched.',
+      'Starts a sandbox PostgreSQL 15 (source), PostgreSQL 17 (target) and PgBouncer (transaction pooling) -\n' +
+        'or with --engine mariadb two MariaDB servers and HAProxy - loads sample data, runs writer and reader\n' +
+        'clients through the router, performs the cutover with the same code as `cutover sync` + `cutover run`,\n' +
+        'then checks every acknowledged write is on the target and tears everything down. Nothing of yours is touched.\n' +
+        'With --plan it rehearses on the plan\'s servers instead: a real cutover of that database (use a staging\n' +
+        'copy); the workload writes to a table cutover_rehearsal_workload it creates on the source.',
     )
-    .option('--rows <n>', 'rows of sample data', (v) => positiveInt(v, '--rows'), 200_000)
+    .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 17, PgBouncer) or mariadb (HAProxy)').choices(['postgres', 'mariadb']).default('postgres'))
+    .option('--rows <n>', 'rows of sample data', (v) => positiveInt(v, '--rows'), 1_000_000)
     .option('--clients <n>', 'concurrent writers (plus half as many readers)', (v) => positiveInt(v, '--clients'), 4)
-    .option('--hold <duration>', 'how long the fence stays on', '1s')
-    .option('--keep', 'leave the sandbox running and print how to connect')
+    .option('--report <file>', 'also write a self-contained HTML report (latency timeline, step timeline, summary)')
+    .option('--keep', 'leave the sandbox servers running and print how to connect')
+    .option('--plan <file>', "rehearse on a plan's servers instead of sandboxes (needs --yes)")
+    .option('--yes', 'with --plan: the plan\'s source will be fenced and its database cut over')
+    .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
+    .addHelpText('after', '\nExamples:\n  cutover rehearse\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --plan staging.yaml --yes')
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      installSandboxCleanup(() => io.err('\ninterrupted: stopping sandbox servers\n'));
-      const r = await rehearse({
-        rows: o.rows as number,
-        clients: o.clients as number,
-        holdMs: parseDuration(o.hold as string, '--hold'),
-        keep: Boolean(o.keep),
-        onProgress: (step) => io.err(`- ${step}\n`),
-      });
-      emit(io, g.json, secrets, r, renderRehearse(r));
-      if (r.missingWrites.length > 0) throw new OperationError(`${r.missingWrites.length} acknowledged write(s) missing after the rehearsal`);
+      const plan = o.plan as string | undefined;
+      if (plan && !o.yes) throw new UsageError('rehearse --plan cuts over the servers of the plan and needs --yes', `cutover rehearse --plan ${plan} --yes (or \`cutover run ${plan} --dry-run\` first)`);
+      if (plan && o.engine !== 'postgres') throw new UsageError('--engine chooses the sandboxes; with --plan the engine is the plan\'s', 'drop --engine');
+      if (plan && o.keep) throw new UsageError('--keep applies to sandboxes; with --plan the servers are yours and stay up anyway', 'drop --keep');
+      // Sandboxes: an interrupt stops every server started and exits. A plan's servers: the run restores the source first.
+      const sig = plan ? interruptSignal(io) : undefined;
+      if (!plan) installSandboxCleanup(() => io.err('\ninterrupted: stopping the sandbox servers\n'));
+      try {
+        const scrub = (t: string) => redactText(t, secrets.values);
+        const r = await withRehearseTasks(io, scrub, (onEvent) =>
+          rehearse({
+            engine: o.engine as 'postgres' | 'mariadb',
+            rows: o.rows as number,
+            clients: o.clients as number,
+            keep: Boolean(o.keep),
+            env: io.env,
+            onEvent,
+            ...(plan ? { plan } : {}),
+            ...(sig ? { abort: sig.abort } : {}),
+            ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
+          }),
+        );
+        if (o.report) await writeFile(o.report as string, redactText(renderHtmlReport(r), secrets.values));
+        if (r.ok) return emit(io, g.json, secrets, r, renderRehearse(r, o.report as string | undefined));
+        if (!g.json) io.err(redactText(renderRehearse(r, o.report as string | undefined).join('\n'), secrets.values) + '\n');
+        throw new RehearsalFailed(
+          r.missingWrites.length > 0 ? `${r.missingWrites.length} acknowledged write(s) missing on the target after the rehearsal` : `${r.clientErrors} client operation(s) failed during the rehearsal (expected 0)`,
+          r,
+        );
+      } finally {
+        sig?.dispose();
+      }
     });
 }
 
@@ -170,20 +233,13 @@ function eventPrinter(io: CliIO, secrets: Secrets) {
 }
 
 function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void {
-  const open = async (file: string) => {
-    const s = await openSession(file, { env: io.env });
-    s.secrets.all.forEach((v) => secrets.add(v));
-    for (const w of s.plan.warnings) io.err(`note: ${w}\n`);
-    return s;
-  };
-  const withSession = async <T>(file: string, fn: (s: PlanSession) => Promise<T>): Promise<T> => {
-    const s = await open(file);
-    try {
-      return await fn(s);
-    } finally {
-      await s.close();
-    }
-  };
+  const planOpts = (): PlanCommandOptions => ({
+    env: io.env,
+    onOpen: (p) => {
+      p.secrets.forEach((v) => secrets.add(v));
+      for (const w of p.warnings) io.err(`note: ${w}\n`);
+    },
+  });
 
   program
     .command('check')
@@ -191,9 +247,9 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .argument('<plan>', 'plan file (YAML)')
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const findings = await withSession(file, (s) => preflightFindings(s));
-      emit(io, g.json, secrets, { action: 'check', findings, blockers: findings.filter((f) => f.severity === 'blocker').length }, renderFindings(findings));
-      if (findings.some((f) => f.severity === 'blocker')) throw new PreflightError('preflight', `preflight found ${findings.filter((f) => f.severity === 'blocker').length} blocker(s)`, 'fix each BLOCKER above, then run check again');
+      const r = await check(file, planOpts());
+      emit(io, g.json, secrets, { action: 'check', findings: r.findings, blockers: r.blockers }, renderFindings(r.findings));
+      if (r.blockers > 0) throw new PreflightError('preflight', `preflight found ${r.blockers} blocker(s)`, 'fix each BLOCKER above, then run check again');
     });
 
   program
@@ -202,7 +258,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .argument('<plan>', 'plan file (YAML)')
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await withSession(file, (s) => syncPlan(s, { onEvent: eventPrinter(io, secrets) }));
+      const r = await sync(file, { ...planOpts(), onEvent: eventPrinter(io, secrets) });
       emit(io, g.json, secrets, { action: 'sync', ...r }, renderSync(r));
     });
 
@@ -220,13 +276,14 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
         const sig = interruptSignal(io);
         try {
           const opts = {
+            ...planOpts(),
             onEvent: eventPrinter(io, secrets),
             abort: sig.abort,
             dryRun: Boolean(o.dryRun),
             ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
             ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
           };
-          const r = await withSession(file, (s) => (name === 'run' ? runPlan(s, opts) : resumePlan(s, opts)));
+          const r = await (name === 'run' ? run(file, opts) : resume(file, opts));
           emit(io, g.json, secrets, { action: name, ...r }, renderRun(r));
         } finally {
           sig.dispose();
@@ -241,7 +298,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .argument('<plan>', 'plan file (YAML)')
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await withSession(file, (s) => planStatus(s));
+      const r = await status(file, planOpts());
       emit(io, g.json, secrets, { action: 'status', ...r }, renderStatus(r));
     });
 
@@ -252,7 +309,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .option('--cleanup', 'also drop the replication objects (a later run syncs again)')
     .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await withSession(file, (s) => rollbackPlan(s, { cleanup: Boolean(o.cleanup), onEvent: eventPrinter(io, secrets) }));
+      const r = await rollback(file, { ...planOpts(), cleanup: Boolean(o.cleanup), onEvent: eventPrinter(io, secrets) });
       emit(io, g.json, secrets, { action: 'rollback', ...r }, renderRollback(r));
     });
 }
@@ -297,7 +354,7 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     if (isCutoverError(e)) {
       io.err(scrub(`error: ${e.message}${e.hint ? `\n  fix: ${e.hint}` : ''}`) + '\n');
       if (json && !secrets.jsonEmitted) {
-        const extra = e instanceof FenceLeakError ? { result: e.result } : {};
+        const extra = e instanceof FenceLeakError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : {};
         io.out(JSON.stringify(redactDeep({ ok: false, error: { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode }, ...extra }, secrets.values), null, 2) + '\n');
       }
       if (debug && e.stack) io.err(scrub(e.stack) + '\n');

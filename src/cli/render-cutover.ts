@@ -1,7 +1,4 @@
-import type { Finding } from '../engine/cutover-adapter.js';
-import type { RollbackResult, RunResult } from '../engine/run.js';
-import type { PlanStatus } from '../engine/status.js';
-import type { SyncSummary } from '../engine/cutover-adapter.js';
+import type { Finding, PlanStatus, RollbackResult, RunResult, SyncSummary } from '../index.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 
 const LABEL: Record<Finding['severity'], string> = { blocker: 'BLOCKER', warning: 'warning', info: 'info' };

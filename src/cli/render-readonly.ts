@@ -1,4 +1,4 @@
-import type { FenceOffResult, FenceOnResult, ReadOnlyStatusResult, SessionInfo } from '../readonly/types.js';
+import type { FenceOffResult, FenceOnResult, ReadOnlyStatusResult, SessionInfo } from '../index.js';
 import { formatDuration } from '../util/units.js';
 
 function scopeLabel(r: { scope: string; name?: string }): string {

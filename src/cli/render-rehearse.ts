@@ -1,17 +1,31 @@
-import type { RehearseResult } from '../rehearse/rehearse.js';
+import type { RehearseReport } from '../index.js';
+import { headline, summaryRows } from '../report/summary.js';
 import { formatDuration } from '../util/units.js';
 
-export function renderRehearse(r: RehearseResult): string[] {
-  const ok = r.missingWrites.length === 0;
+/** The end-of-run summary table (stderr). Passwords are never in a report: kept servers name a passfile. */
+export function renderRehearse(r: RehearseReport, htmlFile?: string): string[] {
+  const rows = summaryRows(r);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const cutoverSteps = r.steps.filter((s) => s.phase === 'cutover');
   return [
     '',
-    `rehearsal: read-only fence on PostgreSQL ${r.serverVersion} (sandbox), ${r.clients} writers, ${r.rowsLoaded} rows`,
-    `  write-blocked window  ${formatDuration(r.writeBlockedMs)}  (longest span without an acknowledged write)`,
-    `  fence applied in      ${formatDuration(r.fence.durationMs)}  (${r.fence.drained.length} drained, ${r.fence.terminated.length} sessions ended, leak check ${r.fence.leakCheck.clean ? 'clean' : 'FAILED'})`,
-    `  acknowledged writes   ${r.acknowledgedWrites}, verified ${r.verifiedWrites}${ok ? '' : `, MISSING ${r.missingWrites.length}`}`,
-    `  refused by the fence  ${r.refusedWrites} (no router hold in this rehearsal), in doubt ${r.inDoubtWrites} (connection ended)`,
-    '  steps:',
-    ...r.steps.map((s) => `    ${s.name.padEnd(36)} ${formatDuration(s.endMs - s.startMs)}`),
-    ...(r.kept ? [`  kept running: PGPASSFILE=${r.kept.passfile} psql ${r.kept.url}`, `  stop it with: ${r.kept.stopCommand}`] : []),
+    headline(r),
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    '  cutover steps:',
+    ...cutoverSteps.map((s) => `    ${s.name.padEnd(20)} ${formatDuration(s.durationMs).padStart(7)}`),
+    ...r.errors.map((e) => `  client error: ${e}`),
+    ...(r.missingWrites.length ? [`  missing writes (client:seq): ${r.missingWrites.slice(0, 20).join(', ')}${r.missingWrites.length > 20 ? ' …' : ''}`] : []),
+    ...r.warnings.map((w) => `  warning: ${w}`),
+    ...(htmlFile ? [`  report: ${htmlFile}`] : []),
+    ...(r.kept
+      ? [
+          '  kept running (passwords are in the passfile, mode 0600):',
+          `    source  ${r.kept.connect.source}`,
+          `    target  ${r.kept.connect.target}`,
+          `    router  ${r.kept.connect.router}`,
+          '  stop them with:',
+          ...r.kept.stopCommands.map((c) => `    ${c}`),
+        ]
+      : []),
   ];
 }

@@ -1,135 +1,270 @@
-import pg from 'pg';
-import { readOnlyOff, readOnlyOn } from '../readonly/readonly.js';
-import type { FenceOnResult } from '../readonly/types.js';
-import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
-import { Workload, workloadTableSql, WORKLOAD_TABLE, type WorkloadResult } from '../sandbox/workload.js';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import type { CutoverEvent, RunResult } from '../engine/run.js';
+import { runPlan, syncPlan } from '../engine/run.js';
+import { loadPlanFile, openSessionFor, type PlanSession } from '../engine/session.js';
+import type { SyncSummary } from '../engine/cutover-adapter.js';
+import { UsageError } from '../errors.js';
+import type { WorkloadResult } from '../sandbox/workload.js';
+import { parseDbUrl } from '../util/db-url.js';
+import { formatBytes, formatDuration } from '../util/units.js';
+import { errorSamples, latencySeries, longestGap } from './measure.js';
+import { mariadbKit, startMariadbSandboxes } from './mariadb-rehearsal.js';
+import { postgresKit, startPostgresSandboxes } from './postgres-rehearsal.js';
+import type { KitEndpoint, RehearsalKit, SandboxSet } from './rehearsal-kit.js';
+import type { RehearseEvent, RehearseOptions, RehearsePhase, RehearseReport, ReportMark, ReportStep } from './types.js';
 
-export interface RehearseOptions {
-  /** Rows of sample data loaded before the workload starts. */
-  rows?: number;
-  /** Concurrent writers (plus half as many readers). */
-  clients?: number;
-  /** How long the fence stays on. */
-  holdMs?: number;
-  /** Leave the sandbox running and return its URL. */
-  keep?: boolean;
-  onProgress?: (step: string) => void;
-}
+export type * from './types.js';
 
-export interface RehearseStep {
-  name: string;
-  startMs: number;
-  endMs: number;
-}
-
-export interface RehearseResult {
-  kind: 'fence';
-  engine: 'postgres';
-  serverVersion: string;
-  rowsLoaded: number;
-  clients: number;
-  steps: RehearseStep[];
-  fence: Pick<FenceOnResult, 'terminated' | 'drained' | 'leakCheck' | 'durationMs'>;
-  /** Longest span without an acknowledged write (the fence window, as clients saw it). */
-  writeBlockedMs: number;
-  acknowledgedWrites: number;
-  verifiedWrites: number;
-  missingWrites: string[];
-  /** Writes refused by the fence (expected: there is no router hold in a fence-only rehearsal). */
-  refusedWrites: number;
-  /** Writes whose connection was ended by the fence: not acknowledged, so not owed. */
-  inDoubtWrites: number;
-  /** With `keep`: how to reach the sandbox (the password sits in a 0600 passfile) and how to stop it. */
-  kept?: { url: string; passfile: string; stopCommand: string };
-}
+/** The table the synthetic clients write to: created on the source, moved with everything else. */
+export const REHEARSAL_TABLE = 'cutover_rehearsal_workload';
+const DEFAULT_ROWS = 1_000_000;
+const DEFAULT_CLIENTS = 4;
+const LATENCY_BUCKETS = 400;
+const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: ReportMark['name'] }> = {
+  hold: { status: 'begin', mark: 'hold' },
+  fence: { status: 'begin', mark: 'fence' },
+  'point-of-no-return': { status: 'ok', mark: 'point-of-no-return' },
+  lift: { status: 'ok', mark: 'lift' },
+};
 
 /**
- * Rehearses the read-only fence on a throw-away PostgreSQL server under a live workload: fence, hold, lift,
- * then checks that every acknowledged write is there.
+ * A full cutover under a live workload, measured: on throw-away PostgreSQL 15 → 17 servers behind PgBouncer
+ * (or MariaDB behind HAProxy), or (with `plan`) on the servers a plan names. The cutover itself is
+ * `syncPlan` + `runPlan`, the code `cutover sync` and `cutover run` use. Every acknowledged write is then
+ * looked up on the target.
  */
-export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseResult> {
-  const rows = opts.rows ?? 200_000;
-  const clients = opts.clients ?? 4;
-  const progress = opts.onProgress ?? (() => {});
-  const t0 = Date.now();
-  const steps: RehearseStep[] = [];
-  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    progress(name);
-    const startMs = Date.now() - t0;
+export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseReport> {
+  const engine = opts.engine ?? 'postgres';
+  if (opts.plan) return new Rehearsal(opts, postgresKit).onPlan(opts.plan);
+  return engine === 'mariadb' ? new Rehearsal(opts, mariadbKit).onSandboxes(startMariadbSandboxes) : new Rehearsal(opts, postgresKit).onSandboxes(startPostgresSandboxes);
+}
+
+interface WorkloadTarget {
+  endpoint: KitEndpoint & { database: string };
+  router: string;
+}
+
+class Rehearsal {
+  private readonly t0 = Date.now();
+  private readonly steps: ReportStep[] = [];
+  private readonly marks: ReportMark[] = [];
+  private readonly rows: number;
+  private readonly writers: number;
+  private readonly readers: number;
+  private readonly settleMs: number;
+
+  constructor(
+    private readonly opts: RehearseOptions,
+    private readonly kit: RehearsalKit,
+  ) {
+    this.rows = opts.rows ?? DEFAULT_ROWS;
+    this.writers = opts.clients ?? DEFAULT_CLIENTS;
+    this.readers = Math.max(1, Math.floor(this.writers / 2));
+    this.settleMs = opts.settleMs ?? 1000;
+  }
+
+  private now(): number {
+    return Date.now() - this.t0;
+  }
+
+  private emit(phase: RehearsePhase, status: RehearseEvent['status'], message: string): void {
+    this.opts.onEvent?.({ phase, status, message });
+  }
+
+  /** One stage of the task list; with a `bar` label it is also one bar of the step timeline. */
+  private async phase<T>(phase: RehearsePhase, title: string, fn: () => Promise<T>, bar?: string): Promise<T> {
+    const startMs = this.now();
+    this.emit(phase, 'begin', title);
     try {
-      return await fn();
+      const r = await fn();
+      this.emit(phase, 'ok', title);
+      return r;
+    } catch (e) {
+      this.emit(phase, 'fail', e instanceof Error ? e.message : String(e));
+      throw e;
     } finally {
-      steps.push({ name, startMs, endMs: Date.now() - t0 });
+      if (bar) this.steps.push(step(bar, phase, startMs, this.now()));
     }
-  };
-  const sb = await step('start sandbox PostgreSQL 15', () => PostgresSandbox.start({ major: 15 }));
-  progress(`sandbox ${sb.label} in ${sb.dir}`);
-  // Inside the sandbox dir, so an interrupted run leaves nothing behind.
-  const stateDir = await mkdtemp(join(sb.dir, 'state-'));
-  try {
-    const admin = new pg.Client({ host: sb.host, port: sb.port, user: 'postgres', password: sb.password, database: 'postgres' });
-    admin.on('error', () => {});
-    await admin.connect();
-    const serverVersion = (await admin.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
-    await step(`load ${rows} rows`, async () => {
-      await admin.query('CREATE DATABASE shop');
-      const shop = new pg.Client({ host: sb.host, port: sb.port, user: 'postgres', password: sb.password, database: 'shop' });
-      await shop.connect();
-      await shop.query('CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL)');
-      await shop.query(`INSERT INTO items SELECT g, 'item ' || g, (g % 1000) / 10.0 FROM generate_series(1, $1::int) g`, [rows]);
-      await shop.query(workloadTableSql());
-      await shop.end();
-    });
-    await admin.end();
-    const workload = new Workload({ host: sb.host, port: sb.port, user: 'postgres', password: sb.password, database: 'shop', writers: clients, readers: Math.max(1, Math.floor(clients / 2)) }).start();
-    let result: WorkloadResult;
-    let fence: FenceOnResult;
-    const fenceOpts = { url: sb.url('shop'), password: sb.password, stateDir, drainTimeoutMs: 1000, probeMs: 300 };
+  }
+
+  async onSandboxes(start: (onStarted: (label: string, dir: string) => void) => Promise<SandboxSet>): Promise<RehearseReport> {
+    const product = this.kit.product;
+    const sb = await this.phase('servers', `start ${product} source and target, and the router`, () => start((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
+    let report: RehearseReport;
     try {
-      await step('workload warm-up', () => sleep(1000));
-      fence = await step('fence (enforced, database scope)', () => readOnlyOn(fenceOpts));
-      await step('hold read-only', () => sleep(opts.holdMs ?? 1000));
-      await step('lift', () => readOnlyOff(fenceOpts));
-      await step('workload after lift', () => sleep(1000));
-    } finally {
-      result = await workload.stop();
+      await this.phase('data', `load ${this.rows} sample rows`, () => sb.loadSample(this.rows, REHEARSAL_TABLE), 'load sample data');
+      const { file, env } = await sb.writePlan('5s');
+      const { plan, planId, secrets } = await loadPlanFile(file, env);
+      const session = await openSessionFor(plan, planId, secrets);
+      report = await this.cutoverUnderWorkload(session, 'sandbox', sb.via);
+      if (this.opts.keep) report.kept = await sb.kept();
+    } catch (e) {
+      await sb.stop();
+      throw e;
     }
-    const verify = await step('verify acknowledged writes', async () => {
-      const c = new pg.Client({ host: sb.host, port: sb.port, user: 'postgres', password: sb.password, database: 'shop' });
-      await c.connect();
-      const { rows: present } = await c.query<{ k: string }>(`SELECT client || ':' || seq AS k FROM ${WORKLOAD_TABLE}`);
-      await c.end();
-      const have = new Set(present.map((r) => r.k));
-      return result.acknowledged.filter((k) => !have.has(k));
+    if (this.opts.keep) this.emit('teardown', 'skip', 'kept running (--keep)');
+    else await this.phase('teardown', 'stop the servers and remove their directories', () => sb.stop(), 'teardown');
+    report.steps = this.steps;
+    report.durationMs = this.now();
+    return report;
+  }
+
+  async onPlan(file: string): Promise<RehearseReport> {
+    const { plan, planId, secrets } = await loadPlanFile(file, this.opts.env ?? {});
+    if (plan.engine !== 'postgres' || plan.router.kind !== 'pgbouncer') {
+      throw new UsageError(
+        `rehearse --plan needs a PostgreSQL plan with router kind pgbouncer (got ${plan.engine}, router ${plan.router.kind})`,
+        'the workload connects through the router so its clients follow the switch, and only a pgbouncer router names the address clients use',
+      );
+    }
+    for (const phase of ['servers', 'data'] as const) this.emit(phase, 'skip', 'using the servers of the plan');
+    const session = await openSessionFor(plan, planId, secrets);
+    const bouncer = parseDbUrl(plan.router.admin);
+    const source = { ...session.source, database: session.database };
+    // A fresh table each time: rows of an earlier, interrupted rehearsal would collide with the new numbering.
+    await this.kit.recreateTable(source, REHEARSAL_TABLE).catch(async (e: unknown) => {
+      await session.close();
+      throw e;
     });
-    const writes = result.ops.filter((o) => o.kind === 'write');
-    return {
-      kind: 'fence',
-      engine: 'postgres',
-      serverVersion,
-      rowsLoaded: rows,
-      clients,
-      steps,
-      fence: { terminated: fence!.terminated, drained: fence!.drained, leakCheck: fence!.leakCheck, durationMs: fence!.durationMs },
-      writeBlockedMs: result.maxWriteGapMs,
-      acknowledgedWrites: result.acknowledged.length,
-      verifiedWrites: result.acknowledged.length - verify.length,
-      missingWrites: verify,
-      refusedWrites: writes.filter((o) => o.outcome === 'fail').length,
-      inDoubtWrites: writes.filter((o) => o.outcome === 'unknown').length,
-      ...(opts.keep ? { kept: await keepInfo(sb) } : {}),
+    const report = await this.cutoverUnderWorkload(session, 'plan', {
+      endpoint: { host: bouncer.host, port: bouncer.port, user: source.user, ...(source.password !== undefined ? { password: source.password } : {}), database: plan.router.database },
+      router: `PgBouncer ${bouncer.host}:${bouncer.port} database ${plan.router.database}`,
+    });
+    // The source stays read-only after a cutover, so its copy of the table stays with it.
+    await this.kit.dropTable({ ...session.target, database: session.database }, REHEARSAL_TABLE);
+    this.emit('teardown', 'skip', `dropped ${REHEARSAL_TABLE} on the target; nothing else to stop`);
+    report.durationMs = this.now();
+    return report;
+  }
+
+  /** Workload on, sync, run, workload off, then every acknowledged write looked up on the target. Closes the session. */
+  private async cutoverUnderWorkload(s: PlanSession, mode: RehearseReport['mode'], via: WorkloadTarget): Promise<RehearseReport> {
+    try {
+      // The target database does not exist before the sync: ask the server, not the database.
+      const [sourceVersion, targetVersion] = await Promise.all([this.kit.serverVersion({ ...s.source, database: s.database }), this.kit.serverVersion({ ...s.target, database: undefined })]);
+      const workloadStartMs = this.now();
+      const workload = this.kit.startWorkload(via.endpoint, { writers: this.writers, readers: this.readers, table: REHEARSAL_TABLE, thinkMs: 2 });
+      let sync: SyncSummary;
+      let run: RunResult;
+      let result: WorkloadResult;
+      try {
+        await this.phase('workload', `${this.writers} writers and ${this.readers} readers through ${via.router}`, () => sleep(this.settleMs), 'workload warm-up');
+        sync = await this.phase('sync', 'sync: copy schema and data, start replication', async () => {
+          const r = await syncPlan(s, { onEvent: this.engineEvents('sync', true), ...this.abort() });
+          this.emit('sync', 'info', `${r.tables} tables, ${formatBytes(r.bytes)} in ${formatDuration(r.durationMs)}`);
+          return r;
+        });
+        const runStartMs = this.now();
+        run = await this.phase(
+          'cutover',
+          'cutover: hold, fence, catch up, verify, switch, lift',
+          async () => {
+            const r = await runPlan(s, { onEvent: this.engineEvents('cutover', false), ...this.abort(), ...(this.opts.maxWriteBlockedMs !== undefined ? { maxWriteBlockedMs: this.opts.maxWriteBlockedMs } : {}) });
+            this.emit('cutover', 'info', `fence to lift ${formatDuration(r.writeBlockedMs ?? 0)} (budget ${formatDuration(r.budgetMs)})`);
+            return r;
+          },
+        );
+        this.placeRunSteps(run, runStartMs);
+        await this.phase('drain', 'workload on the target after the switch', () => sleep(this.settleMs), 'workload after switch');
+      } finally {
+        result = await workload.stop();
+      }
+      const workloadEndMs = this.now();
+      const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on the target`, () => this.missingOnTarget(s, result), 'verify writes');
+      const ops = result.ops.map((o) => ({ ...o, start: o.start + workloadStartMs, end: o.end + workloadStartMs }));
+      const lat = latencySeries(ops, workloadStartMs, workloadEndMs, LATENCY_BUCKETS);
+      const writes = ops.filter((o) => o.kind === 'write');
+      const reads = ops.filter((o) => o.kind === 'read');
+      const clientErrors = result.writeErrors + result.readErrors;
+      const rows = run.verify?.mode === 'rowcounts' ? run.verify.tables.reduce((n, t) => n + Number(t.target), 0) : null;
+      const perSecond = (n: number) => (sync.durationMs > 0 ? Math.round((n * 1000) / sync.durationMs) : 0);
+      return {
+        ok: clientErrors === 0 && missing.length === 0,
+        mode,
+        engine: this.kit.engine,
+        planId: s.planId,
+        startedAt: new Date(this.t0).toISOString(),
+        durationMs: this.now(),
+        source: { server: `${s.source.host}:${s.source.port}`, version: sourceVersion },
+        target: { server: `${s.target.host}:${s.target.port}`, version: targetVersion },
+        router: via.router,
+        clients: { writers: this.writers, readers: this.readers },
+        writeBlockedMs: longestGap(ops, 'write'),
+        readBlockedMs: longestGap(ops, 'read'),
+        fenceToLiftMs: run.writeBlockedMs ?? 0,
+        budgetMs: run.budgetMs,
+        copy: {
+          method: sync.method,
+          tables: sync.tables,
+          bytes: sync.bytes,
+          rows,
+          durationMs: sync.durationMs,
+          bytesPerSecond: perSecond(sync.bytes),
+          rowsPerSecond: rows === null ? null : perSecond(rows),
+          sampleRows: mode === 'sandbox' ? this.rows : null,
+        },
+        steps: this.steps,
+        marks: this.marks,
+        fence: run.fence ?? { terminated: 0, drained: 0, leakClean: true },
+        catchUp: { method: run.catchUp?.method ?? 'sentinel', waitedMs: run.catchUp?.waitedMs ?? 0 },
+        verify: { mode: run.verify?.mode ?? 'none', tables: run.verify?.tables.length ?? 0, mismatches: run.verify?.mismatches.length ?? 0 },
+        workload: {
+          startMs: workloadStartMs,
+          endMs: workloadEndMs,
+          writes: { ok: result.acknowledged.length, failed: writes.filter((o) => o.outcome === 'fail').length, inDoubt: writes.filter((o) => o.outcome === 'unknown').length },
+          reads: { ok: reads.filter((o) => o.outcome === 'ok').length, failed: result.readErrors },
+          bucketMs: lat.bucketMs,
+          latency: lat.series,
+        },
+        clientErrors,
+        errors: errorSamples(ops),
+        acknowledgedWrites: result.acknowledged.length,
+        verifiedWrites: result.acknowledged.length - missing.length,
+        missingWrites: missing,
+        warnings: [...s.plan.warnings, ...run.warnings],
+      };
+    } finally {
+      await s.close();
+    }
+  }
+
+  private async missingOnTarget(s: PlanSession, w: WorkloadResult): Promise<string[]> {
+    const have = new Set(await this.kit.keys({ ...s.target, database: s.database }, REHEARSAL_TABLE));
+    return w.acknowledged.filter((k) => !have.has(k));
+  }
+
+  private abort(): { abort?: Promise<never> } {
+    return this.opts.abort ? { abort: this.opts.abort } : {};
+  }
+
+  /**
+   * Engine progress as task output, and the hold/fence/lift moments as marks. With `record`, begin/ok pairs
+   * become steps (sync returns no step timings of its own).
+   */
+  private engineEvents(phase: RehearsePhase, record: boolean): (e: CutoverEvent) => void {
+    const open = new Map<string, number>();
+    return (e) => {
+      const at = this.now();
+      if (MARKED_STEPS[e.step]?.status === e.status) this.marks.push({ name: MARKED_STEPS[e.step]!.mark, atMs: at });
+      if (e.status === 'begin') open.set(e.step, at);
+      else if (record && (e.status === 'ok' || e.status === 'fail') && open.has(e.step)) this.steps.push(step(e.step, phase, open.get(e.step)!, at));
+      this.emit(phase, 'info', `${e.step}: ${e.message}`);
     };
-  } finally {
-    if (!opts.keep) await sb.stop();
+  }
+
+  /**
+   * RunResult.steps are timed from the run's own start, a few ms after runPlan was called (it takes the plan
+   * lock first); the fence mark pins them to the rehearsal clock exactly.
+   */
+  private placeRunSteps(run: RunResult, runStartMs: number): void {
+    const fence = run.steps.find((x) => x.step === 'fence');
+    const fenceMark = this.marks.find((m) => m.name === 'fence');
+    const offset = fence && fenceMark ? fenceMark.atMs - fence.startMs : runStartMs;
+    for (const x of run.steps) this.steps.push(step(x.step, 'cutover', x.startMs + offset, x.endMs + offset));
   }
 }
 
-async function keepInfo(sb: PostgresSandbox): Promise<NonNullable<RehearseResult['kept']>> {
-  const passfile = join(sb.dir, 'pgpass');
-  await writeFile(passfile, `${sb.host}:${sb.port}:*:postgres:${sb.password}\n`, { mode: 0o600 });
-  return { url: sb.url('shop'), passfile, stopCommand: sb.stopCommand() };
+function step(name: string, phase: RehearsePhase, startMs: number, endMs: number): ReportStep {
+  return { name, phase, startMs, endMs, durationMs: endMs - startMs };
 }
 
 function sleep(ms: number): Promise<void> {

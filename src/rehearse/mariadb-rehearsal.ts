@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { quoteIdent } from '../../adapters/mysql/mysql-sql.js';
+import { HaproxySandbox } from '../sandbox/haproxy-sandbox.js';
+import { MariadbSandbox } from '../sandbox/mariadb-sandbox.js';
+import { MysqlWorkload, mysqlWorkloadTableSql } from '../sandbox/mysql-workload.js';
+import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
+import { SAMPLE_DATABASE } from './postgres-rehearsal.js';
+
+const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD' } as const;
+/** The application account: read_only does not stop root (it holds READ ONLY ADMIN), so clients must not be root. */
+const APP_USER = 'cutover_app';
+
+async function withConnection<T>(ep: KitEndpoint, fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
+  const c = await mysql.createConnection({ host: ep.host, port: ep.port, user: ep.user, ...(ep.password !== undefined ? { password: ep.password } : {}), ...(ep.database ? { database: ep.database } : {}) });
+  c.on('error', () => {});
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => c.destroy());
+  }
+}
+
+export const mariadbKit: RehearsalKit = {
+  engine: 'mariadb',
+  product: 'MariaDB',
+  startWorkload: (to, o) => new MysqlWorkload({ ...to, writers: o.writers, readers: o.readers, table: o.table, thinkMs: o.thinkMs }).start(),
+  serverVersion: (ep) => withConnection({ ...ep, database: undefined }, async (c) => String((await c.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v'))[0][0]!.v)),
+  recreateTable: (ep, table) =>
+    withConnection(ep, async (c) => {
+      await c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`);
+      await c.query(mysqlWorkloadTableSql(table));
+    }),
+  dropTable: (ep, table) => withConnection(ep, (c) => c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`)).then(() => {}),
+  keys: (ep, table) => withConnection(ep, async (c) => (await c.query<mysql.RowDataPacket[]>(`SELECT CONCAT(client, ':', seq) AS k FROM ${quoteIdent(table)}`))[0].map((r) => String(r.k))),
+};
+
+/** Two MariaDB servers (source, target) and HAProxy in front of the source, with an application account on both. */
+export async function startMariadbSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
+  const password = randomBytes(12).toString('hex');
+  const appPassword = randomBytes(12).toString('hex');
+  const started = await Promise.allSettled([MariadbSandbox.start({ password, serverId: 1 }), MariadbSandbox.start({ password, serverId: 2 })]);
+  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(up.map((s) => s.stop()));
+    throw failed.reason;
+  }
+  const [src, dst] = up as [MariadbSandbox, MariadbSandbox];
+  onStarted(`source ${src.label}`, src.dir);
+  onStarted(`target ${dst.label}`, dst.dir);
+  let haproxy: HaproxySandbox;
+  try {
+    haproxy = await HaproxySandbox.start({ server: { host: src.host, port: src.port } });
+  } catch (e) {
+    await Promise.all([src.stop(), dst.stop()]);
+    throw e;
+  }
+  onStarted(`router ${haproxy.label}`, haproxy.dir);
+  const root = (port: number, database?: string): KitEndpoint => ({ host: '127.0.0.1', port, user: 'root', password, ...(database ? { database } : {}) });
+  const set: SandboxSet = {
+    via: { endpoint: { host: haproxy.host, port: haproxy.port, user: APP_USER, password: appPassword, database: SAMPLE_DATABASE }, router: `HAProxy ${haproxy.host}:${haproxy.port}` },
+
+    async loadSample(rows, table) {
+      await withConnection(root(src.port), async (c) => {
+        await c.query(`CREATE DATABASE ${quoteIdent(SAMPLE_DATABASE)}`);
+        await c.query(`USE ${quoteIdent(SAMPLE_DATABASE)}`);
+        await c.query('CREATE TABLE items (id bigint AUTO_INCREMENT PRIMARY KEY, name varchar(64) NOT NULL, price decimal(10,2) NOT NULL, note char(32)) ENGINE=InnoDB');
+        // seq_1_to_N comes from MariaDB's Sequence engine.
+        await c.query(`INSERT INTO items (name, price, note) SELECT CONCAT('item ', seq), (seq % 1000) / 10, MD5(seq) FROM seq_1_to_${Math.floor(rows)}`);
+        await c.query(mysqlWorkloadTableSql(table));
+      });
+      // A database dump does not carry accounts: the application account exists on both servers.
+      for (const port of [src.port, dst.port]) {
+        await withConnection(root(port), async (c) => {
+          await c.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [APP_USER, appPassword]);
+          await c.query(`GRANT ALL ON ${quoteIdent(SAMPLE_DATABASE)}.* TO ?@'%'`, [APP_USER]);
+        });
+      }
+    },
+
+    async writePlan(maxWriteBlocked) {
+      const stateDir = join(src.dir, 'state');
+      await mkdir(stateDir, { mode: 0o700 });
+      const file = join(src.dir, 'rehearsal.plan.yaml');
+      const text = [
+        '# Written by `cutover rehearse`: the sandbox cutover, run through the same code as `cutover run`.',
+        'engine: mariadb',
+        `source: { url: "mariadb://root@127.0.0.1:${src.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.source} }`,
+        `target: { url: "mariadb://root@127.0.0.1:${dst.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.target} }`,
+        `scope: { databases: [${SAMPLE_DATABASE}] }`,
+        'method: replication',
+        `limits: { maxWriteBlocked: ${maxWriteBlocked} }`,
+        'verify: rowcounts',
+        `router: { kind: haproxy, socket: "${haproxy.socket}", backend: ${haproxy.backend}, server: ${haproxy.serverName} }`,
+        `state: "${stateDir}"`,
+        '',
+      ].join('\n');
+      await writeFile(file, text, { mode: 0o600 });
+      return { file, env: { [ENV.source]: password, [ENV.target]: password } };
+    },
+
+    async kept(): Promise<KeptServers> {
+      // A client option file: the mariadb client reads the password from it, never from argv.
+      const passfile = join(src.dir, 'client.cnf');
+      await writeFile(passfile, `[client]\nuser=root\npassword=${password}\n`, { mode: 0o600 });
+      const url = (port: number) => `mariadb://root@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const client = (port: number) => `mariadb --defaults-extra-file=${passfile} -h 127.0.0.1 -P ${port} ${SAMPLE_DATABASE}`;
+      return {
+        source: url(src.port),
+        target: url(dst.port),
+        router: url(haproxy.port),
+        passfile,
+        connect: { source: client(src.port), target: client(dst.port), router: client(haproxy.port) },
+        stopCommands: [stopByPidCommand(join(haproxy.dir, 'haproxy.pid'), haproxy.dir), stopByPidCommand(join(dst.dir, 'mariadbd.pid'), dst.dir), stopByPidCommand(join(src.dir, 'mariadbd.pid'), src.dir)],
+      };
+    },
+
+    async stop() {
+      await haproxy.stop();
+      await Promise.all([src.stop(), dst.stop()]);
+    },
+  };
+  return set;
+}

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
+import { PgBouncerSandbox } from '../sandbox/pgbouncer-sandbox.js';
+import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
+import { Workload, workloadTableSql } from '../sandbox/workload.js';
+import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
+
+export const SAMPLE_DATABASE = 'shop';
+
+/** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
+const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
+
+async function withClient<T>(ep: KitEndpoint, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ host: ep.host, port: ep.port, user: ep.user, password: ep.password, database: ep.database ?? 'postgres', application_name: 'cutover-rehearse' });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+export const postgresKit: RehearsalKit = {
+  engine: 'postgres',
+  product: 'PostgreSQL',
+  startWorkload: (to, o) => new Workload({ ...to, writers: o.writers, readers: o.readers, table: o.table, thinkMs: o.thinkMs }).start(),
+  serverVersion: (ep) => withClient(ep, async (c) => (await c.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v),
+  recreateTable: (ep, table) =>
+    withClient(ep, async (c) => {
+      await c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`);
+      await c.query(workloadTableSql(quoteIdent(table)));
+    }),
+  dropTable: (ep, table) => withClient(ep, (c) => c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`)).then(() => {}),
+  keys: (ep, table) => withClient(ep, async (c) => (await c.query<{ k: string }>(`SELECT client || ':' || seq AS k FROM ${quoteIdent(table)}`)).rows.map((r) => r.k)),
+};
+
+/**
+ * A PostgreSQL 15 source, a PostgreSQL 17 target and a transaction-pooling PgBouncer in front of the source.
+ * If one fails to start, the ones already up are stopped; each is also in the signal-cleanup registry.
+ */
+export async function startPostgresSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
+  const password = randomBytes(12).toString('hex');
+  const started = await Promise.allSettled([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: 17, password })]);
+  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(up.map((s) => s.stop()));
+    throw failed.reason;
+  }
+  const [src, dst] = up as [PostgresSandbox, PostgresSandbox];
+  onStarted(`source ${src.label}`, src.dir);
+  onStarted(`target ${dst.label}`, dst.dir);
+  let bouncer: PgBouncerSandbox;
+  try {
+    bouncer = await PgBouncerSandbox.start({ databases: { [SAMPLE_DATABASE]: { host: src.host, port: src.port } }, users: { postgres: password }, poolMode: 'transaction' });
+  } catch (e) {
+    await Promise.all([src.stop(), dst.stop()]);
+    throw e;
+  }
+  onStarted(`router ${bouncer.label} (transaction pooling)`, bouncer.dir);
+  const superuser = (port: number): KitEndpoint & { database: string } => ({ host: '127.0.0.1', port, user: 'postgres', password, database: SAMPLE_DATABASE });
+
+  return {
+    via: { endpoint: superuser(bouncer.port), router: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling)` },
+
+    /** `rows` items (a bigserial key, so the sequences step has work) and the workload table. */
+    async loadSample(rows, table) {
+      await withClient({ ...superuser(src.port), database: 'postgres' }, (c) => c.query(`CREATE DATABASE ${quoteIdent(SAMPLE_DATABASE)}`));
+      await withClient(superuser(src.port), async (c) => {
+        await c.query('CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL, note text)');
+        await c.query(`INSERT INTO items (name, price, note) SELECT 'item ' || g, (g % 1000) / 10.0, md5(g::text) FROM generate_series(1, $1::int) g`, [rows]);
+        await c.query(workloadTableSql(quoteIdent(table)));
+        await c.query('ANALYZE');
+      });
+    },
+
+    // In the source sandbox dir, with its state dir beside it: an interrupted run leaves nothing outside the sandbox dirs.
+    async writePlan(maxWriteBlocked) {
+      const stateDir = join(src.dir, 'state');
+      await mkdir(stateDir, { mode: 0o700 });
+      const file = join(src.dir, 'rehearsal.plan.yaml');
+      const text = [
+        '# Written by `cutover rehearse`: the sandbox cutover, run through the same code as `cutover run`.',
+        'engine: postgres',
+        `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.source} }`,
+        `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.target} }`,
+        `scope: { databases: [${SAMPLE_DATABASE}] }`,
+        'method: replication',
+        'readOnly: { scope: database, drainTimeout: 2s }',
+        `limits: { maxWriteBlocked: ${maxWriteBlocked} }`,
+        'verify: rowcounts',
+        `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: ${ENV.router}, ini: "${bouncer.iniPath}", database: ${SAMPLE_DATABASE} }`,
+        `state: "${stateDir}"`,
+        '',
+      ].join('\n');
+      await writeFile(file, text, { mode: 0o600 });
+      return { file, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+    },
+
+    async kept(): Promise<KeptServers> {
+      // libpq passfile format; 0600 or libpq ignores it.
+      const passfile = join(src.dir, 'pgpass');
+      await writeFile(passfile, [src.port, dst.port, bouncer.port].map((p) => `127.0.0.1:${p}:*:postgres:${password}`).join('\n') + '\n', { mode: 0o600 });
+      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const psql = (port: number) => `PGPASSFILE=${passfile} psql ${url(port)}`;
+      return {
+        source: url(src.port),
+        target: url(dst.port),
+        router: url(bouncer.port),
+        passfile,
+        connect: { source: psql(src.port), target: psql(dst.port), router: psql(bouncer.port) },
+        stopCommands: [stopByPidCommand(join(bouncer.dir, 'pgbouncer.pid'), bouncer.dir), dst.stopCommand(), src.stopCommand()],
+      };
+    },
+
+    async stop() {
+      await bouncer.stop();
+      await Promise.all([src.stop(), dst.stop()]);
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import type { WorkloadResult } from '../sandbox/workload.js';
+
+/** Where a client connects; the password travels beside the URL, never in it. */
+export interface KitEndpoint {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database?: string;
+}
+
+export interface KitWorkloadOptions {
+  writers: number;
+  readers: number;
+  table: string;
+  thinkMs: number;
+}
+
+/**
+ * What the rehearsal needs from an engine, besides the cutover adapter: a synthetic application, and the
+ * few statements that set up and check its table. One implementation per engine.
+ */
+export interface RehearsalKit {
+  readonly engine: 'postgres' | 'mariadb';
+  /** Product name for headlines. */
+  readonly product: string;
+  startWorkload(to: KitEndpoint & { database: string }, opts: KitWorkloadOptions): { stop(): Promise<WorkloadResult> };
+  serverVersion(ep: KitEndpoint): Promise<string>;
+  /** Drops a leftover of an earlier rehearsal and creates the workload table afresh. */
+  recreateTable(ep: KitEndpoint & { database: string }, table: string): Promise<void>;
+  dropTable(ep: KitEndpoint & { database: string }, table: string): Promise<void>;
+  /** `client:seq` of every row in the workload table. */
+  keys(ep: KitEndpoint & { database: string }, table: string): Promise<string[]>;
+}
+
+/** Throw-away servers for one engine: source, target and a router in front of the source. */
+export interface SandboxSet {
+  loadSample(rows: number, table: string): Promise<void>;
+  /** The plan the rehearsal runs, and the private env map holding the passwords it names. */
+  writePlan(maxWriteBlocked: string): Promise<{ file: string; env: Record<string, string> }>;
+  /** Where the workload connects (through the router) and how to describe it. */
+  readonly via: { endpoint: KitEndpoint & { database: string }; router: string };
+  /** For --keep: URLs, shell commands to connect (passwords in a 0600 file) and to stop each server. */
+  kept(): Promise<KeptServers>;
+  stop(): Promise<void>;
+}
+
+export interface KeptServers {
+  source: string;
+  target: string;
+  router: string;
+  passfile: string;
+  connect: { source: string; target: string; router: string };
+  stopCommands: string[];
+}
+
+/** A shell command that stops a daemon by its pid file, waits for it to exit, then removes its dir. */
+export function stopByPidCommand(pidFile: string, dir: string): string {
+  return `pid=$(cat ${pidFile}) && kill $pid && while kill -0 $pid 2>/dev/null; do sleep 0.2; done; rm -rf ${dir}`;
+}

@@ -1,0 +1,117 @@
+import type { CatchUpProof } from '../engine/cutover-adapter.js';
+import type { KeptServers } from './rehearsal-kit.js';
+
+/** The stages of a rehearsal, in order; a task list shows one line per stage. */
+export const REHEARSE_PHASES = ['servers', 'data', 'workload', 'sync', 'cutover', 'drain', 'verify', 'teardown'] as const;
+export type RehearsePhase = (typeof REHEARSE_PHASES)[number];
+
+export interface RehearseEvent {
+  phase: RehearsePhase;
+  /** `skip`: the stage does not apply to this rehearsal (e.g. no sandboxes with --plan). */
+  status: 'begin' | 'ok' | 'fail' | 'info' | 'skip';
+  message: string;
+}
+
+export interface RehearseOptions {
+  /** Sandbox engine: PostgreSQL 15 → 17 behind PgBouncer, or MariaDB → MariaDB behind HAProxy. */
+  engine?: 'postgres' | 'mariadb';
+  /** Rows of sample data in the sandbox source (ignored with `plan`). */
+  rows?: number;
+  /** Concurrent writers; half as many readers (at least one) run beside them. */
+  clients?: number;
+  /** Leave the sandbox servers running; the report says how to reach them. */
+  keep?: boolean;
+  /**
+   * A plan file: rehearse against those servers instead of sandboxes. This is a real cutover of that
+   * database; the workload writes into a table it creates on the source and drops on the target at the end.
+   */
+  plan?: string;
+  /** Where plan passwords are read from (`passwordEnv` names). */
+  env?: Record<string, string | undefined>;
+  /** Overrides limits.maxWriteBlocked of the plan. */
+  maxWriteBlockedMs?: number;
+  /** Workload time before the sync starts and after the lift, so the charts show steady state on both sides. */
+  settleMs?: number;
+  onEvent?: (e: RehearseEvent) => void;
+  /** Rejects when the operator interrupts: the cutover then restores the source before it returns. */
+  abort?: Promise<never>;
+}
+
+export interface ReportStep {
+  name: string;
+  phase: RehearsePhase;
+  /** ms since the rehearsal started. */
+  startMs: number;
+  endMs: number;
+  durationMs: number;
+}
+
+/** A moment of the cutover drawn on the latency timeline. */
+export interface ReportMark {
+  name: 'hold' | 'fence' | 'point-of-no-return' | 'lift';
+  atMs: number;
+}
+
+/** Per-client worst latency per time bucket: enough to draw the timeline without keeping every operation. */
+export interface LatencySeries {
+  client: number;
+  kind: 'write' | 'read';
+  /** Worst latency (ms) of operations that started in each bucket; null where the client started none. */
+  maxLatencyMs: Array<number | null>;
+  /** Indexes of buckets with a failed or in-doubt operation. */
+  errorBuckets: number[];
+}
+
+export interface RehearseReport {
+  ok: boolean;
+  mode: 'sandbox' | 'plan';
+  engine: 'postgres' | 'mariadb';
+  planId: string;
+  startedAt: string;
+  durationMs: number;
+  source: { server: string; version: string };
+  target: { server: string; version: string };
+  router: string;
+  clients: { writers: number; readers: number };
+  /** Longest span without an acknowledged write, as the clients saw it. */
+  writeBlockedMs: number;
+  /** Longest span without a successful read, as the clients saw it. */
+  readBlockedMs: number;
+  /** The cutover's own measure: fence to lift. */
+  fenceToLiftMs: number;
+  budgetMs: number;
+  copy: {
+    method: 'replication' | 'dump';
+    tables: number;
+    bytes: number;
+    /** Rows in the moved tables at verify time (row counts); null when the plan verifies without counting. */
+    rows: number | null;
+    durationMs: number;
+    bytesPerSecond: number;
+    rowsPerSecond: number | null;
+    /** Sample rows loaded into the sandbox source; null with --plan. */
+    sampleRows: number | null;
+  };
+  steps: ReportStep[];
+  marks: ReportMark[];
+  fence: { terminated: number; drained: number; leakClean: boolean };
+  catchUp: Pick<CatchUpProof, 'method' | 'waitedMs'>;
+  verify: { mode: 'none' | 'rowcounts' | 'checksums'; tables: number; mismatches: number };
+  workload: {
+    startMs: number;
+    endMs: number;
+    writes: { ok: number; failed: number; inDoubt: number };
+    reads: { ok: number; failed: number };
+    bucketMs: number;
+    latency: LatencySeries[];
+  };
+  /** Failed or in-doubt client operations (expected 0); `errors` lists the first few. */
+  clientErrors: number;
+  errors: string[];
+  acknowledgedWrites: number;
+  verifiedWrites: number;
+  missingWrites: string[];
+  warnings: string[];
+  /** With `keep`: URLs and commands to reach the servers (passwords only in the 0600 passfile) and to stop them. */
+  kept?: KeptServers;
+}

@@ -1,0 +1,27 @@
+import type { RehearseReport } from '../rehearse/types.js';
+import { formatBytes, formatDuration } from '../util/units.js';
+
+/** The summary as label/value rows: the terminal table and the HTML page show the same figures. */
+export function summaryRows(r: RehearseReport): Array<[string, string]> {
+  const c = r.copy;
+  return [
+    ['write-blocked window', `${formatDuration(r.writeBlockedMs)} (longest gap between acknowledged writes; fence to lift ${formatDuration(r.fenceToLiftMs)}, budget ${formatDuration(r.budgetMs)})`],
+    ['read-blocked window', `${formatDuration(r.readBlockedMs)} (longest gap between successful reads)`],
+    ['copied', `${c.tables} tables, ${c.rows === null ? '' : `${c.rows} rows, `}${formatBytes(c.bytes)} in ${formatDuration(c.durationMs)} (${formatBytes(c.bytesPerSecond)}/s${c.rowsPerSecond === null ? '' : `, ${c.rowsPerSecond} rows/s`})`],
+    ['fence', `${r.fence.drained} drained, ${r.fence.terminated} sessions ended, leak check ${r.fence.leakClean ? 'clean' : 'FAILED'}`],
+    ['catch-up proof', `${r.catchUp.method}, ${formatDuration(r.catchUp.waitedMs)}`],
+    ['verify', `${r.verify.mode}: ${r.verify.tables} tables, ${r.verify.mismatches} mismatches`],
+    ['client operations', `${r.workload.writes.ok} writes, ${r.workload.reads.ok} reads by ${r.clients.writers} writers and ${r.clients.readers} readers`],
+    ['client errors', `${r.clientErrors} (expected 0)`],
+    ['acknowledged writes verified', `${r.verifiedWrites} of ${r.acknowledgedWrites} on the target${r.missingWrites.length ? `, MISSING ${r.missingWrites.length}` : ''}`],
+  ];
+}
+
+const PRODUCT: Record<RehearseReport['engine'], string> = { postgres: 'PostgreSQL', mariadb: 'MariaDB' };
+
+export function headline(r: RehearseReport): string {
+  const where = r.mode === 'sandbox' ? 'sandbox' : 'plan servers';
+  // "15.20 (Debian ...)", "10.11.11-MariaDB-0+deb12u1": the number is enough here.
+  const short = (v: string) => v.split(/[ -]/)[0];
+  return `cutover rehearsal (${where}): ${PRODUCT[r.engine]} ${short(r.source.version)} → ${short(r.target.version)} through ${r.router}: ${r.ok ? 'OK' : 'FAILED'}`;
+}
