@@ -40,7 +40,7 @@ export interface StepTiming {
 export interface RunResult {
   planId: string;
   outcome: 'done' | 'dry-run';
-  /** Fence start to router release / target open: what writers experienced. */
+  /** Router hold (or fence, without a router) to release and target open: what writers experienced. */
   writeBlockedMs?: number;
   budgetMs: number;
   steps: StepTiming[];
@@ -231,6 +231,8 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);
 
   let fencedAt = 0;
+  // Writers wait from the hold on (new queries queue at the router), not only from the fence.
+  const blockedFrom = Date.now();
   let held = false;
   let fenced = false;
   let watcher: LeakWatcher | undefined;
@@ -283,13 +285,13 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   } finally {
     await watcher?.close();
   }
-  result.writeBlockedMs = await finishForward(s, runner, fencedAt);
+  result.writeBlockedMs = await finishForward(s, runner, blockedFrom);
   result.cleanedUp = await cleanupAndReport(s, runner, result);
   return result;
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
-async function finishForward(s: PlanSession, runner: Runner, fencedAt: number): Promise<number> {
+async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<number> {
   try {
     await runner.step('repoint', s.router ? `point ${s.router.describe()} at the target` : 'stop replication into the target', async () => {
       await s.adapter.detachTarget();
@@ -305,8 +307,8 @@ async function finishForward(s: PlanSession, runner: Runner, fencedAt: number): 
     await s.router?.release().catch(() => {});
     throw new NeedsOperatorError('needs-operator', `the cutover stopped after its point of no return: ${e instanceof Error ? e.message : String(e)}`, 'fix the cause and run `cutover resume` to finish; the source stays read-only', { cause: e });
   }
-  const blocked = fencedAt ? Date.now() - fencedAt : 0;
-  runner.emit('lift', 'info', fencedAt ? `write-blocked window ${formatDuration(blocked)}` : 'resumed after a restart: window not measured');
+  const blocked = blockedFrom ? Date.now() - blockedFrom : 0;
+  runner.emit('lift', 'info', blockedFrom ? `write-blocked window ${formatDuration(blocked)} (hold to release)` : 'resumed after a restart: window not measured');
   if (s.plan.hooks.afterSwitch) await runHook(s.plan.hooks.afterSwitch, 'afterSwitch', s).catch((e: Error) => runner.warnings.push(`afterSwitch hook failed: ${e.message}`));
   return blocked;
 }

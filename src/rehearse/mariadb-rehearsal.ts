@@ -26,7 +26,9 @@ async function withConnection<T>(ep: KitEndpoint, fn: (c: mysql.Connection) => P
 export const mariadbKit: RehearsalKit = {
   engine: 'mariadb',
   product: 'MariaDB',
-  startWorkload: (to, o) => new MysqlWorkload({ ...to, writers: o.writers, readers: o.readers, table: o.table, thinkMs: o.thinkMs }).start(),
+  // HAProxy holds new connections only: the rehearsal's clients connect per operation, the pattern that
+  // passes a hold without an error (persistent clients see one dropped connection; docs/mysql-cutover.md).
+  startWorkload: (to, o) => new MysqlWorkload({ ...to, writers: o.writers, readers: o.readers, table: o.table, thinkMs: o.thinkMs, connectionPerOperation: true }).start(),
   serverVersion: (ep) => withConnection({ ...ep, database: undefined }, async (c) => String((await c.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v'))[0][0]!.v)),
   recreateTable: (ep, table) =>
     withConnection(ep, async (c) => {

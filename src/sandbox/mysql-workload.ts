@@ -12,6 +12,11 @@ export interface MysqlWorkloadOptions {
   /** Pause between operations of one client. */
   thinkMs?: number;
   table?: string;
+  /**
+   * Open a connection for each operation (PHP-style) instead of keeping one: behind an HAProxy hold such
+   * clients only ever wait in the queue, while persistent ones see their connection dropped once.
+   */
+  connectionPerOperation?: boolean;
 }
 
 /** The table the workload writes to; (client, seq) identifies each write. */
@@ -70,6 +75,10 @@ export class MysqlWorkload {
         sent = true;
         if (kind === 'write') await conn.query(`INSERT INTO \`${table}\` (client, seq) VALUES (?, ?)`, [client, op.seq]);
         else await conn.query(`SELECT COUNT(*) FROM \`${table}\``);
+        if (this.opts.connectionPerOperation) {
+          await conn.end().catch(() => conn?.destroy());
+          conn = undefined;
+        }
       } catch (e) {
         const err = e as { errno?: number; code?: string; message?: string; fatal?: boolean };
         // Not connected: the statement never left. A server error: refused. Lost mid-statement: in doubt.
