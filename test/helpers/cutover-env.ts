@@ -58,6 +58,8 @@ export interface PlanOptions {
   stateDir: string;
   method?: 'replication' | 'dump';
   maxWriteBlocked?: string;
+  /** Raised by budget tests whose stopped replica makes the lag grow: the budget, not the lag gate, must fire. */
+  maxLagBeforeFence?: string;
   router?: boolean;
   extra?: string;
 }
@@ -77,7 +79,7 @@ export async function writePlan(e: CutoverEnv, o: PlanOptions): Promise<string> 
       `target: { url: "postgres://postgres@127.0.0.1:${e.dst.port}/${o.db}", passwordEnv: DST_PW }`,
       `scope: { databases: ["${o.db}"] }`,
       `method: ${o.method ?? 'replication'}`,
-      `limits: { maxWriteBlocked: ${o.maxWriteBlocked ?? '10s'} }`,
+      `limits: { maxWriteBlocked: ${o.maxWriteBlocked ?? '10s'}${o.maxLagBeforeFence ? `, maxLagBeforeFence: ${o.maxLagBeforeFence}` : ''} }`,
       router,
       `state: "${o.stateDir}"`,
       o.extra ?? '',

@@ -54,6 +54,8 @@ export interface MysqlPlanOptions {
   db: string;
   stateDir: string;
   maxWriteBlocked?: string;
+  /** Raised by budget tests whose stopped replica makes the lag grow: the budget, not the lag gate, must fire. */
+  maxLagBeforeFence?: string;
   router?: boolean;
   extra?: string;
 }
@@ -67,7 +69,7 @@ export async function writeMysqlPlan(e: MysqlCutoverEnv, o: MysqlPlanOptions): P
       `source: { url: "mariadb://root@127.0.0.1:${e.src.port}/${o.db}", passwordEnv: SRC_PW }`,
       `target: { url: "mariadb://root@127.0.0.1:${e.dst.port}/${o.db}", passwordEnv: DST_PW }`,
       `scope: { databases: ["${o.db}"] }`,
-      `limits: { maxWriteBlocked: ${o.maxWriteBlocked ?? '10s'} }`,
+      `limits: { maxWriteBlocked: ${o.maxWriteBlocked ?? '10s'}${o.maxLagBeforeFence ? `, maxLagBeforeFence: ${o.maxLagBeforeFence}` : ''} }`,
       o.router === false ? 'router: { kind: none }' : `router: { kind: haproxy, socket: "${e.haproxy.socket}", backend: ${e.haproxy.backend}, server: ${e.haproxy.serverName} }`,
       `state: "${o.stateDir}"`,
       o.extra ?? '',

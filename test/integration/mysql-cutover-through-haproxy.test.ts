@@ -67,7 +67,7 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
     await exec(e.src, 'USE slow', (await import('../../src/sandbox/mysql-workload.js')).mysqlWorkloadTableSql(), "GRANT ALL ON slow.* TO 'app'@'%'");
     await exec(e.dst, 'DROP DATABASE IF EXISTS slow', "GRANT ALL ON slow.* TO 'app'@'%'");
     const dir = await tempStateDir(e.src.dir);
-    const plan = await writeMysqlPlan(e, { db: 'slow', stateDir: dir, maxWriteBlocked: '1500ms' });
+    const plan = await writeMysqlPlan(e, { db: 'slow', stateDir: dir, maxWriteBlocked: '1500ms', maxLagBeforeFence: '1GB' });
     const workload = workloadThroughHaproxy(e, 'slow', 2);
     let run;
     try {
