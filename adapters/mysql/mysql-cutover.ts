@@ -62,6 +62,9 @@ function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]
  * Moves one MySQL/MariaDB database: a consistent dump loaded into the target, then the target replicates from
  * the source by GTID; after the fence, the target's replica proves it applied the source's GTID set.
  */
+/** How long the lag reading waits for a just-started replica to report its first position. */
+const REPLICA_START_WAIT_MS = 10_000;
+
 export class MysqlCutover implements CutoverAdapter {
   readonly engine: Engine;
   private readonly src: Query;
@@ -245,8 +248,13 @@ export class MysqlCutover implements CutoverAdapter {
    * applier's executed position, across files). null before sync (no replica connection).
    */
   async lagBytes(): Promise<number | null> {
-    const r = await this.ours();
+    let r = await this.ours();
     if (!r) return null;
+    // Right after START SLAVE the applier has no position until its IO thread has connected: give it a moment.
+    for (const deadline = Date.now() + REPLICA_START_WAIT_MS; !r.execFile && !r.lastError && Date.now() < deadline; ) {
+      await new Promise((res) => setTimeout(res, 50));
+      r = (await this.ours()) ?? r;
+    }
     if (r.lastError && (!r.ioRunning || !r.sqlRunning)) {
       throw new OperationError(`replication into the target stopped: ${r.lastError}`, `fix the cause on the target, then START SLAVE '${this.cfg.name}' (MySQL: START REPLICA FOR CHANNEL); or \`cutover rollback --cleanup\` and sync again`);
     }
