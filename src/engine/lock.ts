@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NeedsOperatorError } from '../errors.js';
+import { signalProcess } from '../util/process.js';
 import { ensureDirDurably, fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 
 /** What a lock file holds. `token` only ever grows for a plan: a stale holder can be told apart by it. */
@@ -45,15 +46,6 @@ async function processStartTime(pid: number): Promise<string | undefined> {
   return fields?.[19];
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 interface Holder {
   info?: LockInfo;
   /** Identifies this very lock file: its token, or for an unreadable file its inode. */
@@ -93,7 +85,7 @@ async function judge(holder: Holder): Promise<Verdict> {
   const info = holder.info;
   if (!info) return holder.ageMs > EMPTY_LOCK_STALE_MS ? 'stale' : 'being-acquired';
   if (info.hostname !== hostname()) return 'remote';
-  if (!pidAlive(info.pid)) return 'stale';
+  if (!signalProcess(info.pid, 0)) return 'stale';
   if (info.pidStart !== undefined) {
     const start = await processStartTime(info.pid);
     if (start !== undefined && start !== info.pidStart) return 'stale';

@@ -1,3 +1,4 @@
+import { readPidFile, terminateProcess } from '../util/process.js';
 import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -130,18 +131,9 @@ export class HaproxySandbox implements Stoppable {
     }
   }
 
-  private async pid(): Promise<number | undefined> {
-    const pid = Number((await readFile(join(this.dir, 'haproxy.pid'), 'utf8').catch(() => '')).trim().split('\n')[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  }
-
   private async kill(): Promise<void> {
-    const pid = await this.pid();
-    if (!pid) return;
-    signal(pid, 'SIGTERM');
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline && signal(pid, 0)) await new Promise((r) => setTimeout(r, 25));
-    signal(pid, 'SIGKILL');
+    const pid = await readPidFile(join(this.dir, 'haproxy.pid'));
+    if (pid) await terminateProcess(pid, 'SIGTERM', 5_000);
   }
 
   /** Stops HAProxy and removes its directory. Safe to call twice. */
@@ -151,14 +143,5 @@ export class HaproxySandbox implements Stoppable {
     untrack(this);
     await this.kill();
     await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(pid, sig);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -1,3 +1,4 @@
+import { readPidFile, terminateProcess } from '../util/process.js';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -155,19 +156,10 @@ export class PgBouncerSandbox implements Stoppable {
     return readFile(join(this.dir, 'pgbouncer.log'), 'utf8').catch(() => '');
   }
 
-  private async pid(): Promise<number | undefined> {
-    const pid = Number((await readFile(join(this.dir, 'pgbouncer.pid'), 'utf8').catch(() => '')).trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  }
-
-  /** SIGTERM is PgBouncer's immediate shutdown; SIGKILL if it lingers. */
+/** SIGTERM is PgBouncer's immediate shutdown; SIGKILL if it lingers. */
   private async kill(): Promise<void> {
-    const pid = await this.pid();
-    if (!pid) return;
-    signal(pid, 'SIGTERM');
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline && signal(pid, 0)) await new Promise((r) => setTimeout(r, 25));
-    signal(pid, 'SIGKILL');
+    const pid = await readPidFile(join(this.dir, 'pgbouncer.pid'));
+    if (pid) await terminateProcess(pid, 'SIGTERM', 5_000);
   }
 
   /** Stops PgBouncer and removes its directory. Safe to call twice. */
@@ -177,14 +169,5 @@ export class PgBouncerSandbox implements Stoppable {
     untrack(this);
     await this.kill();
     await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
-function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(pid, sig);
-    return true;
-  } catch {
-    return false;
   }
 }

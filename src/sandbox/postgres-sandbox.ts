@@ -3,6 +3,7 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OperationError } from '../errors.js';
+import { readPidFile, terminateProcess } from '../util/process.js';
 import { isRoot, run } from '../util/subprocess.js';
 import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from './binaries.js';
 import { freePort } from './ports.js';
@@ -124,12 +125,6 @@ export class PostgresSandbox implements Stoppable {
     return readFile(join(this.dir, 'server.log'), 'utf8').catch(() => '');
   }
 
-  private async postmasterPid(): Promise<number | undefined> {
-    const text = await readFile(join(this.dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
-    const pid = Number(text.split('\n')[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  }
-
   /** A shell command that stops this server and removes its directory (for sandboxes kept running). */
   stopCommand(): string {
     const ctl = `${join(this.binaries.binDir, 'pg_ctl')} -D ${this.dataDir} -m fast stop`;
@@ -150,34 +145,9 @@ export class PostgresSandbox implements Stoppable {
     if (this.stopped) return;
     this.stopped = true;
     untrack(this);
-    const pid = await this.postmasterPid();
-    if (pid) {
-      // SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, since the data is thrown away next.
-      try {
-        process.kill(pid, 'SIGQUIT');
-      } catch {
-        // already gone
-      }
-      const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline && alive(pid)) await new Promise((r) => setTimeout(r, 50));
-      if (alive(pid)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
+    // SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, since the data is thrown away next.
+    const pid = await readPidFile(join(this.dataDir, 'postmaster.pid'));
+    if (pid) await terminateProcess(pid, 'SIGQUIT', 15_000);
     await rm(this.dir, { recursive: true, force: true });
   }
 }
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
