@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensureDirDurably, writeFileAtomic } from '../util/atomic-file.js';
 import type { Engine } from '../util/db-url.js';
 import type { FenceTarget, PriorState, ReadOnlyMode } from '../readonly/types.js';
 
@@ -35,19 +36,10 @@ export class FenceStore {
     }
   }
 
-  /** Atomic and durable: write a temp file, fsync, rename. 0600 because it names servers and roles. */
+  /** Atomic and durable; 0600 because it names servers and roles. */
   async save(record: FenceRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const path = this.file(record.serverId, record);
-    const tmp = `${path}.${process.pid}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(record, null, 2) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await ensureDirDurably(this.dir);
+    await writeFileAtomic(this.file(record.serverId, record), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
   }
 
   async remove(serverId: string, target: FenceTarget): Promise<void> {
