@@ -1,22 +1,12 @@
 import mysql from 'mysql2/promise';
-import { summarize, WORKLOAD_TABLE, type WorkloadOp, type WorkloadResult } from './workload.js';
+import { ClientWorkload, WORKLOAD_TABLE, type ClientWorkloadOptions } from './workload.js';
 
-export interface MysqlWorkloadOptions {
+export interface MysqlWorkloadOptions extends ClientWorkloadOptions {
   host: string;
   port: number;
   user: string;
   password?: string;
   database: string;
-  writers: number;
-  readers?: number;
-  /** Pause between operations of one client. */
-  thinkMs?: number;
-  table?: string;
-  /**
-   * Open a connection for each operation (PHP-style) instead of keeping one: behind an HAProxy hold such
-   * clients only ever wait in the queue, while persistent ones see their connection dropped once.
-   */
-  connectionPerOperation?: boolean;
 }
 
 /** The table the workload writes to; (client, seq) identifies each write. */
@@ -30,26 +20,12 @@ export function mysqlWorkloadTableSql(table = WORKLOAD_TABLE): string {
  * `shutdown sessions`) leaves the write in doubt. Either way the client reconnects, as a failover-aware pool
  * would, and the new connection waits in HAProxy's queue while the router holds.
  */
-export class MysqlWorkload {
-  private stopping = false;
-  private readonly ops: WorkloadOp[] = [];
-  private readonly t0 = Date.now();
-  private readonly loops: Promise<void>[] = [];
-
-  constructor(private readonly opts: MysqlWorkloadOptions) {}
-
-  start(): this {
-    const table = this.opts.table ?? WORKLOAD_TABLE;
-    for (let i = 0; i < this.opts.writers; i++) this.loops.push(this.loop(i, 'write', table));
-    for (let i = 0; i < (this.opts.readers ?? 0); i++) this.loops.push(this.loop(1000 + i, 'read', table));
-    return this;
+export class MysqlWorkload extends ClientWorkload<mysql.Connection> {
+  constructor(private readonly opts: MysqlWorkloadOptions) {
+    super(opts);
   }
 
-  private now(): number {
-    return Date.now() - this.t0;
-  }
-
-  private async connect(): Promise<mysql.Connection> {
+  protected async connect(): Promise<mysql.Connection> {
     const c = await mysql.createConnection({
       host: this.opts.host,
       port: this.opts.port,
@@ -63,45 +39,19 @@ export class MysqlWorkload {
     return c;
   }
 
-  private async loop(client: number, kind: 'write' | 'read', table: string): Promise<void> {
-    let seq = 0;
-    let conn: mysql.Connection | undefined;
-    while (!this.stopping) {
-      const start = this.now();
-      const op: WorkloadOp = { client, seq: ++seq, kind, start, end: start, outcome: 'ok' };
-      let sent = false;
-      try {
-        conn ??= await this.connect();
-        sent = true;
-        if (kind === 'write') await conn.query(`INSERT INTO \`${table}\` (client, seq) VALUES (?, ?)`, [client, op.seq]);
-        else await conn.query(`SELECT COUNT(*) FROM \`${table}\``);
-        if (this.opts.connectionPerOperation) {
-          await conn.end().catch(() => conn?.destroy());
-          conn = undefined;
-        }
-      } catch (e) {
-        const err = e as { errno?: number; code?: string; message?: string; fatal?: boolean };
-        // Not connected: the statement never left. A server error: refused. Lost mid-statement: in doubt.
-        op.outcome = !sent || (err.errno !== undefined && !err.fatal) ? 'fail' : 'unknown';
-        op.error = `${err.code ?? ''} ${err.message ?? String(e)}`.trim();
-        conn?.destroy();
-        conn = undefined;
-        await sleep(20);
-      }
-      op.end = this.now();
-      this.ops.push(op);
-      if (this.opts.thinkMs) await sleep(this.opts.thinkMs);
-    }
-    await conn?.end().catch(() => conn?.destroy());
+  protected async execute(conn: mysql.Connection, kind: 'write' | 'read', table: string, client: number, seq: number): Promise<void> {
+    if (kind === 'write') await conn.query(`INSERT INTO \`${table}\` (client, seq) VALUES (?, ?)`, [client, seq]);
+    else await conn.query(`SELECT COUNT(*) FROM \`${table}\``);
   }
 
-  async stop(): Promise<WorkloadResult> {
-    this.stopping = true;
-    await Promise.all(this.loops);
-    return summarize(this.ops, this.now());
+  protected outcome(e: unknown): { outcome: 'fail' | 'unknown'; error: string } {
+    const err = e as { errno?: number; code?: string; message?: string; fatal?: boolean };
+    // A server error: refused. Lost mid-statement (fatal): in doubt.
+    return { outcome: err.errno !== undefined && !err.fatal ? 'fail' : 'unknown', error: `${err.code ?? ''} ${err.message ?? String(e)}`.trim() };
   }
-}
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  protected async close(conn: mysql.Connection, clean: boolean): Promise<void> {
+    if (clean) await conn.end().catch(() => conn.destroy());
+    else conn.destroy();
+  }
 }

@@ -12,18 +12,12 @@ export interface WorkloadOp {
   error?: string;
 }
 
-export interface WorkloadOptions {
+export interface WorkloadOptions extends ClientWorkloadOptions {
   host: string;
   port: number;
   user: string;
   password?: string;
   database: string;
-  /** Writers and readers run concurrently. */
-  writers: number;
-  readers?: number;
-  /** Pause between operations of one client. */
-  thinkMs?: number;
-  table?: string;
 }
 
 export interface WorkloadResult {
@@ -44,22 +38,40 @@ export function workloadTableSql(table = WORKLOAD_TABLE): string {
   return `CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, client int NOT NULL, seq int NOT NULL, at timestamptz NOT NULL DEFAULT now(), UNIQUE (client, seq))`;
 }
 
+/** Options every workload takes, whatever the engine. */
+export interface ClientWorkloadOptions {
+  writers: number;
+  readers?: number;
+  /** Pause between operations of one client. */
+  thinkMs?: number;
+  table?: string;
+  /** Open a connection for each operation instead of keeping one. */
+  connectionPerOperation?: boolean;
+}
+
 /**
  * A synthetic application: writers insert numbered rows and record each acknowledged one; readers count.
- * Connection errors are recorded and the client reconnects, as a real pool would.
+ * On an error the client drops its connection and reconnects, as a real pool would. Engines supply how to
+ * connect, run one operation, tell a refusal from a write in doubt, and close.
  */
-export class Workload {
+export abstract class ClientWorkload<C> {
   private stopping = false;
   private readonly ops: WorkloadOp[] = [];
   private readonly t0 = Date.now();
-  private loops: Promise<void>[] = [];
+  private readonly loops: Promise<void>[] = [];
 
-  constructor(private readonly opts: WorkloadOptions) {}
+  constructor(private readonly base: ClientWorkloadOptions) {}
+
+  protected abstract connect(): Promise<C>;
+  protected abstract execute(conn: C, kind: 'write' | 'read', table: string, client: number, seq: number): Promise<void>;
+  /** After `execute` threw: 'fail' when the server refused the statement, 'unknown' when the write is in doubt. */
+  protected abstract outcome(e: unknown): { outcome: 'fail' | 'unknown'; error: string };
+  protected abstract close(conn: C, clean: boolean): Promise<void>;
 
   start(): this {
-    const table = this.opts.table ?? WORKLOAD_TABLE;
-    for (let i = 0; i < this.opts.writers; i++) this.loops.push(this.loop(i, 'write', table));
-    for (let i = 0; i < (this.opts.readers ?? 0); i++) this.loops.push(this.loop(1000 + i, 'read', table));
+    const table = this.base.table ?? WORKLOAD_TABLE;
+    for (let i = 0; i < this.base.writers; i++) this.loops.push(this.loop(i, 'write', table));
+    for (let i = 0; i < (this.base.readers ?? 0); i++) this.loops.push(this.loop(1000 + i, 'read', table));
     return this;
   }
 
@@ -67,7 +79,51 @@ export class Workload {
     return Date.now() - this.t0;
   }
 
-  private async connect(): Promise<pg.Client> {
+  private async loop(client: number, kind: 'write' | 'read', table: string): Promise<void> {
+    let seq = 0;
+    let conn: C | undefined;
+    while (!this.stopping) {
+      const start = this.now();
+      const op: WorkloadOp = { client, seq: ++seq, kind, start, end: start, outcome: 'ok' };
+      let sent = false;
+      try {
+        conn ??= await this.connect();
+        sent = true;
+        await this.execute(conn, kind, table, client, op.seq);
+        if (this.base.connectionPerOperation) {
+          await this.close(conn, true);
+          conn = undefined;
+        }
+      } catch (e) {
+        // Not connected: the statement never left, so it was refused, never in doubt.
+        const o = this.outcome(e);
+        op.outcome = sent ? o.outcome : 'fail';
+        op.error = o.error;
+        if (conn !== undefined) await this.close(conn, false);
+        conn = undefined;
+        await sleep(20);
+      }
+      op.end = this.now();
+      this.ops.push(op);
+      if (this.base.thinkMs) await sleep(this.base.thinkMs);
+    }
+    if (conn !== undefined) await this.close(conn, true);
+  }
+
+  async stop(): Promise<WorkloadResult> {
+    this.stopping = true;
+    await Promise.all(this.loops);
+    return summarize(this.ops, this.now());
+  }
+}
+
+/** The PostgreSQL workload. */
+export class Workload extends ClientWorkload<pg.Client> {
+  constructor(private readonly opts: WorkloadOptions) {
+    super(opts);
+  }
+
+  protected async connect(): Promise<pg.Client> {
     const c = new pg.Client({
       host: this.opts.host,
       port: this.opts.port,
@@ -82,36 +138,20 @@ export class Workload {
     return c;
   }
 
-  private async loop(client: number, kind: 'write' | 'read', table: string): Promise<void> {
-    let seq = 0;
-    let conn: pg.Client | undefined;
-    while (!this.stopping) {
-      const start = this.now();
-      const op: WorkloadOp = { client, seq: ++seq, kind, start, end: start, outcome: 'ok' };
-      try {
-        conn ??= await this.connect();
-        if (kind === 'write') await conn.query(`INSERT INTO ${table} (client, seq) VALUES ($1, $2)`, [client, op.seq]);
-        else await conn.query(`SELECT count(*) FROM ${table}`);
-      } catch (e) {
-        const err = e as { code?: string; message?: string };
-        // A server error code means the statement was refused; a dropped connection leaves a write in doubt.
-        op.outcome = err.code && /^[0-9A-Z]{5}$/.test(err.code) ? 'fail' : 'unknown';
-        op.error = err.code ? `${err.code} ${err.message ?? ''}`.trim() : (err.message ?? String(e));
-        await conn?.end().catch(() => {});
-        conn = undefined;
-        await sleep(20);
-      }
-      op.end = this.now();
-      this.ops.push(op);
-      if (this.opts.thinkMs) await sleep(this.opts.thinkMs);
-    }
-    await conn?.end().catch(() => {});
+  protected async execute(conn: pg.Client, kind: 'write' | 'read', table: string, client: number, seq: number): Promise<void> {
+    if (kind === 'write') await conn.query(`INSERT INTO ${table} (client, seq) VALUES ($1, $2)`, [client, seq]);
+    else await conn.query(`SELECT count(*) FROM ${table}`);
   }
 
-  async stop(): Promise<WorkloadResult> {
-    this.stopping = true;
-    await Promise.all(this.loops);
-    return summarize(this.ops, this.now());
+  protected outcome(e: unknown): { outcome: 'fail' | 'unknown'; error: string } {
+    const err = e as { code?: string; message?: string };
+    // A SQLSTATE means the server refused the statement; a dropped connection leaves a write in doubt.
+    const sqlstate = err.code !== undefined && /^[0-9A-Z]{5}$/.test(err.code);
+    return { outcome: sqlstate ? 'fail' : 'unknown', error: err.code ? `${err.code} ${err.message ?? ''}`.trim() : (err.message ?? String(e)) };
+  }
+
+  protected async close(conn: pg.Client): Promise<void> {
+    await conn.end().catch(() => {});
   }
 }
 
