@@ -1,3 +1,4 @@
+import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,14 +44,7 @@ export const mariadbKit: RehearsalKit = {
 export async function startMariadbSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
   const appPassword = randomBytes(12).toString('hex');
-  const started = await Promise.allSettled([MariadbSandbox.start({ password, serverId: 1 }), MariadbSandbox.start({ password, serverId: 2 })]);
-  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    await Promise.all(up.map((s) => s.stop()));
-    throw failed.reason;
-  }
-  const [src, dst] = up as [MariadbSandbox, MariadbSandbox];
+  const [src, dst] = (await startAllOrNone([MariadbSandbox.start({ password, serverId: 1 }), MariadbSandbox.start({ password, serverId: 2 })])) as [MariadbSandbox, MariadbSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
   let haproxy: HaproxySandbox;

@@ -1,3 +1,4 @@
+import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,14 +45,7 @@ export const postgresKit: RehearsalKit = {
  */
 export async function startPostgresSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
-  const started = await Promise.allSettled([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: 17, password })]);
-  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    await Promise.all(up.map((s) => s.stop()));
-    throw failed.reason;
-  }
-  const [src, dst] = up as [PostgresSandbox, PostgresSandbox];
+  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: 17, password })])) as [PostgresSandbox, PostgresSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
   let bouncer: PgBouncerSandbox;

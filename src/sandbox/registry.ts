@@ -18,6 +18,18 @@ export function liveSandboxes(): Stoppable[] {
   return [...live];
 }
 
+/** Starts servers together; if one fails, the others that came up are stopped and the first error is thrown. */
+export async function startAllOrNone<T extends Stoppable>(starting: Array<Promise<T>>): Promise<T[]> {
+  const started = await Promise.allSettled(starting);
+  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(up.map((s) => s.stop()));
+    throw failed.reason;
+  }
+  return up;
+}
+
 export async function stopAllSandboxes(): Promise<void> {
   await Promise.allSettled([...live].reverse().map((s) => s.stop()));
 }
