@@ -15,6 +15,13 @@ export interface PgConnectOptions {
 
 export const MIN_SERVER_VERSION_NUM = 120000;
 
+/** PreflightError (exit 3) for servers older than PostgreSQL 12, naming the version and the server. */
+export function assertSupportedVersion(serverVersionNum: number, server: string): void {
+  if (serverVersionNum < MIN_SERVER_VERSION_NUM) {
+    throw new PreflightError('version', `PostgreSQL ${Math.floor(serverVersionNum / 10000)} at ${server} is not supported`, 'cutover needs PostgreSQL 12 or newer; upgrade the server first or move it with pg_dump');
+  }
+}
+
 function where(ep: DbEndpoint): string {
   return `${ep.host}:${ep.port}`;
 }
@@ -81,10 +88,7 @@ export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Pr
   }
   try {
     const v = await client.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`);
-    const num = Number(v.rows[0]?.n ?? 0);
-    if (num < MIN_SERVER_VERSION_NUM) {
-      throw new PreflightError('version', `PostgreSQL ${Math.floor(num / 10000)} at ${where(ep)} is not supported`, 'cutover needs PostgreSQL 12 or newer');
-    }
+    assertSupportedVersion(Number(v.rows[0]?.n ?? 0), where(ep));
     await client.query(
       `SELECT set_config('default_transaction_read_only', 'off', false),
               set_config('statement_timeout', '0', false),

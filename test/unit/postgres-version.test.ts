@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { assertSupportedVersion } from '../../adapters/postgres/postgres-connection.js';
+import { PreflightError } from '../../src/errors.js';
+
+describe('PostgreSQL version gate', () => {
+  it('refuses servers older than 12 with exit 3, naming the version and server', () => {
+    try {
+      assertSupportedVersion(110022, 'db1:5432');
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(PreflightError);
+      expect((e as PreflightError).exitCode).toBe(3);
+      expect((e as PreflightError).code).toBe('version');
+      expect((e as Error).message).toBe('PostgreSQL 11 at db1:5432 is not supported');
+    }
+  });
+
+  it('accepts 12 and newer', () => {
+    expect(() => assertSupportedVersion(120000, 'x')).not.toThrow();
+    expect(() => assertSupportedVersion(170010, 'x')).not.toThrow();
+  });
+});
