@@ -160,7 +160,7 @@ export class PostgresCutover implements CutoverAdapter {
     if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left for the data copy', 'raise limits.maxWriteBlocked');
     try {
       // Triggers and FK checks off (replica role): the dump already holds consistent data.
-      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', `--exclude-schema=${TOOL_SCHEMA}`], '-c default_transaction_read_only=off -c session_replication_role=replica');
+      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', `--exclude-schema=${TOOL_SCHEMA}`], '-c default_transaction_read_only=off -c session_replication_role=replica', 'custom');
     } catch (e) {
       if (Date.now() >= deadline) throw new BudgetExceededError(`the data copy did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked or use method: replication');
       throw e;

@@ -85,4 +85,18 @@ describe.skipIf(pg15Missing ?? pg17Missing)('cutover with hostile identifiers; n
       expect(text).not.toContain(encodeURIComponent(e.password));
     }
   });
+
+  it("method dump copies a database whose name has quotes and '=' (pg_restore must not read it as a conninfo)", async () => {
+    const db = "dump 'me' = x";
+    await exec(e.src, 'postgres', `CREATE DATABASE ${qi(db)}`);
+    await exec(e.src, db, `CREATE TABLE ${qi('t "1"')} (id int PRIMARY KEY)`, `INSERT INTO ${qi('t "1"')} SELECT generate_series(1, 100)`);
+    const plan = await writePlan(e, { db: db.replace(/"/g, '\\"'), stateDir: `${stateDir}/dump`, method: 'dump' });
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+    const run = await cli(['run', plan, '--yes', '--json'], e.env);
+    expect(run.code, run.err).toBe(0);
+    const t = await client(e.dst, { database: db });
+    const n = await t.query(`SELECT count(*)::int AS n FROM ${qi('t "1"')}`);
+    await t.end();
+    expect(n.rows[0].n).toBe(100);
+  });
 });
