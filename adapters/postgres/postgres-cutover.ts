@@ -8,6 +8,8 @@ import {
   dropPublisherSide,
   dropSubscription,
   dropToolSchema,
+  markPostDataApplied,
+  postDataApplied,
   proveCaughtUp,
   replicationLeftovers,
   slotLagBytes,
@@ -19,6 +21,9 @@ import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
+
+/** The target is held read-only to applications; the tool's own child sessions write anyway. */
+const TARGET_SESSION_WRITABLE = '-c default_transaction_read_only=off';
 
 export interface PgCutoverConfig {
   source: DbEndpoint;
@@ -112,7 +117,10 @@ export class PostgresCutover implements CutoverAdapter {
     if (existing > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${existing} table(s)`, `drop it on the target or point target.url at an empty database`);
     // The sentinel table is created before the schema dump so the dump carries it to the target.
     await this.on('source', 'creating the sentinel table', () => createSentinel(this.src));
-    await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--schema-only', '--no-publications', '--no-subscriptions'], '-c default_transaction_read_only=off');
+    // Method dump loads data into bare tables and builds indexes and constraints afterwards (post-data), as
+    // pg_restore does: much faster than loading into indexed tables. Replication needs the keys up front.
+    const section = this.cfg.method === 'dump' ? ['--section=pre-data'] : ['--schema-only'];
+    await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
     progress({ phase: 'schema', message: `schema copied (${(await userTables(await this.targetDb())).length} tables)` });
     return { rolesCreated, schemaCopied: true };
   }
@@ -160,7 +168,11 @@ export class PostgresCutover implements CutoverAdapter {
     if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left for the data copy', 'raise limits.maxWriteBlocked');
     try {
       // Triggers and FK checks off (replica role): the dump already holds consistent data.
-      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', `--exclude-schema=${TOOL_SCHEMA}`], '-c default_transaction_read_only=off -c session_replication_role=replica', 'custom');
+      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', `--exclude-schema=${TOOL_SCHEMA}`], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
+      if (!(await postDataApplied(dst))) {
+        await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
+        await markPostDataApplied(dst);
+      }
     } catch (e) {
       if (Date.now() >= deadline) throw new BudgetExceededError(`the data copy did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked or use method: replication');
       throw e;

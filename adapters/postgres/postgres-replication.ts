@@ -21,6 +21,17 @@ export async function createSentinel(c: PgClient): Promise<void> {
   await c.query(`CREATE TABLE IF NOT EXISTS ${SENTINEL} (id int PRIMARY KEY, token text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
 }
 
+/** Method dump builds indexes and constraints once, after the first data load; a row in the tool's table remembers it. */
+const POST_DATA_MARKER_ID = 2;
+
+export async function postDataApplied(dst: PgClient): Promise<boolean> {
+  return (await dst.query(`SELECT 1 FROM ${SENTINEL} WHERE id = $1`, [POST_DATA_MARKER_ID])).rows.length > 0;
+}
+
+export async function markPostDataApplied(dst: PgClient): Promise<void> {
+  await dst.query(`INSERT INTO ${SENTINEL} (id, token) VALUES ($1, 'post-data applied') ON CONFLICT (id) DO NOTHING`, [POST_DATA_MARKER_ID]);
+}
+
 export async function startReplication(src: PgClient, dst: PgClient, source: DbEndpoint, database: string, name: string): Promise<void> {
   await src.query(`INSERT INTO ${SENTINEL} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
   const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
