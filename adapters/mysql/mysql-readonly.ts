@@ -17,6 +17,7 @@ import { bypassAccounts, currentAccount, isLocked, resolveAccounts, type BypassA
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
+import { applySchemaFence, captureSchemaFence, restoreSchemaFence, schemaWriters, type SchemaFencePrior, type StillWriting } from './mysql-schema-fence.js';
 import { canTrackWrites, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
 import { clientSessions, killSessions, publicSession, sleep, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
@@ -39,9 +40,14 @@ interface MysqlPrior extends PriorState {
   schemaReadOnly?: boolean;
   /** strict mode: `user@host` → the account and whether it was locked before the fence. */
   roles: Record<string, Account & { locked: boolean }>;
+  /** schema scope without ALTER SCHEMA READ ONLY: the write grants revoked from each --role account. */
+  schemaGrants?: SchemaFencePrior;
+  /** ... and the named accounts the revoke cannot stop (global, wildcard or role grants). */
+  stillWriting?: StillWriting[];
 }
 
-type MysqlScope = 'server' | 'schema';
+/** `schema-grants`: schema scope on servers without ALTER SCHEMA READ ONLY, by revoking write privileges. */
+type MysqlScope = 'server' | 'schema' | 'schema-grants';
 
 /**
  * information_schema.INNODB_TRX is served from a cache that InnoDB refreshes only when nobody read it in the
@@ -99,14 +105,28 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     if (target.scope === 'role') {
       throw new UsageError(`${flavorLabel(this.flavor)} has no per-account read-only setting`, 'use --scope server --mode strict --role <account> to keep that account out while the server is read-only');
     }
-    if (!this.flavor.schemaReadOnly) {
+    if (!target.name) throw new UsageError(`--scope ${target.scope} needs --name`, 'pass --name <schema> (or put the database in the URL)');
+    return this.flavor.schemaReadOnly ? 'schema' : 'schema-grants';
+  }
+
+  private async assertSchemaExists(name: string): Promise<void> {
+    const rows = await this.q(`SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, [name], 'looking up the schema');
+    if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${this.where}`, 'check --name');
+  }
+
+  private async captureSchemaGrants(name: string, opts: FenceOptions): Promise<MysqlPrior> {
+    if (opts.mode !== 'strict' || opts.roles.length === 0) {
       throw new UsageError(
         `${flavorLabel(this.flavor)} has no schema-level read-only (ALTER SCHEMA ... READ ONLY needs MySQL 8.0.22+)`,
-        `fence the whole server with --scope server (add --mode strict --role <app account> to lock the app accounts), or revoke the app accounts' INSERT, UPDATE, DELETE privileges on that schema yourself for the cutover and grant them back afterwards`,
+        `use --mode strict --role <app account> (repeatable) to revoke those accounts' write privileges on schema ${name} until \`off\`, or fence the whole server with --scope server`,
       );
     }
-    if (!target.name) throw new UsageError(`--scope ${target.scope} needs --name`, 'pass --name <schema> (or put the database in the URL)');
-    return 'schema';
+    await this.assertSchemaExists(name);
+    const me = accountLabel(await currentAccount(this.q));
+    const accounts = await resolveAccounts(this.q, opts.roles, this.where);
+    if (accounts.some((a) => accountLabel(a) === me)) throw new UsageError(`refusing to revoke privileges of account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from --role');
+    const { prior, stillWriting } = await captureSchemaFence(this.q, this.flavor, name, accounts);
+    return { flavor: this.flavor.kind, roles: {}, schemaGrants: prior, stillWriting };
   }
 
   private async serverState(): Promise<ServerReadOnlyState> {
@@ -144,6 +164,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
 
   async capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState> {
     const scope = this.scopeOf(target);
+    if (scope === 'schema-grants') return this.captureSchemaGrants(target.name!, opts);
     const roles: MysqlPrior['roles'] = {};
     if (opts.mode === 'strict') {
       if (opts.roles.length === 0) throw new UsageError('strict mode needs the app accounts to lock', 'pass --role <user> or --role <user@host> (repeatable)');
@@ -166,7 +187,8 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const r = recorded as MysqlPrior;
     const f = fresh as MysqlPrior;
     // The first record's values win: a second `on` would otherwise record the fence itself as "previous".
-    return { ...f, ...r, roles: { ...f.roles, ...r.roles } } satisfies MysqlPrior;
+    const grants = r.schemaGrants || f.schemaGrants ? { schemaGrants: { ...f.schemaGrants, ...r.schemaGrants } } : {};
+    return { ...f, ...r, roles: { ...f.roles, ...r.roles }, ...grants } satisfies MysqlPrior;
   }
 
   async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
@@ -174,6 +196,11 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const p = prior as MysqlPrior;
     const warnings: string[] = [];
     const exempt = opts.exemptSessions ?? [];
+    if (scope === 'schema-grants') {
+      const done = await applySchemaFence(this.q, p.schemaGrants ?? {}, p.stillWriting ?? [], { schema: target.name!, drainTimeoutMs: opts.drainTimeoutMs, probeMs: opts.probeMs, exempt });
+      const { revoked, ...rest } = done;
+      return { scope: target.scope, name: target.name!, mode: opts.mode, persistent: true, untouched: [], lockedRoles: revoked, ...rest };
+    }
 
     if (scope === 'server') {
       for (const sql of fenceServerSql(this.flavor)) await this.q(sql, [], `fencing the server (${sql})`);
@@ -324,6 +351,13 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const unlockedRoles: string[] = [];
     let wasOn = true;
     let restored: string;
+    if (scope === 'schema-grants') {
+      if (!p?.schemaGrants) {
+        return { scope: target.scope, name: target.name!, wasOn: false, restored: 'unchanged: no record of revoked privileges was found in the state dir', unlockedRoles, warnings };
+      }
+      const back = await restoreSchemaFence(this.q, p.schemaGrants);
+      return { scope: target.scope, name: target.name!, wasOn: true, restored: `granted back the write privileges recorded for ${Object.keys(p.schemaGrants).length} account(s)`, unlockedRoles: back.regranted, warnings: back.warnings };
+    }
     if (scope === 'server') {
       const current = await this.serverState();
       if (p?.server) {
@@ -385,6 +419,19 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
         const persistent = s.readOnly && this.flavor.persist && s.persisted?.read_only === true;
         if (s.readOnly && !this.flavor.persist) warnings.push(`${flavorLabel(this.flavor)} has no SET PERSIST: read_only=ON is lost on a server restart`);
         scopes.push({ scope: target.scope, setting, readOnly: s.readOnly, persistent, sessions: sessions.length, couldWrite });
+      } else if (scope === 'schema-grants') {
+        const inSchema = sessions.filter((x) => x.database === target.name);
+        const writers = await schemaWriters(this.q, target.name!);
+        if (writers.length > 0) warnings.push(`accounts with write privileges on schema ${target.name}: ${writers.join(', ')}`);
+        scopes.push({
+          scope: target.scope,
+          name: target.name!,
+          setting: target.fencedAt ? 'write privileges revoked from the --role accounts (no native schema read-only)' : null,
+          readOnly: target.fencedAt !== undefined,
+          persistent: true,
+          sessions: inSchema.length,
+          couldWrite: inSchema.filter((x) => x.rowsModified > 0).map((x) => publicSession(x, 'inside a write transaction')),
+        });
       } else {
         const ro = await this.schemaState(target.name!);
         const inSchema = sessions.filter((x) => x.database === target.name);
