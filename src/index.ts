@@ -1,7 +1,9 @@
 /** The public API of cutover. The CLI uses exactly this. */
 import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
 import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
-import { openSession, type PlanSession } from './engine/session.js';
+import { loadPlanFile, openSession, type PlanSession } from './engine/session.js';
+import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
+import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
 import { rehearse as rehearseOn } from './rehearse/rehearse.js';
 import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
@@ -20,6 +22,8 @@ export { renderHtmlReport } from './report/html.js';
 export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover } from './engine/cutover-adapter.js';
 export type { CutoverEvent, RunResult, RollbackResult, StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';
+export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';
+export { percentile, windowStats, type WindowStats } from './engine/waves-stats.js';
 
 /** What every plan command takes besides the plan file. */
 export interface PlanCommandOptions {
@@ -83,6 +87,36 @@ export async function status(plan: string, opts: PlanCommandOptions = {}): Promi
 /** Before the point of no return: the source writable again and routing back on it. */
 export async function rollback(plan: string, opts: RollbackOptions = {}): Promise<RollbackResult> {
   return withPlan(plan, opts, (s) => rollbackPlan(s, opts));
+}
+
+async function withWavesPlan<T>(file: string, opts: PlanCommandOptions, fn: (plan: Plan, secrets: PlanSecrets) => Promise<T>): Promise<T> {
+  const { plan, planId, secrets } = await loadPlanFile(file, opts.env ?? process.env);
+  opts.onOpen?.({ planId, warnings: plan.warnings, secrets: secrets.all });
+  return fn(plan, secrets);
+}
+
+/** Whether a plan moves tenants (`scope.tenants`, run with `waves`) rather than one database. */
+export async function isWavesPlan(plan: string, opts: Pick<PlanCommandOptions, 'env'> = {}): Promise<boolean> {
+  const { plan: p } = await loadPlanFile(plan, opts.env ?? process.env);
+  return p.scope.kind === 'tenants';
+}
+
+/**
+ * Per-tenant waves: each tenant database is its own cutover (own journal, lock, budget and router entry),
+ * `concurrency` at a time; a failed tenant is rolled back alone. Run again after a crash to continue.
+ */
+export async function waves(plan: string, opts: PlanCommandOptions & WavesOptions = {}): Promise<WavesResult> {
+  return withWavesPlan(plan, opts, (p, secrets) => runWaves(p, secrets, opts));
+}
+
+/** Every tenant's state and write-blocked window, from their journals. */
+export async function wavesStatus(plan: string, opts: PlanCommandOptions = {}): Promise<WavesStatus> {
+  return withWavesPlan(plan, opts, (p, secrets) => wavesStatusOf(p, secrets));
+}
+
+/** One tenant back on its source, before its point of no return (after it: refused, see the hint). */
+export async function wavesRollback(plan: string, tenant: string, opts: PlanCommandOptions & Pick<WavesOptions, 'onEvent'> = {}): Promise<RollbackResult & { tenant: string }> {
+  return withWavesPlan(plan, opts, (p, secrets) => rollbackTenant(p, secrets, tenant, opts));
 }
 
 /**

@@ -6,6 +6,8 @@ import {
   FenceLeakError,
   installSandboxCleanup,
   isCutoverError,
+  isWavesPlan,
+  NeedsOperatorError,
   OperationError,
   parseDbUrl,
   parseDuration,
@@ -24,17 +26,23 @@ import {
   sync,
   urlHasPassword,
   UsageError,
+  waves,
+  wavesRollback,
+  wavesStatus,
   type CutoverEvent,
   type PlanCommandOptions,
   type ReadOnlyMode,
   type ReadOnlyOptions,
   type ReadOnlyScope,
   type RehearseReport,
+  type WaveEvent,
+  type WavesResult,
 } from '../index.js';
 import { processIO, type CliIO } from './io.js';
 import { renderFindings, renderRollback, renderRun, renderStatus, renderSync } from './render-cutover.js';
 import { renderReadOnlyOff, renderReadOnlyOn, renderReadOnlyStatus } from './render-readonly.js';
 import { renderRehearse } from './render-rehearse.js';
+import { renderTenantRollback, renderWaves, renderWavesStatus } from './render-waves.js';
 import { withRehearseTasks } from './rehearse-tasks.js';
 
 /** A rehearsal that ran to the end but lost a write or saw a client error: exit 1, its report still printed once. */
@@ -44,6 +52,26 @@ class RehearsalFailed extends OperationError {
     readonly report: RehearseReport,
   ) {
     super(message, 'see the summary above; the --json document carries the full report');
+  }
+}
+
+/** A wave that ended with tenants failed, rolled back or left in flight: its result still goes out once. */
+class WavesIncomplete extends OperationError {
+  constructor(
+    message: string,
+    readonly result: WavesResult,
+  ) {
+    super(message, 'the table above says which tenants; fix the cause and run `cutover waves` again (done tenants are skipped)');
+  }
+}
+
+/** The same, when a tenant needs the operator (left in flight): exit 5. */
+class WavesNeedOperator extends NeedsOperatorError {
+  constructor(
+    message: string,
+    readonly result: WavesResult,
+  ) {
+    super('needs-operator', message, 'run `cutover waves` again: in-flight tenants are resumed first; `cutover status` shows each tenant');
   }
 }
 
@@ -298,6 +326,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .argument('<plan>', 'plan file (YAML)')
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
+      if (await isWavesPlan(file, { env: io.env })) {
+        const w = await wavesStatus(file, planOpts());
+        return emit(io, g.json, secrets, { action: 'status', kind: 'waves', ...w }, renderWavesStatus(w));
+      }
       const r = await status(file, planOpts());
       emit(io, g.json, secrets, { action: 'status', ...r }, renderStatus(r));
     });
@@ -311,6 +343,58 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const r = await rollback(file, { ...planOpts(), cleanup: Boolean(o.cleanup), onEvent: eventPrinter(io, secrets) });
       emit(io, g.json, secrets, { action: 'rollback', ...r }, renderRollback(r));
+    });
+
+  addWaves(program, io, secrets, planOpts);
+}
+
+function addWaves(program: Command, io: CliIO, secrets: Secrets, planOpts: () => PlanCommandOptions): void {
+  program
+    .command('waves')
+    .summary('move every tenant database of a plan, each with its own short fence window')
+    .description(
+      'For each tenant of scope.tenants (a list, or a query on the source): its own sync and cutover with its own\n' +
+        'journal, lock, router entry and budget (waves.maxWriteBlockedPerTenant), waves.concurrency at a time.\n' +
+        'A tenant that fails is rolled back alone. Run it again after a crash: done tenants are skipped, in-flight\n' +
+        'ones resumed, the rest moved.',
+    )
+    .argument('<plan>', 'plan file (YAML) with scope.tenants')
+    .option('--yes', 'do not ask for confirmation')
+    .option('--concurrency <n>', 'override waves.concurrency', (v) => positiveInt(v, '--concurrency'))
+    .option('--status', 'show the tenants table (same as `cutover status <plan>`)')
+    .option('--rollback <tenant>', 'put one tenant back on its source (before its point of no return)')
+    .addHelpText('after', '\nExamples:\n  cutover waves tenants.yaml --yes\n  cutover waves tenants.yaml --yes --concurrency 4 --json\n  cutover waves tenants.yaml --status\n  cutover waves tenants.yaml --rollback acme')
+    .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      if (o.status) {
+        const st = await wavesStatus(file, planOpts());
+        return emit(io, g.json, secrets, { action: 'status', kind: 'waves', ...st }, renderWavesStatus(st));
+      }
+      const onEvent = eventPrinter(io, secrets);
+      const tenantEvent = (e: WaveEvent) => onEvent({ ...e, step: e.tenant !== undefined ? `${e.tenant} ${e.step}` : e.step });
+      if (o.rollback) {
+        const r = await wavesRollback(file, o.rollback as string, { ...planOpts(), onEvent: tenantEvent });
+        return emit(io, g.json, secrets, { action: 'rollback', ...r }, renderTenantRollback(r));
+      }
+      if (!o.yes) throw new UsageError('waves changes production servers and needs --yes', `cutover waves ${file} --yes`);
+      const sig = interruptSignal(io);
+      try {
+        const r = await waves(file, {
+          ...planOpts(),
+          onEvent: tenantEvent,
+          abort: sig.abort,
+          ...(o.concurrency ? { concurrency: o.concurrency as number } : {}),
+          ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
+          ...(io.env.CUTOVER_TEST_PAUSE_TENANT ? { pauseTenant: io.env.CUTOVER_TEST_PAUSE_TENANT } : {}),
+        });
+        const unfinished = r.tenants.length - r.counts.done;
+        if (unfinished === 0) return emit(io, g.json, secrets, { action: 'waves', ...r }, renderWaves(r));
+        if (!g.json) io.err(redactText(renderWaves(r).join('\n'), secrets.values) + '\n');
+        const message = `${unfinished} of ${r.tenants.length} tenant(s) not done: ${Object.entries(r.counts).filter(([k, n]) => k !== 'done' && n > 0).map(([k, n]) => `${n} ${k}`).join(', ')}`;
+        throw r.counts['in-flight'] > 0 ? new WavesNeedOperator(message, r) : new WavesIncomplete(message, r);
+      } finally {
+        sig.dispose();
+      }
     });
 }
 
@@ -354,7 +438,7 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     if (isCutoverError(e)) {
       io.err(scrub(`error: ${e.message}${e.hint ? `\n  fix: ${e.hint}` : ''}`) + '\n');
       if (json && !secrets.jsonEmitted) {
-        const extra = e instanceof FenceLeakError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : {};
+        const extra = e instanceof FenceLeakError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : e instanceof WavesIncomplete || e instanceof WavesNeedOperator ? { result: e.result } : {};
         io.out(JSON.stringify(redactDeep({ ok: false, error: { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode }, ...extra }, secrets.values), null, 2) + '\n');
       }
       if (debug && e.stack) io.err(scrub(e.stack) + '\n');

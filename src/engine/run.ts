@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
 import { canWatchLeaks } from '../readonly/adapters.js';
 import { openLeakWatcher, readOnlyOff, readOnlyOn, type LeakWatcher } from '../readonly/readonly.js';
-import type { FenceOnResult } from '../readonly/types.js';
+import type { FenceOnResult, LeakCheck } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import type { CatchUpProof, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
@@ -29,6 +29,12 @@ export interface RunOptions {
   abort?: Promise<never>;
   /** How long to wait for replication lag to drop under the limit before giving up (nothing is changed). */
   lagWaitMs?: number;
+  /**
+   * Runs after verify and the leak check, inside the write-downtime budget (`deadline`), just before the point
+   * of no return: a change to the target's copy (the waves' transform) that verify must not see. Throwing
+   * restores the source like any failure before that point.
+   */
+  beforePointOfNoReturn?: (deadline: number) => Promise<void>;
 }
 
 export interface StepTiming {
@@ -265,6 +271,12 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     result.sequences = await runner.step('sequences', 'set target sequences from the source', () => s.adapter.copySequences(), (n) => ({ sequences: n }));
     const verify = await runner.step('verify', `verify (${s.plan.verify})`, async () => {
       const v = await s.adapter.verify(deadline);
+      if (v.mismatches.length) {
+        // A session writing through the fence makes the counts differ too: name it when the watch saw it.
+        stopWatching();
+        const leak = await leaks?.catch(() => undefined);
+        if (leak && !leak.clean) throw leakError(leak);
+      }
       if (v.mismatches.length) throw new OperationError(`verify found ${v.mismatches.length} table(s) that differ: ${v.mismatches.slice(0, 5).map((m) => `${m.table} (source ${m.source}, target ${m.target})`).join(', ')}`, 'the source was restored; investigate before running again');
       return v;
     }, (v) => ({ tables: v.tables.length, durationMs: v.durationMs }));
@@ -273,10 +285,9 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     const leak = await leaks;
     if (leak) {
       result.fence.leakClean = leak.clean;
-      if (!leak.clean) {
-        throw new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
-      }
+      if (!leak.clean) throw leakError(leak);
     }
+    if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
     if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
     await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => ({ at: new Date().toISOString() }), (r) => r);
   } catch (e) {
@@ -288,6 +299,10 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   result.writeBlockedMs = await finishForward(s, runner, blockedFrom);
   result.cleanedUp = await cleanupAndReport(s, runner, result);
   return result;
+}
+
+function leakError(leak: LeakCheck): OperationError {
+  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */

@@ -8,6 +8,7 @@ import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, RouterConfig, RouterKind } from './types.js';
+import { readWaves } from './parse-waves.js';
 
 export const PLAN_DEFAULTS = {
   method: 'replication',
@@ -19,7 +20,7 @@ export const PLAN_DEFAULTS = {
   stateDir: '.cutover',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves'] as const;
 const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
 const READ_ONLY_SCOPES: Record<Engine, readonly ReadOnlyScope[]> = {
   postgres: ['database', 'server', 'role'],
@@ -102,9 +103,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const router = readRouter(top, planDir, source, warnings);
   const hooks = readHooks(top, planDir);
   const stateDir = readStateDir(top, planDir);
+  const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || gap === undefined || !router || !hooks || !stateDir) return undefined;
+  if (!verify || gap === undefined || !router || !hooks || !stateDir || waves === null) return undefined;
   return {
     file: absFile,
     engine,
@@ -118,6 +120,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     sequences: { gap },
     router,
     hooks,
+    ...(waves ? { waves } : {}),
     stateDir,
     warnings,
   };
@@ -198,6 +201,11 @@ function readScope(top: Fields, source: PlanEndpoint | undefined): PlanScope | u
     return f.reader.report(f.node, f.path || 'scope', kinds.length === 0 ? 'names nothing' : `has ${kinds.join(' and ')}; give exactly one`, fix);
   }
   const kind = kinds[0]!;
+  if (kind === 'tenants' && isMap(f.valueNode('tenants'))) {
+    const q = f.fields('tenants', ['query']);
+    const query = q?.string('query', { required: true, fix: 'a SELECT on the source returning one text column of database names' });
+    return query === undefined ? undefined : { kind, names: [], query };
+  }
   const names = f.stringList(kind, { fix });
   return names ? { kind, names } : undefined;
 }

@@ -16,7 +16,8 @@ export interface PlanEndpoint {
 export type PlanScope =
   | { kind: 'databases'; names: string[] }
   | { kind: 'schemas'; names: string[] }
-  | { kind: 'tenants'; names: string[] };
+  /** Tenants move one database each with `cutover waves`; `query` (run on the source) lists them at run time. */
+  | { kind: 'tenants'; names: string[]; query?: string };
 
 export type PlanMethod = 'replication' | 'dump';
 export type VerifyMode = 'none' | 'rowcounts' | 'checksums';
@@ -72,6 +73,22 @@ export interface PlanHooks {
   afterSwitch?: string[];
 }
 
+/** Run on the target's copy of a tenant after verify, before the tenant opens: a SQL file or a command. */
+export type PlanTransform = { kind: 'sql'; file: string } | { kind: 'command'; command: string[] };
+
+/** How `cutover waves` moves the tenants of `scope.tenants`: each one is its own short cutover. */
+export interface PlanWaves {
+  /** Tenants cut over at the same time. */
+  concurrency: number;
+  /** listed: as scope.tenants (or the query) gives them; name: sorted by name. */
+  order: 'listed' | 'name';
+  /** Each tenant's write-downtime budget (replaces limits.maxWriteBlocked per tenant). */
+  maxWriteBlockedPerTenantMs: number;
+  /** Stop starting tenants after this many failed; absent: go on to the end. */
+  stopAfterFailures?: number;
+  transform?: PlanTransform;
+}
+
 export interface Plan {
   /** Absolute path of the plan file. */
   file: string;
@@ -86,6 +103,8 @@ export interface Plan {
   sequences: { gap: number };
   router: RouterConfig;
   hooks: PlanHooks;
+  /** Set (with defaults) exactly when scope.kind is tenants. */
+  waves?: PlanWaves;
   /** Absolute journal/lock directory. */
   stateDir: string;
   /** Accepted but risky choices (e.g. a password inside a URL). */

@@ -1,0 +1,39 @@
+import type { RollbackResult, TenantOutcome, WavesResult, WavesStatus, WindowStats } from '../index.js';
+import { formatDuration } from '../util/units.js';
+
+function windowsLine(w: WindowStats): string {
+  return w.count ? `per-tenant write-blocked window  p50 ${formatDuration(w.p50Ms)}  p95 ${formatDuration(w.p95Ms)}  max ${formatDuration(w.maxMs)}  (${w.count} measured)` : 'per-tenant write-blocked window  none measured yet';
+}
+
+function table(rows: Array<Pick<TenantOutcome, 'tenant' | 'state' | 'writeBlockedMs'> & { note?: string }>): string[] {
+  const width = Math.max(6, ...rows.map((r) => r.tenant.length));
+  return [
+    `  ${'tenant'.padEnd(width)}  ${'state'.padEnd(11)}  ${'window'.padStart(8)}`,
+    ...rows.map((r) => `  ${r.tenant.padEnd(width)}  ${r.state.padEnd(11)}  ${(r.writeBlockedMs !== undefined ? formatDuration(r.writeBlockedMs) : '-').padStart(8)}${r.note ? `  ${r.note}` : ''}`),
+  ];
+}
+
+function countsLine(counts: WavesResult['counts']): string {
+  return Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state}`)
+    .join(', ');
+}
+
+export function renderWaves(r: WavesResult): string[] {
+  return [
+    '',
+    `waves: plan ${r.planId}, ${r.tenants.length} tenant(s), concurrency ${r.concurrency}, ${formatDuration(r.wallMs)}`,
+    ...table(r.tenants.map((t) => ({ ...t, note: t.error ? t.error.message : t.action === 'moved' ? '' : t.action }))),
+    `  ${countsLine(r.counts)}${r.stopped ? ' (stopped early: stopAfterFailures reached or interrupted)' : ''}`,
+    `  ${windowsLine(r.windows)}`,
+  ];
+}
+
+export function renderWavesStatus(s: WavesStatus): string[] {
+  return [`waves plan ${s.planId}: ${countsLine(s.counts)}`, ...table(s.tenants.map((t) => ({ ...t, note: t.lastError ?? '' }))), `  ${windowsLine(s.windows)}`];
+}
+
+export function renderTenantRollback(r: RollbackResult & { tenant: string }): string[] {
+  return [`tenant ${r.tenant}: source writable again and its router entry on the source`, ...(r.leftovers.length ? [`  leftovers (a later \`cutover waves\` reuses them): ${r.leftovers.map((l) => `${l.kind} ${l.name}`).join(', ')}`] : [])];
+}

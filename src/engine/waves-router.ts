@@ -1,0 +1,38 @@
+import type { Endpoint, Router } from './router.js';
+import type { Gate } from './waves-pool.js';
+
+/**
+ * A tenant's router whose repoint goes through a gate shared by the whole wave: every tenant's PgBouncer entry
+ * lives in one ini file, and two read-modify-write edits at once would lose one of them.
+ */
+export class WaveRouter implements Router {
+  constructor(
+    private readonly inner: Router,
+    private readonly gate: Gate,
+  ) {}
+
+  get kind(): Router['kind'] {
+    return this.inner.kind;
+  }
+  describe(): string {
+    return this.inner.describe();
+  }
+  hold(timeoutMs: number): Promise<void> {
+    return this.inner.hold(timeoutMs);
+  }
+  pointTo(endpoint: Endpoint): Promise<void> {
+    return this.gate.run(() => this.inner.pointTo(endpoint));
+  }
+  release(): Promise<void> {
+    return this.inner.release();
+  }
+  current(): Promise<Endpoint | undefined> {
+    return this.inner.current();
+  }
+  preflight() {
+    return this.inner.preflight();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

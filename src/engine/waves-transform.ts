@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import { connectPg, mapPgError } from '../../adapters/postgres/postgres-connection.js';
+import { BudgetExceededError, OperationError, UsageError } from '../errors.js';
+import type { PlanTransform } from '../plan/index.js';
+import { run as runCommand } from '../util/subprocess.js';
+import { formatDuration } from '../util/units.js';
+import type { PlanSession } from './session.js';
+
+/**
+ * Runs the plan's transform on the target's copy of one tenant, within what is left of its budget. A SQL file
+ * runs as one implicit transaction (all or nothing); a command gets the target through PG* / CUTOVER_* env
+ * (the password only in env, never in argv).
+ */
+export async function runTransform(s: PlanSession, transform: PlanTransform, tenant: string, deadline: number): Promise<void> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) throw new BudgetExceededError(`no write-downtime budget left for the transform of tenant ${tenant}`, 'raise waves.maxWriteBlockedPerTenant or make the transform faster');
+  if (transform.kind === 'sql') return runSqlTransform(s, transform.file, tenant, remaining);
+  const [cmd, ...args] = transform.command;
+  const t = s.target;
+  const r = await runCommand(cmd!, args, {
+    env: {
+      CUTOVER_PLAN: s.plan.file,
+      CUTOVER_HOOK: 'transform',
+      CUTOVER_TENANT: tenant,
+      CUTOVER_DATABASE: s.database,
+      CUTOVER_TARGET_HOST: t.host,
+      CUTOVER_TARGET_PORT: String(t.port),
+      CUTOVER_TARGET_USER: t.user,
+      PGHOST: t.host,
+      PGPORT: String(t.port),
+      PGUSER: t.user,
+      PGDATABASE: s.database,
+      PGPASSWORD: t.password,
+      // The copy is held read-only for applications until the switch; the transform must write to it.
+      PGOPTIONS: '-c default_transaction_read_only=off',
+    },
+    reject: false,
+    timeoutMs: remaining,
+    secrets: s.secrets.all,
+  });
+  if (Date.now() >= deadline) throw new BudgetExceededError(`the transform of tenant ${tenant} ran out of the write-downtime budget (${formatDuration(remaining)} left when it started)`, 'raise waves.maxWriteBlockedPerTenant or make the transform faster');
+  if (r.exitCode !== 0) throw new OperationError(`transform of tenant ${tenant} exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`, 'the tenant was rolled back to its source; fix the transform and run `cutover waves` again');
+}
+
+async function runSqlTransform(s: PlanSession, file: string, tenant: string, remainingMs: number): Promise<void> {
+  const sql = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read the transform ${file} (${e.code ?? e.message})`, 'check waves.transform.sql in the plan');
+  });
+  const c = await connectPg(s.target, { database: s.database, applicationName: 'cutover-transform' });
+  try {
+    await c.query(`SET default_transaction_read_only = off`);
+    await c.query(`SET statement_timeout = ${Math.max(1, Math.floor(remainingMs))}`);
+    // One simple-protocol query: PostgreSQL runs all its statements in one implicit transaction.
+    await c.query(sql);
+  } catch (e) {
+    const err = mapPgError(e, s.target, `transform ${file} on tenant ${tenant}`);
+    throw new OperationError(err.message, 'the transform was rolled back and the tenant stays on its source; fix it and run `cutover waves` again', { cause: e });
+  } finally {
+    await c.end().catch(() => {});
+  }
+}

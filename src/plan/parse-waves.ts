@@ -1,0 +1,46 @@
+import type { Fields } from './plan-reader.js';
+import type { PlanScope, PlanTransform, PlanWaves } from './types.js';
+
+export const WAVES_DEFAULTS = { concurrency: 1, order: 'listed', maxWriteBlockedPerTenantMs: 2_000 } as const;
+
+interface PathResolver {
+  path(p: string): string;
+  command(argv: string[] | undefined): string[] | undefined;
+}
+
+/**
+ * `waves:` — only with `scope.tenants`, and then always present (with defaults) so the waves engine never
+ * guesses. Returns null when the key is invalid (the issue is already reported), undefined when it does not apply.
+ */
+export function readWaves(top: Fields, scope: PlanScope | undefined, resolve: PathResolver): PlanWaves | null | undefined {
+  const tenants = scope?.kind === 'tenants';
+  if (!top.has('waves')) return tenants ? { ...WAVES_DEFAULTS } : undefined;
+  if (scope && !tenants) {
+    top.report('waves', `applies to scope.tenants, but scope is ${scope.kind}`, 'use scope: { tenants: [a, b] } or remove waves');
+    return null;
+  }
+  const f = top.fields('waves', ['concurrency', 'order', 'maxWriteBlockedPerTenant', 'stopAfterFailures', 'transform']);
+  if (!f) return null;
+  const concurrency = f.integer('concurrency', WAVES_DEFAULTS.concurrency, { min: 1, max: 64 });
+  const order = f.oneOf('order', ['listed', 'name'] as const, WAVES_DEFAULTS.order);
+  const maxWriteBlockedPerTenantMs = f.duration('maxWriteBlockedPerTenant', WAVES_DEFAULTS.maxWriteBlockedPerTenantMs, { min: 100, max: 30 * 60_000 });
+  const stopAfterFailures = f.has('stopAfterFailures') ? f.integer('stopAfterFailures', 0, { min: 1, max: 1_000_000 }) : undefined;
+  const transform = f.has('transform') ? readTransform(f, resolve) : undefined;
+  if (concurrency === undefined || !order || maxWriteBlockedPerTenantMs === undefined) return null;
+  if ((f.has('stopAfterFailures') && stopAfterFailures === undefined) || (f.has('transform') && !transform)) return null;
+  return { concurrency, order, maxWriteBlockedPerTenantMs, ...(stopAfterFailures !== undefined ? { stopAfterFailures } : {}), ...(transform ? { transform } : {}) };
+}
+
+function readTransform(waves: Fields, resolve: PathResolver): PlanTransform | undefined {
+  const fix = 'transform: { sql: ./reshape.sql } or transform: { command: [./reshape.sh] }';
+  const f = waves.fields('transform', ['sql', 'command']);
+  if (!f) return undefined;
+  const keys = f.keys();
+  if (keys.length !== 1) return f.reader.report(f.node, f.path, keys.length === 0 ? 'names nothing' : 'has both sql and command; give one', fix);
+  if (f.has('sql')) {
+    const file = f.string('sql', { fix });
+    return file === undefined ? undefined : { kind: 'sql', file: resolve.path(file) };
+  }
+  const command = resolve.command(f.argv('command', { required: true }));
+  return command ? { kind: 'command', command } : undefined;
+}

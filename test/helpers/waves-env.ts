@@ -1,0 +1,129 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { replayJournal } from '../../src/engine/journal.js';
+import { tenantPlan } from '../../src/engine/waves-plan.js';
+import { loadPlan, planId } from '../../src/plan/index.js';
+import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
+import { keysOn, seedDatabase, type CutoverEnv } from './cutover-env.js';
+
+export async function seedTenants(e: CutoverEnv, tenants: readonly string[], rows = 200): Promise<void> {
+  for (const t of tenants) await seedDatabase(e.src, t, rows);
+}
+
+export async function writeWavesPlan(e: CutoverEnv, o: { name: string; tenants: readonly string[]; stateDir: string; waves?: string }): Promise<string> {
+  await mkdir(o.stateDir, { recursive: true });
+  const file = join(o.stateDir, `${o.name}.plan.yaml`);
+  await writeFile(
+    file,
+    [
+      'engine: postgres',
+      `source: { url: "postgres://postgres@127.0.0.1:${e.src.port}/postgres", passwordEnv: SRC_PW }`,
+      `target: { url: "postgres://postgres@127.0.0.1:${e.dst.port}/postgres", passwordEnv: DST_PW }`,
+      `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
+      `router: { kind: pgbouncer, admin: "${e.bouncer!.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${e.bouncer!.iniPath}", database: "${o.tenants[0]}" }`,
+      `state: "${o.stateDir}"`,
+      o.waves ?? '',
+    ].join('\n') + '\n',
+  );
+  return file;
+}
+
+export interface TenantWrite {
+  tenant: string;
+  key: string;
+  /** Epoch ms. */
+  start: number;
+  end: number;
+  ok: boolean;
+  error?: string;
+}
+
+/** Writers that each insert into a random tenant through PgBouncer, one kept connection per tenant per writer. */
+export class TenantWorkload {
+  private stopping = false;
+  readonly writes: TenantWrite[] = [];
+  private loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly e: CutoverEnv,
+    private readonly tenants: readonly string[],
+    private readonly writers = 4,
+  ) {}
+
+  start(): this {
+    for (let i = 0; i < this.writers; i++) this.loops.push(this.loop(i));
+    return this;
+  }
+
+  private async loop(client: number): Promise<void> {
+    const conns = new Map<string, pg.Client>();
+    let seq = 0;
+    while (!this.stopping) {
+      const tenant = this.tenants[Math.floor(Math.random() * this.tenants.length)]!;
+      const w: TenantWrite = { tenant, key: `${client}:${++seq}`, start: Date.now(), end: 0, ok: true };
+      try {
+        let c = conns.get(tenant);
+        if (!c) {
+          c = new pg.Client({ host: '127.0.0.1', port: this.e.bouncer!.port, user: 'postgres', password: this.e.password, database: tenant, connectionTimeoutMillis: 30_000 });
+          c.on('error', () => {});
+          await c.connect();
+          conns.set(tenant, c);
+        }
+        await c.query(`INSERT INTO ${WORKLOAD_TABLE} (client, seq) VALUES ($1, $2)`, [client, seq]);
+      } catch (err) {
+        w.ok = false;
+        w.error = (err as Error).message;
+        await conns.get(tenant)?.end().catch(() => {});
+        conns.delete(tenant);
+      }
+      w.end = Date.now();
+      this.writes.push(w);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await Promise.all([...conns.values()].map((c) => c.end().catch(() => {})));
+  }
+
+  async stop(): Promise<TenantWrite[]> {
+    this.stopping = true;
+    await Promise.all(this.loops);
+    return this.writes;
+  }
+}
+
+/** Acknowledged writes of these tenants missing from a server. */
+export async function missingTenantWrites(e: CutoverEnv, server: 'src' | 'dst', writes: readonly TenantWrite[], tenants: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const t of tenants) {
+    const have = await keysOn(e[server], t);
+    for (const w of writes) if (w.tenant === t && w.ok && !have.has(w.key)) missing.push(`${t}/${w.key}`);
+  }
+  return missing;
+}
+
+/** Each tenant's window from its journal: hold begin to lift ok (epoch ms). */
+export async function tenantWindows(planFile: string, tenants: readonly string[]): Promise<Map<string, { from: number; to: number }>> {
+  const plan = await loadPlan(planFile);
+  const out = new Map<string, { from: number; to: number }>();
+  for (const t of tenants) {
+    const tp = tenantPlan(plan, t);
+    const { records } = await replayJournal(tp.stateDir, planId(tp));
+    const from = records.findLast((r) => r.step === 'hold' && r.status === 'begin');
+    const to = records.findLast((r) => r.step === 'lift' && r.status === 'ok');
+    if (from && to) out.set(t, { from: Date.parse(from.at), to: Date.parse(to.at) });
+  }
+  return out;
+}
+
+/** The host:port/db PgBouncer routes a tenant to (SHOW DATABASES on the admin console). */
+export async function bouncerRoute(e: CutoverEnv, tenant: string): Promise<string> {
+  const c = new pg.Client({ host: '127.0.0.1', port: e.bouncer!.port, user: e.bouncer!.adminUser, password: e.bouncer!.adminPassword, database: 'pgbouncer' });
+  await c.connect();
+  try {
+    const { rows } = await c.query('SHOW DATABASES');
+    const row = rows.find((r: { name: string }) => r.name === tenant) as { port: number; database: string };
+    return `${row.port}/${row.database}`;
+  } finally {
+    await c.end();
+  }
+}
