@@ -15,8 +15,11 @@ export function planPhase(records: readonly JournalRecord[]): PlanPhase {
   if (lastIndex((r) => r.step === 'report' && r.status === 'ok') >= 0) return 'done';
   if (lastIndex((r) => r.step === 'point-of-no-return' && r.status === 'ok') >= 0) return 'past-pnr';
   const hold = lastIndex((r) => (r.step === 'hold' || r.step === 'fence') && r.status === 'begin');
-  const restored = lastIndex((r) => r.step === 'route-back' && r.status === 'ok');
-  if (hold > restored) return 'in-flight';
+  // Restored only when both rollback steps succeeded since the last hold: a failed unfence leaves the source
+  // fenced even if routing went back.
+  const unfenced = lastIndex((r) => r.step === 'unfence' && r.status === 'ok');
+  const routedBack = lastIndex((r) => r.step === 'route-back' && r.status === 'ok');
+  if (hold > Math.min(unfenced, routedBack)) return 'in-flight';
   if (lastIndex((r) => r.step === 'sync' && r.status === 'ok') >= 0) return 'synced';
   return 'fresh';
 }

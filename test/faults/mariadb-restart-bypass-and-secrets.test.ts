@@ -1,0 +1,202 @@
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HaproxyRuntime, setAddrCmd } from '../../adapters/routers/haproxy-runtime.js';
+import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
+import { missing } from '../helpers/availability.js';
+import { cli, tempStateDir } from '../helpers/cli.js';
+import { faultResult, onJournal, recordFault, watchArgv } from '../helpers/faults.js';
+import { connect, exec, mariadbMissing, readOnly } from '../helpers/mariadb.js';
+import { APP_PASSWORD, appCanWrite, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+
+const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
+const ROOT_PASSWORD = 'Sh@red:pw/1%';
+const OPS_USER = 'ops';
+const OPS_PASSWORD = 'Ops@:/%pw';
+const OPS_CLIENT = 900;
+
+/** An account with READ ONLY ADMIN writing straight to the source in autocommit, reconnecting when killed. */
+function opsWriter(e: MysqlCutoverEnv, db: string): { stop(): Promise<string[]> } {
+  let stopping = false;
+  const acked: string[] = [];
+  const loop = (async () => {
+    let seq = 0;
+    while (!stopping) {
+      let c: mysql.Connection | undefined;
+      try {
+        c = await connect(e.src, { user: OPS_USER, password: OPS_PASSWORD });
+        while (!stopping) {
+          const s = ++seq;
+          await c.query(`INSERT INTO \`${db}\`.${WORKLOAD_TABLE} (client, seq) VALUES (?, ?)`, [OPS_CLIENT, s]);
+          acked.push(`${OPS_CLIENT}:${s}`);
+          await sleep(10);
+        }
+      } catch {
+        await sleep(10);
+      } finally {
+        c?.destroy();
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopping = true;
+      await loop;
+      return acked;
+    },
+  };
+}
+
+describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source restart while fenced, a READ ONLY ADMIN writer, HAProxy socket gone, secrets', () => {
+  let e: MysqlCutoverEnv;
+  let stateRoot: string;
+
+  beforeAll(async () => {
+    e = await startMysqlCutoverEnv();
+    stateRoot = await tempStateDir(e.src.dir);
+    for (const db of ['m_restart', 'm_bypass', 'm_socket', 'm_secrets']) await seedMysqlDatabase(e, db, 1000);
+    await exec(e.src, `CREATE USER '${OPS_USER}'@'%' IDENTIFIED BY '${OPS_PASSWORD}'`, `GRANT READ ONLY ADMIN ON *.* TO '${OPS_USER}'@'%'`, `GRANT ALL ON m_bypass.* TO '${OPS_USER}'@'%'`);
+  });
+  afterAll(async () => e?.stop());
+
+  async function planFor(db: string, extra: Partial<Parameters<typeof writeMysqlPlan>[1]> = {}): Promise<{ plan: string; stateDir: string }> {
+    const stateDir = join(stateRoot, db);
+    await mkdir(stateDir, { recursive: true });
+    return { plan: await writeMysqlPlan(e, { db, stateDir, ...extra }), stateDir };
+  }
+
+  it('source restarts while the target waits for it: read_only is gone after the restart, the run stops before the point of no return and leaves the source writable', async () => {
+    const db = 'm_restart';
+    const { plan, stateDir } = await planFor(db, { maxWriteBlocked: '8s', maxLagBeforeFence: '1GB' });
+    const workload = workloadThroughHaproxy(e, db, 2);
+    let run, rollback, readOnlyAfterRestart: number | undefined;
+    try {
+      expect((await cli(['sync', plan], e.env)).code).toBe(0);
+      const replica = (await cli(['status', plan, '--json'], e.env)).json().leftovers[0].name as string;
+      // The replica is stopped so the catch-up waits: the restart lands while the source is fenced.
+      await exec(e.dst, `STOP SLAVE '${replica}'`);
+      const strike = onJournal(stateDir, 'catch-up', 'begin', async () => {
+        await e.src.restart();
+        readOnlyAfterRestart = await readOnly(e.src);
+        await exec(e.dst, `START SLAVE '${replica}'`);
+      });
+      run = await cli(['run', plan, '--yes'], e.env);
+      expect(await strike.stop()).toBe(true);
+      if (run.code === 5) rollback = await cli(['rollback', plan], e.env);
+      await sleep(500);
+    } finally {
+      var w = await workload.stop();
+    }
+    expect(readOnlyAfterRestart).toBe(0);
+    expect([1, 4, 5], run.err).toContain(run.code);
+    if (rollback) expect(rollback.code, rollback.err).toBe(0);
+    const status = (await cli(['status', plan, '--json'], e.env)).json();
+    expect(status.journal.some((r: { step: string }) => r.step === 'point-of-no-return')).toBe(false);
+    expect(status).toMatchObject({ phase: 'synced', source: { readOnly: false } });
+    expect(await appCanWrite(e.src, db)).toBe(true);
+    expect(await haproxyPort(e)).toBe(e.src.port);
+    const lost = await mysqlMissingOn(e.src, db, w);
+    expect(lost).toEqual([]);
+    expect(w.acknowledged.length).toBeGreaterThan(0);
+    expect((await cli(['rollback', plan, '--cleanup'], e.env)).code).toBe(0);
+    await recordFault(faultResult('3. source restart while fenced (MariaDB)', w, lost, run.code, `read_only lost on restart; run exit ${run.code} before PNR, source writable`));
+  });
+
+  it('a READ ONLY ADMIN account keeps writing through read_only: the fence leak check fails the run, names the account, restores the source', async () => {
+    const db = 'm_bypass';
+    const { plan } = await planFor(db);
+    const workload = workloadThroughHaproxy(e, db, 2);
+    let ops: ReturnType<typeof opsWriter> | undefined;
+    let run, opsAcked: string[] = [];
+    try {
+      expect((await cli(['sync', plan], e.env)).code).toBe(0);
+      ops = opsWriter(e, db);
+      await sleep(300);
+      run = await cli(['run', plan, '--yes'], e.env);
+      await sleep(500);
+    } finally {
+      opsAcked = (await ops?.stop()) ?? [];
+      var w = await workload.stop();
+    }
+    expect(run.code).not.toBe(0);
+    expect(run.err).toMatch(/leak check failed/);
+    expect(run.err).toContain(`user ${OPS_USER}`);
+    const status = (await cli(['status', plan, '--json'], e.env)).json();
+    expect(status.journal.some((r: { step: string }) => r.step === 'catch-up')).toBe(false);
+    expect(status).toMatchObject({ phase: 'synced', source: { readOnly: false } });
+    expect(await appCanWrite(e.src, db)).toBe(true);
+    expect(await haproxyPort(e)).toBe(e.src.port);
+    const lost = await mysqlMissingOn(e.src, db, w);
+    expect(lost).toEqual([]);
+    const onSource = await mysqlKeysOn(e.src, db);
+    expect(opsAcked.length).toBeGreaterThan(0);
+    expect(opsAcked.filter((k) => !onSource.has(k))).toEqual([]);
+    expect((await cli(['rollback', plan, '--cleanup'], e.env)).code).toBe(0);
+    await recordFault(faultResult('6. READ ONLY ADMIN writes through the fence during run (MariaDB)', w, lost, run.code, `leak named user ${OPS_USER}; source restored`));
+  });
+
+  it('HAProxy admin socket gone after the fence: the switch fails with a clear error (exit 5, past the point of no return); with the socket back, resume switches', async () => {
+    const db = 'm_socket';
+    const { plan, stateDir } = await planFor(db);
+    const workload = workloadThroughHaproxy(e, db, 2);
+    const parked = `${e.haproxy.socket}.gone`;
+    let run, status, resume;
+    try {
+      expect((await cli(['sync', plan], e.env)).code).toBe(0);
+      await sleep(300);
+      const cut = onJournal(stateDir, 'fence', 'ok', () => rename(e.haproxy.socket, parked));
+      run = await cli(['run', plan, '--yes'], e.env);
+      expect(await cut.stop()).toBe(true);
+      status = (await cli(['status', plan, '--json'], e.env)).json();
+      await rename(parked, e.haproxy.socket);
+      resume = await cli(['resume', plan, '--yes'], e.env);
+      await sleep(500);
+    } finally {
+      var w = await workload.stop();
+    }
+    expect(run.code).toBe(5);
+    expect(run.err).toMatch(/after its point of no return/);
+    expect(run.err).toContain(e.haproxy.socket);
+    expect(status.phase).toBe('past-pnr');
+    expect(resume.code, resume.err).toBe(0);
+    expect(await haproxyPort(e)).toBe(e.dst.port);
+    const lost = await mysqlMissingOn(e.dst, db, w);
+    expect(lost).toEqual([]);
+    expect(await appCanWrite(e.dst, db)).toBe(true);
+    // The next case starts from the source again.
+    await exec(e.src, 'SET GLOBAL read_only = OFF');
+    await new HaproxyRuntime(e.haproxy.socket).command(setAddrCmd(e.haproxy.backend, e.haproxy.serverName, '127.0.0.1', e.src.port));
+    await recordFault(faultResult('7. HAProxy admin socket gone mid-run (MariaDB)', w, lost, run.code, 'exit 5 past PNR naming the socket; resume switched once it was back'));
+  });
+
+  it('a full run moves every acknowledged write and no password reaches argv, stdout/stderr, --json or the state dir', async () => {
+    const db = 'm_secrets';
+    const { plan, stateDir } = await planFor(db);
+    const secrets = [ROOT_PASSWORD, APP_PASSWORD, OPS_PASSWORD];
+    const workload = workloadThroughHaproxy(e, db, 2);
+    const argv = watchArgv(secrets);
+    let sync, run, status;
+    try {
+      sync = await cli(['sync', plan, '--json'], e.env);
+      await sleep(300);
+      run = await cli(['run', plan, '--yes', '--json'], e.env);
+      status = await cli(['status', plan, '--json'], e.env);
+      await sleep(500);
+    } finally {
+      var seenInArgv = await argv.stop();
+      var w = await workload.stop();
+    }
+    expect(sync.code, sync.err).toBe(0);
+    expect(run.code, run.err).toBe(0);
+    expect(seenInArgv).toEqual([]);
+    const lost = await mysqlMissingOn(e.dst, db, w);
+    expect(lost).toEqual([]);
+    const texts = [sync.out, sync.err, run.out, run.err, status.out, status.err];
+    for (const f of await readdir(stateDir)) texts.push(await readFile(join(stateDir, f), 'utf8').catch(() => ''));
+    expect(texts.length).toBeGreaterThan(6);
+    for (const text of texts) for (const s of secrets) for (const form of [s, encodeURIComponent(s)]) expect(text).not.toContain(form);
+    await recordFault(faultResult('9. secrets during a full run (MariaDB)', w, lost, run.code, 'done on the target; no password in argv, output, --json, state dir'));
+  });
+});
