@@ -62,6 +62,9 @@ function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]
  * Moves one MySQL/MariaDB database: a consistent dump loaded into the target, then the target replicates from
  * the source by GTID; after the fence, the target's replica proves it applied the source's GTID set.
  */
+/** Bound on the last GTID wait before replication stops (after the point of no return: a timeout means resume). */
+const FINAL_CATCH_UP_MS = 10_000;
+
 /** How long the lag reading waits for a just-started replica to report its first position. */
 const REPLICA_START_WAIT_MS = 10_000;
 
@@ -309,7 +312,13 @@ export class MysqlCutover implements CutoverAdapter {
     return true;
   }
 
+  /**
+   * One more wait for the source's GTID position before replication stops: whatever a bypassing session
+   * (READ ONLY ADMIN) committed since the catch-up reaches the target instead of staying on the old source.
+   */
   async detachTarget(): Promise<void> {
+    const r = await this.ours();
+    if (r?.ioRunning && r.sqlRunning) await this.catchUp(Date.now() + FINAL_CATCH_UP_MS);
     await this.dropReplica();
   }
 

@@ -22,6 +22,9 @@ import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 
+/** Bound on the last sentinel's trip before detaching (after the point of no return: a timeout means resume). */
+const FINAL_CATCH_UP_MS = 10_000;
+
 /** The target is held read-only to applications; the tool's own child sessions write anyway. */
 const TARGET_SESSION_WRITABLE = '-c default_transaction_read_only=off';
 
@@ -189,8 +192,18 @@ export class PostgresCutover implements CutoverAdapter {
     return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline));
   }
 
+  /**
+   * One more sentinel before the subscription goes: a session that slipped past the leak probe (a superuser's
+   * sub-millisecond autocommit writes can fall between its samples) still had its commits replicated, so they
+   * reach the target instead of staying behind on the old source.
+   */
   async detachTarget(): Promise<void> {
-    if (this.cfg.method === 'replication' && (await this.targetDbExists())) await this.on('target', 'stopping the subscription', async () => dropSubscription(await this.targetDb(), this.cfg.name));
+    if (this.cfg.method !== 'replication' || !(await this.targetDbExists())) return;
+    const dst = await this.targetDb();
+    if ((await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled`, [this.cfg.name])).rows.length > 0) {
+      await this.on('target', 'final catch-up before detaching', () => proveCaughtUp(this.src, dst, Date.now() + FINAL_CATCH_UP_MS));
+    }
+    await this.on('target', 'stopping the subscription', () => dropSubscription(dst, this.cfg.name));
   }
 
   async cleanup(): Promise<string[]> {
