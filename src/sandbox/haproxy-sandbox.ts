@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { OperationError, PreflightError } from '../errors.js';
 import { run } from '../util/subprocess.js';
 import { freePort } from './ports.js';
-import { track, untrack, type Stoppable } from './registry.js';
+import { DirSandbox, track } from './registry.js';
 
 export const HAPROXY_BINARY = '/usr/sbin/haproxy';
 
@@ -39,15 +39,16 @@ export async function findHaproxy(): Promise<string> {
  * A throw-away HAProxy in TCP mode: one frontend on a free port, one backend with one server, a server-side
  * queue (`timeout queue`) for the hold recipe in FACTS.md, and an admin socket in its temp dir.
  */
-export class HaproxySandbox implements Stoppable {
-  private stopped = false;
+export class HaproxySandbox extends DirSandbox {
 
   private constructor(
     readonly dir: string,
     readonly port: number,
     readonly backend: string,
     readonly serverName: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get label(): string {
     return `haproxy on 127.0.0.1:${this.port}`;
@@ -131,17 +132,9 @@ export class HaproxySandbox implements Stoppable {
     }
   }
 
-  private async kill(): Promise<void> {
+  protected async kill(): Promise<void> {
     const pid = await readPidFile(join(this.dir, 'haproxy.pid'));
     if (pid) await terminateProcess(pid, 'SIGTERM', 5_000);
   }
 
-  /** Stops HAProxy and removes its directory. Safe to call twice. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    untrack(this);
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
-  }
 }

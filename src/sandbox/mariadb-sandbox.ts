@@ -8,7 +8,7 @@ import { OperationError } from '../errors.js';
 import { isRoot, run } from '../util/subprocess.js';
 import { MARIADB_OS_USER, findMariadbBinaries, type MariadbBinaries } from './mariadb-binaries.js';
 import { freePort } from './ports.js';
-import { track, untrack, type Stoppable } from './registry.js';
+import { DirSandbox, track } from './registry.js';
 
 export interface MariadbSandboxOptions {
   /** root password (for TCP and socket logins). Random when absent. */
@@ -44,8 +44,7 @@ function sqlString(value: string): string {
  * A throw-away MariaDB server: own temp datadir, socket and port, binary log on (ROW), a root password for
  * TCP logins. Never touches the machine's own server. Stopped and removed by stop().
  */
-export class MariadbSandbox implements Stoppable {
-  private stopped = false;
+export class MariadbSandbox extends DirSandbox {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -56,7 +55,9 @@ export class MariadbSandbox implements Stoppable {
     readonly password: string,
     readonly serverId: number,
     private readonly settings: Record<string, string | number>,
-  ) {}
+  ) {
+    super();
+  }
 
   get label(): string {
     return `mariadb ${this.binaries.version} on 127.0.0.1:${this.port}`;
@@ -229,7 +230,7 @@ export class MariadbSandbox implements Stoppable {
   }
 
   /** SIGTERM is mariadbd's clean shutdown; SIGKILL only when it does not finish in time. */
-  private async kill(): Promise<void> {
+  protected async kill(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
@@ -253,12 +254,4 @@ export class MariadbSandbox implements Stoppable {
     await this.boot();
   }
 
-  /** Stops the server and removes its directory. Safe to call twice. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    untrack(this);
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
-  }
 }

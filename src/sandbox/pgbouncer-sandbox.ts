@@ -9,7 +9,7 @@ import { OperationError, PreflightError } from '../errors.js';
 import { isRoot, run } from '../util/subprocess.js';
 import { POSTGRES_OS_USER } from './binaries.js';
 import { freePort } from './ports.js';
-import { track, untrack, type Stoppable } from './registry.js';
+import { DirSandbox, track } from './registry.js';
 
 export const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
 export const PGBOUNCER_ADMIN_USER = 'pgbouncer_admin';
@@ -50,14 +50,15 @@ function userlistLine(user: string, password: string): string {
 }
 
 /** A throw-away PgBouncer: own temp dir, ini, userlist and port; stopped and removed by stop(). */
-export class PgBouncerSandbox implements Stoppable {
-  private stopped = false;
+export class PgBouncerSandbox extends DirSandbox {
 
   private constructor(
     readonly dir: string,
     readonly port: number,
     readonly adminPassword: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get label(): string {
     return `pgbouncer on 127.0.0.1:${this.port}`;
@@ -157,17 +158,9 @@ export class PgBouncerSandbox implements Stoppable {
   }
 
 /** SIGTERM is PgBouncer's immediate shutdown; SIGKILL if it lingers. */
-  private async kill(): Promise<void> {
+  protected async kill(): Promise<void> {
     const pid = await readPidFile(join(this.dir, 'pgbouncer.pid'));
     if (pid) await terminateProcess(pid, 'SIGTERM', 5_000);
   }
 
-  /** Stops PgBouncer and removes its directory. Safe to call twice. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    untrack(this);
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
-  }
 }

@@ -7,7 +7,7 @@ import { readPidFile, terminateProcess } from '../util/process.js';
 import { isRoot, run } from '../util/subprocess.js';
 import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from './binaries.js';
 import { freePort } from './ports.js';
-import { track, untrack, type Stoppable } from './registry.js';
+import { DirSandbox, track } from './registry.js';
 
 export interface PostgresSandboxOptions {
   major?: number;
@@ -35,15 +35,16 @@ const BASE_SETTINGS: Record<string, string | number> = {
 };
 
 /** A throw-away PostgreSQL server: own temp dir, own port and socket dir, stopped and removed by stop(). */
-export class PostgresSandbox implements Stoppable {
-  private stopped = false;
+export class PostgresSandbox extends DirSandbox {
 
   private constructor(
     readonly binaries: PostgresBinaries,
     readonly dir: string,
     readonly port: number,
     readonly password: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get label(): string {
     return `postgres ${this.binaries.version} on 127.0.0.1:${this.port}`;
@@ -140,14 +141,9 @@ export class PostgresSandbox implements Stoppable {
     });
   }
 
-  /** Stops the server (fast, then by signal) and removes its directory. Safe to call twice. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    untrack(this);
-    // SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, since the data is thrown away next.
+  /** SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, since the data is thrown away next. */
+  protected async kill(): Promise<void> {
     const pid = await readPidFile(join(this.dataDir, 'postmaster.pid'));
     if (pid) await terminateProcess(pid, 'SIGQUIT', 15_000);
-    await rm(this.dir, { recursive: true, force: true });
   }
 }

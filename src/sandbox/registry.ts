@@ -1,7 +1,25 @@
+import { rm } from 'node:fs/promises';
 /** Every running sandbox server, so a signal or a failed test still stops them all. */
 export interface Stoppable {
   readonly label: string;
   stop(): Promise<void>;
+}
+
+/** A server that lives in its own temp dir: `stop()` ends it once and removes the dir, even if called twice. */
+export abstract class DirSandbox implements Stoppable {
+  private stopped = false;
+  abstract readonly label: string;
+  abstract readonly dir: string;
+  /** Ends the server process (each engine has its own fastest safe way). */
+  protected abstract kill(): Promise<void>;
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    untrack(this);
+    await this.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
 }
 
 const live = new Set<Stoppable>();
