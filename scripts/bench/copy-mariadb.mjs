@@ -57,7 +57,8 @@ try {
 
   // Write-blocked window: a fresh small database per run, 4 writers straight at the source (router none).
   const windows = [];
-  const dir = await mkdtemp(join(tmpdir(), 'cutover-bench-'));
+  // Inside the source sandbox's dir: removed with it, whatever happens.
+  const dir = await mkdtemp(join(src.dir, 'bench-'));
   await sql(ours, "CREATE USER 'app'@'%' IDENTIFIED BY 'app'");
   await sql(src, "CREATE USER 'app'@'%' IDENTIFIED BY 'app'");
   for (let i = 0; i < RUNS; i++) {
