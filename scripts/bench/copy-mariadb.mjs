@@ -3,7 +3,6 @@
 // between two MariaDB sandboxes in the same run, then the write-blocked window of `cutover run` under 4 writers
 // (median/max of several runs). Run after `npm run build`:  node scripts/bench/copy-mariadb.mjs [MB] [runs]
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { MysqlCutover } from '../../dist/adapters/mysql/mysql-cutover.js';
