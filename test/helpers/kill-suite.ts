@@ -1,10 +1,17 @@
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HaproxyRuntime, setAddrCmd } from '../../adapters/routers/haproxy-runtime.js';
+import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import type { WorkloadResult } from '../../src/sandbox/workload.js';
+import { missing } from './availability.js';
 import { cli, tempStateDir } from './cli.js';
 import { ensureBuilt } from './built-cli.js';
 import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from './cutover-env.js';
+import { faultResult, recordFault } from './faults.js';
 import { killAtStep } from './kill-at-step.js';
+import { exec, mariadbMissing } from './mariadb.js';
+import { appCanWrite, haproxyPort, mysqlMissingOn, seedMysqlDatabase, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from './mysql-cutover-env.js';
 import { pg15Missing, pg17Missing } from './pg.js';
 import { pgbouncerMissing } from './pgbouncer.js';
 
@@ -16,59 +23,158 @@ function expectedPhase(step: string): { phase: string; next: RegExp } {
   return { phase: 'in-flight', next: /resume.*rollback/ };
 }
 
+/** What the suite needs from one engine's sandbox: servers, a router in front of the source, a workload through it. */
+interface KillEngine {
+  label: string;
+  unavailable: string | undefined;
+  start(dbs: string[]): Promise<void>;
+  stop(): Promise<void>;
+  stateBase(): string;
+  env(): Record<string, string>;
+  seed(db: string): Promise<void>;
+  /** Before each case: the source writable and the router on it (servers are shared between cases). */
+  reset(): Promise<void>;
+  plan(db: string, stateDir: string): Promise<string>;
+  workload(db: string): { stop(): Promise<WorkloadResult> };
+  rollbackArgs: string[];
+  missingOn(where: 'src' | 'dst', db: string, w: WorkloadResult): Promise<string[]>;
+  canWrite(where: 'src' | 'dst', db: string): Promise<boolean>;
+  /** Where the router points at the end, or undefined when the engine's check does not look. */
+  routedTo(): Promise<'src' | 'dst' | 'other' | undefined>;
+}
+
+function postgresEngine(): KillEngine {
+  let e: CutoverEnv;
+  return {
+    label: 'PG',
+    unavailable: pg15Missing ?? pg17Missing ?? pgbouncerMissing,
+    async start(dbs) {
+      e = await startCutoverEnv({ bouncerDatabases: dbs });
+    },
+    stop: async () => e?.stop(),
+    stateBase: () => e.src.dir,
+    env: () => e.env,
+    seed: (db) => seedDatabase(e.src, db, 500),
+    async reset() {},
+    plan: (db, stateDir) => writePlan(e, { db, stateDir, router: true, maxWriteBlocked: '10s' }),
+    workload: (db) => workloadThroughBouncer(e, db, 2),
+    rollbackArgs: [],
+    missingOn: (where, db, w) => missingOn(e[where], db, w),
+    canWrite: (where, db) => canWrite(e[where], db),
+    routedTo: async () => undefined,
+  };
+}
+
+/** Probed lazily: PostgreSQL-only suites do not need HAProxy. */
+let haproxyMissing: string | undefined;
+
+function mariadbEngine(): KillEngine {
+  let e: MysqlCutoverEnv;
+  return {
+    label: 'MariaDB',
+    unavailable: mariadbMissing ?? haproxyMissing,
+    async start() {
+      e = await startMysqlCutoverEnv();
+    },
+    stop: async () => e?.stop(),
+    stateBase: () => e.src.dir,
+    env: () => e.env,
+    seed: (db) => seedMysqlDatabase(e, db, 500),
+    async reset() {
+      // A case that ended on the target left the source read-only and HAProxy on the target.
+      await exec(e.src, 'SET GLOBAL read_only = OFF');
+      await new HaproxyRuntime(e.haproxy.socket).command(setAddrCmd(e.haproxy.backend, e.haproxy.serverName, '127.0.0.1', e.src.port));
+    },
+    async plan(db, stateDir) {
+      await mkdir(stateDir, { recursive: true });
+      return writeMysqlPlan(e, { db, stateDir, maxWriteBlocked: '10s' });
+    },
+    workload: (db) => workloadThroughHaproxy(e, db, 2),
+    // --cleanup also removes the replica connection: the next case's dump needs a target with none.
+    rollbackArgs: ['--cleanup'],
+    missingOn: (where, db, w) => mysqlMissingOn(e[where], db, w),
+    canWrite: (where, db) => appCanWrite(e[where], db),
+    async routedTo() {
+      const port = await haproxyPort(e);
+      return port === e.src.port ? 'src' : port === e.dst.port ? 'dst' : 'other';
+    },
+  };
+}
+
 /**
- * For each step: a cutover through PgBouncer under writers is SIGKILLed at that step; `status` must tell the
- * truth, then `resume` (or `rollback` where asked) must end consistent with no acknowledged write lost.
+ * For each step: a cutover through the engine's router (PgBouncer / HAProxy) under writers is SIGKILLed at that
+ * step; `status` must tell the truth, then `resume` (or `rollback` where asked) must end consistent with no
+ * acknowledged write lost. Each case's writes are recorded for scripts/faults-report.mjs under `scenario`.
  */
-export function killAtEveryStep(title: string, steps: Array<{ step: string; then: 'resume' | 'rollback' }>): void {
-  const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
-  describe.skipIf(unavailable)(title, () => {
-    let e: CutoverEnv;
+export function killAtEveryStep(
+  title: string,
+  steps: Array<{ step: string; then: 'resume' | 'rollback' }>,
+  opts: { engine?: 'postgres' | 'mariadb'; scenario?: string } = {},
+): void {
+  const engine = opts.engine === 'mariadb' ? mariadbEngine() : postgresEngine();
+  const scenario = opts.scenario ?? `1. ${title}`;
+  describe.skipIf(engine.unavailable)(title, () => {
     let stateRoot: string;
     const dbs = steps.map((s) => `k_${s.step.replace(/-/g, '_')}`);
 
     beforeAll(async () => {
       await ensureBuilt();
-      e = await startCutoverEnv({ bouncerDatabases: dbs });
-      stateRoot = await tempStateDir(e.src.dir);
-      for (const db of dbs) await seedDatabase(e.src, db, 500);
+      await engine.start(dbs);
+      stateRoot = await tempStateDir(engine.stateBase());
+      for (const db of dbs) await engine.seed(db);
     });
-    afterAll(async () => e?.stop());
+    afterAll(async () => engine.stop());
 
     it.each(steps.map((s, i) => ({ ...s, db: dbs[i]! })))('killed at $step, then $then', async ({ step, then, db }) => {
+      await engine.reset();
       const stateDir = join(stateRoot, db);
-      const plan = await writePlan(e, { db, stateDir, router: true, maxWriteBlocked: '10s' });
-      const workload = workloadThroughBouncer(e, db, 2);
+      const plan = await engine.plan(db, stateDir);
+      const env = engine.env();
+      const workload = engine.workload(db);
       let after;
       try {
-        expect((await cli(['sync', plan], e.env)).code).toBe(0);
-        await killAtStep(['run', plan, '--yes'], e.env, stateDir, step);
+        const sync = await cli(['sync', plan], env);
+        expect(sync.code, sync.err).toBe(0);
+        await killAtStep(['run', plan, '--yes'], env, stateDir, step);
         await rm(join(stateDir, `paused-at-${step}`));
 
-        const status = await cli(['status', plan, '--json'], e.env);
+        const status = await cli(['status', plan, '--json'], env);
         expect(status.code, status.err).toBe(0);
         const st = status.json();
         expect(st.phase).toBe(expectedPhase(step).phase);
         expect(st.unfinished).toEqual([step]);
         expect(st.next).toMatch(expectedPhase(step).next);
 
-        after = await cli([then, plan, ...(then === 'resume' ? ['--yes'] : [])], e.env);
+        after = await cli([then, plan, ...(then === 'resume' ? ['--yes'] : engine.rollbackArgs)], env);
         await sleep(300);
       } finally {
         var w = await workload.stop();
       }
       expect(after.code, after.err).toBe(0);
       expect(w.acknowledged.length).toBeGreaterThan(0);
+      const owner = then === 'resume' ? 'dst' : 'src';
+      const lost = await engine.missingOn(owner, db, w);
+      expect(lost).toEqual([]);
       if (then === 'resume') {
-        expect(await missingOn(e.dst, db, w)).toEqual([]);
-        expect(await canWrite(e.src, db)).toBe(false);
-        expect(await canWrite(e.dst, db)).toBe(true);
-        expect((await cli(['status', plan, '--json'], e.env)).json()).toMatchObject({ phase: 'done', leftovers: [] });
+        expect(await engine.canWrite('src', db)).toBe(false);
+        expect(await engine.canWrite('dst', db)).toBe(true);
+        expect(await engine.routedTo()).toBeOneOf(['dst', undefined]);
+        expect((await cli(['status', plan, '--json'], env)).json()).toMatchObject({ phase: 'done', leftovers: [] });
       } else {
-        expect(await missingOn(e.src, db, w)).toEqual([]);
-        expect(await canWrite(e.src, db)).toBe(true);
-        expect((await cli(['status', plan, '--json'], e.env)).json().phase).toBe('synced');
+        expect(await engine.canWrite('src', db)).toBe(true);
+        expect(await engine.routedTo()).toBeOneOf(['src', undefined]);
+        expect((await cli(['status', plan, '--json'], env)).json().phase).toBe('synced');
       }
+      // SIGKILL has no exit code: 137 is what a shell reports for it.
+      await recordFault(
+        faultResult(scenario, w, lost, 137, then === 'resume' ? '`status` truthful, `resume` → done on the target' : '`status` truthful, `rollback` → source restored'),
+      );
     });
   });
+}
+
+/** The same suite for MariaDB through HAProxy (await it at the top of the test file: HAProxy is probed first). */
+export async function killMariadbAtEveryStep(title: string, steps: Array<{ step: string; then: 'resume' | 'rollback' }>, scenario?: string): Promise<void> {
+  haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
+  killAtEveryStep(title, steps, { engine: 'mariadb', ...(scenario ? { scenario } : {}) });
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
+import { faultResult, recordFault } from '../helpers/faults.js';
 import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
@@ -39,7 +40,9 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('Ctrl-C / SIGTER
     expect(r.stderr).toMatch(new RegExp(`interrupted by ${signal}`));
     expect(await canWrite(e.src, db)).toBe(true);
     expect(w.writeErrors).toBe(0);
-    expect(await missingOn(e.src, db, w)).toEqual([]);
+    const lost = await missingOn(e.src, db, w);
+    expect(lost).toEqual([]);
     expect((await cli(['status', plan, '--json'], e.env)).json()).toMatchObject({ phase: 'synced', source: { readOnly: false } });
+    await recordFault(faultResult('1. SIGINT / SIGTERM while fenced (PG)', w, lost, r.exitCode ?? -1, 'source unfenced, PgBouncer resumed on the source'));
   });
 });

@@ -5,4 +5,4 @@ killAtEveryStep('PostgreSQL cutover SIGKILLed after its point of no return', [
   { step: 'lift', then: 'resume' },
   { step: 'cleanup', then: 'resume' },
   { step: 'report', then: 'resume' },
-]);
+], { scenario: '1. SIGKILL at each journal step after the point of no return (PG)' });

@@ -8,4 +8,4 @@ killAtEveryStep('PostgreSQL cutover SIGKILLed before its point of no return', [
   { step: 'sequences', then: 'rollback' },
   { step: 'verify', then: 'resume' },
   { step: 'point-of-no-return', then: 'resume' },
-]);
+], { scenario: '1. SIGKILL at each journal step before the point of no return (PG)' });
