@@ -25,3 +25,53 @@ export class Gate {
     return result;
   }
 }
+
+/**
+ * Keeps tenants' initial copies and tenants' write-blocked windows apart: a copy (pg_dump, table sync) takes
+ * the CPU and disk a fenced tenant needs for its catch-up and verify, and on a small machine it doubles that
+ * tenant's window. Many of one kind run together (the pool bounds how many); a window waiting for running copies
+ * to end stops new copies from starting, so windows are never starved and never share the machine with a copy.
+ */
+export class CopyWindowGate {
+  private copies = 0;
+  private windows = 0;
+  private windowsWaiting = 0;
+  private waiters: Array<() => void> = [];
+
+  async copy<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.windows > 0 || this.windowsWaiting > 0) await this.wait();
+    this.copies++;
+    try {
+      return await fn();
+    } finally {
+      this.copies--;
+      this.wake();
+    }
+  }
+
+  async window<T>(fn: () => Promise<T>): Promise<T> {
+    this.windowsWaiting++;
+    try {
+      while (this.copies > 0) await this.wait();
+    } finally {
+      this.windowsWaiting--;
+    }
+    this.windows++;
+    try {
+      return await fn();
+    } finally {
+      this.windows--;
+      this.wake();
+    }
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}

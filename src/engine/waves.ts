@@ -12,7 +12,7 @@ import { lastOkData, planPhase, type PlanPhase } from './phase.js';
 import { resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions } from './run.js';
 import { openSessionFor, type PlanSession } from './session.js';
 import { resolveTenants, tenantPlan, wavesOf } from './waves-plan.js';
-import { Gate, runPool } from './waves-pool.js';
+import { CopyWindowGate, Gate, runPool } from './waves-pool.js';
 import { WaveRouter } from './waves-router.js';
 import { windowStats, type WindowStats } from './waves-stats.js';
 import { runTransform } from './waves-transform.js';
@@ -121,7 +121,8 @@ function tally(rows: readonly TenantRow[]): { counts: Record<TenantState, number
 
 /**
  * `cutover waves`: every tenant is its own cutover (sync, then run: hold, fence, catch-up, verify, transform,
- * switch, lift) with its own journal, lock and budget, `concurrency` at a time. A tenant that fails is rolled
+ * switch, lift) with its own journal, lock and budget, `concurrency` at a time; no tenant's initial copy runs
+ * while another tenant is in its run (see CopyWindowGate). A tenant that fails is rolled
  * back alone by its run; the wave goes on unless stopAfterFailures is reached. Run again after a crash: done
  * tenants are skipped, in-flight ones resumed, the rest moved.
  */
@@ -137,6 +138,7 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
     const tenants = await waveTenants(plan, secrets);
     await writeFileAtomic(join(tenantsDir(plan), TENANTS_FILE), JSON.stringify({ planId: id, tenants }, null, 2) + '\n');
     const gate = new Gate();
+    const phases = new CopyWindowGate();
     let failures = 0;
     let interrupted = false;
     opts.abort?.catch(() => (interrupted = true));
@@ -145,7 +147,7 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
     emit(undefined, 'wave', 'info', `${tenants.length} tenant(s), ${concurrency} at a time, budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each`);
     let finished = 0;
     const outcomes = await runPool(tenants, concurrency, async (tenant) => {
-      const o = await moveTenant(plan, secrets, tenant, gate, opts);
+      const o = await moveTenant(plan, secrets, tenant, gate, phases, opts);
       if (o.action === 'failed') failures++;
       finished++;
       emit(tenant, 'wave', o.action === 'failed' ? 'fail' : 'ok', `${o.state}${o.writeBlockedMs !== undefined ? `, write-blocked ${formatDuration(o.writeBlockedMs)}` : ''}${o.error ? `: ${o.error.message}` : ''} (${finished}/${tenants.length})`);
@@ -165,7 +167,7 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
   }
 }
 
-async function moveTenant(plan: Plan, secrets: PlanSecrets, tenant: string, gate: Gate, opts: WavesOptions): Promise<TenantOutcome> {
+async function moveTenant(plan: Plan, secrets: PlanSecrets, tenant: string, gate: Gate, phases: CopyWindowGate, opts: WavesOptions): Promise<TenantOutcome> {
   const waves = wavesOf(plan);
   let tid = '';
   let s: PlanSession | undefined;
@@ -193,11 +195,12 @@ async function moveTenant(plan: Plan, secrets: PlanSecrets, tenant: string, gate
         : {}),
     };
     const resumed = before.phase === 'in-flight' || before.phase === 'past-pnr';
+    // The run (hold to lift, and its resume) waits for other tenants' copies to end, and holds new ones back.
     let r;
-    if (resumed) r = await resumePlan(s, runOpts);
+    if (resumed) r = await phases.window(() => resumePlan(session, runOpts));
     else {
-      if (before.phase === 'fresh') await syncPlan(s, runOpts);
-      r = await runPlan(s, runOpts);
+      if (before.phase === 'fresh') await phases.copy(() => syncPlan(session, runOpts));
+      r = await phases.window(() => runPlan(session, runOpts));
     }
     return { tenant, planId: id, state: 'done', phase: 'done', ...optionalWindow(r.writeBlockedMs || undefined), action: resumed ? 'resumed' : 'moved' };
   } catch (e) {

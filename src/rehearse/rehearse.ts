@@ -3,14 +3,20 @@ import { runPlan, syncPlan } from '../engine/run.js';
 import { loadPlanFile, openSessionFor, type PlanSession } from '../engine/session.js';
 import type { SyncSummary } from '../engine/cutover-adapter.js';
 import { UsageError } from '../errors.js';
-import type { WorkloadResult } from '../sandbox/workload.js';
+import type { WorkloadOp, WorkloadResult } from '../sandbox/workload.js';
 import { parseDbUrl } from '../util/db-url.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import { errorSamples, latencySeries, longestGap } from './measure.js';
 import { mariadbKit, startMariadbSandboxes } from './mariadb-rehearsal.js';
 import { postgresKit, startPostgresSandboxes } from './postgres-rehearsal.js';
 import type { KitEndpoint, RehearsalKit, SandboxSet } from './rehearsal-kit.js';
-import type { RehearseEvent, RehearseOptions, RehearsePhase, RehearseReport, ReportMark, ReportStep } from './types.js';
+import { replayJournal } from '../engine/journal.js';
+import { lastOkData } from '../engine/phase.js';
+import { runWaves, type WaveEvent, type WavesResult } from '../engine/waves.js';
+import { tenantPlan, wavesOf } from '../engine/waves-plan.js';
+import { planId, type Plan, type PlanSecrets } from '../plan/index.js';
+import { startTenantSandboxes, longestTenantGap, planDuration, serverVersion, tenantKeys, TenantWorkload, type TenantSandboxes } from './tenants-rehearsal.js';
+import type { RehearseEvent, RehearseOptions, RehearsePhase, RehearseReport, ReportMark, ReportStep, TenantWindow } from './types.js';
 
 export type * from './types.js';
 
@@ -18,6 +24,8 @@ export type * from './types.js';
 export const REHEARSAL_TABLE = 'cutover_rehearsal_workload';
 const DEFAULT_ROWS = 1_000_000;
 const DEFAULT_CLIENTS = 4;
+/** Waves' own default per-tenant budget, so a rehearsed wave measures what `cutover waves` would run with. */
+const DEFAULT_TENANT_BUDGET_MS = 2000;
 const LATENCY_BUCKETS = 400;
 const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: ReportMark['name'] }> = {
   hold: { status: 'begin', mark: 'hold' },
@@ -34,6 +42,11 @@ const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: Repor
  */
 export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseReport> {
   const engine = opts.engine ?? 'postgres';
+  if (opts.tenants !== undefined) {
+    if (opts.plan || engine !== 'postgres') throw new UsageError('rehearse --tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan and --engine (waves move PostgreSQL tenant databases)');
+    if (!Number.isInteger(opts.tenants) || opts.tenants < 1) throw new UsageError(`--tenants must be a positive integer (got ${opts.tenants})`);
+    return new Rehearsal(opts, postgresKit).onTenantSandboxes(opts.tenants);
+  }
   if (opts.plan) return new Rehearsal(opts, postgresKit).onPlan(opts.plan);
   return engine === 'mariadb' ? new Rehearsal(opts, mariadbKit).onSandboxes(startMariadbSandboxes) : new Rehearsal(opts, postgresKit).onSandboxes(startPostgresSandboxes);
 }
@@ -134,6 +147,153 @@ class Rehearsal {
     this.emit('teardown', 'skip', `dropped ${REHEARSAL_TABLE} on the target; nothing else to stop`);
     report.durationMs = this.now();
     return report;
+  }
+
+  /**
+   * A wave on sandboxes: `n` tenant databases behind one PgBouncer, moved by `runWaves` (the code of
+   * `cutover waves`) while the clients write to and read from random tenants; then every acknowledged write
+   * is looked up on its tenant's database on the target.
+   */
+  async onTenantSandboxes(n: number): Promise<RehearseReport> {
+    const sb = await this.phase('servers', `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries`, () => startTenantSandboxes(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
+    let report: RehearseReport;
+    try {
+      const rowsPerTenant = Math.max(1, Math.ceil(this.rows / n));
+      await this.phase('data', `create ${n} tenant databases with ${rowsPerTenant} sample rows each`, () => sb.loadSample(rowsPerTenant, REHEARSAL_TABLE), 'load sample data');
+      const { file, env } = await sb.writePlan(planDuration(this.opts.maxWriteBlockedMs ?? DEFAULT_TENANT_BUDGET_MS));
+      const { plan, secrets } = await loadPlanFile(file, env);
+      report = await this.waveUnderWorkload(sb, plan, secrets, n * rowsPerTenant);
+    } catch (e) {
+      await sb.stop();
+      throw e;
+    }
+    await this.phase('teardown', 'stop the servers and remove their directories', () => sb.stop(), 'teardown');
+    report.steps = this.steps;
+    report.durationMs = this.now();
+    return report;
+  }
+
+  private async waveUnderWorkload(sb: TenantSandboxes, plan: Plan, secrets: PlanSecrets, sampleRows: number): Promise<RehearseReport> {
+    const [sourceVersion, targetVersion] = await Promise.all([serverVersion(sb.source), serverVersion(sb.target)]);
+    const workloadStartMs = this.now();
+    const workload = new TenantWorkload(sb.router, sb.tenants, { writers: this.writers, readers: this.readers, table: REHEARSAL_TABLE, thinkMs: 2 }).start();
+    const windows = new Map<string, { holdAtMs?: number; liftAtMs?: number }>();
+    let wave: WavesResult;
+    let result: WorkloadResult;
+    try {
+      await this.phase('workload', `${this.writers} writers and ${this.readers} readers on random tenants through ${sb.routerLabel}`, () => sleep(this.settleMs), 'workload warm-up');
+      this.emit('sync', 'skip', 'each tenant is synced inside the wave, right before its own cutover');
+      wave = await this.phase(
+        'cutover',
+        `wave: ${sb.tenants.length} tenants, each synced, fenced, verified, switched and lifted on its own`,
+        async () => {
+          const r = await runWaves(plan, secrets, { onEvent: this.waveEvents(windows), ...this.abort() });
+          this.emit('cutover', 'info', `${r.counts.done} of ${r.tenants.length} tenants done; per-tenant window p50 ${formatDuration(r.windows.p50Ms)}, p95 ${formatDuration(r.windows.p95Ms)}, max ${formatDuration(r.windows.maxMs)}`);
+          return r;
+        },
+        'wave',
+      );
+      await this.phase('drain', 'workload on the target after the last switch', () => sleep(this.settleMs), 'workload after switch');
+    } finally {
+      result = await workload.stop();
+    }
+    const workloadEndMs = this.now();
+    const tenantOf = (op: WorkloadOp) => workload.tenantOf(op);
+    const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on their tenants on the target`, () => missingOnTenants(sb, result, tenantOf), 'verify writes');
+    const ops = result.ops.map((o) => ({ ...o, start: o.start + workloadStartMs, end: o.end + workloadStartMs }));
+    const lat = latencySeries(ops, workloadStartMs, workloadEndMs, LATENCY_BUCKETS);
+    const writes = ops.filter((o) => o.kind === 'write');
+    const reads = ops.filter((o) => o.kind === 'read');
+    const writeGaps = longestTenantGap(result.ops, 'write', tenantOf);
+    const readGaps = longestTenantGap(result.ops, 'read', tenantOf);
+    const journals = await tenantJournals(plan, sb.tenants);
+    const clientErrors = result.writeErrors + result.readErrors;
+    const budgetMs = wavesOf(plan).maxWriteBlockedPerTenantMs;
+    const list: TenantWindow[] = wave.tenants.map((t) => ({
+      tenant: t.tenant,
+      state: t.state,
+      writeBlockedMs: t.writeBlockedMs ?? null,
+      holdAtMs: windows.get(t.tenant)?.holdAtMs ?? null,
+      liftAtMs: windows.get(t.tenant)?.liftAtMs ?? null,
+      clientWriteGapMs: writeGaps.get(t.tenant) ?? 0,
+      acknowledgedWrites: writes.filter((o) => o.outcome === 'ok' && tenantOf(o) === t.tenant).length,
+    }));
+    const copied = journals.map((j) => lastOkData(j, 'sync') ?? {});
+    const num = (d: Record<string, unknown>, k: string) => (typeof d[k] === 'number' ? (d[k] as number) : 0);
+    const sum = (ds: Array<Record<string, unknown>>, k: string) => ds.reduce((acc, d) => acc + num(d, k), 0);
+    const fences = journals.map((j) => lastOkData(j, 'fence') ?? {});
+    const catchUps = journals.map((j) => lastOkData(j, 'catch-up') ?? {});
+    const verifies = journals.map((j) => lastOkData(j, 'verify') ?? {});
+    // Tenants copy one after another: the copy took the sum of their copy times.
+    const copyMs = sum(copied, 'durationMs');
+    const bytes = sum(copied, 'bytes');
+    return {
+      ok: clientErrors === 0 && missing.length === 0 && wave.counts.done === wave.tenants.length,
+      mode: 'sandbox',
+      engine: 'postgres',
+      planId: wave.planId,
+      startedAt: new Date(this.t0).toISOString(),
+      durationMs: this.now(),
+      source: { server: `${sb.source.host}:${sb.source.port}`, version: sourceVersion },
+      target: { server: `${sb.target.host}:${sb.target.port}`, version: targetVersion },
+      router: sb.routerLabel,
+      clients: { writers: this.writers, readers: this.readers },
+      writeBlockedMs: Math.max(0, ...writeGaps.values()),
+      readBlockedMs: Math.max(0, ...readGaps.values()),
+      fenceToLiftMs: wave.windows.maxMs,
+      budgetMs,
+      copy: {
+        method: plan.method,
+        tables: sum(copied, 'tables'),
+        bytes,
+        rows: null,
+        durationMs: copyMs,
+        bytesPerSecond: copyMs > 0 ? Math.round((bytes * 1000) / copyMs) : 0,
+        rowsPerSecond: null,
+        sampleRows,
+      },
+      steps: this.steps,
+      marks: this.marks,
+      fence: { terminated: sum(fences, 'terminated'), drained: sum(fences, 'drained'), leakClean: fences.every((f) => f.leakClean !== false) },
+      catchUp: { method: catchUpMethod(catchUps), waitedMs: Math.max(0, ...catchUps.map((c) => num(c, 'waitedMs'))) },
+      verify: { mode: plan.verify, tables: sum(verifies, 'tables'), mismatches: 0 },
+      workload: {
+        startMs: workloadStartMs,
+        endMs: workloadEndMs,
+        writes: { ok: result.acknowledged.length, failed: writes.filter((o) => o.outcome === 'fail').length, inDoubt: writes.filter((o) => o.outcome === 'unknown').length },
+        reads: { ok: reads.filter((o) => o.outcome === 'ok').length, failed: result.readErrors },
+        bucketMs: lat.bucketMs,
+        latency: lat.series,
+      },
+      clientErrors,
+      errors: errorSamples(ops),
+      acknowledgedWrites: result.acknowledged.length,
+      verifiedWrites: result.acknowledged.length - missing.length,
+      missingWrites: missing,
+      warnings: [...plan.warnings, ...wave.tenants.filter((t) => t.error).map((t) => `tenant ${t.tenant} ${t.state}: ${t.error!.message}`)],
+      tenants: { count: wave.tenants.length, concurrency: wave.concurrency, done: wave.counts.done, budgetMs, windows: wave.windows, list },
+    };
+  }
+
+  /** Wave progress as task output; each tenant's hold and lift become marks and one bar per tenant window. */
+  private waveEvents(windows: Map<string, { holdAtMs?: number; liftAtMs?: number }>): (e: WaveEvent) => void {
+    const syncs = new Map<string, number>();
+    return (e) => {
+      const at = this.now();
+      if (MARKED_STEPS[e.step]?.status === e.status) this.marks.push({ name: MARKED_STEPS[e.step]!.mark, atMs: at });
+      if (e.tenant !== undefined) {
+        const w = windows.get(e.tenant) ?? {};
+        windows.set(e.tenant, w);
+        if (e.step === 'hold' && e.status === 'begin') w.holdAtMs = at;
+        if (e.step === 'lift' && e.status === 'ok') {
+          w.liftAtMs = at;
+          if (w.holdAtMs !== undefined) this.steps.push(step(`${e.tenant} window`, 'cutover', w.holdAtMs, at));
+        }
+        if (e.step === 'sync' && e.status === 'begin') syncs.set(e.tenant, at);
+        if (e.step === 'sync' && e.status === 'ok' && syncs.has(e.tenant)) this.steps.push(step(`${e.tenant} sync`, 'sync', syncs.get(e.tenant)!, at));
+      }
+      if (e.status !== 'begin') this.emit('cutover', 'info', `${e.tenant !== undefined ? `${e.tenant} ` : ''}${e.step}: ${e.message}`);
+    };
   }
 
   /** Workload on, sync, run, workload off, then every acknowledged write looked up on the target. Closes the session. */
@@ -261,6 +421,29 @@ class Rehearsal {
     const offset = fence && fenceMark ? fenceMark.atMs - fence.startMs : runStartMs;
     for (const x of run.steps) this.steps.push(step(x.step, 'cutover', x.startMs + offset, x.endMs + offset));
   }
+}
+
+/** The proof the tenants' catch-ups used (one engine, one method); PostgreSQL's is the sentinel. */
+function catchUpMethod(proofs: Array<Record<string, unknown>>): RehearseReport['catchUp']['method'] {
+  const m = proofs.map((p) => p.method).find((x) => x === 'sentinel' || x === 'copy' || x === 'gtid');
+  return (m as RehearseReport['catchUp']['method'] | undefined) ?? 'sentinel';
+}
+
+async function tenantJournals(plan: Plan, tenants: readonly string[]) {
+  return Promise.all(
+    tenants.map(async (t) => {
+      const tp = tenantPlan(plan, t);
+      return (await replayJournal(tp.stateDir, planId(tp))).records;
+    }),
+  );
+}
+
+/** Acknowledged writes (`client:seq`) not found on their tenant's database on the target. */
+async function missingOnTenants(sb: TenantSandboxes, w: WorkloadResult, tenantOf: (op: WorkloadOp) => string | undefined): Promise<string[]> {
+  const have = new Map<string, Set<string>>();
+  for (const t of sb.tenants) have.set(t, new Set(await tenantKeys(sb.target, t, REHEARSAL_TABLE)));
+  const acked = w.ops.filter((o) => o.kind === 'write' && o.outcome === 'ok');
+  return acked.filter((o) => !have.get(tenantOf(o) ?? '')?.has(`${o.client}:${o.seq}`)).map((o) => `${o.client}:${o.seq}`);
 }
 
 function step(name: string, phase: RehearsePhase, startMs: number, endMs: number): ReportStep {

@@ -1,4 +1,6 @@
 import type { CatchUpProof } from '../engine/cutover-adapter.js';
+import type { TenantState } from '../engine/waves.js';
+import type { WindowStats } from '../engine/waves-stats.js';
 import type { KeptServers } from './rehearsal-kit.js';
 
 /** The stages of a rehearsal, in order; a task list shows one line per stage. */
@@ -15,7 +17,12 @@ export interface RehearseEvent {
 export interface RehearseOptions {
   /** Sandbox engine: PostgreSQL 15 → 17 behind PgBouncer, or MariaDB → MariaDB behind HAProxy. */
   engine?: 'postgres' | 'mariadb';
-  /** Rows of sample data in the sandbox source (ignored with `plan`). */
+  /**
+   * Rehearse a wave instead of one cutover: this many tenant databases on the sandbox source, one PgBouncer
+   * `[databases]` entry each, moved by `cutover waves` code while the clients write to random tenants.
+   */
+  tenants?: number;
+  /** Rows of sample data in the sandbox source (ignored with `plan`; with `tenants`, spread over them). */
   rows?: number;
   /** Concurrent writers; half as many readers (at least one) run beside them. */
   clients?: number;
@@ -112,6 +119,31 @@ export interface RehearseReport {
   verifiedWrites: number;
   missingWrites: string[];
   warnings: string[];
+  /** With `tenants`: the wave and each tenant's write-blocked window. */
+  tenants?: TenantsReport;
   /** With `keep`: URLs and commands to reach the servers (passwords only in the 0600 passfile) and to stop them. */
   kept?: KeptServers;
+}
+
+export interface TenantWindow {
+  tenant: string;
+  state: TenantState;
+  /** Hold to release as the wave measured it; null when the tenant did not finish. */
+  writeBlockedMs: number | null;
+  /** The tenant's hold and lift on the rehearsal clock (ms since it started); null when not reached. */
+  holdAtMs: number | null;
+  liftAtMs: number | null;
+  /** Longest span without an acknowledged write to this tenant, as its clients saw it. */
+  clientWriteGapMs: number;
+  acknowledgedWrites: number;
+}
+
+export interface TenantsReport {
+  count: number;
+  concurrency: number;
+  done: number;
+  budgetMs: number;
+  /** Per-tenant write-blocked windows (hold to release) of the tenants moved. */
+  windows: WindowStats;
+  list: TenantWindow[];
 }

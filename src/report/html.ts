@@ -2,6 +2,7 @@ import type { RehearseReport } from '../rehearse/types.js';
 import { stepGantt } from './gantt.js';
 import { esc, formatMs } from './svg.js';
 import { headline, summaryRows } from './summary.js';
+import { tenantWindowBars } from './tenants.js';
 import { latencyTimeline } from './timeline.js';
 
 const STYLE = `
@@ -29,6 +30,14 @@ export function renderHtmlReport(r: RehearseReport): string {
     .join('\n');
   const errors = r.errors.length ? `<h2>Client errors</h2><ul>${r.errors.map((e) => `<li>${esc(e)}</li>`).join('')}</ul>` : '';
   const missing = r.missingWrites.length ? `<h2>Missing acknowledged writes</h2><p>${esc(r.missingWrites.slice(0, 50).join(', '))}${r.missingWrites.length > 50 ? ' …' : ''}</p>` : '';
+  const tenants = r.tenants
+    ? `<h2>Tenant windows</h2>
+<figure>
+${tenantWindowBars(r)}
+<figcaption>${esc(`Each tenant's write-blocked window, hold to release: p50 ${formatMs(r.tenants.windows.p50Ms)}, p95 ${formatMs(r.tenants.windows.p95Ms)}, max ${formatMs(r.tenants.windows.maxMs)}. The other tenants stayed writable meanwhile.`)}</figcaption>
+</figure>
+`
+    : '';
   const warnings = r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '';
   return `<!DOCTYPE html>
 <html lang="en">
@@ -45,7 +54,7 @@ export function renderHtmlReport(r: RehearseReport): string {
 <table id="summary">
 ${rows}
 </table>
-<h2>Client latency</h2>
+${tenants}<h2>Client latency</h2>
 <figure>
 ${latencyTimeline(r)}
 <figcaption>${esc(`Worst latency of each client per ${formatMs(r.workload.bucketMs)} slice. The shaded span runs from the router hold to the lift; red dots mark failed or in-doubt client operations.`)}</figcaption>

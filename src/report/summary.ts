@@ -4,7 +4,15 @@ import { formatBytes, formatDuration } from '../util/units.js';
 /** The summary as label/value rows: the terminal table and the HTML page show the same figures. */
 export function summaryRows(r: RehearseReport): Array<[string, string]> {
   const c = r.copy;
+  const t = r.tenants;
+  const wave: Array<[string, string]> = t
+    ? [
+        ['tenants', `${t.done} of ${t.count} moved, ${t.concurrency} at a time, budget ${formatDuration(t.budgetMs)} each`],
+        ['per-tenant windows', `p50 ${formatDuration(t.windows.p50Ms)}, p95 ${formatDuration(t.windows.p95Ms)}, max ${formatDuration(t.windows.maxMs)} (hold to release, ${t.windows.count} measured)`],
+      ]
+    : [];
   return [
+    ...wave,
     ['write-blocked window', `${formatDuration(r.writeBlockedMs)} (longest gap between acknowledged writes; fence to lift ${formatDuration(r.fenceToLiftMs)}, budget ${formatDuration(r.budgetMs)})`],
     ['read-blocked window', `${formatDuration(r.readBlockedMs)} (longest gap between successful reads)`],
     ['copied', `${c.tables} tables, ${c.rows === null ? '' : `${c.rows} rows, `}${formatBytes(c.bytes)} in ${formatDuration(c.durationMs)} (${formatBytes(c.bytesPerSecond)}/s${c.rowsPerSecond === null ? '' : `, ${c.rowsPerSecond} rows/s`})`],

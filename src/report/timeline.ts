@@ -26,7 +26,13 @@ export function latencyTimeline(r: RehearseReport, width = 1100, height = 420): 
 
   const hold = r.marks.find((m) => m.name === 'hold') ?? r.marks.find((m) => m.name === 'fence');
   const lift = r.marks.find((m) => m.name === 'lift');
-  if (hold && lift) {
+  if (r.tenants) {
+    // A wave has one window per tenant, each shaded on its own: the gaps between them are writable time.
+    for (const t of r.tenants.list) {
+      if (t.holdAtMs === null || t.liftAtMs === null) continue;
+      parts.push(el('rect', { class: 'blocked-window', 'data-tenant': t.tenant, x: at(t.holdAtMs), y: pad.top, width: Math.max(1, at(t.liftAtMs) - at(t.holdAtMs)), height: height - pad.top - pad.bottom, fill: '#f6d7a7', opacity: 0.45 }));
+    }
+  } else if (hold && lift) {
     parts.push(el('rect', { id: 'blocked-window', x: at(hold.atMs), y: pad.top, width: Math.max(1, at(lift.atMs) - at(hold.atMs)), height: height - pad.top - pad.bottom, fill: '#f6d7a7', opacity: 0.45 }));
   }
   for (const t of logTicks(yMin, yMax)) {

@@ -26,7 +26,8 @@ const BASE_SETTINGS: Record<string, string | number> = {
   max_replication_slots: 20,
   max_logical_replication_workers: 8,
   max_worker_processes: 16,
-  max_connections: 200,
+  // Waves keep a PgBouncer pool per tenant database on both servers, plus the tool's own sessions.
+  max_connections: 500,
   max_prepared_transactions: 10,
   // A throw-away server: durability on crash is not needed, speed is.
   fsync: 'off',

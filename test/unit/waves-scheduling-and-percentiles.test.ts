@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Gate, runPool } from '../../src/engine/waves-pool.js';
+import { CopyWindowGate, Gate, runPool } from '../../src/engine/waves-pool.js';
 import { percentile, windowStats } from '../../src/engine/waves-stats.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -57,6 +57,78 @@ describe('wave scheduling', () => {
     const results = await Promise.allSettled([section(false), section(true), section(false)]);
     expect(overlap).toBe(false);
     expect(results.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  });
+});
+
+describe('copies and windows kept apart', () => {
+  /** Each tenant of a lane: copy (when fresh), then its window; the log says what ran alongside what. */
+  async function wave(tenants: Array<{ name: string; fresh: boolean; copyMs: number; windowMs: number }>, concurrency: number) {
+    const phases = new CopyWindowGate();
+    const active = { copy: new Set<string>(), window: new Set<string>() };
+    const clashes: string[] = [];
+    let peakWindows = 0;
+    const order: string[] = [];
+    await runPool(tenants, concurrency, async (t) => {
+      if (t.fresh)
+        await phases.copy(async () => {
+          active.copy.add(t.name);
+          if (active.window.size) clashes.push(`copy ${t.name} during window of ${[...active.window].join(',')}`);
+          await tick(t.copyMs);
+          active.copy.delete(t.name);
+        });
+      await phases.window(async () => {
+        active.window.add(t.name);
+        order.push(t.name);
+        peakWindows = Math.max(peakWindows, active.window.size);
+        if (active.copy.size) clashes.push(`window ${t.name} during copy of ${[...active.copy].join(',')}`);
+        await tick(t.windowMs);
+        active.window.delete(t.name);
+      });
+    });
+    return { clashes, peakWindows, order };
+  }
+
+  it('no copy runs during any tenant window at concurrency 4, and windows still run side by side', async () => {
+    const tenants = Array.from({ length: 12 }, (_, i) => ({ name: `t${i}`, fresh: true, copyMs: 5 + ((i * 7) % 20), windowMs: 5 + ((i * 3) % 10) }));
+    const r = await wave(tenants, 4);
+    expect(r.clashes).toEqual([]);
+    expect(r.order.sort()).toEqual(tenants.map((t) => t.name).sort());
+    expect(r.peakWindows).toBeGreaterThan(1);
+  });
+
+  it('a tenant waiting for its window holds new copies back (windows are not starved by a stream of copies)', async () => {
+    const phases = new CopyWindowGate();
+    const log: string[] = [];
+    const longCopy = phases.copy(async () => {
+      log.push('copy a start');
+      await tick(30);
+      log.push('copy a end');
+    });
+    await tick(1);
+    const win = phases.window(async () => {
+      log.push('window b');
+    });
+    await tick(1);
+    const lateCopy = phases.copy(async () => {
+      log.push('copy c start');
+    });
+    await Promise.all([longCopy, win, lateCopy]);
+    expect(log).toEqual(['copy a start', 'copy a end', 'window b', 'copy c start']);
+  });
+
+  it('resumed and already-synced tenants (window only) mix with fresh ones without a clash or a hang', async () => {
+    const tenants = ['a', 'b', 'c', 'd', 'e', 'f'].map((name, i) => ({ name, fresh: i % 2 === 0, copyMs: 15, windowMs: 5 }));
+    const r = await wave(tenants, 3);
+    expect(r.clashes).toEqual([]);
+    expect(r.order).toHaveLength(6);
+  });
+
+  it('a copy or window that throws frees the gate for the others', async () => {
+    const phases = new CopyWindowGate();
+    await expect(phases.copy(async () => Promise.reject(new Error('dump failed')))).rejects.toThrow('dump failed');
+    await expect(phases.window(async () => Promise.reject(new Error('verify failed')))).rejects.toThrow('verify failed');
+    await expect(phases.copy(async () => 'copied')).resolves.toBe('copied');
+    await expect(phases.window(async () => 'moved')).resolves.toBe('moved');
   });
 });
 
