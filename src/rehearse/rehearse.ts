@@ -200,10 +200,7 @@ class Rehearsal {
     const workloadEndMs = this.now();
     const tenantOf = (op: WorkloadOp) => workload.tenantOf(op);
     const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on their tenants on the target`, () => missingOnTenants(sb, result, tenantOf), 'verify writes');
-    const ops = result.ops.map((o) => ({ ...o, start: o.start + workloadStartMs, end: o.end + workloadStartMs }));
-    const lat = latencySeries(ops, workloadStartMs, workloadEndMs, LATENCY_BUCKETS);
-    const writes = ops.filter((o) => o.kind === 'write');
-    const reads = ops.filter((o) => o.kind === 'read');
+    const { ops, report: workloadSection } = workloadReport(result, workloadStartMs, workloadEndMs);
     const writeGaps = longestTenantGap(result.ops, 'write', tenantOf);
     const readGaps = longestTenantGap(result.ops, 'read', tenantOf);
     const journals = await tenantJournals(plan, sb.tenants);
@@ -216,7 +213,7 @@ class Rehearsal {
       holdAtMs: windows.get(t.tenant)?.holdAtMs ?? null,
       liftAtMs: windows.get(t.tenant)?.liftAtMs ?? null,
       clientWriteGapMs: writeGaps.get(t.tenant) ?? 0,
-      acknowledgedWrites: writes.filter((o) => o.outcome === 'ok' && tenantOf(o) === t.tenant).length,
+      acknowledgedWrites: result.ops.filter((o) => o.kind === 'write' && o.outcome === 'ok' && tenantOf(o) === t.tenant).length,
     }));
     const copied = journals.map((j) => lastOkData(j, 'sync') ?? {});
     const num = (d: Record<string, unknown>, k: string) => (typeof d[k] === 'number' ? (d[k] as number) : 0);
@@ -257,14 +254,7 @@ class Rehearsal {
       fence: { terminated: sum(fences, 'terminated'), drained: sum(fences, 'drained'), leakClean: fences.every((f) => f.leakClean !== false) },
       catchUp: { method: catchUpMethod(catchUps), waitedMs: Math.max(0, ...catchUps.map((c) => num(c, 'waitedMs'))) },
       verify: { mode: plan.verify, tables: sum(verifies, 'tables'), mismatches: 0 },
-      workload: {
-        startMs: workloadStartMs,
-        endMs: workloadEndMs,
-        writes: { ok: result.acknowledged.length, failed: writes.filter((o) => o.outcome === 'fail').length, inDoubt: writes.filter((o) => o.outcome === 'unknown').length },
-        reads: { ok: reads.filter((o) => o.outcome === 'ok').length, failed: result.readErrors },
-        bucketMs: lat.bucketMs,
-        latency: lat.series,
-      },
+      workload: workloadSection,
       clientErrors,
       errors: errorSamples(ops),
       acknowledgedWrites: result.acknowledged.length,
@@ -330,10 +320,7 @@ class Rehearsal {
       }
       const workloadEndMs = this.now();
       const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on the target`, () => this.missingOnTarget(s, result), 'verify writes');
-      const ops = result.ops.map((o) => ({ ...o, start: o.start + workloadStartMs, end: o.end + workloadStartMs }));
-      const lat = latencySeries(ops, workloadStartMs, workloadEndMs, LATENCY_BUCKETS);
-      const writes = ops.filter((o) => o.kind === 'write');
-      const reads = ops.filter((o) => o.kind === 'read');
+      const { ops, report: workloadSection } = workloadReport(result, workloadStartMs, workloadEndMs);
       const clientErrors = result.writeErrors + result.readErrors;
       const rows = run.verify?.mode === 'rowcounts' ? run.verify.tables.reduce((n, t) => n + Number(t.target), 0) : null;
       const perSecond = (n: number) => (sync.durationMs > 0 ? Math.round((n * 1000) / sync.durationMs) : 0);
@@ -367,14 +354,7 @@ class Rehearsal {
         fence: run.fence ?? { terminated: 0, drained: 0, leakClean: true },
         catchUp: { method: run.catchUp?.method ?? 'sentinel', waitedMs: run.catchUp?.waitedMs ?? 0 },
         verify: { mode: run.verify?.mode ?? 'none', tables: run.verify?.tables.length ?? 0, mismatches: run.verify?.mismatches.length ?? 0 },
-        workload: {
-          startMs: workloadStartMs,
-          endMs: workloadEndMs,
-          writes: { ok: result.acknowledged.length, failed: writes.filter((o) => o.outcome === 'fail').length, inDoubt: writes.filter((o) => o.outcome === 'unknown').length },
-          reads: { ok: reads.filter((o) => o.outcome === 'ok').length, failed: result.readErrors },
-          bucketMs: lat.bucketMs,
-          latency: lat.series,
-        },
+        workload: workloadSection,
         clientErrors,
         errors: errorSamples(ops),
         acknowledgedWrites: result.acknowledged.length,
@@ -452,4 +432,23 @@ function step(name: string, phase: RehearsePhase, startMs: number, endMs: number
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The workload part of a report: its operations moved onto the rehearsal's clock, counts and latency series. */
+function workloadReport(result: WorkloadResult, startMs: number, endMs: number) {
+  const ops = result.ops.map((o) => ({ ...o, start: o.start + startMs, end: o.end + startMs }));
+  const lat = latencySeries(ops, startMs, endMs, LATENCY_BUCKETS);
+  const writes = ops.filter((o) => o.kind === 'write');
+  const reads = ops.filter((o) => o.kind === 'read');
+  return {
+    ops,
+    report: {
+      startMs,
+      endMs,
+      writes: { ok: result.acknowledged.length, failed: writes.filter((o) => o.outcome === 'fail').length, inDoubt: writes.filter((o) => o.outcome === 'unknown').length },
+      reads: { ok: reads.filter((o) => o.outcome === 'ok').length, failed: result.readErrors },
+      bucketMs: lat.bucketMs,
+      latency: lat.series,
+    },
+  };
 }
