@@ -25,6 +25,14 @@ async function withClient<T>(ep: KitEndpoint, fn: (c: pg.Client) => Promise<T>):
   }
 }
 
+/** The rehearsal's sample data and its workload table, in the database `c` is connected to. */
+export async function loadSampleTables(c: pg.Client, rows: number, workloadTable: string): Promise<void> {
+  await c.query('CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL, note text)');
+  await c.query(`INSERT INTO items (name, price, note) SELECT 'item ' || g, (g % 1000) / 10.0, md5(g::text) FROM generate_series(1, $1::int) g`, [rows]);
+  await c.query(workloadTableSql(quoteIdent(workloadTable)));
+  await c.query('ANALYZE');
+}
+
 export const postgresKit: RehearsalKit = {
   engine: 'postgres',
   product: 'PostgreSQL',
@@ -64,12 +72,7 @@ export async function startPostgresSandboxes(onStarted: (label: string, dir: str
     /** `rows` items (a bigserial key, so the sequences step has work) and the workload table. */
     async loadSample(rows, table) {
       await withClient({ ...superuser(src.port), database: 'postgres' }, (c) => c.query(`CREATE DATABASE ${quoteIdent(SAMPLE_DATABASE)}`));
-      await withClient(superuser(src.port), async (c) => {
-        await c.query('CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL, note text)');
-        await c.query(`INSERT INTO items (name, price, note) SELECT 'item ' || g, (g % 1000) / 10.0, md5(g::text) FROM generate_series(1, $1::int) g`, [rows]);
-        await c.query(workloadTableSql(quoteIdent(table)));
-        await c.query('ANALYZE');
-      });
+      await withClient(superuser(src.port), (c) => loadSampleTables(c, rows, table));
     },
 
     // In the source sandbox dir, with its state dir beside it: an interrupted run leaves nothing outside the sandbox dirs.

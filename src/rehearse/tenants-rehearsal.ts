@@ -6,8 +6,9 @@ import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
 import { PgBouncerSandbox } from '../sandbox/pgbouncer-sandbox.js';
 import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
 import { startAllOrNone } from '../sandbox/registry.js';
-import { ClientWorkload, workloadTableSql, type ClientWorkloadOptions, type WorkloadOp } from '../sandbox/workload.js';
+import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../sandbox/workload.js';
 import { longestGap } from './measure.js';
+import { loadSampleTables } from './postgres-rehearsal.js';
 import type { KitEndpoint } from './rehearsal-kit.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
@@ -79,12 +80,7 @@ export async function startTenantSandboxes(n: number, onStarted: (label: string,
     async loadSample(rowsPerTenant, table) {
       for (const t of tenants) {
         await withClient(superuser(src.port), (c) => c.query(`CREATE DATABASE ${quoteIdent(t)}`));
-        await withClient({ ...superuser(src.port), database: t }, async (c) => {
-          await c.query('CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL, note text)');
-          await c.query(`INSERT INTO items (name, price, note) SELECT 'item ' || g, (g % 1000) / 10.0, md5(g::text) FROM generate_series(1, $1::int) g`, [rowsPerTenant]);
-          await c.query(workloadTableSql(quoteIdent(table)));
-          await c.query('ANALYZE');
-        });
+        await withClient({ ...superuser(src.port), database: t }, (c) => loadSampleTables(c, rowsPerTenant, table));
       }
     },
 
