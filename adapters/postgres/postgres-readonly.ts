@@ -13,6 +13,7 @@ import type {
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import { READ_ONLY_GUC, fenceSettingSql, loginSql } from './postgres-sql.js';
+import { fenceSchema, schemaExists, schemaFenceGaps, schemaTables, unfenceSchema } from './postgres-schema-fence.js';
 import { publicSession, sessionsInScope, sleep, terminateSessions, type PgSession } from './postgres-sessions.js';
 
 /** What `on` changes, so `off` can put back exactly that. */
@@ -29,6 +30,7 @@ const TRUE_VALUES = new Set(['on', 'true', 'yes', '1', 't', 'y']);
 const isOn = (v: string | null | undefined): boolean => v != null && TRUE_VALUES.has(v.trim().toLowerCase().replace(/^'|'$/g, ''));
 const LEAK_SAMPLE_MS = 20;
 const DRAIN_POLL_MS = 25;
+const SCHEMA_CHECK_MS = 100;
 
 export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   readonly engine = 'postgres' as const;
@@ -79,10 +81,9 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     }
   }
 
+  /** Scopes fenced by the read-only setting; a schema is fenced by triggers instead (postgres-schema-fence.ts). */
   private scopeOf(target: FenceTarget): PgScope {
-    if (target.scope === 'schema') {
-      throw new UsageError('PostgreSQL has no schema-level read-only setting', 'use --scope database, or --scope role with the roles that write to that schema');
-    }
+    if (target.scope === 'schema') throw new Error('schema scope is handled by the schema fence');
     if (target.scope !== 'server' && !target.name) {
       throw new UsageError(`--scope ${target.scope} needs --name`, `pass --name <${target.scope}> (the URL's database is used for database scope when it has one)`);
     }
@@ -90,7 +91,10 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   private async assertExists(target: FenceTarget): Promise<void> {
-    if (target.scope === 'database') {
+    if (target.scope === 'schema') {
+      if (!target.name) throw new UsageError('--scope schema needs --name', 'pass --name <schema> (the URL names its database)');
+      if (!(await schemaExists(this.client, target.name))) throw new UsageError(`schema "${target.name}" does not exist in database "${this.ep.database ?? '?'}" on ${this.ep.host}:${this.ep.port}`, 'check --name and the database in the URL');
+    } else if (target.scope === 'database') {
       const rows = await this.q(`SELECT 1 FROM pg_database WHERE datname = $1`, [target.name]);
       if (rows.length === 0) throw new UsageError(`database "${target.name}" does not exist on ${this.ep.host}:${this.ep.port}`, 'check --name');
     } else if (target.scope === 'role') {
@@ -129,7 +133,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   async capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState> {
-    const scope = this.scopeOf(target);
+    const scope = target.scope === 'schema' ? undefined : this.scopeOf(target);
     await this.requireSuperuser('readonly on');
     await this.assertExists(target);
     const roles: Record<string, boolean> = {};
@@ -148,7 +152,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     } else if (opts.roles.length > 0) {
       throw new UsageError('--role only applies to --mode strict', 'add --mode strict or drop --role');
     }
-    const prior: PgPrior = { setting: await this.explicitSetting(scope, target.name), roles };
+    const prior: PgPrior = { setting: scope ? await this.explicitSetting(scope, target.name) : null, roles };
     return prior;
   }
 
@@ -159,16 +163,21 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     return { setting: r.setting, roles: { ...f.roles, ...r.roles } } satisfies PgPrior;
   }
 
-  async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
-    const scope = this.scopeOf(target);
-    const p = prior as PgPrior;
-    const warnings: string[] = [];
-    const cutoff = await this.setReadOnlyDefault(scope, target.name);
+  private async lockRoles(prior: PriorState): Promise<string[]> {
     const lockedRoles: string[] = [];
-    for (const role of Object.keys(p.roles)) {
+    for (const role of Object.keys((prior as PgPrior).roles)) {
       await this.q(loginSql(role, false), [], `locking role "${role}"`);
       lockedRoles.push(role);
     }
+    return lockedRoles;
+  }
+
+  async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
+    if (target.scope === 'schema') return this.applySchemaFence(target, opts, prior);
+    const scope = this.scopeOf(target);
+    const warnings: string[] = [];
+    const cutoff = await this.setReadOnlyDefault(scope, target.name);
+    const lockedRoles = await this.lockRoles(prior);
 
     const drained: SessionInfo[] = [];
     const terminated: SessionInfo[] = [];
@@ -229,6 +238,42 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   /**
+   * Schema scope: the fence trigger on every table (advisory: the `hold` kind that replication and an explicit
+   * `cutover.writable` pass). Sessions that predate it are bound too, so none is ended but open writers.
+   */
+  private async applySchemaFence(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
+    const lockedRoles = await this.lockRoles(prior);
+    const kind = opts.mode === 'advisory' ? 'hold' : 'fence';
+    const r = await this.on(`fencing schema "${target.name}"`, () =>
+      fenceSchema(this.client, target.name!, { kind, drainTimeoutMs: opts.drainTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, endWriters: opts.mode !== 'advisory', exempt: opts.exemptSessions ?? [] }),
+    );
+    const warnings: string[] = [];
+    if (r.tables.length === 0) warnings.push(`schema "${target.name}" has no tables: nothing to fence (tables created later are not fenced)`);
+    if (kind === 'hold') warnings.push(`advisory schema fence: sessions with session_replication_role = replica or ${'cutover.writable'} = on still write (use --mode enforced)`);
+    const leakCheck = await this.leakCheck(target, opts.probeMs, opts.exemptSessions ?? []);
+    return {
+      scope: target.scope,
+      name: target.name!,
+      mode: opts.mode,
+      persistent: true,
+      drained: r.drained,
+      terminated: r.terminated,
+      untouched: [],
+      lockedRoles,
+      warnings,
+      leakCheck,
+    } satisfies Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>;
+  }
+
+  private async on<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw mapPgError(e, this.ep, doing);
+    }
+  }
+
+  /**
    * Sets the read-only default and returns the server time after which every new session gets it.
    * Sessions that started earlier may run without it.
    */
@@ -267,6 +312,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     const started = Date.now();
     let done = false;
     void until.finally(() => (done = true));
+    if (target.scope === 'schema') return this.watchSchemaFence(target.name!, started, minMs, () => done);
     const seen = new Map<number, PgSession>();
     do {
       for (const s of await sessionsInScope(this.client, target, { writingOnly: true, exempt })) seen.set(s.pid, s);
@@ -276,6 +322,26 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
     writers.push(...(await this.preparedInScope(target)));
     return { probeMs, clean: writers.length === 0, writers };
+  }
+
+  /**
+   * The schema fence rejects every write synchronously, so what can leak is a gap in it: a table created
+   * after the fence, or the trigger dropped or disabled. Checked through the watch and once more at its end.
+   */
+  private async watchSchemaFence(schema: string, started: number, minMs: number, done: () => boolean): Promise<LeakCheck> {
+    const gaps = new Map<string, SessionInfo>();
+    const check = async () => {
+      const tables = await schemaTables(this.client, schema);
+      const kind = tables.some((t) => t.argument === 'hold') ? 'hold' : 'fence';
+      for (const g of schemaFenceGaps(tables, kind)) gaps.set(g.id, g);
+    };
+    do {
+      await check();
+      await sleep(SCHEMA_CHECK_MS);
+    } while (Date.now() - started < minMs || !done());
+    await check();
+    const writers = [...gaps.values()];
+    return { probeMs: Date.now() - started, clean: writers.length === 0, writers };
   }
 
   /** Prepared transactions hold writes that COMMIT PREPARED can still make durable after the fence. */
@@ -304,7 +370,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   async restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number) {
-    void lockTimeoutMs; // applied to the session at connect
+    if (target.scope === 'schema') return this.restoreSchema(target, prior, lockTimeoutMs);
     const scope = this.scopeOf(target);
     await this.requireSuperuser('readonly off');
     await this.assertExists(target);
@@ -317,11 +383,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     if (p) {
       await this.q(fenceSettingSql(scope, target.name, p.setting), [], `restoring ${READ_ONLY_GUC}`);
       restored = p.setting === null ? 'reset: no explicit value was set before the fence' : `restored to '${p.setting}' as it was before the fence`;
-      for (const [role, couldLogin] of Object.entries(p.roles)) {
-        if (!couldLogin) continue;
-        await this.q(loginSql(role, true), [], `unlocking role "${role}"`);
-        unlockedRoles.push(role);
-      }
+      unlockedRoles.push(...(await this.unlockRoles(p)));
     } else if (isOn(current)) {
       await this.q(fenceSettingSql(scope, target.name, null), [], `resetting ${READ_ONLY_GUC}`);
       restored = 'reset: no record of the value before the fence was found in the state dir';
@@ -339,6 +401,48 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     return { scope: target.scope, ...(target.name ? { name: target.name } : {}), wasOn, restored, unlockedRoles, warnings };
   }
 
+  private async unlockRoles(p: PgPrior): Promise<string[]> {
+    const unlocked: string[] = [];
+    for (const [role, couldLogin] of Object.entries(p.roles)) {
+      if (!couldLogin) continue;
+      await this.q(loginSql(role, true), [], `unlocking role "${role}"`);
+      unlocked.push(role);
+    }
+    return unlocked;
+  }
+
+  private async restoreSchema(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number) {
+    await this.requireSuperuser('readonly off');
+    await this.assertExists(target);
+    const lifted = await this.on(`lifting the fence of schema "${target.name}"`, () => unfenceSchema(this.client, target.name!, lockTimeoutMs));
+    const unlockedRoles = prior ? await this.unlockRoles(prior as PgPrior) : [];
+    const warnings = prior ? [] : ['no fence record found in the state dir: the fence triggers were removed; roles locked by strict mode (if any) were not unlocked'];
+    return {
+      scope: target.scope,
+      name: target.name!,
+      wasOn: lifted.length > 0,
+      restored: lifted.length > 0 ? `fence trigger removed from ${lifted.length} table(s)` : 'unchanged: no table of the schema had the fence trigger',
+      unlockedRoles,
+      warnings,
+    };
+  }
+
+  private async schemaStatus(target: FenceTarget): Promise<ScopeStatus> {
+    const tables = await schemaTables(this.client, target.name!);
+    const fenced = tables.filter((t) => t.trigger !== null);
+    const kind = fenced.some((t) => t.argument === 'hold') ? 'hold' : 'fence';
+    const sessions = await sessionsInScope(this.client, { scope: 'database', name: this.ep.database! });
+    return {
+      scope: 'schema',
+      name: target.name!,
+      setting: fenced.length ? `fence trigger (${kind === 'hold' ? 'advisory' : 'always'}) on ${fenced.length}/${tables.length} table(s)` : null,
+      readOnly: tables.length > 0 && fenced.length === tables.length,
+      persistent: true,
+      sessions: sessions.length,
+      couldWrite: fenced.length ? schemaFenceGaps(tables, kind) : [],
+    };
+  }
+
   async status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>> {
     const version = (await this.q<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
     const su = (await this.q<{ su: boolean }>(`SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`))[0]?.su ?? false;
@@ -347,6 +451,11 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     const serverValue = su ? await this.serverEffective() : (await this.q<{ v: string }>(`SELECT boot_val AS v FROM pg_settings WHERE name = $1`, [READ_ONLY_GUC]))[0]!.v;
     const scopes: ScopeStatus[] = [];
     for (const target of targets) {
+      if (target.scope === 'schema') {
+        await this.assertExists(target);
+        scopes.push(await this.schemaStatus(target));
+        continue;
+      }
       const scope = this.scopeOf(target);
       await this.assertExists(target);
       const setting = scope === 'server' ? (su ? await this.explicitSetting('server') : null) : await this.explicitSetting(scope, target.name);
