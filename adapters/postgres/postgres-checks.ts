@@ -7,11 +7,15 @@ export interface PreflightContext {
   pgDumpMajor: number;
   /** The target was filled by an earlier `sync` of this plan: a non-empty target is expected. */
   targetSyncedByUs: boolean;
+  /** The one schema that moves (schema tenants); undefined: the whole database. */
+  schema?: string;
 }
 
+/** User tables, of one schema when $1 is not null. */
 const USER_TABLES = `
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast'`;
+ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast'
+   AND ($1::text IS NULL OR n.nspname = $1)`;
 
 async function one<T>(c: PgClient, sql: string, params: unknown[] = []): Promise<T> {
   return (await c.query(sql, params)).rows[0] as T;
@@ -23,6 +27,7 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const add = (x: Finding) => f.push(x);
   const repl = ctx.method === 'replication';
   const blockIfRepl = repl ? 'blocker' : 'warning';
+  const inScope = [ctx.schema ?? null];
 
   const sv = await one<{ n: number; v: string; wal: string; slots: number; used: number; senders: number; sid: string; su: boolean }>(
     src,
@@ -56,15 +61,17 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
     `SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relkind = 'r'
        AND ((c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR c.relreplident = 'n')
      ORDER BY 1`,
+    inScope,
   );
   for (const r of noKey.rows) {
     add({ severity: blockIfRepl, check: 'primary keys', object: r.t, message: `table ${r.t} has no primary key or replica identity`, why: 'once published, UPDATE and DELETE on it fail on the source, and the target cannot apply them', fix: `ALTER TABLE ${r.t} ADD PRIMARY KEY (...), or ALTER TABLE ${r.t} REPLICA IDENTITY FULL` });
   }
   const lo = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_largeobject_metadata`);
-  if (lo.n > 0) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) in the source database`, why: 'logical replication does not carry large objects', fix: 'use method: dump, or move the large objects into bytea columns first' });
-  const unlogged = await src.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relpersistence = 'u' ORDER BY 1`);
+  // Large objects belong to the database, not a schema: a schema move leaves them out either way.
+  if (lo.n > 0 && !ctx.schema) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) in the source database`, why: 'logical replication does not carry large objects', fix: 'use method: dump, or move the large objects into bytea columns first' });
+  const unlogged = await src.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relpersistence = 'u' ORDER BY 1`, inScope);
   for (const r of unlogged.rows) add({ severity: blockIfRepl, check: 'unlogged tables', object: r.t, message: `table ${r.t} is unlogged`, why: 'unlogged tables are not replicated: the target copy would be empty', fix: `ALTER TABLE ${r.t} SET LOGGED, or use method: dump` });
-  const seqs = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_sequences WHERE schemaname <> '${TOOL_SCHEMA}'`);
+  const seqs = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_sequences WHERE schemaname <> '${TOOL_SCHEMA}' AND ($1::text IS NULL OR schemaname = $1)`, inScope);
   if (seqs.n > 0) add({ severity: 'info', check: 'sequences', message: `${seqs.n} sequence(s) will be set on the target from the source's last_value plus the gap`, why: 'logical replication does not carry sequence values', fix: '—' });
   const longTx = await src.query<{ pid: number; u: string; age: number }>(
     `SELECT pid, usename AS u, extract(epoch FROM now() - xact_start)::int AS age FROM pg_stat_activity
@@ -82,12 +89,19 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   return f;
 }
 
-/** Tables of the target database (excluding the tool's own): a fresh sync needs none. */
-export async function userTableCount(c: PgClient): Promise<number> {
-  return (await one<{ n: number }>(c, `SELECT count(*)::int AS n ${USER_TABLES}`)).n;
+/** Tables of the target database or schema (excluding the tool's own): a fresh sync needs none. */
+export async function userTableCount(c: PgClient, schema?: string): Promise<number> {
+  return (await one<{ n: number }>(c, `SELECT count(*)::int AS n ${USER_TABLES}`, [schema ?? null])).n;
 }
 
-export async function userTables(c: PgClient): Promise<string[]> {
-  const { rows } = await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relkind = 'r' ORDER BY 1`);
+/** Quoted names of the plain tables of the database, or of one schema. */
+export async function userTables(c: PgClient, schema?: string): Promise<string[]> {
+  const { rows } = await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relkind = 'r' ORDER BY 1`, [schema ?? null]);
+  return rows.map((r) => r.t);
+}
+
+/** Quoted names of the tables a schema's publication lists: partitioned roots carry their partitions. */
+export async function publishableTables(c: PgClient, schema: string): Promise<string[]> {
+  const { rows } = await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND NOT c.relispartition ORDER BY 1`, [schema]);
   return rows.map((r) => r.t);
 }

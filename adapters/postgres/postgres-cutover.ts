@@ -1,21 +1,24 @@
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { pgPreflight, userTableCount, userTables } from './postgres-checks.js';
+import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import {
   createSentinel,
   dropPublisherSide,
   dropSubscription,
-  dropToolSchema,
+  dropToolObjects,
   markPostDataApplied,
+  moveScope,
   postDataApplied,
   proveCaughtUp,
   replicationLeftovers,
+  sentinelExists,
   slotLagBytes,
   startReplication,
   waitTablesReady,
   TOOL_SCHEMA,
+  type PgMoveScope,
 } from './postgres-replication.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
@@ -31,8 +34,10 @@ const TARGET_SESSION_WRITABLE = '-c default_transaction_read_only=off';
 export interface PgCutoverConfig {
   source: DbEndpoint;
   target: DbEndpoint;
-  /** The database that moves (same name on both sides). */
+  /** The database that moves (same name on both sides), or that holds the schema that moves. */
   database: string;
+  /** Moves only this schema of the database (schema tenants); other schemas stay where they are. */
+  schema?: string;
   method: 'replication' | 'dump';
   /** Base name of the publication, slot and subscription. */
   name: string;
@@ -43,16 +48,32 @@ export interface PgCutoverConfig {
   copyTimeoutMs?: number;
 }
 
-/** Moves one PostgreSQL database: schema by pg_dump, data by logical replication (or pg_dump while fenced). */
+/**
+ * Moves one PostgreSQL database, or one schema of it: schema by pg_dump, data by logical replication (or
+ * pg_dump while fenced).
+ */
 export class PostgresCutover implements CutoverAdapter {
   readonly engine = 'postgres' as const;
   private dstDb: PgClient | undefined;
+  private readonly scope: PgMoveScope;
 
   private constructor(
     private readonly cfg: PgCutoverConfig,
     private readonly src: PgClient,
     private readonly dstAdmin: PgClient,
-  ) {}
+  ) {
+    this.scope = moveScope(cfg.name, cfg.schema);
+  }
+
+  /** What moves, for messages: `database shop` or `schema t1 of database app`. */
+  private get what(): string {
+    return this.cfg.schema ? `schema ${this.cfg.schema} of database ${this.cfg.database}` : `database ${this.cfg.database}`;
+  }
+
+  /** pg_dump arguments that select what moves (a pattern in double quotes matches the name literally). */
+  private get dumpSelection(): string[] {
+    return this.cfg.schema ? ['-n', quoteIdent(this.cfg.schema)] : [];
+  }
 
   static async connect(cfg: PgCutoverConfig): Promise<PostgresCutover> {
     const src = await connectPg(cfg.source, { database: cfg.database, applicationName: 'cutover', lockTimeoutMs: cfg.lockTimeoutMs });
@@ -90,17 +111,25 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   async preflight(): Promise<Finding[]> {
-    const synced = (await this.targetDbExists()) && (await this.toolSchemaOnTarget());
-    const findings = await this.on('source', 'preflight', async () => pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced }));
+    const synced = (await this.targetDbExists()) && (await this.syncedOnTarget());
+    const schema = this.cfg.schema;
+    const findings = await this.on('source', 'preflight', async () =>
+      pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced, ...(schema ? { schema } : {}) }),
+    );
+    if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
+      findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
+    }
     if ((await this.targetDbExists()) && !synced) {
-      const n = await userTableCount(await this.targetDb());
-      if (n > 0) findings.push({ severity: 'blocker', check: 'target database', object: this.cfg.database, message: `target database ${this.cfg.database} already holds ${n} table(s)`, why: 'sync would mix the copy with what is there', fix: `drop or rename database ${this.cfg.database} on the target, or point target.url elsewhere` });
+      const n = await userTableCount(await this.targetDb(), schema);
+      if (n > 0) findings.push({ severity: 'blocker', check: schema ? 'target schema' : 'target database', object: schema ?? this.cfg.database, message: `target ${this.what} already holds ${n} table(s)`, why: 'sync would mix the copy with what is there', fix: `drop or rename ${this.what} on the target, or point target.url elsewhere` });
     }
     return findings;
   }
 
-  private async toolSchemaOnTarget(): Promise<boolean> {
+  /** An earlier sync of this plan prepared the target: the tool schema (database) or this plan's sentinel (schema). */
+  private async syncedOnTarget(): Promise<boolean> {
     const c = await this.targetDb();
+    if (this.cfg.schema) return sentinelExists(c, this.scope);
     return (await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [TOOL_SCHEMA])).rows.length > 0;
   }
 
@@ -110,21 +139,29 @@ export class PostgresCutover implements CutoverAdapter {
     progress({ phase: 'roles', message: `${rolesCreated} role(s) created on the target` });
     if (!(await this.targetDbExists())) {
       const owner = (await this.src.query<{ o: string }>(`SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = current_database()`)).rows[0]!.o;
-      await this.on('target', 'creating the database', () => this.dstAdmin.query(`CREATE DATABASE ${quoteIdent(this.cfg.database)} OWNER ${quoteIdent(owner)}`));
+      await this.on('target', 'creating the database', () =>
+        this.dstAdmin.query(`CREATE DATABASE ${quoteIdent(this.cfg.database)} OWNER ${quoteIdent(owner)}`).catch(async (e: { code?: string }) => {
+          // Schema tenants of one database sync side by side: another one may have just created it.
+          if (!['42P04', '23505'].includes(e.code ?? '') || !this.cfg.schema) throw e;
+        }),
+      );
     }
-    if (await this.toolSchemaOnTarget()) {
+    if (await this.syncedOnTarget()) {
       progress({ phase: 'schema', message: 'schema already copied by an earlier sync of this plan' });
       return { rolesCreated, schemaCopied: false };
     }
-    const existing = await userTableCount(await this.targetDb());
-    if (existing > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${existing} table(s)`, `drop it on the target or point target.url at an empty database`);
-    // The sentinel table is created before the schema dump so the dump carries it to the target.
-    await this.on('source', 'creating the sentinel table', () => createSentinel(this.src));
+    const existing = await userTableCount(await this.targetDb(), this.cfg.schema);
+    if (existing > 0) throw new OperationError(`target ${this.what} already holds ${existing} table(s)`, `drop it on the target or point target.url at an empty database`);
+    // The sentinel table is created before the schema dump so the dump carries it to the target (a schema
+    // dump does not: its plan creates its own sentinel on the target once the schema is there).
+    await this.on('source', 'creating the sentinel table', () => createSentinel(this.src, this.scope));
     // Method dump loads data into bare tables and builds indexes and constraints afterwards (post-data), as
-    // pg_restore does: much faster than loading into indexed tables. Replication needs the keys up front.
-    const section = this.cfg.method === 'dump' ? ['--section=pre-data'] : ['--schema-only'];
-    await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
-    progress({ phase: 'schema', message: `schema copied (${(await userTables(await this.targetDb())).length} tables)` });
+    // pg_restore does: much faster than loading into indexed tables. Replication needs the keys up front. A
+    // schema keeps everything up front: its post-data, dumped while fenced, would carry the fence trigger.
+    const section = this.cfg.method === 'dump' && !this.cfg.schema ? ['--section=pre-data'] : ['--schema-only'];
+    await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, ...this.dumpSelection, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
+    if (this.cfg.schema) await this.on('target', 'creating the sentinel table', async () => createSentinel(await this.targetDb(), this.scope));
+    progress({ phase: 'schema', message: `schema copied (${(await userTables(await this.targetDb(), this.cfg.schema)).length} tables)` });
     return { rolesCreated, schemaCopied: true };
   }
 
@@ -132,10 +169,11 @@ export class PostgresCutover implements CutoverAdapter {
   async startCopy(progress: SyncProgress): Promise<Omit<SyncSummary, 'rolesCreated' | 'durationMs'>> {
     if (this.cfg.method === 'dump') {
       progress({ phase: 'ready', message: 'method dump: data is copied while the source is fenced' });
-      return { method: 'dump', tables: (await userTables(this.src)).length, bytes: 0 };
+      return { method: 'dump', tables: (await userTables(this.src, this.cfg.schema)).length, bytes: 0 };
     }
     const dst = await this.targetDb();
-    await this.on('target', 'starting replication', () => startReplication(this.src, dst, this.cfg.source, this.cfg.database, this.cfg.name));
+    const tables = this.cfg.schema ? await publishableTables(this.src, this.cfg.schema) : [];
+    await this.on('target', 'starting replication', () => startReplication(this.src, dst, this.cfg.source, this.cfg.database, this.cfg.name, this.scope, tables));
     progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
     const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
     progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
@@ -160,21 +198,22 @@ export class PostgresCutover implements CutoverAdapter {
   async catchUp(deadline: number): Promise<CatchUpProof> {
     const dst = await this.targetDb();
     if (this.cfg.method === 'replication') {
-      const proof = await this.on('target', 'catch-up', () => proveCaughtUp(this.src, dst, deadline));
+      const proof = await this.on('target', 'catch-up', () => proveCaughtUp(this.src, dst, deadline, this.scope));
       return { method: 'sentinel', ...proof };
     }
     const started = Date.now();
     const fencePosition = (await this.src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
-    const tables = await userTables(dst);
+    const tables = await userTables(dst, this.cfg.schema);
     if (tables.length) await this.on('target', 'emptying target tables', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left for the data copy', 'raise limits.maxWriteBlocked');
     try {
       // Triggers and FK checks off (replica role): the dump already holds consistent data.
-      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', `--exclude-schema=${TOOL_SCHEMA}`], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
-      if (!(await postDataApplied(dst))) {
+      const selection = this.cfg.schema ? this.dumpSelection : [`--exclude-schema=${TOOL_SCHEMA}`];
+      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', ...selection], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
+      if (!this.cfg.schema && !(await postDataApplied(dst, this.scope))) {
         await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
-        await markPostDataApplied(dst);
+        await markPostDataApplied(dst, this.scope);
       }
     } catch (e) {
       if (Date.now() >= deadline) throw new BudgetExceededError(`the data copy did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked or use method: replication');
@@ -185,11 +224,11 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   async copySequences(): Promise<number> {
-    return this.on('target', 'setting sequences', async () => copySequences(this.src, await this.targetDb(), this.cfg.sequenceGap));
+    return this.on('target', 'setting sequences', async () => copySequences(this.src, await this.targetDb(), this.cfg.sequenceGap, this.cfg.schema));
   }
 
   async verify(deadline: number): Promise<VerifyReport> {
-    return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline));
+    return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline, this.cfg.schema));
   }
 
   /**
@@ -201,7 +240,7 @@ export class PostgresCutover implements CutoverAdapter {
     if (this.cfg.method !== 'replication' || !(await this.targetDbExists())) return;
     const dst = await this.targetDb();
     if ((await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled`, [this.cfg.name])).rows.length > 0) {
-      await this.on('target', 'final catch-up before detaching', () => proveCaughtUp(this.src, dst, Date.now() + FINAL_CATCH_UP_MS));
+      await this.on('target', 'final catch-up before detaching', () => proveCaughtUp(this.src, dst, Date.now() + FINAL_CATCH_UP_MS, this.scope));
     }
     await this.on('target', 'stopping the subscription', () => dropSubscription(dst, this.cfg.name));
   }
@@ -211,10 +250,12 @@ export class PostgresCutover implements CutoverAdapter {
     if (await this.targetDbExists()) {
       const dst = await this.targetDb();
       if (await this.on('target', 'dropping the subscription', () => dropSubscription(dst, this.cfg.name))) dropped.push(`subscription ${this.cfg.name} (target)`);
-      if (await this.on('target', 'dropping the tool schema', () => dropToolSchema(dst))) dropped.push(`schema ${TOOL_SCHEMA} (target)`);
+      const gone = await this.on('target', 'dropping the tool objects', () => dropToolObjects(dst, this.scope));
+      if (gone) dropped.push(`${gone} (target)`);
     }
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
-    if (await this.on('source', 'dropping the tool schema', () => dropToolSchema(this.src))) dropped.push(`schema ${TOOL_SCHEMA} (source)`);
+    const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
+    if (gone) dropped.push(`${gone} (source)`);
     return dropped;
   }
 

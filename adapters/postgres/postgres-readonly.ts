@@ -335,11 +335,11 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
       const kind = tables.some((t) => t.argument === 'hold') ? 'hold' : 'fence';
       for (const g of schemaFenceGaps(tables, kind)) gaps.set(g.id, g);
     };
-    do {
+    for (;;) {
       await check();
+      if (Date.now() - started >= minMs && done()) break;
       await sleep(SCHEMA_CHECK_MS);
-    } while (Date.now() - started < minMs || !done());
-    await check();
+    }
     const writers = [...gaps.values()];
     return { probeMs: Date.now() - started, clean: writers.length === 0, writers };
   }

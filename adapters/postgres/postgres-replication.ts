@@ -9,33 +9,64 @@ import { sleep } from './postgres-sessions.js';
 
 /** The tool's own schema on both sides: the sentinel table lives there and is part of the publication. */
 export const TOOL_SCHEMA = '_cutover';
-const SENTINEL = `${quoteIdent(TOOL_SCHEMA)}.sentinel`;
+
+/**
+ * What one plan moves: a whole database (one sentinel table, publication FOR ALL TABLES) or one schema of a
+ * database that other schemas' plans share (a sentinel table per plan, a publication of the schema's tables):
+ * a subscription must not receive another plan's sentinel rows.
+ */
+export interface PgMoveScope {
+  schema?: string;
+  /** Quoted, qualified sentinel table. */
+  sentinel: string;
+}
+
+export function moveScope(name: string, schema?: string): PgMoveScope {
+  return schema ? { schema, sentinel: `${quoteIdent(TOOL_SCHEMA)}.${quoteIdent(name)}` } : { sentinel: `${quoteIdent(TOOL_SCHEMA)}.sentinel` };
+}
+
+/** Concurrent plans of one database race to create the shared tool schema: losing that race is fine. */
+const ALREADY_EXISTS = new Set(['23505', '42P06', '42P07']);
 
 /** Names of the replication objects one plan creates (slot names allow [a-z0-9_] only). */
 export function replicationName(planId: string): string {
   return `cutover_${planId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
-export async function createSentinel(c: PgClient): Promise<void> {
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TOOL_SCHEMA)}`);
-  await c.query(`CREATE TABLE IF NOT EXISTS ${SENTINEL} (id int PRIMARY KEY, token text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+export async function createSentinel(c: PgClient, scope: PgMoveScope): Promise<void> {
+  for (const sql of [
+    `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(TOOL_SCHEMA)}`,
+    `CREATE TABLE IF NOT EXISTS ${scope.sentinel} (id int PRIMARY KEY, token text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+  ]) {
+    await c.query(sql).catch((e: { code?: string }) => {
+      if (!ALREADY_EXISTS.has(e.code ?? '')) throw e;
+    });
+  }
+}
+
+export async function sentinelExists(c: PgClient, scope: PgMoveScope): Promise<boolean> {
+  return (await c.query<{ r: string | null }>(`SELECT to_regclass($1)::text AS r`, [scope.sentinel])).rows[0]?.r != null;
 }
 
 /** Method dump builds indexes and constraints once, after the first data load; a row in the tool's table remembers it. */
 const POST_DATA_MARKER_ID = 2;
 
-export async function postDataApplied(dst: PgClient): Promise<boolean> {
-  return (await dst.query(`SELECT 1 FROM ${SENTINEL} WHERE id = $1`, [POST_DATA_MARKER_ID])).rows.length > 0;
+export async function postDataApplied(dst: PgClient, scope: PgMoveScope): Promise<boolean> {
+  return (await dst.query(`SELECT 1 FROM ${scope.sentinel} WHERE id = $1`, [POST_DATA_MARKER_ID])).rows.length > 0;
 }
 
-export async function markPostDataApplied(dst: PgClient): Promise<void> {
-  await dst.query(`INSERT INTO ${SENTINEL} (id, token) VALUES ($1, 'post-data applied') ON CONFLICT (id) DO NOTHING`, [POST_DATA_MARKER_ID]);
+export async function markPostDataApplied(dst: PgClient, scope: PgMoveScope): Promise<void> {
+  await dst.query(`INSERT INTO ${scope.sentinel} (id, token) VALUES ($1, 'post-data applied') ON CONFLICT (id) DO NOTHING`, [POST_DATA_MARKER_ID]);
 }
 
-export async function startReplication(src: PgClient, dst: PgClient, source: DbEndpoint, database: string, name: string): Promise<void> {
-  await src.query(`INSERT INTO ${SENTINEL} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
+/** `tables`: the schema's tables (schema scope); a database moves FOR ALL TABLES. */
+export async function startReplication(src: PgClient, dst: PgClient, source: DbEndpoint, database: string, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
+  await src.query(`INSERT INTO ${scope.sentinel} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
   const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
-  if (pub.rows.length === 0) await src.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ALL TABLES`);
+  if (pub.rows.length === 0) {
+    // Table names come from the catalog already quoted by format('%I.%I').
+    await src.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ${scope.schema ? `TABLE ${[scope.sentinel, ...tables].join(', ')}` : 'ALL TABLES'}`);
+  }
   const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
   if (sub.rows.length === 0) {
     // The conninfo (with the source password) lives in the target's catalog only; it never reaches argv or logs.
@@ -114,16 +145,16 @@ export async function slotLagBytes(src: PgClient, name: string): Promise<number 
  * session. Logical replication applies commits in commit order, so once the target shows the sentinel it has
  * every transaction committed before it — all of them, up to and past the fence position.
  */
-export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: number): Promise<{ fencePosition: string; proofPosition: string; waitedMs: number }> {
+export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: number, scope: PgMoveScope): Promise<{ fencePosition: string; proofPosition: string; waitedMs: number }> {
   const fencePosition = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
   const token = randomUUID();
   await src.query('BEGIN READ WRITE');
-  await src.query(`UPDATE ${SENTINEL} SET token = $1, at = clock_timestamp() WHERE id = 1`, [token]);
+  await src.query(`UPDATE ${scope.sentinel} SET token = $1, at = clock_timestamp() WHERE id = 1`, [token]);
   await src.query('COMMIT');
   const proofPosition = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
   const started = Date.now();
   for (;;) {
-    const { rows } = await dst.query<{ token: string }>(`SELECT token FROM ${SENTINEL} WHERE id = 1`);
+    const { rows } = await dst.query<{ token: string }>(`SELECT token FROM ${scope.sentinel} WHERE id = 1`);
     if (rows[0]?.token === token) return { fencePosition, proofPosition, waitedMs: Date.now() - started };
     if (Date.now() >= deadline) {
       throw new BudgetExceededError(`the target did not catch up to the fence position ${fencePosition} within the write-downtime budget (waited ${Date.now() - started}ms)`, 'raise limits.maxWriteBlocked, or fence when the lag is lower (limits.maxLagBeforeFence)');
@@ -165,11 +196,23 @@ export async function dropPublisherSide(src: PgClient, name: string): Promise<st
   return dropped;
 }
 
-export async function dropToolSchema(c: PgClient): Promise<boolean> {
+/**
+ * Drops what the plan keeps in the tool schema: the whole schema for a database move, only its sentinel table
+ * for a schema move (other schemas' plans may still use theirs; the schema goes with the last one).
+ */
+export async function dropToolObjects(c: PgClient, scope: PgMoveScope): Promise<string | undefined> {
   const r = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [TOOL_SCHEMA]);
-  if (r.rows.length === 0) return false;
-  await c.query(`DROP SCHEMA ${quoteIdent(TOOL_SCHEMA)} CASCADE`);
-  return true;
+  if (r.rows.length === 0) return undefined;
+  if (!scope.schema) {
+    await c.query(`DROP SCHEMA ${quoteIdent(TOOL_SCHEMA)} CASCADE`);
+    return `schema ${TOOL_SCHEMA}`;
+  }
+  if (!(await sentinelExists(c, scope))) return undefined;
+  await c.query(`DROP TABLE IF EXISTS ${scope.sentinel}`);
+  const left = await c.query(`SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 LIMIT 1`, [TOOL_SCHEMA]);
+  // DROP SCHEMA without CASCADE fails if a concurrent plan just created its table there: that plan keeps it.
+  if (left.rows.length === 0) await c.query(`DROP SCHEMA IF EXISTS ${quoteIdent(TOOL_SCHEMA)}`).catch(() => {});
+  return `table ${scope.sentinel}`;
 }
 
 export async function replicationLeftovers(src: PgClient, dst: PgClient, name: string): Promise<Leftover[]> {

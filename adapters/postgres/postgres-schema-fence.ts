@@ -2,7 +2,7 @@ import { OperationError } from '../../src/errors.js';
 import type { SessionInfo } from '../../src/readonly/types.js';
 import type { PgClient } from './postgres-connection.js';
 import { quoteIdent } from './postgres-sql.js';
-import { terminateSessions } from './postgres-sessions.js';
+import { sleep, terminateSessions } from './postgres-sessions.js';
 
 /**
  * PostgreSQL has no per-schema read-only setting, and privileges do not bind table owners or superusers. The
@@ -55,23 +55,29 @@ export async function schemaTables(c: PgClient, schema: string): Promise<SchemaT
   return rows.map((r) => ({ oid: r.oid, name: r.t, trigger: r.enabled, argument: r.arg === 'fence' || r.arg === 'hold' ? r.arg : null }));
 }
 
-/** The trigger function; created once per database (concurrent creators: the loser finds it there). */
+/**
+ * The trigger function, created once per database. Tenants of one database fence side by side: a creator
+ * that loses the race on the schema or the function (unique violation, concurrent update) tries again.
+ */
 async function ensureRejectFunction(c: PgClient): Promise<void> {
-  const exists = async () => (await c.query(`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = 'reject_write'`, [FENCE_SCHEMA])).rows.length > 0;
-  if (await exists()) return;
-  try {
-    await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(FENCE_SCHEMA)}`);
-    await c.query(
-      `CREATE OR REPLACE FUNCTION ${REJECT_FN}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
-       BEGIN
-         IF TG_ARGV[0] = 'hold' AND current_setting('${WRITABLE_GUC}', true) = 'on' THEN RETURN NULL; END IF;
-         RAISE EXCEPTION USING ERRCODE = 'read_only_sql_transaction',
-           MESSAGE = format('cannot %s %I.%I: schema %I is read-only while it moves to a new server', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_TABLE_SCHEMA),
-           HINT = 'retry through the application''s connection alias once the move is done';
-       END $fn$`,
-    );
-  } catch (e) {
-    if (!DUPLICATE_OBJECT_CODES.has((e as { code?: string }).code ?? '') || !(await exists())) throw e;
+  for (let attempt = 1; ; attempt++) {
+    if ((await c.query(`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = 'reject_write'`, [FENCE_SCHEMA])).rows.length > 0) return;
+    try {
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(FENCE_SCHEMA)}`);
+      await c.query(
+        `CREATE OR REPLACE FUNCTION ${REJECT_FN}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+         BEGIN
+           IF TG_ARGV[0] = 'hold' AND current_setting('${WRITABLE_GUC}', true) = 'on' THEN RETURN NULL; END IF;
+           RAISE EXCEPTION USING ERRCODE = 'read_only_sql_transaction',
+             MESSAGE = format('cannot %s %I.%I: schema %I is read-only while it moves to a new server', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_TABLE_SCHEMA),
+             HINT = 'retry through the application''s connection alias once the move is done';
+         END $fn$`,
+      );
+      return;
+    } catch (e) {
+      if (!DUPLICATE_OBJECT_CODES.has((e as { code?: string }).code ?? '') || attempt >= 5) throw e;
+      await sleep(20 * attempt);
+    }
   }
 }
 
@@ -125,12 +131,14 @@ export async function fenceSchema(c: PgClient, schema: string, o: SchemaFenceOpt
     try {
       await c.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
       if (tables.length) await c.query(`LOCK TABLE ${tables.map((t) => t.name).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
-      await c.query(`SET LOCAL statement_timeout = 0`);
+      // One round trip for every table's trigger (names come from the catalog, quoted by format('%I.%I')).
+      const ddl = [`SET LOCAL statement_timeout = 0`, `SET LOCAL client_min_messages = warning`];
       for (const t of tables) {
-        await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(FENCE_TRIGGER)} ON ${t.name}`);
-        await c.query(`CREATE TRIGGER ${quoteIdent(FENCE_TRIGGER)} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${t.name} FOR EACH STATEMENT EXECUTE FUNCTION ${REJECT_FN}('${o.kind}')`);
-        if (o.kind === 'fence') await c.query(`ALTER TABLE ${t.name} ENABLE ALWAYS TRIGGER ${quoteIdent(FENCE_TRIGGER)}`);
+        ddl.push(`DROP TRIGGER IF EXISTS ${quoteIdent(FENCE_TRIGGER)} ON ${t.name}`);
+        ddl.push(`CREATE TRIGGER ${quoteIdent(FENCE_TRIGGER)} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${t.name} FOR EACH STATEMENT EXECUTE FUNCTION ${REJECT_FN}('${o.kind}')`);
+        if (o.kind === 'fence') ddl.push(`ALTER TABLE ${t.name} ENABLE ALWAYS TRIGGER ${quoteIdent(FENCE_TRIGGER)}`);
       }
+      await c.query(ddl.join(';\n'));
       await c.query('COMMIT');
     } catch (e) {
       await c.query('ROLLBACK').catch(() => {});
@@ -170,7 +178,7 @@ export async function unfenceSchema(c: PgClient, schema: string, lockTimeoutMs: 
   await c.query('BEGIN');
   try {
     await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-    for (const t of fenced) await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(FENCE_TRIGGER)} ON ${t.name}`);
+    await c.query(fenced.map((t) => `DROP TRIGGER IF EXISTS ${quoteIdent(FENCE_TRIGGER)} ON ${t.name}`).join(';\n'));
     await c.query('COMMIT');
   } catch (e) {
     await c.query('ROLLBACK').catch(() => {});

@@ -9,12 +9,12 @@ const CHECKSUM = (table: string) => `SELECT coalesce(md5(string_agg(h, '' ORDER 
 const COUNT = (table: string) => `SELECT count(*)::text AS v FROM ${table}`;
 
 /** Compares every user table on both sides (row counts or checksums), source and target queried in parallel. */
-export async function verifyTables(src: PgClient, dst: PgClient, mode: VerifyReport['mode'], deadline: number): Promise<VerifyReport> {
+export async function verifyTables(src: PgClient, dst: PgClient, mode: VerifyReport['mode'], deadline: number, schema?: string): Promise<VerifyReport> {
   const started = Date.now();
   if (mode === 'none') return { mode, tables: [], mismatches: [], durationMs: 0 };
   const tables: TableCheck[] = [];
   // Table names come from the catalog already quoted by format('%I.%I').
-  for (const table of await userTables(src)) {
+  for (const table of await userTables(src, schema)) {
     if (Date.now() > deadline) throw new BudgetExceededError(`verify did not finish within the write-downtime budget (${tables.length} tables checked)`, 'use verify: none or rowcounts, or raise limits.maxWriteBlocked');
     const sql = mode === 'checksums' ? CHECKSUM(table) : COUNT(table);
     const [a, b] = await Promise.all([src.query<{ v: string }>(sql), dst.query<{ v: string }>(sql).catch((e: Error) => ({ rows: [{ v: `error: ${e.message}` }] }))]);
@@ -25,10 +25,10 @@ export async function verifyTables(src: PgClient, dst: PgClient, mode: VerifyRep
 }
 
 /** Sets each target sequence to the source's last_value plus `gap` (never from MAX(id): deleted ids would be reused). */
-export async function copySequences(src: PgClient, dst: PgClient, gap: number): Promise<number> {
+export async function copySequences(src: PgClient, dst: PgClient, gap: number, schema?: string): Promise<number> {
   const { rows } = await src.query<{ s: string; n: string; last: string | null; called: boolean }>(
-    `SELECT schemaname AS s, sequencename AS n, last_value::text AS last, last_value IS NOT NULL AS called FROM pg_sequences WHERE schemaname <> $1`,
-    [TOOL_SCHEMA],
+    `SELECT schemaname AS s, sequencename AS n, last_value::text AS last, last_value IS NOT NULL AS called FROM pg_sequences WHERE schemaname <> $1 AND ($2::text IS NULL OR schemaname = $2)`,
+    [TOOL_SCHEMA, schema ?? null],
   );
   let set = 0;
   for (const r of rows) {

@@ -10,7 +10,7 @@ import type { CatchUpProof, Finding, SyncSummary, VerifyReport } from './cutover
 import { Journal, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
-import { endpointOf, type PlanSession } from './session.js';
+import { endpointOf, sourceFenceName, type PlanSession } from './session.js';
 
 export interface CutoverEvent {
   step: string;
@@ -108,8 +108,10 @@ class Runner {
   }
 }
 
+/** The target's hold until the switch: its database's read-only default, or a schema's hold trigger (replication passes both). */
 function targetHoldOptions(s: PlanSession) {
-  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), scope: 'database' as const, name: s.database, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0 };
+  const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
+  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0 };
 }
 
 function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
@@ -118,7 +120,7 @@ function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
     url: s.plan.source.url,
     ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}),
     scope: ro.scope,
-    ...(ro.scope === 'database' ? { name: ro.name ?? s.database } : ro.name ? { name: ro.name } : {}),
+    ...sourceFenceName(s),
     mode: ro.mode,
     drainTimeoutMs: ro.drainTimeoutMs,
     lockTimeoutMs: ro.lockTimeoutMs,
@@ -362,7 +364,7 @@ async function restoreSource(s: PlanSession, journal: Journal, runner: Runner, s
 
 async function runHook(argv: string[], name: string, s: PlanSession): Promise<void> {
   const [cmd, ...args] = argv;
-  const r = await runCommand(cmd!, args, { env: { CUTOVER_PLAN: s.plan.file, CUTOVER_DATABASE: s.database, CUTOVER_HOOK: name }, reject: false, timeoutMs: 60_000, secrets: s.secrets.all });
+  const r = await runCommand(cmd!, args, { env: { CUTOVER_PLAN: s.plan.file, CUTOVER_DATABASE: s.database, ...(s.schema !== undefined ? { CUTOVER_SCHEMA: s.schema } : {}), CUTOVER_HOOK: name }, reject: false, timeoutMs: 60_000, secrets: s.secrets.all });
   if (r.exitCode !== 0) throw new OperationError(`${name} hook exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`, 'fix the hook or remove it from the plan');
 }
 

@@ -12,7 +12,10 @@ export interface PlanSession {
   plan: Plan;
   planId: string;
   secrets: PlanSecrets;
+  /** The database that moves, or that holds the schema that moves. */
   database: string;
+  /** Set when one schema of `database` moves (schema tenants of `cutover waves`, or scope.schemas). */
+  schema?: string;
   source: DbEndpoint;
   target: DbEndpoint;
   adapter: CutoverAdapter;
@@ -29,12 +32,21 @@ export async function loadPlanFile(file: string, env: Record<string, string | un
   return { plan, planId: planId(plan), secrets: resolvePlanSecrets(plan, env as NodeJS.ProcessEnv) };
 }
 
-/** The one database a plan moves (the per-tenant waves move many, one session each). */
-export function planDatabase(plan: Plan): string {
-  if (plan.scope.kind !== 'databases' || plan.scope.names.length !== 1) {
-    throw new UsageError(`scope: run moves exactly one database (got ${plan.scope.kind}: ${plan.scope.names.join(', ')})`, 'use scope: { databases: [name] }; several tenants move with `cutover waves`');
+/**
+ * The one database a plan moves, or the one schema of a PostgreSQL database (named by source.url). The
+ * per-tenant waves move many, one session each.
+ */
+export function planScope(plan: Plan): { database: string; schema?: string } {
+  const { kind, names } = plan.scope;
+  if (kind === 'databases' && names.length === 1) return { database: names[0]! };
+  if (kind === 'schemas' && names.length === 1 && plan.engine === 'postgres') {
+    if (!plan.source.database) throw new UsageError('scope.schemas: source.url must name the database that holds the schema', 'e.g. source: { url: postgres://user@host/app }');
+    return { database: plan.source.database, schema: names[0]! };
   }
-  return plan.scope.names[0]!;
+  throw new UsageError(
+    `scope: run moves exactly one database${plan.engine === 'postgres' ? ' or one schema' : ''} (got ${kind}: ${names.join(', ')})`,
+    `use scope: { databases: [name] }${plan.engine === 'postgres' ? ' or { schemas: [name] }' : ''}; several tenants move with \`cutover waves\``,
+  );
 }
 
 export async function openSession(file: string, opts: SessionOptions): Promise<PlanSession> {
@@ -43,7 +55,7 @@ export async function openSession(file: string, opts: SessionOptions): Promise<P
 }
 
 export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecrets): Promise<PlanSession> {
-  const database = planDatabase(plan);
+  const { database, schema } = planScope(plan);
   const source = { ...parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {}), database };
   const target = { ...parseDbUrl(plan.target.url, secrets.target !== undefined ? { password: secrets.target } : {}), database };
   let adapter: CutoverAdapter;
@@ -52,6 +64,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       source,
       target: { ...target, database: 'postgres' },
       database,
+      ...(schema !== undefined ? { schema } : {}),
       method: plan.method,
       name: replicationName(id),
       sequenceGap: plan.sequences.gap,
@@ -79,6 +92,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     planId: id,
     secrets,
     database,
+    ...(schema !== undefined ? { schema } : {}),
     source,
     target,
     adapter,
@@ -88,6 +102,15 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       await router?.close().catch(() => {});
     },
   };
+}
+
+/** The name of what the source fence covers: the plan's readOnly.name, or the database or schema that moves. */
+export function sourceFenceName(s: Pick<PlanSession, 'plan' | 'database' | 'schema'>): { name?: string } {
+  const ro = s.plan.readOnly;
+  if (ro.name !== undefined) return { name: ro.name };
+  if (ro.scope === 'database') return { name: s.database };
+  if (ro.scope === 'schema' && s.schema !== undefined) return { name: s.schema };
+  return {};
 }
 
 export function endpointOf(ep: DbEndpoint): Endpoint {

@@ -4,7 +4,7 @@ import type { Leftover } from './cutover-adapter.js';
 import { replayJournal, type JournalRecord } from './journal.js';
 import { readLock, type LockInfo } from './lock.js';
 import { planPhase, type PlanPhase } from './phase.js';
-import type { PlanSession } from './session.js';
+import { sourceFenceName, type PlanSession } from './session.js';
 
 export interface PlanStatus {
   planId: string;
@@ -60,7 +60,7 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
       url: s.plan.source.url,
       ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}),
       scope: ro.scope,
-      ...(ro.scope === 'database' ? { name: ro.name ?? s.database } : ro.name ? { name: ro.name } : {}),
+      ...sourceFenceName(s),
       stateDir: s.plan.stateDir,
     }),
   );

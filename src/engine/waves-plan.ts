@@ -30,26 +30,34 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/** The database that holds the plan's schema tenants; undefined when each tenant is a database. */
+export function tenantsDatabase(plan: Plan): string | undefined {
+  return plan.scope.kind === 'tenants' ? plan.scope.database : undefined;
+}
+
 /**
- * The single-database plan of one tenant: the same servers with the tenant's database, the router entry of
- * the tenant, its own state dir (own journal and lock) and the per-tenant budget. Run, resume and rollback
- * treat it exactly like a plan written by hand.
+ * The single-database (or single-schema) plan of one tenant: the same servers with the tenant's database, the
+ * router entry of the tenant, its own state dir (own journal and lock) and the per-tenant budget. Run, resume
+ * and rollback treat it exactly like a plan written by hand. A schema tenant fences its schema only; its
+ * router entry is a PgBouncer alias named after it that points at the shared database.
  */
 export function tenantPlan(plan: Plan, tenant: string): Plan {
   const waves = wavesOf(plan);
   const router = plan.router;
   if (router.kind !== 'pgbouncer' && router.kind !== 'none') {
-    throw new UsageError(`router.kind ${router.kind}: waves route each tenant through its own PgBouncer [databases] entry`, 'use router.kind pgbouncer (one entry per tenant database) or none');
+    throw new UsageError(`router.kind ${router.kind}: waves route each tenant through its own PgBouncer [databases] entry`, 'use router.kind pgbouncer (one entry per tenant) or none');
   }
   const { waves: _waves, ...rest } = plan;
   const { name: _name, ...readOnly } = plan.readOnly;
+  const database = tenantsDatabase(plan) ?? tenant;
+  const schemaTenant = tenantsDatabase(plan) !== undefined;
   return {
     ...rest,
-    source: { ...plan.source, url: withDatabase(plan.source.url, tenant), database: tenant },
-    target: { ...plan.target, url: withDatabase(plan.target.url, tenant), database: tenant },
-    scope: { kind: 'databases', names: [tenant] },
-    // A database fence names the tenant's database (derived from the scope); other scopes would fence every tenant.
-    readOnly: { ...readOnly, scope: 'database' },
+    source: { ...plan.source, url: withDatabase(plan.source.url, database), database },
+    target: { ...plan.target, url: withDatabase(plan.target.url, database), database },
+    scope: schemaTenant ? { kind: 'schemas', names: [tenant] } : { kind: 'databases', names: [tenant] },
+    // The fence names the tenant's database or schema (derived from the scope); other scopes would fence every tenant.
+    readOnly: { ...readOnly, scope: schemaTenant ? 'schema' : 'database' },
     limits: { ...plan.limits, maxWriteBlockedMs: waves.maxWriteBlockedPerTenantMs },
     router: router.kind === 'pgbouncer' ? { ...router, database: tenant } : router,
     stateDir: join(plan.stateDir, 'tenants', tenantDirName(tenant)),
@@ -75,7 +83,10 @@ export async function resolveTenants(plan: Plan, secrets: PlanSecrets): Promise<
 async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Promise<string[]> {
   if (plan.engine !== 'postgres') throw new UsageError(`scope.tenants.query: a tenant query runs on PostgreSQL only in this version (engine ${plan.engine})`, 'list the tenants: scope: { tenants: [a, b] }');
   const ep = parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {});
-  const c = await connectPg(ep, { applicationName: 'cutover' });
+  const database = tenantsDatabase(plan);
+  const what = database !== undefined ? 'schema' : 'database';
+  // Schema tenants are listed in their database (pg_namespace is per database).
+  const c = await connectPg(ep, { applicationName: 'cutover', ...(database !== undefined ? { database } : {}) });
   let result;
   try {
     // A read-only transaction: the query lists tenants and must not change anything, whatever it says.
@@ -88,14 +99,14 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
   } finally {
     await c.end().catch(() => {});
   }
-  const fix = 'e.g. SELECT datname FROM pg_database WHERE datname LIKE \'tenant_%\'';
-  if (result.fields.length !== 1) throw new UsageError(`scope.tenants.query returned ${result.fields.length} columns; it must return one text column of database names`, fix);
+  const fix = database !== undefined ? "e.g. SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_%'" : "e.g. SELECT datname FROM pg_database WHERE datname LIKE 'tenant_%'";
+  if (result.fields.length !== 1) throw new UsageError(`scope.tenants.query returned ${result.fields.length} columns; it must return one text column of ${what} names`, fix);
   const field = result.fields[0]!;
-  if (!TEXT_TYPE_OIDS.has(field.dataTypeID)) throw new UsageError(`scope.tenants.query: column "${field.name}" is not text (type oid ${field.dataTypeID}); it must return database names`, `${fix}, or cast: SELECT x::text`);
+  if (!TEXT_TYPE_OIDS.has(field.dataTypeID)) throw new UsageError(`scope.tenants.query: column "${field.name}" is not text (type oid ${field.dataTypeID}); it must return ${what} names`, `${fix}, or cast: SELECT x::text`);
   const names: string[] = [];
   result.rows.forEach((row, i) => {
     const v = row[0];
-    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a database name`, 'filter NULLs and empty names out in the query');
+    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
     if (names.includes(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);
   });

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { connectPg, mapPgError } from '../../adapters/postgres/postgres-connection.js';
+import { WRITABLE_GUC } from '../../adapters/postgres/postgres-schema-fence.js';
+import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
 import { BudgetExceededError, OperationError, UsageError } from '../errors.js';
 import type { PlanTransform } from '../plan/index.js';
 import { run as runCommand } from '../util/subprocess.js';
@@ -23,6 +25,7 @@ export async function runTransform(s: PlanSession, transform: PlanTransform, ten
       CUTOVER_HOOK: 'transform',
       CUTOVER_TENANT: tenant,
       CUTOVER_DATABASE: s.database,
+      ...(s.schema !== undefined ? { CUTOVER_SCHEMA: s.schema } : {}),
       CUTOVER_TARGET_HOST: t.host,
       CUTOVER_TARGET_PORT: String(t.port),
       CUTOVER_TARGET_USER: t.user,
@@ -31,8 +34,9 @@ export async function runTransform(s: PlanSession, transform: PlanTransform, ten
       PGUSER: t.user,
       PGDATABASE: s.database,
       PGPASSWORD: t.password,
-      // The copy is held read-only for applications until the switch; the transform must write to it.
-      PGOPTIONS: '-c default_transaction_read_only=off',
+      // The copy is held read-only for applications until the switch (a database's read-only default or a
+      // schema's hold trigger); the transform must write to it.
+      PGOPTIONS: `-c default_transaction_read_only=off -c ${WRITABLE_GUC}=on`,
     },
     reject: false,
     timeoutMs: remaining,
@@ -49,6 +53,9 @@ async function runSqlTransform(s: PlanSession, file: string, tenant: string, rem
   const c = await connectPg(s.target, { database: s.database, applicationName: 'cutover-transform' });
   try {
     await c.query(`SET default_transaction_read_only = off`);
+    await c.query(`SET ${WRITABLE_GUC} = on`);
+    // A schema tenant's transform is written once for all tenants: unqualified names are the tenant's.
+    if (s.schema !== undefined) await c.query(`SET search_path TO ${quoteIdent(s.schema)}, public`);
     await c.query(`SET statement_timeout = ${Math.max(1, Math.floor(remainingMs))}`);
     // One simple-protocol query: PostgreSQL runs all its statements in one implicit transaction.
     await c.query(sql);

@@ -23,7 +23,7 @@ export const PLAN_DEFAULTS = {
 const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves'] as const;
 const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
 const READ_ONLY_SCOPES: Record<Engine, readonly ReadOnlyScope[]> = {
-  postgres: ['database', 'server', 'role'],
+  postgres: ['database', 'server', 'role', 'schema'],
   mysql: ['server', 'schema'],
   mariadb: ['server', 'schema'],
 };
@@ -91,9 +91,9 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     targetFields.report('url', `is the same server and database as source.url (${source.host}:${source.port})`, 'point target at the new server');
   }
 
-  const scope = readScope(top, source);
+  const scope = readScope(top, source, engine);
   const method = top.oneOf('method', ['replication', 'dump'] as const, PLAN_DEFAULTS.method);
-  const readOnly = engine ? readReadOnly(top, engine) : undefined;
+  const readOnly = engine ? readReadOnly(top, engine, scope) : undefined;
   const limitsFields = top.fields('limits', ['maxWriteBlocked', 'maxLagBeforeFence']);
   const maxWriteBlockedMs = limitsFields ? limitsFields.duration('maxWriteBlocked', PLAN_DEFAULTS.maxWriteBlockedMs, { min: 100, max: 30 * 60_000 }) : PLAN_DEFAULTS.maxWriteBlockedMs;
   const maxLagBeforeFenceBytes = limitsFields ? limitsFields.size('maxLagBeforeFence', PLAN_DEFAULTS.maxLagBeforeFenceBytes, { min: 0, max: 10 * 1024 ** 3 }) : PLAN_DEFAULTS.maxLagBeforeFenceBytes;
@@ -187,7 +187,7 @@ function readEndpoint(f: Fields, engine: Engine, warnings: string[]): PlanEndpoi
   return endpoint;
 }
 
-function readScope(top: Fields, source: PlanEndpoint | undefined): PlanScope | undefined {
+function readScope(top: Fields, source: PlanEndpoint | undefined, engine: Engine | undefined): PlanScope | undefined {
   const fix = 'e.g. scope: { databases: [shop] }';
   if (!top.has('scope')) {
     if (source?.database) return { kind: 'databases', names: [source.database] };
@@ -201,19 +201,41 @@ function readScope(top: Fields, source: PlanEndpoint | undefined): PlanScope | u
     return f.reader.report(f.node, f.path || 'scope', kinds.length === 0 ? 'names nothing' : `has ${kinds.join(' and ')}; give exactly one`, fix);
   }
   const kind = kinds[0]!;
-  if (kind === 'tenants' && isMap(f.valueNode('tenants'))) {
-    const q = f.fields('tenants', ['query']);
-    const query = q?.string('query', { required: true, fix: 'a SELECT on the source returning one text column of database names' });
-    return query === undefined ? undefined : { kind, names: [], query };
+  if (kind === 'schemas' && engine !== undefined && engine !== 'postgres') {
+    return f.report('schemas', `moves schemas of one PostgreSQL database; on ${engine} a schema is a database`, 'use scope: { databases: [name] }');
   }
+  if (kind === 'tenants' && isMap(f.valueNode('tenants'))) return readTenantsMap(f, engine);
   const names = f.stringList(kind, { fix });
   return names ? { kind, names } : undefined;
 }
 
-function readReadOnly(top: Fields, engine: Engine): PlanReadOnly | undefined {
+/**
+ * `tenants: { query: ... }` lists tenant databases at run time; with `database: app` the tenants are schemas of
+ * that database, listed (`schemas: [a, b]`) or queried (the query runs in that database).
+ */
+function readTenantsMap(scope: Fields, engine: Engine | undefined): PlanScope | undefined {
+  const f = scope.fields('tenants', ['query', 'schemas', 'database']);
+  if (!f) return undefined;
+  const fix = 'e.g. tenants: { schemas: [t1, t2], database: app } or tenants: { query: "SELECT ...", database: app }';
+  if (f.has('query') === f.has('schemas')) return f.reader.report(f.node, f.path, f.has('query') ? 'has query and schemas; give one' : 'needs query (or schemas with database)', fix);
+  const database = f.string('database');
+  if (f.has('database') && database === undefined) return undefined;
+  if (f.has('schemas') && database === undefined) return f.missing('database', 'schema tenants live in one database: name it, e.g. database: app');
+  if (database !== undefined && engine !== undefined && engine !== 'postgres') return f.report('database', `schema tenants are PostgreSQL only; on ${engine} each tenant is a database`, 'list the tenant databases: tenants: [a, b]');
+  const at = database !== undefined ? { database } : {};
+  if (f.has('query')) {
+    const query = f.string('query', { required: true, fix: `a SELECT on the source returning one text column of ${database !== undefined ? 'schema' : 'database'} names` });
+    return query === undefined ? undefined : { kind: 'tenants', names: [], query, ...at };
+  }
+  const names = f.stringList('schemas', { fix });
+  return names ? { kind: 'tenants', names, ...at } : undefined;
+}
+
+function readReadOnly(top: Fields, engine: Engine, planScope: PlanScope | undefined): PlanReadOnly | undefined {
   const scopes = READ_ONLY_SCOPES[engine];
   const defaults: PlanReadOnly = {
-    scope: scopes[0]!,
+    // A schema move fences its schema: a database fence would stop every other schema's writers too.
+    scope: planScope?.kind === 'schemas' ? 'schema' : scopes[0]!,
     mode: READ_ONLY_DEFAULTS.mode,
     drainTimeoutMs: READ_ONLY_DEFAULTS.drainTimeoutMs,
     lockTimeoutMs: READ_ONLY_DEFAULTS.lockTimeoutMs,
@@ -224,6 +246,10 @@ function readReadOnly(top: Fields, engine: Engine): PlanReadOnly | undefined {
   const f = top.fields('readOnly', ['scope', 'name', 'mode', 'drainTimeout', 'lockTimeout', 'terminate', 'roles']);
   if (!f) return undefined;
   const scope = f.oneOf('scope', scopes, defaults.scope);
+  const movesSchemas = planScope?.kind === 'schemas' || (planScope?.kind === 'tenants' && planScope.database !== undefined);
+  if (engine === 'postgres' && scope === 'schema' && planScope && !movesSchemas) {
+    return f.report('scope', 'schema fences one schema; it goes with scope.schemas (or schema tenants)', `use readOnly.scope database for scope ${planScope.kind}`);
+  }
   const name = f.string('name');
   const mode = f.oneOf('mode', ['advisory', 'enforced', 'strict'] as const, defaults.mode);
   const drainTimeoutMs = f.duration('drainTimeout', defaults.drainTimeoutMs, { min: 0, max: 10 * 60_000 });

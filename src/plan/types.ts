@@ -16,8 +16,11 @@ export interface PlanEndpoint {
 export type PlanScope =
   | { kind: 'databases'; names: string[] }
   | { kind: 'schemas'; names: string[] }
-  /** Tenants move one database each with `cutover waves`; `query` (run on the source) lists them at run time. */
-  | { kind: 'tenants'; names: string[]; query?: string };
+  /**
+   * Tenants move one at a time with `cutover waves`: databases, or (with `database`, PostgreSQL) schemas of that
+   * one database. `query` (run on the source) lists them at run time.
+   */
+  | { kind: 'tenants'; names: string[]; query?: string; database?: string };
 
 export type PlanMethod = 'replication' | 'dump';
 export type VerifyMode = 'none' | 'rowcounts' | 'checksums';

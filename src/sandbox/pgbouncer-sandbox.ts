@@ -1,4 +1,5 @@
 import { readPidFile, terminateProcess } from '../util/process.js';
+import { quoteConnValue } from '../../adapters/routers/pgbouncer-ini.js';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -111,7 +112,7 @@ export class PgBouncerSandbox extends DirSandbox {
   }
 
   private async writeIni(opts: PgBouncerSandboxOptions, port: number, asUser: string | undefined): Promise<void> {
-    const databases = Object.entries(opts.databases).map(([name, b]) => `${name} = host=${b.host} port=${b.port} dbname=${b.dbname ?? name}`);
+    const databases = Object.entries(opts.databases).map(([name, b]) => `${name} = host=${b.host} port=${b.port} dbname=${quoteConnValue(b.dbname ?? name)}`);
     const settings: Record<string, string | number> = {
       listen_addr: '127.0.0.1',
       listen_port: port,

@@ -16,14 +16,18 @@ export interface CutoverEnv {
   stop(): Promise<void>;
 }
 
-export async function startCutoverEnv(opts: { bouncerDatabases?: string[]; srcSettings?: Record<string, string | number> } = {}): Promise<CutoverEnv> {
+/** `bouncerAliases`: PgBouncer entries named differently from their database (schema tenants: alias → database). */
+export async function startCutoverEnv(opts: { bouncerDatabases?: string[]; bouncerAliases?: Record<string, string>; srcSettings?: Record<string, string | number> } = {}): Promise<CutoverEnv> {
   const password = 'Sh@red:pw/1%';
   const src = await PostgresSandbox.start({ major: 15, password, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) });
   const dst = await PostgresSandbox.start({ major: 17, password });
   let bouncer: PgBouncerSandbox | undefined;
-  if (opts.bouncerDatabases) {
+  if (opts.bouncerDatabases || opts.bouncerAliases) {
     bouncer = await PgBouncerSandbox.start({
-      databases: Object.fromEntries(opts.bouncerDatabases.map((d) => [d, { host: src.host, port: src.port }])),
+      databases: Object.fromEntries([
+        ...(opts.bouncerDatabases ?? []).map((d) => [d, { host: src.host, port: src.port }]),
+        ...Object.entries(opts.bouncerAliases ?? {}).map(([alias, dbname]) => [alias, { host: src.host, port: src.port, dbname }]),
+      ]),
       users: { postgres: password },
       poolMode: 'transaction',
     });
@@ -104,10 +108,10 @@ export async function missingOn(sb: PostgresSandbox, db: string, w: WorkloadResu
   }
 }
 
-export async function keysOn(sb: PostgresSandbox, db: string): Promise<Set<string>> {
+export async function keysOn(sb: PostgresSandbox, db: string, table = WORKLOAD_TABLE): Promise<Set<string>> {
   const c = await client(sb, { database: db });
   try {
-    const { rows } = await c.query<{ k: string }>(`SELECT client || ':' || seq AS k FROM ${WORKLOAD_TABLE}`);
+    const { rows } = await c.query<{ k: string }>(`SELECT client || ':' || seq AS k FROM ${table}`);
     return new Set(rows.map((r) => r.k));
   } finally {
     await c.end();
@@ -115,10 +119,10 @@ export async function keysOn(sb: PostgresSandbox, db: string): Promise<Set<strin
 }
 
 /** A fresh connection's INSERT: rejected with 25006 when the database is fenced. */
-export async function canWrite(sb: PostgresSandbox, db: string): Promise<boolean> {
+export async function canWrite(sb: PostgresSandbox, db: string, table = WORKLOAD_TABLE): Promise<boolean> {
   const c = await client(sb, { database: db });
   try {
-    await c.query(`INSERT INTO ${WORKLOAD_TABLE} (client, seq) VALUES (-1, (SELECT coalesce(max(seq), 0) + 1 FROM ${WORKLOAD_TABLE} WHERE client = -1))`);
+    await c.query(`INSERT INTO ${table} (client, seq) VALUES (-1, (SELECT coalesce(max(seq), 0) + 1 FROM ${table} WHERE client = -1))`);
     return true;
   } catch (e) {
     if ((e as { code?: string }).code === '25006') return false;

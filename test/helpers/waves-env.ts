@@ -5,13 +5,40 @@ import { replayJournal } from '../../src/engine/journal.js';
 import { tenantPlan } from '../../src/engine/waves-plan.js';
 import { loadPlan, planId } from '../../src/plan/index.js';
 import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
+import { workloadTableSql } from '../../src/sandbox/workload.js';
 import { keysOn, seedDatabase, type CutoverEnv } from './cutover-env.js';
+import { exec } from './pg.js';
+
+/** Where tenants live: one database each (the default), or schemas of one database. */
+export interface TenantLayout {
+  database?: string;
+}
+
+const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+export const tenantDb = (layout: TenantLayout, tenant: string) => layout.database ?? tenant;
+export const tenantTable = (layout: TenantLayout, tenant: string) => (layout.database ? `${q(tenant)}.${WORKLOAD_TABLE}` : WORKLOAD_TABLE);
 
 export async function seedTenants(e: CutoverEnv, tenants: readonly string[], rows = 200): Promise<void> {
   for (const t of tenants) await seedDatabase(e.src, t, rows);
 }
 
-export async function writeWavesPlan(e: CutoverEnv, o: { name: string; tenants: readonly string[]; stateDir: string; waves?: string }): Promise<string> {
+/** Schema tenants: each schema of `database` gets the same tables as a tenant database. */
+export async function seedSchemaTenants(e: CutoverEnv, database: string, tenants: readonly string[], rows = 200): Promise<void> {
+  await exec(e.src, 'postgres', `CREATE DATABASE ${q(database)}`);
+  for (const t of tenants) {
+    await exec(
+      e.src,
+      database,
+      `CREATE SCHEMA ${q(t)}`,
+      `SET search_path TO ${q(t)}`,
+      'CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, price numeric(10,2))',
+      `INSERT INTO items (name, price) SELECT 'item ' || g, g % 100 FROM generate_series(1, ${rows}) g`,
+      workloadTableSql(),
+    );
+  }
+}
+
+export async function writeWavesPlan(e: CutoverEnv, o: { name: string; tenants: readonly string[]; stateDir: string; waves?: string; database?: string }): Promise<string> {
   await mkdir(o.stateDir, { recursive: true });
   const file = join(o.stateDir, `${o.name}.plan.yaml`);
   await writeFile(
@@ -20,7 +47,9 @@ export async function writeWavesPlan(e: CutoverEnv, o: { name: string; tenants: 
       'engine: postgres',
       `source: { url: "postgres://postgres@127.0.0.1:${e.src.port}/postgres", passwordEnv: SRC_PW }`,
       `target: { url: "postgres://postgres@127.0.0.1:${e.dst.port}/postgres", passwordEnv: DST_PW }`,
-      `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
+      o.database
+        ? `scope: { tenants: { schemas: [${o.tenants.map((t) => `"${t}"`).join(', ')}], database: "${o.database}" } }`
+        : `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
       `router: { kind: pgbouncer, admin: "${e.bouncer!.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${e.bouncer!.iniPath}", database: "${o.tenants[0]}" }`,
       `state: "${o.stateDir}"`,
       o.waves ?? '',
@@ -49,6 +78,7 @@ export class TenantWorkload {
     private readonly e: CutoverEnv,
     private readonly tenants: readonly string[],
     private readonly writers = 4,
+    private readonly layout: TenantLayout = {},
   ) {}
 
   start(): this {
@@ -70,7 +100,7 @@ export class TenantWorkload {
           await c.connect();
           conns.set(tenant, c);
         }
-        await c.query(`INSERT INTO ${WORKLOAD_TABLE} (client, seq) VALUES ($1, $2)`, [client, seq]);
+        await c.query(`INSERT INTO ${tenantTable(this.layout, tenant)} (client, seq) VALUES ($1, $2)`, [client, seq]);
       } catch (err) {
         w.ok = false;
         w.error = (err as Error).message;
@@ -92,10 +122,10 @@ export class TenantWorkload {
 }
 
 /** Acknowledged writes of these tenants missing from a server. */
-export async function missingTenantWrites(e: CutoverEnv, server: 'src' | 'dst', writes: readonly TenantWrite[], tenants: readonly string[]): Promise<string[]> {
+export async function missingTenantWrites(e: CutoverEnv, server: 'src' | 'dst', writes: readonly TenantWrite[], tenants: readonly string[], layout: TenantLayout = {}): Promise<string[]> {
   const missing: string[] = [];
   for (const t of tenants) {
-    const have = await keysOn(e[server], t);
+    const have = await keysOn(e[server], tenantDb(layout, t), tenantTable(layout, t));
     for (const w of writes) if (w.tenant === t && w.ok && !have.has(w.key)) missing.push(`${t}/${w.key}`);
   }
   return missing;

@@ -79,6 +79,28 @@ describe('a tenant plan', () => {
     expect(tenantDirName('we/ird')).not.toBe(tenantDirName('we_ird'));
   });
 
+  it('a schema tenant is a one-schema plan of the shared database: schema fence, PgBouncer alias named after it', () => {
+    const schemas = plan('scope: { tenants: { schemas: [t1, "Odd t"], database: app } }');
+    expect(schemas.scope).toEqual({ kind: 'tenants', names: ['t1', 'Odd t'], database: 'app' });
+    const t = tenantPlan(schemas, 'Odd t');
+    expect(t.scope).toEqual({ kind: 'schemas', names: ['Odd t'] });
+    expect(t.source).toMatchObject({ url: 'postgres://app@10.0.0.1/app', database: 'app' });
+    expect(t.target).toMatchObject({ url: 'postgres://app@10.0.0.2/app', database: 'app' });
+    expect(t.readOnly.scope).toBe('schema');
+    expect(t.router).toMatchObject({ kind: 'pgbouncer', database: 'Odd t' });
+    expect(planId(t)).not.toBe(planId(tenantPlan(schemas, 't1')));
+    expect(plan('scope: { tenants: { query: "SELECT nspname FROM pg_namespace", database: app } }').scope).toEqual({ kind: 'tenants', names: [], query: 'SELECT nspname FROM pg_namespace', database: 'app' });
+  });
+
+  it('a schemas scope fences its schema by default; schema tenants need their database, and are PostgreSQL only', () => {
+    expect(plan('scope: { schemas: [t1] }').readOnly.scope).toBe('schema');
+    expect(issues('scope: { tenants: { schemas: [a] } }')[0]).toMatch(/^5: scope.tenants.database: is required/);
+    expect(issues('scope: { tenants: { schemas: [a], query: x, database: d } }')[0]).toMatch(/^5: scope.tenants: has query and schemas; give one/);
+    const mysql = (...rest: string[]) => issues('engine: mariadb', ...rest).find((i) => /scope/.test(i));
+    expect(mysql('scope: { tenants: { schemas: [a], database: d } }')).toMatch(/scope.tenants.database: schema tenants are PostgreSQL only/);
+    expect(mysql('scope: { schemas: [a] }')).toMatch(/scope.schemas: moves schemas of one PostgreSQL database/);
+  });
+
   it('orders tenants as listed or by name', () => {
     expect(orderTenants(['b', 'a', 'c'], 'listed')).toEqual(['b', 'a', 'c']);
     expect(orderTenants(['b', 'a', 'c'], 'name')).toEqual(['a', 'b', 'c']);
