@@ -7,26 +7,32 @@ import { canWrite, sleep, startCutoverEnv, type CutoverEnv } from '../helpers/cu
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
-import { missingTenantWrites, seedTenants, TenantWorkload, writeWavesPlan } from '../helpers/waves-env.js';
+import { missingTenantWrites, seedSchemaTenants, seedTenants, tenantDb, tenantTable, TenantWorkload, writeWavesPlan, type TenantLayout } from '../helpers/waves-env.js';
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 const TENANTS = ['k1', 'k2', 'k3', 'k4', 'k5'];
 
-describe.skipIf(unavailable)('cutover waves SIGKILLed mid-wave (one tenant fenced), then run again', () => {
+describe.skipIf(unavailable).each([
+  { kind: 'databases', layout: {} as TenantLayout },
+  { kind: 'schemas of one database', layout: { database: 'shared' } as TenantLayout },
+])('cutover waves of tenant $kind SIGKILLed mid-wave (one tenant fenced), then run again', ({ layout }) => {
   let e: CutoverEnv;
   let stateDir: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startCutoverEnv({ bouncerDatabases: TENANTS });
+    e = layout.database
+      ? await startCutoverEnv({ bouncerAliases: Object.fromEntries(TENANTS.map((t) => [t, layout.database!])) })
+      : await startCutoverEnv({ bouncerDatabases: TENANTS });
     stateDir = await tempStateDir(e.src.dir);
-    await seedTenants(e, TENANTS);
+    if (layout.database) await seedSchemaTenants(e, layout.database, TENANTS);
+    else await seedTenants(e, TENANTS);
   });
   afterAll(async () => e?.stop());
 
   it('status tells done / in-flight / pending; the second run skips done tenants, resumes the fenced one, moves the rest; nothing lost', async () => {
-    const plan = await writeWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir });
-    const workload = new TenantWorkload(e, TENANTS, 3).start();
+    const plan = await writeWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, ...layout });
+    const workload = new TenantWorkload(e, TENANTS, 3, layout).start();
     let again;
     try {
       // k3 parks after its fence, with k1 and k2 done and k4, k5 not started: then the process dies.
@@ -49,7 +55,10 @@ describe.skipIf(unavailable)('cutover waves SIGKILLed mid-wave (one tenant fence
     expect(actions).toEqual({ k1: 'skipped', k2: 'skipped', k3: 'resumed', k4: 'moved', k5: 'moved' });
     expect(result.counts.done).toBe(5);
     expect(writes.filter((w) => !w.ok)).toEqual([]);
-    expect(await missingTenantWrites(e, 'dst', writes, TENANTS)).toEqual([]);
-    for (const t of TENANTS) expect(await canWrite(e.dst, t)).toBe(true);
+    expect(await missingTenantWrites(e, 'dst', writes, TENANTS, layout)).toEqual([]);
+    for (const t of TENANTS) {
+      expect(await canWrite(e.dst, tenantDb(layout, t), tenantTable(layout, t))).toBe(true);
+      expect(await canWrite(e.src, tenantDb(layout, t), tenantTable(layout, t))).toBe(false);
+    }
   });
 });
