@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
@@ -15,6 +15,8 @@ const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) =>
 const C1 = names('s1_', N);
 const C4 = names('s4_', N);
 const TF = ['tf_a', 'tf_bad', 'tf_c'];
+/** Names a pg_dump -n pattern would misread unless quoted: wildcards, a dot, quotes, unicode, a reserved word. */
+const ODD = ['Odd "Sch.ema*"', 'tenant?ü', 'select'];
 
 function worstOutsideWindow(writes: readonly TenantWrite[], windows: Map<string, { from: number; to: number }>): { ms: number; tenant?: string } {
   let worst: { ms: number; tenant?: string } = { ms: 0 };
@@ -30,11 +32,13 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database thr
   let e: CutoverEnv;
   let stateRoot: string;
   const all = [...C1, ...C4, ...TF];
+  const oddTable = (t: string) => `"${t.replace(/"/g, '""')}".items`;
 
   beforeAll(async () => {
     e = await startCutoverEnv({ bouncerAliases: Object.fromEntries(all.map((t) => [t, DB])) });
     stateRoot = await tempStateDir(e.src.dir);
-    await seedSchemaTenants(e, DB, all);
+    // 'Odd "SchXema*"' is what a careless -n pattern for 'Odd "Sch.ema*"' would also match: it must stay behind.
+    await seedSchemaTenants(e, DB, [...all, ...ODD, 'Odd "SchXema*"']);
   });
   afterAll(async () => e?.stop());
 
@@ -78,6 +82,34 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database thr
     const worst = worstOutsideWindow(writes, windows);
     console.log(`schema waves c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms (smallest ${smallest} ms); ${writes.length} writes, worst outside own window ${worst.ms} ms (${worst.tenant})`);
     expect(worst.ms).toBeLessThan(smallest);
+  });
+
+  it('odd schema names move exactly (router none): each schema alone, its look-alikes untouched', async () => {
+    const stateDir = join(stateRoot, 'odd');
+    const plan = join(stateDir, 'odd.plan.yaml');
+    await mkdir(stateDir, { recursive: true });
+    await writeFile(
+      plan,
+      [
+        'engine: postgres',
+        `source: { url: "postgres://postgres@127.0.0.1:${e.src.port}/postgres", passwordEnv: SRC_PW }`,
+        `target: { url: "postgres://postgres@127.0.0.1:${e.dst.port}/postgres", passwordEnv: DST_PW }`,
+        `scope: { tenants: { schemas: ${JSON.stringify(ODD)}, database: "${DB}" } }`,
+        `state: "${stateDir}"`,
+      ].join('\n') + '\n',
+    );
+    const r = await cli(['waves', plan, '--yes', '--json'], e.env);
+    expect(r.code, r.err).toBe(0);
+    expect(r.json().counts.done).toBe(ODD.length);
+    const dst = await client(e.dst, { database: DB });
+    try {
+      for (const t of ODD) expect((await dst.query(`SELECT count(*)::int AS n FROM ${oddTable(t)}`)).rows[0].n).toBe(200);
+      const moved = (await dst.query(`SELECT nspname FROM pg_namespace WHERE nspname = ANY($1::text[])`, [[...ODD, 'Odd "SchXema*"']])).rows.map((x) => x.nspname).sort();
+      expect(moved).toEqual([...ODD].sort());
+    } finally {
+      await dst.end();
+    }
+    for (const t of ODD) expect(await canWrite(e.src, DB, `"${t.replace(/"/g, '""')}".cutover_workload`)).toBe(false);
   });
 
   it('a transform that fails for one schema rolls back only that schema (unqualified names are the tenant\'s)', async () => {
