@@ -63,9 +63,18 @@ describe.skipIf(pg15Missing)('schema scope fence (PostgreSQL, trigger fence)', (
     await quick.query(`INSERT INTO t2.items VALUES (10, 'drained')`);
     await stuck.query('BEGIN');
     await stuck.query(`INSERT INTO t2."Order" VALUES (11)`);
-    setTimeout(() => void quick.query('COMMIT'), 100);
     try {
-      const r = await readOnlyOn(opts('t2'));
+      const fencing = readOnlyOn({ ...opts('t2'), drainTimeoutMs: 2000 });
+      // Commit the quick writer once the fence is queued behind it (its LOCK TABLE waits): a drain, not a race.
+      const watcher = await client(sb, { database: 'app' });
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await watcher.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'cutover readonly' AND wait_event_type = 'Lock'`);
+        if (rows.length) break;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      await watcher.end();
+      await quick.query('COMMIT');
+      const r = await fencing;
       expect(r.drained.map((s) => s.application)).toContain('quick');
       expect(r.terminated.map((s) => s.application)).toEqual(['stuck']);
       const rows = await client(sb, { database: 'app' });
