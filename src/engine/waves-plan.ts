@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { connectPg, mapPgError } from '../../adapters/postgres/postgres-connection.js';
 import { UsageError } from '../errors.js';
-import { planId, type Plan, type PlanSecrets, type PlanWaves } from '../plan/index.js';
+import { planId, type Plan, type PlanSecrets, type PlanWaves, type RouterConfig } from '../plan/index.js';
 import { parseDbUrl } from '../util/db-url.js';
 
 /** PostgreSQL types whose values are names as text (text, name, varchar, bpchar). */
@@ -37,10 +37,6 @@ function withDatabase(url: string, database: string): string {
  */
 export function tenantPlan(plan: Plan, tenant: string): Plan {
   const waves = wavesOf(plan);
-  const router = plan.router;
-  if (router.kind !== 'pgbouncer' && router.kind !== 'none') {
-    throw new UsageError(`router.kind ${router.kind}: waves route each tenant through its own PgBouncer [databases] entry`, 'use router.kind pgbouncer (one entry per tenant database) or none');
-  }
   const { waves: _waves, ...rest } = plan;
   const { name: _name, ...readOnly } = plan.readOnly;
   return {
@@ -51,9 +47,30 @@ export function tenantPlan(plan: Plan, tenant: string): Plan {
     // A database fence names the tenant's database (derived from the scope); other scopes would fence every tenant.
     readOnly: { ...readOnly, scope: 'database' },
     limits: { ...plan.limits, maxWriteBlockedMs: waves.maxWriteBlockedPerTenantMs },
-    router: router.kind === 'pgbouncer' ? { ...router, database: tenant } : router,
+    router: tenantRouter(plan.router, tenant),
     stateDir: join(plan.stateDir, 'tenants', tenantDirName(tenant)),
   };
+}
+
+/**
+ * The router config of one tenant. Each kind needs a per-tenant handle: PgBouncer an entry named like the
+ * tenant database, the file router the tenant's entry in one JSON map, the exec command CUTOVER_TENANT.
+ * HAProxy routes by server, not by database, so it cannot move one tenant alone.
+ */
+export function tenantRouter(router: RouterConfig, tenant: string): RouterConfig {
+  switch (router.kind) {
+    case 'none':
+      return router;
+    case 'pgbouncer':
+      return { ...router, database: tenant };
+    case 'file':
+      if (router.format !== 'json') throw new UsageError(`router.format ${router.format}: waves keep every tenant's endpoint in one file, as a JSON map of tenant → endpoint`, 'use router: { kind: file, path: ..., format: json }');
+      return { ...router, tenant };
+    case 'exec':
+      return { ...router, tenant };
+    case 'haproxy':
+      throw new UsageError('router.kind haproxy: HAProxy routes a whole server, not one tenant database', 'use router.kind file (a JSON map tenant → endpoint), exec (gets CUTOVER_TENANT), pgbouncer (PostgreSQL) or none');
+  }
 }
 
 export function tenantPlanId(plan: Plan, tenant: string): string {
