@@ -130,8 +130,8 @@ function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
 }
 
 /** Preflight of the adapter and the router. */
-export async function preflightFindings(s: PlanSession): Promise<Finding[]> {
-  const findings = await s.adapter.preflight();
+export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean } = {}): Promise<Finding[]> {
+  const findings = await s.adapter.preflight(ctx);
   for (const f of (await s.router?.preflight()) ?? []) {
     findings.push({ severity: f.severity === 'blocking' ? 'blocker' : f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
   }
@@ -180,7 +180,7 @@ export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<S
 /** Preflight, then pin (or check) the servers' identities in the journal. Blockers stop here, nothing changed. */
 async function preflightStep(s: PlanSession, runner: Runner): Promise<void> {
   await runner.step('preflight', 'preflight checks', async () => {
-    const findings = await preflightFindings(s);
+    const findings = await preflightFindings(s, { synced: planPhase(runner.journal.state.records) === 'synced' });
     if (findings.some((f) => f.severity === 'blocker')) throw blockerError(findings);
     return checkIdentities(s, runner.journal);
   }, (r) => r);
