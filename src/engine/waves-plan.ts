@@ -90,8 +90,11 @@ export async function resolveTenants(plan: Plan, secrets: PlanSecrets): Promise<
 }
 
 async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Promise<string[]> {
-  if (plan.engine !== 'postgres') throw new UsageError(`scope.tenants.query: a tenant query runs on PostgreSQL only in this version (engine ${plan.engine})`, 'list the tenants: scope: { tenants: [a, b] }');
   const ep = parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {});
+  if (plan.engine !== 'postgres') {
+    const { queryMysqlColumn } = await import('../../adapters/mysql/mysql-tenants.js');
+    return tenantNames(await queryMysqlColumn(ep, query, QUERY_TIMEOUT_MS), 'e.g. SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \'tenant\\_%\'');
+  }
   const c = await connectPg(ep, { applicationName: 'cutover' });
   let result;
   try {
@@ -109,9 +112,14 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
   if (result.fields.length !== 1) throw new UsageError(`scope.tenants.query returned ${result.fields.length} columns; it must return one text column of database names`, fix);
   const field = result.fields[0]!;
   if (!TEXT_TYPE_OIDS.has(field.dataTypeID)) throw new UsageError(`scope.tenants.query: column "${field.name}" is not text (type oid ${field.dataTypeID}); it must return database names`, `${fix}, or cast: SELECT x::text`);
+  return tenantNames(result.rows.map((row) => row[0]), fix);
+}
+
+/** The values a tenant query returned, as tenant names: distinct, non-NULL, non-empty text. */
+function tenantNames(values: readonly unknown[], fix: string): string[] {
   const names: string[] = [];
-  result.rows.forEach((row, i) => {
-    const v = row[0];
+  values.forEach((v, i) => {
+    if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, `${fix}; cast binary names with CONVERT(x USING utf8mb4)`);
     if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a database name`, 'filter NULLs and empty names out in the query');
     if (names.includes(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);
