@@ -252,7 +252,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     const exempt = await s.adapter.ownSourceSessions();
     // The leak probe overlaps catch-up and verify instead of adding its window to the write-blocked time,
     // and watches until the point of no return. Its session opens after the fence, which ends older ones.
-    const overlapProbe = canWatchLeaks(s.plan.engine);
+    const overlapProbe = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope);
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
       return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(overlapProbe ? { probeMs: 0 } : {}) });
