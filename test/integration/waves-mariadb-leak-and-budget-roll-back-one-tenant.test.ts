@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, tempStateDir } from '../helpers/cli.js';
+import { exec, mariadbMissing } from '../helpers/mariadb.js';
+import { appCanWriteTenant, appPrivileges, routerEntries, seedMysqlTenants, startMysqlWavesEnv, writeMysqlWavesPlan, type MysqlWavesEnv } from '../helpers/mysql-waves-env.js';
+
+const TENANTS = ['lk_leaky', 'lk_big', 'lk_fine'];
+
+describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or whose copy outgrows the budget is rolled back alone', () => {
+  let e: MysqlWavesEnv;
+  let stateDir: string;
+
+  beforeAll(async () => {
+    e = await startMysqlWavesEnv();
+    stateDir = await tempStateDir(e.src.dir);
+    await seedMysqlTenants(e, TENANTS);
+    // Too big to dump and load within the budget on any machine this runs on.
+    await exec(e.src, 'USE lk_big', 'INSERT INTO lk_big.items (name, price) SELECT CONCAT(\'bulk \', seq, REPEAT(\'x\', 40)), seq % 100 FROM seq_1_to_600000');
+    // An account the per-database fence cannot stop: its INSERT is granted on every database.
+    await exec(e.src, `CREATE USER 'batch'@'%' IDENTIFIED BY 'batch-pw'`, `GRANT SELECT, INSERT ON *.* TO 'batch'@'%'`);
+  });
+  afterAll(async () => e?.stop());
+
+  it('leak → rolled back (a write after the copy began is never lost on the source); too big → budget exit, unfenced; the others move', async () => {
+    const routerFile = join(stateDir, 'tenants.json');
+    const plan = await writeMysqlWavesPlan(e, { name: 'lk', tenants: TENANTS, stateDir, routerFile, waves: 'waves: { maxWriteBlockedPerTenant: 4s }' });
+    const grants = Object.fromEntries(await Promise.all(TENANTS.map(async (t) => [t, await appPrivileges(e.src, t)] as const)));
+
+    let stop = false;
+    let batchRows = 0;
+    const batch = (async () => {
+      const c = await mysql.createConnection({ host: '127.0.0.1', port: e.src.port, user: 'batch', password: 'batch-pw' });
+      c.on('error', () => {});
+      try {
+        for (let i = 1; !stop; i++) {
+          await c.query('INSERT INTO lk_leaky.cutover_workload (client, seq) VALUES (99, ?)', [i]);
+          batchRows++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await c.end().catch(() => {});
+      }
+    })();
+    let r;
+    try {
+      r = await cli(['waves', plan, '--yes', '--json'], e.env);
+    } finally {
+      stop = true;
+      await batch;
+    }
+    expect(r.code, r.err).toBe(1);
+    const tenants = Object.fromEntries(r.json().result.tenants.map((t: { tenant: string; state: string; error?: { exitCode: number; message: string } }) => [t.tenant, t]));
+    console.log(`lk_leaky: ${tenants.lk_leaky.error?.message}\nlk_big: ${tenants.lk_big.error?.message}`);
+    expect(tenants.lk_fine.state).toBe('done');
+    expect(tenants.lk_leaky).toMatchObject({ state: 'rolled-back', error: { message: expect.stringMatching(/leak check failed|verify found/) } });
+    expect(tenants.lk_big).toMatchObject({ state: 'rolled-back', error: { exitCode: 4, message: expect.stringMatching(/budget/) } });
+
+    // The rolled-back tenants are whole on their source, writable with exactly their old grants, routed there.
+    const entries = await routerEntries(routerFile);
+    for (const t of ['lk_leaky', 'lk_big']) {
+      expect(await appPrivileges(e.src, t)).toEqual(grants[t]);
+      expect(await appCanWriteTenant(e.src, t)).toBe(true);
+      expect(entries[t]).toMatchObject({ port: e.src.port });
+    }
+    expect(entries.lk_fine).toMatchObject({ port: e.dst.port });
+    expect(batchRows).toBeGreaterThan(0);
+    const c = await mysql.createConnection({ host: '127.0.0.1', port: e.src.port, user: 'root', password: e.env.SRC_PW });
+    try {
+      const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM lk_leaky.cutover_workload WHERE client = 99');
+      expect(Number(rows[0]!.n)).toBe(batchRows);
+    } finally {
+      await c.end();
+    }
+  });
+});
