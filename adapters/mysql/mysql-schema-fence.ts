@@ -320,7 +320,8 @@ export async function schemaLeakCheck(q: Query, schema: string, probeMs: number,
     }
     // probeMs 0 (the cutover watches separately until its point of no return): one sample, no wait.
     if (Date.now() - started >= probeMs && settled) break;
-    await sleep(POLL_MS);
+    // Woken early when `until` settles: writers wait on this check at the end of the window.
+    await Promise.race([sleep(POLL_MS), ...(Date.now() - started >= probeMs ? [until.catch(() => {})] : [])]);
   }
   probeMs = Date.now() - started;
   const after = await tableFingerprint(q, schema);
