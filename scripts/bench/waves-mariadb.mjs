@@ -116,6 +116,8 @@ try {
   console.log(`per-tenant write-blocked window: p50 ${w.p50Ms} ms, p95 ${w.p95Ms} ms, max ${w.maxMs} ms (${w.count} measured)`);
   console.log(`median step times: ${['sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift'].map((s) => `${s} ${median(steps.get(s) ?? [])} ms`).join(', ')}`);
   console.log(`writers: ${acked} acknowledged writes, ${retries} retried attempts (inside their tenant's window)`);
+  const failed = r.tenants.filter((t) => t.error).map((t) => `${t.tenant}: ${t.error.message}`);
+  if (failed.length) console.log(`not done (rolled back alone):\n  ${failed.join('\n  ')}`);
   if (r.counts.done !== r.tenants.length) process.exitCode = 1;
 } finally {
   await stopAllSandboxes();
