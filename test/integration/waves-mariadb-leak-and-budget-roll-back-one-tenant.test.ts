@@ -1,11 +1,25 @@
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replayJournal } from '../../src/engine/journal.js';
+import { tenantPlan } from '../../src/engine/waves-plan.js';
+import { loadPlan, planId } from '../../src/plan/index.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { exec, mariadbMissing } from '../helpers/mariadb.js';
 import { appCanWriteTenant, appPrivileges, routerEntries, seedMysqlTenants, startMysqlWavesEnv, writeMysqlWavesPlan, type MysqlWavesEnv } from '../helpers/mysql-waves-env.js';
 
-const TENANTS = ['lk_leaky', 'lk_big', 'lk_fine'];
+const TENANTS = ['lk_leaky', 'lk_big', 'lk_late', 'lk_fine'];
+
+/** Resolves when the tenant's journal records `step` begun (polled). */
+async function stepBegun(planFile: string, tenant: string, step: string, stop: () => boolean): Promise<boolean> {
+  const tp = tenantPlan(await loadPlan(planFile), tenant);
+  while (!stop()) {
+    const { records } = await replayJournal(tp.stateDir, planId(tp)).catch(() => ({ records: [] as Array<{ step: string; status: string }> }));
+    if (records.some((r) => r.step === step && r.status === 'begin')) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
 
 describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or whose copy outgrows the budget is rolled back alone', () => {
   let e: MysqlWavesEnv;
@@ -42,12 +56,26 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
         await c.end().catch(() => {});
       }
     })();
+    // One write by the unfenced account once lk_late's copy has begun: it lands before the copy's snapshot
+    // (then it is copied) or after it (then verify or the leak watch must stop the switch); never lost.
+    let late: 'written' | 'not reached' = 'not reached';
+    const lateWrite = (async () => {
+      if (!(await stepBegun(plan, 'lk_late', 'catch-up', () => stop))) return;
+      const c = await mysql.createConnection({ host: '127.0.0.1', port: e.src.port, user: 'batch', password: 'batch-pw' });
+      try {
+        await c.query('INSERT INTO lk_late.cutover_workload (client, seq) VALUES (98, 1)');
+        late = 'written';
+      } finally {
+        await c.end().catch(() => {});
+      }
+    })();
     let r;
     try {
       r = await cli(['waves', plan, '--yes', '--json'], e.env);
     } finally {
       stop = true;
       await batch;
+      await lateWrite;
     }
     expect(r.code, r.err).toBe(1);
     const tenants = Object.fromEntries(r.json().result.tenants.map((t: { tenant: string; state: string; error?: { exitCode: number; message: string } }) => [t.tenant, t]));
@@ -65,6 +93,18 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
     }
     expect(entries.lk_fine).toMatchObject({ port: e.dst.port });
     expect(batchRows).toBeGreaterThan(0);
+
+    expect(late).toBe('written');
+    const lateOn = entries.lk_late!.port === e.dst.port ? e.dst : e.src;
+    console.log(`lk_late: ${tenants.lk_late.state}${tenants.lk_late.error ? ` (${tenants.lk_late.error.message})` : ''}`);
+    expect(tenants.lk_late.state === 'done' ? e.dst : e.src).toBe(lateOn);
+    const l = await mysql.createConnection({ host: '127.0.0.1', port: lateOn.port, user: 'root', password: e.env.SRC_PW });
+    try {
+      const [rows] = await l.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM lk_late.cutover_workload WHERE client = 98');
+      expect(Number(rows[0]!.n)).toBe(1);
+    } finally {
+      await l.end();
+    }
     const c = await mysql.createConnection({ host: '127.0.0.1', port: e.src.port, user: 'root', password: e.env.SRC_PW });
     try {
       const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM lk_leaky.cutover_workload WHERE client = 99');
