@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +22,7 @@ async function stepBegun(planFile: string, tenant: string, step: string, stop: (
   return false;
 }
 
-describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or whose copy outgrows the budget is rolled back alone', () => {
+describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or whose copy outgrows the budget is rolled back alone; a SQL transform reshapes the others', () => {
   let e: MysqlWavesEnv;
   let stateDir: string;
 
@@ -38,7 +39,10 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
 
   it('leak → rolled back (a write after the copy began is never lost on the source); too big → budget exit, unfenced; the others move', async () => {
     const routerFile = join(stateDir, 'tenants.json');
-    const plan = await writeMysqlWavesPlan(e, { name: 'lk', tenants: TENANTS, stateDir, routerFile, waves: 'waves: { maxWriteBlockedPerTenant: 4s }' });
+    // A SQL transform of two statements, run in one transaction on each copy that passes verify.
+    const sql = join(stateDir, 'reshape.sql');
+    await writeFile(sql, "UPDATE items SET name = UPPER(name) WHERE id <= 10;\nINSERT INTO items (name, price) VALUES ('transformed', 0);\n");
+    const plan = await writeMysqlWavesPlan(e, { name: 'lk', tenants: TENANTS, stateDir, routerFile, waves: `waves: { maxWriteBlockedPerTenant: 4s, transform: { sql: "${sql}" } }` });
     const grants = Object.fromEntries(await Promise.all(TENANTS.map(async (t) => [t, await appPrivileges(e.src, t)] as const)));
 
     let stop = false;
@@ -92,6 +96,13 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
       expect(entries[t]).toMatchObject({ port: e.src.port });
     }
     expect(entries.lk_fine).toMatchObject({ port: e.dst.port });
+    const t = await mysql.createConnection({ host: '127.0.0.1', port: e.dst.port, user: 'root', password: e.env.DST_PW });
+    try {
+      const [rows] = await t.query<mysql.RowDataPacket[]>("SELECT SUM(name = 'transformed') AS added, SUM(BINARY name = 'ITEM 1') AS upper FROM lk_fine.items");
+      expect({ added: Number(rows[0]!.added), upper: Number(rows[0]!.upper) }).toEqual({ added: 1, upper: 1 });
+    } finally {
+      await t.end();
+    }
     expect(batchRows).toBeGreaterThan(0);
 
     expect(late).toBe('written');
