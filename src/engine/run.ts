@@ -302,7 +302,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
 }
 
 function leakError(leak: LeakCheck): OperationError {
-  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (${w.user ? `user ${w.user}${w.application ? `, ${w.application}` : ''}` : w.reason})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (${w.user ? `user ${w.user}${w.application ? `, ${w.application}` : ''}` : (w.reason ?? 'no session named')})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
