@@ -3,6 +3,7 @@ import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
+import { formatBytes } from '../../src/util/units.js';
 import { mysqlPreflight } from './mysql-checks.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { dumpInto } from './mysql-dump.js';
@@ -185,7 +186,7 @@ export class MysqlCutover implements CutoverAdapter {
       // refuse (definers, engines, versions) while the source is still writable.
       progress({ phase: 'schema', message: `creating ${totals.size} table(s) of ${this.cfg.database} on the target without rows (the rows are copied inside the fence window)`, tablesDone: 0, tablesTotal: totals.size });
       await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'schema');
-      progress({ phase: 'ready', message: `schema of ${totals.size} table(s) in place; ${bytes} bytes to copy in the window` });
+      progress({ phase: 'ready', message: `schema of ${totals.size} table(s) in place; ${formatBytes(bytes)} to copy in the window` });
       return { method: 'dump', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
     }
     const existing = await this.ours();
