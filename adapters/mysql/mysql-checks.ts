@@ -82,7 +82,7 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   const { source: src, target: dst, database } = i;
 
   if (i.method === 'dump') {
-    add({ severity: 'blocker', check: 'method', message: 'method dump is not available for MySQL/MariaDB', why: 'the cutover proves catch-up by GTID on a replica; a fenced dump would hold writes for the whole copy', fix: 'use method: replication (the default)' });
+    add({ severity: 'info', check: 'method', message: `method dump: ${database} is copied whole while the source is fenced`, why: 'writers wait for the whole copy, so it suits small databases (per-tenant waves); the budget ends a copy that takes too long and unfences the source', fix: 'use method: replication for a database whose dump and load do not fit the write-downtime budget' });
   }
 
   if (src.flavor.kind !== dst.flavor.kind) {
@@ -94,55 +94,58 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   const names = ['log_bin', 'binlog_format', 'binlog_row_image', 'server_id', 'log_slave_updates', 'gtid_mode', 'enforce_gtid_consistency', 'gtid_domain_id', 'gtid_strict_mode', 'event_scheduler', 'read_only'];
   const [sv, dv] = await Promise.all([readVars(src, names), readVars(dst, names)]);
 
-  if (!isOn(sv.log_bin)) {
-    add({ severity: 'blocker', check: 'binlog', object: 'log_bin', message: 'the source has no binary log', why: 'the target follows the source through its binary log', fix: 'start the source with log_bin (needs a restart) and binlog_format=ROW' });
-  }
-  if ((sv.binlog_format ?? '').toUpperCase() !== 'ROW') {
-    add({ severity: 'blocker', check: 'binlog', object: 'binlog_format', message: `source binlog_format is ${sv.binlog_format || 'unknown'}, not ROW`, why: 'statement-based events can apply differently on the target (non-deterministic functions, triggers)', fix: 'SET GLOBAL binlog_format = ROW (and in the config file); existing sessions keep their format until they reconnect' });
-  }
-  if (sv.binlog_row_image && sv.binlog_row_image.toUpperCase() !== 'FULL') {
-    add({ severity: 'warning', check: 'binlog', object: 'binlog_row_image', message: `source binlog_row_image is ${sv.binlog_row_image}`, why: 'partial row images apply correctly only when both sides have the same primary keys', fix: 'SET GLOBAL binlog_row_image = FULL' });
-  }
-  if (src.flavor.kind === 'mysql') {
-    for (const [side, v] of [['source', sv], ['target', dv]] as const) {
-      if ((v.gtid_mode ?? '').toUpperCase() !== 'ON' || !isOn(v.enforce_gtid_consistency)) {
-        add({ severity: 'blocker', check: 'gtid', object: side, message: `${side} gtid_mode=${v.gtid_mode || 'OFF'}, enforce_gtid_consistency=${v.enforce_gtid_consistency || 'OFF'}`, why: 'catch-up is proven with WAIT_FOR_EXECUTED_GTID_SET and replication starts by auto-position', fix: 'enable GTIDs online: enforce_gtid_consistency=ON, then gtid_mode OFF_PERMISSIVE → ON_PERMISSIVE → ON' });
-      }
+  // A copy made while fenced (method dump) needs no binary log, GTIDs, replica or replication privileges.
+  if (i.method === 'replication') {
+    if (!isOn(sv.log_bin)) {
+      add({ severity: 'blocker', check: 'binlog', object: 'log_bin', message: 'the source has no binary log', why: 'the target follows the source through its binary log', fix: 'start the source with log_bin (needs a restart) and binlog_format=ROW' });
     }
-  } else if (sv.gtid_domain_id !== undefined && sv.gtid_domain_id === dv.gtid_domain_id && isOn(dv.log_bin) && sv.server_id !== dv.server_id) {
-    add({ severity: 'info', check: 'gtid', object: 'gtid_domain_id', message: `source and target share GTID domain ${sv.gtid_domain_id}`, why: 'writes made on the target before the switch would interleave with the source in one domain', fix: 'nothing to do while applications stay off the target; set a distinct gtid_domain_id on the target if anything else writes there' });
-  }
-  if (sv.server_id === dv.server_id) {
-    add({ severity: 'blocker', check: 'server id', message: `source and target both have server_id ${sv.server_id}`, why: 'a replica skips events carrying its own server_id: every write would be silently dropped', fix: 'give the target a distinct server_id (SET GLOBAL server_id = N, and in its config file)' });
-  } else if (sv.server_id === '0') {
-    add({ severity: 'blocker', check: 'server id', message: 'source server_id is 0', why: 'a server with server_id 0 refuses replica connections', fix: 'set a non-zero server_id on the source' });
-  }
-  if (!isOn(dv.log_bin)) {
-    add({ severity: 'warning', check: 'binlog', object: 'target', message: 'the target has no binary log', why: 'after the switch nothing can replicate from the new primary, and a reverse cutover is impossible', fix: 'start the target with log_bin and binlog_format=ROW' });
-  } else if (!isOn(dv.log_slave_updates)) {
-    add({ severity: 'info', check: 'binlog', object: 'log_slave_updates', message: 'target log_slave_updates is OFF', why: 'replicas of the target will only see writes made after the switch, not the replicated history', fix: 'set log_slave_updates=ON on the target if it has replicas of its own' });
-  }
-  if (i.sourceHost.startsWith('/')) {
-    add({ severity: 'blocker', check: 'replication', object: i.sourceHost, message: 'the source URL is a unix socket', why: 'the target connects to the source over TCP to replicate', fix: 'use the source host name and port in source.url' });
-  }
-  if (i.otherReplicas.length > 0) {
-    add({ severity: 'blocker', check: 'replication', object: i.otherReplicas.join(', '), message: `the target already replicates (${i.otherReplicas.map((n) => n || 'default connection').join(', ')})`, why: 'the dump resets the default connection to GTID mode and a second source would write into the copy', fix: 'stop and remove that replication on the target (STOP SLAVE; RESET SLAVE ALL) or use another target' });
-  }
+    if ((sv.binlog_format ?? '').toUpperCase() !== 'ROW') {
+      add({ severity: 'blocker', check: 'binlog', object: 'binlog_format', message: `source binlog_format is ${sv.binlog_format || 'unknown'}, not ROW`, why: 'statement-based events can apply differently on the target (non-deterministic functions, triggers)', fix: 'SET GLOBAL binlog_format = ROW (and in the config file); existing sessions keep their format until they reconnect' });
+    }
+    if (sv.binlog_row_image && sv.binlog_row_image.toUpperCase() !== 'FULL') {
+      add({ severity: 'warning', check: 'binlog', object: 'binlog_row_image', message: `source binlog_row_image is ${sv.binlog_row_image}`, why: 'partial row images apply correctly only when both sides have the same primary keys', fix: 'SET GLOBAL binlog_row_image = FULL' });
+    }
+    if (src.flavor.kind === 'mysql') {
+      for (const [side, v] of [['source', sv], ['target', dv]] as const) {
+        if ((v.gtid_mode ?? '').toUpperCase() !== 'ON' || !isOn(v.enforce_gtid_consistency)) {
+          add({ severity: 'blocker', check: 'gtid', object: side, message: `${side} gtid_mode=${v.gtid_mode || 'OFF'}, enforce_gtid_consistency=${v.enforce_gtid_consistency || 'OFF'}`, why: 'catch-up is proven with WAIT_FOR_EXECUTED_GTID_SET and replication starts by auto-position', fix: 'enable GTIDs online: enforce_gtid_consistency=ON, then gtid_mode OFF_PERMISSIVE → ON_PERMISSIVE → ON' });
+        }
+      }
+    } else if (sv.gtid_domain_id !== undefined && sv.gtid_domain_id === dv.gtid_domain_id && isOn(dv.log_bin) && sv.server_id !== dv.server_id) {
+      add({ severity: 'info', check: 'gtid', object: 'gtid_domain_id', message: `source and target share GTID domain ${sv.gtid_domain_id}`, why: 'writes made on the target before the switch would interleave with the source in one domain', fix: 'nothing to do while applications stay off the target; set a distinct gtid_domain_id on the target if anything else writes there' });
+    }
+    if (sv.server_id === dv.server_id) {
+      add({ severity: 'blocker', check: 'server id', message: `source and target both have server_id ${sv.server_id}`, why: 'a replica skips events carrying its own server_id: every write would be silently dropped', fix: 'give the target a distinct server_id (SET GLOBAL server_id = N, and in its config file)' });
+    } else if (sv.server_id === '0') {
+      add({ severity: 'blocker', check: 'server id', message: 'source server_id is 0', why: 'a server with server_id 0 refuses replica connections', fix: 'set a non-zero server_id on the source' });
+    }
+    if (!isOn(dv.log_bin)) {
+      add({ severity: 'warning', check: 'binlog', object: 'target', message: 'the target has no binary log', why: 'after the switch nothing can replicate from the new primary, and a reverse cutover is impossible', fix: 'start the target with log_bin and binlog_format=ROW' });
+    } else if (!isOn(dv.log_slave_updates)) {
+      add({ severity: 'info', check: 'binlog', object: 'log_slave_updates', message: 'target log_slave_updates is OFF', why: 'replicas of the target will only see writes made after the switch, not the replicated history', fix: 'set log_slave_updates=ON on the target if it has replicas of its own' });
+    }
+    if (i.sourceHost.startsWith('/')) {
+      add({ severity: 'blocker', check: 'replication', object: i.sourceHost, message: 'the source URL is a unix socket', why: 'the target connects to the source over TCP to replicate', fix: 'use the source host name and port in source.url' });
+    }
+    if (i.otherReplicas.length > 0) {
+      add({ severity: 'blocker', check: 'replication', object: i.otherReplicas.join(', '), message: `the target already replicates (${i.otherReplicas.map((n) => n || 'default connection').join(', ')})`, why: 'the dump resets the default connection to GTID mode and a second source would write into the copy', fix: 'stop and remove that replication on the target (STOP SLAVE; RESET SLAVE ALL) or use another target' });
+    }
 
-  // The account the target replicates with is the source URL's account.
-  const sp = await globalPrivileges(src.q);
-  const need = [
-    { names: ['REPLICATION SLAVE'], what: 'REPLICATION SLAVE', why: 'the target replicates with the source URL account' },
-    { names: ['RELOAD'], what: 'RELOAD', why: 'the dump takes a brief global read lock to read a consistent GTID position' },
-    { names: src.flavor.kind === 'mariadb' ? ['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'] : ['REPLICATION CLIENT', 'SUPER'], what: src.flavor.kind === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT', why: 'lag is measured from SHOW MASTER STATUS / SHOW BINARY LOGS' },
-  ];
-  for (const n of need) {
-    if (!hasAny(sp, n.names)) add({ severity: 'blocker', check: 'privileges', object: `source ${n.what}`, message: `the source account lacks ${n.what}`, why: n.why, fix: `GRANT ${n.what} ON *.* TO <source account>` });
-  }
-  const tp = await globalPrivileges(dst.q);
-  const adminNames = dst.flavor.kind === 'mariadb' ? ['REPLICATION SLAVE ADMIN', 'SUPER'] : ['REPLICATION_SLAVE_ADMIN', 'SUPER'];
-  if (!hasAny(tp, adminNames)) {
-    add({ severity: 'blocker', check: 'privileges', object: `target ${adminNames[0]}`, message: `the target account lacks ${adminNames[0]}`, why: 'it configures, starts and removes the replica connection', fix: `GRANT ${adminNames[0]} ON *.* TO <target account>` });
+    // The account the target replicates with is the source URL's account.
+    const sp = await globalPrivileges(src.q);
+    const need = [
+      { names: ['REPLICATION SLAVE'], what: 'REPLICATION SLAVE', why: 'the target replicates with the source URL account' },
+      { names: ['RELOAD'], what: 'RELOAD', why: 'the dump takes a brief global read lock to read a consistent GTID position' },
+      { names: src.flavor.kind === 'mariadb' ? ['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'] : ['REPLICATION CLIENT', 'SUPER'], what: src.flavor.kind === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT', why: 'lag is measured from SHOW MASTER STATUS / SHOW BINARY LOGS' },
+    ];
+    for (const n of need) {
+      if (!hasAny(sp, n.names)) add({ severity: 'blocker', check: 'privileges', object: `source ${n.what}`, message: `the source account lacks ${n.what}`, why: n.why, fix: `GRANT ${n.what} ON *.* TO <source account>` });
+    }
+    const tp = await globalPrivileges(dst.q);
+    const adminNames = dst.flavor.kind === 'mariadb' ? ['REPLICATION SLAVE ADMIN', 'SUPER'] : ['REPLICATION_SLAVE_ADMIN', 'SUPER'];
+    if (!hasAny(tp, adminNames)) {
+      add({ severity: 'blocker', check: 'privileges', object: `target ${adminNames[0]}`, message: `the target account lacks ${adminNames[0]}`, why: 'it configures, starts and removes the replica connection', fix: `GRANT ${adminNames[0]} ON *.* TO <target account>` });
+    }
   }
 
   const tables = await src.q<RowDataPacket & { t: string; engine: string | null; pk: number }>(
@@ -158,7 +161,7 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     add({ severity: 'blocker', check: 'source database', object: database, message: `database ${database} does not exist on the source`, why: 'there is nothing to move', fix: 'check scope.databases and source.url' });
   }
   const noPk = tables.filter((t) => Number(t.pk) === 0).map((t) => t.t);
-  if (noPk.length > 0) {
+  if (noPk.length > 0 && i.method === 'replication') {
     add({ severity: 'warning', check: 'primary keys', object: noPk.slice(0, 10).join(', '), message: `${noPk.length} table(s) without a primary key`, why: 'row events on them are applied with a table scan per row: the target can fall far behind', fix: 'add a primary key (or a unique NOT NULL key) to each' });
   }
   const nonTx = tables.filter((t) => t.engine && !/^(InnoDB|Aria)$/i.test(t.engine) && !/^(SEQUENCE)$/i.test(t.engine)).map((t) => `${t.t} (${t.engine})`);

@@ -10,6 +10,8 @@ export type MysqlConnection = mysql.Connection;
 export interface MysqlConnectOptions {
   lockTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** Only for a transform file sent as is; every statement of the tool itself is single. */
+  multipleStatements?: boolean;
 }
 
 const PRIVILEGE_HINT =
@@ -96,7 +98,7 @@ export async function connectMysql(ep: DbEndpoint, opts: MysqlConnectOptions = {
       user: ep.user,
       ...(ep.password !== undefined ? { password: ep.password } : {}),
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
-      multipleStatements: false,
+      multipleStatements: opts.multipleStatements ?? false,
       dateStrings: true,
       supportBigNumbers: true,
       bigNumberStrings: true,

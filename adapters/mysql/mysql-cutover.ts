@@ -3,6 +3,7 @@ import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
+import { formatBytes } from '../../src/util/units.js';
 import { mysqlPreflight } from './mysql-checks.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { dumpInto } from './mysql-dump.js';
@@ -111,9 +112,10 @@ export class MysqlCutover implements CutoverAdapter {
     return (await this.replicas()).find((r) => r.name === this.cfg.name);
   }
 
-  async preflight(): Promise<Finding[]> {
+  async preflight(ctx: { synced?: boolean } = {}): Promise<Finding[]> {
     const replicas = await this.replicas();
-    const syncedByUs = replicas.some((r) => r.name === this.cfg.name);
+    // method dump has no replica connection to recognise its copy by: the journal's finished sync says it.
+    const syncedByUs = this.cfg.method === 'dump' ? ctx.synced === true : replicas.some((r) => r.name === this.cfg.name);
     return mysqlPreflight({
       source: { q: this.src, flavor: this.sourceFlavor },
       target: { q: this.dst, flavor: this.targetFlavor },
@@ -179,6 +181,14 @@ export class MysqlCutover implements CutoverAdapter {
     const started = Date.now();
     const totals = await this.tableSizes(this.src);
     const bytes = [...totals.values()].reduce((a, b) => a + b, 0);
+    if (this.cfg.method === 'dump') {
+      // The rows move inside the fence window (catchUp); loading the schema now finds what the target would
+      // refuse (definers, engines, versions) while the source is still writable.
+      progress({ phase: 'schema', message: `creating ${totals.size} table(s) of ${this.cfg.database} on the target without rows (the rows are copied inside the fence window)`, tablesDone: 0, tablesTotal: totals.size });
+      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'schema');
+      progress({ phase: 'ready', message: `schema of ${totals.size} table(s) in place; ${formatBytes(bytes)} to copy in the window` });
+      return { method: 'dump', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
+    }
     const existing = await this.ours();
     if (existing) {
       progress({ phase: 'ready', message: `the target already replicates through ${this.cfg.name} (an earlier sync of this plan)` });
@@ -237,12 +247,19 @@ export class MysqlCutover implements CutoverAdapter {
     }
   }
 
+  /**
+   * method dump holds nothing: the window's copy drops and recreates every table, so nothing written to the
+   * target before it survives, and a server-wide read_only would also stop the databases (tenants) already
+   * moved to this target.
+   */
   async holdTarget(): Promise<void> {
+    if (this.cfg.method === 'dump') return;
     // The replica's applier is exempt from read_only; application sessions get error 1290.
     await this.dst(`SET GLOBAL read_only = ON`, [], 'making the target read-only for applications');
   }
 
   async openTarget(): Promise<void> {
+    if (this.cfg.method === 'dump') return;
     await this.dst(`SET GLOBAL read_only = OFF`, [], 'opening the target for writes');
   }
 
@@ -282,6 +299,7 @@ export class MysqlCutover implements CutoverAdapter {
     const fencePosition = normalizeGtidSet(g[0]?.g);
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left to wait for the target', 'raise limits.maxWriteBlocked or lower limits.maxLagBeforeFence');
+    if (this.cfg.method === 'dump') return this.copyWhileFenced(fencePosition, remaining, started);
     const wait = gtidWaitSql(this.targetFlavor, fencePosition, remaining);
     const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to apply the source GTID set');
     const waitedMs = Date.now() - started;
@@ -291,6 +309,23 @@ export class MysqlCutover implements CutoverAdapter {
     const state = r ? `IO thread ${r.ioRunning ? 'running' : 'stopped'}, SQL thread ${r.sqlRunning ? 'running' : 'stopped'}${r.lastError ? `, ${r.lastError}` : ''}` : 'no replica connection';
     if (rows[0]?.r === null || rows[0]?.r === undefined) throw new OperationError(`the target could not wait for GTID ${fencePosition} (${state})`, 'check replication on the target; the source was restored');
     throw new BudgetExceededError(`the target did not apply the source's writes up to GTID ${fencePosition} within the write-downtime budget (waited ${waitedMs}ms; replica: ${state})`, 'check replication on the target, then raise limits.maxWriteBlocked or run again when lag is low');
+  }
+
+  /**
+   * method dump: the database is fenced, so a plain `--single-transaction` dump taken now holds every write
+   * the source acknowledged; loaded over the schema-only pre-copy it replaces each table whole. Bounded by the
+   * budget left: a database too big to copy within it fails here and the run unfences the source.
+   */
+  private async copyWhileFenced(fencePosition: string, remainingMs: number, started: number): Promise<CatchUpProof> {
+    try {
+      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, remainingMs, 'copy');
+    } catch (e) {
+      if (Date.now() - started >= remainingMs) {
+        throw new BudgetExceededError(`copying ${this.cfg.database} while fenced did not finish within the write-downtime budget (${remainingMs}ms left at the fence)`, 'raise the budget (waves.maxWriteBlockedPerTenant / limits.maxWriteBlocked) or move this database with method: replication', { cause: e });
+      }
+      throw e;
+    }
+    return { method: 'copy', fencePosition, waitedMs: Date.now() - started };
   }
 
   async copySequences(): Promise<number> {

@@ -17,7 +17,7 @@ import { bypassAccounts, currentAccount, isLocked, resolveAccounts, type BypassA
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
-import { applySchemaFence, captureSchemaFence, restoreSchemaFence, schemaWriters, type SchemaFencePrior, type StillWriting } from './mysql-schema-fence.js';
+import { applySchemaFence, captureSchemaFence, restoreSchemaFence, schemaLeakCheck, schemaWriters, type SchemaFencePrior, type StillWriting } from './mysql-schema-fence.js';
 import { canTrackWrites, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
 import { clientSessions, killSessions, publicSession, sleep, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
@@ -289,11 +289,12 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
    * move can be pinned on a session; a privileged session holding changed rows is a leak even before it
    * commits, since it can.
    */
-  private async leakCheck(probeMs: number, bypassUsers: Set<string>, exempt: readonly string[], warnings: string[]): Promise<LeakCheck> {
+  private async leakCheck(probeMs: number, bypassUsers: Set<string>, exempt: readonly string[], warnings: string[], until: Promise<unknown> = Promise.resolve()): Promise<LeakCheck> {
+    const settled = settledFlag(until);
+    const started = Date.now();
     const start = await this.position();
     const seen = new Map<string, MysqlSession>();
     const activePrivileged = new Map<string, MysqlSession>();
-    const end = Date.now() + probeMs;
     do {
       for (const s of await clientSessions(this.q, { writingOnly: true, exempt })) seen.set(s.threadId, s);
       if (bypassUsers.size > 0) {
@@ -302,7 +303,8 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
         }
       }
       await sleep(LEAK_SAMPLE_MS);
-    } while (Date.now() < end);
+    } while (Date.now() - started < probeMs || !settled.now);
+    probeMs = Date.now() - started;
     const after = await this.position();
     const moved = positionMoved(start, after);
     if (!canTrackWrites(start)) warnings.push('the binary log is off: the leak check could only watch open transactions, not committed writes');
@@ -324,9 +326,27 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     return { probeMs, clean: !moved && writers.length === 0, writers };
   }
 
+  /**
+   * The leak check of a fence already in place, for at least `minMs` and until `until` settles: the cutover
+   * runs it beside the catch-up and verify instead of before them. Sessions are those of the moment (the fence
+   * ended older ones); the schema-grants check suspects every session in the schema, since the accounts that
+   * kept write privileges were worked out by `on`.
+   */
+  async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>): Promise<LeakCheck> {
+    const scope = this.scopeOf(target);
+    const warnings: string[] = [];
+    if (scope === 'schema-grants') return schemaLeakCheck(this.q, target.name!, minMs, 'all', exempt, warnings, until);
+    if (scope === 'schema') return this.schemaLeakCheck(target.name!, minMs, warnings, until);
+    const bypass = this.flavor.superReadOnly ? [] : reachable(await bypassAccounts(this.q, this.flavor), await clientSessions(this.q));
+    return this.leakCheck(minMs, new Set(bypass.map((b) => b.user)), exempt, warnings, until);
+  }
+
   /** Schema READ ONLY is enforced by the server for every account; the binary log position is server-wide. */
-  private async schemaLeakCheck(name: string, probeMs: number, warnings: string[]): Promise<LeakCheck> {
-    await sleep(probeMs);
+  private async schemaLeakCheck(name: string, probeMs: number, warnings: string[], until: Promise<unknown> = Promise.resolve()): Promise<LeakCheck> {
+    const started = Date.now();
+    const settled = settledFlag(until);
+    do await sleep(Math.min(LEAK_SAMPLE_MS, Math.max(1, probeMs))); while (Date.now() - started < probeMs || !settled.now);
+    probeMs = Date.now() - started;
     const stillOn = await this.schemaState(name);
     warnings.push('schema scope: the leak check confirms the READ ONLY option only (the write position is server-wide)');
     const writers: SessionInfo[] = stillOn ? [] : [{ id: `schema:${name}`, user: '', reason: 'the READ ONLY option was turned off again during the probe' }];
@@ -470,3 +490,12 @@ function bypassWarning(bypass: BypassAccount[], f: MysqlFlavor): string {
   return `${bypass.length} account(s) with ${f.bypassPrivileges.join(' or ')} write despite read_only on ${flavorLabel(f)}: ${names}; apps must not use them (enforced mode kills their sessions; they can reconnect)`;
 }
 
+/** Whether `p` has settled yet, readable synchronously by a polling loop. */
+function settledFlag(p: Promise<unknown>): { now: boolean } {
+  const flag = { now: false };
+  void p.then(
+    () => (flag.now = true),
+    () => (flag.now = true),
+  );
+  return flag;
+}

@@ -300,21 +300,30 @@ async function schemaEventsBetween(q: Query, from: BinlogPos, to: BinlogPos, sch
  * and sessions of accounts that can still write (global, wildcard or role grants) must not hold changed rows
  * in it. The tool's exempt sessions are not sampled, but their writes to the schema would show in the log.
  */
-export async function schemaLeakCheck(q: Query, schema: string, probeMs: number, suspectUsers: string[], exempt: readonly string[], warnings: string[]): Promise<LeakCheck> {
+export async function schemaLeakCheck(q: Query, schema: string, probeMs: number, suspectUsers: string[] | 'all', exempt: readonly string[], warnings: string[], until: Promise<unknown> = Promise.resolve()): Promise<LeakCheck> {
+  const started = Date.now();
+  let settled = false;
+  void until.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   const startPos = await binlogPosition(q);
   const before = await tableFingerprint(q, schema);
   const seen = new Map<string, MysqlSession>();
   const present = new Map<string, MysqlSession>();
-  const end = Date.now() + probeMs;
-  do {
-    if (suspectUsers.length > 0) {
-      for (const s of await clientSessions(q, { users: suspectUsers, exempt })) {
+  for (;;) {
+    if (suspectUsers === 'all' || suspectUsers.length > 0) {
+      for (const s of await clientSessions(q, { ...(suspectUsers === 'all' ? {} : { users: suspectUsers }), exempt })) {
         if (s.database === schema) present.set(s.threadId, s);
         if (s.database === schema && s.rowsModified > 0) seen.set(s.threadId, s);
       }
     }
-    await sleep(POLL_MS);
-  } while (Date.now() < end);
+    // probeMs 0 (the cutover watches separately until its point of no return): one sample, no wait.
+    if (Date.now() - started >= probeMs && settled) break;
+    // Woken early when `until` settles: writers wait on this check at the end of the window.
+    await Promise.race([sleep(POLL_MS), ...(Date.now() - started >= probeMs ? [until.catch(() => {})] : [])]);
+  }
+  probeMs = Date.now() - started;
   const after = await tableFingerprint(q, schema);
   const endPos = await binlogPosition(q);
   const changed = changedTables(before, after);

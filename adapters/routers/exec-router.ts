@@ -10,6 +10,8 @@ export interface ExecRouterOptions {
   hold?: string[];
   release?: string[];
   timeoutMs: number;
+  /** Waves: the tenant being switched, in CUTOVER_TENANT (the endpoint alone does not say which entry to change). */
+  tenant?: string;
   /** Values to scrub from error messages built from the command's output. */
   secrets?: readonly string[];
 }
@@ -37,6 +39,7 @@ export class ExecRouter implements Router {
       CUTOVER_HOST: endpoint?.host,
       CUTOVER_PORT: endpoint ? String(endpoint.port) : undefined,
       CUTOVER_DATABASE: endpoint?.database,
+      CUTOVER_TENANT: this.opts.tenant,
     };
     const r = await run(cmd!, args, { env, timeoutMs: this.opts.timeoutMs, reject: false, secrets: this.opts.secrets ?? [] }).catch((e: unknown) => {
       throw new OperationError(`router command ${cmd} (${phase}) could not run: ${e instanceof Error ? e.message : String(e)}`);

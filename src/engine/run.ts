@@ -132,8 +132,8 @@ function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
 }
 
 /** Preflight of the adapter and the router. */
-export async function preflightFindings(s: PlanSession): Promise<Finding[]> {
-  const findings = await s.adapter.preflight();
+export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean } = {}): Promise<Finding[]> {
+  const findings = await s.adapter.preflight(ctx);
   for (const f of (await s.router?.preflight()) ?? []) {
     findings.push({ severity: f.severity === 'blocking' ? 'blocker' : f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
   }
@@ -182,7 +182,7 @@ export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<S
 /** Preflight, then pin (or check) the servers' identities in the journal. Blockers stop here, nothing changed. */
 async function preflightStep(s: PlanSession, runner: Runner): Promise<void> {
   await runner.step('preflight', 'preflight checks', async () => {
-    const findings = await preflightFindings(s);
+    const findings = await preflightFindings(s, { synced: planPhase(runner.journal.state.records) === 'synced' });
     if (findings.some((f) => f.severity === 'blocker')) throw blockerError(findings);
     return checkIdentities(s, runner.journal);
   }, (r) => r);
@@ -254,7 +254,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     const exempt = await s.adapter.ownSourceSessions();
     // The leak probe overlaps catch-up and verify instead of adding its window to the write-blocked time,
     // and watches until the point of no return. Its session opens after the fence, which ends older ones.
-    const overlapProbe = canWatchLeaks(s.plan.engine);
+    const overlapProbe = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope);
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
       return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(overlapProbe ? { probeMs: 0 } : {}) });
@@ -304,7 +304,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
 }
 
 function leakError(leak: LeakCheck): OperationError {
-  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (${w.user ? `user ${w.user}${w.application ? `, ${w.application}` : ''}` : (w.reason ?? 'no session named')})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */

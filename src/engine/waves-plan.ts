@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { connectPg, mapPgError } from '../../adapters/postgres/postgres-connection.js';
 import { UsageError } from '../errors.js';
-import { planId, type Plan, type PlanSecrets, type PlanWaves } from '../plan/index.js';
+import { planId, type Plan, type PlanSecrets, type PlanWaves, type RouterConfig } from '../plan/index.js';
 import { parseDbUrl } from '../util/db-url.js';
 
 /** PostgreSQL types whose values are names as text (text, name, varchar, bpchar). */
@@ -38,15 +38,11 @@ export function tenantsDatabase(plan: Plan): string | undefined {
 /**
  * The single-database (or single-schema) plan of one tenant: the same servers with the tenant's database, the
  * router entry of the tenant, its own state dir (own journal and lock) and the per-tenant budget. Run, resume
- * and rollback treat it exactly like a plan written by hand. A schema tenant fences its schema only; its
- * router entry is a PgBouncer alias named after it that points at the shared database.
+ * and rollback treat it exactly like a plan written by hand. A schema tenant (PostgreSQL) fences its schema
+ * only; its router entry is a PgBouncer alias named after it that points at the shared database.
  */
 export function tenantPlan(plan: Plan, tenant: string): Plan {
   const waves = wavesOf(plan);
-  const router = plan.router;
-  if (router.kind !== 'pgbouncer' && router.kind !== 'none') {
-    throw new UsageError(`router.kind ${router.kind}: waves route each tenant through its own PgBouncer [databases] entry`, 'use router.kind pgbouncer (one entry per tenant) or none');
-  }
   const { waves: _waves, ...rest } = plan;
   const { name: _name, ...readOnly } = plan.readOnly;
   const database = tenantsDatabase(plan) ?? tenant;
@@ -59,9 +55,30 @@ export function tenantPlan(plan: Plan, tenant: string): Plan {
     // The fence names the tenant's database or schema (derived from the scope); other scopes would fence every tenant.
     readOnly: { ...readOnly, scope: schemaTenant ? 'schema' : 'database' },
     limits: { ...plan.limits, maxWriteBlockedMs: waves.maxWriteBlockedPerTenantMs },
-    router: router.kind === 'pgbouncer' ? { ...router, database: tenant } : router,
+    router: tenantRouter(plan.router, tenant),
     stateDir: join(plan.stateDir, 'tenants', tenantDirName(tenant)),
   };
+}
+
+/**
+ * The router config of one tenant. Each kind needs a per-tenant handle: PgBouncer an entry named like the
+ * tenant database, the file router the tenant's entry in one JSON map, the exec command CUTOVER_TENANT.
+ * HAProxy routes by server, not by database, so it cannot move one tenant alone.
+ */
+export function tenantRouter(router: RouterConfig, tenant: string): RouterConfig {
+  switch (router.kind) {
+    case 'none':
+      return router;
+    case 'pgbouncer':
+      return { ...router, database: tenant };
+    case 'file':
+      if (router.format !== 'json') throw new UsageError(`router.format ${router.format}: waves keep every tenant's endpoint in one file, as a JSON map of tenant → endpoint`, 'use router: { kind: file, path: ..., format: json }');
+      return { ...router, tenant };
+    case 'exec':
+      return { ...router, tenant };
+    case 'haproxy':
+      throw new UsageError('router.kind haproxy: HAProxy routes a whole server, not one tenant database', 'use router.kind file (a JSON map tenant → endpoint), exec (gets CUTOVER_TENANT), pgbouncer (PostgreSQL) or none');
+  }
 }
 
 export function tenantPlanId(plan: Plan, tenant: string): string {
@@ -81,8 +98,11 @@ export async function resolveTenants(plan: Plan, secrets: PlanSecrets): Promise<
 }
 
 async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Promise<string[]> {
-  if (plan.engine !== 'postgres') throw new UsageError(`scope.tenants.query: a tenant query runs on PostgreSQL only in this version (engine ${plan.engine})`, 'list the tenants: scope: { tenants: [a, b] }');
   const ep = parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {});
+  if (plan.engine !== 'postgres') {
+    const { queryMysqlColumn } = await import('../../adapters/mysql/mysql-tenants.js');
+    return tenantNames(await queryMysqlColumn(ep, query, QUERY_TIMEOUT_MS), 'e.g. SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \'tenant\\_%\'');
+  }
   const database = tenantsDatabase(plan);
   const what = database !== undefined ? 'schema' : 'database';
   // Schema tenants are listed in their database (pg_namespace is per database).
@@ -103,9 +123,14 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
   if (result.fields.length !== 1) throw new UsageError(`scope.tenants.query returned ${result.fields.length} columns; it must return one text column of ${what} names`, fix);
   const field = result.fields[0]!;
   if (!TEXT_TYPE_OIDS.has(field.dataTypeID)) throw new UsageError(`scope.tenants.query: column "${field.name}" is not text (type oid ${field.dataTypeID}); it must return ${what} names`, `${fix}, or cast: SELECT x::text`);
+  return tenantNames(result.rows.map((row) => row[0]), fix, what);
+}
+
+/** The values a tenant query returned, as tenant names: distinct, non-NULL, non-empty text. */
+function tenantNames(values: readonly unknown[], fix: string, what = 'database'): string[] {
   const names: string[] = [];
-  result.rows.forEach((row, i) => {
-    const v = row[0];
+  values.forEach((v, i) => {
+    if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, `${fix}; cast binary names with CONVERT(x USING utf8mb4)`);
     if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
     if (names.includes(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);

@@ -10,25 +10,30 @@ import type { PlanSession } from './session.js';
 
 /**
  * Runs the plan's transform on the target's copy of one tenant, within what is left of its budget. A SQL file
- * runs as one implicit transaction (all or nothing); a command gets the target through PG* / CUTOVER_* env
- * (the password only in env, never in argv).
+ * runs as one transaction (PostgreSQL: all or nothing; MySQL/MariaDB: DDL commits implicitly); a command gets
+ * the target through PG* / CUTOVER_* env, or a client option file on MySQL/MariaDB (never in argv).
  */
 export async function runTransform(s: PlanSession, transform: PlanTransform, tenant: string, deadline: number): Promise<void> {
   const remaining = deadline - Date.now();
   if (remaining <= 0) throw new BudgetExceededError(`no write-downtime budget left for the transform of tenant ${tenant}`, 'raise waves.maxWriteBlockedPerTenant or make the transform faster');
-  if (transform.kind === 'sql') return runSqlTransform(s, transform.file, tenant, remaining);
+  if (transform.kind === 'sql') return s.plan.engine === 'postgres' ? runSqlTransform(s, transform.file, tenant, remaining) : runMysqlSql(s, transform.file, tenant, remaining);
   const [cmd, ...args] = transform.command;
   const t = s.target;
-  const r = await runCommand(cmd!, args, {
-    env: {
-      CUTOVER_PLAN: s.plan.file,
-      CUTOVER_HOOK: 'transform',
-      CUTOVER_TENANT: tenant,
-      CUTOVER_DATABASE: s.database,
-      ...(s.schema !== undefined ? { CUTOVER_SCHEMA: s.schema } : {}),
-      CUTOVER_TARGET_HOST: t.host,
-      CUTOVER_TARGET_PORT: String(t.port),
-      CUTOVER_TARGET_USER: t.user,
+  const common = {
+    CUTOVER_PLAN: s.plan.file,
+    CUTOVER_HOOK: 'transform',
+    CUTOVER_TENANT: tenant,
+    CUTOVER_DATABASE: s.database,
+    ...(s.schema !== undefined ? { CUTOVER_SCHEMA: s.schema } : {}),
+    CUTOVER_TARGET_HOST: t.host,
+    CUTOVER_TARGET_PORT: String(t.port),
+    CUTOVER_TARGET_USER: t.user,
+  };
+  let optionFile: { path: string; remove(): Promise<void> } | undefined;
+  let env: Record<string, string | undefined>;
+  if (s.plan.engine === 'postgres') {
+    env = {
+      ...common,
       PGHOST: t.host,
       PGPORT: String(t.port),
       PGUSER: t.user,
@@ -37,19 +42,41 @@ export async function runTransform(s: PlanSession, transform: PlanTransform, ten
       // The copy is held read-only for applications until the switch (a database's read-only default or a
       // schema's hold trigger); the transform must write to it.
       PGOPTIONS: `-c default_transaction_read_only=off -c ${WRITABLE_GUC}=on`,
-    },
-    reject: false,
-    timeoutMs: remaining,
-    secrets: s.secrets.all,
-  });
+    };
+  } else {
+    // The mariadb/mysql clients take the password from an option file (0600), never from argv.
+    const { clientOptionFile } = await import('../../adapters/mysql/mysql-transform.js');
+    optionFile = await clientOptionFile(s.plan.stateDir, t, s.database);
+    env = { ...common, CUTOVER_MYSQL_DEFAULTS_FILE: optionFile.path };
+  }
+  let r;
+  try {
+    r = await runCommand(cmd!, args, { env, reject: false, timeoutMs: remaining, secrets: s.secrets.all });
+  } finally {
+    await optionFile?.remove();
+  }
   if (Date.now() >= deadline) throw new BudgetExceededError(`the transform of tenant ${tenant} ran out of the write-downtime budget (${formatDuration(remaining)} left when it started)`, 'raise waves.maxWriteBlockedPerTenant or make the transform faster');
   if (r.exitCode !== 0) throw new OperationError(`transform of tenant ${tenant} exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`, 'the tenant was rolled back to its source; fix the transform and run `cutover waves` again');
 }
 
-async function runSqlTransform(s: PlanSession, file: string, tenant: string, remainingMs: number): Promise<void> {
-  const sql = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+async function readTransformFile(file: string): Promise<string> {
+  return readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`cannot read the transform ${file} (${e.code ?? e.message})`, 'check waves.transform.sql in the plan');
   });
+}
+
+async function runMysqlSql(s: PlanSession, file: string, tenant: string, remainingMs: number): Promise<void> {
+  const sql = await readTransformFile(file);
+  const { runMysqlSqlTransform } = await import('../../adapters/mysql/mysql-transform.js');
+  try {
+    await runMysqlSqlTransform(s.target, s.database, sql, remainingMs, `transform ${file} on tenant ${tenant}`);
+  } catch (e) {
+    throw new OperationError(e instanceof Error ? e.message : String(e), 'the tenant stays on its source (statements before a DDL one may have committed on its copy); fix the transform and run `cutover waves` again', { cause: e });
+  }
+}
+
+async function runSqlTransform(s: PlanSession, file: string, tenant: string, remainingMs: number): Promise<void> {
+  const sql = await readTransformFile(file);
   const c = await connectPg(s.target, { database: s.database, applicationName: 'cutover-transform' });
   try {
     await c.query(`SET default_transaction_read_only = off`);

@@ -8,7 +8,7 @@ import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, RouterConfig, RouterKind } from './types.js';
-import { readWaves } from './parse-waves.js';
+import { checkWavesMethod, readWaves } from './parse-waves.js';
 
 export const PLAN_DEFAULTS = {
   method: 'replication',
@@ -104,9 +104,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const hooks = readHooks(top, planDir);
   const stateDir = readStateDir(top, planDir);
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
+  const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || gap === undefined || !router || !hooks || !stateDir || waves === null) return undefined;
+  if (!verify || gap === undefined || !router || !hooks || !stateDir || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,

@@ -1,5 +1,6 @@
 import type { Fields } from './plan-reader.js';
-import type { PlanScope, PlanTransform, PlanWaves } from './types.js';
+import type { Engine } from '../util/db-url.js';
+import type { PlanMethod, PlanScope, PlanTransform, PlanWaves } from './types.js';
 
 export const WAVES_DEFAULTS = { concurrency: 1, order: 'listed', maxWriteBlockedPerTenantMs: 2_000 } as const;
 
@@ -43,4 +44,15 @@ function readTransform(waves: Fields, resolve: PathResolver): PlanTransform | un
   }
   const command = resolve.command(f.argv('command', { required: true }));
   return command ? { kind: 'command', command } : undefined;
+}
+
+/**
+ * MySQL/MariaDB tenants are copied inside their own fence window (`method: dump`): a replica accepts one
+ * replication connection per source (MariaDB error 1934), and every tenant's dump would reset the one
+ * `gtid_slave_pos`, so per-tenant replication cannot run side by side. Returns false when reported.
+ */
+export function checkWavesMethod(top: Fields, engine: Engine, method: PlanMethod): boolean {
+  if (engine === 'postgres' || method === 'dump') return true;
+  top.report('method', `${method}: ${engine} waves copy each tenant inside its own fence window`, 'set method: dump (see docs/waves.md: replication per tenant cannot run side by side from one source)');
+  return false;
 }

@@ -61,9 +61,17 @@ export type RouterConfig =
       database: string;
     }
   | { kind: 'haproxy'; socket: string; backend: string; server: string }
-  | { kind: 'file'; path: string; format: 'json' | 'env' }
+  | {
+      kind: 'file';
+      path: string;
+      format: 'json' | 'env';
+      /** Waves: the file is a JSON map of tenant → endpoint and this router writes only this tenant's entry. */
+      tenant?: string;
+    }
   | {
       kind: 'exec';
+      /** Waves: the tenant the command switches, passed as CUTOVER_TENANT. */
+      tenant?: string;
       /** argv; no shell unless the user wrote one (e.g. ["sh", "-c", "..."]). */
       command: string[];
       hold?: string[];

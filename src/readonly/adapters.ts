@@ -1,6 +1,6 @@
 import { PostgresReadOnlyAdapter } from '../../adapters/postgres/postgres-readonly.js';
 import type { DbEndpoint, Engine } from '../util/db-url.js';
-import type { ReadOnlyAdapter } from './types.js';
+import type { ReadOnlyAdapter, ReadOnlyScope } from './types.js';
 
 /** The one place that maps an engine to its read-only adapter. */
 export async function connectReadOnlyAdapter(ep: DbEndpoint, lockTimeoutMs: number): Promise<ReadOnlyAdapter> {
@@ -16,7 +16,11 @@ export async function connectReadOnlyAdapter(ep: DbEndpoint, lockTimeoutMs: numb
   }
 }
 
-/** Whether the engine's adapter implements ReadOnlyAdapter.watchLeaks (known before connecting). */
-export function canWatchLeaks(engine: Engine): boolean {
-  return engine === 'postgres';
+/**
+ * Whether the cutover can overlap the fence's leak check with its catch-up (ReadOnlyAdapter.watchLeaks),
+ * known before connecting. MySQL/MariaDB: for a database fence only — its check looks at that database's
+ * tables and binary log events, which the tool's own dump does not touch; the server-wide check stays a probe.
+ */
+export function canWatchLeaks(engine: Engine, scope: ReadOnlyScope): boolean {
+  return engine === 'postgres' || scope === 'database' || scope === 'schema';
 }

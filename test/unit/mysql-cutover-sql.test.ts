@@ -79,6 +79,19 @@ describe('dump and load commands', () => {
     expect(loadArgs(ep)).toEqual(['--host=127.0.0.1', '--port=3307', '--protocol=TCP', '--user=root', '--binary-mode', '--default-character-set=utf8mb4']);
     expect(clientConnArgs(parseDbUrl('mysql://root@localhost/shop?socket=/run/mysqld/mysqld.sock'))).toEqual(['--socket=/run/mysqld/mysqld.sock', '--protocol=SOCKET', '--user=root']);
   });
+
+  it('method dump: a schema pre-copy without rows and a fenced copy, neither with a GTID position nor a global lock', () => {
+    const ep = parseDbUrl('mariadb://root@127.0.0.1:3307/shop');
+    for (const kind of ['schema', 'copy'] as const) {
+      const args = dumpArgs(maria, ep, 'shop', kind);
+      expect(args).toEqual(expect.arrayContaining(['--single-transaction', '--routines', '--triggers', '--databases', 'shop']));
+      // --master-data takes FLUSH TABLES WITH READ LOCK: a stall for every other tenant on the server.
+      expect(args.filter((a) => /^--(gtid|master-data|lock-all-tables|flush-logs)/.test(a))).toEqual([]);
+      expect(dumpArgs(mysql84, ep, 'shop', kind)).toContain('--set-gtid-purged=OFF');
+    }
+    expect(dumpArgs(maria, ep, 'shop', 'schema')).toContain('--no-data');
+    expect(dumpArgs(maria, ep, 'shop', 'copy')).not.toContain('--no-data');
+  });
 });
 
 describe('auto-increment and verify statements', () => {
