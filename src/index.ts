@@ -8,7 +8,7 @@ import { planStatus, type PlanStatus } from './engine/status.js';
 import { rehearse as rehearseOn } from './rehearse/rehearse.js';
 import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
 
-export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFAULTS, type ReadOnlyOptions } from './readonly/readonly.js';
+export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFAULTS, describeLeak, describeLeakedTransaction, type ReadOnlyOptions } from './readonly/readonly.js';
 export type * from './readonly/types.js';
 export * from './errors.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
@@ -20,7 +20,7 @@ export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
 export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';
 export { renderHtmlReport } from './report/html.js';
 export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover } from './engine/cutover-adapter.js';
-export type { CutoverEvent, RunResult, RollbackResult, StepTiming } from './engine/run.js';
+export { LeakedAfterSwitchError, type CutoverEvent, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';
 export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';
 export { percentile, windowStats, type WindowStats } from './engine/waves-stats.js';

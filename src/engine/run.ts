@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
 import { canWatchLeaks } from '../readonly/adapters.js';
-import { openLeakWatcher, readOnlyOff, readOnlyOn, type LeakWatcher } from '../readonly/readonly.js';
-import type { FenceOnResult, LeakCheck } from '../readonly/types.js';
+import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, readOnlyOn, type LeakWatcher } from '../readonly/readonly.js';
+import type { FenceOnResult, LateLeakCheck, LeakCheck } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import type { CatchUpProof, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
@@ -53,6 +53,11 @@ export interface RunResult {
   sync?: SyncSummary;
   lagBytesAtFence?: number | null;
   fence?: { terminated: number; drained: number; leakClean: boolean };
+  /**
+   * How the leak check worked (decoded: every commit after the fence read from the source's log) and, after the
+   * switch, what still committed on the old source (PostgreSQL).
+   */
+  leakCheck?: { method: 'decoded' | 'sampled'; fallback?: string; late?: LateLeakCheck };
   catchUp?: CatchUpProof;
   sequences?: number;
   verify?: VerifyReport;
@@ -236,12 +241,41 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
 
   if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);
 
+  const exempt = await s.adapter.ownSourceSessions();
+  // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
+  // for the server's running transactions, which must not happen while clients are held. Its sessions are
+  // exempt from the fence. It watches until the point of no return, overlapping catch-up and verify.
+  const watcher = canWatchLeaks(s.plan.engine) ? await openLeakWatcher(sourceFenceOptions(s, exempt)) : undefined;
+  try {
+    if (watcher) {
+      result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
+      runner.emit('leak-check', 'info', watcher.setup.method === 'decoded' ? 'leak check: a decoding slot reads every commit after the fence' : `leak check: sampling sessions only (${watcher.setup.fallback ?? 'no decoding'})`);
+      if (watcher.setup.fallback) runner.warnings.push(`leak check sampled sessions only, so a very short write could go unseen: ${watcher.setup.fallback}`);
+    }
+    const fenceExempt = [...exempt, ...(watcher?.setup.sessions ?? [])];
+    await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher);
+    // After the lift, so the check covers the longest stretch and adds nothing to the write-blocked window.
+    if (watcher && result.leakCheck) {
+      result.leakCheck.late = await watcher.late();
+      if (!result.leakCheck.late.checked) runner.warnings.push(`leak check after the point of no return not run: ${result.leakCheck.late.note ?? 'unknown reason'}`);
+    }
+  } finally {
+    await watcher?.close();
+  }
+  result.cleanedUp = await cleanupAndReport(s, runner, result);
+  const late = result.leakCheck?.late;
+  if (late && (late.beforeSentinel.length || late.afterSentinel.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
+  return result;
+}
+
+/** Hold, fence, catch-up, verify, leak check, point of no return; then forward. Before that point a failure restores the source. */
+async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, result: RunResult, budgetMs: number, exempt: string[], watcher: LeakWatcher | undefined): Promise<void> {
+  const journal = runner.journal;
   let fencedAt = 0;
   // Writers wait from the hold on (new queries queue at the router), not only from the fence.
   const blockedFrom = Date.now();
   let held = false;
   let fenced = false;
-  let watcher: LeakWatcher | undefined;
   try {
     if (s.router) {
       await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
@@ -249,22 +283,13 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     }
     fencedAt = Date.now();
     const deadline = fencedAt + budgetMs;
-    const exempt = await s.adapter.ownSourceSessions();
-    // The leak probe overlaps catch-up and verify instead of adding its window to the write-blocked time,
-    // and watches until the point of no return. Its session opens after the fence, which ends older ones.
-    const overlapProbe = canWatchLeaks(s.plan.engine);
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
-      return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(overlapProbe ? { probeMs: 0 } : {}) });
-    }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean }));
+      return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(watcher ? { probeMs: 0, decodeLeaks: false } : {}) });
+    }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }));
     let stopWatching!: () => void;
     const untilPointOfNoReturn = new Promise<void>((r) => (stopWatching = r));
-    const leaks = overlapProbe
-      ? openLeakWatcher(sourceFenceOptions(s, exempt)).then((w) => {
-          watcher = w;
-          return w?.run(LEAK_PROBE_MS, untilPointOfNoReturn);
-        })
-      : undefined;
+    const leaks = watcher?.run(LEAK_PROBE_MS, untilPointOfNoReturn, fence.fencePosition);
     leaks?.catch(() => {});
     result.fence = { terminated: fence.terminated.length, drained: fence.drained.length, leakClean: fence.leakCheck.clean };
     result.catchUp = await runner.step('catch-up', 'prove the target holds every write committed before the fence', () => s.adapter.catchUp(deadline), (r) => ({ ...r }));
@@ -285,6 +310,8 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     const leak = await leaks;
     if (leak) {
       result.fence.leakClean = leak.clean;
+      result.leakCheck = { method: leak.method ?? 'sampled', ...(leak.fallback ? { fallback: leak.fallback } : {}) };
+      if (leak.fallback && leak.fallback !== watcher?.setup.fallback) runner.warnings.push(`leak check fell back to sampling sessions: ${leak.fallback}`);
       if (!leak.clean) throw leakError(leak);
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
@@ -293,16 +320,35 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
-  } finally {
-    await watcher?.close();
   }
   result.writeBlockedMs = await finishForward(s, runner, blockedFrom);
-  result.cleanedUp = await cleanupAndReport(s, runner, result);
-  return result;
 }
 
 function leakError(leak: LeakCheck): OperationError {
-  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+  return new OperationError(`leak check failed: ${describeLeak(leak)}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+}
+
+/**
+ * The cutover finished, but the old source took writes after the leak check: past the point of no return they
+ * cannot be undone, only reported. Exit 5; `result` is the finished run.
+ */
+export class LeakedAfterSwitchError extends NeedsOperatorError {
+  constructor(
+    readonly result: RunResult,
+    late: LateLeakCheck,
+  ) {
+    const list = (ts: LateLeakCheck['afterSentinel']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
+    const parts = [
+      ...(late.beforeSentinel.length ? [`${late.beforeSentinel.length} committed before the final sentinel, so replicated to the target: ${list(late.beforeSentinel)}`] : []),
+      ...(late.afterSentinel.length ? [`${late.afterSentinel.length} committed after it, only on the old source: ${list(late.afterSentinel)}`] : []),
+      ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`] : []),
+    ];
+    super(
+      'leak',
+      `the cutover is done (the target is the primary), but the old source took writes after the leak check, past the point of no return: ${parts.join('; ')}`,
+      'move the rows written only on the old source to the target by hand; end the sessions that override the read-only default (readOnly.mode strict with the app roles keeps them out)',
+    );
+  }
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
@@ -398,6 +444,7 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
     if (phase === 'past-pnr') {
       const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
       await checkIdentities(s, journal);
+      if (canWatchLeaks(s.plan.engine)) runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
       result.writeBlockedMs = await finishForward(s, runner, 0);
       result.cleanedUp = await cleanupAndReport(s, runner, result);
       return result;
