@@ -19,7 +19,7 @@ export { stopAllSandboxes, installSandboxCleanup } from './sandbox/registry.js';
 export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
 export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';
 export { renderHtmlReport } from './report/html.js';
-export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover } from './engine/cutover-adapter.js';
+export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover, DetachResult } from './engine/cutover-adapter.js';
 export { LeakedAfterSwitchError, type CutoverEvent, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';
 export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';

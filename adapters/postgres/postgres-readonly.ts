@@ -360,24 +360,27 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   /**
-   * After a decoded watch: what committed since, split at the tool's last sentinel (the cutover commits one
-   * right before it detaches the target; replication applies in commit order, so what committed before it
-   * reached the target). Never throws: a check that cannot run says so.
+   * After a decoded watch: what committed since. Replication applies in commit order, so a commit at or before
+   * `appliedThrough` (where the target stopped applying) is on the target and one after it is not; without that
+   * position, the tool's last sentinel (committed and seen on the target right before the detach) is a lower
+   * bound. Never throws: a check that cannot run says so.
    */
-  async lateLeaks(target: FenceTarget, exempt: readonly string[]): Promise<LateLeakCheck> {
-    const none = { beforeSentinel: [], afterSentinel: [], openWriters: [] };
+  async lateLeaks(target: FenceTarget, exempt: readonly string[], appliedThrough?: string): Promise<LateLeakCheck> {
+    const none = { splitBy: 'none' as const, replicated: [], sourceOnly: [], openWriters: [] };
     if (!this.decoder || !this.decodedFrom) return { checked: false, note: this.decodeFallback ?? 'no decoded leak check ran before', ...none };
     try {
       const d = await this.decoder.drain(this.decodedFrom);
-      const sentinel = d.lastSentinelLsn;
       const leaks = d.leaks.map((t) => this.named(t));
       const openWriters = (await sessionsInScope(this.client, target, { writingOnly: true, exempt: this.withDecoder(exempt) })).map((s) =>
         publicSession(s, 'inside a write transaction: may still commit on the old source'),
       );
+      const bound = appliedThrough ?? d.lastSentinelLsn;
+      const reached = (t: LeakedTransaction) => bound !== undefined && compareLsn(t.commitPosition, bound) <= 0;
       return {
         checked: true,
-        beforeSentinel: sentinel ? leaks.filter((t) => compareLsn(t.commitPosition, sentinel) < 0) : [],
-        afterSentinel: sentinel ? leaks.filter((t) => compareLsn(t.commitPosition, sentinel) >= 0) : leaks,
+        splitBy: appliedThrough ? 'applied' : d.lastSentinelLsn ? 'sentinel' : 'none',
+        replicated: leaks.filter(reached),
+        sourceOnly: leaks.filter((t) => !reached(t)),
         openWriters,
       };
     } catch (e) {

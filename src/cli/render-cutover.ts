@@ -34,9 +34,9 @@ export function renderRun(r: RunResult): string[] {
 }
 
 function lateWords(l: NonNullable<NonNullable<RunResult['leakCheck']>['late']>): string {
-  const n = l.beforeSentinel.length + l.afterSentinel.length;
+  const n = l.replicated.length + l.sourceOnly.length;
   if (n === 0 && l.openWriters.length === 0) return 'no write reached the old source';
-  return `${n} transaction(s) on the old source (${l.beforeSentinel.length} replicated, ${l.afterSentinel.length} only there), ${l.openWriters.length} session(s) still writing`;
+  return `${n} transaction(s) on the old source (${l.replicated.length} replicated, ${l.sourceOnly.length} not), ${l.openWriters.length} session(s) still writing`;
 }
 
 export function renderStatus(s: PlanStatus): string[] {

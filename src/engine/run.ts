@@ -6,7 +6,7 @@ import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, 
 import type { FenceOnResult, LateLeakCheck, LeakCheck } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import type { CatchUpProof, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import type { CatchUpProof, DetachResult, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
 import { Journal, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
@@ -253,10 +253,10 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
       if (watcher.setup.fallback) runner.warnings.push(`leak check sampled sessions only, so a very short write could go unseen: ${watcher.setup.fallback}`);
     }
     const fenceExempt = [...exempt, ...(watcher?.setup.sessions ?? [])];
-    await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher);
+    const detached = await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher);
     // After the lift, so the check covers the longest stretch and adds nothing to the write-blocked window.
     if (watcher && result.leakCheck) {
-      result.leakCheck.late = await watcher.late();
+      result.leakCheck.late = await watcher.late(detached.appliedThrough);
       if (!result.leakCheck.late.checked) runner.warnings.push(`leak check after the point of no return not run: ${result.leakCheck.late.note ?? 'unknown reason'}`);
     }
   } finally {
@@ -264,12 +264,12 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   }
   result.cleanedUp = await cleanupAndReport(s, runner, result);
   const late = result.leakCheck?.late;
-  if (late && (late.beforeSentinel.length || late.afterSentinel.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
+  if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
   return result;
 }
 
 /** Hold, fence, catch-up, verify, leak check, point of no return; then forward. Before that point a failure restores the source. */
-async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, result: RunResult, budgetMs: number, exempt: string[], watcher: LeakWatcher | undefined): Promise<void> {
+async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, result: RunResult, budgetMs: number, exempt: string[], watcher: LeakWatcher | undefined): Promise<DetachResult> {
   const journal = runner.journal;
   let fencedAt = 0;
   // Writers wait from the hold on (new queries queue at the router), not only from the fence.
@@ -321,7 +321,9 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
   }
-  result.writeBlockedMs = await finishForward(s, runner, blockedFrom);
+  const forward = await finishForward(s, runner, blockedFrom);
+  result.writeBlockedMs = forward.writeBlockedMs;
+  return forward.detached;
 }
 
 function leakError(leak: LeakCheck): OperationError {
@@ -337,27 +339,30 @@ export class LeakedAfterSwitchError extends NeedsOperatorError {
     readonly result: RunResult,
     late: LateLeakCheck,
   ) {
-    const list = (ts: LateLeakCheck['afterSentinel']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
+    const list = (ts: LateLeakCheck['sourceOnly']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
+    const reached = late.splitBy === 'applied' ? 'before replication into the target stopped, so on the target too' : 'before the final sentinel, so replicated to the target';
+    const stayed = late.splitBy === 'sentinel' ? 'after it, so maybe not on the target' : late.splitBy === 'applied' ? 'after replication stopped, so only on the old source' : 'with no replication running, so only on the old source';
     const parts = [
-      ...(late.beforeSentinel.length ? [`${late.beforeSentinel.length} committed before the final sentinel, so replicated to the target: ${list(late.beforeSentinel)}`] : []),
-      ...(late.afterSentinel.length ? [`${late.afterSentinel.length} committed after it, only on the old source: ${list(late.afterSentinel)}`] : []),
+      ...(late.replicated.length ? [`${late.replicated.length} transaction(s) committed ${reached}: ${list(late.replicated)}`] : []),
+      ...(late.sourceOnly.length ? [`${late.sourceOnly.length} transaction(s) committed ${stayed}: ${list(late.sourceOnly)}`] : []),
       ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`] : []),
     ];
     super(
       'leak',
       `the cutover is done (the target is the primary), but the old source took writes after the leak check, past the point of no return: ${parts.join('; ')}`,
-      'move the rows written only on the old source to the target by hand; end the sessions that override the read-only default (readOnly.mode strict with the app roles keeps them out)',
+      'copy what those transactions wrote only to the old source over to the target by hand; end the sessions that override the read-only default (readOnly.mode strict with the app roles keeps them out)',
     );
   }
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
-async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<number> {
+async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<{ writeBlockedMs: number; detached: DetachResult }> {
+  let detached: DetachResult = {};
   try {
     await runner.step('repoint', s.router ? `point ${s.router.describe()} at the target` : 'stop replication into the target', async () => {
-      await s.adapter.detachTarget();
+      detached = (await s.adapter.detachTarget()) ?? {};
       await s.router?.pointTo(endpointOf(s.target));
-    });
+    }, () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}));
     await runner.step('lift', 'open the target for writes and release clients', async () => {
       if (s.adapter.openTarget) await s.adapter.openTarget();
       else await readOnlyOff(targetHoldOptions(s));
@@ -371,7 +376,7 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
   const blocked = blockedFrom ? Date.now() - blockedFrom : 0;
   runner.emit('lift', 'info', blockedFrom ? `write-blocked window ${formatDuration(blocked)} (hold to release)` : 'resumed after a restart: window not measured');
   if (s.plan.hooks.afterSwitch) await runHook(s.plan.hooks.afterSwitch, 'afterSwitch', s).catch((e: Error) => runner.warnings.push(`afterSwitch hook failed: ${e.message}`));
-  return blocked;
+  return { writeBlockedMs: blocked, detached };
 }
 
 async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<string[]> {
@@ -445,7 +450,7 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
       const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
       await checkIdentities(s, journal);
       if (canWatchLeaks(s.plan.engine)) runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
-      result.writeBlockedMs = await finishForward(s, runner, 0);
+      result.writeBlockedMs = (await finishForward(s, runner, 0)).writeBlockedMs;
       result.cleanedUp = await cleanupAndReport(s, runner, result);
       return result;
     }

@@ -148,8 +148,11 @@ export interface LeakWatcher {
   readonly setup: LeakWatchSetup;
   /** Watches for at least `minMs` and until `until` settles; a decoded watch reads commits after `fencePosition`. */
   run(minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck>;
-  /** After `run`: what committed since (decoded watches only; otherwise `checked: false` with the reason). */
-  late(): Promise<LateLeakCheck>;
+  /**
+   * After `run`: what committed since (decoded watches only; otherwise `checked: false` with the reason), told
+   * apart by `appliedThrough`, the source position the target applied through (DetachResult).
+   */
+  late(appliedThrough?: string): Promise<LateLeakCheck>;
   close(): Promise<void>;
 }
 
@@ -175,11 +178,11 @@ export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatche
     await adapter.close();
     throw e;
   }
-  const notChecked: LateLeakCheck = { checked: false, note: setup.fallback ?? 'the engine cannot decode its log', beforeSentinel: [], afterSentinel: [], openWriters: [] };
+  const notChecked: LateLeakCheck = { checked: false, note: setup.fallback ?? 'the engine cannot decode its log', splitBy: 'none', replicated: [], sourceOnly: [], openWriters: [] };
   return {
     setup,
     run: (minMs, until, fencePosition) => watch(target, exempt, minMs, until, fencePosition),
-    late: () => (adapter.lateLeaks ? adapter.lateLeaks(target, exempt) : Promise.resolve(notChecked)),
+    late: (appliedThrough) => (adapter.lateLeaks ? adapter.lateLeaks(target, exempt, appliedThrough) : Promise.resolve(notChecked)),
     close: () => adapter.close(),
   };
 }

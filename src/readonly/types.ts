@@ -89,10 +89,16 @@ export interface LateLeakCheck {
   /** False when it could not be checked; `note` says why. */
   checked: boolean;
   note?: string;
-  /** Committed before the tool's last sentinel, so replication carried them to the target before it was detached. */
-  beforeSentinel: LeakedTransaction[];
-  /** Committed after it (or with no sentinel to prove otherwise): only on the old source. */
-  afterSentinel: LeakedTransaction[];
+  /**
+   * How `replicated` and `sourceOnly` were told apart. applied: by the position the target applied through when
+   * replication stopped (exact). sentinel: by the tool's last sentinel; those after it may have reached the target
+   * too. none: no replication ran in that stretch (method dump), nothing reached the target.
+   */
+  splitBy: 'applied' | 'sentinel' | 'none';
+  /** Reached the target before replication into it stopped. */
+  replicated: LeakedTransaction[];
+  /** Committed on the old source only. */
+  sourceOnly: LeakedTransaction[];
   /** Sessions inside a write transaction right now: they may still commit on the old source. */
   openWriters: SessionInfo[];
 }
@@ -204,7 +210,7 @@ export interface ReadOnlyAdapter {
    */
   watchLeaks?(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck>;
   /** Optional: after a decoded watch ended, what committed since (the cutover's check after its point of no return). */
-  lateLeaks?(target: FenceTarget, exempt: readonly string[]): Promise<LateLeakCheck>;
+  lateLeaks?(target: FenceTarget, exempt: readonly string[], appliedThrough?: string): Promise<LateLeakCheck>;
   status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>>;
   /** Default targets for `status` when none is named (e.g. server + the URL's database). */
   defaultStatusTargets(): FenceTarget[];

@@ -112,6 +112,6 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('short autocommi
     // Once the session is gone the same plan goes through, decoded and clean before and after the switch.
     const done = await cli(['run', plan, '--yes', '--json'], e.env);
     expect(done.code, done.err).toBe(0);
-    expect(done.json().leakCheck).toMatchObject({ method: 'decoded', late: { checked: true, beforeSentinel: [], afterSentinel: [], openWriters: [] } });
+    expect(done.json().leakCheck).toMatchObject({ method: 'decoded', late: { checked: true, splitBy: 'applied', replicated: [], sourceOnly: [], openWriters: [] } });
   });
 });
