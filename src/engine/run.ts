@@ -113,8 +113,9 @@ class Runner {
   }
 }
 
+/** The target's hold keeps applications out while replication writes into it: no leak check to speak of. */
 function targetHoldOptions(s: PlanSession) {
-  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), scope: 'database' as const, name: s.database, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0 };
+  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), scope: 'database' as const, name: s.database, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
 }
 
 function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
@@ -311,8 +312,9 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     if (leak) {
       result.fence.leakClean = leak.clean;
       result.leakCheck = { method: leak.method ?? 'sampled', ...(leak.fallback ? { fallback: leak.fallback } : {}) };
-      if (leak.fallback && leak.fallback !== watcher?.setup.fallback) runner.warnings.push(`leak check fell back to sampling sessions: ${leak.fallback}`);
       if (!leak.clean) throw leakError(leak);
+      // A decoding slot that was there before the fence and cannot be read now proves nothing: fail safe.
+      if (watcher?.setup.method === 'decoded' && leak.method !== 'decoded') throw new OperationError(`the leak check could not read its decoding slot: ${leak.fallback ?? 'unknown reason'}`, 'the source was restored; run again');
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
     if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
