@@ -332,6 +332,20 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     void until.finally(() => (done = true));
     const seen = new Map<number, PgSession>();
     const skip = this.withDecoder(exempt);
+    const decoder = fencePosition ? this.decoder : undefined;
+    const decoded: LeakedTransaction[] = [];
+    let decodeError: unknown;
+    const drain = async (): Promise<void> => {
+      if (!decoder || !fencePosition || decodeError) return;
+      try {
+        decoded.push(...(await decoder.drain(fencePosition)).leaks);
+      } catch (e) {
+        decodeError = e;
+      }
+    };
+    // A first read right away moves the slot past the fence position while the caller's other work runs, so the
+    // last read (inside the caller's write-blocked window) only decodes what came since.
+    await drain();
     do {
       for (const s of await sessionsInScope(this.client, target, { writingOnly: true, exempt: skip })) {
         seen.set(s.pid, s);
@@ -339,24 +353,22 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
       }
       await sleep(LEAK_SAMPLE_MS);
     } while (Date.now() - started < minMs || !done);
+    await drain();
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
     writers.push(...(await this.preparedInScope(target)));
-    let transactions: LeakedTransaction[] | undefined;
-    if (this.decoder && fencePosition) {
-      try {
-        transactions = (await this.decoder.drain(fencePosition)).leaks.map((t) => this.named(t));
-        this.decodedFrom = fencePosition;
-      } catch (e) {
-        this.decodeFallback = `reading the decoding slot failed: ${mapPgError(e, this.ep).message}`;
-        await this.closeDecoder();
-      }
+    const probeMs = Date.now() - started;
+    if (decoder && !decodeError) {
+      this.decodedFrom = fencePosition;
+      const transactions = decoded.map((t) => this.named(t));
+      return { probeMs, clean: writers.length === 0 && transactions.length === 0, writers, method: 'decoded', transactions };
+    }
+    if (decodeError) {
+      this.decodeFallback = `reading the decoding slot failed: ${mapPgError(decodeError, this.ep).message}`;
+      await this.closeDecoder();
     } else if (this.decoder) {
       this.decodeFallback = 'no fence position was given to decode from';
     }
-    const probeMs = Date.now() - started;
-    const clean = writers.length === 0 && !transactions?.length;
-    if (transactions) return { probeMs, clean, writers, method: 'decoded', transactions };
-    return { probeMs, clean, writers, method: 'sampled', ...(this.decodeFallback ? { fallback: this.decodeFallback } : {}) };
+    return { probeMs, clean: writers.length === 0, writers, method: 'sampled', ...(this.decodeFallback ? { fallback: this.decodeFallback } : {}) };
   }
 
   /**
