@@ -179,8 +179,8 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
 
   async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
     const scope = this.scopeOf(target);
-    // Before the fence: the slot must exist before the first commit that could leak, and creating it waits for
-    // running transactions, which the fence would otherwise make wait in turn.
+    // Before anything changes: the slot must exist before the first commit that could leak, and creating it waits
+    // (bounded) for the server's running transactions, so it is done while nobody is fenced yet.
     const setup = opts.decodeLeaks === false ? undefined : await this.prepareLeakWatch(target);
     try {
       return await this.applyFence(target, scope, { ...opts, exemptSessions: [...(opts.exemptSessions ?? []), ...(setup?.sessions ?? [])] }, prior as PgPrior);

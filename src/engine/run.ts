@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
 import { canWatchLeaks } from '../readonly/adapters.js';
-import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, readOnlyOn, type LeakWatcher } from '../readonly/readonly.js';
+import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, readOnlyOn, sessionWords, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
@@ -347,7 +347,7 @@ export class LeakedAfterSwitchError extends NeedsOperatorError {
     const parts = [
       ...(late.replicated.length ? [`${late.replicated.length} transaction(s) committed ${reached}: ${list(late.replicated)}`] : []),
       ...(late.sourceOnly.length ? [`${late.sourceOnly.length} transaction(s) committed ${stayed}: ${list(late.sourceOnly)}`] : []),
-      ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map((w) => `${w.id} (user ${w.user}${w.application ? `, ${w.application}` : ''})`).join(', ')}`] : []),
+      ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map(sessionWords).join(', ')}`] : []),
     ];
     super(
       'leak',

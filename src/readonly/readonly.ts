@@ -49,7 +49,8 @@ export const READ_ONLY_DEFAULTS = {
   stateDir: '.cutover',
 };
 
-function sessionWords(w: { id: string; user: string; application?: string }): string {
+/** A session in a few words: id, user, application. */
+export function sessionWords(w: { id: string; user: string; application?: string }): string {
   return `${w.id} (user ${w.user || '?'}${w.application ? `, ${w.application}` : ''})`;
 }
 
