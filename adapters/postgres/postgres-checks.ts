@@ -50,6 +50,9 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   if (sv.sid === tv.sid) add({ severity: 'blocker', check: 'identity', message: `source and target are the same server (system_identifier ${sv.sid})`, why: 'a cutover onto itself would fence the only copy', fix: 'point target.url at the new server' });
   if (!sv.su) add({ severity: 'blocker', check: 'privileges', object: 'source', message: 'the source user is not a superuser', why: 'the fence, publications FOR ALL TABLES and role copy need it', fix: 'use a superuser in source.url' });
   if (!tv.su) add({ severity: 'blocker', check: 'privileges', object: 'target', message: 'the target user is not a superuser', why: 'CREATE SUBSCRIPTION, role creation and sequence setup need it', fix: 'use a superuser in target.url' });
+  if (!repl && sv.wal !== 'logical') {
+    add({ severity: 'warning', check: 'leak check', message: `source wal_level is ${sv.wal}: the leak check can only sample sessions`, why: 'without logical decoding a write shorter than the 20 ms sampling interval can slip past the check', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
+  }
   if (repl) {
     if (sv.wal !== 'logical') add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
     if (sv.slots - sv.used < 1) add({ severity: 'blocker', check: 'replication slots', message: `no free replication slot on the source (${sv.used}/${sv.slots} used)`, why: 'the subscription needs one slot', fix: 'raise max_replication_slots (restart) or drop an unused slot' });

@@ -1,5 +1,5 @@
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
@@ -16,6 +16,7 @@ import {
   sentinelExists,
   slotLagBytes,
   startReplication,
+  stopApplying,
   waitTablesReady,
   TOOL_SCHEMA,
   type PgMoveScope,
@@ -236,13 +237,16 @@ export class PostgresCutover implements CutoverAdapter {
    * sub-millisecond autocommit writes can fall between its samples) still had its commits replicated, so they
    * reach the target instead of staying behind on the old source.
    */
-  async detachTarget(): Promise<void> {
-    if (this.cfg.method !== 'replication' || !(await this.targetDbExists())) return;
+  async detachTarget(): Promise<DetachResult> {
+    if (this.cfg.method !== 'replication' || !(await this.targetDbExists())) return {};
     const dst = await this.targetDb();
     if ((await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled`, [this.cfg.name])).rows.length > 0) {
       await this.on('target', 'final catch-up before detaching', () => proveCaughtUp(this.src, dst, Date.now() + FINAL_CATCH_UP_MS, this.scope));
     }
-    await this.on('target', 'stopping the subscription', () => dropSubscription(dst, this.cfg.name));
+    // Replication goes on between the sentinel and the stop: where it stopped tells which late writes made it.
+    const appliedThrough = await this.on('target', 'stopping the subscription', () => stopApplying(dst, this.cfg.name, FINAL_CATCH_UP_MS));
+    await this.on('target', 'dropping the subscription', () => dropSubscription(dst, this.cfg.name));
+    return appliedThrough ? { appliedThrough } : {};
   }
 
   async cleanup(): Promise<string[]> {

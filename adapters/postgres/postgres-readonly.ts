@@ -1,6 +1,9 @@
 import { PreflightError, UsageError } from '../../src/errors.js';
 import type {
+  LateLeakCheck,
   LeakCheck,
+  LeakWatchSetup,
+  LeakedTransaction,
   FenceOnResult,
   FenceOptions,
   FenceTarget,
@@ -12,6 +15,7 @@ import type {
 } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
+import { PgLeakDecoder, compareLsn } from './postgres-leak-decoding.js';
 import { READ_ONLY_GUC, fenceSettingSql, loginSql } from './postgres-sql.js';
 import { fenceSchema, schemaExists, schemaFenceGaps, schemaTables, unfenceSchema } from './postgres-schema-fence.js';
 import { publicSession, sessionsInScope, sleep, terminateSessions, type PgSession } from './postgres-sessions.js';
@@ -34,6 +38,14 @@ const SCHEMA_CHECK_MS = 100;
 
 export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   readonly engine = 'postgres' as const;
+  /** The decoding slot's session, from prepareLeakWatch until close. */
+  private decoder: PgLeakDecoder | undefined;
+  /** Why the leak check samples only (set by prepareLeakWatch, or when decoding failed). */
+  private decodeFallback: string | undefined;
+  /** The fence position the decoded watch read from; lateLeaks continues from there. */
+  private decodedFrom: string | undefined;
+  /** Transaction ids the samplers caught, with their sessions, to name the sessions of decoded leaks. */
+  private readonly xidSessions = new Map<string, PgSession>();
 
   private constructor(
     private readonly ep: DbEndpoint,
@@ -45,7 +57,13 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   async close(): Promise<void> {
+    await this.closeDecoder();
     await this.client.end().catch(() => {});
+  }
+
+  private async closeDecoder(): Promise<void> {
+    await this.decoder?.close();
+    this.decoder = undefined;
   }
 
   private async q<R extends object = Record<string, unknown>>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> {
@@ -173,8 +191,20 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   }
 
   async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
+    // A schema fence rejects writes synchronously (a trigger): its leak check looks for gaps in it, not commits.
     if (target.scope === 'schema') return this.applySchemaFence(target, opts, prior);
     const scope = this.scopeOf(target);
+    // Before anything changes: the slot must exist before the first commit that could leak, and creating it waits
+    // (bounded) for the server's running transactions, so it is done while nobody is fenced yet.
+    const setup = opts.decodeLeaks === false ? undefined : await this.prepareLeakWatch(target);
+    try {
+      return await this.applyFence(target, scope, { ...opts, exemptSessions: [...(opts.exemptSessions ?? []), ...(setup?.sessions ?? [])] }, prior);
+    } finally {
+      await this.closeDecoder();
+    }
+  }
+
+  private async applyFence(target: FenceTarget, scope: PgScope, opts: FenceOptions, prior: PriorState) {
     const warnings: string[] = [];
     const cutoff = await this.setReadOnlyDefault(scope, target.name);
     const lockedRoles = await this.lockRoles(prior);
@@ -222,7 +252,9 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
         warnings.push('enforced mode: a new session can still write with BEGIN READ WRITE; use --mode strict --role <app role> to stop that');
       }
     }
-    const leakCheck = await this.leakCheck(target, opts.probeMs, opts.exemptSessions ?? []);
+    const fencePosition = await this.walInsertPosition();
+    const leakCheck = await this.watchLeaks(target, opts.exemptSessions ?? [], opts.probeMs, Promise.resolve(), fencePosition);
+    if (leakCheck.fallback) warnings.push(`leak check sampled sessions only (a write shorter than ${LEAK_SAMPLE_MS}ms can fall between samples): ${leakCheck.fallback}`);
     return {
       scope: target.scope,
       ...(target.name ? { name: target.name } : {}),
@@ -234,6 +266,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
       lockedRoles,
       warnings,
       leakCheck,
+      fencePosition,
     } satisfies Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>;
   }
 
@@ -250,7 +283,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     const warnings: string[] = [];
     if (r.tables.length === 0) warnings.push(`schema "${target.name}" has no tables: nothing to fence (tables created later are not fenced)`);
     if (kind === 'hold') warnings.push(`advisory schema fence: sessions with session_replication_role = replica or ${'cutover.writable'} = on still write (use --mode enforced)`);
-    const leakCheck = await this.leakCheck(target, opts.probeMs, opts.exemptSessions ?? []);
+    const leakCheck = await this.watchLeaks(target, opts.exemptSessions ?? [], opts.probeMs, Promise.resolve());
     return {
       scope: target.scope,
       name: target.name!,
@@ -303,25 +336,117 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     }
   }
 
-  /** Watches the scope for sessions that acquire a write transaction id after the fence. */
-  private leakCheck(target: FenceTarget, probeMs: number, exempt: readonly string[]) {
-    return this.watchLeaks(target, exempt, probeMs, Promise.resolve());
+  /**
+   * Insert position, not pg_current_wal_lsn (the write position): an asynchronous commit that happened before
+   * the fence may not be written yet, and must not count as a leak.
+   */
+  private async walInsertPosition(): Promise<string> {
+    return (await this.q<{ l: string }>(`SELECT pg_current_wal_insert_lsn()::text AS l`))[0]!.l;
   }
 
-  async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>): Promise<LeakCheck> {
+  async prepareLeakWatch(target: FenceTarget): Promise<LeakWatchSetup> {
+    const own = String((await this.q<{ p: number }>(`SELECT pg_backend_pid() AS p`))[0]!.p);
+    if (target.scope === 'schema') return { method: 'trigger', sessions: [own] };
+    if (target.scope !== 'database' || !target.name) {
+      this.decodeFallback = `a decoding slot reads one database; the ${target.scope} scope is sampled`;
+      return { method: 'sampled', fallback: this.decodeFallback, sessions: [own] };
+    }
+    const opened = await PgLeakDecoder.open(this.ep, target.name);
+    if ('fallback' in opened) {
+      this.decodeFallback = opened.fallback;
+      return { method: 'sampled', fallback: opened.fallback, sessions: [own] };
+    }
+    this.decoder = opened;
+    return { method: 'decoded', sessions: [own, String(opened.pid)] };
+  }
+
+  private withDecoder(exempt: readonly string[]): string[] {
+    return this.decoder ? [...exempt, String(this.decoder.pid)] : [...exempt];
+  }
+
+  /** The session of a decoded transaction, when a sample caught it. */
+  private named(t: LeakedTransaction): LeakedTransaction {
+    const s = this.xidSessions.get(t.xid);
+    return s ? { ...t, session: publicSession(s) } : t;
+  }
+
+  /**
+   * Samples the scope for sessions that hold a write transaction id after the fence (names who writes), and
+   * with a prepared decoding slot reads every commit after `fencePosition` (catches what samples miss).
+   */
+  async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck> {
     const started = Date.now();
     let done = false;
     void until.finally(() => (done = true));
     if (target.scope === 'schema') return this.watchSchemaFence(target.name!, started, minMs, () => done);
     const seen = new Map<number, PgSession>();
+    const skip = this.withDecoder(exempt);
+    const decoder = fencePosition ? this.decoder : undefined;
+    const decoded: LeakedTransaction[] = [];
+    let decodeError: unknown;
+    const drain = async (): Promise<void> => {
+      if (!decoder || !fencePosition || decodeError) return;
+      try {
+        decoded.push(...(await decoder.drain(fencePosition)).leaks);
+      } catch (e) {
+        decodeError = e;
+      }
+    };
+    // A first read right away moves the slot past the fence position while the caller's other work runs, so the
+    // last read (inside the caller's write-blocked window) only decodes what came since.
+    await drain();
     do {
-      for (const s of await sessionsInScope(this.client, target, { writingOnly: true, exempt })) seen.set(s.pid, s);
+      for (const s of await sessionsInScope(this.client, target, { writingOnly: true, exempt: skip })) {
+        seen.set(s.pid, s);
+        if (s.xid) this.xidSessions.set(s.xid, s);
+      }
       await sleep(LEAK_SAMPLE_MS);
     } while (Date.now() - started < minMs || !done);
-    const probeMs = Date.now() - started;
+    await drain();
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
     writers.push(...(await this.preparedInScope(target)));
-    return { probeMs, clean: writers.length === 0, writers };
+    const probeMs = Date.now() - started;
+    if (decoder && !decodeError) {
+      this.decodedFrom = fencePosition;
+      const transactions = decoded.map((t) => this.named(t));
+      return { probeMs, clean: writers.length === 0 && transactions.length === 0, writers, method: 'decoded', transactions };
+    }
+    if (decodeError) {
+      this.decodeFallback = `reading the decoding slot failed: ${mapPgError(decodeError, this.ep).message}`;
+      await this.closeDecoder();
+    } else if (this.decoder) {
+      this.decodeFallback = 'no fence position was given to decode from';
+    }
+    return { probeMs, clean: writers.length === 0, writers, method: 'sampled', ...(this.decodeFallback ? { fallback: this.decodeFallback } : {}) };
+  }
+
+  /**
+   * After a decoded watch: what committed since. Replication applies in commit order, so a commit at or before
+   * `appliedThrough` (where the target stopped applying) is on the target and one after it is not; without that
+   * position, the tool's last sentinel (committed and seen on the target right before the detach) is a lower
+   * bound. Never throws: a check that cannot run says so.
+   */
+  async lateLeaks(target: FenceTarget, exempt: readonly string[], appliedThrough?: string): Promise<LateLeakCheck> {
+    const none = { splitBy: 'none' as const, replicated: [], sourceOnly: [], openWriters: [] };
+    if (!this.decoder || !this.decodedFrom) return { checked: false, note: this.decodeFallback ?? 'no decoded leak check ran before', ...none };
+    try {
+      const d = await this.decoder.drain(this.decodedFrom);
+      const leaks = d.leaks.map((t) => this.named(t));
+      const openWriters = (await sessionsInScope(this.client, target, { writingOnly: true, exempt: this.withDecoder(exempt) })).map((s) =>
+        publicSession(s, 'inside a write transaction: may still commit on the old source'),
+      );
+      const bound = appliedThrough ?? d.lastSentinelLsn;
+      const reached = (t: LeakedTransaction) => bound !== undefined && compareLsn(t.commitPosition, bound) <= 0;
+      return {
+        checked: true,
+        splitBy: appliedThrough ? 'applied' : d.lastSentinelLsn ? 'sentinel' : 'none',
+        replicated: leaks.filter(reached),
+        sourceOnly: leaks.filter((t) => !reached(t)),
+        openWriters,
+      };
+    } catch (e) {
+      return { checked: false, note: `reading the decoding slot failed: ${mapPgError(e, this.ep).message}`, ...none };
+    }
   }
 
   /**
@@ -341,7 +466,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
       await sleep(SCHEMA_CHECK_MS);
     }
     const writers = [...gaps.values()];
-    return { probeMs: Date.now() - started, clean: writers.length === 0, writers };
+    return { probeMs: Date.now() - started, clean: writers.length === 0, writers, method: 'trigger' };
   }
 
   /** Prepared transactions hold writes that COMMIT PREPARED can still make durable after the fence. */

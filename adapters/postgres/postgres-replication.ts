@@ -163,6 +163,31 @@ export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: numb
   }
 }
 
+/**
+ * Disables the subscription and waits for its apply worker to exit, then returns the source commit position it
+ * applied through: the replication origin records the end of the last remote commit it applied, the same
+ * position logical decoding reports for that commit. Undefined when the subscription or its origin is gone.
+ */
+export async function stopApplying(dst: PgClient, name: string, timeoutMs: number): Promise<string | undefined> {
+  const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
+  if (sub.rows.length === 0) return undefined;
+  await dst.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+  const deadline = Date.now() + timeoutMs;
+  // A disabled subscription's worker exits at its next check; until then it may apply one more transaction.
+  while ((await dst.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name])).rows.length > 0) {
+    if (Date.now() > deadline) return undefined;
+    await sleep(10);
+  }
+  const { rows } = await dst.query<{ l: string | null }>(
+    `SELECT o.remote_lsn::text AS l FROM pg_replication_origin_status o
+       JOIN pg_replication_origin r ON r.roident = o.local_id
+       JOIN pg_subscription s ON r.roname = 'pg_' || s.oid
+      WHERE s.subname = $1`,
+    [name],
+  );
+  return rows[0]?.l ?? undefined;
+}
+
 /** Stops the subscription without touching the source (the slot is dropped from the source side). */
 export async function dropSubscription(dst: PgClient, name: string): Promise<boolean> {
   const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);

@@ -16,6 +16,8 @@ interface ActivityRow {
 export interface PgSession extends SessionInfo {
   pid: number;
   hasWriteXid: boolean;
+  /** The open transaction's id, when it has written. */
+  xid?: string;
   backendStart: Date;
 }
 
@@ -75,13 +77,14 @@ function toSession(r: ActivityRow): PgSession {
     ...(r.state ? { state: r.state } : {}),
     ...(r.xact_age_ms !== null ? { transactionAgeMs: Number(r.xact_age_ms) } : {}),
     hasWriteXid: r.xid !== null,
+    ...(r.xid !== null ? { xid: r.xid } : {}),
     backendStart: r.backend_start,
   };
 }
 
 /** The public shape (drops internal fields so reports stay stable). */
 export function publicSession(s: PgSession, reason?: string): SessionInfo {
-  const { pid: _pid, hasWriteXid: _x, backendStart: _b, ...rest } = s;
+  const { pid: _pid, hasWriteXid: _x, xid: _xid, backendStart: _b, ...rest } = s;
   return reason ? { ...rest, reason } : rest;
 }
 

@@ -4,6 +4,7 @@ import {
   check,
   ExitCode,
   FenceLeakError,
+  LeakedAfterSwitchError,
   installSandboxCleanup,
   isCutoverError,
   isWavesPlan,
@@ -320,6 +321,9 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
           };
           const r = await (name === 'run' ? run(file, opts) : resume(file, opts));
           emit(io, g.json, secrets, { action: name, ...r }, renderRun(r));
+        } catch (e) {
+          if (e instanceof LeakedAfterSwitchError && !g.json) io.err(redactText(renderRun(e.result).join('\n'), secrets.values) + '\n');
+          throw e;
         } finally {
           sig.dispose();
         }
@@ -445,7 +449,7 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     if (isCutoverError(e)) {
       io.err(scrub(`error: ${e.message}${e.hint ? `\n  fix: ${e.hint}` : ''}`) + '\n');
       if (json && !secrets.jsonEmitted) {
-        const extra = e instanceof FenceLeakError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : e instanceof WavesIncomplete || e instanceof WavesNeedOperator ? { result: e.result } : {};
+        const extra = e instanceof FenceLeakError || e instanceof LeakedAfterSwitchError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : e instanceof WavesIncomplete || e instanceof WavesNeedOperator ? { result: e.result } : {};
         io.out(JSON.stringify(redactDeep({ ok: false, error: { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode }, ...extra }, secrets.values), null, 2) + '\n');
       }
       if (debug && e.stack) io.err(scrub(e.stack) + '\n');

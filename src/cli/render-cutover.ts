@@ -21,7 +21,8 @@ export function renderRun(r: RunResult): string[] {
     `cutover done: plan ${r.planId}`,
     `  write-blocked window  ${r.writeBlockedMs !== undefined ? formatDuration(r.writeBlockedMs) : '?'} (budget ${formatDuration(r.budgetMs)})`,
     ...(r.lagBytesAtFence != null ? [`  lag at fence          ${formatBytes(r.lagBytesAtFence)}`] : []),
-    ...(r.fence ? [`  fence                 ${r.fence.drained} drained, ${r.fence.terminated} sessions ended, leak check ${r.fence.leakClean ? 'clean' : 'FAILED'}`] : []),
+    ...(r.fence ? [`  fence                 ${r.fence.drained} drained, ${r.fence.terminated} sessions ended, leak check ${r.fence.leakClean ? 'clean' : 'FAILED'}${r.leakCheck ? ` (${r.leakCheck.method})` : ''}`] : []),
+    ...(r.leakCheck?.late?.checked ? [`  after the switch      ${lateWords(r.leakCheck.late)}`] : []),
     ...(r.catchUp ? [`  catch-up              ${r.catchUp.method} at ${r.catchUp.proofPosition ?? r.catchUp.fencePosition} (fence position ${r.catchUp.fencePosition}), ${formatDuration(r.catchUp.waitedMs)}`] : []),
     ...(r.sequences !== undefined ? [`  sequences set         ${r.sequences}`] : []),
     ...(r.verify ? [`  verify                ${r.verify.mode}: ${r.verify.tables.length} tables match, ${formatDuration(r.verify.durationMs)}`] : []),
@@ -30,6 +31,12 @@ export function renderRun(r: RunResult): string[] {
     ...r.steps.map((s) => `    ${s.step.padEnd(20)} ${formatDuration(s.endMs - s.startMs)}`),
     ...r.warnings.map((w) => `  warning: ${w}`),
   ];
+}
+
+function lateWords(l: NonNullable<NonNullable<RunResult['leakCheck']>['late']>): string {
+  const n = l.replicated.length + l.sourceOnly.length;
+  if (n === 0 && l.openWriters.length === 0) return 'no write reached the old source';
+  return `${n} transaction(s) on the old source (${l.replicated.length} replicated, ${l.sourceOnly.length} not), ${l.openWriters.length} session(s) still writing`;
 }
 
 export function renderStatus(s: PlanStatus): string[] {

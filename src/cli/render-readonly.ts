@@ -1,4 +1,4 @@
-import type { FenceOffResult, FenceOnResult, ReadOnlyStatusResult, SessionInfo } from '../index.js';
+import { describeLeakedTransaction, type FenceOffResult, type FenceOnResult, type ReadOnlyStatusResult, type SessionInfo } from '../index.js';
 import { formatDuration } from '../util/units.js';
 
 function scopeLabel(r: { scope: string; name?: string }): string {
@@ -18,6 +18,11 @@ function sessionBlock(title: string, sessions: SessionInfo[]): string[] {
   return sessions.length ? [`  ${title} (${sessions.length}):`, ...sessions.map(sessionLine)] : [];
 }
 
+function leakCounts(r: FenceOnResult): string {
+  const n = r.leakCheck.transactions?.length ?? 0;
+  return [...(n ? [`${n} transaction(s) committed after the fence`] : []), ...(r.leakCheck.writers.length ? [`${r.leakCheck.writers.length} session(s) wrote after the fence`] : [])].join(', ');
+}
+
 export function renderReadOnlyOn(r: FenceOnResult): string[] {
   return [
     `read-only ON: ${r.server} — ${scopeLabel(r)}, mode ${r.mode}${r.alreadyOn ? ' (was already on; original state kept)' : ''}, ${formatDuration(r.durationMs)}`,
@@ -26,8 +31,9 @@ export function renderReadOnlyOn(r: FenceOnResult): string[] {
     ...sessionBlock('sessions not touched (advisory)', r.untouched),
     ...(r.lockedRoles.length ? [`  locked (cannot log in until off): ${r.lockedRoles.join(', ')}`] : []),
     r.leakCheck.clean
-      ? `  leak check: clean (no write seen during ${formatDuration(r.leakCheck.probeMs)})`
-      : `  leak check: FAILED — ${r.leakCheck.writers.length} session(s) wrote after the fence`,
+      ? `  leak check: clean (${r.leakCheck.method === 'decoded' ? `no commit after the fence position ${r.fencePosition ?? '?'}, watched` : 'no write seen during'} ${formatDuration(r.leakCheck.probeMs)})`
+      : `  leak check: FAILED — ${leakCounts(r)}`,
+    ...(r.leakCheck.transactions ?? []).map((t) => `    ${describeLeakedTransaction(t)}`),
     ...(r.leakCheck.clean ? [] : r.leakCheck.writers.map(sessionLine)),
     ...(r.persistent ? [] : ['  warning: this fence does not survive a server restart']),
     ...r.warnings.map((w) => `  note: ${w}`),

@@ -58,6 +58,14 @@ export interface VerifyReport {
   durationMs: number;
 }
 
+export interface DetachResult {
+  /**
+   * The source commit position the target had applied through when replication stopped: a source commit at
+   * or before it is on the target, one after it is not (PostgreSQL: the subscription's origin progress).
+   */
+  appliedThrough?: string;
+}
+
 /** Replication objects or fences a failed run may leave, with the statement that removes each. */
 export interface Leftover {
   where: 'source' | 'target';
@@ -95,7 +103,7 @@ export interface CutoverAdapter {
   holdTarget?(): Promise<void>;
   openTarget?(): Promise<void>;
   /** Stop replication into the target (after the point of no return, before the target opens). */
-  detachTarget(): Promise<void>;
+  detachTarget(): Promise<DetachResult | void>;
   /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */
   cleanup(): Promise<string[]>;
   leftovers(): Promise<Leftover[]>;

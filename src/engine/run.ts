@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
 import { canWatchLeaks } from '../readonly/adapters.js';
-import { openLeakWatcher, readOnlyOff, readOnlyOn, type LeakWatcher } from '../readonly/readonly.js';
-import type { FenceOnResult, LeakCheck } from '../readonly/types.js';
+import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, readOnlyOn, sessionWords, type LeakWatcher } from '../readonly/readonly.js';
+import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import type { CatchUpProof, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import type { CatchUpProof, DetachResult, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
 import { Journal, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
@@ -53,6 +53,11 @@ export interface RunResult {
   sync?: SyncSummary;
   lagBytesAtFence?: number | null;
   fence?: { terminated: number; drained: number; leakClean: boolean };
+  /**
+   * How the leak check worked (decoded: every commit after the fence read from the source's log) and, after the
+   * switch, what still committed on the old source (PostgreSQL).
+   */
+  leakCheck?: { method: LeakCheckMethod; fallback?: string; late?: LateLeakCheck };
   catchUp?: CatchUpProof;
   sequences?: number;
   verify?: VerifyReport;
@@ -111,7 +116,7 @@ class Runner {
 /** The target's hold until the switch: its database's read-only default, or a schema's hold trigger (replication passes both). */
 function targetHoldOptions(s: PlanSession) {
   const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
-  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0 };
+  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
 }
 
 function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
@@ -238,12 +243,42 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
 
   if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);
 
+  const exempt = await s.adapter.ownSourceSessions();
+  // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
+  // for the server's running transactions, which must not happen while clients are held. Its sessions are
+  // exempt from the fence. It watches until the point of no return, overlapping catch-up and verify.
+  const watcher = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope) ? await openLeakWatcher(sourceFenceOptions(s, exempt)) : undefined;
+  try {
+    if (watcher) {
+      result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
+      const how = { decoded: 'a decoding slot reads every commit after the fence', trigger: 'the schema fence rejects every write itself; its trigger is checked on every table', sampled: `sampling sessions only (${watcher.setup.fallback ?? 'no decoding'})` };
+      runner.emit('leak-check', 'info', `leak check: ${how[watcher.setup.method]}`);
+      if (watcher.setup.fallback) runner.warnings.push(`leak check sampled sessions only, so a very short write could go unseen: ${watcher.setup.fallback}`);
+    }
+    const fenceExempt = [...exempt, ...(watcher?.setup.sessions ?? [])];
+    const detached = await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher);
+    // After the lift, so the check covers the longest stretch and adds nothing to the write-blocked window.
+    if (watcher && result.leakCheck) {
+      result.leakCheck.late = await watcher.late(detached.appliedThrough);
+      if (!result.leakCheck.late.checked) runner.warnings.push(`leak check after the point of no return not run: ${result.leakCheck.late.note ?? 'unknown reason'}`);
+    }
+  } finally {
+    await watcher?.close();
+  }
+  result.cleanedUp = await cleanupAndReport(s, runner, result);
+  const late = result.leakCheck?.late;
+  if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
+  return result;
+}
+
+/** Hold, fence, catch-up, verify, leak check, point of no return; then forward. Before that point a failure restores the source. */
+async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, result: RunResult, budgetMs: number, exempt: string[], watcher: LeakWatcher | undefined): Promise<DetachResult> {
+  const journal = runner.journal;
   let fencedAt = 0;
   // Writers wait from the hold on (new queries queue at the router), not only from the fence.
   const blockedFrom = Date.now();
   let held = false;
   let fenced = false;
-  let watcher: LeakWatcher | undefined;
   try {
     if (s.router) {
       await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
@@ -251,22 +286,13 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     }
     fencedAt = Date.now();
     const deadline = fencedAt + budgetMs;
-    const exempt = await s.adapter.ownSourceSessions();
-    // The leak probe overlaps catch-up and verify instead of adding its window to the write-blocked time,
-    // and watches until the point of no return. Its session opens after the fence, which ends older ones.
-    const overlapProbe = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope);
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
-      return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(overlapProbe ? { probeMs: 0 } : {}) });
-    }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean }));
+      return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(watcher ? { probeMs: 0, decodeLeaks: false } : {}) });
+    }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }));
     let stopWatching!: () => void;
     const untilPointOfNoReturn = new Promise<void>((r) => (stopWatching = r));
-    const leaks = overlapProbe
-      ? openLeakWatcher(sourceFenceOptions(s, exempt)).then((w) => {
-          watcher = w;
-          return w?.run(LEAK_PROBE_MS, untilPointOfNoReturn);
-        })
-      : undefined;
+    const leaks = watcher?.run(LEAK_PROBE_MS, untilPointOfNoReturn, fence.fencePosition);
     leaks?.catch(() => {});
     result.fence = { terminated: fence.terminated.length, drained: fence.drained.length, leakClean: fence.leakCheck.clean };
     result.catchUp = await runner.step('catch-up', 'prove the target holds every write committed before the fence', () => s.adapter.catchUp(deadline), (r) => ({ ...r }));
@@ -287,7 +313,10 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     const leak = await leaks;
     if (leak) {
       result.fence.leakClean = leak.clean;
+      result.leakCheck = { method: leak.method ?? 'sampled', ...(leak.fallback ? { fallback: leak.fallback } : {}) };
       if (!leak.clean) throw leakError(leak);
+      // A decoding slot that was there before the fence and cannot be read now proves nothing: fail safe.
+      if (watcher?.setup.method === 'decoded' && leak.method !== 'decoded') throw new OperationError(`the leak check could not read its decoding slot: ${leak.fallback ?? 'unknown reason'}`, 'the source was restored; run again');
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
     if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
@@ -295,25 +324,49 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
-  } finally {
-    await watcher?.close();
   }
-  result.writeBlockedMs = await finishForward(s, runner, blockedFrom);
-  result.cleanedUp = await cleanupAndReport(s, runner, result);
-  return result;
+  const forward = await finishForward(s, runner, blockedFrom);
+  result.writeBlockedMs = forward.writeBlockedMs;
+  return forward.detached;
 }
 
 function leakError(leak: LeakCheck): OperationError {
-  return new OperationError(`leak check failed: ${leak.writers.length} session(s) wrote after the fence: ${leak.writers.map((w) => `${w.id} (${w.user ? `user ${w.user}${w.application ? `, ${w.application}` : ''}` : (w.reason ?? 'no session named')})`).join(', ')}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+  return new OperationError(`leak check failed: ${describeLeak(leak)}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
+}
+
+/**
+ * The cutover finished, but the old source took writes after the leak check: past the point of no return they
+ * cannot be undone, only reported. Exit 5; `result` is the finished run.
+ */
+export class LeakedAfterSwitchError extends NeedsOperatorError {
+  constructor(
+    readonly result: RunResult,
+    late: LateLeakCheck,
+  ) {
+    const list = (ts: LateLeakCheck['sourceOnly']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
+    const reached = late.splitBy === 'applied' ? 'before replication into the target stopped, so on the target too' : 'before the final sentinel, so replicated to the target';
+    const stayed = late.splitBy === 'sentinel' ? 'after it, so maybe not on the target' : late.splitBy === 'applied' ? 'after replication stopped, so only on the old source' : 'with no replication running, so only on the old source';
+    const parts = [
+      ...(late.replicated.length ? [`${late.replicated.length} transaction(s) committed ${reached}: ${list(late.replicated)}`] : []),
+      ...(late.sourceOnly.length ? [`${late.sourceOnly.length} transaction(s) committed ${stayed}: ${list(late.sourceOnly)}`] : []),
+      ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map(sessionWords).join(', ')}`] : []),
+    ];
+    super(
+      'leak',
+      `the cutover is done (the target is the primary), but the old source took writes after the leak check, past the point of no return: ${parts.join('; ')}`,
+      'copy what those transactions wrote only to the old source over to the target by hand; end the sessions that override the read-only default (readOnly.mode strict with the app roles keeps them out)',
+    );
+  }
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
-async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<number> {
+async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<{ writeBlockedMs: number; detached: DetachResult }> {
+  let detached: DetachResult = {};
   try {
     await runner.step('repoint', s.router ? `point ${s.router.describe()} at the target` : 'stop replication into the target', async () => {
-      await s.adapter.detachTarget();
+      detached = (await s.adapter.detachTarget()) ?? {};
       await s.router?.pointTo(endpointOf(s.target));
-    });
+    }, () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}));
     await runner.step('lift', 'open the target for writes and release clients', async () => {
       if (s.adapter.openTarget) await s.adapter.openTarget();
       else await readOnlyOff(targetHoldOptions(s));
@@ -327,7 +380,7 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
   const blocked = blockedFrom ? Date.now() - blockedFrom : 0;
   runner.emit('lift', 'info', blockedFrom ? `write-blocked window ${formatDuration(blocked)} (hold to release)` : 'resumed after a restart: window not measured');
   if (s.plan.hooks.afterSwitch) await runHook(s.plan.hooks.afterSwitch, 'afterSwitch', s).catch((e: Error) => runner.warnings.push(`afterSwitch hook failed: ${e.message}`));
-  return blocked;
+  return { writeBlockedMs: blocked, detached };
 }
 
 async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<string[]> {
@@ -400,7 +453,8 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
     if (phase === 'past-pnr') {
       const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
       await checkIdentities(s, journal);
-      result.writeBlockedMs = await finishForward(s, runner, 0);
+      if (canWatchLeaks(s.plan.engine, s.plan.readOnly.scope)) runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
+      result.writeBlockedMs = (await finishForward(s, runner, 0)).writeBlockedMs;
       result.cleanedUp = await cleanupAndReport(s, runner, result);
       return result;
     }

@@ -7,7 +7,10 @@ import type {
   FenceOnResult,
   FenceOptions,
   FenceTarget,
+  LateLeakCheck,
   LeakCheck,
+  LeakedTransaction,
+  LeakWatchSetup,
   ReadOnlyAdapter,
   ReadOnlyMode,
   ReadOnlyScope,
@@ -34,6 +37,8 @@ export interface ReadOnlyOptions {
   exemptSessions?: string[];
   /** enforced/strict: which pre-fence sessions to end after the drain (default all). */
   terminate?: TerminatePolicy;
+  /** Decode the write-ahead log for the leak check where the engine can (default true). */
+  decodeLeaks?: boolean;
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -44,11 +49,32 @@ export const READ_ONLY_DEFAULTS = {
   stateDir: '.cutover',
 };
 
+/** A session in a few words: id, user, application. */
+/** A session in words; an entry that is not a session (a table without its fence, a binlog event) says what it is. */
+export function sessionWords(w: { id: string; user: string; application?: string; reason?: string }): string {
+  if (!w.user && w.reason) return `${w.id} (${w.reason})`;
+  return `${w.id} (user ${w.user || '?'}${w.application ? `, ${w.application}` : ''})`;
+}
+
+/** One leaked transaction in words: xid, tables with row counts, commit time, and its session when known. */
+export function describeLeakedTransaction(t: LeakedTransaction): string {
+  const tables = t.tables.map((x) => `${x.table} ${x.changes}`).join(', ');
+  return `xid ${t.xid} (${tables}${t.committedAt ? `; committed ${t.committedAt}` : ''}${t.session ? `; session ${sessionWords(t.session)}` : ''})`;
+}
+
+/** What a failed leak check found, in one line: committed transactions (decoded) and sessions (sampled). */
+export function describeLeak(leak: LeakCheck): string {
+  const parts: string[] = [];
+  const txns = leak.transactions ?? [];
+  if (txns.length) parts.push(`${txns.length} transaction(s) committed after the fence: ${txns.slice(0, 5).map(describeLeakedTransaction).join(', ')}${txns.length > 5 ? `, and ${txns.length - 5} more` : ''}`);
+  if (leak.writers.length) parts.push(`${leak.writers.length} session(s) could still write after the fence: ${leak.writers.map(sessionWords).join(', ')}`);
+  return parts.join('; ');
+}
+
 /** The fence failed its leak check: the result says who wrote. The fence itself stays in place. */
 export class FenceLeakError extends NeedsOperatorError {
   constructor(readonly result: FenceOnResult) {
-    const who = result.leakCheck.writers.map((w) => `${w.id} (user ${w.user || '?'}${w.application ? `, ${w.application}` : ''})`).join(', ');
-    super('leak', `leak check failed: ${result.leakCheck.writers.length} session(s) could still write after the fence: ${who}`, 'end those sessions or use --mode strict --role <app role>; the fence stays on (run `cutover readonly off` to lift it)');
+    super('leak', `leak check failed: ${describeLeak(result.leakCheck)}`, 'end those sessions or use --mode strict --role <app role>; the fence stays on (run `cutover readonly off` to lift it)');
   }
 }
 
@@ -83,6 +109,7 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     roles: opts.roles ?? [],
     exemptSessions: opts.exemptSessions ?? [],
     terminate: opts.terminate ?? 'all',
+    decodeLeaks: opts.decodeLeaks ?? true,
   };
 }
 
@@ -120,14 +147,22 @@ export async function readOnlyOn(opts: ReadOnlyOptions): Promise<FenceOnResult> 
 }
 
 export interface LeakWatcher {
-  /** Watches for at least `minMs` and until `until` settles. */
-  run(minMs: number, until: Promise<unknown>): Promise<LeakCheck>;
+  /** How it will check (decoded or sampled, and why), and its own sessions, which the fence must exempt. */
+  readonly setup: LeakWatchSetup;
+  /** Watches for at least `minMs` and until `until` settles; a decoded watch reads commits after `fencePosition`. */
+  run(minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck>;
+  /**
+   * After `run`: what committed since (decoded watches only; otherwise `checked: false` with the reason), told
+   * apart by `appliedThrough`, the source position the target applied through (DetachResult).
+   */
+  late(appliedThrough?: string): Promise<LateLeakCheck>;
   close(): Promise<void>;
 }
 
 /**
- * A leak probe on its own connection, for callers that overlap it with other work after `readOnlyOn`
- * (run with `probeMs: 0`). Undefined when the engine's adapter cannot watch that way.
+ * A leak probe on its own connections, opened before the fence (pass `setup.sessions` to `readOnlyOn` as
+ * exempt, with `probeMs: 0` and `decodeLeaks: false`), for callers that overlap it with other work.
+ * Undefined when the engine's adapter cannot watch that way.
  */
 export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatcher | undefined> {
   const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
@@ -138,7 +173,21 @@ export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatche
     await adapter.close();
     return undefined;
   }
-  return { run: (minMs, until) => watch(target, opts.exemptSessions ?? [], minMs, until), close: () => adapter.close() };
+  const exempt = opts.exemptSessions ?? [];
+  let setup: LeakWatchSetup;
+  try {
+    setup = adapter.prepareLeakWatch && opts.decodeLeaks !== false ? await adapter.prepareLeakWatch(target) : { method: 'sampled', sessions: [] };
+  } catch (e) {
+    await adapter.close();
+    throw e;
+  }
+  const notChecked: LateLeakCheck = { checked: false, note: setup.fallback ?? 'the engine cannot decode its log', splitBy: 'none', replicated: [], sourceOnly: [], openWriters: [] };
+  return {
+    setup,
+    run: (minMs, until, fencePosition) => watch(target, exempt, minMs, until, fencePosition),
+    late: (appliedThrough) => (adapter.lateLeaks ? adapter.lateLeaks(target, exempt, appliedThrough) : Promise.resolve(notChecked)),
+    close: () => adapter.close(),
+  };
 }
 
 /** Lifts the fence, putting back exactly what `on` recorded. Exit 0 (wasOn false) when already writable. */

@@ -26,6 +26,11 @@ export interface FenceOptions {
   /** Session ids the fence must neither end nor count as leaks: the cutover's own sessions. */
   exemptSessions?: string[];
   /**
+   * Whether the adapter decodes the write-ahead log for its leak check where it can (PostgreSQL, database
+   * scope; default true). Off when the caller watches with its own LeakWatcher instead.
+   */
+  decodeLeaks?: boolean;
+  /**
    * Which sessions that predate the fence enforced mode ends after the drain: all of them (default), those
    * inside a transaction, or none. Sessions still holding writes after the drain are ended whatever this says.
    */
@@ -48,11 +53,65 @@ export interface SessionInfo {
   reason?: string;
 }
 
+/** A transaction that committed after the fence and changed tables, read from the write-ahead log. */
+export interface LeakedTransaction {
+  xid: string;
+  /** Tables it changed (schema-qualified, quoted as the server quotes them) and rows per table; a TRUNCATE counts 1. */
+  tables: Array<{ table: string; changes: number }>;
+  changes: number;
+  /** Commit time as the server printed it. */
+  committedAt?: string;
+  /** Write-ahead log position of its commit. */
+  commitPosition: string;
+  /** The session that ran it, when a pg_stat_activity sample caught its transaction id. */
+  session?: SessionInfo;
+}
+
 export interface LeakCheck {
   probeMs: number;
   clean: boolean;
   /** Sessions seen writing (or able to commit a write) after the fence. */
   writers: SessionInfo[];
+  /**
+   * decoded: every commit after the fence position was read from the write-ahead log (PostgreSQL, database
+   * scope), on top of sampling sessions. sampled: sessions were sampled only, and a very short write can fall
+   * between samples (`fallback` says why decoding was not used). trigger: a PostgreSQL schema fence, which
+   * rejects every write itself; the check looks for gaps in it (a table without the trigger, or the trigger
+   * disabled). Absent: the engine's own method (MySQL and MariaDB compare binary log positions).
+   */
+  method?: LeakCheckMethod;
+  fallback?: string;
+  /** decoded: transactions committed after the fence that changed tables outside the tool's own schema. */
+  transactions?: LeakedTransaction[];
+}
+
+export type LeakCheckMethod = 'decoded' | 'sampled' | 'trigger';
+
+/** After the point of no return: what committed on the old source since the leak check ended (decoded only). */
+export interface LateLeakCheck {
+  /** False when it could not be checked; `note` says why. */
+  checked: boolean;
+  note?: string;
+  /**
+   * How `replicated` and `sourceOnly` were told apart. applied: by the position the target applied through when
+   * replication stopped (exact). sentinel: by the tool's last sentinel; those after it may have reached the target
+   * too. none: no replication ran in that stretch (method dump), nothing reached the target.
+   */
+  splitBy: 'applied' | 'sentinel' | 'none';
+  /** Reached the target before replication into it stopped. */
+  replicated: LeakedTransaction[];
+  /** Committed on the old source only. */
+  sourceOnly: LeakedTransaction[];
+  /** Sessions inside a write transaction right now: they may still commit on the old source. */
+  openWriters: SessionInfo[];
+}
+
+/** What a leak watch prepared before the fence. */
+export interface LeakWatchSetup {
+  method: LeakCheckMethod;
+  fallback?: string;
+  /** The watch's own sessions: the fence must neither end them nor count them as leaks. */
+  sessions: string[];
 }
 
 /**
@@ -80,6 +139,11 @@ export interface FenceOnResult {
   lockedRoles: string[];
   warnings: string[];
   leakCheck: LeakCheck;
+  /**
+   * Write position right after the fence took hold (drain and terminations done): every commit past it is a
+   * leak. PostgreSQL only.
+   */
+  fencePosition?: string;
   durationMs: number;
 }
 
@@ -138,10 +202,18 @@ export interface ReadOnlyAdapter {
   /** Puts back `prior`; without a record, lifts the fence if one is set (and says it could not restore more). */
   restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number): Promise<Omit<FenceOffResult, 'action' | 'engine' | 'server' | 'durationMs'>>;
   /**
-   * Optional: watch the fenced scope for leaks for at least `minMs` and until `until` settles, so the caller
-   * can overlap the probe with other work (the cutover's catch-up) instead of waiting for it.
+   * Optional: before the fence, set up what the leak check needs from before it (PostgreSQL: a temporary
+   * logical decoding slot). Never fails for lack of a method: it falls back to sampling and says why.
    */
-  watchLeaks?(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>): Promise<LeakCheck>;
+  prepareLeakWatch?(target: FenceTarget): Promise<LeakWatchSetup>;
+  /**
+   * Optional: watch the fenced scope for leaks for at least `minMs` and until `until` settles, so the caller
+   * can overlap the probe with other work (the cutover's catch-up) instead of waiting for it. With a prepared
+   * decoding watch, `fencePosition` (FenceOnResult.fencePosition) is where leaks start.
+   */
+  watchLeaks?(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck>;
+  /** Optional: after a decoded watch ended, what committed since (the cutover's check after its point of no return). */
+  lateLeaks?(target: FenceTarget, exempt: readonly string[], appliedThrough?: string): Promise<LateLeakCheck>;
   status(targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>>;
   /** Default targets for `status` when none is named (e.g. server + the URL's database). */
   defaultStatusTargets(): FenceTarget[];

@@ -1,0 +1,109 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FaultProxy } from '../../src/sandbox/fault-proxy.js';
+import type { LateLeakCheck } from '../../src/index.js';
+import { cli, tempStateDir } from '../helpers/cli.js';
+import { Workload } from '../../src/sandbox/workload.js';
+import { missingOn, seedDatabase, sleep, startCutoverEnv, type CutoverEnv, writePlan } from '../helpers/cutover-env.js';
+import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
+import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
+
+/**
+ * Past the point of no return a write through the fence cannot be rolled back, only reported. The tool's link
+ * to the target is slowed after the point of no return, which widens the stretch before replication into the
+ * target stops: a superuser session writing in a tight loop from the point of no return to the lift commits
+ * both before and after that.
+ */
+describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the point of no return are reported, split where replication stopped', () => {
+  let e: CutoverEnv;
+  let stateDir: string;
+  let targetLink: FaultProxy;
+  const db = 'late';
+
+  beforeAll(async () => {
+    e = await startCutoverEnv();
+    stateDir = await tempStateDir(e.src.dir);
+    await seedDatabase(e.src, db, 100);
+    await exec(e.src, db, 'CREATE TABLE audit_log (seq int PRIMARY KEY)');
+    targetLink = await FaultProxy.start({ target: { host: e.dst.host, port: e.dst.port } });
+  });
+  afterAll(async () => {
+    await targetLink?.stop();
+    await e?.stop();
+  });
+
+  it('the run finishes, exits 5, and says which writes replication carried and which stayed on the old source', async () => {
+    const plan = await writePlan(e, { db, stateDir });
+    await writeFile(plan, (await readFile(plan, 'utf8')).replace(`127.0.0.1:${e.dst.port}/`, `127.0.0.1:${targetLink.port}/`));
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+
+    let stopping = false;
+    let writing: Promise<void> | undefined;
+    const acked: number[] = [];
+    const start = onJournal(stateDir, 'point-of-no-return', 'ok', () => {
+      targetLink.latency(40);
+      writing = (async () => {
+        const c = await client(e.src, { database: db, application: 'late-writer' });
+        await c.query('SET default_transaction_read_only = off');
+        for (let s = 1; !stopping; s++) {
+          await c.query('INSERT INTO audit_log (seq) VALUES ($1)', [s]);
+          acked.push(s);
+          await sleep(2);
+        }
+        await c.end();
+      })();
+    });
+    // Stopped before the run's last read of the slot (after the lift), so every acknowledged write is in it.
+    const stop = onJournal(stateDir, 'lift', 'begin', async () => {
+      stopping = true;
+      await writing;
+    });
+    // The application writes straight to the source: refused once it is fenced, never lost.
+    const workload = new Workload({ host: e.src.host, port: e.src.port, user: 'postgres', password: e.password, database: db, writers: 2 }).start();
+    await sleep(300);
+    const run = await cli(['run', plan, '--yes', '--json'], e.env);
+    const w = await workload.stop();
+    expect(await start.stop()).toBe(true);
+    expect(await stop.stop()).toBe(true);
+    targetLink.latency(0);
+
+    expect(run.code, run.err).toBe(5);
+    expect(run.err).toMatch(/the cutover is done \(the target is the primary\), but the old source took writes after the leak check/);
+    expect(run.err).toMatch(/transaction\(s\) committed before replication into the target stopped, so on the target too: xid \d+ \(public\.audit_log 1/);
+    expect(run.err).toMatch(/transaction\(s\) committed after replication stopped, so only on the old source: xid \d+ \(public\.audit_log 1/);
+    const doc = run.json();
+    expect(doc.error.code).toBe('leak');
+    const late = doc.result.leakCheck.late as LateLeakCheck;
+    expect(late).toMatchObject({ checked: true, splitBy: 'applied' });
+    expect((await cli(['status', plan, '--json'], e.env)).json()).toMatchObject({ phase: 'done' });
+
+    // Every acknowledged write is reported, each in the right group: replicated ones are on the target.
+    const src = await client(e.src, { database: db });
+    const bySeq = new Map((await src.query<{ seq: number; x: string }>('SELECT seq, xmin::text AS x FROM audit_log')).rows.map((r) => [r.seq, r.x]));
+    await src.end();
+    const dst = await client(e.dst, { database: db });
+    const onTarget = new Set((await dst.query<{ seq: number }>('SELECT seq FROM audit_log')).rows.map((r) => r.seq));
+    await dst.end();
+    const before = new Set(late.replicated.map((t) => t.xid));
+    const after = new Set(late.sourceOnly.map((t) => t.xid));
+    expect(acked.length).toBeGreaterThan(0);
+    for (const s of acked) {
+      const xid = bySeq.get(s)!;
+      expect(before.has(xid) || after.has(xid), `seq ${s} (xid ${xid}) reported`).toBe(true);
+      expect(onTarget.has(s), `seq ${s}: on the target iff reported as replicated`).toBe(before.has(xid));
+    }
+    expect(late.sourceOnly.length).toBeGreaterThan(0);
+    expect(late.replicated.length).toBeGreaterThan(0);
+    const missing = await missingOn(e.dst, db, w);
+    expect(missing).toEqual([]);
+    await recordFault(
+      faultResult(
+        '6. superuser writes to the old source after the point of no return (PG)',
+        w,
+        missing,
+        run.code,
+        `done on the target; exit 5 naming all ${acked.length} rogue writes by xid: ${late.replicated.length} replicated, ${late.sourceOnly.length} only on the old source (each checked against the target)`,
+      ),
+    );
+  });
+});
