@@ -157,3 +157,14 @@ export async function bouncerRoute(e: CutoverEnv, tenant: string): Promise<strin
     await c.end();
   }
 }
+
+/** The longest wait of an acknowledged write to a tenant that did not overlap that tenant's own window. */
+export function worstOutsideWindow(writes: readonly TenantWrite[], windows: Map<string, { from: number; to: number }>): { ms: number; tenant?: string } {
+  let worst: { ms: number; tenant?: string } = { ms: 0 };
+  for (const w of writes) {
+    const own = windows.get(w.tenant);
+    if (own && w.end >= own.from && w.start <= own.to) continue;
+    if (w.end - w.start > worst.ms) worst = { ms: w.end - w.start, tenant: w.tenant };
+  }
+  return worst;
+}

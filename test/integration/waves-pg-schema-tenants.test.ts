@@ -5,7 +5,7 @@ import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, sleep, startCutoverEnv, type CutoverEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
-import { bouncerRoute, missingTenantWrites, seedSchemaTenants, tenantTable, tenantWindows, TenantWorkload, writeWavesPlan, type TenantWrite } from '../helpers/waves-env.js';
+import { bouncerRoute, missingTenantWrites, seedSchemaTenants, tenantTable, tenantWindows, TenantWorkload, worstOutsideWindow, writeWavesPlan } from '../helpers/waves-env.js';
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 const N = Number(process.env.CUTOVER_TEST_TENANTS ?? 20);
@@ -17,16 +17,6 @@ const C4 = names('s4_', N);
 const TF = ['tf_a', 'tf_bad', 'tf_c'];
 /** Names a pg_dump -n pattern would misread unless quoted: wildcards, a dot, quotes, unicode, a reserved word. */
 const ODD = ['Odd "Sch.ema*"', 'tenant?ü', 'select'];
-
-function worstOutsideWindow(writes: readonly TenantWrite[], windows: Map<string, { from: number; to: number }>): { ms: number; tenant?: string } {
-  let worst: { ms: number; tenant?: string } = { ms: 0 };
-  for (const w of writes) {
-    const own = windows.get(w.tenant);
-    if (own && w.end >= own.from && w.start <= own.to) continue;
-    if (w.end - w.start > worst.ms) worst = { ms: w.end - w.start, tenant: w.tenant };
-  }
-  return worst;
-}
 
 describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database through PgBouncer aliases under writers to random tenants`, () => {
   let e: CutoverEnv;
