@@ -30,6 +30,8 @@ export async function startCutoverEnv(opts: { bouncerDatabases?: string[]; bounc
       ]),
       users: { postgres: password },
       poolMode: 'transaction',
+      // Writers keep a connection per tenant: 4 writers × 50 tenants is past PgBouncer's default of 100.
+      settings: { max_client_conn: 1000 },
     });
   }
   return {

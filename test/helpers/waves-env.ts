@@ -168,3 +168,24 @@ export function worstOutsideWindow(writes: readonly TenantWrite[], windows: Map<
   }
   return worst;
 }
+
+/** Diagnostics for a slow write: the journal steps of every tenant that were running while it waited. */
+export async function stepsDuring(planFile: string, tenants: readonly string[], from: number, to: number): Promise<string[]> {
+  const plan = await loadPlan(planFile);
+  const out: string[] = [];
+  for (const t of tenants) {
+    const tp = tenantPlan(plan, t);
+    const { records } = await replayJournal(tp.stateDir, planId(tp));
+    const begun = new Map<string, number>();
+    for (const r of records) {
+      const at = Date.parse(r.at);
+      if (r.status === 'begin') begun.set(r.step, at);
+      else if (begun.has(r.step)) {
+        const b = begun.get(r.step)!;
+        if (at >= from && b <= to) out.push(`${t} ${r.step} ${b - from}..${at - from} ms`);
+        begun.delete(r.step);
+      }
+    }
+  }
+  return out;
+}

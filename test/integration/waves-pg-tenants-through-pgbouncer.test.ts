@@ -9,6 +9,8 @@ import { bouncerRoute, missingTenantWrites, seedTenants, tenantWindows, TenantWo
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 const N = Number(process.env.CUTOVER_TEST_TENANTS ?? 20);
+/** A tenant takes a few seconds on two cores: a wave of N needs more than the default test timeout when N is large. */
+const WAVE_TIMEOUT_MS = Math.max(120_000, N * 8_000);
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, '0')}`);
 const C1 = names('c1_', N);
 const C4 = names('c4_', N);
@@ -59,7 +61,7 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} tenant databases through on
     const status = await cli(['status', plan, '--json'], e.env);
     expect(status.code, status.err).toBe(0);
     expect(status.json()).toMatchObject({ kind: 'waves', counts: { done: tenants.length } });
-  });
+  }, WAVE_TIMEOUT_MS);
 
   it('a transform that fails for one tenant rolls back only that tenant; --rollback of a done tenant is refused with the cost', async () => {
     const stateDir = join(stateRoot, 'tf');
