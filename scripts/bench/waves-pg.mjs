@@ -62,6 +62,7 @@ try {
   let stopping = false;
   let acked = 0;
   let errors = 0;
+  const errorKinds = new Map();
   const writer = async (id) => {
     const conns = new Map();
     let seq = 0;
@@ -71,8 +72,10 @@ try {
         if (!conns.has(t)) conns.set(t, await connect(bouncer.port, t));
         await conns.get(t).query(`INSERT INTO ${schemas ? `"${t}".` : ''}${WORKLOAD_TABLE} (client, seq) VALUES ($1, $2)`, [id, ++seq]);
         acked++;
-      } catch {
+      } catch (e) {
         errors++;
+        const kind = `${t}: ${e.code ?? ''} ${e.message}`;
+        errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
         conns.get(t)?.end().catch(() => {});
         conns.delete(t);
       }
@@ -88,6 +91,7 @@ try {
   console.log(`waves: ${r.tenants.length} tenant ${schemas ? 'schemas' : 'databases'}, concurrency ${r.concurrency}, ${r.counts.done} done, wall ${(r.wallMs / 1000).toFixed(1)} s (${Math.round(r.wallMs / r.tenants.length)} ms/tenant)`);
   console.log(`per-tenant write-blocked window: p50 ${w.p50Ms} ms, p95 ${w.p95Ms} ms, max ${w.maxMs} ms (${w.count} measured)`);
   console.log(`writers: ${acked} acknowledged writes, ${errors} client errors`);
+  for (const [kind, n] of errorKinds) console.log(`  ${n}× ${kind}`);
   if (r.counts.done !== r.tenants.length) process.exitCode = 1;
 } finally {
   await stopAllSandboxes();

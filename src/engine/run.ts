@@ -68,8 +68,10 @@ export interface RunResult {
 
 const READY_FOR_RUN = new Set(['fresh', 'synced']);
 /**
- * The leak probe runs from the fence to the point of no return, and at least this long: a client that keeps
- * writing is caught in the first 20ms sample; the floor guards against a catch-up so fast it samples nothing.
+ * A sampled leak probe runs from the fence to the point of no return, and at least this long: a client that
+ * keeps writing is caught in the first 20ms sample; the floor guards against a catch-up so fast it samples
+ * nothing. A decoded probe reads every commit after the fence at its end and a schema fence's probe checks the
+ * fence itself: neither needs a floor, which would only lengthen the window.
  */
 const LEAK_PROBE_MS = 250;
 
@@ -292,7 +294,7 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }));
     let stopWatching!: () => void;
     const untilPointOfNoReturn = new Promise<void>((r) => (stopWatching = r));
-    const leaks = watcher?.run(LEAK_PROBE_MS, untilPointOfNoReturn, fence.fencePosition);
+    const leaks = watcher?.run(watcher.setup.method === 'sampled' ? LEAK_PROBE_MS : 0, untilPointOfNoReturn, fence.fencePosition);
     leaks?.catch(() => {});
     result.fence = { terminated: fence.terminated.length, drained: fence.drained.length, leakClean: fence.leakCheck.clean };
     result.catchUp = await runner.step('catch-up', 'prove the target holds every write committed before the fence', () => s.adapter.catchUp(deadline), (r) => ({ ...r }));
