@@ -17,7 +17,7 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import { PgLeakDecoder, compareLsn } from './postgres-leak-decoding.js';
 import { READ_ONLY_GUC, fenceSettingSql, loginSql } from './postgres-sql.js';
-import { fenceSchema, schemaExists, schemaFenceGaps, schemaTables, unfenceSchema } from './postgres-schema-fence.js';
+import { WRITABLE_GUC, fenceKindOf, fenceSchema, schemaExists, schemaFenceGaps, schemaTables, unfenceSchema } from './postgres-schema-fence.js';
 import { publicSession, sessionsInScope, sleep, terminateSessions, type PgSession } from './postgres-sessions.js';
 
 /** What `on` changes, so `off` can put back exactly that. */
@@ -282,7 +282,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     );
     const warnings: string[] = [];
     if (r.tables.length === 0) warnings.push(`schema "${target.name}" has no tables: nothing to fence (tables created later are not fenced)`);
-    if (kind === 'hold') warnings.push(`advisory schema fence: sessions with session_replication_role = replica or ${'cutover.writable'} = on still write (use --mode enforced)`);
+    if (kind === 'hold') warnings.push(`advisory schema fence: sessions with session_replication_role = replica or ${WRITABLE_GUC} = on still write (use --mode enforced)`);
     const leakCheck = await this.watchLeaks(target, opts.exemptSessions ?? [], opts.probeMs, Promise.resolve());
     return {
       scope: target.scope,
@@ -457,8 +457,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     const gaps = new Map<string, SessionInfo>();
     const check = async () => {
       const tables = await schemaTables(this.client, schema);
-      const kind = tables.some((t) => t.argument === 'hold') ? 'hold' : 'fence';
-      for (const g of schemaFenceGaps(tables, kind)) gaps.set(g.id, g);
+      for (const g of schemaFenceGaps(tables, fenceKindOf(tables))) gaps.set(g.id, g);
     };
     for (;;) {
       await check();
@@ -555,7 +554,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
   private async schemaStatus(target: FenceTarget): Promise<ScopeStatus> {
     const tables = await schemaTables(this.client, target.name!);
     const fenced = tables.filter((t) => t.trigger !== null);
-    const kind = fenced.some((t) => t.argument === 'hold') ? 'hold' : 'fence';
+    const kind = fenceKindOf(fenced);
     const sessions = await sessionsInScope(this.client, { scope: 'database', name: this.ep.database! });
     return {
       scope: 'schema',

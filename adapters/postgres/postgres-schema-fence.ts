@@ -187,6 +187,11 @@ export async function unfenceSchema(c: PgClient, schema: string, lockTimeoutMs: 
   return fenced.map((t) => t.name);
 }
 
+/** The kind of fence the tables carry: a hold if any trigger is a hold's (the argument it was created with). */
+export function fenceKindOf(tables: readonly SchemaTable[]): SchemaFenceKind {
+  return tables.some((t) => t.argument === 'hold') ? 'hold' : 'fence';
+}
+
 /**
  * What would let a write through a fence of this kind: a table without the trigger (created after the
  * fence, or the trigger dropped) or with it disabled or not firing for every session.
