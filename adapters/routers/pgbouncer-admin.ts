@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import pg from 'pg';
 import { OperationError, PreflightError, UsageError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
@@ -43,10 +44,16 @@ function mapAdminError(e: unknown, ep: DbEndpoint): Error {
 export class PgBouncerAdmin {
   private constructor(
     private readonly client: pg.Client,
+    private readonly socket: Socket,
     readonly endpoint: DbEndpoint,
   ) {}
 
-  static async connect(ep: DbEndpoint, timeoutMs = 5_000): Promise<PgBouncerAdmin> {
+  /**
+   * `pipelined` lets commandsAtOnce() send several commands in one write. Not for a connection that may be
+   * abandoned with a command pending (a PAUSE that never returns): a pipelined client waits for it on close.
+   */
+  static async connect(ep: DbEndpoint, timeoutMs = 5_000, opts: { pipelined?: boolean } = {}): Promise<PgBouncerAdmin> {
+    const socket = new Socket();
     const client = new pg.Client({
       host: ep.host,
       port: ep.port,
@@ -54,6 +61,9 @@ export class PgBouncerAdmin {
       password: ep.password,
       database: 'pgbouncer',
       connectionTimeoutMillis: timeoutMs,
+      // On a socket we can cork: see commandsAtOnce().
+      pipeline: opts.pipelined === true,
+      stream: () => socket,
     });
     // A console that goes away emits 'error' on an idle client; without a listener that kills the process.
     client.on('error', () => {});
@@ -63,7 +73,7 @@ export class PgBouncerAdmin {
       await client.end().catch(() => {});
       throw mapAdminError(e, ep);
     }
-    return new PgBouncerAdmin(client, ep);
+    return new PgBouncerAdmin(client, socket, ep);
   }
 
   /** Runs one console command (simple query protocol: the query has no parameters). */
@@ -74,6 +84,21 @@ export class PgBouncerAdmin {
     } catch (e) {
       throw mapAdminError(e, this.endpoint);
     }
+  }
+
+  /**
+   * Sends several commands in one write. PgBouncer runs every command of one read before it serves any other
+   * client, so nothing happens between them. Throws the first failure after all have answered.
+   */
+  async commandsAtOnce(texts: readonly string[]): Promise<AdminRow[][]> {
+    if (!this.client.pipeline) throw new Error('commandsAtOnce needs a connection opened with { pipelined: true }');
+    this.socket.cork();
+    const answers = texts.map((t) => this.client.query<AdminRow>(t).then((r) => r.rows ?? [], (e: unknown) => e instanceof Error ? e : new Error(String(e))));
+    this.socket.uncork();
+    const settled = await Promise.all(answers);
+    const failed = settled.find((a): a is Error => a instanceof Error);
+    if (failed) throw mapAdminError(failed, this.endpoint);
+    return settled as AdminRow[][];
   }
 
   async close(): Promise<void> {

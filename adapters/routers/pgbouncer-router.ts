@@ -42,7 +42,7 @@ export class PgBouncerRouter implements Router {
   }
 
   private async console(): Promise<PgBouncerAdmin> {
-    this.admin ??= await this.connect();
+    this.admin ??= await PgBouncerAdmin.connect(this.endpoint, this.opts.connectTimeoutMs, { pipelined: true });
     return this.admin;
   }
 
@@ -55,7 +55,8 @@ export class PgBouncerRouter implements Router {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
-      const outcome = await Promise.race([pauser.command(`PAUSE ${this.quoted}`).then(() => 'paused' as const), timedOut]);
+      const pause = this.waitForServerLogins(pauser, timeoutMs / 2).then(() => pauser.command(`PAUSE ${this.quoted}`));
+      const outcome = await Promise.race([pause.then(() => 'paused' as const), timedOut]);
       if (outcome === 'paused') return;
       await this.release();
       throw new OperationError(
@@ -71,6 +72,23 @@ export class PgBouncerRouter implements Router {
     }
   }
 
+  /**
+   * PAUSE closes the pool's server connections that are still logging in, and PgBouncer (1.18, pgbouncer#420)
+   * counts each as a failed login: until a later login succeeds (server_login_retry, 15 s by default) queries
+   * that find no idle server wait or are refused. So the PAUSE goes out on the same connection right after
+   * the pool was seen with no login in progress and no client waiting for one (a waiting client starts the
+   * next login). Best effort: a pool that never settles is paused after `withinMs` all the same.
+   */
+  private async waitForServerLogins(admin: PgBouncerAdmin, withinMs: number): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    const n = (r: AdminRow, col: string) => Number(r[col] ?? 0);
+    while (Date.now() < deadline) {
+      const pools = (await admin.command('SHOW POOLS')).filter((r) => r.database === this.opts.database);
+      if (pools.every((p) => n(p, 'sv_login') === 0 && n(p, 'cl_waiting') === 0)) return;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
   async release(): Promise<void> {
     const admin = await this.console();
     try {
@@ -82,13 +100,30 @@ export class PgBouncerRouter implements Router {
   }
 
   async pointTo(target: Endpoint): Promise<void> {
+    await this.repoint(target, false);
+  }
+
+  /**
+   * RELOAD and RESUME in one write. A RELOAD that changes an entry's server drops the pool's cached server
+   * greeting, and a client that logs in before the RESUME makes PgBouncer start a server login that the pause
+   * then closes: a failed login, and the pool's clients refused for server_login_retry (seen on 1.18).
+   */
+  async switchTo(target: Endpoint): Promise<void> {
+    await this.repoint(target, true);
+  }
+
+  private async repoint(target: Endpoint, release: boolean): Promise<void> {
     const [text, st] = await Promise.all([readFile(this.opts.ini, 'utf8'), stat(this.opts.ini)]).catch((e: NodeJS.ErrnoException) => {
       throw new UsageError(`cannot read ${this.opts.ini} (${e.code ?? e.message})`, 'check router.ini in the plan and that cutover may read and write it');
     });
     const next = rewriteDatabaseEntry(text, this.opts.database, target, this.opts.ini);
     if (next !== text) await writeFileAtomic(this.opts.ini, next, { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } });
     const admin = await this.console();
-    await admin.command('RELOAD');
+    if (release) await admin.commandsAtOnce(['RELOAD', `RESUME ${this.quoted}`]).catch((e: unknown) => {
+      // Not paused (a resumed run, or a router that was never held): RELOAD has run all the same.
+      if (!(e instanceof OperationError && /not paused/i.test(e.message))) throw e;
+    });
+    else await admin.command('RELOAD');
     const now = await this.current();
     const expected = { ...target, database: target.database ?? readDatabaseEntry(next, this.opts.database).database };
     if (!now || now.host !== expected.host || now.port !== expected.port || now.database !== expected.database) {

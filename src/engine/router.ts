@@ -25,6 +25,11 @@ export interface Router {
   pointTo(endpoint: Endpoint): Promise<void>;
   /** Lets waiting queries through. Safe to call when not held. */
   release(): Promise<void>;
+  /**
+   * pointTo + release as one step, for routers where a client acting between the two does harm (PgBouncer:
+   * a client logging in between RELOAD and RESUME gets its pool refused for server_login_retry).
+   */
+  switchTo?(endpoint: Endpoint): Promise<void>;
   /** Where traffic goes now, as far as the router can tell. */
   current(): Promise<Endpoint | undefined>;
   /** One line for logs and reports, no secrets. */
@@ -33,4 +38,11 @@ export interface Router {
   preflight(): Promise<RouterFinding[]>;
   /** Frees connections the router keeps. */
   close(): Promise<void>;
+}
+
+/** Points the router at `endpoint` and releases held clients, in one step where the router can. */
+export async function switchRouter(router: Router, endpoint: Endpoint): Promise<void> {
+  if (router.switchTo) return router.switchTo(endpoint);
+  await router.pointTo(endpoint);
+  await router.release();
 }

@@ -10,6 +10,7 @@ import type { CatchUpProof, DetachResult, Finding, SyncSummary, VerifyReport } f
 import { Journal, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
+import { switchRouter } from './router.js';
 import { endpointOf, sourceFenceName, type PlanSession } from './session.js';
 
 export interface CutoverEvent {
@@ -119,6 +120,12 @@ class Runner {
 function targetHoldOptions(s: PlanSession) {
   const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
   return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
+}
+
+/** Lifts the target's hold: the adapter's own way, or the read-only fence the run put on it. */
+async function openTarget(s: PlanSession): Promise<void> {
+  if (s.adapter.openTarget) await s.adapter.openTarget();
+  else await readOnlyOff(targetHoldOptions(s));
 }
 
 function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
@@ -365,13 +372,15 @@ export class LeakedAfterSwitchError extends NeedsOperatorError {
 async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<{ writeBlockedMs: number; detached: DetachResult }> {
   let detached: DetachResult = {};
   try {
-    await runner.step('repoint', s.router ? `point ${s.router.describe()} at the target` : 'stop replication into the target', async () => {
+    // The target opens before the router points at it, so the switch and the release of held clients can be
+    // one step (switchRouter): nothing may reach a PgBouncer pool between its RELOAD and its RESUME.
+    const repoint = !s.router ? 'stop replication into the target and open it for writes' : `open the target, point ${s.router.describe()} at it${s.router.switchTo ? ' and release clients' : ''}`;
+    await runner.step('repoint', repoint, async () => {
       detached = (await s.adapter.detachTarget()) ?? {};
-      await s.router?.pointTo(endpointOf(s.target));
+      await openTarget(s);
+      if (s.router) await switchRouter(s.router, endpointOf(s.target));
     }, () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}));
-    await runner.step('lift', 'open the target for writes and release clients', async () => {
-      if (s.adapter.openTarget) await s.adapter.openTarget();
-      else await readOnlyOff(targetHoldOptions(s));
+    await runner.step('lift', 'release clients', async () => {
       await s.router?.release();
     });
   } catch (e) {
@@ -405,7 +414,7 @@ async function restoreSource(s: PlanSession, journal: Journal, runner: Runner, s
   try {
     await journal.begin('route-back');
     if (s.router) {
-      await s.router.pointTo(endpointOf(s.source)).catch(() => {});
+      await switchRouter(s.router, endpointOf(s.source)).catch(() => {});
       await s.router.release();
     }
     await journal.ok('route-back');
@@ -440,7 +449,7 @@ export async function rollbackPlan(s: PlanSession, opts: { cleanup?: boolean; on
     await restoreSource(s, journal, runner, { held: true, fenced: true });
     if (opts.cleanup) {
       await s.adapter.cleanup();
-      await (s.adapter.openTarget ? s.adapter.openTarget() : readOnlyOff(targetHoldOptions(s))).catch(() => {});
+      await openTarget(s).catch(() => {});
     }
     return { planId: s.planId, restored: true, leftovers: await s.adapter.leftovers() };
   });

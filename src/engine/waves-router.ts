@@ -1,4 +1,4 @@
-import type { Endpoint, Router } from './router.js';
+import { switchRouter, type Endpoint, type Router } from './router.js';
 import type { Gate } from './waves-pool.js';
 
 /**
@@ -25,6 +25,9 @@ export class WaveRouter implements Router {
   }
   release(): Promise<void> {
     return this.inner.release();
+  }
+  switchTo(endpoint: Endpoint): Promise<void> {
+    return this.gate.run(() => switchRouter(this.inner, endpoint));
   }
   current(): Promise<Endpoint | undefined> {
     return this.inner.current();

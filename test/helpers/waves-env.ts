@@ -169,6 +169,19 @@ export function worstOutsideWindow(writes: readonly TenantWrite[], windows: Map<
   return worst;
 }
 
+/**
+ * Tenants during whose write-blocked window no write to any other tenant was acknowledged. Empty when other
+ * tenants kept working while each fence was up; a hold or fence that reached beyond its tenant (a global
+ * PAUSE, a lock on shared objects) would stop every writer for the whole window and name that tenant here.
+ */
+export function windowsThatStoppedOtherTenants(writes: readonly { tenant: string; ok: boolean; end: number }[], windows: Map<string, { from: number; to: number }>): string[] {
+  const stopped: string[] = [];
+  for (const [tenant, w] of windows) {
+    if (!writes.some((x) => x.ok && x.tenant !== tenant && x.end > w.from && x.end < w.to)) stopped.push(`${tenant} (${w.to - w.from} ms)`);
+  }
+  return stopped;
+}
+
 /** Diagnostics for a slow write: the journal steps of every tenant that were running while it waited. */
 export async function stepsDuring(planFile: string, tenants: readonly string[], from: number, to: number): Promise<string[]> {
   const plan = await loadPlan(planFile);
@@ -188,15 +201,4 @@ export async function stepsDuring(planFile: string, tenants: readonly string[], 
     }
   }
   return out;
-}
-
-/**
- * Failed writes that are not PgBouncer refusing with `server_login_retry`. That pooler error shows up now and
- * then at concurrency 4 under load (cause not found yet, see docs/waves.md): the write fails, it is not
- * acknowledged and not lost. Every other failed write is a real client error.
- */
-export function clientErrorsBesidesLoginRetry(writes: readonly TenantWrite[]): { others: TenantWrite[]; loginRetry: number } {
-  const failed = writes.filter((w) => !w.ok);
-  const others = failed.filter((w) => !/server_login_retry/.test(w.error ?? ''));
-  return { others, loginRetry: failed.length - others.length };
 }

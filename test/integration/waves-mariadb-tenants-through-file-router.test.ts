@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, mariadbMissing } from '../helpers/mariadb.js';
-import { tenantWindows, type TenantWrite } from '../helpers/waves-env.js';
+import { tenantWindows, windowsThatStoppedOtherTenants, type TenantWrite } from '../helpers/waves-env.js';
 import {
   appCanWriteTenant,
   appPrivileges,
@@ -82,9 +82,9 @@ describe.skipIf(mariadbMissing)(`MariaDB waves: ${N} tenant databases, each copi
       `mariadb waves c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms (smallest by journal ${smallest} ms); ` +
         `${writes.length} writes, ${retried.length} retried inside their tenant's window, worst outside own window ${outside.worstMs} ms (${outside.tenant})`,
     );
-    // A write that waited on another tenant's fence would wait about as long as that window, or fail: none did.
+    // No write outside its own tenant's window failed, and other tenants kept being written while each was fenced.
     expect(outside.errors.map((w) => `${w.tenant}: ${w.error}`)).toEqual([]);
-    expect(outside.worstMs).toBeLessThan(smallest);
+    expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
   });
 
   it('a transform that fails for one tenant rolls back only that tenant: its grants back exactly, writable source, router entry on the source', async () => {
