@@ -34,7 +34,8 @@ function mapAdminError(e: unknown, ep: DbEndpoint): Error {
   if (err.code === '28P01' || /password authentication failed|SASL|client password/i.test(msg)) {
     return new PreflightError('auth', `PgBouncer refused the password of "${ep.user}" at ${where(ep)}`, 'check router.adminPasswordEnv and PgBouncer\'s auth_file', { cause: e });
   }
-  if (/not allowed|admin/i.test(msg) && err.code === '08P01') {
+  // Not /admin/: names in other messages contain it ("database r_admin is not paused").
+  if (/\bnot allowed\b|admin access needed/i.test(msg) && err.code === '08P01') {
     return new PreflightError('privilege', `"${ep.user}" may not use the PgBouncer admin console at ${where(ep)}: ${msg}`, 'add the user to admin_users in pgbouncer.ini', { cause: e });
   }
   return new OperationError(`PgBouncer admin console at ${where(ep)}: ${msg}`, undefined, { cause: e });

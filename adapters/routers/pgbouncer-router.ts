@@ -64,7 +64,7 @@ export class PgBouncerRouter implements Router {
         'PAUSE waits for running transactions: find long ones in SHOW SERVERS / pg_stat_activity, or raise limits.maxWriteBlocked',
       );
     } catch (e) {
-      if (e instanceof OperationError && /already paused|is paused/i.test(e.message)) return;
+      if (e instanceof Error && /already paused|is paused/i.test(e.message)) return;
       throw e;
     } finally {
       clearTimeout(timer);
@@ -94,7 +94,7 @@ export class PgBouncerRouter implements Router {
     try {
       await admin.command(`RESUME ${this.quoted}`);
     } catch (e) {
-      if (e instanceof OperationError && /not paused/i.test(e.message)) return;
+      if (e instanceof Error && /is not paused/i.test(e.message)) return;
       throw e;
     }
   }
@@ -121,7 +121,7 @@ export class PgBouncerRouter implements Router {
     const admin = await this.console();
     if (release) await admin.commandsAtOnce(['RELOAD', `RESUME ${this.quoted}`]).catch((e: unknown) => {
       // Not paused (a resumed run, or a router that was never held): RELOAD has run all the same.
-      if (!(e instanceof OperationError && /not paused/i.test(e.message))) throw e;
+      if (!(e instanceof Error && /is not paused/i.test(e.message))) throw e;
     });
     else await admin.command('RELOAD');
     const now = await this.current();
