@@ -164,6 +164,15 @@ export class PgBouncerRouter implements Router {
         fix: 'use pool_mode = transaction for this database, or route with another router kind',
       });
     }
+    const minPool = Number(row.min_pool_size ?? 0) > 0 ? Number(row.min_pool_size) : Number(config.find((r) => r.key === 'min_pool_size')?.value ?? 0);
+    if (minPool > 0) {
+      findings.push({
+        severity: 'blocking',
+        object,
+        why: `min_pool_size = ${minPool}: PgBouncer opens server connections to keep that size while the database is paused, the pause closes them as failed logins, and after the switch the pool's queries are refused for server_login_retry (seen on 1.18; pgbouncer#420)`,
+        fix: `set min_pool_size = 0 for the cutover (in ${this.opts.ini}, then RELOAD) and restore it afterwards`,
+      });
+    }
     try {
       readDatabaseEntry(await readFile(this.opts.ini, 'utf8'), this.opts.database, this.opts.ini);
     } catch (e) {

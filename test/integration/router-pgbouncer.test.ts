@@ -264,6 +264,22 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
     console.log(`4 switches with ${connections} client connections opened around them: no refusal, longest held query ${longestWait.toFixed(0)} ms`);
   });
 
+  it('reports min_pool_size as a blocking finding: PgBouncer keeps opening server logins while the database is paused', async () => {
+    // Seen here: with min_pool_size = 3 and a client connected, a 1.2 s hold ended with the next query refused
+    // (server_login_retry): the janitor opened a login during the pause and the pause closed it.
+    const admin = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: bouncer.adminUser, password: bouncer.adminPassword, database: 'pgbouncer' });
+    await admin.connect();
+    try {
+      await admin.query('SET min_pool_size = 3');
+      const findings = await router.preflight();
+      expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringMatching(/^min_pool_size = 3: .*server_login_retry/) })]);
+    } finally {
+      await admin.query('SET min_pool_size = 0');
+      await admin.end();
+    }
+    expect(await router.preflight()).toEqual([]);
+  });
+
   it('gives up a PAUSE stuck behind a long query, resumes, and lets clients through', async () => {
     const long = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: 'postgres', password, database: 'shop' });
     long.on('error', () => {});
