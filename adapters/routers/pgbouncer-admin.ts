@@ -24,7 +24,8 @@ function where(ep: DbEndpoint): string {
   return `${ep.host}:${ep.port}`;
 }
 
-function mapAdminError(e: unknown, ep: DbEndpoint): Error {
+/** Turns a pg error from the admin console into the error hierarchy (exported for its unit test). */
+export function mapAdminError(e: unknown, ep: DbEndpoint): Error {
   const err = e as { code?: string; message?: string };
   const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
   if (err.code && /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|EAI_AGAIN|ENOENT|ECONNRESET)$/.test(err.code)) {
