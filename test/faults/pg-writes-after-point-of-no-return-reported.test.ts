@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../../src/sandbox/fault-proxy.js';
 import type { LateLeakCheck } from '../../src/index.js';
@@ -33,7 +34,11 @@ describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the 
   });
 
   it('the run finishes, exits 5, and says which writes replication carried and which stayed on the old source', async () => {
-    const plan = await writePlan(e, { db, stateDir });
+    // The run reads the slot a last time after its afterSwitch hook: the hook waits until the late writer has
+    // stopped, so every write it got acknowledged was committed before that read (a journal watcher alone raced it).
+    const writerStopped = join(stateDir, 'late-writer-stopped');
+    const hook = `hooks: { afterSwitch: [sh, -c, ${JSON.stringify(`i=0; while [ ! -e '${writerStopped}' ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done`)}] }`;
+    const plan = await writePlan(e, { db, stateDir, extra: hook });
     await writeFile(plan, (await readFile(plan, 'utf8')).replace(`127.0.0.1:${e.dst.port}/`, `127.0.0.1:${targetLink.port}/`));
     expect((await cli(['sync', plan], e.env)).code).toBe(0);
 
@@ -53,10 +58,11 @@ describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the 
         await c.end();
       })();
     });
-    // Stopped before the run's last read of the slot (after the lift), so every acknowledged write is in it.
+    // Stopped once the lift begins, before the run's last read of the slot (see the hook).
     const stop = onJournal(stateDir, 'lift', 'begin', async () => {
       stopping = true;
       await writing;
+      await writeFile(writerStopped, '');
     });
     // The application writes straight to the source: refused once it is fenced, never lost.
     const workload = new Workload({ host: e.src.host, port: e.src.port, user: 'postgres', password: e.password, database: db, writers: 2 }).start();
