@@ -7,6 +7,11 @@ import { formatDuration } from '../../src/util/units.js';
 import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
 import { readDatabaseEntry, rewriteDatabaseEntry } from './pgbouncer-ini.js';
 
+/** RESUME of a database that is not paused: a resumed run, or a router that was never held. Nothing to undo. */
+function isNotPaused(e: unknown): boolean {
+  return e instanceof Error && /is not paused/i.test(e.message);
+}
+
 export interface PgBouncerRouterOptions {
   /** Admin console URL (database `pgbouncer`); its password, if any, is overridden by `adminPassword`. */
   admin: string;
@@ -94,7 +99,7 @@ export class PgBouncerRouter implements Router {
     try {
       await admin.command(`RESUME ${this.quoted}`);
     } catch (e) {
-      if (e instanceof Error && /is not paused/i.test(e.message)) return;
+      if (isNotPaused(e)) return;
       throw e;
     }
   }
@@ -121,7 +126,7 @@ export class PgBouncerRouter implements Router {
     const admin = await this.console();
     if (release) await admin.commandsAtOnce(['RELOAD', `RESUME ${this.quoted}`]).catch((e: unknown) => {
       // Not paused (a resumed run, or a router that was never held): RELOAD has run all the same.
-      if (!(e instanceof Error && /is not paused/i.test(e.message))) throw e;
+      if (!isNotPaused(e)) throw e;
     });
     else await admin.command('RELOAD');
     const now = await this.current();
