@@ -96,6 +96,19 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
     router = new PgBouncerRouter({ admin: bouncer.adminUrl(), adminPassword: bouncer.adminPassword, ini: bouncer.iniPath, database: 'shop' });
   });
 
+  /** Runs `fn` with a PgBouncer setting changed on the admin console (SET), and sets it back after. */
+  async function withBouncerSetting<T>(name: string, value: string, restore: string, fn: () => Promise<T>): Promise<T> {
+    const admin = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: bouncer.adminUser, password: bouncer.adminPassword, database: 'pgbouncer' });
+    await admin.connect();
+    try {
+      await admin.query(`SET ${name} = ${value}`);
+      return await fn();
+    } finally {
+      await admin.query(`SET ${name} = ${restore}`);
+      await admin.end();
+    }
+  }
+
   afterAll(async () => {
     await router?.close();
     await Promise.allSettled([bouncer?.stop(), src?.stop(), dst?.stop()]);
@@ -267,16 +280,8 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
   it('reports min_pool_size as a blocking finding: PgBouncer keeps opening server logins while the database is paused', async () => {
     // Seen here: with min_pool_size = 3 and a client connected, a 1.2 s hold ended with the next query refused
     // (server_login_retry): the janitor opened a login during the pause and the pause closed it.
-    const admin = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: bouncer.adminUser, password: bouncer.adminPassword, database: 'pgbouncer' });
-    await admin.connect();
-    try {
-      await admin.query('SET min_pool_size = 3');
-      const findings = await router.preflight();
-      expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringMatching(/^min_pool_size = 3: .*server_login_retry/) })]);
-    } finally {
-      await admin.query('SET min_pool_size = 0');
-      await admin.end();
-    }
+    const findings = await withBouncerSetting('min_pool_size', '3', '0', () => router.preflight());
+    expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringMatching(/^min_pool_size = 3: .*server_login_retry/) })]);
     expect(await router.preflight()).toEqual([]);
   });
 
@@ -308,16 +313,8 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
   });
 
   it('reports session pool mode as a blocking finding', async () => {
-    const admin = new pg.Client({ host: '127.0.0.1', port: bouncer.port, user: bouncer.adminUser, password: bouncer.adminPassword, database: 'pgbouncer' });
-    await admin.connect();
-    try {
-      await admin.query("SET pool_mode = 'session'");
-      const findings = await router.preflight();
-      expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringContaining('pgbouncer#369') })]);
-    } finally {
-      await admin.query("SET pool_mode = 'transaction'");
-      await admin.end();
-    }
+    const findings = await withBouncerSetting('pool_mode', "'session'", "'transaction'", () => router.preflight());
+    expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringContaining('pgbouncer#369') })]);
   });
 
   it('says clearly when the admin console is unreachable', async () => {
