@@ -41,7 +41,7 @@ describe.skipIf(unavailable)("README's quick start from a clean clone", () => {
 
   it('installs, builds and rehearses a cutover with every acknowledged write on the target', () => {
     expect(run.exitCode, String(run.all).slice(-3000)).toBe(0);
-    const out = String(run.stdout);
+    const out = String(run.all); // the human summary goes to stderr beside the progress
     expect(out).toMatch(/cutover rehearsal \(sandbox\): PostgreSQL 15\.\S+ → \d+\.\S+ through PgBouncer .*: OK/);
     const verified = /acknowledged writes verified\s+(\d+) of (\d+) on the target/.exec(out);
     expect(verified, out).not.toBeNull();
