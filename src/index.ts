@@ -1,7 +1,7 @@
 /** The public API of cutover. The CLI uses exactly this. */
 import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
 import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
-import { loadPlanFile, openSession, type PlanSession } from './engine/session.js';
+import { loadPlanFile, openSession, type PlanInput, type PlanSession } from './engine/session.js';
 import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
@@ -11,6 +11,9 @@ import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
 export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFAULTS, describeLeak, describeLeakedTransaction, type ReadOnlyOptions } from './readonly/readonly.js';
 export type * from './readonly/types.js';
 export * from './errors.js';
+export { loadPlan, parsePlan, planId, PLAN_DEFAULTS, PlanError, type PlanIssue } from './plan/index.js';
+export type * from './plan/types.js';
+export type { PlanInput } from './engine/session.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
 export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
@@ -46,7 +49,7 @@ export interface CheckResult {
 export type CutoverRunOptions = PlanCommandOptions & RunOptions;
 export type RollbackOptions = PlanCommandOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void };
 
-async function withPlan<T>(file: string, opts: PlanCommandOptions, fn: (s: PlanSession) => Promise<T>): Promise<T> {
+async function withPlan<T>(file: PlanInput, opts: PlanCommandOptions, fn: (s: PlanSession) => Promise<T>): Promise<T> {
   const s = await openSession(file, { env: opts.env ?? process.env });
   try {
     opts.onOpen?.({ planId: s.planId, warnings: s.plan.warnings, secrets: s.secrets.all });
@@ -57,7 +60,7 @@ async function withPlan<T>(file: string, opts: PlanCommandOptions, fn: (s: PlanS
 }
 
 /** Preflight findings for a plan; changes nothing. */
-export async function check(plan: string, opts: PlanCommandOptions = {}): Promise<CheckResult> {
+export async function check(plan: PlanInput, opts: PlanCommandOptions = {}): Promise<CheckResult> {
   return withPlan(plan, opts, async (s) => {
     const findings = await preflightFindings(s);
     return { planId: s.planId, findings, blockers: findings.filter((f) => f.severity === 'blocker').length };
@@ -65,38 +68,38 @@ export async function check(plan: string, opts: PlanCommandOptions = {}): Promis
 }
 
 /** Schema and data to the target, replication running; the target stays read-only to applications. */
-export async function sync(plan: string, opts: PlanCommandOptions & Pick<RunOptions, 'onEvent' | 'abort'> = {}): Promise<SyncSummary> {
+export async function sync(plan: PlanInput, opts: PlanCommandOptions & Pick<RunOptions, 'onEvent' | 'abort'> = {}): Promise<SyncSummary> {
   return withPlan(plan, opts, (s) => syncPlan(s, opts));
 }
 
 /** The cutover: hold, fence, catch up, verify, switch, lift, within the write-downtime budget. */
-export async function run(plan: string, opts: CutoverRunOptions = {}): Promise<RunResult> {
+export async function run(plan: PlanInput, opts: CutoverRunOptions = {}): Promise<RunResult> {
   return withPlan(plan, opts, (s) => runPlan(s, opts));
 }
 
 /** After a crash: forward past the point of no return, else restore the source and run again. */
-export async function resume(plan: string, opts: CutoverRunOptions = {}): Promise<RunResult> {
+export async function resume(plan: PlanInput, opts: CutoverRunOptions = {}): Promise<RunResult> {
   return withPlan(plan, opts, (s) => resumePlan(s, opts));
 }
 
 /** Journal, lock, fence state, lag and leftovers of a plan. */
-export async function status(plan: string, opts: PlanCommandOptions = {}): Promise<PlanStatus> {
+export async function status(plan: PlanInput, opts: PlanCommandOptions = {}): Promise<PlanStatus> {
   return withPlan(plan, opts, (s) => planStatus(s));
 }
 
 /** Before the point of no return: the source writable again and routing back on it. */
-export async function rollback(plan: string, opts: RollbackOptions = {}): Promise<RollbackResult> {
+export async function rollback(plan: PlanInput, opts: RollbackOptions = {}): Promise<RollbackResult> {
   return withPlan(plan, opts, (s) => rollbackPlan(s, opts));
 }
 
-async function withWavesPlan<T>(file: string, opts: PlanCommandOptions, fn: (plan: Plan, secrets: PlanSecrets) => Promise<T>): Promise<T> {
+async function withWavesPlan<T>(file: PlanInput, opts: PlanCommandOptions, fn: (plan: Plan, secrets: PlanSecrets) => Promise<T>): Promise<T> {
   const { plan, planId, secrets } = await loadPlanFile(file, opts.env ?? process.env);
   opts.onOpen?.({ planId, warnings: plan.warnings, secrets: secrets.all });
   return fn(plan, secrets);
 }
 
 /** Whether a plan moves tenants (`scope.tenants`, run with `waves`) rather than one database. */
-export async function isWavesPlan(plan: string, opts: Pick<PlanCommandOptions, 'env'> = {}): Promise<boolean> {
+export async function isWavesPlan(plan: PlanInput, opts: Pick<PlanCommandOptions, 'env'> = {}): Promise<boolean> {
   const { plan: p } = await loadPlanFile(plan, opts.env ?? process.env);
   return p.scope.kind === 'tenants';
 }
@@ -105,17 +108,17 @@ export async function isWavesPlan(plan: string, opts: Pick<PlanCommandOptions, '
  * Per-tenant waves: each tenant database is its own cutover (own journal, lock, budget and router entry),
  * `concurrency` at a time; a failed tenant is rolled back alone. Run again after a crash to continue.
  */
-export async function waves(plan: string, opts: PlanCommandOptions & WavesOptions = {}): Promise<WavesResult> {
+export async function waves(plan: PlanInput, opts: PlanCommandOptions & WavesOptions = {}): Promise<WavesResult> {
   return withWavesPlan(plan, opts, (p, secrets) => runWaves(p, secrets, opts));
 }
 
 /** Every tenant's state and write-blocked window, from their journals. */
-export async function wavesStatus(plan: string, opts: PlanCommandOptions = {}): Promise<WavesStatus> {
+export async function wavesStatus(plan: PlanInput, opts: PlanCommandOptions = {}): Promise<WavesStatus> {
   return withWavesPlan(plan, opts, (p, secrets) => wavesStatusOf(p, secrets));
 }
 
 /** One tenant back on its source, before its point of no return (after it: refused, see the hint). */
-export async function wavesRollback(plan: string, tenant: string, opts: PlanCommandOptions & Pick<WavesOptions, 'onEvent'> = {}): Promise<RollbackResult & { tenant: string }> {
+export async function wavesRollback(plan: PlanInput, tenant: string, opts: PlanCommandOptions & Pick<WavesOptions, 'onEvent'> = {}): Promise<RollbackResult & { tenant: string }> {
   return withWavesPlan(plan, opts, (p, secrets) => rollbackTenant(p, secrets, tenant, opts));
 }
 

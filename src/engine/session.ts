@@ -27,8 +27,11 @@ export interface SessionOptions {
   env: Record<string, string | undefined>;
 }
 
-export async function loadPlanFile(file: string, env: Record<string, string | undefined>): Promise<{ plan: Plan; planId: string; secrets: PlanSecrets }> {
-  const plan = await loadPlan(file);
+/** A plan as the library takes it: a parsed `Plan` (see `parsePlan`) or the path of a plan file. */
+export type PlanInput = Plan | string;
+
+export async function loadPlanFile(input: PlanInput, env: Record<string, string | undefined>): Promise<{ plan: Plan; planId: string; secrets: PlanSecrets }> {
+  const plan = typeof input === 'string' ? await loadPlan(input) : input;
   return { plan, planId: planId(plan), secrets: resolvePlanSecrets(plan, env as NodeJS.ProcessEnv) };
 }
 
@@ -49,8 +52,8 @@ export function planScope(plan: Plan): { database: string; schema?: string } {
   );
 }
 
-export async function openSession(file: string, opts: SessionOptions): Promise<PlanSession> {
-  const { plan, planId: id, secrets } = await loadPlanFile(file, opts.env);
+export async function openSession(input: PlanInput, opts: SessionOptions): Promise<PlanSession> {
+  const { plan, planId: id, secrets } = await loadPlanFile(input, opts.env);
   return openSessionFor(plan, id, secrets);
 }
 

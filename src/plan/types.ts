@@ -1,4 +1,4 @@
-import type { ReadOnlyMode, ReadOnlyScope } from '../readonly/types.js';
+import type { ReadOnlyMode, ReadOnlyScope, TerminatePolicy } from '../readonly/types.js';
 import type { Engine } from '../util/db-url.js';
 
 /** A server named by the plan. Never holds a password: see resolvePlanSecrets(). */
@@ -25,7 +25,6 @@ export type PlanScope =
 export type PlanMethod = 'replication' | 'dump';
 export type VerifyMode = 'none' | 'rowcounts' | 'checksums';
 /** Which pre-fence sessions the fence ends: none (drain only), only idle-in-transaction ones, or all. */
-export type TerminatePolicy = 'none' | 'idle-in-transaction' | 'all';
 
 export interface PlanReadOnly {
   scope: ReadOnlyScope;
