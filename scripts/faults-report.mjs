@@ -32,6 +32,7 @@ const FILTERS = [
 /**
  * Fault tests that pass or fail but do not record writes: which scenario each one covers. (The kill and
  * interrupt suites record their writes through test/helpers/kill-suite.ts and faults.ts.)
+ * @type {Array<[RegExp, string]>}
  */
 const SCENARIO_OF_FILE = [
   [/pg-cutover-two-operators/, '5. two operators, stale lock (PG)'],

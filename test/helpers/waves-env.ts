@@ -138,8 +138,8 @@ export async function tenantWindows(planFile: string, tenants: readonly string[]
   for (const t of tenants) {
     const tp = tenantPlan(plan, t);
     const { records } = await replayJournal(tp.stateDir, planId(tp));
-    const from = records.findLast((r) => r.step === 'hold' && r.status === 'begin');
-    const to = records.findLast((r) => r.step === 'lift' && r.status === 'ok');
+    const from = [...records].reverse().find((r) => r.step === 'hold' && r.status === 'begin');
+    const to = [...records].reverse().find((r) => r.step === 'lift' && r.status === 'ok');
     if (from && to) out.set(t, { from: Date.parse(from.at), to: Date.parse(to.at) });
   }
   return out;

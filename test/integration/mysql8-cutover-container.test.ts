@@ -13,11 +13,11 @@ const IMAGE = 'mysql:8.4';
 const APP_PASSWORD = 'App:pw/8%';
 
 async function startPair(): Promise<{ ok: true; src: ContainerSandbox; dst: ContainerSandbox } | { ok: false; reason: string }> {
-  const [a, b]: ContainerStart[] = await Promise.all([startMysqlContainer({ image: IMAGE }), startMysqlContainer({ image: IMAGE })]);
+  const [a, b]: [ContainerStart, ContainerStart] = await Promise.all([startMysqlContainer({ image: IMAGE }), startMysqlContainer({ image: IMAGE })]);
   if (a.ok && b.ok) return { ok: true, src: a.sandbox, dst: b.sandbox };
   if (a.ok) await a.sandbox.stop();
   if (b.ok) await b.sandbox.stop();
-  return { ok: false, reason: !a.ok ? a.reason : (b as { reason: string }).reason };
+  return { ok: false, reason: !a.ok ? a.reason : !b.ok ? b.reason : '' };
 }
 
 const pair = await startPair();
