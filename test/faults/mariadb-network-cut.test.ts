@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
-import { FaultProxy } from '../../src/sandbox/fault-proxy.js';
+import { FaultProxy } from '../helpers/fault-proxy.js';
 import { MysqlWorkload } from '../../src/sandbox/mysql-workload.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';

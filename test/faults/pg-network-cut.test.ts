@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FaultProxy } from '../../src/sandbox/fault-proxy.js';
+import { FaultProxy } from '../helpers/fault-proxy.js';
 import { Workload } from '../../src/sandbox/workload.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';

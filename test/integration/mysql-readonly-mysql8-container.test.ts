@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startMysqlContainer } from '../../src/sandbox/container-provider.js';
+import { startMysqlContainer } from '../helpers/container-provider.js';
 import { cli } from '../helpers/mariadb.js';
 
 // The one test that skips even under CI=true: it needs Docker and an image registry, which CI here lacks.

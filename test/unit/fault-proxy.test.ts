@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FaultProxy } from '../../src/sandbox/fault-proxy.js';
+import { FaultProxy } from '../helpers/fault-proxy.js';
 import { liveSandboxes } from '../../src/sandbox/registry.js';
 
 /** A client connection that collects what the echo server sends back. */

@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { OperationError } from '../errors.js';
-import { track, untrack, type Stoppable } from './registry.js';
+import { OperationError } from '../../src/errors.js';
+import { track, untrack, type Stoppable } from '../../src/sandbox/registry.js';
 
 export interface FaultProxyOptions {
   /** Where connections are forwarded. */

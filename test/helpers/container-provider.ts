@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { track, untrack, type Stoppable } from './registry.js';
+import { track, untrack, type Stoppable } from '../../src/sandbox/registry.js';
 
 /** A database server in a container, with the same handles as the local sandboxes. */
 export interface ContainerSandbox extends Stoppable {
