@@ -292,9 +292,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .command('sync')
     .summary('copy schema and data to the target and keep it in sync (target stays read-only to apps)')
     .argument('<plan>', 'plan file (YAML)')
-    .action(async (file: string, _o: unknown, cmd: Command) => {
+    .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
+    .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await sync(file, { ...planOpts(), onEvent: eventPrinter(io, secrets) });
+      const r = await sync(file, { ...planOpts(), onEvent: eventPrinter(io, secrets), force: Boolean(o.force) });
       emit(io, g.json, secrets, { action: 'sync', ...r }, renderSync(r));
     });
 
@@ -306,6 +307,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
       .option('--yes', 'do not ask for confirmation')
       .option('--dry-run', 'run the preflight and show what would happen; change nothing')
       .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
+      .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
       .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
         if (!o.yes && !o.dryRun) throw new UsageError(`${name} changes production servers and needs --yes`, `cutover ${name} ${file} --yes (or --dry-run first)`);
@@ -316,6 +318,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
             onEvent: eventPrinter(io, secrets),
             abort: sig.abort,
             dryRun: Boolean(o.dryRun),
+            force: Boolean(o.force),
             ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
             ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
           };
@@ -350,9 +353,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .summary('before the point of no return: source writable, routing back to it')
     .argument('<plan>', 'plan file (YAML)')
     .option('--cleanup', 'also drop the replication objects (a later run syncs again)')
+    .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
     .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await rollback(file, { ...planOpts(), cleanup: Boolean(o.cleanup), onEvent: eventPrinter(io, secrets) });
+      const r = await rollback(file, { ...planOpts(), cleanup: Boolean(o.cleanup), force: Boolean(o.force), onEvent: eventPrinter(io, secrets) });
       emit(io, g.json, secrets, { action: 'rollback', ...r }, renderRollback(r));
     });
 
