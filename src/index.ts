@@ -12,6 +12,7 @@ export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFA
 export type * from './readonly/types.js';
 export * from './errors.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
+export { unsetPasswordEnvError } from './plan/secrets.js';
 export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
 export { PostgresSandbox, type PostgresSandboxOptions } from './sandbox/postgres-sandbox.js';

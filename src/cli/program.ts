@@ -25,6 +25,7 @@ import {
   run,
   status,
   sync,
+  unsetPasswordEnvError,
   urlHasPassword,
   UsageError,
   waves,
@@ -107,7 +108,7 @@ function resolvePassword(url: string, passwordEnv: string | undefined, io: CliIO
   const engine = parseDbUrl(url).engine;
   if (passwordEnv) {
     const v = io.env[passwordEnv];
-    if (v === undefined) throw new UsageError(`--password-env ${passwordEnv}: that environment variable is not set`, `export ${passwordEnv}=... before running cutover`);
+    if (v === undefined) throw unsetPasswordEnvError('--password-env', passwordEnv);
     secrets.add(v);
     return v;
   }

@@ -145,7 +145,8 @@ function schemeFits(engine: Engine, urlEngine: Engine): boolean {
 
 function envName(f: Fields, key: string): string | undefined {
   const name = f.string(key);
-  if (name !== undefined && !ENV_NAME.test(name)) return f.report(key, `"${name}" is not an environment variable name`, 'use letters, digits and _, e.g. SRC_PASSWORD');
+  // Not echoed: what stands here instead of a variable name is often the password itself.
+  if (name !== undefined && !ENV_NAME.test(name)) return f.report(key, 'is not an environment variable name (the value is not shown: it may be a password)', 'name the variable that holds the password (letters, digits and _, e.g. SRC_PASSWORD), never the password itself');
   return name;
 }
 
