@@ -112,7 +112,10 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
     // A read-only transaction: the query lists tenants and must not change anything, whatever it says.
     await c.query('BEGIN TRANSACTION READ ONLY');
     await c.query(`SET LOCAL statement_timeout = ${QUERY_TIMEOUT_MS}`);
-    result = await c.query<unknown[]>({ text: query, rowMode: 'array' });
+    // The extended protocol takes exactly one statement: nothing after a `;` runs, whatever plan validation let
+    // by. (queryMode is in pg's runtime since 8.13, not in its typings.)
+    const extended = { text: query, rowMode: 'array' as const, queryMode: 'extended' };
+    result = await c.query<unknown[]>(extended);
     await c.query('COMMIT');
   } catch (e) {
     throw mapPgError(e, ep, 'scope.tenants.query');

@@ -1,3 +1,4 @@
+import { hasSeveralStatements } from './single-statement.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
@@ -227,6 +228,7 @@ function readTenantsMap(scope: Fields, engine: Engine | undefined): PlanScope | 
   const at = database !== undefined ? { database } : {};
   if (f.has('query')) {
     const query = f.string('query', { required: true, fix: `a SELECT on the source returning one text column of ${database !== undefined ? 'schema' : 'database'} names` });
+    if (query !== undefined && hasSeveralStatements(query)) return f.report('query', 'holds more than one statement', 'one SELECT only: it runs in a read-only transaction that a second statement (e.g. after COMMIT;) would escape');
     return query === undefined ? undefined : { kind: 'tenants', names: [], query, ...at };
   }
   const names = f.stringList('schemas', { fix });
