@@ -132,11 +132,13 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
 /** The values a tenant query returned, as tenant names: distinct, non-NULL, non-empty text. */
 function tenantNames(values: readonly unknown[], fix: string, what = 'database'): string[] {
   const names: string[] = [];
+  const seen = new Set<string>();
   values.forEach((v, i) => {
     if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, `${fix}; cast binary names with CONVERT(x USING utf8mb4)`);
     if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
-    if (names.includes(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
+    if (seen.has(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);
+    seen.add(v);
   });
   if (names.length === 0) throw new UsageError('scope.tenants.query returned no tenants', 'check the query on the source');
   return names;

@@ -44,6 +44,9 @@ const URL_EXAMPLE: Record<Engine, string> = {
 };
 
 /** Reads and validates a plan file. Every problem is reported as `file:line: key.path: what (fix)`. */
+/** A plan is a page of settings (comments included); 10,000 tenant names fit in well under this. */
+const MAX_PLAN_CHARS = 4 * 1024 * 1024;
+
 export async function loadPlan(file: string): Promise<Plan> {
   let text: string;
   try {
@@ -56,6 +59,8 @@ export async function loadPlan(file: string): Promise<Plan> {
 
 /** Validates plan text; `file` is the path as the operator gave it (relative paths in the plan resolve against its directory). */
 export function parsePlan(text: string, file: string): Plan {
+  // Checked before parsing: a YAML parser spends seconds on a file of many megabytes.
+  if (text.length > MAX_PLAN_CHARS) throw new UsageError(`plan file ${file} is ${Math.round(text.length / 1024)} KB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MB a plan may be`, 'list many tenants with a query instead: scope: { tenants: { query: "SELECT ..." } }');
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
