@@ -321,7 +321,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
             dryRun: Boolean(o.dryRun),
             force: Boolean(o.force),
             ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
-            ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
+            ...(io.testPause?.step ? { pauseAt: io.testPause.step } : {}),
           };
           const r = await (name === 'run' ? run(file, opts) : resume(file, opts));
           emit(io, g.json, secrets, { action: name, ...r }, renderRun(r));
@@ -400,8 +400,8 @@ function addWaves(program: Command, io: CliIO, secrets: Secrets, planOpts: () =>
           onEvent: tenantEvent,
           abort: sig.abort,
           ...(o.concurrency ? { concurrency: o.concurrency as number } : {}),
-          ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
-          ...(io.env.CUTOVER_TEST_PAUSE_TENANT ? { pauseTenant: io.env.CUTOVER_TEST_PAUSE_TENANT } : {}),
+          ...(io.testPause?.step ? { pauseAt: io.testPause.step } : {}),
+          ...(io.testPause?.tenant ? { pauseTenant: io.testPause.tenant } : {}),
         });
         const unfinished = r.tenants.length - r.counts.done;
         if (unfinished === 0) return emit(io, g.json, secrets, { action: 'waves', ...r }, renderWaves(r));

@@ -1,7 +1,10 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { BUILT_CLI, ROOT } from './built-cli.js';
+import { ROOT } from './built-cli.js';
+
+/** The built CLI behind the test-only entry point that can park it (the real binary ignores CUTOVER_TEST_*). */
+const PAUSED_CLI = `${ROOT}test/helpers/paused-cli.mjs`;
 
 export interface ParkedRun {
   child: ResultPromise;
@@ -12,7 +15,7 @@ export interface ParkedRun {
 
 /** Starts the built CLI with the test hook that parks it at `step` (after journaling `begin`) and waits until it is parked. */
 export async function parkAtStep(args: string[], env: Record<string, string>, stateDir: string, step: string): Promise<ParkedRun> {
-  const child = execa('node', [BUILT_CLI, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env, CUTOVER_TEST_PAUSE_AT: step }, extendEnv: false, reject: false });
+  const child = execa('node', [PAUSED_CLI, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env, CUTOVER_TEST_PAUSE_AT: step }, extendEnv: false, reject: false });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const marker = join(stateDir, `paused-at-${step}`);

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, spawnCli } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { seedDatabase } from '../helpers/cutover-env.js';
 import { PostgresSandbox, pg15Missing, pg17Missing } from '../helpers/pg.js';
@@ -21,6 +22,8 @@ describe.skipIf(pg15Missing ?? pg17Missing)('secrets stay with the command that 
   beforeAll(async () => {
     [src, dst] = await Promise.all([PostgresSandbox.start({ major: 15, password: SRC_PW }), PostgresSandbox.start({ major: 17, password: DST_PW })]);
     await seedDatabase(src, DB, 200);
+    await seedDatabase(src, 'hooks', 100);
+    await ensureBuilt();
   });
   afterAll(async () => Promise.all([src?.stop(), dst?.stop()]));
   afterEach(() => {
@@ -44,7 +47,7 @@ describe.skipIf(pg15Missing ?? pg17Missing)('secrets stay with the command that 
     const stateDir = await tempStateDir(src.dir);
     const seen = join(stateDir, 'seen-env.jsonl');
     const file = join(stateDir, 'plan.yaml');
-    await (await import('node:fs/promises')).writeFile(file, plan(stateDir, [`router: { kind: exec, command: ${dumpEnv(seen)} }`, `hooks: { beforeFence: ${dumpEnv(seen)}, afterSwitch: ${dumpEnv(seen)} }`]).join('\n'));
+    await writeFile(file, plan(stateDir, [`router: { kind: exec, command: ${dumpEnv(seen)} }`, `hooks: { beforeFence: ${dumpEnv(seen)}, afterSwitch: ${dumpEnv(seen)} }`]).join('\n'));
     const sync = await cli(['sync', file], PLANTED);
     expect(sync.err).not.toMatch(/error/i);
     expect(sync.code).toBe(0);
@@ -65,7 +68,7 @@ describe.skipIf(pg15Missing ?? pg17Missing)('secrets stay with the command that 
     Object.assign(process.env, PLANTED);
     const stateDir = await tempStateDir(src.dir);
     const file = join(stateDir, 'plan.yaml');
-    await (await import('node:fs/promises')).writeFile(file, plan(stateDir, ['router: { kind: none }'], `{ url: "postgres://postgres@127.0.0.1:${dst.port}/${DB}" }`).join('\n'));
+    await writeFile(file, plan(stateDir, ['router: { kind: none }'], `{ url: "postgres://postgres@127.0.0.1:${dst.port}/${DB}" }`).join('\n'));
     const r = await cli(['check', file], PLANTED);
     expect(r.code).toBe(3);
     expect(r.err).toContain(`127.0.0.1:${dst.port}`);
@@ -75,5 +78,16 @@ describe.skipIf(pg15Missing ?? pg17Missing)('secrets stay with the command that 
     // The target's log shows no failed password attempt: nothing was sent.
     const log = await readFile(join(dst.dir, 'server.log'), 'utf8').catch(() => '');
     expect(log).not.toMatch(/password authentication failed/);
+  });
+
+  it('the real cutover binary ignores the test pause variables: a run with CUTOVER_TEST_PAUSE_AT set finishes', async () => {
+    const stateDir = await tempStateDir(src.dir);
+    const file = join(stateDir, 'plan.yaml');
+    await writeFile(file, plan(stateDir, ['router: { kind: none }']).join('\n').replaceAll(`/${DB}"`, '/hooks"').replace(`databases: [${DB}]`, 'databases: [hooks]'));
+    const env = { SRC_PW, DST_PW, CUTOVER_TEST_PAUSE_AT: 'fence', CUTOVER_TEST_PAUSE_TENANT: 'hooks' };
+    expect((await spawnCli(['sync', file], env)).exitCode).toBe(0);
+    const r = await spawnCli(['run', file, '--yes'], env);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect((await readdir(stateDir)).filter((f) => f.startsWith('paused-at-'))).toEqual([]);
   });
 });
