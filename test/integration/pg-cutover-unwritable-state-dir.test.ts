@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
@@ -42,6 +42,7 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a state dir tha
   beforeAll(async () => {
     await ensureBuilt();
     e = await startCutoverEnv({ bouncerDatabases: ['ro_run', 'ro_rollback'] });
+    await seedDatabase(e.src, 'ro_router', 300);
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'ro_run', 300);
     await seedDatabase(e.src, 'ro_rollback', 300);
@@ -84,5 +85,25 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a state dir tha
     expect(r.err).toMatch(/state dir .* is not usable .*EISDIR/);
     expect(await canWrite(e.src, db)).toBe(true);
     expect(await writesThroughBouncer(e, db)).toBe(true);
+  });
+
+  it('a router that cannot point back is reported (exit 5) and journaled as route-back fail, and the source is unfenced anyway', async () => {
+    const db = 'ro_router';
+    const stateDir = join(stateRoot, db);
+    const plan = await writePlan(e, { db, stateDir });
+    // The exec router's command is only run to point (at the switch, or back at the source): here it always fails.
+    await writeFile(plan, (await readFile(plan, 'utf8')).replace('router: { kind: none }', 'router: { kind: exec, command: [sh, -c, "echo cannot reach the registry >&2; exit 7"] }'));
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+    const parked = await parkAtStep(['run', plan, '--yes'], e.env, stateDir, 'verify');
+    const r = await parked.stop('SIGINT');
+    expect(r.exitCode, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(/restoring the source failed too: route-back: router command sh \(point\) exited 7: cannot reach the registry/);
+    expect(await canWrite(e.src, db)).toBe(true);
+    const journal = (await readdir(stateDir)).find((f) => f.endsWith('.journal'))!;
+    const records = (await readFile(join(stateDir, journal), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: string; status: string });
+    const last = (step: string) => records.filter((x) => x.step === step).at(-1)?.status;
+    expect(last('unfence')).toBe('ok');
+    expect(last('route-back')).toBe('fail');
+    expect((await cli(['status', plan, '--json'], e.env)).json().phase).toBe('in-flight');
   });
 });
