@@ -1,6 +1,6 @@
 /** The public API of cutover. The CLI uses exactly this. */
 import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
-import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
+import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type LockOptions, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
 import { loadPlanFile, openSession, type PlanInput, type PlanSession } from './engine/session.js';
 import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
@@ -15,6 +15,7 @@ export { loadPlan, parsePlan, planId, PLAN_DEFAULTS, PlanError, type PlanIssue }
 export type * from './plan/types.js';
 export type { PlanInput } from './engine/session.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
+export { unsetPasswordEnvError } from './plan/secrets.js';
 export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
 export { PostgresSandbox, type PostgresSandboxOptions } from './sandbox/postgres-sandbox.js';
@@ -23,7 +24,7 @@ export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
 export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';
 export { renderHtmlReport } from './report/html.js';
 export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover, DetachResult } from './engine/cutover-adapter.js';
-export { LeakedAfterSwitchError, type CutoverEvent, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
+export { LeakedAfterSwitchError, type CutoverEvent, type LockOptions, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';
 export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';
 export { percentile, windowStats, type WindowStats } from './engine/waves-stats.js';
@@ -47,7 +48,7 @@ export interface CheckResult {
 }
 
 export type CutoverRunOptions = PlanCommandOptions & RunOptions;
-export type RollbackOptions = PlanCommandOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void };
+export type RollbackOptions = PlanCommandOptions & LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void };
 
 async function withPlan<T>(file: PlanInput, opts: PlanCommandOptions, fn: (s: PlanSession) => Promise<T>): Promise<T> {
   const s = await openSession(file, { env: opts.env ?? process.env });
@@ -68,7 +69,7 @@ export async function check(plan: PlanInput, opts: PlanCommandOptions = {}): Pro
 }
 
 /** Schema and data to the target, replication running; the target stays read-only to applications. */
-export async function sync(plan: PlanInput, opts: PlanCommandOptions & Pick<RunOptions, 'onEvent' | 'abort'> = {}): Promise<SyncSummary> {
+export async function sync(plan: PlanInput, opts: PlanCommandOptions & LockOptions & Pick<RunOptions, 'onEvent' | 'abort'> = {}): Promise<SyncSummary> {
   return withPlan(plan, opts, (s) => syncPlan(s, opts));
 }
 

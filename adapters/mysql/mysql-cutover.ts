@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
 import { formatBytes } from '../../src/util/units.js';
@@ -9,6 +9,7 @@ import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-conne
 import { dumpInto } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
+import { releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
 import { normalizeGtidSet } from './mysql-position.js';
 import {
   allReplicasStatusSql,
@@ -287,6 +288,15 @@ export class MysqlCutover implements CutoverAdapter {
       { file: cur[0].File, pos: Number(cur[0].Position) },
       { file: r.execFile, pos: r.execPos },
     );
+  }
+
+  /** MySQL shows no client-chosen session name, so `owner` is not visible to others; the holder is named by connection. */
+  async lockSource(key: string): Promise<SourceLockResult> {
+    return tryPlanLock(this.src, key);
+  }
+
+  async unlockSource(key: string): Promise<void> {
+    await releasePlanLock(this.src, key);
   }
 
   async ownSourceSessions(): Promise<string[]> {

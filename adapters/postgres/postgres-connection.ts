@@ -2,6 +2,7 @@ import pg from 'pg';
 import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
+import { pgPassword } from './postgres-password.js';
 
 export type PgClient = pg.Client;
 
@@ -57,7 +58,7 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
     return new PreflightError('unreachable', `timed out connecting to PostgreSQL at ${where(ep)}`, 'check host, port and firewalls', { cause: e });
   }
   if (/SASL|password must be a string|client password/i.test(msg)) {
-    return new PreflightError('auth', `the server at ${where(ep)} asks for a password for "${ep.user}" and none was given`, 'set PGPASSWORD or pass --password-env NAME', { cause: e });
+    return new PreflightError('auth', `the server at ${where(ep)} asks for a password for "${ep.user}" and none was given`, 'name its variable: passwordEnv in the plan, --password-env NAME (or PGPASSWORD) for readonly; or add a ~/.pgpass line', { cause: e });
   }
   return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
 }
@@ -68,12 +69,13 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
  */
 export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Promise<PgClient> {
   const socketHost = ep.host.startsWith('/');
+  const database = opts.database ?? ep.database ?? 'postgres';
   const client = new pg.Client({
     host: ep.host,
     port: ep.port,
     user: ep.user,
-    password: ep.password,
-    database: opts.database ?? ep.database ?? 'postgres',
+    password: pgPassword(ep, database),
+    database,
     application_name: opts.applicationName ?? 'cutover',
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     ...(ep.params.sslmode && ep.params.sslmode !== 'disable' && !socketHost ? { ssl: { rejectUnauthorized: ep.params.sslmode === 'verify-full' } } : {}),

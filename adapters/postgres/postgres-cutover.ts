@@ -1,5 +1,5 @@
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
@@ -21,6 +21,7 @@ import {
   TOOL_SCHEMA,
   type PgMoveScope,
 } from './postgres-replication.js';
+import { releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
@@ -190,6 +191,14 @@ export class PostgresCutover implements CutoverAdapter {
   async lagBytes(): Promise<number | null> {
     if (this.cfg.method === 'dump') return null;
     return this.on('source', 'reading replication lag', () => slotLagBytes(this.src, this.cfg.name));
+  }
+
+  async lockSource(key: string, owner: string): Promise<SourceLockResult> {
+    return this.on('source', 'taking the plan lock', () => tryPlanLock(this.src, key, owner));
+  }
+
+  async unlockSource(key: string): Promise<void> {
+    await this.on('source', 'releasing the plan lock', () => releasePlanLock(this.src, key));
   }
 
   async ownSourceSessions(): Promise<string[]> {

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { OperationError, PreflightError, UsageError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
+import { pgPassword } from '../postgres/postgres-password.js';
 
 /** PgBouncer keeps names in 64-byte buffers including the terminator. */
 const MAX_NAME_BYTES = 63;
@@ -60,7 +61,7 @@ export class PgBouncerAdmin {
       host: ep.host,
       port: ep.port,
       user: ep.user,
-      password: ep.password,
+      password: pgPassword(ep, 'pgbouncer'),
       database: 'pgbouncer',
       connectionTimeoutMillis: timeoutMs,
       // On a socket we can cork: see commandsAtOnce().

@@ -25,6 +25,7 @@ import {
   run,
   status,
   sync,
+  unsetPasswordEnvError,
   urlHasPassword,
   UsageError,
   waves,
@@ -107,7 +108,7 @@ function resolvePassword(url: string, passwordEnv: string | undefined, io: CliIO
   const engine = parseDbUrl(url).engine;
   if (passwordEnv) {
     const v = io.env[passwordEnv];
-    if (v === undefined) throw new UsageError(`--password-env ${passwordEnv}: that environment variable is not set`, `export ${passwordEnv}=... before running cutover`);
+    if (v === undefined) throw unsetPasswordEnvError('--password-env', passwordEnv);
     secrets.add(v);
     return v;
   }
@@ -292,9 +293,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .command('sync')
     .summary('copy schema and data to the target and keep it in sync (target stays read-only to apps)')
     .argument('<plan>', 'plan file (YAML)')
-    .action(async (file: string, _o: unknown, cmd: Command) => {
+    .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
+    .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await sync(file, { ...planOpts(), onEvent: eventPrinter(io, secrets) });
+      const r = await sync(file, { ...planOpts(), onEvent: eventPrinter(io, secrets), force: Boolean(o.force) });
       emit(io, g.json, secrets, { action: 'sync', ...r }, renderSync(r));
     });
 
@@ -306,6 +308,7 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
       .option('--yes', 'do not ask for confirmation')
       .option('--dry-run', 'run the preflight and show what would happen; change nothing')
       .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
+      .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
       .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
         if (!o.yes && !o.dryRun) throw new UsageError(`${name} changes production servers and needs --yes`, `cutover ${name} ${file} --yes (or --dry-run first)`);
@@ -316,8 +319,9 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
             onEvent: eventPrinter(io, secrets),
             abort: sig.abort,
             dryRun: Boolean(o.dryRun),
+            force: Boolean(o.force),
             ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
-            ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
+            ...(io.testPause?.step ? { pauseAt: io.testPause.step } : {}),
           };
           const r = await (name === 'run' ? run(file, opts) : resume(file, opts));
           emit(io, g.json, secrets, { action: name, ...r }, renderRun(r));
@@ -350,9 +354,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .summary('before the point of no return: source writable, routing back to it')
     .argument('<plan>', 'plan file (YAML)')
     .option('--cleanup', 'also drop the replication objects (a later run syncs again)')
+    .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
     .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await rollback(file, { ...planOpts(), cleanup: Boolean(o.cleanup), onEvent: eventPrinter(io, secrets) });
+      const r = await rollback(file, { ...planOpts(), cleanup: Boolean(o.cleanup), force: Boolean(o.force), onEvent: eventPrinter(io, secrets) });
       emit(io, g.json, secrets, { action: 'rollback', ...r }, renderRollback(r));
     });
 
@@ -395,8 +400,8 @@ function addWaves(program: Command, io: CliIO, secrets: Secrets, planOpts: () =>
           onEvent: tenantEvent,
           abort: sig.abort,
           ...(o.concurrency ? { concurrency: o.concurrency as number } : {}),
-          ...(io.env.CUTOVER_TEST_PAUSE_AT ? { pauseAt: io.env.CUTOVER_TEST_PAUSE_AT } : {}),
-          ...(io.env.CUTOVER_TEST_PAUSE_TENANT ? { pauseTenant: io.env.CUTOVER_TEST_PAUSE_TENANT } : {}),
+          ...(io.testPause?.step ? { pauseAt: io.testPause.step } : {}),
+          ...(io.testPause?.tenant ? { pauseTenant: io.testPause.tenant } : {}),
         });
         const unfinished = r.tenants.length - r.counts.done;
         if (unfinished === 0) return emit(io, g.json, secrets, { action: 'waves', ...r }, renderWaves(r));

@@ -57,5 +57,6 @@ export function renderRollback(r: RollbackResult): string[] {
   return [
     `rolled back plan ${r.planId}: the source is writable and routing points at it`,
     ...r.leftovers.map((l) => `  still in place on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — for a later run; drop with \`cutover rollback --cleanup\` or: ${l.drop}`),
+    ...r.warnings.map((w) => `warning: ${w}`),
   ];
 }

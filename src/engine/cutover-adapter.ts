@@ -76,6 +76,18 @@ export interface Leftover {
   retainsWal: boolean;
 }
 
+/** The session that holds a plan's lock on the source, as far as the server shows it. */
+export interface SourceLockHolder {
+  /** Backend pid (PostgreSQL) or connection id (MySQL/MariaDB). */
+  session: string;
+  /** PostgreSQL: application_name, which a cutover process sets to `cutover pid <pid>@<host>`. */
+  application?: string;
+  client?: string;
+  user?: string;
+}
+
+export type SourceLockResult = { acquired: true } | { acquired: false; holder?: SourceLockHolder };
+
 /**
  * What the orchestrator needs from an engine to move one database. It knows nothing of journals, budgets or
  * routers; the orchestrator knows nothing of SQL.
@@ -89,6 +101,14 @@ export interface CutoverAdapter {
   sync(progress: SyncProgress): Promise<SyncSummary>;
   /** Bytes the target is behind; null when the method has no replication stream (dump). */
   lagBytes(): Promise<number | null>;
+  /**
+   * Takes the plan's session-level lock on the source (PostgreSQL advisory lock, MySQL/MariaDB GET_LOCK) on the
+   * adapter's own source session, which the fence exempts, without waiting: the exclusion that holds across
+   * machines and state dirs. It lasts until unlockSource() or close(); `owner` (pid@host) is shown to other
+   * sessions where the engine can.
+   */
+  lockSource(key: string, owner: string): Promise<SourceLockResult>;
+  unlockSource(key: string): Promise<void>;
   /** Session ids of the tool's own source sessions, which the fence must not end. */
   ownSourceSessions(): Promise<string[]>;
   /** After the fence: capture the write position and make the target hold everything up to it, by `deadline`. */

@@ -1,4 +1,5 @@
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NeedsOperatorError } from '../errors.js';
 import { fsyncDir } from '../util/atomic-file.js';
@@ -157,15 +158,18 @@ export class Journal {
   static async open(lock: PlanLock, opts: { secrets?: readonly string[] } = {}): Promise<Journal> {
     await lock.assertCurrent();
     const path = journalPath(lock.stateDir, lock.planId);
-    const existed = await stat(path).then(
-      () => true,
-      () => false,
-    );
+    const st = await lstat(path).catch(() => undefined);
+    if (st && !st.isFile()) {
+      throw new NeedsOperatorError('needs-operator', `${path} is not a regular file (${st.isSymbolicLink() ? 'a symlink' : 'something else'}): refusing to write the journal through it`, 'inspect the state dir; someone else may have written to it');
+    }
+    const existed = st !== undefined;
     const replay = await replayJournal(lock.stateDir, lock.planId);
     if (replay.maxToken > lock.token) {
       throw new NeedsOperatorError('locked', `${path} holds records of token ${replay.maxToken}, newer than this process's lock token ${lock.token}`, `the token counter (${lock.planId}.token) was reset; restore it to at least ${replay.maxToken}`);
     }
-    const fh = await open(path, existed ? 'r+' : 'wx+', 0o600);
+    // O_NOFOLLOW: a symlink swapped in after the check above is refused by the kernel, not followed.
+    const flags = constants.O_RDWR | constants.O_NOFOLLOW | (existed ? 0 : constants.O_CREAT | constants.O_EXCL);
+    const fh = await open(path, flags, 0o600);
     try {
       if (replay.tornTail) {
         await fh.truncate(replay.intactBytes);

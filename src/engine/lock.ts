@@ -98,7 +98,7 @@ function lockedError(path: string, holder: Holder, verdict: Verdict): NeedsOpera
   if (!info) return new NeedsOperatorError('locked', `plan is locked: ${path} is being written by another cutover process`, 'wait a moment and run again');
   const who = `pid ${info.pid} on ${info.hostname} (token ${info.token}, since ${info.startedAt})`;
   if (verdict === 'remote') {
-    return new NeedsOperatorError('locked', `plan is locked by ${who}; cutover cannot check a process on another host`, `if that process is gone, run again with --force (or delete ${path})`);
+    return new NeedsOperatorError('locked', `plan is locked by ${who}; cutover cannot check a process on another host`, 'if that process is gone, run again with --force: the lock is taken over only while the plan\'s lock on the source is free, which a running holder keeps');
   }
   return new NeedsOperatorError('locked', `plan is locked by ${who}, which is still running`, `wait for it to finish, or stop it and run \`cutover resume\``);
 }

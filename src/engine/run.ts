@@ -1,13 +1,14 @@
 import { writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../errors.js';
+import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError, isCutoverError } from '../errors.js';
 import { canWatchLeaks } from '../readonly/adapters.js';
 import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, readOnlyOn, sessionWords, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import type { CatchUpProof, DetachResult, Finding, SyncSummary, VerifyReport } from './cutover-adapter.js';
-import { Journal, type JournalStep } from './journal.js';
+import type { CatchUpProof, DetachResult, Finding, SourceLockHolder, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import { Journal, replayJournal, type JournalRecord, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
 import { switchRouter } from './router.js';
@@ -19,7 +20,16 @@ export interface CutoverEvent {
   message: string;
 }
 
-export interface RunOptions {
+/** How a command takes the plan's locks. */
+export interface LockOptions {
+  /**
+   * Take over the state dir's lock from a holder that cannot be checked (another host) or looks alive, once
+   * the plan's lock on the source server is ours: a holder still running would hold that one.
+   */
+  force?: boolean;
+}
+
+export interface RunOptions extends LockOptions {
   /** Overrides limits.maxWriteBlocked. */
   maxWriteBlockedMs?: number;
   dryRun?: boolean;
@@ -159,18 +169,54 @@ function blockerError(findings: Finding[]): PreflightError {
   return new PreflightError('preflight', `preflight found ${blockers.length} blocker(s): ${blockers.map((b) => b.message).join('; ')}`, blockers[0]?.fix);
 }
 
-async function withLock<T>(s: PlanSession, fn: (journal: Journal) => Promise<T>): Promise<T> {
-  const lock = await PlanLock.acquire(s.plan.stateDir, s.planId);
+function describeHolder(h: SourceLockHolder | undefined): string {
+  if (!h) return 'another session';
+  const parts = [h.application ? `"${h.application}"` : undefined, h.user ? `user ${h.user}` : undefined, h.client ? `from ${h.client}` : undefined].filter(Boolean);
+  return `session ${h.session}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
+/**
+ * The plan's lock on the source server, held until the command ends: the exclusion that holds across machines
+ * and state dirs (the file lock only sees its own state dir). Returns its release.
+ */
+async function lockSourceServer(s: PlanSession): Promise<() => Promise<void>> {
+  const r = await s.adapter.lockSource(s.planId, `${process.pid}@${hostname()}`);
+  if (!r.acquired) {
+    throw new NeedsOperatorError(
+      'locked',
+      `plan ${s.planId} is locked on the source: ${describeHolder(r.holder)} holds its server lock, so another cutover process (maybe on another machine or with another state dir) is working on this plan`,
+      'wait for it to finish, or stop that process (its lock ends with its session on the source) and run again',
+    );
+  }
+  return () => s.adapter.unlockSource(s.planId).catch(() => {});
+}
+
+async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: Journal) => Promise<T>): Promise<T> {
+  const unlockServer = await lockSourceServer(s);
   try {
-    const journal = await Journal.open(lock, { secrets: s.secrets.all });
+    const lock = await PlanLock.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
     try {
-      return await fn(journal);
+      const journal = await Journal.open(lock, { secrets: s.secrets.all });
+      try {
+        return await fn(journal);
+      } finally {
+        await journal.close();
+      }
     } finally {
-      await journal.close();
+      // A lock file that cannot be removed (state dir gone read-only) must not hide the command's own outcome;
+      // the next command finds its holder dead and takes it over.
+      await lock.release().catch(() => {});
     }
   } finally {
-    await lock.release();
+    await unlockServer();
   }
+}
+
+/** The state dir itself failed (read-only, full, replaced), as opposed to a holder or a damaged journal. */
+function stateDirFailure(e: unknown): string | undefined {
+  if (isCutoverError(e)) return undefined;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? (e as Error).message : undefined;
 }
 
 /** Pins the servers' identities on first use; later commands refuse to talk to different servers. */
@@ -185,7 +231,7 @@ async function checkIdentities(s: PlanSession, journal: Journal): Promise<Record
 
 /** `cutover sync`: preflight, schema, target held read-only, replication started and initial copy done. */
 export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<SyncSummary> {
-  return withLock(s, async (journal) => {
+  return withLock(s, opts, async (journal) => {
     const runner = new Runner(s, journal, opts);
     const phase = planPhase(journal.state.records);
     if (!READY_FOR_RUN.has(phase)) throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is ${phase}: sync is only for a plan that has not been cut over`, phase === 'in-flight' ? 'run `cutover resume` or `cutover rollback` first' : 'nothing to sync');
@@ -215,7 +261,7 @@ async function doSync(s: PlanSession, runner: Runner): Promise<SyncSummary> {
 
 /** `cutover run`: the whole cutover under the write-downtime budget. Before the point of no return every failure restores the source. */
 export async function runPlan(s: PlanSession, opts: RunOptions = {}): Promise<RunResult> {
-  return withLock(s, async (journal) => {
+  return withLock(s, opts, async (journal) => {
     const phase = planPhase(journal.state.records);
     if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to do; `cutover status` shows the report');
     if (phase === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return`, 'run `cutover resume` to finish it');
@@ -400,29 +446,47 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
   return dropped;
 }
 
-/** Before the point of no return: unfence the source and let clients through to it again. */
-async function restoreSource(s: PlanSession, journal: Journal, runner: Runner, state: { held: boolean; fenced: boolean }): Promise<void> {
+/**
+ * Before the point of no return: unfence the source and let clients through to it again. Nothing may stand in
+ * the way of that, so each action comes first and its journal record after, best effort: a state dir that
+ * cannot be written (disk full, read-only, lock lost) is reported, never a reason to leave the source fenced.
+ */
+async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }): Promise<void> {
   const errors: string[] = [];
-  try {
-    await journal.begin('unfence');
+  const unjournaled: string[] = [];
+  const note = async (step: 'unfence' | 'route-back', error: string | undefined): Promise<void> => {
+    try {
+      if (!journal) throw new Error('the state dir is not usable');
+      await journal.begin(step);
+      await (error === undefined ? journal.ok(step) : journal.fail(step, { error }));
+    } catch (e) {
+      unjournaled.push(`${step} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  };
+  const attempt = async (step: 'unfence' | 'route-back', fn: () => Promise<void>): Promise<void> => {
+    let error: string | undefined;
+    try {
+      await fn();
+    } catch (e) {
+      error = `${step}: ${e instanceof Error ? e.message : String(e)}`;
+      errors.push(error);
+    }
+    await note(step, error);
+  };
+  await attempt('unfence', async () => {
     if (state.fenced) await readOnlyOff(sourceFenceOptions(s));
-    await journal.ok('unfence');
-  } catch (e) {
-    errors.push(`unfence: ${e instanceof Error ? e.message : String(e)}`);
-    await journal.fail('unfence', { error: errors.at(-1) }).catch(() => {});
-  }
-  try {
-    await journal.begin('route-back');
-    if (s.router) {
-      await switchRouter(s.router, endpointOf(s.source)).catch(() => {});
+  });
+  await attempt('route-back', async () => {
+    if (!s.router) return;
+    try {
+      await switchRouter(s.router, endpointOf(s.source));
+    } finally {
+      // Held clients must not wait for the operator, even when the router cannot point back.
       await s.router.release();
     }
-    await journal.ok('route-back');
-  } catch (e) {
-    errors.push(`route-back: ${e instanceof Error ? e.message : String(e)}`);
-    await journal.fail('route-back', { error: errors.at(-1) }).catch(() => {});
-  }
-  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : 'source writable again, clients routed to it');
+  });
+  if (unjournaled.length) runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
+  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ' (not journaled: the state dir is not writable)' : ''}`);
   if (errors.length) throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, 'run `cutover rollback` now');
 }
 
@@ -436,28 +500,61 @@ export interface RollbackResult {
   planId: string;
   restored: boolean;
   leftovers: Awaited<ReturnType<PlanSession['adapter']['leftovers']>>;
+  /** E.g. the state dir could not be written, so the journal does not record the restore. */
+  warnings: string[];
 }
 
-/** `cutover rollback`: before the point of no return, the source writable and routing back on it. */
-export async function rollbackPlan(s: PlanSession, opts: { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
-  return withLock(s, async (journal) => {
-    const phase = planPhase(journal.state.records);
+/**
+ * `cutover rollback`: before the point of no return, the source writable and routing back on it. A state dir
+ * that cannot be written does not stop it: the journal is read to rule out the point of no return, the plan's
+ * lock on the source keeps other runners out, and the restore is done and reported as not journaled.
+ */
+export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
+  const unlockServer = await lockSourceServer(s);
+  let lock: PlanLock | undefined;
+  let journal: Journal | undefined;
+  const warnings: string[] = [];
+  try {
+    try {
+      lock = await PlanLock.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
+      journal = await Journal.open(lock, { secrets: s.secrets.all });
+    } catch (e) {
+      const failure = stateDirFailure(e);
+      if (failure === undefined) throw e;
+      warnings.push(`the state dir ${s.plan.stateDir} is not usable (${failure}): restoring without its lock (the source's plan lock is held) and without journaling`);
+    }
+    const records: JournalRecord[] = journal ? journal.state.records : await readRecords(s);
+    const phase = planPhase(records);
     if (phase === 'past-pnr' || phase === 'done') {
       throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
     }
-    const runner = new Runner(s, journal, opts);
-    await restoreSource(s, journal, runner, { held: true, fenced: true });
+    const out = { warnings, emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
+    await restoreSource(s, journal, out, { held: true, fenced: true });
     if (opts.cleanup) {
       await s.adapter.cleanup();
       await openTarget(s).catch(() => {});
     }
-    return { planId: s.planId, restored: true, leftovers: await s.adapter.leftovers() };
-  });
+    return { planId: s.planId, restored: true, leftovers: await s.adapter.leftovers(), warnings };
+  } finally {
+    await journal?.close().catch(() => {});
+    await lock?.release().catch(() => {});
+    await unlockServer();
+  }
+}
+
+/** The journal read without the lock, for a rollback whose state dir cannot be written. */
+async function readRecords(s: PlanSession): Promise<JournalRecord[]> {
+  try {
+    return (await replayJournal(s.plan.stateDir, s.planId)).records;
+  } catch (e) {
+    if (isCutoverError(e)) throw e;
+    throw new NeedsOperatorError('needs-operator', `cannot read the journal of plan ${s.planId} in ${s.plan.stateDir} (${e instanceof Error ? e.message : String(e)}), so whether it passed its point of no return is unknown`, 'make the journal readable again (or copy the state dir elsewhere and point state: at it), then run rollback');
+  }
 }
 
 /** `cutover resume`: after the point of no return, finish forward; before it, restore the source and run again. */
 export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise<RunResult> {
-  return withLock(s, async (journal) => {
+  return withLock(s, opts, async (journal) => {
     const phase = planPhase(journal.state.records);
     const runner = new Runner(s, journal, opts);
     if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to resume');

@@ -112,7 +112,10 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
     // A read-only transaction: the query lists tenants and must not change anything, whatever it says.
     await c.query('BEGIN TRANSACTION READ ONLY');
     await c.query(`SET LOCAL statement_timeout = ${QUERY_TIMEOUT_MS}`);
-    result = await c.query<unknown[]>({ text: query, rowMode: 'array' });
+    // The extended protocol takes exactly one statement: nothing after a `;` runs, whatever plan validation let
+    // by. (queryMode is in pg's runtime since 8.13, not in its typings.)
+    const extended = { text: query, rowMode: 'array' as const, queryMode: 'extended' };
+    result = await c.query<unknown[]>(extended);
     await c.query('COMMIT');
   } catch (e) {
     throw mapPgError(e, ep, 'scope.tenants.query');
@@ -129,11 +132,13 @@ async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Pr
 /** The values a tenant query returned, as tenant names: distinct, non-NULL, non-empty text. */
 function tenantNames(values: readonly unknown[], fix: string, what = 'database'): string[] {
   const names: string[] = [];
+  const seen = new Set<string>();
   values.forEach((v, i) => {
     if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, `${fix}; cast binary names with CONVERT(x USING utf8mb4)`);
     if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
-    if (names.includes(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
+    if (seen.has(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);
+    seen.add(v);
   });
   if (names.length === 0) throw new UsageError('scope.tenants.query returned no tenants', 'check the query on the source');
   return names;

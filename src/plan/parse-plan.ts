@@ -1,3 +1,4 @@
+import { hasSeveralStatements } from './single-statement.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
@@ -43,6 +44,9 @@ const URL_EXAMPLE: Record<Engine, string> = {
 };
 
 /** Reads and validates a plan file. Every problem is reported as `file:line: key.path: what (fix)`. */
+/** A plan is a page of settings (comments included); 10,000 tenant names fit in well under this. */
+const MAX_PLAN_CHARS = 4 * 1024 * 1024;
+
 export async function loadPlan(file: string): Promise<Plan> {
   let text: string;
   try {
@@ -55,6 +59,8 @@ export async function loadPlan(file: string): Promise<Plan> {
 
 /** Validates plan text; `file` is the path as the operator gave it (relative paths in the plan resolve against its directory). */
 export function parsePlan(text: string, file: string): Plan {
+  // Checked before parsing: a YAML parser spends seconds on a file of many megabytes.
+  if (text.length > MAX_PLAN_CHARS) throw new UsageError(`plan file ${file} is ${Math.round(text.length / 1024)} KB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MB a plan may be`, 'list many tenants with a query instead: scope: { tenants: { query: "SELECT ..." } }');
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -145,7 +151,8 @@ function schemeFits(engine: Engine, urlEngine: Engine): boolean {
 
 function envName(f: Fields, key: string): string | undefined {
   const name = f.string(key);
-  if (name !== undefined && !ENV_NAME.test(name)) return f.report(key, `"${name}" is not an environment variable name`, 'use letters, digits and _, e.g. SRC_PASSWORD');
+  // Not echoed: what stands here instead of a variable name is often the password itself.
+  if (name !== undefined && !ENV_NAME.test(name)) return f.report(key, 'is not an environment variable name (the value is not shown: it may be a password)', 'name the variable that holds the password (letters, digits and _, e.g. SRC_PASSWORD), never the password itself');
   return name;
 }
 
@@ -226,6 +233,7 @@ function readTenantsMap(scope: Fields, engine: Engine | undefined): PlanScope | 
   const at = database !== undefined ? { database } : {};
   if (f.has('query')) {
     const query = f.string('query', { required: true, fix: `a SELECT on the source returning one text column of ${database !== undefined ? 'schema' : 'database'} names` });
+    if (query !== undefined && hasSeveralStatements(query)) return f.report('query', 'holds more than one statement', 'one SELECT only: it runs in a read-only transaction that a second statement (e.g. after COMMIT;) would escape');
     return query === undefined ? undefined : { kind: 'tenants', names: [], query, ...at };
   }
   const names = f.stringList('schemas', { fix });

@@ -20,12 +20,28 @@ export interface PlanSecrets {
   all: string[];
 }
 
+/**
+ * A variable name as messages may show it. Operators sometimes write the password itself where its variable's
+ * name belongs; only a conventional name (upper case, digits, _) is echoed, anything else could be that password.
+ */
+export function shownEnvName(name: string): string | undefined {
+  return /^[A-Z_][A-Z0-9_]*$/.test(name) ? name : undefined;
+}
+
+/** The one line for a password variable that is not set, without echoing a name that may be a password. */
+export function unsetPasswordEnvError(key: string, name: string): UsageError {
+  const shown = shownEnvName(name);
+  if (shown) return new UsageError(`${key}: environment variable ${shown} is not set`, `export ${shown}=<password> before running cutover`);
+  return new UsageError(
+    `${key}: the environment variable it names is not set (the name is not shown: it does not look like one and may be the password itself)`,
+    `${key} takes the NAME of a variable that holds the password (e.g. SRC_PASSWORD), never the password; export that variable before running cutover`,
+  );
+}
+
 function resolve(holder: object, envName: string | undefined, env: NodeJS.ProcessEnv, key: string): string | undefined {
   if (envName !== undefined) {
     const value = env[envName];
-    if (value === undefined || value === '') {
-      throw new UsageError(`${key}: environment variable ${envName} is not set`, `export ${envName}=<password> before running cutover`);
-    }
+    if (value === undefined || value === '') throw unsetPasswordEnvError(key, envName);
     return value;
   }
   return urlPasswords.get(holder);

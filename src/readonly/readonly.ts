@@ -89,9 +89,16 @@ function resolveTarget(engine: string, opts: ReadOnlyOptions, database: string |
   return { scope, name };
 }
 
+/** The same bound plans have for readOnly.lockTimeout. */
+const MAX_LOCK_TIMEOUT_MS = 10 * 60_000;
+
 async function withAdapter<T>(opts: ReadOnlyOptions, fn: (a: ReadOnlyAdapter, target: FenceTarget, store: FenceStore, server: string) => Promise<T>): Promise<T> {
   const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
   const target = resolveTarget(ep.engine, opts, ep.database);
+  // 0 is "wait forever" to PostgreSQL's lock_timeout and a 0-second lock_wait_timeout to MySQL: neither is a bound.
+  if (opts.lockTimeoutMs !== undefined && !(opts.lockTimeoutMs >= 1 && opts.lockTimeoutMs <= MAX_LOCK_TIMEOUT_MS)) {
+    throw new UsageError(`lock timeout ${opts.lockTimeoutMs}ms is out of range: it must be between 1ms and 10min`, 'pass e.g. --lock-timeout 2s (0 would mean no limit at all to PostgreSQL)');
+  }
   const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
   try {
     return await fn(adapter, target, new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir), ep.display);
@@ -167,6 +174,10 @@ export interface LeakWatcher {
 export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatcher | undefined> {
   const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
   const target = resolveTarget(ep.engine, opts, ep.database);
+  // 0 is "wait forever" to PostgreSQL's lock_timeout and a 0-second lock_wait_timeout to MySQL: neither is a bound.
+  if (opts.lockTimeoutMs !== undefined && !(opts.lockTimeoutMs >= 1 && opts.lockTimeoutMs <= MAX_LOCK_TIMEOUT_MS)) {
+    throw new UsageError(`lock timeout ${opts.lockTimeoutMs}ms is out of range: it must be between 1ms and 10min`, 'pass e.g. --lock-timeout 2s (0 would mean no limit at all to PostgreSQL)');
+  }
   const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
   const watch = adapter.watchLeaks?.bind(adapter);
   if (!watch) {

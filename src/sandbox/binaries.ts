@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, chmod, cp, mkdir, readFile, readdir, stat, symlink } from 'node:fs/promises';
+import { access, chmod, cp, lstat, mkdtemp, readFile, readdir, rename, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { PreflightError } from '../errors.js';
@@ -56,6 +56,44 @@ async function hydrateEmbedded(pkgDir: string): Promise<void> {
 }
 
 /**
+ * A tree only this process's user can have written: the directory itself (not a symlink) and everything in
+ * it owned by us, nothing group- or world-writable. Anything else in a shared temp dir may have been planted.
+ */
+async function trustedTree(dir: string): Promise<boolean> {
+  const uid = process.getuid?.() ?? -1;
+  const check = async (path: string, top: boolean): Promise<boolean> => {
+    const st = await lstat(path).catch(() => undefined);
+    if (!st || st.uid !== uid) return false;
+    if (st.isSymbolicLink()) return !top;
+    if ((st.mode & 0o022) !== 0) return false;
+    if (!st.isDirectory()) return true;
+    for (const entry of await readdir(path)) if (!(await check(join(path, entry), false))) return false;
+    return true;
+  };
+  return check(dir, true);
+}
+
+/**
+ * A copy of `nativeDir` the server user can run and nobody else can have changed: the cache
+ * `<cacheRoot>/cutover-pgbin-<version>` when it passes trustedTree(), else a fresh mkdtemp copy, moved into the
+ * cache's place when that is free (so the next process reuses it), else used where it is.
+ */
+export async function privateBinaryCopy(nativeDir: string, version: string, cacheRoot = tmpdir()): Promise<string> {
+  const cache = join(cacheRoot, `cutover-pgbin-${version}`);
+  if ((await exists(join(cache, 'bin', 'postgres'))) && (await trustedTree(cache))) return join(cache, 'bin');
+  const fresh = await mkdtemp(join(cacheRoot, `cutover-pgbin-${version}-`));
+  await cp(nativeDir, fresh, { recursive: true, verbatimSymlinks: true });
+  // Readable and traversable by the server user, writable by us only.
+  await run('chmod', ['-R', 'a+rX,go-w', fresh]);
+  // A planted entry at the cache path (another owner, a symlink, a non-empty directory) makes this fail.
+  const moved = await rename(fresh, cache).then(
+    () => true,
+    () => false,
+  );
+  return join(moved ? cache : fresh, 'bin');
+}
+
+/**
  * The servers run as the postgres OS user, which must be able to reach the binaries. A checkout under a
  * directory it cannot traverse (a 0700 home) would make them unusable, so copy them somewhere it can.
  */
@@ -64,13 +102,7 @@ async function reachableByServerUser(nativeDir: string, version: string): Promis
   if (!isRoot()) return binDir;
   const probe = await run('test', ['-x', join(binDir, 'postgres')], { asUser: POSTGRES_OS_USER, reject: false });
   if (probe.exitCode === 0) return binDir;
-  const copy = join(tmpdir(), `cutover-pgbin-${version}`);
-  if (!(await exists(join(copy, 'bin', 'postgres')))) {
-    await mkdir(copy, { recursive: true });
-    await cp(nativeDir, copy, { recursive: true, verbatimSymlinks: true });
-    await run('chmod', ['-R', 'a+rX', copy]);
-  }
-  return join(copy, 'bin');
+  return privateBinaryCopy(nativeDir, version);
 }
 
 async function versionOf(binDir: string): Promise<string> {

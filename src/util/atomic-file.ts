@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
 import { dirname } from 'node:path';
 
 /** Makes a create, rename or unlink in `dir` durable. */
@@ -12,10 +13,22 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Creates a private directory (0700: state names servers) and makes its creation durable. */
+/**
+ * Creates a private directory (0700: state names servers) and makes its creation durable. One that exists must
+ * be ours (or root's) and writable by nobody else: whoever can write there can plant a journal, a lock or a
+ * fence record (or a symlink in their place) and steer what the next command does.
+ */
 export async function ensureDirDurably(dir: string): Promise<void> {
   const created = await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (created !== undefined) await fsyncDir(dirname(dir));
+  if (created !== undefined) return fsyncDir(dirname(dir));
+  const st = await stat(dir);
+  const uid = process.getuid?.();
+  if ((st.mode & 0o022) !== 0) {
+    throw new UsageError(`state dir ${dir} is writable by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${(st.mode & 0o777).toString(8)})`, `chmod 700 ${dir} (it holds the journal, lock and fence records)`);
+  }
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new UsageError(`state dir ${dir} belongs to another user (uid ${st.uid})`, 'use a state dir of your own (state: in the plan, or --state-dir)');
+  }
 }
 
 export interface AtomicWriteOptions {

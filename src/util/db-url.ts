@@ -50,6 +50,8 @@ export function parseDbUrl(url: string, opts: { password?: string } = {}): DbEnd
   } catch {
     throw new UsageError(`not a database URL: ${display}`, `use e.g. ${EXAMPLES.postgres} or ${EXAMPLES.mysql}`);
   }
+  // A # starts a fragment, which a database URL never has: it is an unencoded # in the password (or name).
+  if (u.hash) throw new UsageError(`unexpected # in URL ${display}`, 'percent-encode special characters in the password (# as %23, @ as %40), or better, pass it through passwordEnv / --password-env');
   const engine = SCHEMES[u.protocol];
   if (!engine) {
     throw new UsageError(`unsupported URL scheme "${u.protocol.replace(/:$/, '')}" in ${display}`, 'use postgres://, postgresql://, mysql:// or mariadb://');

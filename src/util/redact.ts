@@ -1,7 +1,8 @@
 /**
  * Secrets never reach argv, logs, journals or reports. Everything printable goes through these helpers.
  */
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)([^@\s]*)@/gi;
+// Up to the last @ of the URL: a password with an unencoded @ must not leave its tail in the output.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)(\S*)@/gi;
 // `password=x` (libpq/ini style, also PGPASSWORD=x) and `"password": "x"` (JSON); not prose like "password: set it".
 const KEY_VALUE_PASSWORD = /\b(\w*(?:password|passwd|pwd))=("[^"]*"|'[^']*'|[^\s&;]+)/gi;
 const JSON_PASSWORD = /("(?:password|passwd|pwd)"\s*:\s*)"(?:[^"\\]|\\.)*"/gi;
@@ -25,6 +26,8 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
 
 /** A URL for display: the password replaced, everything else kept. Unparseable input is redacted as text. */
 export function redactUrl(url: string): string {
+  // More than one @: the URL parser would split an unencoded @ in the password wrongly; redact as text.
+  if (url.indexOf('@') !== url.lastIndexOf('@')) return redactText(url);
   try {
     const u = new URL(url);
     if (u.password) u.password = REDACTED;

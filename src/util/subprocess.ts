@@ -2,8 +2,24 @@ import { execa, type Options as ExecaOptions } from 'execa';
 import { OperationError } from '../errors.js';
 import { redactText } from './redact.js';
 
+/**
+ * What a child inherits from this process's environment: locale, paths and identity, nothing else. The rest
+ * (PGPASSWORD, MYSQL_PWD, every plan `passwordEnv` variable, cloud keys) stays here; a child that needs a
+ * credential gets exactly its own through `env`. `PGPASSFILE` and `HOME` (for ~/.pgpass, ~/.my.cnf) name files
+ * keyed by server and user, so they cannot hand one server's password to another.
+ */
+const INHERITED = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM', 'LD_LIBRARY_PATH', 'PGPASSFILE', 'PGSERVICEFILE', 'PGSYSCONFDIR']);
+
+/** The environment of a child: the allow-listed part of ours plus what the caller hands it. */
+export function childEnv(extra: Record<string, string | undefined> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) if (v !== undefined && (INHERITED.has(k) || k.startsWith('LC_'))) env[k] = v;
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
 export interface RunOptions {
-  /** Extra environment for the child: this is where credentials go, never into args. */
+  /** The child's own environment on top of the allow-listed one: credentials go here, never into args. */
   env?: Record<string, string | undefined>;
   cwd?: string;
   input?: string;
@@ -36,8 +52,8 @@ export function commandFor(cmd: string, args: readonly string[], asUser?: string
 export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const [file, argv] = commandFor(cmd, args, opts.asUser);
   const execaOpts: ExecaOptions = {
-    env: opts.env,
-    extendEnv: true,
+    env: childEnv(opts.env),
+    extendEnv: false,
     reject: false,
     stripFinalNewline: true,
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
@@ -69,10 +85,10 @@ export interface PipeSide {
  * Both exit codes matter: a dump that dies half-way must not look like a clean restore.
  */
 export async function pipeline(producer: PipeSide, consumer: PipeSide, opts: { secrets?: readonly string[]; timeoutMs?: number } = {}): Promise<void> {
-  const base = { reject: false, extendEnv: true, stripFinalNewline: true, ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}) } as const;
+  const base = { reject: false, extendEnv: false, stripFinalNewline: true, ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}) } as const;
   // execa's own pipe: the producer's stdout has exactly one reader (two readers of one stream can stall).
-  const p = execa(producer.cmd, [...producer.args], { ...base, env: producer.env, stdin: 'ignore', buffer: { stdout: false } });
-  const cr = await p.pipe(consumer.cmd, [...consumer.args], { ...base, env: consumer.env });
+  const p = execa(producer.cmd, [...producer.args], { ...base, env: childEnv(producer.env), stdin: 'ignore', buffer: { stdout: false } });
+  const cr = await p.pipe(consumer.cmd, [...consumer.args], { ...base, env: childEnv(consumer.env) });
   const pr = await p;
   for (const [side, r] of [[producer, pr], [consumer, cr]] as const) {
     if (r.failed) {

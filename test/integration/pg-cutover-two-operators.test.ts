@@ -1,10 +1,10 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
-import { killAtStep } from '../helpers/kill-at-step.js';
+import { killAtStep, parkAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing)('two operators run the same plan', () => {
@@ -17,6 +17,8 @@ describe.skipIf(pg15Missing ?? pg17Missing)('two operators run the same plan', (
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'duo', 500);
     await seedDatabase(e.src, 'stale', 500);
+    await seedDatabase(e.src, 'apart', 500);
+    await seedDatabase(e.src, 'remote', 500);
   });
   afterAll(async () => e?.stop());
 
@@ -49,5 +51,47 @@ describe.skipIf(pg15Missing ?? pg17Missing)('two operators run the same plan', (
     const journalFile = (await readdir(stateDir)).find((f) => f.endsWith('.journal'))!;
     const records = (await readFile(join(stateDir, journalFile), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(records.at(-1).token).toBeGreaterThan(staleToken);
+  });
+
+  it('with separate state dirs: the second runner is refused by the plan lock on the source, naming the holder', async () => {
+    const dirA = join(stateRoot, 'apart-a');
+    const dirB = join(stateRoot, 'apart-b');
+    const planA = await writePlan(e, { db: 'apart', stateDir: dirA });
+    const planB = await writePlan(e, { db: 'apart', stateDir: dirB });
+    expect((await cli(['sync', planA], e.env)).code).toBe(0);
+    const a = await parkAtStep(['run', planA, '--yes'], e.env, dirA, 'verify');
+    try {
+      for (const args of [['run', planB, '--yes'], ['sync', planB], ['rollback', planB], ['resume', planB, '--yes']]) {
+        const b = await cli(args, e.env);
+        expect(b.code, `${args[0]}: ${b.err}`).toBe(5);
+        expect(b.err).toMatch(/locked on the source: session \d+ \("cutover pid \d+@[^"]+"/);
+        expect(b.err).toContain(`cutover pid ${a.child.pid}@`);
+      }
+      // The second runner changed nothing: the source is still fenced by the first, which still holds its lock.
+      expect(await canWrite(e.src, 'apart')).toBe(false);
+    } finally {
+      var stopped = await a.stop('SIGINT');
+    }
+    expect(stopped.exitCode, stopped.stderr).toBe(1);
+    expect(await canWrite(e.src, 'apart')).toBe(true);
+    // Once the first runner is gone its server lock is free: the other state dir is let in.
+    const b = await cli(['rollback', planB], e.env);
+    expect(b.code, b.err).toBe(0);
+  });
+
+  it('--force takes over a file lock of a holder on another host only once the server lock shows it is gone', async () => {
+    const stateDir = join(stateRoot, 'remote');
+    const plan = await writePlan(e, { db: 'remote', stateDir });
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+    const planId = (await cli(['status', plan, '--json'], e.env)).json().planId as string;
+    await writeFile(join(stateDir, `${planId}.lock`), JSON.stringify({ planId, token: 99, pid: 4242, hostname: 'elsewhere.example', startedAt: new Date().toISOString() }) + '\n');
+    const refused = await cli(['run', plan, '--yes'], e.env);
+    expect(refused.code).toBe(5);
+    expect(refused.err).toMatch(/pid 4242 on elsewhere\.example/);
+    expect(refused.err).toMatch(/--force/);
+    expect(await canWrite(e.src, 'remote')).toBe(true);
+    const forced = await cli(['run', plan, '--yes', '--force'], e.env);
+    expect(forced.code, forced.err).toBe(0);
+    expect(await canWrite(e.dst, 'remote')).toBe(true);
   });
 });

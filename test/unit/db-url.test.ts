@@ -55,6 +55,20 @@ describe('parseDbUrl', () => {
     }
   });
 
+  it('refuses a password with an unencoded @ or # without echoing any part of it', () => {
+    for (const url of ['postgres://app:pa@ss@db1:5x/shop', 'postgres://app:se@cr#et@db1/shop', 'postgres://app:x#y@db1/shop']) {
+      const e = (() => {
+        try {
+          parseDbUrl(url);
+        } catch (err) {
+          return err as Error;
+        }
+      })();
+      expect(e, url).toBeInstanceOf(UsageError);
+      for (const part of ['pa@ss', 'ss@', 'se@cr', 'cr#et', 'x#y', '#y']) expect(e!.message).not.toContain(part);
+    }
+  });
+
   it('urlHasPassword', () => {
     expect(urlHasPassword('postgres://u:p@h/d')).toBe(true);
     expect(urlHasPassword('postgres://u@h/d')).toBe(false);

@@ -43,7 +43,7 @@ describe('a bad plan is a usage error naming the file, line and key', () => {
     ['bad url', `source:\n  url: "http://x/y"\n${OK.target}\n`, 'plan.yaml:2: source.url: unsupported URL scheme "http"'],
     ['wrong engine url', `engine: mysql\n${OK.source}\n${OK.target}\n`, 'plan.yaml:2: source.url: is a postgres URL but engine is mysql'],
     ['same server', `${OK.source}\ntarget:\n  url: postgres://other@10.0.0.1/shop\n`, 'plan.yaml:3: target.url: is the same server and database as source.url'],
-    ['bad env name', `source: { url: "postgres://a@h/db", passwordEnv: "my var" }\n${OK.target}\n`, 'plan.yaml:1: source.passwordEnv: "my var" is not an environment variable name'],
+    ['bad env name', `source: { url: "postgres://a@h/db", passwordEnv: "my var" }\n${OK.target}\n`, 'plan.yaml:1: source.passwordEnv: is not an environment variable name (the value is not shown'],
     ['source not a map', `source: postgres://a@h/db\n${OK.target}\n`, 'plan.yaml:1: source: "postgres://a@h/db" where a mapping was expected'],
     ['two scopes', planWith('scope:', '  databases: [a]', '  schemas: [b]'), 'plan.yaml:4: scope: has databases and schemas; give exactly one'],
     ['empty scope list', planWith('scope: { databases: [] }'), 'plan.yaml:3: scope.databases: is an empty list'],

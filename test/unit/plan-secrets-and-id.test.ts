@@ -3,6 +3,7 @@ import { UsageError } from '../../src/errors.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
 import { planId } from '../../src/plan/plan-id.js';
 import { resolvePlanSecrets } from '../../src/plan/secrets.js';
+import { cli } from '../helpers/cli.js';
 
 const ROUTER = 'router: { kind: pgbouncer, admin: "postgres://pgbouncer:adminpw@127.0.0.1:6432/pgbouncer", ini: /etc/pgbouncer/pgbouncer.ini }';
 
@@ -16,6 +17,35 @@ describe('resolvePlanSecrets', () => {
     const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: SRC_PW }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
     expect(() => resolvePlanSecrets(plan, {})).toThrow(UsageError);
     expect(() => resolvePlanSecrets(plan, {})).toThrow('source.passwordEnv: environment variable SRC_PW is not set');
+  });
+
+  it('never echoes a passwordEnv that may be the password itself: in the plan check, at resolution, or from the CLI with --json', async () => {
+    const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: Hunter2secret }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
+    const e = (() => {
+      try {
+        resolvePlanSecrets(plan, {});
+      } catch (err) {
+        return err as UsageError;
+      }
+    })();
+    expect(e).toBeInstanceOf(UsageError);
+    expect(e!.message).toMatch(/^source\.passwordEnv: the environment variable it names is not set/);
+    expect(e!.message + e!.hint).not.toContain('Hunter2secret');
+    expect(() => parsePlan('source: { url: postgres://app@a/shop, passwordEnv: "s3cr3t!pw" }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml')).toThrow(/source\.passwordEnv: is not an environment variable name/);
+    const bad = (() => {
+      try {
+        parsePlan('source: { url: postgres://app@a/shop, passwordEnv: "s3cr3t!pw" }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
+      } catch (err) {
+        return String((err as Error).message);
+      }
+    })();
+    expect(bad).not.toContain('s3cr3t');
+    for (const json of [[], ['--json']]) {
+      const r = await cli([...json, 'readonly', 'status', 'postgres://app@127.0.0.1:1/shop', '--password-env', 'Tr0ub4dor&3'], {});
+      expect(r.code).toBe(2);
+      expect(r.out + r.err).toMatch(/--password-env: the environment variable it names is not set/);
+      expect(r.out + r.err).not.toContain('Tr0ub4dor');
+    }
   });
 
   it('falls back to a password written in the URL, which the plan itself does not hold', () => {

@@ -18,6 +18,12 @@ describe('redaction', () => {
     expect(redactText('check the password: set PGPASSWORD')).toBe('check the password: set PGPASSWORD');
   });
 
+  it('redacts all of a password with an unencoded @, in a URL that does not parse and in one that parses wrongly', () => {
+    expect(redactUrl('postgres://app:pa@ss@db1:5x/shop')).toBe('postgres://app:***@db1:5x/shop');
+    expect(redactUrl('postgres://app:se@cr#et@db1/x')).toBe('postgres://app:***@db1/x');
+    expect(redactText('bad URL postgres://app:p@s@s@db1/shop here')).toBe('bad URL postgres://app:***@db1/shop here');
+  });
+
   it('redacts known secrets, raw and percent-encoded', () => {
     expect(redactText('got p@ss and p%40ss', ['p@ss'])).toBe('got *** and ***');
   });

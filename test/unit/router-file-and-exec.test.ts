@@ -59,6 +59,22 @@ describe('exec router', () => {
     expect(await r.current()).toEqual(target);
   });
 
+  it('runs the command with an allow-listed environment: no PGPASSWORD, MYSQL_PWD or plan password variable', async () => {
+    const planted = { PGPASSWORD: 'pg-Secret-1', MYSQL_PWD: 'my-Secret-2', SRC_PASSWORD: 'src-Secret-3', AWS_SECRET_ACCESS_KEY: 'aws-Secret-4' };
+    Object.assign(process.env, planted);
+    try {
+      const out = join(dir, 'env.json');
+      const r = new ExecRouter({ command: [process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env))`], timeoutMs: 10_000 });
+      await r.pointTo(target);
+      const env = JSON.parse(await readFile(out, 'utf8')) as Record<string, string>;
+      for (const name of Object.keys(planted)) expect(env[name], name).toBeUndefined();
+      expect(env.CUTOVER_HOST).toBe('10.0.0.2');
+      expect(env.PATH).toBe(process.env.PATH);
+    } finally {
+      for (const name of Object.keys(planted)) delete process.env[name];
+    }
+  });
+
   it('turns a non-zero exit into an operation error with the last stderr line, redacted', async () => {
     const r = new ExecRouter({
       command: ['sh', '-c', 'echo starting >&2; echo "login failed for postgres://app:topsecret@db/x with key k3y" >&2; exit 3'],

@@ -1,0 +1,49 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/built-cli.js';
+import { cli, tempStateDir } from '../helpers/cli.js';
+import { parkAtStep } from '../helpers/kill-at-step.js';
+import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { missing } from '../helpers/availability.js';
+import { mariadbMissing } from '../helpers/mariadb.js';
+import { appCanWrite, seedMysqlDatabase, startMysqlCutoverEnv, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+
+const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
+
+describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate state dirs run the same MariaDB plan', () => {
+  let e: MysqlCutoverEnv;
+  let stateRoot: string;
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    e = await startMysqlCutoverEnv();
+    stateRoot = await tempStateDir(e.src.dir);
+    await seedMysqlDatabase(e, 'apart', 300);
+  });
+  afterAll(async () => e?.stop());
+
+  it('the second is refused by GET_LOCK on the source, naming the holder connection; it is let in once the first is gone', async () => {
+    const dirA = join(stateRoot, 'a');
+    const dirB = join(stateRoot, 'b');
+    await Promise.all([mkdir(dirA), mkdir(dirB)]);
+    const planA = await writeMysqlPlan(e, { db: 'apart', stateDir: dirA, router: false });
+    const planB = await writeMysqlPlan(e, { db: 'apart', stateDir: dirB, router: false });
+    expect((await cli(['sync', planA], e.env)).code).toBe(0);
+    const a = await parkAtStep(['run', planA, '--yes'], e.env, dirA, 'verify');
+    try {
+      for (const args of [['run', planB, '--yes'], ['rollback', planB]]) {
+        const b = await cli(args, e.env);
+        expect(b.code, `${args[0]}: ${b.err}`).toBe(5);
+        expect(b.err).toMatch(/locked on the source: session \d+ \(user root, from 127\.0\.0\.1:\d+\)/);
+      }
+      expect(await appCanWrite(e.src, 'apart')).toBe(false);
+    } finally {
+      var stopped = await a.stop('SIGINT');
+    }
+    expect(stopped.exitCode, stopped.stderr).toBe(1);
+    expect(await appCanWrite(e.src, 'apart')).toBe(true);
+    const b = await cli(['rollback', planB], e.env);
+    expect(b.code, b.err).toBe(0);
+  });
+});
