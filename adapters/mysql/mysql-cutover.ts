@@ -224,8 +224,7 @@ export class MysqlCutover implements CutoverAdapter {
 
   private async startReplica(): Promise<void> {
     const ep = this.cfg.source;
-    const ssl = /^(required|require|verify_ca|verify_identity|verify-ca|verify-full)$/i.test(ep.params['ssl-mode'] ?? ep.params.sslmode ?? '');
-    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, user: ep.user, ...(ep.password !== undefined ? { password: ep.password } : {}), ssl });
+    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, user: ep.user, ...(ep.password !== undefined ? { password: ep.password } : {}), tls: ep.tls });
     await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
     const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, this.cfg.database);
     if (filter) await this.dst(filter.sql, filter.params, `limiting replica connection ${this.cfg.name} to ${this.cfg.database}`);
