@@ -1,3 +1,4 @@
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import mysql from 'mysql2/promise';
 import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
@@ -101,6 +102,22 @@ export function mysqlSslAttempts(ep: DbEndpoint, socket: boolean): MysqlSsl[] {
   return ep.tls.mode === 'prefer' ? [ssl, undefined] : [ssl];
 }
 
+/**
+ * mysql2 gives the TLS socket no host name for an IP address, and Node then checks the certificate against its
+ * fallback "localhost": a certificate for localhost would pass for any IP. A socket that knows its host (as
+ * Node's own DNS path leaves it) makes VERIFY_IDENTITY check the address the tool connects to.
+ */
+function identityStream(ep: DbEndpoint): { stream?: () => Socket } {
+  if (ep.tls.verify !== 'full' || isIP(ep.host) === 0) return {};
+  return {
+    stream: () => {
+      const s = netConnect(ep.port, ep.host);
+      (s as Socket & { _host: string | null })._host = ep.host;
+      return s;
+    },
+  };
+}
+
 function fallsBack(e: unknown, ep: DbEndpoint): boolean {
   return ep.tls.mode === 'prefer' && (e as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT';
 }
@@ -125,7 +142,7 @@ export async function connectMysql(ep: DbEndpoint, opts: MysqlConnectOptions = {
         supportBigNumbers: true,
         bigNumberStrings: true,
         charset: 'utf8mb4',
-        ...(attempts[i] ? { ssl: attempts[i] } : {}),
+        ...(attempts[i] ? { ssl: attempts[i], ...identityStream(ep) } : {}),
       });
     } catch (e) {
       if (i + 1 < attempts.length && fallsBack(e, ep)) continue;

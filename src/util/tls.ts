@@ -120,6 +120,17 @@ const CERT_REASONS: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'host name mismatch: the server certificate does not name this host',
 };
 
+const MESSAGE_CODES: [RegExp, string][] = [
+  [/certificate has expired/i, 'CERT_HAS_EXPIRED'],
+  [/not yet valid/i, 'CERT_NOT_YET_VALID'],
+  [/certificate revoked/i, 'CERT_REVOKED'],
+  [/Hostname\/IP does not match|altnames/i, 'ERR_TLS_CERT_ALTNAME_INVALID'],
+  [/unable to verify the first certificate/i, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+  [/self[- ]signed certificate in certificate chain/i, 'SELF_SIGNED_CERT_IN_CHAIN'],
+  [/self[- ]signed certificate/i, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  [/unable to get (local )?issuer certificate/i, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+];
+
 /**
  * PreflightError (exit 3) for a refused handshake or certificate, or undefined when `e` is not a TLS failure.
  * `plaintextMessage`: the driver's words for a server that does not offer TLS at all.
@@ -132,10 +143,12 @@ export function tlsRefusal(e: unknown, where: string, t: TlsSettings, plaintextM
   if (plaintextMessage.test(msg)) {
     return new PreflightError('tls', `${where} does not offer TLS and the URL asks for ${t.spelled}`, 'turn on TLS on the server (ssl=on), or lower the mode in the URL if plaintext is acceptable', { cause: e });
   }
-  const reason = err.code ? CERT_REASONS[err.code] : undefined;
+  // mysql2 keeps only OpenSSL's text (code HANDSHAKE_SSL_ERROR): recognise the reason from it.
+  const code = (err.code && CERT_REASONS[err.code] ? err.code : undefined) ?? MESSAGE_CODES.find(([re]) => re.test(msg))?.[1];
+  const reason = code ? CERT_REASONS[code] : undefined;
   if (reason) {
-    const hint = err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'connect with a host name the certificate names, or use verify-ca / VERIFY_CA to check the chain only' : 'check the CA file in the URL, and the server certificate';
-    return new PreflightError('tls', `TLS refused at ${where}: ${reason} (${err.code})`, hint, { cause: e });
+    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'connect with a host name the certificate names, or use verify-ca / VERIFY_CA to check the chain only' : 'check the CA file in the URL, and the server certificate';
+    return new PreflightError('tls', `TLS refused at ${where}: ${reason} (${code})`, hint, { cause: e });
   }
   if (/SSL|TLS|certificate|ERR_SSL/i.test(`${err.code ?? ''} ${msg}`)) {
     return new PreflightError('tls', `TLS handshake with ${where} failed: ${msg.split('\n')[0]}`, 'check the TLS settings in the URL and the server', { cause: e });
