@@ -49,6 +49,12 @@ export function planScope(plan: Plan): { database: string; schema?: string } {
   );
 }
 
+/** The plan's own replication account, when it names one (else the adapter creates a short-lived one). */
+function replicationAccount(plan: Plan, secrets: PlanSecrets): { replicationAccount?: { user: string; password: string } } {
+  const r = plan.source.replication;
+  return r && secrets.replication !== undefined ? { replicationAccount: { user: r.user, password: secrets.replication } } : {};
+}
+
 export async function openSession(file: string, opts: SessionOptions): Promise<PlanSession> {
   const { plan, planId: id, secrets } = await loadPlanFile(file, opts.env);
   return openSessionFor(plan, id, secrets);
@@ -67,6 +73,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       ...(schema !== undefined ? { schema } : {}),
       method: plan.method,
       name: replicationName(id),
+      ...replicationAccount(plan, secrets),
       sequenceGap: plan.sequences.gap,
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
@@ -81,6 +88,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       database,
       method: plan.method,
       name: replicaConnectionName(id),
+      ...replicationAccount(plan, secrets),
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
     });
