@@ -137,8 +137,8 @@ const MESSAGE_CODES: [RegExp, string][] = [
  */
 export function tlsRefusal(e: unknown, where: string, t: TlsSettings, plaintextMessage: RegExp): PreflightError | undefined {
   const err = e as { code?: string; message?: string };
-  // A server's own error (SQLSTATE) is never a handshake failure, whatever its text says.
-  if (err.code && /^[0-9A-Z]{5}$/.test(err.code)) return undefined;
+  // A server's own error (a SQLSTATE, a MySQL ER_ code) is never a handshake failure, whatever its text says.
+  if (err.code && (/^[0-9A-Z]{5}$/.test(err.code) || err.code.startsWith('ER_'))) return undefined;
   const msg = err.message ?? String(e);
   if (plaintextMessage.test(msg)) {
     return new PreflightError('tls', `${where} does not offer TLS and the URL asks for ${t.spelled}`, 'turn on TLS on the server (ssl=on), or lower the mode in the URL if plaintext is acceptable', { cause: e });
