@@ -36,7 +36,7 @@ export class UsageError extends CutoverError {
 export class PreflightError extends CutoverError {
   readonly exitCode = ExitCode.preflight;
   readonly code: string;
-  constructor(code: 'unreachable' | 'auth' | 'privilege' | 'version' | 'preflight', message: string, hint?: string, options?: { cause?: unknown }) {
+  constructor(code: 'unreachable' | 'auth' | 'privilege' | 'version' | 'preflight' | 'tls', message: string, hint?: string, options?: { cause?: unknown }) {
     super(message, hint, options);
     this.code = code;
   }

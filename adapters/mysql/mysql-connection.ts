@@ -1,7 +1,9 @@
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import mysql from 'mysql2/promise';
 import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
+import { nodeTlsOptions, tlsRefusal } from '../../src/util/tls.js';
 import { assertSupported, detectFlavor, type MysqlFlavor } from './mysql-flavor.js';
 import { sessionSetupSql } from './mysql-sql.js';
 
@@ -28,6 +30,8 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error
   const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
   const ctx = doing ? `${doing}: ` : '';
   const connecting = doing === undefined;
+  const tls = tlsRefusal(e, where(ep), ep.tls, /does not support secure connection/i);
+  if (tls) return tls;
   switch (err.code) {
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
@@ -78,11 +82,44 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error
   return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
 }
 
-function sslOption(ep: DbEndpoint): { ssl?: { rejectUnauthorized: boolean } } {
-  const mode = (ep.params['ssl-mode'] ?? ep.params.sslmode ?? '').toUpperCase();
-  if (mode === 'REQUIRED' || mode === 'REQUIRE') return { ssl: { rejectUnauthorized: false } };
-  if (mode === 'VERIFY_CA' || mode === 'VERIFY_IDENTITY' || mode === 'VERIFY-FULL' || mode === 'VERIFY-CA') return { ssl: { rejectUnauthorized: true } };
-  return {};
+type MysqlSsl = { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean; verifyIdentity: boolean } | undefined;
+
+/**
+ * mysql2's `ssl` per attempt, with MySQL's meaning: PREFERRED (the default) tries TLS without checking the
+ * certificate and falls back to plaintext only when the server offers no TLS; REQUIRED never falls back;
+ * VERIFY_CA checks the chain against ssl-ca; VERIFY_IDENTITY also the host name. No TLS over a Unix socket.
+ */
+export function mysqlSslAttempts(ep: DbEndpoint, socket: boolean): MysqlSsl[] {
+  if (socket || ep.tls.mode === 'disable') return [undefined];
+  const o = nodeTlsOptions(ep.tls);
+  const ssl = {
+    ...(typeof o.ca === 'string' ? { ca: o.ca } : {}),
+    ...(typeof o.cert === 'string' ? { cert: o.cert } : {}),
+    ...(typeof o.key === 'string' ? { key: o.key } : {}),
+    rejectUnauthorized: ep.tls.verify !== 'none',
+    verifyIdentity: ep.tls.verify === 'full',
+  };
+  return ep.tls.mode === 'prefer' ? [ssl, undefined] : [ssl];
+}
+
+/**
+ * mysql2 gives the TLS socket no host name for an IP address, and Node then checks the certificate against its
+ * fallback "localhost": a certificate for localhost would pass for any IP. A socket that knows its host (as
+ * Node's own DNS path leaves it) makes VERIFY_IDENTITY check the address the tool connects to.
+ */
+function identityStream(ep: DbEndpoint): { stream?: () => Socket } {
+  if (ep.tls.verify !== 'full' || isIP(ep.host) === 0) return {};
+  return {
+    stream: () => {
+      const s = netConnect(ep.port, ep.host);
+      (s as Socket & { _host: string | null })._host = ep.host;
+      return s;
+    },
+  };
+}
+
+function fallsBack(e: unknown, ep: DbEndpoint): boolean {
+  return ep.tls.mode === 'prefer' && (e as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT';
 }
 
 /**
@@ -91,22 +128,26 @@ function sslOption(ep: DbEndpoint): { ssl?: { rejectUnauthorized: boolean } } {
  */
 export async function connectMysql(ep: DbEndpoint, opts: MysqlConnectOptions = {}): Promise<{ conn: MysqlConnection; flavor: MysqlFlavor }> {
   const socketPath = ep.host.startsWith('/') ? ep.host : ep.params.socket;
-  let conn: MysqlConnection;
-  try {
-    conn = await mysql.createConnection({
-      ...(socketPath ? { socketPath } : { host: ep.host, port: ep.port }),
-      user: ep.user,
-      ...(ep.password !== undefined ? { password: ep.password } : {}),
-      connectTimeout: opts.connectTimeoutMs ?? 10_000,
-      multipleStatements: opts.multipleStatements ?? false,
-      dateStrings: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      charset: 'utf8mb4',
-      ...sslOption(ep),
-    });
-  } catch (e) {
-    throw mapMysqlError(e, ep);
+  const attempts = mysqlSslAttempts(ep, socketPath !== undefined);
+  let conn: MysqlConnection | undefined;
+  for (let i = 0; !conn; i++) {
+    try {
+      conn = await mysql.createConnection({
+        ...(socketPath ? { socketPath } : { host: ep.host, port: ep.port }),
+        user: ep.user,
+        ...(ep.password !== undefined ? { password: ep.password } : {}),
+        connectTimeout: opts.connectTimeoutMs ?? 10_000,
+        multipleStatements: opts.multipleStatements ?? false,
+        dateStrings: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        charset: 'utf8mb4',
+        ...(attempts[i] ? { ssl: attempts[i], ...identityStream(ep) } : {}),
+      });
+    } catch (e) {
+      if (i + 1 < attempts.length && fallsBack(e, ep)) continue;
+      throw mapMysqlError(e, ep);
+    }
   }
   // A dropped connection emits 'error'; without a listener that would crash the process.
   conn.on('error', () => {});

@@ -24,6 +24,7 @@ import {
   stopReplicaSql,
   type ReplicaStatus,
 } from './mysql-replication.js';
+import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, randomReplicationPassword, replicationUserExists, replicationUserLeftover, replicationUserName } from './mysql-replication-user.js';
 import { sleep, type Query } from './mysql-sessions.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 
@@ -37,6 +38,11 @@ export interface MysqlCutoverConfig {
   name: string;
   verify: VerifyReport['mode'];
   lockTimeoutMs: number;
+  /**
+   * The account the replica connection logs in with (plan source.replication). Absent: an account the tool
+   * creates per plan with a random password and drops at cleanup; the admin account never reaches the target.
+   */
+  replicationAccount?: { user: string; password: string };
   /** Bound on the dump and load of `sync`. */
   copyTimeoutMs?: number;
   /** How often `sync` reports load progress. */
@@ -74,6 +80,8 @@ export class MysqlCutover implements CutoverAdapter {
   readonly engine: Engine;
   private readonly src: Query;
   private readonly dst: Query;
+  /** Scrubbed from every error message; a created replication password joins it. */
+  private readonly secrets: string[];
 
   private constructor(
     private readonly cfg: MysqlCutoverConfig,
@@ -83,9 +91,9 @@ export class MysqlCutover implements CutoverAdapter {
     readonly targetFlavor: MysqlFlavor,
   ) {
     this.engine = sourceFlavor.kind;
-    const secrets = [cfg.source.password, cfg.target.password].filter((p): p is string => p !== undefined);
-    this.src = query(srcConn, cfg.source, secrets);
-    this.dst = query(dstConn, cfg.target, secrets);
+    this.secrets = [cfg.source.password, cfg.target.password, cfg.replicationAccount?.password].filter((p): p is string => p !== undefined);
+    this.src = query(srcConn, cfg.source, this.secrets);
+    this.dst = query(dstConn, cfg.target, this.secrets);
   }
 
   static async connect(cfg: MysqlCutoverConfig): Promise<MysqlCutover> {
@@ -223,11 +231,29 @@ export class MysqlCutover implements CutoverAdapter {
     if (stray) await this.dst(`RESET SLAVE '' ALL`, [], 'removing the empty default replica connection the dump created');
   }
 
+  private get replicationUser(): string {
+    return replicationUserName(this.cfg.name);
+  }
+
+  /** The plan's replication account, or a fresh one with a random password (created outside the binary log). */
+  private async replicationLogin(): Promise<{ user: string; password?: string }> {
+    const own = this.cfg.replicationAccount;
+    if (own) return own;
+    const password = randomReplicationPassword();
+    this.secrets.push(password);
+    await withSessionLog(this.src, 'sql_log_bin', 0, async () => {
+      for (const st of createReplicationUserSql(this.sourceFlavor, this.replicationUser, password)) await this.src(st.sql, st.params, 'creating the replication account');
+    });
+    return { user: this.replicationUser, password };
+  }
+
   private async startReplica(): Promise<void> {
     const ep = this.cfg.source;
-    const ssl = /^(required|require|verify_ca|verify_identity|verify-ca|verify-full)$/i.test(ep.params['ssl-mode'] ?? ep.params.sslmode ?? '');
-    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, user: ep.user, ...(ep.password !== undefined ? { password: ep.password } : {}), ssl });
-    await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
+    const login = await this.replicationLogin();
+    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls });
+    await withSessionLog(this.dst, 'sql_log_off', 1, async () => {
+      await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
+    });
     const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, this.cfg.database);
     if (filter) await this.dst(filter.sql, filter.params, `limiting replica connection ${this.cfg.name} to ${this.cfg.database}`);
     await this.dst(startReplicaSql(this.targetFlavor, this.cfg.name), [], `starting replica connection ${this.cfg.name}`);
@@ -368,13 +394,20 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   async cleanup(): Promise<string[]> {
-    return (await this.dropReplica()) ? [`replica connection ${this.cfg.name} (target)`] : [];
+    const dropped = (await this.dropReplica()) ? [`replica connection ${this.cfg.name} (target)`] : [];
+    if (!this.cfg.replicationAccount && (await replicationUserExists(this.src, this.replicationUser))) {
+      await withSessionLog(this.src, 'sql_log_bin', 0, async () => {
+        await this.src(dropReplicationUserSql(this.replicationUser), [], 'dropping the replication account');
+      });
+      dropped.push(`replication account ${this.replicationUser} (source)`);
+    }
+    return dropped;
   }
 
   async leftovers(): Promise<Leftover[]> {
-    if (!(await this.ours())) return [];
     const f = this.targetFlavor;
-    return [{ where: 'target', kind: 'replica connection', name: this.cfg.name, drop: `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`, retainsWal: false }];
+    const replica: Leftover[] = (await this.ours()) ? [{ where: 'target', kind: 'replica connection', name: this.cfg.name, drop: `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`, retainsWal: false }] : [];
+    return this.cfg.replicationAccount ? replica : [...replica, ...(await replicationUserLeftover(this.src, this.replicationUser))];
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,56 @@
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { pipeline } from '../../src/util/subprocess.js';
+import { pipeline, run } from '../../src/util/subprocess.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 
+/**
+ * Which TLS options a command-line client takes: MySQL's take --ssl-mode; MariaDB's (Debian's mysqldump and
+ * mysql are MariaDB's too) take --ssl, --ssl-verify-server-cert and reject --ssl-mode.
+ */
+export type ClientKind = 'mariadb' | 'mysql';
+
+const kinds = new Map<string, Promise<ClientKind>>();
+
+/** Asks the binary itself: the name says nothing (Debian links mysqldump to mariadb-dump). */
+export function clientKind(cmd: string): Promise<ClientKind> {
+  let k = kinds.get(cmd);
+  if (!k) {
+    k = run(cmd, ['--version']).then((r) => (/MariaDB/i.test(r.stdout) ? 'mariadb' : 'mysql'));
+    kinds.set(cmd, k);
+  }
+  return k;
+}
+
+/**
+ * The URL's ssl-mode as client options (measured with MariaDB 10.11's client, see docs/tls.md): --ssl-ca alone
+ * verifies the chain but not the host name (VERIFY_CA); --ssl-verify-server-cert adds the host name and is the
+ * only option that refuses a server without TLS. --ssl alone falls back to plaintext silently.
+ */
+export function clientTlsArgs(ep: DbEndpoint, kind: ClientKind): string[] {
+  const t = ep.tls;
+  if (ep.host.startsWith('/') || ep.params.socket) return [];
+  const files = [...(t.ca ? [`--ssl-ca=${t.ca}`] : []), ...(t.cert ? [`--ssl-cert=${t.cert}`] : []), ...(t.key ? [`--ssl-key=${t.key}`] : [])];
+  if (kind === 'mysql') {
+    const mode = { disable: 'DISABLED', allow: 'PREFERRED', prefer: 'PREFERRED', require: 'REQUIRED', 'verify-ca': 'VERIFY_CA', 'verify-full': 'VERIFY_IDENTITY' }[t.mode];
+    return t.mode === 'prefer' ? [] : [`--ssl-mode=${mode}`, ...(t.mode === 'disable' ? [] : files)];
+  }
+  switch (t.mode) {
+    case 'disable':
+      return ['--skip-ssl'];
+    case 'verify-full':
+      return ['--ssl', ...files, '--ssl-verify-server-cert'];
+    case 'verify-ca':
+    case 'require':
+      return ['--ssl', ...files];
+    default:
+      return [];
+  }
+}
+
 /** Connection flags for the command-line clients. The password never goes here: it travels in MYSQL_PWD. */
-export function clientConnArgs(ep: DbEndpoint): string[] {
+export function clientConnArgs(ep: DbEndpoint, kind: ClientKind = 'mariadb'): string[] {
   const socket = ep.host.startsWith('/') ? ep.host : ep.params.socket;
   const where = socket ? [`--socket=${socket}`, '--protocol=SOCKET'] : [`--host=${ep.host}`, `--port=${ep.port}`, '--protocol=TCP'];
-  return [...where, `--user=${ep.user}`];
+  return [...where, `--user=${ep.user}`, ...clientTlsArgs(ep, kind)];
 }
 
 /** The dump tool that matches the source: its GTID options differ between the two engines. */
@@ -35,16 +79,17 @@ export type DumpKind = 'snapshot' | 'schema' | 'copy';
  * gtid_purged would fail once the target has executed anything. Routines, events and triggers travel with the
  * schema; every table is dropped and created again, so a copy can be loaded over an earlier one.
  */
-export function dumpArgs(f: MysqlFlavor, ep: DbEndpoint, database: string, kind: DumpKind = 'snapshot'): string[] {
+export function dumpArgs(f: MysqlFlavor, ep: DbEndpoint, database: string, kind: DumpKind = 'snapshot', client: ClientKind = 'mariadb'): string[] {
   const common = ['--single-transaction', '--quick', '--routines', '--events', '--triggers', '--hex-blob', '--default-character-set=utf8mb4', ...(kind === 'schema' ? ['--no-data'] : []), '--databases', database];
-  if (kind !== 'snapshot') return [...clientConnArgs(ep), ...(f.kind === 'mysql' ? ['--set-gtid-purged=OFF'] : []), ...common];
-  if (f.kind === 'mariadb') return [...clientConnArgs(ep), '--gtid', '--master-data=1', ...common];
-  return [...clientConnArgs(ep), '--set-gtid-purged=ON', ...common];
+  const conn = clientConnArgs(ep, client);
+  if (kind !== 'snapshot') return [...conn, ...(f.kind === 'mysql' ? ['--set-gtid-purged=OFF'] : []), ...common];
+  if (f.kind === 'mariadb') return [...conn, '--gtid', '--master-data=1', ...common];
+  return [...conn, '--set-gtid-purged=ON', ...common];
 }
 
 /** Loads a dump; binary-safe, and a failing statement stops the load (no --force). */
-export function loadArgs(ep: DbEndpoint): string[] {
-  return [...clientConnArgs(ep), '--binary-mode', '--default-character-set=utf8mb4'];
+export function loadArgs(ep: DbEndpoint, client: ClientKind = 'mariadb'): string[] {
+  return [...clientConnArgs(ep, client), '--binary-mode', '--default-character-set=utf8mb4'];
 }
 
 function pwdEnv(ep: DbEndpoint): Record<string, string | undefined> {
@@ -54,9 +99,11 @@ function pwdEnv(ep: DbEndpoint): Record<string, string | undefined> {
 
 /** `dump | load` with no shell and no credential in argv; both exit codes checked. */
 export async function dumpInto(f: { source: MysqlFlavor; target: MysqlFlavor }, source: DbEndpoint, target: DbEndpoint, database: string, timeoutMs: number, kind: DumpKind = 'snapshot'): Promise<void> {
+  const dump = dumpCommand(f.source);
+  const load = loadCommand(f.target);
   await pipeline(
-    { cmd: dumpCommand(f.source), args: dumpArgs(f.source, source, database, kind), env: pwdEnv(source) },
-    { cmd: loadCommand(f.target), args: loadArgs(target), env: pwdEnv(target) },
+    { cmd: dump, args: dumpArgs(f.source, source, database, kind, await clientKind(dump)), env: pwdEnv(source) },
+    { cmd: load, args: loadArgs(target, await clientKind(load)), env: pwdEnv(target) },
     { secrets: [source.password, target.password].filter((p): p is string => p !== undefined), timeoutMs },
   );
 }

@@ -1,4 +1,5 @@
 import { UsageError } from '../../src/errors.js';
+import type { TlsSettings } from '../../src/util/tls.js';
 import { atLeast, type MysqlFlavor } from './mysql-flavor.js';
 import { quoteIdent, quoteString } from './mysql-sql.js';
 
@@ -8,7 +9,8 @@ export interface ReplicaSource {
   port: number;
   user: string;
   password?: string;
-  ssl: boolean;
+  /** The source URL's TLS settings; the files are read by the target server, on its host. */
+  tls: Pick<TlsSettings, 'mode' | 'verify' | 'ca' | 'cert' | 'key'>;
 }
 
 function version(f: MysqlFlavor): readonly [number, number, number] {
@@ -46,30 +48,48 @@ function channel(f: MysqlFlavor, name: string): { pre: string; post: string } {
 }
 
 /**
+ * The TLS part of CHANGE MASTER / CHANGE REPLICATION SOURCE, with the source URL's ssl-mode meaning. REQUIRED and
+ * stronger encrypt the link; a CA makes the replica verify the chain (measured on MariaDB 10.11: a wrong
+ * MASTER_SSL_CA is refused with VERIFY_SERVER_CERT = 0), VERIFY_IDENTITY adds the host name. PREFERRED and
+ * DISABLED leave the link in plaintext. Never GET_SOURCE_PUBLIC_KEY: over plaintext a man in the middle could
+ * hand over his own key and read the password; over TLS it is not needed.
+ */
+function tlsClauses(prefix: 'MASTER' | 'SOURCE', t: ReplicaSource['tls']): { sql: string; params: unknown[] } {
+  const on = t.mode === 'require' || t.mode === 'verify-ca' || t.mode === 'verify-full';
+  if (!on) return { sql: `, ${prefix}_SSL = 0`, params: [] };
+  const parts = [`${prefix}_SSL = 1`];
+  const params: unknown[] = [];
+  for (const [k, v] of [['CA', t.ca], ['CERT', t.cert], ['KEY', t.key]] as const) {
+    if (v) {
+      parts.push(`${prefix}_SSL_${k} = ?`);
+      params.push(v);
+    }
+  }
+  parts.push(`${prefix}_SSL_VERIFY_SERVER_CERT = ${t.verify === 'full' ? 1 : 0}`);
+  return { sql: `, ${parts.join(', ')}`, params };
+}
+
+/**
  * Points the target's replica connection at the source, starting from the GTID position the dump loaded
  * (MariaDB gtid_slave_pos; MySQL gtid_executed/GTID_PURGED). The password is a parameter: mysql2 inlines it
  * client-side, so it reaches the server (and its replica config, unavoidably) but never argv, logs or errors.
  */
 export function changeSourceSql(f: MysqlFlavor, name: string, src: ReplicaSource): { sql: string; params: unknown[] } {
   const ch = channel(f, name);
-  const params: unknown[] = [src.host, src.port, src.user, src.password ?? ''];
+  const base: unknown[] = [src.host, src.port, src.user, src.password ?? ''];
   if (f.kind === 'mariadb') {
-    return {
-      sql: `CHANGE MASTER${ch.pre} TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_SSL = ${src.ssl ? 1 : 0}`,
-      params,
-    };
+    const tls = tlsClauses('MASTER', src.tls);
+    return { sql: `CHANGE MASTER${ch.pre} TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos${tls.sql}`, params: [...base, ...tls.params] };
   }
   if (sourceSyntax(f)) {
-    // GET_SOURCE_PUBLIC_KEY: caching_sha2_password over a non-TLS link needs the server's RSA key.
+    const tls = tlsClauses('SOURCE', src.tls);
     return {
-      sql: `CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_SSL = ${src.ssl ? 1 : 0}, GET_SOURCE_PUBLIC_KEY = 1${ch.post}`,
-      params,
+      sql: `CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1${tls.sql}${ch.post}`,
+      params: [...base, ...tls.params],
     };
   }
-  return {
-    sql: `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1, MASTER_SSL = ${src.ssl ? 1 : 0}${ch.post}`,
-    params,
-  };
+  const tls = tlsClauses('MASTER', src.tls);
+  return { sql: `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1${tls.sql}${ch.post}`, params: [...base, ...tls.params] };
 }
 
 /**

@@ -1,8 +1,10 @@
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
 import { pgPassword } from './postgres-password.js';
+import { nodeTlsOptions, tlsRefusal } from '../../src/util/tls.js';
 
 export type PgClient = pg.Client;
 
@@ -33,6 +35,8 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
   const err = e as { code?: string; message?: string };
   const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
   const ctx = doing ? `${doing}: ` : '';
+  const tls = tlsRefusal(e, `PostgreSQL at ${where(ep)}`, ep.tls, /server does not support SSL/i);
+  if (tls) return tls;
   switch (err.code) {
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
@@ -63,31 +67,37 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
   return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
 }
 
+/** node-pg's `ssl` for one attempt: false for plaintext. */
+export type PgSsl = false | ConnectionOptions;
+
+/**
+ * The `ssl` settings to try, in order, with libpq's meaning: `prefer` (the default) tries TLS without checking the
+ * certificate and falls back to plaintext when the server offers no TLS; `allow` tries plaintext first and TLS
+ * when the server refuses it. A Unix socket never uses TLS (as in libpq). Always explicit: node-pg would
+ * otherwise read PGSSLMODE from the environment.
+ */
+export function pgSslAttempts(ep: DbEndpoint): PgSsl[] {
+  if (ep.host.startsWith('/') || ep.tls.mode === 'disable') return [false];
+  const opts = nodeTlsOptions(ep.tls);
+  if (ep.tls.mode === 'prefer') return [opts, false];
+  if (ep.tls.mode === 'allow') return [false, opts];
+  return [opts];
+}
+
+/** Whether a failed attempt may go on to the next one: only the answer that mode's fallback is for. */
+export function pgSslFallsBack(e: unknown, ep: DbEndpoint): boolean {
+  const err = e as { code?: string; message?: string };
+  if (ep.tls.mode === 'prefer') return /server does not support SSL/i.test(err.message ?? '');
+  if (ep.tls.mode === 'allow') return err.code === '28000';
+  return false;
+}
+
 /**
  * Opens a session for the tool itself: never read-only, never killed by server-side timeouts, and every
  * lock wait bounded so the tool cannot queue behind a long transaction and block the application.
  */
 export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Promise<PgClient> {
-  const socketHost = ep.host.startsWith('/');
-  const database = opts.database ?? ep.database ?? 'postgres';
-  const client = new pg.Client({
-    host: ep.host,
-    port: ep.port,
-    user: ep.user,
-    password: pgPassword(ep, database),
-    database,
-    application_name: opts.applicationName ?? 'cutover',
-    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
-    ...(ep.params.sslmode && ep.params.sslmode !== 'disable' && !socketHost ? { ssl: { rejectUnauthorized: ep.params.sslmode === 'verify-full' } } : {}),
-  });
-  // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (e) {
-    await client.end().catch(() => {});
-    throw mapPgError(e, ep);
-  }
+  const client = await connectAttempts(ep, opts);
   try {
     const v = await client.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`);
     assertSupportedVersion(Number(v.rows[0]?.n ?? 0), where(ep));
@@ -103,4 +113,31 @@ export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Pr
     throw mapPgError(e, ep);
   }
   return client;
+}
+
+async function connectAttempts(ep: DbEndpoint, opts: PgConnectOptions): Promise<PgClient> {
+  const attempts = pgSslAttempts(ep);
+  const database = opts.database ?? ep.database ?? 'postgres';
+  for (let i = 0; ; i++) {
+    const client = new pg.Client({
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      password: pgPassword(ep, database),
+      database,
+      application_name: opts.applicationName ?? 'cutover',
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+      ssl: attempts[i]!,
+    });
+    // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return client;
+    } catch (e) {
+      await client.end().catch(() => {});
+      if (i + 1 < attempts.length && pgSslFallsBack(e, ep)) continue;
+      throw mapPgError(e, ep);
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import { BudgetExceededError, OperationError } from '../../src/errors.js';
+import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
@@ -22,6 +22,7 @@ import {
   type PgMoveScope,
 } from './postgres-replication.js';
 import { releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
+import { ensureReplicationRole, dropReplicationRole, randomReplicationPassword, replicationRoleLeftover, replicationRoleName } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
@@ -48,6 +49,11 @@ export interface PgCutoverConfig {
   lockTimeoutMs: number;
   /** Bound on the initial copy of `sync`. */
   copyTimeoutMs?: number;
+  /**
+   * The account the subscription logs in with (plan source.replication). Absent: a role the tool creates per
+   * plan with a random password and drops at cleanup; the admin account's password never reaches the target.
+   */
+  replicationAccount?: { user: string; password: string };
 }
 
 /**
@@ -175,7 +181,7 @@ export class PostgresCutover implements CutoverAdapter {
     }
     const dst = await this.targetDb();
     const tables = this.cfg.schema ? await publishableTables(this.src, this.cfg.schema) : [];
-    await this.on('target', 'starting replication', () => startReplication(this.src, dst, this.cfg.source, this.cfg.database, this.cfg.name, this.scope, tables));
+    await this.on('target', 'starting replication', () => startReplication(this.src, dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, this.scope, tables));
     progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
     const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
     progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
@@ -258,6 +264,24 @@ export class PostgresCutover implements CutoverAdapter {
     return appliedThrough ? { appliedThrough } : {};
   }
 
+  private get replicationRole(): string {
+    return replicationRoleName(this.cfg.name);
+  }
+
+  /** The source as the subscription reaches it: the plan's replication account, or the tool's own role. */
+  private async replicationLink(): Promise<DbEndpoint> {
+    const own = this.cfg.replicationAccount;
+    if (own) return { ...this.cfg.source, user: own.user, password: own.password };
+    const password = randomReplicationPassword();
+    await this.on('source', 'creating the replication role', () => ensureReplicationRole(this.src, this.replicationRole, password, this.cfg.database, this.cfg.name)).catch((e: unknown) => {
+      if (e instanceof PreflightError && e.code === 'privilege') {
+        throw new PreflightError('privilege', e.message, 'connect as a role that may create LOGIN REPLICATION roles, or name an existing one in source.replication: { user, passwordEnv }', { cause: e });
+      }
+      throw e;
+    });
+    return { ...this.cfg.source, user: this.replicationRole, password };
+  }
+
   async cleanup(): Promise<string[]> {
     const dropped: string[] = [];
     if (await this.targetDbExists()) {
@@ -269,11 +293,15 @@ export class PostgresCutover implements CutoverAdapter {
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
     const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
     if (gone) dropped.push(`${gone} (source)`);
+    if (!this.cfg.replicationAccount && (await this.on('source', 'dropping the replication role', () => dropReplicationRole(this.src, this.replicationRole)))) {
+      dropped.push(`replication role ${this.replicationRole} (source)`);
+    }
     return dropped;
   }
 
   async leftovers(): Promise<Leftover[]> {
-    return replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
+    const objects = await replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
+    return this.cfg.replicationAccount ? objects : [...objects, ...(await replicationRoleLeftover(this.src, this.replicationRole))];
   }
 
   async close(): Promise<void> {

@@ -59,8 +59,12 @@ export async function markPostDataApplied(dst: PgClient, scope: PgMoveScope): Pr
   await dst.query(`INSERT INTO ${scope.sentinel} (id, token) VALUES ($1, 'post-data applied') ON CONFLICT (id) DO NOTHING`, [POST_DATA_MARKER_ID]);
 }
 
-/** `tables`: the schema's tables (schema scope); a database moves FOR ALL TABLES. */
-export async function startReplication(src: PgClient, dst: PgClient, source: DbEndpoint, database: string, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
+/**
+ * `tables`: the schema's tables (schema scope); a database moves FOR ALL TABLES. `link` gives the endpoint the
+ * subscription connects with (its replication account), once the publication exists and only if the
+ * subscription is still to be created.
+ */
+export async function startReplication(src: PgClient, dst: PgClient, link: () => Promise<DbEndpoint>, database: string, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
   await src.query(`INSERT INTO ${scope.sentinel} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
   const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
   if (pub.rows.length === 0) {
@@ -69,11 +73,32 @@ export async function startReplication(src: PgClient, dst: PgClient, source: DbE
   }
   const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
   if (sub.rows.length === 0) {
-    // The conninfo (with the source password) lives in the target's catalog only; it never reaches argv or logs.
-    await dst.query(
-      `CREATE SUBSCRIPTION ${quoteIdent(name)} CONNECTION ${quoteLiteral(conninfo(source, database, true))}
-         PUBLICATION ${quoteIdent(name)} WITH (slot_name = ${quoteLiteral(name)}, copy_data = true)`,
+    const source = await link();
+    await withoutStatementLogging(dst, () =>
+      dst.query(
+        `CREATE SUBSCRIPTION ${quoteIdent(name)} CONNECTION ${quoteLiteral(conninfo(source, database, true))}
+           PUBLICATION ${quoteIdent(name)} WITH (slot_name = ${quoteLiteral(name)}, copy_data = true)`,
+      ),
     );
+  }
+}
+
+/**
+ * The conninfo carries the replication account's password: keep the statement out of the target's server log,
+ * which would print it with a failing statement (log_min_error_statement) or every DDL (log_statement). Both
+ * settings need superuser, which CREATE SUBSCRIPTION needs too; without it the server's settings stay.
+ */
+async function withoutStatementLogging<T>(c: PgClient, fn: () => Promise<T>): Promise<T> {
+  const quiet = await c
+    .query(`SELECT set_config('log_min_error_statement', 'panic', false), set_config('log_statement', 'none', false)`)
+    .then(() => true, (e: { code?: string }) => {
+      if (e.code !== '42501') throw e;
+      return false;
+    });
+  try {
+    return await fn();
+  } finally {
+    if (quiet) await c.query('RESET log_min_error_statement').then(() => c.query('RESET log_statement')).catch(() => {});
   }
 }
 

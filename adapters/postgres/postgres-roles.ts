@@ -18,13 +18,14 @@ interface RoleRow {
 /**
  * Creates on the target the roles of the source it does not have (with their password hashes, so apps keep
  * their credentials), and their memberships. Existing target roles are left alone: pg_dumpall --roles-only
- * would overwrite them, including the target superuser's password.
+ * would overwrite them, including the target superuser's password. The tool's own replication roles stay behind:
+ * they exist for one job on the source only.
  */
 export async function copyMissingRoles(src: PgClient, dst: PgClient): Promise<number> {
   const { rows } = await src.query<RoleRow>(
     `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
             rolconnlimit, rolpassword, rolvaliduntil
-       FROM pg_authid WHERE rolname !~ '^pg_' ORDER BY rolname`,
+       FROM pg_authid WHERE rolname !~ '^pg_' AND rolname !~ '^cutover_repl_' ORDER BY rolname`,
   );
   const existing = new Set((await dst.query<{ rolname: string }>(`SELECT rolname FROM pg_roles`)).rows.map((r) => r.rolname));
   let created = 0;

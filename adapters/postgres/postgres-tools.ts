@@ -2,9 +2,30 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { findClientBinary } from '../../src/sandbox/binaries.js';
 import { pipeline, run, type PipeSide } from '../../src/util/subprocess.js';
 
-/** Connection for libpq child tools entirely through env: nothing about the server, least of all the password, in argv. */
+/** The URL's TLS settings under libpq's keyword names, for a child tool's env or a conninfo. */
+function libpqTls(ep: DbEndpoint): [keyword: string, env: string, value: string][] {
+  const t = ep.tls;
+  const out: [string, string, string][] = [['sslmode', 'PGSSLMODE', t.mode]];
+  if (t.ca) out.push(['sslrootcert', 'PGSSLROOTCERT', t.ca]);
+  if (t.cert) out.push(['sslcert', 'PGSSLCERT', t.cert]);
+  if (t.key) out.push(['sslkey', 'PGSSLKEY', t.key]);
+  if (t.crl) out.push(['sslcrl', 'PGSSLCRL', t.crl]);
+  return out;
+}
+
+/**
+ * Connection for libpq child tools entirely through env: nothing about the server, least of all the password, in
+ * argv. The TLS settings are always explicit, so the child trusts exactly what the tool's own connections trust
+ * (never a PGSSLROOTCERT or ~/.postgresql/root.crt it would otherwise pick up).
+ */
 export function libpqEnv(ep: DbEndpoint, database: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
+  const tls = Object.fromEntries(libpqTls(ep).map(([, env, v]) => [env, v]));
   return {
+    PGSSLROOTCERT: undefined,
+    PGSSLCERT: undefined,
+    PGSSLKEY: undefined,
+    PGSSLCRL: undefined,
+    ...tls,
     PGHOST: ep.host,
     PGPORT: String(ep.port),
     PGUSER: ep.user,
@@ -12,7 +33,6 @@ export function libpqEnv(ep: DbEndpoint, database: string, extra: Record<string,
     PGPASSWORD: ep.password,
     PGAPPNAME: 'cutover',
     PGCONNECT_TIMEOUT: '10',
-    ...(ep.params.sslmode ? { PGSSLMODE: ep.params.sslmode } : {}),
     ...extra,
   };
 }
@@ -22,12 +42,15 @@ export function quoteConninfoValue(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-/** Keyword/value conninfo (for CREATE SUBSCRIPTION). */
+/**
+ * Keyword/value conninfo (for CREATE SUBSCRIPTION). The TLS settings go as the URL gave them: the target server
+ * opens this connection, so the file paths are read on the target's host, by its server user.
+ */
 export function conninfo(ep: DbEndpoint, database: string, withPassword: boolean): string {
   const q = quoteConninfoValue;
   const parts = [`host=${q(ep.host)}`, `port=${ep.port}`, `user=${q(ep.user)}`, `dbname=${q(database)}`, `application_name='cutover'`];
   if (withPassword && ep.password) parts.push(`password=${q(ep.password)}`);
-  if (ep.params.sslmode) parts.push(`sslmode=${q(ep.params.sslmode)}`);
+  for (const [k, , v] of libpqTls(ep)) parts.push(`${k}=${q(v)}`);
   return parts.join(' ');
 }
 

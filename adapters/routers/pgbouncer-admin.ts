@@ -4,6 +4,8 @@ import { OperationError, PreflightError, UsageError } from '../../src/errors.js'
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
 import { pgPassword } from '../postgres/postgres-password.js';
+import { tlsRefusal } from '../../src/util/tls.js';
+import { pgSslAttempts, pgSslFallsBack } from '../postgres/postgres-connection.js';
 
 /** PgBouncer keeps names in 64-byte buffers including the terminator. */
 const MAX_NAME_BYTES = 63;
@@ -29,6 +31,8 @@ function where(ep: DbEndpoint): string {
 export function mapAdminError(e: unknown, ep: DbEndpoint): Error {
   const err = e as { code?: string; message?: string };
   const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
+  const tls = tlsRefusal(e, `the PgBouncer admin console at ${where(ep)}`, ep.tls, /server does not support SSL/i);
+  if (tls) return tls;
   if (err.code && /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|EAI_AGAIN|ENOENT|ECONNRESET)$/.test(err.code)) {
     return new PreflightError('unreachable', `cannot reach the PgBouncer admin console at ${where(ep)} (${err.code})`, 'check router.admin in the plan and that PgBouncer is running', { cause: e });
   }
@@ -56,27 +60,33 @@ export class PgBouncerAdmin {
    * abandoned with a command pending (a PAUSE that never returns): a pipelined client waits for it on close.
    */
   static async connect(ep: DbEndpoint, timeoutMs = 5_000, opts: { pipelined?: boolean } = {}): Promise<PgBouncerAdmin> {
-    const socket = new Socket();
-    const client = new pg.Client({
-      host: ep.host,
-      port: ep.port,
-      user: ep.user,
-      password: pgPassword(ep, 'pgbouncer'),
-      database: 'pgbouncer',
-      connectionTimeoutMillis: timeoutMs,
-      // On a socket we can cork: see commandsAtOnce().
-      pipeline: opts.pipelined === true,
-      stream: () => socket,
-    });
-    // A console that goes away emits 'error' on an idle client; without a listener that kills the process.
-    client.on('error', () => {});
-    try {
-      await client.connect();
-    } catch (e) {
-      await client.end().catch(() => {});
-      throw mapAdminError(e, ep);
+    const attempts = pgSslAttempts(ep);
+    for (let i = 0; ; i++) {
+      const socket = new Socket();
+      const client = new pg.Client({
+        host: ep.host,
+        port: ep.port,
+        user: ep.user,
+        password: pgPassword(ep, 'pgbouncer'),
+        database: 'pgbouncer',
+        connectionTimeoutMillis: timeoutMs,
+        // TLS to the console with the URL's sslmode, as for a server (libpq's meaning).
+        ssl: attempts[i]!,
+        // On a socket we can cork: see commandsAtOnce().
+        pipeline: opts.pipelined === true,
+        stream: () => socket,
+      });
+      // A console that goes away emits 'error' on an idle client; without a listener that kills the process.
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        return new PgBouncerAdmin(client, socket, ep);
+      } catch (e) {
+        await client.end().catch(() => {});
+        if (i + 1 < attempts.length && pgSslFallsBack(e, ep)) continue;
+        throw mapAdminError(e, ep);
+      }
     }
-    return new PgBouncerAdmin(client, socket, ep);
   }
 
   /** Runs one console command (simple query protocol: the query has no parameters). */

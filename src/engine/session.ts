@@ -52,6 +52,12 @@ export function planScope(plan: Plan): { database: string; schema?: string } {
   );
 }
 
+/** The plan's own replication account, when it names one (else the adapter creates a short-lived one). */
+function replicationAccount(plan: Plan, secrets: PlanSecrets): { replicationAccount?: { user: string; password: string } } {
+  const r = plan.source.replication;
+  return r && secrets.replication !== undefined ? { replicationAccount: { user: r.user, password: secrets.replication } } : {};
+}
+
 export async function openSession(input: PlanInput, opts: SessionOptions): Promise<PlanSession> {
   const { plan, planId: id, secrets } = await loadPlanFile(input, opts.env);
   return openSessionFor(plan, id, secrets);
@@ -70,6 +76,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       ...(schema !== undefined ? { schema } : {}),
       method: plan.method,
       name: replicationName(id),
+      ...replicationAccount(plan, secrets),
       sequenceGap: plan.sequences.gap,
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
@@ -84,6 +91,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       database,
       method: plan.method,
       name: replicaConnectionName(id),
+      ...replicationAccount(plan, secrets),
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
     });

@@ -88,10 +88,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const warnings: string[] = [];
 
   const declared = top.oneOf('engine', ENGINES, 'postgres');
-  const sourceFields = requiredFields(top, 'source', ['url', 'passwordEnv']);
+  const sourceFields = requiredFields(top, 'source', ['url', 'passwordEnv', 'replication']);
   const targetFields = requiredFields(top, 'target', ['url', 'passwordEnv']);
   const engine = top.has('engine') ? declared : inferEngine(sourceFields);
-  const source = sourceFields && engine ? readEndpoint(sourceFields, engine, warnings) : undefined;
+  const source = sourceFields && engine ? withReplication(readEndpoint(sourceFields, engine, warnings), sourceFields) : undefined;
   const target = targetFields && engine ? readEndpoint(targetFields, engine, warnings) : undefined;
   if (source && target && targetFields && source.host === target.host && source.port === target.port && source.database === target.database) {
     targetFields.report('url', `is the same server and database as source.url (${source.host}:${source.port})`, 'point target at the new server');
@@ -193,6 +193,17 @@ function readEndpoint(f: Fields, engine: Engine, warnings: string[]): PlanEndpoi
   };
   endpoint.url = withoutPassword(url, endpoint, f.pathOf('url'), passwordEnv !== undefined, warnings);
   return endpoint;
+}
+
+/** source.replication: { user, passwordEnv }, both required when the key is there. */
+function withReplication(endpoint: PlanEndpoint | undefined, f: Fields): PlanEndpoint | undefined {
+  if (!f.has('replication')) return endpoint;
+  const r = f.fields('replication', ['user', 'passwordEnv']);
+  if (!r) return undefined;
+  const user = r.string('user', { required: true, fix: 'the account the target replicates with (PostgreSQL: LOGIN REPLICATION; MySQL: REPLICATION SLAVE)' });
+  const passwordEnv = r.has('passwordEnv') ? envName(r, 'passwordEnv') : r.missing('passwordEnv', 'the environment variable that holds its password');
+  if (!endpoint || user === undefined || passwordEnv === undefined) return undefined;
+  return { ...endpoint, replication: { user, passwordEnv } };
 }
 
 function readScope(top: Fields, source: PlanEndpoint | undefined, engine: Engine | undefined): PlanScope | undefined {

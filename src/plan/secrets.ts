@@ -16,6 +16,8 @@ export interface PlanSecrets {
   target?: string;
   /** PgBouncer admin console password. */
   routerAdmin?: string;
+  /** Password of the plan's own replication account (source.replication). */
+  replication?: string;
   /** Every resolved secret, for redaction lists. */
   all: string[];
 }
@@ -52,10 +54,12 @@ export function resolvePlanSecrets(plan: Plan, env: NodeJS.ProcessEnv): PlanSecr
   const source = resolve(plan.source, plan.source.passwordEnv, env, 'source.passwordEnv');
   const target = resolve(plan.target, plan.target.passwordEnv, env, 'target.passwordEnv');
   const routerAdmin = plan.router.kind === 'pgbouncer' ? resolve(plan.router, plan.router.adminPasswordEnv, env, 'router.adminPasswordEnv') : undefined;
+  const replication = plan.source.replication ? resolve(plan.source.replication, plan.source.replication.passwordEnv, env, 'source.replication.passwordEnv') : undefined;
   return {
     ...(source !== undefined ? { source } : {}),
     ...(target !== undefined ? { target } : {}),
     ...(routerAdmin !== undefined ? { routerAdmin } : {}),
-    all: [source, target, routerAdmin].filter((s): s is string => s !== undefined),
+    ...(replication !== undefined ? { replication } : {}),
+    all: [source, target, routerAdmin, replication].filter((s): s is string => s !== undefined),
   };
 }

@@ -11,6 +11,11 @@ export interface PlanEndpoint {
   port: number;
   user: string;
   database?: string;
+  /**
+   * source only: the account the target's replication link logs in with. Absent: the tool creates a short-lived
+   * one per plan with a random password (never the admin account: its password would be stored on the target).
+   */
+  replication?: { user: string; passwordEnv: string };
 }
 
 export type PlanScope =

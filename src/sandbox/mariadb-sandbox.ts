@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -19,6 +19,8 @@ export interface MariadbSandboxOptions {
   baseDir?: string;
   /** server_id for the binary log (default: random). */
   serverId?: number;
+  /** Start with TLS on: this certificate and key (copied into the server's dir, key 0600). */
+  tls?: { cert: string; key: string };
 }
 
 const BASE_SETTINGS: Record<string, string | number> = {
@@ -89,6 +91,13 @@ export class MariadbSandbox extends DirSandbox {
     try {
       await mkdir(join(dir, 'data'));
       await mkdir(join(dir, 'tmp'));
+      const tlsSettings: Record<string, string> = {};
+      if (opts.tls) {
+        await copyFile(opts.tls.cert, join(dir, 'server.crt'));
+        await copyFile(opts.tls.key, join(dir, 'server.key'));
+        await run('chmod', ['0600', join(dir, 'server.key')]);
+        Object.assign(tlsSettings, { 'ssl-cert': join(dir, 'server.crt'), 'ssl-key': join(dir, 'server.key') });
+      }
       if (asRoot) await run('chown', ['-R', `${MARIADB_OS_USER}:`, dir]);
       await run(
         binaries.installDb,
@@ -122,7 +131,7 @@ export class MariadbSandbox extends DirSandbox {
       let lastError: unknown;
       for (let attempt = 0; attempt < 4; attempt++) {
         const port = await freePort();
-        const sandbox = new MariadbSandbox(binaries, dir, port, password, serverId, { ...BASE_SETTINGS, ...opts.settings });
+        const sandbox = new MariadbSandbox(binaries, dir, port, password, serverId, { ...BASE_SETTINGS, ...tlsSettings, ...opts.settings });
         try {
           await sandbox.boot(initFile);
           await rm(initFile, { force: true });

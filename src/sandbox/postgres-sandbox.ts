@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OperationError } from '../errors.js';
@@ -17,6 +17,8 @@ export interface PostgresSandboxOptions {
   settings?: Record<string, string | number>;
   /** Parent for the temp dir (default: the OS temp dir). */
   baseDir?: string;
+  /** Start with ssl = on and this certificate and key (copied into the server's dir, key 0600). */
+  tls?: { cert: string; key: string };
 }
 
 const BASE_SETTINGS: Record<string, string | number> = {
@@ -34,6 +36,17 @@ const BASE_SETTINGS: Record<string, string | number> = {
   full_page_writes: 'off',
   log_min_messages: 'warning',
 };
+
+/** The server refuses a key readable by others, and reads both files as its own user. */
+async function installTls(dir: string, tls: { cert: string; key: string }, asUser: string | undefined): Promise<Record<string, string>> {
+  const cert = join(dir, 'server.crt');
+  const key = join(dir, 'server.key');
+  await copyFile(tls.cert, cert);
+  await copyFile(tls.key, key);
+  await run('chmod', ['0600', key]);
+  if (asUser) await run('chown', [asUser, cert, key]);
+  return { ssl: 'on', ssl_cert_file: `'${cert}'`, ssl_key_file: `'${key}'` };
+}
 
 /** A throw-away PostgreSQL server: own temp dir, own port and socket dir, stopped and removed by stop(). */
 export class PostgresSandbox extends DirSandbox {
@@ -89,12 +102,13 @@ export class PostgresSandbox extends DirSandbox {
         { asUser, cwd: dir, timeoutMs: 120_000 },
       );
       await rm(pwfile, { force: true });
+      const tlsSettings = opts.tls ? await installTls(dir, opts.tls, asUser) : {};
       let lastError: unknown;
       for (let attempt = 0; attempt < 4; attempt++) {
         const port = await freePort();
         const sandbox = new PostgresSandbox(binaries, dir, port, password);
         try {
-          await sandbox.boot({ ...BASE_SETTINGS, ...opts.settings }, asUser);
+          await sandbox.boot({ ...BASE_SETTINGS, ...tlsSettings, ...opts.settings }, asUser);
           track(sandbox);
           return sandbox;
         } catch (e) {

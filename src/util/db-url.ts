@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
 import { redactUrl } from './redact.js';
+import { mysqlTls, pgTls, type TlsSettings } from './tls.js';
 
 export type Engine = 'postgres' | 'mysql' | 'mariadb';
 
@@ -15,6 +16,8 @@ export interface DbEndpoint {
   params: Record<string, string>;
   /** The URL with its password redacted. */
   display: string;
+  /** TLS mode and files from the URL's parameters (libpq's or MySQL's names), validated. */
+  tls: TlsSettings;
 }
 
 const SCHEMES: Record<string, Engine> = {
@@ -81,8 +84,19 @@ export function parseDbUrl(url: string, opts: { password?: string } = {}): DbEnd
   delete params.host;
   delete params.port;
   delete params.password;
+  const tls = tlsOf(engine, params, display);
   const password = opts.password ?? urlPassword;
-  return { engine, host, port, user, ...(password !== undefined ? { password } : {}), ...(database !== undefined ? { database } : {}), params, display };
+  return { engine, host, port, user, ...(password !== undefined ? { password } : {}), ...(database !== undefined ? { database } : {}), params, display, tls };
+}
+
+/** The other engine's spelling would be ignored silently: a URL asking for TLS must get it or fail. */
+function tlsOf(engine: Engine, params: Record<string, string>, display: string): TlsSettings {
+  if (engine === 'postgres') {
+    if (params['ssl-mode'] !== undefined) throw new UsageError(`ssl-mode is MySQL's parameter; ${display} is a PostgreSQL URL`, 'use sslmode= (disable, allow, prefer, require, verify-ca, verify-full)');
+    return pgTls(params, display);
+  }
+  if (params.sslmode !== undefined) throw new UsageError(`sslmode is libpq's parameter; ${display} is a MySQL/MariaDB URL`, 'use ssl-mode= (DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY)');
+  return mysqlTls(params, display);
 }
 
 /** True when the URL itself carries a password (it then sits in argv/shell history: worth a warning). */

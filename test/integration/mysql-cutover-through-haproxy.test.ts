@@ -88,7 +88,8 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
     const status = (await cli(['status', plan, '--json'], e.env)).json();
     expect(status.phase).toBe('synced');
     expect(status.source.readOnly).toBe(false);
-    expect(status.leftovers.map((l: { kind: string }) => l.kind)).toEqual(['replica connection']);
+    // The per-plan replication account stays with the replica connection until cleanup.
+    expect(status.leftovers.map((l: { kind: string }) => l.kind)).toEqual(['replica connection', 'replication account']);
   });
 
   it('bad plans exit 2 and name the key', async () => {

@@ -74,3 +74,46 @@ describe('parseDbUrl', () => {
     expect(urlHasPassword('postgres://u@h/d')).toBe(false);
   });
 });
+
+describe('TLS parameters: libpq and MySQL meaning, nothing silently weaker', () => {
+  const usage = (url: string) => {
+    try {
+      parseDbUrl(url);
+    } catch (e) {
+      expect(e).toBeInstanceOf(UsageError);
+      expect((e as UsageError).exitCode).toBe(2);
+      return `${(e as Error).message} | ${(e as UsageError).hint}`;
+    }
+    throw new Error(`accepted ${url}`);
+  };
+
+  it('rejects an unknown sslmode such as verify_full, naming the allowed values', () => {
+    expect(usage('postgres://u@h/d?sslmode=verify_full')).toMatch(/unknown sslmode "verify_full".*disable, allow, prefer, require, verify-ca, verify-full/);
+    expect(usage('mysql://u@h/d?ssl-mode=VERIFY_FULL')).toMatch(/unknown ssl-mode "VERIFY_FULL".*VERIFY_IDENTITY/);
+  });
+
+  it("rejects the other engine's spelling instead of ignoring it", () => {
+    expect(usage('postgres://u@h/d?ssl-mode=REQUIRED')).toMatch(/ssl-mode is MySQL's parameter/);
+    expect(usage('mysql://u@h/d?sslmode=require')).toMatch(/sslmode is libpq's parameter/);
+  });
+
+  it('verifying modes need the CA file, so the tool and its child tools trust the same roots', () => {
+    expect(usage('postgres://u@h/d?sslmode=verify-ca')).toMatch(/needs sslrootcert/);
+    expect(usage('mariadb://u@h/d?ssl-mode=VERIFY_IDENTITY')).toMatch(/needs ssl-ca/);
+  });
+
+  it('maps modes to what is verified: libpq default prefer; require + sslrootcert verifies the chain', () => {
+    expect(parseDbUrl('postgres://u@h/d').tls).toMatchObject({ mode: 'prefer', verify: 'none' });
+    expect(parseDbUrl('postgres://u@h/d?sslmode=require').tls).toMatchObject({ mode: 'require', verify: 'none' });
+    expect(parseDbUrl('postgres://u@h/d?sslmode=require&sslrootcert=/ca.pem').tls).toMatchObject({ mode: 'require', verify: 'chain', ca: '/ca.pem' });
+    expect(parseDbUrl('postgres://u@h/d?sslmode=verify-ca&sslrootcert=/ca.pem').tls.verify).toBe('chain');
+    expect(parseDbUrl('postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem&sslcert=/c&sslkey=/k&sslcrl=/crl').tls).toMatchObject({ verify: 'full', cert: '/c', key: '/k', crl: '/crl' });
+  });
+
+  it('MySQL: PREFERRED by default, VERIFY_CA when only ssl-ca is given, values case-insensitive', () => {
+    expect(parseDbUrl('mysql://u@h/d').tls).toMatchObject({ mode: 'prefer', verify: 'none' });
+    expect(parseDbUrl('mysql://u@h/d?ssl-ca=/ca.pem').tls).toMatchObject({ mode: 'verify-ca', verify: 'chain' });
+    expect(parseDbUrl('mariadb://u@h/d?ssl-mode=verify_identity&ssl-ca=/ca.pem').tls).toMatchObject({ mode: 'verify-full', verify: 'full' });
+    expect(parseDbUrl('mariadb://u@h/d?ssl-mode=REQUIRED').tls).toMatchObject({ mode: 'require', verify: 'none' });
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientConnArgs, dumpArgs, loadArgs } from '../../adapters/mysql/mysql-dump.js';
+import { clientConnArgs, clientTlsArgs, dumpArgs, loadArgs } from '../../adapters/mysql/mysql-dump.js';
 import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
 import {
   binlogBytesBehind,
@@ -18,7 +18,8 @@ import { parseDbUrl } from '../../src/util/db-url.js';
 const maria = detectFlavor('10.11.19-MariaDB-0+deb12u1-log', 'Debian 12');
 const mysql84 = detectFlavor('8.4.3', 'MySQL Community Server - GPL');
 const mysql57 = detectFlavor('5.7.44-log', 'MySQL Community Server (GPL)');
-const src = { host: '10.0.0.1', port: 3306, user: 'repl', password: 's3cret', ssl: false };
+const src = { host: '10.0.0.1', port: 3306, user: 'repl', password: 's3cret', tls: { mode: 'prefer' as const, verify: 'none' as const } };
+const verified = { mode: 'verify-full' as const, verify: 'full' as const, ca: '/etc/mysql/ca.pem' };
 
 describe('replica statements per engine', () => {
   it('MariaDB: a named connection following slave_pos; the password is a parameter, never in the text', () => {
@@ -31,8 +32,8 @@ describe('replica statements per engine', () => {
   });
 
   it('MySQL 8.4: CHANGE REPLICATION SOURCE with auto-position on a channel; 5.7: the MASTER spelling', () => {
-    expect(changeSourceSql(mysql84, 'c1', { ...src, ssl: true }).sql).toBe(
-      "CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_SSL = 1, GET_SOURCE_PUBLIC_KEY = 1 FOR CHANNEL 'c1'",
+    expect(changeSourceSql(mysql84, 'c1', { ...src, tls: { mode: 'require', verify: 'none' } }).sql).toBe(
+      "CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_SSL = 1, SOURCE_SSL_VERIFY_SERVER_CERT = 0 FOR CHANNEL 'c1'",
     );
     expect(startReplicaSql(mysql84, 'c1')).toBe("START REPLICA FOR CHANNEL 'c1'");
     expect(resetReplicaAllSql(mysql84, 'c1')).toBe("RESET REPLICA ALL FOR CHANNEL 'c1'");
@@ -40,6 +41,25 @@ describe('replica statements per engine', () => {
     expect(changeSourceSql(mysql57, 'c1', src).sql).toMatch(/^CHANGE MASTER TO .*MASTER_AUTO_POSITION = 1.* FOR CHANNEL 'c1'$/);
     expect(startReplicaSql(mysql57, 'c1')).toBe("START SLAVE FOR CHANNEL 'c1'");
     expect(replicaFilterSql(mysql57, 'c1', 'shop')).toBeNull();
+  });
+
+  it('TLS on the replica link: CA and host name verified as the source URL asks; never GET_SOURCE_PUBLIC_KEY', () => {
+    const m = changeSourceSql(maria, 'c', { ...src, tls: verified });
+    expect(m.sql).toMatch(/MASTER_SSL = 1, MASTER_SSL_CA = \?, MASTER_SSL_VERIFY_SERVER_CERT = 1$/);
+    expect(m.params).toEqual(['10.0.0.1', 3306, 'repl', 's3cret', '/etc/mysql/ca.pem']);
+    expect(changeSourceSql(maria, 'c', { ...src, tls: { ...verified, mode: 'verify-ca', verify: 'chain' } }).sql).toMatch(/MASTER_SSL_CA = \?, MASTER_SSL_VERIFY_SERVER_CERT = 0$/);
+    const my = changeSourceSql(mysql84, 'c', { ...src, tls: verified });
+    expect(my.sql).toMatch(/SOURCE_SSL = 1, SOURCE_SSL_CA = \?, SOURCE_SSL_VERIFY_SERVER_CERT = 1 FOR CHANNEL 'c'$/);
+    for (const tls of [src.tls, verified]) expect(changeSourceSql(mysql84, 'c', { ...src, tls }).sql).not.toMatch(/PUBLIC_KEY/);
+  });
+
+  it('TLS for the command-line clients: MariaDB client options, or --ssl-mode for MySQL clients', () => {
+    const ep = parseDbUrl('mariadb://root@db:3306/shop?ssl-mode=VERIFY_IDENTITY&ssl-ca=/ca.pem&ssl-cert=/c.pem&ssl-key=/k.pem');
+    expect(clientTlsArgs(ep, 'mariadb')).toEqual(['--ssl', '--ssl-ca=/ca.pem', '--ssl-cert=/c.pem', '--ssl-key=/k.pem', '--ssl-verify-server-cert']);
+    expect(clientTlsArgs(ep, 'mysql')).toEqual(['--ssl-mode=VERIFY_IDENTITY', '--ssl-ca=/ca.pem', '--ssl-cert=/c.pem', '--ssl-key=/k.pem']);
+    expect(clientTlsArgs(parseDbUrl('mysql://root@db/shop?ssl-ca=/ca.pem'), 'mariadb')).toEqual(['--ssl', '--ssl-ca=/ca.pem']);
+    expect(clientTlsArgs(parseDbUrl('mysql://root@db/shop?ssl-mode=disabled'), 'mariadb')).toEqual(['--skip-ssl']);
+    expect(clientTlsArgs(parseDbUrl('mysql://root@db/shop'), 'mariadb')).toEqual([]);
   });
 
   it('refuses names that could smuggle SQL', () => {

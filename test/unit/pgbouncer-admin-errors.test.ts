@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { mapAdminError } from '../../adapters/routers/pgbouncer-admin.js';
 import { OperationError, PreflightError } from '../../src/errors.js';
-import type { DbEndpoint } from '../../src/util/db-url.js';
+import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
 
-const ep: DbEndpoint = { engine: 'postgres', host: '127.0.0.1', port: 6432, user: 'pgbouncer_admin', password: 's3cret', database: 'pgbouncer', params: {}, display: 'postgres://pgbouncer_admin@127.0.0.1:6432/pgbouncer' };
+const ep: DbEndpoint = parseDbUrl('postgres://pgbouncer_admin@127.0.0.1:6432/pgbouncer', { password: 's3cret' });
 const pgError = (message: string, code = '08P01') => Object.assign(new Error(message), { code });
 
 describe('PgBouncer admin console errors', () => {

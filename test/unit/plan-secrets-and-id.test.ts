@@ -61,6 +61,22 @@ describe('resolvePlanSecrets', () => {
   });
 });
 
+describe('source.replication: the account the target replicates with', () => {
+  it('is read with its password from the named variable, never from the plan', () => {
+    const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: SRC_PW, replication: { user: repl, passwordEnv: REPL_PW } }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
+    expect(plan.source.replication).toEqual({ user: 'repl', passwordEnv: 'REPL_PW' });
+    expect(resolvePlanSecrets(plan, { SRC_PW: 'one', REPL_PW: 'r' })).toMatchObject({ source: 'one', replication: 'r', all: ['one', 'r'] });
+    expect(() => resolvePlanSecrets(plan, { SRC_PW: 'one' })).toThrow('source.replication.passwordEnv: environment variable REPL_PW is not set');
+  });
+
+  it('needs both user and passwordEnv, and knows no other key', () => {
+    const bad = (r: string) => () => parsePlan(`source: { url: postgres://app@a/shop, replication: ${r} }\ntarget: { url: postgres://app@b/shop }\n`, 'p.yaml');
+    expect(bad('{ user: repl }')).toThrow(/source\.replication\.passwordEnv.*is required/);
+    expect(bad('{ passwordEnv: X }')).toThrow(/source\.replication\.user.*is required/);
+    expect(bad('{ user: repl, passwordEnv: X, password: y }')).toThrow(/source\.replication\.password\b/);
+  });
+});
+
 describe('planId', () => {
   const base = 'source: { url: postgres://app@10.0.0.1/shop }\ntarget: { url: postgres://app@10.0.0.2/shop }\n';
 

@@ -1,0 +1,73 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Leftover } from '../../src/engine/cutover-adapter.js';
+import type { MysqlFlavor } from './mysql-flavor.js';
+import type { Query } from './mysql-sessions.js';
+import { quoteString } from './mysql-sql.js';
+
+/** The account a plan's replica connection logs in with: named after the plan id's hash (MySQL allows 32 characters). */
+export function replicationUserName(connectionName: string): string {
+  return `cutover_repl_${connectionName.slice(-12)}`;
+}
+
+export function randomReplicationPassword(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/** mysql_native_password's stored form: `*` + SHA1(SHA1(password)) in upper-case hex. */
+export function nativePasswordHash(password: string): string {
+  const inner = createHash('sha1').update(password, 'utf8').digest();
+  return `*${createHash('sha1').update(inner).digest('hex').toUpperCase()}`;
+}
+
+/**
+ * Statements that create (or re-create with a new password) the replication account with REPLICATION SLAVE only.
+ * MariaDB gets the password's hash (IDENTIFIED BY PASSWORD), so no statement or binary log carries the password
+ * itself; MySQL rewrites IDENTIFIED BY in its logs on its own.
+ */
+export function createReplicationUserSql(f: MysqlFlavor, user: string, password: string): { sql: string; params: unknown[] }[] {
+  const account = `${quoteString(user)}@'%'`;
+  if (f.kind === 'mariadb') {
+    return [
+      { sql: `CREATE OR REPLACE USER ${account} IDENTIFIED BY PASSWORD ?`, params: [nativePasswordHash(password)] },
+      { sql: `GRANT REPLICATION SLAVE ON *.* TO ${account}`, params: [] },
+    ];
+  }
+  return [
+    { sql: `CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY ?`, params: [password] },
+    { sql: `ALTER USER ${account} IDENTIFIED BY ?`, params: [password] },
+    { sql: `GRANT REPLICATION SLAVE ON *.* TO ${account}`, params: [] },
+  ];
+}
+
+export function dropReplicationUserSql(user: string): string {
+  return `DROP USER IF EXISTS ${quoteString(user)}@'%'`;
+}
+
+export async function replicationUserExists(q: Query, user: string): Promise<boolean> {
+  return (await q<RowDataPacket>(`SELECT 1 FROM mysql.user WHERE User = ? AND Host = '%'`, [user], 'looking for the replication account')).length > 0;
+}
+
+export async function replicationUserLeftover(q: Query, user: string): Promise<Leftover[]> {
+  if (!(await replicationUserExists(q, user))) return [];
+  return [{ where: 'source', kind: 'replication account', name: user, drop: `${dropReplicationUserSql(user)};`, retainsWal: false }];
+}
+
+/**
+ * Runs `fn` with a session logging switch set, and puts it back after. sql_log_bin = 0 keeps the account
+ * statements out of the source's binary log (the account exists for this job only and must not replicate to the
+ * source's other replicas); sql_log_off = 1 keeps CHANGE MASTER, which carries the password, out of the target's
+ * general log. Without the privilege to switch, the server's setting stays: the account statements carry no
+ * password (see createReplicationUserSql).
+ */
+export async function withSessionLog(q: Query, variable: 'sql_log_bin' | 'sql_log_off', value: 0 | 1, fn: () => Promise<void>): Promise<void> {
+  const set = await q(`SET SESSION ${variable} = ${value}`, [], `setting ${variable}`).then(
+    () => true,
+    () => false,
+  );
+  try {
+    await fn();
+  } finally {
+    if (set) await q(`SET SESSION ${variable} = ${1 - value}`, [], `resetting ${variable}`).catch(() => {});
+  }
+}

@@ -1,0 +1,54 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import type { Leftover } from '../../src/engine/cutover-adapter.js';
+import type { PgClient } from './postgres-connection.js';
+import { quoteIdent, quoteLiteral } from './postgres-sql.js';
+
+/** The role a plan's subscription logs in with: named after the plan id's hash, the same on every run of it. */
+export function replicationRoleName(replicationName: string): string {
+  return `cutover_repl_${replicationName.slice(-12)}`;
+}
+
+/** A random password for the replication role: it lives in the target's pg_subscription until cleanup. */
+export function randomReplicationPassword(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/**
+ * The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677, as libpq's PQencryptPasswordConn
+ * builds it). Sent instead of the password, CREATE ROLE carries nothing a statement log could leak.
+ */
+export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
+  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/**
+ * Creates (or gives a new password to) the plan's replication role: LOGIN REPLICATION, CONNECT on the database,
+ * USAGE on the published tables' schemas and SELECT on those tables — what the subscription's initial copy and
+ * its walsender need, nothing else.
+ */
+export async function ensureReplicationRole(src: PgClient, role: string, password: string, database: string, publication: string): Promise<void> {
+  const exists = (await src.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role])).rows.length > 0;
+  const verifier = quoteLiteral(scramVerifier(password));
+  await src.query(exists ? `ALTER ROLE ${quoteIdent(role)} LOGIN REPLICATION PASSWORD ${verifier}` : `CREATE ROLE ${quoteIdent(role)} LOGIN REPLICATION PASSWORD ${verifier}`);
+  await src.query(`GRANT CONNECT ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)}`);
+  const { rows } = await src.query<{ s: string; t: string }>(`SELECT quote_ident(schemaname) AS s, format('%I.%I', schemaname, tablename) AS t FROM pg_publication_tables WHERE pubname = $1`, [publication]);
+  for (const schema of new Set(rows.map((r) => r.s))) await src.query(`GRANT USAGE ON SCHEMA ${schema} TO ${quoteIdent(role)}`);
+  if (rows.length > 0) await src.query(`GRANT SELECT ON ${rows.map((r) => r.t).join(', ')} TO ${quoteIdent(role)}`);
+}
+
+/** Drops the role and its grants (in the connected database, and on the database itself). False when absent. */
+export async function dropReplicationRole(src: PgClient, role: string): Promise<boolean> {
+  if ((await src.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role])).rows.length === 0) return false;
+  await src.query(`DROP OWNED BY ${quoteIdent(role)}`);
+  await src.query(`DROP ROLE ${quoteIdent(role)}`);
+  return true;
+}
+
+export async function replicationRoleLeftover(src: PgClient, role: string): Promise<Leftover[]> {
+  if ((await src.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role])).rows.length === 0) return [];
+  return [{ where: 'source', kind: 'replication role', name: role, drop: `DROP OWNED BY ${quoteIdent(role)}; DROP ROLE ${quoteIdent(role)};`, retainsWal: false }];
+}
