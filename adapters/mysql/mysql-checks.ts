@@ -245,6 +245,6 @@ async function bypassFinding(src: MysqlSide, fence: BypassFenceOptions): Promise
     object: open.map(accountLabel).join(', '),
     message: `${open.length} account(s) can write through read_only on the source (${flavorLabel(src.flavor)}): ${names}`,
     why: `read_only does not stop ${src.flavor.bypassPrivileges.join('/')}: a session of these accounts can commit on the old source during the window or after the switch (the leak check then fails or the run exits 5); the fence ends their open sessions (enforced), but they can log in again${me ? `; the tool's own account ${me} is exempt` : ''}`,
-    fix: `keep applications off these accounts (grant them what they need on the database only), or set readOnly.mode: strict and list them in readOnly.roles: strict locks them (ACCOUNT LOCK) from the fence to the lift and unlocks exactly those it locked`,
+    fix: `keep applications off these accounts (grant them what they need on the database only), or set readOnly.mode: strict and list them in readOnly.roles: strict locks them (ACCOUNT LOCK) at the fence, so they cannot log in to the old source; a rollback unlocks exactly those it locked, after the switch they stay locked there`,
   };
 }
