@@ -105,6 +105,16 @@ async function readAuth(side: AccountSide, a: Account): Promise<AccountAuth> {
   return { clause: mysqlAuthClause(plugin, hash), methods: [{ plugin, hash }], options: parsed.options };
 }
 
+/** Authentication plugins the server has loaded (built-in ones are listed too). */
+async function authPlugins(q: Query): Promise<Set<string>> {
+  const rows = await q<RowDataPacket & { p: string }>(
+    `SELECT PLUGIN_NAME AS p FROM information_schema.PLUGINS WHERE PLUGIN_TYPE = 'AUTHENTICATION' AND PLUGIN_STATUS = 'ACTIVE'`,
+    [],
+    'listing the authentication plugins of the target',
+  );
+  return new Set(rows.map((r) => r.p));
+}
+
 function granteeSql(a: Account, isRole: boolean): string {
   return isRole ? quoteString(a.user) : quoteAccount(a);
 }
@@ -168,6 +178,7 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
   const add = (name: string, sqls: string[]) => plan.statements.push(...sqls.map((sql) => ({ sql, for: name })));
   if (opts.mode === 'skip') return plan;
   const accounts = await sourceAccounts(src, db, opts.named);
+  let plugins: Set<string> | undefined;
   for (const s of accounts) {
     const name = label(s.account, s.isRole);
     const obj = s.isRole ? s.account.user : accountLabel(s.account);
@@ -180,6 +191,12 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     if (!there.exists) {
       if (opts.mode === 'check' || opts.synced) {
         plan.findings.push(finding('blocker', obj, `${name} has privileges on ${db} on the source but does not exist on the target`, 'after the switch its applications cannot log in (Access denied)', opts.mode === 'check' ? `create it on the target with the same authentication and grants (SHOW CREATE USER / SHOW GRANTS on the source), or set accounts: copy` : 'run `cutover sync` again to create it (accounts: copy), or create it on the target yourself'));
+        continue;
+      }
+      plugins ??= await authPlugins(dst.q);
+      const unloaded = (s.auth?.methods ?? []).map((m) => m.plugin).filter((p) => !plugins!.has(p));
+      if (unloaded.length > 0) {
+        plan.findings.push(finding('blocker', obj, `${name} authenticates with ${unloaded.join(', ')}, which the target has not loaded`, 'the account cannot be created there with its authentication, so its applications could not log in after the switch', `load the plugin on the target (MariaDB: INSTALL SONAME 'auth_${unloaded[0]}'; MySQL: INSTALL PLUGIN), or create the account yourself and set accounts: skip`));
         continue;
       }
       add(name, [s.isRole ? createRoleSql(s.account.user) : createUserSql(s.account, s.auth!), ...grantStatements]);

@@ -106,12 +106,17 @@ describe('SHOW GRANTS filtered to the moved database', () => {
 });
 
 /** A fake MySQL 8 source/target: answers the catalog reads planAccounts makes. */
-function fakeMysql8(accounts: Record<string, { create: string; hashHex: string; plugin: string; grants: string[] }>, dbRows: Array<{ user: string; host: string; db: string }>): { q: Query; ran: string[] } {
+function fakeMysql8(
+  accounts: Record<string, { create: string; hashHex: string; plugin: string; grants: string[] }>,
+  dbRows: Array<{ user: string; host: string; db: string }>,
+  plugins = ['caching_sha2_password', 'sha256_password', 'mysql_native_password'],
+): { q: Query; ran: string[] } {
   const ran: string[] = [];
   const key = (u: unknown, h: unknown) => `${String(u)}@${String(h)}`;
   const q = (async (sql: string, params: unknown[] = []) => {
     ran.push(sql);
     if (sql.includes('FROM mysql.db')) return dbRows.map((r) => ({ ...r, pattern: 1 }));
+    if (sql.includes('information_schema.PLUGINS')) return plugins.map((p) => ({ p }));
     if (sql.startsWith("SELECT 'N' AS r FROM mysql.user")) return accounts[key(params[0], params[1])] ? [{ r: 'N' }] : [];
     if (sql.startsWith('SELECT plugin, HEX')) {
       const a = accounts[key(params[0], params[1])];
@@ -158,6 +163,14 @@ describe('planAccounts on MySQL 8 (SQL only: no MySQL 8 server here)', () => {
     const skip = await planAccounts({ q: src.q, flavor: mysql8 }, { q: dst.q, flavor: mysql8 }, 'shop-eu', { mode: 'skip', named: [] });
     expect(skip).toMatchObject({ statements: [], findings: [] });
     expect(src.ran.length).toBe(before);
+  });
+
+  it('blocks instead of creating an account whose plugin the target has not loaded', async () => {
+    const src = fakeMysql8({ 'app@%': app }, [{ user: 'app', host: '%', db: 'shop-eu' }]);
+    const dst = fakeMysql8({}, [], ['mysql_native_password']);
+    const plan = await planAccounts({ q: src.q, flavor: mysql8 }, { q: dst.q, flavor: mysql8 }, 'shop-eu', { mode: 'copy', named: [] });
+    expect(plan.statements).toEqual([]);
+    expect(plan.findings).toEqual([expect.objectContaining({ severity: 'blocker', object: 'app@%', message: 'account app@% authenticates with caching_sha2_password, which the target has not loaded' })]);
   });
 
   it('an existing account with another salted hash is a warning; other grants are a blocker naming both', async () => {
