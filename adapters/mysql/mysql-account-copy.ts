@@ -141,9 +141,16 @@ async function sourceAccounts(src: AccountSide, db: string, named: readonly stri
   if (src.flavor.kind === 'mariadb' && roles.size > 0) {
     // Admin_option rows name who administers a role (its creator gets one), not who uses it.
     const mapping = await src.q<RowDataPacket & { user: string; host: string; role: string }>(`SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping WHERE Admin_option <> 'Y'`, [], 'reading role grants');
-    for (const m of mapping) {
-      const a = { user: m.user, host: m.host };
-      if (roles.has(m.role) && !found.has(accountLabel(a)) && !ignored(a)) found.set(accountLabel(a), { account: a, isRole: m.host === '' });
+    // Roles can hold roles: follow the mapping until nothing new turns up.
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const m of mapping) {
+        const a = { user: m.user, host: m.host };
+        if (!roles.has(m.role) || found.has(accountLabel(a)) || ignored(a)) continue;
+        found.set(accountLabel(a), { account: a, isRole: m.host === '' });
+        if (m.host === '') roles.add(m.user);
+        grew = true;
+      }
     }
   }
   const out: SourceAccount[] = [];
@@ -160,7 +167,7 @@ async function sourceAccounts(src: AccountSide, db: string, named: readonly stri
       ...(def && roles.has(def.role) ? { defaultRole: def.role } : {}),
     });
   }
-  // Roles first: the accounts' GRANT role needs them.
+  // Roles first, then accounts, each by name: a stable order for statements and messages.
   return out.sort((a, b) => Number(b.isRole) - Number(a.isRole) || accountLabel(a.account).localeCompare(accountLabel(b.account)));
 }
 
@@ -175,7 +182,13 @@ function finding(severity: Finding['severity'], object: string, message: string,
  */
 export async function planAccounts(src: AccountSide, dst: AccountSide, db: string, opts: { mode: AccountsMode; named: readonly string[]; synced?: boolean }): Promise<AccountPlan> {
   const plan: AccountPlan = { statements: [], hashes: [], created: [], findings: [] };
-  const add = (name: string, sqls: string[]) => plan.statements.push(...sqls.map((sql) => ({ sql, for: name })));
+  // Every CREATE goes before every GRANT: a role granted to another role or account must exist first.
+  const creates: AccountPlan['statements'] = [];
+  const grants: AccountPlan['statements'] = [];
+  const add = (name: string, sqls: string[], create?: string) => {
+    if (create) creates.push({ sql: create, for: name });
+    grants.push(...sqls.map((sql) => ({ sql, for: name })));
+  };
   if (opts.mode === 'skip') return plan;
   const accounts = await sourceAccounts(src, db, opts.named);
   let plugins: Set<string> | undefined;
@@ -185,7 +198,7 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     const there = await accountExists(dst, s.account);
     const grantStatements = [
       ...s.grants.map((g) => grantSql(g, s.isRole ? s.account.user : s.account)),
-      ...s.roles.map((r) => grantRoleSql(r, s.account)),
+      ...s.roles.map((r) => grantRoleSql(r, s.isRole ? s.account.user : s.account)),
       ...(s.defaultRole ? [setDefaultRoleSql(s.defaultRole, s.account)] : []),
     ];
     if (!there.exists) {
@@ -199,7 +212,7 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
         plan.findings.push(finding('blocker', obj, `${name} authenticates with ${unloaded.join(', ')}, which the target has not loaded`, 'the account cannot be created there with its authentication, so its applications could not log in after the switch', `load the plugin on the target (MariaDB: INSTALL SONAME 'auth_${unloaded[0]}'; MySQL: INSTALL PLUGIN), or create the account yourself and set accounts: skip`));
         continue;
       }
-      add(name, [s.isRole ? createRoleSql(s.account.user) : createUserSql(s.account, s.auth!), ...grantStatements]);
+      add(name, grantStatements, s.isRole ? createRoleSql(s.account.user) : createUserSql(s.account, s.auth!));
       plan.hashes.push(...(s.auth?.methods.flatMap((m) => (m.hash ? [m.hash, m.hash.toUpperCase()] : [])) ?? []));
       plan.created.push(name);
       continue;
@@ -229,7 +242,7 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
       continue;
     }
     // The account exists with the same authentication but nothing on this database yet (e.g. an earlier tenant of a wave created it).
-    const todo = [...(grantsMatch ? [] : s.grants.map((g) => grantSql(g, s.isRole ? s.account.user : s.account))), ...missingRoles.map((r) => grantRoleSql(r, s.account))];
+    const todo = [...(grantsMatch ? [] : s.grants.map((g) => grantSql(g, s.isRole ? s.account.user : s.account))), ...missingRoles.map((r) => grantRoleSql(r, s.isRole ? s.account.user : s.account))];
     if (todo.length === 0) continue;
     if (opts.mode === 'check' || opts.synced) {
       plan.findings.push(finding('blocker', obj, `${name} exists on the target without its grants on ${db} (source: ${describeGrants(s.grants)}${missingRoles.length ? `; roles ${missingRoles.join(', ')}` : ''})`, 'after the switch its applications are refused on the moved database', opts.mode === 'check' ? 'grant them on the target, or set accounts: copy' : 'run `cutover sync` again (accounts: copy), or grant them on the target yourself'));
@@ -237,6 +250,7 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     }
     add(name, [...todo, ...(s.defaultRole && missingRoles.includes(s.defaultRole) ? [setDefaultRoleSql(s.defaultRole, s.account)] : [])]);
   }
+  plan.statements = [...creates, ...grants];
   if (opts.mode === 'copy' && !opts.synced && plan.created.length > 0) {
     plan.findings.push({ severity: 'info', check: 'accounts', object: plan.created.join(', '), message: `sync creates ${plan.created.length} account(s)/role(s) on the target with the source's authentication and their grants on ${db}`, why: 'a database dump does not carry accounts; without them applications cannot log in after the switch', fix: 'nothing to do (accounts: check or skip to manage them yourself)' });
   }

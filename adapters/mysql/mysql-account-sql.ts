@@ -280,8 +280,9 @@ export function grantSql(g: ObjectGrant, grantee: Account | string): string {
   return `GRANT ${g.privileges.length ? g.privileges.join(', ') : 'USAGE'} ON ${g.object} TO ${to}${g.grantOption ? ' WITH GRANT OPTION' : ''}`;
 }
 
-export function grantRoleSql(role: string, to: Account): string {
-  return `GRANT ${quoteString(role)} TO ${quoteAccount(to)}`;
+/** `to` is an account, or (MariaDB) a role by name. */
+export function grantRoleSql(role: string, to: Account | string): string {
+  return `GRANT ${quoteString(role)} TO ${typeof to === 'string' ? quoteString(to) : quoteAccount(to)}`;
 }
 
 export function setDefaultRoleSql(role: string, to: Account): string {

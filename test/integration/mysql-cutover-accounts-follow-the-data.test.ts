@@ -56,9 +56,11 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
       e.src,
       `CREATE USER 'shopper'@'%' IDENTIFIED BY '${SHOPPER_PW.replace(/'/g, "''")}'`,
       'GRANT ALL ON `shop-eu`.* TO \'shopper\'@\'%\'',
-      // A role (MariaDB) with a table grant, reaching the database through the account's default role.
+      // MariaDB roles: a table grant on a role held by another role, the account's default role.
+      'CREATE ROLE eu_base',
+      'GRANT SELECT ON `shop-eu`.`items` TO eu_base',
       'CREATE ROLE eu_reader',
-      'GRANT SELECT ON `shop-eu`.`items` TO eu_reader',
+      'GRANT eu_base TO eu_reader',
       `CREATE USER 'report'@'%' IDENTIFIED BY '${REPORT_PW}'`,
       "GRANT eu_reader TO 'report'@'%'",
       "SET DEFAULT ROLE eu_reader FOR 'report'@'%'",
@@ -79,9 +81,9 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
 
     const sync = await cli(['sync', plan, '--json'], e.env);
     expect(sync.code, sync.err).toBe(0);
-    // shopper, the role and report; app already had the same account and grants on the target.
-    expect(sync.json().rolesCreated).toBe(3);
-    expect(await accountsOn(e.dst, ['shopper', 'report', 'eu_reader', 'dba'])).toEqual(['eu_reader@', 'report@%', 'shopper@%']);
+    // shopper, the two roles and report; app already had the same account and grants on the target.
+    expect(sync.json().rolesCreated).toBe(4);
+    expect(await accountsOn(e.dst, ['shopper', 'report', 'eu_base', 'eu_reader', 'dba'])).toEqual(['eu_base@', 'eu_reader@', 'report@%', 'shopper@%']);
 
     const run = await cli(['run', plan, '--yes', '--json'], e.env);
     expect(run.code, run.err).toBe(0);
