@@ -136,14 +136,18 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
     expect(sync.err).toMatch(/clerk@%/);
   });
 
-  it('accounts: skip creates nothing and checks nothing', async () => {
+  it('accounts: skip creates nothing and checks nothing; a bypass account strict mode locks is no longer a finding', async () => {
     const stateDir = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'shop-skip', 100);
-    await exec(e.src, "CREATE USER 'ghost'@'%' IDENTIFIED BY 'boo'", "GRANT ALL ON `shop-skip`.* TO 'ghost'@'%'");
-    const plan = await writeMysqlPlan(e, { db: 'shop-skip', stateDir, router: false, extra: 'accounts: skip' });
+    await exec(e.src, "CREATE USER 'ghost'@'%' IDENTIFIED BY 'boo'", "GRANT ALL ON `shop-skip`.* TO 'ghost'@'%'", "CREATE USER 'ops'@'%' IDENTIFIED BY 'ops-pw'", "GRANT ALL ON *.* TO 'ops'@'%'");
+    const plan = await writeMysqlPlan(e, { db: 'shop-skip', stateDir, router: false, extra: 'accounts: skip\nreadOnly: { mode: strict, roles: [ops] }' });
     const check = await cli(['check', plan, '--json'], e.env);
     expect(check.code, check.err).toBe(0);
-    expect((check.json().findings as Array<{ check: string }>).filter((f) => f.check === 'accounts')).toEqual([]);
+    const findings = check.json().findings as Array<{ check: string; object?: string }>;
+    expect(findings.filter((f) => f.check === 'accounts')).toEqual([]);
+    const bypass = findings.find((f) => f.check === 'read_only bypass');
+    expect(bypass?.object).toContain('root@localhost');
+    expect(bypass?.object).not.toContain('ops@%');
     const sync = await cli(['sync', plan, '--json'], e.env);
     expect(sync.code, sync.err).toBe(0);
     expect(sync.json().rolesCreated).toBe(0);
