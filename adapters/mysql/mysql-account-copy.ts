@@ -1,5 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Finding } from '../../src/engine/cutover-adapter.js';
+import { OperationError } from '../../src/errors.js';
 import { redactText } from '../../src/util/redact.js';
 import {
   authDifference,
@@ -53,7 +54,7 @@ export interface AccountPlan {
   findings: Finding[];
 }
 
-const rowText = (r: RowDataPacket): string => String(Object.values(r)[0] ?? '');
+const rowText = (r: RowDataPacket | undefined): string => String(Object.values(r ?? {})[0] ?? '');
 
 /** Reserved grantees: the anonymous user and MariaDB's PUBLIC pseudo-role exist on every server already. */
 function ignored(a: Account): boolean {
@@ -92,8 +93,14 @@ async function grantLines(q: Query, grantee: string, what: string): Promise<Gran
 
 /** Authentication from SHOW CREATE USER; on MySQL the hash is re-read as hex (caching_sha2_password hashes are binary). */
 async function readAuth(side: AccountSide, a: Account): Promise<AccountAuth> {
-  const text = rowText((await side.q<RowDataPacket>(`SHOW CREATE USER ${quoteAccount(a)}`, [], `reading account ${accountLabel(a)}`))[0] ?? ({} as RowDataPacket));
-  const parsed = parseCreateUser(text);
+  const text = rowText((await side.q<RowDataPacket>(`SHOW CREATE USER ${quoteAccount(a)}`, [], `reading account ${accountLabel(a)}`))[0]);
+  let parsed: AccountAuth;
+  try {
+    parsed = parseCreateUser(text);
+  } catch {
+    // The text holds the hash: name the account only.
+    throw new OperationError(`cannot read the authentication of account ${accountLabel(a)} from SHOW CREATE USER`, 'create that account on the target yourself and set accounts: check (or skip)');
+  }
   if (side.flavor.kind === 'mariadb') return parsed;
   const rows = await side.q<RowDataPacket & { plugin: string; hash: string | null }>(
     `SELECT plugin, HEX(authentication_string) AS hash FROM mysql.user WHERE User = ? AND Host = ?`,
