@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Finding } from '../../src/engine/cutover-adapter.js';
-import { OperationError } from '../../src/errors.js';
+import { PreflightError } from '../../src/errors.js';
 import { redactText } from '../../src/util/redact.js';
 import {
   authDifference,
@@ -99,7 +99,7 @@ async function readAuth(side: AccountSide, a: Account): Promise<AccountAuth> {
     parsed = parseCreateUser(text);
   } catch {
     // The text holds the hash: name the account only.
-    throw new OperationError(`cannot read the authentication of account ${accountLabel(a)} from SHOW CREATE USER`, 'create that account on the target yourself and set accounts: check (or skip)');
+    throw new PreflightError('preflight', `cannot read the authentication of account ${accountLabel(a)} from SHOW CREATE USER`, 'create that account on the target yourself and set accounts: check (or skip)');
   }
   if (side.flavor.kind === 'mariadb') return parsed;
   const rows = await side.q<RowDataPacket & { plugin: string; hash: string | null }>(
