@@ -20,6 +20,7 @@ import {
   type GrantLine,
   type ObjectGrant,
 } from './mysql-account-sql.js';
+import { globalPrivileges, hasAny } from './mysql-checks.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import type { Query } from './mysql-sessions.js';
 import { accountLabel, parseAccountSpec, quoteAccount, quoteString, type Account } from './mysql-sql.js';
@@ -258,6 +259,9 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     add(name, [...todo, ...(s.defaultRole && missingRoles.includes(s.defaultRole) ? [setDefaultRoleSql(s.defaultRole, s.account)] : [])]);
   }
   plan.statements = [...creates, ...grants];
+  if (creates.length > 0 && !hasAny(await globalPrivileges(dst.q), ['CREATE USER'])) {
+    plan.findings.push(finding('blocker', 'target CREATE USER', `the target account lacks CREATE USER, needed to create ${plan.created.join(', ')}`, 'sync creates the moved database\'s accounts on the target', 'GRANT CREATE USER ON *.* TO <target account> (it also needs GRANT OPTION on the moved database), or create the accounts yourself and set accounts: check'));
+  }
   if (opts.mode === 'copy' && !opts.synced && plan.created.length > 0) {
     plan.findings.push({ severity: 'info', check: 'accounts', object: plan.created.join(', '), message: `sync creates ${plan.created.length} account(s)/role(s) on the target with the source's authentication and their grants on ${db}`, why: 'a database dump does not carry accounts; without them applications cannot log in after the switch', fix: 'nothing to do (accounts: check or skip to manage them yourself)' });
   }

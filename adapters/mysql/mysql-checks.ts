@@ -64,7 +64,7 @@ function triple(v: string): [number, number, number] {
 }
 
 /** Global privileges of the current account, from SHOW GRANTS (covers MySQL dynamic privileges too). */
-async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<string> }> {
+export async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<string> }> {
   const rows = await q<RowDataPacket>(`SHOW GRANTS FOR CURRENT_USER()`, [], 'reading the account privileges');
   const names = new Set<string>();
   let all = false;
@@ -78,7 +78,7 @@ async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<st
   return { all, names };
 }
 
-function hasAny(p: { all: boolean; names: Set<string> }, wanted: string[]): boolean {
+export function hasAny(p: { all: boolean; names: Set<string> }, wanted: string[]): boolean {
   return p.all || wanted.some((w) => p.names.has(w.toUpperCase().replace(/_/g, ' ')));
 }
 

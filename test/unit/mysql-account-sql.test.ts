@@ -110,6 +110,7 @@ function fakeMysql8(
   accounts: Record<string, { create: string; hashHex: string; plugin: string; grants: string[] }>,
   dbRows: Array<{ user: string; host: string; db: string }>,
   plugins = ['caching_sha2_password', 'sha256_password', 'mysql_native_password'],
+  own = ['GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION'],
 ): { q: Query; ran: string[] } {
   const ran: string[] = [];
   const key = (u: unknown, h: unknown) => `${String(u)}@${String(h)}`;
@@ -117,6 +118,7 @@ function fakeMysql8(
     ran.push(sql);
     if (sql.includes('FROM mysql.db')) return dbRows.map((r) => ({ ...r, pattern: 1 }));
     if (sql.includes('information_schema.PLUGINS')) return plugins.map((p) => ({ p }));
+    if (sql === 'SHOW GRANTS FOR CURRENT_USER()') return own.map((g) => ({ x: g }));
     if (sql.startsWith("SELECT 'N' AS r FROM mysql.user")) return accounts[key(params[0], params[1])] ? [{ r: 'N' }] : [];
     if (sql.startsWith('SELECT plugin, HEX')) {
       const a = accounts[key(params[0], params[1])];
@@ -163,6 +165,13 @@ describe('planAccounts on MySQL 8 (SQL only: no MySQL 8 server here)', () => {
     const skip = await planAccounts({ q: src.q, flavor: mysql8 }, { q: dst.q, flavor: mysql8 }, 'shop-eu', { mode: 'skip', named: [] });
     expect(skip).toMatchObject({ statements: [], findings: [] });
     expect(src.ran.length).toBe(before);
+  });
+
+  it('blocks when the target account may not create accounts', async () => {
+    const src = fakeMysql8({ 'app@%': app }, [{ user: 'app', host: '%', db: 'shop-eu' }]);
+    const dst = fakeMysql8({}, [], undefined, ['GRANT SELECT, INSERT, REPLICATION_SLAVE_ADMIN ON *.* TO `cutover`@`%`']);
+    const plan = await planAccounts({ q: src.q, flavor: mysql8 }, { q: dst.q, flavor: mysql8 }, 'shop-eu', { mode: 'copy', named: [] });
+    expect(plan.findings).toContainEqual(expect.objectContaining({ severity: 'blocker', object: 'target CREATE USER', message: 'the target account lacks CREATE USER, needed to create account app@%' }));
   });
 
   it('blocks instead of creating an account whose plugin the target has not loaded', async () => {
