@@ -245,11 +245,12 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     }
     if (differences.length > 0) {
       // A salted hash differs even for the same password: a warning the operator confirms, not a blocker.
-      const severity = salted && differences.length === 1 && !missingRoles.length ? 'warning' : 'blocker';
+      const severity = salted && differences.length === 1 ? 'warning' : 'blocker';
       plan.findings.push(finding(severity, obj, `${name} exists on the target but differs: ${differences.join('; ')}`, 'after the switch its applications log in to the target: another password or other grants there break them (or give them what the source did not)', `make the target's ${name} match the source (ALTER USER / GRANT / REVOKE on the target), or set accounts: skip to manage accounts yourself`));
-      continue;
+      if (severity === 'blocker') continue;
     }
-    // The account exists with the same authentication but nothing on this database yet (e.g. an earlier tenant of a wave created it).
+    // The account exists (same authentication, or a salted hash the operator confirms) but has nothing on this
+    // database yet, e.g. an earlier tenant of a wave created it.
     const todo = [...(grantsMatch ? [] : s.grants.map((g) => grantSql(g, s.isRole ? s.account.user : s.account))), ...missingRoles.map((r) => grantRoleSql(r, s.isRole ? s.account.user : s.account))];
     if (todo.length === 0) continue;
     if (opts.mode === 'check' || opts.synced) {

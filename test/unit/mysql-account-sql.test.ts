@@ -196,6 +196,12 @@ describe('planAccounts on MySQL 8 (SQL only: no MySQL 8 server here)', () => {
     const sameGrants = fakeMysql8({ 'app@%': { ...other, grants: app.grants } }, []);
     const salted = await planAccounts({ q: src.q, flavor: mysql8 }, { q: sameGrants.q, flavor: mysql8 }, 'shop-eu', { mode: 'copy', named: [] });
     expect(salted.findings).toEqual([expect.objectContaining({ severity: 'warning', message: expect.stringMatching(/salts its hash/) })]);
+    expect(salted.statements).toEqual([]);
+    // The same warning, and the grants the account lacks on the database are still given.
+    const noGrants = fakeMysql8({ 'app@%': { ...other, grants: ['GRANT USAGE ON *.* TO `app`@`%`'] } }, []);
+    const granted = await planAccounts({ q: src.q, flavor: mysql8 }, { q: noGrants.q, flavor: mysql8 }, 'shop-eu', { mode: 'copy', named: [] });
+    expect(granted.findings.map((f) => f.severity)).toEqual(['warning']);
+    expect(granted.statements.map((st) => st.sql)).toEqual(["GRANT DELETE, INSERT, SELECT, UPDATE ON `shop-eu`.* TO 'app'@'%'"]);
   });
 
   it('asks MySQL catalogs nothing MariaDB-only (is_role, roles_mapping)', async () => {
