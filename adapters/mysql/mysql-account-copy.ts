@@ -190,6 +190,7 @@ function finding(severity: Finding['severity'], object: string, message: string,
  */
 export async function planAccounts(src: AccountSide, dst: AccountSide, db: string, opts: { mode: AccountsMode; named: readonly string[]; synced?: boolean }): Promise<AccountPlan> {
   const plan: AccountPlan = { statements: [], hashes: [], created: [], findings: [] };
+  if (opts.mode === 'skip') return plan;
   // Every CREATE goes before every GRANT: a role granted to another role or account must exist first.
   const creates: AccountPlan['statements'] = [];
   const grants: AccountPlan['statements'] = [];
@@ -197,7 +198,6 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     if (create) creates.push({ sql: create, for: name });
     grants.push(...sqls.map((sql) => ({ sql, for: name })));
   };
-  if (opts.mode === 'skip') return plan;
   const accounts = await sourceAccounts(src, db, opts.named);
   let plugins: Set<string> | undefined;
   for (const s of accounts) {
@@ -211,7 +211,8 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     ];
     if (!there.exists) {
       if (opts.mode === 'check' || opts.synced) {
-        plan.findings.push(finding('blocker', obj, `${name} has privileges on ${db} on the source but does not exist on the target`, 'after the switch its applications cannot log in (Access denied)', opts.mode === 'check' ? `create it on the target with the same authentication and grants (SHOW CREATE USER / SHOW GRANTS on the source), or set accounts: copy` : 'run `cutover sync` again to create it (accounts: copy), or create it on the target yourself'));
+        const why = s.grants.length || s.roles.length ? `has privileges on ${db} on the source` : 'is named by readOnly.roles';
+        plan.findings.push(finding('blocker', obj, `${name} ${why} but does not exist on the target`, 'after the switch its applications cannot log in (Access denied)', opts.mode === 'check' ? `create it on the target with the same authentication and grants (SHOW CREATE USER / SHOW GRANTS on the source), or set accounts: copy` : 'run `cutover sync` again to create it (accounts: copy), or create it on the target yourself'));
         continue;
       }
       plugins ??= await authPlugins(dst.q);
