@@ -1,8 +1,9 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Finding } from '../../src/engine/cutover-adapter.js';
 import { atLeast, flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import { bypassAccounts, currentAccount } from './mysql-accounts.js';
 import type { Query } from './mysql-sessions.js';
-import { isOn } from './mysql-sql.js';
+import { accountLabel, isOn, parseAccountSpec, type Account } from './mysql-sql.js';
 
 export interface MysqlSide {
   q: Query;
@@ -20,6 +21,15 @@ export interface MysqlPreflightInput {
   syncedByUs: boolean;
   /** Replica connections on the target that are not this plan's. */
   otherReplicas: string[];
+  /** How `run` fences the source; absent: no read_only bypass finding. */
+  fence?: BypassFenceOptions;
+}
+
+export interface BypassFenceOptions {
+  scope: string;
+  mode: 'advisory' | 'enforced' | 'strict';
+  /** Accounts strict mode locks for the window (user or user@host). */
+  roles: readonly string[];
 }
 
 type Vars = Record<string, string>;
@@ -54,7 +64,7 @@ function triple(v: string): [number, number, number] {
 }
 
 /** Global privileges of the current account, from SHOW GRANTS (covers MySQL dynamic privileges too). */
-async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<string> }> {
+export async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<string> }> {
   const rows = await q<RowDataPacket>(`SHOW GRANTS FOR CURRENT_USER()`, [], 'reading the account privileges');
   const names = new Set<string>();
   let all = false;
@@ -68,7 +78,7 @@ async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<st
   return { all, names };
 }
 
-function hasAny(p: { all: boolean; names: Set<string> }, wanted: string[]): boolean {
+export function hasAny(p: { all: boolean; names: Set<string> }, wanted: string[]): boolean {
   return p.all || wanted.some((w) => p.names.has(w.toUpperCase().replace(/_/g, ' ')));
 }
 
@@ -193,6 +203,11 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     add({ severity: 'info', check: 'triggers', object: triggers.map((t) => t.name).join(', '), message: `${triggers.length} trigger(s) in ${database}`, why: 'row-based replication does not fire them on the target (their effects arrive as rows), so they only act again after the switch', fix: 'nothing to do' });
   }
 
+  if (i.fence) {
+    const f = await bypassFinding(src, i.fence);
+    if (f) add(f);
+  }
+
   if (!i.syncedByUs) {
     const existing = await dst.q<RowDataPacket & { n: number }>(`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [database], 'looking at the target database');
     const n = Number(existing[0]?.n ?? 0);
@@ -201,4 +216,35 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     }
   }
   return out;
+}
+
+function named(roles: readonly string[], a: Account): boolean {
+  return roles.some((spec) => {
+    const { user, host } = parseAccountSpec(spec);
+    return user === a.user && (host === undefined || host === a.host);
+  });
+}
+
+/**
+ * Accounts that keep writing through the source's read_only (MariaDB READ ONLY ADMIN / SUPER, which ALL ON
+ * *.* includes; MySQL without super_read_only), listed whether or not they are connected now: a session can
+ * log in at any moment of the window. Strict mode's locked accounts (readOnly.roles) are covered; the tool's
+ * own account must stay unlocked and is named apart.
+ */
+async function bypassFinding(src: MysqlSide, fence: BypassFenceOptions): Promise<Finding | undefined> {
+  if (fence.scope !== 'server' || src.flavor.superReadOnly) return undefined;
+  const me = accountLabel(await currentAccount(src.q));
+  const all = await bypassAccounts(src.q, src.flavor);
+  const locked = fence.mode === 'strict' ? all.filter((b) => named(fence.roles, b)) : [];
+  const open = all.filter((b) => !b.locked && !locked.includes(b) && accountLabel(b) !== me);
+  if (open.length === 0) return undefined;
+  const names = open.map((b) => `${accountLabel(b)} (${b.privilege}${b.viaRole ? ` via role ${b.viaRole}` : ''})`).join(', ');
+  return {
+    severity: 'warning',
+    check: 'read_only bypass',
+    object: open.map(accountLabel).join(', '),
+    message: `${open.length} account(s) can write through read_only on the source (${flavorLabel(src.flavor)}): ${names}`,
+    why: `read_only does not stop ${src.flavor.bypassPrivileges.join('/')}: a session of these accounts can commit on the old source during the window or after the switch (the leak check then fails or the run exits 5); the fence ends their open sessions (enforced), but they can log in again${me ? `; the tool's own account ${me} is exempt` : ''}`,
+    fix: `keep applications off these accounts (grant them what they need on the database only), or set readOnly.mode: strict and list them in readOnly.roles: strict locks them (ACCOUNT LOCK) at the fence, so they cannot log in to the old source; a rollback unlocks exactly those it locked, after the switch they stay locked there`,
+  };
 }

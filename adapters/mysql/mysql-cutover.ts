@@ -4,7 +4,8 @@ import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SourceLockResult,
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
 import { formatBytes } from '../../src/util/units.js';
-import { mysqlPreflight } from './mysql-checks.js';
+import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
+import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { dumpInto } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
@@ -47,6 +48,12 @@ export interface MysqlCutoverConfig {
   copyTimeoutMs?: number;
   /** How often `sync` reports load progress. */
   progressEveryMs?: number;
+  /** What `sync` does with the accounts that have privileges on the database (default copy). */
+  accounts?: AccountsMode;
+  /** Accounts the plan names (readOnly.roles): copied or checked even without grants on the database. */
+  namedAccounts?: readonly string[];
+  /** The source fence, for the preflight's read_only bypass finding. */
+  fence?: BypassFenceOptions;
 }
 
 /** How long `sync` waits for the new replica connection to report both threads running. */
@@ -121,11 +128,11 @@ export class MysqlCutover implements CutoverAdapter {
     return (await this.replicas()).find((r) => r.name === this.cfg.name);
   }
 
-  async preflight(ctx: { synced?: boolean } = {}): Promise<Finding[]> {
+  async preflight(ctx: { synced?: boolean; syncing?: boolean } = {}): Promise<Finding[]> {
     const replicas = await this.replicas();
     // method dump has no replica connection to recognise its copy by: the journal's finished sync says it.
     const syncedByUs = this.cfg.method === 'dump' ? ctx.synced === true : replicas.some((r) => r.name === this.cfg.name);
-    return mysqlPreflight({
+    const findings = await mysqlPreflight({
       source: { q: this.src, flavor: this.sourceFlavor },
       target: { q: this.dst, flavor: this.targetFlavor },
       database: this.cfg.database,
@@ -133,7 +140,33 @@ export class MysqlCutover implements CutoverAdapter {
       sourceHost: this.cfg.source.host,
       syncedByUs,
       otherReplicas: replicas.filter((r) => r.name !== this.cfg.name).map((r) => r.name),
+      ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
     });
+    // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
+    findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
+    return findings;
+  }
+
+  private accountPlan(synced: boolean) {
+    return planAccounts({ q: this.src, flavor: this.sourceFlavor }, { q: this.dst, flavor: this.targetFlavor }, this.cfg.database, {
+      mode: this.cfg.accounts ?? 'copy',
+      named: this.cfg.namedAccounts ?? [],
+      synced,
+    });
+  }
+
+  /**
+   * Creates the database's accounts (and MariaDB roles) the target lacks, with the source's authentication and
+   * their grants on the database; after the load, because table and routine grants need their objects.
+   */
+  private async copyAccounts(progress: SyncProgress): Promise<number> {
+    if ((this.cfg.accounts ?? 'copy') !== 'copy') return 0;
+    const plan = await this.accountPlan(false);
+    const blockers = plan.findings.filter((f) => f.severity === 'blocker');
+    if (blockers.length > 0) throw new OperationError(`accounts: ${blockers.map((b) => b.message).join('; ')}`, blockers[0]!.fix);
+    const created = await applyAccounts(this.dst, plan);
+    if (plan.statements.length > 0) progress({ phase: 'roles', message: `${created} account(s)/role(s) created on the target${plan.created.length ? ` (${plan.created.join(', ')})` : ''}, grants on ${this.cfg.database} given` });
+    return created;
   }
 
   private async tableSizes(q: Query): Promise<Map<string, number>> {
@@ -195,13 +228,16 @@ export class MysqlCutover implements CutoverAdapter {
       // refuse (definers, engines, versions) while the source is still writable.
       progress({ phase: 'schema', message: `creating ${totals.size} table(s) of ${this.cfg.database} on the target without rows (the rows are copied inside the fence window)`, tablesDone: 0, tablesTotal: totals.size });
       await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'schema');
+      const rolesCreated = await this.copyAccounts(progress);
       progress({ phase: 'ready', message: `schema of ${totals.size} table(s) in place; ${formatBytes(bytes)} to copy in the window` });
-      return { method: 'dump', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
+      return { method: 'dump', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
     const existing = await this.ours();
     if (existing) {
+      // Accounts added on the source since the earlier sync are created now.
+      const rolesCreated = await this.copyAccounts(progress);
       progress({ phase: 'ready', message: `the target already replicates through ${this.cfg.name} (an earlier sync of this plan)` });
-      return { method: 'replication', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
+      return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
     const present = await this.tableSizes(this.dst);
     if (present.size > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
@@ -214,11 +250,12 @@ export class MysqlCutover implements CutoverAdapter {
       await watch.stop();
     }
     await this.dropDumpDefaultConnection();
+    const rolesCreated = await this.copyAccounts(progress);
     await this.startReplica();
     progress({ phase: 'replication', message: `replica connection ${this.cfg.name} on the target follows the source by GTID` });
     await this.waitReplicaRunning();
     progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
-    return { method: 'replication', tables: totals.size, bytes, rolesCreated: 0, durationMs: Date.now() - started };
+    return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
   }
 
   /**

@@ -96,8 +96,11 @@ export interface CutoverAdapter {
   readonly engine: Engine;
   /** Stable identities of source and target (pinned in the journal so a resumed run talks to the same servers). */
   identities(): Promise<{ source: string; target: string }>;
-  /** `synced`: the plan's journal holds a finished sync, so the target's copy of the database is the plan's own. */
-  preflight(ctx?: { synced?: boolean }): Promise<Finding[]>;
+  /**
+   * `synced`: the plan's journal holds a finished sync, so the target's copy of the database is the plan's own.
+   * `syncing`: a sync follows this preflight (so what it creates need not exist yet).
+   */
+  preflight(ctx?: { synced?: boolean; syncing?: boolean }): Promise<Finding[]>;
   sync(progress: SyncProgress): Promise<SyncSummary>;
   /** Bytes the target is behind; null when the method has no replication stream (dump). */
   lagBytes(): Promise<number | null>;

@@ -156,7 +156,7 @@ function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
 }
 
 /** Preflight of the adapter and the router. */
-export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean } = {}): Promise<Finding[]> {
+export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean; syncing?: boolean } = {}): Promise<Finding[]> {
   const findings = await s.adapter.preflight(ctx);
   for (const f of (await s.router?.preflight()) ?? []) {
     findings.push({ severity: f.severity === 'blocking' ? 'blocker' : f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
@@ -240,16 +240,21 @@ export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<S
 }
 
 /** Preflight, then pin (or check) the servers' identities in the journal. Blockers stop here, nothing changed. */
-async function preflightStep(s: PlanSession, runner: Runner): Promise<void> {
+async function preflightStep(s: PlanSession, runner: Runner, syncing: boolean): Promise<Finding[]> {
+  let findings: Finding[] = [];
   await runner.step('preflight', 'preflight checks', async () => {
-    const findings = await preflightFindings(s, { synced: planPhase(runner.journal.state.records) === 'synced' });
+    findings = await preflightFindings(s, { synced: planPhase(runner.journal.state.records) === 'synced', syncing });
     if (findings.some((f) => f.severity === 'blocker')) throw blockerError(findings);
     return checkIdentities(s, runner.journal);
   }, (r) => r);
+  // Risks the operator accepts by running: named in the result, not only in `check`.
+  for (const f of findings) if (f.severity === 'warning') runner.warnings.push(`${f.check}${f.object ? ` (${f.object})` : ''}: ${f.message}`);
+  return findings;
 }
 
-async function doSync(s: PlanSession, runner: Runner): Promise<SyncSummary> {
-  await preflightStep(s, runner);
+async function doSync(s: PlanSession, runner: Runner, preflight?: (f: Finding[]) => void): Promise<SyncSummary> {
+  const findings = await preflightStep(s, runner, true);
+  preflight?.(findings);
   return runner.step('sync', `copy ${s.database} to the target (${s.plan.method})`, async () => {
     const summary = await s.adapter.sync((e) => runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')));
     // Applications must not write to the copy before the switch; apply workers are not affected.
@@ -280,8 +285,8 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     result.outcome = 'dry-run';
     return result;
   }
-  if (!synced) result.sync = await doSync(s, runner);
-  else await preflightStep(s, runner);
+  if (!synced) result.sync = await doSync(s, runner, (f) => (result.findings = f));
+  else result.findings = await preflightStep(s, runner, false);
 
   // Fence only when the target is close: the catch-up must fit in the budget.
   const lagLimit = s.plan.limits.maxLagBeforeFenceBytes;

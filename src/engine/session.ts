@@ -94,6 +94,9 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       ...replicationAccount(plan, secrets),
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
+      accounts: plan.accounts,
+      namedAccounts: plan.readOnly.roles,
+      fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles },
     });
   }
   // kind none: the run fences and lifts only; no hold, no repoint.

@@ -19,9 +19,10 @@ export const PLAN_DEFAULTS = {
   sequenceGap: 1000,
   execTimeoutMs: 30_000,
   stateDir: '.cutover',
+  accounts: 'copy',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts'] as const;
 const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
 const READ_ONLY_SCOPES: Record<Engine, readonly ReadOnlyScope[]> = {
   postgres: ['database', 'server', 'role', 'schema'],
@@ -108,12 +109,13 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const gap = seqFields ? seqFields.integer('gap', PLAN_DEFAULTS.sequenceGap, { min: 0, max: 1_000_000_000 }) : PLAN_DEFAULTS.sequenceGap;
   const router = readRouter(top, planDir, source, warnings);
   const hooks = readHooks(top, planDir);
+  const accounts = readAccounts(top, engine);
   const stateDir = readStateDir(top, planDir);
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || gap === undefined || !router || !hooks || !stateDir || waves === null || !wavesFit) return undefined;
+  if (!verify || gap === undefined || !router || !hooks || !accounts || !stateDir || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -127,6 +129,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     sequences: { gap },
     router,
     hooks,
+    accounts,
     ...(waves ? { waves } : {}),
     stateDir,
     warnings,
@@ -361,6 +364,11 @@ function readHooks(top: Fields, planDir: string): PlanHooks | undefined {
   const afterSwitch = localCommand(planDir, f.argv('afterSwitch'));
   if ((f.has('beforeFence') && !beforeFence) || (f.has('afterSwitch') && !afterSwitch)) return undefined;
   return { ...(beforeFence ? { beforeFence } : {}), ...(afterSwitch ? { afterSwitch } : {}) };
+}
+
+function readAccounts(top: Fields, engine: Engine | undefined): Plan['accounts'] | undefined {
+  if (top.has('accounts') && engine === 'postgres') return top.report('accounts', 'is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself', 'remove accounts from the plan');
+  return top.oneOf('accounts', ['copy', 'check', 'skip'] as const, PLAN_DEFAULTS.accounts);
 }
 
 function readStateDir(top: Fields, planDir: string): string | undefined {

@@ -104,6 +104,9 @@ export interface PlanWaves {
   transform?: PlanTransform;
 }
 
+/** MySQL/MariaDB: what sync does with the moved database's accounts (create the missing, only check, or nothing). */
+export type PlanAccounts = 'copy' | 'check' | 'skip';
+
 export interface Plan {
   /** Absolute path of the plan file. */
   file: string;
@@ -118,6 +121,8 @@ export interface Plan {
   sequences: { gap: number };
   router: RouterConfig;
   hooks: PlanHooks;
+  /** MySQL/MariaDB only (PostgreSQL's sync always creates missing roles). */
+  accounts: PlanAccounts;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
   /** Absolute journal/lock directory. */

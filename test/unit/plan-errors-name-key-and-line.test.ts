@@ -36,6 +36,8 @@ describe('a bad plan is a usage error naming the file, line and key', () => {
     ['unrelated key', planWith('colour: blue'), 'plan.yaml:3: colour: unknown key "colour" (known keys: engine, source'],
     ['bad enum', planWith('verify: rowcount'), 'plan.yaml:3: verify: "rowcount" is not one of none, rowcounts, checksums (did you mean "rowcounts"?)'],
     ['bad method', planWith('method: 7'), 'plan.yaml:3: method: number 7 is not one of replication, dump'],
+    ['bad accounts', 'source: { url: "mariadb://r@a/shop" }\ntarget: { url: "mariadb://r@b/shop" }\naccounts: copyall\n', 'plan.yaml:3: accounts: "copyall" is not one of copy, check, skip'],
+    ['accounts on postgres', planWith('accounts: check'), 'plan.yaml:3: accounts: is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself (remove accounts from the plan)'],
     ['bad engine', 'engine: oracle\n' + planWith(), 'plan.yaml:1: engine: "oracle" is not one of postgres, mysql, mariadb'],
     ['missing source', `${OK.target}\n`, 'plan.yaml:1: source: is required'],
     ['missing url', `source: { passwordEnv: X }\n${OK.target}\n`, 'plan.yaml:1: source.url: is required (e.g. postgres://'],

@@ -54,6 +54,8 @@ describe('parsePlan on a valid plan', () => {
     const plan = parsePlan('source: { url: "mariadb://app@a/shop" }\ntarget: { url: "mariadb://app@b/shop" }\n', 'p.yaml');
     expect(plan.engine).toBe('mariadb');
     expect(plan.readOnly.scope).toBe('server');
+    expect(plan.accounts).toBe('copy');
+    expect(parsePlan('source: { url: "mariadb://app@a/shop" }\ntarget: { url: "mariadb://app@b/shop" }\naccounts: skip\n', 'p.yaml').accounts).toBe('skip');
   });
 
   it('reads the file, exec and none routers', () => {
