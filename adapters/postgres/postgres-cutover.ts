@@ -1,6 +1,7 @@
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import {
@@ -120,6 +121,10 @@ export class PostgresCutover implements CutoverAdapter {
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
       findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
     }
+    if (synced) {
+      const stale = await this.on('target', 'reading statistics', async () => neverAnalyzed(await this.targetDb(), schema));
+      if (stale.length) findings.push({ severity: 'warning', check: 'statistics', object: stale.slice(0, 5).join(', '), message: `${stale.length} table(s) on the target have never been analyzed`, why: 'without statistics the first queries after the switch get poor plans', fix: `ANALYZE them on the target before the cutover (cutover sync does it after the initial copy): ${stale.slice(0, 3).map((t) => `ANALYZE ${t};`).join(' ')}` });
+    }
     if ((await this.targetDbExists()) && !synced) {
       const n = await userTableCount(await this.targetDb(), schema);
       if (n > 0) findings.push({ severity: 'blocker', check: schema ? 'target schema' : 'target database', object: schema ?? this.cfg.database, message: `target ${this.what} already holds ${n} table(s)`, why: 'sync would mix the copy with what is there', fix: `drop or rename ${this.what} on the target, or point target.url elsewhere` });
@@ -178,7 +183,32 @@ export class PostgresCutover implements CutoverAdapter {
     progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
     const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
     progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
+    await this.on('target', 'refreshing materialized views and analyzing', () => this.readyForQueries(progress));
     return { method: 'replication', tables: done.tables, bytes: done.bytes };
+  }
+
+  /**
+   * Materialized views the source has populated are refreshed (the schema copy made them WITH NO DATA), then every
+   * table and materialized view is analyzed, so the first queries after the switch get plans from statistics.
+   * Runs after the initial copy, long before the fence.
+   */
+  private async readyForQueries(progress: SyncProgress): Promise<void> {
+    const started = Date.now();
+    const dst = await this.targetDb();
+    const views = await populatedMatviews(this.src, this.cfg.schema);
+    await refreshMatviews(dst, views);
+    const relations = await analyzableRelations(dst, this.cfg.schema);
+    const extra = await Promise.all(
+      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () =>
+        connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
+      ),
+    );
+    try {
+      await analyzeInParallel([dst, ...extra], relations);
+    } finally {
+      await Promise.all(extra.map((c) => c.end().catch(() => {})));
+    }
+    progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${1 + extra.length} sessions)` });
   }
 
   async sync(progress: SyncProgress): Promise<SyncSummary> {

@@ -11,7 +11,7 @@ export interface Finding {
 }
 
 export interface SyncProgressEvent {
-  phase: 'roles' | 'schema' | 'replication' | 'copy' | 'ready';
+  phase: 'roles' | 'schema' | 'replication' | 'copy' | 'analyze' | 'ready';
   message: string;
   table?: string;
   tablesDone?: number;
