@@ -3,6 +3,7 @@ import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, Syn
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
+import { createExtensions, extensionFindings } from './postgres-extensions.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import {
   createSentinel,
@@ -118,6 +119,7 @@ export class PostgresCutover implements CutoverAdapter {
     const findings = await this.on('source', 'preflight', async () =>
       pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced, ...(schema ? { schema } : {}) }),
     );
+    findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
       findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
     }
@@ -161,6 +163,10 @@ export class PostgresCutover implements CutoverAdapter {
     // The sentinel table is created before the schema dump so the dump carries it to the target (a schema
     // dump does not: its plan creates its own sentinel on the target once the schema is there).
     await this.on('source', 'creating the sentinel table', () => createSentinel(this.src, this.scope));
+    if (!this.cfg.schema) {
+      const created = await this.on('target', 'creating extensions', async () => createExtensions(this.src, await this.targetDb()));
+      if (created.length) progress({ phase: 'schema', message: `extension(s) created on the target: ${created.join(', ')}` });
+    }
     // Method dump loads data into bare tables and builds indexes and constraints afterwards (post-data), as
     // pg_restore does: much faster than loading into indexed tables. Replication needs the keys up front. A
     // schema keeps everything up front: its post-data, dumped while fenced, would carry the fence trigger.
