@@ -4,6 +4,7 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
+import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import {
   createSentinel,
@@ -49,6 +50,8 @@ export interface PgCutoverConfig {
   lockTimeoutMs: number;
   /** Bound on the initial copy of `sync`. */
   copyTimeoutMs?: number;
+  /** The plan's choice for tables without a key (absent: each one is a blocker). */
+  keyless?: KeylessPolicy;
 }
 
 /**
@@ -119,6 +122,7 @@ export class PostgresCutover implements CutoverAdapter {
     const findings = await this.on('source', 'preflight', async () =>
       pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced, ...(schema ? { schema } : {}) }),
     );
+    findings.push(...keylessFindings(await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema)), this.cfg.keyless, this.cfg.method));
     findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
       findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
@@ -184,7 +188,16 @@ export class PostgresCutover implements CutoverAdapter {
       return { method: 'dump', tables: (await userTables(this.src, this.cfg.schema)).length, bytes: 0 };
     }
     const dst = await this.targetDb();
-    const tables = this.cfg.schema ? await publishableTables(this.src, this.cfg.schema) : [];
+    const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, this.cfg.schema));
+    const full = keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'full');
+    if (full.length) {
+      await this.on('source', 'setting REPLICA IDENTITY FULL', () => setReplicaIdentityFull(this.src, this.scope, full));
+      progress({ phase: 'replication', message: `REPLICA IDENTITY FULL set on ${full.map((t) => t.table).join(', ')} (cleanup restores it)` });
+    }
+    const dumped = await this.dumpedTables();
+    // FOR ALL TABLES would publish the tables copied inside the window, and their UPDATEs/DELETEs would then fail.
+    const tables = this.cfg.schema || dumped.length ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
+    if (dumped.length) progress({ phase: 'replication', message: `left out of replication, copied inside the window: ${dumped.join(', ')}` });
     await this.on('target', 'starting replication', () => startReplication(this.src, dst, this.cfg.source, this.cfg.database, this.cfg.name, this.scope, tables));
     progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
     const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
@@ -217,6 +230,28 @@ export class PostgresCutover implements CutoverAdapter {
     progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${1 + extra.length} sessions)` });
   }
 
+  /** Keyless tables the plan moves by a copy inside the window (method replication). */
+  private async dumpedTables(): Promise<string[]> {
+    if (this.cfg.method !== 'replication') return [];
+    return (await keylessTables(this.src, this.cfg.schema)).filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
+  }
+
+  /** Inside the window, after the catch-up proof: the tables left out of replication, copied whole. */
+  private async copyDumpedTables(deadline: number): Promise<number> {
+    const tables = await this.dumpedTables();
+    if (tables.length === 0) return 0;
+    const dst = await this.targetDb();
+    await this.on('target', 'emptying tables copied inside the window', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
+    try {
+      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', ...tables.flatMap((t) => ['-t', t])], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
+    } catch (e) {
+      if (Date.now() >= deadline) throw new BudgetExceededError(`copying ${tables.join(', ')} did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
+      throw e;
+    }
+    if (Date.now() > deadline) throw new BudgetExceededError(`copying ${tables.join(', ')} inside the window went beyond the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
+    return tables.length;
+  }
+
   async sync(progress: SyncProgress): Promise<SyncSummary> {
     const started = Date.now();
     const { rolesCreated } = await this.prepareTarget(progress);
@@ -234,11 +269,13 @@ export class PostgresCutover implements CutoverAdapter {
 
   async catchUp(deadline: number): Promise<CatchUpProof> {
     const dst = await this.targetDb();
+    const started = Date.now();
     if (this.cfg.method === 'replication') {
       const proof = await this.on('target', 'catch-up', () => proveCaughtUp(this.src, dst, deadline, this.scope));
-      return { method: 'sentinel', ...proof };
+      // The copy inside the window counts in the catch-up time the report shows.
+      const copied = await this.copyDumpedTables(deadline);
+      return { method: 'sentinel', ...proof, ...(copied ? { waitedMs: Date.now() - started } : {}) };
     }
-    const started = Date.now();
     const fencePosition = (await this.src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
     const tables = await userTables(dst, this.cfg.schema);
     if (tables.length) await this.on('target', 'emptying target tables', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
@@ -294,6 +331,10 @@ export class PostgresCutover implements CutoverAdapter {
       if (gone) dropped.push(`${gone} (target)`);
     }
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
+    if (await sentinelExists(this.src, this.scope)) {
+      const restored = await this.on('source', 'restoring replica identities', () => restoreReplicaIdentity(this.src, this.scope));
+      dropped.push(...restored.map((t) => `REPLICA IDENTITY FULL on ${t} (source, restored)`));
+    }
     const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
     if (gone) dropped.push(`${gone} (source)`);
     return dropped;
