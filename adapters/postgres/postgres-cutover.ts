@@ -4,6 +4,7 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
+import { ALL_KINDS, driftFindings, schemaDifferences, schemaFingerprint, type SchemaObjectKind } from './postgres-schema-fingerprint.js';
 import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import {
@@ -255,7 +256,29 @@ export class PostgresCutover implements CutoverAdapter {
   async sync(progress: SyncProgress): Promise<SyncSummary> {
     const started = Date.now();
     const { rolesCreated } = await this.prepareTarget(progress);
-    return { ...(await this.startCopy(progress)), rolesCreated, durationMs: Date.now() - started };
+    const copy = await this.startCopy(progress);
+    // The first fingerprint: `run` compares again at the lag gate, and refuses to fence on any difference.
+    const drift = await this.schemaDrift();
+    progress({ phase: 'ready', message: `schema fingerprint: ${drift.map((f) => f.message).join('; ')}` });
+    return { ...copy, rolesCreated, durationMs: Date.now() - started };
+  }
+
+  /**
+   * Tables, columns, constraints, indexes and sequences of what moves, compared between source and target: DDL is
+   * not replicated, so a difference would break apply (or leave data out) once the fence is up.
+   */
+  async schemaDrift(): Promise<Finding[]> {
+    if (!(await this.targetDbExists()) || !(await this.syncedOnTarget())) {
+      return [{ severity: 'info', check: 'schema drift', message: 'the target holds no copy yet: nothing to compare', why: 'sync copies the schema', fix: '—' }];
+    }
+    const dst = await this.targetDb();
+    // Method dump builds constraints and indexes on the target inside the window, from the source as it is then.
+    const kinds: readonly SchemaObjectKind[] = this.cfg.method === 'dump' && !this.cfg.schema && !(await postDataApplied(dst, this.scope)) ? ['table', 'column', 'sequence'] : ALL_KINDS;
+    const [src, tgt] = await Promise.all([
+      this.on('source', 'reading the schema', () => schemaFingerprint(this.src, this.cfg.schema, kinds)),
+      this.on('target', 'reading the schema', () => schemaFingerprint(dst, this.cfg.schema, kinds)),
+    ]);
+    return driftFindings(schemaDifferences(src, tgt), src.size);
   }
 
   async lagBytes(): Promise<number | null> {

@@ -281,9 +281,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .command('check')
     .summary('preflight checks, no changes')
     .argument('<plan>', 'plan file (YAML)')
-    .action(async (file: string, _o: unknown, cmd: Command) => {
+    .option('--schema', 'also compare the schemas of source and target (tables, columns, constraints, indexes, sequences)')
+    .action(async (file: string, o: { schema?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await check(file, planOpts());
+      const r = await check(file, { ...planOpts(), ...(o.schema ? { schema: true } : {}) });
       emit(io, g.json, secrets, { action: 'check', findings: r.findings, blockers: r.blockers }, renderFindings(r.findings));
       if (r.blockers > 0) throw new PreflightError('preflight', `preflight found ${r.blockers} blocker(s)`, 'fix each BLOCKER above, then run check again');
     });

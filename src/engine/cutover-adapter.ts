@@ -87,6 +87,11 @@ export interface CutoverAdapter {
   /** `synced`: the plan's journal holds a finished sync, so the target's copy of the database is the plan's own. */
   preflight(ctx?: { synced?: boolean }): Promise<Finding[]>;
   sync(progress: SyncProgress): Promise<SyncSummary>;
+  /**
+   * The schema of what moves compared between source and target (DDL is not replicated): a blocker per
+   * difference, or info findings. `run` calls it at the lag gate and fences nothing on a blocker.
+   */
+  schemaDrift?(): Promise<Finding[]>;
   /** Bytes the target is behind; null when the method has no replication stream (dump). */
   lagBytes(): Promise<number | null>;
   /** Session ids of the tool's own source sessions, which the fence must not end. */
