@@ -1,4 +1,5 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
+import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
 
@@ -60,9 +61,9 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
     if (tv.workers < 2) add({ severity: 'warning', check: 'replication workers', message: `max_logical_replication_workers is ${tv.workers} on the target`, why: 'the initial copy runs table sync workers beside the apply worker', fix: 'raise max_logical_replication_workers to 4 or more' });
   }
 
-  const lo = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_largeobject_metadata`);
+  const lo = await one<{ n: number; bytes: string }>(src, `SELECT count(*)::int AS n, pg_total_relation_size('pg_largeobject')::text AS bytes FROM pg_largeobject_metadata`);
   // Large objects belong to the database, not a schema: a schema move leaves them out either way.
-  if (lo.n > 0 && !ctx.schema) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) in the source database`, why: 'logical replication does not carry large objects', fix: 'use method: dump, or move the large objects into bytea columns first' });
+  if (lo.n > 0 && !ctx.schema) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) (${formatBytes(Number(lo.bytes))} in pg_largeobject) in the source database`, why: 'logical replication does not carry large objects', fix: `use method: dump (it copies them inside the write-blocked window: ${formatBytes(Number(lo.bytes))} more to copy there), or move the large objects into bytea columns first` });
   const unlogged = await src.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relpersistence = 'u' ORDER BY 1`, inScope);
   for (const r of unlogged.rows) add({ severity: blockIfRepl, check: 'unlogged tables', object: r.t, message: `table ${r.t} is unlogged`, why: 'unlogged tables are not replicated: the target copy would be empty', fix: `ALTER TABLE ${r.t} SET LOGGED, or use method: dump` });
   const seqs = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_sequences WHERE schemaname <> '${TOOL_SCHEMA}' AND ($1::text IS NULL OR schemaname = $1)`, inScope);

@@ -4,6 +4,7 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
+import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js';
 import { ALL_KINDS, driftFindings, schemaDifferences, schemaFingerprint, type SchemaObjectKind } from './postgres-schema-fingerprint.js';
 import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
@@ -125,6 +126,7 @@ export class PostgresCutover implements CutoverAdapter {
     );
     findings.push(...keylessFindings(await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema)), this.cfg.keyless, this.cfg.method));
     findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
+    if (!schema) findings.push(...(await this.on('target', 'comparing settings and privileges', async () => settingsFindings(this.src, synced ? await this.targetDb() : undefined, this.cfg.database))));
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
       findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
     }
@@ -178,6 +180,11 @@ export class PostgresCutover implements CutoverAdapter {
     const section = this.cfg.method === 'dump' && !this.cfg.schema ? ['--section=pre-data'] : ['--schema-only'];
     await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, ...this.dumpSelection, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
     if (this.cfg.schema) await this.on('target', 'creating the sentinel table', async () => createSentinel(await this.targetDb(), this.scope));
+    else {
+      // After the schema load: a database-level setting must not change how the load itself runs.
+      const carried = await this.on('target', 'copying settings and privileges', () => copySettingsAndGrants(this.src, this.dstAdmin, this.cfg.database));
+      progress({ phase: 'schema', message: `${carried.settings} database/role setting(s) and ${carried.grants} database grant(s) carried over, owner set` });
+    }
     progress({ phase: 'schema', message: `schema copied (${(await userTables(await this.targetDb(), this.cfg.schema)).length} tables)` });
     return { rolesCreated, schemaCopied: true };
   }

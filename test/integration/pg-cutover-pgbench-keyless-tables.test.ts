@@ -41,7 +41,7 @@ describe.skipIf(unavailable).each(['full', 'dump'] as const)('a pgbench database
     const noKey = blocked.json().findings.find((f: { check: string; object?: string }) => f.check === 'primary keys' && f.object === 'public.pgbench_history');
     expect(noKey.severity).toBe('blocker');
     // Insert-only (TPC-B never updates or deletes history): full costs nothing to apply.
-    expect(noKey.message).toMatch(/proposed: full \(full is cheaper: the table only takes INSERTs .* dump would copy [\d.]+ [kM]?B/);
+    expect(noKey.message).toMatch(/proposed: full \(full is cheaper: the table only takes INSERTs .* dump would copy [\d.]+ [KM]?B/);
     expect(noKey.fix).toMatch(/tables: \{ keyless: \{ "public.pgbench_history": full \} \}/);
 
     const plan = await writePlan(e, { db: 'bench', stateDir, router: true, extra: `tables: { keyless: { public.pgbench_history: ${choice} } }` });
