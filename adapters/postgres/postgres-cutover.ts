@@ -63,6 +63,8 @@ export interface PgCutoverConfig {
 export class PostgresCutover implements CutoverAdapter {
   readonly engine = 'postgres' as const;
   private dstDb: PgClient | undefined;
+  /** Keyless tables moved by a copy inside the window, listed before the fence (no catalog query inside it). */
+  private dumped: string[] | undefined;
   private readonly scope: PgMoveScope;
 
   private constructor(
@@ -124,7 +126,9 @@ export class PostgresCutover implements CutoverAdapter {
     const findings = await this.on('source', 'preflight', async () =>
       pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced, ...(schema ? { schema } : {}) }),
     );
-    findings.push(...keylessFindings(await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema)), this.cfg.keyless, this.cfg.method));
+    const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema));
+    findings.push(...keylessFindings(keyless, this.cfg.keyless, this.cfg.method));
+    this.dumped = this.cfg.method === 'replication' ? keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table) : [];
     findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
     if (!schema) findings.push(...(await this.on('target', 'comparing settings and privileges', async () => settingsFindings(this.src, synced ? await this.targetDb() : undefined, this.cfg.database))));
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
@@ -202,7 +206,7 @@ export class PostgresCutover implements CutoverAdapter {
       await this.on('source', 'setting REPLICA IDENTITY FULL', () => setReplicaIdentityFull(this.src, this.scope, full));
       progress({ phase: 'replication', message: `REPLICA IDENTITY FULL set on ${full.map((t) => t.table).join(', ')} (cleanup restores it)` });
     }
-    const dumped = await this.dumpedTables();
+    const dumped = keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
     // FOR ALL TABLES would publish the tables copied inside the window, and their UPDATEs/DELETEs would then fail.
     const tables = this.cfg.schema || dumped.length ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
     if (dumped.length) progress({ phase: 'replication', message: `left out of replication, copied inside the window: ${dumped.join(', ')}` });
@@ -238,15 +242,10 @@ export class PostgresCutover implements CutoverAdapter {
     progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${1 + extra.length} sessions)` });
   }
 
-  /** Keyless tables the plan moves by a copy inside the window (method replication). */
-  private async dumpedTables(): Promise<string[]> {
-    if (this.cfg.method !== 'replication') return [];
-    return (await keylessTables(this.src, this.cfg.schema)).filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
-  }
-
   /** Inside the window, after the catch-up proof: the tables left out of replication, copied whole. */
   private async copyDumpedTables(deadline: number): Promise<number> {
-    const tables = await this.dumpedTables();
+    // Listed by preflight, which every run does before the fence; listed here only if it was not.
+    const tables = this.dumped ?? (await keylessTables(this.src, this.cfg.schema)).filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
     if (tables.length === 0) return 0;
     const dst = await this.targetDb();
     await this.on('target', 'emptying tables copied inside the window', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
