@@ -60,10 +60,11 @@ async function withPlan<T>(file: PlanInput, opts: PlanCommandOptions, fn: (s: Pl
   }
 }
 
-/** Preflight findings for a plan; changes nothing. */
-export async function check(plan: PlanInput, opts: PlanCommandOptions = {}): Promise<CheckResult> {
+/** Preflight findings for a plan; changes nothing. `schema`: also compare the source's and target's schemas. */
+export async function check(plan: PlanInput, opts: PlanCommandOptions & { schema?: boolean } = {}): Promise<CheckResult> {
   return withPlan(plan, opts, async (s) => {
     const findings = await preflightFindings(s);
+    if (opts.schema) findings.push(...((await s.adapter.schemaDrift?.()) ?? [{ severity: 'info', check: 'schema drift', message: `not compared for ${s.plan.engine}`, why: '—', fix: '—' }]));
     return { planId: s.planId, findings, blockers: findings.filter((f) => f.severity === 'blocker').length };
   });
 }

@@ -1,4 +1,5 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
+import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
 
@@ -60,18 +61,9 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
     if (tv.workers < 2) add({ severity: 'warning', check: 'replication workers', message: `max_logical_replication_workers is ${tv.workers} on the target`, why: 'the initial copy runs table sync workers beside the apply worker', fix: 'raise max_logical_replication_workers to 4 or more' });
   }
 
-  const noKey = await src.query<{ t: string }>(
-    `SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relkind = 'r'
-       AND ((c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR c.relreplident = 'n')
-     ORDER BY 1`,
-    inScope,
-  );
-  for (const r of noKey.rows) {
-    add({ severity: blockIfRepl, check: 'primary keys', object: r.t, message: `table ${r.t} has no primary key or replica identity`, why: 'once published, UPDATE and DELETE on it fail on the source, and the target cannot apply them', fix: `ALTER TABLE ${r.t} ADD PRIMARY KEY (...), or ALTER TABLE ${r.t} REPLICA IDENTITY FULL` });
-  }
-  const lo = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_largeobject_metadata`);
+  const lo = await one<{ n: number; bytes: string }>(src, `SELECT count(*)::int AS n, pg_total_relation_size('pg_largeobject')::text AS bytes FROM pg_largeobject_metadata`);
   // Large objects belong to the database, not a schema: a schema move leaves them out either way.
-  if (lo.n > 0 && !ctx.schema) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) in the source database`, why: 'logical replication does not carry large objects', fix: 'use method: dump, or move the large objects into bytea columns first' });
+  if (lo.n > 0 && !ctx.schema) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) (${formatBytes(Number(lo.bytes))} in pg_largeobject) in the source database`, why: 'logical replication does not carry large objects', fix: `use method: dump (it copies them inside the write-blocked window: ${formatBytes(Number(lo.bytes))} more to copy there), or move the large objects into bytea columns first` });
   const unlogged = await src.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relpersistence = 'u' ORDER BY 1`, inScope);
   for (const r of unlogged.rows) add({ severity: blockIfRepl, check: 'unlogged tables', object: r.t, message: `table ${r.t} is unlogged`, why: 'unlogged tables are not replicated: the target copy would be empty', fix: `ALTER TABLE ${r.t} SET LOGGED, or use method: dump` });
   const seqs = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_sequences WHERE schemaname <> '${TOOL_SCHEMA}' AND ($1::text IS NULL OR schemaname = $1)`, inScope);
@@ -103,8 +95,8 @@ export async function userTables(c: PgClient, schema?: string): Promise<string[]
   return rows.map((r) => r.t);
 }
 
-/** Quoted names of the tables a schema's publication lists: partitioned roots carry their partitions. */
-export async function publishableTables(c: PgClient, schema: string): Promise<string[]> {
-  const { rows } = await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND NOT c.relispartition ORDER BY 1`, [schema]);
+/** Quoted names of the tables a publication lists (of one schema, or all): partitioned roots carry their partitions. */
+export async function publishableTables(c: PgClient, schema?: string): Promise<string[]> {
+  const { rows } = await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND NOT c.relispartition ORDER BY 1`, [schema ?? null]);
   return rows.map((r) => r.t);
 }

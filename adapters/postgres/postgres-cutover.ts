@@ -1,7 +1,12 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
+import { createExtensions, extensionFindings } from './postgres-extensions.js';
+import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js';
+import { ALL_KINDS, driftFindings, schemaDifferences, schemaFingerprint, type SchemaObjectKind } from './postgres-schema-fingerprint.js';
+import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import {
   createSentinel,
@@ -54,6 +59,8 @@ export interface PgCutoverConfig {
    * plan with a random password and drops at cleanup; the admin account's password never reaches the target.
    */
   replicationAccount?: { user: string; password: string };
+  /** The plan's choice for tables without a key (absent: each one is a blocker). */
+  keyless?: KeylessPolicy;
 }
 
 /**
@@ -63,6 +70,8 @@ export interface PgCutoverConfig {
 export class PostgresCutover implements CutoverAdapter {
   readonly engine = 'postgres' as const;
   private dstDb: PgClient | undefined;
+  /** Keyless tables moved by a copy inside the window, listed before the fence (no catalog query inside it). */
+  private dumped: string[] | undefined;
   private readonly scope: PgMoveScope;
 
   private constructor(
@@ -124,8 +133,17 @@ export class PostgresCutover implements CutoverAdapter {
     const findings = await this.on('source', 'preflight', async () =>
       pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced, ...(schema ? { schema } : {}) }),
     );
+    const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema));
+    findings.push(...keylessFindings(keyless, this.cfg.keyless, this.cfg.method));
+    this.dumped = this.cfg.method === 'replication' ? keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table) : [];
+    findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
+    if (!schema) findings.push(...(await this.on('target', 'comparing settings and privileges', async () => settingsFindings(this.src, synced ? await this.targetDb() : undefined, this.cfg.database))));
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
       findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
+    }
+    if (synced) {
+      const stale = await this.on('target', 'reading statistics', async () => neverAnalyzed(await this.targetDb(), schema));
+      if (stale.length) findings.push({ severity: 'warning', check: 'statistics', object: stale.slice(0, 5).join(', '), message: `${stale.length} table(s) on the target have never been analyzed`, why: 'without statistics the first queries after the switch get poor plans', fix: `ANALYZE them on the target before the cutover (cutover sync does it after the initial copy): ${stale.slice(0, 3).map((t) => `ANALYZE ${t};`).join(' ')}` });
     }
     if ((await this.targetDbExists()) && !synced) {
       const n = await userTableCount(await this.targetDb(), schema);
@@ -163,12 +181,21 @@ export class PostgresCutover implements CutoverAdapter {
     // The sentinel table is created before the schema dump so the dump carries it to the target (a schema
     // dump does not: its plan creates its own sentinel on the target once the schema is there).
     await this.on('source', 'creating the sentinel table', () => createSentinel(this.src, this.scope));
+    if (!this.cfg.schema) {
+      const created = await this.on('target', 'creating extensions', async () => createExtensions(this.src, await this.targetDb()));
+      if (created.length) progress({ phase: 'schema', message: `extension(s) created on the target: ${created.join(', ')}` });
+    }
     // Method dump loads data into bare tables and builds indexes and constraints afterwards (post-data), as
     // pg_restore does: much faster than loading into indexed tables. Replication needs the keys up front. A
     // schema keeps everything up front: its post-data, dumped while fenced, would carry the fence trigger.
     const section = this.cfg.method === 'dump' && !this.cfg.schema ? ['--section=pre-data'] : ['--schema-only'];
     await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, ...this.dumpSelection, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
     if (this.cfg.schema) await this.on('target', 'creating the sentinel table', async () => createSentinel(await this.targetDb(), this.scope));
+    else {
+      // After the schema load: a database-level setting must not change how the load itself runs.
+      const carried = await this.on('target', 'copying settings and privileges', () => copySettingsAndGrants(this.src, this.dstAdmin, this.cfg.database));
+      progress({ phase: 'schema', message: `${carried.settings} database/role setting(s) and ${carried.grants} database grant(s) carried over, owner set` });
+    }
     progress({ phase: 'schema', message: `schema copied (${(await userTables(await this.targetDb(), this.cfg.schema)).length} tables)` });
     return { rolesCreated, schemaCopied: true };
   }
@@ -180,18 +207,91 @@ export class PostgresCutover implements CutoverAdapter {
       return { method: 'dump', tables: (await userTables(this.src, this.cfg.schema)).length, bytes: 0 };
     }
     const dst = await this.targetDb();
-    const tables = this.cfg.schema ? await publishableTables(this.src, this.cfg.schema) : [];
+    const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, this.cfg.schema));
+    const full = keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'full');
+    if (full.length) {
+      await this.on('source', 'setting REPLICA IDENTITY FULL', () => setReplicaIdentityFull(this.src, this.scope, full));
+      progress({ phase: 'replication', message: `REPLICA IDENTITY FULL set on ${full.map((t) => t.table).join(', ')} (cleanup restores it)` });
+    }
+    const dumped = keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
+    // FOR ALL TABLES would publish the tables copied inside the window, and their UPDATEs/DELETEs would then fail.
+    const tables = this.cfg.schema || dumped.length ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
+    if (dumped.length) progress({ phase: 'replication', message: `left out of replication, copied inside the window: ${dumped.join(', ')}` });
     await this.on('target', 'starting replication', () => startReplication(this.src, dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, this.scope, tables));
     progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
     const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
     progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
+    await this.on('target', 'refreshing materialized views and analyzing', () => this.readyForQueries(progress));
     return { method: 'replication', tables: done.tables, bytes: done.bytes };
+  }
+
+  /**
+   * Materialized views the source has populated are refreshed (the schema copy made them WITH NO DATA), then every
+   * table and materialized view is analyzed, so the first queries after the switch get plans from statistics.
+   * Runs after the initial copy, long before the fence.
+   */
+  private async readyForQueries(progress: SyncProgress): Promise<void> {
+    const started = Date.now();
+    const dst = await this.targetDb();
+    const views = await populatedMatviews(this.src, this.cfg.schema);
+    await refreshMatviews(dst, views);
+    const relations = await analyzableRelations(dst, this.cfg.schema);
+    const extra = await Promise.all(
+      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () =>
+        connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
+      ),
+    );
+    try {
+      await analyzeInParallel([dst, ...extra], relations);
+    } finally {
+      await Promise.all(extra.map((c) => c.end().catch(() => {})));
+    }
+    progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${1 + extra.length} sessions)` });
+  }
+
+  /** Inside the window, after the catch-up proof: the tables left out of replication, copied whole. */
+  private async copyDumpedTables(deadline: number): Promise<number> {
+    // Listed by preflight, which every run does before the fence; listed here only if it was not.
+    const tables = this.dumped ?? (await keylessTables(this.src, this.cfg.schema)).filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
+    if (tables.length === 0) return 0;
+    const dst = await this.targetDb();
+    await this.on('target', 'emptying tables copied inside the window', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
+    try {
+      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', ...tables.flatMap((t) => ['-t', t])], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
+    } catch (e) {
+      if (Date.now() >= deadline) throw new BudgetExceededError(`copying ${tables.join(', ')} did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
+      throw e;
+    }
+    if (Date.now() > deadline) throw new BudgetExceededError(`copying ${tables.join(', ')} inside the window went beyond the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
+    return tables.length;
   }
 
   async sync(progress: SyncProgress): Promise<SyncSummary> {
     const started = Date.now();
     const { rolesCreated } = await this.prepareTarget(progress);
-    return { ...(await this.startCopy(progress)), rolesCreated, durationMs: Date.now() - started };
+    const copy = await this.startCopy(progress);
+    // The first fingerprint: `run` compares again at the lag gate, and refuses to fence on any difference.
+    const drift = await this.schemaDrift();
+    progress({ phase: 'ready', message: `schema fingerprint: ${drift.map((f) => f.message).join('; ')}` });
+    return { ...copy, rolesCreated, durationMs: Date.now() - started };
+  }
+
+  /**
+   * Tables, columns, constraints, indexes and sequences of what moves, compared between source and target: DDL is
+   * not replicated, so a difference would break apply (or leave data out) once the fence is up.
+   */
+  async schemaDrift(): Promise<Finding[]> {
+    if (!(await this.targetDbExists()) || !(await this.syncedOnTarget())) {
+      return [{ severity: 'info', check: 'schema drift', message: 'the target holds no copy yet: nothing to compare', why: 'sync copies the schema', fix: '—' }];
+    }
+    const dst = await this.targetDb();
+    // Method dump builds constraints and indexes on the target inside the window, from the source as it is then.
+    const kinds: readonly SchemaObjectKind[] = this.cfg.method === 'dump' && !this.cfg.schema && !(await postDataApplied(dst, this.scope)) ? ['table', 'column', 'sequence'] : ALL_KINDS;
+    const [src, tgt] = await Promise.all([
+      this.on('source', 'reading the schema', () => schemaFingerprint(this.src, this.cfg.schema, kinds)),
+      this.on('target', 'reading the schema', () => schemaFingerprint(dst, this.cfg.schema, kinds)),
+    ]);
+    return driftFindings(schemaDifferences(src, tgt), src.size);
   }
 
   async lagBytes(): Promise<number | null> {
@@ -213,11 +313,13 @@ export class PostgresCutover implements CutoverAdapter {
 
   async catchUp(deadline: number): Promise<CatchUpProof> {
     const dst = await this.targetDb();
+    const started = Date.now();
     if (this.cfg.method === 'replication') {
       const proof = await this.on('target', 'catch-up', () => proveCaughtUp(this.src, dst, deadline, this.scope));
-      return { method: 'sentinel', ...proof };
+      // The copy inside the window counts in the catch-up time the report shows.
+      const copied = await this.copyDumpedTables(deadline);
+      return { method: 'sentinel', ...proof, ...(copied ? { waitedMs: Date.now() - started } : {}) };
     }
-    const started = Date.now();
     const fencePosition = (await this.src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
     const tables = await userTables(dst, this.cfg.schema);
     if (tables.length) await this.on('target', 'emptying target tables', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
@@ -291,6 +393,10 @@ export class PostgresCutover implements CutoverAdapter {
       if (gone) dropped.push(`${gone} (target)`);
     }
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
+    if (await sentinelExists(this.src, this.scope)) {
+      const restored = await this.on('source', 'restoring replica identities', () => restoreReplicaIdentity(this.src, this.scope));
+      dropped.push(...restored.map((t) => `REPLICA IDENTITY FULL on ${t} (source, restored)`));
+    }
     const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
     if (gone) dropped.push(`${gone} (source)`);
     if (!this.cfg.replicationAccount && (await this.on('source', 'dropping the replication role', () => dropReplicationRole(this.src, this.replicationRole)))) {

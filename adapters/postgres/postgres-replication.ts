@@ -60,16 +60,16 @@ export async function markPostDataApplied(dst: PgClient, scope: PgMoveScope): Pr
 }
 
 /**
- * `tables`: the schema's tables (schema scope); a database moves FOR ALL TABLES. `link` gives the endpoint the
- * subscription connects with (its replication account), once the publication exists and only if the
- * subscription is still to be created.
+ * `tables`: the tables to publish (schema scope, or a database with tables left out); none: FOR ALL TABLES.
+ * `link` gives the endpoint the subscription connects with (its replication account), once the publication
+ * exists and only if the subscription is still to be created.
  */
 export async function startReplication(src: PgClient, dst: PgClient, link: () => Promise<DbEndpoint>, database: string, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
   await src.query(`INSERT INTO ${scope.sentinel} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
   const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
   if (pub.rows.length === 0) {
     // Table names come from the catalog already quoted by format('%I.%I').
-    await src.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ${scope.schema ? `TABLE ${[scope.sentinel, ...tables].join(', ')}` : 'ALL TABLES'}`);
+    await src.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ${scope.schema || tables.length ? `TABLE ${[scope.sentinel, ...tables].join(', ')}` : 'ALL TABLES'}`);
   }
   const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
   if (sub.rows.length === 0) {

@@ -185,14 +185,14 @@ function addRehearse(program: Command, io: CliIO, secrets: Secrets): void {
     .command('rehearse')
     .summary('a full cutover on throw-away servers under a live workload, measured (or on a plan\'s servers)')
     .description(
-      'Starts a sandbox PostgreSQL 15 (source), PostgreSQL 17 (target) and PgBouncer (transaction pooling) -\n' +
+      'Starts a sandbox PostgreSQL 15 (source), PostgreSQL 18 (target) and PgBouncer (transaction pooling) -\n' +
         'or with --engine mariadb two MariaDB servers and HAProxy - loads sample data, runs writer and reader\n' +
         'clients through the router, performs the cutover with the same code as `cutover sync` + `cutover run`,\n' +
         'then checks every acknowledged write is on the target and tears everything down. Nothing of yours is touched.\n' +
         'With --plan it rehearses on the plan\'s servers instead: a real cutover of that database (use a staging\n' +
         'copy); the workload writes to a table cutover_rehearsal_workload it creates on the source.',
     )
-    .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 17, PgBouncer) or mariadb (HAProxy)').choices(['postgres', 'mariadb']).default('postgres'))
+    .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 18, PgBouncer) or mariadb (HAProxy)').choices(['postgres', 'mariadb']).default('postgres'))
     .option('--rows <n>', 'rows of sample data (with --tenants: spread over the tenants)', (v) => positiveInt(v, '--rows'), 1_000_000)
     .option('--tenants <n>', 'rehearse a wave (`cutover waves`) of N tenant databases, one PgBouncer entry each, clients writing to random tenants', (v) => positiveInt(v, '--tenants'))
     .option('--clients <n>', 'concurrent writers (plus half as many readers)', (v) => positiveInt(v, '--clients'), 4)
@@ -282,9 +282,10 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
     .command('check')
     .summary('preflight checks, no changes')
     .argument('<plan>', 'plan file (YAML)')
-    .action(async (file: string, _o: unknown, cmd: Command) => {
+    .option('--schema', 'also compare the schemas of source and target (tables, columns, constraints, indexes, sequences)')
+    .action(async (file: string, o: { schema?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await check(file, planOpts());
+      const r = await check(file, { ...planOpts(), ...(o.schema ? { schema: true } : {}) });
       emit(io, g.json, secrets, { action: 'check', findings: r.findings, blockers: r.blockers }, renderFindings(r.findings));
       if (r.blockers > 0) throw new PreflightError('preflight', `preflight found ${r.blockers} blocker(s)`, 'fix each BLOCKER above, then run check again');
     });

@@ -11,7 +11,7 @@ export interface Finding {
 }
 
 export interface SyncProgressEvent {
-  phase: 'roles' | 'schema' | 'replication' | 'copy' | 'ready';
+  phase: 'roles' | 'schema' | 'replication' | 'copy' | 'analyze' | 'ready';
   message: string;
   table?: string;
   tablesDone?: number;
@@ -102,6 +102,11 @@ export interface CutoverAdapter {
    */
   preflight(ctx?: { synced?: boolean; syncing?: boolean }): Promise<Finding[]>;
   sync(progress: SyncProgress): Promise<SyncSummary>;
+  /**
+   * The schema of what moves compared between source and target (DDL is not replicated): a blocker per
+   * difference, or info findings. `run` calls it at the lag gate and fences nothing on a blocker.
+   */
+  schemaDrift?(): Promise<Finding[]>;
   /** Bytes the target is behind; null when the method has no replication stream (dump). */
   lagBytes(): Promise<number | null>;
   /**

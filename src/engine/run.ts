@@ -299,6 +299,10 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
     lag = await s.adapter.lagBytes();
   }
   result.lagBytesAtFence = lag;
+  const drift = (await s.adapter.schemaDrift?.()) ?? [];
+  const changed = drift.filter((f) => f.severity === 'blocker');
+  if (changed.length) throw new PreflightError('preflight', `the schema changed since sync: ${changed.map((f) => f.message).join('; ')}; nothing was fenced`, changed[0]!.fix);
+  if (drift.length) runner.emit('lag', 'info', drift.map((f) => f.message).join('; '));
   if (lag !== null) runner.emit('lag', 'info', `lag ${formatBytes(lag)} ≤ ${formatBytes(lagLimit)}, fencing`);
 
   if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);

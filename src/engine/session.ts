@@ -80,6 +80,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       sequenceGap: plan.sequences.gap,
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
+      ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
     });
   } else {
     // Loaded on demand so PostgreSQL-only use never loads the MySQL driver.

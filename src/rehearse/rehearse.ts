@@ -35,7 +35,7 @@ const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: Repor
 };
 
 /**
- * A full cutover under a live workload, measured: on throw-away PostgreSQL 15 → 17 servers behind PgBouncer
+ * A full cutover under a live workload, measured: on throw-away PostgreSQL 15 → 18 servers behind PgBouncer
  * (or MariaDB behind HAProxy), or (with `plan`) on the servers a plan names. The cutover itself is
  * `syncPlan` + `runPlan`, the code `cutover sync` and `cutover run` use. Every acknowledged write is then
  * looked up on the target.

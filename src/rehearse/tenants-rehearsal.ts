@@ -8,7 +8,7 @@ import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
 import { startAllOrNone } from '../sandbox/registry.js';
 import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../sandbox/workload.js';
 import { longestGap } from './measure.js';
-import { loadSampleTables } from './postgres-rehearsal.js';
+import { loadSampleTables, REHEARSAL_TARGET_MAJOR } from './postgres-rehearsal.js';
 import type { KitEndpoint } from './rehearsal-kit.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
@@ -45,13 +45,13 @@ export interface TenantSandboxes {
 }
 
 /**
- * A PostgreSQL 15 source with `n` tenant databases, a PostgreSQL 17 target and a transaction-pooling PgBouncer
+ * A PostgreSQL 15 source with `n` tenant databases, a PostgreSQL 18 target and a transaction-pooling PgBouncer
  * with one `[databases]` entry per tenant, pointing at the source. If one fails to start, the others are stopped.
  */
 export async function startTenantSandboxes(n: number, onStarted: (label: string, dir: string) => void): Promise<TenantSandboxes> {
   const password = randomBytes(12).toString('hex');
   const tenants = tenantNames(n);
-  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: 17, password })])) as [PostgresSandbox, PostgresSandbox];
+  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password })])) as [PostgresSandbox, PostgresSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
   let bouncer: PgBouncerSandbox;

@@ -15,7 +15,7 @@ export interface RehearseEvent {
 }
 
 export interface RehearseOptions {
-  /** Sandbox engine: PostgreSQL 15 → 17 behind PgBouncer, or MariaDB → MariaDB behind HAProxy. */
+  /** Sandbox engine: PostgreSQL 15 → 18 behind PgBouncer, or MariaDB → MariaDB behind HAProxy. */
   engine?: 'postgres' | 'mariadb';
   /**
    * Rehearse a wave instead of one cutover: this many tenant databases on the sandbox source, one PgBouncer

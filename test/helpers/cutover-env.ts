@@ -6,7 +6,7 @@ import { PostgresSandbox } from '../../src/sandbox/postgres-sandbox.js';
 import { Workload, workloadTableSql, WORKLOAD_TABLE, type WorkloadResult } from '../../src/sandbox/workload.js';
 import { client, exec } from './pg.js';
 
-/** A PG15 source, a PG17 target with the same superuser password, and (optionally) a PgBouncer in front. */
+/** A PG15 source, a PG17 target (or the majors asked for) with the same superuser password, and (optionally) a PgBouncer in front. */
 export interface CutoverEnv {
   src: PostgresSandbox;
   dst: PostgresSandbox;
@@ -17,10 +17,10 @@ export interface CutoverEnv {
 }
 
 /** `bouncerAliases`: PgBouncer entries named differently from their database (schema tenants: alias → database). */
-export async function startCutoverEnv(opts: { bouncerDatabases?: string[]; bouncerAliases?: Record<string, string>; srcSettings?: Record<string, string | number> } = {}): Promise<CutoverEnv> {
+export async function startCutoverEnv(opts: { bouncerDatabases?: string[]; bouncerAliases?: Record<string, string>; srcSettings?: Record<string, string | number>; sourceMajor?: number; targetMajor?: number } = {}): Promise<CutoverEnv> {
   const password = 'Sh@red:pw/1%';
-  const src = await PostgresSandbox.start({ major: 15, password, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) });
-  const dst = await PostgresSandbox.start({ major: 17, password });
+  const src = await PostgresSandbox.start({ major: opts.sourceMajor ?? 15, password, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) });
+  const dst = await PostgresSandbox.start({ major: opts.targetMajor ?? 17, password });
   let bouncer: PgBouncerSandbox | undefined;
   if (opts.bouncerDatabases || opts.bouncerAliases) {
     bouncer = await PgBouncerSandbox.start({

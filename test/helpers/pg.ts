@@ -5,6 +5,7 @@ import { missing } from './availability.js';
 
 export const pg15Missing = await missing('PostgreSQL 15 server binaries', () => findPostgresBinaries(15));
 export const pg17Missing = await missing('PostgreSQL 17 server binaries', () => findPostgresBinaries(17));
+export const pg18Missing = await missing('PostgreSQL 18 server binaries', () => findPostgresBinaries(18));
 
 /** A connected client to a sandbox; errors after termination are expected in tests, so they are swallowed. */
 export async function client(sb: PostgresSandbox, opts: { database?: string; user?: string; password?: string; application?: string } = {}): Promise<pg.Client> {

@@ -13,7 +13,7 @@ describe.skipIf(pg15Missing ?? pg17Missing)('cutover check (PostgreSQL preflight
     e = await startCutoverEnv({ srcSettings: { wal_level: 'replica' } });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 100);
-    await exec(e.src, 'shop', 'CREATE TABLE "audit log" (at timestamptz, what text)', 'CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)');
+    await exec(e.src, 'shop', 'CREATE TABLE "audit log" (at timestamptz, what text)', 'CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)', `SELECT lo_from_bytea(0, repeat('x', 5000)::bytea)`);
     const c = await client(e.src, { database: 'shop' });
     await c.query('BEGIN');
     await c.query(`INSERT INTO items (name) VALUES ('pending')`);
@@ -32,7 +32,9 @@ describe.skipIf(pg15Missing ?? pg17Missing)('cutover check (PostgreSQL preflight
     const doc = r.json();
     const blockers = doc.findings.filter((f: { severity: string }) => f.severity === 'blocker');
     const checks = blockers.map((f: { check: string }) => f.check);
-    expect(checks).toEqual(expect.arrayContaining(['wal_level', 'primary keys', 'prepared transactions', 'unlogged tables']));
+    expect(checks).toEqual(expect.arrayContaining(['wal_level', 'primary keys', 'prepared transactions', 'unlogged tables', 'large objects']));
+    const lo = blockers.find((f: { check: string }) => f.check === 'large objects');
+    expect(lo.message).toMatch(/^1 large object\(s\) \([\d.]+ KB in pg_largeobject\)/);
     const noPk = blockers.find((f: { check: string }) => f.check === 'primary keys');
     expect(noPk).toMatchObject({ object: 'public."audit log"' });
     expect(noPk.fix).toMatch(/REPLICA IDENTITY FULL/);

@@ -9,10 +9,10 @@ import { missing } from '../helpers/availability.js';
 import { BUILT_CLI, ROOT, ensureBuilt, spawnCli } from '../helpers/built-cli.js';
 import { chromiumMissing, openInChromium } from '../helpers/chromium.js';
 import { mariadbMissing } from '../helpers/mariadb.js';
-import { pg15Missing, pg17Missing } from '../helpers/pg.js';
+import { pg15Missing, pg18Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
-const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
+const unavailable = pg15Missing ?? pg18Missing ?? pgbouncerMissing;
 const mariadbUnavailable = mariadbMissing ?? (await missing('HAProxy (haproxy)', () => findHaproxy()));
 
 /** The sandbox dirs a run announced on stderr (`sandbox <label> in <dir>`). */
@@ -27,7 +27,7 @@ async function gone(dir: string): Promise<boolean> {
   );
 }
 
-describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 17 through PgBouncer (built CLI, as a user runs it)', () => {
+describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 18 through PgBouncer (built CLI, as a user runs it)', () => {
   let out: string;
   let run: Awaited<ReturnType<typeof spawnCli>>;
   let doc: any;
@@ -50,7 +50,7 @@ describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 17 through PgB
     expect(doc.acknowledgedWrites).toBeGreaterThan(100);
     expect(doc.verifiedWrites).toBe(doc.acknowledgedWrites);
     expect(doc.source.version).toMatch(/^15\./);
-    expect(doc.target.version).toMatch(/^17\./);
+    expect(doc.target.version).toMatch(/^18\./);
     // The real run path: its steps, in order, on the rehearsal clock.
     const cutover = doc.steps.filter((s: { phase: string }) => s.phase === 'cutover').map((s: { name: string }) => s.name);
     expect(cutover).toEqual(['preflight', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report']);

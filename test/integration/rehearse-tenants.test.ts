@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRehearse } from '../../src/cli/render-rehearse.js';
 import { validateJson, type JsonSchema } from '../../src/report/json-schema.js';
 import { ROOT, ensureBuilt, spawnCli } from '../helpers/built-cli.js';
-import { pg15Missing, pg17Missing } from '../helpers/pg.js';
+import { pg15Missing, pg18Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
-const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
+const unavailable = pg15Missing ?? pg18Missing ?? pgbouncerMissing;
 
 describe.skipIf(unavailable)('cutover rehearse --tenants: a wave of tenant databases through PgBouncer (built CLI)', () => {
   let out: string;
@@ -33,7 +33,7 @@ describe.skipIf(unavailable)('cutover rehearse --tenants: a wave of tenant datab
     expect(doc.acknowledgedWrites).toBeGreaterThan(100);
     expect(doc.verifiedWrites).toBe(doc.acknowledgedWrites);
     expect(doc.source.version).toMatch(/^15\./);
-    expect(doc.target.version).toMatch(/^17\./);
+    expect(doc.target.version).toMatch(/^18\./);
     expect(doc.copy.sampleRows).toBe(5000);
     // Every tenant went through the waves code: its own sync, its own window, on the rehearsal clock.
     expect(doc.tenants).toMatchObject({ count: 5, done: 5, concurrency: 1 });
