@@ -82,6 +82,9 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error
   return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
 }
 
+/** Servers (host:port) where PREFERRED found no TLS in this process: later connections go straight to plaintext. */
+const withoutTls = new Set<string>();
+
 type MysqlSsl = { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean; verifyIdentity: boolean } | undefined;
 
 /**
@@ -99,7 +102,8 @@ export function mysqlSslAttempts(ep: DbEndpoint, socket: boolean): MysqlSsl[] {
     rejectUnauthorized: ep.tls.verify !== 'none',
     verifyIdentity: ep.tls.verify === 'full',
   };
-  return ep.tls.mode === 'prefer' ? [ssl, undefined] : [ssl];
+  if (ep.tls.mode !== 'prefer') return [ssl];
+  return withoutTls.has(`${ep.host}:${ep.port}`) ? [undefined] : [ssl, undefined];
 }
 
 /**
@@ -119,7 +123,9 @@ function identityStream(ep: DbEndpoint): { stream?: () => Socket } {
 }
 
 function fallsBack(e: unknown, ep: DbEndpoint): boolean {
-  return ep.tls.mode === 'prefer' && (e as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT';
+  const falls = ep.tls.mode === 'prefer' && (e as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT';
+  if (falls) withoutTls.add(`${ep.host}:${ep.port}`);
+  return falls;
 }
 
 /**

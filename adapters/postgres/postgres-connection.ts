@@ -71,6 +71,13 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
 export type PgSsl = false | ConnectionOptions;
 
 /**
+ * Servers (host:port) where `prefer` found no TLS or `allow` found plaintext refused, in this process. node-pg,
+ * unlike libpq, cannot continue on the same connection after the server declines TLS: it needs a second
+ * connection (and the server a second backend). Remembering the answer keeps later connections to one.
+ */
+const fallenBack = new Set<string>();
+
+/**
  * The `ssl` settings to try, in order, with libpq's meaning: `prefer` (the default) tries TLS without checking the
  * certificate and falls back to plaintext when the server offers no TLS; `allow` tries plaintext first and TLS
  * when the server refuses it. A Unix socket never uses TLS (as in libpq). Always explicit: node-pg would
@@ -79,17 +86,18 @@ export type PgSsl = false | ConnectionOptions;
 export function pgSslAttempts(ep: DbEndpoint): PgSsl[] {
   if (ep.host.startsWith('/') || ep.tls.mode === 'disable') return [false];
   const opts = nodeTlsOptions(ep.tls);
-  if (ep.tls.mode === 'prefer') return [opts, false];
-  if (ep.tls.mode === 'allow') return [false, opts];
+  const known = fallenBack.has(`${ep.host}:${ep.port}`);
+  if (ep.tls.mode === 'prefer') return known ? [false] : [opts, false];
+  if (ep.tls.mode === 'allow') return known ? [opts] : [false, opts];
   return [opts];
 }
 
 /** Whether a failed attempt may go on to the next one: only the answer that mode's fallback is for. */
 export function pgSslFallsBack(e: unknown, ep: DbEndpoint): boolean {
   const err = e as { code?: string; message?: string };
-  if (ep.tls.mode === 'prefer') return /server does not support SSL/i.test(err.message ?? '');
-  if (ep.tls.mode === 'allow') return err.code === '28000';
-  return false;
+  const falls = (ep.tls.mode === 'prefer' && /server does not support SSL/i.test(err.message ?? '')) || (ep.tls.mode === 'allow' && err.code === '28000');
+  if (falls) fallenBack.add(`${ep.host}:${ep.port}`);
+  return falls;
 }
 
 /**

@@ -26,11 +26,34 @@ export function scramVerifier(password: string, salt = randomBytes(16), iteratio
 }
 
 /**
+ * Plans running at once on one server (waves of schema tenants) grant on the same database and tool schema:
+ * concurrent GRANTs on one object fail with "tuple concurrently updated". One transaction-scoped advisory lock
+ * per server serialises the tool's grants and revokes (a few milliseconds each).
+ */
+const GRANTS_LOCK = 0x6375_7476;
+
+async function underGrantsLock(src: PgClient, fn: () => Promise<void>): Promise<void> {
+  await src.query('BEGIN');
+  try {
+    await src.query('SELECT pg_advisory_xact_lock($1)', [GRANTS_LOCK]);
+    await fn();
+    await src.query('COMMIT');
+  } catch (e) {
+    await src.query('ROLLBACK').catch(() => {});
+    throw e;
+  }
+}
+
+/**
  * Creates (or gives a new password to) the plan's replication role: LOGIN REPLICATION, CONNECT on the database,
  * USAGE on the published tables' schemas and SELECT on those tables — what the subscription's initial copy and
  * its walsender need, nothing else.
  */
 export async function ensureReplicationRole(src: PgClient, role: string, password: string, database: string, publication: string): Promise<void> {
+  await underGrantsLock(src, () => createAndGrant(src, role, password, database, publication));
+}
+
+async function createAndGrant(src: PgClient, role: string, password: string, database: string, publication: string): Promise<void> {
   const exists = (await src.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role])).rows.length > 0;
   const verifier = quoteLiteral(scramVerifier(password));
   await src.query(exists ? `ALTER ROLE ${quoteIdent(role)} LOGIN REPLICATION PASSWORD ${verifier}` : `CREATE ROLE ${quoteIdent(role)} LOGIN REPLICATION PASSWORD ${verifier}`);
@@ -43,8 +66,10 @@ export async function ensureReplicationRole(src: PgClient, role: string, passwor
 /** Drops the role and its grants (in the connected database, and on the database itself). False when absent. */
 export async function dropReplicationRole(src: PgClient, role: string): Promise<boolean> {
   if ((await src.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role])).rows.length === 0) return false;
-  await src.query(`DROP OWNED BY ${quoteIdent(role)}`);
-  await src.query(`DROP ROLE ${quoteIdent(role)}`);
+  await underGrantsLock(src, async () => {
+    await src.query(`DROP OWNED BY ${quoteIdent(role)}`);
+    await src.query(`DROP ROLE ${quoteIdent(role)}`);
+  });
   return true;
 }
 

@@ -12,11 +12,12 @@ describe('plan size', () => {
     const dup = tenants(MAX_LIST_ITEMS);
     dup[MAX_LIST_ITEMS - 1] = 't17';
     expect(() => parsePlan(plan(dup), 'p.yaml')).toThrow(/scope\.tenants\[9999\]: "t17" is listed twice/);
-  });
+    // Generous: parsing 10,000 YAML lines twice takes seconds on a loaded 2-core machine (the time is not asserted).
+  }, 60_000);
 
   it('refuses a longer list with one line naming the key and the way out', () => {
     expect(() => parsePlan(plan(tenants(MAX_LIST_ITEMS + 1)), 'p.yaml')).toThrow(/scope\.tenants: lists 10001 entries, more than the 10000 a plan may list.*query/);
-  });
+  }, 60_000);
 
   it('refuses a plan file over 4 MB before parsing it', () => {
     const huge = head + `    - ${'x'.repeat(4 * 1024 * 1024)}\n`;
