@@ -40,8 +40,8 @@ interface MysqlPrior extends PriorState {
   server?: ServerReadOnlyState;
   /** schema scope: READ ONLY before the fence. */
   schemaReadOnly?: boolean;
-  /** strict mode: `user@host` → the account and whether it was locked before the fence. */
-  roles: Record<string, Account & { locked: boolean }>;
+  /** strict mode: `user@host` → the account, whether it was locked before the fence, and whether it bypasses read_only (lockBypass). */
+  roles: Record<string, Account & { locked: boolean; bypass?: boolean }>;
   /** schema scope without ALTER SCHEMA READ ONLY: the write grants revoked from each --role account. */
   schemaGrants?: SchemaFencePrior;
   /** ... and the named accounts the revoke cannot stop (global, wildcard or role grants). */
@@ -183,7 +183,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
       if (opts.lockBypass && scope === 'server' && !this.flavor.superReadOnly) {
         for (const b of await bypassAccounts(this.q, this.flavor)) {
           const label = accountLabel(b);
-          if (label !== me && !roles[label]) roles[label] = { user: b.user, host: b.host, locked: b.locked };
+          if (label !== me && !roles[label]) roles[label] = { user: b.user, host: b.host, locked: b.locked, bypass: true };
         }
       }
     } else if (opts.roles.length > 0) {
@@ -243,6 +243,8 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const bypass = scope === 'server' && !this.flavor.superReadOnly ? reachable(await bypassAccounts(this.q, this.flavor), await clientSessions(this.q)) : [];
     const bypassUsers = new Set(bypass.map((b) => b.user));
     if (bypass.length > 0) warnings.push(bypassWarning(bypass, this.flavor));
+    const lockedBypass = Object.entries(p.roles).filter(([, a]) => a.bypass && !a.locked).map(([label]) => label);
+    if (lockedBypass.length > 0) warnings.push(`strict mode locked ${lockedBypass.length} account(s) that write despite read_only until \`off\` (their sessions were ended): ${lockedBypass.join(', ')}`);
 
     const drained: SessionInfo[] = [];
     const terminated: SessionInfo[] = ended.map((e) => publicSession(e.session, endedReason(e)));
