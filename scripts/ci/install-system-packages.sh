@@ -6,5 +6,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   postgresql-15 postgresql-client-15 \
   mariadb-server mariadb-client \
-  pgbouncer haproxy \
+  pgbouncer haproxy sysbench \
   chromium >/dev/null
