@@ -393,17 +393,17 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     return { probeMs, clean: !moved && writers.length === 0, writers, method: 'position' };
   }
 
+  /** The watch's own session must survive a fence that ends every client session (FenceOptions.clientsHeld). */
+  async prepareLeakWatch(target: FenceTarget): Promise<LeakWatchSetup> {
+    return { method: this.scopeOf(target) === 'server' ? 'position' : 'sampled', sessions: [String(this.conn.threadId)] };
+  }
+
   /**
    * The leak check of a fence already in place, for at least `minMs` and until `until` settles: the cutover
    * runs it beside the catch-up and verify instead of before them. Sessions are those of the moment (the fence
    * ended older ones); the schema-grants check suspects every session in the schema, since the accounts that
    * kept write privileges were worked out by `on`.
    */
-  async prepareLeakWatch(target: FenceTarget): Promise<LeakWatchSetup> {
-    // Its own session must survive a fence that ends every client session (FenceOptions.clientsHeld).
-    return { method: this.scopeOf(target) === 'server' ? 'position' : 'sampled', sessions: [String(this.conn.threadId)] };
-  }
-
   async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck> {
     const scope = this.scopeOf(target);
     const warnings: string[] = [];
