@@ -42,3 +42,15 @@ export function describePosition(p: WritePosition): string {
   if (p.file !== null) return `${p.file}:${p.pos}`;
   return 'no binary log';
 }
+
+/** The position as FenceOnResult.fencePosition carries it (a string the leak watch reads back). */
+export function encodePosition(p: WritePosition): string {
+  return p.gtid !== '' ? `gtid:${p.gtid}` : `binlog:${p.pos}:${p.file}`;
+}
+
+/** Undefined for a string encodePosition did not write. */
+export function decodePosition(s: string): WritePosition | undefined {
+  if (s.startsWith('gtid:')) return { gtid: s.slice(5), file: null, pos: null };
+  const m = /^binlog:(\d+):(.+)$/.exec(s);
+  return m ? { gtid: '', file: m[2]!, pos: Number(m[1]) } : undefined;
+}

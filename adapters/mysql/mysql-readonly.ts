@@ -5,6 +5,7 @@ import type {
   FenceOptions,
   FenceTarget,
   LeakCheck,
+  LeakWatchSetup,
   PriorState,
   ReadOnlyAdapter,
   ReadOnlyStatusResult,
@@ -18,8 +19,8 @@ import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-conne
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { applySchemaFence, captureSchemaFence, restoreSchemaFence, schemaLeakCheck, schemaWriters, type SchemaFencePrior, type StillWriting } from './mysql-schema-fence.js';
-import { canTrackWrites, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
-import { clientSessions, killSessions, publicSession, sleep, type MysqlSession, type Query } from './mysql-sessions.js';
+import { canTrackWrites, decodePosition, describePosition, encodePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
+import { clientSessions, endSessionsAtBoundaries, killSessions, publicSession, sleep, type EndedSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
   accountLabel,
   accountLockSql,
@@ -28,6 +29,7 @@ import {
   liftServerSql,
   restoreServerSql,
   schemaReadOnlySql,
+  sessionSetupSql,
   type Account,
   type ServerReadOnlyState,
 } from './mysql-sql.js';
@@ -38,8 +40,8 @@ interface MysqlPrior extends PriorState {
   server?: ServerReadOnlyState;
   /** schema scope: READ ONLY before the fence. */
   schemaReadOnly?: boolean;
-  /** strict mode: `user@host` → the account and whether it was locked before the fence. */
-  roles: Record<string, Account & { locked: boolean }>;
+  /** strict mode: `user@host` → the account, whether it was locked before the fence, and whether it bypasses read_only (lockBypass). */
+  roles: Record<string, Account & { locked: boolean; bypass?: boolean }>;
   /** schema scope without ALTER SCHEMA READ ONLY: the write grants revoked from each --role account. */
   schemaGrants?: SchemaFencePrior;
   /** ... and the named accounts the revoke cannot stop (global, wildcard or role grants). */
@@ -57,6 +59,10 @@ type MysqlScope = 'server' | 'schema' | 'schema-grants';
 const INNODB_TRX_CACHE_MS = 110;
 const LEAK_SAMPLE_MS = INNODB_TRX_CACHE_MS;
 const DRAIN_POLL_MS = INNODB_TRX_CACHE_MS;
+
+const ER_LOCK_WAIT_TIMEOUT = 1205;
+/** Pause between two attempts at the server fence when clients are held. */
+const FENCE_RETRY_MS = 10;
 
 export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
   readonly engine: 'mysql' | 'mariadb';
@@ -173,6 +179,13 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
         if (accountLabel(a) === me) throw new UsageError(`refusing to lock account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from --role');
         roles[accountLabel(a)] = { ...a, locked: await isLocked(this.q, a) };
       }
+      // Accounts that write through read_only are locked too (the cutover asks for it): the tool's own is kept.
+      if (opts.lockBypass && scope === 'server' && !this.flavor.superReadOnly) {
+        for (const b of await bypassAccounts(this.q, this.flavor)) {
+          const label = accountLabel(b);
+          if (label !== me && !roles[label]) roles[label] = { user: b.user, host: b.host, locked: b.locked, bypass: true };
+        }
+      }
     } else if (opts.roles.length > 0) {
       throw new UsageError('--role only applies to --mode strict', 'add --mode strict or drop --role');
     }
@@ -202,15 +215,27 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
       return { scope: target.scope, name: target.name!, mode: opts.mode, persistent: true, untouched: [], lockedRoles: revoked, ...rest };
     }
 
-    if (scope === 'server') {
-      for (const sql of fenceServerSql(this.flavor)) await this.q(sql, [], `fencing the server (${sql})`);
-    } else {
-      await this.q(schemaReadOnlySql(target.name!, true), [], `making schema ${target.name} read-only`);
-    }
+    // Sessions ended before the fence because a router holds new connections (see FenceOptions.clientsHeld).
+    const quiesce = scope === 'server' && opts.clientsHeld === true && opts.mode !== 'advisory';
     const lockedRoles: string[] = [];
-    for (const [label, a] of Object.entries(p.roles)) {
-      if (!a.locked) await this.q(accountLockSql(a, true), [], `locking account ${label}`);
-      lockedRoles.push(label);
+    const lockRoles = async () => {
+      for (const [label, a] of Object.entries(p.roles)) {
+        if (!a.locked) await this.q(accountLockSql(a, true), [], `locking account ${label}`);
+        lockedRoles.push(label);
+      }
+    };
+    const ended: EndedSession[] = [];
+    if (quiesce) {
+      // Locked first, so a client of a locked account that reconnects around the router is refused.
+      await lockRoles();
+      ended.push(...(await this.quiescedFence(opts, exempt, warnings)));
+    } else {
+      if (scope === 'server') {
+        for (const sql of fenceServerSql(this.flavor)) await this.q(sql, [], `fencing the server (${sql})`);
+      } else {
+        await this.q(schemaReadOnlySql(target.name!, true), [], `making schema ${target.name} read-only`);
+      }
+      await lockRoles();
     }
 
     // Schema READ ONLY binds every account; server read_only lets the bypass accounts through (MariaDB, or
@@ -218,11 +243,14 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const bypass = scope === 'server' && !this.flavor.superReadOnly ? reachable(await bypassAccounts(this.q, this.flavor), await clientSessions(this.q)) : [];
     const bypassUsers = new Set(bypass.map((b) => b.user));
     if (bypass.length > 0) warnings.push(bypassWarning(bypass, this.flavor));
+    const lockedBypass = Object.entries(p.roles).filter(([, a]) => a.bypass && !a.locked).map(([label]) => label);
+    if (lockedBypass.length > 0) warnings.push(`strict mode locked ${lockedBypass.length} account(s) that write despite read_only until \`off\` (their sessions were ended): ${lockedBypass.join(', ')}`);
 
     const drained: SessionInfo[] = [];
-    const terminated: SessionInfo[] = [];
+    const terminated: SessionInfo[] = ended.map((e) => publicSession(e.session, endedReason(e)));
     let untouched: SessionInfo[] = [];
-    if (scope === 'server') await sleep(INNODB_TRX_CACHE_MS);
+    // After a quiesced fence no session that predates it is left, so there is no open transaction to look for.
+    if (scope === 'server' && !quiesce) await sleep(INNODB_TRX_CACHE_MS);
     if (opts.mode === 'advisory') {
       const open = scope === 'server' ? await clientSessions(this.q, { writingOnly: true, exempt }) : [];
       untouched = open.map((s) =>
@@ -231,7 +259,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
       if (bypass.length > 0) warnings.push('advisory mode: sessions of the accounts above keep writing (use --mode enforced to end them, or strict to lock app accounts)');
     } else if (scope === 'server') {
       // ALTER SCHEMA ... READ ONLY waits for every transaction holding a lock in the schema: nothing to drain.
-      const first = await clientSessions(this.q, { writingOnly: true, exempt });
+      const first = quiesce ? [] : await clientSessions(this.q, { writingOnly: true, exempt });
       let writers = first;
       const deadline = Date.now() + opts.drainTimeoutMs;
       while (writers.length > 0 && Date.now() < deadline) {
@@ -262,8 +290,16 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
           : `${flavorLabel(this.flavor)} has no SET PERSIST: a server restart drops this fence; run \`cutover readonly on\` again after any restart`,
       );
     }
-    const leakCheck = scope === 'server' ? await this.leakCheck(opts.probeMs, bypassUsers, exempt, warnings) : await this.schemaLeakCheck(target.name!, opts.probeMs, warnings);
+    // The position every later write would move: a caller watching with its own LeakWatcher (probeMs 0) starts there.
+    const fencedAt = scope === 'server' ? await this.position() : undefined;
+    const leakCheck =
+      scope !== 'server'
+        ? await this.schemaLeakCheck(target.name!, opts.probeMs, warnings)
+        : opts.probeMs === 0
+          ? { probeMs: 0, clean: true, writers: [], method: 'position' as const }
+          : await this.leakCheck(opts.probeMs, bypassUsers, exempt, warnings, Promise.resolve(), fencedAt);
     return {
+      ...(fencedAt && canTrackWrites(fencedAt) ? { fencePosition: encodePosition(fencedAt) } : {}),
       scope: target.scope,
       ...(target.name ? { name: target.name } : {}),
       mode: opts.mode,
@@ -275,6 +311,35 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
       warnings,
       leakCheck,
     } satisfies Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>;
+  }
+
+  /**
+   * The server fence while a router holds new connections: every client session is ended at a statement
+   * boundary first (within the drain timeout), so `SET GLOBAL read_only` meets a quiet server instead of
+   * queueing behind a stream of commits (under sysbench it timed out in 1 of 2 runs). It then tries without
+   * waiting for locks and, until --lock-timeout, ends whoever connected around the router and tries again.
+   */
+  private async quiescedFence(opts: FenceOptions, exempt: readonly string[], warnings: string[]): Promise<EndedSession[]> {
+    const first = await endSessionsAtBoundaries(this.q, { exempt, timeoutMs: opts.drainTimeoutMs });
+    const ended = [...first.ended];
+    for (const s of first.failed) warnings.push(`session ${s.threadId} (user ${s.user}) could not be killed`);
+    const until = Date.now() + opts.lockTimeoutMs;
+    // MariaDB takes 0 as "do not wait"; MySQL's minimum is 1 s.
+    await this.q(`SET SESSION lock_wait_timeout = ${this.flavor.kind === 'mariadb' ? 0 : 1}`);
+    try {
+      for (;;) {
+        try {
+          for (const sql of fenceServerSql(this.flavor)) await this.q(sql, [], `fencing the server (${sql})`);
+          return ended;
+        } catch (e) {
+          if ((e as { cause?: { errno?: number } }).cause?.errno !== ER_LOCK_WAIT_TIMEOUT || Date.now() >= until) throw e;
+          ended.push(...(await endSessionsAtBoundaries(this.q, { exempt, timeoutMs: 0 })).ended);
+          await sleep(FENCE_RETRY_MS);
+        }
+      }
+    } finally {
+      await this.q(sessionSetupSql(this.flavor, opts.lockTimeoutMs));
+    }
   }
 
   private async position(): Promise<WritePosition> {
@@ -289,10 +354,10 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
    * move can be pinned on a session; a privileged session holding changed rows is a leak even before it
    * commits, since it can.
    */
-  private async leakCheck(probeMs: number, bypassUsers: Set<string>, exempt: readonly string[], warnings: string[], until: Promise<unknown> = Promise.resolve()): Promise<LeakCheck> {
+  private async leakCheck(probeMs: number, bypassUsers: Set<string>, exempt: readonly string[], warnings: string[], until: Promise<unknown> = Promise.resolve(), from?: WritePosition): Promise<LeakCheck> {
     const settled = settledFlag(until);
     const started = Date.now();
-    const start = await this.position();
+    const start = from ?? (await this.position());
     const seen = new Map<string, MysqlSession>();
     const activePrivileged = new Map<string, MysqlSession>();
     do {
@@ -302,7 +367,9 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
           if (s.command !== 'Sleep' || !activePrivileged.has(s.threadId)) activePrivileged.set(s.threadId, s);
         }
       }
-      await sleep(LEAK_SAMPLE_MS);
+      // Past the minimum, the end of `until` ends the wait at once: the caller's window waits for this check.
+      const left = probeMs - (Date.now() - started);
+      await (left > 0 ? sleep(Math.min(LEAK_SAMPLE_MS, left)) : Promise.race([sleep(LEAK_SAMPLE_MS), until.catch(() => {})]));
     } while (Date.now() - started < probeMs || !settled.now);
     probeMs = Date.now() - started;
     const after = await this.position();
@@ -323,7 +390,12 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
       writers.push({ id: 'binlog', user: '', reason: `write position moved from ${describePosition(start)} to ${describePosition(after)}; no session was caught in the act (look at the binary log)` });
     }
     writers.push(...(await this.preparedXa()));
-    return { probeMs, clean: !moved && writers.length === 0, writers };
+    return { probeMs, clean: !moved && writers.length === 0, writers, method: 'position' };
+  }
+
+  /** The watch's own session must survive a fence that ends every client session (FenceOptions.clientsHeld). */
+  async prepareLeakWatch(target: FenceTarget): Promise<LeakWatchSetup> {
+    return { method: this.scopeOf(target) === 'server' ? 'position' : 'sampled', sessions: [String(this.conn.threadId)] };
   }
 
   /**
@@ -332,13 +404,13 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
    * ended older ones); the schema-grants check suspects every session in the schema, since the accounts that
    * kept write privileges were worked out by `on`.
    */
-  async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>): Promise<LeakCheck> {
+  async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck> {
     const scope = this.scopeOf(target);
     const warnings: string[] = [];
     if (scope === 'schema-grants') return schemaLeakCheck(this.q, target.name!, minMs, 'all', exempt, warnings, until);
     if (scope === 'schema') return this.schemaLeakCheck(target.name!, minMs, warnings, until);
     const bypass = this.flavor.superReadOnly ? [] : reachable(await bypassAccounts(this.q, this.flavor), await clientSessions(this.q));
-    return this.leakCheck(minMs, new Set(bypass.map((b) => b.user)), exempt, warnings, until);
+    return this.leakCheck(minMs, new Set(bypass.map((b) => b.user)), exempt, warnings, until, fencePosition ? decodePosition(fencePosition) : undefined);
   }
 
   /** Schema READ ONLY is enforced by the server for every account; the binary log position is server-wide. */
@@ -498,4 +570,11 @@ function settledFlag(p: Promise<unknown>): { now: boolean } {
     () => (flag.now = true),
   );
   return flag;
+}
+
+/** Why the quiesced fence ended a session, as the report says it. */
+function endedReason(e: EndedSession): string {
+  if (!e.idle) return 'still inside a statement when the drain timeout ran out: killed before the fence, that statement rolled back';
+  if (e.session.rowsModified > 0) return `ended between statements before the fence; its open write transaction (${e.session.rowsModified} row(s)) rolled back, so its COMMIT fails`;
+  return 'ended between statements before the fence (new connections are held by the router: the client reconnects into the hold)';
 }

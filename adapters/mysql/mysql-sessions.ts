@@ -97,33 +97,82 @@ const ER_NO_SUCH_THREAD = 1094;
  * was open cannot commit after this returns. Returns the thread ids that were actually ended.
  */
 export async function killSessions(q: Query, threadIds: string[], waitMs = 5000): Promise<Set<string>> {
-  const ended = new Set<string>();
-  for (const id of threadIds) {
-    try {
-      await q(killSql(id), [], `killing session ${id}`);
-      ended.add(id);
-    } catch (e) {
-      // Ended on its own meanwhile: just as good.
-      if ((e as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_THREAD) ended.add(id);
-      else throw e;
+  const ended: string[] = [];
+  for (const id of threadIds) if (await killOne(q, id)) ended.push(id);
+  return waitGone(q, ended, waitMs);
+}
+
+/** A session ended by endSessionsAtBoundaries, and whether it was between statements when killed. */
+export interface EndedSession {
+  session: MysqlSession;
+  idle: boolean;
+}
+
+/** How often the boundary loop looks at the process list (live, unlike INNODB_TRX). */
+const BOUNDARY_POLL_MS = 5;
+
+/**
+ * Ends every client session (never the tool's own, replication or server threads, nor `exempt`) at a
+ * statement boundary: a session is killed when the process list shows it idle between statements (`Sleep`),
+ * so its client sees a lost connection on an idle connection, never an error inside a statement. A session
+ * still running a statement after `timeoutMs` is killed anyway (that statement rolls back; its client is told).
+ * An open transaction of a killed session rolls back: its COMMIT can never succeed afterwards. Returns once
+ * every ended session is gone or marked Killed, so nothing it did can still commit.
+ */
+export async function endSessionsAtBoundaries(q: Query, opts: { exempt: readonly string[]; timeoutMs: number }): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
+  const deadline = Date.now() + opts.timeoutMs;
+  const ended = new Map<string, EndedSession>();
+  for (;;) {
+    const left = (await clientSessions(q, { exempt: opts.exempt })).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
+    if (left.length === 0) break;
+    const late = Date.now() >= deadline;
+    const now = left.filter((s) => late || s.command === 'Sleep');
+    for (const s of now) {
+      if (await killOne(q, s.threadId)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
+    }
+    if (late) break;
+    await sleep(BOUNDARY_POLL_MS);
+  }
+  const gone = await waitGone(q, [...ended.keys()], 5000);
+  const failed: MysqlSession[] = [];
+  for (const [id, e] of ended) {
+    if (!gone.has(id)) {
+      ended.delete(id);
+      failed.push(e.session);
     }
   }
-  if (ended.size === 0) return ended;
+  return { ended: [...ended.values()], failed };
+}
+
+/** KILL CONNECTION; a session that ended on its own meanwhile counts as ended. */
+async function killOne(q: Query, id: string): Promise<boolean> {
+  try {
+    await q(killSql(id), [], `killing session ${id}`);
+    return true;
+  } catch (e) {
+    if ((e as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_THREAD) return true;
+    throw e;
+  }
+}
+
+/** The ids that are gone or marked Killed (rolling back) within `waitMs`. */
+async function waitGone(q: Query, ids: string[], waitMs: number): Promise<Set<string>> {
+  const out = new Set(ids);
+  if (ids.length === 0) return out;
   const deadline = Date.now() + waitMs;
   for (;;) {
     const alive = await q<RowDataPacket & { id: string }>(
       `SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID IN (?) AND COMMAND <> 'Killed'`,
-      [[...ended]],
+      [ids],
       'waiting for killed sessions',
     );
-    if (alive.length === 0) break;
+    if (alive.length === 0) return out;
     if (Date.now() > deadline) {
-      for (const r of alive) ended.delete(String(r.id));
-      break;
+      for (const r of alive) out.delete(String(r.id));
+      return out;
     }
-    await sleep(10);
+    await sleep(BOUNDARY_POLL_MS);
   }
-  return ended;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -30,11 +30,10 @@ interface HoldRecord {
  * server's only slot with a connection of our own, then `set maxconn server <be>/<srv> 1`; new clients wait
  * (up to `timeout queue`). Moves with `set server ... addr`; releases by closing the connections still on the
  * old address, restoring maxconn and dropping the slot. `set maxconn frontend` is never used: raising it
- * again deadlocks 2.6.12 (haproxy#2726).
+ * again deadlocks 2.6.12 (haproxy#2726). The hold returns as soon as new connections queue: connections
+ * established before it are the fence's business (it ends them at a statement boundary, and their clients
+ * reconnect into this queue), so waiting here for them to close would only lengthen the window.
  */
-/** How long a hold waits for connections opened before it to close on their own. */
-const HOLD_DRAIN_MS = 250;
-
 export class HaproxyRouter implements Router {
   readonly kind = 'haproxy' as const;
   private readonly rt: HaproxyRuntime;
@@ -70,21 +69,10 @@ export class HaproxyRouter implements Router {
     try {
       await this.occupySlot(stat, timeoutMs);
       await this.rt.command(setMaxconnCmd(this.opts.backend, this.opts.server, 1));
-      await this.drainEstablished(Math.min(timeoutMs, HOLD_DRAIN_MS));
     } catch (e) {
       await this.release().catch(() => {});
       throw e;
     }
-  }
-
-  /**
-   * Lets connections opened before the hold finish what they are doing (short-lived ones close by themselves)
-   * so they do not meet the fence. Persistent connections never close: after `waitMs` the hold goes on anyway,
-   * and `pointTo` ends them (their clients reconnect into the queue).
-   */
-  private async drainEstablished(waitMs: number): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    while ((await this.stat()).scur > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   }
 
   /**

@@ -315,7 +315,12 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   try {
     if (watcher) {
       result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
-      const how = { decoded: 'a decoding slot reads every commit after the fence', trigger: 'the schema fence rejects every write itself; its trigger is checked on every table', sampled: `sampling sessions only (${watcher.setup.fallback ?? 'no decoding'})` };
+      const how = {
+        decoded: 'a decoding slot reads every commit after the fence',
+        trigger: 'the schema fence rejects every write itself; its trigger is checked on every table',
+        position: "the source's write position (GTID set / binary log offset) must not move from the fence to the point of no return",
+        sampled: `sampling sessions only (${watcher.setup.fallback ?? 'no decoding'})`,
+      };
       runner.emit('leak-check', 'info', `leak check: ${how[watcher.setup.method]}`);
       if (watcher.setup.fallback) runner.warnings.push(`leak check sampled sessions only, so a very short write could go unseen: ${watcher.setup.fallback}`);
     }
@@ -352,8 +357,10 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     const deadline = fencedAt + budgetMs;
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
-      return readOnlyOn({ ...sourceFenceOptions(s, exempt), ...(watcher ? { probeMs: 0, decodeLeaks: false } : {}) });
+      // With clients held at the router the fence may end their sessions first; strict also locks bypass accounts.
+      return readOnlyOn({ ...sourceFenceOptions(s, exempt), clientsHeld: held, lockBypass: true, ...(watcher ? { probeMs: 0, decodeLeaks: false } : {}) });
     }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }));
+    for (const w of fence.warnings) runner.warnings.push(`fence: ${w}`);
     let stopWatching!: () => void;
     const untilPointOfNoReturn = new Promise<void>((r) => (stopWatching = r));
     const leaks = watcher?.run(watcher.setup.method === 'sampled' ? LEAK_PROBE_MS : 0, untilPointOfNoReturn, fence.fencePosition);

@@ -18,9 +18,11 @@ export async function connectReadOnlyAdapter(ep: DbEndpoint, lockTimeoutMs: numb
 
 /**
  * Whether the cutover can overlap the fence's leak check with its catch-up (ReadOnlyAdapter.watchLeaks),
- * known before connecting. MySQL/MariaDB: for a database fence only — its check looks at that database's
- * tables and binary log events, which the tool's own dump does not touch; the server-wide check stays a probe.
+ * known before connecting. MySQL/MariaDB: a database fence's check looks at that database's tables and binary
+ * log events, which the tool's own dump does not touch; a server fence's check compares the server's write
+ * position from the fence to the point of no return, and the cutover writes nothing to the source meanwhile.
+ * Role scope does not exist there.
  */
 export function canWatchLeaks(engine: Engine, scope: ReadOnlyScope): boolean {
-  return engine === 'postgres' || scope === 'database' || scope === 'schema';
+  return engine === 'postgres' || scope !== 'role';
 }

@@ -39,6 +39,10 @@ export interface ReadOnlyOptions {
   terminate?: TerminatePolicy;
   /** Decode the write-ahead log for the leak check where the engine can (default true). */
   decodeLeaks?: boolean;
+  /** A router holds new connections: end pre-fence sessions before fencing (FenceOptions.clientsHeld). */
+  clientsHeld?: boolean;
+  /** strict mode: also lock the accounts that bypass the fence (FenceOptions.lockBypass). */
+  lockBypass?: boolean;
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -117,6 +121,8 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     exemptSessions: opts.exemptSessions ?? [],
     terminate: opts.terminate ?? 'all',
     decodeLeaks: opts.decodeLeaks ?? true,
+    clientsHeld: opts.clientsHeld ?? false,
+    lockBypass: opts.lockBypass ?? false,
   };
 }
 

@@ -35,6 +35,14 @@ export interface FenceOptions {
    * inside a transaction, or none. Sessions still holding writes after the drain are ended whatever this says.
    */
   terminate?: TerminatePolicy;
+  /**
+   * A router holds new connections (the cutover's hold): the fence may end every client session that predates
+   * it at a statement boundary *before* it fences, so the fence never queues behind commits (MySQL `SET GLOBAL
+   * read_only`) and the clients reconnect into the hold. Engines whose fence does not wait ignore it.
+   */
+  clientsHeld?: boolean;
+  /** strict mode: also lock, until `off`, the accounts that can write through the fence (MySQL READ ONLY ADMIN/SUPER). */
+  lockBypass?: boolean;
 }
 
 export type TerminatePolicy = 'all' | 'idle-in-transaction' | 'none';
@@ -85,7 +93,12 @@ export interface LeakCheck {
   transactions?: LeakedTransaction[];
 }
 
-export type LeakCheckMethod = 'decoded' | 'sampled' | 'trigger';
+/**
+ * decoded: every commit after the fence read from the log; sampled: sessions sampled; trigger: the schema fence
+ * checked on every table; position: the server's write position (MySQL GTID set / binary log offset), which any
+ * commit moves, compared between the fence and the end of the watch.
+ */
+export type LeakCheckMethod = 'decoded' | 'sampled' | 'trigger' | 'position';
 
 /** After the point of no return: what committed on the old source since the leak check ended (decoded only). */
 export interface LateLeakCheck {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canTrackWrites, normalizeGtidSet, positionMoved, type WritePosition } from '../../adapters/mysql/mysql-position.js';
+import { canTrackWrites, decodePosition, encodePosition, normalizeGtidSet, positionMoved, type WritePosition } from '../../adapters/mysql/mysql-position.js';
 
 const pos = (gtid: string, file: string | null = 'binlog.000001', p: number | null = 100): WritePosition => ({ gtid: normalizeGtidSet(gtid), file, pos: p });
 
@@ -27,5 +27,15 @@ describe('write position comparison', () => {
     expect(canTrackWrites(none)).toBe(false);
     expect(positionMoved(none, none)).toBe(false);
     expect(canTrackWrites(pos('0-1-1'))).toBe(true);
+  });
+
+  it('the fence position survives its trip through FenceOnResult.fencePosition to the leak watch', () => {
+    const g = pos('0-1-7,1-2-3');
+    expect(positionMoved(decodePosition(encodePosition(g))!, g)).toBe(false);
+    expect(positionMoved(decodePosition(encodePosition(g))!, pos('0-1-8,1-2-3'))).toBe(true);
+    const b = pos('', 'mysql-bin.000003', 4242);
+    expect(decodePosition(encodePosition(b))).toEqual(b);
+    expect(positionMoved(decodePosition(encodePosition(b))!, pos('', 'mysql-bin.000003', 4300))).toBe(true);
+    expect(decodePosition('0/1AADD98')).toBeUndefined();
   });
 });
