@@ -1,5 +1,5 @@
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
@@ -25,6 +25,12 @@ import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
+import { verifyChunks } from './postgres-verify-chunks.js';
+
+/** Bound on one sentinel's trip during the online verify (the table it checks is locked meanwhile). */
+const VERIFY_SENTINEL_MS = 5_000;
+/** The online verify renews its snapshot pair this often: old snapshots keep dead rows from being vacuumed. */
+const VERIFY_SNAPSHOT_MS = 30_000;
 
 /** Bound on the last sentinel's trip before detaching (after the point of no return: a timeout means resume). */
 const FINAL_CATCH_UP_MS = 10_000;
@@ -230,6 +236,31 @@ export class PostgresCutover implements CutoverAdapter {
 
   async verify(deadline: number): Promise<VerifyReport> {
     return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline, this.cfg.schema));
+  }
+
+  async verifyOnline(hooks: OnlineVerifyHooks): Promise<'done' | null> {
+    if (this.cfg.method !== 'replication') return null;
+    const dst = await this.targetDb();
+    const opts = { applicationName: 'cutover verify', lockTimeoutMs: this.cfg.lockTimeoutMs };
+    const srcSnap = await connectPg(this.cfg.source, { ...opts, database: this.cfg.database });
+    try {
+      const dstSnap = await connectPg(this.cfg.target, { ...opts, database: this.cfg.database });
+      try {
+        const tables = await userTables(this.src, this.cfg.schema);
+        const sentinel = async () => {
+          await proveCaughtUp(this.src, dst, Date.now() + VERIFY_SENTINEL_MS, this.scope).catch((e: unknown) => {
+            if (e instanceof BudgetExceededError) throw new OperationError(`verify: the target did not apply a sentinel within ${VERIFY_SENTINEL_MS}ms (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
+            throw e;
+          });
+        };
+        await this.on('target', 'verify before the fence', () => verifyChunks({ src: this.src, dst, srcSnap, dstSnap, tables, sentinel, lockTimeoutMs: Math.max(this.cfg.lockTimeoutMs, 100), snapshotMaxMs: VERIFY_SNAPSHOT_MS }, hooks));
+        return 'done';
+      } finally {
+        await dstSnap.end().catch(() => {});
+      }
+    } finally {
+      await srcSnap.end().catch(() => {});
+    }
   }
 
   /**

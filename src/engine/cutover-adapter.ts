@@ -58,6 +58,42 @@ export interface VerifyReport {
   durationMs: number;
 }
 
+/** A primary-key range of one table: `(lo, hi]`; null means unbounded on that side. Keys in their text form. */
+export interface ChunkRange {
+  lo: string[] | null;
+  hi: string[] | null;
+}
+
+/** One chunk hashed on both sides at the same point of the replication stream. */
+export interface ChunkCheck extends ChunkRange {
+  table: string;
+  /** Rows in the chunk on the source. */
+  rows: number;
+  /** `<rows>:<hash>` on each side. */
+  source: string;
+  target: string;
+  match: boolean;
+}
+
+/** Where the online verify of a table stands: the last key checked (null: none yet) and whether it is done. */
+export interface ChunkCursor {
+  lastKey: string[] | null;
+  done: boolean;
+}
+
+/** What the orchestrator gives the online verify: chunk size, resume points, and where each result goes. */
+export interface OnlineVerifyHooks {
+  chunkRows: number;
+  /** Where an earlier, interrupted verify left each table (absent: from the start). */
+  cursor(table: string): ChunkCursor | undefined;
+  /** The tables, with the planner's row estimate, before the first chunk (for progress and ETA). */
+  tables(list: Array<{ table: string; estimatedRows: number }>): Promise<void>;
+  /** After each chunk; the cursor it returns is recorded so a re-run continues after it. */
+  chunk(check: ChunkCheck, cursor: ChunkCursor): Promise<void>;
+  /** A consistent point was taken (source snapshot at a position the target then reached): for progress. */
+  snapshot?(table: string, position: string, lockedMs: number): void;
+}
+
 export interface DetachResult {
   /**
    * The source commit position the target had applied through when replication stopped: a source commit at
@@ -95,6 +131,12 @@ export interface CutoverAdapter {
   catchUp(deadline: number): Promise<CatchUpProof>;
   copySequences(): Promise<number>;
   verify(deadline: number): Promise<VerifyReport>;
+  /**
+   * Online, before the hold: every table in primary-key chunks, hashed on both sides at one consistent point of
+   * the replication stream, so concurrent writers cause no false mismatch. Absent when the engine has none;
+   * `null` when the method has no stream to compare against yet (dump copies while fenced).
+   */
+  verifyOnline?(hooks: OnlineVerifyHooks): Promise<'done' | null>;
   /**
    * Keeps applications from writing to the target until the switch while replication still applies (after
    * sync), and opens it at the lift. Engines whose read-only toggle would also stop or trip over the replica

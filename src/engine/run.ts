@@ -10,6 +10,7 @@ import type { CatchUpProof, DetachResult, Finding, SyncSummary, VerifyReport } f
 import { Journal, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
+import { VerifyMismatchError, verifyOnline, type OnlineVerifyReport } from './verify-online.js';
 import { switchRouter } from './router.js';
 import { endpointOf, sourceFenceName, type PlanSession } from './session.js';
 
@@ -59,6 +60,8 @@ export interface RunResult {
    * switch, what still committed on the old source (PostgreSQL).
    */
   leakCheck?: { method: LeakCheckMethod; fallback?: string; late?: LateLeakCheck };
+  /** The online chunked verify before the hold (plan `verify.before: chunks`). */
+  verifyBefore?: OnlineVerifyReport;
   catchUp?: CatchUpProof;
   sequences?: number;
   verify?: VerifyReport;
@@ -77,7 +80,7 @@ const READY_FOR_RUN = new Set(['fresh', 'synced']);
 const LEAK_PROBE_MS = 250;
 
 class Runner {
-  private readonly t0 = Date.now();
+  readonly t0 = Date.now();
   readonly steps: StepTiming[] = [];
   readonly warnings: string[] = [];
 
@@ -86,6 +89,10 @@ class Runner {
     readonly journal: Journal,
     private readonly opts: RunOptions,
   ) {}
+
+  get abort(): Promise<never> | undefined {
+    return this.opts.abort;
+  }
 
   emit(step: string, status: CutoverEvent['status'], message: string): void {
     this.opts.onEvent?.({ step, status, message });
@@ -236,6 +243,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   }
   if (!synced) result.sync = await doSync(s, runner);
   else await preflightStep(s, runner);
+  if (s.plan.verifyBefore.mode === 'chunks') result.verifyBefore = await verifyBeforeHold(s, runner);
 
   // Fence only when the target is close: the catch-up must fit in the budget.
   const lagLimit = s.plan.limits.maxLagBeforeFenceBytes;
@@ -278,6 +286,25 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   const late = result.leakCheck?.late;
   if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
   return result;
+}
+
+/**
+ * The online chunked verify, before anything is held: not a journal step (it changes nothing; its own ledger
+ * in the state dir makes it resumable). Differences stop the run with nothing fenced.
+ */
+async function verifyBeforeHold(s: PlanSession, runner: Runner): Promise<OnlineVerifyReport> {
+  const startMs = Date.now() - runner.t0;
+  runner.emit('verify-before', 'begin', 'verify source and target in key chunks at one replication point');
+  const work = verifyOnline(s, { onProgress: (m) => runner.emit('verify-before', 'info', m) });
+  const r = await (runner.abort ? Promise.race([work, runner.abort]) : work);
+  runner.steps.push({ step: 'verify-before', startMs, endMs: Date.now() - runner.t0 });
+  if (r.mismatchCount) {
+    runner.emit('verify-before', 'fail', `${r.mismatchCount} chunk(s) differ`);
+    throw new VerifyMismatchError(r);
+  }
+  const what = r.outcome === 'skipped' ? `skipped: ${r.skipped}` : r.reused ? `verified by an earlier pass finished ${r.finishedAt}` : `${r.tables} tables, ${r.chunks} chunks, ${r.rows} rows match${r.resumedChunks ? ` (${r.resumedChunks} chunks from an interrupted pass)` : ''}`;
+  runner.emit('verify-before', 'ok', `verify before the hold: ${what} (${formatDuration(r.durationMs)})`);
+  return r;
 }
 
 /** Hold, fence, catch-up, verify, leak check, point of no return; then forward. Before that point a failure restores the source. */
