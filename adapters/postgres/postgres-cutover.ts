@@ -238,6 +238,12 @@ export class PostgresCutover implements CutoverAdapter {
     return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline, this.cfg.schema));
   }
 
+  async movedTablesSize(): Promise<{ tables: number; bytes: number }> {
+    const tables = await userTables(this.src, this.cfg.schema);
+    const { rows } = await this.src.query<{ b: string }>(`SELECT coalesce(sum(pg_table_size(t::regclass)), 0)::text AS b FROM unnest($1::text[]) AS t`, [tables]);
+    return { tables: tables.length, bytes: Number(rows[0]!.b) };
+  }
+
   async verifyOnline(hooks: OnlineVerifyHooks): Promise<'done' | null> {
     if (this.cfg.method !== 'replication') return null;
     const dst = await this.targetDb();

@@ -137,6 +137,8 @@ export interface CutoverAdapter {
    * `null` when the method has no stream to compare against yet (dump copies while fenced).
    */
   verifyOnline?(hooks: OnlineVerifyHooks): Promise<'done' | null>;
+  /** Tables that move and their size on disk (for the cost of a verify inside the window, shown at `check`). */
+  movedTablesSize?(): Promise<{ tables: number; bytes: number }>;
   /**
    * Keeps applications from writing to the target until the switch while replication still applies (after
    * sync), and opens it at the lift. Engines whose read-only toggle would also stop or trip over the replica

@@ -10,6 +10,7 @@ import type { CatchUpProof, DetachResult, Finding, SyncSummary, VerifyReport } f
 import { Journal, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
+import { inWindowVerifyFinding } from './verify-cost.js';
 import { VerifyMismatchError, verifyOnline, type OnlineVerifyReport } from './verify-online.js';
 import { switchRouter } from './router.js';
 import { endpointOf, sourceFenceName, type PlanSession } from './session.js';
@@ -155,6 +156,10 @@ function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
 /** Preflight of the adapter and the router. */
 export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean } = {}): Promise<Finding[]> {
   const findings = await s.adapter.preflight(ctx);
+  if (s.plan.verify !== 'none' && s.adapter.movedTablesSize) {
+    const cost = inWindowVerifyFinding(s.plan.verify, await s.adapter.movedTablesSize(), s.plan.limits.maxWriteBlockedMs);
+    if (cost) findings.push(cost);
+  }
   for (const f of (await s.router?.preflight()) ?? []) {
     findings.push({ severity: f.severity === 'blocking' ? 'blocker' : f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chunkHashSql, nextBoundSql, rangePredicate, type KeyColumn } from '../../adapters/postgres/postgres-verify-chunks.js';
+import { mysqlChunkHashSql, mysqlNextBoundSql, mysqlRangePredicate } from '../../adapters/mysql/mysql-verify-chunks.js';
 import type { ChunkCheck } from '../../src/engine/cutover-adapter.js';
 import { describeRange, estimateRemaining, freshLedger, MAX_MISMATCHES_KEPT, recordChunk, startingPoint } from '../../src/engine/verify-ledger.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
@@ -104,5 +105,23 @@ describe('plan key verify', () => {
     expect(err('verify: { before: chunk }\n')).toContain('plan.yaml:3: verify.before: "chunk" is not one of chunks, none (did you mean "chunks"?)');
     expect(err('verify: { chunkRows: 0 }\n')).toContain('plan.yaml:3: verify.chunkRows:');
     expect(err('verify: { inwindow: none }\n')).toContain('verify.inwindow: unknown key "inwindow" (did you mean "inWindow"?)');
+  });
+});
+
+describe('MariaDB/MySQL chunk statements', () => {
+  it('spells a composite-key range out lexicographically so the index serves it', () => {
+    expect(mysqlRangePredicate(['`a`', '`b`'], { lo: ['1', 'x'], hi: ['3', 'y'] })).toEqual({
+      sql: '((`a` > ?) OR (`a` = ? AND `b` > ?)) AND ((`a` < ?) OR (`a` = ? AND `b` <= ?))',
+      params: ['1', '1', 'x', '3', '3', 'y'],
+    });
+    expect(mysqlRangePredicate(['`id`'], { lo: null, hi: ['9'] })).toEqual({ sql: '((`id` <= ?))', params: ['9'] });
+    expect(mysqlRangePredicate(['`id`'], { lo: null, hi: null }).sql).toBe('TRUE');
+  });
+
+  it('hashes every column QUOTE()d (NULL differs from empty) into one aggregate per chunk', () => {
+    const q = mysqlChunkHashSql('`d`.`t`', ['`id`', '`v`'], ['`id`'], { lo: ['5'], hi: null });
+    expect(q.sql).toBe("SELECT CAST(COUNT(*) AS CHAR) AS n, CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(',', QUOTE(`id`), QUOTE(`v`))), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS h FROM `d`.`t` WHERE ((`id` > ?))");
+    expect(q.params).toEqual(['5']);
+    expect(mysqlNextBoundSql('`d`.`t`', ['`id`'], null, 100).sql).toBe('SELECT CAST(`id` AS CHAR) AS k0 FROM `d`.`t` WHERE TRUE ORDER BY `id` LIMIT 1 OFFSET 99');
   });
 });
