@@ -3,6 +3,7 @@ import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, Onl
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
+import { dropLeakSlot, ensureLeakSlot } from './postgres-leak-decoding.js';
 import {
   createSentinel,
   dropPublisherSide,
@@ -53,6 +54,8 @@ export interface PgCutoverConfig {
   lockTimeoutMs: number;
   /** Bound on the initial copy of `sync`. */
   copyTimeoutMs?: number;
+  /** The leak check decodes the source's WAL through this persistent slot (database-scope fence). */
+  leakSlot?: string;
 }
 
 /**
@@ -61,6 +64,7 @@ export interface PgCutoverConfig {
  */
 export class PostgresCutover implements CutoverAdapter {
   readonly engine = 'postgres' as const;
+  readonly leakSlot: string | undefined;
   private dstDb: PgClient | undefined;
   private readonly scope: PgMoveScope;
 
@@ -70,6 +74,7 @@ export class PostgresCutover implements CutoverAdapter {
     private readonly dstAdmin: PgClient,
   ) {
     this.scope = moveScope(cfg.name, cfg.schema);
+    this.leakSlot = cfg.leakSlot;
   }
 
   /** What moves, for messages: `database shop` or `schema t1 of database app`. */
@@ -190,7 +195,14 @@ export class PostgresCutover implements CutoverAdapter {
   async sync(progress: SyncProgress): Promise<SyncSummary> {
     const started = Date.now();
     const { rolesCreated } = await this.prepareTarget(progress);
-    return { ...(await this.startCopy(progress)), rolesCreated, durationMs: Date.now() - started };
+    const copied = await this.startCopy(progress);
+    if (this.leakSlot !== undefined) {
+      // Made now, while waiting is harmless: at the run it only moves up, so an open transaction then cannot
+      // make the leak check fall back to sampling.
+      const made = await this.on('source', 'creating the leak check slot', () => ensureLeakSlot(this.src, this.leakSlot!));
+      progress({ phase: 'ready', message: 'fallback' in made ? `no decoding slot for the leak check yet (${made.fallback}); run makes one before the hold` : `decoding slot ${this.leakSlot} for the leak check in place (it keeps WAL until the run or rollback drops it)` });
+    }
+    return { ...copied, rolesCreated, durationMs: Date.now() - started };
   }
 
   async lagBytes(): Promise<number | null> {
@@ -295,13 +307,23 @@ export class PostgresCutover implements CutoverAdapter {
       if (gone) dropped.push(`${gone} (target)`);
     }
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
+    if (await this.dropLeakSlot()) dropped.push(`replication slot ${this.leakSlot!}`);
     const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
     if (gone) dropped.push(`${gone} (source)`);
     return dropped;
   }
 
+  async dropLeakSlot(): Promise<boolean> {
+    if (this.leakSlot === undefined) return false;
+    return this.on('source', 'dropping the leak check slot', () => dropLeakSlot(this.src, this.leakSlot!));
+  }
+
   async leftovers(): Promise<Leftover[]> {
-    return replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
+    const out = await replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
+    if (this.leakSlot !== undefined && (await this.src.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [this.leakSlot])).rows.length) {
+      out.push({ where: 'source', kind: 'replication slot (leak check)', name: this.leakSlot, drop: `SELECT pg_drop_replication_slot('${this.leakSlot}');`, retainsWal: true });
+    }
+    return out;
   }
 
   async close(): Promise<void> {

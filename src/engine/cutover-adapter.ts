@@ -118,6 +118,11 @@ export interface Leftover {
  */
 export interface CutoverAdapter {
   readonly engine: Engine;
+  /**
+   * The plan's persistent decoding slot for the leak check (PostgreSQL, database scope): made by `sync` so the
+   * run never waits for running transactions to make one, dropped by cleanup and rollback.
+   */
+  readonly leakSlot?: string;
   /** Stable identities of source and target (pinned in the journal so a resumed run talks to the same servers). */
   identities(): Promise<{ source: string; target: string }>;
   /** `synced`: the plan's journal holds a finished sync, so the target's copy of the database is the plan's own. */
@@ -148,6 +153,8 @@ export interface CutoverAdapter {
   openTarget?(): Promise<void>;
   /** Stop replication into the target (after the point of no return, before the target opens). */
   detachTarget(): Promise<DetachResult | void>;
+  /** Drops the leak check's slot (rollback keeps the subscription for a retry, never a slot that only keeps WAL). */
+  dropLeakSlot?(): Promise<boolean>;
   /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */
   cleanup(): Promise<string[]>;
   leftovers(): Promise<Leftover[]>;

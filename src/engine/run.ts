@@ -269,7 +269,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
   // for the server's running transactions, which must not happen while clients are held. Its sessions are
   // exempt from the fence. It watches until the point of no return, overlapping catch-up and verify.
-  const watcher = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope) ? await openLeakWatcher(sourceFenceOptions(s, exempt)) : undefined;
+  const watcher = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope) ? await openLeakWatcher({ ...sourceFenceOptions(s, exempt), ...(s.adapter.leakSlot !== undefined ? { leakSlot: s.adapter.leakSlot } : {}) }) : undefined;
   try {
     if (watcher) {
       result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
@@ -479,6 +479,8 @@ export async function rollbackPlan(s: PlanSession, opts: { cleanup?: boolean; on
     }
     const runner = new Runner(s, journal, opts);
     await restoreSource(s, journal, runner, { held: true, fenced: true });
+    // The leak check's slot only keeps WAL; a retry makes it again before its hold.
+    await s.adapter.dropLeakSlot?.();
     if (opts.cleanup) {
       await s.adapter.cleanup();
       await openTarget(s).catch(() => {});

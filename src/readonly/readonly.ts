@@ -39,6 +39,11 @@ export interface ReadOnlyOptions {
   terminate?: TerminatePolicy;
   /** Decode the write-ahead log for the leak check where the engine can (default true). */
   decodeLeaks?: boolean;
+  /**
+   * openLeakWatcher: a persistent decoding slot of this name (made by `sync`, or now if missing) instead of a
+   * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
+   */
+  leakSlot?: string;
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -176,7 +181,7 @@ export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatche
   const exempt = opts.exemptSessions ?? [];
   let setup: LeakWatchSetup;
   try {
-    setup = adapter.prepareLeakWatch && opts.decodeLeaks !== false ? await adapter.prepareLeakWatch(target) : { method: 'sampled', sessions: [] };
+    setup = adapter.prepareLeakWatch && opts.decodeLeaks !== false ? await adapter.prepareLeakWatch(target, opts.leakSlot !== undefined ? { slot: opts.leakSlot } : {}) : { method: 'sampled', sessions: [] };
   } catch (e) {
     await adapter.close();
     throw e;
