@@ -293,8 +293,8 @@ export class PostgresCutover implements CutoverAdapter {
       await this.on('target', 'final catch-up before detaching', () => proveCaughtUp(this.src, dst, Date.now() + FINAL_CATCH_UP_MS, this.scope));
     }
     // Replication goes on between the sentinel and the stop: where it stopped tells which late writes made it.
+    // A disabled subscription applies nothing: cleanup drops it after the lift, out of the window.
     const appliedThrough = await this.on('target', 'stopping the subscription', () => stopApplying(dst, this.cfg.name, FINAL_CATCH_UP_MS));
-    await this.on('target', 'dropping the subscription', () => dropSubscription(dst, this.cfg.name));
     return appliedThrough ? { appliedThrough } : {};
   }
 
