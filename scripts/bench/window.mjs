@@ -19,7 +19,6 @@ import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/
 import { Workload, workloadTableSql } from '../../dist/src/sandbox/workload.js';
 import { openSession } from '../../dist/src/engine/session.js';
 import { runPlan, syncPlan } from '../../dist/src/engine/run.js';
-import { readOnlyOff } from '../../dist/src/readonly/readonly.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -94,6 +93,9 @@ async function oneRun(src, dst, dir, scale, client, i) {
   ].join('\n'));
   const s = await openSession(file, { env: { BENCH_PW: PASSWORD, BOUNCER_PW: bouncer.adminPassword } });
   let r;
+  let failed;
+  // A failed run (e.g. a verify inside the window past the budget) restored the source: count it, go on.
+  const run = () => runPlan(s).catch((e) => ((failed = e.code ?? e.message), undefined));
   let seen;
   let errors = 0;
   try {
@@ -102,7 +104,7 @@ async function oneRun(src, dst, dir, scale, client, i) {
       const w = new Workload({ host: '127.0.0.1', port: bouncer.port, user: 'postgres', password: PASSWORD, database: db, writers: 4 }).start();
       await sleep(1000);
       try {
-        r = await runPlan(s);
+        r = await run();
       } finally {
         await sleep(300);
         const wr = await w.stop();
@@ -115,7 +117,7 @@ async function oneRun(src, dst, dir, scale, client, i) {
       await sleep(2000);
       const from = Date.now();
       try {
-        r = await runPlan(s);
+        r = await run();
       } finally {
         const to = Date.now();
         const out = await bench;
@@ -128,11 +130,11 @@ async function oneRun(src, dst, dir, scale, client, i) {
     await s.close();
     await bouncer.stop();
   }
-  const step = Object.fromEntries(WINDOW_STEPS.map((n) => [n, r.steps.filter((x) => x.step === n).reduce((t, x) => t + x.endMs - x.startMs, 0)]));
-  const inSteps = Object.values(step).reduce((a, b) => a + b, 0);
-  await readOnlyOff({ url: `postgres://postgres@127.0.0.1:${src.port}/${db}`, password: PASSWORD, stateDir: state }).catch(() => {});
   await sql(src, 'postgres', `DROP DATABASE ${db} WITH (FORCE)`);
   await sql(dst, 'postgres', `DROP DATABASE ${db} WITH (FORCE)`);
+  if (!r) return { failed, seen, errors };
+  const step = Object.fromEntries(WINDOW_STEPS.map((n) => [n, r.steps.filter((x) => x.step === n).reduce((t, x) => t + x.endMs - x.startMs, 0)]));
+  const inSteps = Object.values(step).reduce((a, b) => a + b, 0);
   return { window: r.writeBlockedMs, seen, errors, step, between: r.writeBlockedMs - inSteps };
 }
 
@@ -153,6 +155,11 @@ try {
       const runs = [];
       for (let i = 0; i < RUNS; i++) {
         const one = await oneRun(src, dst, dir, scale, client, i);
+        if (one.failed) {
+          console.error(`  scale ${scale} ${client} run ${i + 1}: FAILED (${one.failed}), clients saw ${one.seen} ms, ${one.errors} errors`);
+          runs.push(one);
+          continue;
+        }
         console.error(`  scale ${scale} ${client} run ${i + 1}: window ${one.window} ms, clients saw ${one.seen} ms, ${one.errors} errors, steps ${WINDOW_STEPS.map((n) => `${n} ${one.step[n]}`).join(' ')} between ${one.between}`);
         runs.push(one);
       }
@@ -161,13 +168,19 @@ try {
   }
   console.log('\ncase                          | window (run)      | clients saw       | errors | per step median (ms)');
   console.log('                              |  p50   p95   max  |  p50   p95   max  |        | ' + [...WINDOW_STEPS, 'between'].join(' / '));
-  for (const r of rows) {
+  for (const row of rows) {
+    const r = { ...row, runs: row.runs.filter((x) => !x.failed) };
+    const failedRuns = row.runs.length - r.runs.length;
+    if (!r.runs.length) {
+      console.log(`scale ${r.scale}, ${r.client}: every run failed (${row.runs.map((x) => x.failed).join(', ')})`);
+      continue;
+    }
     const label = `scale ${r.scale} (${r.mb.toFixed(0)} MB), ${r.client === 'writers' ? '4 writers' : 'pgbench -c 8'}`;
     const steps = [...WINDOW_STEPS.map((n) => pct(r.runs.map((x) => x.step[n]), 50)), pct(r.runs.map((x) => x.between), 50)].join(' / ');
-    console.log(`${label.padEnd(30)}| ${stats(r.runs.map((x) => x.window))} | ${stats(r.runs.map((x) => x.seen))} | ${String(r.runs.reduce((t, x) => t + x.errors, 0)).padStart(6)} | ${steps}`);
+    console.log(`${label.padEnd(30)}| ${stats(r.runs.map((x) => x.window))} | ${stats(r.runs.map((x) => x.seen))} | ${String(r.runs.reduce((t, x) => t + x.errors, 0)).padStart(6)} | ${steps}${failedRuns ? ` (${failedRuns} run(s) failed: ${row.runs.filter((x) => x.failed).map((x) => x.failed).join(', ')})` : ''}`);
   }
   for (const client of CLIENTS) {
-    const medians = SCALES.map((sc) => pct(rows.find((r) => r.scale === sc && r.client === client).runs.map((x) => x.seen), 50));
+    const medians = SCALES.map((sc) => pct(rows.find((r) => r.scale === sc && r.client === client).runs.filter((x) => !x.failed).map((x) => x.seen), 50));
     if (medians.length > 1) console.log(`${client}: median as clients saw it at scale ${SCALES.join(' / ')}: ${medians.join(' / ')} ms (largest / smallest ${(Math.max(...medians) / Math.min(...medians)).toFixed(2)})`);
   }
 } finally {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chunkHashSql, nextBoundSql, rangePredicate, type KeyColumn } from '../../adapters/postgres/postgres-verify-chunks.js';
 import { mysqlChunkHashSql, mysqlNextBoundSql, mysqlRangePredicate } from '../../adapters/mysql/mysql-verify-chunks.js';
+import { inWindowVerifyFinding } from '../../src/engine/verify-cost.js';
 import type { ChunkCheck } from '../../src/engine/cutover-adapter.js';
 import { describeRange, estimateRemaining, freshLedger, MAX_MISMATCHES_KEPT, recordChunk, startingPoint } from '../../src/engine/verify-ledger.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
@@ -123,5 +124,18 @@ describe('MariaDB/MySQL chunk statements', () => {
     expect(q.sql).toBe("SELECT CAST(COUNT(*) AS CHAR) AS n, CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(',', QUOTE(`id`), QUOTE(`v`))), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS h FROM `d`.`t` WHERE ((`id` > ?))");
     expect(q.params).toEqual(['5']);
     expect(mysqlNextBoundSql('`d`.`t`', ['`id`'], null, 100).sql).toBe('SELECT CAST(`id` AS CHAR) AS k0 FROM `d`.`t` WHERE TRUE ORDER BY `id` LIMIT 1 OFFSET 99');
+  });
+});
+
+describe('the cost of a verify inside the window, shown at check', () => {
+  it('estimates from the tables’ size, warns when it takes a real share of the budget, and says nothing for none', () => {
+    expect(inWindowVerifyFinding('none', { tables: 3, bytes: 1e9 }, 5000)).toBeUndefined();
+    const small = inWindowVerifyFinding('rowcounts', { tables: 2, bytes: 1024 ** 2 }, 5000)!;
+    expect(small).toMatchObject({ severity: 'info', check: 'verify in the window' });
+    expect(small.message).toMatch(/^verify.inWindow rowcounts reads 2 table\(s\), 1(\.0)? MB, while writes are blocked: about 2ms/);
+    const big = inWindowVerifyFinding('checksums', { tables: 9, bytes: 100 * 1024 ** 3 }, 5000)!;
+    expect(big.severity).toBe('warning');
+    expect(big.message).toContain('100.0 GB, while writes are blocked: more than 3m7s (grows with the data)');
+    expect(big.fix).toContain('before: chunks');
   });
 });
