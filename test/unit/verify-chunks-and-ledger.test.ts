@@ -88,6 +88,12 @@ describe('plan key verify', () => {
     expect(parsePlan(BASE + 'verify: { inWindow: checksums }\n', '/p/plan.yaml')).toMatchObject({ verify: 'checksums', verifyBefore: { mode: 'chunks', chunkRows: 10_000 } });
   });
 
+  it('waves default to no verify before each tenant’s hold, unless the plan asks', () => {
+    const waves = BASE.replace('postgres://app@a/shop', 'postgres://app@a/').replace('postgres://app@b/shop', 'postgres://app@b/') + 'scope: { tenants: [t1, t2] }\n';
+    expect(parsePlan(waves, '/p/plan.yaml').verifyBefore.mode).toBe('none');
+    expect(parsePlan(waves + 'verify: { before: chunks }\n', '/p/plan.yaml').verifyBefore.mode).toBe('chunks');
+  });
+
   it('keeps the scalar form meaning what it did: that check inside the window, no online verify', () => {
     for (const v of ['none', 'rowcounts', 'checksums'] as const) {
       expect(parsePlan(BASE + `verify: ${v}\n`, '/p/plan.yaml')).toMatchObject({ verify: v, verifyBefore: { mode: 'none' } });
