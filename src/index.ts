@@ -5,6 +5,7 @@ import { loadPlanFile, openSession, type PlanInput, type PlanSession } from './e
 import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
+import { verifyPlan, type OnlineVerifyOptions, type OnlineVerifyReport } from './engine/verify-online.js';
 import { rehearse as rehearseOn } from './rehearse/rehearse.js';
 import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
 
@@ -24,6 +25,8 @@ export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
 export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';
 export { renderHtmlReport } from './report/html.js';
 export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover, DetachResult } from './engine/cutover-adapter.js';
+export { VerifyMismatchError, type OnlineVerifyReport, type OnlineVerifyOptions } from './engine/verify-online.js';
+export type { ChunkCheck, ChunkRange } from './engine/cutover-adapter.js';
 export { LeakedAfterSwitchError, type CutoverEvent, type LockOptions, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';
 export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';
@@ -82,6 +85,14 @@ export async function run(plan: PlanInput, opts: CutoverRunOptions = {}): Promis
 /** After a crash: forward past the point of no return, else restore the source and run again. */
 export async function resume(plan: PlanInput, opts: CutoverRunOptions = {}): Promise<RunResult> {
   return withPlan(plan, opts, (s) => resumePlan(s, opts));
+}
+
+/**
+ * The online verify on its own: every table in primary-key chunks, source and target at one consistent point of
+ * the replication stream; resumable (the state dir records the chunks done). Between `sync` and `run`.
+ */
+export async function verify(plan: string, opts: PlanCommandOptions & OnlineVerifyOptions = {}): Promise<OnlineVerifyReport> {
+  return withPlan(plan, opts, (s) => verifyPlan(s, opts));
 }
 
 /** Journal, lock, fence state, lag and leftovers of a plan. */

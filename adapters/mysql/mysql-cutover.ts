@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
 import { formatBytes } from '../../src/util/units.js';
@@ -28,6 +28,7 @@ import {
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, randomReplicationPassword, replicationUserExists, replicationUserLeftover, replicationUserName } from './mysql-replication-user.js';
 import { sleep, type Query } from './mysql-sessions.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
+import { mysqlVerifyChunks } from './mysql-verify-chunks.js';
 
 export interface MysqlCutoverConfig {
   source: DbEndpoint;
@@ -79,6 +80,11 @@ function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]
  */
 /** Bound on the last GTID wait before replication stops (after the point of no return: a timeout means resume). */
 const FINAL_CATCH_UP_MS = 10_000;
+
+/** Bound on the target reaching the source's position during the online verify (the table is locked meanwhile). */
+const VERIFY_WAIT_MS = 5_000;
+/** The online verify renews its snapshot pair this often (old snapshots hold back InnoDB's purge). */
+const VERIFY_SNAPSHOT_MS = 30_000;
 
 /** How long the lag reading waits for a just-started replica to report its first position. */
 const REPLICA_START_WAIT_MS = 10_000;
@@ -410,6 +416,53 @@ export class MysqlCutover implements CutoverAdapter {
 
   async verify(deadline: number): Promise<VerifyReport> {
     return verifyTables(this.src, this.dst, this.cfg.database, this.cfg.verify, deadline);
+  }
+
+  async movedTablesSize(): Promise<{ tables: number; bytes: number }> {
+    const rows = await this.src<RowDataPacket & { n: string; b: string | null }>(
+      `SELECT CAST(COUNT(*) AS CHAR) AS n, CAST(SUM(DATA_LENGTH + INDEX_LENGTH) AS CHAR) AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`,
+      [this.cfg.database],
+      'reading table sizes',
+    );
+    return { tables: Number(rows[0]?.n ?? 0), bytes: Number(rows[0]?.b ?? 0) };
+  }
+
+  async verifyOnline(hooks: OnlineVerifyHooks): Promise<'done' | null> {
+    if (this.cfg.method !== 'replication') return null;
+    const secrets = [this.cfg.source.password, this.cfg.target.password].filter((p): p is string => p !== undefined);
+    const opened: MysqlConnection[] = [];
+    const open = async (ep: DbEndpoint): Promise<Query> => {
+      const { conn } = await connectMysql(ep, { lockTimeoutMs: this.cfg.lockTimeoutMs });
+      opened.push(conn);
+      const q = query(conn, ep, secrets);
+      // A consistent snapshot means one only under REPEATABLE READ, whatever the server's default.
+      await q('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      return q;
+    };
+    try {
+      const [srcLock, srcSnap, dstSnap] = [await open(this.cfg.source), await open(this.cfg.source), await open(this.cfg.target)];
+      await mysqlVerifyChunks(
+        {
+          database: this.cfg.database,
+          src: this.src,
+          dst: this.dst,
+          srcLock,
+          srcSnap,
+          dstSnap,
+          positionSql: `SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`,
+          waitFor: async (position) => {
+            const wait = gtidWaitSql(this.targetFlavor, normalizeGtidSet(position), VERIFY_WAIT_MS);
+            const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to reach the verify position');
+            return gtidWaitReached(rows[0]?.r);
+          },
+          snapshotMaxMs: VERIFY_SNAPSHOT_MS,
+        },
+        hooks,
+      );
+      return 'done';
+    } finally {
+      await Promise.all(opened.map((c) => c.end().catch(() => c.destroy())));
+    }
   }
 
   /** Stops and forgets the replica connection; returns whether there was one. */

@@ -1,5 +1,5 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
@@ -8,6 +8,7 @@ import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js'
 import { ALL_KINDS, driftFindings, schemaDifferences, schemaFingerprint, type SchemaObjectKind } from './postgres-schema-fingerprint.js';
 import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
+import { dropLeakSlot, ensureLeakSlot } from './postgres-leak-decoding.js';
 import {
   createSentinel,
   dropPublisherSide,
@@ -32,6 +33,12 @@ import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
+import { verifyChunks } from './postgres-verify-chunks.js';
+
+/** Bound on one sentinel's trip during the online verify (the table it checks is locked meanwhile). */
+const VERIFY_SENTINEL_MS = 5_000;
+/** The online verify renews its snapshot pair this often: old snapshots keep dead rows from being vacuumed. */
+const VERIFY_SNAPSHOT_MS = 30_000;
 
 /** Bound on the last sentinel's trip before detaching (after the point of no return: a timeout means resume). */
 const FINAL_CATCH_UP_MS = 10_000;
@@ -61,6 +68,8 @@ export interface PgCutoverConfig {
   replicationAccount?: { user: string; password: string };
   /** The plan's choice for tables without a key (absent: each one is a blocker). */
   keyless?: KeylessPolicy;
+  /** The leak check decodes the source's WAL through this persistent slot (database-scope fence). */
+  leakSlot?: string;
 }
 
 /**
@@ -69,6 +78,7 @@ export interface PgCutoverConfig {
  */
 export class PostgresCutover implements CutoverAdapter {
   readonly engine = 'postgres' as const;
+  readonly leakSlot: string | undefined;
   private dstDb: PgClient | undefined;
   /** Keyless tables moved by a copy inside the window, listed before the fence (no catalog query inside it). */
   private dumped: string[] | undefined;
@@ -80,6 +90,7 @@ export class PostgresCutover implements CutoverAdapter {
     private readonly dstAdmin: PgClient,
   ) {
     this.scope = moveScope(cfg.name, cfg.schema);
+    this.leakSlot = cfg.leakSlot;
   }
 
   /** What moves, for messages: `database shop` or `schema t1 of database app`. */
@@ -270,6 +281,12 @@ export class PostgresCutover implements CutoverAdapter {
     const started = Date.now();
     const { rolesCreated } = await this.prepareTarget(progress);
     const copy = await this.startCopy(progress);
+    if (this.leakSlot !== undefined) {
+      // Made now, while waiting is harmless: at the run it only moves up, so an open transaction then cannot
+      // make the leak check fall back to sampling.
+      const made = await this.on('source', 'creating the leak check slot', () => ensureLeakSlot(this.src, this.leakSlot!));
+      progress({ phase: 'ready', message: 'fallback' in made ? `no decoding slot for the leak check yet (${made.fallback}); run makes one before the hold` : `decoding slot ${this.leakSlot} for the leak check in place (it keeps WAL until the run or rollback drops it)` });
+    }
     // The first fingerprint: `run` compares again at the lag gate, and refuses to fence on any difference.
     const drift = await this.schemaDrift();
     progress({ phase: 'ready', message: `schema fingerprint: ${drift.map((f) => f.message).join('; ')}` });
@@ -349,6 +366,37 @@ export class PostgresCutover implements CutoverAdapter {
     return this.on('target', 'verify', async () => verifyTables(this.src, await this.targetDb(), this.cfg.verify, deadline, this.cfg.schema));
   }
 
+  async movedTablesSize(): Promise<{ tables: number; bytes: number }> {
+    const tables = await userTables(this.src, this.cfg.schema);
+    const { rows } = await this.src.query<{ b: string }>(`SELECT coalesce(sum(pg_table_size(t::regclass)), 0)::text AS b FROM unnest($1::text[]) AS t`, [tables]);
+    return { tables: tables.length, bytes: Number(rows[0]!.b) };
+  }
+
+  async verifyOnline(hooks: OnlineVerifyHooks): Promise<'done' | null> {
+    if (this.cfg.method !== 'replication') return null;
+    const dst = await this.targetDb();
+    const opts = { applicationName: 'cutover verify', lockTimeoutMs: this.cfg.lockTimeoutMs };
+    const srcSnap = await connectPg(this.cfg.source, { ...opts, database: this.cfg.database });
+    try {
+      const dstSnap = await connectPg(this.cfg.target, { ...opts, database: this.cfg.database });
+      try {
+        const tables = await userTables(this.src, this.cfg.schema);
+        const sentinel = async () => {
+          await proveCaughtUp(this.src, dst, Date.now() + VERIFY_SENTINEL_MS, this.scope).catch((e: unknown) => {
+            if (e instanceof BudgetExceededError) throw new OperationError(`verify: the target did not apply a sentinel within ${VERIFY_SENTINEL_MS}ms (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
+            throw e;
+          });
+        };
+        await this.on('target', 'verify before the fence', () => verifyChunks({ src: this.src, dst, srcSnap, dstSnap, tables, sentinel, lockTimeoutMs: Math.max(this.cfg.lockTimeoutMs, 100), snapshotMaxMs: VERIFY_SNAPSHOT_MS }, hooks));
+        return 'done';
+      } finally {
+        await dstSnap.end().catch(() => {});
+      }
+    } finally {
+      await srcSnap.end().catch(() => {});
+    }
+  }
+
   /**
    * One more sentinel before the subscription goes: a session that slipped past the leak probe (a superuser's
    * sub-millisecond autocommit writes can fall between its samples) still had its commits replicated, so they
@@ -361,8 +409,8 @@ export class PostgresCutover implements CutoverAdapter {
       await this.on('target', 'final catch-up before detaching', () => proveCaughtUp(this.src, dst, Date.now() + FINAL_CATCH_UP_MS, this.scope));
     }
     // Replication goes on between the sentinel and the stop: where it stopped tells which late writes made it.
+    // A disabled subscription applies nothing: cleanup drops it after the lift, out of the window.
     const appliedThrough = await this.on('target', 'stopping the subscription', () => stopApplying(dst, this.cfg.name, FINAL_CATCH_UP_MS));
-    await this.on('target', 'dropping the subscription', () => dropSubscription(dst, this.cfg.name));
     return appliedThrough ? { appliedThrough } : {};
   }
 
@@ -397,6 +445,7 @@ export class PostgresCutover implements CutoverAdapter {
       const restored = await this.on('source', 'restoring replica identities', () => restoreReplicaIdentity(this.src, this.scope));
       dropped.push(...restored.map((t) => `REPLICA IDENTITY FULL on ${t} (source, restored)`));
     }
+    if (await this.dropLeakSlot()) dropped.push(`replication slot ${this.leakSlot!}`);
     const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
     if (gone) dropped.push(`${gone} (source)`);
     if (!this.cfg.replicationAccount && (await this.on('source', 'dropping the replication role', () => dropReplicationRole(this.src, this.replicationRole)))) {
@@ -405,9 +454,17 @@ export class PostgresCutover implements CutoverAdapter {
     return dropped;
   }
 
+  async dropLeakSlot(): Promise<boolean> {
+    if (this.leakSlot === undefined) return false;
+    return this.on('source', 'dropping the leak check slot', () => dropLeakSlot(this.src, this.leakSlot!));
+  }
+
   async leftovers(): Promise<Leftover[]> {
-    const objects = await replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
-    return this.cfg.replicationAccount ? objects : [...objects, ...(await replicationRoleLeftover(this.src, this.replicationRole))];
+    const out = await replicationLeftovers(this.src, (await this.targetDbExists()) ? await this.targetDb() : this.dstAdmin, this.cfg.name);
+    if (this.leakSlot !== undefined && (await this.src.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [this.leakSlot])).rows.length) {
+      out.push({ where: 'source', kind: 'replication slot (leak check)', name: this.leakSlot, drop: `SELECT pg_drop_replication_slot('${this.leakSlot}');`, retainsWal: true });
+    }
+    return this.cfg.replicationAccount ? out : [...out, ...(await replicationRoleLeftover(this.src, this.replicationRole))];
   }
 
   async close(): Promise<void> {

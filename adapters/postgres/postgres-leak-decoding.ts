@@ -156,6 +156,53 @@ export function leaksAfter(txns: readonly DecodedTransaction[], after: string): 
 
 /** Bounds the wait for running transactions that creating a logical slot needs: outside the fence, but not forever. */
 const SLOT_CREATE_TIMEOUT_MS = 2_500;
+/**
+ * The same bound for the plan's persistent slot, made by `sync` or at the start of `run` long before the hold:
+ * one long write transaction may hold it up that long without the leak check falling back to sampling.
+ */
+export const PLAN_SLOT_CREATE_TIMEOUT_MS = 60_000;
+
+/** The plan's persistent decoding slot: the replication objects' name and a suffix (slot names: [a-z0-9_], ≤ 63). */
+export function leakSlotName(replicationName: string): string {
+  return `${replicationName.slice(0, 63 - '_leaks'.length)}_leaks`;
+}
+
+/**
+ * Makes the plan's persistent test_decoding slot in the session's database unless it is there. Waits for
+ * the transactions running on the server (bounded); the reason in words when it cannot.
+ */
+export async function ensureLeakSlot(c: PgClient, slot: string, timeoutMs = PLAN_SLOT_CREATE_TIMEOUT_MS): Promise<{ created: boolean } | { fallback: string }> {
+  const { rows } = await c.query<{ db: string | null; plugin: string | null }>(`SELECT database AS db, plugin FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+  if (rows.length) {
+    const here = (await c.query<{ d: string }>('SELECT current_database() AS d')).rows[0]!.d;
+    if (rows[0]!.db === here && rows[0]!.plugin === 'test_decoding') return { created: false };
+    return { fallback: `a replication slot named ${slot} exists but is not this plan's decoding slot (database ${rows[0]!.db ?? 'none'}, plugin ${rows[0]!.plugin ?? 'none'})` };
+  }
+  try {
+    await c.query(`SELECT set_config('statement_timeout', $1, false)`, [`${timeoutMs}ms`]);
+    await c.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding', false)`, [slot]);
+    return { created: true };
+  } catch (e) {
+    return { fallback: fallbackReason(e, timeoutMs) };
+  } finally {
+    await c.query(`SELECT set_config('statement_timeout', '0', false)`).catch(() => {});
+  }
+}
+
+/** Drops the plan's decoding slot, ending a session still reading it after a while; whether there was one. */
+export async function dropLeakSlot(c: PgClient, slot: string): Promise<boolean> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const { rows } = await c.query<{ active: boolean; pid: number | null }>(`SELECT active, active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+    if (rows.length === 0) return false;
+    if (!rows[0]!.active) {
+      await c.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
+      return true;
+    }
+    if (Date.now() > deadline && rows[0]!.pid) await c.query(`SELECT pg_terminate_backend($1)`, [rows[0]!.pid]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 /** Changes fetched per call, so a large leak is read in pieces rather than as one result set. */
 const DRAIN_CHUNK = 5_000;
 /**
@@ -165,12 +212,12 @@ const DRAIN_CHUNK = 5_000;
 const ROW_PREFIX_CHARS = 400;
 
 /** Why decoding cannot be used, in words, from the server's error. */
-function fallbackReason(e: unknown): string {
+function fallbackReason(e: unknown, timeoutMs = SLOT_CREATE_TIMEOUT_MS): string {
   const err = e as { code?: string; message?: string };
   const msg = err.message ?? String(e);
   switch (err.code) {
     case '57014':
-      return `creating the decoding slot waited more than ${SLOT_CREATE_TIMEOUT_MS}ms for running transactions to finish`;
+      return `creating the decoding slot waited more than ${timeoutMs}ms for running transactions to finish`;
     case '55000':
       return `logical decoding is not available (${msg}); set wal_level = logical`;
     case '53400':
@@ -200,8 +247,12 @@ export class PgLeakDecoder {
     readonly slot: string,
   ) {}
 
-  /** The decoder, or why it cannot be used (the caller samples instead). */
-  static async open(ep: DbEndpoint, database: string): Promise<PgLeakDecoder | { fallback: string }> {
+  /**
+   * The decoder, or why it cannot be used (the caller samples instead). With `slot`, the plan's persistent slot
+   * (made by `sync`; made now, with a longer bound, if missing) is moved up to now, so the first drain inside the
+   * window decodes only what came after; without, a temporary slot is made now.
+   */
+  static async open(ep: DbEndpoint, database: string, slot?: string): Promise<PgLeakDecoder | { fallback: string }> {
     let c: PgClient;
     try {
       c = await connectPg(ep, { database, applicationName: 'cutover leak check' });
@@ -210,13 +261,27 @@ export class PgLeakDecoder {
     }
     try {
       const pid = (await c.query<{ p: number }>(`SELECT pg_backend_pid() AS p`)).rows[0]!.p;
-      // Slot names allow [a-z0-9_]; a backend pid is unique among live sessions, so is the name.
-      const slot = `cutover_leaks_${pid}`;
       // Our own commits (the WAL flush below) must be durable before we decode up to them.
-      await c.query(`SELECT set_config('statement_timeout', $1, false), set_config('synchronous_commit', 'local', false)`, [`${SLOT_CREATE_TIMEOUT_MS}ms`]);
-      await c.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding', true)`, [slot]);
+      await c.query(`SELECT set_config('synchronous_commit', 'local', false)`);
+      if (slot !== undefined) {
+        const made = await ensureLeakSlot(c, slot);
+        if ('fallback' in made) {
+          await c.end().catch(() => {});
+          return made;
+        }
+        await c.query(
+          `SELECT pg_replication_slot_advance(slot_name, pg_current_wal_insert_lsn()) FROM pg_replication_slots
+            WHERE slot_name = $1 AND confirmed_flush_lsn < pg_current_wal_insert_lsn()`,
+          [slot],
+        );
+        return new PgLeakDecoder(c, pid, slot);
+      }
+      // Slot names allow [a-z0-9_]; a backend pid is unique among live sessions, so is the name.
+      const temporary = `cutover_leaks_${pid}`;
+      await c.query(`SELECT set_config('statement_timeout', $1, false)`, [`${SLOT_CREATE_TIMEOUT_MS}ms`]);
+      await c.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding', true)`, [temporary]);
       await c.query(`SELECT set_config('statement_timeout', '0', false)`);
-      return new PgLeakDecoder(c, pid, slot);
+      return new PgLeakDecoder(c, pid, temporary);
     } catch (e) {
       await c.end().catch(() => {});
       return { fallback: fallbackReason(e) };

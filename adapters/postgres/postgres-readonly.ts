@@ -344,14 +344,14 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     return (await this.q<{ l: string }>(`SELECT pg_current_wal_insert_lsn()::text AS l`))[0]!.l;
   }
 
-  async prepareLeakWatch(target: FenceTarget): Promise<LeakWatchSetup> {
+  async prepareLeakWatch(target: FenceTarget, opts: { slot?: string } = {}): Promise<LeakWatchSetup> {
     const own = String((await this.q<{ p: number }>(`SELECT pg_backend_pid() AS p`))[0]!.p);
     if (target.scope === 'schema') return { method: 'trigger', sessions: [own] };
     if (target.scope !== 'database' || !target.name) {
       this.decodeFallback = `a decoding slot reads one database; the ${target.scope} scope is sampled`;
       return { method: 'sampled', fallback: this.decodeFallback, sessions: [own] };
     }
-    const opened = await PgLeakDecoder.open(this.ep, target.name);
+    const opened = await PgLeakDecoder.open(this.ep, target.name, opts.slot);
     if ('fallback' in opened) {
       this.decodeFallback = opened.fallback;
       return { method: 'sampled', fallback: opened.fallback, sessions: [own] };

@@ -28,6 +28,8 @@ import {
   unsetPasswordEnvError,
   urlHasPassword,
   UsageError,
+  verify,
+  VerifyMismatchError,
   waves,
   wavesRollback,
   wavesStatus,
@@ -41,7 +43,7 @@ import {
   type WavesResult,
 } from '../index.js';
 import { processIO, type CliIO } from './io.js';
-import { renderFindings, renderRollback, renderRun, renderStatus, renderSync } from './render-cutover.js';
+import { renderFindings, renderRollback, renderRun, renderStatus, renderSync, renderVerify } from './render-cutover.js';
 import { renderReadOnlyOff, renderReadOnlyOn, renderReadOnlyStatus } from './render-readonly.js';
 import { renderRehearse } from './render-rehearse.js';
 import { renderTenantRollback, renderWaves, renderWavesStatus } from './render-waves.js';
@@ -301,6 +303,23 @@ function addCutoverCommands(program: Command, io: CliIO, secrets: Secrets): void
       emit(io, g.json, secrets, { action: 'sync', ...r }, renderSync(r));
     });
 
+  program
+    .command('verify')
+    .summary('online, before the cutover: compare source and target in key chunks at one replication point (resumable)')
+    .argument('<plan>', 'plan file (YAML)')
+    .option('--restart', 'start a new pass instead of continuing or reusing the last one')
+    .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const sig = interruptSignal(io);
+      try {
+        const work = verify(file, { ...planOpts(), restart: Boolean(o.restart), onProgress: (m) => io.err(redactText(`· verify: ${m}`, secrets.values) + '\n') });
+        const r = await Promise.race([work, sig.abort]);
+        emit(io, g.json, secrets, { action: 'verify', ...r }, renderVerify(r));
+      } finally {
+        sig.dispose();
+      }
+    });
+
   const runLike = (name: 'run' | 'resume', summary: string) =>
     program
       .command(name)
@@ -455,7 +474,7 @@ export async function runCli(argv: string[], io: CliIO = processIO()): Promise<n
     if (isCutoverError(e)) {
       io.err(scrub(`error: ${e.message}${e.hint ? `\n  fix: ${e.hint}` : ''}`) + '\n');
       if (json && !secrets.jsonEmitted) {
-        const extra = e instanceof FenceLeakError || e instanceof LeakedAfterSwitchError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : e instanceof WavesIncomplete || e instanceof WavesNeedOperator ? { result: e.result } : {};
+        const extra = e instanceof FenceLeakError || e instanceof LeakedAfterSwitchError || e instanceof VerifyMismatchError ? { result: e.result } : e instanceof RehearsalFailed ? { report: e.report } : e instanceof WavesIncomplete || e instanceof WavesNeedOperator ? { result: e.result } : {};
         io.out(JSON.stringify(redactDeep({ ok: false, error: { code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode }, ...extra }, secrets.values), null, 2) + '\n');
       }
       if (debug && e.stack) io.err(scrub(e.stack) + '\n');

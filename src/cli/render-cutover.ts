@@ -1,4 +1,4 @@
-import type { Finding, PlanStatus, RollbackResult, RunResult, SyncSummary } from '../index.js';
+import type { Finding, OnlineVerifyReport, PlanStatus, RollbackResult, RunResult, SyncSummary } from '../index.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 
 const LABEL: Record<Finding['severity'], string> = { blocker: 'BLOCKER', warning: 'warning', info: 'info' };
@@ -25,12 +25,23 @@ export function renderRun(r: RunResult): string[] {
     ...(r.leakCheck?.late?.checked ? [`  after the switch      ${lateWords(r.leakCheck.late)}`] : []),
     ...(r.catchUp ? [`  catch-up              ${r.catchUp.method} at ${r.catchUp.proofPosition ?? r.catchUp.fencePosition} (fence position ${r.catchUp.fencePosition}), ${formatDuration(r.catchUp.waitedMs)}`] : []),
     ...(r.sequences !== undefined ? [`  sequences set         ${r.sequences}`] : []),
+    ...(r.verifyBefore ? [`  verify before hold    ${verifyWords(r.verifyBefore)}`] : []),
     ...(r.verify ? [`  verify                ${r.verify.mode}: ${r.verify.tables.length} tables match, ${formatDuration(r.verify.durationMs)}`] : []),
     ...(r.cleanedUp?.length ? [`  cleaned up            ${r.cleanedUp.join(', ')}`] : []),
     '  steps:',
     ...r.steps.map((s) => `    ${s.step.padEnd(20)} ${formatDuration(s.endMs - s.startMs)}`),
     ...r.warnings.map((w) => `  warning: ${w}`),
   ];
+}
+
+function verifyWords(v: OnlineVerifyReport): string {
+  if (v.outcome === 'skipped') return `skipped: ${v.skipped ?? ''}`;
+  if (v.reused) return `reused the clean pass finished ${v.finishedAt ?? '?'} (${v.tables} tables, ${v.chunks} chunks)`;
+  return `${v.tables} tables, ${v.chunks} chunks, ${v.rows} rows match, ${formatDuration(v.durationMs)}${v.resumedChunks ? ` (${v.resumedChunks} chunks from an interrupted pass)` : ''}; longest table lock ${formatDuration(v.maxLockedMs)}`;
+}
+
+export function renderVerify(v: OnlineVerifyReport): string[] {
+  return ['', `verify: ${verifyWords(v)}`];
 }
 
 function lateWords(l: NonNullable<NonNullable<RunResult['leakCheck']>['late']>): string {

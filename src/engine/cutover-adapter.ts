@@ -58,6 +58,42 @@ export interface VerifyReport {
   durationMs: number;
 }
 
+/** A primary-key range of one table: `(lo, hi]`; null means unbounded on that side. Keys in their text form. */
+export interface ChunkRange {
+  lo: string[] | null;
+  hi: string[] | null;
+}
+
+/** One chunk hashed on both sides at the same point of the replication stream. */
+export interface ChunkCheck extends ChunkRange {
+  table: string;
+  /** Rows in the chunk on the source. */
+  rows: number;
+  /** `<rows>:<hash>` on each side. */
+  source: string;
+  target: string;
+  match: boolean;
+}
+
+/** Where the online verify of a table stands: the last key checked (null: none yet) and whether it is done. */
+export interface ChunkCursor {
+  lastKey: string[] | null;
+  done: boolean;
+}
+
+/** What the orchestrator gives the online verify: chunk size, resume points, and where each result goes. */
+export interface OnlineVerifyHooks {
+  chunkRows: number;
+  /** Where an earlier, interrupted verify left each table (absent: from the start). */
+  cursor(table: string): ChunkCursor | undefined;
+  /** The tables, with the planner's row estimate, before the first chunk (for progress and ETA). */
+  tables(list: Array<{ table: string; estimatedRows: number }>): Promise<void>;
+  /** After each chunk; the cursor it returns is recorded so a re-run continues after it. */
+  chunk(check: ChunkCheck, cursor: ChunkCursor): Promise<void>;
+  /** A consistent point was taken (source snapshot at a position the target then reached): for progress. */
+  snapshot?(table: string, position: string, lockedMs: number): void;
+}
+
 export interface DetachResult {
   /**
    * The source commit position the target had applied through when replication stopped: a source commit at
@@ -94,6 +130,11 @@ export type SourceLockResult = { acquired: true } | { acquired: false; holder?: 
  */
 export interface CutoverAdapter {
   readonly engine: Engine;
+  /**
+   * The plan's persistent decoding slot for the leak check (PostgreSQL, database scope): made by `sync` so the
+   * run never waits for running transactions to make one, dropped by cleanup and rollback.
+   */
+  readonly leakSlot?: string;
   /** Stable identities of source and target (pinned in the journal so a resumed run talks to the same servers). */
   identities(): Promise<{ source: string; target: string }>;
   /**
@@ -124,6 +165,14 @@ export interface CutoverAdapter {
   copySequences(): Promise<number>;
   verify(deadline: number): Promise<VerifyReport>;
   /**
+   * Online, before the hold: every table in primary-key chunks, hashed on both sides at one consistent point of
+   * the replication stream, so concurrent writers cause no false mismatch. Absent when the engine has none;
+   * `null` when the method has no stream to compare against yet (dump copies while fenced).
+   */
+  verifyOnline?(hooks: OnlineVerifyHooks): Promise<'done' | null>;
+  /** Tables that move and their size on disk (for the cost of a verify inside the window, shown at `check`). */
+  movedTablesSize?(): Promise<{ tables: number; bytes: number }>;
+  /**
    * Keeps applications from writing to the target until the switch while replication still applies (after
    * sync), and opens it at the lift. Engines whose read-only toggle would also stop or trip over the replica
    * implement these; without them the orchestrator holds the target's database with the read-only toggle.
@@ -132,6 +181,8 @@ export interface CutoverAdapter {
   openTarget?(): Promise<void>;
   /** Stop replication into the target (after the point of no return, before the target opens). */
   detachTarget(): Promise<DetachResult | void>;
+  /** Drops the leak check's slot (rollback keeps the subscription for a retry, never a slot that only keeps WAL). */
+  dropLeakSlot?(): Promise<boolean>;
   /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */
   cleanup(): Promise<string[]>;
   leftovers(): Promise<Leftover[]>;

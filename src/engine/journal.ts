@@ -15,6 +15,10 @@ export type CutoverStep = (typeof CUTOVER_STEPS)[number];
 export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
 export type JournalStep = CutoverStep | RollbackStep;
 export type StepStatus = 'begin' | 'ok' | 'fail';
+export interface AppendOptions {
+  /** false: queued until the next durable append, flush or close (default true). */
+  durable?: boolean;
+}
 
 const STEPS: ReadonlySet<string> = new Set([...CUTOVER_STEPS, ...ROLLBACK_STEPS]);
 const STATUSES: ReadonlySet<string> = new Set(['begin', 'ok', 'fail']);
@@ -142,6 +146,9 @@ export class Journal {
     private readonly secrets: readonly string[],
   ) {}
 
+  /** Lines of records appended with `durable: false`, not yet on disk. */
+  private queued: string[] = [];
+
   get path(): string {
     return journalPath(this.lock.stateDir, this.lock.planId);
   }
@@ -183,21 +190,25 @@ export class Journal {
     return new Journal(lock, fh, replay.records, replay.intactBytes, opts.secrets ?? []);
   }
 
-  begin(step: JournalStep, data?: Record<string, unknown>): Promise<JournalRecord> {
-    return this.append(step, 'begin', data);
+  /**
+   * `durable: false` queues the record: the next durable append (or flush/close) writes it with its own line in
+   * one write and one fsync. For records that order nothing irreversible: the write-blocked window then pays
+   * one fsync per step that must be on disk before it acts, not two per step.
+   */
+  begin(step: JournalStep, data?: Record<string, unknown>, opts: AppendOptions = {}): Promise<JournalRecord> {
+    return this.append(step, 'begin', data, opts);
   }
 
-  ok(step: JournalStep, data?: Record<string, unknown>): Promise<JournalRecord> {
-    return this.append(step, 'ok', data);
+  ok(step: JournalStep, data?: Record<string, unknown>, opts: AppendOptions = {}): Promise<JournalRecord> {
+    return this.append(step, 'ok', data, opts);
   }
 
   fail(step: JournalStep, data?: Record<string, unknown>): Promise<JournalRecord> {
     return this.append(step, 'fail', data);
   }
 
-  /** Appends one record and fsyncs it. Refused once this process's lock was taken over. */
-  async append(step: JournalStep, status: StepStatus, data?: Record<string, unknown>): Promise<JournalRecord> {
-    await this.lock.assertCurrent();
+  /** Appends one record; a durable one is fsynced with every queued record before it. Refused once this process's lock was taken over. */
+  async append(step: JournalStep, status: StepStatus, data?: Record<string, unknown>, opts: AppendOptions = {}): Promise<JournalRecord> {
     const record: JournalRecord = {
       seq: (this.records.at(-1)?.seq ?? 0) + 1,
       step,
@@ -206,15 +217,35 @@ export class Journal {
       token: this.lock.token,
       ...(data !== undefined ? { data: redactDeep(data, this.secrets) } : {}),
     };
-    const line = JSON.stringify(record) + '\n';
-    await this.fh.write(line, this.intactBytes, 'utf8');
-    await this.fh.datasync();
+    // A durable record is refused before it is queued, so a taken-over process leaves nothing behind to write.
+    if (opts.durable !== false) await this.lock.assertCurrent();
     this.records.push(record);
-    this.intactBytes += Buffer.byteLength(line);
+    this.queued.push(JSON.stringify(record) + '\n');
+    if (opts.durable !== false) await this.write();
     return record;
   }
 
+  /** Writes and fsyncs the queued records (nothing to do when none are queued). */
+  async flush(): Promise<void> {
+    if (this.queued.length === 0) return;
+    await this.lock.assertCurrent();
+    await this.write();
+  }
+
+  private async write(): Promise<void> {
+    const n = this.queued.length;
+    const text = this.queued.join('');
+    await this.fh.write(text, this.intactBytes, 'utf8');
+    await this.fh.datasync();
+    this.intactBytes += Buffer.byteLength(text);
+    this.queued.splice(0, n);
+  }
+
   async close(): Promise<void> {
-    await this.fh.close();
+    try {
+      await this.flush();
+    } finally {
+      await this.fh.close();
+    }
   }
 }

@@ -4,6 +4,7 @@ import { loadPlan, planId, resolvePlanSecrets, type Plan, type PlanSecrets } fro
 import { parseDbUrl, type DbEndpoint } from '../util/db-url.js';
 import type { CutoverAdapter } from './cutover-adapter.js';
 import { replicationName } from '../../adapters/postgres/postgres-replication.js';
+import { leakSlotName } from '../../adapters/postgres/postgres-leak-decoding.js';
 import type { Endpoint, Router } from './router.js';
 import { createRouter } from '../../adapters/routers/create-router.js';
 
@@ -81,6 +82,8 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
       ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
+      // Decoding reads one database: only a database-scope fence uses the slot.
+      ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(replicationName(id)) } : {}),
     });
   } else {
     // Loaded on demand so PostgreSQL-only use never loads the MySQL driver.

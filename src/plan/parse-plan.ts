@@ -8,13 +8,15 @@ import type { ReadOnlyScope } from '../readonly/types.js';
 import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
-import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, RouterConfig, RouterKind } from './types.js';
+import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
 
 export const PLAN_DEFAULTS = {
   method: 'replication',
-  verify: 'rowcounts',
+  verify: 'none',
+  verifyBefore: 'chunks',
+  verifyChunkRows: 10_000,
   maxWriteBlockedMs: 5_000,
   maxLagBeforeFenceBytes: 1024 ** 2,
   sequenceGap: 1000,
@@ -105,7 +107,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const limitsFields = top.fields('limits', ['maxWriteBlocked', 'maxLagBeforeFence']);
   const maxWriteBlockedMs = limitsFields ? limitsFields.duration('maxWriteBlocked', PLAN_DEFAULTS.maxWriteBlockedMs, { min: 100, max: 30 * 60_000 }) : PLAN_DEFAULTS.maxWriteBlockedMs;
   const maxLagBeforeFenceBytes = limitsFields ? limitsFields.size('maxLagBeforeFence', PLAN_DEFAULTS.maxLagBeforeFenceBytes, { min: 0, max: 10 * 1024 ** 3 }) : PLAN_DEFAULTS.maxLagBeforeFenceBytes;
-  const verify = top.oneOf('verify', ['none', 'rowcounts', 'checksums'] as const, PLAN_DEFAULTS.verify);
+  const { verify, verifyBefore } = readVerify(top, scope?.kind === 'tenants' ? 'none' : PLAN_DEFAULTS.verifyBefore);
   const seqFields = top.fields('sequences', ['gap']);
   const gap = seqFields ? seqFields.integer('gap', PLAN_DEFAULTS.sequenceGap, { min: 0, max: 1_000_000_000 }) : PLAN_DEFAULTS.sequenceGap;
   const router = readRouter(top, planDir, source, warnings);
@@ -117,7 +119,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const tables = readTables(top, engine);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -128,6 +130,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     readOnly,
     limits: { maxWriteBlockedMs, maxLagBeforeFenceBytes },
     verify,
+    verifyBefore: verifyBefore!,
     sequences: { gap },
     router,
     hooks,
@@ -137,6 +140,26 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     stateDir,
     warnings,
   };
+}
+
+const IN_WINDOW = ['none', 'rowcounts', 'checksums'] as const;
+
+/**
+ * `verify: { before: chunks|none, inWindow: none|rowcounts|checksums, chunkRows }`. The older scalar form
+ * keeps its meaning: that check inside the window and no online verify before the hold. Waves default to no
+ * verify before the hold: each tenant's run sits in the waves' window gate, where it would hold up the others.
+ */
+function readVerify(top: Fields, defaultBefore: PlanVerifyBefore['mode']): { verify?: VerifyMode; verifyBefore?: PlanVerifyBefore } {
+  if (top.has('verify') && !isMap(top.valueNode('verify'))) {
+    const verify = top.oneOf('verify', IN_WINDOW);
+    return { ...(verify ? { verify } : {}), verifyBefore: { mode: 'none', chunkRows: PLAN_DEFAULTS.verifyChunkRows } };
+  }
+  const f = top.fields('verify', ['before', 'inWindow', 'chunkRows']);
+  const verify = f ? f.oneOf('inWindow', IN_WINDOW, PLAN_DEFAULTS.verify) : PLAN_DEFAULTS.verify;
+  const mode = f ? f.oneOf('before', ['chunks', 'none'] as const, defaultBefore) : defaultBefore;
+  const chunkRows = f ? f.integer('chunkRows', PLAN_DEFAULTS.verifyChunkRows, { min: 1, max: 10_000_000 }) : PLAN_DEFAULTS.verifyChunkRows;
+  if (!verify || !mode || chunkRows === undefined) return {};
+  return { verify, verifyBefore: { mode, chunkRows } };
 }
 
 function requiredFields(parent: Fields, key: string, keys: readonly string[]): Fields | undefined {

@@ -28,7 +28,14 @@ export type PlanScope =
   | { kind: 'tenants'; names: string[]; query?: string; database?: string };
 
 export type PlanMethod = 'replication' | 'dump';
+/** What `verify` checks inside the write-blocked window (grows with the data: only when the plan asks). */
 export type VerifyMode = 'none' | 'rowcounts' | 'checksums';
+/** The online verify before the hold: primary-key chunks hashed on both sides at one replication point. */
+export interface PlanVerifyBefore {
+  mode: 'chunks' | 'none';
+  /** Rows per chunk (bounds each hash query and the memory it needs). */
+  chunkRows: number;
+}
 /** Which pre-fence sessions the fence ends: none (drain only), only idle-in-transaction ones, or all. */
 
 export interface PlanReadOnly {
@@ -128,7 +135,9 @@ export interface Plan {
   method: PlanMethod;
   readOnly: PlanReadOnly;
   limits: PlanLimits;
+  /** In the window (`verify.inWindow`). */
   verify: VerifyMode;
+  verifyBefore: PlanVerifyBefore;
   sequences: { gap: number };
   router: RouterConfig;
   hooks: PlanHooks;

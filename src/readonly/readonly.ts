@@ -43,6 +43,11 @@ export interface ReadOnlyOptions {
   clientsHeld?: boolean;
   /** strict mode: also lock the accounts that bypass the fence (FenceOptions.lockBypass). */
   lockBypass?: boolean;
+  /**
+   * openLeakWatcher: a persistent decoding slot of this name (made by `sync`, or now if missing) instead of a
+   * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
+   */
+  leakSlot?: string;
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -193,7 +198,7 @@ export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatche
   const exempt = opts.exemptSessions ?? [];
   let setup: LeakWatchSetup;
   try {
-    setup = adapter.prepareLeakWatch && opts.decodeLeaks !== false ? await adapter.prepareLeakWatch(target) : { method: 'sampled', sessions: [] };
+    setup = adapter.prepareLeakWatch && opts.decodeLeaks !== false ? await adapter.prepareLeakWatch(target, opts.leakSlot !== undefined ? { slot: opts.leakSlot } : {}) : { method: 'sampled', sessions: [] };
   } catch (e) {
     await adapter.close();
     throw e;

@@ -218,7 +218,7 @@ export interface ReadOnlyAdapter {
    * Optional: before the fence, set up what the leak check needs from before it (PostgreSQL: a temporary
    * logical decoding slot). Never fails for lack of a method: it falls back to sampling and says why.
    */
-  prepareLeakWatch?(target: FenceTarget): Promise<LeakWatchSetup>;
+  prepareLeakWatch?(target: FenceTarget, opts?: { slot?: string }): Promise<LeakWatchSetup>;
   /**
    * Optional: watch the fenced scope for leaks for at least `minMs` and until `until` settles, so the caller
    * can overlap the probe with other work (the cutover's catch-up) instead of waiting for it. With a prepared

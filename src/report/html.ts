@@ -4,6 +4,7 @@ import { esc, formatMs } from './svg.js';
 import { headline, summaryRows } from './summary.js';
 import { tenantWindowBars } from './tenants.js';
 import { latencyTimeline } from './timeline.js';
+import { windowSpan, windowZoom } from './window-zoom.js';
 
 const STYLE = `
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 24px auto; max-width: 1140px; padding: 0 16px; }
@@ -38,6 +39,15 @@ ${tenantWindowBars(r)}
 </figure>
 `
     : '';
+  const span = windowSpan(r);
+  const zoom = span
+    ? `<h2>The write-blocked window</h2>
+<figure>
+${windowZoom(r)}
+<figcaption>${esc(`Hold to lift (${formatMs(span.toMs - span.fromMs)}) on its own axis: where the milliseconds went, per step; "between steps" is the time no step was running (journal, bookkeeping).`)}</figcaption>
+</figure>
+`
+    : '';
   const warnings = r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '';
   return `<!DOCTYPE html>
 <html lang="en">
@@ -59,7 +69,7 @@ ${tenants}<h2>Client latency</h2>
 ${latencyTimeline(r)}
 <figcaption>${esc(`Worst latency of each client per ${formatMs(r.workload.bucketMs)} slice. The shaded span runs from the router hold to the lift; red dots mark failed or in-doubt client operations.`)}</figcaption>
 </figure>
-<h2>Steps</h2>
+${zoom}<h2>Steps</h2>
 <figure>
 ${stepGantt(r)}
 </figure>

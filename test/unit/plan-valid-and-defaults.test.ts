@@ -28,6 +28,7 @@ describe('parsePlan on a valid plan', () => {
       readOnly: { scope: 'database', mode: 'enforced', drainTimeoutMs: 3000, lockTimeoutMs: 500, terminate: 'idle-in-transaction', roles: [] },
       limits: { maxWriteBlockedMs: 2000, maxLagBeforeFenceBytes: 4 * 1024 ** 2 },
       verify: 'checksums',
+      verifyBefore: { mode: 'none', chunkRows: 10_000 },
       sequences: { gap: 50 },
       router: { kind: 'pgbouncer', admin: 'postgres://pgbouncer@127.0.0.1:6432/pgbouncer', ini: '/etc/cutover/pgbouncer.ini', database: 'shop' },
       hooks: { beforeFence: ['/etc/cutover/notify.sh'], afterSwitch: ['sh', '-c', 'curl -s http://x/ok'] },
@@ -41,7 +42,9 @@ describe('parsePlan on a valid plan', () => {
     expect(plan.engine).toBe('postgres');
     expect(plan.scope).toEqual({ kind: 'databases', names: ['shop'] });
     expect(plan.method).toBe('replication');
-    expect(plan.verify).toBe('rowcounts');
+    // Content is verified online before the hold; nothing that grows with the data runs inside the window.
+    expect(plan.verify).toBe('none');
+    expect(plan.verifyBefore).toEqual({ mode: 'chunks', chunkRows: 10_000 });
     expect(plan.limits).toEqual({ maxWriteBlockedMs: 5000, maxLagBeforeFenceBytes: 1024 ** 2 });
     expect(plan.sequences.gap).toBe(1000);
     expect(plan.readOnly).toEqual({ scope: 'database', mode: 'enforced', drainTimeoutMs: 10_000, lockTimeoutMs: 2000, terminate: 'all', roles: [] });

@@ -88,4 +88,22 @@ describe('HTML rehearsal report', () => {
     expect(html).toContain('0:17, 1:3');
     expect(html).toContain('MISSING 2');
   });
+
+  it('zooms into the window: hold to lift on its own axis, one bar per step inside it and the time between steps', () => {
+    const html = renderHtmlReport(report());
+    const zoom = /<svg id="window-zoom"[\s\S]*?<\/svg>/.exec(html)?.[0] ?? '';
+    expect(zoom).not.toBe('');
+    // hold, fence and lift are inside 5000..5380 ms; the server start is not.
+    expect(zoom.match(/class="window-step"/g)).toHaveLength(3);
+    expect(zoom).toContain('between steps');
+    // 380 ms of window, 180 in steps: 200 ms between them.
+    expect(zoom).toMatch(/200ms \(53%\)/);
+    expect(zoom).toContain('time since the hold (window 380ms)');
+    expect(html.indexOf('id="window-zoom"')).toBeLessThan(html.indexOf('id="step-gantt"'));
+  });
+
+  it('has no zoomed window when the run never reached the lift', () => {
+    const html = renderHtmlReport(report({ marks: [{ name: 'hold', atMs: 5000 }] }));
+    expect(html).not.toContain('id="window-zoom"');
+  });
 });
