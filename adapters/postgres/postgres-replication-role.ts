@@ -3,9 +3,12 @@ import type { Leftover } from '../../src/engine/cutover-adapter.js';
 import type { PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 
+/** Every per-plan replication role starts with it: the tool's own, never carried to the target. */
+export const REPLICATION_ROLE_PREFIX = 'cutover_repl_';
+
 /** The role a plan's subscription logs in with: named after the plan id's hash, the same on every run of it. */
 export function replicationRoleName(replicationName: string): string {
-  return `cutover_repl_${replicationName.slice(-12)}`;
+  return `${REPLICATION_ROLE_PREFIX}${replicationName.slice(-12)}`;
 }
 
 /** A random password for the replication role: it lives in the target's pg_subscription until cleanup. */

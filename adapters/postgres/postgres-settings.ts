@@ -1,5 +1,6 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { PgClient } from './postgres-connection.js';
+import { REPLICATION_ROLE_PREFIX } from './postgres-replication-role.js';
 import { READ_ONLY_GUC, quoteIdent, quoteLiteral } from './postgres-sql.js';
 
 /**
@@ -97,7 +98,10 @@ export function parseAclItem(item: string): DatabaseGrant {
   return { grantee, privileges, grantable };
 }
 
-/** The database's explicit privileges (null: the defaults) and owner. */
+/**
+ * The database's explicit privileges (null: the defaults) and owner, without the CONNECT the tool grants its own
+ * replication role on the source (that role stays on the source).
+ */
 export async function databaseAcl(c: PgClient, database: string): Promise<{ owner: string; grants: DatabaseGrant[] | null }> {
   const { rows } = await c.query<{ owner: string; acl: string[] | null }>(
     `SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl FROM pg_database WHERE datname = $1`,
@@ -105,7 +109,7 @@ export async function databaseAcl(c: PgClient, database: string): Promise<{ owne
   );
   const r = rows[0];
   if (!r) return { owner: '', grants: null };
-  return { owner: r.owner, grants: r.acl ? r.acl.map(parseAclItem) : null };
+  return { owner: r.owner, grants: r.acl ? r.acl.map(parseAclItem).filter((g) => !g.grantee.startsWith(REPLICATION_ROLE_PREFIX)) : null };
 }
 
 function grantSql(g: DatabaseGrant, database: string): string[] {

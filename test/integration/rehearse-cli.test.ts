@@ -38,7 +38,7 @@ describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 18 through PgB
     out = await mkdtemp(join(tmpdir(), 'cutover-rehearse-test-'));
     run = await spawnCli(['rehearse', '--rows', '20000', '--clients', '3', '--json', '--report', htmlFile]);
     doc = JSON.parse(run.stdout);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await rm(out, { recursive: true, force: true });
     await rm(htmlFile, { force: true });
@@ -82,7 +82,7 @@ describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 18 through PgB
     expect(dom).toMatch(/<line[^>]*id="mark-lift"/);
     expect(dom.match(/class="bar"/g)?.length).toBe(doc.steps.length);
     expect(screenshotBytes).toBeGreaterThan(30_000);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe.skipIf(unavailable)('cutover rehearse --keep', () => {
@@ -107,7 +107,7 @@ describe.skipIf(unavailable)('cutover rehearse --keep', () => {
     }
     expect(dirs).toHaveLength(3);
     for (const d of dirs) expect(await gone(d), d).toBe(true);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe.skipIf(unavailable)('cutover rehearse: Ctrl-C', () => {
@@ -134,7 +134,7 @@ describe.skipIf(unavailable)('cutover rehearse: Ctrl-C', () => {
     for (const d of dirs) expect(await gone(d), d).toBe(true);
     const ps = await execa('ps', ['-eo', 'args'], { reject: false });
     for (const d of dirs) expect(ps.stdout).not.toContain(d);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe.skipIf(mariadbUnavailable)('cutover rehearse --engine mariadb: MariaDB → MariaDB through HAProxy', () => {
@@ -158,7 +158,7 @@ describe.skipIf(mariadbUnavailable)('cutover rehearse --engine mariadb: MariaDB 
     expect(dirs).toHaveLength(3);
     for (const d of dirs) expect(await gone(d), d).toBe(true);
     console.log(`rehearse --engine mariadb: write-blocked window ${doc.writeBlockedMs} ms (fence to lift ${doc.fenceToLiftMs} ms), ${doc.acknowledgedWrites} acknowledged writes verified, ${doc.clientErrors} client errors: ${doc.errors.join('; ')}`);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('cutover rehearse: usage', () => {

@@ -22,7 +22,7 @@ describe.skipIf(unavailable)('cutover rehearse --tenants: a wave of tenant datab
     htmlFile = join(out, 'wave.html');
     run = await spawnCli(['rehearse', '--tenants', '5', '--rows', '5000', '--clients', '3', '--json', '--report', htmlFile]);
     doc = JSON.parse(run.stdout);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await rm(out, { recursive: true, force: true });
   });
