@@ -191,6 +191,20 @@ async function lockSourceServer(s: PlanSession): Promise<() => Promise<void>> {
   return () => s.adapter.unlockSource(s.planId).catch(() => {});
 }
 
+/**
+ * Fails unless the plan's lock on the source is still this process's: a dropped source session releases it
+ * silently (the driver's 'error' event is swallowed so an idle drop does not crash), and another runner could
+ * then start. A check that cannot run counts as lost.
+ */
+async function assertSourceLock(s: PlanSession): Promise<void> {
+  try {
+    await s.adapter.assertSourceLock(s.planId);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new OperationError(`the plan's lock on the source was lost (${why}): another cutover process may be working on plan ${s.planId}; the source was restored`, 'check that no other cutover process runs this plan (`cutover status`), then run again', { cause: e });
+  }
+}
+
 async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: Journal) => Promise<T>): Promise<T> {
   const unlockServer = await lockSourceServer(s);
   try {
@@ -349,6 +363,7 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
   let held = false;
   let fenced = false;
   try {
+    await assertSourceLock(s);
     if (s.router) {
       await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
       held = true;
@@ -391,7 +406,10 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
     if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
-    await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => ({ at: new Date().toISOString() }), (r) => r);
+    await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => {
+      await assertSourceLock(s);
+      return { at: new Date().toISOString() };
+    }, (r) => r);
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
@@ -526,7 +544,9 @@ export interface RollbackResult {
  * lock on the source keeps other runners out, and the restore is done and reported as not journaled.
  */
 export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
-  const unlockServer = await lockSourceServer(s);
+  const server = await s.adapter.lockSource(s.planId, `${process.pid}@${hostname()}`);
+  if (!server.acquired) return rollbackWithoutLock(s, server.holder, opts);
+  const unlockServer = () => s.adapter.unlockSource(s.planId).catch(() => {});
   let lock: PlanLock | undefined;
   let journal: Journal | undefined;
   const warnings: string[] = [];
@@ -556,6 +576,26 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     await lock?.release().catch(() => {});
     await unlockServer();
   }
+}
+
+/**
+ * Rollback while another session holds the plan's server lock (e.g. the session of a runner whose host crashed
+ * lives on until TCP keepalive gives up, about two hours): unfencing is always safe, so the source is unfenced
+ * and held clients released anyway; the journal (owned by the holder) and cleanup are left alone, and the
+ * holder is named (exit 5).
+ */
+async function rollbackWithoutLock(s: PlanSession, holder: SourceLockHolder | undefined, opts: { onEvent?: (e: CutoverEvent) => void }): Promise<never> {
+  const phase = planPhase(await readRecords(s));
+  if (phase === 'past-pnr' || phase === 'done') {
+    throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
+  }
+  const out = { warnings: [] as string[], emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
+  await restoreSource(s, undefined, out, { held: true, fenced: true });
+  throw new NeedsOperatorError(
+    'locked',
+    `the source is writable again and clients are released, but plan ${s.planId} is locked on the source by ${describeHolder(holder)}: the journal and cleanup were skipped`,
+    'if that cutover process is gone, end its session on the source (PostgreSQL pg_terminate_backend, MySQL KILL) and run `cutover rollback` again to journal the restore',
+  );
 }
 
 /** The journal read without the lock, for a rollback whose state dir cannot be written. */
