@@ -5,6 +5,8 @@ import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { parkAtStep } from '../helpers/kill-at-step.js';
 import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { connectMysql } from '../../adapters/mysql/mysql-connection.js';
+import { parseDbUrl } from '../../src/util/db-url.js';
 import { missing } from '../helpers/availability.js';
 import { mariadbMissing } from '../helpers/mariadb.js';
 import { appCanWrite, seedMysqlDatabase, startMysqlCutoverEnv, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
@@ -22,6 +24,16 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate s
     await seedMysqlDatabase(e, 'apart', 300);
   });
   afterAll(async () => e?.stop());
+
+  it("the tool's sessions (which hold GET_LOCK) are not closed by the server's idle timeouts", async () => {
+    const { conn } = await connectMysql(parseDbUrl(e.src.url('apart'), { password: e.src.password }));
+    try {
+      const [rows] = await conn.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@session.wait_timeout AS w, @@session.interactive_timeout AS i');
+      expect({ w: Number(rows[0]!.w), i: Number(rows[0]!.i) }).toEqual({ w: 31536000, i: 31536000 });
+    } finally {
+      await conn.end();
+    }
+  });
 
   it('the second is refused by GET_LOCK on the source, naming the holder connection; it is let in once the first is gone', async () => {
     const dirA = join(stateRoot, 'a');
