@@ -60,5 +60,8 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate s
     expect(await appCanWrite(e.src, 'apart')).toBe(true);
     const b = await cli(['rollback', planB], e.env);
     expect(b.code, b.err).toBe(0);
+    // The run checks with IS_USED_LOCK that its session still holds GET_LOCK before the hold and at the point of no return.
+    const done = await cli(['run', planB, '--yes'], e.env);
+    expect(done.code, done.err).toBe(0);
   });
 });
