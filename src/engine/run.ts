@@ -485,7 +485,7 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
  * the way of that, so each action comes first and its journal record after, best effort: a state dir that
  * cannot be written (disk full, read-only, lock lost) is reported, never a reason to leave the source fenced.
  */
-async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }): Promise<void> {
+async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }, noJournal = 'the state dir is not writable'): Promise<void> {
   const errors: string[] = [];
   const unjournaled: string[] = [];
   const note = async (step: 'unfence' | 'route-back', error: string | undefined): Promise<void> => {
@@ -520,7 +520,7 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
     }
   });
   if (unjournaled.length) runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
-  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ' (not journaled: the state dir is not writable)' : ''}`);
+  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ` (not journaled: ${noJournal})` : ''}`);
   if (errors.length) throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, 'run `cutover rollback` now');
 }
 
@@ -541,7 +541,8 @@ export interface RollbackResult {
 /**
  * `cutover rollback`: before the point of no return, the source writable and routing back on it. A state dir
  * that cannot be written does not stop it: the journal is read to rule out the point of no return, the plan's
- * lock on the source keeps other runners out, and the restore is done and reported as not journaled.
+ * lock on the source keeps other runners out, and the restore is done and reported as not journaled. When another
+ * session holds that lock the restore is done anyway (rollbackWithoutLock).
  */
 export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
   const server = await s.adapter.lockSource(s.planId, `${process.pid}@${hostname()}`);
@@ -590,7 +591,7 @@ async function rollbackWithoutLock(s: PlanSession, holder: SourceLockHolder | un
     throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
   }
   const out = { warnings: [] as string[], emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
-  await restoreSource(s, undefined, out, { held: true, fenced: true });
+  await restoreSource(s, undefined, out, { held: true, fenced: true }, 'another session holds the plan lock');
   throw new NeedsOperatorError(
     'locked',
     `the source is writable again and clients are released, but plan ${s.planId} is locked on the source by ${describeHolder(holder)}: the journal and cleanup were skipped`,
