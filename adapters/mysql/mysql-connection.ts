@@ -148,6 +148,8 @@ export async function connectMysql(ep: DbEndpoint, opts: MysqlConnectOptions = {
         supportBigNumbers: true,
         bigNumberStrings: true,
         charset: 'utf8mb4',
+        // A dead peer is noticed instead of leaving the session, and its GET_LOCK, open.
+        enableKeepAlive: true,
         ...(attempts[i] ? { ssl: attempts[i], ...identityStream(ep) } : {}),
       });
     } catch (e) {

@@ -10,7 +10,7 @@ import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-conne
 import { dumpInto } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
-import { releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
+import { holdsPlanLock, releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
 import { normalizeGtidSet } from './mysql-position.js';
 import {
   allReplicasStatusSql,
@@ -366,6 +366,10 @@ export class MysqlCutover implements CutoverAdapter {
 
   async unlockSource(key: string): Promise<void> {
     await releasePlanLock(this.src, key);
+  }
+
+  async assertSourceLock(key: string): Promise<void> {
+    if (!(await holdsPlanLock(this.src, key))) throw new OperationError('the source session no longer holds the plan lock (IS_USED_LOCK is not its CONNECTION_ID)');
   }
 
   async ownSourceSessions(): Promise<string[]> {

@@ -27,3 +27,9 @@ export async function tryPlanLock(q: Query, key: string): Promise<SourceLockResu
 export async function releasePlanLock(q: Query, key: string): Promise<void> {
   await q('SELECT RELEASE_LOCK(?)', [planLockName(key)], 'releasing the plan lock on the source');
 }
+
+/** Whether this very connection still holds the plan lock (a reconnected session would not). */
+export async function holdsPlanLock(q: Query, key: string): Promise<boolean> {
+  const r = await q<RowDataPacket & { mine: number | null }>('SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine', [planLockName(key)], 'checking the plan lock on the source');
+  return Number(r[0]?.mine) === 1;
+}

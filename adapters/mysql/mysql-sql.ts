@@ -119,13 +119,17 @@ export function schemaReadOnlySql(schema: string, readOnly: boolean): string {
   return `ALTER SCHEMA ${quoteIdent(schema)} READ ONLY = ${readOnly ? 1 : 0}`;
 }
 
+/** The largest wait_timeout MySQL and MariaDB accept (one year). */
+const MAX_IDLE_SECONDS = 31536000;
+
 /**
  * Settings for the tool's own session: every lock wait bounded (lock_wait_timeout is whole seconds, so the
  * timeout is rounded up), no server-side statement timeout, and an empty sql_mode so quoting is predictable.
  */
 export function sessionSetupSql(f: MysqlFlavor, lockTimeoutMs: number): string {
   const seconds = Math.max(1, Math.ceil(lockTimeoutMs / 1000));
-  return `SET SESSION lock_wait_timeout = ${seconds}, SESSION ${f.statementTimeoutVariable} = 0, SESSION sql_mode = ''`;
+  // The source session holds the plan lock and sits idle through a long dump: the server must not close it.
+  return `SET SESSION lock_wait_timeout = ${seconds}, SESSION ${f.statementTimeoutVariable} = 0, SESSION sql_mode = '', SESSION wait_timeout = ${MAX_IDLE_SECONDS}, SESSION interactive_timeout = ${MAX_IDLE_SECONDS}`;
 }
 
 /** `ON`/`1`/`true` as MySQL reports booleans, in any of its spellings. */

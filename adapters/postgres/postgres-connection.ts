@@ -101,6 +101,18 @@ export function pgSslFallsBack(e: unknown, ep: DbEndpoint): boolean {
 }
 
 /**
+ * The tool's session settings ($1: lock_timeout). The plan lock lives on an ordinary session that may sit idle
+ * through a long sync: idle_session_timeout (PostgreSQL 14+; unknown to older servers) must not end it.
+ */
+export function pgSessionSetupSql(serverVersionNum: number): string {
+  return `SELECT set_config('default_transaction_read_only', 'off', false),
+              set_config('statement_timeout', '0', false),
+              set_config('idle_in_transaction_session_timeout', '0', false),${serverVersionNum >= 140000 ? `
+              set_config('idle_session_timeout', '0', false),` : ''}
+              set_config('lock_timeout', $1, false)`;
+}
+
+/**
  * Opens a session for the tool itself: never read-only, never killed by server-side timeouts, and every
  * lock wait bounded so the tool cannot queue behind a long transaction and block the application.
  */
@@ -108,14 +120,9 @@ export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Pr
   const client = await connectAttempts(ep, opts);
   try {
     const v = await client.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`);
-    assertSupportedVersion(Number(v.rows[0]?.n ?? 0), where(ep));
-    await client.query(
-      `SELECT set_config('default_transaction_read_only', 'off', false),
-              set_config('statement_timeout', '0', false),
-              set_config('idle_in_transaction_session_timeout', '0', false),
-              set_config('lock_timeout', $1, false)`,
-      [`${opts.lockTimeoutMs ?? 0}ms`],
-    );
+    const versionNum = Number(v.rows[0]?.n ?? 0);
+    assertSupportedVersion(versionNum, where(ep));
+    await client.query(pgSessionSetupSql(versionNum), [`${opts.lockTimeoutMs ?? 0}ms`]);
   } catch (e) {
     await client.end().catch(() => {});
     throw mapPgError(e, ep);
@@ -136,6 +143,8 @@ async function connectAttempts(ep: DbEndpoint, opts: PgConnectOptions): Promise<
       application_name: opts.applicationName ?? 'cutover',
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
       ssl: attempts[i]!,
+      // A dead peer (runner or server host gone) is noticed instead of leaving the session, and its locks, open.
+      keepAlive: true,
     });
     // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
     client.on('error', () => {});

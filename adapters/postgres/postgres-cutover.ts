@@ -27,7 +27,7 @@ import {
   TOOL_SCHEMA,
   type PgMoveScope,
 } from './postgres-replication.js';
-import { releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
+import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { ensureReplicationRole, dropReplicationRole, randomReplicationPassword, replicationRoleLeftover, replicationRoleName } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
@@ -322,6 +322,11 @@ export class PostgresCutover implements CutoverAdapter {
 
   async unlockSource(key: string): Promise<void> {
     await this.on('source', 'releasing the plan lock', () => releasePlanLock(this.src, key));
+  }
+
+  async assertSourceLock(key: string): Promise<void> {
+    const held = await this.on('source', 'checking the plan lock', () => holdsPlanLock(this.src, key));
+    if (!held) throw new OperationError('the source session no longer holds the plan lock (pg_locks shows no advisory lock of this plan for it)');
   }
 
   async ownSourceSessions(): Promise<string[]> {

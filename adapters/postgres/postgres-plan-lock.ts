@@ -37,3 +37,16 @@ export async function releasePlanLock(c: PgClient, key: string): Promise<void> {
   await c.query(`SELECT pg_advisory_unlock(${KEY_SQL})`, [key]);
   await c.query(`SELECT set_config('application_name', 'cutover', false)`);
 }
+
+/** Whether `c`'s own backend still holds the plan's advisory lock (a new session after a reconnect would not). */
+export async function holdsPlanLock(c: PgClient, key: string): Promise<boolean> {
+  const r = await c.query<{ held: boolean }>(
+    `WITH k AS (SELECT ${KEY_SQL} AS k)
+     SELECT EXISTS (SELECT 1 FROM k, pg_locks l
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid = pg_backend_pid()
+                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       AND l.classid = ((k.k >> 32) & 4294967295)::oid AND l.objid = (k.k & 4294967295)::oid) AS held`,
+    [key],
+  );
+  return r.rows[0]?.held === true;
+}

@@ -158,6 +158,11 @@ export interface CutoverAdapter {
    */
   lockSource(key: string, owner: string): Promise<SourceLockResult>;
   unlockSource(key: string): Promise<void>;
+  /**
+   * Rejects unless the adapter's source session still holds the plan's lock taken by lockSource(): a dropped
+   * session releases it on the server without the tool noticing, and then another runner may start.
+   */
+  assertSourceLock(key: string): Promise<void>;
   /** Session ids of the tool's own source sessions, which the fence must not end. */
   ownSourceSessions(): Promise<string[]>;
   /** After the fence: capture the write position and make the target hold everything up to it, by `deadline`. */

@@ -18,8 +18,9 @@ export interface LockInfo {
 
 export interface AcquireOptions {
   /**
-   * Take the lock even from a holder that looks alive or runs on another host. The old holder's next
-   * journal append is refused because its token is no longer current.
+   * Take the lock from a holder on another host, which cannot be checked from here. The old holder's next
+   * journal append is refused because its token is no longer current. A holder alive on this host is never
+   * taken over: it may be fencing the source right now.
    */
   force?: boolean;
 }
@@ -100,7 +101,7 @@ function lockedError(path: string, holder: Holder, verdict: Verdict): NeedsOpera
   if (verdict === 'remote') {
     return new NeedsOperatorError('locked', `plan is locked by ${who}; cutover cannot check a process on another host`, 'if that process is gone, run again with --force: the lock is taken over only while the plan\'s lock on the source is free, which a running holder keeps');
   }
-  return new NeedsOperatorError('locked', `plan is locked by ${who}, which is still running`, `wait for it to finish, or stop it and run \`cutover resume\``);
+  return new NeedsOperatorError('locked', `plan is locked by ${who}, which is still running`, `wait for it to finish, or stop it and run \`cutover resume\` (--force does not take over a live holder)`);
 }
 
 async function createExclusive(path: string): Promise<FileHandle | undefined> {
@@ -169,7 +170,7 @@ export class PlanLock {
       if (!holder) continue;
       const verdict = await judge(holder);
       last = { holder, verdict };
-      const takeable = verdict === 'stale' || (opts.force && verdict !== 'being-acquired');
+      const takeable = verdict === 'stale' || (opts.force === true && verdict === 'remote');
       if (verdict === 'being-acquired' || (takeable && !(await removeStale(path, holder)))) {
         await sleep(RETRY_MS);
         continue;

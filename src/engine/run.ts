@@ -214,6 +214,20 @@ async function lockSourceServer(s: PlanSession): Promise<() => Promise<void>> {
   return () => s.adapter.unlockSource(s.planId).catch(() => {});
 }
 
+/**
+ * Fails unless the plan's lock on the source is still this process's: a dropped source session releases it
+ * silently (the driver's 'error' event is swallowed so an idle drop does not crash), and another runner could
+ * then start. A check that cannot run counts as lost.
+ */
+async function assertSourceLock(s: PlanSession): Promise<void> {
+  try {
+    await s.adapter.assertSourceLock(s.planId);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new OperationError(`the plan's lock on the source was lost (${why}): another cutover process may be working on plan ${s.planId}; the source was restored`, 'check that no other cutover process runs this plan (`cutover status`), then run again', { cause: e });
+  }
+}
+
 async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: Journal) => Promise<T>): Promise<T> {
   const unlockServer = await lockSourceServer(s);
   try {
@@ -392,6 +406,7 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
   let held = false;
   let fenced = false;
   try {
+    await assertSourceLock(s);
     if (s.router) {
       await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
       held = true;
@@ -434,7 +449,10 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
     if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
-    await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => ({ at: new Date().toISOString() }), (r) => r);
+    await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => {
+      await assertSourceLock(s);
+      return { at: new Date().toISOString() };
+    }, (r) => r);
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
@@ -510,7 +528,7 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
  * the way of that, so each action comes first and its journal record after, best effort: a state dir that
  * cannot be written (disk full, read-only, lock lost) is reported, never a reason to leave the source fenced.
  */
-async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }): Promise<void> {
+async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }, noJournal = 'the state dir is not writable'): Promise<void> {
   const errors: string[] = [];
   const unjournaled: string[] = [];
   const note = async (step: 'unfence' | 'route-back', error: string | undefined): Promise<void> => {
@@ -545,7 +563,7 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
     }
   });
   if (unjournaled.length) runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
-  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ' (not journaled: the state dir is not writable)' : ''}`);
+  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ` (not journaled: ${noJournal})` : ''}`);
   if (errors.length) throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, 'run `cutover rollback` now');
 }
 
@@ -566,10 +584,13 @@ export interface RollbackResult {
 /**
  * `cutover rollback`: before the point of no return, the source writable and routing back on it. A state dir
  * that cannot be written does not stop it: the journal is read to rule out the point of no return, the plan's
- * lock on the source keeps other runners out, and the restore is done and reported as not journaled.
+ * lock on the source keeps other runners out, and the restore is done and reported as not journaled. When another
+ * session holds that lock the restore is done anyway (rollbackWithoutLock).
  */
 export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
-  const unlockServer = await lockSourceServer(s);
+  const server = await s.adapter.lockSource(s.planId, `${process.pid}@${hostname()}`);
+  if (!server.acquired) return rollbackWithoutLock(s, server.holder, opts);
+  const unlockServer = () => s.adapter.unlockSource(s.planId).catch(() => {});
   let lock: PlanLock | undefined;
   let journal: Journal | undefined;
   const warnings: string[] = [];
@@ -601,6 +622,26 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     await lock?.release().catch(() => {});
     await unlockServer();
   }
+}
+
+/**
+ * Rollback while another session holds the plan's server lock (e.g. the session of a runner whose host crashed
+ * lives on until TCP keepalive gives up, about two hours): unfencing is always safe, so the source is unfenced
+ * and held clients released anyway; the journal (owned by the holder) and cleanup are left alone, and the
+ * holder is named (exit 5).
+ */
+async function rollbackWithoutLock(s: PlanSession, holder: SourceLockHolder | undefined, opts: { onEvent?: (e: CutoverEvent) => void }): Promise<never> {
+  const phase = planPhase(await readRecords(s));
+  if (phase === 'past-pnr' || phase === 'done') {
+    throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
+  }
+  const out = { warnings: [] as string[], emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
+  await restoreSource(s, undefined, out, { held: true, fenced: true }, 'another session holds the plan lock');
+  throw new NeedsOperatorError(
+    'locked',
+    `the source is writable again and clients are released, but plan ${s.planId} is locked on the source by ${describeHolder(holder)}: the journal and cleanup were skipped`,
+    'if that cutover process is gone, end its session on the source (PostgreSQL pg_terminate_backend, MySQL KILL) and run `cutover rollback` again to journal the restore',
+  );
 }
 
 /** The journal read without the lock, for a rollback whose state dir cannot be written. */

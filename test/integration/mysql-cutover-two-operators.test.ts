@@ -5,6 +5,8 @@ import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { parkAtStep } from '../helpers/kill-at-step.js';
 import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { connectMysql } from '../../adapters/mysql/mysql-connection.js';
+import { parseDbUrl } from '../../src/util/db-url.js';
 import { missing } from '../helpers/availability.js';
 import { mariadbMissing } from '../helpers/mariadb.js';
 import { appCanWrite, seedMysqlDatabase, startMysqlCutoverEnv, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
@@ -23,6 +25,16 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate s
   });
   afterAll(async () => e?.stop());
 
+  it("the tool's sessions (which hold GET_LOCK) are not closed by the server's idle timeouts", async () => {
+    const { conn } = await connectMysql(parseDbUrl(e.src.url('apart'), { password: e.src.password }));
+    try {
+      const [rows] = await conn.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@session.wait_timeout AS w, @@session.interactive_timeout AS i');
+      expect({ w: Number(rows[0]!.w), i: Number(rows[0]!.i) }).toEqual({ w: 31536000, i: 31536000 });
+    } finally {
+      await conn.end();
+    }
+  });
+
   it('the second is refused by GET_LOCK on the source, naming the holder connection; it is let in once the first is gone', async () => {
     const dirA = join(stateRoot, 'a');
     const dirB = join(stateRoot, 'b');
@@ -32,12 +44,15 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate s
     expect((await cli(['sync', planA], e.env)).code).toBe(0);
     const a = await parkAtStep(['run', planA, '--yes'], e.env, dirA, 'verify');
     try {
-      for (const args of [['run', planB, '--yes'], ['rollback', planB]]) {
-        const b = await cli(args, e.env);
-        expect(b.code, `${args[0]}: ${b.err}`).toBe(5);
-        expect(b.err).toMatch(/locked on the source: session \d+ \(user root, from 127\.0\.0\.1:\d+\)/);
-      }
+      const b = await cli(['run', planB, '--yes'], e.env);
+      expect(b.code, b.err).toBe(5);
+      expect(b.err).toMatch(/locked on the source: session \d+ \(user root, from 127\.0\.0\.1:\d+\)/);
       expect(await appCanWrite(e.src, 'apart')).toBe(false);
+      // Unfencing is always safe: rollback does it while the other session holds GET_LOCK, and names that session.
+      const rb = await cli(['rollback', planB], e.env);
+      expect(rb.code, rb.err).toBe(5);
+      expect(rb.err).toMatch(/source is writable again.*locked on the source by session \d+ \(user root, from 127\.0\.0\.1:\d+\)/);
+      expect(await appCanWrite(e.src, 'apart')).toBe(true);
     } finally {
       var stopped = await a.stop('SIGINT');
     }
@@ -45,5 +60,8 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate s
     expect(await appCanWrite(e.src, 'apart')).toBe(true);
     const b = await cli(['rollback', planB], e.env);
     expect(b.code, b.err).toBe(0);
+    // The run checks with IS_USED_LOCK that its session still holds GET_LOCK before the hold and at the point of no return.
+    const done = await cli(['run', planB, '--yes'], e.env);
+    expect(done.code, done.err).toBe(0);
   });
 });

@@ -86,8 +86,19 @@ describe('plan lock', () => {
     expect(lock.token).toBeGreaterThan(0);
   });
 
+  it('--force never takes over a holder alive on this host', async () => {
+    const alive = await PlanLock.acquire(dir, PLAN);
+    const refused = await PlanLock.acquire(dir, PLAN, { force: true }).catch((e: NeedsOperatorError) => e);
+    expect(refused).toBeInstanceOf(NeedsOperatorError);
+    expect((refused as NeedsOperatorError).message).toMatch(/still running/);
+    expect((refused as NeedsOperatorError).hint).toMatch(/--force does not take over a live holder/);
+    await alive.assertCurrent();
+  });
+
   it('refuses a holder whose lock was taken over', async () => {
     const old = await PlanLock.acquire(dir, PLAN);
+    // As if `old` ran on another host: the only live holder --force takes over.
+    await writeFile(lockPath(dir, PLAN), JSON.stringify({ ...old.info, hostname: 'elsewhere.example' }));
     const usurper = await PlanLock.acquire(dir, PLAN, { force: true });
     expect(usurper.token).toBe(old.token + 1);
     await expect(old.assertCurrent()).rejects.toThrow(/token 1\) no longer holds the lock.*token 2/);

@@ -104,8 +104,8 @@ describe('server fence statements per flavor', () => {
   });
 
   it('session setup bounds lock waits in whole seconds, rounded up, and uses the flavor timeout variable', () => {
-    expect(sessionSetupSql(maria, 2_000)).toBe("SET SESSION lock_wait_timeout = 2, SESSION max_statement_time = 0, SESSION sql_mode = ''");
-    expect(sessionSetupSql(mysql84, 250)).toBe("SET SESSION lock_wait_timeout = 1, SESSION max_execution_time = 0, SESSION sql_mode = ''");
+    expect(sessionSetupSql(maria, 2_000)).toBe("SET SESSION lock_wait_timeout = 2, SESSION max_statement_time = 0, SESSION sql_mode = '', SESSION wait_timeout = 31536000, SESSION interactive_timeout = 31536000");
+    expect(sessionSetupSql(mysql84, 250)).toBe("SET SESSION lock_wait_timeout = 1, SESSION max_execution_time = 0, SESSION sql_mode = '', SESSION wait_timeout = 31536000, SESSION interactive_timeout = 31536000");
     expect(sessionSetupSql(mysql84, 2_500)).toMatch(/lock_wait_timeout = 3,/);
   });
 });

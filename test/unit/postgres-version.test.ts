@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertSupportedVersion } from '../../adapters/postgres/postgres-connection.js';
+import { assertSupportedVersion, pgSessionSetupSql } from '../../adapters/postgres/postgres-connection.js';
 import { PreflightError } from '../../src/errors.js';
 
 describe('PostgreSQL version gate', () => {
@@ -18,5 +18,14 @@ describe('PostgreSQL version gate', () => {
   it('accepts 12 and newer', () => {
     expect(() => assertSupportedVersion(120000, 'x')).not.toThrow();
     expect(() => assertSupportedVersion(170010, 'x')).not.toThrow();
+  });
+});
+
+describe('pgSessionSetupSql', () => {
+  it('turns idle_session_timeout off where the server has it (14+), with statement and idle-in-transaction timeouts off', () => {
+    expect(pgSessionSetupSql(140000)).toMatch(/set_config\('idle_session_timeout', '0', false\)/);
+    expect(pgSessionSetupSql(150004)).toMatch(/set_config\('statement_timeout', '0', false\)[\s\S]*idle_in_transaction_session_timeout', '0'[\s\S]*idle_session_timeout', '0'/);
+    expect(pgSessionSetupSql(130015)).not.toMatch(/idle_session_timeout/);
+    expect(pgSessionSetupSql(130015)).toMatch(/idle_in_transaction_session_timeout', '0'/);
   });
 });
