@@ -585,11 +585,22 @@ export interface RollbackResult {
  * `cutover rollback`: before the point of no return, the source writable and routing back on it. A state dir
  * that cannot be written does not stop it: the journal is read to rule out the point of no return, the plan's
  * lock on the source keeps other runners out, and the restore is done and reported as not journaled. When another
- * session holds that lock the restore is done anyway (rollbackWithoutLock).
+ * session holds that lock, rollback refuses unless forced (then rollbackWithoutLock).
  */
 export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void } = {}): Promise<RollbackResult> {
   const server = await s.adapter.lockSource(s.planId, `${process.pid}@${hostname()}`);
-  if (!server.acquired) return rollbackWithoutLock(s, server.holder, opts);
+  if (!server.acquired) {
+    // The holder may be a live run that will still check its leak watch and lock; only the operator can tell
+    // that it is gone (its host crashed, its session lingering until TCP keepalive gives up).
+    if (!opts.force) {
+      throw new NeedsOperatorError(
+        'locked',
+        `plan ${s.planId} is locked on the source by ${describeHolder(server.holder)}: another cutover process may be running it, nothing was changed`,
+        'stop that process (an interrupted run restores the source itself); if it is gone, `cutover rollback --force` makes the source writable and releases clients without the lock',
+      );
+    }
+    return rollbackWithoutLock(s, server.holder, opts);
+  }
   const unlockServer = () => s.adapter.unlockSource(s.planId).catch(() => {});
   let lock: PlanLock | undefined;
   let journal: Journal | undefined;
@@ -625,10 +636,9 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
 }
 
 /**
- * Rollback while another session holds the plan's server lock (e.g. the session of a runner whose host crashed
- * lives on until TCP keepalive gives up, about two hours): unfencing is always safe, so the source is unfenced
- * and held clients released anyway; the journal (owned by the holder) and cleanup are left alone, and the
- * holder is named (exit 5).
+ * `rollback --force` while another session holds the plan's server lock (e.g. the session of a runner whose host
+ * crashed lives on until TCP keepalive gives up, about two hours): the source is unfenced and held clients
+ * released; the journal (owned by the holder) and cleanup are left alone, and the holder is named (exit 5).
  */
 async function rollbackWithoutLock(s: PlanSession, holder: SourceLockHolder | undefined, opts: { onEvent?: (e: CutoverEvent) => void }): Promise<never> {
   const phase = planPhase(await readRecords(s));

@@ -48,8 +48,13 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate s
       expect(b.code, b.err).toBe(5);
       expect(b.err).toMatch(/locked on the source: session \d+ \(user root, from 127\.0\.0\.1:\d+\)/);
       expect(await appCanWrite(e.src, 'apart')).toBe(false);
-      // Unfencing is always safe: rollback does it while the other session holds GET_LOCK, and names that session.
-      const rb = await cli(['rollback', planB], e.env);
+      // A rollback from elsewhere cannot know the holder is gone: refused, nothing changed, the holder named.
+      const refusedRb = await cli(['rollback', planB], e.env);
+      expect(refusedRb.code, refusedRb.err).toBe(5);
+      expect(refusedRb.err).toMatch(/locked on the source by .*nothing was changed/);
+      expect(await appCanWrite(e.src, 'apart')).toBe(false);
+      // --force (the operator says the holder is gone) unfences anyway and names the holder.
+      const rb = await cli(['rollback', planB, '--force'], e.env);
       expect(rb.code, rb.err).toBe(5);
       expect(rb.err).toMatch(/source is writable again.*locked on the source by session \d+ \(user root, from 127\.0\.0\.1:\d+\)/);
       expect(await appCanWrite(e.src, 'apart')).toBe(true);

@@ -69,8 +69,14 @@ describe.skipIf(pg15Missing ?? pg17Missing)('two operators run the same plan', (
       }
       // The second runner changed nothing: the source is still fenced by the first, which still holds its lock.
       expect(await canWrite(e.src, 'apart')).toBe(false);
-      // Unfencing is always safe: rollback does it even while another session holds the server lock, and names it.
-      const rb = await cli(['rollback', planB], e.env);
+      // A rollback from elsewhere cannot know the holder is gone: refused, nothing changed, the holder named.
+      const refusedRb = await cli(['rollback', planB], e.env);
+      expect(refusedRb.code, refusedRb.err).toBe(5);
+      expect(refusedRb.err).toMatch(/locked on the source by .*nothing was changed/);
+      expect(refusedRb.err).toContain('--force');
+      expect(await canWrite(e.src, 'apart')).toBe(false);
+      // --force (the operator says the holder is gone) unfences anyway and names the holder.
+      const rb = await cli(['rollback', planB, '--force'], e.env);
       expect(rb.code, rb.err).toBe(5);
       expect(rb.err).toMatch(/source is writable again.*locked on the source by session \d+ \("cutover pid \d+@[^"]+".*journal and cleanup were skipped/);
       expect(rb.err).toContain(`cutover pid ${a.child.pid}@`);
