@@ -25,7 +25,7 @@ import {
   stopReplicaSql,
   type ReplicaStatus,
 } from './mysql-replication.js';
-import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, randomReplicationPassword, replicationUserExists, replicationUserLeftover, replicationUserName } from './mysql-replication-user.js';
+import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, randomReplicationPassword, replicationUserExists, replicationUserLeftover, replicationUserName } from './mysql-replication-user.js';
 import { sleep, type Query } from './mysql-sessions.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 
@@ -288,7 +288,7 @@ export class MysqlCutover implements CutoverAdapter {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
     const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls });
-    await withSessionLog(this.dst, 'sql_log_off', 1, async () => {
+    await withoutGeneralLog(this.dst, async () => {
       await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
     });
     const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, this.cfg.database);
