@@ -2,7 +2,6 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
-import { redactText } from '../../src/util/redact.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
@@ -65,10 +64,8 @@ function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]
       const [rows] = await conn.query(sql, params);
       return Array.isArray(rows) ? (rows as R[]) : [];
     } catch (e) {
-      const mapped = mapMysqlError(e, ep, doing ?? 'running a query');
-      // The replica statement carries the source password: scrub it from anything the server echoed back.
-      mapped.message = redactText(mapped.message, secrets);
-      throw mapped;
+      // The replica statement carries the replication password: keep it out of the error and its cause.
+      throw mapMysqlError(e, ep, doing ?? 'running a query', secrets);
     }
   };
 }
