@@ -1,6 +1,7 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { openAll } from '../../src/util/open-all.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
@@ -236,10 +237,11 @@ export class PostgresCutover implements CutoverAdapter {
     const views = await populatedMatviews(this.src, this.cfg.schema);
     await refreshMatviews(dst, views);
     const relations = await analyzableRelations(dst, this.cfg.schema);
-    const extra = await Promise.all(
-      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () =>
+    const extra = await openAll(
+      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () => () =>
         connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
       ),
+      (c) => c.end(),
     );
     try {
       await analyzeInParallel([dst, ...extra], relations);
