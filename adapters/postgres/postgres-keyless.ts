@@ -4,6 +4,7 @@ import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import type { PgMoveScope } from './postgres-replication.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
+import { quoteIdent } from './postgres-sql.js';
 
 export type KeylessPolicy = PlanTables['keyless'];
 
@@ -100,16 +101,31 @@ export async function setReplicaIdentityFull(src: PgClient, scope: PgMoveScope, 
   }
 }
 
+/** to_regclass raises (rather than returning null) for text that is not a name at all on PostgreSQL < 16. */
+const INVALID_NAME = '42602';
+
 /** Puts back the replica identities sync changed; returns the tables restored. Safe to repeat. */
 export async function restoreReplicaIdentity(src: PgClient, scope: PgMoveScope): Promise<string[]> {
   const { rows } = await src.query<{ id: number; token: string }>(`SELECT id, token FROM ${scope.sentinel} WHERE id >= $1 ORDER BY id`, [IDENTITY_RECORD_FROM_ID]);
   const restored: string[] = [];
   for (const r of rows) {
     const { table, identity } = JSON.parse(r.token) as { table: string; identity: 'd' | 'n' };
-    const now = await src.query<{ i: string }>(`SELECT relreplident::text AS i FROM pg_class WHERE oid = to_regclass($1)`, [table]);
-    if (now.rows[0]?.i === 'f') {
-      await src.query(`ALTER TABLE ${table} REPLICA IDENTITY ${identity === 'n' ? 'NOTHING' : 'DEFAULT'}`);
-      restored.push(table);
+    // The name is read back from a row anyone who may write the sentinel table could have changed: it only
+    // selects a table through the catalog, and the statement names that table as the catalog spells it.
+    const now = await src
+      .query<{ s: string; t: string; i: string }>(
+        `SELECT n.nspname AS s, c.relname AS t, c.relreplident::text AS i FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
+        [String(table)],
+      )
+      .catch((e: { code?: string }) => {
+        if (e.code !== INVALID_NAME) throw e;
+        return { rows: [] };
+      });
+    const rel = now.rows[0];
+    if (rel?.i === 'f') {
+      const name = `${quoteIdent(rel.s)}.${quoteIdent(rel.t)}`;
+      await src.query(`ALTER TABLE ${name} REPLICA IDENTITY ${identity === 'n' ? 'NOTHING' : 'DEFAULT'}`);
+      restored.push(name);
     }
     await src.query(`DELETE FROM ${scope.sentinel} WHERE id = $1`, [r.id]);
   }
