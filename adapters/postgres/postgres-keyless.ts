@@ -17,6 +17,8 @@ export interface KeylessTable {
   changes: number;
   /** 'd' (default, no key) or 'n' (nothing): what cleanup puts back. */
   identity: 'd' | 'n';
+  /** A partition: the publication names its partitioned root, which carries every partition, so it cannot be left out. */
+  partition: boolean;
 }
 
 /** A keyless table at most this big is proposed for a copy inside the window when it also takes UPDATEs/DELETEs. */
@@ -27,9 +29,10 @@ const IDENTITY_RECORD_FROM_ID = 1000;
 
 /** Plain tables without a primary key or replica identity: UPDATE/DELETE on them fail once published. */
 export async function keylessTables(src: PgClient, schema?: string): Promise<KeylessTable[]> {
-  const { rows } = await src.query<{ t: string; b: string; r: string; ch: string; ident: 'd' | 'n' }>(
+  const { rows } = await src.query<{ t: string; b: string; r: string; ch: string; ident: 'd' | 'n'; part: boolean }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t, pg_total_relation_size(c.oid)::text AS b,
-            coalesce(s.n_live_tup, 0)::text AS r, coalesce(s.n_tup_upd + s.n_tup_del, 0)::text AS ch, c.relreplident::text AS ident
+            coalesce(s.n_live_tup, 0)::text AS r, coalesce(s.n_tup_upd + s.n_tup_del, 0)::text AS ch, c.relreplident::text AS ident,
+            c.relispartition AS part
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast'
         AND ($1::text IS NULL OR n.nspname = $1)
@@ -37,7 +40,7 @@ export async function keylessTables(src: PgClient, schema?: string): Promise<Key
       ORDER BY 1`,
     [schema ?? null],
   );
-  return rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r), changes: Number(r.ch), identity: r.ident }));
+  return rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r), changes: Number(r.ch), identity: r.ident, partition: r.part }));
 }
 
 export function choiceFor(table: string, policy: KeylessPolicy | undefined): KeylessChoice {
@@ -49,6 +52,7 @@ function applyCost(t: KeylessTable): string {
 }
 
 function proposal(t: KeylessTable): { choice: KeylessChoice; why: string } {
+  if (t.partition) return { choice: 'full', why: `a partition cannot be left out of replication (the publication names its partitioned root); ${applyCost(t)}` };
   if (t.changes === 0) return { choice: 'full', why: `full is cheaper: the table only takes INSERTs (0 updates/deletes since the statistics were reset), which apply at no extra cost, while dump would copy ${formatBytes(t.bytes)} inside the write-blocked window` };
   if (t.bytes <= DUMP_PROPOSAL_MAX_BYTES) return { choice: 'dump', why: `dump is cheaper: ${formatBytes(t.bytes)} (~${t.rows} rows) copied inside the write-blocked window, against ${t.changes} update(s)/delete(s) each applied by a scan of the table with full` };
   return { choice: 'full', why: `full is cheaper: ${formatBytes(t.bytes)} is too big to copy inside the window; ${applyCost(t)}` };
@@ -63,7 +67,16 @@ export function keylessFindings(tables: readonly KeylessTable[], policy: Keyless
       f.push({ severity: 'warning', check: 'primary keys', object: t.table, message: `table ${t.table} has no primary key or replica identity`, why: 'method dump copies it whole; only a later move by replication would need a key', fix: `ALTER TABLE ${t.table} ADD PRIMARY KEY (...)` });
       continue;
     }
-    if (choice === 'block') {
+    if (choice === 'dump' && t.partition) {
+      f.push({
+        severity: 'blocker',
+        check: 'primary keys',
+        object: t.table,
+        message: `table ${t.table} is a partition and tables.keyless chooses dump for it: it cannot be left out of replication`,
+        why: 'the publication names the partitioned root, which publishes every partition: its UPDATEs and DELETEs would fail on the source',
+        fix: `choose full for it: tables: { keyless: { ${JSON.stringify(t.table)}: full } } — or ALTER TABLE ${t.table} ADD PRIMARY KEY (...)`,
+      });
+    } else if (choice === 'block') {
       const p = proposal(t);
       f.push({
         severity: 'blocker',
