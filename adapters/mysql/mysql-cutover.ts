@@ -6,7 +6,7 @@ import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
-import { dumpInto } from './mysql-dump.js';
+import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
@@ -141,6 +141,12 @@ export class MysqlCutover implements CutoverAdapter {
     });
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
     findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
+    for (const [side, ep, cmd] of [['source', this.cfg.source, dumpCommand(this.sourceFlavor)], ['target', this.cfg.target, loadCommand(this.targetFlavor)]] as const) {
+      // A client that cannot run here is reported when the copy starts; this check only concerns its TLS options.
+      const kind = await clientKind(cmd).catch(() => undefined);
+      const warning = kind && plaintextFallbackFinding(ep, kind, cmd, side);
+      if (warning) findings.push(warning);
+    }
     return findings;
   }
 
