@@ -17,6 +17,7 @@ import {
   changeSourceSql,
   gtidWaitReached,
   gtidWaitSql,
+  plaintextLinkFinding,
   readReplicaStatus,
   replicaFilterSql,
   resetReplicaAllSql,
@@ -147,7 +148,17 @@ export class MysqlCutover implements CutoverAdapter {
       const warning = kind && plaintextFallbackFinding(ep, kind, cmd, side);
       if (warning) findings.push(warning);
     }
+    if (this.cfg.method === 'replication' && !syncedByUs) {
+      const link = plaintextLinkFinding(this.sourceFlavor, { tls: this.cfg.source.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, this.cfg.replicationAccount !== undefined);
+      if (link) findings.push(link);
+    }
     return findings;
+  }
+
+  /** Whether the tool's own session to the source runs over TLS (with PREFERRED: whether the source offers it). */
+  private async sourceTlsNegotiated(): Promise<boolean> {
+    const rows = await this.src<RowDataPacket>(`SHOW SESSION STATUS LIKE 'Ssl_cipher'`, [], 'reading the session TLS cipher');
+    return String(rows[0]?.['Value'] ?? '') !== '';
   }
 
   private accountPlan(synced: boolean) {
@@ -290,7 +301,7 @@ export class MysqlCutover implements CutoverAdapter {
   private async startReplica(): Promise<void> {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
-    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls });
+    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() });
     await withoutGeneralLog(this.dst, async () => {
       await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
     });
