@@ -2,6 +2,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
+import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
@@ -25,7 +26,7 @@ import {
   stopReplicaSql,
   type ReplicaStatus,
 } from './mysql-replication.js';
-import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, randomReplicationPassword, replicationUserExists, replicationUserLeftover, replicationUserName } from './mysql-replication-user.js';
+import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import { sleep, type Query } from './mysql-sessions.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 
@@ -283,7 +284,7 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   private get replicationUser(): string {
-    return replicationUserName(this.cfg.name);
+    return replicationAccountName(this.cfg.name);
   }
 
   /** The plan's replication account, or a fresh one with a random password (created outside the binary log). */

@@ -1,19 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Leftover } from '../../src/engine/cutover-adapter.js';
 import { PreflightError } from '../../src/errors.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import type { Query } from './mysql-sessions.js';
 import { quoteString } from './mysql-sql.js';
-
-/** The account a plan's replica connection logs in with: named after the plan id's hash (MySQL allows 32 characters). */
-export function replicationUserName(connectionName: string): string {
-  return `cutover_repl_${connectionName.slice(-12)}`;
-}
-
-export function randomReplicationPassword(): string {
-  return randomBytes(24).toString('base64url');
-}
 
 /** mysql_native_password's stored form: `*` + SHA1(SHA1(password)) in upper-case hex. */
 export function nativePasswordHash(password: string): string {

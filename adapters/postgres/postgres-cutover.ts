@@ -2,6 +2,7 @@ import { BudgetExceededError, OperationError, PreflightError } from '../../src/e
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { openAll } from '../../src/util/open-all.js';
+import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
@@ -28,7 +29,7 @@ import {
   type PgMoveScope,
 } from './postgres-replication.js';
 import { releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
-import { ensureReplicationRole, dropReplicationRole, randomReplicationPassword, replicationRoleLeftover, replicationRoleName } from './postgres-replication-role.js';
+import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
@@ -369,7 +370,7 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   private get replicationRole(): string {
-    return replicationRoleName(this.cfg.name);
+    return replicationAccountName(this.cfg.name);
   }
 
   /** The source as the subscription reaches it: the plan's replication account, or the tool's own role. */
