@@ -2,8 +2,8 @@ import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { KeylessChoice, PlanTables } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
+import { USER_NAMESPACE } from './postgres-namespace.js';
 import type { PgMoveScope } from './postgres-replication.js';
-import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent } from './postgres-sql.js';
 
 export type KeylessPolicy = PlanTables['keyless'];
@@ -34,8 +34,7 @@ export async function keylessTables(src: PgClient, schema?: string): Promise<Key
             coalesce(s.n_live_tup, 0)::text AS r, coalesce(s.n_tup_upd + s.n_tup_del, 0)::text AS ch, c.relreplident::text AS ident,
             c.relispartition AS part
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast'
-        AND ($1::text IS NULL OR n.nspname = $1)
+      WHERE c.relkind = 'r' AND ${USER_NAMESPACE}
         AND ((c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR c.relreplident = 'n')
       ORDER BY 1`,
     [schema ?? null],
