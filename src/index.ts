@@ -16,7 +16,7 @@ export { loadPlan, parsePlan, planId, PLAN_DEFAULTS, PlanError, type PlanIssue }
 export type * from './plan/types.js';
 export type { PlanInput } from './engine/session.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
-export { unsetPasswordEnvError } from './plan/secrets.js';
+export { passwordFromEnv, unsetPasswordEnvError } from './plan/secrets.js';
 export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
 export { PostgresSandbox, type PostgresSandboxOptions } from './sandbox/postgres-sandbox.js';

@@ -23,14 +23,28 @@ function where(ep: DbEndpoint): string {
   return ep.host.startsWith('/') ? ep.host : `${ep.host}:${ep.port}`;
 }
 
-/** Translates a mysql2 driver or server error into one clear line with a fix. */
-export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error {
+/**
+ * The driver error reduced to what explains it: mysql2 keeps the statement with its parameters inlined (`sql`)
+ * and the server's echo of it (`sqlMessage`), which for CHANGE MASTER or an account statement carry a password
+ * or a hash; the message keeps no secret either.
+ */
+function scrubbedCause(e: unknown, secrets: readonly string[]): Error {
+  const err = e as { code?: string; errno?: number; sqlState?: string; message?: string; fatal?: boolean };
+  const out = new Error(redactText(err?.message ?? String(e), secrets));
+  for (const k of ['code', 'errno', 'sqlState', 'fatal'] as const) if (err?.[k] !== undefined) Object.assign(out, { [k]: err[k] });
+  return out;
+}
+
+/** Translates a mysql2 driver or server error into one clear line with a fix; `secrets` never appear in it or its cause. */
+export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string, secrets: readonly string[] = []): Error {
   if (isCutoverError(e)) return e;
-  const err = e as { code?: string; errno?: number; message?: string; fatal?: boolean };
-  const msg = redactText(err.message ?? String(e), ep.password ? [ep.password] : []);
+  const hidden = [...(ep.password ? [ep.password] : []), ...secrets];
+  const cause = scrubbedCause(e, hidden);
+  const err = cause as { code?: string; errno?: number; message?: string; fatal?: boolean };
+  const msg = err.message ?? '';
   const ctx = doing ? `${doing}: ` : '';
   const connecting = doing === undefined;
-  const tls = tlsRefusal(e, where(ep), ep.tls, /does not support secure connection/i);
+  const tls = tlsRefusal(cause, where(ep), ep.tls, /does not support secure connection/i);
   if (tls) return tls;
   switch (err.code) {
     case 'ECONNREFUSED':
@@ -39,24 +53,24 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error
     case 'ETIMEDOUT':
     case 'EAI_AGAIN':
     case 'ENOENT':
-      return new PreflightError('unreachable', `cannot reach the server at ${where(ep)} (${err.code})`, 'check host and port in the URL and that the server is running and accepts connections', { cause: e });
+      return new PreflightError('unreachable', `cannot reach the server at ${where(ep)} (${err.code})`, 'check host and port in the URL and that the server is running and accepts connections', { cause });
     case 'ECONNRESET':
     case 'PROTOCOL_CONNECTION_LOST':
-      if (connecting) return new PreflightError('unreachable', `the server at ${where(ep)} closed the connection (${err.code})`, 'check that this is a MySQL/MariaDB port and the server accepts connections', { cause: e });
-      return new OperationError(`${ctx}lost the connection to ${where(ep)} (${err.code})`, 'check the server log; run `cutover readonly status` to see what is in place', { cause: e });
+      if (connecting) return new PreflightError('unreachable', `the server at ${where(ep)} closed the connection (${err.code})`, 'check that this is a MySQL/MariaDB port and the server accepts connections', { cause });
+      return new OperationError(`${ctx}lost the connection to ${where(ep)} (${err.code})`, 'check the server log; run `cutover readonly status` to see what is in place', { cause });
   }
   switch (err.errno) {
     case 1045:
-      return new PreflightError('auth', `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`, 'check the password: set MYSQL_PWD or pass --password-env NAME (not in the URL)', { cause: e });
+      return new PreflightError('auth', `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`, 'check the password: set MYSQL_PWD or pass --password-env NAME (not in the URL)', { cause });
     case 1130:
-      return new PreflightError('auth', `${where(ep)} does not let user "${ep.user}" connect from this host`, 'connect as an account whose host part matches this machine', { cause: e });
+      return new PreflightError('auth', `${where(ep)} does not let user "${ep.user}" connect from this host`, 'connect as an account whose host part matches this machine', { cause });
     case 3118:
     case 4151:
-      return new PreflightError('auth', `account "${ep.user}" is locked at ${where(ep)}`, 'unlock it (ALTER USER ... ACCOUNT UNLOCK) or connect as another account', { cause: e });
+      return new PreflightError('auth', `account "${ep.user}" is locked at ${where(ep)}`, 'unlock it (ALTER USER ... ACCOUNT UNLOCK) or connect as another account', { cause });
     case 1251:
     case 2059:
     case 1524:
-      return new PreflightError('auth', `${where(ep)} asks for an authentication method the client cannot use: ${msg}`, 'give the account mysql_native_password or caching_sha2_password', { cause: e });
+      return new PreflightError('auth', `${where(ep)} asks for an authentication method the client cannot use: ${msg}`, 'give the account mysql_native_password or caching_sha2_password', { cause });
     case 1044:
     case 1142:
     case 1143:
@@ -64,22 +78,22 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string): Error
     case 1227:
     case 1370:
     case 3530:
-      return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" at ${where(ep)}: ${msg}`, PRIVILEGE_HINT, { cause: e });
+      return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" at ${where(ep)}: ${msg}`, PRIVILEGE_HINT, { cause });
     case 1049:
-      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the database name in the URL or --name', { cause: e });
+      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the database name in the URL or --name', { cause });
     case 1396:
-      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the account name given with --role', { cause: e });
+      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the account name given with --role', { cause });
     case 1205:
       return new OperationError(
         `${ctx}could not get the lock within --lock-timeout at ${where(ep)}: another session holds LOCK TABLES, FLUSH TABLES WITH READ LOCK or a long commit`,
         'find it with SHOW PROCESSLIST and let it finish (or end it), then retry; or raise --lock-timeout',
-        { cause: e },
+        { cause },
       );
   }
   if (connecting && /connect ?timeout|timed out/i.test(msg)) {
-    return new PreflightError('unreachable', `timed out connecting to ${where(ep)}`, 'check host, port and firewalls', { cause: e });
+    return new PreflightError('unreachable', `timed out connecting to ${where(ep)}`, 'check host, port and firewalls', { cause });
   }
-  return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
+  return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause });
 }
 
 /** Servers (host:port) where PREFERRED found no TLS in this process: later connections go straight to plaintext. */

@@ -2,12 +2,12 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
-import { redactText } from '../../src/util/redact.js';
+import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
-import { dumpInto } from './mysql-dump.js';
+import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
@@ -18,6 +18,7 @@ import {
   changeSourceSql,
   gtidWaitReached,
   gtidWaitSql,
+  plaintextLinkFinding,
   readReplicaStatus,
   replicaFilterSql,
   resetReplicaAllSql,
@@ -25,7 +26,7 @@ import {
   stopReplicaSql,
   type ReplicaStatus,
 } from './mysql-replication.js';
-import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, randomReplicationPassword, replicationUserExists, replicationUserLeftover, replicationUserName } from './mysql-replication-user.js';
+import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import { sleep, type Query } from './mysql-sessions.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 import { mysqlVerifyChunks } from './mysql-verify-chunks.js';
@@ -66,10 +67,8 @@ function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]
       const [rows] = await conn.query(sql, params);
       return Array.isArray(rows) ? (rows as R[]) : [];
     } catch (e) {
-      const mapped = mapMysqlError(e, ep, doing ?? 'running a query');
-      // The replica statement carries the source password: scrub it from anything the server echoed back.
-      mapped.message = redactText(mapped.message, secrets);
-      throw mapped;
+      // The replica statement carries the replication password: keep it out of the error and its cause.
+      throw mapMysqlError(e, ep, doing ?? 'running a query', secrets);
     }
   };
 }
@@ -150,7 +149,23 @@ export class MysqlCutover implements CutoverAdapter {
     });
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
     findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
+    for (const [side, ep, cmd] of [['source', this.cfg.source, dumpCommand(this.sourceFlavor)], ['target', this.cfg.target, loadCommand(this.targetFlavor)]] as const) {
+      // A client that cannot run here is reported when the copy starts; this check only concerns its TLS options.
+      const kind = await clientKind(cmd).catch(() => undefined);
+      const warning = kind && plaintextFallbackFinding(ep, kind, cmd, side);
+      if (warning) findings.push(warning);
+    }
+    if (this.cfg.method === 'replication' && !syncedByUs) {
+      const link = plaintextLinkFinding(this.sourceFlavor, { tls: this.cfg.source.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, this.cfg.replicationAccount !== undefined);
+      if (link) findings.push(link);
+    }
     return findings;
+  }
+
+  /** Whether the tool's own session to the source runs over TLS (with PREFERRED: whether the source offers it). */
+  private async sourceTlsNegotiated(): Promise<boolean> {
+    const rows = await this.src<RowDataPacket>(`SHOW SESSION STATUS LIKE 'Ssl_cipher'`, [], 'reading the session TLS cipher');
+    return String(rows[0]?.['Value'] ?? '') !== '';
   }
 
   private accountPlan(synced: boolean) {
@@ -275,7 +290,7 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   private get replicationUser(): string {
-    return replicationUserName(this.cfg.name);
+    return replicationAccountName(this.cfg.name);
   }
 
   /** The plan's replication account, or a fresh one with a random password (created outside the binary log). */
@@ -293,8 +308,8 @@ export class MysqlCutover implements CutoverAdapter {
   private async startReplica(): Promise<void> {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
-    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls });
-    await withSessionLog(this.dst, 'sql_log_off', 1, async () => {
+    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() });
+    await withoutGeneralLog(this.dst, async () => {
       await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
     });
     const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, this.cfg.database);

@@ -1,3 +1,4 @@
+import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { pipeline, run } from '../../src/util/subprocess.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
@@ -44,6 +45,23 @@ export function clientTlsArgs(ep: DbEndpoint, kind: ClientKind): string[] {
     default:
       return [];
   }
+}
+
+/**
+ * A MariaDB client given REQUIRED or VERIFY_CA has only --ssl, which silently falls back to plaintext when the
+ * server offers no TLS: the tool's own connection refuses that, the dump or load client does not.
+ */
+export function plaintextFallbackFinding(ep: DbEndpoint, kind: ClientKind, cmd: string, side: 'source' | 'target'): Finding | undefined {
+  if (kind !== 'mariadb' || ep.host.startsWith('/') || ep.params.socket) return undefined;
+  if (ep.tls.mode !== 'require' && ep.tls.mode !== 'verify-ca') return undefined;
+  return {
+    severity: 'warning',
+    check: 'tls',
+    object: `${side} (${cmd})`,
+    message: `${cmd} is a MariaDB client: with ${ep.tls.spelled} it gets --ssl, which falls back to plaintext if the ${side} stops offering TLS`,
+    why: 'the copy would then travel unencrypted although the URL asks for TLS',
+    fix: 'use ssl-mode=VERIFY_IDENTITY (the client then adds --ssl-verify-server-cert, which refuses plaintext), or put a MySQL client first on PATH',
+  };
 }
 
 /** Connection flags for the command-line clients. The password never goes here: it travels in MYSQL_PWD. */

@@ -1,18 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Leftover } from '../../src/engine/cutover-adapter.js';
+import { PreflightError } from '../../src/errors.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import type { Query } from './mysql-sessions.js';
 import { quoteString } from './mysql-sql.js';
-
-/** The account a plan's replica connection logs in with: named after the plan id's hash (MySQL allows 32 characters). */
-export function replicationUserName(connectionName: string): string {
-  return `cutover_repl_${connectionName.slice(-12)}`;
-}
-
-export function randomReplicationPassword(): string {
-  return randomBytes(24).toString('base64url');
-}
 
 /** mysql_native_password's stored form: `*` + SHA1(SHA1(password)) in upper-case hex. */
 export function nativePasswordHash(password: string): string {
@@ -56,11 +48,10 @@ export async function replicationUserLeftover(q: Query, user: string): Promise<L
 /**
  * Runs `fn` with a session logging switch set, and puts it back after. sql_log_bin = 0 keeps the account
  * statements out of the source's binary log (the account exists for this job only and must not replicate to the
- * source's other replicas); sql_log_off = 1 keeps CHANGE MASTER, which carries the password, out of the target's
- * general log. Without the privilege to switch, the server's setting stays: the account statements carry no
- * password (see createReplicationUserSql).
+ * source's other replicas). Without the privilege to switch, the server's setting stays: the account statements
+ * carry no password (see createReplicationUserSql).
  */
-export async function withSessionLog(q: Query, variable: 'sql_log_bin' | 'sql_log_off', value: 0 | 1, fn: () => Promise<void>): Promise<void> {
+export async function withSessionLog(q: Query, variable: 'sql_log_bin', value: 0 | 1, fn: () => Promise<void>): Promise<void> {
   const set = await q(`SET SESSION ${variable} = ${value}`, [], `setting ${variable}`).then(
     () => true,
     () => false,
@@ -69,5 +60,32 @@ export async function withSessionLog(q: Query, variable: 'sql_log_bin' | 'sql_lo
     await fn();
   } finally {
     if (set) await q(`SET SESSION ${variable} = ${1 - value}`, [], `resetting ${variable}`).catch(() => {});
+  }
+}
+
+/**
+ * Runs `fn` (a statement carrying the replication password) outside the target's general log: sql_log_off = 1
+ * for the session. Without the privilege to switch it, refuses when the general log is on, which would print
+ * the statement (MariaDB does not rewrite the password out of CHANGE MASTER).
+ */
+export async function withoutGeneralLog(q: Query, fn: () => Promise<void>): Promise<void> {
+  const set = await q('SET SESSION sql_log_off = 1', [], 'setting sql_log_off').then(
+    () => true,
+    () => false,
+  );
+  if (!set) {
+    const rows = await q<RowDataPacket>('SELECT @@GLOBAL.general_log AS g', [], 'reading general_log');
+    if (Number(rows[0]?.['g']) === 1) {
+      throw new PreflightError(
+        'privilege',
+        `the target has general_log = ON and this account cannot set sql_log_off for its session: CHANGE MASTER would write the replication password to the target's general log`,
+        'grant this account SUPER (MariaDB) or SYSTEM_VARIABLES_ADMIN (MySQL), or turn the general log off on the target for the sync',
+      );
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    if (set) await q('SET SESSION sql_log_off = 0', [], 'resetting sql_log_off').catch(() => {});
   }
 }

@@ -1,3 +1,4 @@
+import type { Finding } from '../../src/engine/cutover-adapter.js';
 import { UsageError } from '../../src/errors.js';
 import type { TlsSettings } from '../../src/util/tls.js';
 import { atLeast, type MysqlFlavor } from './mysql-flavor.js';
@@ -11,6 +12,31 @@ export interface ReplicaSource {
   password?: string;
   /** The source URL's TLS settings; the files are read by the target server, on its host. */
   tls: Pick<TlsSettings, 'mode' | 'verify' | 'ca' | 'cert' | 'key'>;
+  /** The tool's own session to the source negotiated TLS: with PREFERRED the link then asks for it too. */
+  tlsNegotiated?: boolean;
+}
+
+function linkEncrypted(src: Pick<ReplicaSource, 'tls' | 'tlsNegotiated'>): boolean {
+  const m = src.tls.mode;
+  return m === 'require' || m === 'verify-ca' || m === 'verify-full' || ((m === 'prefer' || m === 'allow') && src.tlsNegotiated === true);
+}
+
+/**
+ * MySQL 8 creates the per-plan account with caching_sha2_password, whose first login needs TLS or the source's
+ * RSA key; the link asks for neither without TLS (see tlsClauses), so the replica would stop with error 2061 —
+ * only after the whole dump. Refused before: undefined when the link will be encrypted or the plan brings its
+ * own replication account.
+ */
+export function plaintextLinkFinding(source: MysqlFlavor, src: Pick<ReplicaSource, 'tls' | 'tlsNegotiated'>, ownAccount: boolean): Finding | undefined {
+  if (source.kind !== 'mysql' || !atLeast(version(source), [8, 0, 0]) || ownAccount || linkEncrypted(src)) return undefined;
+  return {
+    severity: 'blocker',
+    check: 'tls',
+    object: 'replica link',
+    message: `the source is MySQL ${source.version} and its ssl-mode (${src.tls.mode}) leaves the replica link in plaintext${src.tls.mode === 'disable' ? '' : ' (the source offered no TLS)'}: the job's caching_sha2_password account cannot log in over it`,
+    why: 'the replica would stop with error 2061 after the whole initial copy',
+    fix: 'turn on TLS on the source and use ssl-mode=REQUIRED (or stronger), or give source.replication an account (user, passwordEnv) that can log in over plaintext',
+  };
 }
 
 function version(f: MysqlFlavor): readonly [number, number, number] {
@@ -50,13 +76,15 @@ function channel(f: MysqlFlavor, name: string): { pre: string; post: string } {
 /**
  * The TLS part of CHANGE MASTER / CHANGE REPLICATION SOURCE, with the source URL's ssl-mode meaning. REQUIRED and
  * stronger encrypt the link; a CA makes the replica verify the chain (measured on MariaDB 10.11: a wrong
- * MASTER_SSL_CA is refused with VERIFY_SERVER_CERT = 0), VERIFY_IDENTITY adds the host name. PREFERRED and
- * DISABLED leave the link in plaintext. Never GET_SOURCE_PUBLIC_KEY: over plaintext a man in the middle could
+ * MASTER_SSL_CA is refused with VERIFY_SERVER_CERT = 0), VERIFY_IDENTITY adds the host name. PREFERRED encrypts
+ * it when the tool's own session found TLS, else leaves it in plaintext, as DISABLED does. Never GET_SOURCE_PUBLIC_KEY: over plaintext a man in the middle could
  * hand over his own key and read the password; over TLS it is not needed.
  */
-function tlsClauses(prefix: 'MASTER' | 'SOURCE', t: ReplicaSource['tls']): { sql: string; params: unknown[] } {
-  const on = t.mode === 'require' || t.mode === 'verify-ca' || t.mode === 'verify-full';
-  if (!on) return { sql: `, ${prefix}_SSL = 0`, params: [] };
+function tlsClauses(prefix: 'MASTER' | 'SOURCE', src: ReplicaSource): { sql: string; params: unknown[] } {
+  const t = src.tls;
+  if (!linkEncrypted(src)) return { sql: `, ${prefix}_SSL = 0`, params: [] };
+  // PREFERRED checks nothing: encrypted, unverified, as the tool's own session.
+  if (t.mode === 'prefer' || t.mode === 'allow') return { sql: `, ${prefix}_SSL = 1, ${prefix}_SSL_VERIFY_SERVER_CERT = 0`, params: [] };
   const parts = [`${prefix}_SSL = 1`];
   const params: unknown[] = [];
   for (const [k, v] of [['CA', t.ca], ['CERT', t.cert], ['KEY', t.key]] as const) {
@@ -78,17 +106,17 @@ export function changeSourceSql(f: MysqlFlavor, name: string, src: ReplicaSource
   const ch = channel(f, name);
   const base: unknown[] = [src.host, src.port, src.user, src.password ?? ''];
   if (f.kind === 'mariadb') {
-    const tls = tlsClauses('MASTER', src.tls);
+    const tls = tlsClauses('MASTER', src);
     return { sql: `CHANGE MASTER${ch.pre} TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos${tls.sql}`, params: [...base, ...tls.params] };
   }
   if (sourceSyntax(f)) {
-    const tls = tlsClauses('SOURCE', src.tls);
+    const tls = tlsClauses('SOURCE', src);
     return {
       sql: `CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1${tls.sql}${ch.post}`,
       params: [...base, ...tls.params],
     };
   }
-  const tls = tlsClauses('MASTER', src.tls);
+  const tls = tlsClauses('MASTER', src);
   return { sql: `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1${tls.sql}${ch.post}`, params: [...base, ...tls.params] };
 }
 

@@ -1,5 +1,5 @@
 import type { PgClient } from './postgres-connection.js';
-import { TOOL_SCHEMA } from './postgres-replication.js';
+import { USER_NAMESPACE } from './postgres-namespace.js';
 
 /**
  * Sessions that ANALYZE side by side (as `vacuumdb -j`): one table per session at a time, so a big table does not
@@ -8,7 +8,6 @@ import { TOOL_SCHEMA } from './postgres-replication.js';
 export const ANALYZE_JOBS = 4;
 
 /** Schemas of the user's own objects, of one schema when $1 is not null. */
-const USER_NAMESPACE = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast' AND ($1::text IS NULL OR n.nspname = $1)`;
 
 /**
  * Materialized views the source has populated, quoted, each after every materialized view it reads (directly or

@@ -1,6 +1,7 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
+import { USER_NAMESPACE } from './postgres-namespace.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
 
 export interface PreflightContext {
@@ -15,8 +16,7 @@ export interface PreflightContext {
 /** User tables, of one schema when $1 is not null. */
 const USER_TABLES = `
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast'
-   AND ($1::text IS NULL OR n.nspname = $1)`;
+ WHERE c.relkind IN ('r', 'p') AND ${USER_NAMESPACE}`;
 
 async function one<T>(c: PgClient, sql: string, params: unknown[] = []): Promise<T> {
   return (await c.query(sql, params)).rows[0] as T;

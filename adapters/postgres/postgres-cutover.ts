@@ -1,6 +1,8 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { openAll } from '../../src/util/open-all.js';
+import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
@@ -28,7 +30,7 @@ import {
   type PgMoveScope,
 } from './postgres-replication.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
-import { ensureReplicationRole, dropReplicationRole, randomReplicationPassword, replicationRoleLeftover, replicationRoleName } from './postgres-replication-role.js';
+import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import { dumpInto, pgDumpMajor } from './postgres-tools.js';
@@ -247,10 +249,11 @@ export class PostgresCutover implements CutoverAdapter {
     const views = await populatedMatviews(this.src, this.cfg.schema);
     await refreshMatviews(dst, views);
     const relations = await analyzableRelations(dst, this.cfg.schema);
-    const extra = await Promise.all(
-      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () =>
+    const extra = await openAll(
+      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () => () =>
         connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
       ),
+      (c) => c.end(),
     );
     try {
       await analyzeInParallel([dst, ...extra], relations);
@@ -420,7 +423,7 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   private get replicationRole(): string {
-    return replicationRoleName(this.cfg.name);
+    return replicationAccountName(this.cfg.name);
   }
 
   /** The source as the subscription reaches it: the plan's replication account, or the tool's own role. */

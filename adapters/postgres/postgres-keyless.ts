@@ -2,8 +2,9 @@ import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { KeylessChoice, PlanTables } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
+import { USER_NAMESPACE } from './postgres-namespace.js';
 import type { PgMoveScope } from './postgres-replication.js';
-import { TOOL_SCHEMA } from './postgres-replication.js';
+import { quoteIdent } from './postgres-sql.js';
 
 export type KeylessPolicy = PlanTables['keyless'];
 
@@ -16,6 +17,8 @@ export interface KeylessTable {
   changes: number;
   /** 'd' (default, no key) or 'n' (nothing): what cleanup puts back. */
   identity: 'd' | 'n';
+  /** A partition: the publication names its partitioned root, which carries every partition, so it cannot be left out. */
+  partition: boolean;
 }
 
 /** A keyless table at most this big is proposed for a copy inside the window when it also takes UPDATEs/DELETEs. */
@@ -26,17 +29,17 @@ const IDENTITY_RECORD_FROM_ID = 1000;
 
 /** Plain tables without a primary key or replica identity: UPDATE/DELETE on them fail once published. */
 export async function keylessTables(src: PgClient, schema?: string): Promise<KeylessTable[]> {
-  const { rows } = await src.query<{ t: string; b: string; r: string; ch: string; ident: 'd' | 'n' }>(
+  const { rows } = await src.query<{ t: string; b: string; r: string; ch: string; ident: 'd' | 'n'; part: boolean }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t, pg_total_relation_size(c.oid)::text AS b,
-            coalesce(s.n_live_tup, 0)::text AS r, coalesce(s.n_tup_upd + s.n_tup_del, 0)::text AS ch, c.relreplident::text AS ident
+            coalesce(s.n_live_tup, 0)::text AS r, coalesce(s.n_tup_upd + s.n_tup_del, 0)::text AS ch, c.relreplident::text AS ident,
+            c.relispartition AS part
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_toast'
-        AND ($1::text IS NULL OR n.nspname = $1)
+      WHERE c.relkind = 'r' AND ${USER_NAMESPACE}
         AND ((c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) OR c.relreplident = 'n')
       ORDER BY 1`,
     [schema ?? null],
   );
-  return rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r), changes: Number(r.ch), identity: r.ident }));
+  return rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r), changes: Number(r.ch), identity: r.ident, partition: r.part }));
 }
 
 export function choiceFor(table: string, policy: KeylessPolicy | undefined): KeylessChoice {
@@ -48,6 +51,7 @@ function applyCost(t: KeylessTable): string {
 }
 
 function proposal(t: KeylessTable): { choice: KeylessChoice; why: string } {
+  if (t.partition) return { choice: 'full', why: `a partition cannot be left out of replication (the publication names its partitioned root); ${applyCost(t)}` };
   if (t.changes === 0) return { choice: 'full', why: `full is cheaper: the table only takes INSERTs (0 updates/deletes since the statistics were reset), which apply at no extra cost, while dump would copy ${formatBytes(t.bytes)} inside the write-blocked window` };
   if (t.bytes <= DUMP_PROPOSAL_MAX_BYTES) return { choice: 'dump', why: `dump is cheaper: ${formatBytes(t.bytes)} (~${t.rows} rows) copied inside the write-blocked window, against ${t.changes} update(s)/delete(s) each applied by a scan of the table with full` };
   return { choice: 'full', why: `full is cheaper: ${formatBytes(t.bytes)} is too big to copy inside the window; ${applyCost(t)}` };
@@ -62,7 +66,16 @@ export function keylessFindings(tables: readonly KeylessTable[], policy: Keyless
       f.push({ severity: 'warning', check: 'primary keys', object: t.table, message: `table ${t.table} has no primary key or replica identity`, why: 'method dump copies it whole; only a later move by replication would need a key', fix: `ALTER TABLE ${t.table} ADD PRIMARY KEY (...)` });
       continue;
     }
-    if (choice === 'block') {
+    if (choice === 'dump' && t.partition) {
+      f.push({
+        severity: 'blocker',
+        check: 'primary keys',
+        object: t.table,
+        message: `table ${t.table} is a partition and tables.keyless chooses dump for it: it cannot be left out of replication`,
+        why: 'the publication names the partitioned root, which publishes every partition: its UPDATEs and DELETEs would fail on the source',
+        fix: `choose full for it: tables: { keyless: { ${JSON.stringify(t.table)}: full } } — or ALTER TABLE ${t.table} ADD PRIMARY KEY (...)`,
+      });
+    } else if (choice === 'block') {
       const p = proposal(t);
       f.push({
         severity: 'blocker',
@@ -100,16 +113,31 @@ export async function setReplicaIdentityFull(src: PgClient, scope: PgMoveScope, 
   }
 }
 
+/** to_regclass raises (rather than returning null) for text that is not a name at all on PostgreSQL < 16. */
+const INVALID_NAME = '42602';
+
 /** Puts back the replica identities sync changed; returns the tables restored. Safe to repeat. */
 export async function restoreReplicaIdentity(src: PgClient, scope: PgMoveScope): Promise<string[]> {
   const { rows } = await src.query<{ id: number; token: string }>(`SELECT id, token FROM ${scope.sentinel} WHERE id >= $1 ORDER BY id`, [IDENTITY_RECORD_FROM_ID]);
   const restored: string[] = [];
   for (const r of rows) {
     const { table, identity } = JSON.parse(r.token) as { table: string; identity: 'd' | 'n' };
-    const now = await src.query<{ i: string }>(`SELECT relreplident::text AS i FROM pg_class WHERE oid = to_regclass($1)`, [table]);
-    if (now.rows[0]?.i === 'f') {
-      await src.query(`ALTER TABLE ${table} REPLICA IDENTITY ${identity === 'n' ? 'NOTHING' : 'DEFAULT'}`);
-      restored.push(table);
+    // The name is read back from a row anyone who may write the sentinel table could have changed: it only
+    // selects a table through the catalog, and the statement names that table as the catalog spells it.
+    const now = await src
+      .query<{ s: string; t: string; i: string }>(
+        `SELECT n.nspname AS s, c.relname AS t, c.relreplident::text AS i FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
+        [String(table)],
+      )
+      .catch((e: { code?: string }) => {
+        if (e.code !== INVALID_NAME) throw e;
+        return { rows: [] };
+      });
+    const rel = now.rows[0];
+    if (rel?.i === 'f') {
+      const name = `${quoteIdent(rel.s)}.${quoteIdent(rel.t)}`;
+      await src.query(`ALTER TABLE ${name} REPLICA IDENTITY ${identity === 'n' ? 'NOTHING' : 'DEFAULT'}`);
+      restored.push(name);
     }
     await src.query(`DELETE FROM ${scope.sentinel} WHERE id = $1`, [r.id]);
   }

@@ -3,19 +3,6 @@ import type { Leftover } from '../../src/engine/cutover-adapter.js';
 import type { PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 
-/** Every per-plan replication role starts with it: the tool's own, never carried to the target. */
-export const REPLICATION_ROLE_PREFIX = 'cutover_repl_';
-
-/** The role a plan's subscription logs in with: named after the plan id's hash, the same on every run of it. */
-export function replicationRoleName(replicationName: string): string {
-  return `${REPLICATION_ROLE_PREFIX}${replicationName.slice(-12)}`;
-}
-
-/** A random password for the replication role: it lives in the target's pg_subscription until cleanup. */
-export function randomReplicationPassword(): string {
-  return randomBytes(24).toString('base64url');
-}
-
 /**
  * The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677, as libpq's PQencryptPasswordConn
  * builds it). Sent instead of the password, CREATE ROLE carries nothing a statement log could leak.

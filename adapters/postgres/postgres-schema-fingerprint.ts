@@ -1,6 +1,6 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { PgClient } from './postgres-connection.js';
-import { TOOL_SCHEMA } from './postgres-replication.js';
+import { USER_NAMESPACE } from './postgres-namespace.js';
 
 export type SchemaObjectKind = 'table' | 'column' | 'constraint' | 'index' | 'sequence';
 
@@ -10,7 +10,8 @@ export const ALL_KINDS: readonly SchemaObjectKind[] = ['table', 'column', 'const
 /** `kind name` → definition, as the server prints it (comparable across majors: NOT NULL is read from the column). */
 export type SchemaFingerprint = Map<string, { kind: SchemaObjectKind; name: string; definition: string }>;
 
-const IN_SCOPE = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${TOOL_SCHEMA}') AND n.nspname !~ '^pg_(toast|temp)' AND ($1::text IS NULL OR n.nspname = $1)`;
+/** Other sessions' temporary tables are not part of the schema either. */
+const IN_SCOPE = `${USER_NAMESPACE} AND n.nspname !~ '^pg_temp'`;
 /** Objects an extension created belong to the extension, which the extensions check covers. */
 const NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 

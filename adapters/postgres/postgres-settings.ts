@@ -1,6 +1,6 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { PgClient } from './postgres-connection.js';
-import { REPLICATION_ROLE_PREFIX } from './postgres-replication-role.js';
+import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 import { READ_ONLY_GUC, quoteIdent, quoteLiteral } from './postgres-sql.js';
 
 /**
@@ -109,7 +109,7 @@ export async function databaseAcl(c: PgClient, database: string): Promise<{ owne
   );
   const r = rows[0];
   if (!r) return { owner: '', grants: null };
-  return { owner: r.owner, grants: r.acl ? r.acl.map(parseAclItem).filter((g) => !g.grantee.startsWith(REPLICATION_ROLE_PREFIX)) : null };
+  return { owner: r.owner, grants: r.acl ? r.acl.map(parseAclItem).filter((g) => !g.grantee.startsWith(REPLICATION_ACCOUNT_PREFIX)) : null };
 }
 
 function grantSql(g: DatabaseGrant, database: string): string[] {

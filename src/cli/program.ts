@@ -25,7 +25,7 @@ import {
   run,
   status,
   sync,
-  unsetPasswordEnvError,
+  passwordFromEnv,
   urlHasPassword,
   UsageError,
   verify,
@@ -109,8 +109,7 @@ function emit(io: CliIO, json: boolean | undefined, secrets: Secrets, result: ob
 function resolvePassword(url: string, passwordEnv: string | undefined, io: CliIO, secrets: Secrets): string | undefined {
   const engine = parseDbUrl(url).engine;
   if (passwordEnv) {
-    const v = io.env[passwordEnv];
-    if (v === undefined) throw unsetPasswordEnvError('--password-env', passwordEnv);
+    const v = passwordFromEnv(io.env, passwordEnv, '--password-env');
     secrets.add(v);
     return v;
   }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import { UsageError, isCutoverError } from '../errors.js';
-import { READ_ONLY_DEFAULTS } from '../readonly/readonly.js';
+import { LOCK_TIMEOUT_BOUNDS, READ_ONLY_DEFAULTS } from '../readonly/readonly.js';
 import type { ReadOnlyScope } from '../readonly/types.js';
 import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js';
@@ -302,7 +302,7 @@ function readReadOnly(top: Fields, engine: Engine, planScope: PlanScope | undefi
   const name = f.string('name');
   const mode = f.oneOf('mode', ['advisory', 'enforced', 'strict'] as const, defaults.mode);
   const drainTimeoutMs = f.duration('drainTimeout', defaults.drainTimeoutMs, { min: 0, max: 10 * 60_000 });
-  const lockTimeoutMs = f.duration('lockTimeout', defaults.lockTimeoutMs, { min: 1, max: 10 * 60_000 });
+  const lockTimeoutMs = f.duration('lockTimeout', defaults.lockTimeoutMs, LOCK_TIMEOUT_BOUNDS);
   const terminate = f.oneOf('terminate', ['none', 'idle-in-transaction', 'all'] as const, defaults.terminate);
   const roles = f.stringList('roles') ?? (f.has('roles') ? undefined : []);
   if (mode === 'strict' && roles?.length === 0) f.missing('roles', 'strict mode locks out the listed application roles: name them');

@@ -30,22 +30,25 @@ export function shownEnvName(name: string): string | undefined {
   return /^[A-Z_][A-Z0-9_]*$/.test(name) ? name : undefined;
 }
 
-/** The one line for a password variable that is not set, without echoing a name that may be a password. */
+/** The one line for a password variable that is not set or empty, without echoing a name that may be a password. */
 export function unsetPasswordEnvError(key: string, name: string): UsageError {
   const shown = shownEnvName(name);
-  if (shown) return new UsageError(`${key}: environment variable ${shown} is not set`, `export ${shown}=<password> before running cutover`);
+  if (shown) return new UsageError(`${key}: environment variable ${shown} is not set (or empty)`, `export ${shown}=<password> before running cutover`);
   return new UsageError(
-    `${key}: the environment variable it names is not set (the name is not shown: it does not look like one and may be the password itself)`,
+    `${key}: the environment variable it names is not set (or empty; the name is not shown: it does not look like one and may be the password itself)`,
     `${key} takes the NAME of a variable that holds the password (e.g. SRC_PASSWORD), never the password; export that variable before running cutover`,
   );
 }
 
+/** One rule for a password named by a variable (plan key or --password-env): set and not empty. */
+export function passwordFromEnv(env: NodeJS.ProcessEnv, envName: string, key: string): string {
+  const value = env[envName];
+  if (value === undefined || value === '') throw unsetPasswordEnvError(key, envName);
+  return value;
+}
+
 function resolve(holder: object, envName: string | undefined, env: NodeJS.ProcessEnv, key: string): string | undefined {
-  if (envName !== undefined) {
-    const value = env[envName];
-    if (value === undefined || value === '') throw unsetPasswordEnvError(key, envName);
-    return value;
-  }
+  if (envName !== undefined) return passwordFromEnv(env, envName, key);
   return urlPasswords.get(holder);
 }
 

@@ -98,16 +98,22 @@ function resolveTarget(engine: string, opts: ReadOnlyOptions, database: string |
   return { scope, name };
 }
 
-/** The same bound plans have for readOnly.lockTimeout. */
-const MAX_LOCK_TIMEOUT_MS = 10 * 60_000;
+/**
+ * The bound of a lock timeout, for --lock-timeout and a plan's readOnly.lockTimeout alike. 0 is "wait forever"
+ * to PostgreSQL's lock_timeout and a 0-second lock_wait_timeout to MySQL: neither is a bound.
+ */
+export const LOCK_TIMEOUT_BOUNDS = { min: 1, max: 10 * 60_000 } as const;
+
+function checkLockTimeout(ms: number | undefined): void {
+  if (ms !== undefined && !(ms >= LOCK_TIMEOUT_BOUNDS.min && ms <= LOCK_TIMEOUT_BOUNDS.max)) {
+    throw new UsageError(`lock timeout ${ms}ms is out of range: it must be between 1ms and 10min`, 'pass e.g. --lock-timeout 2s (0 would mean no limit at all to PostgreSQL)');
+  }
+}
 
 async function withAdapter<T>(opts: ReadOnlyOptions, fn: (a: ReadOnlyAdapter, target: FenceTarget, store: FenceStore, server: string) => Promise<T>): Promise<T> {
   const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
   const target = resolveTarget(ep.engine, opts, ep.database);
-  // 0 is "wait forever" to PostgreSQL's lock_timeout and a 0-second lock_wait_timeout to MySQL: neither is a bound.
-  if (opts.lockTimeoutMs !== undefined && !(opts.lockTimeoutMs >= 1 && opts.lockTimeoutMs <= MAX_LOCK_TIMEOUT_MS)) {
-    throw new UsageError(`lock timeout ${opts.lockTimeoutMs}ms is out of range: it must be between 1ms and 10min`, 'pass e.g. --lock-timeout 2s (0 would mean no limit at all to PostgreSQL)');
-  }
+  checkLockTimeout(opts.lockTimeoutMs);
   const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
   try {
     return await fn(adapter, target, new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir), ep.display);
@@ -185,10 +191,7 @@ export interface LeakWatcher {
 export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatcher | undefined> {
   const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
   const target = resolveTarget(ep.engine, opts, ep.database);
-  // 0 is "wait forever" to PostgreSQL's lock_timeout and a 0-second lock_wait_timeout to MySQL: neither is a bound.
-  if (opts.lockTimeoutMs !== undefined && !(opts.lockTimeoutMs >= 1 && opts.lockTimeoutMs <= MAX_LOCK_TIMEOUT_MS)) {
-    throw new UsageError(`lock timeout ${opts.lockTimeoutMs}ms is out of range: it must be between 1ms and 10min`, 'pass e.g. --lock-timeout 2s (0 would mean no limit at all to PostgreSQL)');
-  }
+  checkLockTimeout(opts.lockTimeoutMs);
   const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
   const watch = adapter.watchLeaks?.bind(adapter);
   if (!watch) {

@@ -19,6 +19,14 @@ describe('resolvePlanSecrets', () => {
     expect(() => resolvePlanSecrets(plan, {})).toThrow('source.passwordEnv: environment variable SRC_PW is not set');
   });
 
+  it('rejects an empty password variable the same way from the plan and from --password-env (exit 2)', async () => {
+    const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: SRC_PW }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
+    expect(() => resolvePlanSecrets(plan, { SRC_PW: '' })).toThrow('source.passwordEnv: environment variable SRC_PW is not set (or empty)');
+    const r = await cli(['readonly', 'status', 'postgres://app@127.0.0.1:1/shop', '--password-env', 'SRC_PW'], { SRC_PW: '' });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--password-env: environment variable SRC_PW is not set (or empty)');
+  });
+
   it('never echoes a passwordEnv that may be the password itself: in the plan check, at resolution, or from the CLI with --json', async () => {
     const plan = parsePlan('source: { url: postgres://app@a/shop, passwordEnv: Hunter2secret }\ntarget: { url: postgres://app@b/shop }\n', 'p.yaml');
     const e = (() => {
