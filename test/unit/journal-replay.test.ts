@@ -90,6 +90,9 @@ describe('journal', () => {
     const old = await PlanLock.acquire(dir, PLAN);
     const oldJournal = await Journal.open(old);
     await oldJournal.begin('fence');
+    // --force takes over only a holder it cannot check (another host): make the old holder look like one.
+    const held = JSON.parse(await readFile(old.path, 'utf8'));
+    await writeFile(old.path, JSON.stringify({ ...held, hostname: 'elsewhere.example' }) + '\n');
     const usurper = await PlanLock.acquire(dir, PLAN, { force: true });
     await expect(oldJournal.ok('fence')).rejects.toThrow(NeedsOperatorError);
     const j = await Journal.open(usurper);
