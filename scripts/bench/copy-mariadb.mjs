@@ -4,7 +4,7 @@
 // (median/max of several runs). Run after `npm run build`:  node scripts/bench/copy-mariadb.mjs [MB] [runs]
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import mysql from 'mysql2/promise';
+import { mariadbSql } from './sandbox-sql.mjs';
 import { MysqlCutover } from '../../dist/adapters/mysql/mysql-cutover.js';
 import { runCli } from '../../dist/src/cli/program.js';
 import { MariadbSandbox } from '../../dist/src/sandbox/mariadb-sandbox.js';
@@ -18,14 +18,7 @@ const RUNS = Number(process.argv[3] ?? 5);
 const password = 'bench-pw';
 const settings = { 'innodb-buffer-pool-size': '512M', 'innodb-log-file-size': '256M', 'max-allowed-packet': '64M' };
 
-async function sql(sb, ...stmts) {
-  const c = await mysql.createConnection({ host: sb.host, port: sb.port, user: 'root', password });
-  try {
-    for (const s of stmts) await c.query(s);
-  } finally {
-    await c.end();
-  }
-}
+const sql = (sb, ...stmts) => mariadbSql(sb, password, ...stmts);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import { pgSql } from './sandbox-sql.mjs';
 import { parseArgs } from 'node:util';
 import { PostgresSandbox } from '../../dist/src/sandbox/postgres-sandbox.js';
 import { PgBouncerSandbox } from '../../dist/src/sandbox/pgbouncer-sandbox.js';
@@ -23,17 +24,7 @@ const windowRuns = Number(args['window-runs']);
 const PASSWORD = 'bench-pw';
 installSandboxCleanup();
 
-const sql = async (sb, db, ...stmts) => {
-  const c = new pg.Client({ host: sb.host, port: sb.port, user: 'postgres', password: PASSWORD, database: db });
-  await c.connect();
-  try {
-    let last;
-    for (const s of stmts) last = await c.query(s);
-    return last;
-  } finally {
-    await c.end();
-  }
-};
+const sql = (sb, db, ...stmts) => pgSql(sb, PASSWORD, db, ...stmts);
 const env = (sb, db) => ({ PGHOST: sb.host, PGPORT: String(sb.port), PGUSER: 'postgres', PGPASSWORD: PASSWORD, PGDATABASE: db });
 const bin = (name) => `/usr/lib/postgresql/15/bin/${name}`;
 const timed = async (fn) => {

@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { mariadbSql } from './sandbox-sql.mjs';
 import { HaproxyRuntime, setAddrCmd } from '../../dist/adapters/routers/haproxy-runtime.js';
 import { runCli } from '../../dist/src/cli/program.js';
 import { HaproxySandbox } from '../../dist/src/sandbox/haproxy-sandbox.js';
@@ -25,14 +26,7 @@ const THREADS = flag('threads', '8,32').split(',').map(Number);
 const password = 'bench-pw';
 const appPassword = 'bench-app';
 
-async function sql(sb, ...stmts) {
-  const c = await mysql.createConnection({ host: sb.host, port: sb.port, user: 'root', password });
-  try {
-    for (const s of stmts) await c.query(s);
-  } finally {
-    await c.end();
-  }
-}
+const sql = (sb, ...stmts) => mariadbSql(sb, password, ...stmts);
 
 function sysbench(port, db, args) {
   const child = spawn('sysbench', ['oltp_write_only', '--db-driver=mysql', '--mysql-host=127.0.0.1', `--mysql-port=${port}`, '--mysql-user=app', `--mysql-password=${appPassword}`, `--mysql-db=${db}`, '--tables=4', '--table-size=10000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -12,7 +12,7 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { pgSql } from './sandbox-sql.mjs';
 import { PostgresSandbox } from '../../dist/src/sandbox/postgres-sandbox.js';
 import { PgBouncerSandbox } from '../../dist/src/sandbox/pgbouncer-sandbox.js';
 import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
@@ -36,17 +36,7 @@ const PASSWORD = 'bench-pw';
 const PGBENCH_SECONDS = 25;
 installSandboxCleanup();
 
-const sql = async (sb, db, ...stmts) => {
-  const c = new pg.Client({ host: sb.host, port: sb.port, user: 'postgres', password: PASSWORD, database: db });
-  await c.connect();
-  try {
-    let last;
-    for (const s of stmts) last = await c.query(s);
-    return last;
-  } finally {
-    await c.end();
-  }
-};
+const sql = (sb, db, ...stmts) => pgSql(sb, PASSWORD, db, ...stmts);
 const pgenv = (host, port, db) => ({ PGHOST: host, PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: PASSWORD, PGDATABASE: db });
 const bin = (name) => `/usr/lib/postgresql/15/bin/${name}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
