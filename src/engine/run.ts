@@ -518,7 +518,14 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
 }
 
 async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<string[]> {
-  const dropped = await runner.step('cleanup', 'drop replication objects', () => s.adapter.cleanup(), (d) => ({ dropped: d }));
+  let dropped: string[];
+  try {
+    dropped = await runner.step('cleanup', 'drop replication objects', () => s.adapter.cleanup(), (d) => ({ dropped: d }));
+  } catch (e) {
+    // The switch is done: a cleanup that fails (e.g. the old source restarted under the tool's session) is not a
+    // failed cutover, and nothing was restored; the journal stays past the point of no return for `resume`.
+    throw new NeedsOperatorError('needs-operator', `the cutover is done (the target is the primary) but dropping the replication objects failed: ${e instanceof Error ? e.message : String(e)}`, 'run `cutover resume` to drop them (`cutover status` lists each with the statement that drops it); the source stays read-only', { cause: e });
+  }
   await runner.step('report', 'report', async () => ({ writeBlockedMs: result.writeBlockedMs, budgetMs: result.budgetMs, steps: runner.steps }), (r) => r as Record<string, unknown>);
   return dropped;
 }
