@@ -263,10 +263,16 @@ export class PostgresCutover implements CutoverAdapter {
     progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${1 + extra.length} sessions)` });
   }
 
+  /** The keyless tables left out of replication and copied inside the window (`tables.keyless: dump`). */
+  private async dumpedTables(): Promise<string[]> {
+    // Listed by preflight, which every run does before the fence; listed here only if it was not.
+    if (this.cfg.method !== 'replication') return [];
+    return this.dumped ?? (await keylessTables(this.src, this.cfg.schema)).filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
+  }
+
   /** Inside the window, after the catch-up proof: the tables left out of replication, copied whole. */
   private async copyDumpedTables(deadline: number): Promise<number> {
-    // Listed by preflight, which every run does before the fence; listed here only if it was not.
-    const tables = this.dumped ?? (await keylessTables(this.src, this.cfg.schema)).filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
+    const tables = await this.dumpedTables();
     if (tables.length === 0) return 0;
     const dst = await this.targetDb();
     await this.on('target', 'emptying tables copied inside the window', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
@@ -388,7 +394,9 @@ export class PostgresCutover implements CutoverAdapter {
     try {
       const dstSnap = await connectPg(this.cfg.target, { ...opts, database: this.cfg.database });
       try {
-        const tables = await userTables(this.src, this.cfg.schema);
+        // Tables copied inside the window have no copy on the target yet: nothing to compare before it.
+        const dumped = new Set(await this.dumpedTables());
+        const tables = (await userTables(this.src, this.cfg.schema)).filter((t) => !dumped.has(t));
         const sentinel = async () => {
           await proveCaughtUp(this.src, dst, Date.now() + VERIFY_SENTINEL_MS, this.scope).catch((e: unknown) => {
             if (e instanceof BudgetExceededError) throw new OperationError(`verify: the target did not apply a sentinel within ${VERIFY_SENTINEL_MS}ms (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');

@@ -12,11 +12,11 @@ import { appCanWriteTenant, appPrivileges, routerEntries, seedMysqlTenants, star
 const TENANTS = ['lk_leaky', 'lk_big', 'lk_late', 'lk_fine'];
 
 /** Resolves when the tenant's journal records `step` begun (polled). */
-async function stepBegun(planFile: string, tenant: string, step: string, stop: () => boolean): Promise<boolean> {
+async function stepReached(planFile: string, tenant: string, step: string, status: 'begin' | 'ok', stop: () => boolean): Promise<boolean> {
   const tp = tenantPlan(await loadPlan(planFile), tenant);
   while (!stop()) {
     const { records } = await replayJournal(tp.stateDir, planId(tp)).catch(() => ({ records: [] as Array<{ step: string; status: string }> }));
-    if (records.some((r) => r.step === step && r.status === 'begin')) return true;
+    if (records.some((r) => r.step === step && r.status === status)) return true;
     await new Promise((r) => setTimeout(r, 5));
   }
   return false;
@@ -31,7 +31,7 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlTenants(e, TENANTS);
     // Too big to dump and load within the budget on any machine this runs on.
-    await exec(e.src, 'USE lk_big', 'INSERT INTO lk_big.items (name, price) SELECT CONCAT(\'bulk \', seq, REPEAT(\'x\', 40)), seq % 100 FROM seq_1_to_600000');
+    await exec(e.src, 'USE lk_big', 'INSERT INTO lk_big.items (name, price) SELECT CONCAT(\'bulk \', seq, REPEAT(\'x\', 40)), seq % 100 FROM seq_1_to_1500000');
     // An account the per-database fence cannot stop: its INSERT is granted on every database.
     await exec(e.src, `CREATE USER 'batch'@'%' IDENTIFIED BY 'batch-pw'`, `GRANT SELECT, INSERT ON *.* TO 'batch'@'%'`);
   });
@@ -60,11 +60,13 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
         await c.end().catch(() => {});
       }
     })();
-    // One write by the unfenced account once lk_late's copy has begun: it lands before the copy's snapshot
-    // (then it is copied) or after it (then verify or the leak watch must stop the switch); never lost.
+    // One write by the unfenced account once lk_late is fenced (its fence's ok is durable in the journal; the
+    // copy inside the window follows at once — the records in between are written with the next durable one):
+    // it lands before the copy's snapshot (then it is copied) or after it (then verify or the leak watch must
+    // stop the switch); never lost.
     let late: 'written' | 'not reached' = 'not reached';
     const lateWrite = (async () => {
-      if (!(await stepBegun(plan, 'lk_late', 'catch-up', () => stop))) return;
+      if (!(await stepReached(plan, 'lk_late', 'fence', 'ok', () => stop))) return;
       const c = await mysql.createConnection({ host: '127.0.0.1', port: e.src.port, user: 'batch', password: 'batch-pw' });
       try {
         await c.query('INSERT INTO lk_late.cutover_workload (client, seq) VALUES (98, 1)');
