@@ -76,9 +76,10 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       const replica = (await cli(['status', plan, '--json'], e.env)).json().leftovers[0].name as string;
-      // The replica is stopped so the catch-up waits: the restart lands while the source is fenced.
+      // The replica is stopped so the catch-up waits: the restart lands while the source is fenced (the fence's ok
+      // is journaled durably; the catch-up's begin is written with the next durable record).
       await exec(e.dst, `STOP SLAVE '${replica}'`);
-      const strike = onJournal(stateDir, 'catch-up', 'begin', async () => {
+      const strike = onJournal(stateDir, 'fence', 'ok', async () => {
         await e.src.restart();
         readOnlyAfterRestart = await readOnly(e.src);
         await exec(e.dst, `START SLAVE '${replica}'`);

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../helpers/fault-proxy.js';
@@ -34,10 +34,12 @@ describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the 
   });
 
   it('the run finishes, exits 5, and says which writes replication carried and which stayed on the old source', async () => {
-    // The run reads the slot a last time after its afterSwitch hook: the hook waits until the late writer has
-    // stopped, so every write it got acknowledged was committed before that read (a journal watcher alone raced it).
+    // The run reads the slot a last time after its afterSwitch hook: the hook asks the late writer to stop and waits
+    // until it has, so every write it got acknowledged was committed before that read (a journal watcher raced it:
+    // the lift's records are written with the next durable one, after that read).
+    const stopRequested = join(stateDir, 'late-writer-stop');
     const writerStopped = join(stateDir, 'late-writer-stopped');
-    const hook = `hooks: { afterSwitch: [sh, -c, ${JSON.stringify(`i=0; while [ ! -e '${writerStopped}' ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done`)}] }`;
+    const hook = `hooks: { afterSwitch: [sh, -c, ${JSON.stringify(`: > '${stopRequested}'; i=0; while [ ! -e '${writerStopped}' ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done`)}] }`;
     const plan = await writePlan(e, { db, stateDir, extra: hook });
     await writeFile(plan, (await readFile(plan, 'utf8')).replace(`127.0.0.1:${e.dst.port}/`, `127.0.0.1:${targetLink.port}/`));
     expect((await cli(['sync', plan], e.env)).code).toBe(0);
@@ -58,19 +60,26 @@ describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the 
         await c.end();
       })();
     });
-    // Stopped once the lift begins, before the run's last read of the slot (see the hook).
-    const stop = onJournal(stateDir, 'lift', 'begin', async () => {
+    // Stopped once the afterSwitch hook asks, before the run's last read of the slot (see the hook).
+    let runEnded = false;
+    const stop = (async () => {
+      while (!(await access(stopRequested).then(() => true, () => false))) {
+        if (runEnded) return false;
+        await sleep(5);
+      }
       stopping = true;
       await writing;
       await writeFile(writerStopped, '');
-    });
+      return true;
+    })();
     // The application writes straight to the source: refused once it is fenced, never lost.
     const workload = new Workload({ host: e.src.host, port: e.src.port, user: 'postgres', password: e.password, database: db, writers: 2 }).start();
     await sleep(300);
     const run = await cli(['run', plan, '--yes', '--json'], e.env);
+    runEnded = true;
     const w = await workload.stop();
     expect(await start.stop()).toBe(true);
-    expect(await stop.stop()).toBe(true);
+    expect(await stop).toBe(true);
     targetLink.latency(0);
 
     expect(run.code, run.err).toBe(5);
