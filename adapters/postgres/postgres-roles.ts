@@ -1,5 +1,6 @@
 import type { PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
+import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 
 interface RoleRow {
   rolname: string;
@@ -25,7 +26,8 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient): Promise<nu
   const { rows } = await src.query<RoleRow>(
     `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
             rolconnlimit, rolpassword, rolvaliduntil
-       FROM pg_authid WHERE rolname !~ '^pg_' AND rolname !~ '^cutover_repl_' ORDER BY rolname`,
+       FROM pg_authid WHERE rolname !~ '^pg_' AND NOT starts_with(rolname, $1) ORDER BY rolname`,
+    [REPLICATION_ACCOUNT_PREFIX],
   );
   const existing = new Set((await dst.query<{ rolname: string }>(`SELECT rolname FROM pg_roles`)).rows.map((r) => r.rolname));
   let created = 0;
