@@ -3,6 +3,7 @@ import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
+import { sleep } from '../../src/util/sleep.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
@@ -27,7 +28,7 @@ import {
   type ReplicaStatus,
 } from './mysql-replication.js';
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
-import { sleep, type Query } from './mysql-sessions.js';
+import type { Query } from './mysql-sessions.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 import { mysqlVerifyChunks } from './mysql-verify-chunks.js';
 

@@ -13,6 +13,7 @@ import type {
   SessionInfo,
 } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { sleep } from '../../src/util/sleep.js';
 import { formatDuration } from '../../src/util/units.js';
 import { bypassAccounts, currentAccount, isLocked, resolveAccounts, type BypassAccount } from './mysql-accounts.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
@@ -20,7 +21,7 @@ import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { applySchemaFence, captureSchemaFence, restoreSchemaFence, schemaLeakCheck, schemaWriters, type SchemaFencePrior, type StillWriting } from './mysql-schema-fence.js';
 import { canTrackWrites, decodePosition, describePosition, encodePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
-import { clientSessions, endSessionsAtBoundaries, killSessions, publicSession, sleep, type EndedSession, type MysqlSession, type Query } from './mysql-sessions.js';
+import { clientSessions, endSessionsAtBoundaries, killSessions, publicSession, type EndedSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
   accountLabel,
   accountLockSql,

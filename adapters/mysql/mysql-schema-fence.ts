@@ -1,8 +1,9 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { LeakCheck, SessionInfo } from '../../src/readonly/types.js';
+import { sleep } from '../../src/util/sleep.js';
 import { formatDuration } from '../../src/util/units.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
-import { clientSessions, killSessions, publicSession, sleep, type MysqlSession, type Query } from './mysql-sessions.js';
+import { clientSessions, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
   COLUMN_WRITE_PRIVILEGES,
   SCHEMA_WRITE_PRIVILEGES,

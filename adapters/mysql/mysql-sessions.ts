@@ -1,5 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { SessionInfo } from '../../src/readonly/types.js';
+import { sleep } from '../../src/util/sleep.js';
 import { killSql } from './mysql-sql.js';
 
 /** Runs one query; the adapter passes its error-mapping wrapper. */
@@ -173,8 +174,4 @@ async function waitGone(q: Query, ids: string[], waitMs: number): Promise<Set<st
     }
     await sleep(BOUNDARY_POLL_MS);
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -14,11 +14,12 @@ import type {
   SessionInfo,
 } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { sleep } from '../../src/util/sleep.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 import { PgLeakDecoder, compareLsn } from './postgres-leak-decoding.js';
 import { READ_ONLY_GUC, fenceSettingSql, loginSql } from './postgres-sql.js';
 import { WRITABLE_GUC, fenceKindOf, fenceSchema, schemaExists, schemaFenceGaps, schemaTables, unfenceSchema } from './postgres-schema-fence.js';
-import { publicSession, sessionsInScope, sleep, terminateSessions, type PgSession } from './postgres-sessions.js';
+import { publicSession, sessionsInScope, terminateSessions, type PgSession } from './postgres-sessions.js';
 
 /** What `on` changes, so `off` can put back exactly that. */
 interface PgPrior extends PriorState {

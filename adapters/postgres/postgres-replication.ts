@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { BudgetExceededError, PreflightError } from '../../src/errors.js';
 import type { Leftover, SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { sleep } from '../../src/util/sleep.js';
 import type { PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { conninfo } from './postgres-tools.js';
-import { sleep } from './postgres-sessions.js';
 
 /** The tool's own schema on both sides: the sentinel table lives there and is part of the publication. */
 export const TOOL_SCHEMA = '_cutover';

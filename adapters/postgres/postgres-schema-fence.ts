@@ -1,8 +1,9 @@
 import { OperationError } from '../../src/errors.js';
 import type { SessionInfo } from '../../src/readonly/types.js';
+import { sleep } from '../../src/util/sleep.js';
 import type { PgClient } from './postgres-connection.js';
 import { quoteIdent } from './postgres-sql.js';
-import { sleep, terminateSessions } from './postgres-sessions.js';
+import { terminateSessions } from './postgres-sessions.js';
 
 /**
  * PostgreSQL has no per-schema read-only setting, and privileges do not bind table owners or superusers. The

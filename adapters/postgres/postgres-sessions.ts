@@ -1,4 +1,5 @@
 import type { FenceTarget, SessionInfo } from '../../src/readonly/types.js';
+import { sleep } from '../../src/util/sleep.js';
 import type { PgClient } from './postgres-connection.js';
 
 interface ActivityRow {
@@ -110,8 +111,4 @@ export async function terminateSessions(client: PgClient, pids: number[], waitMs
     await sleep(10);
   }
   return ended;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

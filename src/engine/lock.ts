@@ -3,6 +3,7 @@ import { open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path';
 import { NeedsOperatorError } from '../errors.js';
 import { signalProcess } from '../util/process.js';
+import { sleep } from '../util/sleep.js';
 import { ensureDirDurably, fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 
 /** What a lock file holds. `token` only ever grows for a plan: a stale holder can be told apart by it. */
@@ -112,8 +113,6 @@ async function createExclusive(path: string): Promise<FileHandle | undefined> {
     throw e;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Removes a stale lock so that exactly one of several concurrent takers proceeds: the guard file is named

@@ -5,6 +5,7 @@ import type { SyncSummary } from '../engine/cutover-adapter.js';
 import { UsageError } from '../errors.js';
 import type { WorkloadOp, WorkloadResult } from '../sandbox/workload.js';
 import { parseDbUrl } from '../util/db-url.js';
+import { sleep } from '../util/sleep.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import { errorSamples, latencySeries, longestGap } from './measure.js';
 import { mariadbKit, startMariadbSandboxes } from './mariadb-rehearsal.js';
@@ -428,10 +429,6 @@ async function missingOnTenants(sb: TenantSandboxes, w: WorkloadResult, tenantOf
 
 function step(name: string, phase: RehearsePhase, startMs: number, endMs: number): ReportStep {
   return { name, phase, startMs, endMs, durationMs: endMs - startMs };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** The workload part of a report: its operations moved onto the rehearsal's clock, counts and latency series. */

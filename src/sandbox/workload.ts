@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sleep } from '../util/sleep.js';
 
 /** One client operation as the checker sees it: acknowledged (ok), refused (fail) or in doubt (unknown). */
 export interface WorkloadOp {
@@ -168,8 +169,4 @@ export function summarize(ops: WorkloadOp[], durationMs: number): WorkloadResult
     maxWriteGapMs,
     durationMs,
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
