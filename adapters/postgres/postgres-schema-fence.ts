@@ -1,7 +1,10 @@
 import { OperationError } from '../../src/errors.js';
-import type { SessionInfo } from '../../src/readonly/types.js';
+import type { FenceOnResult, FenceOptions, FenceTarget, LeakCheck, PriorState, SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
 import type { PgClient } from './postgres-connection.js';
+import type { PgLeakWatch } from './postgres-leak-watch.js';
+import type { PgPrior, PgReadOnlyContext } from './postgres-readonly-context.js';
+import { lockRoles, unlockRoles } from './postgres-role-locks.js';
 import { quoteIdent } from './postgres-sql.js';
 import { terminateSessions } from './postgres-sessions.js';
 
@@ -205,4 +208,68 @@ export function schemaFenceGaps(tables: readonly SchemaTable[], kind: SchemaFenc
     else if (t.trigger !== want && !(kind === 'hold' && t.trigger === 'A')) gaps.push({ id: `table:${t.name}`, user: '', reason: `the fence trigger on ${t.name} is ${t.trigger === 'D' ? 'disabled' : `enabled as '${t.trigger}'`}` });
   }
   return gaps;
+}
+
+const SCHEMA_CHECK_MS = 100;
+
+/**
+ * The read-only adapter's schema scope: the fence trigger on every table (advisory: the `hold` kind that
+ * replication and an explicit `cutover.writable` pass). Sessions that predate it are bound too, so none is
+ * ended but open writers.
+ */
+export async function applySchemaScopeFence(c: PgReadOnlyContext, watch: PgLeakWatch, target: FenceTarget, opts: FenceOptions, prior: PriorState) {
+  const lockedRoles = await lockRoles(c, prior);
+  const kind = opts.mode === 'advisory' ? 'hold' : 'fence';
+  const r = await c.on(`fencing schema "${target.name}"`, () =>
+    fenceSchema(c.client, target.name!, { kind, drainTimeoutMs: opts.drainTimeoutMs, lockTimeoutMs: opts.lockTimeoutMs, endWriters: opts.mode !== 'advisory', exempt: opts.exemptSessions ?? [] }),
+  );
+  const warnings: string[] = [];
+  if (r.tables.length === 0) warnings.push(`schema "${target.name}" has no tables: nothing to fence (tables created later are not fenced)`);
+  if (kind === 'hold') warnings.push(`advisory schema fence: sessions with session_replication_role = replica or ${WRITABLE_GUC} = on still write (use --mode enforced)`);
+  const leakCheck = await watch.watch(target, opts.exemptSessions ?? [], opts.probeMs, Promise.resolve());
+  return {
+    scope: target.scope,
+    name: target.name!,
+    mode: opts.mode,
+    persistent: true,
+    drained: r.drained,
+    terminated: r.terminated,
+    untouched: [],
+    lockedRoles,
+    warnings,
+    leakCheck,
+  } satisfies Omit<FenceOnResult, 'action' | 'engine' | 'server' | 'alreadyOn' | 'durationMs'>;
+}
+
+export async function restoreSchemaScopeFence(c: PgReadOnlyContext, target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number) {
+  const lifted = await c.on(`lifting the fence of schema "${target.name}"`, () => unfenceSchema(c.client, target.name!, lockTimeoutMs));
+  const unlockedRoles = prior ? await unlockRoles(c, prior as PgPrior) : [];
+  const warnings = prior ? [] : ['no fence record found in the state dir: the fence triggers were removed; roles locked by strict mode (if any) were not unlocked'];
+  return {
+    scope: target.scope,
+    name: target.name!,
+    wasOn: lifted.length > 0,
+    restored: lifted.length > 0 ? `fence trigger removed from ${lifted.length} table(s)` : 'unchanged: no table of the schema had the fence trigger',
+    unlockedRoles,
+    warnings,
+  };
+}
+
+/**
+ * The schema fence rejects every write synchronously, so what can leak is a gap in it: a table created
+ * after the fence, or the trigger dropped or disabled. Checked through the watch and once more at its end.
+ */
+export async function watchSchemaFence(c: PgClient, schema: string, started: number, minMs: number, done: () => boolean): Promise<LeakCheck> {
+  const gaps = new Map<string, SessionInfo>();
+  const check = async () => {
+    const tables = await schemaTables(c, schema);
+    for (const g of schemaFenceGaps(tables, fenceKindOf(tables))) gaps.set(g.id, g);
+  };
+  for (;;) {
+    await check();
+    if (Date.now() - started >= minMs && done()) break;
+    await sleep(SCHEMA_CHECK_MS);
+  }
+  const writers = [...gaps.values()];
+  return { probeMs: Date.now() - started, clean: writers.length === 0, writers, method: 'trigger' };
 }
