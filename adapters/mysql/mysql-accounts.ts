@@ -1,7 +1,8 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { UsageError } from '../../src/errors.js';
-import type { MysqlFlavor } from './mysql-flavor.js';
-import type { Query } from './mysql-sessions.js';
+import type { SessionInfo } from '../../src/readonly/types.js';
+import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import type { MysqlSession, Query } from './mysql-sessions.js';
 import { accountLabel, parseAccountSpec, parseGrantee, quoteAccount, quoteString, type Account } from './mysql-sql.js';
 
 export interface BypassAccount extends Account {
@@ -108,4 +109,24 @@ export async function currentAccount(q: Query): Promise<Account> {
   const me = String(rows[0]?.me ?? '');
   const at = me.lastIndexOf('@');
   return { user: me.slice(0, at), host: me.slice(at + 1) };
+}
+
+/** Accounts that are connected or able to connect: a locked account without sessions cannot write. */
+export function reachable(bypass: BypassAccount[], sessions: MysqlSession[]): BypassAccount[] {
+  return bypass.filter((b) => !b.locked || sessions.some((s) => s.user === b.user));
+}
+
+export function bypassInfo(b: BypassAccount, sessions: MysqlSession[]): SessionInfo {
+  const n = sessions.filter((s) => s.user === b.user).length;
+  return {
+    id: accountLabel(b),
+    user: b.user,
+    client: b.host,
+    reason: `holds ${b.privilege}${b.viaRole ? ` via role ${b.viaRole}` : ''}: writes despite read_only${b.locked ? ' (locked)' : ''}; ${n} session(s) of user ${b.user} connected`,
+  };
+}
+
+export function bypassWarning(bypass: BypassAccount[], f: MysqlFlavor): string {
+  const names = bypass.map((b) => `${accountLabel(b)}${b.viaRole ? ` (via role ${b.viaRole})` : ''}${b.locked ? ' (locked)' : ''}`).join(', ');
+  return `${bypass.length} account(s) with ${f.bypassPrivileges.join(' or ')} write despite read_only on ${flavorLabel(f)}: ${names}; apps must not use them (enforced mode kills their sessions; they can reconnect)`;
 }

@@ -1,9 +1,12 @@
 import type { RowDataPacket } from 'mysql2/promise';
-import type { LeakCheck, SessionInfo } from '../../src/readonly/types.js';
+import { UsageError } from '../../src/errors.js';
+import type { FenceOptions, LeakCheck, SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
 import { formatDuration } from '../../src/util/units.js';
-import type { MysqlFlavor } from './mysql-flavor.js';
-import { clientSessions, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
+import { currentAccount, resolveAccounts } from './mysql-accounts.js';
+import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import type { MysqlPrior, MysqlReadOnlyContext } from './mysql-readonly-context.js';
+import { INNODB_TRX_CACHE_MS, clientSessions, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
   COLUMN_WRITE_PRIVILEGES,
   SCHEMA_WRITE_PRIVILEGES,
@@ -29,8 +32,7 @@ export interface RevokedGrants {
 /** Keyed by account label (`app@%`, or `wr@` for a MariaDB role). */
 export type SchemaFencePrior = Record<string, RevokedGrants>;
 
-/** INNODB_TRX is a cache refreshed at most every 100 ms (see mysql-readonly.ts). */
-const POLL_MS = 110;
+const POLL_MS = INNODB_TRX_CACHE_MS;
 const BINLOG_PAGE = 5000;
 const ER_NONEXISTING_GRANT = 1141;
 const ER_NONEXISTING_TABLE_GRANT = 1147;
@@ -146,6 +148,26 @@ export async function captureSchemaFence(q: Query, f: MysqlFlavor, schema: strin
     }
   }
   return { prior, stillWriting };
+}
+
+/**
+ * Schema scope on a server without ALTER SCHEMA ... READ ONLY: only strict mode can fence it, by revoking the
+ * named accounts' write privileges on the schema until `off`.
+ */
+export async function captureSchemaGrants(c: MysqlReadOnlyContext, name: string, opts: FenceOptions): Promise<MysqlPrior> {
+  if (opts.mode !== 'strict' || opts.roles.length === 0) {
+    throw new UsageError(
+      `${flavorLabel(c.flavor)} has no schema-level read-only (ALTER SCHEMA ... READ ONLY needs MySQL 8.0.22+)`,
+      `use --mode strict --role <app account> (repeatable) to revoke those accounts' write privileges on schema ${name} until \`off\`, or fence the whole server with --scope server`,
+    );
+  }
+  const rows = await c.q(`SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, [name], 'looking up the schema');
+  if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${c.where}`, 'check --name');
+  const me = accountLabel(await currentAccount(c.q));
+  const accounts = await resolveAccounts(c.q, opts.roles, c.where);
+  if (accounts.some((a) => accountLabel(a) === me)) throw new UsageError(`refusing to revoke privileges of account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from --role');
+  const { prior, stillWriting } = await captureSchemaFence(c.q, c.flavor, name, accounts);
+  return { flavor: c.flavor.kind, roles: {}, schemaGrants: prior, stillWriting };
 }
 
 export function describeHeld(g: HeldGrant): string {

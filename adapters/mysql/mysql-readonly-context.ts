@@ -1,0 +1,63 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { UsageError } from '../../src/errors.js';
+import type { FenceTarget, PriorState } from '../../src/readonly/types.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { mapMysqlError, type MysqlConnection } from './mysql-connection.js';
+import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import type { StillWriting, SchemaFencePrior } from './mysql-schema-fence.js';
+import type { Query } from './mysql-sessions.js';
+import type { Account, ServerReadOnlyState } from './mysql-sql.js';
+
+/** The read-only adapter's one connection, shared by its fence strategies, leak watch and status. */
+export interface MysqlReadOnlyContext {
+  readonly ep: DbEndpoint;
+  readonly conn: MysqlConnection;
+  readonly flavor: MysqlFlavor;
+  /** Runs a query; errors come back mapped (mapMysqlError), saying what was being done. */
+  readonly q: Query;
+  /** host:port, for messages. */
+  readonly where: string;
+}
+
+export function mysqlReadOnlyContext(ep: DbEndpoint, conn: MysqlConnection, flavor: MysqlFlavor): MysqlReadOnlyContext {
+  const q: Query = async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
+    try {
+      const [rows] = await conn.query(sql, params);
+      return Array.isArray(rows) ? (rows as R[]) : [];
+    } catch (e) {
+      throw mapMysqlError(e, ep, doing ?? 'running a query');
+    }
+  };
+  return { ep, conn, flavor, q, where: `${ep.host}:${ep.port}` };
+}
+
+/** What `on` changes, so `off` can put back exactly that. */
+export interface MysqlPrior extends PriorState {
+  flavor: 'mysql' | 'mariadb';
+  server?: ServerReadOnlyState;
+  /** schema scope: READ ONLY before the fence. */
+  schemaReadOnly?: boolean;
+  /** strict mode: `user@host` → the account, whether it was locked before the fence, and whether it bypasses read_only (lockBypass). */
+  roles: Record<string, Account & { locked: boolean; bypass?: boolean }>;
+  /** schema scope without ALTER SCHEMA READ ONLY: the write grants revoked from each --role account. */
+  schemaGrants?: SchemaFencePrior;
+  /** ... and the named accounts the revoke cannot stop (global, wildcard or role grants). */
+  stillWriting?: StillWriting[];
+}
+
+/**
+ * How a target is fenced: `server` read_only (mysql-server-fence.ts), `schema` READ ONLY where the server has
+ * it (mysql-schema-readonly.ts), and `schema-grants` on servers without it, by revoking write privileges
+ * (mysql-schema-fence.ts).
+ */
+export type MysqlScope = 'server' | 'schema' | 'schema-grants';
+
+/** `database` is a synonym of `schema` here; per-account read-only does not exist. */
+export function mysqlScopeOf(flavor: MysqlFlavor, target: FenceTarget): MysqlScope {
+  if (target.scope === 'server') return 'server';
+  if (target.scope === 'role') {
+    throw new UsageError(`${flavorLabel(flavor)} has no per-account read-only setting`, 'use --scope server --mode strict --role <account> to keep that account out while the server is read-only');
+  }
+  if (!target.name) throw new UsageError(`--scope ${target.scope} needs --name`, 'pass --name <schema> (or put the database in the URL)');
+  return flavor.schemaReadOnly ? 'schema' : 'schema-grants';
+}
