@@ -1,5 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Finding } from '../../src/engine/cutover-adapter.js';
+import type { CopyMethod } from '../../src/plan/types.js';
 import { atLeast, flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { bypassAccounts, currentAccount } from './mysql-accounts.js';
 import type { Query } from './mysql-sessions.js';
@@ -14,7 +15,7 @@ export interface MysqlPreflightInput {
   source: MysqlSide;
   target: MysqlSide;
   database: string;
-  method: 'replication' | 'dump';
+  method: CopyMethod;
   /** The source as the target's replica connection reaches it; a socket path cannot be replicated from. */
   sourceHost: string;
   /** The target replicates from the source through this plan's connection: sync already ran. */

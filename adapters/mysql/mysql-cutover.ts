@@ -1,6 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CopyMethod } from '../../src/plan/types.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { sleep } from '../../src/util/sleep.js';
@@ -37,7 +38,7 @@ export interface MysqlCutoverConfig {
   target: DbEndpoint;
   /** The database that moves (same name on both sides). */
   database: string;
-  method: 'replication' | 'dump';
+  method: CopyMethod;
   /** The target's replica connection (MariaDB connection name / MySQL channel). */
   name: string;
   verify: VerifyReport['mode'];

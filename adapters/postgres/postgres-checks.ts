@@ -1,11 +1,12 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
+import type { CopyMethod } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { USER_NAMESPACE } from './postgres-namespace.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
 
 export interface PreflightContext {
-  method: 'replication' | 'dump';
+  method: CopyMethod;
   pgDumpMajor: number;
   /** The target was filled by an earlier `sync` of this plan: a non-empty target is expected. */
   targetSyncedByUs: boolean;

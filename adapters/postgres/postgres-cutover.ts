@@ -1,5 +1,6 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CopyMethod } from '../../src/plan/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { openAll } from '../../src/util/open-all.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
@@ -55,7 +56,7 @@ export interface PgCutoverConfig {
   database: string;
   /** Moves only this schema of the database (schema tenants); other schemas stay where they are. */
   schema?: string;
-  method: 'replication' | 'dump';
+  method: CopyMethod;
   /** Base name of the publication, slot and subscription. */
   name: string;
   sequenceGap: number;

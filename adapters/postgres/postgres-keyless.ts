@@ -1,5 +1,5 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
-import type { KeylessChoice, PlanTables } from '../../src/plan/types.js';
+import type { CopyMethod, KeylessChoice, PlanTables } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { USER_NAMESPACE } from './postgres-namespace.js';
@@ -58,7 +58,7 @@ function proposal(t: KeylessTable): { choice: KeylessChoice; why: string } {
 }
 
 /** `check` findings for tables without a key, under the plan's choice. */
-export function keylessFindings(tables: readonly KeylessTable[], policy: KeylessPolicy | undefined, method: 'replication' | 'dump'): Finding[] {
+export function keylessFindings(tables: readonly KeylessTable[], policy: KeylessPolicy | undefined, method: CopyMethod): Finding[] {
   const f: Finding[] = [];
   for (const t of tables) {
     const choice = choiceFor(t.table, policy);

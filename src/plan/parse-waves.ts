@@ -1,6 +1,6 @@
 import type { Fields } from './plan-reader.js';
 import type { Engine } from '../util/db-url.js';
-import type { PlanMethod, PlanScope, PlanTransform, PlanWaves } from './types.js';
+import type { CopyMethod, PlanScope, PlanTransform, PlanWaves } from './types.js';
 
 export const WAVES_DEFAULTS = { concurrency: 1, order: 'listed', maxWriteBlockedPerTenantMs: 2_000 } as const;
 
@@ -51,7 +51,7 @@ function readTransform(waves: Fields, resolve: PathResolver): PlanTransform | un
  * replication connection per source (MariaDB error 1934), and every tenant's dump would reset the one
  * `gtid_slave_pos`, so per-tenant replication cannot run side by side. Returns false when reported.
  */
-export function checkWavesMethod(top: Fields, engine: Engine, method: PlanMethod): boolean {
+export function checkWavesMethod(top: Fields, engine: Engine, method: CopyMethod): boolean {
   if (engine === 'postgres' || method === 'dump') return true;
   top.report('method', `${method}: ${engine} waves copy each tenant inside its own fence window`, 'set method: dump (see docs/waves.md: replication per tenant cannot run side by side from one source)');
   return false;

@@ -27,7 +27,8 @@ export type PlanScope =
    */
   | { kind: 'tenants'; names: string[]; query?: string; database?: string };
 
-export type PlanMethod = 'replication' | 'dump';
+/** How the data reaches the target: logical replication kept in sync until the switch, or a dump taken inside the window. */
+export type CopyMethod = 'replication' | 'dump';
 /** What `verify` checks inside the write-blocked window (grows with the data: only when the plan asks). */
 export type VerifyMode = 'none' | 'rowcounts' | 'checksums';
 /** The online verify before the hold: primary-key chunks hashed on both sides at one replication point. */
@@ -36,7 +37,6 @@ export interface PlanVerifyBefore {
   /** Rows per chunk (bounds each hash query and the memory it needs). */
   chunkRows: number;
 }
-/** Which pre-fence sessions the fence ends: none (drain only), only idle-in-transaction ones, or all. */
 
 export interface PlanReadOnly {
   scope: ReadOnlyScope;
@@ -132,7 +132,7 @@ export interface Plan {
   source: PlanEndpoint;
   target: PlanEndpoint;
   scope: PlanScope;
-  method: PlanMethod;
+  method: CopyMethod;
   readOnly: PlanReadOnly;
   limits: PlanLimits;
   /** In the window (`verify.inWindow`). */

@@ -45,6 +45,7 @@ export interface FenceOptions {
   lockBypass?: boolean;
 }
 
+/** Which pre-fence sessions the fence ends: all, only those inside a transaction, or none (drain only). */
 export type TerminatePolicy = 'all' | 'idle-in-transaction' | 'none';
 
 /** A client session as the tool reports it. Never carries query text (it can hold secrets). */
