@@ -1,3 +1,4 @@
+import type { CopyMethod } from '../plan/types.js';
 import type { Engine } from '../util/db-url.js';
 
 /** One preflight result: what, why it matters, how to fix it. A blocker stops `check` (exit 3) and `run`. */
@@ -23,7 +24,7 @@ export interface SyncProgressEvent {
 export type SyncProgress = (e: SyncProgressEvent) => void;
 
 export interface SyncSummary {
-  method: 'replication' | 'dump';
+  method: CopyMethod;
   tables: number;
   bytes: number;
   rolesCreated: number;

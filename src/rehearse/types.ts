@@ -1,6 +1,7 @@
 import type { CatchUpProof } from '../engine/cutover-adapter.js';
 import type { TenantState } from '../engine/waves.js';
 import type { WindowStats } from '../engine/waves-stats.js';
+import type { CopyMethod } from '../plan/types.js';
 import type { KeptServers } from './rehearsal-kit.js';
 
 /** The stages of a rehearsal, in order; a task list shows one line per stage. */
@@ -88,7 +89,7 @@ export interface RehearseReport {
   fenceToLiftMs: number;
   budgetMs: number;
   copy: {
-    method: 'replication' | 'dump';
+    method: CopyMethod;
     tables: number;
     bytes: number;
     /** Rows in the moved tables at verify time (row counts); null when the plan verifies without counting. */

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import type { CopyMethod } from '../../src/plan/types.js';
 import { PgBouncerSandbox } from '../../src/sandbox/pgbouncer-sandbox.js';
 import { PostgresSandbox } from '../../src/sandbox/postgres-sandbox.js';
 import { Workload, workloadTableSql, WORKLOAD_TABLE, type WorkloadResult } from '../../src/sandbox/workload.js';
@@ -62,7 +63,7 @@ export async function seedDatabase(sb: PostgresSandbox, db: string, rows = 5000)
 export interface PlanOptions {
   db: string;
   stateDir: string;
-  method?: 'replication' | 'dump';
+  method?: CopyMethod;
   maxWriteBlocked?: string;
   /** Raised by budget tests whose stopped replica makes the lag grow: the budget, not the lag gate, must fire. */
   maxLagBeforeFence?: string;
