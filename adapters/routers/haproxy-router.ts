@@ -136,7 +136,7 @@ export class HaproxyRouter implements Router {
     try {
       stat = await this.stat();
     } catch (e) {
-      return [{ severity: 'blocking', object: this.describe(), why: e instanceof Error ? e.message : String(e), fix: 'fix router.socket, router.backend and router.server' }];
+      return [{ severity: 'blocker', object: this.describe(), why: e instanceof Error ? e.message : String(e), fix: 'fix router.socket, router.backend and router.server' }];
     }
     if (stat.mode !== 'tcp') out.push({ severity: 'warning', object: this.describe(), why: `the backend runs in ${stat.mode || 'an unknown'} mode; the hold was measured in TCP mode`, fix: 'rehearse the cutover against this HAProxy first' });
     const record = await this.loadRecord();

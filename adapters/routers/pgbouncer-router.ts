@@ -155,7 +155,7 @@ export class PgBouncerRouter implements Router {
     const object = `pgbouncer database "${this.opts.database}"`;
     const row = await this.databaseRow();
     if (!row) {
-      findings.push({ severity: 'blocking', object, why: 'PgBouncer does not know this database (SHOW DATABASES)', fix: `add it to [databases] in ${this.opts.ini} and RELOAD` });
+      findings.push({ severity: 'blocker', object, why: 'PgBouncer does not know this database (SHOW DATABASES)', fix: `add it to [databases] in ${this.opts.ini} and RELOAD` });
       return findings;
     }
     const config = await (await this.console()).command('SHOW CONFIG');
@@ -163,7 +163,7 @@ export class PgBouncerRouter implements Router {
     const mode = row.pool_mode ? String(row.pool_mode) : globalMode;
     if (mode === 'session') {
       findings.push({
-        severity: 'blocking',
+        severity: 'blocker',
         object,
         why: 'session pool mode: PAUSE waits until every client disconnects, so the hold would not finish (pgbouncer#369)',
         fix: 'use pool_mode = transaction for this database, or route with another router kind',
@@ -172,7 +172,7 @@ export class PgBouncerRouter implements Router {
     const minPool = Number(row.min_pool_size ?? 0) > 0 ? Number(row.min_pool_size) : Number(config.find((r) => r.key === 'min_pool_size')?.value ?? 0);
     if (minPool > 0) {
       findings.push({
-        severity: 'blocking',
+        severity: 'blocker',
         object,
         why: `min_pool_size = ${minPool}: PgBouncer opens server connections to keep that size while the database is paused, the pause closes them as failed logins, and after the switch the pool's queries are refused for server_login_retry (seen on 1.18; pgbouncer#420)`,
         fix: `set min_pool_size = 0 for the cutover (in ${this.opts.ini}, then RELOAD) and restore it afterwards`,
@@ -181,7 +181,7 @@ export class PgBouncerRouter implements Router {
     try {
       readDatabaseEntry(await readFile(this.opts.ini, 'utf8'), this.opts.database, this.opts.ini);
     } catch (e) {
-      findings.push({ severity: 'blocking', object: this.opts.ini, why: e instanceof Error ? e.message : String(e), fix: e instanceof UsageError && e.hint ? e.hint : 'check router.ini' });
+      findings.push({ severity: 'blocker', object: this.opts.ini, why: e instanceof Error ? e.message : String(e), fix: e instanceof UsageError && e.hint ? e.hint : 'check router.ini' });
     }
     return findings;
   }

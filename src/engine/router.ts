@@ -1,3 +1,5 @@
+import type { Finding } from './cutover-adapter.js';
+
 /** Where applications should send their queries. */
 export interface Endpoint {
   host: string;
@@ -7,7 +9,7 @@ export interface Endpoint {
 
 /** A preflight observation about the router (same shape as the engine's preflight findings). */
 export interface RouterFinding {
-  severity: 'blocking' | 'warning' | 'info';
+  severity: Finding['severity'];
   object: string;
   why: string;
   fix: string;

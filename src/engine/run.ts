@@ -183,7 +183,7 @@ export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean;
     if (cost) findings.push(cost);
   }
   for (const f of (await s.router?.preflight()) ?? []) {
-    findings.push({ severity: f.severity === 'blocking' ? 'blocker' : f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
+    findings.push({ severity: f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
   }
   return findings;
 }

@@ -277,11 +277,11 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
     console.log(`4 switches with ${connections} client connections opened around them: no refusal, longest held query ${longestWait.toFixed(0)} ms`);
   });
 
-  it('reports min_pool_size as a blocking finding: PgBouncer keeps opening server logins while the database is paused', async () => {
+  it('reports min_pool_size as a blocker: PgBouncer keeps opening server logins while the database is paused', async () => {
     // Seen here: with min_pool_size = 3 and a client connected, a 1.2 s hold ended with the next query refused
     // (server_login_retry): the janitor opened a login during the pause and the pause closed it.
     const findings = await withBouncerSetting('min_pool_size', '3', '0', () => router.preflight());
-    expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringMatching(/^min_pool_size = 3: .*server_login_retry/) })]);
+    expect(findings).toEqual([expect.objectContaining({ severity: 'blocker', object: 'pgbouncer database "shop"', why: expect.stringMatching(/^min_pool_size = 3: .*server_login_retry/) })]);
     expect(await router.preflight()).toEqual([]);
   });
 
@@ -312,9 +312,9 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
     await router.release();
   });
 
-  it('reports session pool mode as a blocking finding', async () => {
+  it('reports session pool mode as a blocker', async () => {
     const findings = await withBouncerSetting('pool_mode', "'session'", "'transaction'", () => router.preflight());
-    expect(findings).toEqual([expect.objectContaining({ severity: 'blocking', object: 'pgbouncer database "shop"', why: expect.stringContaining('pgbouncer#369') })]);
+    expect(findings).toEqual([expect.objectContaining({ severity: 'blocker', object: 'pgbouncer database "shop"', why: expect.stringContaining('pgbouncer#369') })]);
   });
 
   it('says clearly when the admin console is unreachable', async () => {
