@@ -11,10 +11,10 @@ import { accountLabel, accountLockSql } from './mysql-sql.js';
 export async function captureAccountLocks(c: MysqlReadOnlyContext, scope: MysqlScope, opts: FenceOptions): Promise<MysqlPrior['roles']> {
   const roles: MysqlPrior['roles'] = {};
   if (opts.mode === 'strict') {
-    if (opts.roles.length === 0) throw new UsageError('strict mode needs the app accounts to lock', 'pass --role <user> or --role <user@host> (repeatable)');
+    if (opts.roles.length === 0) throw new UsageError('strict mode needs the app accounts to lock', 'pass the app accounts in readOnly.roles of the plan (or --role <user> / --role <user@host>, repeatable)');
     const me = accountLabel(await currentAccount(c.q));
     for (const a of await resolveAccounts(c.q, opts.roles, c.where)) {
-      if (accountLabel(a) === me) throw new UsageError(`refusing to lock account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from --role');
+      if (accountLabel(a) === me) throw new UsageError(`refusing to lock account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from readOnly.roles (or --role)');
       roles[accountLabel(a)] = { ...a, locked: await isLocked(c.q, a) };
     }
     // Accounts that write through read_only are locked too (the cutover asks for it): the tool's own is kept.
@@ -25,7 +25,7 @@ export async function captureAccountLocks(c: MysqlReadOnlyContext, scope: MysqlS
       }
     }
   } else if (opts.roles.length > 0) {
-    throw new UsageError('--role only applies to --mode strict', 'add --mode strict or drop --role');
+    throw new UsageError('roles (--role) only apply to mode strict', 'set readOnly.mode: strict (or --mode strict), or drop the roles');
   }
   return roles;
 }

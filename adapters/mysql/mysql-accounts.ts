@@ -97,7 +97,7 @@ export async function resolveAccounts(q: Query, specs: readonly string[], where:
       host !== undefined ? [user, host] : [user],
       'looking up --role accounts',
     );
-    if (rows.length === 0) throw new UsageError(`account "${host !== undefined ? `${user}@${host}` : user}" does not exist at ${where}`, 'check --role (user, or user@host as in mysql.user)');
+    if (rows.length === 0) throw new UsageError(`account "${host !== undefined ? `${user}@${host}` : user}" does not exist at ${where}`, 'check readOnly.roles in the plan (or --role): user, or user@host as in mysql.user');
     for (const r of rows) out.set(accountLabel(r), { user: r.user, host: r.host });
   }
   return [...out.values()];

@@ -61,7 +61,7 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string, secret
   }
   switch (err.errno) {
     case 1045:
-      return new PreflightError('auth', `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`, 'check the password: set MYSQL_PWD or pass --password-env NAME (not in the URL)', { cause });
+      return new PreflightError('auth', `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`, 'check the password: passwordEnv in the plan, --password-env NAME (or MYSQL_PWD) for readonly; not in the URL', { cause });
     case 1130:
       return new PreflightError('auth', `${where(ep)} does not let user "${ep.user}" connect from this host`, 'connect as an account whose host part matches this machine', { cause });
     case 3118:
@@ -80,13 +80,13 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string, secret
     case 3530:
       return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" at ${where(ep)}: ${msg}`, PRIVILEGE_HINT, { cause });
     case 1049:
-      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the database name in the URL or --name', { cause });
+      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the database name in the URL (or readOnly.name in the plan, --name for readonly)', { cause });
     case 1396:
-      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the account name given with --role', { cause });
+      return new UsageError(`${ctx}${msg} at ${where(ep)}`, 'check the account names in readOnly.roles of the plan (or --role)', { cause });
     case 1205:
       return new OperationError(
-        `${ctx}could not get the lock within --lock-timeout at ${where(ep)}: another session holds LOCK TABLES, FLUSH TABLES WITH READ LOCK or a long commit`,
-        'find it with SHOW PROCESSLIST and let it finish (or end it), then retry; or raise --lock-timeout',
+        `${ctx}could not get the lock within --lock-timeout (readOnly.lockTimeout in a plan) at ${where(ep)}: another session holds LOCK TABLES, FLUSH TABLES WITH READ LOCK or a long commit`,
+        'find it with SHOW PROCESSLIST and let it finish (or end it), then retry; or raise readOnly.lockTimeout in the plan (or --lock-timeout)',
         { cause },
       );
   }

@@ -158,14 +158,14 @@ export async function captureSchemaGrants(c: MysqlReadOnlyContext, name: string,
   if (opts.mode !== 'strict' || opts.roles.length === 0) {
     throw new UsageError(
       `${flavorLabel(c.flavor)} has no schema-level read-only (ALTER SCHEMA ... READ ONLY needs MySQL 8.0.22+)`,
-      `use --mode strict --role <app account> (repeatable) to revoke those accounts' write privileges on schema ${name} until \`off\`, or fence the whole server with --scope server`,
+      `use mode strict with the app accounts as roles (readOnly.mode/roles in the plan, or --mode strict --role <app account>, repeatable) to revoke their write privileges on schema ${name} until \`off\`, or fence the whole server (readOnly.scope: server, or --scope server)`,
     );
   }
   const rows = await c.q(`SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, [name], 'looking up the schema');
-  if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${c.where}`, 'check --name');
+  if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${c.where}`, 'check readOnly.name in the plan (or --name)');
   const me = accountLabel(await currentAccount(c.q));
   const accounts = await resolveAccounts(c.q, opts.roles, c.where);
-  if (accounts.some((a) => accountLabel(a) === me)) throw new UsageError(`refusing to revoke privileges of account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from --role');
+  if (accounts.some((a) => accountLabel(a) === me)) throw new UsageError(`refusing to revoke privileges of account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from readOnly.roles (or --role)');
   const { prior, stillWriting } = await captureSchemaFence(c.q, c.flavor, name, accounts);
   return { flavor: c.flavor.kind, roles: {}, schemaGrants: prior, stillWriting };
 }

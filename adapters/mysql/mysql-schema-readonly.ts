@@ -21,7 +21,7 @@ export async function schemaState(c: MysqlReadOnlyContext, name: string): Promis
     [name],
     'reading schema options',
   );
-  if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${c.where}`, 'check --name');
+  if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${c.where}`, 'check readOnly.name in the plan (or --name)');
   return /READ ONLY\s*=\s*1/i.test(rows[0]!.o ?? '');
 }
 

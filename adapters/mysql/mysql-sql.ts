@@ -45,7 +45,7 @@ export function parseAccountSpec(spec: string): { user: string; host?: string } 
   const s = spec.trim();
   const at = s.lastIndexOf('@');
   const user = unquote(at >= 0 ? s.slice(0, at) : s);
-  if (!user) throw new UsageError(`--role "${spec}": no user name`, "name a user account, e.g. --role app or --role 'app@%'");
+  if (!user) throw new UsageError(`role "${spec}": no user name`, "name a user account, e.g. app or 'app@%' (in readOnly.roles of the plan, or --role)");
   if (at < 0) return { user };
   return { user, host: unquote(s.slice(at + 1)) };
 }

@@ -46,15 +46,15 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
     case 'ENOENT':
       return new PreflightError('unreachable', `cannot reach PostgreSQL at ${where(ep)} (${err.code})`, 'check host and port in the URL and that the server is running and accepts connections', { cause: e });
     case '28P01':
-      return new PreflightError('auth', `password authentication failed for user "${ep.user}" at ${where(ep)}`, 'check the password: set PGPASSWORD or pass --password-env NAME (not in the URL)', { cause: e });
+      return new PreflightError('auth', `password authentication failed for user "${ep.user}" at ${where(ep)}`, 'check the password: passwordEnv in the plan, --password-env NAME (or PGPASSWORD) for readonly; not in the URL', { cause: e });
     case '28000':
       return new PreflightError('auth', `${where(ep)} refused user "${ep.user}": ${msg}`, 'check pg_hba.conf and that the role may log in', { cause: e });
     case '3D000':
-      return new UsageError(`${ctx}${msg} on ${where(ep)}`, 'check the database name in the URL or --name', { cause: e });
+      return new UsageError(`${ctx}${msg} on ${where(ep)}`, 'check the database name in the URL (or readOnly.name in the plan, --name for readonly)', { cause: e });
     case '42501':
       return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" on ${where(ep)}: ${msg}`, 'connect as a superuser (or a role with the needed privilege)', { cause: e });
     case '55P03':
-      return new OperationError(`${ctx}could not get a lock in time on ${where(ep)}: ${msg}`, 'a long transaction holds a conflicting lock; retry, or raise --lock-timeout', { cause: e });
+      return new OperationError(`${ctx}could not get a lock in time on ${where(ep)}: ${msg}`, 'a long transaction holds a conflicting lock; retry, or raise readOnly.lockTimeout in the plan (or --lock-timeout)', { cause: e });
     case '42704':
       return new UsageError(`${ctx}${msg} on ${where(ep)}`, 'check the name', { cause: e });
   }

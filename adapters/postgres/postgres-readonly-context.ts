@@ -51,7 +51,7 @@ export type PgScope = 'server' | 'database' | 'role';
 export function gucScopeOf(target: FenceTarget): PgScope {
   if (target.scope === 'schema') throw new Error('schema scope is handled by the schema fence');
   if (target.scope !== 'server' && !target.name) {
-    throw new UsageError(`--scope ${target.scope} needs --name`, `pass --name <${target.scope}> (the URL's database is used for database scope when it has one)`);
+    throw new UsageError(`${target.scope} scope needs a name`, `set readOnly.name in the plan (or --name <${target.scope}>); the URL's database is used for database scope when it has one`);
   }
   return target.scope;
 }
@@ -70,13 +70,13 @@ export async function requireSuperuser(c: PgReadOnlyContext, doing: string): Pro
 export async function assertTargetExists(c: PgReadOnlyContext, target: FenceTarget): Promise<void> {
   const { ep } = c;
   if (target.scope === 'schema') {
-    if (!target.name) throw new UsageError('--scope schema needs --name', 'pass --name <schema> (the URL names its database)');
-    if (!(await schemaExists(c.client, target.name))) throw new UsageError(`schema "${target.name}" does not exist in database "${ep.database ?? '?'}" on ${ep.host}:${ep.port}`, 'check --name and the database in the URL');
+    if (!target.name) throw new UsageError('schema scope needs a name', 'set readOnly.name in the plan (or --name <schema>); the URL names its database');
+    if (!(await schemaExists(c.client, target.name))) throw new UsageError(`schema "${target.name}" does not exist in database "${ep.database ?? '?'}" on ${ep.host}:${ep.port}`, 'check readOnly.name in the plan (or --name) and the database in the URL');
   } else if (target.scope === 'database') {
     const rows = await c.q(`SELECT 1 FROM pg_database WHERE datname = $1`, [target.name]);
-    if (rows.length === 0) throw new UsageError(`database "${target.name}" does not exist on ${ep.host}:${ep.port}`, 'check --name');
+    if (rows.length === 0) throw new UsageError(`database "${target.name}" does not exist on ${ep.host}:${ep.port}`, 'check readOnly.name in the plan (or --name)');
   } else if (target.scope === 'role') {
     const rows = await c.q(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [target.name]);
-    if (rows.length === 0) throw new UsageError(`role "${target.name}" does not exist on ${ep.host}:${ep.port}`, 'check --name');
+    if (rows.length === 0) throw new UsageError(`role "${target.name}" does not exist on ${ep.host}:${ep.port}`, 'check readOnly.name in the plan (or --name)');
   }
 }

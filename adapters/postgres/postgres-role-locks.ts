@@ -10,19 +10,19 @@ import { loginSql } from './postgres-sql.js';
 export async function captureRoleLogins(c: PgReadOnlyContext, opts: FenceOptions): Promise<Record<string, boolean>> {
   const roles: Record<string, boolean> = {};
   if (opts.mode === 'strict') {
-    if (opts.roles.length === 0) throw new UsageError('strict mode needs the app roles to lock', 'pass --role <name> (repeatable)');
+    if (opts.roles.length === 0) throw new UsageError('strict mode needs the app roles to lock', 'pass the app roles in readOnly.roles of the plan (or --role <name>, repeatable)');
     const rows = await c.q<{ rolname: string; rolcanlogin: boolean; me: boolean }>(
       `SELECT rolname, rolcanlogin, rolname = current_user AS me FROM pg_roles WHERE rolname = ANY($1::text[])`,
       [opts.roles],
     );
     for (const want of opts.roles) {
       const row = rows.find((r) => r.rolname === want);
-      if (!row) throw new UsageError(`role "${want}" does not exist on ${c.ep.host}:${c.ep.port}`, 'check --role');
-      if (row.me) throw new UsageError(`refusing to lock out role "${want}": the tool itself connects as it`, 'connect as another superuser or drop it from --role');
+      if (!row) throw new UsageError(`role "${want}" does not exist on ${c.ep.host}:${c.ep.port}`, 'check readOnly.roles in the plan (or --role)');
+      if (row.me) throw new UsageError(`refusing to lock out role "${want}": the tool itself connects as it`, 'connect as another superuser or drop it from readOnly.roles (or --role)');
       roles[want] = row.rolcanlogin;
     }
   } else if (opts.roles.length > 0) {
-    throw new UsageError('--role only applies to --mode strict', 'add --mode strict or drop --role');
+    throw new UsageError('roles (--role) only apply to mode strict', 'set readOnly.mode: strict (or --mode strict), or drop the roles');
   }
   return roles;
 }

@@ -37,6 +37,6 @@ export function loginSql(role: string, canLogin: boolean): string {
 }
 
 function required(name: string | undefined, scope: string): string {
-  if (!name) throw new UsageError(`${scope} scope needs a name`, `pass --name <${scope}>`);
+  if (!name) throw new UsageError(`${scope} scope needs a name`, `set readOnly.name in the plan (or --name <${scope}>)`);
   return name;
 }
