@@ -1,5 +1,6 @@
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SqlTransformRequest, TransformCommandConnection, TransformCommandRequest } from '../../src/engine/dialect.js';
 import { OperationError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectMysql, mapMysqlError } from './mysql-connection.js';
@@ -10,7 +11,15 @@ import { quoteIdent } from './mysql-sql.js';
  * on MySQL/MariaDB, so only a file of DML statements is all or nothing; a failed statement ends the session,
  * which rolls back what the transaction held. Bounded client-side by `timeoutMs` (the connection is dropped).
  */
-export async function runMysqlSqlTransform(target: DbEndpoint, database: string, sql: string, timeoutMs: number, doing: string): Promise<void> {
+export async function runMysqlSqlTransform({ target, database, sql, timeoutMs, doing }: SqlTransformRequest): Promise<void> {
+  try {
+    await runInOneTransaction(target, database, sql, timeoutMs, doing);
+  } catch (e) {
+    throw new OperationError(e instanceof Error ? e.message : String(e), 'the tenant stays on its source (statements before a DDL one may have committed on its copy); fix the transform and run `cutover waves` again', { cause: e });
+  }
+}
+
+async function runInOneTransaction(target: DbEndpoint, database: string, sql: string, timeoutMs: number, doing: string): Promise<void> {
   const { conn } = await connectMysql(target, { multipleStatements: true });
   try {
     await conn.query(`USE ${quoteIdent(database)}`);
@@ -31,15 +40,16 @@ function optionValue(v: string): string {
 }
 
 /**
- * A `[client]` option file (mode 0600) for a transform command: `mariadb --defaults-extra-file=$F` then
- * connects to the target with no password in argv or in the command's environment. Removed by `remove()`.
+ * A `[client]` option file (mode 0600) for a transform command, named by CUTOVER_MYSQL_DEFAULTS_FILE:
+ * `mariadb --defaults-extra-file=$F` then connects to the target with no password in argv or in the command's
+ * environment. Removed by `dispose()`.
  */
-export async function clientOptionFile(dir: string, target: DbEndpoint, database: string): Promise<{ path: string; remove(): Promise<void> }> {
+export async function mysqlTransformConnection({ target, database, dir }: TransformCommandRequest): Promise<TransformCommandConnection> {
   const path = join(dir, `transform-${process.pid}-${Date.now()}.cnf`);
   const socket = target.host.startsWith('/') ? target.host : target.params.socket;
   const lines = ['[client]', ...(socket ? [`socket=${optionValue(socket)}`, 'protocol=SOCKET'] : [`host=${optionValue(target.host)}`, `port=${target.port}`, 'protocol=TCP']), `user=${optionValue(target.user)}`, `password=${optionValue(target.password ?? '')}`, '', '# the mariadb/mysql client only: other client tools do not know this option', '[mysql]', `database=${optionValue(database)}`];
   await writeFile(path, lines.join('\n') + '\n', { mode: 0o600 });
   // writeFile's mode is masked by the umask only when creating; make sure of 0600 whatever the umask.
   await chmod(path, 0o600);
-  return { path, remove: () => rm(path, { force: true }) };
+  return { env: { CUTOVER_MYSQL_DEFAULTS_FILE: path }, dispose: () => rm(path, { force: true }) };
 }

@@ -1,10 +1,8 @@
-import { PostgresCutover } from '../../adapters/postgres/postgres-cutover.js';
+import { dialectFor, engineCapabilities } from '../../adapters/registry.js';
 import { UsageError } from '../errors.js';
 import { loadPlan, planId, resolvePlanSecrets, type Plan, type PlanSecrets } from '../plan/index.js';
 import { parseDbUrl, type DbEndpoint } from '../util/db-url.js';
 import type { CutoverAdapter } from './cutover-adapter.js';
-import { replicationName } from '../../adapters/postgres/postgres-replication.js';
-import { leakSlotName } from '../../adapters/postgres/postgres-leak-decoding.js';
 import type { Endpoint, Router } from './router.js';
 import { createRouter } from '../../adapters/routers/create-router.js';
 
@@ -37,19 +35,20 @@ export async function loadPlanFile(input: PlanInput, env: Record<string, string 
 }
 
 /**
- * The one database a plan moves, or the one schema of a PostgreSQL database (named by source.url). The
- * per-tenant waves move many, one session each.
+ * The one database a plan moves, or the one schema of a database (named by source.url) on an engine with
+ * schemas. The per-tenant waves move many, one session each.
  */
 export function planScope(plan: Plan): { database: string; schema?: string } {
   const { kind, names } = plan.scope;
+  const { schemaScope } = engineCapabilities(plan.engine);
   if (kind === 'databases' && names.length === 1) return { database: names[0]! };
-  if (kind === 'schemas' && names.length === 1 && plan.engine === 'postgres') {
+  if (kind === 'schemas' && names.length === 1 && schemaScope) {
     if (!plan.source.database) throw new UsageError('scope.schemas: source.url must name the database that holds the schema', 'e.g. source: { url: postgres://user@host/app }');
     return { database: plan.source.database, schema: names[0]! };
   }
   throw new UsageError(
-    `scope: run moves exactly one database${plan.engine === 'postgres' ? ' or one schema' : ''} (got ${kind}: ${names.join(', ')})`,
-    `use scope: { databases: [name] }${plan.engine === 'postgres' ? ' or { schemas: [name] }' : ''}; several tenants move with \`cutover waves\``,
+    `scope: run moves exactly one database${schemaScope ? ' or one schema' : ''} (got ${kind}: ${names.join(', ')})`,
+    `use scope: { databases: [name] }${schemaScope ? ' or { schemas: [name] }' : ''}; several tenants move with \`cutover waves\``,
   );
 }
 
@@ -68,41 +67,17 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
   const { database, schema } = planScope(plan);
   const source = { ...parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {}), database };
   const target = { ...parseDbUrl(plan.target.url, secrets.target !== undefined ? { password: secrets.target } : {}), database };
-  let adapter: CutoverAdapter;
-  if (plan.engine === 'postgres') {
-    adapter = await PostgresCutover.connect({
-      source,
-      target: { ...target, database: 'postgres' },
-      database,
-      ...(schema !== undefined ? { schema } : {}),
-      method: plan.method,
-      name: replicationName(id),
-      ...replicationAccount(plan, secrets),
-      sequenceGap: plan.sequences.gap,
-      verify: plan.verify,
-      lockTimeoutMs: plan.readOnly.lockTimeoutMs,
-      ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
-      // Decoding reads one database: only a database-scope fence uses the slot.
-      ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(replicationName(id)) } : {}),
-    });
-  } else {
-    // Loaded on demand so PostgreSQL-only use never loads the MySQL driver.
-    const { MysqlCutover } = await import('../../adapters/mysql/mysql-cutover.js');
-    const { replicaConnectionName } = await import('../../adapters/mysql/mysql-replication.js');
-    adapter = await MysqlCutover.connect({
-      source,
-      target,
-      database,
-      method: plan.method,
-      name: replicaConnectionName(id),
-      ...replicationAccount(plan, secrets),
-      verify: plan.verify,
-      lockTimeoutMs: plan.readOnly.lockTimeoutMs,
-      accounts: plan.accounts,
-      namedAccounts: plan.readOnly.roles,
-      fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles },
-    });
-  }
+  const dialect = await dialectFor(plan.engine);
+  const { targetAdminDatabase } = dialect.capabilities;
+  const adapter = await dialect.connectCutover({
+    plan,
+    planId: id,
+    source,
+    target: targetAdminDatabase !== undefined ? { ...target, database: targetAdminDatabase } : target,
+    database,
+    ...(schema !== undefined ? { schema } : {}),
+    ...replicationAccount(plan, secrets),
+  });
   // kind none: the run fences and lifts only; no hold, no repoint.
   const router = plan.router.kind === 'none' ? undefined : createRouter(plan, secrets);
   return {

@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { connectPg, mapPgError } from '../../adapters/postgres/postgres-connection.js';
+import { dialectFor } from '../../adapters/registry.js';
 import { UsageError } from '../errors.js';
 import { planId, type Plan, type PlanSecrets, type PlanWaves, type RouterConfig } from '../plan/index.js';
 import { parseDbUrl } from '../util/db-url.js';
+import type { TenantKind, TenantQueryResult } from './dialect.js';
 
-/** PostgreSQL types whose values are names as text (text, name, varchar, bpchar). */
-const TEXT_TYPE_OIDS = new Set([25, 19, 1043, 1042]);
 const QUERY_TIMEOUT_MS = 30_000;
 
 /** The waves settings of a plan; a plan without `scope.tenants` is not a waves plan. */
@@ -98,43 +97,19 @@ export async function resolveTenants(plan: Plan, secrets: PlanSecrets): Promise<
 }
 
 async function queryTenants(plan: Plan, query: string, secrets: PlanSecrets): Promise<string[]> {
-  const ep = parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {});
-  if (plan.engine !== 'postgres') {
-    const { queryMysqlColumn } = await import('../../adapters/mysql/mysql-tenants.js');
-    return tenantNames(await queryMysqlColumn(ep, query, QUERY_TIMEOUT_MS), 'e.g. SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \'tenant\\_%\'');
-  }
+  const source = parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {});
   const database = tenantsDatabase(plan);
-  const what = database !== undefined ? 'schema' : 'database';
-  // Schema tenants are listed in their database (pg_namespace is per database).
-  const c = await connectPg(ep, { applicationName: 'cutover', ...(database !== undefined ? { database } : {}) });
-  let result;
-  try {
-    // A read-only transaction: the query lists tenants and must not change anything, whatever it says.
-    await c.query('BEGIN TRANSACTION READ ONLY');
-    await c.query(`SET LOCAL statement_timeout = ${QUERY_TIMEOUT_MS}`);
-    // The extended protocol takes exactly one statement: nothing after a `;` runs, whatever plan validation let
-    // by. (queryMode is in pg's runtime since 8.13, not in its typings.)
-    const extended = { text: query, rowMode: 'array' as const, queryMode: 'extended' };
-    result = await c.query<unknown[]>(extended);
-    await c.query('COMMIT');
-  } catch (e) {
-    throw mapPgError(e, ep, 'scope.tenants.query');
-  } finally {
-    await c.end().catch(() => {});
-  }
-  const fix = database !== undefined ? "e.g. SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_%'" : "e.g. SELECT datname FROM pg_database WHERE datname LIKE 'tenant_%'";
-  if (result.fields.length !== 1) throw new UsageError(`scope.tenants.query returned ${result.fields.length} columns; it must return one text column of ${what} names`, fix);
-  const field = result.fields[0]!;
-  if (!TEXT_TYPE_OIDS.has(field.dataTypeID)) throw new UsageError(`scope.tenants.query: column "${field.name}" is not text (type oid ${field.dataTypeID}); it must return ${what} names`, `${fix}, or cast: SELECT x::text`);
-  return tenantNames(result.rows.map((row) => row[0]), fix, what);
+  const dialect = await dialectFor(plan.engine);
+  const column = await dialect.queryTenants({ source, query, ...(database !== undefined ? { database } : {}), timeoutMs: QUERY_TIMEOUT_MS });
+  return tenantNames(column, database !== undefined ? 'schema' : 'database');
 }
 
 /** The values a tenant query returned, as tenant names: distinct, non-NULL, non-empty text. */
-function tenantNames(values: readonly unknown[], fix: string, what = 'database'): string[] {
+function tenantNames({ values, notTextHint }: TenantQueryResult, what: TenantKind): string[] {
   const names: string[] = [];
   const seen = new Set<string>();
   values.forEach((v, i) => {
-    if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, `${fix}; cast binary names with CONVERT(x USING utf8mb4)`);
+    if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, notTextHint);
     if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
     if (seen.has(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);

@@ -1,11 +1,11 @@
+import { DEFAULT_ENGINE, ENGINES, engineCapabilities, isEngine } from '../../adapters/registry.js';
 import { hasSeveralStatements } from './single-statement.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import { UsageError, isCutoverError } from '../errors.js';
 import { LOCK_TIMEOUT_BOUNDS, READ_ONLY_DEFAULTS } from '../readonly/readonly.js';
-import type { ReadOnlyScope } from '../readonly/types.js';
-import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
+import { isPostgresUrl, parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import { Fields, PlanError, PlanReader, type PlanIssue } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyMode } from './types.js';
@@ -26,12 +26,6 @@ export const PLAN_DEFAULTS = {
 } as const;
 
 const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables'] as const;
-const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
-const READ_ONLY_SCOPES: Record<Engine, readonly ReadOnlyScope[]> = {
-  postgres: ['database', 'server', 'role', 'schema'],
-  mysql: ['server', 'schema'],
-  mariadb: ['server', 'schema'],
-};
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -41,11 +35,6 @@ const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
 };
 const ROUTER_KINDS = Object.keys(ROUTER_KEYS) as RouterKind[];
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const URL_EXAMPLE: Record<Engine, string> = {
-  postgres: 'e.g. postgres://app@10.0.0.1:5432/shop',
-  mysql: 'e.g. mysql://app@10.0.0.1:3306/shop',
-  mariadb: 'e.g. mariadb://app@10.0.0.1:3306/shop',
-};
 
 /** Reads and validates a plan file. Every problem is reported as `file:line: key.path: what (fix)`. */
 /** A plan is a page of settings (comments included); 10,000 tenant names fit in well under this. */
@@ -91,7 +80,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const planDir = dirname(absFile);
   const warnings: string[] = [];
 
-  const declared = top.oneOf('engine', ENGINES, 'postgres');
+  const declared = top.oneOf('engine', ENGINES, DEFAULT_ENGINE);
   const sourceFields = requiredFields(top, 'source', ['url', 'passwordEnv', 'replication']);
   const targetFields = requiredFields(top, 'target', ['url', 'passwordEnv']);
   const engine = top.has('engine') ? declared : inferEngine(sourceFields);
@@ -170,12 +159,11 @@ function requiredFields(parent: Fields, key: string, keys: readonly string[]): F
 function inferEngine(source: Fields | undefined): Engine | undefined {
   const url = source?.has('url') ? source.valueNode('url') : undefined;
   const scheme = isScalar(url) && typeof url.value === 'string' ? /^([a-z]+):/i.exec(url.value)?.[1]?.toLowerCase() : undefined;
-  if (scheme === 'mysql' || scheme === 'mariadb') return scheme;
-  return 'postgres';
+  return scheme !== undefined && isEngine(scheme) ? scheme : DEFAULT_ENGINE;
 }
 
-function schemeFits(engine: Engine, urlEngine: Engine): boolean {
-  return engine === 'postgres' ? urlEngine === 'postgres' : urlEngine !== 'postgres';
+function urlExample(engine: Engine): string {
+  return `e.g. ${engineCapabilities(engine).urlExample}`;
 }
 
 function envName(f: Fields, key: string): string | undefined {
@@ -201,7 +189,7 @@ function withoutPassword(url: string, holder: object, path: string, hasEnv: bool
 }
 
 function readEndpoint(f: Fields, engine: Engine, warnings: string[]): PlanEndpoint | undefined {
-  const url = f.string('url', { required: true, fix: URL_EXAMPLE[engine] });
+  const url = f.string('url', { required: true, fix: urlExample(engine) });
   const passwordEnv = f.has('passwordEnv') ? envName(f, 'passwordEnv') : undefined;
   if (url === undefined || (f.has('passwordEnv') && passwordEnv === undefined)) return undefined;
   let parsed;
@@ -211,7 +199,7 @@ function readEndpoint(f: Fields, engine: Engine, warnings: string[]): PlanEndpoi
     if (!isCutoverError(e)) throw e;
     return f.report('url', e.message, e.hint);
   }
-  if (!schemeFits(engine, parsed.engine)) return f.report('url', `is a ${parsed.engine} URL but engine is ${engine}`, URL_EXAMPLE[engine]);
+  if (!engineCapabilities(engine).urlEngines.includes(parsed.engine)) return f.report('url', `is a ${parsed.engine} URL but engine is ${engine}`, urlExample(engine));
   const endpoint: PlanEndpoint = {
     url: '',
     ...(passwordEnv !== undefined ? { passwordEnv } : {}),
@@ -249,7 +237,7 @@ function readScope(top: Fields, source: PlanEndpoint | undefined, engine: Engine
     return f.reader.report(f.node, f.path || 'scope', kinds.length === 0 ? 'names nothing' : `has ${kinds.join(' and ')}; give exactly one`, fix);
   }
   const kind = kinds[0]!;
-  if (kind === 'schemas' && engine !== undefined && engine !== 'postgres') {
+  if (kind === 'schemas' && engine !== undefined && !engineCapabilities(engine).schemaScope) {
     return f.report('schemas', `moves schemas of one PostgreSQL database; on ${engine} a schema is a database`, 'use scope: { databases: [name] }');
   }
   if (kind === 'tenants' && isMap(f.valueNode('tenants'))) return readTenantsMap(f, engine);
@@ -269,7 +257,7 @@ function readTenantsMap(scope: Fields, engine: Engine | undefined): PlanScope | 
   const database = f.string('database');
   if (f.has('database') && database === undefined) return undefined;
   if (f.has('schemas') && database === undefined) return f.missing('database', 'schema tenants live in one database: name it, e.g. database: app');
-  if (database !== undefined && engine !== undefined && engine !== 'postgres') return f.report('database', `schema tenants are PostgreSQL only; on ${engine} each tenant is a database`, 'list the tenant databases: tenants: [a, b]');
+  if (database !== undefined && engine !== undefined && !engineCapabilities(engine).tenantKinds.includes('schema')) return f.report('database', `schema tenants are PostgreSQL only; on ${engine} each tenant is a database`, 'list the tenant databases: tenants: [a, b]');
   const at = database !== undefined ? { database } : {};
   if (f.has('query')) {
     const query = f.string('query', { required: true, fix: `a SELECT on the source returning one text column of ${database !== undefined ? 'schema' : 'database'} names` });
@@ -281,7 +269,7 @@ function readTenantsMap(scope: Fields, engine: Engine | undefined): PlanScope | 
 }
 
 function readReadOnly(top: Fields, engine: Engine, planScope: PlanScope | undefined): PlanReadOnly | undefined {
-  const scopes = READ_ONLY_SCOPES[engine];
+  const { readOnlyScopes: scopes, schemaScope } = engineCapabilities(engine);
   const defaults: PlanReadOnly = {
     // A schema move fences its schema: a database fence would stop every other schema's writers too.
     scope: planScope?.kind === 'schemas' ? 'schema' : scopes[0]!,
@@ -296,7 +284,7 @@ function readReadOnly(top: Fields, engine: Engine, planScope: PlanScope | undefi
   if (!f) return undefined;
   const scope = f.oneOf('scope', scopes, defaults.scope);
   const movesSchemas = planScope?.kind === 'schemas' || (planScope?.kind === 'tenants' && planScope.database !== undefined);
-  if (engine === 'postgres' && scope === 'schema' && planScope && !movesSchemas) {
+  if (schemaScope && scope === 'schema' && planScope && !movesSchemas) {
     return f.report('scope', 'schema fences one schema; it goes with scope.schemas (or schema tenants)', `use readOnly.scope database for scope ${planScope.kind}`);
   }
   const name = f.string('name');
@@ -347,7 +335,7 @@ function readRouter(top: Fields, planDir: string, source: PlanEndpoint | undefin
       let adminDb;
       try {
         const parsed = parseDbUrl(admin);
-        if (parsed.engine !== 'postgres') return f.report('admin', 'is not a postgres:// URL', 'e.g. postgres://pgbouncer@127.0.0.1:6432/pgbouncer');
+        if (!isPostgresUrl(parsed)) return f.report('admin', 'is not a postgres:// URL', 'e.g. postgres://pgbouncer@127.0.0.1:6432/pgbouncer');
         adminDb = parsed.database;
       } catch (e) {
         if (!isCutoverError(e)) throw e;
@@ -393,7 +381,7 @@ function readHooks(top: Fields, planDir: string): PlanHooks | undefined {
 }
 
 function readAccounts(top: Fields, engine: Engine | undefined): Plan['accounts'] | undefined {
-  if (top.has('accounts') && engine === 'postgres') return top.report('accounts', 'is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself', 'remove accounts from the plan');
+  if (top.has('accounts') && engine !== undefined && !engineCapabilities(engine).copiesAccounts) return top.report('accounts', 'is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself', 'remove accounts from the plan');
   return top.oneOf('accounts', ['copy', 'check', 'skip'] as const, PLAN_DEFAULTS.accounts);
 }
 

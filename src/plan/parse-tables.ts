@@ -1,4 +1,5 @@
 import { isMap, isScalar } from 'yaml';
+import { engineCapabilities } from '../../adapters/registry.js';
 import type { Fields } from './plan-reader.js';
 import type { Engine } from '../util/db-url.js';
 import type { KeylessChoice, PlanTables } from './types.js';
@@ -13,7 +14,7 @@ const FIX = 'e.g. tables: { keyless: full } or tables: { keyless: { default: blo
  */
 export function readTables(top: Fields, engine: Engine | undefined): PlanTables | null | undefined {
   if (!top.has('tables')) return undefined;
-  if (engine !== undefined && engine !== 'postgres') {
+  if (engine !== undefined && !engineCapabilities(engine).keylessTables) {
     top.report('tables', `applies to PostgreSQL (tables without a key under logical replication); ${engine} moves by dump and binlog`, 'remove tables from the plan');
     return null;
   }

@@ -1,3 +1,4 @@
+import { engineCapabilities } from '../../adapters/registry.js';
 import type { Fields } from './plan-reader.js';
 import type { Engine } from '../util/db-url.js';
 import type { CopyMethod, PlanScope, PlanTransform, PlanWaves } from './types.js';
@@ -47,12 +48,13 @@ function readTransform(waves: Fields, resolve: PathResolver): PlanTransform | un
 }
 
 /**
- * MySQL/MariaDB tenants are copied inside their own fence window (`method: dump`): a replica accepts one
- * replication connection per source (MariaDB error 1934), and every tenant's dump would reset the one
- * `gtid_slave_pos`, so per-tenant replication cannot run side by side. Returns false when reported.
+ * On an engine whose waves need the dump method, each tenant is copied inside its own fence window. On
+ * MySQL/MariaDB a replica accepts one replication connection per source (MariaDB error 1934), and every
+ * tenant's dump would reset the one `gtid_slave_pos`, so per-tenant replication cannot run side by side.
+ * Returns false when reported.
  */
 export function checkWavesMethod(top: Fields, engine: Engine, method: CopyMethod): boolean {
-  if (engine === 'postgres' || method === 'dump') return true;
+  if (!engineCapabilities(engine).wavesNeedDump || method === 'dump') return true;
   top.report('method', `${method}: ${engine} waves copy each tenant inside its own fence window`, 'set method: dump (see docs/waves.md: replication per tenant cannot run side by side from one source)');
   return false;
 }

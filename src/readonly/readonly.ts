@@ -1,7 +1,7 @@
 import { NeedsOperatorError, UsageError } from '../errors.js';
 import { FenceStore } from '../state/fence-store.js';
-import { parseDbUrl } from '../util/db-url.js';
-import { connectReadOnlyAdapter } from './adapters.js';
+import { parseDbUrl, type Engine } from '../util/db-url.js';
+import { connectReadOnlyAdapter, defaultReadOnlyScope } from './adapters.js';
 import type {
   FenceOffResult,
   FenceOnResult,
@@ -87,8 +87,8 @@ export class FenceLeakError extends NeedsOperatorError {
   }
 }
 
-function resolveTarget(engine: string, opts: ReadOnlyOptions, database: string | undefined): FenceTarget {
-  const scope = opts.scope ?? (engine === 'postgres' && database ? 'database' : 'server');
+function resolveTarget(engine: Engine, opts: ReadOnlyOptions, database: string | undefined): FenceTarget {
+  const scope = opts.scope ?? defaultReadOnlyScope(engine, database);
   if (scope === 'server') {
     if (opts.name) throw new UsageError('--name does not apply to server scope', 'drop --name, or pick --scope database|role|schema');
     return { scope };

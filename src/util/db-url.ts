@@ -99,6 +99,11 @@ function tlsOf(engine: Engine, params: Record<string, string>, display: string):
   return mysqlTls(params, display);
 }
 
+/** A postgres:// or postgresql:// URL: the protocol PgBouncer's admin console speaks, whatever the plan's engine. */
+export function isPostgresUrl(ep: DbEndpoint): boolean {
+  return ep.engine === 'postgres';
+}
+
 /** True when the URL itself carries a password (it then sits in argv/shell history: worth a warning). */
 export function urlHasPassword(url: string): boolean {
   try {

@@ -1,0 +1,21 @@
+import type { EngineCapabilities } from '../../src/engine/dialect.js';
+import { withDefaults } from '../dialect-capabilities.js';
+
+/**
+ * Driver-free: the plan parser reads these without loading `mysql2`. MySQL and MariaDB differ only in the URL
+ * they show; the server's own flavor (MysqlFlavor) decides the rest once connected.
+ */
+export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabilities {
+  return withDefaults({
+    readOnlyScopes: ['server', 'schema'],
+    // A database fence's check looks at that database's tables and binary log events, which the tool's
+    // own dump does not touch; a server fence's check compares the server's write position from the fence to
+    // the point of no return, and the cutover writes nothing to the source meanwhile. Role scope does not exist.
+    leakWatchScopes: ['server', 'database', 'schema'],
+    copiesAccounts: true,
+    // A MariaDB server is often reached with a mysql:// URL, and the other way round.
+    urlEngines: ['mysql', 'mariadb'],
+    urlExample: `${engine}://app@10.0.0.1:3306/shop`,
+    passwordEnv: 'MYSQL_PWD',
+  });
+}

@@ -1,0 +1,36 @@
+import type { CutoverConnectRequest, Dialect } from '../../src/engine/dialect.js';
+import { mysqlCapabilities } from './mysql-capabilities.js';
+import { MysqlCutover } from './mysql-cutover.js';
+import { MysqlReadOnlyAdapter } from './mysql-readonly.js';
+import { replicaConnectionName } from './mysql-replication.js';
+import { queryMysqlTenants } from './mysql-tenants.js';
+import { mysqlTransformConnection, runMysqlSqlTransform } from './mysql-transform.js';
+
+async function connectCutover({ plan, planId, source, target, database, replicationAccount }: CutoverConnectRequest): Promise<MysqlCutover> {
+  return MysqlCutover.connect({
+    source,
+    target,
+    database,
+    method: plan.method,
+    name: replicaConnectionName(planId),
+    ...(replicationAccount ? { replicationAccount } : {}),
+    verify: plan.verify,
+    lockTimeoutMs: plan.readOnly.lockTimeoutMs,
+    accounts: plan.accounts,
+    namedAccounts: plan.readOnly.roles,
+    fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles },
+  });
+}
+
+/** MySQL and MariaDB share one dialect: the server's flavor, detected on connecting, decides the SQL. */
+export function mysqlDialect(engine: 'mysql' | 'mariadb'): Dialect {
+  return {
+    engine,
+    capabilities: mysqlCapabilities(engine),
+    connectCutover,
+    connectReadOnly: (ep, lockTimeoutMs) => MysqlReadOnlyAdapter.connect(ep, lockTimeoutMs),
+    queryTenants: queryMysqlTenants,
+    runSqlTransform: runMysqlSqlTransform,
+    transformCommandConnection: mysqlTransformConnection,
+  };
+}

@@ -1,0 +1,18 @@
+import { withDefaults } from '../dialect-capabilities.js';
+
+/** Driver-free: the plan parser reads these without loading `pg`. */
+export const POSTGRES_CAPABILITIES = withDefaults({
+  readOnlyScopes: ['database', 'server', 'role', 'schema'],
+  // Every fence's leak check reads the source's WAL (or its sessions) from the fence on; the catch-up only reads.
+  leakWatchScopes: ['database', 'server', 'role', 'schema'],
+  schemaScope: true,
+  tenantKinds: ['database', 'schema'],
+  // Each tenant has its own publication and subscription: tenants replicate side by side.
+  wavesNeedDump: false,
+  keylessTables: true,
+  urlEngines: ['postgres'],
+  urlExample: 'postgres://app@10.0.0.1:5432/shop',
+  passwordEnv: 'PGPASSWORD',
+  // The subscription is created from the maintenance database, and the moved database may not exist there yet.
+  targetAdminDatabase: 'postgres',
+});

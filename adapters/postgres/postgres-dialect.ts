@@ -1,0 +1,37 @@
+import type { CutoverConnectRequest, Dialect } from '../../src/engine/dialect.js';
+import { POSTGRES_CAPABILITIES } from './postgres-capabilities.js';
+import { PostgresCutover } from './postgres-cutover.js';
+import { leakSlotName } from './postgres-leak-decoding.js';
+import { PostgresReadOnlyAdapter } from './postgres-readonly.js';
+import { replicationName } from './postgres-replication.js';
+import { queryPostgresTenants } from './postgres-tenants.js';
+import { postgresTransformConnection, runPostgresSqlTransform } from './postgres-transform.js';
+
+async function connectCutover({ plan, planId, source, target, database, schema, replicationAccount }: CutoverConnectRequest): Promise<PostgresCutover> {
+  const name = replicationName(planId);
+  return PostgresCutover.connect({
+    source,
+    target,
+    database,
+    ...(schema !== undefined ? { schema } : {}),
+    method: plan.method,
+    name,
+    ...(replicationAccount ? { replicationAccount } : {}),
+    sequenceGap: plan.sequences.gap,
+    verify: plan.verify,
+    lockTimeoutMs: plan.readOnly.lockTimeoutMs,
+    ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
+    // Decoding reads one database: only a database-scope fence uses the slot.
+    ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(name) } : {}),
+  });
+}
+
+export const postgresDialect: Dialect = {
+  engine: 'postgres',
+  capabilities: POSTGRES_CAPABILITIES,
+  connectCutover,
+  connectReadOnly: (ep, lockTimeoutMs) => PostgresReadOnlyAdapter.connect(ep, lockTimeoutMs),
+  queryTenants: queryPostgresTenants,
+  runSqlTransform: runPostgresSqlTransform,
+  transformCommandConnection: postgresTransformConnection,
+};
