@@ -516,6 +516,7 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
  */
 async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }, noJournal = 'the state dir is not writable'): Promise<void> {
   const errors: string[] = [];
+  let routedBack = true;
   const unjournaled: string[] = [];
   const note = async (step: 'unfence' | 'route-back', error: string | undefined): Promise<void> => {
     try {
@@ -533,6 +534,7 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
     } catch (e) {
       error = `${step}: ${e instanceof Error ? e.message : String(e)}`;
       errors.push(error);
+      if (step === 'route-back') routedBack = false;
     }
     await note(step, error);
   };
@@ -550,7 +552,11 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
   });
   if (unjournaled.length) runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
   runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ` (not journaled: ${noJournal})` : ''}`);
-  if (errors.length) throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, 'run `cutover rollback` now');
+  if (errors.length) {
+    // Where the router sends clients is unknown now: released clients may write to a server that is not the source.
+    const hint = routedBack || !s.router ? 'run `cutover rollback` now' : `make ${s.router.describe()} send clients to the source (${s.source.host}:${s.source.port}) again, by hand if need be, then run \`cutover rollback\`: it points the router back again and journals it`;
+    throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, hint);
+  }
 }
 
 async function runHook(argv: string[], name: string, s: PlanSession): Promise<void> {
