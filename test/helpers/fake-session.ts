@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, SourceLockResult, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { FenceRequest, SourceFence, TargetHold } from '../../src/engine/fence.js';
@@ -22,6 +22,12 @@ export class FakeWorld {
   /** `op` throws `error` the next `times` calls (default: every call). */
   fail(op: string, error: unknown = new Error(`${op} failed`), times = Infinity): this {
     this.faults.set(op, { error, times });
+    return this;
+  }
+
+  /** `op` works again. */
+  heal(op: string): this {
+    this.faults.delete(op);
     return this;
   }
 
@@ -280,4 +286,19 @@ export async function journalRecords(s: PlanSession): Promise<JournalRecord[]> {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as JournalRecord);
+}
+
+/**
+ * A state dir whose journal holds `records` as a process that died right after writing them left it (its lock
+ * gone with it), and fakes in the state such a crash leaves the servers and the router in.
+ */
+export async function crashedSession(stateDir: string, records: readonly JournalRecord[], opts: { router?: boolean } = {}): Promise<FakeSession> {
+  const f = fakeSession(stateDir, opts);
+  await writeFile(journalPath(stateDir, f.session.planId), records.map((r) => JSON.stringify(r) + '\n').join(''), { mode: 0o600 });
+  const has = (step: string, status: string) => records.some((r) => r.step === step && r.status === status);
+  f.hold.held = has('sync', 'ok') && !has('repoint', 'ok');
+  f.fence.fenced = has('fence', 'begin');
+  f.router.held = has('hold', 'begin') && !has('lift', 'ok');
+  if (has('repoint', 'ok')) f.router.at = TARGET;
+  return f;
 }
