@@ -6,7 +6,7 @@ import { NeedsOperatorError } from '../../src/errors.js';
 import type { JournalRecord } from '../../src/engine/journal.js';
 import { planPhase } from '../../src/engine/phase.js';
 import { resumePlan, runPlan } from '../../src/engine/run.js';
-import { TARGET, crashedSession, fakeSession, journalLines, journalRecords } from '../helpers/fake-session.js';
+import { FakeLeakWatcher, TARGET, crashedSession, fakeSession, journalLines, journalRecords } from '../helpers/fake-session.js';
 
 const FORWARD_FROM_PREFLIGHT = ['preflight', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report'].flatMap((s) => [`${s} begin`, `${s} ok`]);
 const FINISH = ['repoint', 'lift', 'cleanup', 'report'].flatMap((s) => [`${s} begin`, `${s} ok`]);
@@ -73,6 +73,15 @@ describe('resumePlan after the process died right after each journal record of a
     expect(full[firstIn - 1]).toMatchObject({ step: 'hold', status: 'begin' });
     expect(full[firstPast - 1]).toMatchObject({ step: 'point-of-no-return', status: 'ok' });
     expect(phases.slice(firstPast)).toEqual(phases.slice(firstPast).map(() => 'past-pnr'));
+  });
+
+  it('past the point of no return with a leak watch the engine had: says the late leak check did not run (its slot died with the run)', async () => {
+    const k = full.findIndex((r) => r.step === 'repoint' && r.status === 'ok') + 1;
+    const f = await crashedSession(await mkdtemp(join(root, 'watch-')), full.slice(0, k));
+    f.fence.watcher = new FakeLeakWatcher(f.world);
+    const r = await resumePlan(f.session);
+    expect(r.warnings).toEqual([expect.stringMatching(/^leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session/)]);
+    expect(f.world.ops('fence.watchLeaks')).toEqual([]);
   });
 
   it('after the report: refused with exit 5, nothing touched', async () => {
