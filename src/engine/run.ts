@@ -2,8 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError, isCutoverError } from '../errors.js';
-import { canWatchLeaks } from '../readonly/adapters.js';
-import { describeLeak, describeLeakedTransaction, openLeakWatcher, readOnlyOff, readOnlyOn, sessionWords, type LeakWatcher } from '../readonly/readonly.js';
+import { describeLeak, describeLeakedTransaction, sessionWords, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
@@ -14,7 +13,7 @@ import { lastOkData, planPhase } from './phase.js';
 import { inWindowVerifyFinding } from './verify-cost.js';
 import { VerifyMismatchError, verifyOnline, type OnlineVerifyReport } from './verify-online.js';
 import { switchRouter } from './router.js';
-import { endpointOf, sourceFenceName, type PlanSession } from './session.js';
+import { endpointOf, type PlanSession } from './session.js';
 
 export interface CutoverEvent {
   step: string;
@@ -146,35 +145,6 @@ class Runner {
   }
 }
 
-/** The target's hold until the switch: its database's read-only default, or a schema's hold trigger (replication passes both). */
-function targetHoldOptions(s: PlanSession) {
-  const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
-  return { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
-}
-
-/** Lifts the target's hold: the adapter's own way, or the read-only fence the run put on it. */
-async function openTarget(s: PlanSession): Promise<void> {
-  if (s.adapter.openTarget) await s.adapter.openTarget();
-  else await readOnlyOff(targetHoldOptions(s));
-}
-
-function sourceFenceOptions(s: PlanSession, exemptSessions: string[] = []) {
-  const ro = s.plan.readOnly;
-  return {
-    url: s.plan.source.url,
-    ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}),
-    scope: ro.scope,
-    ...sourceFenceName(s),
-    mode: ro.mode,
-    drainTimeoutMs: ro.drainTimeoutMs,
-    lockTimeoutMs: ro.lockTimeoutMs,
-    roles: ro.roles,
-    terminate: ro.terminate,
-    stateDir: s.plan.stateDir,
-    exemptSessions,
-  };
-}
-
 /** Preflight of the adapter and the router. */
 export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean; syncing?: boolean } = {}): Promise<Finding[]> {
   const findings = await s.adapter.preflight(ctx);
@@ -296,8 +266,7 @@ async function doSync(s: PlanSession, runner: Runner, preflight?: (f: Finding[])
   return runner.step('sync', `copy ${s.database} to the target (${s.plan.method})`, async () => {
     const summary = await s.adapter.sync((e) => runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')));
     // Applications must not write to the copy before the switch; apply workers are not affected.
-    if (s.adapter.holdTarget) await s.adapter.holdTarget();
-    else await readOnlyOn(targetHoldOptions(s));
+    await s.targetHold.on();
     return summary;
   }, (r) => ({ ...r }));
 }
@@ -351,7 +320,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
   // for the server's running transactions, which must not happen while clients are held. Its sessions are
   // exempt from the fence. It watches until the point of no return, overlapping catch-up and verify.
-  const watcher = canWatchLeaks(s.plan.engine, s.plan.readOnly.scope) ? await openLeakWatcher({ ...sourceFenceOptions(s, exempt), ...(s.adapter.leakSlot !== undefined ? { leakSlot: s.adapter.leakSlot } : {}) }) : undefined;
+  const watcher = await s.sourceFence.watchLeaks(exempt);
   try {
     if (watcher) {
       result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
@@ -425,8 +394,8 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     const deadline = fencedAt + budgetMs;
     const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
       fenced = true;
-      // With clients held at the router the fence may end their sessions first; strict also locks bypass accounts.
-      return readOnlyOn({ ...sourceFenceOptions(s, exempt), clientsHeld: held, lockBypass: true, ...(watcher ? { probeMs: 0, decodeLeaks: false } : {}) });
+      // With clients held at the router the fence may end their sessions first.
+      return s.sourceFence.on({ exemptSessions: exempt, clientsHeld: held, leakCheck: watcher ? 'watcher' : 'own' });
     }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }));
     for (const w of fence.warnings) runner.warnings.push(`fence: ${w}`);
     let stopWatching!: () => void;
@@ -510,7 +479,7 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
     const repoint = !s.router ? 'stop replication into the target and open it for writes' : `open the target, point ${s.router.describe()} at it${s.router.switchTo ? ' and release clients' : ''}`;
     await runner.step('repoint', repoint, async () => {
       detached = (await s.adapter.detachTarget()) ?? {};
-      await openTarget(s);
+      await s.targetHold.off();
       if (s.router) await switchRouter(s.router, endpointOf(s.target));
     }, () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}));
     await runner.step('lift', 'release clients', async () => {
@@ -547,6 +516,7 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
  */
 async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }, noJournal = 'the state dir is not writable'): Promise<void> {
   const errors: string[] = [];
+  let routedBack = true;
   const unjournaled: string[] = [];
   const note = async (step: 'unfence' | 'route-back', error: string | undefined): Promise<void> => {
     try {
@@ -564,11 +534,12 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
     } catch (e) {
       error = `${step}: ${e instanceof Error ? e.message : String(e)}`;
       errors.push(error);
+      if (step === 'route-back') routedBack = false;
     }
     await note(step, error);
   };
   await attempt('unfence', async () => {
-    if (state.fenced) await readOnlyOff(sourceFenceOptions(s));
+    if (state.fenced) await s.sourceFence.off();
   });
   await attempt('route-back', async () => {
     if (!s.router) return;
@@ -581,7 +552,11 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
   });
   if (unjournaled.length) runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
   runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ` (not journaled: ${noJournal})` : ''}`);
-  if (errors.length) throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, 'run `cutover rollback` now');
+  if (errors.length) {
+    // Where the router sends clients is unknown now: released clients may write to a server that is not the source.
+    const hint = routedBack || !s.router ? 'run `cutover rollback` now' : `make ${s.router.describe()} send clients to the source (${s.source.host}:${s.source.port}) again, by hand if need be, then run \`cutover rollback\`: it points the router back again and journals it`;
+    throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, hint);
+  }
 }
 
 async function runHook(argv: string[], name: string, s: PlanSession): Promise<void> {
@@ -642,7 +617,7 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     await s.adapter.dropLeakSlot?.();
     if (opts.cleanup) {
       await s.adapter.cleanup();
-      await openTarget(s).catch(() => {});
+      await s.targetHold.off().catch(() => {});
     }
     return { planId: s.planId, restored: true, leftovers: await s.adapter.leftovers(), warnings };
   } finally {
@@ -690,7 +665,7 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
     if (phase === 'past-pnr') {
       const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
       await checkIdentities(s, journal);
-      if (canWatchLeaks(s.plan.engine, s.plan.readOnly.scope)) runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
+      if (s.sourceFence.canWatchLeaks) runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
       result.writeBlockedMs = (await finishForward(s, runner, 0)).writeBlockedMs;
       result.cleanedUp = await cleanupAndReport(s, runner, result);
       return result;

@@ -5,8 +5,10 @@ import { parseDbUrl, type DbEndpoint } from '../util/db-url.js';
 import type { CutoverAdapter } from './cutover-adapter.js';
 import type { Endpoint, Router } from './router.js';
 import { createRouter } from '../../adapters/routers/create-router.js';
+import type { SourceFence, TargetHold } from './fence.js';
+import { planFences } from './plan-fences.js';
 
-/** Everything one command needs for a plan: endpoints with their passwords, the adapter and the router. */
+/** Everything one command needs for a plan: endpoints with their passwords, the adapter, the fences and the router. */
 export interface PlanSession {
   plan: Plan;
   planId: string;
@@ -18,6 +20,9 @@ export interface PlanSession {
   source: DbEndpoint;
   target: DbEndpoint;
   adapter: CutoverAdapter;
+  /** The orchestrator fences the source and holds the target through these, never by URL. */
+  sourceFence: SourceFence;
+  targetHold: TargetHold;
   router: Router | undefined;
   close(): Promise<void>;
 }
@@ -89,21 +94,13 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     source,
     target,
     adapter,
+    ...planFences({ plan, secrets, database, ...(schema !== undefined ? { schema } : {}), adapter }),
     router,
     async close() {
       await adapter.close();
       await router?.close().catch(() => {});
     },
   };
-}
-
-/** The name of what the source fence covers: the plan's readOnly.name, or the database or schema that moves. */
-export function sourceFenceName(s: Pick<PlanSession, 'plan' | 'database' | 'schema'>): { name?: string } {
-  const ro = s.plan.readOnly;
-  if (ro.name !== undefined) return { name: ro.name };
-  if (ro.scope === 'database') return { name: s.database };
-  if (ro.scope === 'schema' && s.schema !== undefined) return { name: s.schema };
-  return {};
 }
 
 export function endpointOf(ep: DbEndpoint): Endpoint {

@@ -1,10 +1,9 @@
-import { readOnlyStatus } from '../readonly/readonly.js';
 import type { ScopeStatus } from '../readonly/types.js';
 import type { Leftover } from './cutover-adapter.js';
 import { replayJournal, type JournalRecord } from './journal.js';
 import { readLock, type LockInfo } from './lock.js';
 import { planPhase, type PlanPhase } from './phase.js';
-import { sourceFenceName, type PlanSession } from './session.js';
+import type { PlanSession } from './session.js';
 
 export interface PlanStatus {
   planId: string;
@@ -53,18 +52,8 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
       return undefined;
     }
   };
-  // The scope the run fences (plan.readOnly), as run.ts names it.
-  const ro = s.plan.readOnly;
-  const fence = await live('source fence', () =>
-    readOnlyStatus({
-      url: s.plan.source.url,
-      ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}),
-      scope: ro.scope,
-      ...sourceFenceName(s),
-      stateDir: s.plan.stateDir,
-    }),
-  );
-  if (fence?.scopes[0]) status.source = fence.scopes[0];
+  const fence = await live('source fence', () => s.sourceFence.status());
+  if (fence) status.source = fence;
   const lag = await live('replication lag', () => s.adapter.lagBytes());
   if (lag !== undefined) status.lagBytes = lag;
   status.leftovers = (await live('leftovers', () => s.adapter.leftovers())) ?? [];
