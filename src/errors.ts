@@ -1,3 +1,6 @@
+import type { WavesResult } from './engine/waves.js';
+import type { RehearseReport } from './rehearse/types.js';
+
 /**
  * One error hierarchy for the whole tool. The CLI's single top-level catch maps each class to an exit code
  * and prints `message` (one line) plus `hint` (how to fix it). Library callers can switch on `code`.
@@ -61,6 +64,36 @@ export class NeedsOperatorError extends CutoverError {
   constructor(code: 'leak' | 'needs-operator' | 'locked', message: string, hint?: string, options?: { cause?: unknown }) {
     super(message, hint, options);
     this.code = code;
+  }
+}
+
+/** A rehearsal that ran to the end but lost a write or saw a client error: exit 1, its report still printed once. */
+export class RehearsalFailed extends OperationError {
+  constructor(
+    message: string,
+    readonly report: RehearseReport,
+  ) {
+    super(message, 'see the summary above; the --json document carries the full report');
+  }
+}
+
+/** A wave that ended with tenants failed, rolled back or left in flight: its result still goes out once. */
+export class WavesIncomplete extends OperationError {
+  constructor(
+    message: string,
+    readonly result: WavesResult,
+  ) {
+    super(message, 'the table above says which tenants; fix the cause and run `cutover waves` again (done tenants are skipped)');
+  }
+}
+
+/** The same, when a tenant needs the operator (left in flight): exit 5. */
+export class WavesNeedOperator extends NeedsOperatorError {
+  constructor(
+    message: string,
+    readonly result: WavesResult,
+  ) {
+    super('needs-operator', message, 'run `cutover waves` again: in-flight tenants are resumed first; `cutover status` shows each tenant');
   }
 }
 
