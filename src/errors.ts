@@ -1,4 +1,6 @@
 import type { WavesResult } from './engine/waves.js';
+import { describeLeak } from './readonly/describe-leak.js';
+import type { FenceOnResult } from './readonly/types.js';
 import type { RehearseReport } from './rehearse/types.js';
 
 /**
@@ -64,6 +66,38 @@ export class NeedsOperatorError extends CutoverError {
   constructor(code: 'leak' | 'needs-operator' | 'locked', message: string, hint?: string, options?: { cause?: unknown }) {
     super(message, hint, options);
     this.code = code;
+  }
+}
+
+/** One problem in a plan file, located by key path and line. */
+export interface PlanIssue {
+  line: number;
+  /** Dotted key path, e.g. `limits.maxWriteBlocked` (empty for the whole document). */
+  path: string;
+  message: string;
+  fix?: string;
+}
+
+function formatIssue(file: string, issue: PlanIssue): string {
+  return `${file}:${issue.line}: ${issue.path ? `${issue.path}: ` : ''}${issue.message}${issue.fix ? ` (${issue.fix})` : ''}`;
+}
+
+/** Every problem found in a plan; the message is the first, the rest go in `issues` (and the hint). */
+export class PlanError extends UsageError {
+  constructor(
+    readonly file: string,
+    readonly issues: PlanIssue[],
+  ) {
+    issues.sort((a, b) => a.line - b.line);
+    const [first, ...rest] = issues.map((i) => formatIssue(file, i));
+    super(first ?? `${file}: invalid plan`, rest.length ? `also: ${rest.join('; ')}` : undefined);
+  }
+}
+
+/** The fence failed its leak check: the result says who wrote. The fence itself stays in place. */
+export class FenceLeakError extends NeedsOperatorError {
+  constructor(readonly result: FenceOnResult) {
+    super('leak', `leak check failed: ${describeLeak(result.leakCheck)}`, 'end those sessions or use --mode strict --role <app role>; the fence stays on (run `cutover readonly off` to lift it)');
   }
 }
 

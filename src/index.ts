@@ -9,10 +9,10 @@ import { verifyPlan, type OnlineVerifyOptions, type OnlineVerifyReport } from '.
 import { rehearse as rehearseOn } from './rehearse/rehearse.js';
 import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
 
-export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFAULTS, describeLeak, describeLeakedTransaction, type ReadOnlyOptions } from './readonly/readonly.js';
+export { readOnlyOn, readOnlyOff, readOnlyStatus, READ_ONLY_DEFAULTS, describeLeak, describeLeakedTransaction, type ReadOnlyOptions } from './readonly/readonly.js';
 export type * from './readonly/types.js';
 export * from './errors.js';
-export { loadPlan, parsePlan, planId, PLAN_DEFAULTS, PlanError, type PlanIssue } from './plan/index.js';
+export { loadPlan, parsePlan, planId, PLAN_DEFAULTS } from './plan/index.js';
 export type * from './plan/types.js';
 export type { PlanInput } from './engine/session.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
