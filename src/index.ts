@@ -97,7 +97,7 @@ export async function resume(plan: PlanInput, opts: CutoverRunOptions = {}): Pro
  * The online verify on its own: every table in primary-key chunks, source and target at one consistent point of
  * the replication stream; resumable (the state dir records the chunks done). Between `sync` and `run`.
  */
-export async function verify(plan: string, opts: PlanCommandOptions & OnlineVerifyOptions = {}): Promise<OnlineVerifyReport> {
+export async function verify(plan: PlanInput, opts: PlanCommandOptions & OnlineVerifyOptions = {}): Promise<OnlineVerifyReport> {
   return withPlan(plan, opts, (s) => verifyPlan(s, opts));
 }
 
