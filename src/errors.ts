@@ -1,3 +1,8 @@
+import type { WavesResult } from './engine/waves.js';
+import { describeLeak } from './readonly/describe-leak.js';
+import type { FenceOnResult } from './readonly/types.js';
+import type { RehearseReport } from './rehearse/types.js';
+
 /**
  * One error hierarchy for the whole tool. The CLI's single top-level catch maps each class to an exit code
  * and prints `message` (one line) plus `hint` (how to fix it). Library callers can switch on `code`.
@@ -61,6 +66,68 @@ export class NeedsOperatorError extends CutoverError {
   constructor(code: 'leak' | 'needs-operator' | 'locked', message: string, hint?: string, options?: { cause?: unknown }) {
     super(message, hint, options);
     this.code = code;
+  }
+}
+
+/** One problem in a plan file, located by key path and line. */
+export interface PlanIssue {
+  line: number;
+  /** Dotted key path, e.g. `limits.maxWriteBlocked` (empty for the whole document). */
+  path: string;
+  message: string;
+  fix?: string;
+}
+
+function formatIssue(file: string, issue: PlanIssue): string {
+  return `${file}:${issue.line}: ${issue.path ? `${issue.path}: ` : ''}${issue.message}${issue.fix ? ` (${issue.fix})` : ''}`;
+}
+
+/** Every problem found in a plan; the message is the first, the rest go in `issues` (and the hint). */
+export class PlanError extends UsageError {
+  constructor(
+    readonly file: string,
+    readonly issues: PlanIssue[],
+  ) {
+    issues.sort((a, b) => a.line - b.line);
+    const [first, ...rest] = issues.map((i) => formatIssue(file, i));
+    super(first ?? `${file}: invalid plan`, rest.length ? `also: ${rest.join('; ')}` : undefined);
+  }
+}
+
+/** The fence failed its leak check: the result says who wrote. The fence itself stays in place. */
+export class FenceLeakError extends NeedsOperatorError {
+  constructor(readonly result: FenceOnResult) {
+    super('leak', `leak check failed: ${describeLeak(result.leakCheck)}`, 'end those sessions or use --mode strict --role <app role>; the fence stays on (run `cutover readonly off` to lift it)');
+  }
+}
+
+/** A rehearsal that ran to the end but lost a write or saw a client error: exit 1, its report still printed once. */
+export class RehearsalFailed extends OperationError {
+  constructor(
+    message: string,
+    readonly report: RehearseReport,
+  ) {
+    super(message, 'see the summary above; the --json document carries the full report');
+  }
+}
+
+/** A wave that ended with tenants failed, rolled back or left in flight: its result still goes out once. */
+export class WavesIncomplete extends OperationError {
+  constructor(
+    message: string,
+    readonly result: WavesResult,
+  ) {
+    super(message, 'the table above says which tenants; fix the cause and run `cutover waves` again (done tenants are skipped)');
+  }
+}
+
+/** The same, when a tenant needs the operator (left in flight): exit 5. */
+export class WavesNeedOperator extends NeedsOperatorError {
+  constructor(
+    message: string,
+    readonly result: WavesResult,
+  ) {
+    super('needs-operator', message, 'run `cutover waves` again: in-flight tenants are resumed first; `cutover status` shows each tenant');
   }
 }
 

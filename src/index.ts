@@ -1,7 +1,7 @@
 /** The public API of cutover. The CLI uses exactly this. */
 import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
 import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type LockOptions, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
-import { loadPlanFile, openSession, type PlanInput, type PlanSession } from './engine/session.js';
+import { loadPlanFile, openSessionFor, type PlanInput, type PlanSession } from './engine/session.js';
 import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
@@ -9,14 +9,14 @@ import { verifyPlan, type OnlineVerifyOptions, type OnlineVerifyReport } from '.
 import { rehearse as rehearseOn } from './rehearse/rehearse.js';
 import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
 
-export { readOnlyOn, readOnlyOff, readOnlyStatus, FenceLeakError, READ_ONLY_DEFAULTS, describeLeak, describeLeakedTransaction, type ReadOnlyOptions } from './readonly/readonly.js';
+export { readOnlyOn, readOnlyOff, readOnlyStatus, READ_ONLY_DEFAULTS, describeLeak, describeLeakedTransaction, type ReadOnlyOptions } from './readonly/readonly.js';
 export type * from './readonly/types.js';
 export * from './errors.js';
-export { loadPlan, parsePlan, planId, PLAN_DEFAULTS, PlanError, type PlanIssue } from './plan/index.js';
+export { loadPlan, parsePlan, planId, PLAN_DEFAULTS } from './plan/index.js';
 export type * from './plan/types.js';
 export type { PlanInput } from './engine/session.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
-export { passwordFromEnv, unsetPasswordEnvError } from './plan/secrets.js';
+export { passwordFromEnv, resolveUrlPassword, unsetPasswordEnvError, type UrlPassword } from './plan/secrets.js';
 export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
 export { PostgresSandbox, type PostgresSandboxOptions } from './sandbox/postgres-sandbox.js';
@@ -53,8 +53,14 @@ export interface CheckResult {
 export type CutoverRunOptions = PlanCommandOptions & RunOptions;
 export type RollbackOptions = PlanCommandOptions & LockOptions & { cleanup?: boolean; onEvent?: (e: CutoverEvent) => void };
 
+type LoadedPlan = Awaited<ReturnType<typeof loadPlanFile>>;
+
 async function withPlan<T>(file: PlanInput, opts: PlanCommandOptions, fn: (s: PlanSession) => Promise<T>): Promise<T> {
-  const s = await openSession(file, { env: opts.env ?? process.env });
+  return withLoadedPlan(await loadPlanFile(file, opts.env ?? process.env), opts, fn);
+}
+
+async function withLoadedPlan<T>({ plan, planId, secrets }: LoadedPlan, opts: PlanCommandOptions, fn: (s: PlanSession) => Promise<T>): Promise<T> {
+  const s = await openSessionFor(plan, planId, secrets);
   try {
     opts.onOpen?.({ planId: s.planId, warnings: s.plan.warnings, secrets: s.secrets.all });
     return await fn(s);
@@ -91,13 +97,21 @@ export async function resume(plan: PlanInput, opts: CutoverRunOptions = {}): Pro
  * The online verify on its own: every table in primary-key chunks, source and target at one consistent point of
  * the replication stream; resumable (the state dir records the chunks done). Between `sync` and `run`.
  */
-export async function verify(plan: string, opts: PlanCommandOptions & OnlineVerifyOptions = {}): Promise<OnlineVerifyReport> {
+export async function verify(plan: PlanInput, opts: PlanCommandOptions & OnlineVerifyOptions = {}): Promise<OnlineVerifyReport> {
   return withPlan(plan, opts, (s) => verifyPlan(s, opts));
 }
 
-/** Journal, lock, fence state, lag and leftovers of a plan. */
-export async function status(plan: PlanInput, opts: PlanCommandOptions = {}): Promise<PlanStatus> {
-  return withPlan(plan, opts, (s) => planStatus(s));
+/** A waves plan's status: every tenant's state, marked so it tells itself apart from a one-database `PlanStatus`. */
+export type WavesPlanStatus = { kind: 'waves' } & WavesStatus;
+
+/**
+ * Journal, lock, fence state, lag and leftovers of a plan; for a waves plan (`scope.tenants`), every tenant's
+ * state instead (`kind: 'waves'`, as `wavesStatus`).
+ */
+export async function status(plan: PlanInput, opts: PlanCommandOptions = {}): Promise<PlanStatus | WavesPlanStatus> {
+  const loaded = await loadPlanFile(plan, opts.env ?? process.env);
+  if (loaded.plan.scope.kind === 'tenants') return { kind: 'waves', ...(await withLoadedWavesPlan(loaded, opts, wavesStatusOf)) };
+  return withLoadedPlan(loaded, opts, (s) => planStatus(s));
 }
 
 /** Before the point of no return: the source writable again and routing back on it. */
@@ -106,7 +120,10 @@ export async function rollback(plan: PlanInput, opts: RollbackOptions = {}): Pro
 }
 
 async function withWavesPlan<T>(file: PlanInput, opts: PlanCommandOptions, fn: (plan: Plan, secrets: PlanSecrets) => Promise<T>): Promise<T> {
-  const { plan, planId, secrets } = await loadPlanFile(file, opts.env ?? process.env);
+  return withLoadedWavesPlan(await loadPlanFile(file, opts.env ?? process.env), opts, fn);
+}
+
+async function withLoadedWavesPlan<T>({ plan, planId, secrets }: LoadedPlan, opts: PlanCommandOptions, fn: (plan: Plan, secrets: PlanSecrets) => Promise<T>): Promise<T> {
   opts.onOpen?.({ planId, warnings: plan.warnings, secrets: secrets.all });
   return fn(plan, secrets);
 }

@@ -1,3 +1,5 @@
+import type { TestPause } from './test-hooks.js';
+
 /** Where the CLI writes: stdout carries only `--json` documents; everything for humans goes to stderr. */
 export interface CliIO {
   out(text: string): void;
@@ -5,12 +7,8 @@ export interface CliIO {
   env: Record<string, string | undefined>;
   /** stderr is a terminal (live progress) rather than a pipe/CI log (plain lines). */
   isTTY: boolean;
-  /**
-   * Tests only: park a run at this journal step (and, in waves, this tenant) so a test can signal it there.
-   * Set by the test harness's own entry point (test/helpers/paused-cli.mjs), never from the environment or argv
-   * of the real `cutover` binary.
-   */
-  testPause?: { step?: string; tenant?: string };
+  /** Tests only, see test-hooks.ts. */
+  testPause?: TestPause;
 }
 
 export function processIO(): CliIO {

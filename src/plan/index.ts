@@ -1,5 +1,4 @@
 export { loadPlan, parsePlan, PLAN_DEFAULTS } from './parse-plan.js';
-export { PlanError, formatIssue, type PlanIssue } from './plan-reader.js';
 export { planId } from './plan-id.js';
 export { resolvePlanSecrets, type PlanSecrets } from './secrets.js';
 export type * from './types.js';

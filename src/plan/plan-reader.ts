@@ -1,35 +1,10 @@
 import { isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
-import { UsageError, isCutoverError } from '../errors.js';
+import { UsageError, isCutoverError, type PlanIssue } from '../errors.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../util/units.js';
 import { closest } from './suggest.js';
 
 /** Entries one list of a plan may hold (scope names, roles): beyond that, a tenant query selects them. */
 export const MAX_LIST_ITEMS = 10_000;
-
-/** One problem in a plan file, located by key path and line. */
-export interface PlanIssue {
-  line: number;
-  /** Dotted key path, e.g. `limits.maxWriteBlocked` (empty for the whole document). */
-  path: string;
-  message: string;
-  fix?: string;
-}
-
-export function formatIssue(file: string, issue: PlanIssue): string {
-  return `${file}:${issue.line}: ${issue.path ? `${issue.path}: ` : ''}${issue.message}${issue.fix ? ` (${issue.fix})` : ''}`;
-}
-
-/** Every problem found in a plan; the message is the first, the rest go in `issues` (and the hint). */
-export class PlanError extends UsageError {
-  constructor(
-    readonly file: string,
-    readonly issues: PlanIssue[],
-  ) {
-    issues.sort((a, b) => a.line - b.line);
-    const [first, ...rest] = issues.map((i) => formatIssue(file, i));
-    super(first ?? `${file}: invalid plan`, rest.length ? `also: ${rest.join('; ')}` : undefined);
-  }
-}
 
 type YNode = Node | null | undefined;
 

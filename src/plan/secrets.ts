@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import type { Plan } from './types.js';
 
 /**
@@ -65,4 +66,36 @@ export function resolvePlanSecrets(plan: Plan, env: NodeJS.ProcessEnv): PlanSecr
     ...(replication !== undefined ? { replication } : {}),
     all: [source, target, routerAdmin, replication].filter((s): s is string => s !== undefined),
   };
+}
+
+/** The variable each engine's own clients read the password from; the default for a bare URL. */
+const ENGINE_PASSWORD_ENV: Record<Engine, string> = { postgres: 'PGPASSWORD', mysql: 'MYSQL_PWD', mariadb: 'MYSQL_PWD' };
+
+export interface UrlPassword {
+  /** The password to pass beside the URL; absent when the URL carries its own (or nothing is set). */
+  password?: string;
+  /** The secret in play, wherever it came from (variable or URL), for redaction lists. */
+  secret?: string;
+  /** The URL carries the password itself, where the process list and shell history show it. */
+  inUrl: boolean;
+  /** The engine's usual variable (PGPASSWORD / MYSQL_PWD), for messages. */
+  engineEnv: string;
+}
+
+/**
+ * The password for a URL given without a plan (`readonly`): the variable `passwordEnv` names (`key` is how the
+ * caller calls that setting in messages), else the URL's own, else the engine's usual variable.
+ */
+export function resolveUrlPassword(url: string, env: NodeJS.ProcessEnv, passwordEnv?: { name: string; key: string }): UrlPassword {
+  const engineEnv = ENGINE_PASSWORD_ENV[parseDbUrl(url).engine];
+  if (passwordEnv) {
+    const password = passwordFromEnv(env, passwordEnv.name, passwordEnv.key);
+    return { password, secret: password, inUrl: false, engineEnv };
+  }
+  if (urlHasPassword(url)) {
+    const secret = parseDbUrl(url).password;
+    return { ...(secret !== undefined ? { secret } : {}), inUrl: true, engineEnv };
+  }
+  const password = env[engineEnv];
+  return { ...(password !== undefined ? { password, secret: password } : {}), inUrl: false, engineEnv };
 }

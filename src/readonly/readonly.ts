@@ -1,4 +1,4 @@
-import { NeedsOperatorError, UsageError } from '../errors.js';
+import { FenceLeakError, UsageError } from '../errors.js';
 import { FenceStore } from '../state/fence-store.js';
 import { parseDbUrl, type Engine } from '../util/db-url.js';
 import { connectReadOnlyAdapter, defaultReadOnlyScope } from './adapters.js';
@@ -9,7 +9,6 @@ import type {
   FenceTarget,
   LateLeakCheck,
   LeakCheck,
-  LeakedTransaction,
   LeakWatchSetup,
   ReadOnlyAdapter,
   ReadOnlyMode,
@@ -58,34 +57,7 @@ export const READ_ONLY_DEFAULTS = {
   stateDir: '.cutover',
 };
 
-/** A session in a few words: id, user, application. */
-/** A session in words; an entry that is not a session (a table without its fence, a binlog event) says what it is. */
-export function sessionWords(w: { id: string; user: string; application?: string; reason?: string }): string {
-  if (!w.user && w.reason) return `${w.id} (${w.reason})`;
-  return `${w.id} (user ${w.user || '?'}${w.application ? `, ${w.application}` : ''})`;
-}
-
-/** One leaked transaction in words: xid, tables with row counts, commit time, and its session when known. */
-export function describeLeakedTransaction(t: LeakedTransaction): string {
-  const tables = t.tables.map((x) => `${x.table} ${x.changes}`).join(', ');
-  return `xid ${t.xid} (${tables}${t.committedAt ? `; committed ${t.committedAt}` : ''}${t.session ? `; session ${sessionWords(t.session)}` : ''})`;
-}
-
-/** What a failed leak check found, in one line: committed transactions (decoded) and sessions (sampled). */
-export function describeLeak(leak: LeakCheck): string {
-  const parts: string[] = [];
-  const txns = leak.transactions ?? [];
-  if (txns.length) parts.push(`${txns.length} transaction(s) committed after the fence: ${txns.slice(0, 5).map(describeLeakedTransaction).join(', ')}${txns.length > 5 ? `, and ${txns.length - 5} more` : ''}`);
-  if (leak.writers.length) parts.push(`${leak.writers.length} session(s) could still write after the fence: ${leak.writers.map(sessionWords).join(', ')}`);
-  return parts.join('; ');
-}
-
-/** The fence failed its leak check: the result says who wrote. The fence itself stays in place. */
-export class FenceLeakError extends NeedsOperatorError {
-  constructor(readonly result: FenceOnResult) {
-    super('leak', `leak check failed: ${describeLeak(result.leakCheck)}`, 'end those sessions or use --mode strict --role <app role>; the fence stays on (run `cutover readonly off` to lift it)');
-  }
-}
+export { describeLeak, describeLeakedTransaction, sessionWords } from './describe-leak.js';
 
 function resolveTarget(engine: Engine, opts: ReadOnlyOptions, database: string | undefined): FenceTarget {
   const scope = opts.scope ?? defaultReadOnlyScope(engine, database);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectPg } from '../../adapters/postgres/postgres-connection.js';
-import { OperationError, run, status, sync } from '../../src/index.js';
+import { OperationError, run, status, sync, type PlanStatus } from '../../src/index.js';
 import { parseDbUrl } from '../../src/util/db-url.js';
 import { tempStateDir } from '../helpers/cli.js';
 import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
@@ -44,6 +44,6 @@ describe.skipIf(pg15Missing ?? pg17Missing)('the plan lock on the source (Postgr
     expect((failed as OperationError).exitCode).toBe(1);
     expect((failed as Error).message).toMatch(/^the plan's lock on the source was lost \(/);
     expect(await canWrite(e.src, 'lost')).toBe(true);
-    expect((await status(plan, { env })).phase).not.toMatch(/past-pnr|done/);
+    expect(((await status(plan, { env })) as PlanStatus).phase).not.toMatch(/past-pnr|done/);
   });
 });

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ExitCode, UsageError } from '../../src/errors.js';
+import { ExitCode, PlanError, UsageError } from '../../src/errors.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
-import { PlanError } from '../../src/plan/plan-reader.js';
 
 const OK = {
   source: 'source: { url: postgres://app@10.0.0.1/shop, passwordEnv: SRC_PASSWORD }',

@@ -2,9 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
+import { PlanError, UsageError } from '../../src/errors.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
-import { PlanError } from '../../src/plan/plan-reader.js';
 import { resolvePlanSecrets } from '../../src/plan/secrets.js';
 import { cli } from '../helpers/cli.js';
 

@@ -5,7 +5,7 @@ import { inWindowVerifyFinding } from '../../src/engine/verify-cost.js';
 import type { ChunkCheck } from '../../src/engine/cutover-adapter.js';
 import { describeRange, estimateRemaining, freshLedger, MAX_MISMATCHES_KEPT, recordChunk, startingPoint } from '../../src/engine/verify-ledger.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
-import { PlanError } from '../../src/plan/plan-reader.js';
+import { PlanError } from '../../src/errors.js';
 
 const ID: KeyColumn[] = [{ name: '"id"', type: 'bigint' }];
 const PAIR: KeyColumn[] = [

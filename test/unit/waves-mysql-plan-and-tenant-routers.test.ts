@@ -6,9 +6,8 @@ import { createRouter } from '../../adapters/routers/create-router.js';
 import { ExecRouter } from '../../adapters/routers/exec-router.js';
 import { FileRouter } from '../../adapters/routers/file-router.js';
 import { tenantPlan } from '../../src/engine/waves-plan.js';
-import { OperationError, UsageError } from '../../src/errors.js';
+import { OperationError, PlanError, UsageError } from '../../src/errors.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
-import { PlanError } from '../../src/plan/plan-reader.js';
 
 let dir: string;
 beforeEach(async () => {

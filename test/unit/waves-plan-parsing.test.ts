@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { tenantDirName, tenantPlan, orderTenants } from '../../src/engine/waves-plan.js';
 import { planId } from '../../src/plan/plan-id.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
-import { PlanError } from '../../src/plan/plan-reader.js';
+import { PlanError } from '../../src/errors.js';
 
 const HEAD = [
   'source: { url: postgres://app@10.0.0.1/postgres, passwordEnv: SRC }',
