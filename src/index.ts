@@ -14,6 +14,7 @@ export type * from './readonly/types.js';
 export * from './errors.js';
 export { loadPlan, parsePlan, planId, PLAN_DEFAULTS, PlanError, type PlanIssue } from './plan/index.js';
 export type * from './plan/types.js';
+export type * from './plan/plan-document.js';
 export type { PlanInput } from './engine/session.js';
 export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util/db-url.js';
 export { passwordFromEnv, unsetPasswordEnvError } from './plan/secrets.js';

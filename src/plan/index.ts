@@ -3,3 +3,4 @@ export { PlanError, formatIssue, type PlanIssue } from './plan-reader.js';
 export { planId } from './plan-id.js';
 export { resolvePlanSecrets, type PlanSecrets } from './secrets.js';
 export type * from './types.js';
+export type * from './plan-document.js';
