@@ -1,6 +1,6 @@
 import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { quoteIdent } from '../../adapters/mysql/mysql-sql.js';
@@ -9,6 +9,7 @@ import { MariadbSandbox } from '../sandbox/mariadb-sandbox.js';
 import { MysqlWorkload, mysqlWorkloadTableSql } from '../sandbox/mysql-workload.js';
 import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
 import { SAMPLE_DATABASE } from './postgres-rehearsal.js';
+import { sandboxPlan } from './sandbox-plan.js';
 
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD' } as const;
 /** The application account: read_only does not stop root (it holds READ ONLY ADMIN), so clients must not be root. */
@@ -77,25 +78,19 @@ export async function startMariadbSandboxes(onStarted: (label: string, dir: stri
       }
     },
 
-    async writePlan(maxWriteBlocked) {
-      const stateDir = join(src.dir, 'state');
-      await mkdir(stateDir, { mode: 0o700 });
-      const file = join(src.dir, 'rehearsal.plan.yaml');
-      const text = [
-        '# Written by `cutover rehearse`: the sandbox cutover, run through the same code as `cutover run`.',
-        'engine: mariadb',
-        `source: { url: "mariadb://root@127.0.0.1:${src.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.source} }`,
-        `target: { url: "mariadb://root@127.0.0.1:${dst.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.target} }`,
-        `scope: { databases: [${SAMPLE_DATABASE}] }`,
-        'method: replication',
-        `limits: { maxWriteBlocked: ${maxWriteBlocked} }`,
-        'verify: rowcounts',
-        `router: { kind: haproxy, socket: "${haproxy.socket}", backend: ${haproxy.backend}, server: ${haproxy.serverName} }`,
-        `state: "${stateDir}"`,
-        '',
-      ].join('\n');
-      await writeFile(file, text, { mode: 0o600 });
-      return { file, env: { [ENV.source]: password, [ENV.target]: password } };
+    async plan(maxWriteBlocked) {
+      const url = (port: number) => `mariadb://root@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const plan = await sandboxPlan(src.dir, 'rehearsal.plan.yaml', {
+        engine: 'mariadb',
+        source: { url: url(src.port), passwordEnv: ENV.source },
+        target: { url: url(dst.port), passwordEnv: ENV.target },
+        scope: { databases: [SAMPLE_DATABASE] },
+        method: 'replication',
+        limits: { maxWriteBlocked },
+        verify: 'rowcounts',
+        router: { kind: 'haproxy', socket: haproxy.socket, backend: haproxy.backend, server: haproxy.serverName },
+      });
+      return { plan, env: { [ENV.source]: password, [ENV.target]: password } };
     },
 
     async kept(): Promise<KeptServers> {

@@ -1,6 +1,6 @@
 import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
@@ -8,6 +8,7 @@ import { PgBouncerSandbox } from '../sandbox/pgbouncer-sandbox.js';
 import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
 import { Workload, workloadTableSql } from '../sandbox/workload.js';
 import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
+import { sandboxPlan } from './sandbox-plan.js';
 
 export const SAMPLE_DATABASE = 'shop';
 
@@ -78,27 +79,20 @@ export async function startPostgresSandboxes(onStarted: (label: string, dir: str
       await withClient(superuser(src.port), (c) => loadSampleTables(c, rows, table));
     },
 
-    // In the source sandbox dir, with its state dir beside it: an interrupted run leaves nothing outside the sandbox dirs.
-    async writePlan(maxWriteBlocked) {
-      const stateDir = join(src.dir, 'state');
-      await mkdir(stateDir, { mode: 0o700 });
-      const file = join(src.dir, 'rehearsal.plan.yaml');
-      const text = [
-        '# Written by `cutover rehearse`: the sandbox cutover, run through the same code as `cutover run`.',
-        'engine: postgres',
-        `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.source} }`,
-        `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.target} }`,
-        `scope: { databases: [${SAMPLE_DATABASE}] }`,
-        'method: replication',
-        'readOnly: { scope: database, drainTimeout: 2s }',
-        `limits: { maxWriteBlocked: ${maxWriteBlocked} }`,
-        'verify: rowcounts',
-        `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: ${ENV.router}, ini: "${bouncer.iniPath}", database: ${SAMPLE_DATABASE} }`,
-        `state: "${stateDir}"`,
-        '',
-      ].join('\n');
-      await writeFile(file, text, { mode: 0o600 });
-      return { file, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+    async plan(maxWriteBlocked) {
+      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const plan = await sandboxPlan(src.dir, 'rehearsal.plan.yaml', {
+        engine: 'postgres',
+        source: { url: url(src.port), passwordEnv: ENV.source },
+        target: { url: url(dst.port), passwordEnv: ENV.target },
+        scope: { databases: [SAMPLE_DATABASE] },
+        method: 'replication',
+        readOnly: { scope: 'database', drainTimeout: '2s' },
+        limits: { maxWriteBlocked },
+        verify: 'rowcounts',
+        router: { kind: 'pgbouncer', admin: bouncer.adminUrl(), adminPasswordEnv: ENV.router, ini: bouncer.iniPath, database: SAMPLE_DATABASE },
+      });
+      return { plan, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
     },
 
     async kept(): Promise<KeptServers> {

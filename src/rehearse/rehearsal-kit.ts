@@ -1,3 +1,4 @@
+import type { Plan } from '../plan/index.js';
 import type { WorkloadResult } from '../sandbox/workload.js';
 
 /** Where a client connects; the password travels beside the URL, never in it. */
@@ -37,12 +38,18 @@ export interface RehearsalKit {
 export interface SandboxSet {
   loadSample(rows: number, table: string): Promise<void>;
   /** The plan the rehearsal runs, and the private env map holding the passwords it names. */
-  writePlan(maxWriteBlocked: string): Promise<{ file: string; env: Record<string, string> }>;
+  plan(maxWriteBlocked: string): Promise<SandboxPlan>;
   /** Where the workload connects (through the router) and how to describe it. */
   readonly via: { endpoint: KitEndpoint & { database: string }; router: string };
   /** For --keep: URLs, shell commands to connect (passwords in a 0600 file) and to stop each server. */
   kept(): Promise<KeptServers>;
   stop(): Promise<void>;
+}
+
+/** A sandbox plan names its passwords' variables; their values live only in `env`, private to the rehearsal. */
+export interface SandboxPlan {
+  plan: Plan;
+  env: Record<string, string>;
 }
 
 export interface KeptServers {

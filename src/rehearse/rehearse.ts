@@ -105,8 +105,8 @@ class Rehearsal {
     let report: RehearseReport;
     try {
       await this.phase('data', `load ${this.rows} sample rows`, () => sb.loadSample(this.rows, REHEARSAL_TABLE), 'load sample data');
-      const { file, env } = await sb.writePlan('5s');
-      const { plan, planId, secrets } = await loadPlanFile(file, env);
+      const sandbox = await sb.plan('5s');
+      const { plan, planId, secrets } = await loadPlanFile(sandbox.plan, sandbox.env);
       const session = await openSessionFor(plan, planId, secrets);
       report = await this.cutoverUnderWorkload(session, 'sandbox', sb.via);
       if (this.opts.keep) report.kept = await sb.kept();
@@ -160,8 +160,8 @@ class Rehearsal {
     try {
       const rowsPerTenant = Math.max(1, Math.ceil(this.rows / n));
       await this.phase('data', `create ${n} tenant databases with ${rowsPerTenant} sample rows each`, () => sb.loadSample(rowsPerTenant, REHEARSAL_TABLE), 'load sample data');
-      const { file, env } = await sb.writePlan(planDuration(this.opts.maxWriteBlockedMs ?? DEFAULT_TENANT_BUDGET_MS));
-      const { plan, secrets } = await loadPlanFile(file, env);
+      const sandbox = await sb.plan(planDuration(this.opts.maxWriteBlockedMs ?? DEFAULT_TENANT_BUDGET_MS));
+      const { plan, secrets } = await loadPlanFile(sandbox.plan, sandbox.env);
       report = await this.waveUnderWorkload(sb, plan, secrets, n * rowsPerTenant);
     } catch (e) {
       await sb.stop();

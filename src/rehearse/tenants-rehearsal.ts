@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import pg from 'pg';
 import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
 import { PgBouncerSandbox } from '../sandbox/pgbouncer-sandbox.js';
@@ -9,7 +7,8 @@ import { startAllOrNone } from '../sandbox/registry.js';
 import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../sandbox/workload.js';
 import { longestGap } from './measure.js';
 import { loadSampleTables, REHEARSAL_TARGET_MAJOR } from './postgres-rehearsal.js';
-import type { KitEndpoint } from './rehearsal-kit.js';
+import type { KitEndpoint, SandboxPlan } from './rehearsal-kit.js';
+import { sandboxPlan } from './sandbox-plan.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
@@ -40,7 +39,7 @@ export interface TenantSandboxes {
   routerLabel: string;
   loadSample(rowsPerTenant: number, table: string): Promise<void>;
   /** The waves plan of the rehearsal, and the private env map holding the passwords it names. */
-  writePlan(maxWriteBlockedPerTenant: string): Promise<{ file: string; env: Record<string, string> }>;
+  plan(maxWriteBlockedPerTenant: string): Promise<SandboxPlan>;
   stop(): Promise<void>;
 }
 
@@ -84,26 +83,19 @@ export async function startTenantSandboxes(n: number, onStarted: (label: string,
       }
     },
 
-    // In the source sandbox dir, with its state dir beside it: an interrupted run leaves nothing outside the sandbox dirs.
-    async writePlan(maxWriteBlockedPerTenant) {
-      const stateDir = join(src.dir, 'state');
-      await mkdir(stateDir, { mode: 0o700 });
-      const file = join(src.dir, 'rehearsal-tenants.plan.yaml');
-      const text = [
-        '# Written by `cutover rehearse --tenants`: the sandbox wave, run through the same code as `cutover waves`.',
-        'engine: postgres',
-        `source: { url: "postgres://postgres@127.0.0.1:${src.port}/postgres", passwordEnv: ${ENV.source} }`,
-        `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/postgres", passwordEnv: ${ENV.target} }`,
-        `scope: { tenants: [${tenants.join(', ')}] }`,
-        'method: replication',
-        'verify: rowcounts',
-        `waves: { concurrency: 1, maxWriteBlockedPerTenant: ${maxWriteBlockedPerTenant} }`,
-        `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: ${ENV.router}, ini: "${bouncer.iniPath}", database: ${tenants[0]} }`,
-        `state: "${stateDir}"`,
-        '',
-      ].join('\n');
-      await writeFile(file, text, { mode: 0o600 });
-      return { file, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+    async plan(maxWriteBlockedPerTenant) {
+      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`;
+      const plan = await sandboxPlan(src.dir, 'rehearsal-tenants.plan.yaml', {
+        engine: 'postgres',
+        source: { url: url(src.port), passwordEnv: ENV.source },
+        target: { url: url(dst.port), passwordEnv: ENV.target },
+        scope: { tenants },
+        method: 'replication',
+        verify: 'rowcounts',
+        waves: { concurrency: 1, maxWriteBlockedPerTenant },
+        router: { kind: 'pgbouncer', admin: bouncer.adminUrl(), adminPasswordEnv: ENV.router, ini: bouncer.iniPath, database: tenants[0]! },
+      });
+      return { plan, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
     },
 
     async stop() {
@@ -113,7 +105,7 @@ export async function startTenantSandboxes(n: number, onStarted: (label: string,
   };
 }
 
-/** Formats a budget in ms for the plan file (durations there take a unit). */
+/** Formats a budget in ms as a plan duration (durations in a plan take a unit). */
 export function planDuration(ms: number): string {
   return `${Math.max(1, Math.round(ms))}ms`;
 }
