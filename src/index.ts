@@ -20,7 +20,7 @@ export { parseDbUrl, urlHasPassword, type DbEndpoint, type Engine } from './util
 export { passwordFromEnv, unsetPasswordEnvError } from './plan/secrets.js';
 export { redactUrl, redactText, redactDeep } from './util/redact.js';
 export { parseDuration, parseSize } from './util/units.js';
-export { PostgresSandbox, type PostgresSandboxOptions } from './sandbox/postgres-sandbox.js';
+export { PostgresSandbox, type PostgresSandboxOptions } from '../adapters/postgres/postgres-sandbox.js';
 export { stopAllSandboxes, installSandboxCleanup } from './sandbox/registry.js';
 export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
 export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';

@@ -12,3 +12,8 @@ export async function sandboxPlan(sandboxDir: string, name: string, doc: Omit<Pl
   await mkdir(state, { mode: 0o700 });
   return parsePlan({ ...doc, state }, join(sandboxDir, name));
 }
+
+/** Formats a budget in ms as a plan duration (durations in a plan take a unit). */
+export function planDuration(ms: number): string {
+  return `${Math.max(1, Math.round(ms))}ms`;
+}

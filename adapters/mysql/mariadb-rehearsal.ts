@@ -1,15 +1,14 @@
-import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { quoteIdent } from '../../adapters/mysql/mysql-sql.js';
-import { HaproxySandbox } from '../sandbox/haproxy-sandbox.js';
-import { MariadbSandbox } from '../sandbox/mariadb-sandbox.js';
-import { MysqlWorkload, mysqlWorkloadTableSql } from '../sandbox/mysql-workload.js';
-import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
-import { SAMPLE_DATABASE } from './postgres-rehearsal.js';
-import { sandboxPlan } from './sandbox-plan.js';
+import { SAMPLE_DATABASE, stopByPidCommand, type KitEndpoint, type KeptServers, type OnSandboxStarted, type RehearsalKit, type SandboxSet } from '../../src/rehearse/rehearsal-kit.js';
+import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
+import { startAllOrNone } from '../../src/sandbox/registry.js';
+import { HaproxySandbox } from '../routers/haproxy-sandbox.js';
+import { MariadbSandbox } from './mariadb-sandbox.js';
+import { quoteIdent } from './mysql-sql.js';
+import { MysqlWorkload, mysqlWorkloadTableSql } from './mysql-workload.js';
 
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD' } as const;
 /** The application account: read_only does not stop root (it holds READ ONLY ADMIN), so clients must not be root. */
@@ -39,10 +38,11 @@ export const mariadbKit: RehearsalKit = {
     }),
   dropTable: (ep, table) => withConnection(ep, (c) => c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`)).then(() => {}),
   keys: (ep, table) => withConnection(ep, async (c) => (await c.query<mysql.RowDataPacket[]>(`SELECT CONCAT(client, ':', seq) AS k FROM ${quoteIdent(table)}`))[0].map((r) => String(r.k))),
+  startSandboxes: startMariadbSandboxes,
 };
 
 /** Two MariaDB servers (source, target) and HAProxy in front of the source, with an application account on both. */
-export async function startMariadbSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
+async function startMariadbSandboxes(onStarted: OnSandboxStarted): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
   const appPassword = randomBytes(12).toString('hex');
   const [src, dst] = (await startAllOrNone([MariadbSandbox.start({ password, serverId: 1 }), MariadbSandbox.start({ password, serverId: 2 })])) as [MariadbSandbox, MariadbSandbox];
