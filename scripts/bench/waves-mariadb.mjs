@@ -13,8 +13,8 @@ import { waves } from '../../dist/src/index.js';
 import { replayJournal } from '../../dist/src/engine/journal.js';
 import { tenantPlan } from '../../dist/src/engine/waves-plan.js';
 import { loadPlan, planId } from '../../dist/src/plan/index.js';
-import { MariadbSandbox } from '../../dist/src/sandbox/mariadb-sandbox.js';
-import { mysqlWorkloadTableSql } from '../../dist/src/sandbox/mysql-workload.js';
+import { MariadbSandbox } from '../../dist/adapters/mysql/mariadb-sandbox.js';
+import { mysqlWorkloadTableSql } from '../../dist/adapters/mysql/mysql-workload.js';
 import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
 import { WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
 

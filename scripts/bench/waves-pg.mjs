@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { waves } from '../../dist/src/index.js';
-import { PgBouncerSandbox } from '../../dist/src/sandbox/pgbouncer-sandbox.js';
-import { PostgresSandbox } from '../../dist/src/sandbox/postgres-sandbox.js';
+import { PgBouncerSandbox } from '../../dist/adapters/routers/pgbouncer-sandbox.js';
+import { PostgresSandbox } from '../../dist/adapters/postgres/postgres-sandbox.js';
 import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
-import { workloadTableSql, WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
+import { WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
+import { workloadTableSql } from '../../dist/adapters/postgres/postgres-workload.js';
 
 const { values: args } = parseArgs({ options: { tenants: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' }, rows: { type: 'string', default: '200' }, schemas: { type: 'boolean', default: false } } });
 const schemas = args.schemas;

@@ -11,9 +11,9 @@ import mysql from 'mysql2/promise';
 import { mariadbSql } from './sandbox-sql.mjs';
 import { HaproxyRuntime, setAddrCmd } from '../../dist/adapters/routers/haproxy-runtime.js';
 import { runCli } from '../../dist/src/cli/program.js';
-import { HaproxySandbox } from '../../dist/src/sandbox/haproxy-sandbox.js';
-import { MariadbSandbox } from '../../dist/src/sandbox/mariadb-sandbox.js';
-import { MysqlWorkload, mysqlWorkloadTableSql } from '../../dist/src/sandbox/mysql-workload.js';
+import { HaproxySandbox } from '../../dist/adapters/routers/haproxy-sandbox.js';
+import { MariadbSandbox } from '../../dist/adapters/mysql/mariadb-sandbox.js';
+import { MysqlWorkload, mysqlWorkloadTableSql } from '../../dist/adapters/mysql/mysql-workload.js';
 import { stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
 import { WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
 

@@ -13,10 +13,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pgSql } from './sandbox-sql.mjs';
-import { PostgresSandbox } from '../../dist/src/sandbox/postgres-sandbox.js';
-import { PgBouncerSandbox } from '../../dist/src/sandbox/pgbouncer-sandbox.js';
+import { PostgresSandbox } from '../../dist/adapters/postgres/postgres-sandbox.js';
+import { PgBouncerSandbox } from '../../dist/adapters/routers/pgbouncer-sandbox.js';
 import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
-import { Workload, workloadTableSql } from '../../dist/src/sandbox/workload.js';
+import { Workload, workloadTableSql } from '../../dist/adapters/postgres/postgres-workload.js';
 import { openSession } from '../../dist/src/engine/session.js';
 import { runPlan, syncPlan } from '../../dist/src/engine/run.js';
 

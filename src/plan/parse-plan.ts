@@ -2,12 +2,13 @@ import { DEFAULT_ENGINE, ENGINES, engineCapabilities, isEngine } from '../../ada
 import { hasSeveralStatements } from './single-statement.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
+import { Document, LineCounter, isMap, isScalar, parseDocument } from 'yaml';
 import { PlanError, UsageError, isCutoverError, type PlanIssue } from '../errors.js';
 import { LOCK_TIMEOUT_BOUNDS, READ_ONLY_DEFAULTS } from '../readonly/readonly.js';
 import { isPostgresUrl, parseDbUrl, urlHasPassword, type Engine } from '../util/db-url.js';
 import { Fields, PlanReader } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
+import type { PlanDocument } from './plan-document.js';
 import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
@@ -50,8 +51,13 @@ export async function loadPlan(file: string): Promise<Plan> {
   return parsePlan(text, file);
 }
 
-/** Validates plan text; `file` is the path as the operator gave it (relative paths in the plan resolve against its directory). */
-export function parsePlan(text: string, file: string): Plan {
+/**
+ * Validates plan text, or a plan built as an object (the same checks and defaults; issues then name line 1).
+ * `file` is the path as the operator gave it (relative paths in the plan resolve against its directory).
+ */
+export function parsePlan(input: string | PlanDocument, file: string): Plan {
+  if (typeof input !== 'string') return validPlan(new Document(input), new LineCounter(), file);
+  const text = input;
   // Checked before parsing: a YAML parser spends seconds on a file of many megabytes.
   if (text.length > MAX_PLAN_CHARS) throw new UsageError(`plan file ${file} is ${Math.round(text.length / 1024)} KB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MB a plan may be`, 'list many tenants with a query instead: scope: { tenants: { query: "SELECT ..." } }');
   const lines = new LineCounter();
@@ -62,6 +68,10 @@ export function parsePlan(text: string, file: string): Plan {
       doc.errors.map((e): PlanIssue => ({ line: Math.max(1, lines.linePos(e.pos[0]).line), path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` })),
     );
   }
+  return validPlan(doc, lines, file);
+}
+
+function validPlan(doc: Document, lines: LineCounter, file: string): Plan {
   const reader = new PlanReader(lines);
   const plan = readPlan(reader, doc.contents, resolve(file));
   if (reader.issues.length > 0 || !plan) {

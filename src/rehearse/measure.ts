@@ -40,3 +40,16 @@ export function errorSamples(ops: WorkloadOp[], limit = 5): string[] {
   }
   return [...seen.entries()].slice(0, limit).map(([k, n]) => (n > 1 ? `${k} (×${n})` : k));
 }
+
+/** Longest span without a successful operation of `kind` on any one tenant: what that tenant's clients saw. */
+export function longestTenantGap(ops: WorkloadOp[], kind: WorkloadOp['kind'], tenantOf: (op: WorkloadOp) => string | undefined): Map<string, number> {
+  const byTenant = new Map<string, WorkloadOp[]>();
+  for (const op of ops) {
+    const t = tenantOf(op);
+    if (t === undefined || op.kind !== kind) continue;
+    const list = byTenant.get(t);
+    if (list) list.push(op);
+    else byTenant.set(t, [op]);
+  }
+  return new Map([...byTenant].map(([t, list]) => [t, longestGap(list, kind)]));
+}

@@ -7,16 +7,15 @@ import type { WorkloadOp, WorkloadResult } from '../sandbox/workload.js';
 import { parseDbUrl } from '../util/db-url.js';
 import { sleep } from '../util/sleep.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import { errorSamples, latencySeries, longestGap } from './measure.js';
-import { mariadbKit, startMariadbSandboxes } from './mariadb-rehearsal.js';
-import { postgresKit, startPostgresSandboxes } from './postgres-rehearsal.js';
-import type { KitEndpoint, RehearsalKit, SandboxSet } from './rehearsal-kit.js';
+import { errorSamples, latencySeries, longestGap, longestTenantGap } from './measure.js';
+import { rehearsalKitFor } from './kits.js';
+import type { KitEndpoint, RehearsalKit, TenantSandboxSet } from './rehearsal-kit.js';
+import { planDuration } from './sandbox-plan.js';
 import { replayJournal } from '../engine/journal.js';
 import { lastOkData } from '../engine/phase.js';
 import { runWaves, type WaveEvent, type WavesResult } from '../engine/waves.js';
 import { tenantPlan, wavesOf } from '../engine/waves-plan.js';
 import { planId, type Plan, type PlanSecrets } from '../plan/index.js';
-import { startTenantSandboxes, longestTenantGap, planDuration, serverVersion, tenantKeys, TenantWorkload, type TenantSandboxes } from './tenants-rehearsal.js';
 import type { RehearseEvent, RehearseOptions, RehearsePhase, RehearseReport, ReportMark, ReportStep, TenantWindow } from './types.js';
 
 export type * from './types.js';
@@ -42,14 +41,16 @@ const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: Repor
  * looked up on the target.
  */
 export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseReport> {
-  const engine = opts.engine ?? 'postgres';
+  // --plan rehearses PostgreSQL plans only (onPlan says so); a sandbox rehearsal runs on the engine asked for.
+  const kit = await rehearsalKitFor(opts.plan ? 'postgres' : (opts.engine ?? 'postgres'));
   if (opts.tenants !== undefined) {
-    if (opts.plan || engine !== 'postgres') throw new UsageError('rehearse --tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan and --engine (waves move PostgreSQL tenant databases)');
+    const start = kit.startTenantSandboxes;
+    if (opts.plan || !start) throw new UsageError('rehearse --tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan and --engine (waves move PostgreSQL tenant databases)');
     if (!Number.isInteger(opts.tenants) || opts.tenants < 1) throw new UsageError(`--tenants must be a positive integer (got ${opts.tenants})`);
-    return new Rehearsal(opts, postgresKit).onTenantSandboxes(opts.tenants);
+    return new Rehearsal(opts, kit).onTenantSandboxes(opts.tenants, start);
   }
-  if (opts.plan) return new Rehearsal(opts, postgresKit).onPlan(opts.plan);
-  return engine === 'mariadb' ? new Rehearsal(opts, mariadbKit).onSandboxes(startMariadbSandboxes) : new Rehearsal(opts, postgresKit).onSandboxes(startPostgresSandboxes);
+  if (opts.plan) return new Rehearsal(opts, kit).onPlan(opts.plan);
+  return new Rehearsal(opts, kit).onSandboxes();
 }
 
 interface WorkloadTarget {
@@ -100,14 +101,14 @@ class Rehearsal {
     }
   }
 
-  async onSandboxes(start: (onStarted: (label: string, dir: string) => void) => Promise<SandboxSet>): Promise<RehearseReport> {
+  async onSandboxes(): Promise<RehearseReport> {
     const product = this.kit.product;
-    const sb = await this.phase('servers', `start ${product} source and target, and the router`, () => start((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
+    const sb = await this.phase('servers', `start ${product} source and target, and the router`, () => this.kit.startSandboxes((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
     let report: RehearseReport;
     try {
       await this.phase('data', `load ${this.rows} sample rows`, () => sb.loadSample(this.rows, REHEARSAL_TABLE), 'load sample data');
-      const { file, env } = await sb.writePlan('5s');
-      const { plan, planId, secrets } = await loadPlanFile(file, env);
+      const sandbox = await sb.plan('5s');
+      const { plan, planId, secrets } = await loadPlanFile(sandbox.plan, sandbox.env);
       const session = await openSessionFor(plan, planId, secrets);
       report = await this.cutoverUnderWorkload(session, 'sandbox', sb.via);
       if (this.opts.keep) report.kept = await sb.kept();
@@ -155,14 +156,14 @@ class Rehearsal {
    * `cutover waves`) while the clients write to and read from random tenants; then every acknowledged write
    * is looked up on its tenant's database on the target.
    */
-  async onTenantSandboxes(n: number): Promise<RehearseReport> {
-    const sb = await this.phase('servers', `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries`, () => startTenantSandboxes(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
+  async onTenantSandboxes(n: number, start: NonNullable<RehearsalKit['startTenantSandboxes']>): Promise<RehearseReport> {
+    const sb = await this.phase('servers', `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries`, () => start(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
     let report: RehearseReport;
     try {
       const rowsPerTenant = Math.max(1, Math.ceil(this.rows / n));
       await this.phase('data', `create ${n} tenant databases with ${rowsPerTenant} sample rows each`, () => sb.loadSample(rowsPerTenant, REHEARSAL_TABLE), 'load sample data');
-      const { file, env } = await sb.writePlan(planDuration(this.opts.maxWriteBlockedMs ?? DEFAULT_TENANT_BUDGET_MS));
-      const { plan, secrets } = await loadPlanFile(file, env);
+      const sandbox = await sb.plan(planDuration(this.opts.maxWriteBlockedMs ?? DEFAULT_TENANT_BUDGET_MS));
+      const { plan, secrets } = await loadPlanFile(sandbox.plan, sandbox.env);
       report = await this.waveUnderWorkload(sb, plan, secrets, n * rowsPerTenant);
     } catch (e) {
       await sb.stop();
@@ -174,10 +175,10 @@ class Rehearsal {
     return report;
   }
 
-  private async waveUnderWorkload(sb: TenantSandboxes, plan: Plan, secrets: PlanSecrets, sampleRows: number): Promise<RehearseReport> {
-    const [sourceVersion, targetVersion] = await Promise.all([serverVersion(sb.source), serverVersion(sb.target)]);
+  private async waveUnderWorkload(sb: TenantSandboxSet, plan: Plan, secrets: PlanSecrets, sampleRows: number): Promise<RehearseReport> {
+    const [sourceVersion, targetVersion] = await Promise.all([this.kit.serverVersion(sb.source), this.kit.serverVersion(sb.target)]);
     const workloadStartMs = this.now();
-    const workload = new TenantWorkload(sb.router, sb.tenants, { writers: this.writers, readers: this.readers, table: REHEARSAL_TABLE, thinkMs: 2 }).start();
+    const workload = sb.startWorkload({ writers: this.writers, readers: this.readers, table: REHEARSAL_TABLE, thinkMs: 2 });
     const windows = new Map<string, { holdAtMs?: number; liftAtMs?: number }>();
     let wave: WavesResult;
     let result: WorkloadResult;
@@ -200,7 +201,7 @@ class Rehearsal {
     }
     const workloadEndMs = this.now();
     const tenantOf = (op: WorkloadOp) => workload.tenantOf(op);
-    const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on their tenants on the target`, () => missingOnTenants(sb, result, tenantOf), 'verify writes');
+    const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on their tenants on the target`, () => this.missingOnTenants(sb, result, tenantOf), 'verify writes');
     const { ops, report: workloadSection } = workloadReport(result, workloadStartMs, workloadEndMs);
     const writeGaps = longestTenantGap(result.ops, 'write', tenantOf);
     const readGaps = longestTenantGap(result.ops, 'read', tenantOf);
@@ -228,7 +229,7 @@ class Rehearsal {
     return {
       ok: clientErrors === 0 && missing.length === 0 && wave.counts.done === wave.tenants.length,
       mode: 'sandbox',
-      engine: 'postgres',
+      engine: this.kit.engine,
       planId: wave.planId,
       startedAt: new Date(this.t0).toISOString(),
       durationMs: this.now(),
@@ -373,6 +374,14 @@ class Rehearsal {
     return w.acknowledged.filter((k) => !have.has(k));
   }
 
+  /** Acknowledged writes (`client:seq`) not found on their tenant's database on the target. */
+  private async missingOnTenants(sb: TenantSandboxSet, w: WorkloadResult, tenantOf: (op: WorkloadOp) => string | undefined): Promise<string[]> {
+    const have = new Map<string, Set<string>>();
+    for (const t of sb.tenants) have.set(t, new Set(await this.kit.keys({ ...sb.target, database: t }, REHEARSAL_TABLE)));
+    const acked = w.ops.filter((o) => o.kind === 'write' && o.outcome === 'ok');
+    return acked.filter((o) => !have.get(tenantOf(o) ?? '')?.has(`${o.client}:${o.seq}`)).map((o) => `${o.client}:${o.seq}`);
+  }
+
   private abort(): { abort?: Promise<never> } {
     return this.opts.abort ? { abort: this.opts.abort } : {};
   }
@@ -417,14 +426,6 @@ async function tenantJournals(plan: Plan, tenants: readonly string[]) {
       return (await replayJournal(tp.stateDir, planId(tp))).records;
     }),
   );
-}
-
-/** Acknowledged writes (`client:seq`) not found on their tenant's database on the target. */
-async function missingOnTenants(sb: TenantSandboxes, w: WorkloadResult, tenantOf: (op: WorkloadOp) => string | undefined): Promise<string[]> {
-  const have = new Map<string, Set<string>>();
-  for (const t of sb.tenants) have.set(t, new Set(await tenantKeys(sb.target, t, REHEARSAL_TABLE)));
-  const acked = w.ops.filter((o) => o.kind === 'write' && o.outcome === 'ok');
-  return acked.filter((o) => !have.get(tenantOf(o) ?? '')?.has(`${o.client}:${o.seq}`)).map((o) => `${o.client}:${o.seq}`);
 }
 
 function step(name: string, phase: RehearsePhase, startMs: number, endMs: number): ReportStep {

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, chmod, cp, lstat, mkdtemp, readFile, readdir, rename, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, relative } from 'node:path';
 import { PreflightError } from '../errors.js';
 import { isRoot, run } from '../util/subprocess.js';
 
@@ -150,11 +150,16 @@ export async function findPostgresBinaries(major: number): Promise<PostgresBinar
   );
 }
 
-/** Client tools (pg_dump, psql) come from Debian: the npm package ships only initdb/pg_ctl/postgres. */
-export async function findClientBinary(name: string): Promise<string> {
-  const dirs = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort((a, b) => Number(b) - Number(a));
+/**
+ * Client tools (pg_dump, psql): Debian's newest major first (a newer pg_dump reads older servers, not the
+ * reverse), then the absolute directories of `PATH` (other distributions, Homebrew). The npm package ships only
+ * initdb/pg_ctl/postgres.
+ */
+export async function findClientBinary(name: string, path = process.env.PATH ?? ''): Promise<string> {
+  const majors = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort((a, b) => Number(b) - Number(a));
+  const dirs = [...majors.map((d) => `/usr/lib/postgresql/${d}/bin`), ...path.split(delimiter).filter((d) => isAbsolute(d))];
   for (const d of dirs) {
-    const p = `/usr/lib/postgresql/${d}/bin/${name}`;
+    const p = join(d, name);
     if (await exists(p, constants.X_OK)) return p;
   }
   throw new PreflightError('preflight', `${name} not found`, 'install the PostgreSQL client tools: apt-get install -y postgresql-client');

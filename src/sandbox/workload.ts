@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { sleep } from '../util/sleep.js';
 
 /** One client operation as the checker sees it: acknowledged (ok), refused (fail) or in doubt (unknown). */
@@ -13,14 +12,6 @@ export interface WorkloadOp {
   error?: string;
 }
 
-export interface WorkloadOptions extends ClientWorkloadOptions {
-  host: string;
-  port: number;
-  user: string;
-  password?: string;
-  database: string;
-}
-
 export interface WorkloadResult {
   ops: WorkloadOp[];
   /** `client:seq` keys of every acknowledged write: each must be on the final server. */
@@ -33,11 +24,6 @@ export interface WorkloadResult {
 }
 
 export const WORKLOAD_TABLE = 'cutover_workload';
-
-/** The table the workload writes to; (client, seq) identifies each write. */
-export function workloadTableSql(table = WORKLOAD_TABLE): string {
-  return `CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, client int NOT NULL, seq int NOT NULL, at timestamptz NOT NULL DEFAULT now(), UNIQUE (client, seq))`;
-}
 
 /** Options every workload takes, whatever the engine. */
 export interface ClientWorkloadOptions {
@@ -115,44 +101,6 @@ export abstract class ClientWorkload<C> {
     this.stopping = true;
     await Promise.all(this.loops);
     return summarize(this.ops, this.now());
-  }
-}
-
-/** The PostgreSQL workload. */
-export class Workload extends ClientWorkload<pg.Client> {
-  constructor(private readonly opts: WorkloadOptions) {
-    super(opts);
-  }
-
-  protected async connect(): Promise<pg.Client> {
-    const c = new pg.Client({
-      host: this.opts.host,
-      port: this.opts.port,
-      user: this.opts.user,
-      password: this.opts.password,
-      database: this.opts.database,
-      application_name: 'cutover-workload',
-      connectionTimeoutMillis: 30_000,
-    });
-    c.on('error', () => {});
-    await c.connect();
-    return c;
-  }
-
-  protected async execute(conn: pg.Client, kind: 'write' | 'read', table: string, client: number, seq: number): Promise<void> {
-    if (kind === 'write') await conn.query(`INSERT INTO ${table} (client, seq) VALUES ($1, $2)`, [client, seq]);
-    else await conn.query(`SELECT count(*) FROM ${table}`);
-  }
-
-  protected outcome(e: unknown): { outcome: 'fail' | 'unknown'; error: string } {
-    const err = e as { code?: string; message?: string };
-    // A SQLSTATE means the server refused the statement; a dropped connection leaves a write in doubt.
-    const sqlstate = err.code !== undefined && /^[0-9A-Z]{5}$/.test(err.code);
-    return { outcome: sqlstate ? 'fail' : 'unknown', error: err.code ? `${err.code} ${err.message ?? ''}`.trim() : (err.message ?? String(e)) };
-  }
-
-  protected async close(conn: pg.Client): Promise<void> {
-    await conn.end().catch(() => {});
   }
 }
 

@@ -1,9 +1,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { MysqlWorkload } from '../../src/sandbox/mysql-workload.js';
+import { MysqlWorkload } from '../../adapters/mysql/mysql-workload.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxyRuntime, setAddrCmd } from '../../adapters/routers/haproxy-runtime.js';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { Workload } from '../../src/sandbox/workload.js';
+import { Workload } from '../../adapters/postgres/postgres-workload.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import type { LateLeakCheck } from '../../src/index.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { Workload } from '../../src/sandbox/workload.js';
+import { Workload } from '../../adapters/postgres/postgres-workload.js';
 import { missingOn, seedDatabase, sleep, startCutoverEnv, type CutoverEnv, writePlan } from '../helpers/cutover-env.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
 import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';

@@ -2,9 +2,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { CopyMethod } from '../../src/plan/types.js';
-import { PgBouncerSandbox } from '../../src/sandbox/pgbouncer-sandbox.js';
-import { PostgresSandbox } from '../../src/sandbox/postgres-sandbox.js';
-import { Workload, workloadTableSql, WORKLOAD_TABLE, type WorkloadResult } from '../../src/sandbox/workload.js';
+import { PgBouncerSandbox } from '../../adapters/routers/pgbouncer-sandbox.js';
+import { PostgresSandbox } from '../../adapters/postgres/postgres-sandbox.js';
+import { WORKLOAD_TABLE, type WorkloadResult } from '../../src/sandbox/workload.js';
+import { Workload, workloadTableSql } from '../../adapters/postgres/postgres-workload.js';
 import { client, exec } from './pg.js';
 
 /** A PG15 source, a PG17 target (or the majors asked for) with the same superuser password, and (optionally) a PgBouncer in front. */

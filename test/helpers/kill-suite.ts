@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxyRuntime, setAddrCmd } from '../../adapters/routers/haproxy-runtime.js';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import type { WorkloadResult } from '../../src/sandbox/workload.js';
 import { missing } from './availability.js';
 import { cli, tempStateDir } from './cli.js';

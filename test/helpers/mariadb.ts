@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import { runCli } from '../../src/cli/program.js';
-import { findMariadbBinaries } from '../../src/sandbox/mariadb-binaries.js';
-import { MariadbSandbox } from '../../src/sandbox/mariadb-sandbox.js';
+import { findMariadbBinaries } from '../../adapters/mysql/mariadb-binaries.js';
+import { MariadbSandbox } from '../../adapters/mysql/mariadb-sandbox.js';
 import { missing } from './availability.js';
 
 export const mariadbMissing = await missing('MariaDB server binaries (mariadb-server)', () => findMariadbBinaries());

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
-import { HaproxySandbox } from '../../src/sandbox/haproxy-sandbox.js';
-import { MysqlWorkload, mysqlWorkloadTableSql } from '../../src/sandbox/mysql-workload.js';
+import { HaproxySandbox } from '../../adapters/routers/haproxy-sandbox.js';
+import { MysqlWorkload, mysqlWorkloadTableSql } from '../../adapters/mysql/mysql-workload.js';
 import { WORKLOAD_TABLE, type WorkloadResult } from '../../src/sandbox/workload.js';
 import { connect, exec, MariadbSandbox } from './mariadb.js';
 

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { mysqlWorkloadTableSql } from '../../src/sandbox/mysql-workload.js';
+import { mysqlWorkloadTableSql } from '../../adapters/mysql/mysql-workload.js';
 import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
 import { connect, exec, MariadbSandbox } from './mariadb.js';
 import type { TenantWrite } from './waves-env.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { PostgresSandbox } from '../../src/sandbox/postgres-sandbox.js';
+import { PostgresSandbox } from '../../adapters/postgres/postgres-sandbox.js';
 import { findPostgresBinaries } from '../../src/sandbox/binaries.js';
 import { missing } from './availability.js';
 

@@ -1,6 +1,6 @@
-import { findPgBouncer } from '../../src/sandbox/pgbouncer-sandbox.js';
+import { findPgBouncer } from '../../adapters/routers/pgbouncer-sandbox.js';
 import { missing } from './availability.js';
 
 export const pgbouncerMissing = await missing('PgBouncer', () => findPgBouncer());
 
-export { PgBouncerSandbox } from '../../src/sandbox/pgbouncer-sandbox.js';
+export { PgBouncerSandbox } from '../../adapters/routers/pgbouncer-sandbox.js';

@@ -5,7 +5,7 @@ import { replayJournal } from '../../src/engine/journal.js';
 import { tenantPlan } from '../../src/engine/waves-plan.js';
 import { loadPlan, planId } from '../../src/plan/index.js';
 import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
-import { workloadTableSql } from '../../src/sandbox/workload.js';
+import { workloadTableSql } from '../../adapters/postgres/postgres-workload.js';
 import { keysOn, seedDatabase, type CutoverEnv } from './cutover-env.js';
 import { exec } from './pg.js';
 

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxyRouter } from '../../adapters/routers/haproxy-router.js';
 import { HaproxyRuntime } from '../../adapters/routers/haproxy-runtime.js';
-import { findHaproxy, HaproxySandbox } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy, HaproxySandbox } from '../../adapters/routers/haproxy-sandbox.js';
 import { missing } from '../helpers/availability.js';
 import { tempStateDir } from '../helpers/cli.js';
 

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, exec, mariadbMissing } from '../helpers/mariadb.js';

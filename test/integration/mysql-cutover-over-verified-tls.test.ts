@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MariadbSandbox } from '../../src/sandbox/mariadb-sandbox.js';
+import { MariadbSandbox } from '../../adapters/mysql/mariadb-sandbox.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { exec, mariadbMissing } from '../helpers/mariadb.js';
 import { TestPki, opensslMissing, type ServerCert } from '../helpers/tls-certs.js';

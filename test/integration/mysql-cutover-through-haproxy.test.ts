@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { exec, mariadbMissing, readOnly } from '../helpers/mariadb.js';
 import { appCanWrite, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
 
@@ -64,7 +64,7 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
     await exec(e.src, 'SET GLOBAL read_only = OFF', 'CREATE DATABASE slow', 'USE slow', 'CREATE TABLE t (id int PRIMARY KEY)');
     const { HaproxyRuntime, setAddrCmd } = await import('../../adapters/routers/haproxy-runtime.js');
     await new HaproxyRuntime(e.haproxy.socket).command(setAddrCmd(e.haproxy.backend, e.haproxy.serverName, '127.0.0.1', e.src.port));
-    await exec(e.src, 'USE slow', (await import('../../src/sandbox/mysql-workload.js')).mysqlWorkloadTableSql(), "GRANT ALL ON slow.* TO 'app'@'%'");
+    await exec(e.src, 'USE slow', (await import('../../adapters/mysql/mysql-workload.js')).mysqlWorkloadTableSql(), "GRANT ALL ON slow.* TO 'app'@'%'");
     await exec(e.dst, 'DROP DATABASE IF EXISTS slow', "GRANT ALL ON slow.* TO 'app'@'%'");
     const dir = await tempStateDir(e.src.dir);
     // The verify before the hold would stop at the stalled replica with nothing fenced (exit 1): this test is about the budget.

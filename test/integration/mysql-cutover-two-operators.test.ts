@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { parkAtStep } from '../helpers/kill-at-step.js';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { connectMysql } from '../../adapters/mysql/mysql-connection.js';
 import { parseDbUrl } from '../../src/util/db-url.js';
 import { missing } from '../helpers/availability.js';

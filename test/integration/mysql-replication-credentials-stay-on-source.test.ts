@@ -2,7 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MariadbSandbox } from '../../src/sandbox/mariadb-sandbox.js';
+import { MariadbSandbox } from '../../adapters/mysql/mariadb-sandbox.js';
 import { cli, tempStateDir, type CliRun } from '../helpers/cli.js';
 import { connect, exec, mariadbMissing } from '../helpers/mariadb.js';
 

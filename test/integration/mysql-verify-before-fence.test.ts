@@ -7,7 +7,7 @@ import { BUILT_CLI, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, mariadbMissing } from '../helpers/mariadb.js';
 import { appCanWrite, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
 const DB = 'vshop';

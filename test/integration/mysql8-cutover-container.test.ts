@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startMysqlContainer, type ContainerSandbox, type ContainerStart } from '../helpers/container-provider.js';
-import { MysqlWorkload, mysqlWorkloadTableSql } from '../../src/sandbox/mysql-workload.js';
+import { MysqlWorkload, mysqlWorkloadTableSql } from '../../adapters/mysql/mysql-workload.js';
 import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresSandbox } from '../../src/sandbox/postgres-sandbox.js';
+import { PostgresSandbox } from '../../adapters/postgres/postgres-sandbox.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { TestPki, opensslMissing, type ServerCert } from '../helpers/tls-certs.js';

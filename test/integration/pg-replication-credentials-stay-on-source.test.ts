@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresSandbox } from '../../src/sandbox/postgres-sandbox.js';
+import { PostgresSandbox } from '../../adapters/postgres/postgres-sandbox.js';
 import { cli, tempStateDir, type CliRun } from '../helpers/cli.js';
 import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 

@@ -2,7 +2,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Workload } from '../../src/sandbox/workload.js';
+import { Workload } from '../../adapters/postgres/postgres-workload.js';
 import { BUILT_CLI, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, seedDatabase, sleep, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';

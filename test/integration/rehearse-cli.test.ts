@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateJson, type JsonSchema } from '../../src/report/json-schema.js';
-import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
+import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { missing } from '../helpers/availability.js';
 import { BUILT_CLI, ROOT, ensureBuilt, spawnCli } from '../helpers/built-cli.js';
 import { chromiumMissing, openInChromium } from '../helpers/chromium.js';

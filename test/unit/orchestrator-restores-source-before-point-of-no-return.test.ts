@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError } from '../../src/errors.js';
 import { planPhase } from '../../src/engine/phase.js';
 import { runPlan, syncPlan, type CutoverEvent } from '../../src/engine/run.js';
-import { FenceLeakError } from '../../src/readonly/readonly.js';
+import { FenceLeakError } from '../../src/errors.js';
 import type { FenceOnResult } from '../../src/readonly/types.js';
 import { FakeLeakWatcher, SOURCE, TARGET, fakeSession, journalLines, journalRecords, type FakeSession } from '../helpers/fake-session.js';
 

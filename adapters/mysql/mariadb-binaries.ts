@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { PreflightError } from '../errors.js';
-import { run } from '../util/subprocess.js';
+import { PreflightError } from '../../src/errors.js';
+import { run } from '../../src/util/subprocess.js';
 
 export interface MariadbBinaries {
   version: string;

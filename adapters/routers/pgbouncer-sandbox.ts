@@ -1,16 +1,16 @@
-import { readPidFile, terminateProcess } from '../util/process.js';
-import { quoteConnValue } from '../../adapters/routers/pgbouncer-ini.js';
+import { readPidFile, terminateProcess } from '../../src/util/process.js';
+import { quoteConnValue } from './pgbouncer-ini.js';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { OperationError, PreflightError } from '../errors.js';
-import { isRoot, run } from '../util/subprocess.js';
-import { POSTGRES_OS_USER } from './binaries.js';
-import { freePort } from './ports.js';
-import { DirSandbox, track } from './registry.js';
+import { OperationError, PreflightError } from '../../src/errors.js';
+import { isRoot, run } from '../../src/util/subprocess.js';
+import { POSTGRES_OS_USER } from '../../src/sandbox/binaries.js';
+import { freePort } from '../../src/sandbox/ports.js';
+import { DirSandbox, track } from '../../src/sandbox/registry.js';
 
 export const PGBOUNCER_BINARY = '/usr/sbin/pgbouncer';
 export const PGBOUNCER_ADMIN_USER = 'pgbouncer_admin';

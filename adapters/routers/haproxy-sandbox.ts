@@ -1,13 +1,13 @@
-import { readPidFile, terminateProcess } from '../util/process.js';
+import { readPidFile, terminateProcess } from '../../src/util/process.js';
 import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OperationError, PreflightError } from '../errors.js';
-import { run } from '../util/subprocess.js';
-import { freePort } from './ports.js';
-import { DirSandbox, track } from './registry.js';
+import { OperationError, PreflightError } from '../../src/errors.js';
+import { run } from '../../src/util/subprocess.js';
+import { freePort } from '../../src/sandbox/ports.js';
+import { DirSandbox, track } from '../../src/sandbox/registry.js';
 
 export const HAPROXY_BINARY = '/usr/sbin/haproxy';
 

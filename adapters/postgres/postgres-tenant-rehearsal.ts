@@ -1,54 +1,28 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import pg from 'pg';
-import { quoteIdent } from '../../adapters/postgres/postgres-sql.js';
-import { PgBouncerSandbox } from '../sandbox/pgbouncer-sandbox.js';
-import { PostgresSandbox } from '../sandbox/postgres-sandbox.js';
-import { startAllOrNone } from '../sandbox/registry.js';
-import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../sandbox/workload.js';
-import { longestGap } from './measure.js';
-import { loadSampleTables, REHEARSAL_TARGET_MAJOR } from './postgres-rehearsal.js';
-import type { KitEndpoint } from './rehearsal-kit.js';
+import type { KitEndpoint, OnSandboxStarted, TenantSandboxSet } from '../../src/rehearse/rehearsal-kit.js';
+import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
+import { startAllOrNone } from '../../src/sandbox/registry.js';
+import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../../src/sandbox/workload.js';
+import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
+import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
+import { PostgresSandbox } from './postgres-sandbox.js';
+import { quoteIdent } from './postgres-sql.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
 
 /** tenant_01 … tenant_N: zero-padded so `order: name` and the listed order agree. */
-export function tenantNames(n: number): string[] {
+function tenantNames(n: number): string[] {
   const width = String(n).length;
   return Array.from({ length: n }, (_, i) => `tenant_${String(i + 1).padStart(Math.max(2, width), '0')}`);
-}
-
-async function withClient<T>(ep: KitEndpoint, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ host: ep.host, port: ep.port, user: ep.user, password: ep.password, database: ep.database ?? 'postgres', application_name: 'cutover-rehearse' });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-export interface TenantSandboxes {
-  tenants: string[];
-  source: KitEndpoint;
-  target: KitEndpoint;
-  /** The PgBouncer clients use, without a database: each tenant is its own `[databases]` entry. */
-  router: KitEndpoint;
-  routerLabel: string;
-  loadSample(rowsPerTenant: number, table: string): Promise<void>;
-  /** The waves plan of the rehearsal, and the private env map holding the passwords it names. */
-  writePlan(maxWriteBlockedPerTenant: string): Promise<{ file: string; env: Record<string, string> }>;
-  stop(): Promise<void>;
 }
 
 /**
  * A PostgreSQL 15 source with `n` tenant databases, a PostgreSQL 18 target and a transaction-pooling PgBouncer
  * with one `[databases]` entry per tenant, pointing at the source. If one fails to start, the others are stopped.
  */
-export async function startTenantSandboxes(n: number, onStarted: (label: string, dir: string) => void): Promise<TenantSandboxes> {
+export async function startTenantSandboxes(n: number, onStarted: OnSandboxStarted): Promise<TenantSandboxSet> {
   const password = randomBytes(12).toString('hex');
   const tenants = tenantNames(n);
   const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password })])) as [PostgresSandbox, PostgresSandbox];
@@ -69,12 +43,13 @@ export async function startTenantSandboxes(n: number, onStarted: (label: string,
   }
   onStarted(`router ${bouncer.label} (transaction pooling, ${n} tenant databases)`, bouncer.dir);
   const superuser = (port: number): KitEndpoint => ({ host: '127.0.0.1', port, user: 'postgres', password });
+  // Without a database: each tenant is its own `[databases]` entry.
+  const router = superuser(bouncer.port);
 
   return {
     tenants,
     source: superuser(src.port),
     target: superuser(dst.port),
-    router: superuser(bouncer.port),
     routerLabel: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling, ${n} tenant databases)`,
 
     async loadSample(rowsPerTenant, table) {
@@ -84,38 +59,28 @@ export async function startTenantSandboxes(n: number, onStarted: (label: string,
       }
     },
 
-    // In the source sandbox dir, with its state dir beside it: an interrupted run leaves nothing outside the sandbox dirs.
-    async writePlan(maxWriteBlockedPerTenant) {
-      const stateDir = join(src.dir, 'state');
-      await mkdir(stateDir, { mode: 0o700 });
-      const file = join(src.dir, 'rehearsal-tenants.plan.yaml');
-      const text = [
-        '# Written by `cutover rehearse --tenants`: the sandbox wave, run through the same code as `cutover waves`.',
-        'engine: postgres',
-        `source: { url: "postgres://postgres@127.0.0.1:${src.port}/postgres", passwordEnv: ${ENV.source} }`,
-        `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/postgres", passwordEnv: ${ENV.target} }`,
-        `scope: { tenants: [${tenants.join(', ')}] }`,
-        'method: replication',
-        'verify: rowcounts',
-        `waves: { concurrency: 1, maxWriteBlockedPerTenant: ${maxWriteBlockedPerTenant} }`,
-        `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: ${ENV.router}, ini: "${bouncer.iniPath}", database: ${tenants[0]} }`,
-        `state: "${stateDir}"`,
-        '',
-      ].join('\n');
-      await writeFile(file, text, { mode: 0o600 });
-      return { file, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+    async plan(maxWriteBlockedPerTenant) {
+      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`;
+      const plan = await sandboxPlan(src.dir, 'rehearsal-tenants.plan.yaml', {
+        engine: 'postgres',
+        source: { url: url(src.port), passwordEnv: ENV.source },
+        target: { url: url(dst.port), passwordEnv: ENV.target },
+        scope: { tenants },
+        method: 'replication',
+        verify: 'rowcounts',
+        waves: { concurrency: 1, maxWriteBlockedPerTenant },
+        router: { kind: 'pgbouncer', admin: bouncer.adminUrl(), adminPasswordEnv: ENV.router, ini: bouncer.iniPath, database: tenants[0]! },
+      });
+      return { plan, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
     },
+
+    startWorkload: (o) => new TenantWorkload(router, tenants, o).start(),
 
     async stop() {
       await bouncer.stop();
       await Promise.all([src.stop(), dst.stop()]);
     },
   };
-}
-
-/** Formats a budget in ms for the plan file (durations there take a unit). */
-export function planDuration(ms: number): string {
-  return `${Math.max(1, Math.round(ms))}ms`;
 }
 
 type TenantConnections = Map<string, pg.Client>;
@@ -125,7 +90,7 @@ type TenantConnections = Map<string, pg.Client>;
  * entry, keeping one connection per tenant, as an application with a pool per tenant does. It remembers which
  * tenant every operation went to, so acknowledged writes are looked up on the right database.
  */
-export class TenantWorkload extends ClientWorkload<TenantConnections> {
+class TenantWorkload extends ClientWorkload<TenantConnections> {
   private readonly tenantOfOp = new Map<string, string>();
 
   constructor(
@@ -168,26 +133,4 @@ export class TenantWorkload extends ClientWorkload<TenantConnections> {
   protected async close(conns: TenantConnections): Promise<void> {
     await Promise.all([...conns.values()].map((c) => c.end().catch(() => {})));
   }
-}
-
-/** `client:seq` keys of the workload table on one tenant database of a server. */
-export function tenantKeys(server: KitEndpoint, tenant: string, table: string): Promise<string[]> {
-  return withClient({ ...server, database: tenant }, async (c) => (await c.query<{ k: string }>(`SELECT client || ':' || seq AS k FROM ${quoteIdent(table)}`)).rows.map((r) => r.k));
-}
-
-export function serverVersion(server: KitEndpoint): Promise<string> {
-  return withClient(server, async (c) => (await c.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v);
-}
-
-/** Longest span without a successful operation of `kind` on any one tenant: what that tenant's clients saw. */
-export function longestTenantGap(ops: WorkloadOp[], kind: WorkloadOp['kind'], tenantOf: (op: WorkloadOp) => string | undefined): Map<string, number> {
-  const byTenant = new Map<string, WorkloadOp[]>();
-  for (const op of ops) {
-    const t = tenantOf(op);
-    if (t === undefined || op.kind !== kind) continue;
-    const list = byTenant.get(t);
-    if (list) list.push(op);
-    else byTenant.set(t, [op]);
-  }
-  return new Map([...byTenant].map(([t, list]) => [t, longestGap(list, kind)]));
 }

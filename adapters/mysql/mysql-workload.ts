@@ -1,5 +1,5 @@
 import mysql from 'mysql2/promise';
-import { ClientWorkload, WORKLOAD_TABLE, type ClientWorkloadOptions } from './workload.js';
+import { ClientWorkload, WORKLOAD_TABLE, type ClientWorkloadOptions } from '../../src/sandbox/workload.js';
 
 export interface MysqlWorkloadOptions extends ClientWorkloadOptions {
   host: string;

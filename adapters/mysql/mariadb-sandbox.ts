@@ -4,11 +4,11 @@ import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { OperationError } from '../errors.js';
-import { isRoot, run } from '../util/subprocess.js';
+import { OperationError } from '../../src/errors.js';
+import { isRoot, run } from '../../src/util/subprocess.js';
 import { MARIADB_OS_USER, findMariadbBinaries, type MariadbBinaries } from './mariadb-binaries.js';
-import { freePort } from './ports.js';
-import { DirSandbox, track } from './registry.js';
+import { freePort } from '../../src/sandbox/ports.js';
+import { DirSandbox, track } from '../../src/sandbox/registry.js';
 
 export interface MariadbSandboxOptions {
   /** root password (for TCP and socket logins). Random when absent. */

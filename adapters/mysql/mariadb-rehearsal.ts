@@ -1,14 +1,14 @@
-import { startAllOrNone } from '../sandbox/registry.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { quoteIdent } from '../../adapters/mysql/mysql-sql.js';
-import { HaproxySandbox } from '../sandbox/haproxy-sandbox.js';
-import { MariadbSandbox } from '../sandbox/mariadb-sandbox.js';
-import { MysqlWorkload, mysqlWorkloadTableSql } from '../sandbox/mysql-workload.js';
-import { stopByPidCommand, type KitEndpoint, type KeptServers, type RehearsalKit, type SandboxSet } from './rehearsal-kit.js';
-import { SAMPLE_DATABASE } from './postgres-rehearsal.js';
+import { SAMPLE_DATABASE, stopByPidCommand, type KitEndpoint, type KeptServers, type OnSandboxStarted, type RehearsalKit, type SandboxSet } from '../../src/rehearse/rehearsal-kit.js';
+import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
+import { startAllOrNone } from '../../src/sandbox/registry.js';
+import { HaproxySandbox } from '../routers/haproxy-sandbox.js';
+import { MariadbSandbox } from './mariadb-sandbox.js';
+import { quoteIdent } from './mysql-sql.js';
+import { MysqlWorkload, mysqlWorkloadTableSql } from './mysql-workload.js';
 
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD' } as const;
 /** The application account: read_only does not stop root (it holds READ ONLY ADMIN), so clients must not be root. */
@@ -38,10 +38,11 @@ export const mariadbKit: RehearsalKit = {
     }),
   dropTable: (ep, table) => withConnection(ep, (c) => c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`)).then(() => {}),
   keys: (ep, table) => withConnection(ep, async (c) => (await c.query<mysql.RowDataPacket[]>(`SELECT CONCAT(client, ':', seq) AS k FROM ${quoteIdent(table)}`))[0].map((r) => String(r.k))),
+  startSandboxes: startMariadbSandboxes,
 };
 
 /** Two MariaDB servers (source, target) and HAProxy in front of the source, with an application account on both. */
-export async function startMariadbSandboxes(onStarted: (label: string, dir: string) => void): Promise<SandboxSet> {
+async function startMariadbSandboxes(onStarted: OnSandboxStarted): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
   const appPassword = randomBytes(12).toString('hex');
   const [src, dst] = (await startAllOrNone([MariadbSandbox.start({ password, serverId: 1 }), MariadbSandbox.start({ password, serverId: 2 })])) as [MariadbSandbox, MariadbSandbox];
@@ -77,25 +78,19 @@ export async function startMariadbSandboxes(onStarted: (label: string, dir: stri
       }
     },
 
-    async writePlan(maxWriteBlocked) {
-      const stateDir = join(src.dir, 'state');
-      await mkdir(stateDir, { mode: 0o700 });
-      const file = join(src.dir, 'rehearsal.plan.yaml');
-      const text = [
-        '# Written by `cutover rehearse`: the sandbox cutover, run through the same code as `cutover run`.',
-        'engine: mariadb',
-        `source: { url: "mariadb://root@127.0.0.1:${src.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.source} }`,
-        `target: { url: "mariadb://root@127.0.0.1:${dst.port}/${SAMPLE_DATABASE}", passwordEnv: ${ENV.target} }`,
-        `scope: { databases: [${SAMPLE_DATABASE}] }`,
-        'method: replication',
-        `limits: { maxWriteBlocked: ${maxWriteBlocked} }`,
-        'verify: rowcounts',
-        `router: { kind: haproxy, socket: "${haproxy.socket}", backend: ${haproxy.backend}, server: ${haproxy.serverName} }`,
-        `state: "${stateDir}"`,
-        '',
-      ].join('\n');
-      await writeFile(file, text, { mode: 0o600 });
-      return { file, env: { [ENV.source]: password, [ENV.target]: password } };
+    async plan(maxWriteBlocked) {
+      const url = (port: number) => `mariadb://root@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const plan = await sandboxPlan(src.dir, 'rehearsal.plan.yaml', {
+        engine: 'mariadb',
+        source: { url: url(src.port), passwordEnv: ENV.source },
+        target: { url: url(dst.port), passwordEnv: ENV.target },
+        scope: { databases: [SAMPLE_DATABASE] },
+        method: 'replication',
+        limits: { maxWriteBlocked },
+        verify: 'rowcounts',
+        router: { kind: 'haproxy', socket: haproxy.socket, backend: haproxy.backend, server: haproxy.serverName },
+      });
+      return { plan, env: { [ENV.source]: password, [ENV.target]: password } };
     },
 
     async kept(): Promise<KeptServers> {

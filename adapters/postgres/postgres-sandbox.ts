@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OperationError } from '../errors.js';
-import { readPidFile, terminateProcess } from '../util/process.js';
-import { isRoot, run } from '../util/subprocess.js';
-import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from './binaries.js';
-import { freePort } from './ports.js';
-import { DirSandbox, track } from './registry.js';
+import { OperationError } from '../../src/errors.js';
+import { readPidFile, terminateProcess } from '../../src/util/process.js';
+import { isRoot, run } from '../../src/util/subprocess.js';
+import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from '../../src/sandbox/binaries.js';
+import { freePort } from '../../src/sandbox/ports.js';
+import { DirSandbox, track } from '../../src/sandbox/registry.js';
 
 export interface PostgresSandboxOptions {
   major?: number;
