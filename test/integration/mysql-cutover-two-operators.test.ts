@@ -9,17 +9,17 @@ import { connectMysql } from '../../adapters/mysql/mysql-connection.js';
 import { parseDbUrl } from '../../src/util/db-url.js';
 import { missing } from '../helpers/availability.js';
 import { mariadbMissing } from '../helpers/mariadb.js';
-import { appCanWrite, seedMysqlDatabase, startMysqlCutoverEnv, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { appCanWrite, seedMysqlDatabase, startCutoverEnv, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
 
 describe.skipIf(mariadbMissing ?? haproxyMissing)('two operators with separate state dirs run the same MariaDB plan', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateRoot = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'apart', 300);
   });

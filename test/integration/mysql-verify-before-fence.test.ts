@@ -6,7 +6,7 @@ import { missing } from '../helpers/availability.js';
 import { BUILT_CLI, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, mariadbMissing } from '../helpers/mariadb.js';
-import { appCanWrite, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { appCanWrite, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 import { findHaproxy } from '../../src/sandbox/haproxy-sandbox.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
@@ -15,7 +15,7 @@ const ROWS = 30_000;
 const PLANTED = 4242;
 
 /** Keeps changing rows of items on the source (ids above the planted one). */
-function updater(e: MysqlCutoverEnv): { stop(): Promise<number> } {
+function updater(e: MariadbEnv): { stop(): Promise<number> } {
   let running = true;
   let updates = 0;
   const done = (async () => {
@@ -45,12 +45,12 @@ async function ledgerChunks(stateDir: string): Promise<number> {
 }
 
 describe.skipIf(mariadbMissing ?? haproxyMissing)('online chunked verify before the fence (MariaDB 10.11)', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateDir: string;
   let plan: string;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, DB, ROWS);
     plan = await writeMysqlPlan(e, { db: DB, stateDir, extra: 'verify: { before: chunks, chunkRows: 100 }' });

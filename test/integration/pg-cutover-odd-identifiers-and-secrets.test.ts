@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 const DB = 'Shop "Ünï" db-1';
@@ -19,11 +19,11 @@ async function allCmdlines(): Promise<string[]> {
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing)('cutover with hostile identifiers; no secret in argv, output, journal', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv();
+    e = await startCutoverEnv('postgres');
     stateDir = await tempStateDir(e.src.dir);
     await exec(e.src, 'postgres', `CREATE DATABASE ${qi(DB)}`, `CREATE ROLE ${qi("o'brien app")} LOGIN PASSWORD 'x'`);
     await exec(

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Workload } from '../../src/sandbox/workload.js';
 import { BUILT_CLI, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, seedDatabase, sleep, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, seedDatabase, sleep, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 const DB = 'vshop';
@@ -14,7 +14,7 @@ const ROWS = 60_000;
 const PLANTED = 4242;
 
 /** Keeps changing rows of items on the source (ids above the planted one), as an app would. */
-function updater(e: CutoverEnv): { stop(): Promise<number> } {
+function updater(e: PostgresEnv): { stop(): Promise<number> } {
   let running = true;
   let updates = 0;
   const done = (async () => {
@@ -44,12 +44,12 @@ async function ledgerChunks(stateDir: string): Promise<number> {
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing)('online chunked verify before the fence (PostgreSQL 15 → 17)', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
   let plan: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv();
+    e = await startCutoverEnv('postgres');
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, DB, ROWS);
     plan = await writePlan(e, { db: DB, stateDir, extra: 'verify: { before: chunks, chunkRows: 100 }' });

@@ -5,28 +5,19 @@ import { ensureBuilt, spawnCli } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { mariadbMissing } from '../helpers/mariadb.js';
-import {
-  appCanWriteTenant,
-  appPrivileges,
-  missingMysqlTenantWrites,
-  MysqlTenantWorkload,
-  routerEntries,
-  seedMysqlTenants,
-  startMysqlWavesEnv,
-  writeMysqlWavesPlan,
-  type MysqlWavesEnv,
-} from '../helpers/mysql-waves-env.js';
+import { startWavesEnv, type MariadbEnv } from '../helpers/cutover-env.js';
+import { appCanWriteTenant, appPrivileges, missingMysqlTenantWrites, MysqlTenantWorkload, routerEntries, seedMysqlTenants, writeMysqlWavesPlan } from '../helpers/waves-env.js';
 
 const TENANTS = ['k1', 'k2', 'k3', 'k4', 'k5'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(mariadbMissing)('MariaDB waves SIGKILLed mid-wave (one tenant fenced, its copy loaded), then run again', () => {
-  let e: MysqlWavesEnv;
+  let e: MariadbEnv;
   let stateDir: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startMysqlWavesEnv();
+    e = await startWavesEnv('mariadb');
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlTenants(e, TENANTS);
   });

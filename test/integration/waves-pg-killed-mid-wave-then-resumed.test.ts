@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, spawnCli } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, sleep, startCutoverEnv, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, sleep, startCutoverEnv, type PostgresEnv } from '../helpers/cutover-env.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
@@ -16,14 +16,14 @@ describe.skipIf(unavailable).each([
   { kind: 'databases', layout: {} as TenantLayout },
   { kind: 'schemas of one database', layout: { database: 'shared' } as TenantLayout },
 ])('cutover waves of tenant $kind SIGKILLed mid-wave (one tenant fenced), then run again', ({ layout }) => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
     await ensureBuilt();
     e = layout.database
-      ? await startCutoverEnv({ bouncerAliases: Object.fromEntries(TENANTS.map((t) => [t, layout.database!])) })
-      : await startCutoverEnv({ bouncerDatabases: TENANTS });
+      ? await startCutoverEnv('postgres', { bouncerAliases: Object.fromEntries(TENANTS.map((t) => [t, layout.database!])) })
+      : await startCutoverEnv('postgres', { bouncerDatabases: TENANTS });
     stateDir = await tempStateDir(e.src.dir);
     if (layout.database) await seedSchemaTenants(e, layout.database, TENANTS);
     else await seedTenants(e, TENANTS);
