@@ -242,6 +242,22 @@ export async function appWritable(e: CutoverEnv, server: 'src' | 'dst', db: stri
   return e.engine === 'postgres' ? canWrite(e[server], db) : appCanWrite(e[server], db);
 }
 
+/** An admin session on one server's database, the same shape for both engines (each engine's own SQL and placeholders). */
+export interface AdminSession {
+  query(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  end(): Promise<void>;
+}
+
+export async function adminSession(e: CutoverEnv, server: 'src' | 'dst', db: string): Promise<AdminSession> {
+  if (e.engine === 'postgres') {
+    const c = await client(e[server], { database: db });
+    return { query: async (sql, params) => (await c.query(sql, params)).rows, end: () => c.end() };
+  }
+  const c = await connect(e[server]);
+  await c.query(`USE \`${db}\``);
+  return { query: async (sql, params) => (await c.query<mysql.RowDataPacket[]>(sql, params))[0], end: () => c.end() };
+}
+
 export function workloadThroughBouncer(e: PostgresEnv, db: string, writers = 4): Workload {
   return new Workload({ host: '127.0.0.1', port: e.bouncer!.port, user: 'postgres', password: e.password, database: db, writers, readers: 1 }).start();
 }
