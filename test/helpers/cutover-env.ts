@@ -115,13 +115,10 @@ async function startMariadbEnv(opts: EnvOptions): Promise<MariadbEnv> {
 }
 
 /** What differs between the engines' envs; everything engine-specific below dispatches on `e.engine`. */
-const ENGINE_TABLE: { [E in Engine]: { label: string; serversMissing: () => string | undefined; routerMissing: () => string | undefined; start: (opts: EnvOptions) => Promise<Envs[E]> } } = {
-  postgres: { label: 'PostgreSQL 15 → 17', serversMissing: () => pg15Missing ?? pg17Missing, routerMissing: () => pgbouncerMissing, start: startPostgresEnv },
-  mariadb: { label: 'MariaDB 10.11', serversMissing: () => mariadbMissing, routerMissing: () => haproxyMissing, start: startMariadbEnv },
+const ENGINE_TABLE: { [E in Engine]: { serversMissing: () => string | undefined; routerMissing: () => string | undefined; start: (opts: EnvOptions) => Promise<Envs[E]> } } = {
+  postgres: { serversMissing: () => pg15Missing ?? pg17Missing, routerMissing: () => pgbouncerMissing, start: startPostgresEnv },
+  mariadb: { serversMissing: () => mariadbMissing, routerMissing: () => haproxyMissing, start: startMariadbEnv },
 };
-
-/** How test titles name an engine's pair of servers. */
-export const engineLabel = (engine: Engine) => ENGINE_TABLE[engine].label;
 
 /** Why an engine's env cannot start here (undefined when it can); `router`: its router too (PgBouncer / HAProxy). */
 export function envMissing(engine: Engine, { router = false } = {}): string | undefined {
