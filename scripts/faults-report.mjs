@@ -25,8 +25,7 @@ const FILTERS = [
   'test/unit/plan-hostile',
   'test/integration/pg-cutover-killed',
   'test/integration/pg-cutover-interrupted',
-  'test/integration/pg-cutover-two-operators',
-  'test/integration/mysql-cutover-two-operators',
+  'test/integration/cutover-two-operators',
   'test/integration/pg-cutover-unwritable-state-dir',
   'test/integration/pg-secrets-stay-put',
   'test/integration/mysql-cutover-kill',
@@ -38,8 +37,7 @@ const FILTERS = [
  * @type {Array<[RegExp, string]>}
  */
 const SCENARIO_OF_FILE = [
-  [/pg-cutover-two-operators/, '5. two operators, stale lock, separate state dirs, --force (PG)'],
-  [/mysql-cutover-two-operators/, '5. two operators with separate state dirs (MariaDB)'],
+  [/cutover-two-operators/, '5. two operators, stale lock, separate state dirs, --force (PG); separate state dirs (MariaDB)'],
   [/pg-cutover-unwritable-state-dir/, '10. state dir unusable while fenced; rollback without it; router cannot point back (PG)'],
   [/pg-secrets-stay-put/, '9. child environments without passwords; no PGPASSWORD to the target (PG)'],
   [/plan-hostile/, '8. hostile plan files (unit + CLI)'],

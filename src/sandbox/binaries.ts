@@ -150,17 +150,50 @@ export async function findPostgresBinaries(major: number): Promise<PostgresBinar
   );
 }
 
+export interface ClientBinarySearch {
+  /** Looked in first: a directory the caller names. */
+  dir?: string;
+  /** The oldest major that will do (pg_dump must be at least the server's major); any when unset. */
+  minMajor?: number;
+  /** Where Debian's versioned dirs live: /usr/lib/postgresql. */
+  debianRoot?: string;
+  /** The search path after Debian's dirs: $PATH. */
+  path?: string;
+}
+
+/** The major a client tool reports with `--version` ("pg_dump (PostgreSQL) 17.2" → 17), undefined when it cannot tell. */
+export async function clientBinaryMajor(binary: string): Promise<number | undefined> {
+  const r = await run(binary, ['--version'], { reject: false, timeoutMs: 10_000 });
+  const m = /\)\s*(\d+)/.exec(r.stdout) ?? /(\d+)/.exec(r.stdout);
+  return r.exitCode === 0 && m ? Number(m[1]) : undefined;
+}
+
 /**
- * Client tools (pg_dump, psql): Debian's newest major first (a newer pg_dump reads older servers, not the
- * reverse), then the absolute directories of `PATH` (other distributions, Homebrew). The npm package ships only
- * initdb/pg_ctl/postgres.
+ * Client tools (pg_dump, psql, pgbench): the embedded npm package ships only initdb/pg_ctl/postgres. Looks in
+ * `dir`, then Debian's /usr/lib/postgresql/<major>/bin (newest major first, the major from the directory name),
+ * then each $PATH entry (the major from `--version`: Homebrew, other distributions, a custom prefix). The first
+ * one at least `minMajor` wins; when none is, the first found does, so the caller's version check can name it.
  */
-export async function findClientBinary(name: string, path = process.env.PATH ?? ''): Promise<string> {
-  const majors = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort((a, b) => Number(b) - Number(a));
-  const dirs = [...majors.map((d) => `/usr/lib/postgresql/${d}/bin`), ...path.split(delimiter).filter((d) => isAbsolute(d))];
-  for (const d of dirs) {
-    const p = join(d, name);
-    if (await exists(p, constants.X_OK)) return p;
+export async function findClientBinary(name: string, search: ClientBinarySearch = {}): Promise<string> {
+  const debianRoot = search.debianRoot ?? '/usr/lib/postgresql';
+  const majors = (await readdir(debianRoot).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a));
+  const candidates: Array<{ path: string; major?: number }> = [
+    ...(search.dir ? [{ path: join(search.dir, name) }] : []),
+    ...majors.map((d) => ({ path: join(debianRoot, d, 'bin', name), major: Number(d) })),
+    ...(search.path ?? process.env.PATH ?? '')
+      .split(delimiter)
+      // A relative entry would resolve against whatever directory the tool runs in.
+      .filter((d) => d !== '' && isAbsolute(d))
+      .map((d) => ({ path: join(d, name) })),
+  ];
+  let firstFound: string | undefined;
+  for (const c of candidates) {
+    if (!(await exists(c.path, constants.X_OK))) continue;
+    firstFound ??= c.path;
+    if (search.minMajor === undefined) return c.path;
+    const major = c.major ?? (await clientBinaryMajor(c.path));
+    if (major !== undefined && major >= search.minMajor) return c.path;
   }
+  if (firstFound) return firstFound;
   throw new PreflightError('preflight', `${name} not found`, 'install the PostgreSQL client tools: apt-get install -y postgresql-client');
 }

@@ -8,18 +8,18 @@ import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
 import { exec, mariadbMissing } from '../helpers/mariadb.js';
-import { APP_PASSWORD, APP_USER, appCanWrite, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { APP_PASSWORD, APP_USER, appCanWrite, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
 
 describe.skipIf(mariadbMissing ?? haproxyMissing)('network cuts during a MariaDB cutover (TCP fault proxy)', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateRoot: string;
   let toolLink: FaultProxy;
   let replicationLink: FaultProxy;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateRoot = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'mnet_tool', 1000);
     await seedMysqlDatabase(e, 'mnet_repl', 1000);

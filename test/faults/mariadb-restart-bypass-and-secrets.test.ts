@@ -9,7 +9,7 @@ import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { faultResult, onJournal, recordFault, watchArgv } from '../helpers/faults.js';
 import { connect, exec, mariadbMissing, readOnly } from '../helpers/mariadb.js';
-import { APP_PASSWORD, appCanWrite, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { APP_PASSWORD, appCanWrite, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
 const ROOT_PASSWORD = 'Sh@red:pw/1%';
@@ -18,7 +18,7 @@ const OPS_PASSWORD = 'Ops@:/%pw';
 const OPS_CLIENT = 900;
 
 /** An account with READ ONLY ADMIN writing straight to the source in autocommit, reconnecting when killed. */
-function opsWriter(e: MysqlCutoverEnv, db: string): { stop(): Promise<string[]> } {
+function opsWriter(e: MariadbEnv, db: string): { stop(): Promise<string[]> } {
   let stopping = false;
   const acked: string[] = [];
   const loop = (async () => {
@@ -50,11 +50,11 @@ function opsWriter(e: MysqlCutoverEnv, db: string): { stop(): Promise<string[]> 
 }
 
 describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source restart while fenced, a READ ONLY ADMIN writer, HAProxy socket gone, secrets', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateRoot = await tempStateDir(e.src.dir);
     for (const db of ['m_restart', 'm_bypass', 'm_socket', 'm_secrets']) await seedMysqlDatabase(e, db, 1000);
     await exec(e.src, `CREATE USER '${OPS_USER}'@'%' IDENTIFIED BY '${OPS_PASSWORD}'`, `GRANT READ ONLY ADMIN ON *.* TO '${OPS_USER}'@'%'`, `GRANT ALL ON m_bypass.* TO '${OPS_USER}'@'%'`);
@@ -144,16 +144,16 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
     const db = 'm_socket';
     const { plan, stateDir } = await planFor(db);
     const workload = workloadThroughHaproxy(e, db, 2);
-    const parked = `${e.haproxy.socket}.gone`;
+    const parked = `${e.haproxy!.socket}.gone`;
     let run, status, resume;
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       await sleep(300);
-      const cut = onJournal(stateDir, 'fence', 'ok', () => rename(e.haproxy.socket, parked));
+      const cut = onJournal(stateDir, 'fence', 'ok', () => rename(e.haproxy!.socket, parked));
       run = await cli(['run', plan, '--yes'], e.env);
       expect(await cut.stop()).toBe(true);
       status = (await cli(['status', plan, '--json'], e.env)).json();
-      await rename(parked, e.haproxy.socket);
+      await rename(parked, e.haproxy!.socket);
       resume = await cli(['resume', plan, '--yes'], e.env);
       await sleep(500);
     } finally {
@@ -161,7 +161,7 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
     }
     expect(run.code).toBe(5);
     expect(run.err).toMatch(/after its point of no return/);
-    expect(run.err).toContain(e.haproxy.socket);
+    expect(run.err).toContain(e.haproxy!.socket);
     expect(status.phase).toBe('past-pnr');
     expect(resume.code, resume.err).toBe(0);
     expect(await haproxyPort(e)).toBe(e.dst.port);
@@ -170,7 +170,7 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
     expect(await appCanWrite(e.dst, db)).toBe(true);
     // The next case starts from the source again.
     await exec(e.src, 'SET GLOBAL read_only = OFF');
-    await new HaproxyRuntime(e.haproxy.socket).command(setAddrCmd(e.haproxy.backend, e.haproxy.serverName, '127.0.0.1', e.src.port));
+    await new HaproxyRuntime(e.haproxy!.socket).command(setAddrCmd(e.haproxy!.backend, e.haproxy!.serverName, '127.0.0.1', e.src.port));
     await recordFault(faultResult('7. HAProxy admin socket gone mid-run (MariaDB)', w, lost, run.code, 'exit 5 past PNR naming the socket; resume switched once it was back'));
   });
 

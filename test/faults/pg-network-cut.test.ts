@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { Workload } from '../../adapters/postgres/postgres-workload.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
@@ -16,14 +16,14 @@ async function sourceThrough(plan: string, srcPort: number, port: number): Promi
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('network cuts during a PostgreSQL cutover (TCP fault proxy)', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
   let toolLink: FaultProxy;
   let replicationLink: FaultProxy;
   let slowLink: FaultProxy;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['net_tool', 'net_slow', 'net_repl'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['net_tool', 'net_slow', 'net_repl'] });
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'net_tool', 1000);
     await seedDatabase(e.src, 'net_slow', 1000);

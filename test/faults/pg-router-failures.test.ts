@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { Workload } from '../../adapters/postgres/postgres-workload.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, missingOn, pg, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, pg, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
@@ -16,12 +16,12 @@ async function edit(file: string, fn: (text: string) => string): Promise<void> {
 const journalSteps = (status: { journal: Array<{ step: string }> }) => new Set(status.journal.map((r) => r.step));
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('router failures during a PostgreSQL cutover', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
   let adminLink: FaultProxy;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['r_admin', 'r_admin_held', 'r_pause'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['r_admin', 'r_admin_held', 'r_pause'] });
     stateRoot = await tempStateDir(e.src.dir);
     for (const db of ['r_admin', 'r_admin_held', 'r_pause', 'r_exec']) await seedDatabase(e.src, db, 500);
     adminLink = await FaultProxy.start({ target: { host: e.bouncer!.host, port: e.bouncer!.port } });

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { faultResult, recordFault } from '../helpers/faults.js';
 import { exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
@@ -15,7 +15,7 @@ const RUNS = 5;
  * 20 ms pg_stat_activity sampler usually sees none of them. Ended by the fence, it connects again (a session
  * from after the fence) and goes on.
  */
-function shortWriter(e: CutoverEnv, db: string): { stop(): Promise<number[]> } {
+function shortWriter(e: PostgresEnv, db: string): { stop(): Promise<number[]> } {
   let stopping = false;
   const acked: number[] = [];
   const loop = (async () => {
@@ -49,12 +49,12 @@ function shortWriter(e: CutoverEnv, db: string): { stop(): Promise<number[]> } {
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('short autocommit writes after the fence fail a PostgreSQL cutover run', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
   const db = 'shortleak';
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: [db] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: [db] });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, db, 1000);
     await exec(e.src, db, 'CREATE TABLE audit_log (seq int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');

@@ -3,19 +3,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('PostgreSQL source restarts while fenced', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startCutoverEnv({ bouncerDatabases: ['rs_parked', 'rs_live'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['rs_parked', 'rs_live'] });
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'rs_parked', 1000);
     await seedDatabase(e.src, 'rs_live', 1000);

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, keysOn, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, keysOn, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { faultResult, recordFault } from '../helpers/faults.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
@@ -14,7 +14,7 @@ const ROGUE_CLIENT = 900;
  * A superuser connected straight to the source that turns the read-only default off in every session and keeps
  * writing in short transactions, reconnecting when its session is ended: a batch job or an admin console.
  */
-function rogueWriter(e: CutoverEnv, db: string): { stop(): Promise<string[]> } {
+function rogueWriter(e: PostgresEnv, db: string): { stop(): Promise<string[]> } {
   let stopping = false;
   const acked: string[] = [];
   const loop = (async () => {
@@ -52,11 +52,11 @@ function rogueWriter(e: CutoverEnv, db: string): { stop(): Promise<string[]> } {
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a superuser session writes through the fence during a PostgreSQL cutover run', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['leaky'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['leaky'] });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'leaky', 1000);
   });

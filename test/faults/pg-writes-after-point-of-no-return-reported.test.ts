@@ -5,7 +5,7 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import type { LateLeakCheck } from '../../src/index.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { Workload } from '../../adapters/postgres/postgres-workload.js';
-import { missingOn, seedDatabase, sleep, startCutoverEnv, type CutoverEnv, writePlan } from '../helpers/cutover-env.js';
+import { missingOn, seedDatabase, sleep, startCutoverEnv, type PostgresEnv, writePlan } from '../helpers/cutover-env.js';
 import { faultResult, onJournal, recordFault } from '../helpers/faults.js';
 import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
@@ -16,13 +16,13 @@ import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
  * both before and after that.
  */
 describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the point of no return are reported, split where replication stopped', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
   let targetLink: FaultProxy;
   const db = 'late';
 
   beforeAll(async () => {
-    e = await startCutoverEnv();
+    e = await startCutoverEnv('postgres');
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, db, 100);
     await exec(e.src, db, 'CREATE TABLE audit_log (seq int PRIMARY KEY)');

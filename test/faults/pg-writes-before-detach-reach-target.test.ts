@@ -2,17 +2,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing)('writes that slip through the fence before the switch still reach the target', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startCutoverEnv();
+    e = await startCutoverEnv('postgres');
     stateDir = join(await tempStateDir(e.src.dir), 'slip');
     await seedDatabase(e.src, 'slip', 100);
   });

@@ -7,11 +7,26 @@ import type { WorkloadResult } from '../../src/sandbox/workload.js';
 import { missing } from './availability.js';
 import { cli, tempStateDir } from './cli.js';
 import { ensureBuilt } from './built-cli.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from './cutover-env.js';
+import {
+  appCanWrite,
+  canWrite,
+  haproxyPort,
+  missingOn,
+  mysqlMissingOn,
+  seedDatabase,
+  seedMysqlDatabase,
+  sleep,
+  startCutoverEnv,
+  workloadThroughBouncer,
+  workloadThroughHaproxy,
+  writeMysqlPlan,
+  writePlan,
+  type MariadbEnv,
+  type PostgresEnv,
+} from './cutover-env.js';
 import { faultResult, recordFault } from './faults.js';
 import { killAtStep } from './kill-at-step.js';
 import { exec, mariadbMissing } from './mariadb.js';
-import { appCanWrite, haproxyPort, mysqlMissingOn, seedMysqlDatabase, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from './mysql-cutover-env.js';
 import { pg15Missing, pg17Missing } from './pg.js';
 import { pgbouncerMissing } from './pgbouncer.js';
 
@@ -44,12 +59,12 @@ interface KillEngine {
 }
 
 function postgresEngine(): KillEngine {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   return {
     label: 'PG',
     unavailable: pg15Missing ?? pg17Missing ?? pgbouncerMissing,
     async start(dbs) {
-      e = await startCutoverEnv({ bouncerDatabases: dbs });
+      e = await startCutoverEnv('postgres', { bouncerDatabases: dbs });
     },
     stop: async () => e?.stop(),
     stateBase: () => e.src.dir,
@@ -69,12 +84,12 @@ function postgresEngine(): KillEngine {
 let haproxyMissing: string | undefined;
 
 function mariadbEngine(): KillEngine {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   return {
     label: 'MariaDB',
     unavailable: mariadbMissing ?? haproxyMissing,
     async start() {
-      e = await startMysqlCutoverEnv();
+      e = await startCutoverEnv('mariadb');
     },
     stop: async () => e?.stop(),
     stateBase: () => e.src.dir,
@@ -83,7 +98,7 @@ function mariadbEngine(): KillEngine {
     async reset() {
       // A case that ended on the target left the source read-only and HAProxy on the target.
       await exec(e.src, 'SET GLOBAL read_only = OFF');
-      await new HaproxyRuntime(e.haproxy.socket).command(setAddrCmd(e.haproxy.backend, e.haproxy.serverName, '127.0.0.1', e.src.port));
+      await new HaproxyRuntime(e.haproxy!.socket).command(setAddrCmd(e.haproxy!.backend, e.haproxy!.serverName, '127.0.0.1', e.src.port));
     },
     async plan(db, stateDir) {
       await mkdir(stateDir, { recursive: true });

@@ -6,7 +6,7 @@ import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, exec, mariadbMissing } from '../helpers/mariadb.js';
-import { haproxyPort, seedMysqlDatabase, startMysqlCutoverEnv, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { haproxyPort, seedMysqlDatabase, startCutoverEnv, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
 const unavailable = mariadbMissing ?? haproxyMissing;
@@ -14,7 +14,7 @@ const unavailable = mariadbMissing ?? haproxyMissing;
 const SHOPPER_PW = "Sh0p'per:pw/3%";
 const REPORT_PW = 'R3port:pw';
 
-async function hashOf(sb: MysqlCutoverEnv['src'], user: string): Promise<string> {
+async function hashOf(sb: MariadbEnv['src'], user: string): Promise<string> {
   const c = await connect(sb);
   try {
     const [rows] = await c.query<mysql.RowDataPacket[]>(`SELECT authentication_string AS h FROM mysql.user WHERE User = ?`, [user]);
@@ -24,7 +24,7 @@ async function hashOf(sb: MysqlCutoverEnv['src'], user: string): Promise<string>
   }
 }
 
-async function accountsOn(sb: MysqlCutoverEnv['src'], users: string[]): Promise<string[]> {
+async function accountsOn(sb: MariadbEnv['src'], users: string[]): Promise<string[]> {
   const c = await connect(sb);
   try {
     const [rows] = await c.query<mysql.RowDataPacket[]>(`SELECT CONCAT(User, '@', Host) AS a FROM mysql.user WHERE User IN (?) ORDER BY 1`, [users]);
@@ -42,10 +42,10 @@ async function stateText(dir: string): Promise<string> {
 }
 
 describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts follow it to the target', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
   });
   afterAll(async () => e?.stop());
 
@@ -93,7 +93,7 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
     expect(await haproxyPort(e)).toBe(e.dst.port);
 
     // Through HAProxy, now on the target, with the passwords the applications always used.
-    const shopper = await connect({ host: e.haproxy.host, port: e.haproxy.port, password: SHOPPER_PW }, { user: 'shopper' });
+    const shopper = await connect({ host: e.haproxy!.host, port: e.haproxy!.port, password: SHOPPER_PW }, { user: 'shopper' });
     try {
       await shopper.query("INSERT INTO `shop-eu`.items (name, price) VALUES ('after the switch', 1)");
       const [server] = await shopper.query<mysql.RowDataPacket[]>('SELECT @@server_id AS id');
@@ -101,7 +101,7 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
     } finally {
       await shopper.end();
     }
-    const reporter = await connect({ host: e.haproxy.host, port: e.haproxy.port, password: REPORT_PW }, { user: 'report' });
+    const reporter = await connect({ host: e.haproxy!.host, port: e.haproxy!.port, password: REPORT_PW }, { user: 'report' });
     try {
       const [rows] = await reporter.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM `shop-eu`.items WHERE name = 'after the switch'");
       expect(Number(rows[0]!.n)).toBe(1);

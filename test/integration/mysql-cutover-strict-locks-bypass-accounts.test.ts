@@ -3,11 +3,11 @@ import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, exec, mariadbMissing } from '../helpers/mariadb.js';
-import { haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 
 const unavailable = mariadbMissing ?? (await missing('HAProxy (haproxy)', () => findHaproxy()));
 
-async function locked(e: MysqlCutoverEnv, account: string): Promise<boolean> {
+async function locked(e: MariadbEnv, account: string): Promise<boolean> {
   const c = await connect(e.src);
   try {
     const [rows] = await c.query(`SHOW CREATE USER ${account}`);
@@ -18,11 +18,11 @@ async function locked(e: MysqlCutoverEnv, account: string): Promise<boolean> {
 }
 
 describe.skipIf(unavailable)('MariaDB cutover, readOnly.mode strict: accounts that bypass read_only are locked for the window', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'shop', 500);
     await exec(e.src, "CREATE USER 'ops'@'%' IDENTIFIED BY 'ops-pw'", "GRANT READ ONLY ADMIN ON *.* TO 'ops'@'%'", "CREATE USER 'oldops'@'%' IDENTIFIED BY 'x' ACCOUNT LOCK", "GRANT ALL ON *.* TO 'oldops'@'%'");

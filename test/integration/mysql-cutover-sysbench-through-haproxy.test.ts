@@ -3,7 +3,7 @@ import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { mariadbMissing } from '../helpers/mariadb.js';
-import { APP_PASSWORD, APP_USER, appCanWrite, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { APP_PASSWORD, APP_USER, appCanWrite, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 import { findSysbench, sysbenchPrepare, sysbenchRun } from '../helpers/sysbench.js';
 
 const unavailable = mariadbMissing ?? (await missing('HAProxy (haproxy)', () => findHaproxy())) ?? (await missing('sysbench', () => findSysbench()));
@@ -16,11 +16,11 @@ const unavailable = mariadbMissing ?? (await missing('HAProxy (haproxy)', () => 
  * client waits in the queue and lands on the target.
  */
 describe.skipIf(unavailable)('MariaDB cutover through HAProxy under sysbench oltp_write_only and 4 writers', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'shop', 2000);
     await sysbenchPrepare({ host: e.src.host, port: e.src.port, user: APP_USER, password: APP_PASSWORD, database: 'shop' });
@@ -32,7 +32,7 @@ describe.skipIf(unavailable)('MariaDB cutover through HAProxy under sysbench olt
     const sync = await cli(['sync', plan], e.env);
     expect(sync.code, sync.err).toBe(0);
     const writers = workloadThroughHaproxy(e, 'shop');
-    const bench = sysbenchRun({ host: e.haproxy.host, port: e.haproxy.port, user: APP_USER, password: APP_PASSWORD, database: 'shop' }, { threads: 8, seconds: 8 });
+    const bench = sysbenchRun({ host: e.haproxy!.host, port: e.haproxy!.port, user: APP_USER, password: APP_PASSWORD, database: 'shop' }, { threads: 8, seconds: 8 });
     let run;
     try {
       await sleep(1500);

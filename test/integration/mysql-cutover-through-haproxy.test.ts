@@ -5,17 +5,17 @@ import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { findHaproxy } from '../../adapters/routers/haproxy-sandbox.js';
 import { exec, mariadbMissing, readOnly } from '../helpers/mariadb.js';
-import { appCanWrite, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startMysqlCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MysqlCutoverEnv } from '../helpers/mysql-cutover-env.js';
+import { appCanWrite, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, writeMysqlPlan, type MariadbEnv } from '../helpers/cutover-env.js';
 
 const haproxyMissing = await missing('HAProxy (haproxy)', () => findHaproxy());
 const unavailable = mariadbMissing ?? haproxyMissing;
 
 describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 writers', () => {
-  let e: MysqlCutoverEnv;
+  let e: MariadbEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startMysqlCutoverEnv();
+    e = await startCutoverEnv('mariadb');
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'shop', 20_000);
   });
@@ -63,7 +63,7 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
     // The first test moved HAProxy to the previous target: point it back and open the source again.
     await exec(e.src, 'SET GLOBAL read_only = OFF', 'CREATE DATABASE slow', 'USE slow', 'CREATE TABLE t (id int PRIMARY KEY)');
     const { HaproxyRuntime, setAddrCmd } = await import('../../adapters/routers/haproxy-runtime.js');
-    await new HaproxyRuntime(e.haproxy.socket).command(setAddrCmd(e.haproxy.backend, e.haproxy.serverName, '127.0.0.1', e.src.port));
+    await new HaproxyRuntime(e.haproxy!.socket).command(setAddrCmd(e.haproxy!.backend, e.haproxy!.serverName, '127.0.0.1', e.src.port));
     await exec(e.src, 'USE slow', (await import('../../adapters/mysql/mysql-workload.js')).mysqlWorkloadTableSql(), "GRANT ALL ON slow.* TO 'app'@'%'");
     await exec(e.dst, 'DROP DATABASE IF EXISTS slow', "GRANT ALL ON slow.* TO 'app'@'%'");
     const dir = await tempStateDir(e.src.dir);

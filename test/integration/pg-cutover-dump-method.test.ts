@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
@@ -9,11 +9,11 @@ import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 
 describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover with method: dump, through PgBouncer', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['shop'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['shop'] });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 20_000);
   });

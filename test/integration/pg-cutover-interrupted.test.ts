@@ -3,18 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { faultResult, recordFault } from '../helpers/faults.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { killAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('Ctrl-C / SIGTERM during a PostgreSQL cutover', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startCutoverEnv({ bouncerDatabases: ['int_a', 'int_b'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['int_a', 'int_b'] });
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'int_a', 500);
     await seedDatabase(e.src, 'int_b', 500);

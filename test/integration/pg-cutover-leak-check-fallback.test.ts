@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing)('a source without logical decoding: the run falls back to a sampled leak check and says so', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
     // Method dump needs no logical replication, so such a source can be moved; the decoding slot cannot exist.
-    e = await startCutoverEnv({ srcSettings: { wal_level: 'replica' } });
+    e = await startCutoverEnv('postgres', { srcSettings: { wal_level: 'replica' } });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'plain', 500);
   });

@@ -4,15 +4,15 @@ import { connectPg } from '../../adapters/postgres/postgres-connection.js';
 import { OperationError, run, status, sync, type PlanStatus } from '../../src/index.js';
 import { parseDbUrl } from '../../src/util/db-url.js';
 import { tempStateDir } from '../helpers/cli.js';
-import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing)('the plan lock on the source (PostgreSQL)', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv();
+    e = await startCutoverEnv('postgres');
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'lost', 200);
   });

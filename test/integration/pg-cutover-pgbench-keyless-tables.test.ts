@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientBinary } from '../../src/sandbox/binaries.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { sleep, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { sleep, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
@@ -11,7 +11,7 @@ const pgbenchMissing = await missing('pgbench', () => findClientBinary('pgbench'
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing ?? pgbenchMissing;
 
 /** Every pgbench_history row, as a sortable line (the table has no key: rows are compared as a multiset). */
-async function historyRows(e: CutoverEnv, side: 'src' | 'dst'): Promise<string[]> {
+async function historyRows(e: PostgresEnv, side: 'src' | 'dst'): Promise<string[]> {
   const c = await client(e[side], { database: 'bench' });
   try {
     const { rows } = await c.query<{ r: string }>(`SELECT concat_ws('|', tid, bid, aid, delta, mtime) AS r FROM pgbench_history`);
@@ -22,12 +22,12 @@ async function historyRows(e: CutoverEnv, side: 'src' | 'dst'): Promise<string[]
 }
 
 describe.skipIf(unavailable).each(['full', 'dump'] as const)('a pgbench database moves with tables.keyless: %s, pgbench -c 4 running through PgBouncer', (choice) => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
   let pgbench: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['bench'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['bench'] });
     stateDir = await tempStateDir(e.src.dir);
     pgbench = await findClientBinary('pgbench');
     await exec(e.src, 'postgres', 'CREATE DATABASE bench');

@@ -2,15 +2,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 describe.skipIf(pg15Missing ?? pg17Missing)('cutover check (PostgreSQL preflight) and bad plans', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ srcSettings: { wal_level: 'replica' } });
+    e = await startCutoverEnv('postgres', { srcSettings: { wal_level: 'replica' } });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 100);
     await exec(e.src, 'shop', 'CREATE TABLE "audit log" (at timestamptz, what text)', 'CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)', `SELECT lo_from_bytea(0, repeat('x', 5000)::bytea)`);

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, exec, pg15Missing, pg18Missing } from '../helpers/pg.js';
 
 describe.skipIf(pg15Missing ?? pg18Missing)('schema drift gate (PostgreSQL 15 → 18)', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ targetMajor: 18 });
+    e = await startCutoverEnv('postgres', { targetMajor: 18 });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 500);
     await exec(

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgDumpMajor } from '../../adapters/postgres/postgres-tools.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing, pg18Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
@@ -14,11 +14,11 @@ describe.skipIf(unavailable).each([
   { from: 15, to: 18 },
   { from: 17, to: 18 },
 ])('PostgreSQL $from → $to cutover through PgBouncer under 4 writers', ({ from, to }) => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['shop'], sourceMajor: from, targetMajor: to });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['shop'], sourceMajor: from, targetMajor: to });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 5000);
   });

@@ -1,17 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, keysOn, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, keysOn, missingOn, seedDatabase, sleep, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { pg15Missing, pg17Missing, client } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 
 describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover through PgBouncer under 4 writers', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['shop', 'slow'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['shop', 'slow'] });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 20_000);
     await seedDatabase(e.src, 'slow', 1000);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, pg, seedDatabase, startCutoverEnv, workloadThroughBouncer, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, pg, seedDatabase, startCutoverEnv, workloadThroughBouncer, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { killAtStep, parkAtStep } from '../helpers/kill-at-step.js';
 import { pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
@@ -13,7 +13,7 @@ import { pgbouncerMissing } from '../helpers/pgbouncer.js';
  * (which checks the lock first) and every lock write then fails with EISDIR — for root too, on any file
  * system, without mount or chattr — as a read-only or full state dir would fail them.
  */
-async function breakStateDir(e: CutoverEnv, plan: string, stateDir: string): Promise<void> {
+async function breakStateDir(e: PostgresEnv, plan: string, stateDir: string): Promise<void> {
   const planId = (await cli(['status', plan, '--json'], e.env)).json().planId as string;
   const lock = join(stateDir, `${planId}.lock`);
   await rm(lock, { force: true });
@@ -21,7 +21,7 @@ async function breakStateDir(e: CutoverEnv, plan: string, stateDir: string): Pro
 }
 
 /** A write through PgBouncer that must finish within 5 s: clients are not held any more. */
-async function writesThroughBouncer(e: CutoverEnv, db: string): Promise<boolean> {
+async function writesThroughBouncer(e: PostgresEnv, db: string): Promise<boolean> {
   const c = new pg.Client({ host: '127.0.0.1', port: e.bouncer!.port, user: 'postgres', password: e.password, database: db, query_timeout: 5000, connectionTimeoutMillis: 5000 });
   c.on('error', () => {});
   try {
@@ -36,12 +36,12 @@ async function writesThroughBouncer(e: CutoverEnv, db: string): Promise<boolean>
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a state dir that cannot be written does not block the restore', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
     await ensureBuilt();
-    e = await startCutoverEnv({ bouncerDatabases: ['ro_run', 'ro_rollback'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['ro_run', 'ro_rollback'] });
     await seedDatabase(e.src, 'ro_router', 300);
     stateRoot = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'ro_run', 300);

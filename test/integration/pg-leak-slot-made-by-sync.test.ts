@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
-async function leakSlots(e: CutoverEnv, db: string): Promise<string[]> {
+async function leakSlots(e: PostgresEnv, db: string): Promise<string[]> {
   const c = await client(e.src);
   try {
     return (await c.query<{ s: string }>(`SELECT slot_name AS s FROM pg_replication_slots WHERE slot_name LIKE '%\\_leaks' AND database = $1 ORDER BY 1`, [db])).rows.map((r) => r.s);
@@ -13,11 +13,11 @@ async function leakSlots(e: CutoverEnv, db: string): Promise<string[]> {
 }
 
 describe.skipIf(pg15Missing ?? pg17Missing)("the leak check's decoding slot is made by sync, so an open transaction at the run cannot downgrade it", () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv();
+    e = await startCutoverEnv('postgres');
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'slot_run', 500);
     await seedDatabase(e.src, 'slot_rb', 500);

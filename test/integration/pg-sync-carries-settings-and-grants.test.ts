@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, exec, pg15Missing, pg18Missing } from '../helpers/pg.js';
 
 const SETTINGS = `SELECT coalesce(r.rolname, '-') AS role, s.setdatabase <> 0 AS indb, unnest(s.setconfig) AS cfg
@@ -9,11 +9,11 @@ const SETTINGS = `SELECT coalesce(r.rolname, '-') AS role, s.setdatabase <> 0 AS
 const ACL = `SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl FROM pg_database WHERE datname = 'shop'`;
 
 describe.skipIf(pg15Missing ?? pg18Missing)('sync carries database and role settings, database privileges and owner (PostgreSQL 15 → 18)', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ targetMajor: 18 });
+    e = await startCutoverEnv('postgres', { targetMajor: 18 });
     stateDir = await tempStateDir(e.src.dir);
     await seedDatabase(e.src, 'shop', 100);
     await exec(

@@ -1,17 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, seedDatabase, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 
 describe.skipIf(unavailable)('cutover rehearse --plan: a rehearsal on the servers of a plan', () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let plan: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: ['staging'] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: ['staging'] });
     await seedDatabase(e.src, 'staging', 5000);
     plan = await writePlan(e, { db: 'staging', stateDir: await tempStateDir(e.src.dir), router: true });
   }, 60_000);

@@ -7,7 +7,8 @@ import { tenantPlan } from '../../src/engine/waves-plan.js';
 import { loadPlan, planId } from '../../src/plan/index.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { exec, mariadbMissing } from '../helpers/mariadb.js';
-import { appCanWriteTenant, appPrivileges, routerEntries, seedMysqlTenants, startMysqlWavesEnv, writeMysqlWavesPlan, type MysqlWavesEnv } from '../helpers/mysql-waves-env.js';
+import { startWavesEnv, type MariadbEnv } from '../helpers/cutover-env.js';
+import { appCanWriteTenant, appPrivileges, routerEntries, seedMysqlTenants, writeMysqlWavesPlan } from '../helpers/waves-env.js';
 
 const TENANTS = ['lk_leaky', 'lk_big', 'lk_late', 'lk_fine'];
 
@@ -23,11 +24,11 @@ async function stepReached(planFile: string, tenant: string, step: string, statu
 }
 
 describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or whose copy outgrows the budget is rolled back alone; a SQL transform reshapes the others', () => {
-  let e: MysqlWavesEnv;
+  let e: MariadbEnv;
   let stateDir: string;
 
   beforeAll(async () => {
-    e = await startMysqlWavesEnv();
+    e = await startWavesEnv('mariadb');
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlTenants(e, TENANTS);
     // Too big to dump and load within the budget on any machine this runs on.

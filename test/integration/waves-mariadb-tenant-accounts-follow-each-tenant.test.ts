@@ -3,11 +3,12 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, exec, mariadbMissing } from '../helpers/mariadb.js';
-import { seedMysqlTenants, startMysqlWavesEnv, writeMysqlWavesPlan, type MysqlWavesEnv } from '../helpers/mysql-waves-env.js';
+import { startWavesEnv, type MariadbEnv } from '../helpers/cutover-env.js';
+import { seedMysqlTenants, writeMysqlWavesPlan } from '../helpers/waves-env.js';
 
 const TENANTS = ['acct_a', 'acct_b'];
 
-async function grantsOf(sb: MysqlWavesEnv['dst'], account: string): Promise<string[]> {
+async function grantsOf(sb: MariadbEnv['dst'], account: string): Promise<string[]> {
   const c = await connect(sb);
   try {
     const [rows] = await c.query<mysql.RowDataPacket[]>(`SHOW GRANTS FOR ${account}`);
@@ -18,10 +19,10 @@ async function grantsOf(sb: MysqlWavesEnv['dst'], account: string): Promise<stri
 }
 
 describe.skipIf(mariadbMissing)('MariaDB waves: each tenant carries its own accounts to the target', () => {
-  let e: MysqlWavesEnv;
+  let e: MariadbEnv;
 
   beforeAll(async () => {
-    e = await startMysqlWavesEnv();
+    e = await startWavesEnv('mariadb');
     await seedMysqlTenants(e, TENANTS);
     await exec(
       e.src,

@@ -2,18 +2,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, mariadbMissing } from '../helpers/mariadb.js';
-import { tenantWindows, windowsThatStoppedOtherTenants, type TenantWrite } from '../helpers/waves-env.js';
-import {
-  appCanWriteTenant,
-  appPrivileges,
-  missingMysqlTenantWrites,
-  MysqlTenantWorkload,
-  routerEntries,
-  seedMysqlTenants,
-  startMysqlWavesEnv,
-  writeMysqlWavesPlan,
-  type MysqlWavesEnv,
-} from '../helpers/mysql-waves-env.js';
+import { startWavesEnv, type MariadbEnv } from '../helpers/cutover-env.js';
+import { appCanWriteTenant, appPrivileges, missingMysqlTenantWrites, MysqlTenantWorkload, routerEntries, seedMysqlTenants, tenantWindows, type TenantWrite, windowsThatStoppedOtherTenants, writeMysqlWavesPlan } from '../helpers/waves-env.js';
 
 const N = Number(process.env.CUTOVER_TEST_TENANTS ?? 20);
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, '0')}`);
@@ -35,11 +25,11 @@ function outsideOwnWindow(writes: readonly TenantWrite[], windows: Map<string, {
 }
 
 describe.skipIf(mariadbMissing)(`MariaDB waves: ${N} tenant databases, each copied in its own window and switched in a JSON router file, under writers to random tenants`, () => {
-  let e: MysqlWavesEnv;
+  let e: MariadbEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
-    e = await startMysqlWavesEnv();
+    e = await startWavesEnv('mariadb');
     stateRoot = await tempStateDir(e.src.dir);
     await seedMysqlTenants(e, [...C1, ...C4, ...TF]);
   });

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, sleep, startCutoverEnv, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, sleep, startCutoverEnv, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 import { bouncerRoute, missingTenantWrites, seedSchemaTenants, tenantTable, tenantWindows, stepsDuring, TenantWorkload, windowsThatStoppedOtherTenants, worstOutsideWindow, writeWavesPlan } from '../helpers/waves-env.js';
@@ -21,13 +21,13 @@ const TF = ['tf_a', 'tf_bad', 'tf_c'];
 const ODD = ['Odd "Sch.ema*"', 'tenant?ü', 'select'];
 
 describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database through PgBouncer aliases under writers to random tenants`, () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
   const all = [...C1, ...C4, ...TF];
   const oddTable = (t: string) => `"${t.replace(/"/g, '""')}".items`;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerAliases: Object.fromEntries(all.map((t) => [t, DB])) });
+    e = await startCutoverEnv('postgres', { bouncerAliases: Object.fromEntries(all.map((t) => [t, DB])) });
     stateRoot = await tempStateDir(e.src.dir);
     // 'Odd "SchXema*"' is what a careless -n pattern for 'Odd "Sch.ema*"' would also match: it must stay behind.
     await seedSchemaTenants(e, DB, [...all, ...ODD, 'Odd "SchXema*"']);

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { canWrite, sleep, startCutoverEnv, type CutoverEnv } from '../helpers/cutover-env.js';
+import { canWrite, sleep, startCutoverEnv, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 import { bouncerRoute, missingTenantWrites, seedTenants, tenantWindows, TenantWorkload, windowsThatStoppedOtherTenants, worstOutsideWindow, writeWavesPlan } from '../helpers/waves-env.js';
@@ -17,11 +17,11 @@ const C4 = names('c4_', N);
 const TF = ['tf_a', 'tf_bad', 'tf_c'];
 
 describe.skipIf(unavailable)(`per-tenant waves: ${N} tenant databases through one PgBouncer under writers to random tenants`, () => {
-  let e: CutoverEnv;
+  let e: PostgresEnv;
   let stateRoot: string;
 
   beforeAll(async () => {
-    e = await startCutoverEnv({ bouncerDatabases: [...C1, ...C4, ...TF] });
+    e = await startCutoverEnv('postgres', { bouncerDatabases: [...C1, ...C4, ...TF] });
     stateRoot = await tempStateDir(e.src.dir);
     await seedTenants(e, [...C1, ...C4, ...TF]);
   });

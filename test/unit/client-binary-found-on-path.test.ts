@@ -8,16 +8,16 @@ describe('findClientBinary', () => {
   const dirs: string[] = [];
   afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
-  it('finds a client tool in a PATH directory when no Debian PostgreSQL directory has it', async () => {
+  it('finds a client tool in an absolute PATH directory (a relative entry is skipped) when no Debian PostgreSQL directory has it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cutover-path-'));
     dirs.push(dir);
     const tool = join(dir, 'cutover-test-client');
     await writeFile(tool, '#!/bin/sh\n');
     await chmod(tool, 0o755);
-    expect(await findClientBinary('cutover-test-client', ['relative/bin', dir].join(':'))).toBe(tool);
+    expect(await findClientBinary('cutover-test-client', { path: ['relative/bin', dir].join(':') })).toBe(tool);
   });
 
   it('names the package to install when neither has it', async () => {
-    await expect(findClientBinary('cutover-test-missing', '/nonexistent')).rejects.toThrow(/cutover-test-missing not found/);
+    await expect(findClientBinary('cutover-test-missing', { path: '/nonexistent' })).rejects.toThrow(/cutover-test-missing not found/);
   });
 });
