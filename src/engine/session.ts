@@ -82,6 +82,8 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       verify: plan.verify,
       lockTimeoutMs: plan.readOnly.lockTimeoutMs,
       ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
+      ...(plan.copy?.jobs !== undefined ? { copyJobs: plan.copy.jobs } : {}),
+      ...(plan.copy ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
       // Decoding reads one database: only a database-scope fence uses the slot.
       ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(replicationName(id)) } : {}),
     });
