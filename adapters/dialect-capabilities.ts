@@ -16,6 +16,7 @@ export function withDefaults(own: OwnCapabilities): EngineCapabilities {
     wavesNeedDump: true,
     keylessTables: false,
     copiesAccounts: false,
+    parallelCopy: false,
     ...own,
   };
 }

@@ -10,6 +10,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   // Each tenant has its own publication and subscription: tenants replicate side by side.
   wavesNeedDump: false,
   keylessTables: true,
+  // The initial copy runs COPY under the slot's snapshot with several workers (postgres-snapshot-copy.ts).
+  parallelCopy: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

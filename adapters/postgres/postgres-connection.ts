@@ -130,7 +130,15 @@ export async function connectPg(ep: DbEndpoint, opts: PgConnectOptions = {}): Pr
   return client;
 }
 
-async function connectAttempts(ep: DbEndpoint, opts: PgConnectOptions): Promise<PgClient> {
+/**
+ * A logical replication (walsender) session on one database: it takes replication commands such as
+ * CREATE_REPLICATION_SLOT and the simple query protocol only, so none of the tool's session setup runs on it.
+ */
+export async function connectPgReplication(ep: DbEndpoint, database: string): Promise<PgClient> {
+  return connectAttempts(ep, { database, applicationName: 'cutover copy' }, 'database');
+}
+
+async function connectAttempts(ep: DbEndpoint, opts: PgConnectOptions, replication?: 'database'): Promise<PgClient> {
   const attempts = pgSslAttempts(ep);
   const database = opts.database ?? ep.database ?? 'postgres';
   for (let i = 0; ; i++) {
@@ -145,6 +153,7 @@ async function connectAttempts(ep: DbEndpoint, opts: PgConnectOptions): Promise<
       ssl: attempts[i]!,
       // A dead peer (runner or server host gone) is noticed instead of leaving the session, and its locks, open.
       keepAlive: true,
+      ...(replication ? { replication } : {}),
     });
     // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
     client.on('error', () => {});

@@ -15,6 +15,8 @@ import { dropLeakSlot, ensureLeakSlot } from './postgres-leak-decoding.js';
 import {
   createSentinel,
   dropPublisherSide,
+  ensurePublication,
+  ensureSubscription,
   dropSubscription,
   dropToolObjects,
   markPostDataApplied,
@@ -23,9 +25,11 @@ import {
   proveCaughtUp,
   replicationLeftovers,
   sentinelExists,
+  slotExists,
   slotLagBytes,
   startReplication,
   stopApplying,
+  subscriptionExists,
   waitTablesReady,
   TOOL_SCHEMA,
   type PgMoveScope,
@@ -34,7 +38,8 @@ import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-loc
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
-import { dumpInto, pgDumpMajor } from './postgres-tools.js';
+import { copyJobs, copyTables, copyUnderSnapshot, copyUnits, createSlotWithSnapshot } from './postgres-snapshot-copy.js';
+import { dumpInto, pgDumpMajor, restoreInParallel } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 import { verifyChunks } from './postgres-verify-chunks.js';
 
@@ -48,6 +53,8 @@ const FINAL_CATCH_UP_MS = 10_000;
 
 /** The target is held read-only to applications; the tool's own child sessions write anyway. */
 const TARGET_SESSION_WRITABLE = '-c default_transaction_read_only=off';
+/** The initial copy's sessions: a crash of the target mid-copy means copying again anyway. */
+const COPY_TARGET_OPTIONS = `${TARGET_SESSION_WRITABLE} -c synchronous_commit=off`;
 
 export interface PgCutoverConfig {
   source: DbEndpoint;
@@ -64,6 +71,10 @@ export interface PgCutoverConfig {
   lockTimeoutMs: number;
   /** Bound on the initial copy of `sync`. */
   copyTimeoutMs?: number;
+  /** Workers of the initial copy and of the index builds after it (default: copyJobs()). */
+  copyJobs?: number;
+  /** Tables bigger than this are copied in page ranges side by side (default SPLIT_BYTES). */
+  copySplitBytes?: number;
   /**
    * The account the subscription logs in with (plan source.replication). Absent: a role the tool creates per
    * plan with a random password and drops at cleanup; the admin account's password never reaches the target.
@@ -199,10 +210,11 @@ export class PostgresCutover implements CutoverAdapter {
       const created = await this.on('target', 'creating extensions', async () => createExtensions(this.src, await this.targetDb()));
       if (created.length) progress({ phase: 'schema', message: `extension(s) created on the target: ${created.join(', ')}` });
     }
-    // Method dump loads data into bare tables and builds indexes and constraints afterwards (post-data), as
-    // pg_restore does: much faster than loading into indexed tables. Replication needs the keys up front. A
-    // schema keeps everything up front: its post-data, dumped while fenced, would carry the fence trigger.
-    const section = this.cfg.method === 'dump' && !this.cfg.schema ? ['--section=pre-data'] : ['--schema-only'];
+    // Method dump and the snapshot copy load data into bare tables and build indexes and constraints afterwards
+    // (post-data), as pg_restore does: much faster than loading into indexed tables. The subscription's own copy
+    // needs the keys up front. A schema keeps everything up front: its post-data, dumped while fenced, would carry
+    // the fence trigger.
+    const section = (this.cfg.method === 'dump' || this.copiesUnderSnapshot) && !this.cfg.schema ? ['--section=pre-data'] : ['--schema-only'];
     await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, ...this.dumpSelection, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
     if (this.cfg.schema) await this.on('target', 'creating the sentinel table', async () => createSentinel(await this.targetDb(), this.scope));
     else {
@@ -231,12 +243,54 @@ export class PostgresCutover implements CutoverAdapter {
     // FOR ALL TABLES would publish the tables copied inside the window, and their UPDATEs/DELETEs would then fail.
     const tables = this.cfg.schema || dumped.length ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
     if (dumped.length) progress({ phase: 'replication', message: `left out of replication, copied inside the window: ${dumped.join(', ')}` });
-    await this.on('target', 'starting replication', () => startReplication(this.src, dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, this.scope, tables));
-    progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
+    if (this.copiesUnderSnapshot && !(await this.on('target', 'reading the subscription', () => subscriptionExists(dst, this.cfg.name)))) {
+      await this.copyUnderSnapshot(dst, tables, dumped, progress);
+    } else {
+      await this.on('target', 'starting replication', () => startReplication(this.src, dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, this.scope, tables));
+      progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
+    }
     const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
     progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
     await this.on('target', 'refreshing materialized views and analyzing', () => this.readyForQueries(progress));
     return { method: 'replication', tables: done.tables, bytes: done.bytes };
+  }
+
+  /** A whole database moved by replication: copied under the slot's snapshot, indexes after (see postgres-snapshot-copy.ts). */
+  private get copiesUnderSnapshot(): boolean {
+    return this.cfg.method === 'replication' && !this.cfg.schema;
+  }
+
+  /**
+   * Slot first (its snapshot), COPY of every table under it in parallel, indexes and constraints in parallel, then
+   * the subscription from the slot. A copy cut short earlier (the slot is there, the subscription is not) starts
+   * again from a new slot: its rows were read under a snapshot that is gone.
+   */
+  private async copyUnderSnapshot(dst: PgClient, published: readonly string[], leftOut: readonly string[], progress: SyncProgress): Promise<void> {
+    const started = Date.now();
+    const jobs = this.cfg.copyJobs ?? copyJobs();
+    const sentinel = this.scope.sentinel;
+    const leaves = [...(await userTables(this.src)).filter((t) => !leftOut.includes(t)), sentinel];
+    if (await this.on('source', 'reading replication slots', () => slotExists(this.src, this.cfg.name))) {
+      await this.on('source', 'dropping the slot of an interrupted copy', () => this.src.query(`SELECT pg_drop_replication_slot($1)`, [this.cfg.name]));
+      await this.on('target', 'emptying the tables of an interrupted copy', () => dst.query(`TRUNCATE ${leaves.join(', ')} CASCADE`));
+      progress({ phase: 'copy', message: 'an earlier copy was cut short: copying again under a new snapshot' });
+    }
+    await this.on('source', 'creating the publication', () => ensurePublication(this.src, this.cfg.name, this.scope, published));
+    const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves));
+    const encoding = (await this.src.query<{ e: string }>(`SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()`)).rows[0]!.e;
+    const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
+    const units = copyUnits(tables, this.cfg.copySplitBytes);
+    progress({ phase: 'copy', message: `slot ${this.cfg.name} at ${slot.consistentPoint}: copying ${tables.length} tables (${units.length} parts) under its snapshot with ${jobs} workers` });
+    try {
+      await copyUnderSnapshot(units, { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot: slot.snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs }, progress);
+    } finally {
+      await slot.close();
+    }
+    const copiedMs = Date.now() - started;
+    await restoreInParallel(this.cfg.source, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], { jobs, targetOptions: TARGET_SESSION_WRITABLE, clean: true });
+    progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
+    await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
+    progress({ phase: 'replication', message: `subscription ${this.cfg.name} streams from the slot's consistent point ${slot.consistentPoint}` });
   }
 
   /**

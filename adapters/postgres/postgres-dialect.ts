@@ -21,6 +21,8 @@ async function connectCutover({ plan, planId, source, target, database, schema, 
     verify: plan.verify,
     lockTimeoutMs: plan.readOnly.lockTimeoutMs,
     ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
+    ...(plan.copy?.jobs !== undefined ? { copyJobs: plan.copy.jobs } : {}),
+    ...(plan.copy ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
     // Decoding reads one database: only a database-scope fence uses the slot.
     ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(name) } : {}),
   });

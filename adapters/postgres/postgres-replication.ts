@@ -61,26 +61,48 @@ export async function markPostDataApplied(dst: PgClient, scope: PgMoveScope): Pr
 
 /**
  * `tables`: the tables to publish (schema scope, or a database with tables left out); none: FOR ALL TABLES.
- * `link` gives the endpoint the subscription connects with (its replication account), once the publication
- * exists and only if the subscription is still to be created.
+ * The sentinel's first row is committed before, so every copy of the data carries it.
  */
-export async function startReplication(src: PgClient, dst: PgClient, link: () => Promise<DbEndpoint>, database: string, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
+export async function ensurePublication(src: PgClient, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
   await src.query(`INSERT INTO ${scope.sentinel} (id, token) VALUES (1, 'sync') ON CONFLICT (id) DO NOTHING`);
   const pub = await src.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name]);
   if (pub.rows.length === 0) {
     // Table names come from the catalog already quoted by format('%I.%I').
     await src.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR ${scope.schema || tables.length ? `TABLE ${[scope.sentinel, ...tables].join(', ')}` : 'ALL TABLES'}`);
   }
-  const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
-  if (sub.rows.length === 0) {
-    const source = await link();
-    await withoutStatementLogging(dst, () =>
-      dst.query(
-        `CREATE SUBSCRIPTION ${quoteIdent(name)} CONNECTION ${quoteLiteral(conninfo(source, database, true))}
-           PUBLICATION ${quoteIdent(name)} WITH (slot_name = ${quoteLiteral(name)}, copy_data = true)`,
-      ),
-    );
-  }
+}
+
+export async function subscriptionExists(dst: PgClient, name: string): Promise<boolean> {
+  return (await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name])).rows.length > 0;
+}
+
+/**
+ * The subscription `name` on the target, unless it exists. `link` gives the endpoint it connects with (its
+ * replication account). `fromSlot`: the slot exists already and the data was copied under its snapshot, so the
+ * subscription copies nothing and streams from the slot's consistent point; otherwise it makes the slot and
+ * copies every table itself.
+ */
+export async function ensureSubscription(dst: PgClient, link: () => Promise<DbEndpoint>, database: string, name: string, fromSlot: boolean): Promise<void> {
+  if (await subscriptionExists(dst, name)) return;
+  const source = await link();
+  const options = fromSlot ? 'create_slot = false, copy_data = false' : 'copy_data = true';
+  await withoutStatementLogging(dst, () =>
+    dst.query(
+      `CREATE SUBSCRIPTION ${quoteIdent(name)} CONNECTION ${quoteLiteral(conninfo(source, database, true))}
+         PUBLICATION ${quoteIdent(name)} WITH (slot_name = ${quoteLiteral(name)}, ${options})`,
+    ),
+  );
+}
+
+/** Publication, then a subscription that makes its slot and copies every table (PostgreSQL's own initial sync). */
+export async function startReplication(src: PgClient, dst: PgClient, link: () => Promise<DbEndpoint>, database: string, name: string, scope: PgMoveScope, tables: readonly string[] = []): Promise<void> {
+  await ensurePublication(src, name, scope, tables);
+  await ensureSubscription(dst, link, database, name, false);
+}
+
+/** Whether the source has the logical slot `name`. */
+export async function slotExists(src: PgClient, name: string): Promise<boolean> {
+  return (await src.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [name])).rows.length > 0;
 }
 
 /** Levels at or below ERROR: with one of these, a failing statement is printed to the server log. */

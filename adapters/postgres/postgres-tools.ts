@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { findClientBinary } from '../../src/sandbox/binaries.js';
 import { pipeline, run, type PipeSide } from '../../src/util/subprocess.js';
@@ -81,4 +84,31 @@ export async function dumpInto(
         { cmd: await findClientBinary('pg_restore'), args: ['--exit-on-error', '--no-owner', '-d', `dbname=${quoteConninfoValue(targetDb)}`], env: consumerEnv }
       : { cmd: await findClientBinary('psql'), args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env: consumerEnv };
   await pipeline(producer, consumer, { secrets: [source.password, target.password].filter((s): s is string => !!s) });
+}
+
+/**
+ * `pg_dump -Fc <args>` into a private temporary file, then `pg_restore -j <jobs>` from it: parallel restore needs
+ * a file. With `clean`, every object is dropped if it exists before it is made, so a restore that was cut short
+ * can run again.
+ */
+export async function restoreInParallel(
+  source: DbEndpoint,
+  target: DbEndpoint,
+  database: string,
+  dumpArgs: string[],
+  opts: { jobs: number; targetOptions: string; clean: boolean },
+): Promise<void> {
+  const secrets = [source.password, target.password].filter((s): s is string => !!s);
+  const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
+  const file = join(dir, 'section.dump');
+  try {
+    await run(await findClientBinary('pg_dump'), ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets });
+    await run(
+      await findClientBinary('pg_restore'),
+      ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file],
+      { env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }), secrets },
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

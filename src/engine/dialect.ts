@@ -26,6 +26,8 @@ export interface EngineCapabilities {
   keylessTables: boolean;
   /** `accounts: copy | check | skip` applies (sync copies the database's accounts). Default false. */
   copiesAccounts: boolean;
+  /** `copy: { jobs, splitTablesLargerThan }` applies (a parallel initial copy). Default false. */
+  parallelCopy: boolean;
   /** The URL schemes (as parsed engines) the plan's endpoints may use. */
   urlEngines: readonly Engine[];
   /** A connection URL for error hints, e.g. postgres://app@10.0.0.1:5432/shop. */

@@ -9,7 +9,7 @@ import { isPostgresUrl, parseDbUrl, urlHasPassword, type Engine } from '../util/
 import { Fields, PlanReader } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { PlanDocument } from './plan-document.js';
-import type { Plan, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyMode } from './types.js';
+import type { Plan, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
 
@@ -18,6 +18,7 @@ export const PLAN_DEFAULTS = {
   verify: 'none',
   verifyBefore: 'chunks',
   verifyChunkRows: 10_000,
+  copySplitBytes: 256 * 1024 * 1024,
   maxWriteBlockedMs: 5_000,
   maxLagBeforeFenceBytes: 1024 ** 2,
   sequenceGap: 1000,
@@ -26,7 +27,7 @@ export const PLAN_DEFAULTS = {
   accounts: 'copy',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy'] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -116,9 +117,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
   const tables = readTables(top, engine);
+  const copy = readCopy(top, engine);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -136,6 +138,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     accounts,
     ...(waves ? { waves } : {}),
     ...(tables ? { tables } : {}),
+    ...(copy ? { copy } : {}),
     stateDir,
     warnings,
   };
@@ -393,6 +396,18 @@ function readHooks(top: Fields, planDir: string): PlanHooks | undefined {
 function readAccounts(top: Fields, engine: Engine | undefined): Plan['accounts'] | undefined {
   if (top.has('accounts') && engine !== undefined && !engineCapabilities(engine).copiesAccounts) return top.report('accounts', 'is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself', 'remove accounts from the plan');
   return top.oneOf('accounts', ['copy', 'check', 'skip'] as const, PLAN_DEFAULTS.accounts);
+}
+
+/** `copy: { jobs, splitTablesLargerThan }`: the initial copy's workers and when a table is split into ranges. */
+function readCopy(top: Fields, engine: Engine | undefined): PlanCopy | undefined | null {
+  if (!top.has('copy')) return undefined;
+  if (engine !== undefined && !engineCapabilities(engine).parallelCopy) return top.report('copy', `is for PostgreSQL's initial copy; ${engine} copies with one dump stream`, 'remove copy from the plan') ?? null;
+  const f = top.fields('copy', ['jobs', 'splitTablesLargerThan']);
+  if (!f) return null;
+  const jobs = f.has('jobs') ? f.integer('jobs', 0, { min: 1, max: 64 }) : undefined;
+  const split = f.size('splitTablesLargerThan', PLAN_DEFAULTS.copySplitBytes, { min: 1024 * 1024, max: 1024 ** 4 });
+  if ((f.has('jobs') && jobs === undefined) || split === undefined) return null;
+  return { ...(jobs !== undefined ? { jobs } : {}), splitAboveBytes: split };
 }
 
 function readStateDir(top: Fields, planDir: string): string | undefined {

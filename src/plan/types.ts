@@ -145,10 +145,19 @@ export interface Plan {
   accounts: PlanAccounts;
   /** Absent: every table without a key blocks (PostgreSQL, method replication). */
   tables?: PlanTables;
+  /** PostgreSQL's initial copy (method replication, a whole database): workers and split threshold. */
+  copy?: PlanCopy;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
   /** Absolute journal/lock directory. */
   stateDir: string;
   /** Accepted but risky choices (e.g. a password inside a URL). */
   warnings: string[];
+}
+
+export interface PlanCopy {
+  /** Copy workers and index-build jobs; absent: one more than the cores (2 to 8). */
+  jobs?: number;
+  /** Tables bigger than this are copied as several page ranges side by side. */
+  splitAboveBytes: number;
 }

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Initial-copy speed, PostgreSQL 15 -> 17 sandboxes: `cutover sync` (method replication: slot snapshot, parallel
+// COPY, indexes after, subscription from the slot) against pgcopydb clone, pg_dump -Fd -j | pg_restore -j and
+// pg_dump -Fc | pg_restore, each run several times on the same data in this one script; medians and the ratio
+// to pgcopydb are printed. Datasets: pgbench at each scale, and one table holding almost all the data.
+//   node scripts/bench/copy-speed-pg.mjs [--scales 30,100] [--big-table-mb 1000] [--runs 3]   (npm run build first;
+//   pgcopydb: apt-get install -y pgcopydb)
+import { execa } from 'execa';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pgSql } from './sandbox-sql.mjs';
+import { PostgresSandbox } from '../../dist/adapters/postgres/postgres-sandbox.js';
+import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
+import { openSession } from '../../dist/src/engine/session.js';
+import { rollbackPlan, syncPlan } from '../../dist/src/engine/run.js';
+
+const { values: args } = parseArgs({ options: { scales: { type: 'string', default: '30' }, 'big-table-mb': { type: 'string', default: '0' }, runs: { type: 'string', default: '3' } } });
+const scales = args.scales.split(',').filter(Boolean).map(Number);
+const bigTableMb = Number(args['big-table-mb']);
+const runs = Number(args.runs);
+const PASSWORD = 'bench-pw';
+const jobs = Math.max(2, Math.min(8, availableParallelism() + 1));
+installSandboxCleanup();
+
+const sql = (sb, db, ...stmts) => pgSql(sb, PASSWORD, db, ...stmts);
+const env = (sb, db) => ({ PGHOST: sb.host, PGPORT: String(sb.port), PGUSER: 'postgres', PGPASSWORD: PASSWORD, PGDATABASE: db });
+const bin = (name) => `/usr/lib/postgresql/15/bin/${name}`;
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const timed = async (fn) => {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+};
+
+async function cutoverSync(dir, src, dst, db) {
+  const file = join(dir, `${db}-${Date.now()}.yaml`);
+  await writeFile(file, [
+    'engine: postgres',
+    `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
+    `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
+    `scope: { databases: ["${db}"] }`,
+    'tables: { keyless: full }',
+    `state: "${join(dir, `state-${Date.now()}`)}"`,
+  ].join('\n'));
+  const s = await openSession(file, { env: { BENCH_PW: PASSWORD } });
+  try {
+    const seconds = await timed(() => syncPlan(s));
+    // The slot, publication and subscription go before the next run (cleanup, as after a cutover).
+    await rollbackPlan(s, { cleanup: true });
+    return seconds;
+  } finally {
+    await s.close();
+  }
+}
+
+const TOOLS = [
+  { name: 'cutover sync', kind: 'ours', run: ({ dir, src, dst, db }) => cutoverSync(dir, src, dst, db) },
+  {
+    name: 'pgcopydb clone',
+    kind: 'reference',
+    available: async () => (await execa('which', ['pgcopydb'], { reject: false })).exitCode === 0,
+    run: async ({ dir, src, dst, db }) => {
+      await sql(dst, 'postgres', `CREATE DATABASE ${db}`);
+      return timed(() => execa('pgcopydb', ['clone', '--no-owner', '--dir', join(dir, `pgcopydb-${Date.now()}`),
+        '--source', `postgres://postgres@127.0.0.1:${src.port}/${db}`, '--target', `postgres://postgres@127.0.0.1:${dst.port}/${db}`], { env: { PGPASSWORD: PASSWORD } }));
+    },
+  },
+  {
+    name: `pg_dump -Fd -j${jobs} + pg_restore -j${jobs}`,
+    kind: 'reference',
+    run: async ({ dir, src, dst, db }) => {
+      await sql(dst, 'postgres', `CREATE DATABASE ${db}`);
+      const out = join(dir, `dump-${Date.now()}`);
+      return timed(async () => {
+        await execa(bin('pg_dump'), ['-Fd', '-Z0', '-j', String(jobs), '-f', out], { env: env(src, db) });
+        await execa(bin('pg_restore'), ['-j', String(jobs), '-d', db, '--no-owner', out], { env: env(dst, db) });
+      });
+    },
+  },
+  {
+    name: 'pg_dump -Fc | pg_restore',
+    kind: 'reference',
+    run: async ({ src, dst, db }) => {
+      await sql(dst, 'postgres', `CREATE DATABASE ${db}`);
+      return timed(() => execa(bin('pg_dump'), ['-Fc', '-Z0'], { env: env(src, db), buffer: { stdout: false } }).pipe(bin('pg_restore'), ['-d', db, '--no-owner'], { env: env(dst, db) }));
+    },
+  },
+];
+
+async function loadDataset(src, dataset) {
+  await sql(src, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db}`, `CREATE DATABASE ${dataset.db}`);
+  if (dataset.scale) await execa(bin('pgbench'), ['-i', '-s', String(dataset.scale), '-q'], { env: env(src, dataset.db) });
+  else {
+    await sql(src, dataset.db,
+      'CREATE TABLE big (id bigserial PRIMARY KEY, n int NOT NULL, payload text)',
+      `INSERT INTO big (n, payload) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, ${Math.round(dataset.mb * 1024 * 1024 / 140)}) g`,
+      'CREATE INDEX big_n ON big (n)',
+      'CREATE TABLE small (id int PRIMARY KEY, v text)',
+      `INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 10000) g`);
+  }
+  await sql(src, dataset.db, 'VACUUM ANALYZE');
+  return Number((await sql(src, dataset.db, `SELECT pg_database_size(current_database()) AS b`)).rows[0].b);
+}
+
+const src = await PostgresSandbox.start({ major: 15, password: PASSWORD, settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
+const dst = await PostgresSandbox.start({ major: 17, password: PASSWORD, settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
+const dir = await mkdtemp(join(src.dir, 'bench-'));
+const datasets = [...scales.map((scale) => ({ name: `pgbench scale ${scale}`, db: `pgbench_${scale}`, scale })), ...(bigTableMb > 0 ? [{ name: `one ${bigTableMb} MB table`, db: 'one_big', mb: bigTableMb }] : [])];
+try {
+  console.log(`PostgreSQL ${src.binaries.version} -> ${dst.binaries.version}, ${availableParallelism()} cores, ${runs} runs each, median wall time`);
+  for (const dataset of datasets) {
+    const bytes = await loadDataset(src, dataset);
+    console.log(`\n${dataset.name}: ${(bytes / 1024 ** 2).toFixed(0)} MB`);
+    const medians = new Map();
+    for (const tool of TOOLS) {
+      if (tool.available && !(await tool.available())) {
+        console.log(`  ${tool.name.padEnd(36)} not installed (apt-get install -y pgcopydb)`);
+        continue;
+      }
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        await sql(dst, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
+        times.push(await tool.run({ dir, src, dst, db: dataset.db }));
+      }
+      medians.set(tool.name, median(times));
+      console.log(`  ${tool.name.padEnd(36)} median ${median(times).toFixed(1)} s  (runs: ${times.map((t) => t.toFixed(1)).join(', ')})`);
+    }
+    const ref = medians.get('pgcopydb clone');
+    if (ref !== undefined) console.log(`  cutover sync / pgcopydb clone: ${(medians.get('cutover sync') / ref).toFixed(2)}x (< 1 is faster)`);
+    await sql(dst, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
+    await sql(src, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
+  }
+} finally {
+  await stopAllSandboxes();
+}

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { BUILT_CLI, ROOT, ensureBuilt } from '../helpers/built-cli.js';
+import { cli, tempStateDir } from '../helpers/cli.js';
+import { missingOn, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
+import { client, exec, pg15Missing, pg17Missing, type PostgresSandbox } from '../helpers/pg.js';
+import { Workload } from '../../adapters/postgres/postgres-workload.js';
+
+/** Every row of a table as one digest, in key order: equal digests mean equal contents. */
+async function digest(sb: PostgresSandbox, db: string, table: string, key: string): Promise<{ n: number; md5: string }> {
+  const c = await client(sb, { database: db });
+  try {
+    const { rows } = await c.query<{ n: number; md5: string }>(`SELECT count(*)::int AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY ${key}), '')) AS md5 FROM ${table} t`);
+    return rows[0]!;
+  } finally {
+    await c.end();
+  }
+}
+
+async function catalogCounts(sb: PostgresSandbox, db: string): Promise<{ indexes: number; constraints: number }> {
+  const c = await client(sb, { database: db });
+  try {
+    const { rows } = await c.query<{ i: number; k: number }>(
+      `SELECT (SELECT count(*)::int FROM pg_indexes WHERE schemaname = 'public') AS i,
+              (SELECT count(*)::int FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'public') AS k`,
+    );
+    return { indexes: rows[0]!.i, constraints: rows[0]!.k };
+  } finally {
+    await c.end();
+  }
+}
+
+/** Writes that keep changing rows of the big table (inserts and updates) while the copy runs under its snapshot. */
+function churn(sb: PostgresSandbox, password: string, db: string): { stop(): Promise<number> } {
+  let stopped = false;
+  let done = 0;
+  // Ends with the test's servers at the latest: its error is the stop, not a finding.
+  const loop = (async () => {
+    const c = await client(sb, { database: db, password });
+    try {
+      for (let i = 1; !stopped; i++) {
+        await c.query(`UPDATE big SET n = n + 1, note = 'churn ' || $1 WHERE id = $2`, [i, 1 + ((i * 7919) % 400_000)]);
+        await c.query(`INSERT INTO big (n, note, owner) VALUES ($1, 'late', 1 + $1 % 50)`, [i]);
+        done++;
+      }
+    } finally {
+      await c.end().catch(() => {});
+    }
+  })().catch((e: unknown) => {
+    if (!stopped) throw e;
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return done;
+    },
+  };
+}
+
+describe.skipIf(pg15Missing ?? pg17Missing)('sync copies a whole database under the slot\'s snapshot, indexes after, big tables in ranges (PostgreSQL 15 → 17)', () => {
+  let e: PostgresEnv;
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    e = await startCutoverEnv('postgres');
+    await seedDatabase(e.src, 'shop', 2000);
+    await exec(
+      e.src,
+      'shop',
+      'CREATE TABLE owners (id int PRIMARY KEY, name text UNIQUE)',
+      `INSERT INTO owners SELECT g, 'owner ' || g FROM generate_series(1, 50) g`,
+      // A dropped column, a generated one, a foreign key and a secondary index: COPY names its columns, post-data builds the rest.
+      `CREATE TABLE big (id bigserial PRIMARY KEY, gone int, n int NOT NULL, note text, owner int REFERENCES owners(id), twice int GENERATED ALWAYS AS (n * 2) STORED)`,
+      'ALTER TABLE big DROP COLUMN gone',
+      `INSERT INTO big (n, note, owner) SELECT g, repeat(md5(g::text), 2), 1 + g % 50 FROM generate_series(1, 400000) g`,
+      'CREATE INDEX big_owner ON big (owner, n)',
+      'CREATE TABLE events (id int, at date NOT NULL, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)',
+      `CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')`,
+      `CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`,
+      `INSERT INTO events SELECT g, date '2025-01-01' + (g % 700), 'e' || g FROM generate_series(1, 20000) g`,
+    );
+  }, 180_000);
+  afterAll(async () => e?.stop());
+
+  it('a copy killed half-way copies again under a new snapshot; with writers and churn on the big table throughout, every row and every acknowledged write is on the target after the run', async () => {
+    const stateDir = await tempStateDir(e.src.dir);
+    const plan = await writePlan(e, { db: 'shop', stateDir, extra: 'copy: { jobs: 3, splitTablesLargerThan: 4MB }' });
+    const writers = new Workload({ host: '127.0.0.1', port: e.src.port, user: 'postgres', password: e.password, database: 'shop', writers: 3, readers: 0 }).start();
+    const changes = churn(e.src, e.password, 'shop');
+
+    // First sync: killed as soon as the copy under the snapshot has begun.
+    const first = execa('node', [BUILT_CLI, 'sync', plan], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...e.env }, extendEnv: false, reject: false });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      first.stderr?.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/under its snapshot/.test(err)) resolve();
+      });
+      void first.then((r) => reject(new Error(`sync ended (exit ${r.exitCode}) before the copy began: ${err}`)));
+    });
+    first.kill('SIGKILL');
+    await first;
+    expect(err).toMatch(/copying \d+ tables \((\d+) parts\) under its snapshot with 3 workers/);
+    const parts = Number(/\((\d+) parts\)/.exec(err)![1]);
+    expect(parts).toBeGreaterThan(10);
+
+    const sync = await cli(['sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    expect(sync.err).toMatch(/an earlier copy was cut short: copying again under a new snapshot/);
+    expect(sync.err).toMatch(/indexes and constraints built in \d+ms \(3 jobs\)/);
+    expect(sync.err).toMatch(/streams from the slot's consistent point/);
+
+    await new Promise((r) => setTimeout(r, 1000));
+    const churned = await changes.stop();
+    const run = await cli(['run', plan, '--yes'], e.env);
+    const w = await writers.stop();
+    expect(run.code, run.err).toBe(0);
+    expect(churned).toBeGreaterThan(0);
+    expect(w.acknowledged.length).toBeGreaterThan(0);
+    expect(await missingOn(e.dst, 'shop', w)).toEqual([]);
+
+    for (const [table, key] of [['big', 'id'], ['owners', 'id'], ['events', 'id, at'], ['items', 'id']] as const) {
+      const [src, dst] = await Promise.all([digest(e.src, 'shop', table, key), digest(e.dst, 'shop', table, key)]);
+      expect(dst, table).toEqual(src);
+    }
+    expect(await catalogCounts(e.dst, 'shop')).toEqual(await catalogCounts(e.src, 'shop'));
+    const t = await client(e.dst, { database: 'shop' });
+    try {
+      const twice = await t.query<{ bad: number }>('SELECT count(*)::int AS bad FROM big WHERE twice <> n * 2');
+      expect(twice.rows[0]!.bad).toBe(0);
+    } finally {
+      await t.end();
+    }
+  }, 300_000);
+});

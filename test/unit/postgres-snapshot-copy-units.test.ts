@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { copyOutSql, copyUnits, type CopyTable } from '../../adapters/postgres/postgres-snapshot-copy.js';
+import { parsePlan } from '../../src/plan/index.js';
+
+const MB = 1024 * 1024;
+const table = (name: string, mb: number): CopyTable => ({ table: `public.${name}`, columns: ['id', '"Note"'], bytes: mb * MB, pages: (mb * MB) / 8192 });
+
+describe('the snapshot copy cuts big tables into page ranges and starts with the biggest', () => {
+  it('a table above the threshold becomes contiguous ranges covering every page, the last one open-ended', () => {
+    const units = copyUnits([table('small', 1), table('big', 100)], 10 * MB);
+    const big = units.filter((u) => u.table.table === 'public.big');
+    expect(big).toHaveLength(10);
+    const ranges = big.map((u) => u.range!).sort((a, b) => a.fromPage - b.fromPage);
+    expect(ranges[0]!.fromPage).toBe(0);
+    for (let i = 1; i < ranges.length; i++) expect(ranges[i]!.fromPage).toBe(ranges[i - 1]!.toPage);
+    expect(ranges.at(-1)!.toPage).toBeUndefined();
+    expect(units.at(-1)!.table.table).toBe('public.small');
+    expect(units.at(-1)!.range).toBeUndefined();
+  });
+
+  it('never more than 16 ranges, never more ranges than pages', () => {
+    expect(copyUnits([table('huge', 10_000)], MB)).toHaveLength(16);
+    expect(copyUnits([{ table: 'public.t', columns: ['id'], bytes: 50 * MB, pages: 3 }], MB)).toHaveLength(3);
+  });
+
+  it('COPY names its columns (generated ones are left out by the caller) and reads a range with a TID range scan', () => {
+    const [whole] = copyUnits([table('small', 1)], 10 * MB);
+    expect(copyOutSql(whole!)).toBe('COPY public.small (id, "Note") TO STDOUT');
+    const ranged = copyUnits([table('big', 30)], 10 * MB).map(copyOutSql).sort();
+    expect(ranged).toContain(`COPY (SELECT id, "Note" FROM ONLY public.big WHERE ctid >= '(0,0)'::tid AND ctid < '(1280,0)'::tid) TO STDOUT`);
+    expect(ranged).toContain(`COPY (SELECT id, "Note" FROM ONLY public.big WHERE ctid >= '(2560,0)'::tid) TO STDOUT`);
+  });
+});
+
+describe('plan: copy', () => {
+  const base = ['source: { url: "postgres://u@a/app" }', 'target: { url: "postgres://u@b/app" }', 'scope: { databases: [app] }'];
+  it('takes jobs and a split size; absent, the plan has no copy block', () => {
+    expect(parsePlan([...base, 'copy: { jobs: 6, splitTablesLargerThan: 1GB }'].join('\n'), '/x/p.yaml').copy).toEqual({ jobs: 6, splitAboveBytes: 1024 ** 3 });
+    expect(parsePlan(base.join('\n'), '/x/p.yaml').copy).toBeUndefined();
+  });
+  it('refuses a bad value and a MySQL plan with one line naming the key', () => {
+    expect(() => parsePlan([...base, 'copy: { jobs: 0 }'].join('\n'), '/x/p.yaml')).toThrow(/copy\.jobs.*too small/);
+    expect(() => parsePlan(['engine: mariadb', 'source: { url: "mariadb://u@a/app" }', 'target: { url: "mariadb://u@b/app" }', 'scope: { databases: [app] }', 'copy: { jobs: 2 }'].join('\n'), '/x/p.yaml')).toThrow(/copy.*PostgreSQL's initial copy/);
+  });
+});
