@@ -60,13 +60,14 @@ if (!existsSync(jsonOut)) {
 const report = JSON.parse(readFileSync(jsonOut, 'utf8'));
 const resultsFile = join(work, 'results.jsonl');
 const results = existsSync(resultsFile)
-  ? readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+  ? readFileSync(resultsFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
   : [];
 rmSync(work, { recursive: true, force: true });
 
-const tests = report.testResults.flatMap((f) =>
-  f.assertionResults.map((a) => ({ file: relative(ROOT, f.name), title: a.fullName ?? a.title, status: a.status, ms: Math.round(a.duration ?? 0) })),
-);
+const tests = report.testResults.flatMap((f) => f.assertionResults.map((a) => ({ file: relative(ROOT, f.name), title: a.fullName ?? a.title, status: a.status, ms: Math.round(a.duration ?? 0) })));
 const failed = tests.filter((t) => t.status === 'failed');
 const skipped = tests.filter((t) => t.status !== 'passed' && t.status !== 'failed');
 
@@ -115,9 +116,7 @@ const lines = [
   '|---|---:|---:|',
   ...unrecorded.map((x) => `| ${cell(x.scenario)} | ${x.runs} | ${x.passed} |`),
   '',
-  ...(failed.length || skipped.length
-    ? ['### Not passing', '', ...[...failed, ...skipped].map((t) => `- ${t.status}: ${cell(t.title)} (${t.file})`), '']
-    : []),
+  ...(failed.length || skipped.length ? ['### Not passing', '', ...[...failed, ...skipped].map((t) => `- ${t.status}: ${cell(t.title)} (${t.file})`), ''] : []),
   END,
 ];
 

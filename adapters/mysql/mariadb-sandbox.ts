@@ -162,12 +162,7 @@ export class MariadbSandbox extends DirSandbox {
       'log-bin': join(this.dataDir, 'binlog'),
       'server-id': this.serverId,
     };
-    return [
-      '--no-defaults',
-      ...Object.entries(settings).map(([k, v]) => `--${k}=${v}`),
-      ...(isRoot() ? [`--user=${MARIADB_OS_USER}`] : []),
-      ...(initFile ? [`--init-file=${initFile}`] : []),
-    ];
+    return ['--no-defaults', ...Object.entries(settings).map(([k, v]) => `--${k}=${v}`), ...(isRoot() ? [`--user=${MARIADB_OS_USER}`] : []), ...(initFile ? [`--init-file=${initFile}`] : [])];
   }
 
   /**
@@ -226,7 +221,10 @@ export class MariadbSandbox extends DirSandbox {
       await c.end();
     } finally {
       clearTimeout(timer);
-      attempt.then((c) => c.destroy(), () => {});
+      attempt.then(
+        (c) => c.destroy(),
+        () => {},
+      );
     }
   }
 
@@ -262,5 +260,4 @@ export class MariadbSandbox extends DirSandbox {
     await this.kill();
     await this.boot();
   }
-
 }

@@ -148,9 +148,13 @@ async function sourceAccounts(src: AccountSide, db: string, named: readonly stri
   // MariaDB: accounts granted a role of the copy reach the database through it.
   if (src.flavor.kind === 'mariadb' && roles.size > 0) {
     // Admin_option rows name who administers a role (its creator gets one), not who uses it.
-    const mapping = await src.q<RowDataPacket & { user: string; host: string; role: string }>(`SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping WHERE Admin_option <> 'Y'`, [], 'reading role grants');
+    const mapping = await src.q<RowDataPacket & { user: string; host: string; role: string }>(
+      `SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping WHERE Admin_option <> 'Y'`,
+      [],
+      'reading role grants',
+    );
     // Roles can hold roles: follow the mapping until nothing new turns up.
-    for (let grew = true; grew; ) {
+    for (let grew = true; grew;) {
       grew = false;
       for (const m of mapping) {
         const a = { user: m.user, host: m.host };
@@ -212,13 +216,31 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     if (!there.exists) {
       if (opts.mode === 'check' || opts.synced) {
         const why = s.grants.length || s.roles.length ? `has privileges on ${db} on the source` : 'is named by readOnly.roles';
-        plan.findings.push(finding('blocker', obj, `${name} ${why} but does not exist on the target`, 'after the switch its applications cannot log in (Access denied)', opts.mode === 'check' ? `create it on the target with the same authentication and grants (SHOW CREATE USER / SHOW GRANTS on the source), or set accounts: copy` : 'run `cutover sync` again to create it (accounts: copy), or create it on the target yourself'));
+        plan.findings.push(
+          finding(
+            'blocker',
+            obj,
+            `${name} ${why} but does not exist on the target`,
+            'after the switch its applications cannot log in (Access denied)',
+            opts.mode === 'check'
+              ? `create it on the target with the same authentication and grants (SHOW CREATE USER / SHOW GRANTS on the source), or set accounts: copy`
+              : 'run `cutover sync` again to create it (accounts: copy), or create it on the target yourself',
+          ),
+        );
         continue;
       }
       plugins ??= await authPlugins(dst.q);
       const unloaded = (s.auth?.methods ?? []).map((m) => m.plugin).filter((p) => !plugins!.has(p));
       if (unloaded.length > 0) {
-        plan.findings.push(finding('blocker', obj, `${name} authenticates with ${unloaded.join(', ')}, which the target has not loaded`, 'the account cannot be created there with its authentication, so its applications could not log in after the switch', `load the plugin on the target (MariaDB: INSTALL SONAME 'auth_${unloaded[0]}'; MySQL: INSTALL PLUGIN), or create the account yourself and set accounts: skip`));
+        plan.findings.push(
+          finding(
+            'blocker',
+            obj,
+            `${name} authenticates with ${unloaded.join(', ')}, which the target has not loaded`,
+            'the account cannot be created there with its authentication, so its applications could not log in after the switch',
+            `load the plugin on the target (MariaDB: INSTALL SONAME 'auth_${unloaded[0]}'; MySQL: INSTALL PLUGIN), or create the account yourself and set accounts: skip`,
+          ),
+        );
         continue;
       }
       add(name, grantStatements, s.isRole ? createRoleSql(s.account.user) : createUserSql(s.account, s.auth!));
@@ -247,7 +269,15 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     if (differences.length > 0) {
       // A salted hash differs even for the same password: a warning the operator confirms, not a blocker.
       const severity = salted && differences.length === 1 ? 'warning' : 'blocker';
-      plan.findings.push(finding(severity, obj, `${name} exists on the target but differs: ${differences.join('; ')}`, 'after the switch its applications log in to the target: another password or other grants there break them (or give them what the source did not)', `make the target's ${name} match the source (ALTER USER / GRANT / REVOKE on the target), or set accounts: skip to manage accounts yourself`));
+      plan.findings.push(
+        finding(
+          severity,
+          obj,
+          `${name} exists on the target but differs: ${differences.join('; ')}`,
+          'after the switch its applications log in to the target: another password or other grants there break them (or give them what the source did not)',
+          `make the target's ${name} match the source (ALTER USER / GRANT / REVOKE on the target), or set accounts: skip to manage accounts yourself`,
+        ),
+      );
       if (severity === 'blocker') continue;
     }
     // The account exists (same authentication, or a salted hash the operator confirms) but has nothing on this
@@ -255,17 +285,40 @@ export async function planAccounts(src: AccountSide, dst: AccountSide, db: strin
     const todo = [...(grantsMatch ? [] : s.grants.map((g) => grantSql(g, s.isRole ? s.account.user : s.account))), ...missingRoles.map((r) => grantRoleSql(r, s.isRole ? s.account.user : s.account))];
     if (todo.length === 0) continue;
     if (opts.mode === 'check' || opts.synced) {
-      plan.findings.push(finding('blocker', obj, `${name} exists on the target without its grants on ${db} (source: ${describeGrants(s.grants)}${missingRoles.length ? `; roles ${missingRoles.join(', ')}` : ''})`, 'after the switch its applications are refused on the moved database', opts.mode === 'check' ? 'grant them on the target, or set accounts: copy' : 'run `cutover sync` again (accounts: copy), or grant them on the target yourself'));
+      plan.findings.push(
+        finding(
+          'blocker',
+          obj,
+          `${name} exists on the target without its grants on ${db} (source: ${describeGrants(s.grants)}${missingRoles.length ? `; roles ${missingRoles.join(', ')}` : ''})`,
+          'after the switch its applications are refused on the moved database',
+          opts.mode === 'check' ? 'grant them on the target, or set accounts: copy' : 'run `cutover sync` again (accounts: copy), or grant them on the target yourself',
+        ),
+      );
       continue;
     }
     add(name, [...todo, ...(s.defaultRole && missingRoles.includes(s.defaultRole) ? [setDefaultRoleSql(s.defaultRole, s.account)] : [])]);
   }
   plan.statements = [...creates, ...grants];
   if (creates.length > 0 && !hasAny(await globalPrivileges(dst.q), ['CREATE USER'])) {
-    plan.findings.push(finding('blocker', 'target CREATE USER', `the target account lacks CREATE USER, needed to create ${plan.created.join(', ')}`, 'sync creates the moved database\'s accounts on the target', 'GRANT CREATE USER ON *.* TO <target account> (it also needs GRANT OPTION on the moved database), or create the accounts yourself and set accounts: check'));
+    plan.findings.push(
+      finding(
+        'blocker',
+        'target CREATE USER',
+        `the target account lacks CREATE USER, needed to create ${plan.created.join(', ')}`,
+        "sync creates the moved database's accounts on the target",
+        'GRANT CREATE USER ON *.* TO <target account> (it also needs GRANT OPTION on the moved database), or create the accounts yourself and set accounts: check',
+      ),
+    );
   }
   if (opts.mode === 'copy' && !opts.synced && plan.created.length > 0) {
-    plan.findings.push({ severity: 'info', check: 'accounts', object: plan.created.join(', '), message: `sync creates ${plan.created.length} account(s)/role(s) on the target with the source's authentication and their grants on ${db}`, why: 'a database dump does not carry accounts; without them applications cannot log in after the switch', fix: 'nothing to do (accounts: check or skip to manage them yourself)' });
+    plan.findings.push({
+      severity: 'info',
+      check: 'accounts',
+      object: plan.created.join(', '),
+      message: `sync creates ${plan.created.length} account(s)/role(s) on the target with the source's authentication and their grants on ${db}`,
+      why: 'a database dump does not carry accounts; without them applications cannot log in after the switch',
+      fix: 'nothing to do (accounts: check or skip to manage them yourself)',
+    });
   }
   return plan;
 }

@@ -42,7 +42,9 @@ export async function lockAccounts(c: MysqlReadOnlyContext, p: MysqlPrior): Prom
 
 /** The warning for accounts strict mode locked because they write despite read_only, if any. */
 export function lockedBypassWarning(p: MysqlPrior): string[] {
-  const lockedBypass = Object.entries(p.roles).filter(([, a]) => a.bypass && !a.locked).map(([label]) => label);
+  const lockedBypass = Object.entries(p.roles)
+    .filter(([, a]) => a.bypass && !a.locked)
+    .map(([label]) => label);
   return lockedBypass.length > 0 ? [`strict mode locked ${lockedBypass.length} account(s) that write despite read_only until \`off\` (their sessions were ended): ${lockedBypass.join(', ')}`] : [];
 }
 

@@ -49,7 +49,10 @@ export function unquoteToken(t: Token): string {
   if (t.kind === 'ident') return t.text.slice(1, -1).replace(/``/g, '`');
   if (t.kind === 'string') {
     const q = t.text[0]!;
-    return t.text.slice(1, -1).replace(new RegExp(`${q}${q}`, 'g'), q).replace(/\\(.)/g, (_m, ch: string) => ({ n: '\n', t: '\t', r: '\r', '0': '\0' })[ch] ?? ch);
+    return t.text
+      .slice(1, -1)
+      .replace(new RegExp(`${q}${q}`, 'g'), q)
+      .replace(/\\(.)/g, (_m, ch: string) => ({ n: '\n', t: '\t', r: '\r', '0': '\0' })[ch] ?? ch);
   }
   return t.text;
 }
@@ -107,7 +110,18 @@ export function parseCreateUser(text: string): AccountAuth & { account: Account 
       } while (isWord(ts[i], 'OR'));
     }
   }
-  return { account: acc.account, clause: ts.slice(start, i).map((t) => t.text).join(' '), methods, options: ts.slice(i).map((t) => t.text).join(' ') };
+  return {
+    account: acc.account,
+    clause: ts
+      .slice(start, i)
+      .map((t) => t.text)
+      .join(' '),
+    methods,
+    options: ts
+      .slice(i)
+      .map((t) => t.text)
+      .join(' '),
+  };
 }
 
 /** MySQL: the hash as a hex literal, because caching_sha2_password hashes hold bytes a string literal mangles. */
@@ -188,7 +202,10 @@ export function parseGrantLine(line: string): GrantLine {
     }
   }
   if (to < 0) return { kind: 'other' };
-  const tail = ts.slice(to + 1).map((t) => t.text.toUpperCase()).join(' ');
+  const tail = ts
+    .slice(to + 1)
+    .map((t) => t.text.toUpperCase())
+    .join(' ');
   if (on < 0) {
     // GRANT `role` TO `user`@`host` [WITH ADMIN OPTION]: a role grant (MariaDB; MySQL roles carry a host).
     if (to !== 2 || !isName(ts[1]) || isWord(ts[1], 'PROXY')) return { kind: 'other' };

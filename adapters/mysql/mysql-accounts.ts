@@ -48,11 +48,7 @@ export async function bypassAccounts(q: Query, flavor: MysqlFlavor): Promise<Byp
 
 /** information_schema lists only direct grants: follow MariaDB's roles_mapping (roles can hold roles). */
 async function viaRoles(q: Query, privileges: string[], seen: Set<string>): Promise<Array<Omit<BypassAccount, 'locked'>>> {
-  const mapping = await q<RowDataPacket & { user: string; host: string; role: string }>(
-    `SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping`,
-    [],
-    'reading role grants',
-  );
+  const mapping = await q<RowDataPacket & { user: string; host: string; role: string }>(`SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping`, [], 'reading role grants');
   if (mapping.length === 0) return [];
   const roles = new Set(mapping.map((m) => m.role));
   const privileged = new Map<string, string>();
@@ -65,7 +61,7 @@ async function viaRoles(q: Query, privileges: string[], seen: Set<string>): Prom
     }
   }
   // A role granted a privileged role is privileged too (Host '' marks a role as grantee).
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const m of mapping) {
       if (m.host === '' && roles.has(m.user) && privileged.has(m.role) && !privileged.has(m.user)) {
@@ -97,7 +93,8 @@ export async function resolveAccounts(q: Query, specs: readonly string[], where:
       host !== undefined ? [user, host] : [user],
       'looking up --role accounts',
     );
-    if (rows.length === 0) throw new UsageError(`account "${host !== undefined ? `${user}@${host}` : user}" does not exist at ${where}`, 'check readOnly.roles in the plan (or --role): user, or user@host as in mysql.user');
+    if (rows.length === 0)
+      throw new UsageError(`account "${host !== undefined ? `${user}@${host}` : user}" does not exist at ${where}`, 'check readOnly.roles in the plan (or --role): user, or user@host as in mysql.user');
     for (const r of rows) out.set(accountLabel(r), { user: r.user, host: r.host });
   }
   return [...out.values()];

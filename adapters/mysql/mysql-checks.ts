@@ -93,13 +93,31 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   const { source: src, target: dst, database } = i;
 
   if (i.method === 'dump') {
-    add({ severity: 'info', check: 'method', message: `method dump: ${database} is copied whole while the source is fenced`, why: 'writers wait for the whole copy, so it suits small databases (per-tenant waves); the budget ends a copy that takes too long and unfences the source', fix: 'use method: replication for a database whose dump and load do not fit the write-downtime budget' });
+    add({
+      severity: 'info',
+      check: 'method',
+      message: `method dump: ${database} is copied whole while the source is fenced`,
+      why: 'writers wait for the whole copy, so it suits small databases (per-tenant waves); the budget ends a copy that takes too long and unfences the source',
+      fix: 'use method: replication for a database whose dump and load do not fit the write-downtime budget',
+    });
   }
 
   if (src.flavor.kind !== dst.flavor.kind) {
-    add({ severity: 'blocker', check: 'version', message: `${flavorLabel(src.flavor)} → ${flavorLabel(dst.flavor)}: replication between MySQL and MariaDB is not supported`, why: 'their GTID formats differ, so the target cannot follow the source by GTID', fix: 'move to the same engine, then upgrade or switch engines separately' });
+    add({
+      severity: 'blocker',
+      check: 'version',
+      message: `${flavorLabel(src.flavor)} → ${flavorLabel(dst.flavor)}: replication between MySQL and MariaDB is not supported`,
+      why: 'their GTID formats differ, so the target cannot follow the source by GTID',
+      fix: 'move to the same engine, then upgrade or switch engines separately',
+    });
   } else if (!atLeast(triple(dst.flavor.version), triple(src.flavor.version))) {
-    add({ severity: 'blocker', check: 'version', message: `target ${flavorLabel(dst.flavor)} is older than source ${flavorLabel(src.flavor)}`, why: 'replication from a newer server to an older one is unsupported and can fail on new binary log events', fix: 'use a target of the same or a newer version' });
+    add({
+      severity: 'blocker',
+      check: 'version',
+      message: `target ${flavorLabel(dst.flavor)} is older than source ${flavorLabel(src.flavor)}`,
+      why: 'replication from a newer server to an older one is unsupported and can fail on new binary log events',
+      fix: 'use a target of the same or a newer version',
+    });
   }
 
   const names = ['log_bin', 'binlog_format', 'binlog_row_image', 'server_id', 'log_slave_updates', 'gtid_mode', 'enforce_gtid_consistency', 'gtid_domain_id', 'gtid_strict_mode', 'event_scheduler', 'read_only'];
@@ -108,38 +126,110 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   // A copy made while fenced (method dump) needs no binary log, GTIDs, replica or replication privileges.
   if (i.method === 'replication') {
     if (!isOn(sv.log_bin)) {
-      add({ severity: 'blocker', check: 'binlog', object: 'log_bin', message: 'the source has no binary log', why: 'the target follows the source through its binary log', fix: 'start the source with log_bin (needs a restart) and binlog_format=ROW' });
+      add({
+        severity: 'blocker',
+        check: 'binlog',
+        object: 'log_bin',
+        message: 'the source has no binary log',
+        why: 'the target follows the source through its binary log',
+        fix: 'start the source with log_bin (needs a restart) and binlog_format=ROW',
+      });
     }
     if ((sv.binlog_format ?? '').toUpperCase() !== 'ROW') {
-      add({ severity: 'blocker', check: 'binlog', object: 'binlog_format', message: `source binlog_format is ${sv.binlog_format || 'unknown'}, not ROW`, why: 'statement-based events can apply differently on the target (non-deterministic functions, triggers)', fix: 'SET GLOBAL binlog_format = ROW (and in the config file); existing sessions keep their format until they reconnect' });
+      add({
+        severity: 'blocker',
+        check: 'binlog',
+        object: 'binlog_format',
+        message: `source binlog_format is ${sv.binlog_format || 'unknown'}, not ROW`,
+        why: 'statement-based events can apply differently on the target (non-deterministic functions, triggers)',
+        fix: 'SET GLOBAL binlog_format = ROW (and in the config file); existing sessions keep their format until they reconnect',
+      });
     }
     if (sv.binlog_row_image && sv.binlog_row_image.toUpperCase() !== 'FULL') {
-      add({ severity: 'warning', check: 'binlog', object: 'binlog_row_image', message: `source binlog_row_image is ${sv.binlog_row_image}`, why: 'partial row images apply correctly only when both sides have the same primary keys', fix: 'SET GLOBAL binlog_row_image = FULL' });
+      add({
+        severity: 'warning',
+        check: 'binlog',
+        object: 'binlog_row_image',
+        message: `source binlog_row_image is ${sv.binlog_row_image}`,
+        why: 'partial row images apply correctly only when both sides have the same primary keys',
+        fix: 'SET GLOBAL binlog_row_image = FULL',
+      });
     }
     if (src.flavor.kind === 'mysql') {
-      for (const [side, v] of [['source', sv], ['target', dv]] as const) {
+      for (const [side, v] of [
+        ['source', sv],
+        ['target', dv],
+      ] as const) {
         if ((v.gtid_mode ?? '').toUpperCase() !== 'ON' || !isOn(v.enforce_gtid_consistency)) {
-          add({ severity: 'blocker', check: 'gtid', object: side, message: `${side} gtid_mode=${v.gtid_mode || 'OFF'}, enforce_gtid_consistency=${v.enforce_gtid_consistency || 'OFF'}`, why: 'catch-up is proven with WAIT_FOR_EXECUTED_GTID_SET and replication starts by auto-position', fix: 'enable GTIDs online: enforce_gtid_consistency=ON, then gtid_mode OFF_PERMISSIVE → ON_PERMISSIVE → ON' });
+          add({
+            severity: 'blocker',
+            check: 'gtid',
+            object: side,
+            message: `${side} gtid_mode=${v.gtid_mode || 'OFF'}, enforce_gtid_consistency=${v.enforce_gtid_consistency || 'OFF'}`,
+            why: 'catch-up is proven with WAIT_FOR_EXECUTED_GTID_SET and replication starts by auto-position',
+            fix: 'enable GTIDs online: enforce_gtid_consistency=ON, then gtid_mode OFF_PERMISSIVE → ON_PERMISSIVE → ON',
+          });
         }
       }
     } else if (sv.gtid_domain_id !== undefined && sv.gtid_domain_id === dv.gtid_domain_id && isOn(dv.log_bin) && sv.server_id !== dv.server_id) {
-      add({ severity: 'info', check: 'gtid', object: 'gtid_domain_id', message: `source and target share GTID domain ${sv.gtid_domain_id}`, why: 'writes made on the target before the switch would interleave with the source in one domain', fix: 'nothing to do while applications stay off the target; set a distinct gtid_domain_id on the target if anything else writes there' });
+      add({
+        severity: 'info',
+        check: 'gtid',
+        object: 'gtid_domain_id',
+        message: `source and target share GTID domain ${sv.gtid_domain_id}`,
+        why: 'writes made on the target before the switch would interleave with the source in one domain',
+        fix: 'nothing to do while applications stay off the target; set a distinct gtid_domain_id on the target if anything else writes there',
+      });
     }
     if (sv.server_id === dv.server_id) {
-      add({ severity: 'blocker', check: 'server id', message: `source and target both have server_id ${sv.server_id}`, why: 'a replica skips events carrying its own server_id: every write would be silently dropped', fix: 'give the target a distinct server_id (SET GLOBAL server_id = N, and in its config file)' });
+      add({
+        severity: 'blocker',
+        check: 'server id',
+        message: `source and target both have server_id ${sv.server_id}`,
+        why: 'a replica skips events carrying its own server_id: every write would be silently dropped',
+        fix: 'give the target a distinct server_id (SET GLOBAL server_id = N, and in its config file)',
+      });
     } else if (sv.server_id === '0') {
       add({ severity: 'blocker', check: 'server id', message: 'source server_id is 0', why: 'a server with server_id 0 refuses replica connections', fix: 'set a non-zero server_id on the source' });
     }
     if (!isOn(dv.log_bin)) {
-      add({ severity: 'warning', check: 'binlog', object: 'target', message: 'the target has no binary log', why: 'after the switch nothing can replicate from the new primary, and a reverse cutover is impossible', fix: 'start the target with log_bin and binlog_format=ROW' });
+      add({
+        severity: 'warning',
+        check: 'binlog',
+        object: 'target',
+        message: 'the target has no binary log',
+        why: 'after the switch nothing can replicate from the new primary, and a reverse cutover is impossible',
+        fix: 'start the target with log_bin and binlog_format=ROW',
+      });
     } else if (!isOn(dv.log_slave_updates)) {
-      add({ severity: 'info', check: 'binlog', object: 'log_slave_updates', message: 'target log_slave_updates is OFF', why: 'replicas of the target will only see writes made after the switch, not the replicated history', fix: 'set log_slave_updates=ON on the target if it has replicas of its own' });
+      add({
+        severity: 'info',
+        check: 'binlog',
+        object: 'log_slave_updates',
+        message: 'target log_slave_updates is OFF',
+        why: 'replicas of the target will only see writes made after the switch, not the replicated history',
+        fix: 'set log_slave_updates=ON on the target if it has replicas of its own',
+      });
     }
     if (i.sourceHost.startsWith('/')) {
-      add({ severity: 'blocker', check: 'replication', object: i.sourceHost, message: 'the source URL is a unix socket', why: 'the target connects to the source over TCP to replicate', fix: 'use the source host name and port in source.url' });
+      add({
+        severity: 'blocker',
+        check: 'replication',
+        object: i.sourceHost,
+        message: 'the source URL is a unix socket',
+        why: 'the target connects to the source over TCP to replicate',
+        fix: 'use the source host name and port in source.url',
+      });
     }
     if (i.otherReplicas.length > 0) {
-      add({ severity: 'blocker', check: 'replication', object: i.otherReplicas.join(', '), message: `the target already replicates (${i.otherReplicas.map((n) => n || 'default connection').join(', ')})`, why: 'the dump resets the default connection to GTID mode and a second source would write into the copy', fix: 'stop and remove that replication on the target (STOP SLAVE; RESET SLAVE ALL) or use another target' });
+      add({
+        severity: 'blocker',
+        check: 'replication',
+        object: i.otherReplicas.join(', '),
+        message: `the target already replicates (${i.otherReplicas.map((n) => n || 'default connection').join(', ')})`,
+        why: 'the dump resets the default connection to GTID mode and a second source would write into the copy',
+        fix: 'stop and remove that replication on the target (STOP SLAVE; RESET SLAVE ALL) or use another target',
+      });
     }
 
     // The account the target replicates with is the source URL's account.
@@ -147,7 +237,11 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     const need = [
       { names: ['REPLICATION SLAVE'], what: 'REPLICATION SLAVE', why: 'the target replicates with the source URL account' },
       { names: ['RELOAD'], what: 'RELOAD', why: 'the dump takes a brief global read lock to read a consistent GTID position' },
-      { names: src.flavor.kind === 'mariadb' ? ['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'] : ['REPLICATION CLIENT', 'SUPER'], what: src.flavor.kind === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT', why: 'lag is measured from SHOW MASTER STATUS / SHOW BINARY LOGS' },
+      {
+        names: src.flavor.kind === 'mariadb' ? ['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'] : ['REPLICATION CLIENT', 'SUPER'],
+        what: src.flavor.kind === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT',
+        why: 'lag is measured from SHOW MASTER STATUS / SHOW BINARY LOGS',
+      },
     ];
     for (const n of need) {
       if (!hasAny(sp, n.names)) add({ severity: 'blocker', check: 'privileges', object: `source ${n.what}`, message: `the source account lacks ${n.what}`, why: n.why, fix: `GRANT ${n.what} ON *.* TO <source account>` });
@@ -155,7 +249,14 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     const tp = await globalPrivileges(dst.q);
     const adminNames = dst.flavor.kind === 'mariadb' ? ['REPLICATION SLAVE ADMIN', 'SUPER'] : ['REPLICATION_SLAVE_ADMIN', 'SUPER'];
     if (!hasAny(tp, adminNames)) {
-      add({ severity: 'blocker', check: 'privileges', object: `target ${adminNames[0]}`, message: `the target account lacks ${adminNames[0]}`, why: 'it configures, starts and removes the replica connection', fix: `GRANT ${adminNames[0]} ON *.* TO <target account>` });
+      add({
+        severity: 'blocker',
+        check: 'privileges',
+        object: `target ${adminNames[0]}`,
+        message: `the target account lacks ${adminNames[0]}`,
+        why: 'it configures, starts and removes the replica connection',
+        fix: `GRANT ${adminNames[0]} ON *.* TO <target account>`,
+      });
     }
   }
 
@@ -173,11 +274,25 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   }
   const noPk = tables.filter((t) => Number(t.pk) === 0).map((t) => t.t);
   if (noPk.length > 0 && i.method === 'replication') {
-    add({ severity: 'warning', check: 'primary keys', object: noPk.slice(0, 10).join(', '), message: `${noPk.length} table(s) without a primary key`, why: 'row events on them are applied with a table scan per row: the target can fall far behind', fix: 'add a primary key (or a unique NOT NULL key) to each' });
+    add({
+      severity: 'warning',
+      check: 'primary keys',
+      object: noPk.slice(0, 10).join(', '),
+      message: `${noPk.length} table(s) without a primary key`,
+      why: 'row events on them are applied with a table scan per row: the target can fall far behind',
+      fix: 'add a primary key (or a unique NOT NULL key) to each',
+    });
   }
   const nonTx = tables.filter((t) => t.engine && !/^(InnoDB|Aria)$/i.test(t.engine) && !/^(SEQUENCE)$/i.test(t.engine)).map((t) => `${t.t} (${t.engine})`);
   if (nonTx.length > 0) {
-    add({ severity: 'warning', check: 'storage engine', object: nonTx.slice(0, 10).join(', '), message: `${nonTx.length} non-transactional table(s)`, why: '--single-transaction does not give them a consistent snapshot: writes during the dump can be copied twice or missed', fix: 'convert them to InnoDB, or keep them unwritten during sync' });
+    add({
+      severity: 'warning',
+      check: 'storage engine',
+      object: nonTx.slice(0, 10).join(', '),
+      message: `${nonTx.length} non-transactional table(s)`,
+      why: '--single-transaction does not give them a consistent snapshot: writes during the dump can be copied twice or missed',
+      fix: 'convert them to InnoDB, or keep them unwritten during sync',
+    });
   }
 
   const definers = await src.q<RowDataPacket & { kind: string; name: string; definer: string }>(
@@ -188,20 +303,42 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     [database, database, database, database],
     'listing definers',
   );
-  const accounts = new Set(
-    (await dst.q<RowDataPacket & { a: string }>(`SELECT CONCAT(User, '@', Host) AS a FROM mysql.user`, [], 'listing target accounts')).map((r) => r.a),
-  );
+  const accounts = new Set((await dst.q<RowDataPacket & { a: string }>(`SELECT CONCAT(User, '@', Host) AS a FROM mysql.user`, [], 'listing target accounts')).map((r) => r.a));
   const missingDefiner = definers.filter((d) => d.definer && !accounts.has(d.definer.replace(/`/g, '')));
   if (missingDefiner.length > 0) {
-    add({ severity: 'warning', check: 'definers', object: missingDefiner.slice(0, 10).map((d) => `${d.kind} ${d.name} (${d.definer})`).join(', '), message: `${missingDefiner.length} view(s)/routine(s)/trigger(s)/event(s) whose definer account does not exist on the target`, why: 'they fail on the target with "the user specified as a definer does not exist"', fix: 'create those accounts on the target (with the same grants) before the switch' });
+    add({
+      severity: 'warning',
+      check: 'definers',
+      object: missingDefiner
+        .slice(0, 10)
+        .map((d) => `${d.kind} ${d.name} (${d.definer})`)
+        .join(', '),
+      message: `${missingDefiner.length} view(s)/routine(s)/trigger(s)/event(s) whose definer account does not exist on the target`,
+      why: 'they fail on the target with "the user specified as a definer does not exist"',
+      fix: 'create those accounts on the target (with the same grants) before the switch',
+    });
   }
   const events = definers.filter((d) => d.kind === 'event');
   if (events.length > 0) {
-    add({ severity: 'warning', check: 'events', object: events.map((e) => e.name).join(', '), message: `${events.length} scheduled event(s) in ${database}`, why: `the dump creates them enabled on the target, where they run as soon as event_scheduler is ON (now ${dv.event_scheduler || 'unknown'}) and can write there before the switch`, fix: 'keep event_scheduler OFF on the target until the switch, or ALTER EVENT ... DISABLE there' });
+    add({
+      severity: 'warning',
+      check: 'events',
+      object: events.map((e) => e.name).join(', '),
+      message: `${events.length} scheduled event(s) in ${database}`,
+      why: `the dump creates them enabled on the target, where they run as soon as event_scheduler is ON (now ${dv.event_scheduler || 'unknown'}) and can write there before the switch`,
+      fix: 'keep event_scheduler OFF on the target until the switch, or ALTER EVENT ... DISABLE there',
+    });
   }
   const triggers = definers.filter((d) => d.kind === 'trigger');
   if (triggers.length > 0) {
-    add({ severity: 'info', check: 'triggers', object: triggers.map((t) => t.name).join(', '), message: `${triggers.length} trigger(s) in ${database}`, why: 'row-based replication does not fire them on the target (their effects arrive as rows), so they only act again after the switch', fix: 'nothing to do' });
+    add({
+      severity: 'info',
+      check: 'triggers',
+      object: triggers.map((t) => t.name).join(', '),
+      message: `${triggers.length} trigger(s) in ${database}`,
+      why: 'row-based replication does not fire them on the target (their effects arrive as rows), so they only act again after the switch',
+      fix: 'nothing to do',
+    });
   }
 
   if (i.fence) {
@@ -213,7 +350,14 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     const existing = await dst.q<RowDataPacket & { n: number }>(`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [database], 'looking at the target database');
     const n = Number(existing[0]?.n ?? 0);
     if (n > 0) {
-      add({ severity: 'blocker', check: 'target database', object: database, message: `target database ${database} already holds ${n} table(s)`, why: 'sync would mix the copy with what is there', fix: `drop database ${database} on the target, or point target.url elsewhere` });
+      add({
+        severity: 'blocker',
+        check: 'target database',
+        object: database,
+        message: `target database ${database} already holds ${n} table(s)`,
+        why: 'sync would mix the copy with what is there',
+        fix: `drop database ${database} on the target, or point target.url elsewhere`,
+      });
     }
   }
   return out;

@@ -61,7 +61,12 @@ export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string, secret
   }
   switch (err.errno) {
     case 1045:
-      return new PreflightError('auth', `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`, 'check the password: passwordEnv in the plan, --password-env NAME (or MYSQL_PWD) for readonly; not in the URL', { cause });
+      return new PreflightError(
+        'auth',
+        `access denied for user "${ep.user}" at ${where(ep)} (wrong or missing password)`,
+        'check the password: passwordEnv in the plan, --password-env NAME (or MYSQL_PWD) for readonly; not in the URL',
+        { cause },
+      );
     case 1130:
       return new PreflightError('auth', `${where(ep)} does not let user "${ep.user}" connect from this host`, 'connect as an account whose host part matches this machine', { cause });
     case 3118:

@@ -151,7 +151,10 @@ export class MysqlCutover implements CutoverAdapter {
     });
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
     findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
-    for (const [side, ep, cmd] of [['source', this.cfg.source, dumpCommand(this.sourceFlavor)], ['target', this.cfg.target, loadCommand(this.targetFlavor)]] as const) {
+    for (const [side, ep, cmd] of [
+      ['source', this.cfg.source, dumpCommand(this.sourceFlavor)],
+      ['target', this.cfg.target, loadCommand(this.targetFlavor)],
+    ] as const) {
       // A client that cannot run here is reported when the copy starts; this check only concerns its TLS options.
       const kind = await clientKind(cmd).catch(() => undefined);
       const warning = kind && plaintextFallbackFinding(ep, kind, cmd, side);
@@ -188,7 +191,8 @@ export class MysqlCutover implements CutoverAdapter {
     const blockers = plan.findings.filter((f) => f.severity === 'blocker');
     if (blockers.length > 0) throw new OperationError(`accounts: ${blockers.map((b) => b.message).join('; ')}`, blockers[0]!.fix);
     const created = await applyAccounts(this.dst, plan);
-    if (plan.statements.length > 0) progress({ phase: 'roles', message: `${created} account(s)/role(s) created on the target${plan.created.length ? ` (${plan.created.join(', ')})` : ''}, grants on ${this.cfg.database} given` });
+    if (plan.statements.length > 0)
+      progress({ phase: 'roles', message: `${created} account(s)/role(s) created on the target${plan.created.length ? ` (${plan.created.join(', ')})` : ''}, grants on ${this.cfg.database} given` });
     return created;
   }
 
@@ -218,7 +222,10 @@ export class MysqlCutover implements CutoverAdapter {
         if (!now) continue;
         const fresh = [...now.keys()].filter((t) => !seen.has(t));
         seen = new Set(now.keys());
-        const bytesDone = Math.min(bytesTotal, [...now.values()].reduce((a, b) => a + b, 0));
+        const bytesDone = Math.min(
+          bytesTotal,
+          [...now.values()].reduce((a, b) => a + b, 0),
+        );
         const elapsed = Date.now() - started;
         const etaMs = bytesDone > 0 ? Math.round((elapsed * (bytesTotal - bytesDone)) / bytesDone) : undefined;
         const table = fresh.at(-1);
@@ -358,12 +365,15 @@ export class MysqlCutover implements CutoverAdapter {
     let r = await this.ours();
     if (!r) return null;
     // Right after START SLAVE the applier has no position until its IO thread has connected: give it a moment.
-    for (const deadline = Date.now() + REPLICA_START_WAIT_MS; !r.execFile && !r.lastError && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + REPLICA_START_WAIT_MS; !r.execFile && !r.lastError && Date.now() < deadline;) {
       await new Promise((res) => setTimeout(res, 50));
       r = (await this.ours()) ?? r;
     }
     if (r.lastError && (!r.ioRunning || !r.sqlRunning)) {
-      throw new OperationError(`replication into the target stopped: ${r.lastError}`, `fix the cause on the target, then START SLAVE '${this.cfg.name}' (MySQL: START REPLICA FOR CHANNEL); or \`cutover rollback --cleanup\` and sync again`);
+      throw new OperationError(
+        `replication into the target stopped: ${r.lastError}`,
+        `fix the cause on the target, then START SLAVE '${this.cfg.name}' (MySQL: START REPLICA FOR CHANNEL); or \`cutover rollback --cleanup\` and sync again`,
+      );
     }
     if (!r.execFile) throw new OperationError(`replica connection ${this.cfg.name} has not applied anything from the source yet`, 'wait for it to connect; `cutover status` shows the replica state');
     const logs = await this.src<RowDataPacket & { Log_name: string; File_size: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
@@ -408,7 +418,10 @@ export class MysqlCutover implements CutoverAdapter {
     const r = await this.ours();
     const state = r ? `IO thread ${r.ioRunning ? 'running' : 'stopped'}, SQL thread ${r.sqlRunning ? 'running' : 'stopped'}${r.lastError ? `, ${r.lastError}` : ''}` : 'no replica connection';
     if (rows[0]?.r === null || rows[0]?.r === undefined) throw new OperationError(`the target could not wait for GTID ${fencePosition} (${state})`, 'check replication on the target; the source was restored');
-    throw new BudgetExceededError(`the target did not apply the source's writes up to GTID ${fencePosition} within the write-downtime budget (waited ${waitedMs}ms; replica: ${state})`, 'check replication on the target, then raise limits.maxWriteBlocked or run again when lag is low');
+    throw new BudgetExceededError(
+      `the target did not apply the source's writes up to GTID ${fencePosition} within the write-downtime budget (waited ${waitedMs}ms; replica: ${state})`,
+      'check replication on the target, then raise limits.maxWriteBlocked or run again when lag is low',
+    );
   }
 
   /**
@@ -421,7 +434,11 @@ export class MysqlCutover implements CutoverAdapter {
       await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, remainingMs, 'copy');
     } catch (e) {
       if (Date.now() - started >= remainingMs) {
-        throw new BudgetExceededError(`copying ${this.cfg.database} while fenced did not finish within the write-downtime budget (${remainingMs}ms left at the fence)`, 'raise the budget (waves.maxWriteBlockedPerTenant / limits.maxWriteBlocked) or move this database with method: replication', { cause: e });
+        throw new BudgetExceededError(
+          `copying ${this.cfg.database} while fenced did not finish within the write-downtime budget (${remainingMs}ms left at the fence)`,
+          'raise the budget (waves.maxWriteBlockedPerTenant / limits.maxWriteBlocked) or move this database with method: replication',
+          { cause: e },
+        );
       }
       throw e;
     }
@@ -517,7 +534,9 @@ export class MysqlCutover implements CutoverAdapter {
 
   async leftovers(): Promise<Leftover[]> {
     const f = this.targetFlavor;
-    const replica: Leftover[] = (await this.ours()) ? [{ where: 'target', kind: 'replica connection', name: this.cfg.name, drop: `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`, retainsWal: false }] : [];
+    const replica: Leftover[] = (await this.ours())
+      ? [{ where: 'target', kind: 'replica connection', name: this.cfg.name, drop: `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`, retainsWal: false }]
+      : [];
     return this.cfg.replicationAccount ? replica : [...replica, ...(await replicationUserLeftover(this.src, this.replicationUser))];
   }
 

@@ -56,7 +56,10 @@ export type MysqlScope = 'server' | 'schema' | 'schema-grants';
 export function mysqlScopeOf(flavor: MysqlFlavor, target: FenceTarget): MysqlScope {
   if (target.scope === 'server') return 'server';
   if (target.scope === 'role') {
-    throw new UsageError(`${flavorLabel(flavor)} has no per-account read-only setting`, 'fence server scope in mode strict with that account in the roles (readOnly in the plan, or --scope server --mode strict --role <account>) to keep it out while the server is read-only');
+    throw new UsageError(
+      `${flavorLabel(flavor)} has no per-account read-only setting`,
+      'fence server scope in mode strict with that account in the roles (readOnly in the plan, or --scope server --mode strict --role <account>) to keep it out while the server is read-only',
+    );
   }
   if (!target.name) throw new UsageError(`${target.scope} scope needs a name`, 'set readOnly.name in the plan (or --name <schema>), or put the database in the URL');
   return flavor.schemaReadOnly ? 'schema' : 'schema-grants';

@@ -51,10 +51,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const scope = this.scopeOf(target);
     if (scope === 'schema-grants') return captureSchemaGrants(this.c, target.name!, opts);
     const roles = await captureAccountLocks(this.c, scope, opts);
-    const prior: MysqlPrior =
-      scope === 'server'
-        ? { flavor: this.flavor.kind, server: await serverState(this.c), roles }
-        : { flavor: this.flavor.kind, schemaReadOnly: await schemaState(this.c, target.name!), roles };
+    const prior: MysqlPrior = scope === 'server' ? { flavor: this.flavor.kind, server: await serverState(this.c), roles } : { flavor: this.flavor.kind, schemaReadOnly: await schemaState(this.c, target.name!), roles };
     return prior;
   }
 
@@ -107,7 +104,14 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
         return { scope: target.scope, name: target.name!, wasOn: false, restored: 'unchanged: no record of revoked privileges was found in the state dir', unlockedRoles: [], warnings };
       }
       const back = await restoreSchemaFence(this.c.q, p.schemaGrants);
-      return { scope: target.scope, name: target.name!, wasOn: true, restored: `granted back the write privileges recorded for ${Object.keys(p.schemaGrants).length} account(s)`, unlockedRoles: back.regranted, warnings: back.warnings };
+      return {
+        scope: target.scope,
+        name: target.name!,
+        wasOn: true,
+        restored: `granted back the write privileges recorded for ${Object.keys(p.schemaGrants).length} account(s)`,
+        unlockedRoles: back.regranted,
+        warnings: back.warnings,
+      };
     }
     const { wasOn, restored } = scope === 'server' ? await restoreServerFence(this.c, p, warnings) : await restoreSchemaReadOnly(this.c, target.name!, p);
     const unlockedRoles = await unlockAccounts(this.c, p, warnings);

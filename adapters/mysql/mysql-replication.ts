@@ -87,7 +87,11 @@ function tlsClauses(prefix: 'MASTER' | 'SOURCE', src: ReplicaSource): { sql: str
   if (t.mode === 'prefer' || t.mode === 'allow') return { sql: `, ${prefix}_SSL = 1, ${prefix}_SSL_VERIFY_SERVER_CERT = 0`, params: [] };
   const parts = [`${prefix}_SSL = 1`];
   const params: unknown[] = [];
-  for (const [k, v] of [['CA', t.ca], ['CERT', t.cert], ['KEY', t.key]] as const) {
+  for (const [k, v] of [
+    ['CA', t.ca],
+    ['CERT', t.cert],
+    ['KEY', t.key],
+  ] as const) {
     if (v) {
       parts.push(`${prefix}_SSL_${k} = ?`);
       params.push(v);
@@ -161,9 +165,7 @@ export function allReplicasStatusSql(f: MysqlFlavor): string {
  */
 export function gtidWaitSql(f: MysqlFlavor, gtids: string, timeoutMs: number): { sql: string; params: unknown[] } {
   const seconds = Math.max(0.001, timeoutMs / 1000);
-  return f.kind === 'mariadb'
-    ? { sql: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', params: [gtids, seconds] }
-    : { sql: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r', params: [gtids, seconds] };
+  return f.kind === 'mariadb' ? { sql: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', params: [gtids, seconds] } : { sql: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r', params: [gtids, seconds] };
 }
 
 export function gtidWaitReached(v: unknown): boolean {

@@ -144,7 +144,8 @@ export async function captureSchemaFence(q: Query, f: MysqlFlavor, schema: strin
     for (const role of await rolesOf(q, a, f)) {
       const viaRole: Grantee = { kind: 'role', name: role };
       const carries = [...(await heldWriteGrants(q, viaRole, schema)).map(describeHeld), ...(await writesBeyondSchema(q, viaRole, schema))];
-      if (carries.length > 0) stillWriting.push({ label: granteeLabel(grantee), user: a.user, why: `can SET ROLE ${role}, which holds ${carries.join('; ')} (pass --role ${role} to revoke from the role, for every account that has it)` });
+      if (carries.length > 0)
+        stillWriting.push({ label: granteeLabel(grantee), user: a.user, why: `can SET ROLE ${role}, which holds ${carries.join('; ')} (pass --role ${role} to revoke from the role, for every account that has it)` });
     }
   }
   return { prior, stillWriting };
@@ -165,7 +166,8 @@ export async function captureSchemaGrants(c: MysqlReadOnlyContext, name: string,
   if (rows.length === 0) throw new UsageError(`schema "${name}" does not exist at ${c.where}`, 'check readOnly.name in the plan (or --name)');
   const me = accountLabel(await currentAccount(c.q));
   const accounts = await resolveAccounts(c.q, opts.roles, c.where);
-  if (accounts.some((a) => accountLabel(a) === me)) throw new UsageError(`refusing to revoke privileges of account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from readOnly.roles (or --role)');
+  if (accounts.some((a) => accountLabel(a) === me))
+    throw new UsageError(`refusing to revoke privileges of account ${me}: the tool itself connects as it`, 'connect as another administrative account or drop it from readOnly.roles (or --role)');
   const { prior, stillWriting } = await captureSchemaFence(c.q, c.flavor, name, accounts);
   return { flavor: c.flavor.kind, roles: {}, schemaGrants: prior, stillWriting };
 }
@@ -323,7 +325,15 @@ async function schemaEventsBetween(q: Query, from: BinlogPos, to: BinlogPos, sch
  * and sessions of accounts that can still write (global, wildcard or role grants) must not hold changed rows
  * in it. The tool's exempt sessions are not sampled, but their writes to the schema would show in the log.
  */
-export async function schemaLeakCheck(q: Query, schema: string, probeMs: number, suspectUsers: string[] | 'all', exempt: readonly string[], warnings: string[], until: Promise<unknown> = Promise.resolve()): Promise<LeakCheck> {
+export async function schemaLeakCheck(
+  q: Query,
+  schema: string,
+  probeMs: number,
+  suspectUsers: string[] | 'all',
+  exempt: readonly string[],
+  warnings: string[],
+  until: Promise<unknown> = Promise.resolve(),
+): Promise<LeakCheck> {
   const started = Date.now();
   let settled = false;
   void until.then(

@@ -49,7 +49,8 @@ export async function applySchemaReadOnly(c: MysqlReadOnlyContext, target: Fence
 export async function watchSchemaReadOnly(c: MysqlReadOnlyContext, name: string, probeMs: number, warnings: string[], until: Promise<unknown> = Promise.resolve()): Promise<LeakCheck> {
   const started = Date.now();
   const settled = settledFlag(until);
-  do await sleep(Math.min(LEAK_SAMPLE_MS, Math.max(1, probeMs))); while (Date.now() - started < probeMs || !settled.now);
+  do await sleep(Math.min(LEAK_SAMPLE_MS, Math.max(1, probeMs)));
+  while (Date.now() - started < probeMs || !settled.now);
   probeMs = Date.now() - started;
   const stillOn = await schemaState(c, name);
   warnings.push('schema scope: the leak check confirms the READ ONLY option only (the write position is server-wide)');

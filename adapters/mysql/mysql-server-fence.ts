@@ -24,9 +24,7 @@ const FENCE_RETRY_MS = 10;
 
 export async function serverState(c: MysqlReadOnlyContext): Promise<ServerReadOnlyState> {
   const f = c.flavor;
-  const rows = await c.q<RowDataPacket & { ro: unknown; sro: unknown }>(
-    `SELECT @@GLOBAL.read_only AS ro${f.superReadOnly ? ', @@GLOBAL.super_read_only AS sro' : ''}`,
-  );
+  const rows = await c.q<RowDataPacket & { ro: unknown; sro: unknown }>(`SELECT @@GLOBAL.read_only AS ro${f.superReadOnly ? ', @@GLOBAL.super_read_only AS sro' : ''}`);
   const state: ServerReadOnlyState = { readOnly: isOn(rows[0]?.ro), superReadOnly: f.superReadOnly ? isOn(rows[0]?.sro) : null };
   if (f.persist) {
     const persisted = await c.q<RowDataPacket & { n: string; v: string }>(
@@ -73,9 +71,7 @@ export async function applyServerFence(c: MysqlReadOnlyContext, target: FenceTar
   if (!quiesce) await sleep(INNODB_TRX_CACHE_MS);
   if (opts.mode === 'advisory') {
     const open = await clientSessions(q, { writingOnly: true, exempt });
-    untouched = open.map((s) =>
-      publicSession(s, bypassUsers.has(s.user) ? 'privileged write transaction: can still commit' : 'write transaction opened before the fence: its COMMIT fails (error 1290)'),
-    );
+    untouched = open.map((s) => publicSession(s, bypassUsers.has(s.user) ? 'privileged write transaction: can still commit' : 'write transaction opened before the fence: its COMMIT fails (error 1290)'));
     if (bypass.length > 0) warnings.push('advisory mode: sessions of the accounts above keep writing (use --mode enforced to end them, or strict to lock app accounts)');
   } else {
     const first = quiesce ? [] : await clientSessions(q, { writingOnly: true, exempt });
@@ -111,10 +107,7 @@ export async function applyServerFence(c: MysqlReadOnlyContext, target: FenceTar
   }
   // The position every later write would move: a caller watching with its own LeakWatcher (probeMs 0) starts there.
   const fencedAt = await writePosition(c);
-  const leakCheck =
-    opts.probeMs === 0
-      ? { probeMs: 0, clean: true, writers: [], method: 'position' as const }
-      : await positionLeakCheck(c, opts.probeMs, bypassUsers, exempt, warnings, Promise.resolve(), fencedAt);
+  const leakCheck = opts.probeMs === 0 ? { probeMs: 0, clean: true, writers: [], method: 'position' as const } : await positionLeakCheck(c, opts.probeMs, bypassUsers, exempt, warnings, Promise.resolve(), fencedAt);
   return {
     ...(canTrackWrites(fencedAt) ? { fencePosition: encodePosition(fencedAt) } : {}),
     scope: target.scope,

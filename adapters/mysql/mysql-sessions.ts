@@ -52,7 +52,7 @@ interface Row extends RowDataPacket {
 /** Client sessions except the tool's own, with their InnoDB transaction if any. */
 export async function clientSessions(q: Query, filter: SessionFilter = {}): Promise<MysqlSession[]> {
   const params: unknown[] = [SERVER_COMMANDS, SERVER_USERS];
-  const cond = ['p.ID <> CONNECTION_ID()', 'p.COMMAND NOT IN (?)', 'COALESCE(p.USER, \'\') NOT IN (?)'];
+  const cond = ['p.ID <> CONNECTION_ID()', 'p.COMMAND NOT IN (?)', "COALESCE(p.USER, '') NOT IN (?)"];
   if (filter.writingOnly) cond.push('t.trx_rows_modified > 0');
   if (filter.users) {
     if (filter.users.length === 0) return [];
@@ -169,11 +169,7 @@ async function waitGone(q: Query, ids: string[], waitMs: number): Promise<Set<st
   if (ids.length === 0) return out;
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const alive = await q<RowDataPacket & { id: string }>(
-      `SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID IN (?) AND COMMAND <> 'Killed'`,
-      [ids],
-      'waiting for killed sessions',
-    );
+    const alive = await q<RowDataPacket & { id: string }>(`SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID IN (?) AND COMMAND <> 'Killed'`, [ids], 'waiting for killed sessions');
     if (alive.length === 0) return out;
     if (Date.now() > deadline) {
       for (const r of alive) out.delete(String(r.id));

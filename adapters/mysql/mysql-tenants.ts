@@ -3,7 +3,7 @@ import type { TenantQueryRequest, TenantQueryResult } from '../../src/engine/dia
 import { UsageError } from '../../src/errors.js';
 import { connectMysql, mapMysqlError } from './mysql-connection.js';
 
-const EXAMPLE = 'e.g. SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE \'tenant\\_%\'';
+const EXAMPLE = "e.g. SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tenant\\_%'";
 
 /**
  * Runs the plan's tenant query on the source in a read-only transaction (it lists tenants and must not change

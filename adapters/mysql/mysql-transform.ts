@@ -15,7 +15,9 @@ export async function runMysqlSqlTransform({ target, database, sql, timeoutMs, d
   try {
     await runInOneTransaction(target, database, sql, timeoutMs, doing);
   } catch (e) {
-    throw new OperationError(e instanceof Error ? e.message : String(e), 'the tenant stays on its source (statements before a DDL one may have committed on its copy); fix the transform and run `cutover waves` again', { cause: e });
+    throw new OperationError(e instanceof Error ? e.message : String(e), 'the tenant stays on its source (statements before a DDL one may have committed on its copy); fix the transform and run `cutover waves` again', {
+      cause: e,
+    });
   }
 }
 
@@ -47,7 +49,16 @@ function optionValue(v: string): string {
 export async function mysqlTransformConnection({ target, database, dir }: TransformCommandRequest): Promise<TransformCommandConnection> {
   const path = join(dir, `transform-${process.pid}-${Date.now()}.cnf`);
   const socket = target.host.startsWith('/') ? target.host : target.params.socket;
-  const lines = ['[client]', ...(socket ? [`socket=${optionValue(socket)}`, 'protocol=SOCKET'] : [`host=${optionValue(target.host)}`, `port=${target.port}`, 'protocol=TCP']), `user=${optionValue(target.user)}`, `password=${optionValue(target.password ?? '')}`, '', '# the mariadb/mysql client only: other client tools do not know this option', '[mysql]', `database=${optionValue(database)}`];
+  const lines = [
+    '[client]',
+    ...(socket ? [`socket=${optionValue(socket)}`, 'protocol=SOCKET'] : [`host=${optionValue(target.host)}`, `port=${target.port}`, 'protocol=TCP']),
+    `user=${optionValue(target.user)}`,
+    `password=${optionValue(target.password ?? '')}`,
+    '',
+    '# the mariadb/mysql client only: other client tools do not know this option',
+    '[mysql]',
+    `database=${optionValue(database)}`,
+  ];
   await writeFile(path, lines.join('\n') + '\n', { mode: 0o600 });
   // writeFile's mode is masked by the umask only when creating; make sure of 0600 whatever the umask.
   await chmod(path, 0o600);

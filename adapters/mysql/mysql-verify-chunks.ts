@@ -65,7 +65,11 @@ export interface MysqlChunkVerifyContext {
 
 async function columnsOf(q: Query, database: string, table: string): Promise<{ all: string[]; keys: string[] }> {
   const all = await q<RowDataPacket & { c: string }>(`SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, [database, table], 'listing columns');
-  const keys = await q<RowDataPacket & { c: string }>(`SELECT COLUMN_NAME AS c FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, [database, table], 'reading the primary key');
+  const keys = await q<RowDataPacket & { c: string }>(
+    `SELECT COLUMN_NAME AS c FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`,
+    [database, table],
+    'reading the primary key',
+  );
   return { all: all.map((r) => quoteIdent(r.c)), keys: keys.map((r) => quoteIdent(r.c)) };
 }
 
@@ -82,7 +86,8 @@ async function consistentPoint(ctx: MysqlChunkVerifyContext, table: string, name
   try {
     await ctx.srcSnap('START TRANSACTION WITH CONSISTENT SNAPSHOT', [], 'taking the source snapshot');
     const position = String((await ctx.src<RowDataPacket & { g: string | null }>(ctx.positionSql, [], 'reading the source GTID position'))[0]?.g ?? '');
-    if (!(await ctx.waitFor(position))) throw new OperationError(`verify: the target did not reach the source's GTID position ${position} in time (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
+    if (!(await ctx.waitFor(position)))
+      throw new OperationError(`verify: the target did not reach the source's GTID position ${position} in time (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
     await ctx.dstSnap('START TRANSACTION WITH CONSISTENT SNAPSHOT', [], 'taking the target snapshot');
     return { position, lockedMs: Date.now() - locked };
   } finally {
@@ -130,7 +135,11 @@ async function verifyTable(ctx: MysqlChunkVerifyContext, hooks: OnlineVerifyHook
 /** Every base table of the database, in primary-key chunks, from where `hooks.cursor` says an earlier run stopped. */
 export async function mysqlVerifyChunks(ctx: MysqlChunkVerifyContext, hooks: OnlineVerifyHooks): Promise<void> {
   const tables = await baseTables(ctx.src, ctx.database);
-  const rows = await ctx.src<RowDataPacket & { t: string; n: string | null }>(`SELECT TABLE_NAME AS t, CAST(TABLE_ROWS AS CHAR) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`, [ctx.database], 'estimating rows');
+  const rows = await ctx.src<RowDataPacket & { t: string; n: string | null }>(
+    `SELECT TABLE_NAME AS t, CAST(TABLE_ROWS AS CHAR) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`,
+    [ctx.database],
+    'estimating rows',
+  );
   const est = new Map(rows.map((r) => [r.t, Number(r.n ?? 0)]));
   await hooks.tables(tables.map((t) => ({ table: t, estimatedRows: est.get(t) ?? 0 })));
   for (const t of tables) await verifyTable(ctx, hooks, t, hooks.cursor(t));

@@ -5,11 +5,7 @@ import type { Query } from './mysql-sessions.js';
 import { quoteIdent } from './mysql-sql.js';
 
 export async function baseTables(q: Query, database: string): Promise<string[]> {
-  const rows = await q<RowDataPacket & { t: string }>(
-    `SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`,
-    [database],
-    'listing tables',
-  );
+  const rows = await q<RowDataPacket & { t: string }>(`SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`, [database], 'listing tables');
   return rows.map((r) => r.t);
 }
 
@@ -72,7 +68,8 @@ export async function verifyTables(src: Query, dst: Query, database: string, mod
   const [st, dt] = await Promise.all([baseTables(src, database), baseTables(dst, database)]);
   const all = [...new Set([...st, ...dt])].sort();
   const [a, b] = await Promise.all([measure(src, database, st, mode), measure(dst, database, dt, mode)]);
-  if (Date.now() > deadline) throw new BudgetExceededError(`verify (${mode}) took ${Date.now() - started}ms and ran past the write-downtime budget`, 'use verify: rowcounts or none for big databases, or raise limits.maxWriteBlocked');
+  if (Date.now() > deadline)
+    throw new BudgetExceededError(`verify (${mode}) took ${Date.now() - started}ms and ran past the write-downtime budget`, 'use verify: rowcounts or none for big databases, or raise limits.maxWriteBlocked');
   const tables: TableCheck[] = all.map((t) => {
     const source = a.get(t) ?? 'missing';
     const target = b.get(t) ?? 'missing';

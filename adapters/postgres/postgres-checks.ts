@@ -47,36 +47,132 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const srcMajor = Math.floor(sv.n / 10000);
   const dstMajor = Math.floor(tv.n / 10000);
   add({ severity: 'info', check: 'versions', message: `source PostgreSQL ${sv.v} → target PostgreSQL ${tv.v}`, why: 'a newer target major is an upgrade', fix: '—' });
-  if (dstMajor < srcMajor) add({ severity: 'blocker', check: 'versions', message: `target major ${dstMajor} is older than source major ${srcMajor}`, why: 'a schema dumped from a newer server may not load into an older one', fix: 'use a target of the same or a newer major version' });
-  if (ctx.pgDumpMajor < srcMajor) add({ severity: 'blocker', check: 'pg_dump', message: `pg_dump ${ctx.pgDumpMajor} cannot dump a PostgreSQL ${srcMajor} server`, why: 'pg_dump refuses servers newer than itself', fix: `install postgresql-client-${srcMajor} or newer` });
-  if (sv.sid === tv.sid) add({ severity: 'blocker', check: 'identity', message: `source and target are the same server (system_identifier ${sv.sid})`, why: 'a cutover onto itself would fence the only copy', fix: 'point target.url at the new server' });
-  if (!sv.su) add({ severity: 'blocker', check: 'privileges', object: 'source', message: 'the source user is not a superuser', why: 'the fence, publications FOR ALL TABLES and role copy need it', fix: 'use a superuser in source.url' });
-  if (!tv.su) add({ severity: 'blocker', check: 'privileges', object: 'target', message: 'the target user is not a superuser', why: 'CREATE SUBSCRIPTION, role creation and sequence setup need it', fix: 'use a superuser in target.url' });
+  if (dstMajor < srcMajor)
+    add({
+      severity: 'blocker',
+      check: 'versions',
+      message: `target major ${dstMajor} is older than source major ${srcMajor}`,
+      why: 'a schema dumped from a newer server may not load into an older one',
+      fix: 'use a target of the same or a newer major version',
+    });
+  if (ctx.pgDumpMajor < srcMajor)
+    add({
+      severity: 'blocker',
+      check: 'pg_dump',
+      message: `pg_dump ${ctx.pgDumpMajor} cannot dump a PostgreSQL ${srcMajor} server`,
+      why: 'pg_dump refuses servers newer than itself',
+      fix: `install postgresql-client-${srcMajor} or newer`,
+    });
+  if (sv.sid === tv.sid)
+    add({
+      severity: 'blocker',
+      check: 'identity',
+      message: `source and target are the same server (system_identifier ${sv.sid})`,
+      why: 'a cutover onto itself would fence the only copy',
+      fix: 'point target.url at the new server',
+    });
+  if (!sv.su)
+    add({
+      severity: 'blocker',
+      check: 'privileges',
+      object: 'source',
+      message: 'the source user is not a superuser',
+      why: 'the fence, publications FOR ALL TABLES and role copy need it',
+      fix: 'use a superuser in source.url',
+    });
+  if (!tv.su)
+    add({
+      severity: 'blocker',
+      check: 'privileges',
+      object: 'target',
+      message: 'the target user is not a superuser',
+      why: 'CREATE SUBSCRIPTION, role creation and sequence setup need it',
+      fix: 'use a superuser in target.url',
+    });
   if (!repl && sv.wal !== 'logical') {
-    add({ severity: 'warning', check: 'leak check', message: `source wal_level is ${sv.wal}: the leak check can only sample sessions`, why: 'without logical decoding a write shorter than the 20 ms sampling interval can slip past the check', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
+    add({
+      severity: 'warning',
+      check: 'leak check',
+      message: `source wal_level is ${sv.wal}: the leak check can only sample sessions`,
+      why: 'without logical decoding a write shorter than the 20 ms sampling interval can slip past the check',
+      fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source',
+    });
   }
   if (repl) {
-    if (sv.wal !== 'logical') add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
-    if (sv.slots - sv.used < 1) add({ severity: 'blocker', check: 'replication slots', message: `no free replication slot on the source (${sv.used}/${sv.slots} used)`, why: 'the subscription needs one slot', fix: 'raise max_replication_slots (restart) or drop an unused slot' });
+    if (sv.wal !== 'logical')
+      add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
+    if (sv.slots - sv.used < 1)
+      add({
+        severity: 'blocker',
+        check: 'replication slots',
+        message: `no free replication slot on the source (${sv.used}/${sv.slots} used)`,
+        why: 'the subscription needs one slot',
+        fix: 'raise max_replication_slots (restart) or drop an unused slot',
+      });
     if (sv.senders < 1) add({ severity: 'blocker', check: 'wal senders', message: 'max_wal_senders is 0 on the source', why: 'the subscription connects through a walsender', fix: 'raise max_wal_senders (restart)' });
-    if (tv.workers < 2) add({ severity: 'warning', check: 'replication workers', message: `max_logical_replication_workers is ${tv.workers} on the target`, why: 'the initial copy runs table sync workers beside the apply worker', fix: 'raise max_logical_replication_workers to 4 or more' });
+    if (tv.workers < 2)
+      add({
+        severity: 'warning',
+        check: 'replication workers',
+        message: `max_logical_replication_workers is ${tv.workers} on the target`,
+        why: 'the initial copy runs table sync workers beside the apply worker',
+        fix: 'raise max_logical_replication_workers to 4 or more',
+      });
   }
 
   const lo = await one<{ n: number; bytes: string }>(src, `SELECT count(*)::int AS n, pg_total_relation_size('pg_largeobject')::text AS bytes FROM pg_largeobject_metadata`);
   // Large objects belong to the database, not a schema: a schema move leaves them out either way.
-  if (lo.n > 0 && !ctx.schema) add({ severity: blockIfRepl, check: 'large objects', message: `${lo.n} large object(s) (${formatBytes(Number(lo.bytes))} in pg_largeobject) in the source database`, why: 'logical replication does not carry large objects', fix: `use method: dump (it copies them inside the write-blocked window: ${formatBytes(Number(lo.bytes))} more to copy there), or move the large objects into bytea columns first` });
+  if (lo.n > 0 && !ctx.schema)
+    add({
+      severity: blockIfRepl,
+      check: 'large objects',
+      message: `${lo.n} large object(s) (${formatBytes(Number(lo.bytes))} in pg_largeobject) in the source database`,
+      why: 'logical replication does not carry large objects',
+      fix: `use method: dump (it copies them inside the write-blocked window: ${formatBytes(Number(lo.bytes))} more to copy there), or move the large objects into bytea columns first`,
+    });
   const unlogged = await src.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t ${USER_TABLES} AND c.relpersistence = 'u' ORDER BY 1`, inScope);
-  for (const r of unlogged.rows) add({ severity: blockIfRepl, check: 'unlogged tables', object: r.t, message: `table ${r.t} is unlogged`, why: 'unlogged tables are not replicated: the target copy would be empty', fix: `ALTER TABLE ${r.t} SET LOGGED, or use method: dump` });
+  for (const r of unlogged.rows)
+    add({
+      severity: blockIfRepl,
+      check: 'unlogged tables',
+      object: r.t,
+      message: `table ${r.t} is unlogged`,
+      why: 'unlogged tables are not replicated: the target copy would be empty',
+      fix: `ALTER TABLE ${r.t} SET LOGGED, or use method: dump`,
+    });
   const seqs = await one<{ n: number }>(src, `SELECT count(*)::int AS n FROM pg_sequences WHERE schemaname <> '${TOOL_SCHEMA}' AND ($1::text IS NULL OR schemaname = $1)`, inScope);
-  if (seqs.n > 0) add({ severity: 'info', check: 'sequences', message: `${seqs.n} sequence(s) will be set on the target from the source's last_value plus the gap`, why: 'logical replication does not carry sequence values', fix: '—' });
+  if (seqs.n > 0)
+    add({
+      severity: 'info',
+      check: 'sequences',
+      message: `${seqs.n} sequence(s) will be set on the target from the source's last_value plus the gap`,
+      why: 'logical replication does not carry sequence values',
+      fix: '—',
+    });
   const longTx = await src.query<{ pid: number; u: string; age: number }>(
     `SELECT pid, usename AS u, extract(epoch FROM now() - xact_start)::int AS age FROM pg_stat_activity
       WHERE datname = $1 AND xact_start < now() - interval '1 minute' AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
     [database],
   );
-  for (const r of longTx.rows) add({ severity: 'warning', check: 'long transactions', object: `pid ${r.pid}`, message: `session ${r.pid} (user ${r.u}) has a transaction open for ${r.age}s`, why: 'the fence ends it after the drain timeout; a long transaction also holds back the initial copy snapshot', fix: 'let it finish or end it before the cutover' });
+  for (const r of longTx.rows)
+    add({
+      severity: 'warning',
+      check: 'long transactions',
+      object: `pid ${r.pid}`,
+      message: `session ${r.pid} (user ${r.u}) has a transaction open for ${r.age}s`,
+      why: 'the fence ends it after the drain timeout; a long transaction also holds back the initial copy snapshot',
+      fix: 'let it finish or end it before the cutover',
+    });
   const prepared = await src.query<{ gid: string }>(`SELECT gid FROM pg_prepared_xacts WHERE database = $1`, [database]);
-  for (const r of prepared.rows) add({ severity: 'blocker', check: 'prepared transactions', object: r.gid, message: `prepared transaction "${r.gid}" is pending`, why: 'COMMIT PREPARED could write after the fence: a lost or extra write', fix: `COMMIT PREPARED '${r.gid}' or ROLLBACK PREPARED '${r.gid}'` });
+  for (const r of prepared.rows)
+    add({
+      severity: 'blocker',
+      check: 'prepared transactions',
+      object: r.gid,
+      message: `prepared transaction "${r.gid}" is pending`,
+      why: 'COMMIT PREPARED could write after the fence: a lost or extra write',
+      fix: `COMMIT PREPARED '${r.gid}' or ROLLBACK PREPARED '${r.gid}'`,
+    });
 
   const targetDb = await dst.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [database]);
   if (targetDb.rows.length > 0 && !ctx.targetSyncedByUs) {

@@ -46,7 +46,12 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
     case 'ENOENT':
       return new PreflightError('unreachable', `cannot reach PostgreSQL at ${where(ep)} (${err.code})`, 'check host and port in the URL and that the server is running and accepts connections', { cause: e });
     case '28P01':
-      return new PreflightError('auth', `password authentication failed for user "${ep.user}" at ${where(ep)}`, 'check the password: passwordEnv in the plan, --password-env NAME (or PGPASSWORD) for readonly; not in the URL', { cause: e });
+      return new PreflightError(
+        'auth',
+        `password authentication failed for user "${ep.user}" at ${where(ep)}`,
+        'check the password: passwordEnv in the plan, --password-env NAME (or PGPASSWORD) for readonly; not in the URL',
+        { cause: e },
+      );
     case '28000':
       return new PreflightError('auth', `${where(ep)} refused user "${ep.user}": ${msg}`, 'check pg_hba.conf and that the role may log in', { cause: e });
     case '3D000':
@@ -54,7 +59,9 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
     case '42501':
       return new PreflightError('privilege', `${ctx}permission denied for "${ep.user}" on ${where(ep)}: ${msg}`, 'connect as a superuser (or a role with the needed privilege)', { cause: e });
     case '55P03':
-      return new OperationError(`${ctx}could not get a lock in time on ${where(ep)}: ${msg}`, 'a long transaction holds a conflicting lock; retry, or raise readOnly.lockTimeout in the plan (or --lock-timeout)', { cause: e });
+      return new OperationError(`${ctx}could not get a lock in time on ${where(ep)}: ${msg}`, 'a long transaction holds a conflicting lock; retry, or raise readOnly.lockTimeout in the plan (or --lock-timeout)', {
+        cause: e,
+      });
     case '42704':
       return new UsageError(`${ctx}${msg} on ${where(ep)}`, 'check the name', { cause: e });
   }
@@ -62,7 +69,12 @@ export function mapPgError(e: unknown, ep: DbEndpoint, doing?: string): Error {
     return new PreflightError('unreachable', `timed out connecting to PostgreSQL at ${where(ep)}`, 'check host, port and firewalls', { cause: e });
   }
   if (/SASL|password must be a string|client password/i.test(msg)) {
-    return new PreflightError('auth', `the server at ${where(ep)} asks for a password for "${ep.user}" and none was given`, 'name its variable: passwordEnv in the plan, --password-env NAME (or PGPASSWORD) for readonly; or add a ~/.pgpass line', { cause: e });
+    return new PreflightError(
+      'auth',
+      `the server at ${where(ep)} asks for a password for "${ep.user}" and none was given`,
+      'name its variable: passwordEnv in the plan, --password-env NAME (or PGPASSWORD) for readonly; or add a ~/.pgpass line',
+      { cause: e },
+    );
   }
   return new OperationError(`${ctx}${msg} (at ${where(ep)})`, undefined, { cause: e });
 }
@@ -107,8 +119,12 @@ export function pgSslFallsBack(e: unknown, ep: DbEndpoint): boolean {
 export function pgSessionSetupSql(serverVersionNum: number): string {
   return `SELECT set_config('default_transaction_read_only', 'off', false),
               set_config('statement_timeout', '0', false),
-              set_config('idle_in_transaction_session_timeout', '0', false),${serverVersionNum >= 140000 ? `
-              set_config('idle_session_timeout', '0', false),` : ''}
+              set_config('idle_in_transaction_session_timeout', '0', false),${
+                serverVersionNum >= 140000
+                  ? `
+              set_config('idle_session_timeout', '0', false),`
+                  : ''
+              }
               set_config('lock_timeout', $1, false)`;
 }
 

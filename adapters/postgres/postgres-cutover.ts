@@ -164,15 +164,41 @@ export class PostgresCutover implements CutoverAdapter {
     findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
     if (!schema) findings.push(...(await this.on('target', 'comparing settings and privileges', async () => settingsFindings(this.src, synced ? await this.targetDb() : undefined, this.cfg.database))));
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
-      findings.push({ severity: 'blocker', check: 'schema', object: schema, message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`, why: 'there is nothing to move', fix: 'check scope.tenants (or scope.schemas) and the database in source.url' });
+      findings.push({
+        severity: 'blocker',
+        check: 'schema',
+        object: schema,
+        message: `schema ${schema} does not exist in database ${this.cfg.database} on the source`,
+        why: 'there is nothing to move',
+        fix: 'check scope.tenants (or scope.schemas) and the database in source.url',
+      });
     }
     if (synced) {
       const stale = await this.on('target', 'reading statistics', async () => neverAnalyzed(await this.targetDb(), schema));
-      if (stale.length) findings.push({ severity: 'warning', check: 'statistics', object: stale.slice(0, 5).join(', '), message: `${stale.length} table(s) on the target have never been analyzed`, why: 'without statistics the first queries after the switch get poor plans', fix: `ANALYZE them on the target before the cutover (cutover sync does it after the initial copy): ${stale.slice(0, 3).map((t) => `ANALYZE ${t};`).join(' ')}` });
+      if (stale.length)
+        findings.push({
+          severity: 'warning',
+          check: 'statistics',
+          object: stale.slice(0, 5).join(', '),
+          message: `${stale.length} table(s) on the target have never been analyzed`,
+          why: 'without statistics the first queries after the switch get poor plans',
+          fix: `ANALYZE them on the target before the cutover (cutover sync does it after the initial copy): ${stale
+            .slice(0, 3)
+            .map((t) => `ANALYZE ${t};`)
+            .join(' ')}`,
+        });
     }
     if ((await this.targetDbExists()) && !synced) {
       const n = await userTableCount(await this.targetDb(), schema);
-      if (n > 0) findings.push({ severity: 'blocker', check: schema ? 'target schema' : 'target database', object: schema ?? this.cfg.database, message: `target ${this.what} already holds ${n} table(s)`, why: 'sync would mix the copy with what is there', fix: `drop or rename ${this.what} on the target, or point target.url elsewhere` });
+      if (n > 0)
+        findings.push({
+          severity: 'blocker',
+          check: schema ? 'target schema' : 'target database',
+          object: schema ?? this.cfg.database,
+          message: `target ${this.what} already holds ${n} table(s)`,
+          why: 'sync would mix the copy with what is there',
+          fix: `drop or rename ${this.what} on the target, or point target.url elsewhere`,
+        });
     }
     return findings;
   }
@@ -305,8 +331,9 @@ export class PostgresCutover implements CutoverAdapter {
     await refreshMatviews(dst, views);
     const relations = await analyzableRelations(dst, this.cfg.schema);
     const extra = await openAll(
-      Array.from({ length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) }, () => () =>
-        connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
+      Array.from(
+        { length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) },
+        () => () => connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
       ),
       (c) => c.end(),
     );
@@ -332,12 +359,22 @@ export class PostgresCutover implements CutoverAdapter {
     const dst = await this.targetDb();
     await this.on('target', 'emptying tables copied inside the window', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
     try {
-      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', ...tables.flatMap((t) => ['-t', t])], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
+      await dumpInto(
+        this.cfg.source,
+        this.cfg.database,
+        this.cfg.target,
+        this.cfg.database,
+        ['--data-only', ...tables.flatMap((t) => ['-t', t])],
+        `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`,
+        'custom',
+      );
     } catch (e) {
-      if (Date.now() >= deadline) throw new BudgetExceededError(`copying ${tables.join(', ')} did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
+      if (Date.now() >= deadline)
+        throw new BudgetExceededError(`copying ${tables.join(', ')} did not finish within the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
       throw e;
     }
-    if (Date.now() > deadline) throw new BudgetExceededError(`copying ${tables.join(', ')} inside the window went beyond the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
+    if (Date.now() > deadline)
+      throw new BudgetExceededError(`copying ${tables.join(', ')} inside the window went beyond the write-downtime budget`, 'raise limits.maxWriteBlocked, or choose tables.keyless: full for big tables');
     return tables.length;
   }
 
@@ -349,7 +386,13 @@ export class PostgresCutover implements CutoverAdapter {
       // Made now, while waiting is harmless: at the run it only moves up, so an open transaction then cannot
       // make the leak check fall back to sampling.
       const made = await this.on('source', 'creating the leak check slot', () => ensureLeakSlot(this.src, this.leakSlot!));
-      progress({ phase: 'ready', message: 'fallback' in made ? `no decoding slot for the leak check yet (${made.fallback}); run makes one before the hold` : `decoding slot ${this.leakSlot} for the leak check in place (it keeps WAL until the run or rollback drops it)` });
+      progress({
+        phase: 'ready',
+        message:
+          'fallback' in made
+            ? `no decoding slot for the leak check yet (${made.fallback}); run makes one before the hold`
+            : `decoding slot ${this.leakSlot} for the leak check in place (it keeps WAL until the run or rollback drops it)`,
+      });
     }
     // The first fingerprint: `run` compares again at the lag gate, and refuses to fence on any difference.
     const drift = await this.schemaDrift();
@@ -454,11 +497,14 @@ export class PostgresCutover implements CutoverAdapter {
         const tables = (await userTables(this.src, this.cfg.schema)).filter((t) => !dumped.has(t));
         const sentinel = async () => {
           await proveCaughtUp(this.src, dst, Date.now() + VERIFY_SENTINEL_MS, this.scope).catch((e: unknown) => {
-            if (e instanceof BudgetExceededError) throw new OperationError(`verify: the target did not apply a sentinel within ${VERIFY_SENTINEL_MS}ms (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
+            if (e instanceof BudgetExceededError)
+              throw new OperationError(`verify: the target did not apply a sentinel within ${VERIFY_SENTINEL_MS}ms (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
             throw e;
           });
         };
-        await this.on('target', 'verify before the fence', () => verifyChunks({ src: this.src, dst, srcSnap, dstSnap, tables, sentinel, lockTimeoutMs: Math.max(this.cfg.lockTimeoutMs, 100), snapshotMaxMs: VERIFY_SNAPSHOT_MS }, hooks));
+        await this.on('target', 'verify before the fence', () =>
+          verifyChunks({ src: this.src, dst, srcSnap, dstSnap, tables, sentinel, lockTimeoutMs: Math.max(this.cfg.lockTimeoutMs, 100), snapshotMaxMs: VERIFY_SNAPSHOT_MS }, hooks),
+        );
         return 'done';
       } finally {
         await dstSnap.end().catch(() => {});

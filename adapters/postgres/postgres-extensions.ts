@@ -10,9 +10,7 @@ export interface SourceExtension {
 
 /** Extensions installed in the source database (plpgsql too: every server has it). */
 export async function sourceExtensions(src: PgClient): Promise<SourceExtension[]> {
-  const { rows } = await src.query<SourceExtension>(
-    `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`,
-  );
+  const { rows } = await src.query<SourceExtension>(`SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1`);
   return rows;
 }
 
@@ -56,22 +54,46 @@ async function availableOnTarget(dst: PgClient, names: string[]): Promise<Map<st
 export async function extensionFindings(src: PgClient, dst: PgClient): Promise<Finding[]> {
   const exts = await sourceExtensions(src);
   if (exts.length === 0) return [];
-  const avail = await availableOnTarget(dst, exts.map((e) => e.name));
+  const avail = await availableOnTarget(
+    dst,
+    exts.map((e) => e.name),
+  );
   const major = Math.floor(Number((await dst.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`)).rows[0]!.n) / 10000);
   const f: Finding[] = [];
   for (const e of exts) {
     const a = avail.get(e.name);
     const install = `install it on the target server: the PostgreSQL ${major} contrib modules (Debian: postgresql-${major}, which includes contrib) or the extension's own package (Debian/PGDG: postgresql-${major}-${e.name.replace(/_/g, '-')})`;
     if (!a) {
-      f.push({ severity: 'blocker', check: 'extensions', object: e.name, message: `extension ${e.name} ${e.version} (schema ${e.schema}) is not available on the target`, why: 'the schema copy would stop half-way at its CREATE EXTENSION', fix: install });
+      f.push({
+        severity: 'blocker',
+        check: 'extensions',
+        object: e.name,
+        message: `extension ${e.name} ${e.version} (schema ${e.schema}) is not available on the target`,
+        why: 'the schema copy would stop half-way at its CREATE EXTENSION',
+        fix: install,
+      });
       continue;
     }
     if (a.versions.includes(e.version)) continue;
     const newest = [...a.versions].sort(compareVersions).at(-1)!;
     if (compareVersions(newest, e.version) < 0) {
-      f.push({ severity: 'blocker', check: 'extensions', object: e.name, message: `extension ${e.name} is ${e.version} on the source; the target offers at most ${newest}`, why: 'objects built on the newer version may not load into an older one', fix: `${install}, at version ${e.version} or newer` });
+      f.push({
+        severity: 'blocker',
+        check: 'extensions',
+        object: e.name,
+        message: `extension ${e.name} is ${e.version} on the source; the target offers at most ${newest}`,
+        why: 'objects built on the newer version may not load into an older one',
+        fix: `${install}, at version ${e.version} or newer`,
+      });
     } else {
-      f.push({ severity: 'info', check: 'extensions', object: e.name, message: `extension ${e.name} ${e.version} is not available on the target; it is created at ${a.defaultVersion ?? newest}`, why: 'a newer major ships newer extension versions', fix: '—' });
+      f.push({
+        severity: 'info',
+        check: 'extensions',
+        object: e.name,
+        message: `extension ${e.name} ${e.version} is not available on the target; it is created at ${a.defaultVersion ?? newest}`,
+        why: 'a newer major ships newer extension versions',
+        fix: '—',
+      });
     }
   }
   return f;
@@ -84,7 +106,10 @@ export async function extensionFindings(src: PgClient, dst: PgClient): Promise<F
  */
 export async function createExtensions(src: PgClient, dst: PgClient): Promise<string[]> {
   const exts = await sourceExtensions(src);
-  const avail = await availableOnTarget(dst, exts.map((e) => e.name));
+  const avail = await availableOnTarget(
+    dst,
+    exts.map((e) => e.name),
+  );
   const created: string[] = [];
   for (const e of exts) {
     const schemaThere = (await dst.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [e.schema])).rows.length > 0;

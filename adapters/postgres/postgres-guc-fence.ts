@@ -20,10 +20,7 @@ const DRAIN_POLL_MS = 25;
 /** The explicit value set at exactly this level (postgresql.auto.conf, the database, or the role). */
 export async function explicitSetting(c: PgReadOnlyContext, scope: PgScope, name?: string): Promise<string | null> {
   if (scope === 'server') {
-    const rows = await c.q<{ setting: string }>(
-      `SELECT setting FROM pg_file_settings WHERE name = $1 AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1`,
-      [READ_ONLY_GUC],
-    );
+    const rows = await c.q<{ setting: string }>(`SELECT setting FROM pg_file_settings WHERE name = $1 AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1`, [READ_ONLY_GUC]);
     return rows[0]?.setting ?? null;
   }
   const rows = await c.q<{ cfg: string }>(
@@ -39,10 +36,7 @@ export async function explicitSetting(c: PgReadOnlyContext, scope: PgScope, name
 
 /** The server-wide value new sessions get from the configuration files. */
 export async function serverEffective(c: PgReadOnlyContext): Promise<string> {
-  const rows = await c.q<{ setting: string }>(
-    `SELECT setting FROM pg_file_settings WHERE name = $1 AND applied ORDER BY seqno DESC LIMIT 1`,
-    [READ_ONLY_GUC],
-  );
+  const rows = await c.q<{ setting: string }>(`SELECT setting FROM pg_file_settings WHERE name = $1 AND applied ORDER BY seqno DESC LIMIT 1`, [READ_ONLY_GUC]);
   return rows[0]?.setting ?? 'off';
 }
 
@@ -82,7 +76,10 @@ export async function applyGucFence(c: PgReadOnlyContext, watch: PgLeakWatch, ta
     if (spared > 0) {
       warnings.push(`terminate ${policy}: ${spared} session(s) connected before the fence were left running${scope === 'server' ? '' : ` and do not see the ${scope} setting`}; the leak check watches them`);
     }
-    const ended = await terminateSessions(c.client, toEnd.map((s) => s.pid));
+    const ended = await terminateSessions(
+      c.client,
+      toEnd.map((s) => s.pid),
+    );
     for (const s of toEnd) {
       if (!ended.has(s.pid)) {
         warnings.push(`session ${s.pid} (user ${s.user}) could not be terminated`);

@@ -52,8 +52,16 @@ function applyCost(t: KeylessTable): string {
 
 function proposal(t: KeylessTable): { choice: KeylessChoice; why: string } {
   if (t.partition) return { choice: 'full', why: `a partition cannot be left out of replication (the publication names its partitioned root); ${applyCost(t)}` };
-  if (t.changes === 0) return { choice: 'full', why: `full is cheaper: the table only takes INSERTs (0 updates/deletes since the statistics were reset), which apply at no extra cost, while dump would copy ${formatBytes(t.bytes)} inside the write-blocked window` };
-  if (t.bytes <= DUMP_PROPOSAL_MAX_BYTES) return { choice: 'dump', why: `dump is cheaper: ${formatBytes(t.bytes)} (~${t.rows} rows) copied inside the write-blocked window, against ${t.changes} update(s)/delete(s) each applied by a scan of the table with full` };
+  if (t.changes === 0)
+    return {
+      choice: 'full',
+      why: `full is cheaper: the table only takes INSERTs (0 updates/deletes since the statistics were reset), which apply at no extra cost, while dump would copy ${formatBytes(t.bytes)} inside the write-blocked window`,
+    };
+  if (t.bytes <= DUMP_PROPOSAL_MAX_BYTES)
+    return {
+      choice: 'dump',
+      why: `dump is cheaper: ${formatBytes(t.bytes)} (~${t.rows} rows) copied inside the write-blocked window, against ${t.changes} update(s)/delete(s) each applied by a scan of the table with full`,
+    };
   return { choice: 'full', why: `full is cheaper: ${formatBytes(t.bytes)} is too big to copy inside the window; ${applyCost(t)}` };
 }
 
@@ -63,7 +71,14 @@ export function keylessFindings(tables: readonly KeylessTable[], policy: Keyless
   for (const t of tables) {
     const choice = choiceFor(t.table, policy);
     if (method === 'dump') {
-      f.push({ severity: 'warning', check: 'primary keys', object: t.table, message: `table ${t.table} has no primary key or replica identity`, why: 'method dump copies it whole; only a later move by replication would need a key', fix: `ALTER TABLE ${t.table} ADD PRIMARY KEY (...)` });
+      f.push({
+        severity: 'warning',
+        check: 'primary keys',
+        object: t.table,
+        message: `table ${t.table} has no primary key or replica identity`,
+        why: 'method dump copies it whole; only a later move by replication would need a key',
+        fix: `ALTER TABLE ${t.table} ADD PRIMARY KEY (...)`,
+      });
       continue;
     }
     if (choice === 'dump' && t.partition) {
@@ -86,15 +101,36 @@ export function keylessFindings(tables: readonly KeylessTable[], policy: Keyless
         fix: `choose in the plan: tables: { keyless: { ${JSON.stringify(t.table)}: ${p.choice} } } — full: sync sets REPLICA IDENTITY FULL and cleanup restores it; dump: copied inside the window — or ALTER TABLE ${t.table} ADD PRIMARY KEY (...)`,
       });
     } else if (choice === 'full') {
-      f.push({ severity: 'info', check: 'primary keys', object: t.table, message: `table ${t.table}: sync sets REPLICA IDENTITY FULL on the source (cleanup and rollback --cleanup restore it); ${applyCost(t)}`, why: 'tables.keyless chose full', fix: '—' });
+      f.push({
+        severity: 'info',
+        check: 'primary keys',
+        object: t.table,
+        message: `table ${t.table}: sync sets REPLICA IDENTITY FULL on the source (cleanup and rollback --cleanup restore it); ${applyCost(t)}`,
+        why: 'tables.keyless chose full',
+        fix: '—',
+      });
     } else {
-      f.push({ severity: 'info', check: 'primary keys', object: t.table, message: `table ${t.table} (${formatBytes(t.bytes)}, ~${t.rows} rows) is left out of replication and copied inside the write-blocked window`, why: 'tables.keyless chose dump; its copy counts against limits.maxWriteBlocked', fix: '—' });
+      f.push({
+        severity: 'info',
+        check: 'primary keys',
+        object: t.table,
+        message: `table ${t.table} (${formatBytes(t.bytes)}, ~${t.rows} rows) is left out of replication and copied inside the write-blocked window`,
+        why: 'tables.keyless chose dump; its copy counts against limits.maxWriteBlocked',
+        fix: '—',
+      });
     }
   }
   if (policy) {
     const known = new Set(tables.map((t) => t.table));
     for (const name of Object.keys(policy.tables).filter((n) => !known.has(n))) {
-      f.push({ severity: 'warning', check: 'primary keys', object: name, message: `tables.keyless names ${name}, which is not a table without a key here`, why: 'the choice has no effect', fix: `check the name (schema.table as PostgreSQL quotes it, e.g. public."audit log") or remove it` });
+      f.push({
+        severity: 'warning',
+        check: 'primary keys',
+        object: name,
+        message: `tables.keyless names ${name}, which is not a table without a key here`,
+        why: 'the choice has no effect',
+        fix: `check the name (schema.table as PostgreSQL quotes it, e.g. public."audit log") or remove it`,
+      });
     }
   }
   return f;
@@ -125,10 +161,9 @@ export async function restoreReplicaIdentity(src: PgClient, scope: PgMoveScope):
     // The name is read back from a row anyone who may write the sentinel table could have changed: it only
     // selects a table through the catalog, and the statement names that table as the catalog spells it.
     const now = await src
-      .query<{ s: string; t: string; i: string }>(
-        `SELECT n.nspname AS s, c.relname AS t, c.relreplident::text AS i FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
-        [String(table)],
-      )
+      .query<{ s: string; t: string; i: string }>(`SELECT n.nspname AS s, c.relname AS t, c.relreplident::text AS i FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`, [
+        String(table),
+      ])
       .catch((e: { code?: string }) => {
         if (e.code !== INVALID_NAME) throw e;
         return { rows: [] };

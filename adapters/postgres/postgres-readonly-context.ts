@@ -71,7 +71,8 @@ export async function assertTargetExists(c: PgReadOnlyContext, target: FenceTarg
   const { ep } = c;
   if (target.scope === 'schema') {
     if (!target.name) throw new UsageError('schema scope needs a name', 'set readOnly.name in the plan (or --name <schema>); the URL names its database');
-    if (!(await schemaExists(c.client, target.name))) throw new UsageError(`schema "${target.name}" does not exist in database "${ep.database ?? '?'}" on ${ep.host}:${ep.port}`, 'check readOnly.name in the plan (or --name) and the database in the URL');
+    if (!(await schemaExists(c.client, target.name)))
+      throw new UsageError(`schema "${target.name}" does not exist in database "${ep.database ?? '?'}" on ${ep.host}:${ep.port}`, 'check readOnly.name in the plan (or --name) and the database in the URL');
   } else if (target.scope === 'database') {
     const rows = await c.q(`SELECT 1 FROM pg_database WHERE datname = $1`, [target.name]);
     if (rows.length === 0) throw new UsageError(`database "${target.name}" does not exist on ${ep.host}:${ep.port}`, 'check readOnly.name in the plan (or --name)');

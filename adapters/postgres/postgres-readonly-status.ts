@@ -74,11 +74,7 @@ async function overridingRoles(c: PgReadOnlyContext, target: FenceTarget): Promi
       WHERE cfg ~* $1
         AND ($2::text IS NULL OR s.setdatabase = 0 OR d.datname = $2)
         AND ($3::text IS NULL OR r.rolname = $3)`,
-    [
-      `^${READ_ONLY_GUC}=(off|false|no|0|f|n)$`,
-      target.scope === 'database' ? target.name : null,
-      target.scope === 'role' ? target.name : null,
-    ],
+    [`^${READ_ONLY_GUC}=(off|false|no|0|f|n)$`, target.scope === 'database' ? target.name : null, target.scope === 'role' ? target.name : null],
   );
   return rows.map((r) => ({
     id: `role:${r.rolname}`,

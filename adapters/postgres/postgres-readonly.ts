@@ -1,13 +1,4 @@
-import type {
-  FenceOptions,
-  FenceTarget,
-  LateLeakCheck,
-  LeakCheck,
-  LeakWatchSetup,
-  PriorState,
-  ReadOnlyAdapter,
-  ReadOnlyStatusResult,
-} from '../../src/readonly/types.js';
+import type { FenceOptions, FenceTarget, LateLeakCheck, LeakCheck, LeakWatchSetup, PriorState, ReadOnlyAdapter, ReadOnlyStatusResult } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectPg } from './postgres-connection.js';
 import { applyGucFence, explicitSetting, restoreGucFence } from './postgres-guc-fence.js';

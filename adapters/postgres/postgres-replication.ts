@@ -126,12 +126,13 @@ export function statementLoggingRisk(settings: { logStatement: string; logMinErr
  * pg_stat_statements stores utility statements' text unnormalized: stop it tracking this one where allowed.
  */
 export async function withoutStatementLogging<T>(c: Pick<PgClient, 'query'>, fn: () => Promise<T>): Promise<T> {
-  const quiet = await c
-    .query(`SELECT set_config('log_min_error_statement', 'panic', false), set_config('log_statement', 'none', false)`)
-    .then(() => true, (e: { code?: string }) => {
+  const quiet = await c.query(`SELECT set_config('log_min_error_statement', 'panic', false), set_config('log_statement', 'none', false)`).then(
+    () => true,
+    (e: { code?: string }) => {
       if (e.code !== '42501') throw e;
       return false;
-    });
+    },
+  );
   if (!quiet) {
     const { rows } = await c.query<{ ls: string; mes: string }>(`SELECT current_setting('log_statement') AS ls, current_setting('log_min_error_statement') AS mes`);
     const risk = statementLoggingRisk({ logStatement: rows[0]!.ls, logMinErrorStatement: rows[0]!.mes });
@@ -143,17 +144,22 @@ export async function withoutStatementLogging<T>(c: Pick<PgClient, 'query'>, fn:
       );
     }
   }
-  const untracked = await c
-    .query(`SELECT set_config('pg_stat_statements.track_utility', 'off', false) FROM pg_settings WHERE name = 'pg_stat_statements.track_utility'`)
-    .then((r) => r.rows.length > 0, (e: { code?: string }) => {
+  const untracked = await c.query(`SELECT set_config('pg_stat_statements.track_utility', 'off', false) FROM pg_settings WHERE name = 'pg_stat_statements.track_utility'`).then(
+    (r) => r.rows.length > 0,
+    (e: { code?: string }) => {
       if (e.code !== '42501') throw e;
       return false;
-    });
+    },
+  );
   try {
     return await fn();
   } finally {
     if (untracked) await c.query('RESET pg_stat_statements.track_utility').catch(() => {});
-    if (quiet) await c.query('RESET log_min_error_statement').then(() => c.query('RESET log_statement')).catch(() => {});
+    if (quiet)
+      await c
+        .query('RESET log_min_error_statement')
+        .then(() => c.query('RESET log_statement'))
+        .catch(() => {});
   }
 }
 
@@ -213,10 +219,7 @@ export async function waitTablesReady(src: PgClient, dst: PgClient, name: string
 
 /** Bytes of WAL the subscriber has not confirmed. */
 export async function slotLagBytes(src: PgClient, name: string): Promise<number | null> {
-  const { rows } = await src.query<{ lag: string | null }>(
-    `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag FROM pg_replication_slots WHERE slot_name = $1`,
-    [name],
-  );
+  const { rows } = await src.query<{ lag: string | null }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag FROM pg_replication_slots WHERE slot_name = $1`, [name]);
   return rows[0]?.lag == null ? null : Math.max(0, Number(rows[0].lag));
 }
 
@@ -237,7 +240,10 @@ export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: numb
     const { rows } = await dst.query<{ token: string }>(`SELECT token FROM ${scope.sentinel} WHERE id = 1`);
     if (rows[0]?.token === token) return { fencePosition, proofPosition, waitedMs: Date.now() - started };
     if (Date.now() >= deadline) {
-      throw new BudgetExceededError(`the target did not catch up to the fence position ${fencePosition} within the write-downtime budget (waited ${Date.now() - started}ms)`, 'raise limits.maxWriteBlocked, or fence when the lag is lower (limits.maxLagBeforeFence)');
+      throw new BudgetExceededError(
+        `the target did not catch up to the fence position ${fencePosition} within the write-downtime budget (waited ${Date.now() - started}ms)`,
+        'raise limits.maxWriteBlocked, or fence when the lag is lower (limits.maxLagBeforeFence)',
+      );
     }
     await sleep(3);
   }
@@ -328,7 +334,13 @@ export async function replicationLeftovers(src: PgClient, dst: PgClient, name: s
   if (pub.rows.length) out.push({ where: 'source', kind: 'publication', name, drop: `DROP PUBLICATION ${quoteIdent(name)};`, retainsWal: false });
   const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
   if (sub.rows.length) {
-    out.push({ where: 'target', kind: 'subscription', name, drop: `ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(name)};`, retainsWal: false });
+    out.push({
+      where: 'target',
+      kind: 'subscription',
+      name,
+      drop: `ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(name)};`,
+      retainsWal: false,
+    });
   }
   return out;
 }

@@ -11,10 +11,7 @@ export async function captureRoleLogins(c: PgReadOnlyContext, opts: FenceOptions
   const roles: Record<string, boolean> = {};
   if (opts.mode === 'strict') {
     if (opts.roles.length === 0) throw new UsageError('strict mode needs the app roles to lock', 'pass the app roles in readOnly.roles of the plan (or --role <name>, repeatable)');
-    const rows = await c.q<{ rolname: string; rolcanlogin: boolean; me: boolean }>(
-      `SELECT rolname, rolcanlogin, rolname = current_user AS me FROM pg_roles WHERE rolname = ANY($1::text[])`,
-      [opts.roles],
-    );
+    const rows = await c.q<{ rolname: string; rolcanlogin: boolean; me: boolean }>(`SELECT rolname, rolcanlogin, rolname = current_user AS me FROM pg_roles WHERE rolname = ANY($1::text[])`, [opts.roles]);
     for (const want of opts.roles) {
       const row = rows.find((r) => r.rolname === want);
       if (!row) throw new UsageError(`role "${want}" does not exist on ${c.ep.host}:${c.ep.port}`, 'check readOnly.roles in the plan (or --role)');

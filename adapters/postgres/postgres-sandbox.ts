@@ -50,7 +50,6 @@ async function installTls(dir: string, tls: { cert: string; key: string }, asUse
 
 /** A throw-away PostgreSQL server: own temp dir, own port and socket dir, stopped and removed by stop(). */
 export class PostgresSandbox extends DirSandbox {
-
   private constructor(
     readonly binaries: PostgresBinaries,
     readonly dir: string,
@@ -96,11 +95,11 @@ export class PostgresSandbox extends DirSandbox {
       const pwfile = join(dir, 'pwfile');
       await writeFile(pwfile, password + '\n', { mode: 0o600 });
       if (asUser) await run('chown', [POSTGRES_OS_USER, pwfile]);
-      await run(
-        join(binaries.binDir, 'initdb'),
-        ['-D', join(dir, 'data'), '-U', 'postgres', `--pwfile=${pwfile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'],
-        { asUser, cwd: dir, timeoutMs: 120_000 },
-      );
+      await run(join(binaries.binDir, 'initdb'), ['-D', join(dir, 'data'), '-U', 'postgres', `--pwfile=${pwfile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], {
+        asUser,
+        cwd: dir,
+        timeoutMs: 120_000,
+      });
       await rm(pwfile, { force: true });
       const tlsSettings = opts.tls ? await installTls(dir, opts.tls, asUser) : {};
       let lastError: unknown;

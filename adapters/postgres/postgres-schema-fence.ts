@@ -155,8 +155,12 @@ export async function fenceSchema(c: PgClient, schema: string, o: SchemaFenceOpt
     if (!isTimeout(e)) throw e;
     const holders = await writeLockHolders(c, oids, o.exempt);
     const who = holders.map((h) => `${h.pid} (user ${h.user})`).join(', ') || 'none seen';
-    if (!o.endWriters) throw new OperationError(`could not fence schema ${schema} within ${o.drainTimeoutMs}ms: sessions hold writes on its tables: ${who}`, 'let them finish, or fence with readOnly.mode enforced (it ends them)');
-    const ended = await terminateSessions(c, holders.map((h) => h.pid));
+    if (!o.endWriters)
+      throw new OperationError(`could not fence schema ${schema} within ${o.drainTimeoutMs}ms: sessions hold writes on its tables: ${who}`, 'let them finish, or fence with readOnly.mode enforced (it ends them)');
+    const ended = await terminateSessions(
+      c,
+      holders.map((h) => h.pid),
+    );
     for (const h of holders) if (ended.has(h.pid)) terminated.push({ ...stripPid(h), reason: 'write transaction still open after the drain timeout' });
     try {
       await attempt(o.lockTimeoutMs);
@@ -205,7 +209,8 @@ export function schemaFenceGaps(tables: readonly SchemaTable[], kind: SchemaFenc
   const gaps: SessionInfo[] = [];
   for (const t of tables) {
     if (t.trigger === null) gaps.push({ id: `table:${t.name}`, user: '', reason: `table ${t.name} has no fence trigger (created after the fence, or the trigger was dropped)` });
-    else if (t.trigger !== want && !(kind === 'hold' && t.trigger === 'A')) gaps.push({ id: `table:${t.name}`, user: '', reason: `the fence trigger on ${t.name} is ${t.trigger === 'D' ? 'disabled' : `enabled as '${t.trigger}'`}` });
+    else if (t.trigger !== want && !(kind === 'hold' && t.trigger === 'A'))
+      gaps.push({ id: `table:${t.name}`, user: '', reason: `the fence trigger on ${t.name} is ${t.trigger === 'D' ? 'disabled' : `enabled as '${t.trigger}'`}` });
   }
   return gaps;
 }

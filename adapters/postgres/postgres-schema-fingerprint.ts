@@ -71,7 +71,8 @@ function describe(d: SchemaDifference): string {
 
 /** A blocker per difference, or one info line saying how much was compared. */
 export function driftFindings(diffs: readonly SchemaDifference[], compared: number): Finding[] {
-  if (diffs.length === 0) return [{ severity: 'info', check: 'schema drift', message: `source and target schemas match (${compared} objects: tables, columns, constraints, indexes, sequences)`, why: 'DDL is not replicated', fix: '—' }];
+  if (diffs.length === 0)
+    return [{ severity: 'info', check: 'schema drift', message: `source and target schemas match (${compared} objects: tables, columns, constraints, indexes, sequences)`, why: 'DDL is not replicated', fix: '—' }];
   return diffs.map((d) => ({
     severity: 'blocker',
     check: 'schema drift',

@@ -95,10 +95,7 @@ export function publicSession(s: PgSession, reason?: string): SessionInfo {
  */
 export async function terminateSessions(client: PgClient, pids: number[], waitMs = 5000): Promise<Set<number>> {
   if (pids.length === 0) return new Set();
-  const { rows } = await client.query<{ pid: number; ok: boolean }>(
-    `SELECT pid, pg_terminate_backend(pid) AS ok FROM unnest($1::int[]) AS pid`,
-    [pids],
-  );
+  const { rows } = await client.query<{ pid: number; ok: boolean }>(`SELECT pid, pg_terminate_backend(pid) AS ok FROM unnest($1::int[]) AS pid`, [pids]);
   const ended = new Set(rows.filter((r) => r.ok).map((r) => r.pid));
   const deadline = Date.now() + waitMs;
   for (;;) {

@@ -103,10 +103,7 @@ export function parseAclItem(item: string): DatabaseGrant {
  * replication role on the source (that role stays on the source).
  */
 export async function databaseAcl(c: PgClient, database: string): Promise<{ owner: string; grants: DatabaseGrant[] | null }> {
-  const { rows } = await c.query<{ owner: string; acl: string[] | null }>(
-    `SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl FROM pg_database WHERE datname = $1`,
-    [database],
-  );
+  const { rows } = await c.query<{ owner: string; acl: string[] | null }>(`SELECT pg_get_userbyid(datdba) AS owner, datacl::text[] AS acl FROM pg_database WHERE datname = $1`, [database]);
   const r = rows[0];
   if (!r) return { owner: '', grants: null };
   return { owner: r.owner, grants: r.acl ? r.acl.map(parseAclItem).filter((g) => !g.grantee.startsWith(REPLICATION_ACCOUNT_PREFIX)) : null };
@@ -161,7 +158,9 @@ export async function copySettingsAndGrants(src: PgClient, dst: PgClient, databa
 export async function settingsFindings(src: PgClient, dst: PgClient | undefined, database: string): Promise<Finding[]> {
   const source = await storedSettings(src, database);
   if (!dst) {
-    return source.length ? [{ severity: 'info', check: 'settings', message: `sync carries ${source.length} database/role setting(s) and the database's privileges and owner`, why: 'pg_dump --schema-only does not', fix: '—' }] : [];
+    return source.length
+      ? [{ severity: 'info', check: 'settings', message: `sync carries ${source.length} database/role setting(s) and the database's privileges and owner`, why: 'pg_dump --schema-only does not', fix: '—' }]
+      : [];
   }
   const f: Finding[] = [];
   const target = new Map((await storedSettings(dst, database)).map((s) => [key(s), s]));
@@ -178,10 +177,25 @@ export async function settingsFindings(src: PgClient, dst: PgClient | undefined,
     });
   }
   const [a, b] = [await databaseAcl(src, database), await databaseAcl(dst, database)];
-  if (a.owner !== b.owner) f.push({ severity: 'warning', check: 'privileges', object: database, message: `database ${database} is owned by ${a.owner} on the source, ${b.owner} on the target`, why: 'the owner may create schemas and change the database', fix: `ALTER DATABASE ${quoteIdent(database)} OWNER TO ${quoteIdent(a.owner)}; on the target` });
+  if (a.owner !== b.owner)
+    f.push({
+      severity: 'warning',
+      check: 'privileges',
+      object: database,
+      message: `database ${database} is owned by ${a.owner} on the source, ${b.owner} on the target`,
+      why: 'the owner may create schemas and change the database',
+      fix: `ALTER DATABASE ${quoteIdent(database)} OWNER TO ${quoteIdent(a.owner)}; on the target`,
+    });
   const show = (g: DatabaseGrant[] | null) => (g ? g.map(grantKey).sort().join(' ') : 'default');
   if (show(a.grants) !== show(b.grants)) {
-    f.push({ severity: 'warning', check: 'privileges', object: database, message: `database ${database} privileges differ: source ${show(a.grants)}, target ${show(b.grants)}`, why: 'a role may be refused CONNECT (or gain it) after the switch', fix: 'GRANT/REVOKE ... ON DATABASE on the target as on the source' });
+    f.push({
+      severity: 'warning',
+      check: 'privileges',
+      object: database,
+      message: `database ${database} privileges differ: source ${show(a.grants)}, target ${show(b.grants)}`,
+      why: 'a role may be refused CONNECT (or gain it) after the switch',
+      fix: 'GRANT/REVOKE ... ON DATABASE on the target as on the source',
+    });
   }
   return f;
 }

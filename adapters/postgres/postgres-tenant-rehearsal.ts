@@ -114,7 +114,15 @@ class TenantWorkload extends ClientWorkload<TenantConnections> {
     this.tenantOfOp.set(`${kind}:${client}:${seq}`, tenant);
     let c = conns.get(tenant);
     if (!c) {
-      c = new pg.Client({ host: this.router.host, port: this.router.port, user: this.router.user, password: this.router.password, database: tenant, application_name: 'cutover-workload', connectionTimeoutMillis: 30_000 });
+      c = new pg.Client({
+        host: this.router.host,
+        port: this.router.port,
+        user: this.router.user,
+        password: this.router.password,
+        database: tenant,
+        application_name: 'cutover-workload',
+        connectionTimeoutMillis: 30_000,
+      });
       c.on('error', () => {});
       conns.set(tenant, c);
       await c.connect();

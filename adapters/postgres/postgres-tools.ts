@@ -67,15 +67,7 @@ export async function pgDumpMajor(): Promise<number> {
  * into another's, stopping at the first error. The custom format restores data faster here (see
  * scripts/bench/copy-pg.mjs); it cannot be parallel (-j needs a file, not a pipe).
  */
-export async function dumpInto(
-  source: DbEndpoint,
-  sourceDb: string,
-  target: DbEndpoint,
-  targetDb: string,
-  dumpArgs: string[],
-  targetOptions = '',
-  format: 'plain' | 'custom' = 'plain',
-): Promise<void> {
+export async function dumpInto(source: DbEndpoint, sourceDb: string, target: DbEndpoint, targetDb: string, dumpArgs: string[], targetOptions = '', format: 'plain' | 'custom' = 'plain'): Promise<void> {
   const producer: PipeSide = { cmd: await findClientBinary('pg_dump'), args: format === 'custom' ? ['-Fc', '-Z0', ...dumpArgs] : dumpArgs, env: libpqEnv(source, sourceDb) };
   const consumerEnv = libpqEnv(target, targetDb, targetOptions ? { PGOPTIONS: targetOptions } : {});
   const consumer: PipeSide =
@@ -91,23 +83,16 @@ export async function dumpInto(
  * a file. With `clean`, every object is dropped if it exists before it is made, so a restore that was cut short
  * can run again.
  */
-export async function restoreInParallel(
-  source: DbEndpoint,
-  target: DbEndpoint,
-  database: string,
-  dumpArgs: string[],
-  opts: { jobs: number; targetOptions: string; clean: boolean },
-): Promise<void> {
+export async function restoreInParallel(source: DbEndpoint, target: DbEndpoint, database: string, dumpArgs: string[], opts: { jobs: number; targetOptions: string; clean: boolean }): Promise<void> {
   const secrets = [source.password, target.password].filter((s): s is string => !!s);
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
   const file = join(dir, 'section.dump');
   try {
     await run(await findClientBinary('pg_dump'), ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets });
-    await run(
-      await findClientBinary('pg_restore'),
-      ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file],
-      { env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }), secrets },
-    );
+    await run(await findClientBinary('pg_restore'), ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file], {
+      env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }),
+      secrets,
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

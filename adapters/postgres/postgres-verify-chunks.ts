@@ -101,7 +101,11 @@ async function consistentPoint(ctx: ChunkVerifyContext, table: string): Promise<
       await ctx.srcSnap.query('ROLLBACK').catch(() => {});
       await ctx.dstSnap.query('ROLLBACK').catch(() => {});
       if ((e as { code?: string }).code !== '55P03' || attempt >= LOCK_ATTEMPTS) {
-        if ((e as { code?: string }).code === '55P03') throw new OperationError(`verify could not lock ${table} for a consistent point (${LOCK_ATTEMPTS} tries of ${ctx.lockTimeoutMs}ms: a writer keeps a transaction open on it)`, 'end the long transaction, or raise readOnly.lockTimeout, and run verify again (it continues where it stopped)');
+        if ((e as { code?: string }).code === '55P03')
+          throw new OperationError(
+            `verify could not lock ${table} for a consistent point (${LOCK_ATTEMPTS} tries of ${ctx.lockTimeoutMs}ms: a writer keeps a transaction open on it)`,
+            'end the long transaction, or raise readOnly.lockTimeout, and run verify again (it continues where it stopped)',
+          );
         throw e;
       }
       await new Promise((r) => setTimeout(r, 50 * attempt));
@@ -153,10 +157,7 @@ async function verifyTable(ctx: ChunkVerifyContext, hooks: OnlineVerifyHooks, ta
 
 /** Every table of `ctx.tables`, in order, from where `hooks.cursor` says an earlier run stopped. */
 export async function verifyChunks(ctx: ChunkVerifyContext, hooks: OnlineVerifyHooks): Promise<void> {
-  const { rows } = await ctx.src.query<{ t: string; n: string }>(
-    `SELECT t, greatest(c.reltuples, 0)::bigint::text AS n FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = t::regclass`,
-    [ctx.tables],
-  );
+  const { rows } = await ctx.src.query<{ t: string; n: string }>(`SELECT t, greatest(c.reltuples, 0)::bigint::text AS n FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = t::regclass`, [ctx.tables]);
   await hooks.tables(rows.map((r) => ({ table: r.t, estimatedRows: Number(r.n) })));
   for (const table of ctx.tables) await verifyTable(ctx, hooks, table, hooks.cursor(table));
 }

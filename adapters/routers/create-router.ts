@@ -35,7 +35,14 @@ export function createRouter(plan: Pick<Plan, 'router' | 'engine' | 'target' | '
     case 'file':
       return new FileRouter({ path: config.path, format: config.format, scheme: plan.engine, user: plan.target.user, ...(config.tenant !== undefined ? { tenant: config.tenant } : {}) });
     case 'exec':
-      return new ExecRouter({ command: config.command, ...(config.tenant !== undefined ? { tenant: config.tenant } : {}), ...(config.hold ? { hold: config.hold } : {}), ...(config.release ? { release: config.release } : {}), timeoutMs: config.timeoutMs, secrets: secrets.all });
+      return new ExecRouter({
+        command: config.command,
+        ...(config.tenant !== undefined ? { tenant: config.tenant } : {}),
+        ...(config.hold ? { hold: config.hold } : {}),
+        ...(config.release ? { release: config.release } : {}),
+        timeoutMs: config.timeoutMs,
+        secrets: secrets.all,
+      });
     case 'haproxy':
       return new HaproxyRouter({ socket: config.socket, backend: config.backend, server: config.server, stateDir: plan.stateDir });
   }

@@ -45,7 +45,11 @@ export class ExecRouter implements Router {
       throw new OperationError(`router command ${cmd} (${phase}) could not run: ${e instanceof Error ? e.message : String(e)}`);
     });
     if (r.exitCode === 0) return;
-    const lastLine = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+    const lastLine = (r.stderr || r.stdout)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .at(-1);
     const why = r.exitCode === -1 ? `did not finish (timeout ${formatDuration(this.opts.timeoutMs)}, or could not start)` : `exited ${r.exitCode}`;
     throw new OperationError(redactText(`router command ${cmd} (${phase}) ${why}${lastLine ? `: ${lastLine}` : ''}`, this.opts.secrets ?? []), 'run the command by hand with the same CUTOVER_* variables to see why');
   }

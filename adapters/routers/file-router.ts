@@ -42,7 +42,11 @@ export class FileRouter implements Router {
   render(ep: Endpoint): string {
     const fields = this.fields(ep);
     if (this.opts.format === 'json') return JSON.stringify(fields, null, 2) + '\n';
-    return Object.entries(fields).map(([k, v]) => `${ENV_KEYS[k as keyof typeof ENV_KEYS]}=${envValue(String(v))}`).join('\n') + '\n';
+    return (
+      Object.entries(fields)
+        .map(([k, v]) => `${ENV_KEYS[k as keyof typeof ENV_KEYS]}=${envValue(String(v))}`)
+        .join('\n') + '\n'
+    );
   }
 
   async hold(): Promise<void> {}
@@ -98,7 +102,11 @@ export class FileRouter implements Router {
 
 /** The tenants' map, keys sorted so the file diffs cleanly between switches. */
 export function renderTenantMap(map: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.keys(map).sort().map((k) => [k, map[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(map)
+      .sort()
+      .map((k) => [k, map[k]]),
+  );
   return JSON.stringify(sorted, null, 2) + '\n';
 }
 

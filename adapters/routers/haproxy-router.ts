@@ -138,12 +138,30 @@ export class HaproxyRouter implements Router {
     } catch (e) {
       return [{ severity: 'blocker', object: this.describe(), why: e instanceof Error ? e.message : String(e), fix: 'fix router.socket, router.backend and router.server' }];
     }
-    if (stat.mode !== 'tcp') out.push({ severity: 'warning', object: this.describe(), why: `the backend runs in ${stat.mode || 'an unknown'} mode; the hold was measured in TCP mode`, fix: 'rehearse the cutover against this HAProxy first' });
+    if (stat.mode !== 'tcp')
+      out.push({ severity: 'warning', object: this.describe(), why: `the backend runs in ${stat.mode || 'an unknown'} mode; the hold was measured in TCP mode`, fix: 'rehearse the cutover against this HAProxy first' });
     const record = await this.loadRecord();
-    if (record) out.push({ severity: 'warning', object: this.recordFile, why: `an earlier hold was not released (original maxconn ${record.maxconn || 'unlimited'})`, fix: 'the next release restores it; `cutover rollback` does so now' });
+    if (record)
+      out.push({
+        severity: 'warning',
+        object: this.recordFile,
+        why: `an earlier hold was not released (original maxconn ${record.maxconn || 'unlimited'})`,
+        fix: 'the next release restores it; `cutover rollback` does so now',
+      });
     const listeners = await this.rt.listeners();
-    if (listeners.length !== 1) out.push({ severity: 'warning', object: this.describe(), why: `HAProxy listens on ${listeners.length} TCP addresses: the hold cannot open its own connection and relies on clients being connected`, fix: 'run the cutover on the HAProxy host with one frontend for this backend' });
-    out.push({ severity: 'info', object: this.describe(), why: 'clients wait in the server queue during the hold, at most `timeout queue`; a server closes an idle unauthenticated connection after its connect timeout (MySQL connect_timeout, 10s by default), which frees the held slot', fix: 'keep timeout queue and connect_timeout above limits.maxWriteBlocked' });
+    if (listeners.length !== 1)
+      out.push({
+        severity: 'warning',
+        object: this.describe(),
+        why: `HAProxy listens on ${listeners.length} TCP addresses: the hold cannot open its own connection and relies on clients being connected`,
+        fix: 'run the cutover on the HAProxy host with one frontend for this backend',
+      });
+    out.push({
+      severity: 'info',
+      object: this.describe(),
+      why: 'clients wait in the server queue during the hold, at most `timeout queue`; a server closes an idle unauthenticated connection after its connect timeout (MySQL connect_timeout, 10s by default), which frees the held slot',
+      fix: 'keep timeout queue and connect_timeout above limits.maxWriteBlocked',
+    });
     return out;
   }
 

@@ -40,7 +40,6 @@ export async function findHaproxy(): Promise<string> {
  * queue (`timeout queue`) for the hold recipe in FACTS.md, and an admin socket in its temp dir.
  */
 export class HaproxySandbox extends DirSandbox {
-
   private constructor(
     readonly dir: string,
     readonly port: number,
@@ -136,5 +135,4 @@ export class HaproxySandbox extends DirSandbox {
     const pid = await readPidFile(join(this.dir, 'haproxy.pid'));
     if (pid) await terminateProcess(pid, 'SIGTERM', 5_000);
   }
-
 }

@@ -38,7 +38,7 @@ export function mapAdminError(e: unknown, ep: DbEndpoint): Error {
   }
   if (/timeout/i.test(msg)) return new PreflightError('unreachable', `timed out connecting to the PgBouncer admin console at ${where(ep)}`, 'check router.admin host, port and firewalls', { cause: e });
   if (err.code === '28P01' || /password authentication failed|SASL|client password/i.test(msg)) {
-    return new PreflightError('auth', `PgBouncer refused the password of "${ep.user}" at ${where(ep)}`, 'check router.adminPasswordEnv and PgBouncer\'s auth_file', { cause: e });
+    return new PreflightError('auth', `PgBouncer refused the password of "${ep.user}" at ${where(ep)}`, "check router.adminPasswordEnv and PgBouncer's auth_file", { cause: e });
   }
   // Not /admin/: names in other messages contain it ("database r_admin is not paused").
   if (/\bnot allowed\b|admin access needed/i.test(msg) && err.code === '08P01') {
@@ -106,7 +106,12 @@ export class PgBouncerAdmin {
   async commandsAtOnce(texts: readonly string[]): Promise<AdminRow[][]> {
     if (!this.client.pipeline) throw new Error('commandsAtOnce needs a connection opened with { pipelined: true }');
     this.socket.cork();
-    const answers = texts.map((t) => this.client.query<AdminRow>(t).then((r) => r.rows ?? [], (e: unknown) => e instanceof Error ? e : new Error(String(e))));
+    const answers = texts.map((t) =>
+      this.client.query<AdminRow>(t).then(
+        (r) => r.rows ?? [],
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+      ),
+    );
     this.socket.uncork();
     const settled = await Promise.all(answers);
     const failed = settled.find((a): a is Error => a instanceof Error);

@@ -113,11 +113,7 @@ export function readDatabaseEntry(text: string, database: string, file = 'pgboun
 export function rewriteDatabaseEntry(text: string, database: string, endpoint: Endpoint, file = 'pgbouncer.ini'): string {
   const lines = text.split('\n');
   const entry = findEntry(lines, database, file);
-  const wanted = new Map<string, string>([
-    ['host', endpoint.host],
-    ['port', String(endpoint.port)],
-    ...(endpoint.database !== undefined ? [['dbname', endpoint.database] as [string, string]] : []),
-  ]);
+  const wanted = new Map<string, string>([['host', endpoint.host], ['port', String(endpoint.port)], ...(endpoint.database !== undefined ? [['dbname', endpoint.database] as [string, string]] : [])]);
   let connstr = entry.connstr;
   // Right to left, so earlier offsets stay valid while later values change length.
   for (const pair of parseConnstr(connstr).reverse()) {

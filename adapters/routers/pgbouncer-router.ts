@@ -124,10 +124,11 @@ export class PgBouncerRouter implements Router {
     const next = rewriteDatabaseEntry(text, this.opts.database, target, this.opts.ini);
     if (next !== text) await writeFileAtomic(this.opts.ini, next, { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } });
     const admin = await this.console();
-    if (release) await admin.commandsAtOnce(['RELOAD', `RESUME ${this.quoted}`]).catch((e: unknown) => {
-      // Not paused (a resumed run, or a router that was never held): RELOAD has run all the same.
-      if (!isNotPaused(e)) throw e;
-    });
+    if (release)
+      await admin.commandsAtOnce(['RELOAD', `RESUME ${this.quoted}`]).catch((e: unknown) => {
+        // Not paused (a resumed run, or a router that was never held): RELOAD has run all the same.
+        if (!isNotPaused(e)) throw e;
+      });
     else await admin.command('RELOAD');
     const now = await this.current();
     const expected = { ...target, database: target.database ?? readDatabaseEntry(next, this.opts.database).database };

@@ -52,7 +52,6 @@ function userlistLine(user: string, password: string): string {
 
 /** A throw-away PgBouncer: own temp dir, ini, userlist and port; stopped and removed by stop(). */
 export class PgBouncerSandbox extends DirSandbox {
-
   private constructor(
     readonly dir: string,
     readonly port: number,
@@ -86,7 +85,13 @@ export class PgBouncerSandbox extends DirSandbox {
     const adminPassword = randomBytes(12).toString('hex');
     try {
       const users = { ...opts.users, [PGBOUNCER_ADMIN_USER]: adminPassword };
-      await writeFile(join(dir, 'userlist.txt'), Object.entries(users).map(([u, p]) => userlistLine(u, p)).join('\n') + '\n', { mode: 0o600 });
+      await writeFile(
+        join(dir, 'userlist.txt'),
+        Object.entries(users)
+          .map(([u, p]) => userlistLine(u, p))
+          .join('\n') + '\n',
+        { mode: 0o600 },
+      );
       if (asUser) await run('chown', ['-R', POSTGRES_OS_USER, dir]);
       let lastError: unknown;
       for (let attempt = 0; attempt < 4; attempt++) {
@@ -158,10 +163,9 @@ export class PgBouncerSandbox extends DirSandbox {
     return readFile(join(this.dir, 'pgbouncer.log'), 'utf8').catch(() => '');
   }
 
-/** SIGTERM is PgBouncer's immediate shutdown; SIGKILL if it lingers. */
+  /** SIGTERM is PgBouncer's immediate shutdown; SIGKILL if it lingers. */
   protected async kill(): Promise<void> {
     const pid = await readPidFile(join(this.dir, 'pgbouncer.pid'));
     if (pid) await terminateProcess(pid, 'SIGTERM', 5_000);
   }
-
 }

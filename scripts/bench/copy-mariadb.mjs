@@ -58,14 +58,17 @@ try {
     await sql(src, 'SET GLOBAL read_only = OFF', `CREATE DATABASE ${db}`, `USE ${db}`, mysqlWorkloadTableSql(), `GRANT ALL ON ${db}.* TO 'app'@'%'`);
     await sql(ours, `GRANT ALL ON ${db}.* TO 'app'@'%'`);
     const plan = join(dir, `${db}.yaml`);
-    await writeFile(plan, [
-      'engine: mariadb',
-      `source: { url: "mariadb://root@127.0.0.1:${src.port}/${db}", passwordEnv: PW }`,
-      `target: { url: "mariadb://root@127.0.0.1:${ours.port}/${db}", passwordEnv: PW }`,
-      `scope: { databases: [${db}] }`,
-      'limits: { maxWriteBlocked: 10s }',
-      `state: "${join(dir, db)}"`,
-    ].join('\n'));
+    await writeFile(
+      plan,
+      [
+        'engine: mariadb',
+        `source: { url: "mariadb://root@127.0.0.1:${src.port}/${db}", passwordEnv: PW }`,
+        `target: { url: "mariadb://root@127.0.0.1:${ours.port}/${db}", passwordEnv: PW }`,
+        `scope: { databases: [${db}] }`,
+        'limits: { maxWriteBlocked: 10s }',
+        `state: "${join(dir, db)}"`,
+      ].join('\n'),
+    );
     const w = new MysqlWorkload({ host: src.host, port: src.port, user: 'app', password: 'app', database: db, writers: 4 }).start();
     let out = '';
     let err = '';
@@ -74,7 +77,13 @@ try {
     out = '';
     const code = await runCli(['run', plan, '--yes', '--json'], io);
     await w.stop();
-    if (syncCode !== 0 || code !== 0) throw new Error(`run ${i}: sync exit ${syncCode}, run exit ${code}: ${err.split('\n').filter((l) => /error|✖/.test(l)).join(' | ')}`);
+    if (syncCode !== 0 || code !== 0)
+      throw new Error(
+        `run ${i}: sync exit ${syncCode}, run exit ${code}: ${err
+          .split('\n')
+          .filter((l) => /error|✖/.test(l))
+          .join(' | ')}`,
+      );
     windows.push(JSON.parse(out).writeBlockedMs);
   }
   console.log(`write-blocked window under 4 writers over ${RUNS} runs: median ${median(windows)} ms, max ${Math.max(...windows)} ms (${windows.join(', ')})`);

@@ -35,16 +35,19 @@ const timed = async (fn) => {
 
 async function planFile(dir, src, dst, db, method, extra = '') {
   const file = join(dir, `${db}-${method}.yaml`);
-  await writeFile(file, [
-    'engine: postgres',
-    `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
-    `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
-    `scope: { databases: ["${db}"] }`,
-    `method: ${method}`,
-    'limits: { maxWriteBlocked: 10m }',
-    `state: "${join(dir, `state-${method}-${Date.now()}`)}"`,
-    extra,
-  ].join('\n'));
+  await writeFile(
+    file,
+    [
+      'engine: postgres',
+      `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
+      `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
+      `scope: { databases: ["${db}"] }`,
+      `method: ${method}`,
+      'limits: { maxWriteBlocked: 10m }',
+      `state: "${join(dir, `state-${method}-${Date.now()}`)}"`,
+      extra,
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -98,9 +101,11 @@ try {
   if (pgcopydb.exitCode === 0) {
     await measure('pgcopydb clone', 'reference', async () => {
       await sql(dst, 'postgres', 'CREATE DATABASE bench');
-      await execa('pgcopydb', ['clone', '--no-owner', '--dir', join(dir, `pgcopydb-${Date.now()}`),
-        '--source', `postgres://postgres@127.0.0.1:${src.port}/bench`, '--target', `postgres://postgres@127.0.0.1:${dst.port}/bench`],
-        { env: { PGPASSWORD: PASSWORD } });
+      await execa(
+        'pgcopydb',
+        ['clone', '--no-owner', '--dir', join(dir, `pgcopydb-${Date.now()}`), '--source', `postgres://postgres@127.0.0.1:${src.port}/bench`, '--target', `postgres://postgres@127.0.0.1:${dst.port}/bench`],
+        { env: { PGPASSWORD: PASSWORD } },
+      );
     });
   } else console.log('  pgcopydb clone                           not installed (apt-get install -y pgcopydb)');
   const fastestRef = Math.min(...results.filter((r) => r.kind === 'reference').map((r) => r.s));

@@ -36,14 +36,17 @@ const timed = async (fn) => {
 
 async function cutoverSync(dir, src, dst, db) {
   const file = join(dir, `${db}-${Date.now()}.yaml`);
-  await writeFile(file, [
-    'engine: postgres',
-    `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
-    `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
-    `scope: { databases: ["${db}"] }`,
-    'tables: { keyless: full }',
-    `state: "${join(dir, `state-${Date.now()}`)}"`,
-  ].join('\n'));
+  await writeFile(
+    file,
+    [
+      'engine: postgres',
+      `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
+      `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
+      `scope: { databases: ["${db}"] }`,
+      'tables: { keyless: full }',
+      `state: "${join(dir, `state-${Date.now()}`)}"`,
+    ].join('\n'),
+  );
   const s = await openSession(file, { env: { BENCH_PW: PASSWORD } });
   try {
     const seconds = await timed(() => syncPlan(s));
@@ -63,8 +66,13 @@ const TOOLS = [
     available: async () => (await execa('which', ['pgcopydb'], { reject: false })).exitCode === 0,
     run: async ({ dir, src, dst, db }) => {
       await sql(dst, 'postgres', `CREATE DATABASE ${db}`);
-      return timed(() => execa('pgcopydb', ['clone', '--no-owner', '--dir', join(dir, `pgcopydb-${Date.now()}`),
-        '--source', `postgres://postgres@127.0.0.1:${src.port}/${db}`, '--target', `postgres://postgres@127.0.0.1:${dst.port}/${db}`], { env: { PGPASSWORD: PASSWORD } }));
+      return timed(() =>
+        execa(
+          'pgcopydb',
+          ['clone', '--no-owner', '--dir', join(dir, `pgcopydb-${Date.now()}`), '--source', `postgres://postgres@127.0.0.1:${src.port}/${db}`, '--target', `postgres://postgres@127.0.0.1:${dst.port}/${db}`],
+          { env: { PGPASSWORD: PASSWORD } },
+        ),
+      );
     },
   },
   {
@@ -93,12 +101,15 @@ async function loadDataset(src, dataset) {
   await sql(src, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db}`, `CREATE DATABASE ${dataset.db}`);
   if (dataset.scale) await execa(bin('pgbench'), ['-i', '-s', String(dataset.scale), '-q'], { env: env(src, dataset.db) });
   else {
-    await sql(src, dataset.db,
+    await sql(
+      src,
+      dataset.db,
       'CREATE TABLE big (id bigserial PRIMARY KEY, n int NOT NULL, payload text)',
-      `INSERT INTO big (n, payload) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, ${Math.round(dataset.mb * 1024 * 1024 / 140)}) g`,
+      `INSERT INTO big (n, payload) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, ${Math.round((dataset.mb * 1024 * 1024) / 140)}) g`,
       'CREATE INDEX big_n ON big (n)',
       'CREATE TABLE small (id int PRIMARY KEY, v text)',
-      `INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 10000) g`);
+      `INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 10000) g`,
+    );
   }
   await sql(src, dataset.db, 'VACUUM ANALYZE');
   return Number((await sql(src, dataset.db, `SELECT pg_database_size(current_database()) AS b`)).rows[0].b);

@@ -18,7 +18,9 @@ import { mysqlWorkloadTableSql } from '../../dist/adapters/mysql/mysql-workload.
 import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
 import { WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
 
-const { values: args } = parseArgs({ options: { tenants: { type: 'string', default: '20' }, concurrency: { type: 'string', default: '1' }, rows: { type: 'string', default: '200' }, budget: { type: 'string', default: '2s' } } });
+const { values: args } = parseArgs({
+  options: { tenants: { type: 'string', default: '20' }, concurrency: { type: 'string', default: '1' }, rows: { type: 'string', default: '200' }, budget: { type: 'string', default: '2s' } },
+});
 const n = Number(args.tenants);
 const rows = Number(args.rows);
 const PASSWORD = 'bench-pw';
@@ -50,17 +52,20 @@ try {
   const dir = await mkdtemp(join(src.dir, 'waves-bench-'));
   const plan = join(dir, 'tenants.yaml');
   const routerFile = join(dir, 'tenants.json');
-  await writeFile(plan, [
-    'engine: mariadb',
-    `source: { url: "mariadb://root@127.0.0.1:${src.port}/", passwordEnv: SRC_PW }`,
-    `target: { url: "mariadb://root@127.0.0.1:${dst.port}/", passwordEnv: DST_PW }`,
-    `scope: { tenants: { query: "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME REGEXP '^t[0-9]{3}$' ORDER BY 1" } }`,
-    'method: dump',
-    `readOnly: { mode: strict, roles: [${APP.user}], drainTimeout: 300ms }`,
-    `router: { kind: file, path: "${routerFile}", format: json }`,
-    `waves: { concurrency: ${Number(args.concurrency)}, maxWriteBlockedPerTenant: ${args.budget} }`,
-    `state: "${join(dir, 'state')}"`,
-  ].join('\n') + '\n');
+  await writeFile(
+    plan,
+    [
+      'engine: mariadb',
+      `source: { url: "mariadb://root@127.0.0.1:${src.port}/", passwordEnv: SRC_PW }`,
+      `target: { url: "mariadb://root@127.0.0.1:${dst.port}/", passwordEnv: DST_PW }`,
+      `scope: { tenants: { query: "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME REGEXP '^t[0-9]{3}$' ORDER BY 1" } }`,
+      'method: dump',
+      `readOnly: { mode: strict, roles: [${APP.user}], drainTimeout: 300ms }`,
+      `router: { kind: file, path: "${routerFile}", format: json }`,
+      `waves: { concurrency: ${Number(args.concurrency)}, maxWriteBlockedPerTenant: ${args.budget} }`,
+      `state: "${join(dir, 'state')}"`,
+    ].join('\n') + '\n',
+  );
 
   let stopping = false;
   let acked = 0;

@@ -15,7 +15,9 @@ import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/
 import { WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
 import { workloadTableSql } from '../../dist/adapters/postgres/postgres-workload.js';
 
-const { values: args } = parseArgs({ options: { tenants: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' }, rows: { type: 'string', default: '200' }, schemas: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { tenants: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' }, rows: { type: 'string', default: '200' }, schemas: { type: 'boolean', default: false } },
+});
 const schemas = args.schemas;
 const n = Number(args.tenants);
 const concurrency = Number(args.concurrency);
@@ -33,7 +35,12 @@ const connect = async (port, database) => {
 try {
   const tenants = Array.from({ length: n }, (_, i) => `t${String(i + 1).padStart(3, '0')}`);
   const [src, dst] = await Promise.all([PostgresSandbox.start({ major: 15, password: PASSWORD }), PostgresSandbox.start({ major: 17, password: PASSWORD })]);
-  const bouncer = await PgBouncerSandbox.start({ databases: Object.fromEntries(tenants.map((t) => [t, { host: src.host, port: src.port, ...(schemas ? { dbname: 'app' } : {}) }])), users: { postgres: PASSWORD }, poolMode: 'transaction', settings: { max_client_conn: 1000, default_pool_size: 5 } });
+  const bouncer = await PgBouncerSandbox.start({
+    databases: Object.fromEntries(tenants.map((t) => [t, { host: src.host, port: src.port, ...(schemas ? { dbname: 'app' } : {}) }])),
+    users: { postgres: PASSWORD },
+    poolMode: 'transaction',
+    settings: { max_client_conn: 1000, default_pool_size: 5 },
+  });
   const seed0 = performance.now();
   const admin = await connect(src.port, 'postgres');
   if (schemas) await admin.query(`CREATE DATABASE app`);
@@ -49,16 +56,19 @@ try {
 
   const dir = await mkdtemp(join(src.dir, 'waves-bench-'));
   const plan = join(dir, 'tenants.yaml');
-  await writeFile(plan, [
-    `source: { url: "postgres://postgres@127.0.0.1:${src.port}/postgres", passwordEnv: SRC_PW }`,
-    `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/postgres", passwordEnv: DST_PW }`,
-    schemas
-      ? `scope: { tenants: { query: "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t[0-9]{3}$' ORDER BY 1", database: app } }`
-      : `scope: { tenants: { query: "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]{3}$' ORDER BY datname" } }`,
-    `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${bouncer.iniPath}", database: t001 }`,
-    `waves: { concurrency: ${concurrency} }`,
-    `state: "${join(dir, 'state')}"`,
-  ].join('\n') + '\n');
+  await writeFile(
+    plan,
+    [
+      `source: { url: "postgres://postgres@127.0.0.1:${src.port}/postgres", passwordEnv: SRC_PW }`,
+      `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/postgres", passwordEnv: DST_PW }`,
+      schemas
+        ? `scope: { tenants: { query: "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t[0-9]{3}$' ORDER BY 1", database: app } }`
+        : `scope: { tenants: { query: "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]{3}$' ORDER BY datname" } }`,
+      `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${bouncer.iniPath}", database: t001 }`,
+      `waves: { concurrency: ${concurrency} }`,
+      `state: "${join(dir, 'state')}"`,
+    ].join('\n') + '\n',
+  );
 
   let stopping = false;
   let acked = 0;
@@ -77,7 +87,10 @@ try {
         errors++;
         const kind = `${t}: ${e.code ?? ''} ${e.message}`;
         errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
-        conns.get(t)?.end().catch(() => {});
+        conns
+          .get(t)
+          ?.end()
+          .catch(() => {});
         conns.delete(t);
       }
       await new Promise((r) => setTimeout(r, 5));
@@ -89,7 +102,9 @@ try {
   stopping = true;
   await Promise.all(writers);
   const w = r.windows;
-  console.log(`waves: ${r.tenants.length} tenant ${schemas ? 'schemas' : 'databases'}, concurrency ${r.concurrency}, ${r.counts.done} done, wall ${(r.wallMs / 1000).toFixed(1)} s (${Math.round(r.wallMs / r.tenants.length)} ms/tenant)`);
+  console.log(
+    `waves: ${r.tenants.length} tenant ${schemas ? 'schemas' : 'databases'}, concurrency ${r.concurrency}, ${r.counts.done} done, wall ${(r.wallMs / 1000).toFixed(1)} s (${Math.round(r.wallMs / r.tenants.length)} ms/tenant)`,
+  );
   console.log(`per-tenant write-blocked window: p50 ${w.p50Ms} ms, p95 ${w.p95Ms} ms, max ${w.maxMs} ms (${w.count} measured)`);
   console.log(`writers: ${acked} acknowledged writes, ${errors} client errors`);
   for (const [kind, n] of errorKinds) console.log(`  ${n}× ${kind}`);

@@ -29,7 +29,11 @@ const appPassword = 'bench-app';
 const sql = (sb, ...stmts) => mariadbSql(sb, password, ...stmts);
 
 function sysbench(port, db, args) {
-  const child = spawn('sysbench', ['oltp_write_only', '--db-driver=mysql', '--mysql-host=127.0.0.1', `--mysql-port=${port}`, '--mysql-user=app', `--mysql-password=${appPassword}`, `--mysql-db=${db}`, '--tables=4', '--table-size=10000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'sysbench',
+    ['oltp_write_only', '--db-driver=mysql', '--mysql-host=127.0.0.1', `--mysql-port=${port}`, '--mysql-user=app', `--mysql-password=${appPassword}`, `--mysql-db=${db}`, '--tables=4', '--table-size=10000', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -58,15 +62,18 @@ try {
       const prep = sysbench(src.port, db, ['prepare']);
       if ((await prep.exited).code !== 0) throw new Error(`sysbench prepare: ${prep.output().slice(-300)}`);
       const plan = join(dir, `${db}.yaml`);
-      await writeFile(plan, [
-        'engine: mariadb',
-        `source: { url: "mariadb://root@127.0.0.1:${src.port}/${db}", passwordEnv: PW }`,
-        `target: { url: "mariadb://root@127.0.0.1:${dst.port}/${db}", passwordEnv: PW }`,
-        `scope: { databases: [${db}] }`,
-        'limits: { maxWriteBlocked: 10s }',
-        `router: { kind: haproxy, socket: "${haproxy.socket}", backend: ${haproxy.backend}, server: ${haproxy.serverName} }`,
-        `state: "${join(dir, db)}"`,
-      ].join('\n'));
+      await writeFile(
+        plan,
+        [
+          'engine: mariadb',
+          `source: { url: "mariadb://root@127.0.0.1:${src.port}/${db}", passwordEnv: PW }`,
+          `target: { url: "mariadb://root@127.0.0.1:${dst.port}/${db}", passwordEnv: PW }`,
+          `scope: { databases: [${db}] }`,
+          'limits: { maxWriteBlocked: 10s }',
+          `router: { kind: haproxy, socket: "${haproxy.socket}", backend: ${haproxy.backend}, server: ${haproxy.serverName} }`,
+          `state: "${join(dir, db)}"`,
+        ].join('\n'),
+      );
       let out = '';
       let err = '';
       const io = { out: (s) => (out += s), err: (s) => (err += s), env: { PW: password }, isTTY: false };
@@ -80,7 +87,13 @@ try {
       const wr = await w.stop();
       bench.child.kill('SIGKILL');
       await bench.exited;
-      if (code !== 0) throw new Error(`run ${db} (${threads} threads): exit ${code}: ${err.split('\n').filter((l) => /error|✖|fix/.test(l)).join(' | ')}`);
+      if (code !== 0)
+        throw new Error(
+          `run ${db} (${threads} threads): exit ${code}: ${err
+            .split('\n')
+            .filter((l) => /error|✖|fix/.test(l))
+            .join(' | ')}`,
+        );
       const report = JSON.parse(out);
       const c = await mysql.createConnection({ host: dst.host, port: dst.port, user: 'root', password });
       const [rows] = /** @type {[Array<{ k: string }>, unknown]} */ (/** @type {unknown} */ (await c.query(`SELECT CONCAT(client, ':', seq) AS k FROM ${db}.${WORKLOAD_TABLE}`)));
@@ -89,15 +102,28 @@ try {
       const lost = wr.acknowledged.filter((k) => !have.has(k)).length;
       if (lost) throw new Error(`run ${db}: ${lost} acknowledged writes missing on the target`);
       const sbErrors = [...bench.output().matchAll(/error (\d{4})\b/gi)].map((m) => Number(m[1]));
-      const steps = Object.fromEntries(STEPS.map((s) => [s, report.steps.find((x) => x.step === s)]).filter(([, x]) => x).map(([s, x]) => [s, x.endMs - x.startMs]));
+      const steps = Object.fromEntries(
+        STEPS.map((s) => [s, report.steps.find((x) => x.step === s)])
+          .filter(([, x]) => x)
+          .map(([s, x]) => [s, x.endMs - x.startMs]),
+      );
       results.get(threads).push({ window: report.writeBlockedMs, steps });
-      console.log(`${threads} threads run ${i + 1}: window ${report.writeBlockedMs} ms | ${Object.entries(steps).map(([s, v]) => `${s} ${v}`).join(' · ')} | fence ended ${report.fence.terminated} session(s) | sysbench errors ${sbErrors.filter((e) => e === 1290 || e === 1045).length ? sbErrors.join(',') : 'no 1290/1045'} | writers ${wr.acknowledged.length} acked, 0 lost`);
+      console.log(
+        `${threads} threads run ${i + 1}: window ${report.writeBlockedMs} ms | ${Object.entries(steps)
+          .map(([s, v]) => `${s} ${v}`)
+          .join(
+            ' · ',
+          )} | fence ended ${report.fence.terminated} session(s) | sysbench errors ${sbErrors.filter((e) => e === 1290 || e === 1045).length ? sbErrors.join(',') : 'no 1290/1045'} | writers ${wr.acknowledged.length} acked, 0 lost`,
+      );
     }
   }
   console.log('\nwrite-blocked window as clients saw it (hold → release), ms:');
   for (const [threads, rs] of results) {
     const ws = rs.map((r) => r.window);
-    const per = STEPS.map((s) => [s, rs.map((r) => r.steps[s]).filter((v) => v !== undefined)]).filter(([, v]) => v.length).map(([s, v]) => `${s} ${pct(v, 50)}`).join(' · ');
+    const per = STEPS.map((s) => [s, rs.map((r) => r.steps[s]).filter((v) => v !== undefined)])
+      .filter(([, v]) => v.length)
+      .map(([s, v]) => `${s} ${pct(v, 50)}`)
+      .join(' · ');
     console.log(`sysbench oltp_write_only --threads=${threads} + 4 writers, ${rs.length} runs: median ${pct(ws, 50)}, p95 ${pct(ws, 95)}, max ${Math.max(...ws)} (${ws.join(', ')}); step medians: ${per}`);
   }
 } finally {

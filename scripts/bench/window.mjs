@@ -71,16 +71,19 @@ async function oneRun(src, dst, dir, scale, client, i) {
   const bouncer = await PgBouncerSandbox.start({ databases: { [db]: { host: src.host, port: src.port } }, users: { postgres: PASSWORD }, poolMode: 'transaction', settings: { max_client_conn: 200 } });
   const state = join(dir, `state-${db}`);
   const file = join(dir, `${db}.yaml`);
-  await writeFile(file, [
-    'engine: postgres',
-    `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
-    `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
-    `scope: { databases: ["${db}"] }`,
-    'limits: { maxWriteBlocked: 10s, maxLagBeforeFence: 1MB }',
-    `verify: ${args.verify}`,
-    `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${bouncer.iniPath}", database: "${db}" }`,
-    `state: "${state}"`,
-  ].join('\n'));
+  await writeFile(
+    file,
+    [
+      'engine: postgres',
+      `source: { url: "postgres://postgres@127.0.0.1:${src.port}/${db}", passwordEnv: BENCH_PW }`,
+      `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/${db}", passwordEnv: BENCH_PW }`,
+      `scope: { databases: ["${db}"] }`,
+      'limits: { maxWriteBlocked: 10s, maxLagBeforeFence: 1MB }',
+      `verify: ${args.verify}`,
+      `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${bouncer.iniPath}", database: "${db}" }`,
+      `state: "${state}"`,
+    ].join('\n'),
+  );
   const s = await openSession(file, { env: { BENCH_PW: PASSWORD, BOUNCER_PW: bouncer.adminPassword } });
   let r;
   let failed;
@@ -103,7 +106,11 @@ async function oneRun(src, dst, dir, scale, client, i) {
       }
     } else {
       const logDir = await mkdtemp(join(dir, 'pgbench-'));
-      const bench = execa(bin('pgbench'), ['-c', '8', '-j', '2', '-n', '-T', String(PGBENCH_SECONDS), '-l', '--log-prefix', join(logDir, 'pgbench_log')], { env: pgenv('127.0.0.1', bouncer.port, db), reject: false, cwd: logDir });
+      const bench = execa(bin('pgbench'), ['-c', '8', '-j', '2', '-n', '-T', String(PGBENCH_SECONDS), '-l', '--log-prefix', join(logDir, 'pgbench_log')], {
+        env: pgenv('127.0.0.1', bouncer.port, db),
+        reject: false,
+        cwd: logDir,
+      });
       await sleep(2000);
       const from = Date.now();
       try {
@@ -150,7 +157,9 @@ try {
           runs.push(one);
           continue;
         }
-        console.error(`  scale ${scale} ${client} run ${i + 1}: window ${one.window} ms, clients saw ${one.seen} ms, ${one.errors} errors, steps ${WINDOW_STEPS.map((n) => `${n} ${one.step[n]}`).join(' ')} between ${one.between}`);
+        console.error(
+          `  scale ${scale} ${client} run ${i + 1}: window ${one.window} ms, clients saw ${one.seen} ms, ${one.errors} errors, steps ${WINDOW_STEPS.map((n) => `${n} ${one.step[n]}`).join(' ')} between ${one.between}`,
+        );
         runs.push(one);
       }
       rows.push({ scale, mb, client, runs });
@@ -166,11 +175,39 @@ try {
       continue;
     }
     const label = `scale ${r.scale} (${r.mb.toFixed(0)} MB), ${r.client === 'writers' ? '4 writers' : 'pgbench -c 8'}`;
-    const steps = [...WINDOW_STEPS.map((n) => pct(r.runs.map((x) => x.step[n]), 50)), pct(r.runs.map((x) => x.between), 50)].join(' / ');
-    console.log(`${label.padEnd(30)}| ${stats(r.runs.map((x) => x.window))} | ${stats(r.runs.map((x) => x.seen))} | ${String(r.runs.reduce((t, x) => t + x.errors, 0)).padStart(6)} | ${steps}${failedRuns ? ` (${failedRuns} run(s) failed: ${row.runs.filter((x) => x.failed).map((x) => x.failed).join(', ')})` : ''}`);
+    const steps = [
+      ...WINDOW_STEPS.map((n) =>
+        pct(
+          r.runs.map((x) => x.step[n]),
+          50,
+        ),
+      ),
+      pct(
+        r.runs.map((x) => x.between),
+        50,
+      ),
+    ].join(' / ');
+    console.log(
+      `${label.padEnd(30)}| ${stats(r.runs.map((x) => x.window))} | ${stats(r.runs.map((x) => x.seen))} | ${String(r.runs.reduce((t, x) => t + x.errors, 0)).padStart(6)} | ${steps}${
+        failedRuns
+          ? ` (${failedRuns} run(s) failed: ${row.runs
+              .filter((x) => x.failed)
+              .map((x) => x.failed)
+              .join(', ')})`
+          : ''
+      }`,
+    );
   }
   for (const client of CLIENTS) {
-    const medians = SCALES.map((sc) => pct(rows.find((r) => r.scale === sc && r.client === client).runs.filter((x) => !x.failed).map((x) => x.seen), 50));
+    const medians = SCALES.map((sc) =>
+      pct(
+        rows
+          .find((r) => r.scale === sc && r.client === client)
+          .runs.filter((x) => !x.failed)
+          .map((x) => x.seen),
+        50,
+      ),
+    );
     if (medians.length > 1) console.log(`${client}: median as clients saw it at scale ${SCALES.join(' / ')}: ${medians.join(' / ')} ms (largest / smallest ${(Math.max(...medians) / Math.min(...medians)).toFixed(2)})`);
   }
 } finally {

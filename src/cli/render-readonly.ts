@@ -51,9 +51,7 @@ export function renderReadOnlyOff(r: FenceOffResult): string[] {
 export function renderReadOnlyStatus(r: ReadOnlyStatusResult): string[] {
   const lines = [`${r.engine} ${r.version} at ${r.server}`];
   for (const s of r.scopes) {
-    lines.push(
-      `  ${scopeLabel(s)}: ${s.readOnly ? 'READ-ONLY' : 'writable'} (setting ${s.setting ?? 'not set'}${s.persistent ? '' : ', not persistent'}), ${s.sessions} session(s)`,
-    );
+    lines.push(`  ${scopeLabel(s)}: ${s.readOnly ? 'READ-ONLY' : 'writable'} (setting ${s.setting ?? 'not set'}${s.persistent ? '' : ', not persistent'}), ${s.sessions} session(s)`);
     if (s.recorded) lines.push(`    fenced by cutover (${s.recorded.mode}) at ${s.recorded.fencedAt}${s.recorded.lockedRoles.length ? `, locked: ${s.recorded.lockedRoles.join(', ')}` : ''}`);
     if (s.couldWrite.length) {
       lines.push(`    could still write (${s.couldWrite.length}):`);

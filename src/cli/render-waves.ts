@@ -2,7 +2,9 @@ import type { RollbackResult, TenantOutcome, WavesResult, WavesStatus, WindowSta
 import { formatDuration } from '../util/units.js';
 
 function windowsLine(w: WindowStats): string {
-  return w.count ? `per-tenant write-blocked window  p50 ${formatDuration(w.p50Ms)}  p95 ${formatDuration(w.p95Ms)}  max ${formatDuration(w.maxMs)}  (${w.count} measured)` : 'per-tenant write-blocked window  none measured yet';
+  return w.count
+    ? `per-tenant write-blocked window  p50 ${formatDuration(w.p50Ms)}  p95 ${formatDuration(w.p95Ms)}  max ${formatDuration(w.maxMs)}  (${w.count} measured)`
+    : 'per-tenant write-blocked window  none measured yet';
 }
 
 function table(rows: Array<Pick<TenantOutcome, 'tenant' | 'state' | 'writeBlockedMs'> & { note?: string }>): string[] {
@@ -35,5 +37,8 @@ export function renderWavesStatus(s: WavesStatus): string[] {
 }
 
 export function renderTenantRollback(r: RollbackResult & { tenant: string }): string[] {
-  return [`tenant ${r.tenant}: source writable again and its router entry on the source`, ...(r.leftovers.length ? [`  leftovers (a later \`cutover waves\` reuses them): ${r.leftovers.map((l) => `${l.kind} ${l.name}`).join(', ')}`] : [])];
+  return [
+    `tenant ${r.tenant}: source writable again and its router entry on the source`,
+    ...(r.leftovers.length ? [`  leftovers (a later \`cutover waves\` reuses them): ${r.leftovers.map((l) => `${l.kind} ${l.name}`).join(', ')}`] : []),
+  ];
 }

@@ -167,12 +167,20 @@ export class Journal {
     const path = journalPath(lock.stateDir, lock.planId);
     const st = await lstat(path).catch(() => undefined);
     if (st && !st.isFile()) {
-      throw new NeedsOperatorError('needs-operator', `${path} is not a regular file (${st.isSymbolicLink() ? 'a symlink' : 'something else'}): refusing to write the journal through it`, 'inspect the state dir; someone else may have written to it');
+      throw new NeedsOperatorError(
+        'needs-operator',
+        `${path} is not a regular file (${st.isSymbolicLink() ? 'a symlink' : 'something else'}): refusing to write the journal through it`,
+        'inspect the state dir; someone else may have written to it',
+      );
     }
     const existed = st !== undefined;
     const replay = await replayJournal(lock.stateDir, lock.planId);
     if (replay.maxToken > lock.token) {
-      throw new NeedsOperatorError('locked', `${path} holds records of token ${replay.maxToken}, newer than this process's lock token ${lock.token}`, `the token counter (${lock.planId}.token) was reset; restore it to at least ${replay.maxToken}`);
+      throw new NeedsOperatorError(
+        'locked',
+        `${path} holds records of token ${replay.maxToken}, newer than this process's lock token ${lock.token}`,
+        `the token counter (${lock.planId}.token) was reset; restore it to at least ${replay.maxToken}`,
+      );
     }
     // O_NOFOLLOW: a symlink swapped in after the check above is refused by the kernel, not followed.
     const flags = constants.O_RDWR | constants.O_NOFOLLOW | (existed ? 0 : constants.O_CREAT | constants.O_EXCL);

@@ -100,7 +100,11 @@ function lockedError(path: string, holder: Holder, verdict: Verdict): NeedsOpera
   if (!info) return new NeedsOperatorError('locked', `plan is locked: ${path} is being written by another cutover process`, 'wait a moment and run again');
   const who = `pid ${info.pid} on ${info.hostname} (token ${info.token}, since ${info.startedAt})`;
   if (verdict === 'remote') {
-    return new NeedsOperatorError('locked', `plan is locked by ${who}; cutover cannot check a process on another host`, 'if that process is gone, run again with --force: the lock is taken over only while the plan\'s lock on the source is free, which a running holder keeps');
+    return new NeedsOperatorError(
+      'locked',
+      `plan is locked by ${who}; cutover cannot check a process on another host`,
+      "if that process is gone, run again with --force: the lock is taken over only while the plan's lock on the source is free, which a running holder keeps",
+    );
   }
   return new NeedsOperatorError('locked', `plan is locked by ${who}, which is still running`, `wait for it to finish, or stop it and run \`cutover resume\` (--force does not take over a live holder)`);
 }
@@ -205,7 +209,11 @@ export class PlanLock {
     const now = await readLock(this.stateDir, this.planId);
     if (!this.released && now?.token === this.token && now.pid === this.info.pid) return;
     const by = now ? `pid ${now.pid} on ${now.hostname} (token ${now.token})` : 'nobody (the lock file is gone)';
-    throw new NeedsOperatorError('locked', `this process (token ${this.token}) no longer holds the lock of plan ${this.planId}: it is held by ${by}`, 'another cutover process owns this plan now; check `cutover status` before doing anything');
+    throw new NeedsOperatorError(
+      'locked',
+      `this process (token ${this.token}) no longer holds the lock of plan ${this.planId}: it is held by ${by}`,
+      'another cutover process owns this plan now; check `cutover status` before doing anything',
+    );
   }
 
   /** Removes the lock file if it is still ours. Safe to call twice. */

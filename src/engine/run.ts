@@ -195,7 +195,11 @@ async function assertSourceLock(s: PlanSession): Promise<void> {
     await s.adapter.assertSourceLock(s.planId);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new OperationError(`the plan's lock on the source was lost (${why}): another cutover process may be working on plan ${s.planId}; the source was restored`, 'check that no other cutover process runs this plan (`cutover status`), then run again', { cause: e });
+    throw new OperationError(
+      `the plan's lock on the source was lost (${why}): another cutover process may be working on plan ${s.planId}; the source was restored`,
+      'check that no other cutover process runs this plan (`cutover status`), then run again',
+      { cause: e },
+    );
   }
 }
 
@@ -232,7 +236,11 @@ async function checkIdentities(s: PlanSession, journal: Journal): Promise<Record
   const ids = await s.adapter.identities();
   const pinned = lastOkData(journal.state.records, 'preflight');
   if (pinned?.source && (pinned.source !== ids.source || pinned.target !== ids.target)) {
-    throw new NeedsOperatorError('needs-operator', `the servers changed since this plan's journal began (source ${String(pinned.source)} → ${ids.source}, target ${String(pinned.target)} → ${ids.target})`, 'check the plan URLs; start over with a fresh state dir only if this is intended');
+    throw new NeedsOperatorError(
+      'needs-operator',
+      `the servers changed since this plan's journal began (source ${String(pinned.source)} → ${ids.source}, target ${String(pinned.target)} → ${ids.target})`,
+      'check the plan URLs; start over with a fresh state dir only if this is intended',
+    );
   }
   return ids;
 }
@@ -242,7 +250,12 @@ export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<S
   return withLock(s, opts, async (journal) => {
     const runner = new Runner(s, journal, opts);
     const phase = planPhase(journal.state.records);
-    if (!READY_FOR_RUN.has(phase)) throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is ${phase}: sync is only for a plan that has not been cut over`, phase === 'in-flight' ? 'run `cutover resume` or `cutover rollback` first' : 'nothing to sync');
+    if (!READY_FOR_RUN.has(phase))
+      throw new NeedsOperatorError(
+        'needs-operator',
+        `plan ${s.planId} is ${phase}: sync is only for a plan that has not been cut over`,
+        phase === 'in-flight' ? 'run `cutover resume` or `cutover rollback` first' : 'nothing to sync',
+      );
     return doSync(s, runner);
   });
 }
@@ -250,11 +263,16 @@ export async function syncPlan(s: PlanSession, opts: RunOptions = {}): Promise<S
 /** Preflight, then pin (or check) the servers' identities in the journal. Blockers stop here, nothing changed. */
 async function preflightStep(s: PlanSession, runner: Runner, syncing: boolean): Promise<Finding[]> {
   let findings: Finding[] = [];
-  await runner.step('preflight', 'preflight checks', async () => {
-    findings = await preflightFindings(s, { synced: planPhase(runner.journal.state.records) === 'synced', syncing });
-    if (findings.some((f) => f.severity === 'blocker')) throw blockerError(findings);
-    return checkIdentities(s, runner.journal);
-  }, (r) => r);
+  await runner.step(
+    'preflight',
+    'preflight checks',
+    async () => {
+      findings = await preflightFindings(s, { synced: planPhase(runner.journal.state.records) === 'synced', syncing });
+      if (findings.some((f) => f.severity === 'blocker')) throw blockerError(findings);
+      return checkIdentities(s, runner.journal);
+    },
+    (r) => r,
+  );
   // Risks the operator accepts by running: named in the result, not only in `check`.
   for (const f of findings) if (f.severity === 'warning') runner.warnings.push(`${f.check}${f.object ? ` (${f.object})` : ''}: ${f.message}`);
   return findings;
@@ -263,12 +281,19 @@ async function preflightStep(s: PlanSession, runner: Runner, syncing: boolean): 
 async function doSync(s: PlanSession, runner: Runner, preflight?: (f: Finding[]) => void): Promise<SyncSummary> {
   const findings = await preflightStep(s, runner, true);
   preflight?.(findings);
-  return runner.step('sync', `copy ${s.database} to the target (${s.plan.method})`, async () => {
-    const summary = await s.adapter.sync((e) => runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')));
-    // Applications must not write to the copy before the switch; apply workers are not affected.
-    await s.targetHold.on();
-    return summary;
-  }, (r) => ({ ...r }));
+  return runner.step(
+    'sync',
+    `copy ${s.database} to the target (${s.plan.method})`,
+    async () => {
+      const summary = await s.adapter.sync((e) =>
+        runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')),
+      );
+      // Applications must not write to the copy before the switch; apply workers are not affected.
+      await s.targetHold.on();
+      return summary;
+    },
+    (r) => ({ ...r }),
+  );
 }
 
 /** `cutover run`: the whole cutover under the write-downtime budget. Before the point of no return every failure restores the source. */
@@ -277,7 +302,8 @@ export async function runPlan(s: PlanSession, opts: RunOptions = {}): Promise<Ru
     const phase = planPhase(journal.state.records);
     if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to do; `cutover status` shows the report');
     if (phase === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return`, 'run `cutover resume` to finish it');
-    if (phase === 'in-flight') throw new NeedsOperatorError('needs-operator', `a previous run of plan ${s.planId} stopped while the source was fenced`, 'run `cutover resume` (restores the source and runs again) or `cutover rollback`');
+    if (phase === 'in-flight')
+      throw new NeedsOperatorError('needs-operator', `a previous run of plan ${s.planId} stopped while the source was fenced`, 'run `cutover resume` (restores the source and runs again) or `cutover rollback`');
     return doRun(s, journal, opts, phase === 'synced');
   });
 }
@@ -305,7 +331,11 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   const lagDeadline = Date.now() + (opts.lagWaitMs ?? 60_000);
   let lag = await s.adapter.lagBytes();
   while (lag !== null && lag > lagLimit) {
-    if (Date.now() > lagDeadline) throw new OperationError(`replication lag ${formatBytes(lag)} stayed above limits.maxLagBeforeFence (${formatBytes(lagLimit)}); nothing was fenced`, 'wait for the target to catch up, or raise limits.maxLagBeforeFence');
+    if (Date.now() > lagDeadline)
+      throw new OperationError(
+        `replication lag ${formatBytes(lag)} stayed above limits.maxLagBeforeFence (${formatBytes(lagLimit)}); nothing was fenced`,
+        'wait for the target to catch up, or raise limits.maxLagBeforeFence',
+      );
     runner.emit('lag', 'info', `lag ${formatBytes(lag)} > ${formatBytes(lagLimit)}, waiting`);
     await new Promise((r) => setTimeout(r, 200));
     lag = await s.adapter.lagBytes();
@@ -371,7 +401,12 @@ async function verifyBeforeHold(s: PlanSession, runner: Runner): Promise<OnlineV
     runner.emit('verify-before', 'fail', `${r.mismatchCount} chunk(s) differ`);
     throw new VerifyMismatchError(r);
   }
-  const what = r.outcome === 'skipped' ? `skipped: ${r.skipped}` : r.reused ? `verified by an earlier pass finished ${r.finishedAt}` : `${r.tables} tables, ${r.chunks} chunks, ${r.rows} rows match${r.resumedChunks ? ` (${r.resumedChunks} chunks from an interrupted pass)` : ''}`;
+  const what =
+    r.outcome === 'skipped'
+      ? `skipped: ${r.skipped}`
+      : r.reused
+        ? `verified by an earlier pass finished ${r.finishedAt}`
+        : `${r.tables} tables, ${r.chunks} chunks, ${r.rows} rows match${r.resumedChunks ? ` (${r.resumedChunks} chunks from an interrupted pass)` : ''}`;
   runner.emit('verify-before', 'ok', `verify before the hold: ${what} (${formatDuration(r.durationMs)})`);
   return r;
 }
@@ -392,30 +427,57 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     }
     fencedAt = Date.now();
     const deadline = fencedAt + budgetMs;
-    const fence: FenceOnResult = await runner.step('fence', `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`, async () => {
-      fenced = true;
-      // With clients held at the router the fence may end their sessions first.
-      return s.sourceFence.on({ exemptSessions: exempt, clientsHeld: held, leakCheck: watcher ? 'watcher' : 'own' });
-    }, (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }));
+    const fence: FenceOnResult = await runner.step(
+      'fence',
+      `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`,
+      async () => {
+        fenced = true;
+        // With clients held at the router the fence may end their sessions first.
+        return s.sourceFence.on({ exemptSessions: exempt, clientsHeld: held, leakCheck: watcher ? 'watcher' : 'own' });
+      },
+      (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }),
+    );
     for (const w of fence.warnings) runner.warnings.push(`fence: ${w}`);
     let stopWatching!: () => void;
     const untilPointOfNoReturn = new Promise<void>((r) => (stopWatching = r));
     const leaks = watcher?.run(watcher.setup.method === 'sampled' ? LEAK_PROBE_MS : 0, untilPointOfNoReturn, fence.fencePosition);
     leaks?.catch(() => {});
     result.fence = { terminated: fence.terminated.length, drained: fence.drained.length, leakClean: fence.leakCheck.clean };
-    result.catchUp = await runner.step('catch-up', 'prove the target holds every write committed before the fence', () => s.adapter.catchUp(deadline), (r) => ({ ...r }));
-    result.sequences = await runner.step('sequences', 'set target sequences from the source', () => s.adapter.copySequences(), (n) => ({ sequences: n }));
-    const verify = await runner.step('verify', `verify (${s.plan.verify})`, async () => {
-      const v = await s.adapter.verify(deadline);
-      if (v.mismatches.length) {
-        // A session writing through the fence makes the counts differ too: name it when the watch saw it.
-        stopWatching();
-        const leak = await leaks?.catch(() => undefined);
-        if (leak && !leak.clean) throw leakError(leak);
-      }
-      if (v.mismatches.length) throw new OperationError(`verify found ${v.mismatches.length} table(s) that differ: ${v.mismatches.slice(0, 5).map((m) => `${m.table} (source ${m.source}, target ${m.target})`).join(', ')}`, 'the source was restored; investigate before running again');
-      return v;
-    }, (v) => ({ tables: v.tables.length, durationMs: v.durationMs }));
+    result.catchUp = await runner.step(
+      'catch-up',
+      'prove the target holds every write committed before the fence',
+      () => s.adapter.catchUp(deadline),
+      (r) => ({ ...r }),
+    );
+    result.sequences = await runner.step(
+      'sequences',
+      'set target sequences from the source',
+      () => s.adapter.copySequences(),
+      (n) => ({ sequences: n }),
+    );
+    const verify = await runner.step(
+      'verify',
+      `verify (${s.plan.verify})`,
+      async () => {
+        const v = await s.adapter.verify(deadline);
+        if (v.mismatches.length) {
+          // A session writing through the fence makes the counts differ too: name it when the watch saw it.
+          stopWatching();
+          const leak = await leaks?.catch(() => undefined);
+          if (leak && !leak.clean) throw leakError(leak);
+        }
+        if (v.mismatches.length)
+          throw new OperationError(
+            `verify found ${v.mismatches.length} table(s) that differ: ${v.mismatches
+              .slice(0, 5)
+              .map((m) => `${m.table} (source ${m.source}, target ${m.target})`)
+              .join(', ')}`,
+            'the source was restored; investigate before running again',
+          );
+        return v;
+      },
+      (v) => ({ tables: v.tables.length, durationMs: v.durationMs }),
+    );
     result.verify = verify;
     stopWatching();
     const leak = await leaks;
@@ -424,14 +486,24 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
       result.leakCheck = { method: leak.method ?? 'sampled', ...(leak.fallback ? { fallback: leak.fallback } : {}) };
       if (!leak.clean) throw leakError(leak);
       // A decoding slot that was there before the fence and cannot be read now proves nothing: fail safe.
-      if (watcher?.setup.method === 'decoded' && leak.method !== 'decoded') throw new OperationError(`the leak check could not read its decoding slot: ${leak.fallback ?? 'unknown reason'}`, 'the source was restored; run again');
+      if (watcher?.setup.method === 'decoded' && leak.method !== 'decoded')
+        throw new OperationError(`the leak check could not read its decoding slot: ${leak.fallback ?? 'unknown reason'}`, 'the source was restored; run again');
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
-    if (Date.now() > deadline) throw new BudgetExceededError(`the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`, 'raise limits.maxWriteBlocked or lower the lag before fencing');
-    await runner.step('point-of-no-return', 'point of no return: the target becomes the primary', async () => {
-      await assertSourceLock(s);
-      return { at: new Date().toISOString() };
-    }, (r) => r);
+    if (Date.now() > deadline)
+      throw new BudgetExceededError(
+        `the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`,
+        'raise limits.maxWriteBlocked or lower the lag before fencing',
+      );
+    await runner.step(
+      'point-of-no-return',
+      'point of no return: the target becomes the primary',
+      async () => {
+        await assertSourceLock(s);
+        return { at: new Date().toISOString() };
+      },
+      (r) => r,
+    );
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
     throw e;
@@ -456,7 +528,8 @@ export class LeakedAfterSwitchError extends NeedsOperatorError {
   ) {
     const list = (ts: LateLeakCheck['sourceOnly']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
     const reached = late.splitBy === 'applied' ? 'before replication into the target stopped, so on the target too' : 'before the final sentinel, so replicated to the target';
-    const stayed = late.splitBy === 'sentinel' ? 'after it, so maybe not on the target' : late.splitBy === 'applied' ? 'after replication stopped, so only on the old source' : 'with no replication running, so only on the old source';
+    const stayed =
+      late.splitBy === 'sentinel' ? 'after it, so maybe not on the target' : late.splitBy === 'applied' ? 'after replication stopped, so only on the old source' : 'with no replication running, so only on the old source';
     const parts = [
       ...(late.replicated.length ? [`${late.replicated.length} transaction(s) committed ${reached}: ${list(late.replicated)}`] : []),
       ...(late.sourceOnly.length ? [`${late.sourceOnly.length} transaction(s) committed ${stayed}: ${list(late.sourceOnly)}`] : []),
@@ -477,18 +550,28 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
     // The target opens before the router points at it, so the switch and the release of held clients can be
     // one step (switchRouter): nothing may reach a PgBouncer pool between its RELOAD and its RESUME.
     const repoint = !s.router ? 'stop replication into the target and open it for writes' : `open the target, point ${s.router.describe()} at it${s.router.switchTo ? ' and release clients' : ''}`;
-    await runner.step('repoint', repoint, async () => {
-      detached = (await s.adapter.detachTarget()) ?? {};
-      await s.targetHold.off();
-      if (s.router) await switchRouter(s.router, endpointOf(s.target));
-    }, () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}));
+    await runner.step(
+      'repoint',
+      repoint,
+      async () => {
+        detached = (await s.adapter.detachTarget()) ?? {};
+        await s.targetHold.off();
+        if (s.router) await switchRouter(s.router, endpointOf(s.target));
+      },
+      () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}),
+    );
     await runner.step('lift', 'release clients', async () => {
       await s.router?.release();
     });
   } catch (e) {
     // Clients must not wait forever; the journal says where to continue.
     await s.router?.release().catch(() => {});
-    throw new NeedsOperatorError('needs-operator', `the cutover stopped after its point of no return: ${e instanceof Error ? e.message : String(e)}`, 'fix the cause and run `cutover resume` to finish; the source stays read-only', { cause: e });
+    throw new NeedsOperatorError(
+      'needs-operator',
+      `the cutover stopped after its point of no return: ${e instanceof Error ? e.message : String(e)}`,
+      'fix the cause and run `cutover resume` to finish; the source stays read-only',
+      { cause: e },
+    );
   }
   const blocked = blockedFrom ? Date.now() - blockedFrom : 0;
   runner.emit('lift', 'info', blockedFrom ? `write-blocked window ${formatDuration(blocked)} (hold to release)` : 'resumed after a restart: window not measured');
@@ -499,13 +582,28 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
 async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<string[]> {
   let dropped: string[];
   try {
-    dropped = await runner.step('cleanup', 'drop replication objects', () => s.adapter.cleanup(), (d) => ({ dropped: d }));
+    dropped = await runner.step(
+      'cleanup',
+      'drop replication objects',
+      () => s.adapter.cleanup(),
+      (d) => ({ dropped: d }),
+    );
   } catch (e) {
     // The switch is done: a cleanup that fails (e.g. the old source restarted under the tool's session) is not a
     // failed cutover, and nothing was restored; the journal stays past the point of no return for `resume`.
-    throw new NeedsOperatorError('needs-operator', `the cutover is done (the target is the primary) but dropping the replication objects failed: ${e instanceof Error ? e.message : String(e)}`, 'run `cutover resume` to drop them (`cutover status` lists each with the statement that drops it); the source stays read-only', { cause: e });
+    throw new NeedsOperatorError(
+      'needs-operator',
+      `the cutover is done (the target is the primary) but dropping the replication objects failed: ${e instanceof Error ? e.message : String(e)}`,
+      'run `cutover resume` to drop them (`cutover status` lists each with the statement that drops it); the source stays read-only',
+      { cause: e },
+    );
   }
-  await runner.step('report', 'report', async () => ({ writeBlockedMs: result.writeBlockedMs, budgetMs: result.budgetMs, steps: runner.steps }), (r) => r as Record<string, unknown>);
+  await runner.step(
+    'report',
+    'report',
+    async () => ({ writeBlockedMs: result.writeBlockedMs, budgetMs: result.budgetMs, steps: runner.steps }),
+    (r) => r as Record<string, unknown>,
+  );
   return dropped;
 }
 
@@ -514,7 +612,13 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
  * the way of that, so each action comes first and its journal record after, best effort: a state dir that
  * cannot be written (disk full, read-only, lock lost) is reported, never a reason to leave the source fenced.
  */
-async function restoreSource(s: PlanSession, journal: Journal | undefined, runner: Pick<Runner, 'emit' | 'warnings'>, state: { held: boolean; fenced: boolean }, noJournal = 'the state dir is not writable'): Promise<void> {
+async function restoreSource(
+  s: PlanSession,
+  journal: Journal | undefined,
+  runner: Pick<Runner, 'emit' | 'warnings'>,
+  state: { held: boolean; fenced: boolean },
+  noJournal = 'the state dir is not writable',
+): Promise<void> {
   const errors: string[] = [];
   let routedBack = true;
   const unjournaled: string[] = [];
@@ -550,18 +654,31 @@ async function restoreSource(s: PlanSession, journal: Journal | undefined, runne
       await s.router.release();
     }
   });
-  if (unjournaled.length) runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
-  runner.emit('rollback', errors.length ? 'fail' : 'ok', errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ` (not journaled: ${noJournal})` : ''}`);
+  if (unjournaled.length)
+    runner.warnings.push(`the journal could not record ${unjournaled.join(', ')}: \`cutover status\` may show the plan in flight; \`cutover rollback\` confirms the restore once the state dir is writable`);
+  runner.emit(
+    'rollback',
+    errors.length ? 'fail' : 'ok',
+    errors.length ? `restoring the source failed: ${errors.join('; ')}` : `source writable again, clients routed to it${unjournaled.length ? ` (not journaled: ${noJournal})` : ''}`,
+  );
   if (errors.length) {
     // Where the router sends clients is unknown now: released clients may write to a server that is not the source.
-    const hint = routedBack || !s.router ? 'run `cutover rollback` now' : `make ${s.router.describe()} send clients to the source (${s.source.host}:${s.source.port}) again, by hand if need be, then run \`cutover rollback\`: it points the router back again and journals it`;
+    const hint =
+      routedBack || !s.router
+        ? 'run `cutover rollback` now'
+        : `make ${s.router.describe()} send clients to the source (${s.source.host}:${s.source.port}) again, by hand if need be, then run \`cutover rollback\`: it points the router back again and journals it`;
     throw new NeedsOperatorError('needs-operator', `the run failed and restoring the source failed too: ${errors.join('; ')}`, hint);
   }
 }
 
 async function runHook(argv: string[], name: string, s: PlanSession): Promise<void> {
   const [cmd, ...args] = argv;
-  const r = await runCommand(cmd!, args, { env: { CUTOVER_PLAN: s.plan.file, CUTOVER_DATABASE: s.database, ...(s.schema !== undefined ? { CUTOVER_SCHEMA: s.schema } : {}), CUTOVER_HOOK: name }, reject: false, timeoutMs: 60_000, secrets: s.secrets.all });
+  const r = await runCommand(cmd!, args, {
+    env: { CUTOVER_PLAN: s.plan.file, CUTOVER_DATABASE: s.database, ...(s.schema !== undefined ? { CUTOVER_SCHEMA: s.schema } : {}), CUTOVER_HOOK: name },
+    reject: false,
+    timeoutMs: 60_000,
+    secrets: s.secrets.all,
+  });
   if (r.exitCode !== 0) throw new OperationError(`${name} hook exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`, 'fix the hook or remove it from the plan');
 }
 
@@ -609,7 +726,11 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     const records: JournalRecord[] = journal ? journal.state.records : await readRecords(s);
     const phase = planPhase(records);
     if (phase === 'past-pnr' || phase === 'done') {
-      throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
+      throw new NeedsOperatorError(
+        'needs-operator',
+        `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`,
+        phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward',
+      );
     }
     const out = { warnings, emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
     await restoreSource(s, journal, out, { held: true, fenced: true });
@@ -635,7 +756,11 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
 async function rollbackWithoutLock(s: PlanSession, holder: SourceLockHolder | undefined, opts: { onEvent?: (e: CutoverEvent) => void }): Promise<never> {
   const phase = planPhase(await readRecords(s));
   if (phase === 'past-pnr' || phase === 'done') {
-    throw new NeedsOperatorError('needs-operator', `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`, phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward');
+    throw new NeedsOperatorError(
+      'needs-operator',
+      `plan ${s.planId} passed its point of no return: the target has taken writes, rolling back would lose them`,
+      phase === 'done' ? 'the cutover is complete; moving back is a new cutover in the other direction' : 'run `cutover resume` to finish going forward',
+    );
   }
   const out = { warnings: [] as string[], emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
   await restoreSource(s, undefined, out, { held: true, fenced: true }, 'another session holds the plan lock');
@@ -652,7 +777,11 @@ async function readRecords(s: PlanSession): Promise<JournalRecord[]> {
     return (await replayJournal(s.plan.stateDir, s.planId)).records;
   } catch (e) {
     if (isCutoverError(e)) throw e;
-    throw new NeedsOperatorError('needs-operator', `cannot read the journal of plan ${s.planId} in ${s.plan.stateDir} (${e instanceof Error ? e.message : String(e)}), so whether it passed its point of no return is unknown`, 'make the journal readable again (or copy the state dir elsewhere and point state: at it), then run rollback');
+    throw new NeedsOperatorError(
+      'needs-operator',
+      `cannot read the journal of plan ${s.planId} in ${s.plan.stateDir} (${e instanceof Error ? e.message : String(e)}), so whether it passed its point of no return is unknown`,
+      'make the journal readable again (or copy the state dir elsewhere and point state: at it), then run rollback',
+    );
   }
 }
 
@@ -665,7 +794,8 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
     if (phase === 'past-pnr') {
       const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
       await checkIdentities(s, journal);
-      if (s.sourceFence.canWatchLeaks) runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
+      if (s.sourceFence.canWatchLeaks)
+        runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
       result.writeBlockedMs = (await finishForward(s, runner, 0)).writeBlockedMs;
       result.cleanedUp = await cleanupAndReport(s, runner, result);
       return result;

@@ -129,7 +129,11 @@ export async function verifyPlan(s: PlanSession, opts: OnlineVerifyOptions = {})
     const journal = await Journal.open(lock, { secrets: s.secrets.all });
     const phase = planPhase(journal.state.records);
     await journal.close();
-    if (phase !== 'synced') throw new UsageError(`plan ${s.planId} is ${phase}: verify compares a synced target with its source before the cutover`, phase === 'fresh' ? 'run `cutover sync` first' : phase === 'in-flight' ? 'run `cutover resume` or `cutover rollback` first' : 'the cutover is past its switch; there is no replication stream left to compare at');
+    if (phase !== 'synced')
+      throw new UsageError(
+        `plan ${s.planId} is ${phase}: verify compares a synced target with its source before the cutover`,
+        phase === 'fresh' ? 'run `cutover sync` first' : phase === 'in-flight' ? 'run `cutover resume` or `cutover rollback` first' : 'the cutover is past its switch; there is no replication stream left to compare at',
+      );
     const r = await verifyOnline(s, opts);
     if (r.mismatchCount) throw new VerifyMismatchError(r);
     return r;

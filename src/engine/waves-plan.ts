@@ -11,7 +11,10 @@ const QUERY_TIMEOUT_MS = 30_000;
 /** The waves settings of a plan; a plan without `scope.tenants` is not a waves plan. */
 export function wavesOf(plan: Plan): PlanWaves {
   if (plan.scope.kind !== 'tenants' || !plan.waves) {
-    throw new UsageError(`scope: waves move tenants (got ${plan.scope.kind}: ${plan.scope.names.join(', ')})`, 'use scope: { tenants: [a, b] } (or { tenants: { query: "SELECT ..." } }); one database moves with `cutover run`');
+    throw new UsageError(
+      `scope: waves move tenants (got ${plan.scope.kind}: ${plan.scope.names.join(', ')})`,
+      'use scope: { tenants: [a, b] } (or { tenants: { query: "SELECT ..." } }); one database moves with `cutover run`',
+    );
   }
   return plan.waves;
 }
@@ -71,12 +74,16 @@ export function tenantRouter(router: RouterConfig, tenant: string): RouterConfig
     case 'pgbouncer':
       return { ...router, database: tenant };
     case 'file':
-      if (router.format !== 'json') throw new UsageError(`router.format ${router.format}: waves keep every tenant's endpoint in one file, as a JSON map of tenant → endpoint`, 'use router: { kind: file, path: ..., format: json }');
+      if (router.format !== 'json')
+        throw new UsageError(`router.format ${router.format}: waves keep every tenant's endpoint in one file, as a JSON map of tenant → endpoint`, 'use router: { kind: file, path: ..., format: json }');
       return { ...router, tenant };
     case 'exec':
       return { ...router, tenant };
     case 'haproxy':
-      throw new UsageError('router.kind haproxy: HAProxy routes a whole server, not one tenant database', 'use router.kind file (a JSON map tenant → endpoint), exec (gets CUTOVER_TENANT), pgbouncer (PostgreSQL) or none');
+      throw new UsageError(
+        'router.kind haproxy: HAProxy routes a whole server, not one tenant database',
+        'use router.kind file (a JSON map tenant → endpoint), exec (gets CUTOVER_TENANT), pgbouncer (PostgreSQL) or none',
+      );
   }
 }
 
@@ -110,7 +117,8 @@ function tenantNames({ values, notTextHint }: TenantQueryResult, what: TenantKin
   const seen = new Set<string>();
   values.forEach((v, i) => {
     if (v !== null && typeof v !== 'string') throw new UsageError(`scope.tenants.query: row ${i + 1} is not text`, notTextHint);
-    if (typeof v !== 'string' || v === '' || v.includes('\0')) throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
+    if (typeof v !== 'string' || v === '' || v.includes('\0'))
+      throw new UsageError(`scope.tenants.query: row ${i + 1} is ${v === null ? 'NULL' : 'empty'}, not a ${what} name`, 'filter NULLs and empty names out in the query');
     if (seen.has(v)) throw new UsageError(`scope.tenants.query: "${v}" is returned twice`, 'use SELECT DISTINCT');
     names.push(v);
     seen.add(v);

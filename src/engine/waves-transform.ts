@@ -40,8 +40,16 @@ export async function runTransform(s: PlanSession, transform: PlanTransform, ten
   } finally {
     await connection.dispose();
   }
-  if (Date.now() >= deadline) throw new BudgetExceededError(`the transform of tenant ${tenant} ran out of the write-downtime budget (${formatDuration(remaining)} left when it started)`, 'raise waves.maxWriteBlockedPerTenant or make the transform faster');
-  if (r.exitCode !== 0) throw new OperationError(`transform of tenant ${tenant} exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`, 'the tenant was rolled back to its source; fix the transform and run `cutover waves` again');
+  if (Date.now() >= deadline)
+    throw new BudgetExceededError(
+      `the transform of tenant ${tenant} ran out of the write-downtime budget (${formatDuration(remaining)} left when it started)`,
+      'raise waves.maxWriteBlockedPerTenant or make the transform faster',
+    );
+  if (r.exitCode !== 0)
+    throw new OperationError(
+      `transform of tenant ${tenant} exited ${r.exitCode}: ${(r.stderr || r.stdout).split('\n').slice(-1)[0] ?? ''}`,
+      'the tenant was rolled back to its source; fix the transform and run `cutover waves` again',
+    );
 }
 
 async function readTransformFile(file: string): Promise<string> {

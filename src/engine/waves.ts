@@ -146,13 +146,23 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
     const emit = (tenant: string | undefined, step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ ...(tenant !== undefined ? { tenant } : {}), step, status, message });
     emit(undefined, 'wave', 'info', `${tenants.length} tenant(s), ${concurrency} at a time, budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each`);
     let finished = 0;
-    const outcomes = await runPool(tenants, concurrency, async (tenant) => {
-      const o = await moveTenant(plan, secrets, tenant, gate, phases, opts);
-      if (o.action === 'failed') failures++;
-      finished++;
-      emit(tenant, 'wave', o.action === 'failed' ? 'fail' : 'ok', `${o.state}${o.writeBlockedMs !== undefined ? `, write-blocked ${formatDuration(o.writeBlockedMs)}` : ''}${o.error ? `: ${o.error.message}` : ''} (${finished}/${tenants.length})`);
-      return o;
-    }, stop);
+    const outcomes = await runPool(
+      tenants,
+      concurrency,
+      async (tenant) => {
+        const o = await moveTenant(plan, secrets, tenant, gate, phases, opts);
+        if (o.action === 'failed') failures++;
+        finished++;
+        emit(
+          tenant,
+          'wave',
+          o.action === 'failed' ? 'fail' : 'ok',
+          `${o.state}${o.writeBlockedMs !== undefined ? `, write-blocked ${formatDuration(o.writeBlockedMs)}` : ''}${o.error ? `: ${o.error.message}` : ''} (${finished}/${tenants.length})`,
+        );
+        return o;
+      },
+      stop,
+    );
     const all = await Promise.all(
       tenants.map(async (tenant, i) => {
         const done = outcomes[i];

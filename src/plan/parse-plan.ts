@@ -60,7 +60,11 @@ export function parsePlan(input: string | PlanDocument, file: string): Plan {
   if (typeof input !== 'string') return validPlan(new Document(input), new LineCounter(), file);
   const text = input;
   // Checked before parsing: a YAML parser spends seconds on a file of many megabytes.
-  if (text.length > MAX_PLAN_CHARS) throw new UsageError(`plan file ${file} is ${Math.round(text.length / 1024)} KB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MB a plan may be`, 'list many tenants with a query instead: scope: { tenants: { query: "SELECT ..." } }');
+  if (text.length > MAX_PLAN_CHARS)
+    throw new UsageError(
+      `plan file ${file} is ${Math.round(text.length / 1024)} KB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MB a plan may be`,
+      'list many tenants with a query instead: scope: { tenants: { query: "SELECT ..." } }',
+    );
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -182,7 +186,12 @@ function urlExample(engine: Engine): string {
 function envName(f: Fields, key: string): string | undefined {
   const name = f.string(key);
   // Not echoed: what stands here instead of a variable name is often the password itself.
-  if (name !== undefined && !ENV_NAME.test(name)) return f.report(key, 'is not an environment variable name (the value is not shown: it may be a password)', 'name the variable that holds the password (letters, digits and _, e.g. SRC_PASSWORD), never the password itself');
+  if (name !== undefined && !ENV_NAME.test(name))
+    return f.report(
+      key,
+      'is not an environment variable name (the value is not shown: it may be a password)',
+      'name the variable that holds the password (letters, digits and _, e.g. SRC_PASSWORD), never the password itself',
+    );
   return name;
 }
 
@@ -270,11 +279,13 @@ function readTenantsMap(scope: Fields, engine: Engine | undefined): PlanScope | 
   const database = f.string('database');
   if (f.has('database') && database === undefined) return undefined;
   if (f.has('schemas') && database === undefined) return f.missing('database', 'schema tenants live in one database: name it, e.g. database: app');
-  if (database !== undefined && engine !== undefined && !engineCapabilities(engine).tenantKinds.includes('schema')) return f.report('database', `schema tenants are PostgreSQL only; on ${engine} each tenant is a database`, 'list the tenant databases: tenants: [a, b]');
+  if (database !== undefined && engine !== undefined && !engineCapabilities(engine).tenantKinds.includes('schema'))
+    return f.report('database', `schema tenants are PostgreSQL only; on ${engine} each tenant is a database`, 'list the tenant databases: tenants: [a, b]');
   const at = database !== undefined ? { database } : {};
   if (f.has('query')) {
     const query = f.string('query', { required: true, fix: `a SELECT on the source returning one text column of ${database !== undefined ? 'schema' : 'database'} names` });
-    if (query !== undefined && hasSeveralStatements(query)) return f.report('query', 'holds more than one statement', 'one SELECT only: it runs in a read-only transaction that a second statement (e.g. after COMMIT;) would escape');
+    if (query !== undefined && hasSeveralStatements(query))
+      return f.report('query', 'holds more than one statement', 'one SELECT only: it runs in a read-only transaction that a second statement (e.g. after COMMIT;) would escape');
     return query === undefined ? undefined : { kind: 'tenants', names: [], query, ...at };
   }
   const names = f.stringList('schemas', { fix });
@@ -394,7 +405,8 @@ function readHooks(top: Fields, planDir: string): PlanHooks | undefined {
 }
 
 function readAccounts(top: Fields, engine: Engine | undefined): Plan['accounts'] | undefined {
-  if (top.has('accounts') && engine !== undefined && !engineCapabilities(engine).copiesAccounts) return top.report('accounts', 'is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself', 'remove accounts from the plan');
+  if (top.has('accounts') && engine !== undefined && !engineCapabilities(engine).copiesAccounts)
+    return top.report('accounts', 'is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself', 'remove accounts from the plan');
   return top.oneOf('accounts', ['copy', 'check', 'skip'] as const, PLAN_DEFAULTS.accounts);
 }
 

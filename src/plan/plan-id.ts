@@ -15,6 +15,10 @@ export function planId(plan: Pick<Plan, 'engine' | 'source' | 'target' | 'scope'
     .update(JSON.stringify([plan.engine, identity(plan.source), identity(plan.target), scope]))
     .digest('hex')
     .slice(0, 12);
-  const label = (plan.scope.names[0] ?? plan.engine).toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 32);
+  const label = (plan.scope.names[0] ?? plan.engine)
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 32);
   return label ? `${label}-${hash}` : hash;
 }

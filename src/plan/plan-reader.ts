@@ -137,15 +137,7 @@ export class Fields {
     return this.measure(key, fallback, bounds, parseSize, 'size', 'use e.g. 1MB', formatBytes);
   }
 
-  private measure(
-    key: string,
-    fallback: number,
-    bounds: Bounds,
-    parse: (input: string | number) => number,
-    what: string,
-    example: string,
-    show: (n: number) => string,
-  ): number | undefined {
+  private measure(key: string, fallback: number, bounds: Bounds, parse: (input: string | number) => number, what: string, example: string, show: (n: number) => string): number | undefined {
     if (!this.entries.has(key)) return fallback;
     const v = this.scalar(key, true, example);
     if (v === undefined) return undefined;
@@ -200,7 +192,13 @@ export class Fields {
 
   private items(items: YNode[], path: string, distinct: boolean): string[] | undefined {
     if (items.length > MAX_LIST_ITEMS) {
-      return this.reader.report(items[MAX_LIST_ITEMS]!, path, `lists ${items.length} entries, more than the ${MAX_LIST_ITEMS} a plan may list`, 'select that many tenants with a query instead: tenants: { query: "SELECT ..." }', this.node);
+      return this.reader.report(
+        items[MAX_LIST_ITEMS]!,
+        path,
+        `lists ${items.length} entries, more than the ${MAX_LIST_ITEMS} a plan may list`,
+        'select that many tenants with a query instead: tenants: { query: "SELECT ..." }',
+        this.node,
+      );
     }
     const out: string[] = [];
     // A set, not out.includes(): tens of thousands of names made the check quadratic (47 s for 80k).

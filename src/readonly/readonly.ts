@@ -2,20 +2,7 @@ import { FenceLeakError, UsageError } from '../errors.js';
 import { FenceStore } from '../state/fence-store.js';
 import { parseDbUrl, type Engine } from '../util/db-url.js';
 import { connectReadOnlyAdapter, defaultReadOnlyScope } from './adapters.js';
-import type {
-  FenceOffResult,
-  FenceOnResult,
-  FenceOptions,
-  FenceTarget,
-  LateLeakCheck,
-  LeakCheck,
-  LeakWatchSetup,
-  ReadOnlyAdapter,
-  ReadOnlyMode,
-  ReadOnlyScope,
-  ReadOnlyStatusResult,
-  TerminatePolicy,
-} from './types.js';
+import type { FenceOffResult, FenceOnResult, FenceOptions, FenceTarget, LateLeakCheck, LeakCheck, LeakWatchSetup, ReadOnlyAdapter, ReadOnlyMode, ReadOnlyScope, ReadOnlyStatusResult, TerminatePolicy } from './types.js';
 
 export interface ReadOnlyOptions {
   /** Connection URL; its password (if any) is overridden by `password`. */

@@ -3,7 +3,10 @@ import type { LatencySeries } from './types.js';
 
 /** Longest span between consecutive successful completions of `kind` (what a client waiting for one saw). */
 export function longestGap(ops: WorkloadOp[], kind: WorkloadOp['kind']): number {
-  const ends = ops.filter((o) => o.kind === kind && o.outcome === 'ok').map((o) => o.end).sort((a, b) => a - b);
+  const ends = ops
+    .filter((o) => o.kind === kind && o.outcome === 'ok')
+    .map((o) => o.end)
+    .sort((a, b) => a - b);
   let gap = 0;
   for (let i = 1; i < ends.length; i++) gap = Math.max(gap, ends[i]! - ends[i - 1]!);
   return gap;

@@ -103,7 +103,12 @@ class Rehearsal {
 
   async onSandboxes(): Promise<RehearseReport> {
     const product = this.kit.product;
-    const sb = await this.phase('servers', `start ${product} source and target, and the router`, () => this.kit.startSandboxes((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
+    const sb = await this.phase(
+      'servers',
+      `start ${product} source and target, and the router`,
+      () => this.kit.startSandboxes((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)),
+      'start servers',
+    );
     let report: RehearseReport;
     try {
       await this.phase('data', `load ${this.rows} sample rows`, () => sb.loadSample(this.rows, REHEARSAL_TABLE), 'load sample data');
@@ -157,7 +162,12 @@ class Rehearsal {
    * is looked up on its tenant's database on the target.
    */
   async onTenantSandboxes(n: number, start: NonNullable<RehearsalKit['startTenantSandboxes']>): Promise<RehearseReport> {
-    const sb = await this.phase('servers', `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries`, () => start(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)), 'start servers');
+    const sb = await this.phase(
+      'servers',
+      `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries`,
+      () => start(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)),
+      'start servers',
+    );
     let report: RehearseReport;
     try {
       const rowsPerTenant = Math.max(1, Math.ceil(this.rows / n));
@@ -190,7 +200,11 @@ class Rehearsal {
         `wave: ${sb.tenants.length} tenants, each synced, fenced, verified, switched and lifted on its own`,
         async () => {
           const r = await runWaves(plan, secrets, { onEvent: this.waveEvents(windows), ...this.abort() });
-          this.emit('cutover', 'info', `${r.counts.done} of ${r.tenants.length} tenants done; per-tenant window p50 ${formatDuration(r.windows.p50Ms)}, p95 ${formatDuration(r.windows.p95Ms)}, max ${formatDuration(r.windows.maxMs)}`);
+          this.emit(
+            'cutover',
+            'info',
+            `${r.counts.done} of ${r.tenants.length} tenants done; per-tenant window p50 ${formatDuration(r.windows.p50Ms)}, p95 ${formatDuration(r.windows.p95Ms)}, max ${formatDuration(r.windows.maxMs)}`,
+          );
           return r;
         },
         'wave',
@@ -306,15 +320,11 @@ class Rehearsal {
           return r;
         });
         const runStartMs = this.now();
-        run = await this.phase(
-          'cutover',
-          'cutover: hold, fence, catch up, verify, switch, lift',
-          async () => {
-            const r = await runPlan(s, { onEvent: this.engineEvents('cutover', false), ...this.abort(), ...(this.opts.maxWriteBlockedMs !== undefined ? { maxWriteBlockedMs: this.opts.maxWriteBlockedMs } : {}) });
-            this.emit('cutover', 'info', `fence to lift ${formatDuration(r.writeBlockedMs ?? 0)} (budget ${formatDuration(r.budgetMs)})`);
-            return r;
-          },
-        );
+        run = await this.phase('cutover', 'cutover: hold, fence, catch up, verify, switch, lift', async () => {
+          const r = await runPlan(s, { onEvent: this.engineEvents('cutover', false), ...this.abort(), ...(this.opts.maxWriteBlockedMs !== undefined ? { maxWriteBlockedMs: this.opts.maxWriteBlockedMs } : {}) });
+          this.emit('cutover', 'info', `fence to lift ${formatDuration(r.writeBlockedMs ?? 0)} (budget ${formatDuration(r.budgetMs)})`);
+          return r;
+        });
         this.placeRunSteps(run, runStartMs);
         await this.phase('drain', 'workload on the target after the switch', () => sleep(this.settleMs), 'workload after switch');
       } finally {

@@ -39,5 +39,10 @@ export function stepGantt(r: RehearseReport, width = 1100): string {
     );
   });
   parts.push(text({ x: (pad.left + width - pad.right) / 2, y: height - 6, 'text-anchor': 'middle', 'font-size': 12, fill: '#333' }, 'time since the rehearsal started'));
-  return el('svg', { id: 'step-gantt', xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'step timeline' }, el('title', {}, 'Steps of the rehearsal'), ...parts);
+  return el(
+    'svg',
+    { id: 'step-gantt', xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'step timeline' },
+    el('title', {}, 'Steps of the rehearsal'),
+    ...parts,
+  );
 }

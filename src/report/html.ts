@@ -25,10 +25,10 @@ figcaption { color: #555; font-size: 13px; margin-top: 4px; }
  * Every string from the report is escaped; the report holds no password (URLs in it never carry one).
  */
 export function renderHtmlReport(r: RehearseReport): string {
-  const rows = summaryRows(r).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
-  const steps = r.steps
-    .map((s) => `<tr><td>${esc(s.phase)}</td><td>${esc(s.name)}</td><td class="num">${esc(formatMs(s.startMs))}</td><td class="num">${esc(formatMs(s.durationMs))}</td></tr>`)
+  const rows = summaryRows(r)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
     .join('\n');
+  const steps = r.steps.map((s) => `<tr><td>${esc(s.phase)}</td><td>${esc(s.name)}</td><td class="num">${esc(formatMs(s.startMs))}</td><td class="num">${esc(formatMs(s.durationMs))}</td></tr>`).join('\n');
   const errors = r.errors.length ? `<h2>Client errors</h2><ul>${r.errors.map((e) => `<li>${esc(e)}</li>`).join('')}</ul>` : '';
   const missing = r.missingWrites.length ? `<h2>Missing acknowledged writes</h2><p>${esc(r.missingWrites.slice(0, 50).join(', '))}${r.missingWrites.length > 50 ? ' …' : ''}</p>` : '';
   const tenants = r.tenants

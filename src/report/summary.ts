@@ -15,7 +15,10 @@ export function summaryRows(r: RehearseReport): Array<[string, string]> {
     ...wave,
     ['write-blocked window', `${formatDuration(r.writeBlockedMs)} (longest gap between acknowledged writes; fence to lift ${formatDuration(r.fenceToLiftMs)}, budget ${formatDuration(r.budgetMs)})`],
     ['read-blocked window', `${formatDuration(r.readBlockedMs)} (longest gap between successful reads)`],
-    ['copied', `${c.tables} tables, ${c.rows === null ? '' : `${c.rows} rows, `}${formatBytes(c.bytes)} in ${formatDuration(c.durationMs)} (${formatBytes(c.bytesPerSecond)}/s${c.rowsPerSecond === null ? '' : `, ${c.rowsPerSecond} rows/s`})`],
+    [
+      'copied',
+      `${c.tables} tables, ${c.rows === null ? '' : `${c.rows} rows, `}${formatBytes(c.bytes)} in ${formatDuration(c.durationMs)} (${formatBytes(c.bytesPerSecond)}/s${c.rowsPerSecond === null ? '' : `, ${c.rowsPerSecond} rows/s`})`,
+    ],
     ['fence', `${r.fence.drained} drained, ${r.fence.terminated} sessions ended, leak check ${r.fence.leakClean ? 'clean' : 'FAILED'}`],
     ['catch-up proof', `${r.catchUp.method}, ${formatDuration(r.catchUp.waitedMs)}`],
     ['verify', `${r.verify.mode}: ${r.verify.tables} tables, ${r.verify.mismatches} mismatches`],

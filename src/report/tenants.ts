@@ -42,5 +42,10 @@ export function tenantWindowBars(r: RehearseReport, width = 1100): string {
   if (t.windows.count > 0) line(t.windows.p95Ms, '#555', `p95 ${formatMs(t.windows.p95Ms)}`, 'tenant-p95');
   line(t.budgetMs, '#c0392b', `budget ${formatMs(t.budgetMs)}`, 'tenant-budget');
   parts.push(text({ x: (pad.left + width - pad.right) / 2, y: height - 6, 'text-anchor': 'middle', 'font-size': 12, fill: '#333' }, 'write-blocked window per tenant (hold to release)'));
-  return el('svg', { id: 'tenant-windows', xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'per-tenant write-blocked windows' }, el('title', {}, 'Per-tenant write-blocked windows'), ...parts);
+  return el(
+    'svg',
+    { id: 'tenant-windows', xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'per-tenant write-blocked windows' },
+    el('title', {}, 'Per-tenant write-blocked windows'),
+    ...parts,
+  );
 }

@@ -30,7 +30,18 @@ export function latencyTimeline(r: RehearseReport, width = 1100, height = 420): 
     // A wave has one window per tenant, each shaded on its own: the gaps between them are writable time.
     for (const t of r.tenants.list) {
       if (t.holdAtMs === null || t.liftAtMs === null) continue;
-      parts.push(el('rect', { class: 'blocked-window', 'data-tenant': t.tenant, x: at(t.holdAtMs), y: pad.top, width: Math.max(1, at(t.liftAtMs) - at(t.holdAtMs)), height: height - pad.top - pad.bottom, fill: '#f6d7a7', opacity: 0.45 }));
+      parts.push(
+        el('rect', {
+          class: 'blocked-window',
+          'data-tenant': t.tenant,
+          x: at(t.holdAtMs),
+          y: pad.top,
+          width: Math.max(1, at(t.liftAtMs) - at(t.holdAtMs)),
+          height: height - pad.top - pad.bottom,
+          fill: '#f6d7a7',
+          opacity: 0.45,
+        }),
+      );
     }
   } else if (hold && lift) {
     parts.push(el('rect', { id: 'blocked-window', x: at(hold.atMs), y: pad.top, width: Math.max(1, at(lift.atMs) - at(hold.atMs)), height: height - pad.top - pad.bottom, fill: '#f6d7a7', opacity: 0.45 }));
@@ -44,7 +55,9 @@ export function latencyTimeline(r: RehearseReport, width = 1100, height = 420): 
     parts.push(text({ x: x(t), y: height - pad.bottom + 18, 'text-anchor': 'middle', 'font-size': 11, fill: '#555' }, formatMs(t)));
   }
   parts.push(text({ x: (pad.left + width - pad.right) / 2, y: height - pad.bottom + 36, 'text-anchor': 'middle', 'font-size': 12, fill: '#333' }, 'time since the workload started'));
-  parts.push(text({ x: 14, y: (pad.top + height - pad.bottom) / 2, 'text-anchor': 'middle', 'font-size': 12, fill: '#333', transform: `rotate(-90 14 ${(pad.top + height - pad.bottom) / 2})` }, 'worst latency per client'));
+  parts.push(
+    text({ x: 14, y: (pad.top + height - pad.bottom) / 2, 'text-anchor': 'middle', 'font-size': 12, fill: '#333', transform: `rotate(-90 14 ${(pad.top + height - pad.bottom) / 2})` }, 'worst latency per client'),
+  );
   parts.push(el('line', { x1: pad.left, x2: width - pad.right, y1: height - pad.bottom, y2: height - pad.bottom, stroke: '#888' }));
 
   let wi = 0;

@@ -19,7 +19,10 @@ export function windowZoom(r: RehearseReport, width = 1100): string {
   const steps = r.steps.filter((s) => s.phase === 'cutover' && s.endMs > span.fromMs && s.startMs < span.toMs);
   const total = span.toMs - span.fromMs;
   const inSteps = steps.reduce((n, s) => n + Math.min(s.endMs, span.toMs) - Math.max(s.startMs, span.fromMs), 0);
-  const rows = [...steps.map((s) => ({ name: s.name, start: Math.max(s.startMs, span.fromMs) - span.fromMs, end: Math.min(s.endMs, span.toMs) - span.fromMs })), { name: 'between steps', start: 0, end: Math.max(0, total - inSteps) }];
+  const rows = [
+    ...steps.map((s) => ({ name: s.name, start: Math.max(s.startMs, span.fromMs) - span.fromMs, end: Math.min(s.endMs, span.toMs) - span.fromMs })),
+    { name: 'between steps', start: 0, end: Math.max(0, total - inSteps) },
+  ];
   const rowH = 22;
   const pad = { left: 170, right: 90, top: 16, bottom: 40 };
   const height = pad.top + rows.length * rowH + pad.bottom;
@@ -45,5 +48,10 @@ export function windowZoom(r: RehearseReport, width = 1100): string {
     );
   });
   parts.push(text({ x: (pad.left + width - pad.right) / 2, y: height - 6, 'text-anchor': 'middle', 'font-size': 12, fill: '#333' }, `time since the hold (window ${formatMs(total)})`));
-  return el('svg', { id: 'window-zoom', xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'write-blocked window, per step' }, el('title', {}, 'The write-blocked window, per step'), ...parts);
+  return el(
+    'svg',
+    { id: 'window-zoom', xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'write-blocked window, per step' },
+    el('title', {}, 'The write-blocked window, per step'),
+    ...parts,
+  );
 }

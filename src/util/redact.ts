@@ -11,10 +11,7 @@ export const REDACTED = '***';
 
 /** Replaces the password part of every URL in `text`, and every `password=...` pair. */
 export function redactText(text: string, secrets: readonly string[] = []): string {
-  let out = text
-    .replace(URL_PASSWORD, `$1${REDACTED}@`)
-    .replace(KEY_VALUE_PASSWORD, `$1=${REDACTED}`)
-    .replace(JSON_PASSWORD, `$1"${REDACTED}"`);
+  let out = text.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(KEY_VALUE_PASSWORD, `$1=${REDACTED}`).replace(JSON_PASSWORD, `$1"${REDACTED}"`);
   for (const secret of secrets) {
     if (!secret) continue;
     out = out.split(secret).join(REDACTED);

@@ -90,9 +90,16 @@ export async function pipeline(producer: PipeSide, consumer: PipeSide, opts: { s
   const p = execa(producer.cmd, [...producer.args], { ...base, env: childEnv(producer.env), stdin: 'ignore', buffer: { stdout: false } });
   const cr = await p.pipe(consumer.cmd, [...consumer.args], { ...base, env: childEnv(consumer.env) });
   const pr = await p;
-  for (const [side, r] of [[producer, pr], [consumer, cr]] as const) {
+  for (const [side, r] of [
+    [producer, pr],
+    [consumer, cr],
+  ] as const) {
     if (r.failed) {
-      const detail = String(r.stderr ?? '').split('\n').filter(Boolean).slice(-3).join(' | ');
+      const detail = String(r.stderr ?? '')
+        .split('\n')
+        .filter(Boolean)
+        .slice(-3)
+        .join(' | ');
       throw new OperationError(redactText(`${side.cmd} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}${detail ? `: ${detail}` : ''}`, opts.secrets ?? []));
     }
   }

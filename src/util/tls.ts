@@ -147,7 +147,8 @@ export function tlsRefusal(e: unknown, where: string, t: TlsSettings, plaintextM
   const code = (err.code && CERT_REASONS[err.code] ? err.code : undefined) ?? MESSAGE_CODES.find(([re]) => re.test(msg))?.[1];
   const reason = code ? CERT_REASONS[code] : undefined;
   if (reason) {
-    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'connect with a host name the certificate names, or use verify-ca / VERIFY_CA to check the chain only' : 'check the CA file in the URL, and the server certificate';
+    const hint =
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'connect with a host name the certificate names, or use verify-ca / VERIFY_CA to check the chain only' : 'check the CA file in the URL, and the server certificate';
     return new PreflightError('tls', `TLS refused at ${where}: ${reason} (${code})`, hint, { cause: e });
   }
   if (/SSL|TLS|certificate|ERR_SSL/i.test(`${err.code ?? ''} ${msg}`)) {

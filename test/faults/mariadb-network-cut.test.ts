@@ -101,7 +101,13 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('network cuts during a MariaDB
     expect(w.acknowledged.length).toBeGreaterThan(0);
     expect(await appCanWrite(e.dst, db)).toBe(true);
     await recordFault(
-      faultResult('2. network: tool ↔ source paused then reset after the fence (MariaDB)', w, lost, run.code, `cut broke ${failedAt}; run ${run.code === 1 ? 'restored the source' : 'exit 5 naming `cutover rollback`, which restored'}; later run moved all writes`),
+      faultResult(
+        '2. network: tool ↔ source paused then reset after the fence (MariaDB)',
+        w,
+        lost,
+        run.code,
+        `cut broke ${failedAt}; run ${run.code === 1 ? 'restored the source' : 'exit 5 naming `cutover rollback`, which restored'}; later run moved all writes`,
+      ),
     );
   });
 
@@ -117,7 +123,7 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('network cuts during a MariaDB
       const sync = await cli(['sync', plan], e.env);
       expect(sync.code, sync.err).toBe(0);
       await pointReplica(plan, replicationLink.port);
-      for (const deadline = Date.now() + 20_000; replicationLink.connections === 0 && Date.now() < deadline; ) await sleep(50);
+      for (const deadline = Date.now() + 20_000; replicationLink.connections === 0 && Date.now() < deadline;) await sleep(50);
       expect(replicationLink.connections).toBeGreaterThan(0);
       await sleep(300);
       replicationLink.pause();

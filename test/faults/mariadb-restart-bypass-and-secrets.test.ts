@@ -111,7 +111,8 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
     const { plan } = await planFor(db);
     const workload = workloadThroughHaproxy(e, db, 2);
     let ops: ReturnType<typeof opsWriter> | undefined;
-    let run, opsAcked: string[] = [];
+    let run,
+      opsAcked: string[] = [];
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       ops = opsWriter(e, db);

@@ -141,7 +141,7 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('network cuts du
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       // Route the subscription (the target's connection to the source) through the proxy.
       await routeSubscription(db, e.src.port, replicationLink.port);
-      for (const deadline = Date.now() + 20_000; replicationLink.connections === 0 && Date.now() < deadline; ) await sleep(50);
+      for (const deadline = Date.now() + 20_000; replicationLink.connections === 0 && Date.now() < deadline;) await sleep(50);
       expect(replicationLink.connections).toBeGreaterThan(0);
       await sleep(300);
       replicationLink.pause();

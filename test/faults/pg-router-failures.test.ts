@@ -105,7 +105,13 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('router failures
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       await long.connect();
       await long.query('BEGIN');
-      longTx = long.query('SELECT pg_sleep(4)').then(() => long.query('COMMIT')).then(() => 'committed', (err: Error) => err.message);
+      longTx = long
+        .query('SELECT pg_sleep(4)')
+        .then(() => long.query('COMMIT'))
+        .then(
+          () => 'committed',
+          (err: Error) => err.message,
+        );
       run = await cli(['run', plan, '--yes'], e.env);
       await sleep(300);
     } finally {
@@ -138,7 +144,10 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('router failures
     const released = join(stateDir, 'released');
     const sh = (script: string) => JSON.stringify(['/bin/sh', '-c', script]);
     await edit(plan, (t) =>
-      t.replace('router: { kind: none }', `router: { kind: exec, command: ${sh(`test -e '${okFile}' || { echo 'load balancer refused the switch' >&2; exit 3; }`)}, release: ${sh(`echo "$CUTOVER_PHASE" >> '${released}'`)} }`),
+      t.replace(
+        'router: { kind: none }',
+        `router: { kind: exec, command: ${sh(`test -e '${okFile}' || { echo 'load balancer refused the switch' >&2; exit 3; }`)}, release: ${sh(`echo "$CUTOVER_PHASE" >> '${released}'`)} }`,
+      ),
     );
     const workload = new Workload({ host: e.src.host, port: e.src.port, user: 'postgres', password: e.password, database: db, writers: 2 }).start();
     let run, status, resume;
@@ -156,7 +165,12 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('router failures
     expect(run.code).toBe(5);
     expect(run.err).toMatch(/after its point of no return.*exited 3: load balancer refused the switch/);
     expect(run.err).toMatch(/cutover resume/);
-    expect(await access(released).then(() => true, () => false)).toBe(true);
+    expect(
+      await access(released).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(true);
     expect(status.phase).toBe('past-pnr');
     expect(status.next).toMatch(/resume/);
     expect(resume.code, resume.err).toBe(0);

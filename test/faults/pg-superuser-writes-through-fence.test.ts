@@ -67,7 +67,8 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a superuser ses
     const plan = await writePlan(e, { db, stateDir, router: true });
     const workload = workloadThroughBouncer(e, db, 2);
     let rogue: ReturnType<typeof rogueWriter> | undefined;
-    let run, rogueAcked: string[] = [];
+    let run,
+      rogueAcked: string[] = [];
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       rogue = rogueWriter(e, db);

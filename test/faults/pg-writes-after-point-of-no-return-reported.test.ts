@@ -63,7 +63,12 @@ describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the 
     // Stopped once the afterSwitch hook asks, before the run's last read of the slot (see the hook).
     let runEnded = false;
     const stop = (async () => {
-      while (!(await access(stopRequested).then(() => true, () => false))) {
+      while (
+        !(await access(stopRequested).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         if (runEnded) return false;
         await sleep(5);
       }

@@ -95,10 +95,7 @@ async function startPostgresEnv(opts: EnvOptions): Promise<PostgresEnv> {
 }
 
 async function startMariadbEnv(opts: EnvOptions): Promise<MariadbEnv> {
-  const [src, dst] = await Promise.all([
-    MariadbSandbox.start({ password: PASSWORD, serverId: 1, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) }),
-    MariadbSandbox.start({ password: PASSWORD, serverId: 2 }),
-  ]);
+  const [src, dst] = await Promise.all([MariadbSandbox.start({ password: PASSWORD, serverId: 1, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) }), MariadbSandbox.start({ password: PASSWORD, serverId: 2 })]);
   const haproxy = opts.haproxy === false ? undefined : await HaproxySandbox.start({ server: { host: src.host, port: src.port }, baseDir: src.dir });
   // Application accounts exist on both servers: a database dump does not carry accounts.
   for (const sb of [src, dst]) await mysqlExec(sb, `CREATE USER '${APP_USER}'@'%' IDENTIFIED BY '${APP_PASSWORD}'`);
@@ -194,10 +191,7 @@ const limits = (o: PlanOptions) => `limits: { maxWriteBlocked: ${o.maxWriteBlock
 export async function writePlan(e: PostgresEnv, o: PlanOptions): Promise<string> {
   await mkdir(o.stateDir, { recursive: true });
   const file = join(o.stateDir, `${o.db}.plan.yaml`);
-  const router =
-    o.router && e.bouncer
-      ? `router: { kind: pgbouncer, admin: "${e.bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${e.bouncer.iniPath}", database: "${o.db}" }`
-      : 'router: { kind: none }';
+  const router = o.router && e.bouncer ? `router: { kind: pgbouncer, admin: "${e.bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${e.bouncer.iniPath}", database: "${o.db}" }` : 'router: { kind: none }';
   await writeFile(
     file,
     [

@@ -204,7 +204,24 @@ export class FakeFence implements SourceFence {
     await this.world.act('fence.on');
     this.fenced = true;
     const leakCheck: LeakCheck = { probeMs: 0, clean: true, writers: [] };
-    return { action: 'on', engine: 'postgres', server: 'source.test:5432', scope: 'database', name: 'shop', mode: 'enforced', alreadyOn: false, persistent: true, drained: [], terminated: [], untouched: [], lockedRoles: [], warnings: [], leakCheck, fencePosition: '0/10', durationMs: 1 };
+    return {
+      action: 'on',
+      engine: 'postgres',
+      server: 'source.test:5432',
+      scope: 'database',
+      name: 'shop',
+      mode: 'enforced',
+      alreadyOn: false,
+      persistent: true,
+      drained: [],
+      terminated: [],
+      untouched: [],
+      lockedRoles: [],
+      warnings: [],
+      leakCheck,
+      fencePosition: '0/10',
+      durationMs: 1,
+    };
   }
   async off(): Promise<void> {
     await this.world.act('fence.off');

@@ -21,7 +21,13 @@ export async function parkAtStep(args: string[], env: Record<string, string>, st
   const marker = join(stateDir, `paused-at-${step}`);
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (await access(marker).then(() => true, () => false)) break;
+    if (
+      await access(marker).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (child.exitCode !== null) throw new Error(`the run ended (exit ${child.exitCode}) before reaching ${step}: ${stderr}`);
     if (Date.now() > deadline) throw new Error(`the run did not reach ${step} within 60s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -121,11 +121,7 @@ function mariadbEngine(): KillEngine {
  * step; `status` must tell the truth, then `resume` (or `rollback` where asked) must end consistent with no
  * acknowledged write lost. Each case's writes are recorded for scripts/faults-report.mjs under `scenario`.
  */
-export function killAtEveryStep(
-  title: string,
-  steps: Array<{ step: string; then: 'resume' | 'rollback' }>,
-  opts: { engine?: 'postgres' | 'mariadb'; scenario?: string } = {},
-): void {
+export function killAtEveryStep(title: string, steps: Array<{ step: string; then: 'resume' | 'rollback' }>, opts: { engine?: 'postgres' | 'mariadb'; scenario?: string } = {}): void {
   const engine = opts.engine === 'mariadb' ? mariadbEngine() : postgresEngine();
   const scenario = opts.scenario ?? `1. ${title}`;
   describe.skipIf(engine.unavailable)(title, () => {
@@ -181,9 +177,7 @@ export function killAtEveryStep(
         expect((await cli(['status', plan, '--json'], env)).json().phase).toBe('synced');
       }
       // SIGKILL has no exit code: 137 is what a shell reports for it.
-      await recordFault(
-        faultResult(scenario, w, lost, 137, then === 'resume' ? '`status` truthful, `resume` → done on the target' : '`status` truthful, `rollback` → source restored'),
-      );
+      await recordFault(faultResult(scenario, w, lost, 137, then === 'resume' ? '`status` truthful, `resume` → done on the target' : '`status` truthful, `rollback` → source restored'));
     });
   });
 }

@@ -23,7 +23,16 @@ export interface SysbenchTarget {
 export const SYSBENCH_IGNORE = '1213,1205,1020,2013,2006';
 
 function connArgs(t: SysbenchTarget, tables: number, tableSize: number): string[] {
-  return ['--db-driver=mysql', `--mysql-host=${t.host}`, `--mysql-port=${t.port}`, `--mysql-user=${t.user}`, `--mysql-password=${t.password}`, `--mysql-db=${t.database}`, `--tables=${tables}`, `--table-size=${tableSize}`];
+  return [
+    '--db-driver=mysql',
+    `--mysql-host=${t.host}`,
+    `--mysql-port=${t.port}`,
+    `--mysql-user=${t.user}`,
+    `--mysql-password=${t.password}`,
+    `--mysql-db=${t.database}`,
+    `--tables=${tables}`,
+    `--table-size=${tableSize}`,
+  ];
 }
 
 /** `sysbench oltp_write_only prepare`: the sbtest tables (with primary keys, so the cutover's check passes). */

@@ -39,9 +39,24 @@ export class TestPki {
 
   private async makeCa(name: string, cn: string): Promise<void> {
     await run('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-      '-keyout', join(this.dir, `${name}.key`), '-out', join(this.dir, `${name}.crt`),
-      '-subj', `/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '2',
+      '-keyout',
+      join(this.dir, `${name}.key`),
+      '-out',
+      join(this.dir, `${name}.crt`),
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ]);
     await chmod(join(this.dir, `${name}.crt`), 0o644);
   }
@@ -60,10 +75,7 @@ export class TestPki {
     const san = [...dns.map((d) => `DNS:${d}`), ...ips.map((i) => `IP:${i}`)].join(',');
     await writeFile(ext, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
     await run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', key, '-out', csr, '-subj', `/CN=${dns[0] ?? ips[0]}`]);
-    await run('openssl', [
-      'x509', '-req', '-in', csr, '-CA', this.ca, '-CAkey', join(this.dir, 'ca.key'), '-CAcreateserial',
-      '-out', cert, '-days', String(opts.days ?? 2), '-sha256', '-extfile', ext,
-    ]);
+    await run('openssl', ['x509', '-req', '-in', csr, '-CA', this.ca, '-CAkey', join(this.dir, 'ca.key'), '-CAcreateserial', '-out', cert, '-days', String(opts.days ?? 2), '-sha256', '-extfile', ext]);
     await chmod(cert, 0o644);
     await chmod(key, 0o644);
     return { cert, key, ca: this.ca };

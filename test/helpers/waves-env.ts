@@ -50,9 +50,7 @@ export async function writeWavesPlan(e: PostgresEnv, o: { name: string; tenants:
       'engine: postgres',
       `source: { url: "postgres://postgres@127.0.0.1:${e.src.port}/postgres", passwordEnv: SRC_PW }`,
       `target: { url: "postgres://postgres@127.0.0.1:${e.dst.port}/postgres", passwordEnv: DST_PW }`,
-      o.database
-        ? `scope: { tenants: { schemas: [${o.tenants.map((t) => `"${t}"`).join(', ')}], database: "${o.database}" } }`
-        : `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
+      o.database ? `scope: { tenants: { schemas: [${o.tenants.map((t) => `"${t}"`).join(', ')}], database: "${o.database}" } }` : `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
       `router: { kind: pgbouncer, admin: "${e.bouncer!.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${e.bouncer!.iniPath}", database: "${o.tenants[0]}" }`,
       `state: "${o.stateDir}"`,
       o.waves ?? '',
@@ -107,7 +105,10 @@ export class TenantWorkload {
       } catch (err) {
         w.ok = false;
         w.error = (err as Error).message;
-        await conns.get(tenant)?.end().catch(() => {});
+        await conns
+          .get(tenant)
+          ?.end()
+          .catch(() => {});
         conns.delete(tenant);
       }
       w.end = Date.now();

@@ -65,11 +65,15 @@ const ENGINE = {
     title: 'MariaDB over TLS with MySQL ssl-mode meaning',
     password: 'Tls-Secret-43',
     scheme: 'mariadb://root',
-    start: (role: Role, password: string, tls?: ServerCert): Promise<Server> =>
-      MariadbSandbox.start({ password, ...(role === 'other' ? {} : { serverId: role === 'src' ? 1 : 2 }), ...(tls ? { tls } : {}) }),
+    start: (role: Role, password: string, tls?: ServerCert): Promise<Server> => MariadbSandbox.start({ password, ...(role === 'other' ? {} : { serverId: role === 'src' ? 1 : 2 }), ...(tls ? { tls } : {}) }),
     createDb: (sb: Server) => mysqlExec(sb as MariadbSandbox, `CREATE DATABASE ${DB}`),
     seedSource: (sb: Server) =>
-      mysqlExec(sb as MariadbSandbox, `USE ${DB}`, 'CREATE TABLE items (id bigint AUTO_INCREMENT PRIMARY KEY, name varchar(64) NOT NULL) ENGINE=InnoDB', `INSERT INTO items (name) SELECT CONCAT('item ', seq) FROM seq_1_to_2000`),
+      mysqlExec(
+        sb as MariadbSandbox,
+        `USE ${DB}`,
+        'CREATE TABLE items (id bigint AUTO_INCREMENT PRIMARY KEY, name varchar(64) NOT NULL) ENGINE=InnoDB',
+        `INSERT INTO items (name) SELECT CONCAT('item ', seq) FROM seq_1_to_2000`,
+      ),
     /** From here on a TCP login without TLS is refused: a dump, load or replica link in plaintext would fail. */
     refusePlaintext: (sb: Server) => mysqlExec(sb as MariadbSandbox, 'SET GLOBAL require_secure_transport = ON'),
     full: (ca: string) => `ssl-mode=VERIFY_IDENTITY&ssl-ca=${encodeURIComponent(ca)}`,

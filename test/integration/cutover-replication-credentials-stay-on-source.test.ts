@@ -177,11 +177,14 @@ describe.each(ENGINES)('%s', (engine) => {
       const generalLog = { 'general-log': 1, 'general-log-file': 'general.log' };
 
       beforeAll(async () => {
-        [src, dst] = await Promise.all([
-          MariadbSandbox.start({ password: SRC_PASSWORD, serverId: 1, settings: generalLog }),
-          MariadbSandbox.start({ password: DST_PASSWORD, serverId: 2, settings: generalLog }),
-        ]);
-        await mysqlExec(src, `CREATE DATABASE ${DB}`, `USE ${DB}`, 'CREATE TABLE items (id bigint AUTO_INCREMENT PRIMARY KEY, name varchar(64) NOT NULL)', `INSERT INTO items (name) SELECT CONCAT('item ', seq) FROM seq_1_to_500`);
+        [src, dst] = await Promise.all([MariadbSandbox.start({ password: SRC_PASSWORD, serverId: 1, settings: generalLog }), MariadbSandbox.start({ password: DST_PASSWORD, serverId: 2, settings: generalLog })]);
+        await mysqlExec(
+          src,
+          `CREATE DATABASE ${DB}`,
+          `USE ${DB}`,
+          'CREATE TABLE items (id bigint AUTO_INCREMENT PRIMARY KEY, name varchar(64) NOT NULL)',
+          `INSERT INTO items (name) SELECT CONCAT('item ', seq) FROM seq_1_to_500`,
+        );
       }, 120_000);
       afterAll(async () => {
         await Promise.all([src?.stop(), dst?.stop()]);
@@ -253,7 +256,7 @@ describe.each(ENGINES)('%s', (engine) => {
         // binary log), not in the target's general log (CHANGE MASTER ran with sql_log_off), not in the tool's output.
         const srcGeneral = await readFile(join(src.dataDir, 'general.log'), 'utf8');
         expect(srcGeneral).toMatch(/CREATE OR REPLACE USER 'cutover_repl_[0-9a-f]{12}'@'%' IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'/);
-        const binlogs = await rows(src, SRC_PASSWORD, "SHOW BINLOG EVENTS");
+        const binlogs = await rows(src, SRC_PASSWORD, 'SHOW BINLOG EVENTS');
         expect(JSON.stringify(binlogs)).not.toMatch(/cutover_repl_/);
         const everywhere = [srcGeneral, await src.log(), await dst.log(), await readFile(join(dst.dataDir, 'general.log'), 'utf8'), await toolOutput(stateDir, runs)];
         for (const text of everywhere) for (const pw of [first, second]) expect(text).not.toContain(pw);

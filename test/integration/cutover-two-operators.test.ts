@@ -68,7 +68,10 @@ describe.each(ENGINES)('%s', (engine) => {
         expect(after.lock).toBeUndefined();
         expect(await appWritable(e, 'dst', 'stale')).toBe(true);
         const journalFile = (await readdir(stateDir)).find((f) => f.endsWith('.journal'))!;
-        const records = (await readFile(join(stateDir, journalFile), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+        const records = (await readFile(join(stateDir, journalFile), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
         expect(records.at(-1).token).toBeGreaterThan(staleToken);
       });
     }
@@ -95,7 +98,14 @@ describe.each(ENGINES)('%s', (engine) => {
       const a = await parkAtStep(['run', planA, '--yes'], e.env, dirA, 'verify');
       const byA = `cutover pid ${a.child.pid}@`;
       try {
-        const refused = engine === 'postgres' ? [['run', planB, '--yes'], ['sync', planB], ['resume', planB, '--yes']] : [['run', planB, '--yes']];
+        const refused =
+          engine === 'postgres'
+            ? [
+                ['run', planB, '--yes'],
+                ['sync', planB],
+                ['resume', planB, '--yes'],
+              ]
+            : [['run', planB, '--yes']];
         for (const args of refused) {
           const b = await cli(args, e.env);
           expect(b.code, `${args[0]}: ${b.err}`).toBe(5);

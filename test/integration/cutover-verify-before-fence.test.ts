@@ -82,10 +82,7 @@ describe.each(ENGINES)('%s', (engine) => {
     afterAll(async () => e?.stop());
 
     it('passes under concurrent inserts and updates: no false mismatch', async () => {
-      const writers =
-        e.engine === 'postgres'
-          ? new Workload({ host: '127.0.0.1', port: e.src.port, user: 'postgres', password: e.password, database: DB, writers: 4, readers: 0 }).start()
-          : workloadThroughHaproxy(e, DB);
+      const writers = e.engine === 'postgres' ? new Workload({ host: '127.0.0.1', port: e.src.port, user: 'postgres', password: e.password, database: DB, writers: 4, readers: 0 }).start() : workloadThroughHaproxy(e, DB);
       const upd = updater(e, ROWS);
       await sleep(300);
       const r = await cli(['verify', plan, '--json', '--restart'], e.env);

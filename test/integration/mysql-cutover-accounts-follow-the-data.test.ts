@@ -41,7 +41,7 @@ async function stateText(dir: string): Promise<string> {
   return texts.join('\n');
 }
 
-describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts follow it to the target', () => {
+describe.skipIf(unavailable)("MariaDB cutover: the moved database's accounts follow it to the target", () => {
   let e: MariadbEnv;
 
   beforeAll(async () => {
@@ -55,7 +55,7 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
     await exec(
       e.src,
       `CREATE USER 'shopper'@'%' IDENTIFIED BY '${SHOPPER_PW.replace(/'/g, "''")}'`,
-      'GRANT ALL ON `shop-eu`.* TO \'shopper\'@\'%\'',
+      "GRANT ALL ON `shop-eu`.* TO 'shopper'@'%'",
       // MariaDB roles: a table grant on a role held by another role, the account's default role.
       'CREATE ROLE eu_base',
       'GRANT SELECT ON `shop-eu`.`items` TO eu_base',
@@ -118,15 +118,34 @@ describe.skipIf(unavailable)('MariaDB cutover: the moved database\'s accounts fo
   it('an account that exists on the target with another password or other grants blocks check, named, without its hash', async () => {
     const stateDir = await tempStateDir(e.src.dir);
     await seedMysqlDatabase(e, 'shop_us', 100);
-    await exec(e.src, "CREATE USER 'clerk'@'%' IDENTIFIED BY 'clerk-source'", "GRANT ALL ON `shop\\_us`.* TO 'clerk'@'%'", "CREATE USER 'auditor'@'%' IDENTIFIED BY 'same'", "GRANT SELECT, INSERT ON `shop\\_us`.* TO 'auditor'@'%'");
-    await exec(e.dst, "CREATE USER 'clerk'@'%' IDENTIFIED BY 'clerk-target'", "GRANT ALL ON `shop\\_us`.* TO 'clerk'@'%'", "CREATE USER 'auditor'@'%' IDENTIFIED BY 'same'", "GRANT SELECT ON `shop\\_us`.* TO 'auditor'@'%'");
+    await exec(
+      e.src,
+      "CREATE USER 'clerk'@'%' IDENTIFIED BY 'clerk-source'",
+      "GRANT ALL ON `shop\\_us`.* TO 'clerk'@'%'",
+      "CREATE USER 'auditor'@'%' IDENTIFIED BY 'same'",
+      "GRANT SELECT, INSERT ON `shop\\_us`.* TO 'auditor'@'%'",
+    );
+    await exec(
+      e.dst,
+      "CREATE USER 'clerk'@'%' IDENTIFIED BY 'clerk-target'",
+      "GRANT ALL ON `shop\\_us`.* TO 'clerk'@'%'",
+      "CREATE USER 'auditor'@'%' IDENTIFIED BY 'same'",
+      "GRANT SELECT ON `shop\\_us`.* TO 'auditor'@'%'",
+    );
     const plan = await writeMysqlPlan(e, { db: 'shop_us', stateDir, router: false });
     const check = await cli(['check', plan, '--json'], e.env);
     expect(check.code).toBe(3);
     const findings = check.json().findings as Array<{ severity: string; check: string; object?: string; message: string }>;
-    expect(findings).toContainEqual(expect.objectContaining({ severity: 'blocker', check: 'accounts', object: 'clerk@%', message: expect.stringMatching(/account clerk@% exists on the target but differs: the password differs/) }));
     expect(findings).toContainEqual(
-      expect.objectContaining({ severity: 'blocker', check: 'accounts', object: 'auditor@%', message: expect.stringContaining('grants on shop_us differ: source INSERT, SELECT on `shop\\_us`.*; target SELECT on `shop\\_us`.*') }),
+      expect.objectContaining({ severity: 'blocker', check: 'accounts', object: 'clerk@%', message: expect.stringMatching(/account clerk@% exists on the target but differs: the password differs/) }),
+    );
+    expect(findings).toContainEqual(
+      expect.objectContaining({
+        severity: 'blocker',
+        check: 'accounts',
+        object: 'auditor@%',
+        message: expect.stringContaining('grants on shop_us differ: source INSERT, SELECT on `shop\\_us`.*; target SELECT on `shop\\_us`.*'),
+      }),
     );
     const text = await cli(['check', plan], e.env);
     expect(text.code).toBe(3);

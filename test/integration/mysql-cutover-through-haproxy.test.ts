@@ -41,7 +41,9 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
     }
     expect(run.code, run.err).toBe(0);
     const report = run.json();
-    console.log(`MariaDB cutover through HAProxy: write-blocked window ${report.writeBlockedMs} ms, max gap between acknowledged writes ${w.maxWriteGapMs} ms, ${w.acknowledged.length} acknowledged, ${w.writeErrors} refused or in doubt`);
+    console.log(
+      `MariaDB cutover through HAProxy: write-blocked window ${report.writeBlockedMs} ms, max gap between acknowledged writes ${w.maxWriteGapMs} ms, ${w.acknowledged.length} acknowledged, ${w.writeErrors} refused or in doubt`,
+    );
     expect(report.catchUp.method).toBe('gtid');
     expect(report.verify.mismatches).toEqual([]);
     expect(await mysqlMissingOn(e.dst, 'shop', w)).toEqual([]);
@@ -100,7 +102,10 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
     const r = await cli(['check', bad], e.env);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/source.url/);
-    await writeFile(bad, `engine: mariadb\nsource: { url: "mariadb://root@127.0.0.1:${e.src.port}/shop" }\ntarget: { url: "mariadb://root@127.0.0.1:${e.dst.port}/shop" }\nscope: { databases: [shop] }\nrouter: { kind: haproxy, socket: /x.sock }\n`);
+    await writeFile(
+      bad,
+      `engine: mariadb\nsource: { url: "mariadb://root@127.0.0.1:${e.src.port}/shop" }\ntarget: { url: "mariadb://root@127.0.0.1:${e.dst.port}/shop" }\nscope: { databases: [shop] }\nrouter: { kind: haproxy, socket: /x.sock }\n`,
+    );
     const r2 = await cli(['run', bad, '--yes'], e.env);
     expect(r2.code).toBe(2);
     expect(r2.err).toMatch(/backend/);

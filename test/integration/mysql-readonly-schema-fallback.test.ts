@@ -8,7 +8,7 @@ import { MariadbSandbox, cli, connect, exec, mariadbMissing, outcome, readOnly }
 /** An account name and a schema name that need quoting everywhere the tool builds SQL. */
 const ODD_USER = "o'dd`user";
 const ODD_SCHEMA = "sh'o`p";
-const oddSchema = '`sh\'o``p`';
+const oddSchema = "`sh'o``p`";
 
 describe.skipIf(mariadbMissing)('MariaDB schema scope by revoking write privileges (--mode strict --role)', () => {
   let sb: MariadbSandbox;

@@ -23,7 +23,9 @@ describe.skipIf(pg15Missing ?? pg17Missing)('the plan lock on the source (Postgr
     const c = await connectPg(parseDbUrl(`postgres://postgres@127.0.0.1:${e.src.port}/lost`, { password: e.src.password }));
     try {
       await new Promise((r) => setTimeout(r, 1200));
-      const r = await c.query<{ idle: string; tx: string; st: string }>(`SELECT current_setting('idle_session_timeout') AS idle, current_setting('idle_in_transaction_session_timeout') AS tx, current_setting('statement_timeout') AS st`);
+      const r = await c.query<{ idle: string; tx: string; st: string }>(
+        `SELECT current_setting('idle_session_timeout') AS idle, current_setting('idle_in_transaction_session_timeout') AS tx, current_setting('statement_timeout') AS st`,
+      );
       expect(r.rows[0]).toEqual({ idle: '0', tx: '0', st: '0' });
     } finally {
       await c.end();
@@ -39,7 +41,10 @@ describe.skipIf(pg15Missing ?? pg17Missing)('the plan lock on the source (Postgr
       env,
       // The runner's source session (which holds the advisory lock) dies, as on a network drop.
       beforePointOfNoReturn: () => exec(e.src, 'postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'cutover pid %' AND datname = 'lost'`),
-    }).then(() => undefined, (err: unknown) => err);
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(failed).toBeInstanceOf(OperationError);
     expect((failed as OperationError).exitCode).toBe(1);
     expect((failed as Error).message).toMatch(/^the plan's lock on the source was lost \(/);

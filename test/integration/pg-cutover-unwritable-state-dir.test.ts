@@ -100,7 +100,10 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a state dir tha
     expect(r.stderr).toMatch(/restoring the source failed too: route-back: router command sh \(point\) exited 7: cannot reach the registry/);
     expect(await canWrite(e.src, db)).toBe(true);
     const journal = (await readdir(stateDir)).find((f) => f.endsWith('.journal'))!;
-    const records = (await readFile(join(stateDir, journal), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: string; status: string });
+    const records = (await readFile(join(stateDir, journal), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: string; status: string });
     const last = (step: string) => records.filter((x) => x.step === step).at(-1)?.status;
     expect(last('unfence')).toBe('ok');
     expect(last('route-back')).toBe('fail');

@@ -66,9 +66,7 @@ describe.skipIf(pg15Missing)('database scope fence (PostgreSQL)', () => {
     const off = await readOnlyOff(opts('other'));
     expect(off.restored).toMatch(/restored to 'off'/);
     const c = await client(sb);
-    const { rows } = await c.query(
-      `SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'other') AND setrole = 0`,
-    );
+    const { rows } = await c.query(`SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'other') AND setrole = 0`);
     await c.end();
     expect(rows[0].setconfig).toEqual(['default_transaction_read_only=off']);
   });

@@ -53,7 +53,10 @@ describe.skipIf(pg15Missing ?? pg17Missing)('secrets stay with the command that 
     expect(sync.code).toBe(0);
     const run = await cli(['run', file, '--yes'], PLANTED);
     expect(run.code, run.err).toBe(0);
-    const envs = (await readFile(seen, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+    const envs = (await readFile(seen, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string>);
     // beforeFence, the router's point, afterSwitch
     expect(envs.length).toBeGreaterThanOrEqual(3);
     for (const env of envs) {

@@ -58,7 +58,7 @@ function churn(sb: PostgresSandbox, password: string, db: string): { stop(): Pro
   };
 }
 
-describe.skipIf(pg15Missing ?? pg17Missing)('sync copies a whole database under the slot\'s snapshot, indexes after, big tables in ranges (PostgreSQL 15 → 17)', () => {
+describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under the slot's snapshot, indexes after, big tables in ranges (PostgreSQL 15 → 17)", () => {
   let e: PostgresEnv;
 
   beforeAll(async () => {
@@ -120,7 +120,12 @@ describe.skipIf(pg15Missing ?? pg17Missing)('sync copies a whole database under 
     expect(w.acknowledged.length).toBeGreaterThan(0);
     expect(await missingOn(e.dst, 'shop', w)).toEqual([]);
 
-    for (const [table, key] of [['big', 'id'], ['owners', 'id'], ['events', 'id, at'], ['items', 'id']] as const) {
+    for (const [table, key] of [
+      ['big', 'id'],
+      ['owners', 'id'],
+      ['events', 'id, at'],
+      ['items', 'id'],
+    ] as const) {
       const [src, dst] = await Promise.all([digest(e.src, 'shop', table, key), digest(e.dst, 'shop', table, key)]);
       expect(dst, table).toEqual(src);
     }

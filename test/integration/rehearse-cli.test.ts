@@ -71,18 +71,22 @@ describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 18 through PgB
     expect(validateJson(schema, { ...doc, writeBlockedMs: 'fast' })).not.toEqual([]);
   });
 
-  it.skipIf(chromiumMissing)('writes an HTML report that headless Chromium renders with the timeline, the step Gantt and a marker per fence and lift', async () => {
-    const html = await readFile(htmlFile, 'utf8');
-    expect(html).not.toMatch(/<script|<link|src="http|href="http/i);
-    const shot = join(out, 'report.png');
-    const { dom, screenshotBytes } = await openInChromium(htmlFile, shot);
-    expect(dom).toMatch(/<svg[^>]*id="latency-timeline"/);
-    expect(dom).toMatch(/<svg[^>]*id="step-gantt"/);
-    expect(dom).toMatch(/<line[^>]*id="mark-fence"/);
-    expect(dom).toMatch(/<line[^>]*id="mark-lift"/);
-    expect(dom.match(/class="bar"/g)?.length).toBe(doc.steps.length);
-    expect(screenshotBytes).toBeGreaterThan(30_000);
-  }, 180_000);
+  it.skipIf(chromiumMissing)(
+    'writes an HTML report that headless Chromium renders with the timeline, the step Gantt and a marker per fence and lift',
+    async () => {
+      const html = await readFile(htmlFile, 'utf8');
+      expect(html).not.toMatch(/<script|<link|src="http|href="http/i);
+      const shot = join(out, 'report.png');
+      const { dom, screenshotBytes } = await openInChromium(htmlFile, shot);
+      expect(dom).toMatch(/<svg[^>]*id="latency-timeline"/);
+      expect(dom).toMatch(/<svg[^>]*id="step-gantt"/);
+      expect(dom).toMatch(/<line[^>]*id="mark-fence"/);
+      expect(dom).toMatch(/<line[^>]*id="mark-lift"/);
+      expect(dom.match(/class="bar"/g)?.length).toBe(doc.steps.length);
+      expect(screenshotBytes).toBeGreaterThan(30_000);
+    },
+    180_000,
+  );
 });
 
 describe.skipIf(unavailable)('cutover rehearse --keep', () => {
@@ -95,7 +99,10 @@ describe.skipIf(unavailable)('cutover rehearse --keep', () => {
     const dirs = sandboxDirs(r.stderr);
     try {
       expect((await stat(kept.passfile)).mode & 0o777).toBe(0o600);
-      const passwords = (await readFile(kept.passfile, 'utf8')).trim().split('\n').map((l) => l.split(':').at(-1)!);
+      const passwords = (await readFile(kept.passfile, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => l.split(':').at(-1)!);
       for (const p of passwords) {
         expect(r.stdout).not.toContain(p);
         expect(r.stderr).not.toContain(p);
@@ -157,7 +164,9 @@ describe.skipIf(mariadbUnavailable)('cutover rehearse --engine mariadb: MariaDB 
     const dirs = sandboxDirs(r.stderr);
     expect(dirs).toHaveLength(3);
     for (const d of dirs) expect(await gone(d), d).toBe(true);
-    console.log(`rehearse --engine mariadb: write-blocked window ${doc.writeBlockedMs} ms (fence to lift ${doc.fenceToLiftMs} ms), ${doc.acknowledgedWrites} acknowledged writes verified, ${doc.clientErrors} client errors: ${doc.errors.join('; ')}`);
+    console.log(
+      `rehearse --engine mariadb: write-blocked window ${doc.writeBlockedMs} ms (fence to lift ${doc.fenceToLiftMs} ms), ${doc.acknowledgedWrites} acknowledged writes verified, ${doc.clientErrors} client errors: ${doc.errors.join('; ')}`,
+    );
   }, 180_000);
 });
 

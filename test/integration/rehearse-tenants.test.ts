@@ -54,7 +54,14 @@ describe.skipIf(unavailable)('cutover rehearse --tenants: a wave of tenant datab
     expect(doc.steps.filter((s: { name: string }) => / sync$/.test(s.name))).toHaveLength(5);
     // --json keeps stdout for the document; the terminal summary renders the same report.
     expect(renderRehearse(doc).join('\n')).toMatch(/per-tenant windows\s+p50 \S+, p95 \S+, max \S+ \(hold to release, 5 measured\)/);
-    for (const d of [...run.stderr.matchAll(/sandbox .* in (\/\S+)/g)].map((m) => m[1]!)) expect(await access(d).then(() => 'exists', () => 'gone'), d).toBe('gone');
+    for (const d of [...run.stderr.matchAll(/sandbox .* in (\/\S+)/g)].map((m) => m[1]!))
+      expect(
+        await access(d).then(
+          () => 'exists',
+          () => 'gone',
+        ),
+        d,
+      ).toBe('gone');
     console.log(`rehearse --tenants 5: per-tenant window p50 ${w.p50Ms} ms, p95 ${w.p95Ms} ms, max ${w.maxMs} ms; ${doc.acknowledgedWrites} acknowledged writes verified`);
   });
 

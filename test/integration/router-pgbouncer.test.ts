@@ -151,7 +151,9 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
 
     const iniAfter = await stat(bouncer.iniPath);
     expect([iniAfter.uid, iniAfter.gid, iniAfter.mode]).toEqual([iniBefore.uid, iniBefore.gid, iniBefore.mode]);
-    console.log(`pgbouncer switch with a 300ms artificial hold: PAUSE ${(held - holdStart).toFixed(1)}ms, ${waited.length} queries waited, hold→release ${(released - holdStart).toFixed(1)}ms, ${work.acks.length} rows, max client latency ${work.maxLatencyMs().toFixed(1)}ms`);
+    console.log(
+      `pgbouncer switch with a 300ms artificial hold: PAUSE ${(held - holdStart).toFixed(1)}ms, ${waited.length} queries waited, hold→release ${(released - holdStart).toFixed(1)}ms, ${work.acks.length} rows, max client latency ${work.maxLatencyMs().toFixed(1)}ms`,
+    );
   });
 
   it('switches back under load in milliseconds (measured)', async () => {
@@ -266,7 +268,14 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
       storming = false;
       await Promise.all(steady);
     }
-    if (longestWait > 5_000) console.log((await bouncer.log()).split('\n').filter((l) => !/client close request|login attempt/.test(l)).slice(-60).join('\n'));
+    if (longestWait > 5_000)
+      console.log(
+        (await bouncer.log())
+          .split('\n')
+          .filter((l) => !/client close request|login attempt/.test(l))
+          .slice(-60)
+          .join('\n'),
+      );
     expect(errors).toEqual([]);
     expect(connections).toBeGreaterThan(0);
     // The other face of that failure: queries held through the switch wait out server_login_retry (15 s here)

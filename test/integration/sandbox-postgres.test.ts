@@ -20,7 +20,10 @@ describe.each([
       await expect(client(sb, { password: 'wrong' })).rejects.toMatchObject({ code: '28P01' });
     } finally {
       await sb.stop();
-      dirGone = await access(sb.dir).then(() => false, () => true);
+      dirGone = await access(sb.dir).then(
+        () => false,
+        () => true,
+      );
     }
     expect(dirGone).toBe(true);
   });

@@ -54,7 +54,8 @@ describe.each(ENGINES)('%s', (engine) => {
     afterAll(async () => e?.stop());
 
     it('status tells done / in-flight / pending; the second run skips done tenants, resumes the fenced one, moves the rest; nothing lost', async () => {
-      const plan = e.engine === 'postgres' ? await writeWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, ...layout }) : await writeMysqlWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, routerFile: routerFile() });
+      const plan =
+        e.engine === 'postgres' ? await writeWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, ...layout }) : await writeMysqlWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, routerFile: routerFile() });
       const grants = e.engine === 'mariadb' ? await appPrivileges(e.src, 'k4') : [];
       const workload = e.engine === 'postgres' ? new TenantWorkload(e, TENANTS, 3, layout).start() : new MysqlTenantWorkload(e, routerFile(), TENANTS, 3).start();
       let again;

@@ -32,7 +32,7 @@ describe.skipIf(mariadbMissing)('MariaDB waves: a tenant whose fence leaks or wh
     stateDir = await tempStateDir(e.src.dir);
     await seedMysqlTenants(e, TENANTS);
     // Too big to dump and load within the budget on any machine this runs on.
-    await exec(e.src, 'USE lk_big', 'INSERT INTO lk_big.items (name, price) SELECT CONCAT(\'bulk \', seq, REPEAT(\'x\', 40)), seq % 100 FROM seq_1_to_1500000');
+    await exec(e.src, 'USE lk_big', "INSERT INTO lk_big.items (name, price) SELECT CONCAT('bulk ', seq, REPEAT('x', 40)), seq % 100 FROM seq_1_to_1500000");
     // An account the per-database fence cannot stop: its INSERT is granted on every database.
     await exec(e.src, `CREATE USER 'batch'@'%' IDENTIFIED BY 'batch-pw'`, `GRANT SELECT, INSERT ON *.* TO 'batch'@'%'`);
   });

@@ -38,7 +38,7 @@ describe.skipIf(mariadbMissing)('MariaDB waves: each tenant carries its own acco
   });
   afterAll(async () => e?.stop());
 
-  it('creates each tenant\'s accounts with its own grants, and they log in to the target with their passwords', async () => {
+  it("creates each tenant's accounts with its own grants, and they log in to the target with their passwords", async () => {
     const stateDir = await tempStateDir(e.src.dir);
     const plan = await writeMysqlWavesPlan(e, { name: 'acct', tenants: TENANTS, stateDir, routerFile: join(stateDir, 'tenants.json'), waves: 'waves: { maxWriteBlockedPerTenant: 20s }' });
     const r = await cli(['waves', plan, '--yes', '--json'], e.env);
@@ -52,7 +52,10 @@ describe.skipIf(mariadbMissing)('MariaDB waves: each tenant carries its own acco
     const owner = await connect(e.dst, { user: 'owner_b', password: 'pw-b' });
     try {
       await owner.query("INSERT INTO acct_b.items (name) VALUES ('moved')");
-      const denied = await owner.query('SELECT 1 FROM acct_a.items LIMIT 1').then(() => 0, (err: { errno?: number }) => err.errno);
+      const denied = await owner.query('SELECT 1 FROM acct_a.items LIMIT 1').then(
+        () => 0,
+        (err: { errno?: number }) => err.errno,
+      );
       expect([1044, 1142]).toContain(denied);
     } finally {
       await owner.end();

@@ -3,7 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { connect, mariadbMissing } from '../helpers/mariadb.js';
 import { startWavesEnv, type MariadbEnv } from '../helpers/cutover-env.js';
-import { appCanWriteTenant, appPrivileges, missingMysqlTenantWrites, MysqlTenantWorkload, routerEntries, seedMysqlTenants, tenantWindows, type TenantWrite, windowsThatStoppedOtherTenants, writeMysqlWavesPlan } from '../helpers/waves-env.js';
+import {
+  appCanWriteTenant,
+  appPrivileges,
+  missingMysqlTenantWrites,
+  MysqlTenantWorkload,
+  routerEntries,
+  seedMysqlTenants,
+  tenantWindows,
+  type TenantWrite,
+  windowsThatStoppedOtherTenants,
+  writeMysqlWavesPlan,
+} from '../helpers/waves-env.js';
 
 const N = Number(process.env.CUTOVER_TEST_TENANTS ?? 20);
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, '0')}`);

@@ -37,53 +37,59 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database thr
   it.each([
     { concurrency: 1, tenants: C1 },
     { concurrency: 4, tenants: C4 },
-  ])('concurrency $concurrency: every acknowledged write on the target, no client error, other schemas never wait on a fence', async ({ concurrency, tenants }) => {
-    const plan = await writeWavesPlan(e, { name: `s${concurrency}`, tenants, stateDir: join(stateRoot, `s${concurrency}`), database: DB });
-    const workload = new TenantWorkload(e, tenants, 4, layout).start();
-    let r;
-    try {
-      await sleep(200);
-      r = await cli(['waves', plan, '--yes', '--json', '--concurrency', String(concurrency)], e.env);
-      await sleep(200);
-    } finally {
-      var writes = await workload.stop();
-    }
-    expect(r.code, r.err).toBe(0);
-    const result = r.json();
-    expect(result.counts.done).toBe(tenants.length);
+  ])(
+    'concurrency $concurrency: every acknowledged write on the target, no client error, other schemas never wait on a fence',
+    async ({ concurrency, tenants }) => {
+      const plan = await writeWavesPlan(e, { name: `s${concurrency}`, tenants, stateDir: join(stateRoot, `s${concurrency}`), database: DB });
+      const workload = new TenantWorkload(e, tenants, 4, layout).start();
+      let r;
+      try {
+        await sleep(200);
+        r = await cli(['waves', plan, '--yes', '--json', '--concurrency', String(concurrency)], e.env);
+        await sleep(200);
+      } finally {
+        var writes = await workload.stop();
+      }
+      expect(r.code, r.err).toBe(0);
+      const result = r.json();
+      expect(result.counts.done).toBe(tenants.length);
 
-    const failed = writes.filter((w) => !w.ok);
-    if (failed.length) {
-      const bad = new Set(failed.map((w) => w.tenant));
-      const lines = (await e.bouncer!.log()).split('\n').filter((l) => !/login attempt/.test(l) && (/ERROR|FATAL|WARNING|failed|closing because/i.test(l) || [...bad].some((t) => l.includes(`${t}/`))));
-      console.log(`PgBouncer log for ${[...bad].join(', ')}:\n${lines.slice(-60).join('\n')}`);
-    }
-    expect(writes.filter((w) => !w.ok).slice(0, 3)).toEqual([]);
-    expect(await missingTenantWrites(e, 'dst', writes, tenants, layout)).toEqual([]);
-    // Moved schemas stay fenced on the source; the schemas not in this wave were never touched.
-    for (const t of tenants.slice(0, 3)) expect(await canWrite(e.src, DB, tenantTable(layout, t))).toBe(false);
-    expect(await canWrite(e.src, DB, tenantTable(layout, TF[0]!))).toBe(true);
-    expect(await bouncerRoute(e, tenants[0]!)).toBe(`${e.dst.port}/${DB}`);
-    // Only the plan's own objects went: the tool schema's tables of other plans, publications and slots.
-    const src = await client(e.src, { database: DB });
-    try {
-      expect((await src.query(`SELECT count(*)::int AS n FROM pg_replication_slots`)).rows[0].n).toBe(0);
-      expect((await src.query(`SELECT count(*)::int AS n FROM pg_publication`)).rows[0].n).toBe(0);
-    } finally {
-      await src.end();
-    }
+      const failed = writes.filter((w) => !w.ok);
+      if (failed.length) {
+        const bad = new Set(failed.map((w) => w.tenant));
+        const lines = (await e.bouncer!.log()).split('\n').filter((l) => !/login attempt/.test(l) && (/ERROR|FATAL|WARNING|failed|closing because/i.test(l) || [...bad].some((t) => l.includes(`${t}/`))));
+        console.log(`PgBouncer log for ${[...bad].join(', ')}:\n${lines.slice(-60).join('\n')}`);
+      }
+      expect(writes.filter((w) => !w.ok).slice(0, 3)).toEqual([]);
+      expect(await missingTenantWrites(e, 'dst', writes, tenants, layout)).toEqual([]);
+      // Moved schemas stay fenced on the source; the schemas not in this wave were never touched.
+      for (const t of tenants.slice(0, 3)) expect(await canWrite(e.src, DB, tenantTable(layout, t))).toBe(false);
+      expect(await canWrite(e.src, DB, tenantTable(layout, TF[0]!))).toBe(true);
+      expect(await bouncerRoute(e, tenants[0]!)).toBe(`${e.dst.port}/${DB}`);
+      // Only the plan's own objects went: the tool schema's tables of other plans, publications and slots.
+      const src = await client(e.src, { database: DB });
+      try {
+        expect((await src.query(`SELECT count(*)::int AS n FROM pg_replication_slots`)).rows[0].n).toBe(0);
+        expect((await src.query(`SELECT count(*)::int AS n FROM pg_publication`)).rows[0].n).toBe(0);
+      } finally {
+        await src.end();
+      }
 
-    const windows = await tenantWindows(plan, tenants);
-    const smallest = Math.min(...[...windows.values()].map((w) => w.to - w.from));
-    const worst = worstOutsideWindow(writes, windows);
-    console.log(`schema waves c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms (smallest ${smallest} ms); ${writes.length} writes, worst outside own window ${worst.ms} ms (${worst.tenant})`);
-    if (worst.ms >= smallest) {
-      const w = writes.filter((x) => x.tenant === worst.tenant).sort((a, b) => b.end - b.start - (a.end - a.start))[0]!;
-      console.log(`slowest write outside its window: ${w.tenant} ${w.end - w.start} ms; steps running meanwhile:\n${(await stepsDuring(plan, tenants, w.start, w.end)).join('\n')}`);
-    }
-    // Other schemas kept being written while each schema was fenced (its LOCK TABLE and trigger stay in it).
-    expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
-  }, WAVE_TIMEOUT_MS);
+      const windows = await tenantWindows(plan, tenants);
+      const smallest = Math.min(...[...windows.values()].map((w) => w.to - w.from));
+      const worst = worstOutsideWindow(writes, windows);
+      console.log(
+        `schema waves c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms (smallest ${smallest} ms); ${writes.length} writes, worst outside own window ${worst.ms} ms (${worst.tenant})`,
+      );
+      if (worst.ms >= smallest) {
+        const w = writes.filter((x) => x.tenant === worst.tenant).sort((a, b) => b.end - b.start - (a.end - a.start))[0]!;
+        console.log(`slowest write outside its window: ${w.tenant} ${w.end - w.start} ms; steps running meanwhile:\n${(await stepsDuring(plan, tenants, w.start, w.end)).join('\n')}`);
+      }
+      // Other schemas kept being written while each schema was fenced (its LOCK TABLE and trigger stay in it).
+      expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
+    },
+    WAVE_TIMEOUT_MS,
+  );
 
   it('odd schema names move exactly (router none): each schema alone, its look-alikes untouched', async () => {
     const stateDir = join(stateRoot, 'odd');
@@ -113,7 +119,7 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database thr
     for (const t of ODD) expect(await canWrite(e.src, DB, `"${t.replace(/"/g, '""')}".cutover_workload`)).toBe(false);
   });
 
-  it('a transform that fails for one schema rolls back only that schema (unqualified names are the tenant\'s)', async () => {
+  it("a transform that fails for one schema rolls back only that schema (unqualified names are the tenant's)", async () => {
     const stateDir = join(stateRoot, 'tf');
     const sql = join(stateRoot, 'reshape.sql');
     await writeFile(sql, `ALTER TABLE items ADD COLUMN label text;\nUPDATE items SET label = upper(name);\nSELECT 1 / (CASE WHEN current_schema() = 'tf_bad' THEN 0 ELSE 1 END);\n`);
@@ -129,7 +135,7 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database thr
     }
     expect(r.code, r.err).toBe(1);
     const byTenant = Object.fromEntries(r.json().result.tenants.map((t: { tenant: string; state: string }) => [t.tenant, t.state]));
-    expect(byTenant).toEqual({ tf_a: 'done', 'tf_bad': 'rolled-back', tf_c: 'done' });
+    expect(byTenant).toEqual({ tf_a: 'done', tf_bad: 'rolled-back', tf_c: 'done' });
     expect(writes.filter((w) => !w.ok)).toEqual([]);
     expect(await missingTenantWrites(e, 'dst', writes, ['tf_a', 'tf_c'], layout)).toEqual([]);
     expect(await missingTenantWrites(e, 'src', writes, ['tf_bad'], layout)).toEqual([]);

@@ -30,38 +30,47 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} tenant databases through on
   it.each([
     { concurrency: 1, tenants: C1 },
     { concurrency: 4, tenants: C4 },
-  ])('concurrency $concurrency: every acknowledged write on the target, no client error, other tenants never wait on a fence', async ({ concurrency, tenants }) => {
-    const plan = await writeWavesPlan(e, { name: `c${concurrency}`, tenants, stateDir: join(stateRoot, `c${concurrency}`) });
-    const workload = new TenantWorkload(e, tenants, 4).start();
-    let r;
-    try {
-      await sleep(200);
-      r = await cli(['waves', plan, '--yes', '--json', '--concurrency', String(concurrency)], e.env);
-      await sleep(200);
-    } finally {
-      var writes = await workload.stop();
-    }
-    expect(r.code, r.err).toBe(0);
-    const result = r.json();
-    expect(result.counts.done).toBe(tenants.length);
-    expect(result.windows.count).toBe(tenants.length);
+  ])(
+    'concurrency $concurrency: every acknowledged write on the target, no client error, other tenants never wait on a fence',
+    async ({ concurrency, tenants }) => {
+      const plan = await writeWavesPlan(e, { name: `c${concurrency}`, tenants, stateDir: join(stateRoot, `c${concurrency}`) });
+      const workload = new TenantWorkload(e, tenants, 4).start();
+      let r;
+      try {
+        await sleep(200);
+        r = await cli(['waves', plan, '--yes', '--json', '--concurrency', String(concurrency)], e.env);
+        await sleep(200);
+      } finally {
+        var writes = await workload.stop();
+      }
+      expect(r.code, r.err).toBe(0);
+      const result = r.json();
+      expect(result.counts.done).toBe(tenants.length);
+      expect(result.windows.count).toBe(tenants.length);
 
-    expect(writes.filter((w) => !w.ok).slice(0, 3)).toEqual([]);
-    expect(await missingTenantWrites(e, 'dst', writes, tenants)).toEqual([]);
-    for (const t of tenants.slice(0, 3)) expect(await canWrite(e.src, t)).toBe(false);
+      expect(writes.filter((w) => !w.ok).slice(0, 3)).toEqual([]);
+      expect(await missingTenantWrites(e, 'dst', writes, tenants)).toEqual([]);
+      for (const t of tenants.slice(0, 3)) expect(await canWrite(e.src, t)).toBe(false);
 
-    const windows = await tenantWindows(plan, tenants);
-    const smallest = Math.min(...[...windows.values()].map((w) => w.to - w.from));
-    const worst = worstOutsideWindow(writes, windows);
-    const inside = writes.filter((w) => { const o = windows.get(w.tenant)!; return w.end >= o.from && w.start <= o.to; });
-    console.log(`waves c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms (smallest by journal ${smallest} ms); ${writes.length} writes, worst outside own window ${worst.ms} ms (${worst.tenant}), worst inside ${Math.max(...inside.map((w) => w.end - w.start))} ms`);
-    // Other tenants kept being written while each tenant was fenced.
-    expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
+      const windows = await tenantWindows(plan, tenants);
+      const smallest = Math.min(...[...windows.values()].map((w) => w.to - w.from));
+      const worst = worstOutsideWindow(writes, windows);
+      const inside = writes.filter((w) => {
+        const o = windows.get(w.tenant)!;
+        return w.end >= o.from && w.start <= o.to;
+      });
+      console.log(
+        `waves c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms (smallest by journal ${smallest} ms); ${writes.length} writes, worst outside own window ${worst.ms} ms (${worst.tenant}), worst inside ${Math.max(...inside.map((w) => w.end - w.start))} ms`,
+      );
+      // Other tenants kept being written while each tenant was fenced.
+      expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
 
-    const status = await cli(['status', plan, '--json'], e.env);
-    expect(status.code, status.err).toBe(0);
-    expect(status.json()).toMatchObject({ kind: 'waves', counts: { done: tenants.length } });
-  }, WAVE_TIMEOUT_MS);
+      const status = await cli(['status', plan, '--json'], e.env);
+      expect(status.code, status.err).toBe(0);
+      expect(status.json()).toMatchObject({ kind: 'waves', counts: { done: tenants.length } });
+    },
+    WAVE_TIMEOUT_MS,
+  );
 
   it('a transform that fails for one tenant rolls back only that tenant; --rollback of a done tenant is refused with the cost', async () => {
     const stateDir = join(stateRoot, 'tf');

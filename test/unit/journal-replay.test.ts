@@ -66,7 +66,12 @@ describe('journal', () => {
     await j.begin('sync');
     await j.close();
     const text = await readFile(journalPath(dir, PLAN), 'utf8');
-    expect(text.split('\n').filter(Boolean).map((l) => JSON.parse(l).seq)).toEqual([1, 2, 3]);
+    expect(
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).seq),
+    ).toEqual([1, 2, 3]);
     expect((await replayJournal(dir, PLAN)).tornTail).toBe(false);
   });
 

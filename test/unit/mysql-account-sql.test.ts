@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planAccounts } from '../../adapters/mysql/mysql-account-copy.js';
-import {
-  authDifference,
-  createUserSql,
-  escapeDbPattern,
-  grantSql,
-  grantsOn,
-  mysqlAuthClause,
-  parseCreateUser,
-  parseGrantLine,
-  patternMatches,
-} from '../../adapters/mysql/mysql-account-sql.js';
+import { authDifference, createUserSql, escapeDbPattern, grantSql, grantsOn, mysqlAuthClause, parseCreateUser, parseGrantLine, patternMatches } from '../../adapters/mysql/mysql-account-sql.js';
 import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
 import type { Query } from '../../adapters/mysql/mysql-sessions.js';
 

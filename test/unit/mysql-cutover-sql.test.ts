@@ -75,14 +75,42 @@ describe('replica statements per engine', () => {
   });
 
   it('reads replica status in both spellings', () => {
-    expect(readReplicaStatus({ Connection_name: 'c', Master_Host: 'h', Slave_IO_Running: 'Yes', Slave_SQL_Running: 'No', Relay_Master_Log_File: 'binlog.000002', Exec_Master_Log_Pos: '120', Seconds_Behind_Master: null, Last_IO_Error: '', Last_SQL_Error: 'Error 1146' })).toEqual({
-      name: 'c', sourceHost: 'h', ioRunning: true, sqlRunning: false, execFile: 'binlog.000002', execPos: 120, secondsBehind: null, lastError: 'Error 1146',
+    expect(
+      readReplicaStatus({
+        Connection_name: 'c',
+        Master_Host: 'h',
+        Slave_IO_Running: 'Yes',
+        Slave_SQL_Running: 'No',
+        Relay_Master_Log_File: 'binlog.000002',
+        Exec_Master_Log_Pos: '120',
+        Seconds_Behind_Master: null,
+        Last_IO_Error: '',
+        Last_SQL_Error: 'Error 1146',
+      }),
+    ).toEqual({
+      name: 'c',
+      sourceHost: 'h',
+      ioRunning: true,
+      sqlRunning: false,
+      execFile: 'binlog.000002',
+      execPos: 120,
+      secondsBehind: null,
+      lastError: 'Error 1146',
     });
-    expect(readReplicaStatus({ Channel_Name: 'c', Replica_IO_Running: 'Yes', Replica_SQL_Running: 'Yes', Relay_Source_Log_File: 'b.1', Exec_Source_Log_Pos: 4, Seconds_Behind_Source: 3 })).toMatchObject({ ioRunning: true, sqlRunning: true, execFile: 'b.1', secondsBehind: 3 });
+    expect(readReplicaStatus({ Channel_Name: 'c', Replica_IO_Running: 'Yes', Replica_SQL_Running: 'Yes', Relay_Source_Log_File: 'b.1', Exec_Source_Log_Pos: 4, Seconds_Behind_Source: 3 })).toMatchObject({
+      ioRunning: true,
+      sqlRunning: true,
+      execFile: 'b.1',
+      secondsBehind: 3,
+    });
   });
 
   it('lag in bytes across binary log files', () => {
-    const logs = [{ name: 'b.1', size: 1000 }, { name: 'b.2', size: 500 }, { name: 'b.3', size: 300 }];
+    const logs = [
+      { name: 'b.1', size: 1000 },
+      { name: 'b.2', size: 500 },
+      { name: 'b.3', size: 300 },
+    ];
     expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.3', pos: 100 })).toBe(200);
     expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.1', pos: 900 })).toBe(100 + 500 + 300);
     expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.0', pos: 5 })).toBe(1000 + 500 + 300);
@@ -116,7 +144,17 @@ describe('dump and load commands', () => {
 
 describe('auto-increment and verify statements', () => {
   it('raises only counters that are behind the source', () => {
-    const fixes = autoIncrementFixes(new Map([['a', 100n], ['b', 50n], ['c', 7n]]), new Map([['a', 90n], ['b', 60n]]));
+    const fixes = autoIncrementFixes(
+      new Map([
+        ['a', 100n],
+        ['b', 50n],
+        ['c', 7n],
+      ]),
+      new Map([
+        ['a', 90n],
+        ['b', 60n],
+      ]),
+    );
     expect(fixes).toEqual([{ table: 'a', value: 100n }]);
     expect(setAutoIncrementSql('shop', 'we`ird', 100n)).toBe('ALTER TABLE `shop`.`we``ird` AUTO_INCREMENT = 100');
     expect(checksumSql('shop', ['a', 'b'])).toBe('CHECKSUM TABLE `shop`.`a`, `shop`.`b` EXTENDED');

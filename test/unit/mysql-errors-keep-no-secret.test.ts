@@ -11,9 +11,11 @@ const HASH = '*6C8989366EAF75BB670AD8EA7A7FC1176A95CEF4';
 function everything(e: unknown, seen = new Set<unknown>()): string {
   if (e === null || typeof e !== 'object' || seen.has(e)) return String(e);
   seen.add(e);
-  return Object.getOwnPropertyNames(e)
-    .map((k) => `${k}=${everything((e as Record<string, unknown>)[k], seen)}`)
-    .join('\n') + inspect(e, { depth: 10 });
+  return (
+    Object.getOwnPropertyNames(e)
+      .map((k) => `${k}=${everything((e as Record<string, unknown>)[k], seen)}`)
+      .join('\n') + inspect(e, { depth: 10 })
+  );
 }
 
 function driverError(errno: number, code: string): Error {

@@ -21,7 +21,12 @@ describe('flavor detection', () => {
 
   it('MySQL capabilities by version', () => {
     expect(detectFlavor('8.4.3', 'MySQL Community Server - GPL')).toMatchObject({
-      kind: 'mysql', superReadOnly: true, persist: true, schemaReadOnly: true, gtidVariable: 'gtid_executed', binlogStatusSql: 'SHOW BINARY LOG STATUS',
+      kind: 'mysql',
+      superReadOnly: true,
+      persist: true,
+      schemaReadOnly: true,
+      gtidVariable: 'gtid_executed',
+      binlogStatusSql: 'SHOW BINARY LOG STATUS',
     });
     expect(detectFlavor('8.0.21', 'MySQL Community Server - GPL')).toMatchObject({ persist: true, schemaReadOnly: false, binlogStatusSql: 'SHOW MASTER STATUS' });
     expect(detectFlavor('8.0.22', '')).toMatchObject({ schemaReadOnly: true });

@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import {
-  binlogEventTouchesSchema,
-  grantName,
-  informationSchemaGrantee,
-  namesSchemaExactly,
-  restoreGrantSql,
-  revokeGrantSql,
-  type Grantee,
-} from '../../adapters/mysql/mysql-schema-fence-sql.js';
+import { binlogEventTouchesSchema, grantName, informationSchemaGrantee, namesSchemaExactly, restoreGrantSql, revokeGrantSql, type Grantee } from '../../adapters/mysql/mysql-schema-fence-sql.js';
 
-const odd: Grantee = { kind: 'account', user: "o'dd`us\\er", host: "10.0.0.%" };
+const odd: Grantee = { kind: 'account', user: "o'dd`us\\er", host: '10.0.0.%' };
 
 describe('schema fence SQL (MariaDB / MySQL < 8.0.22)', () => {
   it('quotes the account as a string literal and the schema as an identifier, with backticks and quotes doubled', () => {
-    expect(revokeGrantSql(odd, { level: 'schema', pattern: "sh'o`p", privileges: ['INSERT', 'UPDATE', 'DELETE'] })).toBe(
-      "REVOKE INSERT, UPDATE, DELETE ON `sh'o``p`.* FROM 'o''dd`us\\\\er'@'10.0.0.%'",
-    );
+    expect(revokeGrantSql(odd, { level: 'schema', pattern: "sh'o`p", privileges: ['INSERT', 'UPDATE', 'DELETE'] })).toBe("REVOKE INSERT, UPDATE, DELETE ON `sh'o``p`.* FROM 'o''dd`us\\\\er'@'10.0.0.%'");
     expect(restoreGrantSql(odd, { level: 'schema', pattern: "sh'o`p", privileges: ['INSERT', 'CREATE VIEW', 'DELETE HISTORY'] })).toBe(
       "GRANT INSERT, CREATE VIEW, DELETE HISTORY ON `sh'o``p`.* TO 'o''dd`us\\\\er'@'10.0.0.%'",
     );

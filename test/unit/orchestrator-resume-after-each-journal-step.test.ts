@@ -105,7 +105,10 @@ describe('resumePlan after the process died right after each journal record of a
   });
 
   it('runPlan (not resume) after a crash while fenced or past the point of no return: refused with exit 5 naming resume', async () => {
-    for (const [step, why] of [['fence', /stopped while the source was fenced/], ['point-of-no-return', /is past its point of no return/]] as const) {
+    for (const [step, why] of [
+      ['fence', /stopped while the source was fenced/],
+      ['point-of-no-return', /is past its point of no return/],
+    ] as const) {
       const k = full.findIndex((r) => r.step === step && r.status === 'ok') + 1;
       const f = await crashedSession(await mkdtemp(join(root, `run-${step}-`)), full.slice(0, k));
       const err = await runPlan(f.session).catch((e: unknown) => e);

@@ -48,7 +48,15 @@ describe('runPlan goes through every phase in order (fake adapter, router and fe
     expect(f.hold.held).toBe(false);
     // The old source is left read-only: nothing may write to it after the switch.
     expect(f.fence.fenced).toBe(true);
-    expect(r).toMatchObject({ sync: { tables: 2 }, catchUp: { method: 'sentinel' }, sequences: 3, verify: { mode: 'rowcounts' }, cleanedUp: ['subscription cutover_x'], fence: { terminated: 0, drained: 0, leakClean: true }, lagBytesAtFence: 0 });
+    expect(r).toMatchObject({
+      sync: { tables: 2 },
+      catchUp: { method: 'sentinel' },
+      sequences: 3,
+      verify: { mode: 'rowcounts' },
+      cleanedUp: ['subscription cutover_x'],
+      fence: { terminated: 0, drained: 0, leakClean: true },
+      lagBytesAtFence: 0,
+    });
     expect(r.writeBlockedMs).toBeGreaterThanOrEqual(0);
     expect(r.steps.map((s) => s.step)).toEqual(['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report']);
   });

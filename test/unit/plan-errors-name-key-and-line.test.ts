@@ -60,7 +60,11 @@ describe('a bad plan is a usage error naming the file, line and key', () => {
     ['router kind typo', planWith('router: { kind: pgbounce }'), 'plan.yaml:3: router.kind: "pgbounce" is not one of none, pgbouncer, haproxy, file, exec (did you mean "pgbouncer"?)'],
     ['router key of another kind', planWith('router:', '  kind: file', '  path: /x', '  ini: /y'), 'plan.yaml:6: router.ini: unknown key "ini" (known keys: kind, path, format)'],
     ['pgbouncer without ini', planWith('router:', '  kind: pgbouncer', '  admin: postgres://pgbouncer@127.0.0.1:6432/pgbouncer'), 'plan.yaml:3: router.ini: is required'],
-    ['pgbouncer admin db', planWith('router: { kind: pgbouncer, admin: "postgres://p@127.0.0.1:6432/shop", ini: /x }'), 'plan.yaml:3: router.admin: names database "shop", but the admin console is the database "pgbouncer"'],
+    [
+      'pgbouncer admin db',
+      planWith('router: { kind: pgbouncer, admin: "postgres://p@127.0.0.1:6432/shop", ini: /x }'),
+      'plan.yaml:3: router.admin: names database "shop", but the admin console is the database "pgbouncer"',
+    ],
     ['exec empty command', planWith('router:', '  kind: exec', '  command: []'), 'plan.yaml:5: router.command: is an empty command'],
     ['exec bad timeout', planWith('router:', '  kind: exec', '  command: [x]', '  timeout: 10ms'), 'plan.yaml:6: router.timeout: "10ms" is too small (use at least 1.00s)'],
     ['hook not a command', planWith('hooks:', '  beforeFence: { run: x }'), 'plan.yaml:4: hooks.beforeFence: a mapping where a value was expected'],

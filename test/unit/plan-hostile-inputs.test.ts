@@ -39,7 +39,11 @@ const REFUSED: Array<{ name: string; text: string; key: RegExp }> = [
   { name: 'router kind as a number', text: plan('router: { kind: 3 }'), key: /router\.kind/ },
   { name: 'exec router command as a map', text: plan('router: { kind: exec, command: { run: x } }'), key: /router\.command/ },
   // Aliases nest 10 × 10 × 12 deep: the reader must refuse the first wrong type, not expand them.
-  { name: 'YAML alias bomb', text: [SRC, DST, 'verify: &a [x, x, x, x, x, x, x, x, x, x]', 'method: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]', 'hooks: { beforeFence: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b] }'].join('\n'), key: /verify: a list where a value was expected/ },
+  {
+    name: 'YAML alias bomb',
+    text: [SRC, DST, 'verify: &a [x, x, x, x, x, x, x, x, x, x]', 'method: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]', 'hooks: { beforeFence: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b] }'].join('\n'),
+    key: /verify: a list where a value was expected/,
+  },
   { name: 'duplicate key', text: `${SRC}\n${SRC}\n${DST}\n`, key: /Map keys must be unique/ },
   { name: 'not YAML at all', text: '\u0000\u0001{{{[[[', key: /where a mapping was expected/ },
 ];
@@ -98,14 +102,17 @@ describe('the CLI turns hostile plans into exit 2 with the key, never a stack', 
   });
   afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-  it.each(REFUSED.filter((c) => ['duration 1e308', 'map where a URL belongs', 'YAML alias bomb', 'URL with a NUL byte', 'passwordEnv as shell expansion'].includes(c.name)))('cutover check: $name', async ({ name, text, key }) => {
-    const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
-    await writeFile(file, text);
-    const r = await cli(['check', file], {});
-    expect(r.code).toBe(2);
-    expect(r.err).toMatch(key);
-    expect(r.err).not.toMatch(/\n\s+at .+:\d+:\d+/);
-  });
+  it.each(REFUSED.filter((c) => ['duration 1e308', 'map where a URL belongs', 'YAML alias bomb', 'URL with a NUL byte', 'passwordEnv as shell expansion'].includes(c.name)))(
+    'cutover check: $name',
+    async ({ name, text, key }) => {
+      const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
+      await writeFile(file, text);
+      const r = await cli(['check', file], {});
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(key);
+      expect(r.err).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    },
+  );
 
   it('a missing passwordEnv variable is exit 2 naming the variable', async () => {
     const file = join(dir, 'env.yaml');

@@ -23,11 +23,7 @@ function source(records: string[]) {
 describe('restoring replica identities from the sentinel rows', () => {
   it('names the table as the catalog spells it, quoted, and never runs text read from a row', async () => {
     const hostile = 'public.audit; DROP TABLE public.accounts';
-    const { client, statements } = source([
-      JSON.stringify({ table: 'public.audit', identity: 'd' }),
-      JSON.stringify({ table: hostile, identity: 'n' }),
-      JSON.stringify({ table: 'public.gone', identity: 'd' }),
-    ]);
+    const { client, statements } = source([JSON.stringify({ table: 'public.audit', identity: 'd' }), JSON.stringify({ table: hostile, identity: 'n' }), JSON.stringify({ table: 'public.gone', identity: 'd' })]);
     const restored = await restoreReplicaIdentity(client, moveScope('p'));
     expect(restored).toEqual(['"public"."audit"']);
     const alters = statements.filter((s) => s.sql.startsWith('ALTER'));

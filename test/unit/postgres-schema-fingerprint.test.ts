@@ -7,7 +7,12 @@ function fp(...objects: Array<[kind: 'table' | 'column' | 'index', name: string,
 
 describe('schema fingerprint comparison (the drift gate)', () => {
   it('names what only one side has and what differs, and nothing else', () => {
-    const src = fp(['table', 'public.items', 'table'], ['column', 'public.items.id', 'bigint NOT NULL'], ['column', 'public.items.color', 'text'], ['index', 'public.i1', 'CREATE INDEX i1 ON public.items USING btree (id)']);
+    const src = fp(
+      ['table', 'public.items', 'table'],
+      ['column', 'public.items.id', 'bigint NOT NULL'],
+      ['column', 'public.items.color', 'text'],
+      ['index', 'public.i1', 'CREATE INDEX i1 ON public.items USING btree (id)'],
+    );
     const dst = fp(['table', 'public.items', 'table'], ['column', 'public.items.id', 'integer NOT NULL'], ['index', 'public.i1', 'CREATE INDEX i1 ON public.items USING btree (id)'], ['table', 'public.extra', 'table']);
     const diffs = schemaDifferences(src, dst);
     expect(diffs).toEqual([

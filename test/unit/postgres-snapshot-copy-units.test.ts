@@ -26,7 +26,9 @@ describe('the snapshot copy cuts big tables into page ranges and starts with the
   it('COPY names its columns (generated ones are left out by the caller) and reads a range with a TID range scan', () => {
     const [whole] = copyUnits([table('small', 1)], 10 * MB);
     expect(copyOutSql(whole!)).toBe('COPY public.small (id, "Note") TO STDOUT');
-    const ranged = copyUnits([table('big', 30)], 10 * MB).map(copyOutSql).sort();
+    const ranged = copyUnits([table('big', 30)], 10 * MB)
+      .map(copyOutSql)
+      .sort();
     expect(ranged).toContain(`COPY (SELECT id, "Note" FROM ONLY public.big WHERE ctid >= '(0,0)'::tid AND ctid < '(1280,0)'::tid) TO STDOUT`);
     expect(ranged).toContain(`COPY (SELECT id, "Note" FROM ONLY public.big WHERE ctid >= '(2560,0)'::tid) TO STDOUT`);
   });
@@ -40,6 +42,8 @@ describe('plan: copy', () => {
   });
   it('refuses a bad value and a MySQL plan with one line naming the key', () => {
     expect(() => parsePlan([...base, 'copy: { jobs: 0 }'].join('\n'), '/x/p.yaml')).toThrow(/copy\.jobs.*too small/);
-    expect(() => parsePlan(['engine: mariadb', 'source: { url: "mariadb://u@a/app" }', 'target: { url: "mariadb://u@b/app" }', 'scope: { databases: [app] }', 'copy: { jobs: 2 }'].join('\n'), '/x/p.yaml')).toThrow(/copy.*PostgreSQL's initial copy/);
+    expect(() => parsePlan(['engine: mariadb', 'source: { url: "mariadb://u@a/app" }', 'target: { url: "mariadb://u@b/app" }', 'scope: { databases: [app] }', 'copy: { jobs: 2 }'].join('\n'), '/x/p.yaml')).toThrow(
+      /copy.*PostgreSQL's initial copy/,
+    );
   });
 });

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { errorSamples, latencySeries, longestGap } from '../../src/rehearse/measure.js';
 import type { WorkloadOp } from '../../src/sandbox/workload.js';
 
-const op = (client: number, kind: WorkloadOp['kind'], start: number, end: number, outcome: WorkloadOp['outcome'] = 'ok', error?: string): WorkloadOp => ({ client, seq: 0, kind, start, end, outcome, ...(error ? { error } : {}) });
+const op = (client: number, kind: WorkloadOp['kind'], start: number, end: number, outcome: WorkloadOp['outcome'] = 'ok', error?: string): WorkloadOp => ({
+  client,
+  seq: 0,
+  kind,
+  start,
+  end,
+  outcome,
+  ...(error ? { error } : {}),
+});
 
 describe('rehearsal measurements from client operations', () => {
   it('write- and read-blocked windows are the longest gaps between successful completions; failures do not close a gap', () => {

@@ -34,9 +34,7 @@ describe('file router', () => {
     const path = join(dir, 'endpoint.env');
     const r = new FileRouter({ path, format: 'env', scheme: 'mysql', user: 'app' });
     await r.pointTo({ host: 'db.internal', port: 3306, database: "it's mine" });
-    expect(await readFile(path, 'utf8')).toBe(
-      "CUTOVER_HOST=db.internal\nCUTOVER_PORT=3306\nCUTOVER_DATABASE='it'\\''s mine'\nCUTOVER_URL='mysql://app@db.internal:3306/it'\\''s%20mine'\n",
-    );
+    expect(await readFile(path, 'utf8')).toBe("CUTOVER_HOST=db.internal\nCUTOVER_PORT=3306\nCUTOVER_DATABASE='it'\\''s mine'\nCUTOVER_URL='mysql://app@db.internal:3306/it'\\''s%20mine'\n");
     expect(await r.current()).toEqual({ host: 'db.internal', port: 3306, database: "it's mine" });
   });
 

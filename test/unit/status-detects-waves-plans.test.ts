@@ -18,7 +18,14 @@ describe('status() tells a waves plan from a one-database plan by itself', () =>
       join(dir, 'waves.yaml'),
     );
     const r = await status(plan, { env: {} });
-    expect(r).toMatchObject({ kind: 'waves', tenants: [{ tenant: 't1', state: 'pending' }, { tenant: 't2', state: 'pending' }], counts: { pending: 2 } });
+    expect(r).toMatchObject({
+      kind: 'waves',
+      tenants: [
+        { tenant: 't1', state: 'pending' },
+        { tenant: 't2', state: 'pending' },
+      ],
+      counts: { pending: 2 },
+    });
   });
 
   it('a one-database plan gets its own status (no kind), which needs the source', async () => {

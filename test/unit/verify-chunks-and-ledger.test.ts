@@ -33,7 +33,9 @@ describe('primary-key ranges of the online verify', () => {
 
   it('hashes a chunk with one aggregate (count and a sum of row md5s: constant memory), and a keyless table whole', () => {
     const q = chunkHashSql('"s"."t"', ID, { lo: ['1'], hi: ['9'] });
-    expect(q.sql).toMatch(/^SELECT count\(\*\)::text AS n, coalesce\(sum\(\('x' \|\| left\(md5\(\(r\.\*\)::text\), 16\)\)::bit\(64\)::bigint::numeric\), 0\)::text AS h FROM "s"."t" AS r WHERE \("id"\) > \(\$1::bigint\) AND \("id"\) <= \(\$2::bigint\)$/);
+    expect(q.sql).toMatch(
+      /^SELECT count\(\*\)::text AS n, coalesce\(sum\(\('x' \|\| left\(md5\(\(r\.\*\)::text\), 16\)\)::bit\(64\)::bigint::numeric\), 0\)::text AS h FROM "s"."t" AS r WHERE \("id"\) > \(\$1::bigint\) AND \("id"\) <= \(\$2::bigint\)$/,
+    );
     expect(q.sql).not.toMatch(/string_agg|array_agg/);
     expect(chunkHashSql('t', [], { lo: null, hi: null })).toEqual({ sql: expect.stringMatching(/FROM t AS r WHERE true$/), params: [] });
   });
@@ -127,7 +129,9 @@ describe('MariaDB/MySQL chunk statements', () => {
 
   it('hashes every column QUOTE()d (NULL differs from empty) into one aggregate per chunk', () => {
     const q = mysqlChunkHashSql('`d`.`t`', ['`id`', '`v`'], ['`id`'], { lo: ['5'], hi: null });
-    expect(q.sql).toBe("SELECT CAST(COUNT(*) AS CHAR) AS n, CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(',', QUOTE(`id`), QUOTE(`v`))), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS h FROM `d`.`t` WHERE ((`id` > ?))");
+    expect(q.sql).toBe(
+      "SELECT CAST(COUNT(*) AS CHAR) AS n, CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(',', QUOTE(`id`), QUOTE(`v`))), 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS h FROM `d`.`t` WHERE ((`id` > ?))",
+    );
     expect(q.params).toEqual(['5']);
     expect(mysqlNextBoundSql('`d`.`t`', ['`id`'], null, 100).sql).toBe('SELECT CAST(`id` AS CHAR) AS k0 FROM `d`.`t` WHERE TRUE ORDER BY `id` LIMIT 1 OFFSET 99');
   });

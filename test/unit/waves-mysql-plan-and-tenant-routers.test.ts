@@ -70,7 +70,7 @@ describe('file router, one entry per tenant', () => {
   const src = { host: '10.0.0.1', port: 3306 };
   const dst = { host: '10.0.0.2', port: 3307 };
 
-  it('writes only its tenant\'s entry of the JSON map, keeps the others, and reads its own back', async () => {
+  it("writes only its tenant's entry of the JSON map, keeps the others, and reads its own back", async () => {
     const path = join(dir, 'tenants.json');
     const acme = new FileRouter({ path, format: 'json', scheme: 'mariadb', user: 'app', tenant: 'acme' });
     const globex = new FileRouter({ path, format: 'json', scheme: 'mariadb', user: 'app', tenant: 'globex' });
@@ -98,7 +98,7 @@ describe('file router, one entry per tenant', () => {
     expect(await new FileRouter({ path, format: 'json', tenant: 'constructor' }).current()).toBeUndefined();
   });
 
-  it('refuses to overwrite a file that is not a JSON object: the other tenants\' entries would be lost', async () => {
+  it("refuses to overwrite a file that is not a JSON object: the other tenants' entries would be lost", async () => {
     const path = join(dir, 'tenants.json');
     await writeFile(path, '{"acme": {"host": "10.0.0.1"');
     await expect(new FileRouter({ path, format: 'json', tenant: 'globex' }).pointTo(dst)).rejects.toThrow(OperationError);

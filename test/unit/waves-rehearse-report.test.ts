@@ -37,7 +37,14 @@ function waveReport(): RehearseReport {
     fence: { terminated: 0, drained: 0, leakClean: true },
     catchUp: { method: 'sentinel', waitedMs: 4 },
     verify: { mode: 'rowcounts', tables: 6, mismatches: 0 },
-    workload: { startMs: 4000, endMs: 9000, writes: { ok: 500, failed: 0, inDoubt: 0 }, reads: { ok: 100, failed: 0 }, bucketMs: 1000, latency: [{ client: 0, kind: 'write', maxLatencyMs: [1, 400, 2, 480, 1], errorBuckets: [] }] },
+    workload: {
+      startMs: 4000,
+      endMs: 9000,
+      writes: { ok: 500, failed: 0, inDoubt: 0 },
+      reads: { ok: 100, failed: 0 },
+      bucketMs: 1000,
+      latency: [{ client: 0, kind: 'write', maxLatencyMs: [1, 400, 2, 480, 1], errorBuckets: [] }],
+    },
     clientErrors: 0,
     errors: [],
     acknowledgedWrites: 500,
@@ -92,6 +99,8 @@ describe('rehearsed wave in the report', () => {
     expect(validateJson(schema, doc)).toEqual([]);
     const { tenants: _tenants, ...single } = doc;
     expect(validateJson(schema, single)).toEqual([]);
-    expect(validateJson(schema, { ...doc, tenants: { ...doc.tenants, list: [{ ...doc.tenants.list[0], state: 'gone' }] } })).toEqual(['$.tenants.list[0].state: "gone" is not one of ["pending","syncing","synced","in-flight","done","failed","rolled-back"]']);
+    expect(validateJson(schema, { ...doc, tenants: { ...doc.tenants, list: [{ ...doc.tenants.list[0], state: 'gone' }] } })).toEqual([
+      '$.tenants.list[0].state: "gone" is not one of ["pending","syncing","synced","in-flight","done","failed","rolled-back"]',
+    ]);
   });
 });

@@ -33,11 +33,16 @@ describe('wave scheduling', () => {
 
   it('stops starting tenants once stop() says so (stopAfterFailures); running ones finish, the rest stay unstarted', async () => {
     let failures = 0;
-    const r = await runPool([1, 2, 3, 4, 5], 2, async (n) => {
-      await tick(5);
-      if (n <= 2) failures++;
-      return n;
-    }, () => failures >= 2);
+    const r = await runPool(
+      [1, 2, 3, 4, 5],
+      2,
+      async (n) => {
+        await tick(5);
+        if (n <= 2) failures++;
+        return n;
+      },
+      () => failures >= 2,
+    );
     // Tenant 3 started after the first failure, before the second: it runs to its end.
     expect(r).toEqual([1, 2, 3, undefined, undefined]);
   });

@@ -10,13 +10,13 @@ import { withRehearseTasks } from '../rehearse-tasks.js';
 export function registerRehearse(program: Command, ctx: CliContext): void {
   program
     .command('rehearse')
-    .summary('a full cutover on throw-away servers under a live workload, measured (or on a plan\'s servers)')
+    .summary("a full cutover on throw-away servers under a live workload, measured (or on a plan's servers)")
     .description(
       'Starts a sandbox PostgreSQL 15 (source), PostgreSQL 18 (target) and PgBouncer (transaction pooling) -\n' +
         'or with --engine mariadb two MariaDB servers and HAProxy - loads sample data, runs writer and reader\n' +
         'clients through the router, performs the cutover with the same code as `cutover sync` + `cutover run`,\n' +
         'then checks every acknowledged write is on the target and tears everything down. Nothing of yours is touched.\n' +
-        'With --plan it rehearses on the plan\'s servers instead: a real cutover of that database (use a staging\n' +
+        "With --plan it rehearses on the plan's servers instead: a real cutover of that database (use a staging\n" +
         'copy); the workload writes to a table cutover_rehearsal_workload it creates on the source.',
     )
     .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 18, PgBouncer) or mariadb (HAProxy)').choices(['postgres', 'mariadb']).default('postgres'))
@@ -26,33 +26,39 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
     .option('--report <file>', 'also write a self-contained HTML report (latency timeline, step timeline, summary)')
     .option('--keep', 'leave the sandbox servers running and print how to connect')
     .option('--plan <file>', "rehearse on a plan's servers instead of sandboxes (needs --yes)")
-    .option('--yes', 'with --plan: the plan\'s source will be fenced and its database cut over')
+    .option('--yes', "with --plan: the plan's source will be fenced and its database cut over")
     .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
-    .addHelpText('after', '\nExamples:\n  cutover rehearse\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --tenants 20 --rows 20000 --report wave.html\n  cutover rehearse --plan staging.yaml --yes')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cutover rehearse\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --tenants 20 --rows 20000 --report wave.html\n  cutover rehearse --plan staging.yaml --yes',
+    )
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const plan = o.plan as string | undefined;
       if (plan && !o.yes) throw new UsageError('rehearse --plan cuts over the servers of the plan and needs --yes', `cutover rehearse --plan ${plan} --yes (or \`cutover run ${plan} --dry-run\` first)`);
-      if (plan && o.engine !== 'postgres') throw new UsageError('--engine chooses the sandboxes; with --plan the engine is the plan\'s', 'drop --engine');
+      if (plan && o.engine !== 'postgres') throw new UsageError("--engine chooses the sandboxes; with --plan the engine is the plan's", 'drop --engine');
       if (o.tenants !== undefined && (plan || o.engine !== 'postgres' || o.keep)) throw new UsageError('--tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan, --engine and --keep');
       if (plan && o.keep) throw new UsageError('--keep applies to sandboxes; with --plan the servers are yours and stay up anyway', 'drop --keep');
       // Sandboxes: an interrupt stops every server started and exits. A plan's servers: the run restores the source first.
       const sig = plan ? interruptSignal(ctx.io) : undefined;
       if (!plan) installSandboxCleanup(() => ctx.io.err('\ninterrupted: stopping the sandbox servers\n'));
       try {
-        const r = await withRehearseTasks(ctx.io, (t) => ctx.scrub(t), (onEvent) =>
-          rehearse({
-            engine: o.engine as 'postgres' | 'mariadb',
-            rows: o.rows as number,
-            clients: o.clients as number,
-            keep: Boolean(o.keep),
-            ...(o.tenants !== undefined ? { tenants: o.tenants as number } : {}),
-            env: ctx.io.env,
-            onEvent,
-            ...(plan ? { plan } : {}),
-            ...(sig ? { abort: sig.abort } : {}),
-            ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
-          }),
+        const r = await withRehearseTasks(
+          ctx.io,
+          (t) => ctx.scrub(t),
+          (onEvent) =>
+            rehearse({
+              engine: o.engine as 'postgres' | 'mariadb',
+              rows: o.rows as number,
+              clients: o.clients as number,
+              keep: Boolean(o.keep),
+              ...(o.tenants !== undefined ? { tenants: o.tenants as number } : {}),
+              env: ctx.io.env,
+              onEvent,
+              ...(plan ? { plan } : {}),
+              ...(sig ? { abort: sig.abort } : {}),
+              ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
+            }),
         );
         if (o.report) await writeFile(o.report as string, ctx.scrub(renderHtmlReport(r)));
         if (r.ok) return ctx.emit(g.json, r, renderRehearse(r, o.report as string | undefined));

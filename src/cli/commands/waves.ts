@@ -47,7 +47,10 @@ export function registerWaves(program: Command, ctx: CliContext): void {
         const unfinished = r.tenants.length - r.counts.done;
         if (unfinished === 0) return ctx.emit(g.json, { action: 'waves', ...r }, renderWaves(r));
         if (!g.json) ctx.print(renderWaves(r));
-        const message = `${unfinished} of ${r.tenants.length} tenant(s) not done: ${Object.entries(r.counts).filter(([k, n]) => k !== 'done' && n > 0).map(([k, n]) => `${n} ${k}`).join(', ')}`;
+        const message = `${unfinished} of ${r.tenants.length} tenant(s) not done: ${Object.entries(r.counts)
+          .filter(([k, n]) => k !== 'done' && n > 0)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ')}`;
         throw r.counts['in-flight'] > 0 ? new WavesNeedOperator(message, r) : new WavesIncomplete(message, r);
       } finally {
         sig.dispose();
