@@ -1,7 +1,7 @@
 import type { EngineCapabilities } from '../src/engine/dialect.js';
 
 /** What every engine must say about itself; the rest has a default. */
-type OwnCapabilities = Pick<EngineCapabilities, 'readOnlyScopes' | 'urlEngines' | 'urlExample'> & Partial<EngineCapabilities>;
+type OwnCapabilities = Pick<EngineCapabilities, 'readOnlyScopes' | 'urlEngines' | 'urlExample' | 'product'> & Partial<EngineCapabilities>;
 
 /**
  * An engine's capabilities over the defaults a new engine starts from. The defaults are the cautious side:

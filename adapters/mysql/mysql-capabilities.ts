@@ -17,5 +17,8 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     urlEngines: ['mysql', 'mariadb'],
     urlExample: `${engine}://app@10.0.0.1:3306/shop`,
     passwordEnv: 'MYSQL_PWD',
+    product: engine === 'mariadb' ? 'MariaDB' : 'MySQL',
+    // MySQL 8 has no package on Debian: only MariaDB sandboxes can be started.
+    ...(engine === 'mariadb' ? { rehearsal: { sandboxes: 'HAProxy', plans: false, tenants: false } } : {}),
   });
 }

@@ -32,5 +32,6 @@ export function mysqlDialect(engine: 'mysql' | 'mariadb'): Dialect {
     queryTenants: queryMysqlTenants,
     runSqlTransform: runMysqlSqlTransform,
     transformCommandConnection: mysqlTransformConnection,
+    ...(engine === 'mariadb' ? { rehearsalKit: async () => (await import('./mariadb-rehearsal.js')).mariadbKit } : {}),
   };
 }

@@ -15,6 +15,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',
+  product: 'PostgreSQL',
   // The subscription is created from the maintenance database, and the moved database may not exist there yet.
   targetAdminDatabase: 'postgres',
+  rehearsal: { sandboxes: '15 → 18, PgBouncer', plans: true, tenants: true },
 });

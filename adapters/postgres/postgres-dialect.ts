@@ -36,4 +36,5 @@ export const postgresDialect: Dialect = {
   queryTenants: queryPostgresTenants,
   runSqlTransform: runPostgresSqlTransform,
   transformCommandConnection: postgresTransformConnection,
+  rehearsalKit: async () => (await import('./postgres-rehearsal.js')).postgresKit,
 };

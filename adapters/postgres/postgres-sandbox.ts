@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { OperationError } from '../../src/errors.js';
 import { readPidFile, terminateProcess } from '../../src/util/process.js';
 import { isRoot, run } from '../../src/util/subprocess.js';
-import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from '../../src/sandbox/binaries.js';
+import { POSTGRES_OS_USER, findPostgresBinaries, type PostgresBinaries } from './postgres-binaries.js';
 import { freePort } from '../../src/sandbox/ports.js';
 import { DirSandbox, track } from '../../src/sandbox/registry.js';
 

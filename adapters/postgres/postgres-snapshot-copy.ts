@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { formatBytes } from '../../src/util/units.js';
-import { findClientBinary } from '../../src/sandbox/binaries.js';
+import { findClientBinary } from './postgres-binaries.js';
 import { pipeline } from '../../src/util/subprocess.js';
 import { connectPgReplication, type PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { findClientBinary } from '../../src/sandbox/binaries.js';
+import { findClientBinary } from './postgres-binaries.js';
 import { pipeline, run, type PipeSide } from '../../src/util/subprocess.js';
 
 /** The URL's TLS settings under libpq's keyword names, for a child tool's env or a conninfo. */

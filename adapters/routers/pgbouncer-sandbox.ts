@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { OperationError, PreflightError } from '../../src/errors.js';
 import { isRoot, run } from '../../src/util/subprocess.js';
-import { POSTGRES_OS_USER } from '../../src/sandbox/binaries.js';
+import { POSTGRES_OS_USER } from '../postgres/postgres-binaries.js';
 import { freePort } from '../../src/sandbox/ports.js';
 import { DirSandbox, track } from '../../src/sandbox/registry.js';
 

@@ -1,3 +1,4 @@
+import type { RehearsalKit } from '../rehearse/rehearsal-kit.js';
 import type { Plan } from '../plan/index.js';
 import type { ReadOnlyAdapter, ReadOnlyScope } from '../readonly/types.js';
 import type { DbEndpoint, Engine } from '../util/db-url.js';
@@ -34,8 +35,15 @@ export interface EngineCapabilities {
   urlExample: string;
   /** The client tools' usual password variable (PGPASSWORD), when the engine has one. */
   passwordEnv?: string;
+  /** The product's name for headlines: PostgreSQL, MySQL, MariaDB. */
+  product: string;
   /** The database the cutover adapter's target connection opens (the maintenance database); absent: the one that moves. */
   targetAdminDatabase?: string;
+  /**
+   * What `cutover rehearse` can do on this engine: `sandboxes` says which throw-away servers `--engine` starts;
+   * `plans`: `--plan` rehearses on a plan's servers; `tenants`: `--tenants` rehearses a wave. Absent: no rehearsal.
+   */
+  rehearsal?: { sandboxes: string; plans: boolean; tenants: boolean };
 }
 
 /** What the cutover adapter of one plan connects to. */
@@ -108,4 +116,6 @@ export interface Dialect {
   runSqlTransform(req: SqlTransformRequest): Promise<void>;
   /** The target's connection settings for a transform command, never in argv. */
   transformCommandConnection(req: TransformCommandRequest): Promise<TransformCommandConnection>;
+  /** The rehearsal's synthetic application and sandboxes (engines whose capabilities name a rehearsal). */
+  rehearsalKit?(): Promise<RehearsalKit>;
 }

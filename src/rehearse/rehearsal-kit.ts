@@ -1,3 +1,4 @@
+import type { Engine } from '../util/db-url.js';
 import type { Plan } from '../plan/index.js';
 import type { WorkloadOp, WorkloadResult } from '../sandbox/workload.js';
 
@@ -28,7 +29,7 @@ export type OnSandboxStarted = (label: string, dir: string) => void;
  * application, and the few statements that set up and check its table. One implementation per engine.
  */
 export interface RehearsalKit {
-  readonly engine: 'postgres' | 'mariadb';
+  readonly engine: Engine;
   /** Product name for headlines. */
   readonly product: string;
   startWorkload(to: KitEndpoint & { database: string }, opts: KitWorkloadOptions): { stop(): Promise<WorkloadResult> };

@@ -1,3 +1,4 @@
+import { DEFAULT_ENGINE, engineCapabilities } from '../../adapters/registry.js';
 import type { CutoverEvent, RunResult } from '../engine/run.js';
 import { runPlan, syncPlan } from '../engine/run.js';
 import { loadPlanFile, openSessionFor, type PlanSession } from '../engine/session.js';
@@ -42,7 +43,7 @@ const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: Repor
  */
 export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseReport> {
   // --plan rehearses PostgreSQL plans only (onPlan says so); a sandbox rehearsal runs on the engine asked for.
-  const kit = await rehearsalKitFor(opts.plan ? 'postgres' : (opts.engine ?? 'postgres'));
+  const kit = await rehearsalKitFor(opts.plan ? DEFAULT_ENGINE : (opts.engine ?? DEFAULT_ENGINE));
   if (opts.tenants !== undefined) {
     const start = kit.startTenantSandboxes;
     if (opts.plan || !start) throw new UsageError('rehearse --tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan and --engine (waves move PostgreSQL tenant databases)');
@@ -130,7 +131,7 @@ class Rehearsal {
 
   async onPlan(file: string): Promise<RehearseReport> {
     const { plan, planId, secrets } = await loadPlanFile(file, this.opts.env ?? {});
-    if (plan.engine !== 'postgres' || plan.router.kind !== 'pgbouncer') {
+    if (!engineCapabilities(plan.engine).rehearsal?.plans || plan.router.kind !== 'pgbouncer') {
       throw new UsageError(
         `rehearse --plan needs a PostgreSQL plan with router kind pgbouncer (got ${plan.engine}, router ${plan.router.kind})`,
         'the workload connects through the router so its clients follow the switch, and only a pgbouncer router names the address clients use',

@@ -1,3 +1,4 @@
+import type { Engine } from '../util/db-url.js';
 import type { CatchUpProof } from '../engine/cutover-adapter.js';
 import type { TenantState } from '../engine/waves.js';
 import type { WindowStats } from '../engine/waves-stats.js';
@@ -17,7 +18,7 @@ export interface RehearseEvent {
 
 export interface RehearseOptions {
   /** Sandbox engine: PostgreSQL 15 → 18 behind PgBouncer, or MariaDB → MariaDB behind HAProxy. */
-  engine?: 'postgres' | 'mariadb';
+  engine?: Engine;
   /**
    * Rehearse a wave instead of one cutover: this many tenant databases on the sandbox source, one PgBouncer
    * `[databases]` entry each, moved by `cutover waves` code while the clients write to random tenants.
@@ -73,7 +74,7 @@ export interface LatencySeries {
 export interface RehearseReport {
   ok: boolean;
   mode: 'sandbox' | 'plan';
-  engine: 'postgres' | 'mariadb';
+  engine: Engine;
   planId: string;
   startedAt: string;
   durationMs: number;

@@ -1,3 +1,4 @@
+import { engineCapabilities } from '../../adapters/registry.js';
 import type { RehearseReport } from '../rehearse/types.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 
@@ -28,11 +29,9 @@ export function summaryRows(r: RehearseReport): Array<[string, string]> {
   ];
 }
 
-const PRODUCT: Record<RehearseReport['engine'], string> = { postgres: 'PostgreSQL', mariadb: 'MariaDB' };
-
 export function headline(r: RehearseReport): string {
   const where = r.mode === 'sandbox' ? 'sandbox' : 'plan servers';
   // "15.20 (Debian ...)", "10.11.11-MariaDB-0+deb12u1": the number is enough here.
   const short = (v: string) => v.split(/[ -]/)[0];
-  return `cutover rehearsal (${where}): ${PRODUCT[r.engine]} ${short(r.source.version)} → ${short(r.target.version)} through ${r.router}: ${r.ok ? 'OK' : 'FAILED'}`;
+  return `cutover rehearsal (${where}): ${engineCapabilities(r.engine).product} ${short(r.source.version)} → ${short(r.target.version)} through ${r.router}: ${r.ok ? 'OK' : 'FAILED'}`;
 }

@@ -10,16 +10,17 @@ const ROGUE = 'short-writer';
 const RUNS = 5;
 
 /**
- * A superuser session straight to the source that turns the read-only default off and commits one-row
- * autocommit inserts, one every 30-80 ms: each holds its transaction id for well under a millisecond, so a
- * 20 ms pg_stat_activity sampler usually sees none of them. Ended by the fence, it connects again (a session
- * from after the fence) and goes on.
+ * Superuser sessions straight to the source that turn the read-only default off and commit one-row autocommit
+ * inserts, each one every 30-80 ms: each holds its transaction id for well under a millisecond, so a 20 ms
+ * pg_stat_activity sampler usually sees none of them. Ended by the fence, each connects again (a session from
+ * after the fence) and goes on. Several of them, so one commits between the fence and the point of no return
+ * (tens of milliseconds on a quiet machine) even when reconnecting is slow under load.
  */
-function shortWriter(e: PostgresEnv, db: string): { stop(): Promise<number[]> } {
+function shortWriters(e: PostgresEnv, db: string, sessions: number): { stop(): Promise<number[]> } {
   let stopping = false;
   const acked: number[] = [];
-  const loop = (async () => {
-    let seq = 0;
+  let seq = 0;
+  const loop = async () => {
     while (!stopping) {
       const c = new pg.Client({ host: e.src.host, port: e.src.port, user: 'postgres', password: e.password, database: db, application_name: ROGUE });
       c.on('error', () => {});
@@ -38,11 +39,12 @@ function shortWriter(e: PostgresEnv, db: string): { stop(): Promise<number[]> } 
         await c.end().catch(() => {});
       }
     }
-  })();
+  };
+  const loops = Array.from({ length: sessions }, loop);
   return {
     async stop() {
       stopping = true;
-      await loop;
+      await Promise.all(loops);
       return acked;
     },
   };
@@ -65,7 +67,7 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('short autocommi
     const plan = await writePlan(e, { db, stateDir, router: true });
     expect((await cli(['sync', plan], e.env)).code).toBe(0);
     const workload = workloadThroughBouncer(e, db, 2);
-    const writer = shortWriter(e, db);
+    const writer = shortWriters(e, db, 3);
     const runs: Array<{ code: number; err: string }> = [];
     let acked: number[] = [];
     try {

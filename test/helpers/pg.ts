@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { PostgresSandbox } from '../../adapters/postgres/postgres-sandbox.js';
-import { findPostgresBinaries } from '../../src/sandbox/binaries.js';
+import { findPostgresBinaries } from '../../adapters/postgres/postgres-binaries.js';
 import { missing } from './availability.js';
 
 export const pg15Missing = await missing('PostgreSQL 15 server binaries', () => findPostgresBinaries(15));

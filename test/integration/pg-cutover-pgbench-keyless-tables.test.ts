@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findClientBinary } from '../../src/sandbox/binaries.js';
+import { findClientBinary } from '../../adapters/postgres/postgres-binaries.js';
 import { missing } from '../helpers/availability.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { sleep, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';

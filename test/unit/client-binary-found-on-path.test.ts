@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findClientBinary } from '../../src/sandbox/binaries.js';
+import { findClientBinary } from '../../adapters/postgres/postgres-binaries.js';
 
 describe('findClientBinary', () => {
   const dirs: string[] = [];

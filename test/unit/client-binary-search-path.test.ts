@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PreflightError } from '../../src/errors.js';
-import { clientBinaryMajor, findClientBinary } from '../../src/sandbox/binaries.js';
+import { clientBinaryMajor, findClientBinary } from '../../adapters/postgres/postgres-binaries.js';
 
 let root: string;
 let debianRoot: string;

@@ -1,3 +1,4 @@
+import { REHEARSAL_ENGINES, rehearsalKitFor } from '../../src/rehearse/kits.js';
 import { access, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +45,9 @@ describe('dialect registry: one dialect per engine, loaded on first use', () => 
       urlEngines: ['postgres'],
       urlExample: 'postgres://app@10.0.0.1:5432/shop',
       passwordEnv: 'PGPASSWORD',
+      product: 'PostgreSQL',
       targetAdminDatabase: 'postgres',
+      rehearsal: { sandboxes: '15 → 18, PgBouncer', plans: true, tenants: true },
     });
   });
 
@@ -61,7 +64,17 @@ describe('dialect registry: one dialect per engine, loaded on first use', () => 
       urlEngines: ['mysql', 'mariadb'],
       urlExample: `${engine}://app@10.0.0.1:3306/shop`,
       passwordEnv: 'MYSQL_PWD',
+      product: engine === 'mariadb' ? 'MariaDB' : 'MySQL',
+      // MySQL 8 cannot run here: no sandboxes to rehearse on.
+      ...(engine === 'mariadb' ? { rehearsal: { sandboxes: 'HAProxy', plans: false, tenants: false } } : {}),
     });
+  });
+
+  it('rehearsal kits come from the dialect: PostgreSQL and MariaDB have one, MySQL says which engines do', async () => {
+    expect(REHEARSAL_ENGINES).toEqual(['postgres', 'mariadb']);
+    expect((await rehearsalKitFor('postgres')).engine).toBe('postgres');
+    expect((await rehearsalKitFor('mariadb')).engine).toBe('mariadb');
+    await expect(rehearsalKitFor('mysql')).rejects.toThrow(/rehearse has no sandboxes for mysql/);
   });
 
   it('the leak check overlaps the catch-up exactly where it did when the engine was compared by name', () => {

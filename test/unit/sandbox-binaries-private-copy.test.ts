@@ -2,7 +2,7 @@ import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { privateBinaryCopy } from '../../src/sandbox/binaries.js';
+import { privateBinaryCopy } from '../../adapters/postgres/postgres-binaries.js';
 
 const REAL = '#!/bin/sh\necho "postgres (PostgreSQL) 17.10"\n';
 const PLANTED = '#!/bin/sh\necho planted\n';

@@ -1,3 +1,6 @@
+import { DEFAULT_ENGINE } from '../../../adapters/registry.js';
+import { REHEARSAL_ENGINES } from '../../rehearse/kits.js';
+import type { Engine } from '../../util/db-url.js';
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { installSandboxCleanup, parseDuration, rehearse, RehearsalFailed, renderHtmlReport, UsageError } from '../../index.js';
@@ -19,7 +22,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
         "With --plan it rehearses on the plan's servers instead: a real cutover of that database (use a staging\n" +
         'copy); the workload writes to a table cutover_rehearsal_workload it creates on the source.',
     )
-    .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 18, PgBouncer) or mariadb (HAProxy)').choices(['postgres', 'mariadb']).default('postgres'))
+    .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 18, PgBouncer) or mariadb (HAProxy)').choices([...REHEARSAL_ENGINES]).default(DEFAULT_ENGINE))
     .option('--rows <n>', 'rows of sample data (with --tenants: spread over the tenants)', (v) => positiveInt(v, '--rows'), 1_000_000)
     .option('--tenants <n>', 'rehearse a wave (`cutover waves`) of N tenant databases, one PgBouncer entry each, clients writing to random tenants', (v) => positiveInt(v, '--tenants'))
     .option('--clients <n>', 'concurrent writers (plus half as many readers)', (v) => positiveInt(v, '--clients'), 4)
@@ -36,8 +39,8 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const plan = o.plan as string | undefined;
       if (plan && !o.yes) throw new UsageError('rehearse --plan cuts over the servers of the plan and needs --yes', `cutover rehearse --plan ${plan} --yes (or \`cutover run ${plan} --dry-run\` first)`);
-      if (plan && o.engine !== 'postgres') throw new UsageError("--engine chooses the sandboxes; with --plan the engine is the plan's", 'drop --engine');
-      if (o.tenants !== undefined && (plan || o.engine !== 'postgres' || o.keep)) throw new UsageError('--tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan, --engine and --keep');
+      if (plan && o.engine !== DEFAULT_ENGINE) throw new UsageError("--engine chooses the sandboxes; with --plan the engine is the plan's", 'drop --engine');
+      if (o.tenants !== undefined && (plan || o.engine !== DEFAULT_ENGINE || o.keep)) throw new UsageError('--tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan, --engine and --keep');
       if (plan && o.keep) throw new UsageError('--keep applies to sandboxes; with --plan the servers are yours and stay up anyway', 'drop --keep');
       // Sandboxes: an interrupt stops every server started and exits. A plan's servers: the run restores the source first.
       const sig = plan ? interruptSignal(ctx.io) : undefined;
@@ -48,7 +51,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
           (t) => ctx.scrub(t),
           (onEvent) =>
             rehearse({
-              engine: o.engine as 'postgres' | 'mariadb',
+              engine: o.engine as Engine,
               rows: o.rows as number,
               clients: o.clients as number,
               keep: Boolean(o.keep),

@@ -2,8 +2,8 @@ import { constants } from 'node:fs';
 import { access, chmod, cp, lstat, mkdtemp, readFile, readdir, rename, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative } from 'node:path';
-import { PreflightError } from '../errors.js';
-import { isRoot, run } from '../util/subprocess.js';
+import { PreflightError } from '../../src/errors.js';
+import { isRoot, run } from '../../src/util/subprocess.js';
 
 export interface PostgresBinaries {
   major: number;
