@@ -1,6 +1,9 @@
 import type { WavesResult } from './engine/waves.js';
-import { describeLeak } from './readonly/describe-leak.js';
-import type { FenceOnResult } from './readonly/types.js';
+import { describeLeak, describeLeakedTransaction, sessionWords } from './readonly/describe-leak.js';
+import { describeRange } from './engine/key-range.js';
+import type { RunResult } from './engine/run.js';
+import type { OnlineVerifyReport } from './engine/verify-online.js';
+import type { FenceOnResult, LateLeakCheck } from './readonly/types.js';
 import type { RehearseReport } from './rehearse/types.js';
 
 /**
@@ -133,4 +136,41 @@ export class WavesNeedOperator extends NeedsOperatorError {
 
 export function isCutoverError(e: unknown): e is CutoverError {
   return e instanceof CutoverError;
+}
+
+/**
+ * The cutover finished, but the old source took writes after the leak check: past the point of no return they
+ * cannot be undone, only reported. Exit 5; `result` is the finished run.
+ */
+export class LeakedAfterSwitchError extends NeedsOperatorError {
+  constructor(
+    readonly result: RunResult,
+    late: LateLeakCheck,
+  ) {
+    const list = (ts: LateLeakCheck['sourceOnly']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
+    const reached = late.splitBy === 'applied' ? 'before replication into the target stopped, so on the target too' : 'before the final sentinel, so replicated to the target';
+    const stayed =
+      late.splitBy === 'sentinel' ? 'after it, so maybe not on the target' : late.splitBy === 'applied' ? 'after replication stopped, so only on the old source' : 'with no replication running, so only on the old source';
+    const parts = [
+      ...(late.replicated.length ? [`${late.replicated.length} transaction(s) committed ${reached}: ${list(late.replicated)}`] : []),
+      ...(late.sourceOnly.length ? [`${late.sourceOnly.length} transaction(s) committed ${stayed}: ${list(late.sourceOnly)}`] : []),
+      ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map(sessionWords).join(', ')}`] : []),
+    ];
+    super(
+      'leak',
+      `the cutover is done (the target is the primary), but the old source took writes after the leak check, past the point of no return: ${parts.join('; ')}`,
+      'copy what those transactions wrote only to the old source over to the target by hand; end the sessions that override the read-only default (readOnly.mode strict with the app roles keeps them out)',
+    );
+  }
+}
+
+/** A verify that found differences: nothing was fenced (exit 1); `result` names the chunks. */
+export class VerifyMismatchError extends OperationError {
+  constructor(readonly result: OnlineVerifyReport) {
+    const shown = result.mismatches.slice(0, 5).map((m) => `${m.table} keys ${describeRange(m)} (source ${m.source}, target ${m.target} rows:hash)`);
+    super(
+      `verify found ${result.mismatchCount} chunk(s) that differ between source and target at one replication point: ${shown.join(', ')}${result.mismatchCount > shown.length ? ', ...' : ''}; nothing was fenced`,
+      'compare those key ranges on both servers and fix the target (or sync again); the next verify starts a new pass',
+    );
+  }
 }

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { BudgetExceededError, NeedsOperatorError, OperationError, PreflightError, isCutoverError } from '../errors.js';
-import { describeLeak, describeLeakedTransaction, sessionWords, type LeakWatcher } from '../readonly/readonly.js';
+import { BudgetExceededError, LeakedAfterSwitchError, NeedsOperatorError, OperationError, PreflightError, VerifyMismatchError, isCutoverError } from '../errors.js';
+import { describeLeak, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
@@ -11,7 +11,7 @@ import { Journal, replayJournal, type JournalRecord, type JournalStep } from './
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
 import { inWindowVerifyFinding } from './verify-cost.js';
-import { VerifyMismatchError, verifyOnline, type OnlineVerifyReport } from './verify-online.js';
+import { verifyOnline, type OnlineVerifyReport } from './verify-online.js';
 import { switchRouter } from './router.js';
 import { endpointOf, type PlanSession } from './session.js';
 
@@ -515,32 +515,6 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
 
 function leakError(leak: LeakCheck): OperationError {
   return new OperationError(`leak check failed: ${describeLeak(leak)}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
-}
-
-/**
- * The cutover finished, but the old source took writes after the leak check: past the point of no return they
- * cannot be undone, only reported. Exit 5; `result` is the finished run.
- */
-export class LeakedAfterSwitchError extends NeedsOperatorError {
-  constructor(
-    readonly result: RunResult,
-    late: LateLeakCheck,
-  ) {
-    const list = (ts: LateLeakCheck['sourceOnly']) => ts.slice(0, 5).map(describeLeakedTransaction).join(', ') + (ts.length > 5 ? `, and ${ts.length - 5} more` : '');
-    const reached = late.splitBy === 'applied' ? 'before replication into the target stopped, so on the target too' : 'before the final sentinel, so replicated to the target';
-    const stayed =
-      late.splitBy === 'sentinel' ? 'after it, so maybe not on the target' : late.splitBy === 'applied' ? 'after replication stopped, so only on the old source' : 'with no replication running, so only on the old source';
-    const parts = [
-      ...(late.replicated.length ? [`${late.replicated.length} transaction(s) committed ${reached}: ${list(late.replicated)}`] : []),
-      ...(late.sourceOnly.length ? [`${late.sourceOnly.length} transaction(s) committed ${stayed}: ${list(late.sourceOnly)}`] : []),
-      ...(late.openWriters.length ? [`${late.openWriters.length} session(s) still inside a write transaction on the old source: ${late.openWriters.map(sessionWords).join(', ')}`] : []),
-    ];
-    super(
-      'leak',
-      `the cutover is done (the target is the primary), but the old source took writes after the leak check, past the point of no return: ${parts.join('; ')}`,
-      'copy what those transactions wrote only to the old source over to the target by hand; end the sessions that override the read-only default (readOnly.mode strict with the app roles keeps them out)',
-    );
-  }
 }
 
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */

@@ -57,11 +57,7 @@ export function estimateRemaining(estimatedRows: number, rowsDone: number, rowsT
   return { rowsLeft, etaMs: known ? Math.round((rowsLeft * elapsedMs) / rowsThisRun) : undefined };
 }
 
-/** A key range for messages: `(10, 20]`, `(-∞, 5]`, `(7, +∞)`. */
-export function describeRange(c: Pick<ChunkCheck, 'lo' | 'hi'>): string {
-  const key = (k: string[]) => (k.length === 1 ? k[0]! : `(${k.join(', ')})`);
-  return `(${c.lo ? key(c.lo) : '-∞'}, ${c.hi ? `${key(c.hi)}]` : '+∞)'}`;
-}
+export { describeRange } from './key-range.js';
 
 export async function readLedger(stateDir: string, planId: string): Promise<VerifyLedgerState | undefined> {
   try {

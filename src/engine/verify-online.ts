@@ -1,11 +1,11 @@
 import { formatDuration } from '../util/units.js';
 import type { ChunkCheck } from './cutover-adapter.js';
 import type { PlanSession } from './session.js';
-import { OperationError, UsageError } from '../errors.js';
+import { UsageError, VerifyMismatchError } from '../errors.js';
 import { Journal } from './journal.js';
 import { PlanLock } from './lock.js';
 import { planPhase } from './phase.js';
-import { describeRange, estimateRemaining, readLedger, recordChunk, startingPoint, writeLedger, type VerifyLedgerState } from './verify-ledger.js';
+import { estimateRemaining, readLedger, recordChunk, startingPoint, writeLedger, type VerifyLedgerState } from './verify-ledger.js';
 
 export interface OnlineVerifyReport {
   /** verified: every table compared (now, or by an earlier pass that is reused); skipped: nothing to compare. */
@@ -106,17 +106,6 @@ export async function verifyOnline(s: PlanSession, opts: OnlineVerifyOptions = {
   state.finishedAt = new Date().toISOString();
   await save(state);
   return report({ tables: tableCount });
-}
-
-/** A verify that found differences: nothing was fenced (exit 1); `result` names the chunks. */
-export class VerifyMismatchError extends OperationError {
-  constructor(readonly result: OnlineVerifyReport) {
-    const shown = result.mismatches.slice(0, 5).map((m) => `${m.table} keys ${describeRange(m)} (source ${m.source}, target ${m.target} rows:hash)`);
-    super(
-      `verify found ${result.mismatchCount} chunk(s) that differ between source and target at one replication point: ${shown.join(', ')}${result.mismatchCount > shown.length ? ', ...' : ''}; nothing was fenced`,
-      'compare those key ranges on both servers and fix the target (or sync again); the next verify starts a new pass',
-    );
-  }
 }
 
 /**
