@@ -164,6 +164,22 @@ export class LeakedAfterSwitchError extends NeedsOperatorError {
   }
 }
 
+/**
+ * The cutover finished, but the compare after the switch (`verify.after: chunks`) found chunks where the target
+ * as of the switch differs from the frozen old source. Exit 5; `result` is the finished run.
+ */
+export class DifferAfterSwitchError extends NeedsOperatorError {
+  constructor(readonly result: RunResult) {
+    const v = result.verifyAfter!;
+    const shown = v.mismatches.slice(0, 5).map((m) => `${m.table} keys ${describeRange(m)} (source ${m.source}, target ${m.target} rows:hash)`);
+    super(
+      'needs-operator',
+      `the cutover is done (the target is the primary), but the compare after the switch found ${v.mismatchCount} chunk(s) where the target as of the switch differs from the old source: ${shown.join(', ')}${v.mismatchCount > shown.length ? ', ...' : ''}`,
+      'compare those key ranges on the old source (still read-only) and the target, and copy what is missing over by hand',
+    );
+  }
+}
+
 /** A verify that found differences: nothing was fenced (exit 1); `result` names the chunks. */
 export class VerifyMismatchError extends OperationError {
   constructor(readonly result: OnlineVerifyReport) {

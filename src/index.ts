@@ -27,6 +27,7 @@ export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type Rehear
 export { renderHtmlReport } from './report/html.js';
 export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover, DetachResult } from './engine/cutover-adapter.js';
 export { type OnlineVerifyReport, type OnlineVerifyOptions } from './engine/verify-online.js';
+export { type AfterSwitchVerifyReport } from './engine/verify-after.js';
 export type { ChunkCheck, ChunkRange } from './engine/cutover-adapter.js';
 export { type CutoverEvent, type LockOptions, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';

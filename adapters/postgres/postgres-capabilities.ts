@@ -12,6 +12,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   keylessTables: true,
   // The initial copy runs COPY under the slot's snapshot with several workers (postgres-snapshot-copy.ts).
   parallelCopy: true,
+  // Snapshots on both sides at the point of no return, compared in key chunks after the release.
+  verifyAfterSwitch: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

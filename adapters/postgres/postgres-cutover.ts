@@ -1,5 +1,5 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SwitchCompare, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { CopyMethod } from '../../src/plan/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { openAll } from '../../src/util/open-all.js';
@@ -512,6 +512,41 @@ export class PostgresCutover implements CutoverAdapter {
     } finally {
       await srcSnap.end().catch(() => {});
     }
+  }
+
+  /**
+   * The compare after the switch: a source and a target session, connected now (before the hold, so the window
+   * pays no login), each opening a REPEATABLE READ READ ONLY transaction at the point of no return. The source is
+   * fenced and the catch-up proved the target holds every commit before the fence, so the two snapshots show the
+   * same rows. Both transactions stay open for the whole compare: the target keeps old row versions (vacuum)
+   * and its tables' ACCESS SHARE locks (an ALTER TABLE waits) until it ends.
+   */
+  async openSwitchCompare(): Promise<SwitchCompare> {
+    const opts = { applicationName: 'cutover verify after', lockTimeoutMs: this.cfg.lockTimeoutMs, database: this.cfg.database };
+    const opened = await openAll([() => connectPg(this.cfg.source, opts), () => connectPg(this.cfg.target, opts)], (c) => c.end());
+    const srcSnap = opened[0]!;
+    const dstSnap = opened[1]!;
+    const pid = String((await srcSnap.query<{ p: number }>(`SELECT pg_backend_pid() AS p`)).rows[0]!.p);
+    let snapped = false;
+    const begin = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1';
+    return {
+      sourceSessions: [pid],
+      snapshot: async () => {
+        await this.on('target', 'taking the snapshots of the compare after the switch', () => Promise.all([srcSnap.query(begin), dstSnap.query(begin)]));
+        snapped = true;
+      },
+      compare: async (hooks) => {
+        if (!snapped) throw new OperationError('the compare after the switch has no snapshots (the switch did not take them)', 'run `cutover verify` style checks by hand');
+        const tables = await userTables(this.src, this.cfg.schema);
+        const noSentinel = async () => {};
+        await this.on('target', 'compare after the switch', () =>
+          verifyChunks({ src: this.src, dst: dstSnap, srcSnap, dstSnap, tables, sentinel: noSentinel, lockTimeoutMs: this.cfg.lockTimeoutMs, snapshotMaxMs: 0, fixedSnapshots: true }, hooks),
+        );
+      },
+      close: async () => {
+        await Promise.all([srcSnap.end().catch(() => {}), dstSnap.end().catch(() => {})]);
+      },
+    };
   }
 
   /**

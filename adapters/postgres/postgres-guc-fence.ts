@@ -15,7 +15,8 @@ import { READ_ONLY_GUC, fenceSettingSql } from './postgres-sql.js';
 
 const TRUE_VALUES = new Set(['on', 'true', 'yes', '1', 't', 'y']);
 export const isOn = (v: string | null | undefined): boolean => v != null && TRUE_VALUES.has(v.trim().toLowerCase().replace(/^'|'$/g, ''));
-const DRAIN_POLL_MS = 25;
+/** Inside the write-blocked window: a short poll, each one a cheap pg_stat_activity read. */
+const DRAIN_POLL_MS = 5;
 
 /** The explicit value set at exactly this level (postgresql.auto.conf, the database, or the role). */
 export async function explicitSetting(c: PgReadOnlyContext, scope: PgScope, name?: string): Promise<string | null> {

@@ -82,13 +82,19 @@ export class PgLeakWatch {
     // A first read right away moves the slot past the fence position while the caller's other work runs, so the
     // last read (inside the caller's write-blocked window) only decodes what came since.
     await drain();
-    do {
+    // The caller's window waits for this loop to end: the sleep ends as soon as `until` settles, not a sample later.
+    const settled = until.then(
+      () => {},
+      () => {},
+    );
+    for (;;) {
       for (const s of await sessionsInScope(c.client, target, { writingOnly: true, exempt: skip })) {
         seen.set(s.pid, s);
         if (s.xid) this.xidSessions.set(s.xid, s);
       }
-      await sleep(LEAK_SAMPLE_MS);
-    } while (Date.now() - started < minMs || !done);
+      if (done && Date.now() - started >= minMs) break;
+      await Promise.race([sleep(LEAK_SAMPLE_MS), ...(Date.now() - started >= minMs ? [settled] : [])]);
+    }
     await drain();
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
     writers.push(...(await preparedInScope(c, target)));

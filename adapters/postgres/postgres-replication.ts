@@ -245,7 +245,7 @@ export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: numb
         'raise limits.maxWriteBlocked, or fence when the lag is lower (limits.maxLagBeforeFence)',
       );
     }
-    await sleep(3);
+    await sleep(2);
   }
 }
 
@@ -262,7 +262,8 @@ export async function stopApplying(dst: PgClient, name: string, timeoutMs: numbe
   // A disabled subscription's worker exits at its next check; until then it may apply one more transaction.
   while ((await dst.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name])).rows.length > 0) {
     if (Date.now() > deadline) return undefined;
-    await sleep(10);
+    // Inside the write-blocked window (repoint): the worker exits within milliseconds of the DISABLE.
+    await sleep(2);
   }
   const { rows } = await dst.query<{ l: string | null }>(
     `SELECT o.remote_lsn::text AS l FROM pg_replication_origin_status o

@@ -105,7 +105,8 @@ export async function terminateSessions(client: PgClient, pids: number[], waitMs
       for (const r of alive.rows) ended.delete(r.pid);
       break;
     }
-    await sleep(10);
+    // A backend ends within a millisecond or two of its signal; this wait is inside the write-blocked window.
+    await sleep(2);
   }
   return ended;
 }

@@ -69,6 +69,11 @@ export interface ChunkVerifyContext {
   lockTimeoutMs: number;
   /** A snapshot pair is renewed after this long, so neither server keeps old row versions for hours. */
   snapshotMaxMs: number;
+  /**
+   * The two sessions already hold their snapshots (taken at the switch: the compare after it), kept for the
+   * whole pass: no consistent point per table, no renewal, no sentinel.
+   */
+  fixedSnapshots?: boolean;
 }
 
 const LOCK_ATTEMPTS = 5;
@@ -129,11 +134,13 @@ async function verifyTable(ctx: ChunkVerifyContext, hooks: OnlineVerifyHooks, ta
   const cols = await keyColumns(ctx.src, table);
   let lo = from?.lastKey ?? null;
   while (true) {
-    const point = await consistentPoint(ctx, table);
-    hooks.snapshot?.(table, point.position, point.lockedMs);
+    if (!ctx.fixedSnapshots) {
+      const point = await consistentPoint(ctx, table);
+      hooks.snapshot?.(table, point.position, point.lockedMs);
+    }
     const started = Date.now();
     try {
-      while (Date.now() - started < ctx.snapshotMaxMs) {
+      while (ctx.fixedSnapshots || Date.now() - started < ctx.snapshotMaxMs) {
         let hi: string[] | null = null;
         // Without a primary key the table is one chunk: still one aggregate, constant memory, but not resumable inside.
         if (cols.length) {
@@ -150,7 +157,7 @@ async function verifyTable(ctx: ChunkVerifyContext, hooks: OnlineVerifyHooks, ta
         lo = hi;
       }
     } finally {
-      await endSnapshots(ctx).catch(() => {});
+      if (!ctx.fixedSnapshots) await endSnapshots(ctx).catch(() => {});
     }
   }
 }

@@ -51,10 +51,18 @@ export class PgBouncerRouter implements Router {
     return this.admin;
   }
 
+  /** The PAUSE's own connection, opened ahead of the hold. */
+  private pauser: PgBouncerAdmin | undefined;
+
+  async prepareHold(): Promise<void> {
+    this.pauser ??= await this.connect();
+  }
+
   async hold(timeoutMs: number): Promise<void> {
     // PAUSE runs on its own connection: if it outlives the timeout that connection is thrown away, because
-    // a PAUSE still waiting when RESUME arrives never returns (pgbouncer#715).
-    const pauser = await this.connect();
+    // a PAUSE still waiting when RESUME arrives never returns (pgbouncer#715). One hold per preparation.
+    const pauser = this.pauser ?? (await this.connect());
+    this.pauser = undefined;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -73,7 +81,8 @@ export class PgBouncerRouter implements Router {
       throw e;
     } finally {
       clearTimeout(timer);
-      await pauser.close();
+      // Off the critical path: ending it changes nothing the clients wait for.
+      void pauser.close().catch(() => {});
     }
   }
 
@@ -188,6 +197,8 @@ export class PgBouncerRouter implements Router {
   }
 
   async close(): Promise<void> {
+    await this.pauser?.close();
+    this.pauser = undefined;
     await this.admin?.close();
     this.admin = undefined;
   }

@@ -1,9 +1,9 @@
-import { ExitCode, FenceLeakError, isCutoverError, LeakedAfterSwitchError, redactDeep, RehearsalFailed, VerifyMismatchError, WavesIncomplete, WavesNeedOperator } from '../index.js';
+import { DifferAfterSwitchError, ExitCode, FenceLeakError, isCutoverError, LeakedAfterSwitchError, redactDeep, RehearsalFailed, VerifyMismatchError, WavesIncomplete, WavesNeedOperator } from '../index.js';
 import type { CliContext } from './context.js';
 
 /** What a failed command still owes the --json reader: the result or report it carries. */
 function carried(e: unknown): object {
-  if (e instanceof FenceLeakError || e instanceof LeakedAfterSwitchError || e instanceof VerifyMismatchError) return { result: e.result };
+  if (e instanceof FenceLeakError || e instanceof LeakedAfterSwitchError || e instanceof DifferAfterSwitchError || e instanceof VerifyMismatchError) return { result: e.result };
   if (e instanceof RehearsalFailed) return { report: e.report };
   if (e instanceof WavesIncomplete || e instanceof WavesNeedOperator) return { result: e.result };
   return {};

@@ -1,4 +1,5 @@
 import type { Finding, OnlineVerifyReport, PlanStatus, RollbackResult, RunResult, SyncSummary } from '../index.js';
+import { afterWords } from '../engine/verify-after.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 
 const LABEL: Record<Finding['severity'], string> = { blocker: 'BLOCKER', warning: 'warning', info: 'info' };
@@ -27,6 +28,7 @@ export function renderRun(r: RunResult): string[] {
     ...(r.sequences !== undefined ? [`  sequences set         ${r.sequences}`] : []),
     ...(r.verifyBefore ? [`  verify before hold    ${verifyWords(r.verifyBefore)}`] : []),
     ...(r.verify ? [`  verify                ${r.verify.mode}: ${r.verify.tables.length} tables match, ${formatDuration(r.verify.durationMs)}`] : []),
+    ...(r.verifyAfter ? [`  verify after switch   ${afterWords(r.verifyAfter)}`] : []),
     ...(r.cleanedUp?.length ? [`  cleaned up            ${r.cleanedUp.join(', ')}`] : []),
     '  steps:',
     ...r.steps.map((s) => `    ${s.step.padEnd(20)} ${formatDuration(s.endMs - s.startMs)}`),

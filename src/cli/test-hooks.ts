@@ -6,14 +6,16 @@
 export interface TestPause {
   step?: string;
   tenant?: string;
+  /** Wait this long at the step and go on, instead of parking there (a slow step, e.g. a catch-up under load). */
+  delayMs?: number;
 }
 
 /** The `run`/`resume` options a test pause sets; none without one. */
-export function runPause(pause: TestPause | undefined): { pauseAt?: string } {
-  return pause?.step ? { pauseAt: pause.step } : {};
+export function runPause(pause: TestPause | undefined): { pauseAt?: string; pauseMs?: number } {
+  return pause?.step ? { pauseAt: pause.step, ...(pause.delayMs !== undefined ? { pauseMs: pause.delayMs } : {}) } : {};
 }
 
 /** The `waves` options a test pause sets; none without one. */
 export function wavesPause(pause: TestPause | undefined): { pauseAt?: string; pauseTenant?: string } {
-  return { ...runPause(pause), ...(pause?.tenant ? { pauseTenant: pause.tenant } : {}) };
+  return { ...(pause?.step ? { pauseAt: pause.step } : {}), ...(pause?.tenant ? { pauseTenant: pause.tenant } : {}) };
 }

@@ -95,6 +95,21 @@ export interface OnlineVerifyHooks {
   snapshot?(table: string, position: string, lockedMs: number): void;
 }
 
+/**
+ * The compare after the switch (plan `verify.after: chunks`): two sessions opened before the hold, each given a
+ * snapshot at the point of no return (the fenced source, and the target that holds every commit before the
+ * fence), compared chunk by chunk after the clients were released.
+ */
+export interface SwitchCompare {
+  /** Session ids on the source the fence must neither end nor count as leaks. */
+  readonly sourceSessions: string[];
+  /** Inside the window, at the point of no return: one round trip per side, in parallel. */
+  snapshot(): Promise<void>;
+  /** After the release: every table of the scope in key chunks, both sides read from their snapshots. */
+  compare(hooks: OnlineVerifyHooks): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface DetachResult {
   /**
    * The source commit position the target had applied through when replication stopped: a source commit at
@@ -176,6 +191,11 @@ export interface CutoverAdapter {
    * `null` when the method has no stream to compare against yet (dump copies while fenced).
    */
   verifyOnline?(hooks: OnlineVerifyHooks): Promise<'done' | null>;
+  /**
+   * Opens the sessions of the compare after the switch (`verify.after: chunks`), before the hold; absent when
+   * the engine has none (its capability `verifyAfterSwitch` says so at plan time).
+   */
+  openSwitchCompare?(): Promise<SwitchCompare>;
   /** Tables that move and their size on disk (for the cost of a verify inside the window, shown at `check`). */
   movedTablesSize?(): Promise<{ tables: number; bytes: number }>;
   /**

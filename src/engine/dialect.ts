@@ -29,6 +29,8 @@ export interface EngineCapabilities {
   copiesAccounts: boolean;
   /** `copy: { jobs, splitTablesLargerThan }` applies (a parallel initial copy). Default false. */
   parallelCopy: boolean;
+  /** `verify: { after: chunks }` applies (a compare of the frozen source with the target as of the switch). Default false. */
+  verifyAfterSwitch: boolean;
   /** The URL schemes (as parsed engines) the plan's endpoints may use. */
   urlEngines: readonly Engine[];
   /** A connection URL for error hints, e.g. postgres://app@10.0.0.1:5432/shop. */

@@ -9,6 +9,8 @@ export interface FenceRequest {
   clientsHeld: boolean;
   /** own: the fence probes for leaks itself; watcher: a LeakWatcher opened by `watchLeaks` checks instead. */
   leakCheck: 'own' | 'watcher';
+  /** Settles when the fence may change the server (the run's journal record of the fence is on disk). */
+  ready?: Promise<unknown>;
 }
 
 /**
@@ -18,6 +20,13 @@ export interface FenceRequest {
 export interface SourceFence {
   /** Whether `watchLeaks` can give a watch for this engine and scope (known before connecting). */
   readonly canWatchLeaks: boolean;
+  /**
+   * Connects ahead of `on` (before the hold), so the fence pays no login inside the window. Optional to call;
+   * `on` uses and then closes the prepared connection, or opens its own.
+   */
+  prepare?(): Promise<void>;
+  /** Ends a prepared connection that was not used (the run stopped before the fence). */
+  close?(): Promise<void>;
   /** Fences and proves it holds. Throws FenceLeakError (the fence stays on) when the fence's own probe saw a write. */
   on(request: FenceRequest): Promise<FenceOnResult>;
   /** Puts back exactly what `on` recorded; a no-op when the source is writable. */
@@ -33,6 +42,9 @@ export interface SourceFence {
 
 /** Keeps applications from writing to the target between sync and the switch; replication still applies. */
 export interface TargetHold {
+  /** Connects ahead of `off` (before the hold), as SourceFence.prepare. */
+  prepare?(): Promise<void>;
+  close?(): Promise<void>;
   on(): Promise<void>;
   off(): Promise<void>;
 }

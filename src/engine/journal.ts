@@ -148,6 +148,7 @@ export class Journal {
 
   /** Lines of records appended with `durable: false`, not yet on disk. */
   private queued: string[] = [];
+  private writing: Promise<void> = Promise.resolve();
 
   get path(): string {
     return journalPath(this.lock.stateDir, this.lock.planId);
@@ -240,8 +241,20 @@ export class Journal {
     await this.write();
   }
 
-  private async write(): Promise<void> {
+  /**
+   * One write at a time, each taking what is queued when it starts: the run lets a durable record's fsync overlap
+   * its next step, so two appends may be in flight together.
+   */
+  private write(): Promise<void> {
+    const next = this.writing.then(() => this.writeQueued());
+    // A failed write fails its own append; the next one starts afresh from what is still queued.
+    this.writing = next.catch(() => {});
+    return next;
+  }
+
+  private async writeQueued(): Promise<void> {
     const n = this.queued.length;
+    if (n === 0) return;
     const text = this.queued.join('');
     await this.fh.write(text, this.intactBytes, 'utf8');
     await this.fh.datasync();

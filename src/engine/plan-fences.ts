@@ -1,5 +1,5 @@
 import { canWatchLeaks } from '../readonly/adapters.js';
-import { openLeakWatcher, readOnlyOff, readOnlyOn, readOnlyStatus } from '../readonly/readonly.js';
+import { openLeakWatcher, openReadOnly, readOnlyOff, readOnlyOn, readOnlyStatus, type ReadOnlyHandle, type ReadOnlyOptions } from '../readonly/readonly.js';
 import type { SourceFence, TargetHold } from './fence.js';
 import type { PlanSession } from './session.js';
 
@@ -12,6 +12,34 @@ export function sourceFenceName(s: Pick<PlanSession, 'plan' | 'database' | 'sche
   if (ro.scope === 'database') return { name: s.database };
   if (ro.scope === 'schema' && s.schema !== undefined) return { name: s.schema };
   return {};
+}
+
+/**
+ * A read-only connection that `prepare` opens ahead (before the hold) and the next `use` takes and closes; a
+ * `use` without one opens its own. One use per preparation: a retry after a failure connects afresh.
+ */
+function prepared(opts: ReadOnlyOptions): { prepare(): Promise<void>; close(): Promise<void>; use<T>(fn: (h: ReadOnlyHandle) => Promise<T>): Promise<T> } {
+  let ready: ReadOnlyHandle | undefined;
+  return {
+    prepare: async () => {
+      ready ??= await openReadOnly(opts);
+    },
+    close: async () => {
+      const h = ready;
+      ready = undefined;
+      await h?.close();
+    },
+    use: async (fn) => {
+      const h = ready ?? (await openReadOnly(opts));
+      ready = undefined;
+      try {
+        return await fn(h);
+      } finally {
+        // Off the critical path: ending the connection changes nothing the caller waits for.
+        void h.close().catch(() => {});
+      }
+    },
+  };
 }
 
 /**
@@ -34,10 +62,16 @@ export function planFences(s: FencedSession): { sourceFence: SourceFence; target
     exemptSessions,
   });
   const watchable = canWatchLeaks(s.plan.engine, ro.scope);
+  const fencer = prepared(fenceOptions([]));
   const sourceFence: SourceFence = {
     canWatchLeaks: watchable,
+    prepare: fencer.prepare,
+    close: fencer.close,
     // Strict mode also locks the accounts that bypass the fence.
-    on: (r) => readOnlyOn({ ...fenceOptions(r.exemptSessions), clientsHeld: r.clientsHeld, lockBypass: true, ...(r.leakCheck === 'watcher' ? { probeMs: 0, decodeLeaks: false } : {}) }),
+    on: (r) =>
+      fencer.use((h) =>
+        h.on({ exemptSessions: r.exemptSessions, clientsHeld: r.clientsHeld, lockBypass: true, ...(r.leakCheck === 'watcher' ? { probeMs: 0, decodeLeaks: false } : {}), ...(r.ready ? { ready: r.ready } : {}) }),
+      ),
     off: async () => {
       await readOnlyOff(fenceOptions([]));
     },
@@ -47,14 +81,19 @@ export function planFences(s: FencedSession): { sourceFence: SourceFence; target
   // Its database's read-only default, or a schema's hold trigger: replication passes both.
   const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
   const holdOptions = { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
+  const holder = prepared(holdOptions);
   const targetHold: TargetHold = {
+    prepare: async () => {
+      if (!s.adapter.openTarget) await holder.prepare();
+    },
+    close: holder.close,
     on: async () => {
       if (s.adapter.holdTarget) await s.adapter.holdTarget();
       else await readOnlyOn(holdOptions);
     },
     off: async () => {
       if (s.adapter.openTarget) await s.adapter.openTarget();
-      else await readOnlyOff(holdOptions);
+      else await holder.use((h) => h.off());
     },
   };
   return { sourceFence, targetHold };

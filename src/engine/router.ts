@@ -21,6 +21,8 @@ export interface RouterFinding {
  */
 export interface Router {
   readonly kind: 'pgbouncer' | 'haproxy' | 'file' | 'exec' | 'none';
+  /** Optional: opens ahead (before the write-blocked window) what `hold` needs, so the hold pays no login. */
+  prepareHold?(): Promise<void>;
   /** New queries wait instead of failing. Throws OperationError (with the router released) if it cannot hold within `timeoutMs`. */
   hold(timeoutMs: number): Promise<void>;
   /** Sends traffic to `endpoint` from now on; verified where the router can tell. */

@@ -1,12 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { BudgetExceededError, LeakedAfterSwitchError, NeedsOperatorError, OperationError, PreflightError, VerifyMismatchError, isCutoverError } from '../errors.js';
+import { BudgetExceededError, DifferAfterSwitchError, LeakedAfterSwitchError, NeedsOperatorError, OperationError, PreflightError, VerifyMismatchError, isCutoverError } from '../errors.js';
 import { describeLeak, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import type { CatchUpProof, DetachResult, Finding, SourceLockHolder, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import type { CatchUpProof, DetachResult, Finding, SourceLockHolder, SwitchCompare, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import { afterWords, compareAfterSwitch, type AfterSwitchVerifyReport } from './verify-after.js';
 import { Journal, replayJournal, type JournalRecord, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase } from './phase.js';
@@ -37,6 +38,8 @@ export interface RunOptions extends LockOptions {
   onEvent?: (e: CutoverEvent) => void;
   /** Test hook: after journaling `begin` of this step, write `<stateDir>/paused-at-<step>` and wait forever. */
   pauseAt?: string;
+  /** Test hook: with `pauseAt`, wait this long at that step (after its begin) and go on instead of parking. */
+  pauseMs?: number;
   /** Rejects when the operator interrupts (SIGINT/SIGTERM): the run then restores the safe state. */
   abort?: Promise<never>;
   /** How long to wait for replication lag to drop under the limit before giving up (nothing is changed). */
@@ -72,6 +75,11 @@ export interface RunResult {
   leakCheck?: { method: LeakCheckMethod; fallback?: string; late?: LateLeakCheck };
   /** The online chunked verify before the hold (plan `verify.before: chunks`). */
   verifyBefore?: OnlineVerifyReport;
+  /**
+   * The compare after the switch (plan `verify.after: chunks`): the old source and the target as of the point of
+   * no return, compared after the release.
+   */
+  verifyAfter?: AfterSwitchVerifyReport;
   catchUp?: CatchUpProof;
   sequences?: number;
   verify?: VerifyReport;
@@ -92,6 +100,12 @@ const READY_FOR_RUN = new Set(['fresh', 'synced']);
  */
 const QUEUED_BEGIN: ReadonlySet<JournalStep> = new Set(['catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift']);
 const QUEUED_OK: ReadonlySet<JournalStep> = new Set(['hold', 'catch-up', 'sequences', 'verify', 'repoint', 'lift']);
+/**
+ * Steps whose durable records overlap the work around them instead of waiting for their fsync: the fence's begin
+ * is on disk before the fence changes the server (the fence awaits it after its reads), its ok before the point
+ * of no return (Runner.settle), while the catch-up runs.
+ */
+const OVERLAPPED: ReadonlySet<JournalStep> = new Set(['fence']);
 /**
  * A sampled leak probe runs from the fence to the point of no return, and at least this long: a client that
  * keeps writing is caught in the first 20ms sample; the floor guards against a catch-up so fast it samples
@@ -119,20 +133,51 @@ class Runner {
     this.opts.onEvent?.({ step, status, message });
   }
 
-  /** Journals begin/ok/fail around `fn`, times it, and races it against an operator interrupt. */
-  async step<T>(step: JournalStep, message: string, fn: () => Promise<T>, okData?: (r: T) => Record<string, unknown>): Promise<T> {
+  /** Durable journal writes still in flight (OVERLAPPED steps); `settle` awaits them. */
+  private pending: Promise<void>[] = [];
+
+  /** Every overlapped journal write is on disk (rejects if one failed): before the next irreversible step. */
+  async settle(): Promise<void> {
+    const all = this.pending;
+    this.pending = [];
+    await Promise.all(all);
+  }
+
+  /**
+   * Journals begin/ok/fail around `fn`, times it, and races it against an operator interrupt. An OVERLAPPED
+   * step's durable begin is written while `fn` prepares (`fn` gets the write as `begun` and awaits it before it
+   * changes anything), and its durable ok while the next step runs (`settle` awaits it).
+   */
+  async step<T>(step: JournalStep, message: string, fn: (begun: Promise<void>) => Promise<T>, okData?: (r: T) => Record<string, unknown>): Promise<T> {
     const startMs = Date.now() - this.t0;
-    await this.journal.begin(step, undefined, { durable: !QUEUED_BEGIN.has(step) });
+    const overlapped = OVERLAPPED.has(step);
+    let begun: Promise<void> = Promise.resolve();
+    if (overlapped) {
+      // Queued now (so records keep their order), fsynced beside `fn`'s preparation.
+      await this.journal.begin(step, undefined, { durable: false });
+      begun = this.journal.flush();
+      begun.catch(() => {});
+    } else await this.journal.begin(step, undefined, { durable: !QUEUED_BEGIN.has(step) });
     this.emit(step, 'begin', message);
     const parked = async (): Promise<T> => {
       await this.journal.flush();
       await writeFile(join(this.s.plan.stateDir, `paused-at-${step}`), String(process.pid));
       return new Promise<T>(() => {});
     };
-    const work = this.opts.pauseAt === step ? parked : fn;
+    const delayed = async (): Promise<T> => {
+      await new Promise((r) => setTimeout(r, this.opts.pauseMs));
+      return fn(begun);
+    };
+    const work = this.opts.pauseAt !== step ? () => fn(begun) : this.opts.pauseMs !== undefined ? delayed : parked;
     try {
       const r = await (this.opts.abort ? Promise.race([work(), this.opts.abort]) : work());
-      await this.journal.ok(step, okData?.(r), { durable: !QUEUED_OK.has(step) });
+      await begun;
+      if (overlapped) {
+        await this.journal.ok(step, okData?.(r), { durable: false });
+        const written = this.journal.flush();
+        written.catch(() => {});
+        this.pending.push(written);
+      } else await this.journal.ok(step, okData?.(r), { durable: !QUEUED_OK.has(step) });
       this.steps.push({ step, startMs, endMs: Date.now() - this.t0 });
       this.emit(step, 'ok', `${message} (${formatDuration(Date.now() - this.t0 - startMs)})`);
       return r;
@@ -346,7 +391,15 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
 
   if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);
 
-  const exempt = await s.adapter.ownSourceSessions();
+  // The compare after the switch connects now: its snapshots are taken at the point of no return, and its source
+  // session must be exempt from the fence. Optional all along: a failure to connect is a warning.
+  let compare: SwitchCompare | undefined;
+  if (s.plan.verifyAfter === 'chunks' && s.adapter.openSwitchCompare)
+    compare = await s.adapter.openSwitchCompare().catch((e: unknown) => {
+      runner.warnings.push(`verify after the switch not run: ${e instanceof Error ? e.message : String(e)}`);
+      return undefined;
+    });
+  const exempt = [...(await s.adapter.ownSourceSessions()), ...(compare?.sourceSessions ?? [])];
   // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
   // for the server's running transactions, which must not happen while clients are held. Its sessions are
   // exempt from the fence. It watches until the point of no return, overlapping catch-up and verify.
@@ -364,18 +417,32 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
       if (watcher.setup.fallback) runner.warnings.push(`leak check sampled sessions only, so a very short write could go unseen: ${watcher.setup.fallback}`);
     }
     const fenceExempt = [...exempt, ...(watcher?.setup.sessions ?? [])];
-    const detached = await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher);
+    const switched = { compare, snapshotAt: undefined as string | undefined };
+    const detached = await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher, switched);
+    compare = switched.snapshotAt ? compare : undefined;
     // After the lift, so the check covers the longest stretch and adds nothing to the write-blocked window.
     if (watcher && result.leakCheck) {
       result.leakCheck.late = await watcher.late(detached.appliedThrough);
       if (!result.leakCheck.late.checked) runner.warnings.push(`leak check after the point of no return not run: ${result.leakCheck.late.note ?? 'unknown reason'}`);
     }
+    if (compare && switched.snapshotAt) {
+      // Clients are released: the compare holds nobody up. Its report is part of the result, its differences exit 5.
+      const startMs = Date.now() - runner.t0;
+      runner.emit('verify-after', 'begin', 'compare the old source with the target as of the switch, in key chunks');
+      result.verifyAfter = await compareAfterSwitch(compare, { chunkRows: s.plan.verifyBefore.chunkRows, snapshotAt: switched.snapshotAt, onProgress: (m) => runner.emit('verify-after', 'info', m) });
+      runner.steps.push({ step: 'verify-after', startMs, endMs: Date.now() - runner.t0 });
+      const v = result.verifyAfter;
+      if (v.outcome === 'failed') runner.warnings.push(`verify after the switch could not finish: ${v.error ?? 'unknown reason'}`);
+      runner.emit('verify-after', v.outcome === 'failed' || v.mismatchCount ? 'fail' : 'ok', `verify after the switch: ${afterWords(v)}`);
+    }
   } finally {
     await watcher?.close();
+    await compare?.close().catch(() => {});
   }
   result.cleanedUp = await cleanupAndReport(s, runner, result);
   const late = result.leakCheck?.late;
   if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
+  if (result.verifyAfter?.mismatchCount) throw new DifferAfterSwitchError(result);
   return result;
 }
 
@@ -412,17 +479,33 @@ async function verifyBeforeHold(s: PlanSession, runner: Runner): Promise<OnlineV
 }
 
 /** Hold, fence, catch-up, verify, leak check, point of no return; then forward. Before that point a failure restores the source. */
-async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, result: RunResult, budgetMs: number, exempt: string[], watcher: LeakWatcher | undefined): Promise<DetachResult> {
+async function fenceAndSwitch(
+  s: PlanSession,
+  runner: Runner,
+  opts: RunOptions,
+  result: RunResult,
+  budgetMs: number,
+  exempt: string[],
+  watcher: LeakWatcher | undefined,
+  switched: { compare: SwitchCompare | undefined; snapshotAt: string | undefined },
+): Promise<DetachResult> {
   const journal = runner.journal;
   let fencedAt = 0;
   // Writers wait from the hold on (new queries queue at the router), not only from the fence.
-  const blockedFrom = Date.now();
+  let blockedFrom = 0;
   let held = false;
   let fenced = false;
   try {
-    await assertSourceLock(s);
+    // Logins before the hold, so none happens inside the window: the fence's and the target hold's connections
+    // and the router's pausing one.
+    await Promise.all([assertSourceLock(s), s.sourceFence.prepare?.(), s.targetHold.prepare?.(), s.router?.prepareHold?.()]);
+    blockedFrom = Date.now();
     if (s.router) {
-      await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => s.router!.hold(Math.min(5000, budgetMs)));
+      await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => {
+        // The hold's begin is on disk before the router holds anyone: clients wait from here.
+        blockedFrom = Date.now();
+        return s.router!.hold(Math.min(5000, budgetMs));
+      });
       held = true;
     }
     fencedAt = Date.now();
@@ -430,10 +513,11 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
     const fence: FenceOnResult = await runner.step(
       'fence',
       `fence the source (${s.plan.readOnly.scope}, ${s.plan.readOnly.mode})`,
-      async () => {
+      async (begun) => {
         fenced = true;
-        // With clients held at the router the fence may end their sessions first.
-        return s.sourceFence.on({ exemptSessions: exempt, clientsHeld: held, leakCheck: watcher ? 'watcher' : 'own' });
+        // With clients held at the router the fence may end their sessions first. It changes the server only
+        // once its begin record is on disk (`ready`).
+        return s.sourceFence.on({ exemptSessions: exempt, clientsHeld: held, leakCheck: watcher ? 'watcher' : 'own', ready: begun });
       },
       (r) => ({ terminated: r.terminated.length, drained: r.drained.length, leakClean: r.leakCheck.clean, ...(r.fencePosition ? { fencePosition: r.fencePosition } : {}) }),
     );
@@ -499,7 +583,13 @@ async function fenceAndSwitch(s: PlanSession, runner: Runner, opts: RunOptions, 
       'point-of-no-return',
       'point of no return: the target becomes the primary',
       async () => {
-        await assertSourceLock(s);
+        // The fence's ok record is on disk before anything irreversible. The compare's snapshots: the fenced
+        // source and the target holding every commit before the fence; optional, so a failure is a warning.
+        const snapshot = switched.compare?.snapshot().then(
+          () => (switched.snapshotAt = new Date().toISOString()),
+          (e: unknown) => runner.warnings.push(`verify after the switch not run: taking its snapshots failed (${e instanceof Error ? e.message : String(e)})`),
+        );
+        await Promise.all([assertSourceLock(s), runner.settle(), snapshot]);
         return { at: new Date().toISOString() };
       },
       (r) => r,
@@ -528,8 +618,9 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
       'repoint',
       repoint,
       async () => {
-        detached = (await s.adapter.detachTarget()) ?? {};
-        await s.targetHold.off();
+        // Opening the target beside the detach is safe: no client reaches it before the router points there.
+        const [d] = await Promise.all([s.adapter.detachTarget(), s.targetHold.off()]);
+        detached = d ?? {};
         if (s.router) await switchRouter(s.router, endpointOf(s.target));
       },
       () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}),

@@ -85,6 +85,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
   });
   // kind none: the run fences and lifts only; no hold, no repoint.
   const router = plan.router.kind === 'none' ? undefined : createRouter(plan, secrets);
+  const fences = planFences({ plan, secrets, database, ...(schema !== undefined ? { schema } : {}), adapter });
   return {
     plan,
     planId: id,
@@ -94,9 +95,10 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     source,
     target,
     adapter,
-    ...planFences({ plan, secrets, database, ...(schema !== undefined ? { schema } : {}), adapter }),
+    ...fences,
     router,
     async close() {
+      await Promise.all([fences.sourceFence.close?.(), fences.targetHold.close?.()]).catch(() => {});
       await adapter.close();
       await router?.close().catch(() => {});
     },

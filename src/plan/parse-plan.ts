@@ -9,7 +9,7 @@ import { isPostgresUrl, parseDbUrl, urlHasPassword, type Engine } from '../util/
 import { Fields, PlanReader } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { PlanDocument } from './plan-document.js';
-import type { Plan, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyMode } from './types.js';
+import type { Plan, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyAfterMode, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
 
@@ -111,7 +111,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const limitsFields = top.fields('limits', ['maxWriteBlocked', 'maxLagBeforeFence']);
   const maxWriteBlockedMs = limitsFields ? limitsFields.duration('maxWriteBlocked', PLAN_DEFAULTS.maxWriteBlockedMs, { min: 100, max: 30 * 60_000 }) : PLAN_DEFAULTS.maxWriteBlockedMs;
   const maxLagBeforeFenceBytes = limitsFields ? limitsFields.size('maxLagBeforeFence', PLAN_DEFAULTS.maxLagBeforeFenceBytes, { min: 0, max: 10 * 1024 ** 3 }) : PLAN_DEFAULTS.maxLagBeforeFenceBytes;
-  const { verify, verifyBefore } = readVerify(top, scope?.kind === 'tenants' ? 'none' : PLAN_DEFAULTS.verifyBefore);
+  const { verify, verifyBefore, verifyAfter } = readVerify(top, scope?.kind === 'tenants' ? 'none' : PLAN_DEFAULTS.verifyBefore, engine);
   const seqFields = top.fields('sequences', ['gap']);
   const gap = seqFields ? seqFields.integer('gap', PLAN_DEFAULTS.sequenceGap, { min: 0, max: 1_000_000_000 }) : PLAN_DEFAULTS.sequenceGap;
   const router = readRouter(top, planDir, source, warnings);
@@ -124,7 +124,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const copy = readCopy(top, engine);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || !verifyAfter || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -136,6 +136,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     limits: { maxWriteBlockedMs, maxLagBeforeFenceBytes },
     verify,
     verifyBefore: verifyBefore!,
+    verifyAfter: verifyAfter!,
     sequences: { gap },
     router,
     hooks,
@@ -151,21 +152,24 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
 const IN_WINDOW = ['none', 'rowcounts', 'checksums'] as const;
 
 /**
- * `verify: { before: chunks|none, inWindow: none|rowcounts|checksums, chunkRows }`. The older scalar form
- * keeps its meaning: that check inside the window and no online verify before the hold. Waves default to no
- * verify before the hold: each tenant's run sits in the waves' window gate, where it would hold up the others.
+ * `verify: { before: chunks|none, inWindow: none|rowcounts|checksums, chunkRows, after: none|chunks }`. The older
+ * scalar form keeps its meaning: that check inside the window and no online verify before the hold. Waves default
+ * to no verify before the hold: each tenant's run sits in the waves' window gate, where it would hold up the others.
  */
-function readVerify(top: Fields, defaultBefore: PlanVerifyBefore['mode']): { verify?: VerifyMode; verifyBefore?: PlanVerifyBefore } {
+function readVerify(top: Fields, defaultBefore: PlanVerifyBefore['mode'], engine: Engine | undefined): { verify?: VerifyMode; verifyBefore?: PlanVerifyBefore; verifyAfter?: VerifyAfterMode } {
   if (top.has('verify') && !isMap(top.valueNode('verify'))) {
     const verify = top.oneOf('verify', IN_WINDOW);
-    return { ...(verify ? { verify } : {}), verifyBefore: { mode: 'none', chunkRows: PLAN_DEFAULTS.verifyChunkRows } };
+    return { ...(verify ? { verify } : {}), verifyBefore: { mode: 'none', chunkRows: PLAN_DEFAULTS.verifyChunkRows }, verifyAfter: 'none' };
   }
-  const f = top.fields('verify', ['before', 'inWindow', 'chunkRows']);
+  const f = top.fields('verify', ['before', 'inWindow', 'chunkRows', 'after']);
   const verify = f ? f.oneOf('inWindow', IN_WINDOW, PLAN_DEFAULTS.verify) : PLAN_DEFAULTS.verify;
   const mode = f ? f.oneOf('before', ['chunks', 'none'] as const, defaultBefore) : defaultBefore;
   const chunkRows = f ? f.integer('chunkRows', PLAN_DEFAULTS.verifyChunkRows, { min: 1, max: 10_000_000 }) : PLAN_DEFAULTS.verifyChunkRows;
-  if (!verify || !mode || chunkRows === undefined) return {};
-  return { verify, verifyBefore: { mode, chunkRows } };
+  let after = f ? f.oneOf('after', ['none', 'chunks'] as const, 'none') : 'none';
+  if (after === 'chunks' && engine !== undefined && !engineCapabilities(engine).verifyAfterSwitch)
+    after = f!.report('after', `chunks: ${engine} has no compare after the switch yet`, 'use verify.after: none (the verify before the hold still runs)');
+  if (!verify || !mode || chunkRows === undefined || !after) return {};
+  return { verify, verifyBefore: { mode, chunkRows }, verifyAfter: after };
 }
 
 function requiredFields(parent: Fields, key: string, keys: readonly string[]): Fields | undefined {

@@ -38,6 +38,9 @@ export interface PlanVerifyBefore {
   chunkRows: number;
 }
 
+/** The compare after the switch: the frozen old source against the target as of the switch, after the release. */
+export type VerifyAfterMode = 'none' | 'chunks';
+
 export interface PlanReadOnly {
   scope: ReadOnlyScope;
   /** Database / role / schema name; absent means "derive from scope". */
@@ -138,6 +141,8 @@ export interface Plan {
   /** In the window (`verify.inWindow`). */
   verify: VerifyMode;
   verifyBefore: PlanVerifyBefore;
+  /** `verify.after`: none (default) or chunks (never blocks clients; reported in the run's result). */
+  verifyAfter: VerifyAfterMode;
   sequences: { gap: number };
   router: RouterConfig;
   hooks: PlanHooks;

@@ -102,31 +102,78 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
  * If applying the fence fails half-way, what was changed is put back before the error is rethrown.
  */
 export async function readOnlyOn(opts: ReadOnlyOptions): Promise<FenceOnResult> {
-  const fence = fenceOptions(opts);
-  const started = Date.now();
-  return withAdapter(opts, async (adapter, target, store, server) => {
-    const serverId = await adapter.serverId();
-    const recorded = await store.load(serverId, target);
-    const fresh = await adapter.capturePrior(target, fence);
-    const prior = recorded ? adapter.mergePrior(recorded.prior, fresh) : fresh;
-    const record = { version: 1 as const, engine: adapter.engine, server, serverId, ...target, mode: fence.mode, fencedAt: new Date().toISOString(), prior };
-    // Recorded before anything changes, so a crash mid-way still lets `off` put back what was there.
-    await store.save(record);
-    let applied;
-    try {
-      applied = await adapter.apply(target, fence, prior);
-    } catch (e) {
-      if (!recorded) {
-        await adapter.restore(target, prior, fence.lockTimeoutMs).catch(() => {});
-        await store.remove(serverId, target).catch(() => {});
+  const h = await openReadOnly(opts);
+  try {
+    return await h.on();
+  } finally {
+    await h.close();
+  }
+}
+
+/** What `ReadOnlyHandle.on` may set per call, over the options the handle was opened with. */
+export type ReadOnlyOnOverrides = Pick<ReadOnlyOptions, 'exemptSessions' | 'clientsHeld' | 'probeMs' | 'decodeLeaks' | 'lockBypass'> & {
+  /** Settles when the fence may change the server (e.g. the caller's own journal record is on disk). */
+  ready?: Promise<unknown>;
+};
+
+/**
+ * One connection to a server, opened (and its identity and fence record read) ahead of `on`/`off`: a caller
+ * with clients held connects before the hold, so the fence itself pays no login.
+ */
+export interface ReadOnlyHandle {
+  on(overrides?: ReadOnlyOnOverrides): Promise<FenceOnResult>;
+  off(): Promise<FenceOffResult>;
+  close(): Promise<void>;
+}
+
+export async function openReadOnly(opts: ReadOnlyOptions): Promise<ReadOnlyHandle> {
+  const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
+  const target = resolveTarget(ep.engine, opts, ep.database);
+  checkLockTimeout(opts.lockTimeoutMs);
+  const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
+  const store = new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir);
+  const server = ep.display;
+  let serverId: string;
+  try {
+    serverId = await adapter.serverId();
+  } catch (e) {
+    await adapter.close();
+    throw e;
+  }
+  return {
+    async on(overrides = {}) {
+      const { ready, ...rest } = overrides;
+      const fence = fenceOptions({ ...opts, ...rest });
+      const started = Date.now();
+      const recorded = await store.load(serverId, target);
+      const fresh = await adapter.capturePrior(target, fence);
+      const prior = recorded ? adapter.mergePrior(recorded.prior, fresh) : fresh;
+      const record = { version: 1 as const, engine: adapter.engine, server, serverId, ...target, mode: fence.mode, fencedAt: new Date().toISOString(), prior };
+      // Recorded (once, durably) before anything changes, so a crash mid-way still lets `off` put back what was there.
+      await Promise.all([store.save(record), ready]);
+      let applied;
+      try {
+        applied = await adapter.apply(target, fence, prior);
+      } catch (e) {
+        if (!recorded) {
+          await adapter.restore(target, prior, fence.lockTimeoutMs).catch(() => {});
+          await store.remove(serverId, target).catch(() => {});
+        }
+        throw e;
       }
-      throw e;
-    }
-    await store.save({ ...record, fencedAt: new Date().toISOString() });
-    const result: FenceOnResult = { action: 'on', engine: adapter.engine, server, alreadyOn: recorded !== undefined, ...applied, durationMs: Date.now() - started };
-    if (!result.leakCheck.clean) throw new FenceLeakError(result);
-    return result;
-  });
+      const result: FenceOnResult = { action: 'on', engine: adapter.engine, server, alreadyOn: recorded !== undefined, ...applied, durationMs: Date.now() - started };
+      if (!result.leakCheck.clean) throw new FenceLeakError(result);
+      return result;
+    },
+    async off() {
+      const started = Date.now();
+      const recorded = await store.load(serverId, target);
+      const restored = await adapter.restore(target, recorded?.prior, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
+      await store.remove(serverId, target);
+      return { action: 'off', engine: adapter.engine, server, ...restored, durationMs: Date.now() - started };
+    },
+    close: () => adapter.close(),
+  };
 }
 
 export interface LeakWatcher {
@@ -176,14 +223,12 @@ export async function openLeakWatcher(opts: ReadOnlyOptions): Promise<LeakWatche
 
 /** Lifts the fence, putting back exactly what `on` recorded. Exit 0 (wasOn false) when already writable. */
 export async function readOnlyOff(opts: ReadOnlyOptions): Promise<FenceOffResult> {
-  const started = Date.now();
-  return withAdapter(opts, async (adapter, target, store, server) => {
-    const serverId = await adapter.serverId();
-    const recorded = await store.load(serverId, target);
-    const restored = await adapter.restore(target, recorded?.prior, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
-    await store.remove(serverId, target);
-    return { action: 'off', engine: adapter.engine, server, ...restored, durationMs: Date.now() - started };
-  });
+  const h = await openReadOnly(opts);
+  try {
+    return await h.off();
+  } finally {
+    await h.close();
+  }
 }
 
 /** Per scope: the setting, sessions in scope, and who could still write. */

@@ -73,7 +73,10 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('short autocommi
     try {
       for (let i = 0; i < RUNS; i++) {
         await sleep(200);
-        const run = await cli(['run', plan, '--yes'], e.env);
+        // The run waits at its sequences step (a test hook), as a catch-up slowed by load would: the stretch from
+        // the fence to the point of no return is otherwise a few tens of milliseconds, shorter than a rogue's
+        // reconnect, and its writes would land after that point (reported, pg-writes-after-point-of-no-return).
+        const run = await cli(['run', plan, '--yes'], e.env, { testPause: { step: 'sequences', delayMs: 400 } });
         runs.push({ code: run.code, err: run.err });
         const status = (await cli(['status', plan, '--json'], e.env)).json();
         expect(status, run.err).toMatchObject({ phase: 'synced', source: { readOnly: false } });

@@ -73,7 +73,9 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('a superuser ses
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       rogue = rogueWriter(e, db);
       await sleep(300);
-      run = await cli(['run', plan, '--yes'], e.env);
+      // The run waits at its sequences step (a test hook), as a catch-up slowed by load would: the stretch from the
+      // fence to the point of no return is otherwise shorter than the rogue's reconnect and first commit.
+      run = await cli(['run', plan, '--yes'], e.env, { testPause: { step: 'sequences', delayMs: 400 } });
       await sleep(300);
     } finally {
       rogueAcked = (await rogue?.stop()) ?? [];

@@ -1,3 +1,4 @@
+import type { TestPause } from '../../src/cli/test-hooks.js';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,10 +12,10 @@ export interface CliRun {
 }
 
 /** Runs the CLI in-process, capturing stdout/stderr; `env` replaces the process environment for it. */
-export async function cli(argv: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+export async function cli(argv: string[], env: Record<string, string | undefined> = {}, hooks: { testPause?: TestPause } = {}): Promise<CliRun> {
   let out = '';
   let err = '';
-  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t), env, isTTY: false });
+  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t), env, isTTY: false, ...hooks });
   return { code, out, err, json: () => JSON.parse(out) };
 }
 

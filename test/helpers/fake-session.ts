@@ -200,7 +200,10 @@ export class FakeFence implements SourceFence {
     return this.watcher !== undefined;
   }
   async on(request: FenceRequest): Promise<FenceOnResult> {
-    this.requests.push(request);
+    const { ready, ...asked } = request;
+    this.requests.push(asked);
+    // Like the real fence: nothing changes before the run's journal record of the fence is on disk.
+    await ready;
     await this.world.act('fence.on');
     this.fenced = true;
     const leakCheck: LeakCheck = { probeMs: 0, clean: true, writers: [] };

@@ -44,6 +44,20 @@ describe('journal records queued off the critical path', () => {
     expect(await onDisk()).toEqual(['1 lift ok', '2 cleanup ok']);
   });
 
+  it('writes that overlap (a durable flush in flight while the next records are appended) keep order and sequence', async () => {
+    const lock = await PlanLock.acquire(dir, PLAN);
+    const j = await Journal.open(lock);
+    await j.begin('fence', undefined, { durable: false });
+    const begun = j.flush();
+    await j.ok('fence', undefined, { durable: false });
+    const written = j.flush();
+    await j.begin('catch-up', undefined, { durable: false });
+    const pnr = j.ok('point-of-no-return');
+    await Promise.all([begun, written, pnr]);
+    expect(await onDisk()).toEqual(['1 fence begin', '2 fence ok', '3 catch-up begin', '4 point-of-no-return ok']);
+    await j.close();
+  });
+
   it('a crash that loses queued records leaves a phase that restores, never one past the point of no return', async () => {
     const lock = await PlanLock.acquire(dir, PLAN);
     const j = await Journal.open(lock);

@@ -61,6 +61,16 @@ describe('runPlan goes through every phase in order (fake adapter, router and fe
     expect(r.steps.map((s) => s.step)).toEqual(['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report']);
   });
 
+  it('the fence acts only once its begin record is on disk, and its ok record is on disk before the point of no return (both fsyncs overlap other work)', async () => {
+    const f = fakeSession(stateDir);
+    const seen: Record<string, string[]> = {};
+    f.world.when('fence.on', async () => void (seen.fence = await journalLines(f.session)));
+    f.world.when('adapter.detachTarget', async () => void (seen.detach = await journalLines(f.session)));
+    await runPlan(f.session);
+    expect(seen.fence!.at(-1)).toBe('fence begin');
+    expect(seen.detach).toEqual(expect.arrayContaining(['fence ok', 'point-of-no-return ok']));
+  });
+
   it('the plan phase moves fresh → synced → in-flight (hold begun) → past-pnr → done along the journal', async () => {
     const f = fakeSession(stateDir);
     await runPlan(f.session);

@@ -96,6 +96,15 @@ describe('plan key verify', () => {
     expect(parsePlan(waves + 'verify: { before: chunks }\n', '/p/plan.yaml').verifyBefore.mode).toBe('chunks');
   });
 
+  it('verify.after: none by default, chunks when asked; refused on an engine without a compare after the switch', () => {
+    expect(parsePlan(BASE, '/p/plan.yaml').verifyAfter).toBe('none');
+    expect(parsePlan(BASE + 'verify: { after: chunks }\n', '/p/plan.yaml').verifyAfter).toBe('chunks');
+    expect(parsePlan(BASE + 'verify: rowcounts\n', '/p/plan.yaml').verifyAfter).toBe('none');
+    const maria = 'engine: mariadb\nsource: { url: mysql://app@a/shop }\ntarget: { url: mysql://app@b/shop }\nverify: { after: chunks }\n';
+    expect(() => parsePlan(maria, 'plan.yaml')).toThrow(/verify\.after.*has no compare after the switch/);
+    expect(() => parsePlan(BASE + 'verify: { after: rows }\n', 'plan.yaml')).toThrow(/verify\.after/);
+  });
+
   it('keeps the scalar form meaning what it did: that check inside the window, no online verify', () => {
     for (const v of ['none', 'rowcounts', 'checksums'] as const) {
       expect(parsePlan(BASE + `verify: ${v}\n`, '/p/plan.yaml')).toMatchObject({ verify: v, verifyBefore: { mode: 'none' } });

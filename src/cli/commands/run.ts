@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LeakedAfterSwitchError, parseDuration, resume, run, UsageError } from '../../index.js';
+import { DifferAfterSwitchError, LeakedAfterSwitchError, parseDuration, resume, run, UsageError } from '../../index.js';
 import type { CliContext, GlobalOpts } from '../context.js';
 import { interruptSignal } from '../interrupt.js';
 import { renderRun } from '../render-cutover.js';
@@ -32,7 +32,7 @@ export function registerRunLike(program: Command, ctx: CliContext, name: 'run' |
         const r = await (name === 'run' ? run(file, opts) : resume(file, opts));
         ctx.emit(g.json, { action: name, ...r }, renderRun(r));
       } catch (e) {
-        if (e instanceof LeakedAfterSwitchError && !g.json) ctx.print(renderRun(e.result));
+        if ((e instanceof LeakedAfterSwitchError || e instanceof DifferAfterSwitchError) && !g.json) ctx.print(renderRun(e.result));
         throw e;
       } finally {
         sig.dispose();
