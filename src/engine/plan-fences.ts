@@ -22,7 +22,7 @@ function prepared(opts: ReadOnlyOptions): { prepare(): Promise<void>; close(): P
   let ready: ReadOnlyHandle | undefined;
   return {
     prepare: async () => {
-      ready ??= await openReadOnly(opts);
+      ready ??= await openReadOnly({ ...opts, warm: true });
     },
     close: async () => {
       const h = ready;

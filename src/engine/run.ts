@@ -626,7 +626,8 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
       () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}),
     );
     await runner.step('lift', 'release clients', async () => {
-      await s.router?.release();
+      // switchTo released them in the same write as the switch; release is for routers without it.
+      if (s.router && !s.router.switchTo) await s.router.release();
     });
   } catch (e) {
     // Clients must not wait forever; the journal says where to continue.

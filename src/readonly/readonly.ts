@@ -29,6 +29,8 @@ export interface ReadOnlyOptions {
   clientsHeld?: boolean;
   /** strict mode: also lock the accounts that bypass the fence (FenceOptions.lockBypass). */
   lockBypass?: boolean;
+  /** openReadOnly: make the reads of `on`/`off` once right away (before a hold), so they are fast inside it. */
+  warm?: boolean;
   /**
    * openLeakWatcher: a persistent decoding slot of this name (made by `sync`, or now if missing) instead of a
    * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
@@ -136,6 +138,12 @@ export async function openReadOnly(opts: ReadOnlyOptions): Promise<ReadOnlyHandl
   let serverId: string;
   try {
     serverId = await adapter.serverId();
+    // A new backend's first catalog and activity reads are slow (its caches fill: tens of ms on a busy machine):
+    // the reads `on`/`off` make are made once here, before the caller holds anyone. A read that fails fails here.
+    if (opts.warm) {
+      await adapter.capturePrior(target, fenceOptions(opts));
+      await adapter.status([target]);
+    }
   } catch (e) {
     await adapter.close();
     throw e;
