@@ -106,7 +106,9 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('router failures
       await long.connect();
       await long.query('BEGIN');
       longTx = long
-        .query('SELECT pg_sleep(4)')
+        // Longer than everything the run does before its hold plus the hold's 1.5 s bound, even on a loaded machine
+        // (preflight and the verify before the hold took 2-3.5 s at load 8): the PAUSE must time out, not outwait it.
+        .query('SELECT pg_sleep(10)')
         .then(() => long.query('COMMIT'))
         .then(
           () => 'committed',
