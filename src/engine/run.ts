@@ -403,7 +403,10 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
   // for the server's running transactions, which must not happen while clients are held. Its sessions are
   // exempt from the fence. It watches until the point of no return, overlapping catch-up and verify.
-  const watcher = await s.sourceFence.watchLeaks(exempt);
+  const watcher = await s.sourceFence.watchLeaks(exempt).catch(async (e: unknown) => {
+    await compare?.close().catch(() => {});
+    throw e;
+  });
   try {
     if (watcher) {
       result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
