@@ -12,6 +12,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   keylessTables: true,
   // The initial copy runs COPY under the slot's snapshot with several workers (postgres-snapshot-copy.ts).
   parallelCopy: true,
+  // Logical slots of CDC consumers are made again on the target at the switch (postgres-cdc.ts).
+  cdcSlots: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

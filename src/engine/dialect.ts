@@ -29,6 +29,8 @@ export interface EngineCapabilities {
   copiesAccounts: boolean;
   /** `copy: { jobs, splitTablesLargerThan }` applies (a parallel initial copy). Default false. */
   parallelCopy: boolean;
+  /** `cdc: { slots, plugin }` applies: logical slots of CDC consumers handed over to the target at the switch. Default false. */
+  cdcSlots: boolean;
   /** The URL schemes (as parsed engines) the plan's endpoints may use. */
   urlEngines: readonly Engine[];
   /** A connection URL for error hints, e.g. postgres://app@10.0.0.1:5432/shop. */
