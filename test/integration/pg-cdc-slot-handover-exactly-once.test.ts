@@ -97,6 +97,8 @@ describe.skipIf(unavailable)('CDC slot handover: a test_decoding consumer reads 
     const { sourceStop, targetStart, plugin, toolTable } = report.cdc[0];
     expect(plugin).toBe('test_decoding');
     expect(sourceStop).toBe(report.catchUp.fencePosition);
+    // The second ANALYZE, after the lag gate: the workload table grew a lot since sync's.
+    expect(report.reanalyzed).toContain('public.cutover_workload');
 
     const status = await cli(['status', plan, '--json'], e.env);
     expect(status.json().cdc).toMatchObject([{ slot: SLOT, sourceStop, targetStart }]);
