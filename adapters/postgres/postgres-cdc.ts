@@ -106,7 +106,7 @@ export async function cdcFindings(src: PgClient, dstAdmin: PgClient, database: s
         });
       }
     } finally {
-      await dstAdmin.query('RESET statement_timeout').catch(() => {});
+      await dstAdmin.query('SET statement_timeout = 0').catch(() => {});
       // A temporary slot ends with its session; dropped here so the session can go on making probes.
       await dstAdmin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid = pg_backend_pid()`, [probe]).catch(() => {});
     }
@@ -142,7 +142,7 @@ export async function createTargetSlots(src: PgClient, dst: PgClient, cdc: CdcPo
       out.push({ slot, plugin, sourceStop, targetStart: rows[0]!.lsn, toolTable: sentinel });
     }
   } finally {
-    await dst.query('RESET statement_timeout').catch(() => {});
+    await dst.query('SET statement_timeout = 0').catch(() => {});
   }
   return out;
 }
