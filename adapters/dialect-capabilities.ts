@@ -18,6 +18,7 @@ export function withDefaults(own: OwnCapabilities): EngineCapabilities {
     copiesAccounts: false,
     parallelCopy: false,
     verifyAfterSwitch: false,
+    cdcSlots: false,
     ...own,
   };
 }

@@ -84,3 +84,16 @@ export async function neverAnalyzed(c: PgClient, schema?: string): Promise<strin
   );
   return rows.map((r) => r.t);
 }
+
+/**
+ * Tables whose rows changed enough since their last ANALYZE for autovacuum to analyze them again with its default
+ * settings (50 rows + 10% of the table), quoted, biggest first.
+ */
+export async function changedSinceAnalyze(c: PgClient, schema?: string): Promise<string[]> {
+  const { rows } = await c.query<{ t: string }>(
+    `SELECT format('%I.%I', s.schemaname, s.relname) AS t FROM pg_stat_user_tables s JOIN pg_namespace n ON n.nspname = s.schemaname
+      WHERE s.n_mod_since_analyze > 50 + 0.1 * greatest(s.n_live_tup, 0) AND ${USER_NAMESPACE} ORDER BY pg_relation_size(s.relid) DESC, 1`,
+    [schema ?? null],
+  );
+  return rows.map((r) => r.t);
+}

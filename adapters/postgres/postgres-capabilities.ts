@@ -14,6 +14,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   parallelCopy: true,
   // Snapshots on both sides at the point of no return, compared in key chunks after the release.
   verifyAfterSwitch: true,
+  // Logical slots of CDC consumers are made again on the target at the switch (postgres-cdc.ts).
+  cdcSlots: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

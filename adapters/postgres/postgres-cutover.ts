@@ -1,10 +1,24 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SwitchCompare, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type {
+  CatchUpProof,
+  CdcSlotHandover,
+  CutoverAdapter,
+  DetachResult,
+  Finding,
+  Leftover,
+  OnlineVerifyHooks,
+  SourceLockResult,
+  SwitchCompare,
+  SyncProgress,
+  SyncSummary,
+  VerifyReport,
+} from '../../src/engine/cutover-adapter.js';
 import type { CopyMethod } from '../../src/plan/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { openAll } from '../../src/util/open-all.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
-import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
+import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, changedSinceAnalyze, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
+import { cdcFindings, createTargetSlots, dropTargetSlots, sourceSlotPositions, type CdcPolicy } from './postgres-cdc.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
 import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js';
@@ -84,6 +98,8 @@ export interface PgCutoverConfig {
   keyless?: KeylessPolicy;
   /** The leak check decodes the source's WAL through this persistent slot (database-scope fence). */
   leakSlot?: string;
+  /** CDC consumers' slots handed over to the target at the switch (plan `cdc`). */
+  cdc?: CdcPolicy;
 }
 
 /**
@@ -163,6 +179,10 @@ export class PostgresCutover implements CutoverAdapter {
     this.dumped = this.cfg.method === 'replication' ? keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table) : [];
     findings.push(...(await this.on('target', 'checking extensions', () => extensionFindings(this.src, this.dstAdmin))));
     if (!schema) findings.push(...(await this.on('target', 'comparing settings and privileges', async () => settingsFindings(this.src, synced ? await this.targetDb() : undefined, this.cfg.database))));
+    if (this.cfg.cdc) {
+      const cdc = this.cfg.cdc;
+      findings.push(...(await this.on('target', 'checking the CDC slots', () => cdcFindings(this.src, this.dstAdmin, this.cfg.database, cdc))));
+    }
     if (schema && !(await this.src.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [schema])).rows.length) {
       findings.push({
         severity: 'blocker',
@@ -330,6 +350,13 @@ export class PostgresCutover implements CutoverAdapter {
     const views = await populatedMatviews(this.src, this.cfg.schema);
     await refreshMatviews(dst, views);
     const relations = await analyzableRelations(dst, this.cfg.schema);
+    await this.analyzeOnTarget(relations);
+    progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${Math.min(ANALYZE_JOBS, relations.length)} sessions)` });
+  }
+
+  /** ANALYZE the relations on the target with up to ANALYZE_JOBS sessions side by side. */
+  private async analyzeOnTarget(relations: readonly string[]): Promise<void> {
+    const dst = await this.targetDb();
     const extra = await openAll(
       Array.from(
         { length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) },
@@ -342,7 +369,18 @@ export class PostgresCutover implements CutoverAdapter {
     } finally {
       await Promise.all(extra.map((c) => c.end().catch(() => {})));
     }
-    progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${1 + extra.length} sessions)` });
+  }
+
+  /**
+   * After the lag gate, before the hold: the tables the catch-up changed a lot since sync's ANALYZE (autovacuum's own
+   * rule with its default settings), analyzed again so the plans after the switch see today's row counts.
+   */
+  async refreshStatistics(): Promise<string[]> {
+    if (this.cfg.method !== 'replication' || !(await this.targetDbExists())) return [];
+    const dst = await this.targetDb();
+    const changed = await this.on('target', 'reading table statistics', () => changedSinceAnalyze(dst, this.cfg.schema));
+    if (changed.length) await this.on('target', 'analyzing changed tables', () => this.analyzeOnTarget(changed));
+    return changed;
   }
 
   /** The keyless tables left out of replication and copied inside the window (`tables.keyless: dump`). */
@@ -449,7 +487,7 @@ export class PostgresCutover implements CutoverAdapter {
       const copied = await this.copyDumpedTables(deadline);
       return { method: 'sentinel', ...proof, ...(copied ? { waitedMs: Date.now() - started } : {}) };
     }
-    const fencePosition = (await this.src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+    const fencePosition = (await this.src.query<{ l: string }>(`SELECT pg_current_wal_insert_lsn()::text AS l`)).rows[0]!.l;
     const tables = await userTables(dst, this.cfg.schema);
     if (tables.length) await this.on('target', 'emptying target tables', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
     const remaining = deadline - Date.now();
@@ -604,6 +642,36 @@ export class PostgresCutover implements CutoverAdapter {
       dropped.push(`replication role ${this.replicationRole} (source)`);
     }
     return dropped;
+  }
+
+  async handOverCdcSlots(sourceStop: string, deadline: number): Promise<CdcSlotHandover[]> {
+    const cdc = this.cfg.cdc;
+    if (!cdc) return [];
+    const dst = await this.targetDb();
+    return this.on('target', 'creating the CDC slots', async () => {
+      try {
+        return await createTargetSlots(this.src, dst, cdc, sourceStop, deadline, this.scope.sentinel);
+      } catch (e) {
+        if ((e as { code?: string }).code === '57014')
+          throw new BudgetExceededError(
+            `creating the CDC slots on the target did not finish within the write-downtime budget (it waits for transactions running on the target)`,
+            'end long transactions on the target (autovacuum ANALYZE, idle sessions in a transaction) before the run, or raise limits.maxWriteBlocked',
+          );
+        throw e;
+      }
+    });
+  }
+
+  async dropCdcSlots(): Promise<string[]> {
+    const cdc = this.cfg.cdc;
+    if (!cdc || !(await this.targetDbExists())) return [];
+    const dst = await this.targetDb();
+    return (await this.on('target', 'dropping the CDC slots', () => dropTargetSlots(dst, cdc))).map((n) => `replication slot ${n} (target, CDC)`);
+  }
+
+  async cdcSourcePositions(): Promise<Record<string, string | null>> {
+    const cdc = this.cfg.cdc;
+    return cdc ? this.on('source', 'reading the CDC slots', () => sourceSlotPositions(this.src, cdc)) : {};
   }
 
   async dropLeakSlot(): Promise<boolean> {

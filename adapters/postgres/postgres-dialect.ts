@@ -25,6 +25,7 @@ async function connectCutover({ plan, planId, source, target, database, schema, 
     ...(plan.copy ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
     // Decoding reads one database: only a database-scope fence uses the slot.
     ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(name) } : {}),
+    ...(plan.cdc ? { cdc: { slots: plan.cdc.slots, ...(plan.cdc.plugin !== undefined ? { plugin: plan.cdc.plugin } : {}) } } : {}),
   });
 }
 

@@ -229,7 +229,9 @@ export async function slotLagBytes(src: PgClient, name: string): Promise<number 
  * every transaction committed before it — all of them, up to and past the fence position.
  */
 export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: number, scope: PgMoveScope): Promise<{ fencePosition: string; proofPosition: string; waitedMs: number }> {
-  const fencePosition = (await src.query<{ l: string }>(`SELECT pg_current_wal_lsn()::text AS l`)).rows[0]!.l;
+  // The insert position, not the write position: a commit already in WAL buffers (asynchronous commit) is before it.
+  // CDC consumers stop reading the source here, so every commit before the sentinel must be at or before it.
+  const fencePosition = (await src.query<{ l: string }>(`SELECT pg_current_wal_insert_lsn()::text AS l`)).rows[0]!.l;
   const token = randomUUID();
   await src.query('BEGIN READ WRITE');
   await src.query(`UPDATE ${scope.sentinel} SET token = $1, at = clock_timestamp() WHERE id = 1`, [token]);

@@ -25,6 +25,8 @@ export function renderRun(r: RunResult): string[] {
     ...(r.fence ? [`  fence                 ${r.fence.drained} drained, ${r.fence.terminated} sessions ended, leak check ${r.fence.leakClean ? 'clean' : 'FAILED'}${r.leakCheck ? ` (${r.leakCheck.method})` : ''}`] : []),
     ...(r.leakCheck?.late?.checked ? [`  after the switch      ${lateWords(r.leakCheck.late)}`] : []),
     ...(r.catchUp ? [`  catch-up              ${r.catchUp.method} at ${r.catchUp.proofPosition ?? r.catchUp.fencePosition} (fence position ${r.catchUp.fencePosition}), ${formatDuration(r.catchUp.waitedMs)}`] : []),
+    ...(r.cdc ?? []).map((c) => `  CDC slot ${c.slot.padEnd(12)}  source up to ${c.sourceStop}, then target slot from ${c.targetStart} (${c.plugin}); skip rows of ${c.toolTable}`),
+    ...(r.reanalyzed?.length ? [`  analyzed again        ${r.reanalyzed.length} table(s) changed since sync`] : []),
     ...(r.sequences !== undefined ? [`  sequences set         ${r.sequences}`] : []),
     ...(r.verifyBefore ? [`  verify before hold    ${verifyWords(r.verifyBefore)}`] : []),
     ...(r.verify ? [`  verify                ${r.verify.mode}: ${r.verify.tables.length} tables match, ${formatDuration(r.verify.durationMs)}`] : []),
@@ -60,6 +62,10 @@ export function renderStatus(s: PlanStatus): string[] {
     ...(s.unfinished.length ? [`  unfinished steps (the process died in them): ${s.unfinished.join(', ')}`] : []),
     ...(s.source ? [`  source ${s.source.name ?? ''}: ${s.source.readOnly ? 'READ-ONLY' : 'writable'}${s.source.recorded ? ` (fenced by cutover at ${s.source.recorded.fencedAt})` : ''}`] : []),
     ...(s.lagBytes != null ? [`  replication lag: ${formatBytes(s.lagBytes)}`] : []),
+    ...(s.cdc ?? []).map(
+      (c) =>
+        `  CDC slot ${c.slot} (${c.plugin}): read the source through ${c.sourceStop}${c.sourceConfirmed !== undefined ? ` (its consumer is at ${c.sourceConfirmed ?? 'gone'})` : ''}, then the target from ${c.targetStart}; skip rows of ${c.toolTable} (the tool's)`,
+    ),
     ...s.leftovers.map((l) => `  left on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — drop with: ${l.drop}`),
     ...(s.journal.length ? ['  journal:', ...s.journal.slice(-12).map((r) => `    ${String(r.seq).padStart(3)} ${r.at} ${r.step} ${r.status}`)] : ['  journal: empty']),
     ...s.errors.map((e) => `  could not check ${e}`),

@@ -118,6 +118,22 @@ export interface DetachResult {
   appliedThrough?: string;
 }
 
+/**
+ * One CDC consumer's slot handed over at the switch: the consumer reads the source's slot through every transaction
+ * committed at or before `sourceStop`, then the target's slot from `targetStart` on. Nothing a writer committed is
+ * in both, nothing is in neither.
+ */
+export interface CdcSlotHandover {
+  slot: string;
+  plugin: string;
+  /** The last source position that belongs to the source stream (PostgreSQL: an LSN; commits ending after it are the tool's). */
+  sourceStop: string;
+  /** The target slot's starting point: every target transaction committed after it is decoded. */
+  targetStart: string;
+  /** The tool's own table: its sentinel rows show up in both streams and carry no application change. */
+  toolTable: string;
+}
+
 /** Replication objects or fences a failed run may leave, with the statement that removes each. */
 export interface Leftover {
   where: 'source' | 'target';
@@ -207,6 +223,20 @@ export interface CutoverAdapter {
   openTarget?(): Promise<void>;
   /** Stop replication into the target (after the point of no return, before the target opens). */
   detachTarget(): Promise<DetachResult | void>;
+  /**
+   * Inside the window, after the catch-up proof and before the point of no return: the plan's CDC slots created
+   * on the target, each with the source position where its consumer stops. Bounded by `deadline`.
+   */
+  handOverCdcSlots?(sourceStop: string, deadline: number): Promise<CdcSlotHandover[]>;
+  /** A run rolled back before its point of no return: drops the CDC slots it made on the target. Safe to repeat. */
+  dropCdcSlots?(): Promise<string[]>;
+  /** How far each CDC slot's consumer has confirmed on the source (null: the slot is gone). */
+  cdcSourcePositions?(): Promise<Record<string, string | null>>;
+  /**
+   * After the lag gate, before the hold: ANALYZE again the tables that changed a lot since sync's ANALYZE.
+   * Returns the tables analyzed.
+   */
+  refreshStatistics?(): Promise<string[]>;
   /** Drops the leak check's slot (rollback keeps the subscription for a retry, never a slot that only keeps WAL). */
   dropLeakSlot?(): Promise<boolean>;
   /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */

@@ -31,6 +31,8 @@ export interface EngineCapabilities {
   parallelCopy: boolean;
   /** `verify: { after: chunks }` applies (a compare of the frozen source with the target as of the switch). Default false. */
   verifyAfterSwitch: boolean;
+  /** `cdc: { slots, plugin }` applies: logical slots of CDC consumers handed over to the target at the switch. Default false. */
+  cdcSlots: boolean;
   /** The URL schemes (as parsed engines) the plan's endpoints may use. */
   urlEngines: readonly Engine[];
   /** A connection URL for error hints, e.g. postgres://app@10.0.0.1:5432/shop. */

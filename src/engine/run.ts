@@ -6,7 +6,7 @@ import { describeLeak, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import type { CatchUpProof, DetachResult, Finding, SourceLockHolder, SwitchCompare, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import type { CatchUpProof, CdcSlotHandover, DetachResult, Finding, SourceLockHolder, SwitchCompare, SyncSummary, VerifyReport } from './cutover-adapter.js';
 import { afterWords, compareAfterSwitch, type AfterSwitchVerifyReport } from './verify-after.js';
 import { Journal, replayJournal, type JournalRecord, type JournalStep } from './journal.js';
 import { PlanLock } from './lock.js';
@@ -81,6 +81,10 @@ export interface RunResult {
    */
   verifyAfter?: AfterSwitchVerifyReport;
   catchUp?: CatchUpProof;
+  /** Plan `cdc`: each consumer's slot on the target and where it stops reading the source. */
+  cdc?: CdcSlotHandover[];
+  /** Tables analyzed again after the lag gate (they changed a lot since sync's ANALYZE). */
+  reanalyzed?: string[];
   sequences?: number;
   verify?: VerifyReport;
   cleanedUp?: string[];
@@ -99,7 +103,9 @@ const READY_FOR_RUN = new Set(['fresh', 'synced']);
  * past it, so nothing was repointed).
  */
 const QUEUED_BEGIN: ReadonlySet<JournalStep> = new Set(['catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift']);
-const QUEUED_OK: ReadonlySet<JournalStep> = new Set(['hold', 'catch-up', 'sequences', 'verify', 'repoint', 'lift']);
+// The CDC handover's begin is durable: a crash after it may leave slots on the target that rollback must drop, and
+// only that record tells rollback they are the run's own. Its ok (the positions) goes with the point of no return's.
+const QUEUED_OK: ReadonlySet<JournalStep> = new Set(['hold', 'catch-up', 'sequences', 'verify', 'cdc-handover', 'repoint', 'lift']);
 /**
  * Steps whose durable records overlap the work around them instead of waiting for their fsync: the fence's begin
  * is on disk before the fence changes the server (the fence awaits it after its reads), its ok before the point
@@ -387,6 +393,7 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   }
   result.lagBytesAtFence = lag;
   await driftGate(s, runner);
+  result.reanalyzed = await reanalyze(s, runner);
   if (lag !== null) runner.emit('lag', 'info', `lag ${formatBytes(lag)} ≤ ${formatBytes(lagLimit)}, fencing`);
 
   if (s.plan.hooks.beforeFence) await runHook(s.plan.hooks.beforeFence, 'beforeFence', s);
@@ -447,6 +454,31 @@ async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced:
   if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
   if (result.verifyAfter?.mismatchCount) throw new DifferAfterSwitchError(result);
   return result;
+}
+
+/**
+ * Statistics again, outside the window: the tables the catch-up changed a lot since sync's ANALYZE. Not a journal
+ * step (it changes no data); a failure only warns, the run goes on with the statistics it has.
+ */
+async function reanalyze(s: PlanSession, runner: Runner): Promise<string[] | undefined> {
+  if (!s.adapter.refreshStatistics) return undefined;
+  const startMs = Date.now() - runner.t0;
+  runner.emit('analyze', 'begin', 'analyze the tables that changed a lot since sync');
+  const work = s.adapter.refreshStatistics().then(
+    (tables) => ({ tables }),
+    (e: unknown) => ({ error: e }),
+  );
+  const r = await (runner.abort ? Promise.race([work, runner.abort]) : work);
+  if ('tables' in r) {
+    const tables = r.tables;
+    runner.steps.push({ step: 'analyze', startMs, endMs: Date.now() - runner.t0 });
+    runner.emit('analyze', 'ok', tables.length ? `${tables.length} table(s) analyzed again: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', ...' : ''}` : 'no table changed enough since sync to analyze again');
+    return tables;
+  }
+  const why = r.error instanceof Error ? r.error.message : String(r.error);
+  runner.warnings.push(`second ANALYZE failed, the target keeps the statistics of sync: ${why}`);
+  runner.emit('analyze', 'fail', why);
+  return undefined;
 }
 
 /**
@@ -577,6 +609,17 @@ async function fenceAndSwitch(
         throw new OperationError(`the leak check could not read its decoding slot: ${leak.fallback ?? 'unknown reason'}`, 'the source was restored; run again');
     }
     if (opts.beforePointOfNoReturn) await opts.beforePointOfNoReturn(deadline);
+    if (s.plan.cdc && s.adapter.handOverCdcSlots) {
+      // Last before the point of no return: the target has every write committed before the fence and nothing
+      // else since, so a slot made now decodes exactly what commits on the target after the switch.
+      const sourceStop = result.catchUp.fencePosition;
+      result.cdc = await runner.step(
+        'cdc-handover',
+        `create CDC slot(s) ${s.plan.cdc.slots.join(', ')} on the target`,
+        () => s.adapter.handOverCdcSlots!(sourceStop, deadline),
+        (slots) => ({ slots }),
+      );
+    }
     if (Date.now() > deadline)
       throw new BudgetExceededError(
         `the write-downtime budget of ${formatDuration(budgetMs)} ran out before the switch (${formatDuration(Date.now() - fencedAt)} since the fence)`,
@@ -599,11 +642,38 @@ async function fenceAndSwitch(
     );
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
+    await dropCdcSlots(s, journal.state.records, runner);
     throw e;
   }
   const forward = await finishForward(s, runner, blockedFrom);
   result.writeBlockedMs = forward.writeBlockedMs;
   return forward.detached;
+}
+
+/**
+ * Before the point of no return, after the source is restored: the CDC slots a run made on the target start at a
+ * position that is no longer the switch, so they go (consumers go on with their source slots). Only when the journal
+ * shows the run began making them since its last hold: a slot of that name made by someone else stays. Best effort.
+ */
+async function dropCdcSlots(s: PlanSession, records: readonly JournalRecord[], runner: Pick<Runner, 'emit' | 'warnings'>): Promise<string[]> {
+  if (!s.adapter.dropCdcSlots) return [];
+  let hold = -1;
+  let began = -1;
+  records.forEach((r, i) => {
+    if ((r.step === 'hold' || r.step === 'fence') && r.status === 'begin') hold = i;
+    if (r.step === 'cdc-handover' && r.status === 'begin') began = i;
+  });
+  if (began < 0 || began < hold) return [];
+  try {
+    const dropped = await s.adapter.dropCdcSlots();
+    if (dropped.length) runner.emit('rollback', 'info', `dropped ${dropped.join(', ')}: consumers go on reading the source`);
+    return dropped;
+  } catch (e) {
+    runner.warnings.push(
+      `dropping the CDC slot(s) ${(s.plan.cdc?.slots ?? []).join(', ')} on the target failed (${e instanceof Error ? e.message : String(e)}): drop them there before the next run (check names each one)`,
+    );
+    return [];
+  }
 }
 
 function leakError(leak: LeakCheck): OperationError {
@@ -803,6 +873,7 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     }
     const out = { warnings, emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
     await restoreSource(s, journal, out, { held: true, fenced: true });
+    await dropCdcSlots(s, records, out);
     // The leak check's slot only keeps WAL; a retry makes it again before its hold.
     await s.adapter.dropLeakSlot?.();
     if (opts.cleanup) {
@@ -869,7 +940,10 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
       result.cleanedUp = await cleanupAndReport(s, runner, result);
       return result;
     }
-    if (phase === 'in-flight') await restoreSource(s, journal, runner, { held: true, fenced: true });
+    if (phase === 'in-flight') {
+      await restoreSource(s, journal, runner, { held: true, fenced: true });
+      await dropCdcSlots(s, journal.state.records, runner);
+    }
     return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced');
   });
 }

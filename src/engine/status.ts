@@ -1,8 +1,8 @@
 import type { ScopeStatus } from '../readonly/types.js';
-import type { Leftover } from './cutover-adapter.js';
+import type { CdcSlotHandover, Leftover } from './cutover-adapter.js';
 import { replayJournal, type JournalRecord } from './journal.js';
 import { readLock, type LockInfo } from './lock.js';
-import { planPhase, type PlanPhase } from './phase.js';
+import { lastOkData, planPhase, type PlanPhase } from './phase.js';
 import type { PlanSession } from './session.js';
 
 export interface PlanStatus {
@@ -17,6 +17,11 @@ export interface PlanStatus {
   source?: ScopeStatus;
   lagBytes?: number | null;
   leftovers: Leftover[];
+  /**
+   * Plan `cdc`, once handed over (past the point of no return): each consumer's target slot and start, the source
+   * position it stops at, and how far it has confirmed on the source now (null: that slot is gone).
+   */
+  cdc?: Array<CdcSlotHandover & { sourceConfirmed?: string | null }>;
   /** Live checks that could not run (a server down): the journal part is still true. */
   errors: string[];
 }
@@ -57,5 +62,10 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
   const lag = await live('replication lag', () => s.adapter.lagBytes());
   if (lag !== undefined) status.lagBytes = lag;
   status.leftovers = (await live('leftovers', () => s.adapter.leftovers())) ?? [];
+  const handed = lastOkData(replay.records, 'cdc-handover')?.slots as CdcSlotHandover[] | undefined;
+  if (handed && (phase === 'past-pnr' || phase === 'done')) {
+    const at = (await live('CDC slots on the source', async () => (await s.adapter.cdcSourcePositions?.()) ?? {})) ?? {};
+    status.cdc = handed.map((h) => ({ ...h, ...(h.slot in at ? { sourceConfirmed: at[h.slot] } : {}) }));
+  }
   return status;
 }

@@ -9,7 +9,7 @@ import { isPostgresUrl, parseDbUrl, urlHasPassword, type Engine } from '../util/
 import { Fields, PlanReader } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { PlanDocument } from './plan-document.js';
-import type { Plan, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyAfterMode, VerifyMode } from './types.js';
+import type { Plan, PlanCdc, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyAfterMode, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
 
@@ -27,7 +27,7 @@ export const PLAN_DEFAULTS = {
   accounts: 'copy',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'cdc'] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -122,9 +122,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
   const tables = readTables(top, engine);
   const copy = readCopy(top, engine);
+  const cdc = readCdc(top, engine, scope);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || !verifyAfter || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || !verifyAfter || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || cdc === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -144,6 +145,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     ...(waves ? { waves } : {}),
     ...(tables ? { tables } : {}),
     ...(copy ? { copy } : {}),
+    ...(cdc ? { cdc } : {}),
     stateDir,
     warnings,
   };
@@ -424,6 +426,28 @@ function readCopy(top: Fields, engine: Engine | undefined): PlanCopy | undefined
   const split = f.size('splitTablesLargerThan', PLAN_DEFAULTS.copySplitBytes, { min: 1024 * 1024, max: 1024 ** 4 });
   if ((f.has('jobs') && jobs === undefined) || split === undefined) return null;
   return { ...(jobs !== undefined ? { jobs } : {}), splitAboveBytes: split };
+}
+
+/** PostgreSQL's slot names: lower-case letters, digits and underscores, at most 63. */
+const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+
+/** `cdc: { slots: [name, ...], plugin }`: CDC consumers' logical slots handed over at the switch. */
+function readCdc(top: Fields, engine: Engine | undefined, scope: PlanScope | undefined): PlanCdc | undefined | null {
+  if (!top.has('cdc')) return undefined;
+  if (engine !== undefined && !engineCapabilities(engine).cdcSlots)
+    return top.report('cdc', `hands over PostgreSQL logical replication slots; ${engine} consumers follow the binary log, which has no slots to move`, 'remove cdc from the plan') ?? null;
+  if (scope && (scope.kind !== 'databases' || scope.names.length !== 1))
+    return top.report('cdc', 'applies to a plan that moves one whole database (a logical slot decodes a whole database)', 'use scope: { databases: [name] } with one database, or remove cdc') ?? null;
+  const f = top.fields('cdc', ['slots', 'plugin']);
+  if (!f) return null;
+  const slots = f.stringList('slots', { required: true, fix: 'e.g. cdc: { slots: [debezium_orders] }' });
+  const plugin = f.has('plugin') ? f.string('plugin') : undefined;
+  if (!slots || (f.has('plugin') && plugin === undefined)) return null;
+  const bad = slots.find((s) => !SLOT_NAME.test(s));
+  if (bad !== undefined) return f.report('slots', `"${bad}" is not a PostgreSQL replication slot name`, 'slot names hold lower-case letters, digits and underscores (at most 63)') ?? null;
+  if (plugin !== undefined && !/^[A-Za-z0-9_.-]{1,63}$/.test(plugin))
+    return f.report('plugin', `"${plugin}" is not an output plugin name`, "e.g. plugin: pgoutput, or leave it out to use each source slot's plugin") ?? null;
+  return { slots, ...(plugin !== undefined ? { plugin } : {}) };
 }
 
 function readStateDir(top: Fields, planDir: string): string | undefined {

@@ -152,12 +152,24 @@ export interface Plan {
   tables?: PlanTables;
   /** PostgreSQL's initial copy (method replication, a whole database): workers and split threshold. */
   copy?: PlanCopy;
+  /** CDC consumers' logical slots handed over to the target at the switch (PostgreSQL, one database). */
+  cdc?: PlanCdc;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
   /** Absolute journal/lock directory. */
   stateDir: string;
   /** Accepted but risky choices (e.g. a password inside a URL). */
   warnings: string[];
+}
+
+/**
+ * Logical slots on the source that CDC consumers (Debezium, an outbox relay) read: the run creates each again on the
+ * target inside the window and records where the consumer stops reading the source.
+ */
+export interface PlanCdc {
+  slots: string[];
+  /** The target slots' output plugin; absent: each source slot's own. */
+  plugin?: string;
 }
 
 export interface PlanCopy {
