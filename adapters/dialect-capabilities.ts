@@ -17,6 +17,7 @@ export function withDefaults(own: OwnCapabilities): EngineCapabilities {
     keylessTables: false,
     copiesAccounts: false,
     parallelCopy: false,
+    reverseReplication: false,
     ...own,
   };
 }

@@ -12,6 +12,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   keylessTables: true,
   // The initial copy runs COPY under the slot's snapshot with several workers (postgres-snapshot-copy.ts).
   parallelCopy: true,
+  // A publication and slot on the target made at the switch, a subscription on the old source (postgres-reverse.ts).
+  reverseReplication: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

@@ -1,9 +1,9 @@
 import type { ScopeStatus } from '../readonly/types.js';
-import type { Leftover } from './cutover-adapter.js';
+import type { Leftover, ReverseState } from './cutover-adapter.js';
 import { replayJournal, type JournalRecord } from './journal.js';
 import { readLock, type LockInfo } from './lock.js';
 import { planPhase, type PlanPhase } from './phase.js';
-import type { PlanSession } from './session.js';
+import { revertPlanId, type PlanSession } from './session.js';
 
 export interface PlanStatus {
   planId: string;
@@ -17,6 +17,10 @@ export interface PlanStatus {
   source?: ScopeStatus;
   lagBytes?: number | null;
   leftovers: Leftover[];
+  /** After a cutover with plan `reverse`: whether the old source follows the new primary, and its lag. */
+  reverse?: ReverseState;
+  /** Where `cutover revert` stands (its own journal), once one began. */
+  revert?: { phase: PlanPhase; unfinished: string[] };
   /** Live checks that could not run (a server down): the journal part is still true. */
   errors: string[];
 }
@@ -57,5 +61,16 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
   const lag = await live('replication lag', () => s.adapter.lagBytes());
   if (lag !== undefined) status.lagBytes = lag;
   status.leftovers = (await live('leftovers', () => s.adapter.leftovers())) ?? [];
+  if (s.plan.reverse && s.direction === 'forward' && (phase === 'done' || phase === 'past-pnr')) {
+    const revert = await replayJournal(s.plan.stateDir, revertPlanId(s.planId));
+    const revertPhase = planPhase(revert.records);
+    if (revert.records.length) status.revert = { phase: revertPhase, unfinished: revert.unfinished.map((r) => r.step) };
+    const reverse = s.adapter.reverseState ? await live('reverse path', () => s.adapter.reverseState!()) : undefined;
+    if (reverse) status.reverse = reverse;
+    if (revertPhase === 'done') status.next = 'reverted: the old source is the primary again; the new one is left read-only';
+    else if (revertPhase === 'in-flight') status.next = 'a revert stopped with the new primary fenced: `cutover revert --resume` or `cutover revert --rollback`';
+    else if (revertPhase === 'past-pnr') status.next = 'a revert is past its point of no return: `cutover revert --resume` to finish it';
+    else if (phase === 'done' && reverse?.state === 'following') status.next = 'cut over; the old source follows the new primary: `cutover revert` goes back, `cutover finalize` ends the reverse path';
+  }
   return status;
 }

@@ -27,7 +27,7 @@ export const PLAN_DEFAULTS = {
   accounts: 'copy',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'reverse'] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -122,9 +122,10 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
   const tables = readTables(top, engine);
   const copy = readCopy(top, engine);
+  const reverse = readReverse(top, engine, scope);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit || reverse === undefined) return undefined;
   return {
     file: absFile,
     engine,
@@ -143,6 +144,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     ...(waves ? { waves } : {}),
     ...(tables ? { tables } : {}),
     ...(copy ? { copy } : {}),
+    reverse,
     stateDir,
     warnings,
   };
@@ -420,6 +422,21 @@ function readCopy(top: Fields, engine: Engine | undefined): PlanCopy | undefined
   const split = f.size('splitTablesLargerThan', PLAN_DEFAULTS.copySplitBytes, { min: 1024 * 1024, max: 1024 ** 4 });
   if ((f.has('jobs') && jobs === undefined) || split === undefined) return null;
   return { ...(jobs !== undefined ? { jobs } : {}), splitAboveBytes: split };
+}
+
+/**
+ * `reverse: true|false`: after the point of no return the old source follows the new primary, so `cutover revert`
+ * can go back without losing writes. Default on where the engine has it and one database moves (what a change
+ * board expects of a cutover it can undo); schemas and tenants default off.
+ */
+function readReverse(top: Fields, engine: Engine | undefined, scope: PlanScope | undefined): boolean | undefined {
+  const supported = engine !== undefined && engineCapabilities(engine).reverseReplication;
+  const oneDatabase = scope?.kind === 'databases';
+  const want = top.boolean('reverse', supported && oneDatabase);
+  if (want === undefined) return undefined;
+  if (want && engine !== undefined && !supported) return top.report('reverse', `reverse replication is not supported for ${engine} yet`, 'remove reverse from the plan or set reverse: false');
+  if (want && scope !== undefined && !oneDatabase) return top.report('reverse', `reverse replication follows one whole database (scope.databases); scope ${scope.kind} has none`, 'remove reverse from the plan');
+  return want;
 }
 
 function readStateDir(top: Fields, planDir: string): string | undefined {
