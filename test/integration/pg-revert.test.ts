@@ -152,6 +152,8 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     expect((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length).toBe(1);
     const { subs } = await replicationObjects(e.src, 'broken');
     expect(subs).toHaveLength(1);
+    // The old source is fenced for applications: the test's own session overrides that, as a DBA would.
+    await s.query('SET default_transaction_read_only = off');
     await s.query(`ALTER SUBSCRIPTION "${subs[0]}" DISABLE`);
     await s.query(`ALTER SUBSCRIPTION "${subs[0]}" SET (slot_name = NONE)`);
     await s.query(`DROP SUBSCRIPTION "${subs[0]}"`);
