@@ -109,6 +109,8 @@ class Runner {
   readonly t0 = Date.now();
   readonly steps: StepTiming[] = [];
   readonly warnings: string[] = [];
+  /** How this run's reverseBegin went (undefined: not tried): a reverse path not begun is not started. */
+  reverseBegun?: string;
 
   constructor(
     private readonly s: PlanSession,
@@ -539,6 +541,18 @@ async function beginReverse(s: PlanSession, runner: Runner, resumed: boolean): P
 /** After cleanup, out of the window: the old source starts following the new primary from the switch position. */
 async function startReverse(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<void> {
   if (!s.plan.reverse || s.direction !== 'forward' || !s.adapter.reverseStart) return;
+  const late = result.leakCheck?.late;
+  if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) {
+    // The old source took writes of its own after the switch: following the new primary would mix the two.
+    result.reverse = { state: 'unavailable', why: 'the old source took writes after the switch (see the leak check): it no longer matches the new primary' };
+    runner.warnings.push(`reverse path not started: ${result.reverse.why}`);
+    return;
+  }
+  if (runner.reverseBegun?.startsWith('unavailable: ')) {
+    // Already reported by beginReverse.
+    result.reverse = { state: 'unavailable', why: runner.reverseBegun.slice('unavailable: '.length) };
+    return;
+  }
   try {
     await runner.step('reverse', 'the old source follows the new primary (reverse replication for `cutover revert`)', () => s.adapter.reverseStart!());
     result.reverse = { state: 'following' };
@@ -566,7 +580,7 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
       repoint,
       async () => {
         detached = (await s.adapter.detachTarget()) ?? {};
-        reverse = await beginReverse(s, runner, blockedFrom === 0);
+        reverse = runner.reverseBegun = await beginReverse(s, runner, blockedFrom === 0);
         await s.targetHold.off();
         if (s.router) await switchRouter(s.router, endpointOf(s.target));
       },
