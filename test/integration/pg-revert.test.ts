@@ -10,7 +10,7 @@ const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 if (unavailable && process.env.CI === 'true') throw new Error(`pg-revert needs ${unavailable}`);
 if (unavailable) console.log(`skipped: ${unavailable}`);
 
-const DBS = ['shop', 'killfence', 'killrepoint', 'broken'];
+const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse'];
 
 /** Objects of the reverse path (and of the forward one) left on a server. */
 async function replicationObjects(sb: PostgresEnv['src'], db: string): Promise<{ slots: string[]; subs: string[]; pubs: string[] }> {
@@ -44,6 +44,8 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     const run = await cli(['run', plan, '--yes', '--json'], e.env);
     expect(run.code, run.err).toBe(0);
     expect(run.json().reverse).toEqual({ state: 'following' });
+    const repoint = run.json().steps.find((st: { step: string }) => st.step === 'repoint');
+    console.log(`cutover ${db} 15→17 with the reverse path: write-blocked window ${run.json().writeBlockedMs} ms, repoint step (detach + reverse slot + open + switch) ${repoint.endMs - repoint.startMs} ms`);
     return plan;
   }
 
@@ -180,5 +182,20 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     const late = await cli(['revert', plan, '--yes'], e.env);
     expect(late.code).toBe(3);
     expect(late.err).toMatch(/finalize/);
+  });
+
+  it('reverse: false: no reverse objects anywhere, revert refused (exit 2) saying why', async () => {
+    const plan = await writePlan(e, { db: 'noreverse', stateDir, router: true, extra: 'reverse: false' });
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+    const run = await cli(['run', plan, '--yes', '--json'], e.env);
+    expect(run.code, run.err).toBe(0);
+    expect(run.json().reverse).toBeUndefined();
+    const repoint = run.json().steps.find((st: { step: string }) => st.step === 'repoint');
+    console.log(`cutover noreverse 15→17 without the reverse path: write-blocked window ${run.json().writeBlockedMs} ms, repoint step ${repoint.endMs - repoint.startMs} ms`);
+    expect(await replicationObjects(e.dst, 'noreverse')).toEqual({ slots: [], subs: [], pubs: [] });
+    expect(await replicationObjects(e.src, 'noreverse')).toEqual({ slots: [], subs: [], pubs: [] });
+    const refused = await cli(['revert', plan, '--yes'], e.env);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/reverse: false/);
   });
 });
