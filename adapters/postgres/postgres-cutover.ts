@@ -34,7 +34,7 @@ import {
   TOOL_SCHEMA,
   type PgMoveScope,
 } from './postgres-replication.js';
-import { openReversePublisher, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
+import { openReversePublisher, restoreTargetIdentities, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
@@ -582,6 +582,9 @@ export class PostgresCutover implements CutoverAdapter {
     return dropped;
   }
 
+  /** Keyless tables the plan replicates with REPLICA IDENTITY FULL (the reverse path does the same on the target). */
+  private readonly identityFull = (table: string): boolean => choiceFor(table, this.cfg.keyless) === 'full';
+
   private reverseName(): string {
     if (this.cfg.reverseName === undefined) throw new OperationError('the plan keeps no reverse path (reverse: false)');
     return this.cfg.reverseName;
@@ -589,7 +592,7 @@ export class PostgresCutover implements CutoverAdapter {
 
   async reverseBegin(): Promise<void> {
     const name = this.reverseName();
-    await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope));
+    await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull));
   }
 
   async reverseStart(): Promise<void> {
@@ -621,6 +624,8 @@ export class PostgresCutover implements CutoverAdapter {
       const dst = await this.targetDb();
       dropped.push(...(await this.on('target', 'dropping the reverse publication and slot', () => dropPublisherSide(dst, name))).map((d) => `${d} (target)`));
       if (await this.on('target', 'dropping the reverse replication role', () => dropReplicationRole(dst, replicationAccountName(name)))) dropped.push(`replication role ${replicationAccountName(name)} (target)`);
+      const restored = await this.on('target', 'restoring replica identities', () => restoreTargetIdentities(dst, this.scope, this.identityFull));
+      dropped.push(...restored.map((t) => `REPLICA IDENTITY FULL on ${t} (target, restored)`));
       const gone = await this.on('target', 'dropping the tool objects', () => dropToolObjects(dst, this.scope));
       if (gone) dropped.push(`${gone} (target)`);
     }

@@ -25,11 +25,18 @@ const SLOT_TIMEOUT_MS = 3_000;
  * database. Refused while a table has no replica identity: publishing it would make every UPDATE or DELETE on it
  * fail on the new primary. Repeatable: an existing slot is kept (it was made at the switch).
  */
-export async function openReversePublisher(dst: PgClient, name: string, scope: PgMoveScope): Promise<{ slotLsn: string }> {
+export async function openReversePublisher(dst: PgClient, name: string, scope: PgMoveScope, identityFull: (table: string) => boolean): Promise<{ slotLsn: string }> {
   const existing = await dst.query<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [name]);
   if (existing.rows.length) return { slotLsn: existing.rows[0]!.l };
-  const keyless = (await keylessTables(dst, scope.schema)).map((t) => t.table);
-  if (keyless.length) throw new Error(`table(s) without a primary key or replica identity on the target (${keyless.slice(0, 3).join(', ')}): publishing them would make their UPDATEs and DELETEs fail on the new primary`);
+  // Tables the plan publishes with REPLICA IDENTITY FULL on the source get it on the target too (nothing holds
+  // a lock there yet: clients are held); finalize puts the default back.
+  const keylessBefore = (await keylessTables(dst, scope.schema)).map((t) => t.table);
+  for (const t of keylessBefore.filter(identityFull)) await dst.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
+  const keyless = keylessBefore.filter((t) => !identityFull(t));
+  if (keyless.length)
+    throw new Error(
+      `table(s) without a primary key or replica identity on the target (${keyless.slice(0, 3).join(', ')}): publishing them would make their UPDATEs and DELETEs fail on the new primary (tables.keyless: full carries them back)`,
+    );
   await ensurePublication(dst, name, scope, await publishableTables(dst, scope.schema));
   await dst.query(`SELECT set_config('statement_timeout', $1, false)`, [String(SLOT_TIMEOUT_MS)]);
   try {
@@ -74,4 +81,17 @@ export async function streamState(publisher: PgClient, subscriber: PgClient, nam
   if (!sub.rows.length) return { ...base, state: 'broken', why: `the subscription ${name} on the old source is gone` };
   if (!sub.rows[0]!.enabled) return { ...base, state: 'broken', why: `the subscription ${name} on the old source is disabled (an apply error disables it: see the old source's log)` };
   return { ...base, state: 'following', ...(sub.rows[0]!.pid == null ? { why: 'its apply worker is not running right now (restarting)' } : {}) };
+}
+
+/** Finalize: the tables the reverse path gave REPLICA IDENTITY FULL (keyless, chosen full) get their default back. */
+export async function restoreTargetIdentities(dst: PgClient, scope: PgMoveScope, identityFull: (table: string) => boolean): Promise<string[]> {
+  const { rows } = await dst.query<{ t: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relreplident = 'f' AND ($1::text IS NULL OR n.nspname = $1)
+        AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)`,
+    [scope.schema ?? null],
+  );
+  const restored = rows.map((r) => r.t).filter(identityFull);
+  for (const t of restored) await dst.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
+  return restored;
 }
