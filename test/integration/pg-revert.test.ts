@@ -13,7 +13,7 @@ const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 if (unavailable && process.env.CI === 'true') throw new Error(`pg-revert needs ${unavailable}`);
 if (unavailable) console.log(`skipped: ${unavailable}`);
 
-const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse', 'bench'];
+const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse', 'bench', 'final'];
 const pgbenchMissing = await missing('pgbench', () => findClientBinary('pgbench'));
 
 /** Objects of the reverse path (and of the forward one) left on a server. */
@@ -239,4 +239,23 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
       expect(r.rows[0]!.a).toBe(r.rows[0]!.h);
     },
   );
+
+  it('finalize of a following reverse path drops it on both sides (role, slot, publication, subscription, sentinel); revert is refused after it', async () => {
+    const plan = await cutOver('final');
+    const fin = await cli(['finalize', plan, '--yes', '--json'], e.env);
+    expect(fin.code, fin.err).toBe(0);
+    expect(fin.json().dropped.join(', ')).toMatch(/subscription .*old source.*replication slot.*publication.*replication role/);
+    expect(await replicationObjects(e.src, 'final')).toEqual({ slots: [], subs: [], pubs: [] });
+    expect(await replicationObjects(e.dst, 'final')).toEqual({ slots: [], subs: [], pubs: [] });
+    for (const sb of [e.src, e.dst]) {
+      const c = await client(sb, { database: 'final' });
+      const left = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = '_cutover' UNION ALL SELECT 1 FROM pg_roles WHERE rolname LIKE 'cutover_repl%'`);
+      await c.end();
+      expect(left.rows).toEqual([]);
+    }
+    const again = await cli(['finalize', plan, '--yes', '--json'], e.env);
+    expect(again.json().dropped).toEqual([]);
+    const refused = await cli(['revert', plan, '--yes'], e.env);
+    expect(refused.code).toBe(3);
+  });
 });
