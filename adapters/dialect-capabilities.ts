@@ -19,6 +19,7 @@ export function withDefaults(own: OwnCapabilities): EngineCapabilities {
     parallelCopy: false,
     verifyAfterSwitch: false,
     cdcSlots: false,
+    reverseReplication: false,
     ...own,
   };
 }

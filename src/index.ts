@@ -5,6 +5,8 @@ import { loadPlanFile, openSessionFor, type PlanInput, type PlanSession } from '
 import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
+import { finalizePlan, openRevertSession, revertPlan, rollbackRevert, type FinalizeResult, type RevertOptions } from './engine/revert.js';
+import { UsageError } from './errors.js';
 import { verifyPlan, type OnlineVerifyOptions, type OnlineVerifyReport } from './engine/verify-online.js';
 import { rehearse as rehearseOn } from './rehearse/rehearse.js';
 import type { RehearseOptions, RehearseReport } from './rehearse/types.js';
@@ -31,6 +33,8 @@ export { type AfterSwitchVerifyReport } from './engine/verify-after.js';
 export type { ChunkCheck, ChunkRange } from './engine/cutover-adapter.js';
 export { type CutoverEvent, type LockOptions, type RunResult, type RollbackResult, type StepTiming } from './engine/run.js';
 export type { PlanStatus } from './engine/status.js';
+export type { FinalizeResult, RevertOptions } from './engine/revert.js';
+export type { ReverseState } from './engine/cutover-adapter.js';
 export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';
 export { percentile, windowStats, type WindowStats } from './engine/waves-stats.js';
 
@@ -114,6 +118,32 @@ export async function status(plan: PlanInput, opts: PlanCommandOptions = {}): Pr
   const loaded = await loadPlanFile(plan, opts.env ?? process.env);
   if (loaded.plan.scope.kind === 'tenants') return { kind: 'waves', ...(await withLoadedWavesPlan(loaded, opts, wavesStatusOf)) };
   return withLoadedPlan(loaded, opts, (s) => planStatus(s));
+}
+
+export type RevertCommandOptions = CutoverRunOptions & RevertOptions & { rollback?: boolean };
+
+/**
+ * After a cutover with plan `reverse`: go back to the old source over the reverse path, by the same guarded
+ * sequence (hold, fence the new primary, sentinel, sequences, repoint, lift); `resume` continues an interrupted
+ * revert, `rollback` puts the new primary back before the revert's point of no return.
+ */
+export async function revert(plan: PlanInput, opts: RevertCommandOptions = {}): Promise<RunResult | (RollbackResult & { action: 'rollback' })> {
+  const { plan: p, planId: id, secrets } = await loadPlanFile(plan, opts.env ?? process.env);
+  if (p.scope.kind === 'tenants') throw new UsageError('revert moves one database back; per-tenant waves have no reverse path yet', 'use waves rollback before a tenant passes its point of no return');
+  if (!p.reverse) throw new UsageError(`plan ${id} has reverse: false, so the old source did not follow the new primary: there is nothing to revert over`, 'moving back is a new cutover with source and target swapped');
+  const rs = await openRevertSession(p, id, secrets);
+  try {
+    opts.onOpen?.({ planId: rs.planId, warnings: rs.plan.warnings, secrets: rs.secrets.all });
+    if (opts.rollback) return { action: 'rollback', ...(await rollbackRevert(rs, opts)) };
+    return await revertPlan(rs, id, opts);
+  } finally {
+    await rs.close();
+  }
+}
+
+/** Keeps the cutover for good: ends the reverse path and drops its objects (subscription, slot, publication, role). */
+export async function finalize(plan: PlanInput, opts: PlanCommandOptions & LockOptions = {}): Promise<FinalizeResult> {
+  return withPlan(plan, opts, (s) => finalizePlan(s, opts));
 }
 
 /** Before the point of no return: the source writable again and routing back on it. */

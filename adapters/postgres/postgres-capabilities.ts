@@ -16,6 +16,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   verifyAfterSwitch: true,
   // Logical slots of CDC consumers are made again on the target at the switch (postgres-cdc.ts).
   cdcSlots: true,
+  // A publication and slot on the target made at the switch, a subscription on the old source (postgres-reverse.ts).
+  reverseReplication: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

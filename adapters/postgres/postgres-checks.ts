@@ -47,17 +47,19 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const srcMajor = Math.floor(sv.n / 10000);
   const dstMajor = Math.floor(tv.n / 10000);
   add({ severity: 'info', check: 'versions', message: `source PostgreSQL ${sv.v} → target PostgreSQL ${tv.v}`, why: 'a newer target major is an upgrade', fix: '—' });
+  // A target this plan already prepared has its schema loaded (a revert's old source follows by replication).
   if (dstMajor < srcMajor)
     add({
-      severity: 'blocker',
+      severity: ctx.targetSyncedByUs ? 'info' : 'blocker',
       check: 'versions',
       message: `target major ${dstMajor} is older than source major ${srcMajor}`,
       why: 'a schema dumped from a newer server may not load into an older one',
       fix: 'use a target of the same or a newer major version',
     });
+  // A replica this plan prepared needs pg_dump only for keyless tables copied in the window (a revert: none).
   if (ctx.pgDumpMajor < srcMajor)
     add({
-      severity: 'blocker',
+      severity: ctx.targetSyncedByUs && repl ? 'warning' : 'blocker',
       check: 'pg_dump',
       message: `pg_dump ${ctx.pgDumpMajor} cannot dump a PostgreSQL ${srcMajor} server`,
       why: 'pg_dump refuses servers newer than itself',

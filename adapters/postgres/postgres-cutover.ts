@@ -7,6 +7,7 @@ import type {
   Finding,
   Leftover,
   OnlineVerifyHooks,
+  ReverseState,
   SourceLockResult,
   SwitchCompare,
   SyncProgress,
@@ -48,6 +49,7 @@ import {
   TOOL_SCHEMA,
   type PgMoveScope,
 } from './postgres-replication.js';
+import { openReversePublisher, restoreTargetIdentities, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
@@ -100,6 +102,8 @@ export interface PgCutoverConfig {
   leakSlot?: string;
   /** CDC consumers' slots handed over to the target at the switch (plan `cdc`). */
   cdc?: CdcPolicy;
+  /** Names the reverse path's publication, slot, subscription and role (plan `reverse`); absent: none is made. */
+  reverseName?: string;
 }
 
 /**
@@ -622,12 +626,20 @@ export class PostgresCutover implements CutoverAdapter {
     return { ...this.cfg.source, user: this.replicationRole, password };
   }
 
+  /** A reverse path was made at the switch: the sentinel table on both sides stays for `cutover revert`. */
+  private async keepsReversePath(): Promise<boolean> {
+    const name = this.cfg.reverseName;
+    if (name === undefined || !(await this.targetDbExists())) return false;
+    return this.on('target', 'looking for the reverse slot', async () => reverseSlotExists(await this.targetDb(), name));
+  }
+
   async cleanup(): Promise<string[]> {
     const dropped: string[] = [];
+    const keepTools = await this.keepsReversePath();
     if (await this.targetDbExists()) {
       const dst = await this.targetDb();
       if (await this.on('target', 'dropping the subscription', () => dropSubscription(dst, this.cfg.name))) dropped.push(`subscription ${this.cfg.name} (target)`);
-      const gone = await this.on('target', 'dropping the tool objects', () => dropToolObjects(dst, this.scope));
+      const gone = keepTools ? undefined : await this.on('target', 'dropping the tool objects', () => dropToolObjects(dst, this.scope));
       if (gone) dropped.push(`${gone} (target)`);
     }
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
@@ -636,7 +648,7 @@ export class PostgresCutover implements CutoverAdapter {
       dropped.push(...restored.map((t) => `REPLICA IDENTITY FULL on ${t} (source, restored)`));
     }
     if (await this.dropLeakSlot()) dropped.push(`replication slot ${this.leakSlot!}`);
-    const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
+    const gone = keepTools ? undefined : await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
     if (gone) dropped.push(`${gone} (source)`);
     if (!this.cfg.replicationAccount && (await this.on('source', 'dropping the replication role', () => dropReplicationRole(this.src, this.replicationRole)))) {
       dropped.push(`replication role ${this.replicationRole} (source)`);
@@ -672,6 +684,65 @@ export class PostgresCutover implements CutoverAdapter {
   async cdcSourcePositions(): Promise<Record<string, string | null>> {
     const cdc = this.cfg.cdc;
     return cdc ? this.on('source', 'reading the CDC slots', () => sourceSlotPositions(this.src, cdc)) : {};
+  }
+
+  /** Keyless tables the plan replicates with REPLICA IDENTITY FULL (the reverse path does the same on the target). */
+  private readonly identityFull = (table: string): boolean => choiceFor(table, this.cfg.keyless) === 'full';
+
+  private reverseName(): string {
+    if (this.cfg.reverseName === undefined) throw new OperationError('the plan keeps no reverse path (reverse: false)');
+    return this.cfg.reverseName;
+  }
+
+  async reverseBegin(): Promise<void> {
+    const name = this.reverseName();
+    await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull));
+  }
+
+  async reverseStart(): Promise<void> {
+    const name = this.reverseName();
+    const dst = await this.targetDb();
+    if (!(await reverseSlotExists(dst, name)))
+      throw new OperationError(`no reverse slot ${name} on the target: it is made at the switch only, before the target opens (a resumed run cannot know what the target took since)`);
+    const role = replicationAccountName(name);
+    const link = async (): Promise<DbEndpoint> => {
+      const password = randomReplicationPassword();
+      await this.on('target', 'creating the reverse replication role', () => ensureReplicationRole(dst, role, password, this.cfg.database, name));
+      return { ...this.cfg.target, user: role, password };
+    };
+    await this.on('source', 'creating the reverse subscription', () => startReverseSubscription(this.src, link, this.cfg.database, name));
+  }
+
+  async reverseState(): Promise<ReverseState> {
+    const name = this.reverseName();
+    if (!(await this.targetDbExists())) return { name, state: 'absent', lagBytes: null, why: 'the target database does not exist' };
+    const dst = await this.targetDb();
+    return this.on('target', 'reading the reverse path', () => streamState(dst, this.src, name));
+  }
+
+  async reverseEnd(): Promise<string[]> {
+    const name = this.reverseName();
+    const dropped: string[] = [];
+    if (await this.on('source', 'dropping the reverse subscription', () => dropSubscription(this.src, name))) dropped.push(`subscription ${name} (old source)`);
+    if (await this.targetDbExists()) {
+      const dst = await this.targetDb();
+      dropped.push(...(await this.on('target', 'dropping the reverse publication and slot', () => dropPublisherSide(dst, name))).map((d) => `${d} (target)`));
+      if (await this.on('target', 'dropping the reverse replication role', () => dropReplicationRole(dst, replicationAccountName(name)))) dropped.push(`replication role ${replicationAccountName(name)} (target)`);
+      const restored = await this.on('target', 'restoring replica identities', () => restoreTargetIdentities(dst, this.scope, this.identityFull));
+      dropped.push(...restored.map((t) => `REPLICA IDENTITY FULL on ${t} (target, restored)`));
+      const gone = await this.on('target', 'dropping the tool objects', () => dropToolObjects(dst, this.scope));
+      if (gone) dropped.push(`${gone} (target)`);
+    }
+    const gone = await this.on('source', 'dropping the tool objects', () => dropToolObjects(this.src, this.scope));
+    if (gone) dropped.push(`${gone} (old source)`);
+    return dropped;
+  }
+
+  /** The stream into the target, from this adapter's source: the subscription on the target and the slot on the source. */
+  async streamState(): Promise<ReverseState> {
+    if (!(await this.targetDbExists())) return { name: this.cfg.name, state: 'absent', lagBytes: null, why: 'the target database does not exist' };
+    const dst = await this.targetDb();
+    return this.on('target', 'reading the replication stream', () => streamState(this.src, dst, this.cfg.name));
   }
 
   async dropLeakSlot(): Promise<boolean> {

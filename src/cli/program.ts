@@ -4,6 +4,7 @@ import { registerCheck } from './commands/check.js';
 import { registerReadOnly } from './commands/readonly.js';
 import { registerRehearse } from './commands/rehearse.js';
 import { registerResume } from './commands/resume.js';
+import { registerRevert, registerFinalize } from './commands/revert.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
@@ -25,7 +26,20 @@ export function createProgram(io: CliIO = processIO(), ctx = new CliContext(io))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) });
-  for (const register of [registerReadOnly, registerCheck, registerSync, registerVerify, registerRun, registerResume, registerStatus, registerRollback, registerWaves, registerRehearse]) {
+  for (const register of [
+    registerReadOnly,
+    registerCheck,
+    registerSync,
+    registerVerify,
+    registerRun,
+    registerResume,
+    registerStatus,
+    registerRollback,
+    registerRevert,
+    registerFinalize,
+    registerWaves,
+    registerRehearse,
+  ]) {
     register(program, ctx);
   }
   program.commands.forEach((c) => c.exitOverride().configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) }));

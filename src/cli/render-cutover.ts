@@ -1,4 +1,4 @@
-import type { Finding, OnlineVerifyReport, PlanStatus, RollbackResult, RunResult, SyncSummary } from '../index.js';
+import type { FinalizeResult, Finding, OnlineVerifyReport, PlanStatus, RollbackResult, RunResult, SyncSummary } from '../index.js';
 import { afterWords } from '../engine/verify-after.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 
@@ -32,6 +32,9 @@ export function renderRun(r: RunResult): string[] {
     ...(r.verify ? [`  verify                ${r.verify.mode}: ${r.verify.tables.length} tables match, ${formatDuration(r.verify.durationMs)}`] : []),
     ...(r.verifyAfter ? [`  verify after switch   ${afterWords(r.verifyAfter)}`] : []),
     ...(r.cleanedUp?.length ? [`  cleaned up            ${r.cleanedUp.join(', ')}`] : []),
+    ...(r.reverse
+      ? [`  reverse path          ${r.reverse.state === 'following' ? 'the old source follows the new primary: `cutover revert` goes back, `cutover finalize` ends it' : `unavailable: ${r.reverse.why ?? '?'}`}`]
+      : []),
     '  steps:',
     ...r.steps.map((s) => `    ${s.step.padEnd(20)} ${formatDuration(s.endMs - s.startMs)}`),
     ...r.warnings.map((w) => `  warning: ${w}`),
@@ -66,10 +69,16 @@ export function renderStatus(s: PlanStatus): string[] {
       (c) =>
         `  CDC slot ${c.slot} (${c.plugin}): read the source through ${c.sourceStop}${c.sourceConfirmed !== undefined ? ` (its consumer is at ${c.sourceConfirmed ?? 'gone'})` : ''}, then the target from ${c.targetStart}; skip rows of ${c.toolTable} (the tool's)`,
     ),
+    ...(s.reverse ? [`  reverse path ${s.reverse.name}: ${s.reverse.state}${s.reverse.lagBytes != null ? `, lag ${formatBytes(s.reverse.lagBytes)}` : ''}${s.reverse.why ? ` (${s.reverse.why})` : ''}`] : []),
+    ...(s.revert ? [`  revert: ${s.revert.phase}${s.revert.unfinished.length ? ` (unfinished: ${s.revert.unfinished.join(', ')})` : ''}`] : []),
     ...s.leftovers.map((l) => `  left on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — drop with: ${l.drop}`),
     ...(s.journal.length ? ['  journal:', ...s.journal.slice(-12).map((r) => `    ${String(r.seq).padStart(3)} ${r.at} ${r.step} ${r.status}`)] : ['  journal: empty']),
     ...s.errors.map((e) => `  could not check ${e}`),
   ];
+}
+
+export function renderFinalize(r: FinalizeResult): string[] {
+  return [r.dropped.length ? `finalized plan ${r.planId}: the reverse path ended; dropped ${r.dropped.join(', ')}` : `finalized plan ${r.planId}: no reverse path was left to end`];
 }
 
 export function renderRollback(r: RollbackResult): string[] {

@@ -134,6 +134,20 @@ export interface CdcSlotHandover {
   toolTable: string;
 }
 
+/**
+ * A replication stream from one side to the other as the servers show it: the reverse path after a cutover
+ * (new primary → old source), or, seen from a revert, the stream the revert proves its catch-up through.
+ */
+export interface ReverseState {
+  /** following: intact; broken: writes on the new primary may no longer reach the old source; absent: never made or ended. */
+  state: 'following' | 'broken' | 'absent';
+  /** Name of the slot and subscription. */
+  name: string;
+  /** Bytes of the new primary's WAL the old source has not confirmed; null without a slot. */
+  lagBytes: number | null;
+  why?: string;
+}
+
 /** Replication objects or fences a failed run may leave, with the statement that removes each. */
 export interface Leftover {
   where: 'source' | 'target';
@@ -237,6 +251,22 @@ export interface CutoverAdapter {
    * Returns the tables analyzed.
    */
   refreshStatistics?(): Promise<string[]>;
+  /**
+   * Reverse replication (plan `reverse`, capability reverseReplication). `reverseBegin`: after detachTarget and
+   * before the target opens (nothing can write it), fix the stream's start at the switch position (PostgreSQL:
+   * publication and slot on the target). `reverseStart`: after the lift, make the old source follow from there;
+   * it throws when reverseBegin did not run before the target opened. `reverseState`: how that stream stands.
+   * `reverseEnd`: drop it (`cutover finalize`). Each is safe to repeat.
+   */
+  reverseBegin?(): Promise<void>;
+  reverseStart?(): Promise<void>;
+  reverseState?(): Promise<ReverseState>;
+  reverseEnd?(): Promise<string[]>;
+  /**
+   * The stream into the target this adapter catches up through, as the servers show it (a revert's session: the
+   * reverse path). Revert refuses when it is not `following`.
+   */
+  streamState?(): Promise<ReverseState>;
   /** Drops the leak check's slot (rollback keeps the subscription for a retry, never a slot that only keeps WAL). */
   dropLeakSlot?(): Promise<boolean>;
   /** Drop what the tool created (publication, slot, sentinel). Safe to repeat. */

@@ -33,6 +33,8 @@ export interface EngineCapabilities {
   verifyAfterSwitch: boolean;
   /** `cdc: { slots, plugin }` applies: logical slots of CDC consumers handed over to the target at the switch. Default false. */
   cdcSlots: boolean;
+  /** After the point of no return the old source can follow the new primary (plan `reverse`, `cutover revert`). Default false. */
+  reverseReplication: boolean;
   /** The URL schemes (as parsed engines) the plan's endpoints may use. */
   urlEngines: readonly Engine[];
   /** A connection URL for error hints, e.g. postgres://app@10.0.0.1:5432/shop. */
@@ -62,6 +64,8 @@ export interface CutoverConnectRequest {
   schema?: string;
   /** The plan's own replication account; absent: the adapter creates a short-lived one. */
   replicationAccount?: { user: string; password: string };
+  /** Set when the plan keeps a reverse path (plan `reverse`): the plan id `cutover revert` runs under, which names its objects. */
+  reversePlanId?: string;
 }
 
 export interface TenantQueryRequest {

@@ -7,7 +7,7 @@ import { redactDeep } from '../util/redact.js';
 import type { PlanLock } from './lock.js';
 
 /** The cutover sequence of DESIGN.md, in order. */
-export const CUTOVER_STEPS = ['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'cdc-handover', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report'] as const;
+export const CUTOVER_STEPS = ['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'cdc-handover', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'reverse', 'report'] as const;
 /** Steps of a rollback (only before the point of no return). */
 export const ROLLBACK_STEPS = ['unfence', 'route-back'] as const;
 

@@ -88,6 +88,11 @@ export interface RunResult {
   sequences?: number;
   verify?: VerifyReport;
   cleanedUp?: string[];
+  /**
+   * The reverse path (plan `reverse`): `following` once the old source follows the new primary from the switch
+   * position; `unavailable` (with why) when it could not be made: the cutover itself is done either way.
+   */
+  reverse?: { state: 'following' | 'unavailable'; why?: string };
   warnings: string[];
   findings: Finding[];
 }
@@ -124,6 +129,8 @@ class Runner {
   readonly t0 = Date.now();
   readonly steps: StepTiming[] = [];
   readonly warnings: string[] = [];
+  /** How this run's reverseBegin went (undefined: not tried): a reverse path not begun is not started. */
+  reverseBegun?: string;
 
   constructor(
     private readonly s: PlanSession,
@@ -254,7 +261,7 @@ async function assertSourceLock(s: PlanSession): Promise<void> {
   }
 }
 
-async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: Journal) => Promise<T>): Promise<T> {
+export async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: Journal) => Promise<T>): Promise<T> {
   const unlockServer = await lockSourceServer(s);
   try {
     const lock = await PlanLock.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
@@ -355,7 +362,7 @@ export async function runPlan(s: PlanSession, opts: RunOptions = {}): Promise<Ru
     if (phase === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return`, 'run `cutover resume` to finish it');
     if (phase === 'in-flight')
       throw new NeedsOperatorError('needs-operator', `a previous run of plan ${s.planId} stopped while the source was fenced`, 'run `cutover resume` (restores the source and runs again) or `cutover rollback`');
-    return doRun(s, journal, opts, phase === 'synced');
+    return doRun(s, journal, opts, phase === 'synced' || s.direction === 'revert');
   });
 }
 
@@ -676,6 +683,49 @@ async function dropCdcSlots(s: PlanSession, records: readonly JournalRecord[], r
   }
 }
 
+/**
+ * Between the detach and the open nothing writes the target: the reverse path starts exactly there. It must never
+ * fail the cutover past its point of no return: a failure leaves the reverse path unavailable, reported. A resumed
+ * run does not make it (the target may have opened before the crash); an existing one is kept by the adapter.
+ */
+async function beginReverse(s: PlanSession, runner: Runner, resumed: boolean): Promise<string | undefined> {
+  if (!s.plan.reverse || s.direction !== 'forward' || !s.adapter.reverseBegin) return undefined;
+  if (resumed) return 'not made by a resumed run';
+  try {
+    await s.adapter.reverseBegin();
+    return 'begun';
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    runner.warnings.push(`reverse path unavailable (cutover revert will refuse): ${why}`);
+    return `unavailable: ${why}`;
+  }
+}
+
+/** After cleanup, out of the window: the old source starts following the new primary from the switch position. */
+async function startReverse(s: PlanSession, runner: Runner, result: Partial<RunResult>): Promise<void> {
+  if (!s.plan.reverse || s.direction !== 'forward' || !s.adapter.reverseStart) return;
+  const late = result.leakCheck?.late;
+  if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) {
+    // The old source took writes of its own after the switch: following the new primary would mix the two.
+    result.reverse = { state: 'unavailable', why: 'the old source took writes after the switch (see the leak check): it no longer matches the new primary' };
+    runner.warnings.push(`reverse path not started: ${result.reverse.why}`);
+    return;
+  }
+  if (runner.reverseBegun?.startsWith('unavailable: ')) {
+    // Already reported by beginReverse.
+    result.reverse = { state: 'unavailable', why: runner.reverseBegun.slice('unavailable: '.length) };
+    return;
+  }
+  try {
+    await runner.step('reverse', 'the old source follows the new primary (reverse replication for `cutover revert`)', () => s.adapter.reverseStart!());
+    result.reverse = { state: 'following' };
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    result.reverse = { state: 'unavailable', why };
+    runner.warnings.push(`reverse path unavailable (cutover revert will refuse): ${why}`);
+  }
+}
+
 function leakError(leak: LeakCheck): OperationError {
   return new OperationError(`leak check failed: ${describeLeak(leak)}`, 'the source was restored; end those sessions or fence with readOnly.mode strict and the app roles');
 }
@@ -683,6 +733,7 @@ function leakError(leak: LeakCheck): OperationError {
 /** After the point of no return: detach and repoint, open the target, release clients. Every step repeatable. */
 async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number): Promise<{ writeBlockedMs: number; detached: DetachResult }> {
   let detached: DetachResult = {};
+  let reverse: string | undefined;
   try {
     // The target opens before the router points at it, so the switch and the release of held clients can be
     // one step (switchRouter): nothing may reach a PgBouncer pool between its RELOAD and its RESUME.
@@ -691,12 +742,19 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
       'repoint',
       repoint,
       async () => {
-        // Opening the target beside the detach is safe: no client reaches it before the router points there.
-        const [d] = await Promise.all([s.adapter.detachTarget(), s.targetHold.off()]);
-        detached = d ?? {};
+        if (s.plan.reverse && s.direction === 'forward' && s.adapter.reverseBegin) {
+          // The reverse path's slot must start before the target opens: detach, begin it, then open.
+          detached = (await s.adapter.detachTarget()) ?? {};
+          reverse = runner.reverseBegun = await beginReverse(s, runner, blockedFrom === 0);
+          await s.targetHold.off();
+        } else {
+          // Opening the target beside the detach is safe: no client reaches it before the router points there.
+          const [d] = await Promise.all([s.adapter.detachTarget(), s.targetHold.off()]);
+          detached = d ?? {};
+        }
         if (s.router) await switchRouter(s.router, endpointOf(s.target));
       },
-      () => (detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}),
+      () => ({ ...(detached.appliedThrough ? { appliedThrough: detached.appliedThrough } : {}), ...(reverse !== undefined ? { reverse } : {}) }),
     );
     await runner.step('lift', 'release clients', async () => {
       // switchTo released them in the same write as the switch; release is for routers without it.
@@ -737,6 +795,7 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
       { cause: e },
     );
   }
+  await startReverse(s, runner, result);
   await runner.step(
     'report',
     'report',
@@ -944,6 +1003,6 @@ export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise
       await restoreSource(s, journal, runner, { held: true, fenced: true });
       await dropCdcSlots(s, journal.state.records, runner);
     }
-    return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced');
+    return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced' || s.direction === 'revert');
   });
 }

@@ -24,6 +24,11 @@ export interface PlanSession {
   sourceFence: SourceFence;
   targetHold: TargetHold;
   router: Router | undefined;
+  /**
+   * forward: the plan as written. revert: source and target swapped (`cutover revert`): the target already
+   * follows the source through the reverse path, so the run never syncs.
+   */
+  direction: 'forward' | 'revert';
   close(): Promise<void>;
 }
 
@@ -68,7 +73,12 @@ export async function openSession(input: PlanInput, opts: SessionOptions): Promi
   return openSessionFor(plan, id, secrets);
 }
 
-export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecrets): Promise<PlanSession> {
+/** The plan id `cutover revert` runs under: its own journal, lock and replication objects. */
+export function revertPlanId(planId: string): string {
+  return `${planId}-revert`;
+}
+
+export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecrets, direction: PlanSession['direction'] = 'forward'): Promise<PlanSession> {
   const { database, schema } = planScope(plan);
   const source = { ...parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {}), database };
   const target = { ...parseDbUrl(plan.target.url, secrets.target !== undefined ? { password: secrets.target } : {}), database };
@@ -82,6 +92,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     database,
     ...(schema !== undefined ? { schema } : {}),
     ...replicationAccount(plan, secrets),
+    ...(plan.reverse && direction === 'forward' ? { reversePlanId: revertPlanId(id) } : {}),
   });
   // kind none: the run fences and lifts only; no hold, no repoint.
   const router = plan.router.kind === 'none' ? undefined : createRouter(plan, secrets);
@@ -97,6 +108,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     adapter,
     ...fences,
     router,
+    direction,
     async close() {
       await Promise.all([fences.sourceFence.close?.(), fences.targetHold.close?.()]).catch(() => {});
       await adapter.close();

@@ -1,9 +1,9 @@
 import type { ScopeStatus } from '../readonly/types.js';
-import type { CdcSlotHandover, Leftover } from './cutover-adapter.js';
+import type { CdcSlotHandover, Leftover, ReverseState } from './cutover-adapter.js';
 import { replayJournal, type JournalRecord } from './journal.js';
 import { readLock, type LockInfo } from './lock.js';
 import { lastOkData, planPhase, type PlanPhase } from './phase.js';
-import type { PlanSession } from './session.js';
+import { revertPlanId, type PlanSession } from './session.js';
 
 export interface PlanStatus {
   planId: string;
@@ -22,6 +22,10 @@ export interface PlanStatus {
    * position it stops at, and how far it has confirmed on the source now (null: that slot is gone).
    */
   cdc?: Array<CdcSlotHandover & { sourceConfirmed?: string | null }>;
+  /** After a cutover with plan `reverse`: whether the old source follows the new primary, and its lag. */
+  reverse?: ReverseState;
+  /** Where `cutover revert` stands (its own journal), once one began. */
+  revert?: { phase: PlanPhase; unfinished: string[] };
   /** Live checks that could not run (a server down): the journal part is still true. */
   errors: string[];
 }
@@ -66,6 +70,17 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
   if (handed && (phase === 'past-pnr' || phase === 'done')) {
     const at = (await live('CDC slots on the source', async () => (await s.adapter.cdcSourcePositions?.()) ?? {})) ?? {};
     status.cdc = handed.map((h) => ({ ...h, ...(h.slot in at ? { sourceConfirmed: at[h.slot] } : {}) }));
+  }
+  if (s.plan.reverse && s.direction === 'forward' && (phase === 'done' || phase === 'past-pnr')) {
+    const revert = await replayJournal(s.plan.stateDir, revertPlanId(s.planId));
+    const revertPhase = planPhase(revert.records);
+    if (revert.records.length) status.revert = { phase: revertPhase, unfinished: revert.unfinished.map((r) => r.step) };
+    const reverse = s.adapter.reverseState ? await live('reverse path', () => s.adapter.reverseState!()) : undefined;
+    if (reverse) status.reverse = reverse;
+    if (revertPhase === 'done') status.next = 'reverted: the old source is the primary again; the new one is left read-only';
+    else if (revertPhase === 'in-flight') status.next = 'a revert stopped with the new primary fenced: `cutover revert --resume` or `cutover revert --rollback`';
+    else if (revertPhase === 'past-pnr') status.next = 'a revert is past its point of no return: `cutover revert --resume` to finish it';
+    else if (phase === 'done' && reverse?.state === 'following') status.next = 'cut over; the old source follows the new primary: `cutover revert` goes back, `cutover finalize` ends the reverse path';
   }
   return status;
 }

@@ -27,7 +27,7 @@ export const PLAN_DEFAULTS = {
   accounts: 'copy',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'cdc'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'cdc', 'reverse'] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -123,9 +123,26 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const tables = readTables(top, engine);
   const copy = readCopy(top, engine);
   const cdc = readCdc(top, engine, scope);
+  const reverse = readReverse(top, engine, scope);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || !verifyAfter || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || cdc === null || waves === null || !wavesFit) return undefined;
+  if (
+    !verify ||
+    !verifyBefore ||
+    !verifyAfter ||
+    gap === undefined ||
+    !router ||
+    !hooks ||
+    !accounts ||
+    !stateDir ||
+    tables === null ||
+    copy === null ||
+    cdc === null ||
+    waves === null ||
+    !wavesFit ||
+    reverse === undefined
+  )
+    return undefined;
   return {
     file: absFile,
     engine,
@@ -146,6 +163,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     ...(tables ? { tables } : {}),
     ...(copy ? { copy } : {}),
     ...(cdc ? { cdc } : {}),
+    reverse,
     stateDir,
     warnings,
   };
@@ -448,6 +466,21 @@ function readCdc(top: Fields, engine: Engine | undefined, scope: PlanScope | und
   if (plugin !== undefined && !/^[A-Za-z0-9_.-]{1,63}$/.test(plugin))
     return f.report('plugin', `"${plugin}" is not an output plugin name`, "e.g. plugin: pgoutput, or leave it out to use each source slot's plugin") ?? null;
   return { slots, ...(plugin !== undefined ? { plugin } : {}) };
+}
+
+/**
+ * `reverse: true|false`: after the point of no return the old source follows the new primary, so `cutover revert`
+ * can go back without losing writes. Default on where the engine has it and one database moves (what a change
+ * board expects of a cutover it can undo); schemas and tenants default off.
+ */
+function readReverse(top: Fields, engine: Engine | undefined, scope: PlanScope | undefined): boolean | undefined {
+  const supported = engine !== undefined && engineCapabilities(engine).reverseReplication;
+  const oneDatabase = scope?.kind === 'databases';
+  const want = top.boolean('reverse', supported && oneDatabase);
+  if (want === undefined) return undefined;
+  if (want && engine !== undefined && !supported) return top.report('reverse', `reverse replication is not supported for ${engine} yet`, 'remove reverse from the plan or set reverse: false');
+  if (want && scope !== undefined && !oneDatabase) return top.report('reverse', `reverse replication follows one whole database (scope.databases); scope ${scope.kind} has none`, 'remove reverse from the plan');
+  return want;
 }
 
 function readStateDir(top: Fields, planDir: string): string | undefined {

@@ -24,6 +24,8 @@ export interface PlanDocument {
   waves?: { concurrency?: number; order?: 'listed' | 'name'; maxWriteBlockedPerTenant?: PlanDuration; stopAfterFailures?: number; transform?: { sql: string } | { command: PlanCommand } };
   accounts?: PlanAccounts;
   tables?: { keyless?: KeylessChoice | Record<string, KeylessChoice> };
+  /** The old source follows the new primary after the switch, for `cutover revert` (default on where supported). */
+  reverse?: boolean;
 }
 
 export interface PlanDocumentEndpoint {

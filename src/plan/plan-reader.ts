@@ -121,6 +121,14 @@ export class Fields {
     return v;
   }
 
+  boolean(key: string, fallback: boolean): boolean | undefined {
+    if (!this.entries.has(key)) return fallback;
+    const v = this.scalar(key, true, 'use true or false');
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') return this.report(key, `${describe(this.valueNode(key))} is not true or false`, 'use true or false');
+    return v;
+  }
+
   oneOf<T extends string>(key: string, allowed: readonly T[], fallback?: T): T | undefined {
     const v = this.scalar(key, fallback === undefined, `use one of: ${allowed.join(', ')}`);
     if (v === undefined) return this.entries.has(key) ? undefined : fallback;

@@ -156,6 +156,11 @@ export interface Plan {
   cdc?: PlanCdc;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
+  /**
+   * After the point of no return the old source follows the new primary (PostgreSQL: a subscription from a slot
+   * made at the switch), so `cutover revert` can go back; `cutover finalize` ends it.
+   */
+  reverse: boolean;
   /** Absolute journal/lock directory. */
   stateDir: string;
   /** Accepted but risky choices (e.g. a password inside a URL). */

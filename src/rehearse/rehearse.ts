@@ -115,7 +115,8 @@ class Rehearsal {
       await this.phase('data', `load ${this.rows} sample rows`, () => sb.loadSample(this.rows, REHEARSAL_TABLE), 'load sample data');
       const sandbox = await sb.plan('5s');
       const { plan, planId, secrets } = await loadPlanFile(sandbox.plan, sandbox.env);
-      const session = await openSessionFor(plan, planId, secrets);
+      // A rehearsal measures the cutover; a reverse path would only keep a slot (and its WAL) on the target.
+      const session = await openSessionFor({ ...plan, reverse: false }, planId, secrets);
       report = await this.cutoverUnderWorkload(session, 'sandbox', sb.via);
       if (this.opts.keep) report.kept = await sb.kept();
     } catch (e) {
@@ -138,7 +139,8 @@ class Rehearsal {
       );
     }
     for (const phase of ['servers', 'data'] as const) this.emit(phase, 'skip', 'using the servers of the plan');
-    const session = await openSessionFor(plan, planId, secrets);
+    // No reverse path: it would leave a slot keeping WAL on the plan's target after the rehearsal.
+    const session = await openSessionFor({ ...plan, reverse: false }, planId, secrets);
     const bouncer = parseDbUrl(plan.router.admin);
     const source = { ...session.source, database: session.database };
     // A fresh table each time: rows of an earlier, interrupted rehearsal would collide with the new numbering.

@@ -290,6 +290,7 @@ export function fakeSession(stateDir: string, opts: { router?: boolean; plan?: s
     sourceFence: fence,
     targetHold: hold,
     router: opts.router === false ? undefined : router,
+    direction: 'forward',
     close: () => adapter.close(),
   };
   return { session, world, adapter, router, fence, hold };

@@ -30,7 +30,7 @@ import { exec, mariadbMissing } from './mariadb.js';
 import { pg15Missing, pg17Missing } from './pg.js';
 import { pgbouncerMissing } from './pgbouncer.js';
 
-const PAST_PNR = new Set(['repoint', 'lift', 'cleanup', 'report']);
+const PAST_PNR = new Set(['repoint', 'lift', 'cleanup', 'reverse', 'report']);
 /** What `status` must say after a kill at a step: nothing fenced yet, fenced, or past the point of no return. */
 function expectedPhase(step: string): { phase: string; next: RegExp } {
   if (step === 'preflight') return { phase: 'synced', next: /cutover run/ };

@@ -22,7 +22,7 @@ function line(seq: number, step: string, status: string, token = 1): string {
 
 describe('journal', () => {
   it('lists the DESIGN.md steps in order, plus rollback steps', () => {
-    expect(CUTOVER_STEPS).toEqual(['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'cdc-handover', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report']);
+    expect(CUTOVER_STEPS).toEqual(['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'cdc-handover', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'reverse', 'report']);
     expect(ROLLBACK_STEPS).toEqual(['unfence', 'route-back']);
   });
 

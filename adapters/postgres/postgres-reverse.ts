@@ -1,0 +1,97 @@
+import type { ReverseState } from '../../src/engine/cutover-adapter.js';
+import type { DbEndpoint } from '../../src/util/db-url.js';
+import { publishableTables } from './postgres-checks.js';
+import type { PgClient } from './postgres-connection.js';
+import { keylessTables } from './postgres-keyless.js';
+import { ensurePublication, ensureSubscription, slotLagBytes, type PgMoveScope } from './postgres-replication.js';
+import { quoteIdent } from './postgres-sql.js';
+
+/**
+ * Reverse replication: after the switch the old source follows the new primary, so `cutover revert` can go back
+ * without losing a write. The publication and the slot are made on the target between the detach and the open:
+ * nothing can write the target then (clients are held, the forward subscription is stopped), so the slot's
+ * consistent point is exactly the switch position: everything committed on the target after it streams back,
+ * nothing before it does. The subscription on the old source (create_slot = false, copy_data = false) streams
+ * from that slot; its apply worker writes through the old source's read-only fence (a database or role
+ * `default_transaction_read_only` does not stop it, and it runs as replica so the schema fence's triggers do not
+ * fire), while applications stay refused.
+ */
+
+/** Bound on making the slot inside the window: it waits for transactions that hold an xid on the target. */
+const SLOT_TIMEOUT_MS = 3_000;
+
+/**
+ * Publication of the moved tables (and the sentinel) and the slot at the current position, on the target's
+ * database. Refused while a table has no replica identity: publishing it would make every UPDATE or DELETE on it
+ * fail on the new primary. Repeatable: an existing slot is kept (it was made at the switch).
+ */
+export async function openReversePublisher(dst: PgClient, name: string, scope: PgMoveScope, identityFull: (table: string) => boolean): Promise<{ slotLsn: string }> {
+  const existing = await dst.query<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [name]);
+  if (existing.rows.length) return { slotLsn: existing.rows[0]!.l };
+  // Tables the plan publishes with REPLICA IDENTITY FULL on the source get it on the target too (nothing holds
+  // a lock there yet: clients are held); finalize puts the default back.
+  const keylessBefore = (await keylessTables(dst, scope.schema)).map((t) => t.table);
+  for (const t of keylessBefore.filter(identityFull)) await dst.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
+  const keyless = keylessBefore.filter((t) => !identityFull(t));
+  if (keyless.length)
+    throw new Error(
+      `table(s) without a primary key or replica identity on the target (${keyless.slice(0, 3).join(', ')}): publishing them would make their UPDATEs and DELETEs fail on the new primary (tables.keyless: full carries them back)`,
+    );
+  await ensurePublication(dst, name, scope, await publishableTables(dst, scope.schema));
+  await dst.query(`SELECT set_config('statement_timeout', $1, false)`, [String(SLOT_TIMEOUT_MS)]);
+  try {
+    const { rows } = await dst.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+    return { slotLsn: rows[0]!.l };
+  } finally {
+    await dst.query('RESET statement_timeout').catch(() => {});
+  }
+}
+
+export async function reverseSlotExists(dst: PgClient, name: string): Promise<boolean> {
+  return (await dst.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [name])).rows.length > 0;
+}
+
+/**
+ * The subscription on the old source's database, from the slot made at the switch: no copy, no slot of its own.
+ * `disable_on_error` (15+): a conflicting change stops it visibly (status shows it, revert refuses) instead of
+ * retrying forever.
+ */
+export async function startReverseSubscription(oldSource: PgClient, link: () => Promise<DbEndpoint>, database: string, name: string): Promise<void> {
+  const v = Number((await oldSource.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+  await ensureSubscription(oldSource, link, database, name, true);
+  if (v >= 150000) await oldSource.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (disable_on_error = true)`);
+}
+
+/**
+ * Whether `subscriber` still follows `publisher` through the subscription and slot `name`: the subscription exists
+ * and is enabled, the slot exists and has not lost WAL. Lag is the publisher's WAL the subscriber has not confirmed.
+ */
+export async function streamState(publisher: PgClient, subscriber: PgClient, name: string): Promise<ReverseState> {
+  const sub = await subscriber.query<{ enabled: boolean; pid: number | null }>(
+    `SELECT s.subenabled AS enabled, (SELECT st.pid FROM pg_stat_subscription st WHERE st.subid = s.oid AND st.relid IS NULL LIMIT 1) AS pid
+       FROM pg_subscription s WHERE s.subname = $1`,
+    [name],
+  );
+  const slot = await publisher.query<{ wal: string | null }>(`SELECT wal_status AS wal FROM pg_replication_slots WHERE slot_name = $1`, [name]);
+  const lagBytes = slot.rows.length ? await slotLagBytes(publisher, name) : null;
+  const base = { name, lagBytes };
+  if (!slot.rows.length && !sub.rows.length) return { ...base, state: 'absent', why: `neither the slot nor the subscription ${name} exists` };
+  if (!slot.rows.length) return { ...base, state: 'broken', why: `the replication slot ${name} on the new primary is gone` };
+  if (slot.rows[0]!.wal === 'lost') return { ...base, state: 'broken', why: `the replication slot ${name} on the new primary lost WAL it still needed (max_slot_wal_keep_size)` };
+  if (!sub.rows.length) return { ...base, state: 'broken', why: `the subscription ${name} on the old source is gone` };
+  if (!sub.rows[0]!.enabled) return { ...base, state: 'broken', why: `the subscription ${name} on the old source is disabled (an apply error disables it: see the old source's log)` };
+  return { ...base, state: 'following', ...(sub.rows[0]!.pid == null ? { why: 'its apply worker is not running right now (restarting)' } : {}) };
+}
+
+/** Finalize: the tables the reverse path gave REPLICA IDENTITY FULL (keyless, chosen full) get their default back. */
+export async function restoreTargetIdentities(dst: PgClient, scope: PgMoveScope, identityFull: (table: string) => boolean): Promise<string[]> {
+  const { rows } = await dst.query<{ t: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relreplident = 'f' AND ($1::text IS NULL OR n.nspname = $1)
+        AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)`,
+    [scope.schema ?? null],
+  );
+  const restored = rows.map((r) => r.t).filter(identityFull);
+  for (const t of restored) await dst.query(`ALTER TABLE ${t} REPLICA IDENTITY DEFAULT`);
+  return restored;
+}
