@@ -169,4 +169,34 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
       await t.end();
     }
   }, 300_000);
+
+  it('a copy cut short whose snapshot keeper is gone (as after a source restart) empties the copied tables and copies again under a new snapshot; rows are neither lost nor doubled', async () => {
+    await seedDatabase(e.src, 'depot', 2000);
+    await exec(e.src, 'depot', `CREATE TABLE stock (id bigserial PRIMARY KEY, n int NOT NULL, note text)`, `INSERT INTO stock (n, note) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 150000) g`);
+    const stateDir = await tempStateDir(e.src.dir);
+    const plan = await writePlan(e, { db: 'depot', stateDir, extra: 'copy: { jobs: 2, splitTablesLargerThan: 2MB }' });
+    const first = await syncKilledWhen(plan, e.env, /copy \d+\/\d+ tables, /);
+    expect(first).toMatch(/under its snapshot with 2 workers/);
+    const s = await client(e.src, { database: 'depot' });
+    try {
+      const ended = await s.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'cutover snapshot%' AND datname = 'depot'`);
+      expect(ended.rows.length).toBe(1);
+      await s.query(`INSERT INTO stock (n, note) SELECT g, 'after' FROM generate_series(1, 500) g`);
+    } finally {
+      await s.end();
+    }
+    const sync = await cli(['sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    expect(sync.err).toMatch(/cut short and cannot resume: copying again under a new snapshot/);
+    expect(sync.err).not.toMatch(/resuming the copy/);
+    const run = await cli(['run', plan, '--yes'], e.env);
+    expect(run.code, run.err).toBe(0);
+    for (const [table, key] of [
+      ['stock', 'id'],
+      ['items', 'id'],
+    ] as const) {
+      const [src, dst] = await Promise.all([digest(e.src, 'depot', table, key), digest(e.dst, 'depot', table, key)]);
+      expect(dst, table).toEqual(src);
+    }
+  }, 300_000);
 });
