@@ -330,7 +330,7 @@ export class PostgresCutover implements CutoverAdapter {
       try {
         const keeper = await this.on('source', 'holding the snapshot', () => holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
         const units = await this.on('target', 'recording the copy', () =>
-          saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes) }),
+          saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes, jobs) }),
         );
         resumed = { consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units };
       } finally {

@@ -37,6 +37,8 @@ import { libpqEnv } from './postgres-tools.js';
 
 /** Tables above this size are copied as several page ranges side by side. */
 export const SPLIT_BYTES = 256 * 1024 * 1024;
+/** A table is not split for balance below this size: a range's own cost (two sessions, a scan start) dominates. */
+const MIN_SHARE_SPLIT_BYTES = 32 * 1024 * 1024;
 /** At most this many ranges per table: more only adds per-range overhead. */
 const MAX_PARTS = 16;
 
@@ -70,10 +72,14 @@ export interface CopyUnit {
  * page ranges read with a TID range scan; the last range is open-ended, so rows on pages added under the snapshot's
  * feet (none are visible to it) or missed by a stale page count are still read.
  */
-export function copyUnits(tables: readonly CopyTable[], splitBytes = SPLIT_BYTES): CopyUnit[] {
+export function copyUnits(tables: readonly CopyTable[], splitBytes = SPLIT_BYTES, jobs = 1): CopyUnit[] {
   const units: CopyUnit[] = [];
+  // A table bigger than one worker's share of the whole copy is split too, so no worker sits idle while one
+  // copies the table that holds most of the data (pgbench_accounts: 2 ranges of 256MB with 3 workers -> 3 of 128MB).
+  const share = Math.max(MIN_SHARE_SPLIT_BYTES, Math.ceil(tables.reduce((a, t) => a + t.bytes, 0) / Math.max(1, jobs)));
+  const size = Math.min(splitBytes, share);
   for (const t of tables) {
-    const parts = Math.min(MAX_PARTS, Math.ceil(t.bytes / splitBytes), Math.max(1, t.pages));
+    const parts = Math.min(MAX_PARTS, Math.ceil(t.bytes / size), Math.max(1, t.pages));
     if (parts <= 1) {
       units.push({ table: t, bytes: t.bytes });
       continue;
