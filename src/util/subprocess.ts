@@ -155,7 +155,8 @@ export async function gatedPipeline(
     if (pr.code === 0) await fh.write(script.commit);
     else c.kill('SIGKILL');
     const cr = await cDone;
-    if (pr.code !== 0) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
+    // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
+    if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
     if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
   } finally {
     await fh.close();
