@@ -54,7 +54,21 @@ import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-loc
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
-import { copyJobs, copyTables, copyUnderSnapshot, copyUnits, createSlotWithSnapshot } from './postgres-snapshot-copy.js';
+import {
+  copyJobs,
+  copyTables,
+  copyUnderSnapshot,
+  copyUnits,
+  createSlotWithSnapshot,
+  dropCopyRecord,
+  endOrphanCopies,
+  holdSnapshot,
+  readCopyRecord,
+  releaseSnapshot,
+  saveCopyRecord,
+  snapshotAlive,
+  type CopyUnit,
+} from './postgres-snapshot-copy.js';
 import { dumpInto, pgDumpMajor, restoreInParallel } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 import { verifyChunks } from './postgres-verify-chunks.js';
@@ -312,35 +326,74 @@ export class PostgresCutover implements CutoverAdapter {
 
   /**
    * Slot first (its snapshot), COPY of every table under it in parallel, indexes and constraints in parallel, then
-   * the subscription from the slot. A copy cut short earlier (the slot is there, the subscription is not) starts
-   * again from a new slot: its rows were read under a snapshot that is gone.
+   * the subscription from the slot. A copy cut short earlier resumes unit by unit under the same snapshot while its
+   * keeper holds it, else starts again from a new slot (see postgres-snapshot-copy.ts for why this is exact).
    */
   private async copyUnderSnapshot(dst: PgClient, published: readonly string[], leftOut: readonly string[], progress: SyncProgress): Promise<void> {
     const started = Date.now();
     const jobs = this.cfg.copyJobs ?? copyJobs();
     const sentinel = this.scope.sentinel;
     const leaves = [...(await userTables(this.src)).filter((t) => !leftOut.includes(t)), sentinel];
-    if (await this.on('source', 'reading replication slots', () => slotExists(this.src, this.cfg.name))) {
-      await this.on('source', 'dropping the slot of an interrupted copy', () => this.src.query(`SELECT pg_drop_replication_slot($1)`, [this.cfg.name]));
-      await this.on('target', 'emptying the tables of an interrupted copy', () => dst.query(`TRUNCATE ${leaves.join(', ')} CASCADE`));
-      progress({ phase: 'copy', message: 'an earlier copy was cut short: copying again under a new snapshot' });
-    }
-    await this.on('source', 'creating the publication', () => ensurePublication(this.src, this.cfg.name, this.scope, published));
-    const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves));
     const encoding = (await this.src.query<{ e: string }>(`SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()`)).rows[0]!.e;
-    const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
-    const units = copyUnits(tables, this.cfg.copySplitBytes);
-    progress({ phase: 'copy', message: `slot ${this.cfg.name} at ${slot.consistentPoint}: copying ${tables.length} tables (${units.length} parts) under its snapshot with ${jobs} workers` });
-    try {
-      await copyUnderSnapshot(units, { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot: slot.snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs }, progress);
-    } finally {
-      await slot.close();
+    const orphans = await this.on('target', 'ending copies of an interrupted sync', () => endOrphanCopies(dst));
+    if (orphans) progress({ phase: 'copy', message: `${orphans} copy session(s) of an interrupted sync ended on the target (none had committed)` });
+    let resumed = await this.resumableCopy(dst, progress);
+    if (!resumed) {
+      const slotLeft = await this.on('source', 'reading replication slots', () => slotExists(this.src, this.cfg.name));
+      // Units are committed only once recorded, and recorded only after the slot is made: no record and no slot, nothing copied.
+      if (slotLeft || (await this.on('target', 'reading the copy record', () => readCopyRecord(dst)))) {
+        if (slotLeft) await this.on('source', 'dropping the slot of an interrupted copy', () => this.src.query(`SELECT pg_drop_replication_slot($1)`, [this.cfg.name]));
+        await this.on('target', 'emptying the tables of an interrupted copy', () => dst.query(`TRUNCATE ${leaves.join(', ')} CASCADE`));
+        progress({ phase: 'copy', message: 'an earlier copy was cut short and cannot resume: copying again under a new snapshot' });
+      }
+      await this.on('source', 'ending an earlier snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name));
+      await this.on('target', 'clearing an earlier copy record', () => dropCopyRecord(dst));
+      await this.on('source', 'creating the publication', () => ensurePublication(this.src, this.cfg.name, this.scope, published));
+      const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves));
+      const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
+      try {
+        const keeper = await this.on('source', 'holding the snapshot', () => holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
+        const units = await this.on('target', 'recording the copy', () =>
+          saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes, jobs) }),
+        );
+        resumed = { consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units };
+      } finally {
+        // The keeper holds the snapshot from here on.
+        await slot.close();
+      }
+      progress({ phase: 'copy', message: `slot ${this.cfg.name} at ${resumed.consistentPoint}: copying ${tables.length} tables (${resumed.units.length} parts) under its snapshot with ${jobs} workers` });
     }
+    const { consistentPoint, snapshot, keeperPid, units } = resumed;
+    if (units.some((u) => !u.done)) {
+      await copyUnderSnapshot(units, { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs }, progress);
+    }
+    await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
     const copiedMs = Date.now() - started;
     await restoreInParallel(this.cfg.source, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], { jobs, targetOptions: TARGET_SESSION_WRITABLE, clean: true });
     progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
     await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
-    progress({ phase: 'replication', message: `subscription ${this.cfg.name} streams from the slot's consistent point ${slot.consistentPoint}` });
+    await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));
+    progress({ phase: 'replication', message: `subscription ${this.cfg.name} streams from the slot's consistent point ${consistentPoint}` });
+  }
+
+  /**
+   * The record of a copy cut short, if it can go on: its slot is still at the recorded consistent point (nothing
+   * consumed it) and its snapshot can still be imported, or every unit is done already (no snapshot needed).
+   */
+  private async resumableCopy(dst: PgClient, progress: SyncProgress): Promise<{ consistentPoint: string; snapshot: string; keeperPid: number; units: CopyUnit[] } | undefined> {
+    const record = await this.on('target', 'reading the copy record', () => readCopyRecord(dst));
+    if (!record || record.slot !== this.cfg.name) return undefined;
+    const slot = await this.on('source', 'reading the replication slot', () =>
+      this.src.query<{ at: boolean }>(`SELECT confirmed_flush_lsn = $2::pg_lsn AS at FROM pg_replication_slots WHERE slot_name = $1`, [this.cfg.name, record.consistentPoint]),
+    );
+    if (slot.rows[0]?.at !== true) return undefined;
+    const left = record.units.filter((u) => !u.done);
+    if (left.length && !(await this.on('source', 'importing the snapshot', () => snapshotAlive(this.src, record.snapshot)))) return undefined;
+    progress({
+      phase: 'copy',
+      message: `resuming the copy cut short under slot ${this.cfg.name} at ${record.consistentPoint}: ${record.units.length - left.length} of ${record.units.length} parts already copied, ${left.length} left under the same snapshot`,
+    });
+    return record;
   }
 
   /**
@@ -642,6 +695,8 @@ export class PostgresCutover implements CutoverAdapter {
       const gone = keepTools ? undefined : await this.on('target', 'dropping the tool objects', () => dropToolObjects(dst, this.scope));
       if (gone) dropped.push(`${gone} (target)`);
     }
+    // A copy cut short may have left its snapshot keeper running: it holds back vacuum on the source.
+    await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name));
     dropped.push(...(await this.on('source', 'dropping the publication and slot', () => dropPublisherSide(this.src, this.cfg.name))));
     if (await sentinelExists(this.src, this.scope)) {
       const restored = await this.on('source', 'restoring replica identities', () => restoreReplicaIdentity(this.src, this.scope));

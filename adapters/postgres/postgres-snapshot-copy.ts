@@ -3,8 +3,9 @@ import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { formatBytes } from '../../src/util/units.js';
 import { findClientBinary } from './postgres-binaries.js';
-import { pipeline } from '../../src/util/subprocess.js';
+import { gatedPipeline, spawnDetached } from '../../src/util/subprocess.js';
 import { connectPgReplication, type PgClient } from './postgres-connection.js';
+import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { libpqEnv } from './postgres-tools.js';
 
@@ -13,10 +14,31 @@ import { libpqEnv } from './postgres-tools.js';
  * consistent point; every table (big ones split into page ranges) is copied with COPY under that one snapshot by
  * parallel workers, into tables that have no index or constraint yet; the subscription then starts from the
  * slot, so each change is either in the copy or streamed after it, never both and never neither.
+ *
+ * Resume. A copy cut short (the process running sync killed, the network gone) goes on unit by unit, under the
+ * SAME snapshot, or starts again; it never mixes two snapshots. Why one snapshot: rows copied under one view and
+ * the rest under a later one would need each table's stream to start at a different point, and a ctid range
+ * cannot be resumed at all under a later view (an update in between moves a row from a copied page range to an
+ * uncopied one: copied twice). So:
+ * - The snapshot is held by a keeper: a psql session in its own process group that imports the slot's snapshot,
+ *   exports it again under its own name and sleeps inside that transaction. It outlives the process running sync
+ *   (not a restart of the source); workers import the keeper's name. It is ended when the copy is done, by
+ *   `rollback`/cleanup, or at the latest after the copy bound.
+ * - The units (table or page range, with their columns) and the keeper are written to `_cutover.copy_unit` and
+ *   `_cutover.copy_snapshot` on the target before the first COPY, so a resume copies exactly the same units.
+ * - Each unit loads in ONE target transaction that also marks it done, and that transaction commits only once
+ *   the producer's COPY has ended well (gatedPipeline: COMMIT is written to the consumer's script FIFO after the
+ *   producer exits 0). A unit is thus on the target whole and marked done, or absent and not marked: nothing to clean up.
+ * - On resume, if the slot is still there at the recorded consistent point and the keeper's snapshot can still be
+ *   imported, only the units not marked done are copied, under that snapshot; the subscription then starts from
+ *   the slot as for an uninterrupted copy. If every unit is done, the snapshot is not needed any more. Otherwise
+ *   (keeper or slot gone) the copied tables are emptied and everything is copied again under a new slot.
  */
 
 /** Tables above this size are copied as several page ranges side by side. */
 export const SPLIT_BYTES = 256 * 1024 * 1024;
+/** A table is not split for balance below this size: a range's own cost (two sessions, a scan start) dominates. */
+const MIN_SHARE_SPLIT_BYTES = 32 * 1024 * 1024;
 /** At most this many ranges per table: more only adds per-range overhead. */
 const MAX_PARTS = 16;
 
@@ -39,6 +61,10 @@ export interface CopyUnit {
   table: CopyTable;
   bytes: number;
   range?: { fromPage: number; toPage?: number };
+  /** Its row in `_cutover.copy_unit` (a copy that can resume). */
+  id?: number;
+  /** Copied and committed by an earlier run under the same snapshot. */
+  done?: boolean;
 }
 
 /**
@@ -46,10 +72,14 @@ export interface CopyUnit {
  * page ranges read with a TID range scan; the last range is open-ended, so rows on pages added under the snapshot's
  * feet (none are visible to it) or missed by a stale page count are still read.
  */
-export function copyUnits(tables: readonly CopyTable[], splitBytes = SPLIT_BYTES): CopyUnit[] {
+export function copyUnits(tables: readonly CopyTable[], splitBytes = SPLIT_BYTES, jobs = 1): CopyUnit[] {
   const units: CopyUnit[] = [];
+  // A table bigger than one worker's share of the whole copy is split too, so no worker sits idle while one
+  // copies the table that holds most of the data (pgbench_accounts: 2 ranges of 256MB with 3 workers -> 3 of 128MB).
+  const share = Math.max(MIN_SHARE_SPLIT_BYTES, Math.ceil(tables.reduce((a, t) => a + t.bytes, 0) / Math.max(1, jobs)));
+  const size = Math.min(splitBytes, share);
   for (const t of tables) {
-    const parts = Math.min(MAX_PARTS, Math.ceil(t.bytes / splitBytes), Math.max(1, t.pages));
+    const parts = Math.min(MAX_PARTS, Math.ceil(t.bytes / size), Math.max(1, t.pages));
     if (parts <= 1) {
       units.push({ table: t, bytes: t.bytes });
       continue;
@@ -130,37 +160,42 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
   const totalBytes = units.reduce((a, u) => a + u.bytes, 0);
   const tables = new Set(units.map((u) => u.table.table));
   const partsLeft = new Map<string, number>();
-  for (const u of units) partsLeft.set(u.table.table, (partsLeft.get(u.table.table) ?? 0) + 1);
+  for (const u of units) if (!u.done) partsLeft.set(u.table.table, (partsLeft.get(u.table.table) ?? 0) + 1);
+  const todo = units.filter((u) => !u.done);
   const started = Date.now();
   let next = 0;
-  let bytesDone = 0;
-  let tablesDone = 0;
+  // Bytes of this run only, for the ETA; the message counts what earlier runs copied too.
+  let bytesNow = 0;
+  const bytesBefore = totalBytes - todo.reduce((a, u) => a + u.bytes, 0);
+  let tablesDone = tables.size - partsLeft.size;
   let failed: unknown;
   const producerEnv = libpqEnv(opts.source, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: 'cutover copy' });
   const consumerEnv = libpqEnv(opts.target, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: 'cutover copy', PGOPTIONS: opts.targetOptions });
   const worker = async (): Promise<void> => {
-    while (failed === undefined && next < units.length) {
-      const unit = units[next++]!;
+    while (failed === undefined && next < todo.length) {
+      const unit = todo[next++]!;
       try {
-        await pipeline(
+        await gatedPipeline(
           {
             cmd: psql,
             args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', '-c', `SET TRANSACTION SNAPSHOT ${quoteLiteral(opts.snapshot)}`, '-c', copyOutSql(unit)],
             env: producerEnv,
           },
-          { cmd: psql, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `COPY ${unit.table.table} (${unit.table.columns.join(', ')}) FROM STDIN`], env: consumerEnv },
+          { cmd: psql, args: (script) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', script], env: consumerEnv },
+          copyInScript(unit),
           { secrets },
         );
       } catch (e) {
         failed ??= e;
         return;
       }
-      bytesDone += unit.bytes;
+      bytesNow += unit.bytes;
+      const bytesDone = bytesBefore + bytesNow;
       const left = partsLeft.get(unit.table.table)! - 1;
       partsLeft.set(unit.table.table, left);
       if (left === 0) tablesDone++;
       const elapsed = Date.now() - started;
-      const etaMs = bytesDone > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesDone) * (totalBytes - bytesDone)) : undefined;
+      const etaMs = bytesNow > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesNow) * (totalBytes - bytesDone)) : undefined;
       progress({
         phase: 'copy',
         message: `copy ${tablesDone}/${tables.size} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}${left === 0 ? ` (${unit.table.table} done)` : ''}`,
@@ -173,7 +208,163 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
       });
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, units.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
   if (failed !== undefined) throw failed;
   return { tables: tables.size, bytes: totalBytes };
+}
+
+const UNITS = `${quoteIdent(TOOL_SCHEMA)}.copy_unit`;
+const SNAPSHOT = `${quoteIdent(TOOL_SCHEMA)}.copy_snapshot`;
+
+/**
+ * The target side of one unit, read by psql from its script FIFO: the load and its done mark in one transaction, whose
+ * COMMIT is only written once the producer has ended well.
+ */
+export function copyInScript(unit: CopyUnit): { prelude: string; commit: string } {
+  const mark = unit.id !== undefined ? `UPDATE ${UNITS} SET done = true WHERE id = ${unit.id};\n` : '';
+  return { prelude: `BEGIN;\n\\copy ${unit.table.table} (${unit.table.columns.join(', ')}) from pstdin\n`, commit: `${mark}COMMIT;\n\\q\n` };
+}
+
+/** What a resumable copy keeps on the target: the slot it belongs to, the keeper, and every unit. */
+export interface CopyRecord {
+  slot: string;
+  consistentPoint: string;
+  snapshot: string;
+  keeperPid: number;
+  units: CopyUnit[];
+}
+
+/** Writes the copy's record (replacing any earlier one) in one transaction, before the first unit is copied. */
+export async function saveCopyRecord(dst: PgClient, r: CopyRecord): Promise<CopyUnit[]> {
+  const units = r.units.map((u, i) => ({ ...u, id: i + 1, done: false }));
+  await dst.query('BEGIN');
+  try {
+    await dst.query(`DROP TABLE IF EXISTS ${UNITS}, ${SNAPSHOT}`);
+    await dst.query(`CREATE TABLE ${SNAPSHOT} (slot text PRIMARY KEY, consistent_point pg_lsn NOT NULL, snapshot text NOT NULL, keeper_pid int NOT NULL)`);
+    await dst.query(
+      `CREATE TABLE ${UNITS} (id int PRIMARY KEY, tbl text NOT NULL, columns text[] NOT NULL, bytes bigint NOT NULL, pages bigint NOT NULL, from_page bigint, to_page bigint, done boolean NOT NULL DEFAULT false)`,
+    );
+    await dst.query(`INSERT INTO ${SNAPSHOT} VALUES ($1, $2, $3, $4)`, [r.slot, r.consistentPoint, r.snapshot, r.keeperPid]);
+    await dst.query(
+      `INSERT INTO ${UNITS} (id, tbl, columns, bytes, pages, from_page, to_page)
+       SELECT i, t, c::text[], b, p, f, l FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS x(i, t, c, b, p, f, l)`,
+      [
+        units.map((u) => u.id),
+        units.map((u) => u.table.table),
+        // One array literal per unit: unnest flattens a text[][] completely.
+        units.map((u) => `{${u.table.columns.map((c) => `"${c.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`),
+        units.map((u) => u.table.bytes),
+        units.map((u) => u.table.pages),
+        units.map((u) => u.range?.fromPage ?? null),
+        units.map((u) => u.range?.toPage ?? null),
+      ],
+    );
+    await dst.query('COMMIT');
+  } catch (e) {
+    await dst.query('ROLLBACK').catch(() => {});
+    throw e;
+  }
+  return units;
+}
+
+/** The record of an earlier copy of this plan, if one was cut short (undefined: none). */
+export async function readCopyRecord(dst: PgClient): Promise<CopyRecord | undefined> {
+  const exists = await dst.query(`SELECT to_regclass($1) AS u, to_regclass($2) AS s`, [UNITS, SNAPSHOT]);
+  if (!exists.rows[0]?.u || !exists.rows[0]?.s) return undefined;
+  const s = await dst.query<{ slot: string; lsn: string; snapshot: string; pid: number }>(`SELECT slot, consistent_point::text AS lsn, snapshot, keeper_pid AS pid FROM ${SNAPSHOT}`);
+  if (s.rows.length !== 1) return undefined;
+  const u = await dst.query<{ id: number; tbl: string; columns: string[]; bytes: string; pages: string; from_page: string | null; to_page: string | null; done: boolean }>(
+    `SELECT id, tbl, columns, bytes::text, pages::text, from_page::text, to_page::text, done FROM ${UNITS} ORDER BY id`,
+  );
+  const tables = new Map<string, CopyTable>();
+  const units = u.rows.map((r): CopyUnit => {
+    const table = tables.get(r.tbl) ?? { table: r.tbl, columns: r.columns, bytes: Number(r.bytes), pages: Number(r.pages) };
+    tables.set(r.tbl, table);
+    const parts = u.rows.filter((x) => x.tbl === r.tbl).length;
+    return {
+      table,
+      bytes: Math.round(table.bytes / parts),
+      id: r.id,
+      done: r.done,
+      ...(r.from_page !== null ? { range: { fromPage: Number(r.from_page), ...(r.to_page !== null ? { toPage: Number(r.to_page) } : {}) } } : {}),
+    };
+  });
+  const row = s.rows[0]!;
+  return { slot: row.slot, consistentPoint: row.lsn, snapshot: row.snapshot, keeperPid: row.pid, units };
+}
+
+export async function dropCopyRecord(dst: PgClient): Promise<void> {
+  await dst.query(`DROP TABLE IF EXISTS ${UNITS}, ${SNAPSHOT}`);
+}
+
+/** application_name of the keeper of plan `name`'s snapshot (as the server stores it: at most 63 bytes). */
+export function keeperAppName(name: string): string {
+  return `cutover snapshot ${name}`.slice(0, 63);
+}
+
+/**
+ * Starts the keeper of `snapshot` (see the comment at the top) for at most `holdMs`, and returns the name it
+ * exports the same snapshot under and its backend pid on the source.
+ */
+export async function holdSnapshot(source: DbEndpoint, database: string, snapshot: string, name: string, holdMs: number): Promise<{ snapshot: string; pid: number }> {
+  const env = libpqEnv(source, database, { PGAPPNAME: keeperAppName(name), PGOPTIONS: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0' });
+  const { firstLine } = await spawnDetached(
+    {
+      cmd: await findClientBinary('psql'),
+      args: [
+        '-X',
+        '-q',
+        '-At',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+        '-c',
+        `SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`,
+        '-c',
+        `SELECT pg_export_snapshot() || ' ' || pg_backend_pid()`,
+        '-c',
+        `SELECT pg_sleep(${Math.ceil(holdMs / 1000)})`,
+      ],
+      env,
+    },
+    { secrets: [source.password].filter((s): s is string => !!s) },
+  );
+  const [name2, pid] = firstLine.trim().split(' ');
+  return { snapshot: name2!, pid: Number(pid) };
+}
+
+/** Whether `snapshot` can still be imported on the source (its keeper's transaction is open). */
+export async function snapshotAlive(src: PgClient, snapshot: string): Promise<boolean> {
+  await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    await src.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await src.query('ROLLBACK');
+  }
+}
+
+/** Ends plan `name`'s snapshot keeper, if one runs (by pid when known; else every keeper of this plan). */
+export async function releaseSnapshot(src: PgClient, name: string, pid?: number): Promise<void> {
+  await src.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND ($2::int IS NULL OR pid = $2)`, [keeperAppName(name), pid ?? null]);
+}
+
+/**
+ * Ends the target sessions of copies still running from a sync that was killed (they can never commit: their
+ * script ends without COMMIT), so their locks and work go with them.
+ */
+export async function endOrphanCopies(dst: PgClient): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  let ended = 0;
+  for (;;) {
+    const { rows } = await dst.query<{ n: number }>(
+      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'cutover copy' AND datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    if (rows[0]!.n === 0 || Date.now() > deadline) return ended;
+    ended = Math.max(ended, rows[0]!.n);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

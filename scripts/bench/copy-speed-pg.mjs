@@ -4,7 +4,8 @@
 // pg_dump -Fc | pg_restore, each run several times on the same data in this one script; medians and the ratio
 // to pgcopydb are printed. Datasets: pgbench at each scale, and one table holding almost all the data.
 //   node scripts/bench/copy-speed-pg.mjs [--scales 30,100] [--big-table-mb 1000] [--runs 3]   (npm run build first;
-//   pgcopydb: apt-get install -y pgcopydb)
+//   pgcopydb: apt-get install -y pgcopydb; --tools "cutover,pgcopydb" runs only the tools whose names start so;
+//   --trace prints each sync event with its time)
 import { execa } from 'execa';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -16,7 +17,15 @@ import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/
 import { openSession } from '../../dist/src/engine/session.js';
 import { rollbackPlan, syncPlan } from '../../dist/src/engine/run.js';
 
-const { values: args } = parseArgs({ options: { scales: { type: 'string', default: '30' }, 'big-table-mb': { type: 'string', default: '0' }, runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({
+  options: {
+    scales: { type: 'string', default: '30' },
+    'big-table-mb': { type: 'string', default: '0' },
+    runs: { type: 'string', default: '3' },
+    tools: { type: 'string', default: '' },
+    trace: { type: 'boolean', default: false },
+  },
+});
 const scales = args.scales.split(',').filter(Boolean).map(Number);
 const bigTableMb = Number(args['big-table-mb']);
 const runs = Number(args.runs);
@@ -49,7 +58,10 @@ async function cutoverSync(dir, src, dst, db) {
   );
   const s = await openSession(file, { env: { BENCH_PW: PASSWORD } });
   try {
-    const seconds = await timed(() => syncPlan(s));
+    const t0 = performance.now();
+    // --trace: each sync event with its time since the start, to see where sync spends it.
+    const onEvent = args.trace ? (e) => console.log(`    ${((performance.now() - t0) / 1000).toFixed(2)}s ${e.step}: ${e.message}`) : undefined;
+    const seconds = await timed(() => syncPlan(s, { onEvent }));
     // The slot, publication and subscription go before the next run (cleanup, as after a cutover).
     await rollbackPlan(s, { cleanup: true });
     return seconds;
@@ -126,6 +138,7 @@ try {
     console.log(`\n${dataset.name}: ${(bytes / 1024 ** 2).toFixed(0)} MB`);
     const medians = new Map();
     for (const tool of TOOLS) {
+      if (args.tools && !args.tools.split(',').some((t) => tool.name.startsWith(t))) continue;
       if (tool.available && !(await tool.available())) {
         console.log(`  ${tool.name.padEnd(36)} not installed (apt-get install -y pgcopydb)`);
         continue;

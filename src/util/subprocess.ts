@@ -1,4 +1,8 @@
 import { execa, type Options as ExecaOptions } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { OperationError } from '../errors.js';
 import { redactText } from './redact.js';
 
@@ -102,5 +106,96 @@ export async function pipeline(producer: PipeSide, consumer: PipeSide, opts: { s
         .join(' | ');
       throw new OperationError(redactText(`${side.cmd} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}${detail ? `: ${detail}` : ''}`, opts.secrets ?? []));
     }
+  }
+}
+
+function failure(side: PipeSide, code: number | null, signal: NodeJS.Signals | null, stderr: string, secrets: readonly string[]): OperationError {
+  const detail = stderr.split('\n').filter(Boolean).slice(-3).join(' | ');
+  return new OperationError(redactText(`${side.cmd} ${signal ? `killed by ${signal}` : `exited ${code}`}${detail ? `: ${detail}` : ''}`, secrets));
+}
+
+/**
+ * `producer | consumer` where the consumer also reads a script from a FIFO (`consumerArgs(path)` names it, e.g.
+ * psql `-f path`): `prelude` is written at once, `commit` only once the producer has exited 0. A producer that
+ * dies part-way ends its stream like a finished one; the consumer is then killed before it reads any `commit`,
+ * so nothing it loaded survives. If this process is killed, the FIFO's last writer is gone and the consumer
+ * reaches the end of its script without `commit` the same way. (A FIFO, not an inherited fd: psql opens its
+ * script by name, and /dev/fd/N of the socket Node hands a child cannot be opened.)
+ */
+export async function gatedPipeline(
+  producer: PipeSide,
+  consumer: Omit<PipeSide, 'args'> & { args: (scriptPath: string) => readonly string[] },
+  script: { prelude: string; commit: string },
+  opts: { secrets?: readonly string[] } = {},
+): Promise<void> {
+  const secrets = opts.secrets ?? [];
+  const dir = await mkdtemp(join(tmpdir(), 'cutover-gate-'));
+  const fifo = join(dir, 'script');
+  await run('mkfifo', ['-m', '600', fifo]);
+  // Read and write: opening does not wait for the reader, and the data waits in the FIFO until it reads.
+  const fh = await open(fifo, 'r+');
+  try {
+    const [pf, pa] = commandFor(producer.cmd, producer.args);
+    const [cf, ca] = commandFor(consumer.cmd, consumer.args(fifo));
+    const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'ignore', 'pipe'] });
+    // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
+    p.stdout.destroy();
+    const errs = ['', ''];
+    p.stderr.on('data', (d: Buffer) => (errs[0] = (errs[0]! + d.toString()).slice(-4000)));
+    c.stderr.on('data', (d: Buffer) => (errs[1] = (errs[1]! + d.toString()).slice(-4000)));
+    const exited = (child: ChildProcess) =>
+      new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+        child.on('error', () => resolve({ code: -1, signal: null }));
+        child.on('close', (code, signal) => resolve({ code, signal }));
+      });
+    const [pDone, cDone] = [exited(p), exited(c)];
+    await fh.write(script.prelude);
+    const pr = await pDone;
+    if (pr.code === 0) await fh.write(script.commit);
+    else c.kill('SIGKILL');
+    const cr = await cDone;
+    // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
+    if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
+    if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
+  } finally {
+    await fh.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Starts a child in its own process group that outlives this process (a Ctrl-C or a kill of this process leaves
+ * it running), and returns the first line it prints; its output is not read after that.
+ */
+export async function spawnDetached(side: PipeSide, opts: { timeoutMs?: number; secrets?: readonly string[] } = {}): Promise<{ pid: number; firstLine: string }> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const [f, a] = commandFor(side.cmd, side.args);
+  const child = spawn(f, a, { env: childEnv(side.env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  try {
+    return await new Promise<{ pid: number; firstLine: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new OperationError(`${side.cmd} printed nothing within ${timeoutMs}ms`)), timeoutMs);
+      child.on('error', (e) => reject(new OperationError(`${side.cmd} could not start (${e.message})`)));
+      child.on('close', (code, signal) => reject(failure(side, code, signal, err, opts.secrets ?? [])));
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const nl = out.indexOf('\n');
+        if (nl >= 0) {
+          clearTimeout(timer);
+          resolve({ pid: child.pid!, firstLine: out.slice(0, nl) });
+        }
+      });
+    });
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  } finally {
+    child.removeAllListeners();
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.unref();
   }
 }

@@ -58,6 +58,29 @@ function churn(sb: PostgresSandbox, password: string, db: string): { stop(): Pro
   };
 }
 
+/** Runs `sync` and kills it (SIGKILL) as soon as its output matches `when`; returns what it printed. */
+async function syncKilledWhen(plan: string, env: Record<string, string>, when: RegExp): Promise<string> {
+  const p = execa('node', [BUILT_CLI, 'sync', plan], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    p.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (when.test(err)) resolve();
+    });
+    void p.then((r) => reject(new Error(`sync ended (exit ${r.exitCode}) before ${when}: ${err}`)));
+  });
+  p.kill('SIGKILL');
+  await p;
+  return err;
+}
+
+/** The parts a resumed sync found already copied, and all parts. */
+function resumedParts(out: string): { done: number; total: number } {
+  const m = /resuming the copy cut short under slot \S+ at \S+: (\d+) of (\d+) parts already copied/.exec(out);
+  expect(m, out).not.toBeNull();
+  return { done: Number(m![1]), total: Number(m![2]) };
+}
+
 describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under the slot's snapshot, indexes after, big tables in ranges (PostgreSQL 15 → 17)", () => {
   let e: PostgresEnv;
 
@@ -83,33 +106,41 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
   }, 180_000);
   afterAll(async () => e?.stop());
 
-  it('a copy killed half-way copies again under a new snapshot; with writers and churn on the big table throughout, every row and every acknowledged write is on the target after the run', async () => {
+  it('a copy killed twice half-way resumes part by part under the same snapshot; with writers and churn on the big table throughout, every row and every acknowledged write is on the target after the run', async () => {
     const stateDir = await tempStateDir(e.src.dir);
     const plan = await writePlan(e, { db: 'shop', stateDir, extra: 'copy: { jobs: 3, splitTablesLargerThan: 4MB }' });
     const writers = new Workload({ host: '127.0.0.1', port: e.src.port, user: 'postgres', password: e.password, database: 'shop', writers: 3, readers: 0 }).start();
     const changes = churn(e.src, e.password, 'shop');
 
-    // First sync: killed as soon as the copy under the snapshot has begun.
-    const first = execa('node', [BUILT_CLI, 'sync', plan], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...e.env }, extendEnv: false, reject: false });
-    let err = '';
-    await new Promise<void>((resolve, reject) => {
-      first.stderr?.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (/under its snapshot/.test(err)) resolve();
-      });
-      void first.then((r) => reject(new Error(`sync ended (exit ${r.exitCode}) before the copy began: ${err}`)));
-    });
-    first.kill('SIGKILL');
-    await first;
-    expect(err).toMatch(/copying \d+ tables \((\d+) parts\) under its snapshot with 3 workers/);
-    const parts = Number(/\((\d+) parts\)/.exec(err)![1]);
+    // First sync: killed once the copy under the snapshot has committed a part or more.
+    const first = await syncKilledWhen(plan, e.env, /copy \d+\/\d+ tables, /);
+    expect(first).toMatch(/copying \d+ tables \((\d+) parts\) under its snapshot with 3 workers/);
+    const parts = Number(/\((\d+) parts\)/.exec(first)![1]);
     expect(parts).toBeGreaterThan(10);
 
+    // Second sync: resumes under the same snapshot, and is killed again once it has committed more.
+    const second = await syncKilledWhen(plan, e.env, /resuming the copy[^\n]*\n(?:.*\n)*?.*copy \d+\/\d+ tables, /);
+    const before = resumedParts(second);
+    expect(before.done).toBeGreaterThan(0);
+    expect(before.total).toBe(parts);
+
+    // Third sync: resumes again and finishes; the parts done before are not copied again.
     const sync = await cli(['sync', plan], e.env);
     expect(sync.code, sync.err).toBe(0);
-    expect(sync.err).toMatch(/an earlier copy was cut short: copying again under a new snapshot/);
+    const after = resumedParts(sync.err);
+    expect(after.total).toBe(parts);
+    expect(after.done).toBeGreaterThan(before.done);
+    expect(sync.err).not.toMatch(/copying again under a new snapshot/);
     expect(sync.err).toMatch(/indexes and constraints built in \d+ms \(3 jobs\)/);
     expect(sync.err).toMatch(/streams from the slot's consistent point/);
+    // The snapshot keeper is gone once the copy is done (it would hold back vacuum on the source).
+    const s = await client(e.src, { database: 'shop' });
+    try {
+      const kept = await s.query(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'cutover snapshot%'`);
+      expect(kept.rows).toEqual([]);
+    } finally {
+      await s.end();
+    }
 
     await new Promise((r) => setTimeout(r, 1000));
     const churned = await changes.stop();
@@ -136,6 +167,36 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
       expect(twice.rows[0]!.bad).toBe(0);
     } finally {
       await t.end();
+    }
+  }, 300_000);
+
+  it('a copy cut short whose snapshot keeper is gone (as after a source restart) empties the copied tables and copies again under a new snapshot; rows are neither lost nor doubled', async () => {
+    await seedDatabase(e.src, 'depot', 2000);
+    await exec(e.src, 'depot', `CREATE TABLE stock (id bigserial PRIMARY KEY, n int NOT NULL, note text)`, `INSERT INTO stock (n, note) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 150000) g`);
+    const stateDir = await tempStateDir(e.src.dir);
+    const plan = await writePlan(e, { db: 'depot', stateDir, extra: 'copy: { jobs: 2, splitTablesLargerThan: 2MB }' });
+    const first = await syncKilledWhen(plan, e.env, /copy \d+\/\d+ tables, /);
+    expect(first).toMatch(/under its snapshot with 2 workers/);
+    const s = await client(e.src, { database: 'depot' });
+    try {
+      const ended = await s.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'cutover snapshot%' AND datname = 'depot'`);
+      expect(ended.rows.length).toBe(1);
+      await s.query(`INSERT INTO stock (n, note) SELECT g, 'after' FROM generate_series(1, 500) g`);
+    } finally {
+      await s.end();
+    }
+    const sync = await cli(['sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    expect(sync.err).toMatch(/cut short and cannot resume: copying again under a new snapshot/);
+    expect(sync.err).not.toMatch(/resuming the copy/);
+    const run = await cli(['run', plan, '--yes'], e.env);
+    expect(run.code, run.err).toBe(0);
+    for (const [table, key] of [
+      ['stock', 'id'],
+      ['items', 'id'],
+    ] as const) {
+      const [src, dst] = await Promise.all([digest(e.src, 'depot', table, key), digest(e.dst, 'depot', table, key)]);
+      expect(dst, table).toEqual(src);
     }
   }, 300_000);
 });

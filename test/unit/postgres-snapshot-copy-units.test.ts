@@ -47,3 +47,16 @@ describe('plan: copy', () => {
     );
   });
 });
+
+describe('copyUnits balance', () => {
+  const MB = 1024 * 1024;
+  const t = (name: string, mb: number): CopyTable => ({ table: `public.${name}`, columns: ['id'], bytes: mb * MB, pages: (mb * MB) / 8192 });
+  it('splits a table holding most of the data into one range per worker even below the split size', () => {
+    const units = copyUnits([t('accounts', 384), t('history', 1)], 256 * MB, 3);
+    expect(units.filter((u) => u.table.table === 'public.accounts')).toHaveLength(3);
+    expect(units.filter((u) => u.table.table === 'public.history')).toHaveLength(1);
+  });
+  it('leaves small databases whole', () => {
+    expect(copyUnits([t('a', 20), t('b', 10)], 256 * MB, 3)).toHaveLength(2);
+  });
+});
