@@ -1,7 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
-import { killSql } from './mysql-sql.js';
+import { KILL_CONNECTION, type SessionKiller } from './mysql-session-killer.js';
 
 /** Runs one query; the adapter passes its error-mapping wrapper. */
 export type Query = <R extends RowDataPacket>(sql: string, params?: unknown[], doing?: string) => Promise<R[]>;
@@ -104,9 +104,9 @@ const ER_NO_SUCH_THREAD = 1094;
  * Kills sessions and waits until they are gone or marked Killed (rolling back), so that a transaction that
  * was open cannot commit after this returns. Returns the thread ids that were actually ended.
  */
-export async function killSessions(q: Query, threadIds: string[], waitMs = 5000): Promise<Set<string>> {
+export async function killSessions(q: Query, threadIds: string[], waitMs = 5000, killer: SessionKiller = KILL_CONNECTION): Promise<Set<string>> {
   const ended: string[] = [];
-  for (const id of threadIds) if (await killOne(q, id)) ended.push(id);
+  for (const id of threadIds) if (await killOne(q, id, killer)) ended.push(id);
   return waitGone(q, ended, waitMs);
 }
 
@@ -152,10 +152,10 @@ export async function endSessionsAtBoundaries(q: Query, opts: { exempt: readonly
   return { ended: [...ended.values()], failed };
 }
 
-/** KILL CONNECTION; a session that ended on its own meanwhile counts as ended. */
-async function killOne(q: Query, id: string): Promise<boolean> {
+/** KILL CONNECTION (or the provider's procedure); a session that ended on its own meanwhile counts as ended. */
+async function killOne(q: Query, id: string, killer: SessionKiller = KILL_CONNECTION): Promise<boolean> {
   try {
-    await q(killSql(id), [], `killing session ${id}`);
+    await q(killer.sql(id), [], `killing session ${id}`);
     return true;
   } catch (e) {
     if ((e as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_THREAD) return true;

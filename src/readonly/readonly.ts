@@ -29,6 +29,8 @@ export interface ReadOnlyOptions {
   clientsHeld?: boolean;
   /** strict mode: also lock the accounts that bypass the fence (FenceOptions.lockBypass). */
   lockBypass?: boolean;
+  /** The plan's `privileges` (FenceOptions.privileges; default auto). */
+  privileges?: 'auto' | 'superuser' | 'managed';
   /**
    * openLeakWatcher: a persistent decoding slot of this name (made by `sync`, or now if missing) instead of a
    * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
@@ -93,6 +95,7 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     decodeLeaks: opts.decodeLeaks ?? true,
     clientsHeld: opts.clientsHeld ?? false,
     lockBypass: opts.lockBypass ?? false,
+    privileges: opts.privileges ?? 'auto',
   };
 }
 
