@@ -10,7 +10,7 @@ import type { MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { COLUMN_WRITE_PRIVILEGES, SCHEMA_WRITE_PRIVILEGES, TABLE_WRITE_PRIVILEGES, grantName, informationSchemaGrantee, restoreGrantSql, revokeGrantSql, type Grantee, type HeldGrant } from './mysql-schema-fence-sql.js';
 import { describeHeld } from './mysql-schema-fence.js';
 import { sessionKiller } from './mysql-session-killer.js';
-import { INNODB_TRX_CACHE_MS, clientSessions, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
+import { INNODB_TRX_CACHE_MS, clientSessions, endSessionsAtBoundaries, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import { accountLabel, accountLockSql, type Account } from './mysql-sql.js';
 
 /**
@@ -86,7 +86,7 @@ export async function heldWritesAnywhere(q: Query, g: Grantee): Promise<HeldGran
 }
 
 /** The privileges this admin may grant (WITH GRANT OPTION at the global level): what it can give back. */
-async function grantableByMe(q: Query, me: Account): Promise<Set<string>> {
+export async function grantableByMe(q: Query, me: Account): Promise<Set<string>> {
   const rows = await q<RowDataPacket & { p: string }>(
     `SELECT PRIVILEGE_TYPE AS p FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND IS_GRANTABLE = 'YES'`,
     [informationSchemaGrantee({ kind: 'account', ...me })],
@@ -95,7 +95,7 @@ async function grantableByMe(q: Query, me: Account): Promise<Set<string>> {
   return new Set(rows.map((r) => grantName(r.p)));
 }
 
-const heldPrivileges = (g: HeldGrant): string[] => (g.level === 'column' ? [g.privilege] : g.privileges);
+export const heldPrivileges = (g: HeldGrant): string[] => (g.level === 'column' ? [g.privilege] : g.privileges);
 
 /**
  * The accounts to fence and what each holds. Refused before anything changes when there is no account to lock
@@ -156,6 +156,22 @@ export async function applyManagedFence(c: MysqlReadOnlyContext, target: FenceTa
     }
   }
   const users = [...new Set(Object.values(p.accounts).map((a) => a.user))];
+  const killer = await sessionKiller(q);
+  const terminated: SessionInfo[] = [];
+  if (opts.clientsHeld === true && opts.mode !== 'advisory') {
+    // A router holds new connections and the accounts are locked: end their sessions between statements now
+    // rather than wait for a stream of short transactions to pause (they keep their privileges meanwhile).
+    const r = await endSessionsAtBoundaries(q, { exempt, timeoutMs: opts.drainTimeoutMs, users, killer });
+    for (const e of r.ended)
+      terminated.push(
+        publicSession(
+          e.session,
+          e.idle
+            ? 'ended between statements: its account is locked by the managed fence (the client reconnects into the router hold)'
+            : 'still inside a statement when the drain timeout ran out: killed, that statement rolled back',
+        ),
+      );
+  }
   await sleep(INNODB_TRX_CACHE_MS);
   const first = await clientSessions(q, { writingOnly: true, users, exempt });
   let writers = first;
@@ -170,9 +186,7 @@ export async function applyManagedFence(c: MysqlReadOnlyContext, target: FenceTa
   const toEnd = new Map<string, { s: MysqlSession; reason: string }>();
   for (const s of await clientSessions(q, { users, exempt })) toEnd.set(s.threadId, { s, reason: 'account locked by the managed fence: connected before the lock, keeps its privileges until it ends' });
   for (const s of writers) toEnd.set(s.threadId, { s, reason: `write transaction (${s.rowsModified} row(s) changed) still open after the ${formatDuration(opts.drainTimeoutMs)} drain timeout` });
-  const killer = await sessionKiller(q);
   const killed = await killSessions(q, [...toEnd.keys()], 5000, killer);
-  const terminated: SessionInfo[] = [];
   const untouched: SessionInfo[] = [];
   for (const { s, reason } of toEnd.values()) {
     if (killed.has(s.threadId)) terminated.push(publicSession(s, reason));

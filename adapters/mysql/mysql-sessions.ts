@@ -127,16 +127,19 @@ const BOUNDARY_POLL_MS = 5;
  * An open transaction of a killed session rolls back: its COMMIT can never succeed afterwards. Returns once
  * every ended session is gone or marked Killed, so nothing it did can still commit.
  */
-export async function endSessionsAtBoundaries(q: Query, opts: { exempt: readonly string[]; timeoutMs: number }): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
+export async function endSessionsAtBoundaries(
+  q: Query,
+  opts: { exempt: readonly string[]; timeoutMs: number; users?: readonly string[]; killer?: SessionKiller },
+): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
   const deadline = Date.now() + opts.timeoutMs;
   const ended = new Map<string, EndedSession>();
   for (;;) {
-    const left = (await clientSessions(q, { exempt: opts.exempt })).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
+    const left = (await clientSessions(q, { exempt: opts.exempt, ...(opts.users ? { users: opts.users } : {}) })).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
     if (left.length === 0) break;
     const late = Date.now() >= deadline;
     const now = left.filter((s) => late || s.command === 'Sleep');
     for (const s of now) {
-      if (await killOne(q, s.threadId)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
+      if (await killOne(q, s.threadId, opts.killer)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
     }
     if (late) break;
     await sleep(BOUNDARY_POLL_MS);
