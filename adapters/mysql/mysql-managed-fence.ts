@@ -109,6 +109,8 @@ export async function captureManagedFence(c: MysqlReadOnlyContext, opts: FenceOp
       'set readOnly: { mode: strict, roles: [<app account>, ...] } in the plan (or --mode strict --role <user> for `readonly on`)',
     );
   }
+  // The leak check reads the write position (BINLOG MONITOR / REPLICATION CLIENT): fail here, before any change.
+  await writePosition(c);
   const me = await currentAccount(c.q);
   const canGrant = await grantableByMe(c.q, me);
   const accounts: Record<string, ManagedAccountPrior> = {};

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,18 @@ describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover 
     expect(r.out + r.err).toMatch(/mode: strict, roles/);
     expect(await appState(e.src)).toEqual(before);
     expect(await readOnly(e.src)).toBe(0);
+  }, 120_000);
+
+  it('preflight: each privilege the managed fence needs and the source account lacks is a blocker naming it (exit 3)', async () => {
+    const dir = await tempStateDir(e.src.dir);
+    await exec(e.src, `CREATE USER 'thin'@'%' IDENTIFIED BY 'thin-pw'`, `GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER ON *.* TO 'thin'@'%'`);
+    const p = join(dir, 'thin.plan.yaml');
+    const text = await readFile(await plan('shop', dir), 'utf8');
+    await writeFile(p, text.replace(`mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.src.port}`, `mariadb://thin@127.0.0.1:${e.src.port}`).replace('passwordEnv: ADMIN_PW }', 'passwordEnv: THIN_PW }'));
+    const r = await cli(['check', p, '--json'], { ...env(), THIN_PW: 'thin-pw' });
+    expect(r.code, r.err).toBe(3);
+    const objects = (r.json().findings as Array<{ severity: string; object?: string }>).filter((f) => f.severity === 'blocker').map((f) => f.object);
+    expect(objects).toEqual(expect.arrayContaining(['source CREATE USER', 'source GRANT OPTION', 'source PROCESS', 'source CONNECTION ADMIN']));
   }, 120_000);
 
   it('budget exceeded (replica stopped): exit 4, the app account gets back exactly its grants and lock state, HAProxy on the source, nothing lost', async () => {

@@ -139,6 +139,37 @@ describe.skipIf(mariadbMissing)('MariaDB 10.11 managed profile: an admin without
     expect(await accountState(sb, ...ACCOUNTS)).toEqual(before);
   });
 
+  it('an admin without CONNECTION ADMIN ends the app sessions through the provider procedure mysql.rds_kill (RDS-like)', async () => {
+    const grants = `SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER, LOCK TABLES, EXECUTE, CREATE VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, DELETE HISTORY, CREATE USER, PROCESS, REPLICATION CLIENT`;
+    await exec(
+      sb,
+      `CREATE USER 'rdsadm'@'%' IDENTIFIED BY 'rds-pw'`,
+      `GRANT ${grants} ON *.* TO 'rdsadm'@'%' WITH GRANT OPTION`,
+      // What the provider installs: a definer procedure its admin may EXECUTE.
+      `CREATE DEFINER = 'root'@'localhost' PROCEDURE mysql.rds_kill(IN thread BIGINT) SQL SECURITY DEFINER KILL CONNECTION thread`,
+    );
+    const before = await accountState(sb, "'app'@'%'");
+    const app = await connect(sb, { user: 'app', password: 'app-pw' });
+    const [[who]] = (await app.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+    // Without the procedure this admin could not end another account's session.
+    const direct = await connect(sb, { user: 'rdsadm', password: 'rds-pw' });
+    try {
+      expect(await outcome(direct.query(`KILL CONNECTION ${who.id}`))).toBe(1095);
+    } finally {
+      await direct.end();
+    }
+    const rds = (action: string, ...extra: string[]) => cli(['--state-dir', stateDir, 'readonly', action, sb.url('shop', 'rdsadm'), '--scope', 'server', ...extra], { MYSQL_PWD: 'rds-pw' });
+    const on = await rds('on', '--mode', 'strict', '--role', 'app', '--drain-timeout', '200ms', '--probe', '300ms', '--json');
+    expect(on.code, on.err).toBe(0);
+    expect((on.json() as { terminated: Array<{ id: string }> }).terminated.map((t) => t.id)).toContain(String(who.id));
+    expect(await outcome(app.query('SELECT 1'))).not.toBe('ok');
+    app.destroy();
+    const off = await rds('off');
+    expect(off.code, off.err).toBe(0);
+    expect(await accountState(sb, "'app'@'%'")).toEqual(before);
+    await exec(sb, 'DROP PROCEDURE mysql.rds_kill');
+  });
+
   it('auto keeps the superuser profile for root: read_only, nothing revoked', async () => {
     const before = await accountState(sb, ...ACCOUNTS);
     const on = await cli(['--state-dir', stateDir, 'readonly', 'on', sb.url('shop'), '--scope', 'server', '--drain-timeout', '300ms', '--probe', '300ms'], { MYSQL_PWD: sb.password });
