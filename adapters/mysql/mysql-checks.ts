@@ -5,6 +5,8 @@ import { atLeast, flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { bypassAccounts, currentAccount } from './mysql-accounts.js';
 import type { Query } from './mysql-sessions.js';
 import { accountLabel, isOn, parseAccountSpec, type Account } from './mysql-sql.js';
+import { managedSourceFindings, managedTargetFindings } from './mysql-managed-checks.js';
+import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
 
 export interface MysqlSide {
   q: Query;
@@ -31,6 +33,14 @@ export interface BypassFenceOptions {
   mode: 'advisory' | 'enforced' | 'strict';
   /** Accounts strict mode locks for the window (user or user@host). */
   roles: readonly string[];
+  /** The plan's `privileges`: managed (or auto on an account that may not set read_only) fences by account locks. */
+  privileges?: PrivilegesSetting;
+}
+
+/** A managed service sets server variables in its parameter groups, never with SET GLOBAL. */
+const PARAMETER_GROUP = 'on a managed service set it in the instance\u2019s parameter group (RDS for MySQL/MariaDB: DB parameter group; Aurora MySQL: DB cluster parameter group) and reboot if it is static';
+function serverSetting(fix: string, managed: boolean): string {
+  return managed ? `${fix}; ${PARAMETER_GROUP}` : fix;
 }
 
 type Vars = Record<string, string>;
@@ -120,6 +130,9 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     });
   }
 
+  const srcProfile = await resolveProfile(src.q, src.flavor, i.fence?.privileges);
+  const dstProfile = await resolveProfile(dst.q, dst.flavor, i.fence?.privileges);
+  const srcManaged = srcProfile === 'managed';
   const names = ['log_bin', 'binlog_format', 'binlog_row_image', 'server_id', 'log_slave_updates', 'gtid_mode', 'enforce_gtid_consistency', 'gtid_domain_id', 'gtid_strict_mode', 'event_scheduler', 'read_only'];
   const [sv, dv] = await Promise.all([readVars(src, names), readVars(dst, names)]);
 
@@ -132,7 +145,7 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
         object: 'log_bin',
         message: 'the source has no binary log',
         why: 'the target follows the source through its binary log',
-        fix: 'start the source with log_bin (needs a restart) and binlog_format=ROW',
+        fix: serverSetting('start the source with log_bin (needs a restart) and binlog_format=ROW', srcManaged),
       });
     }
     if ((sv.binlog_format ?? '').toUpperCase() !== 'ROW') {
@@ -142,7 +155,9 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
         object: 'binlog_format',
         message: `source binlog_format is ${sv.binlog_format || 'unknown'}, not ROW`,
         why: 'statement-based events can apply differently on the target (non-deterministic functions, triggers)',
-        fix: 'SET GLOBAL binlog_format = ROW (and in the config file); existing sessions keep their format until they reconnect',
+        fix: srcManaged
+          ? `binlog_format = ROW: ${PARAMETER_GROUP}; existing sessions keep their format until they reconnect`
+          : 'SET GLOBAL binlog_format = ROW (and in the config file); existing sessions keep their format until they reconnect',
       });
     }
     if (sv.binlog_row_image && sv.binlog_row_image.toUpperCase() !== 'FULL') {
@@ -152,7 +167,7 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
         object: 'binlog_row_image',
         message: `source binlog_row_image is ${sv.binlog_row_image}`,
         why: 'partial row images apply correctly only when both sides have the same primary keys',
-        fix: 'SET GLOBAL binlog_row_image = FULL',
+        fix: srcManaged ? `binlog_row_image = FULL: ${PARAMETER_GROUP}` : 'SET GLOBAL binlog_row_image = FULL',
       });
     }
     if (src.flavor.kind === 'mysql') {
@@ -167,7 +182,7 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
             object: side,
             message: `${side} gtid_mode=${v.gtid_mode || 'OFF'}, enforce_gtid_consistency=${v.enforce_gtid_consistency || 'OFF'}`,
             why: 'catch-up is proven with WAIT_FOR_EXECUTED_GTID_SET and replication starts by auto-position',
-            fix: 'enable GTIDs online: enforce_gtid_consistency=ON, then gtid_mode OFF_PERMISSIVE → ON_PERMISSIVE → ON',
+            fix: serverSetting('enable GTIDs online: enforce_gtid_consistency=ON, then gtid_mode OFF_PERMISSIVE → ON_PERMISSIVE → ON', srcManaged),
           });
         }
       }
@@ -342,9 +357,13 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   }
 
   if (i.fence) {
-    const f = await bypassFinding(src, i.fence);
-    if (f) add(f);
+    if (srcManaged) out.push(...(await managedSourceFindings(src, i.fence, database)));
+    else {
+      const f = await bypassFinding(src, i.fence);
+      if (f) add(f);
+    }
   }
+  if (dstProfile === 'managed' && i.method === 'replication') out.push(...(await managedTargetFindings(dst)));
 
   if (!i.syncedByUs) {
     const existing = await dst.q<RowDataPacket & { n: number }>(`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [database], 'looking at the target database');

@@ -30,6 +30,8 @@ import {
 } from './mysql-replication.js';
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
+import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
+import { accountLabel, accountLockSql, parseAccountSpec } from './mysql-sql.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 import { mysqlVerifyChunks } from './mysql-verify-chunks.js';
 
@@ -58,6 +60,8 @@ export interface MysqlCutoverConfig {
   namedAccounts?: readonly string[];
   /** The source fence, for the preflight's read_only bypass finding. */
   fence?: BypassFenceOptions;
+  /** The plan's `privileges`: the target hold of the managed profile locks namedAccounts instead of read_only. */
+  privileges?: PrivilegesSetting;
 }
 
 /** How long `sync` waits for the new replica connection to report both threads running. */
@@ -348,13 +352,32 @@ export class MysqlCutover implements CutoverAdapter {
    */
   async holdTarget(): Promise<void> {
     if (this.cfg.method === 'dump') return;
+    if ((await resolveProfile(this.dst, this.targetFlavor, this.cfg.privileges)) === 'managed') return this.lockAppAccountsOnTarget(true);
     // The replica's applier is exempt from read_only; application sessions get error 1290.
     await this.dst(`SET GLOBAL read_only = ON`, [], 'making the target read-only for applications');
   }
 
   async openTarget(): Promise<void> {
     if (this.cfg.method === 'dump') return;
+    if ((await resolveProfile(this.dst, this.targetFlavor, this.cfg.privileges)) === 'managed') return this.lockAppAccountsOnTarget(false);
     await this.dst(`SET GLOBAL read_only = OFF`, [], 'opening the target for writes');
+  }
+
+  /**
+   * The managed profile's target hold (its admin may not set read_only): the plan's application accounts
+   * (readOnly.roles) cannot log in to the target from the end of sync until the switch unlocks them. The
+   * replica's applier is not an account login, so it keeps applying.
+   */
+  private async lockAppAccountsOnTarget(lock: boolean): Promise<void> {
+    for (const spec of this.cfg.namedAccounts ?? []) {
+      const { user, host } = parseAccountSpec(spec);
+      const rows = await this.dst<RowDataPacket & { user: string; host: string }>(
+        `SELECT User AS user, Host AS host FROM mysql.user WHERE User = ?${host !== undefined ? ' AND Host = ?' : ''}`,
+        host !== undefined ? [user, host] : [user],
+        'looking up the application accounts on the target',
+      );
+      for (const a of rows) await this.dst(accountLockSql(a, lock), [], `${lock ? 'locking' : 'unlocking'} account ${accountLabel(a)} on the target`);
+    }
   }
 
   /**

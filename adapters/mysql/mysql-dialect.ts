@@ -18,7 +18,8 @@ async function connectCutover({ plan, planId, source, target, database, replicat
     lockTimeoutMs: plan.readOnly.lockTimeoutMs,
     accounts: plan.accounts,
     namedAccounts: plan.readOnly.roles,
-    fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles },
+    fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles, privileges: plan.privileges ?? 'auto' },
+    privileges: plan.privileges ?? 'auto',
   });
 }
 

@@ -4,6 +4,7 @@ import type { FenceTarget, PriorState } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import type { ManagedFencePrior } from './mysql-managed-fence.js';
 import type { StillWriting, SchemaFencePrior } from './mysql-schema-fence.js';
 import type { Query } from './mysql-sessions.js';
 import type { Account, ServerReadOnlyState } from './mysql-sql.js';
@@ -43,6 +44,8 @@ export interface MysqlPrior extends PriorState {
   schemaGrants?: SchemaFencePrior;
   /** ... and the named accounts the revoke cannot stop (global, wildcard or role grants). */
   stillWriting?: StillWriting[];
+  /** server scope, managed profile (no right to set read_only): the accounts locked and the grants revoked. */
+  managed?: ManagedFencePrior;
 }
 
 /**

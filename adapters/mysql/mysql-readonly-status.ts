@@ -1,6 +1,7 @@
 import type { FenceTarget, ReadOnlyStatusResult, ScopeStatus, SessionInfo } from '../../src/readonly/types.js';
 import { bypassAccounts, bypassInfo, bypassWarning, reachable } from './mysql-accounts.js';
 import { flavorLabel } from './mysql-flavor.js';
+import { resolveProfile } from './mysql-privilege-profile.js';
 import { mysqlScopeOf, type MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { schemaWriters } from './mysql-schema-fence.js';
 import { schemaState } from './mysql-schema-readonly.js';
@@ -16,7 +17,18 @@ export async function readOnlyStatus(c: MysqlReadOnlyContext, targets: Array<Fen
   for (const target of targets) {
     const scope = mysqlScopeOf(flavor, target);
     const couldWrite: SessionInfo[] = [];
-    if (scope === 'server') {
+    if (scope === 'server' && target.fencedAt && (await resolveProfile(q, flavor, 'auto')) === 'managed' && !(await serverState(c)).readOnly) {
+      // The managed fence (mysql-managed-fence.ts) leaves read_only alone: its record is the fence.
+      const writing = sessions.filter((x) => x.rowsModified > 0).map((w) => publicSession(w, 'inside a write transaction'));
+      scopes.push({
+        scope: target.scope,
+        setting: 'read_only=OFF; application accounts locked and their write privileges revoked (managed profile)',
+        readOnly: true,
+        persistent: true,
+        sessions: sessions.length,
+        couldWrite: writing,
+      });
+    } else if (scope === 'server') {
       const s = await serverState(c);
       const setting = `read_only=${s.readOnly ? 'ON' : 'OFF'}${s.superReadOnly !== null ? `, super_read_only=${s.superReadOnly ? 'ON' : 'OFF'}` : ''}`;
       const bypass = s.superReadOnly ? [] : reachable(await bypassAccounts(q, flavor), sessions);

@@ -5,6 +5,8 @@ import { connectMysql } from './mysql-connection.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { watchServerLeaks } from './mysql-leak-watch.js';
+import { applyManagedFence, captureManagedFence, restoreManagedFence } from './mysql-managed-fence.js';
+import { resolveProfile } from './mysql-privilege-profile.js';
 import { mysqlReadOnlyContext, mysqlScopeOf, type MysqlPrior, type MysqlReadOnlyContext, type MysqlScope } from './mysql-readonly-context.js';
 import { readOnlyStatus } from './mysql-readonly-status.js';
 import { applySchemaFence, captureSchemaGrants, restoreSchemaFence, schemaLeakCheck } from './mysql-schema-fence.js';
@@ -50,6 +52,12 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
   async capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState> {
     const scope = this.scopeOf(target);
     if (scope === 'schema-grants') return captureSchemaGrants(this.c, target.name!, opts);
+    // Managed profile (the account may not set read_only): the server fence is account locks and revokes.
+    if (scope === 'server' && (await resolveProfile(this.c.q, this.flavor, opts.privileges)) === 'managed') {
+      const managed = await captureManagedFence(this.c, opts);
+      const roles = Object.fromEntries(Object.entries(managed.accounts).map(([label, a]) => [label, { user: a.user, host: a.host, locked: a.locked }]));
+      return { flavor: this.flavor.kind, roles, managed } satisfies MysqlPrior;
+    }
     const roles = await captureAccountLocks(this.c, scope, opts);
     const prior: MysqlPrior = scope === 'server' ? { flavor: this.flavor.kind, server: await serverState(this.c), roles } : { flavor: this.flavor.kind, schemaReadOnly: await schemaState(this.c, target.name!), roles };
     return prior;
@@ -60,7 +68,8 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const f = fresh as MysqlPrior;
     // The first record's values win: a second `on` would otherwise record the fence itself as "previous".
     const grants = r.schemaGrants || f.schemaGrants ? { schemaGrants: { ...f.schemaGrants, ...r.schemaGrants } } : {};
-    return { ...f, ...r, roles: { ...f.roles, ...r.roles }, ...grants } satisfies MysqlPrior;
+    const managed = r.managed || f.managed ? { managed: { accounts: { ...f.managed?.accounts, ...r.managed?.accounts } } } : {};
+    return { ...f, ...r, roles: { ...f.roles, ...r.roles }, ...grants, ...managed } satisfies MysqlPrior;
   }
 
   async apply(target: FenceTarget, opts: FenceOptions, prior: PriorState) {
@@ -72,6 +81,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
       const { revoked, ...rest } = done;
       return { scope: target.scope, name: target.name!, mode: opts.mode, persistent: true, untouched: [], lockedRoles: revoked, ...rest };
     }
+    if (scope === 'server' && p.managed) return applyManagedFence(this.c, target, opts, p.managed);
     return scope === 'server' ? applyServerFence(this.c, target, opts, p) : applySchemaReadOnly(this.c, target, opts, p);
   }
 
@@ -112,6 +122,10 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
         unlockedRoles: back.regranted,
         warnings: back.warnings,
       };
+    }
+    if (scope === 'server' && p?.managed) {
+      const back = await restoreManagedFence(this.c, p.managed, warnings);
+      return { scope: target.scope, wasOn: true, restored: back.restored, unlockedRoles: back.unlockedRoles, warnings };
     }
     const { wasOn, restored } = scope === 'server' ? await restoreServerFence(this.c, p, warnings) : await restoreSchemaReadOnly(this.c, target.name!, p);
     const unlockedRoles = await unlockAccounts(this.c, p, warnings);

@@ -16,7 +16,7 @@ export interface ReplicaSource {
   tlsNegotiated?: boolean;
 }
 
-function linkEncrypted(src: Pick<ReplicaSource, 'tls' | 'tlsNegotiated'>): boolean {
+export function linkEncrypted(src: Pick<ReplicaSource, 'tls' | 'tlsNegotiated'>): boolean {
   const m = src.tls.mode;
   return m === 'require' || m === 'verify-ca' || m === 'verify-full' || ((m === 'prefer' || m === 'allow') && src.tlsNegotiated === true);
 }

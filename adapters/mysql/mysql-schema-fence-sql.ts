@@ -67,6 +67,8 @@ export function granteeLabel(g: Grantee): string {
  * mysql.db stores it (`my\_db` if it was granted with the wildcard escaped): revoking needs the same spelling.
  */
 export type HeldGrant =
+  /** `ON *.*`: only the managed fence (mysql-managed-fence.ts) revokes at this level. */
+  | { level: 'global'; privileges: string[] }
   | { level: 'schema'; pattern: string; privileges: string[] }
   | { level: 'table'; schema: string; table: string; privileges: string[] }
   | { level: 'column'; schema: string; table: string; privilege: string; columns: string[] };
@@ -79,6 +81,7 @@ function privilegeList(privileges: readonly string[]): string {
 }
 
 function onClause(g: HeldGrant): { privileges: string; on: string } {
+  if (g.level === 'global') return { privileges: privilegeList(g.privileges), on: '*.*' };
   if (g.level === 'schema') return { privileges: privilegeList(g.privileges), on: `${quoteIdent(g.pattern)}.*` };
   if (g.level === 'table') return { privileges: privilegeList(g.privileges), on: `${quoteIdent(g.schema)}.${quoteIdent(g.table)}` };
   return { privileges: `${privilegeList([g.privilege])} (${g.columns.map(quoteIdent).join(', ')})`, on: `${quoteIdent(g.schema)}.${quoteIdent(g.table)}` };

@@ -173,6 +173,7 @@ export async function captureSchemaGrants(c: MysqlReadOnlyContext, name: string,
 }
 
 export function describeHeld(g: HeldGrant): string {
+  if (g.level === 'global') return `${g.privileges.join(', ')} ON *.*`;
   if (g.level === 'schema') return `${g.privileges.join(', ')} ON \`${g.pattern}\`.*`;
   if (g.level === 'table') return `${g.privileges.join(', ')} ON \`${g.schema}\`.\`${g.table}\``;
   return `${g.privilege} (${g.columns.join(', ')}) ON \`${g.schema}\`.\`${g.table}\``;

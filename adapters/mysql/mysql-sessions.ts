@@ -1,7 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import type { SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
-import { killSql } from './mysql-sql.js';
+import { KILL_CONNECTION, type SessionKiller } from './mysql-session-killer.js';
 
 /** Runs one query; the adapter passes its error-mapping wrapper. */
 export type Query = <R extends RowDataPacket>(sql: string, params?: unknown[], doing?: string) => Promise<R[]>;
@@ -104,9 +104,9 @@ const ER_NO_SUCH_THREAD = 1094;
  * Kills sessions and waits until they are gone or marked Killed (rolling back), so that a transaction that
  * was open cannot commit after this returns. Returns the thread ids that were actually ended.
  */
-export async function killSessions(q: Query, threadIds: string[], waitMs = 5000): Promise<Set<string>> {
+export async function killSessions(q: Query, threadIds: string[], waitMs = 5000, killer: SessionKiller = KILL_CONNECTION): Promise<Set<string>> {
   const ended: string[] = [];
-  for (const id of threadIds) if (await killOne(q, id)) ended.push(id);
+  for (const id of threadIds) if (await killOne(q, id, killer)) ended.push(id);
   return waitGone(q, ended, waitMs);
 }
 
@@ -127,16 +127,19 @@ const BOUNDARY_POLL_MS = 5;
  * An open transaction of a killed session rolls back: its COMMIT can never succeed afterwards. Returns once
  * every ended session is gone or marked Killed, so nothing it did can still commit.
  */
-export async function endSessionsAtBoundaries(q: Query, opts: { exempt: readonly string[]; timeoutMs: number }): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
+export async function endSessionsAtBoundaries(
+  q: Query,
+  opts: { exempt: readonly string[]; timeoutMs: number; users?: readonly string[]; killer?: SessionKiller },
+): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
   const deadline = Date.now() + opts.timeoutMs;
   const ended = new Map<string, EndedSession>();
   for (;;) {
-    const left = (await clientSessions(q, { exempt: opts.exempt })).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
+    const left = (await clientSessions(q, { exempt: opts.exempt, ...(opts.users ? { users: opts.users } : {}) })).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
     if (left.length === 0) break;
     const late = Date.now() >= deadline;
     const now = left.filter((s) => late || s.command === 'Sleep');
     for (const s of now) {
-      if (await killOne(q, s.threadId)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
+      if (await killOne(q, s.threadId, opts.killer)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
     }
     if (late) break;
     await sleep(BOUNDARY_POLL_MS);
@@ -152,10 +155,10 @@ export async function endSessionsAtBoundaries(q: Query, opts: { exempt: readonly
   return { ended: [...ended.values()], failed };
 }
 
-/** KILL CONNECTION; a session that ended on its own meanwhile counts as ended. */
-async function killOne(q: Query, id: string): Promise<boolean> {
+/** KILL CONNECTION (or the provider's procedure); a session that ended on its own meanwhile counts as ended. */
+async function killOne(q: Query, id: string, killer: SessionKiller = KILL_CONNECTION): Promise<boolean> {
   try {
-    await q(killSql(id), [], `killing session ${id}`);
+    await q(killer.sql(id), [], `killing session ${id}`);
     return true;
   } catch (e) {
     if ((e as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_THREAD) return true;

@@ -60,6 +60,7 @@ export function planFences(s: FencedSession): { sourceFence: SourceFence; target
     terminate: ro.terminate,
     stateDir: s.plan.stateDir,
     exemptSessions,
+    privileges: s.plan.privileges ?? 'auto',
   });
   const watchable = canWatchLeaks(s.plan.engine, ro.scope);
   const fencer = prepared(fenceOptions([]));

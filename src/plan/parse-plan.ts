@@ -25,9 +25,10 @@ export const PLAN_DEFAULTS = {
   execTimeoutMs: 30_000,
   stateDir: '.cutover',
   accounts: 'copy',
+  privileges: 'auto',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'cdc', 'reverse'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'cdc', 'reverse', 'privileges'] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -124,6 +125,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const copy = readCopy(top, engine);
   const cdc = readCdc(top, engine, scope);
   const reverse = readReverse(top, engine, scope);
+  const privileges = top.oneOf('privileges', ['auto', 'superuser', 'managed'] as const, PLAN_DEFAULTS.privileges);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
   if (
@@ -135,6 +137,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     !hooks ||
     !accounts ||
     !stateDir ||
+    !privileges ||
     tables === null ||
     copy === null ||
     cdc === null ||
@@ -159,6 +162,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     router,
     hooks,
     accounts,
+    privileges,
     ...(waves ? { waves } : {}),
     ...(tables ? { tables } : {}),
     ...(copy ? { copy } : {}),

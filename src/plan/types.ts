@@ -148,6 +148,11 @@ export interface Plan {
   hooks: PlanHooks;
   /** MySQL/MariaDB only (PostgreSQL's sync always creates missing roles). */
   accounts: PlanAccounts;
+  /**
+   * How each step is done on servers without a superuser (managed services): `auto` detects it per server from
+   * the account's own privileges, `superuser` and `managed` force a profile. Never changes whether a step is safe.
+   */
+  privileges?: 'auto' | 'superuser' | 'managed';
   /** Absent: every table without a key blocks (PostgreSQL, method replication). */
   tables?: PlanTables;
   /** PostgreSQL's initial copy (method replication, a whole database): workers and split threshold. */

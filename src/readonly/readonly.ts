@@ -31,6 +31,8 @@ export interface ReadOnlyOptions {
   lockBypass?: boolean;
   /** openReadOnly: make the reads of `on`/`off` once right away (before a hold), so they are fast inside it. */
   warm?: boolean;
+  /** The plan's `privileges` (FenceOptions.privileges; default auto). */
+  privileges?: 'auto' | 'superuser' | 'managed';
   /**
    * openLeakWatcher: a persistent decoding slot of this name (made by `sync`, or now if missing) instead of a
    * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
@@ -95,6 +97,7 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     decodeLeaks: opts.decodeLeaks ?? true,
     clientsHeld: opts.clientsHeld ?? false,
     lockBypass: opts.lockBypass ?? false,
+    privileges: opts.privileges ?? 'auto',
   };
 }
 

@@ -43,6 +43,11 @@ export interface FenceOptions {
   clientsHeld?: boolean;
   /** strict mode: also lock, until `off`, the accounts that can write through the fence (MySQL READ ONLY ADMIN/SUPER). */
   lockBypass?: boolean;
+  /**
+   * The plan's `privileges`: how the fence is done when the account is no superuser (managed services). `auto`
+   * (default) asks the server. Engines without a managed way ignore it.
+   */
+  privileges?: 'auto' | 'superuser' | 'managed';
 }
 
 /** Which pre-fence sessions the fence ends: all, only those inside a transaction, or none (drain only). */
