@@ -25,9 +25,10 @@ export const PLAN_DEFAULTS = {
   execTimeoutMs: 30_000,
   stateDir: '.cutover',
   accounts: 'copy',
+  privileges: 'auto',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy'] as const;
+const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'privileges'] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -117,6 +118,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const router = readRouter(top, planDir, source, warnings);
   const hooks = readHooks(top, planDir);
   const accounts = readAccounts(top, engine);
+  const privileges = top.oneOf('privileges', ['auto', 'superuser', 'managed'] as const, PLAN_DEFAULTS.privileges);
   const stateDir = readStateDir(top, planDir);
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
@@ -124,7 +126,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const copy = readCopy(top, engine);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !privileges || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,
@@ -140,6 +142,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     router,
     hooks,
     accounts,
+    privileges,
     ...(waves ? { waves } : {}),
     ...(tables ? { tables } : {}),
     ...(copy ? { copy } : {}),

@@ -143,6 +143,11 @@ export interface Plan {
   hooks: PlanHooks;
   /** MySQL/MariaDB only (PostgreSQL's sync always creates missing roles). */
   accounts: PlanAccounts;
+  /**
+   * How each step is done: as a superuser, or as a managed service's admin (no superuser, no ALTER SYSTEM,
+   * provider sessions it cannot end). `auto` (the default) detects it from the connected account.
+   */
+  privileges?: 'auto' | 'superuser' | 'managed';
   /** Absent: every table without a key blocks (PostgreSQL, method replication). */
   tables?: PlanTables;
   /** PostgreSQL's initial copy (method replication, a whole database): workers and split threshold. */

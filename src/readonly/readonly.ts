@@ -2,7 +2,21 @@ import { FenceLeakError, UsageError } from '../errors.js';
 import { FenceStore } from '../state/fence-store.js';
 import { parseDbUrl, type Engine } from '../util/db-url.js';
 import { connectReadOnlyAdapter, defaultReadOnlyScope } from './adapters.js';
-import type { FenceOffResult, FenceOnResult, FenceOptions, FenceTarget, LateLeakCheck, LeakCheck, LeakWatchSetup, ReadOnlyAdapter, ReadOnlyMode, ReadOnlyScope, ReadOnlyStatusResult, TerminatePolicy } from './types.js';
+import type {
+  FenceOffResult,
+  FenceOnResult,
+  FenceOptions,
+  FenceTarget,
+  LateLeakCheck,
+  LeakCheck,
+  LeakWatchSetup,
+  ReadOnlyAdapter,
+  ReadOnlyMode,
+  ReadOnlyScope,
+  PrivilegeProfile,
+  ReadOnlyStatusResult,
+  TerminatePolicy,
+} from './types.js';
 
 export interface ReadOnlyOptions {
   /** Connection URL; its password (if any) is overridden by `password`. */
@@ -34,6 +48,8 @@ export interface ReadOnlyOptions {
    * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
    */
   leakSlot?: string;
+  /** How the fence does its steps (default auto: detected from the account). */
+  privileges?: PrivilegeProfile;
 }
 
 export const READ_ONLY_DEFAULTS = {
@@ -93,6 +109,7 @@ function fenceOptions(opts: ReadOnlyOptions): FenceOptions {
     decodeLeaks: opts.decodeLeaks ?? true,
     clientsHeld: opts.clientsHeld ?? false,
     lockBypass: opts.lockBypass ?? false,
+    privileges: opts.privileges ?? 'auto',
   };
 }
 

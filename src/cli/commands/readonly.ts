@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { FenceLeakError, parseDuration, readOnlyOff, readOnlyOn, readOnlyStatus, resolveUrlPassword, UsageError, type ReadOnlyMode, type ReadOnlyOptions, type ReadOnlyScope } from '../../index.js';
+import { FenceLeakError, parseDuration, readOnlyOff, readOnlyOn, readOnlyStatus, resolveUrlPassword, UsageError, type PrivilegeProfile, type ReadOnlyMode, type ReadOnlyOptions, type ReadOnlyScope } from '../../index.js';
 import type { CliContext, GlobalOpts } from '../context.js';
 import { renderReadOnlyOff, renderReadOnlyOn, renderReadOnlyStatus } from '../render-readonly.js';
 
@@ -30,6 +30,9 @@ export function registerReadOnly(program: Command, ctx: CliContext): void {
     .option('--lock-timeout <duration>', 'bound on every lock the tool waits for', '2s')
     .option('--probe <duration>', 'leak check window after the fence', '500ms')
     .option('--password-env <NAME>', 'read the password from this environment variable')
+    .addOption(
+      new Option('--privileges <profile>', 'superuser, or managed (a managed service admin: no ALTER SYSTEM, provider sessions left running); auto detects').choices(['auto', 'superuser', 'managed']).default('auto'),
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  PGPASSWORD=... cutover readonly on postgres://postgres@db1/shop\n  cutover readonly on postgres://postgres@db1/postgres --scope server --mode advisory\n  cutover readonly on postgres://postgres@db1/shop --mode strict --role app\n  cutover readonly status postgres://postgres@db1/shop --json\n  cutover readonly off postgres://postgres@db1/shop',
@@ -48,6 +51,7 @@ export function registerReadOnly(program: Command, ctx: CliContext): void {
         drainTimeoutMs: parseDuration(o.drainTimeout as string, '--drain-timeout'),
         lockTimeoutMs: parseDuration(o.lockTimeout as string, '--lock-timeout'),
         probeMs: parseDuration(o.probe as string, '--probe'),
+        privileges: o.privileges as PrivilegeProfile,
         ...(g.stateDir ? { stateDir: g.stateDir } : {}),
       };
       if (action === 'on') {
