@@ -4,6 +4,10 @@ import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { USER_NAMESPACE } from './postgres-namespace.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
+import type { PrivilegeProfile, ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
+import { isManaged, missingPasswordFindings, privilegeFindings } from './postgres-managed-checks.js';
+import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
 
 export interface PreflightContext {
   method: CopyMethod;
@@ -12,6 +16,10 @@ export interface PreflightContext {
   targetSyncedByUs: boolean;
   /** The one schema that moves (schema tenants); undefined: the whole database. */
   schema?: string;
+  /** The plan's privilege profile (default auto), its source fence, and whether it names its replication account. */
+  privileges?: PrivilegeProfile;
+  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
+  ownReplicationAccount?: boolean;
 }
 
 /** User tables, of one schema when $1 is not null. */
@@ -31,18 +39,16 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const blockIfRepl = repl ? 'blocker' : 'warning';
   const inScope = [ctx.schema ?? null];
 
-  const sv = await one<{ n: number; v: string; wal: string; slots: number; used: number; senders: number; sid: string; su: boolean }>(
+  const sv = await one<{ n: number; v: string; wal: string; slots: number; used: number; senders: number; sid: string }>(
     src,
     `SELECT current_setting('server_version_num')::int AS n, current_setting('server_version') AS v, current_setting('wal_level') AS wal,
             current_setting('max_replication_slots')::int AS slots, (SELECT count(*)::int FROM pg_replication_slots) AS used,
-            current_setting('max_wal_senders')::int AS senders, (SELECT system_identifier::text FROM pg_control_system()) AS sid,
-            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su`,
+            current_setting('max_wal_senders')::int AS senders, (SELECT system_identifier::text FROM pg_control_system()) AS sid`,
   );
-  const tv = await one<{ n: number; v: string; workers: number; sid: string; su: boolean }>(
+  const tv = await one<{ n: number; v: string; workers: number; sid: string }>(
     dst,
     `SELECT current_setting('server_version_num')::int AS n, current_setting('server_version') AS v,
-            current_setting('max_logical_replication_workers')::int AS workers, (SELECT system_identifier::text FROM pg_control_system()) AS sid,
-            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su`,
+            current_setting('max_logical_replication_workers')::int AS workers, (SELECT system_identifier::text FROM pg_control_system()) AS sid`,
   );
   const srcMajor = Math.floor(sv.n / 10000);
   const dstMajor = Math.floor(tv.n / 10000);
@@ -71,36 +77,30 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
       why: 'a cutover onto itself would fence the only copy',
       fix: 'point target.url at the new server',
     });
-  if (!sv.su)
-    add({
-      severity: 'blocker',
-      check: 'privileges',
-      object: 'source',
-      message: 'the source user is not a superuser',
-      why: 'the fence, publications FOR ALL TABLES and role copy need it',
-      fix: 'use a superuser in source.url',
-    });
-  if (!tv.su)
-    add({
-      severity: 'blocker',
-      check: 'privileges',
-      object: 'target',
-      message: 'the target user is not a superuser',
-      why: 'CREATE SUBSCRIPTION, role creation and sequence setup need it',
-      fix: 'use a superuser in target.url',
-    });
+  const [srcPriv, dstPriv] = await Promise.all([readPrivileges(src), readPrivileges(dst)]);
+  const privFindings = privilegeFindings({
+    requested: ctx.privileges ?? 'auto',
+    source: srcPriv,
+    target: dstPriv,
+    replication: repl,
+    ownReplicationAccount: ctx.ownReplicationAccount ?? false,
+    fence: ctx.fence ?? { scope: 'database', mode: 'enforced' },
+  });
+  f.push(...privFindings);
+  const managed = isManaged(ctx.privileges ?? 'auto', srcPriv, dstPriv);
+  const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
+  if (managed) f.push(...missingPasswordFindings(await rolesWithoutPassword(src, dst)));
   if (!repl && sv.wal !== 'logical') {
     add({
       severity: 'warning',
       check: 'leak check',
       message: `source wal_level is ${sv.wal}: the leak check can only sample sessions`,
       why: 'without logical decoding a write shorter than the 20 ms sampling interval can slip past the check',
-      fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source',
+      fix: walFix,
     });
   }
   if (repl) {
-    if (sv.wal !== 'logical')
-      add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
+    if (sv.wal !== 'logical') add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: walFix });
     if (sv.slots - sv.used < 1)
       add({
         severity: 'blocker',
@@ -179,6 +179,13 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
     add({ severity: 'info', check: 'target database', message: `database ${database} already exists on the target`, why: 'sync loads the schema into it; it must hold no tables', fix: '—' });
   }
   return f;
+}
+
+/** Login roles of the source the target lacks: a managed sync creates them without their (unreadable) password. */
+async function rolesWithoutPassword(src: PgClient, dst: PgClient): Promise<string[]> {
+  const { rows } = await src.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles WHERE rolcanlogin AND NOT rolsuper AND rolname !~ '^pg_' AND NOT starts_with(rolname, $1) ORDER BY 1`, [REPLICATION_ACCOUNT_PREFIX]);
+  const have = new Set((await dst.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles`)).rows.map((x) => x.r));
+  return rows.map((x) => x.r).filter((r) => !have.has(r));
 }
 
 /** Tables of the target database or schema (excluding the tool's own): a fresh sync needs none. */
