@@ -3,8 +3,9 @@ import type { CopyMethod } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { USER_NAMESPACE } from './postgres-namespace.js';
-import { TOOL_SCHEMA } from './postgres-replication.js';
-import type { PrivilegeProfile, ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import { TOOL_SCHEMA, statementLoggingRisk } from './postgres-replication.js';
+import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { PrivilegeProfile } from './postgres-privileges.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 import { isManaged, missingPasswordFindings, privilegeFindings } from './postgres-managed-checks.js';
 import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
@@ -90,6 +91,18 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const managed = isManaged(ctx.privileges ?? 'auto', srcPriv, dstPriv);
   const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
   if (managed) f.push(...missingPasswordFindings(await rolesWithoutPassword(src, dst)));
+  if (repl && !dstPriv.superuser) {
+    const risk = await subscriptionLogRisk(dst, dstPriv.major);
+    if (risk)
+      add({
+        severity: 'blocker',
+        check: 'privileges',
+        object: 'target',
+        message: `the target has ${risk} and ${dstPriv.user} cannot change it for its session`,
+        why: "a failed CREATE SUBSCRIPTION would write its text, with the replication password, to the target's server log",
+        fix: "set log_statement to none or mod and log_min_error_statement to log or higher in the target's parameters (parameter group, database flags, server parameters), or GRANT SET ON PARAMETER log_statement, log_min_error_statement to the admin",
+      });
+  }
   if (!repl && sv.wal !== 'logical') {
     add({
       severity: 'warning',
@@ -179,6 +192,15 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
     add({ severity: 'info', check: 'target database', message: `database ${database} already exists on the target`, why: 'sync loads the schema into it; it must hold no tables', fix: '—' });
   }
   return f;
+}
+
+/** What would log the subscription's statement on the target, when this account may not quiet it for its session. */
+async function subscriptionLogRisk(dst: PgClient, major: number): Promise<string | undefined> {
+  // GRANT SET ON PARAMETER (and has_parameter_privilege) exist from PostgreSQL 15.
+  const may = major >= 15 ? `has_parameter_privilege('log_statement', 'SET') AND has_parameter_privilege('log_min_error_statement', 'SET')` : 'false';
+  const { rows } = await dst.query<{ ls: string; mes: string; may: boolean }>(`SELECT current_setting('log_statement') AS ls, current_setting('log_min_error_statement') AS mes, ${may} AS may`);
+  const r = rows[0]!;
+  return r.may ? undefined : statementLoggingRisk({ logStatement: r.ls, logMinErrorStatement: r.mes });
 }
 
 /** Login roles of the source the target lacks: a managed sync creates them without their (unreadable) password. */

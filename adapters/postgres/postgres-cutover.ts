@@ -1,7 +1,8 @@
 import { BudgetExceededError, OperationError, PreflightError } from '../../src/errors.js';
 import type { CatchUpProof, CutoverAdapter, DetachResult, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { CopyMethod } from '../../src/plan/types.js';
-import type { PrivilegeProfile, ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { PrivilegeProfile } from './postgres-privileges.js';
 import { isManaged } from './postgres-managed-checks.js';
 import { readPrivileges } from './postgres-privileges.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';

@@ -1,5 +1,6 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
-import type { PrivilegeProfile, ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { PrivilegeProfile } from './postgres-privileges.js';
 import { PROVIDER_WAYS, type PgPrivileges } from './postgres-privileges.js';
 
 export interface PrivilegeCheckInput {

@@ -1,5 +1,5 @@
 import { PreflightError } from '../../src/errors.js';
-import type { PrivilegeProfile } from '../../src/readonly/types.js';
+import type { FenceOptions } from '../../src/readonly/types.js';
 import type { PgClient } from './postgres-connection.js';
 
 /**
@@ -10,6 +10,9 @@ import type { PgClient } from './postgres-connection.js';
  * anything changes, naming the privilege and how the provider grants it.
  */
 export type PgProfile = 'superuser' | 'managed';
+
+/** What the plan (or `readonly --privileges`) asks for. */
+export type PrivilegeProfile = NonNullable<FenceOptions['privileges']>;
 
 /** What the connected account holds, read from pg_roles (readable by every role). */
 export interface PgPrivileges {

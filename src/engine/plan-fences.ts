@@ -47,16 +47,7 @@ export function planFences(s: FencedSession): { sourceFence: SourceFence; target
   };
   // Its database's read-only default, or a schema's hold trigger: replication passes both.
   const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
-  const holdOptions = {
-    url: s.plan.target.url,
-    ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}),
-    ...scope,
-    mode: 'advisory' as const,
-    stateDir: s.plan.stateDir,
-    probeMs: 0,
-    decodeLeaks: false,
-    privileges: s.plan.privileges ?? 'auto',
-  };
+  const holdOptions = { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
   const targetHold: TargetHold = {
     on: async () => {
       if (s.adapter.holdTarget) await s.adapter.holdTarget();

@@ -118,15 +118,15 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const router = readRouter(top, planDir, source, warnings);
   const hooks = readHooks(top, planDir);
   const accounts = readAccounts(top, engine);
-  const privileges = top.oneOf('privileges', ['auto', 'superuser', 'managed'] as const, PLAN_DEFAULTS.privileges);
   const stateDir = readStateDir(top, planDir);
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
   const tables = readTables(top, engine);
   const copy = readCopy(top, engine);
+  const privileges = top.oneOf('privileges', ['auto', 'superuser', 'managed'] as const, PLAN_DEFAULTS.privileges);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;
-  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !privileges || !stateDir || tables === null || copy === null || waves === null || !wavesFit) return undefined;
+  if (!verify || !verifyBefore || gap === undefined || !router || !hooks || !accounts || !stateDir || !privileges || tables === null || copy === null || waves === null || !wavesFit) return undefined;
   return {
     file: absFile,
     engine,

@@ -144,8 +144,8 @@ export interface Plan {
   /** MySQL/MariaDB only (PostgreSQL's sync always creates missing roles). */
   accounts: PlanAccounts;
   /**
-   * How each step is done: as a superuser, or as a managed service's admin (no superuser, no ALTER SYSTEM,
-   * provider sessions it cannot end). `auto` (the default) detects it from the connected account.
+   * How each step is done on servers without a superuser (managed services): `auto` detects it per server from
+   * the account's own privileges, `superuser` and `managed` force a profile. Never changes whether a step is safe.
    */
   privileges?: 'auto' | 'superuser' | 'managed';
   /** Absent: every table without a key blocks (PostgreSQL, method replication). */

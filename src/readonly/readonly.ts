@@ -2,21 +2,7 @@ import { FenceLeakError, UsageError } from '../errors.js';
 import { FenceStore } from '../state/fence-store.js';
 import { parseDbUrl, type Engine } from '../util/db-url.js';
 import { connectReadOnlyAdapter, defaultReadOnlyScope } from './adapters.js';
-import type {
-  FenceOffResult,
-  FenceOnResult,
-  FenceOptions,
-  FenceTarget,
-  LateLeakCheck,
-  LeakCheck,
-  LeakWatchSetup,
-  ReadOnlyAdapter,
-  ReadOnlyMode,
-  ReadOnlyScope,
-  PrivilegeProfile,
-  ReadOnlyStatusResult,
-  TerminatePolicy,
-} from './types.js';
+import type { FenceOffResult, FenceOnResult, FenceOptions, FenceTarget, LateLeakCheck, LeakCheck, LeakWatchSetup, ReadOnlyAdapter, ReadOnlyMode, ReadOnlyScope, ReadOnlyStatusResult, TerminatePolicy } from './types.js';
 
 export interface ReadOnlyOptions {
   /** Connection URL; its password (if any) is overridden by `password`. */
@@ -43,13 +29,13 @@ export interface ReadOnlyOptions {
   clientsHeld?: boolean;
   /** strict mode: also lock the accounts that bypass the fence (FenceOptions.lockBypass). */
   lockBypass?: boolean;
+  /** The plan's `privileges` (FenceOptions.privileges; default auto). */
+  privileges?: 'auto' | 'superuser' | 'managed';
   /**
    * openLeakWatcher: a persistent decoding slot of this name (made by `sync`, or now if missing) instead of a
    * temporary one made now; creating one waits for the running transactions, so it is made ahead of the fence.
    */
   leakSlot?: string;
-  /** How the fence does its steps (default auto: detected from the account). */
-  privileges?: PrivilegeProfile;
 }
 
 export const READ_ONLY_DEFAULTS = {

@@ -9,12 +9,6 @@ export type ReadOnlyScope = 'server' | 'database' | 'role' | 'schema';
  */
 export type ReadOnlyMode = 'advisory' | 'enforced' | 'strict';
 
-/**
- * How the fence does its steps: as a superuser, or as a managed service's admin (no superuser, no ALTER SYSTEM,
- * provider sessions it cannot end; PostgreSQL). `auto` detects it from the connected account.
- */
-export type PrivilegeProfile = 'auto' | 'superuser' | 'managed';
-
 export interface FenceTarget {
   scope: ReadOnlyScope;
   /** database / role / schema name; absent for server scope. */
@@ -49,8 +43,11 @@ export interface FenceOptions {
   clientsHeld?: boolean;
   /** strict mode: also lock, until `off`, the accounts that can write through the fence (MySQL READ ONLY ADMIN/SUPER). */
   lockBypass?: boolean;
-  /** The privilege profile (default auto). */
-  privileges?: PrivilegeProfile;
+  /**
+   * The plan's `privileges`: how the fence is done when the account is no superuser (managed services). `auto`
+   * (default) asks the server. Engines without a managed way ignore it.
+   */
+  privileges?: 'auto' | 'superuser' | 'managed';
 }
 
 /** Which pre-fence sessions the fence ends: all, only those inside a transaction, or none (drain only). */

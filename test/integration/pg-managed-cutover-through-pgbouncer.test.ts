@@ -133,4 +133,19 @@ describe.skipIf(unavailable)('managed profile: PostgreSQL 15 → 17 cutover thro
     await s.end();
     expect(slots.rows).toEqual([]);
   });
+
+  it('check blocks, before anything changes, a target whose log would record the subscription password', async () => {
+    await exec(dst, 'postgres', `ALTER SYSTEM SET log_min_error_statement = 'error'`, 'SELECT pg_reload_conf()');
+    try {
+      await seed('logged');
+      const check = await cli(['check', await writePlan('logged')], env);
+      expect(check.code).toBe(3);
+      expect(check.out + check.err).toMatch(/the target has log_min_error_statement = error and cutover_admin cannot change it/);
+      const t = await client(dst);
+      expect((await t.query(`SELECT 1 FROM pg_database WHERE datname = 'logged'`)).rows).toEqual([]);
+      await t.end();
+    } finally {
+      await exec(dst, 'postgres', 'ALTER SYSTEM RESET log_min_error_statement', 'SELECT pg_reload_conf()');
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { FenceLeakError, parseDuration, readOnlyOff, readOnlyOn, readOnlyStatus, resolveUrlPassword, UsageError, type PrivilegeProfile, type ReadOnlyMode, type ReadOnlyOptions, type ReadOnlyScope } from '../../index.js';
+import { FenceLeakError, parseDuration, readOnlyOff, readOnlyOn, readOnlyStatus, resolveUrlPassword, UsageError, type ReadOnlyMode, type ReadOnlyOptions, type ReadOnlyScope } from '../../index.js';
 import type { CliContext, GlobalOpts } from '../context.js';
 import { renderReadOnlyOff, renderReadOnlyOn, renderReadOnlyStatus } from '../render-readonly.js';
 
@@ -31,7 +31,9 @@ export function registerReadOnly(program: Command, ctx: CliContext): void {
     .option('--probe <duration>', 'leak check window after the fence', '500ms')
     .option('--password-env <NAME>', 'read the password from this environment variable')
     .addOption(
-      new Option('--privileges <profile>', 'superuser, or managed (a managed service admin: no ALTER SYSTEM, provider sessions left running); auto detects').choices(['auto', 'superuser', 'managed']).default('auto'),
+      new Option('--privileges <profile>', 'auto: detect from the account; managed: no superuser (MySQL: lock and revoke the --role accounts instead of read_only)')
+        .choices(['auto', 'superuser', 'managed'])
+        .default('auto'),
     )
     .addHelpText(
       'after',
@@ -51,7 +53,7 @@ export function registerReadOnly(program: Command, ctx: CliContext): void {
         drainTimeoutMs: parseDuration(o.drainTimeout as string, '--drain-timeout'),
         lockTimeoutMs: parseDuration(o.lockTimeout as string, '--lock-timeout'),
         probeMs: parseDuration(o.probe as string, '--probe'),
-        privileges: o.privileges as PrivilegeProfile,
+        privileges: o.privileges as 'auto' | 'superuser' | 'managed',
         ...(g.stateDir ? { stateDir: g.stateDir } : {}),
       };
       if (action === 'on') {
