@@ -65,6 +65,8 @@ describe.skipIf(pg15Missing)('readonly with privileges: managed (PostgreSQL)', (
       const st = await ro('status', 'shop', '--json', '--scope', 'database');
       expect(st.code).toBe(0);
       expect(st.json().scopes[0]).toMatchObject({ scope: 'database', name: 'shop' });
+      // pg_monitor shows the admin every session: status hides nothing from it.
+      expect(st.json().warnings.join('\n')).not.toMatch(/may be hidden/);
       expect(JSON.stringify(st.json().scopes[0])).toMatch(/"effective":"on"|"on"/);
     } finally {
       await early.end().catch(() => {});
