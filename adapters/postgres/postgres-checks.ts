@@ -91,6 +91,18 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const managed = isManaged(ctx.privileges ?? 'auto', srcPriv, dstPriv);
   const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
   if (managed) f.push(...missingPasswordFindings(await rolesWithoutPassword(src, dst)));
+  if (managed && !srcPriv.superuser && (ctx.fence?.scope ?? 'database') === 'database') {
+    const own = await one<{ ok: boolean; o: string }>(src, `SELECT pg_has_role(current_user, datdba, 'USAGE') AS ok, pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1`, [database]);
+    if (own && !own.ok)
+      add({
+        severity: 'blocker',
+        check: 'privileges',
+        object: 'source',
+        message: `${srcPriv.user} does not own database ${database} (owner: ${own.o})`,
+        why: 'the database-scope fence is ALTER DATABASE ... SET default_transaction_read_only, which needs ownership',
+        fix: PROVIDER_WAYS.databaseOwner,
+      });
+  }
   if (repl && !dstPriv.superuser) {
     const risk = await subscriptionLogRisk(dst, dstPriv.major);
     if (risk)

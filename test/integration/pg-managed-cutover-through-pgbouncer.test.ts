@@ -148,4 +148,12 @@ describe.skipIf(unavailable)('managed profile: PostgreSQL 15 → 17 cutover thro
       await exec(dst, 'postgres', 'ALTER SYSTEM RESET log_min_error_statement', 'SELECT pg_reload_conf()');
     }
   });
+
+  it('check blocks a source database the admin does not own (the fence needs ALTER DATABASE)', async () => {
+    await exec(src, 'postgres', 'CREATE DATABASE theirs');
+    await exec(src, 'theirs', 'CREATE TABLE t (id int PRIMARY KEY)');
+    const check = await cli(['check', await writePlan('theirs')], env);
+    expect(check.code).toBe(3);
+    expect(check.out + check.err).toMatch(/cutover_admin does not own database theirs \(owner: postgres\)/);
+  });
 });
