@@ -3,7 +3,12 @@ import type { CopyMethod } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { USER_NAMESPACE } from './postgres-namespace.js';
-import { TOOL_SCHEMA } from './postgres-replication.js';
+import { TOOL_SCHEMA, statementLoggingRisk } from './postgres-replication.js';
+import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { PrivilegeProfile } from './postgres-privileges.js';
+import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
+import { isManaged, missingPasswordFindings, privilegeFindings } from './postgres-managed-checks.js';
+import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
 
 export interface PreflightContext {
   method: CopyMethod;
@@ -12,6 +17,10 @@ export interface PreflightContext {
   targetSyncedByUs: boolean;
   /** The one schema that moves (schema tenants); undefined: the whole database. */
   schema?: string;
+  /** The plan's privilege profile (default auto), its source fence, and whether it names its replication account. */
+  privileges?: PrivilegeProfile;
+  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
+  ownReplicationAccount?: boolean;
 }
 
 /** User tables, of one schema when $1 is not null. */
@@ -31,18 +40,16 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const blockIfRepl = repl ? 'blocker' : 'warning';
   const inScope = [ctx.schema ?? null];
 
-  const sv = await one<{ n: number; v: string; wal: string; slots: number; used: number; senders: number; sid: string; su: boolean }>(
+  const sv = await one<{ n: number; v: string; wal: string; slots: number; used: number; senders: number; sid: string }>(
     src,
     `SELECT current_setting('server_version_num')::int AS n, current_setting('server_version') AS v, current_setting('wal_level') AS wal,
             current_setting('max_replication_slots')::int AS slots, (SELECT count(*)::int FROM pg_replication_slots) AS used,
-            current_setting('max_wal_senders')::int AS senders, (SELECT system_identifier::text FROM pg_control_system()) AS sid,
-            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su`,
+            current_setting('max_wal_senders')::int AS senders, (SELECT system_identifier::text FROM pg_control_system()) AS sid`,
   );
-  const tv = await one<{ n: number; v: string; workers: number; sid: string; su: boolean }>(
+  const tv = await one<{ n: number; v: string; workers: number; sid: string }>(
     dst,
     `SELECT current_setting('server_version_num')::int AS n, current_setting('server_version') AS v,
-            current_setting('max_logical_replication_workers')::int AS workers, (SELECT system_identifier::text FROM pg_control_system()) AS sid,
-            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su`,
+            current_setting('max_logical_replication_workers')::int AS workers, (SELECT system_identifier::text FROM pg_control_system()) AS sid`,
   );
   const srcMajor = Math.floor(sv.n / 10000);
   const dstMajor = Math.floor(tv.n / 10000);
@@ -73,36 +80,54 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
       why: 'a cutover onto itself would fence the only copy',
       fix: 'point target.url at the new server',
     });
-  if (!sv.su)
-    add({
-      severity: 'blocker',
-      check: 'privileges',
-      object: 'source',
-      message: 'the source user is not a superuser',
-      why: 'the fence, publications FOR ALL TABLES and role copy need it',
-      fix: 'use a superuser in source.url',
-    });
-  if (!tv.su)
-    add({
-      severity: 'blocker',
-      check: 'privileges',
-      object: 'target',
-      message: 'the target user is not a superuser',
-      why: 'CREATE SUBSCRIPTION, role creation and sequence setup need it',
-      fix: 'use a superuser in target.url',
-    });
+  const [srcPriv, dstPriv] = await Promise.all([readPrivileges(src), readPrivileges(dst)]);
+  const privFindings = privilegeFindings({
+    requested: ctx.privileges ?? 'auto',
+    source: srcPriv,
+    target: dstPriv,
+    replication: repl,
+    ownReplicationAccount: ctx.ownReplicationAccount ?? false,
+    fence: ctx.fence ?? { scope: 'database', mode: 'enforced' },
+  });
+  f.push(...privFindings);
+  const managed = isManaged(ctx.privileges ?? 'auto', srcPriv, dstPriv);
+  const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
+  if (managed) f.push(...missingPasswordFindings(await rolesWithoutPassword(src, dst)));
+  if (managed && !srcPriv.superuser && (ctx.fence?.scope ?? 'database') === 'database') {
+    const own = await one<{ ok: boolean; o: string }>(src, `SELECT pg_has_role(current_user, datdba, 'USAGE') AS ok, pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1`, [database]);
+    if (own && !own.ok)
+      add({
+        severity: 'blocker',
+        check: 'privileges',
+        object: 'source',
+        message: `${srcPriv.user} does not own database ${database} (owner: ${own.o})`,
+        why: 'the database-scope fence is ALTER DATABASE ... SET default_transaction_read_only, which needs ownership',
+        fix: PROVIDER_WAYS.databaseOwner,
+      });
+  }
+  if (repl && !dstPriv.superuser) {
+    const risk = await subscriptionLogRisk(dst, dstPriv.major);
+    if (risk)
+      add({
+        severity: 'blocker',
+        check: 'privileges',
+        object: 'target',
+        message: `the target has ${risk} and ${dstPriv.user} cannot change it for its session`,
+        why: "a failed CREATE SUBSCRIPTION would write its text, with the replication password, to the target's server log",
+        fix: "set log_statement to none or mod and log_min_error_statement to log or higher in the target's parameters (parameter group, database flags, server parameters), or GRANT SET ON PARAMETER log_statement, log_min_error_statement to the admin",
+      });
+  }
   if (!repl && sv.wal !== 'logical') {
     add({
       severity: 'warning',
       check: 'leak check',
       message: `source wal_level is ${sv.wal}: the leak check can only sample sessions`,
       why: 'without logical decoding a write shorter than the 20 ms sampling interval can slip past the check',
-      fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source',
+      fix: walFix,
     });
   }
   if (repl) {
-    if (sv.wal !== 'logical')
-      add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: 'ALTER SYSTEM SET wal_level = logical; then restart the source' });
+    if (sv.wal !== 'logical') add({ severity: 'blocker', check: 'wal_level', message: `source wal_level is ${sv.wal}`, why: 'logical replication needs wal_level=logical', fix: walFix });
     if (sv.slots - sv.used < 1)
       add({
         severity: 'blocker',
@@ -181,6 +206,22 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
     add({ severity: 'info', check: 'target database', message: `database ${database} already exists on the target`, why: 'sync loads the schema into it; it must hold no tables', fix: '—' });
   }
   return f;
+}
+
+/** What would log the subscription's statement on the target, when this account may not quiet it for its session. */
+async function subscriptionLogRisk(dst: PgClient, major: number): Promise<string | undefined> {
+  // GRANT SET ON PARAMETER (and has_parameter_privilege) exist from PostgreSQL 15.
+  const may = major >= 15 ? `has_parameter_privilege('log_statement', 'SET') AND has_parameter_privilege('log_min_error_statement', 'SET')` : 'false';
+  const { rows } = await dst.query<{ ls: string; mes: string; may: boolean }>(`SELECT current_setting('log_statement') AS ls, current_setting('log_min_error_statement') AS mes, ${may} AS may`);
+  const r = rows[0]!;
+  return r.may ? undefined : statementLoggingRisk({ logStatement: r.ls, logMinErrorStatement: r.mes });
+}
+
+/** Login roles of the source the target lacks: a managed sync creates them without their (unreadable) password. */
+async function rolesWithoutPassword(src: PgClient, dst: PgClient): Promise<string[]> {
+  const { rows } = await src.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles WHERE rolcanlogin AND NOT rolsuper AND rolname !~ '^pg_' AND NOT starts_with(rolname, $1) ORDER BY 1`, [REPLICATION_ACCOUNT_PREFIX]);
+  const have = new Set((await dst.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles`)).rows.map((x) => x.r));
+  return rows.map((x) => x.r).filter((r) => !have.has(r));
 }
 
 /** Tables of the target database or schema (excluding the tool's own): a fresh sync needs none. */

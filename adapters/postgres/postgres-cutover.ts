@@ -15,6 +15,10 @@ import type {
   VerifyReport,
 } from '../../src/engine/cutover-adapter.js';
 import type { CopyMethod } from '../../src/plan/types.js';
+import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
+import type { PrivilegeProfile } from './postgres-privileges.js';
+import { isManaged } from './postgres-managed-checks.js';
+import { readPrivileges } from './postgres-privileges.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { openAll } from '../../src/util/open-all.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
@@ -118,6 +122,10 @@ export interface PgCutoverConfig {
   cdc?: CdcPolicy;
   /** Names the reverse path's publication, slot, subscription and role (plan `reverse`); absent: none is made. */
   reverseName?: string;
+  /** The plan's privilege profile (default auto: managed unless both accounts are superusers). */
+  privileges?: PrivilegeProfile;
+  /** The plan's source fence, for the privilege checks. */
+  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
 }
 
 /**
@@ -131,6 +139,7 @@ export class PostgresCutover implements CutoverAdapter {
   /** Keyless tables moved by a copy inside the window, listed before the fence (no catalog query inside it). */
   private dumped: string[] | undefined;
   private readonly scope: PgMoveScope;
+  private managedProfile: boolean | undefined;
 
   private constructor(
     private readonly cfg: PgCutoverConfig,
@@ -171,6 +180,15 @@ export class PostgresCutover implements CutoverAdapter {
     }
   }
 
+  /** Managed profile: no FOR ALL TABLES publication, roles read from pg_roles (without passwords). */
+  private async managed(): Promise<boolean> {
+    if (this.managedProfile === undefined) {
+      const [s, t] = await Promise.all([readPrivileges(this.src), readPrivileges(this.dstAdmin)]);
+      this.managedProfile = isManaged(this.cfg.privileges ?? 'auto', s, t);
+    }
+    return this.managedProfile;
+  }
+
   private async targetDb(): Promise<PgClient> {
     if (!this.dstDb) this.dstDb = await connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover', lockTimeoutMs: this.cfg.lockTimeoutMs });
     return this.dstDb;
@@ -190,7 +208,15 @@ export class PostgresCutover implements CutoverAdapter {
     const synced = (await this.targetDbExists()) && (await this.syncedOnTarget());
     const schema = this.cfg.schema;
     const findings = await this.on('source', 'preflight', async () =>
-      pgPreflight(this.src, this.dstAdmin, this.cfg.database, { method: this.cfg.method, pgDumpMajor: await pgDumpMajor(), targetSyncedByUs: synced, ...(schema ? { schema } : {}) }),
+      pgPreflight(this.src, this.dstAdmin, this.cfg.database, {
+        method: this.cfg.method,
+        pgDumpMajor: await pgDumpMajor(),
+        targetSyncedByUs: synced,
+        ...(schema ? { schema } : {}),
+        privileges: this.cfg.privileges ?? 'auto',
+        ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
+        ownReplicationAccount: this.cfg.replicationAccount !== undefined,
+      }),
     );
     const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema));
     findings.push(...keylessFindings(keyless, this.cfg.keyless, this.cfg.method));
@@ -250,8 +276,11 @@ export class PostgresCutover implements CutoverAdapter {
 
   /** Roles, the database and its schema on the target. Repeatable: a target this plan already prepared is kept. */
   async prepareTarget(progress: SyncProgress): Promise<{ rolesCreated: number; schemaCopied: boolean }> {
-    const rolesCreated = await this.on('target', 'copying roles', () => copyMissingRoles(this.src, this.dstAdmin));
+    const managed = await this.managed();
+    const roles = await this.on('target', 'copying roles', () => copyMissingRoles(this.src, this.dstAdmin, { managed }));
+    const rolesCreated = roles.created;
     progress({ phase: 'roles', message: `${rolesCreated} role(s) created on the target` });
+    for (const note of roles.notes) progress({ phase: 'roles', message: note });
     if (!(await this.targetDbExists())) {
       const owner = (await this.src.query<{ o: string }>(`SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = current_database()`)).rows[0]!.o;
       await this.on('target', 'creating the database', () =>
@@ -305,7 +334,8 @@ export class PostgresCutover implements CutoverAdapter {
     }
     const dumped = keyless.filter((t) => choiceFor(t.table, this.cfg.keyless) === 'dump').map((t) => t.table);
     // FOR ALL TABLES would publish the tables copied inside the window, and their UPDATEs/DELETEs would then fail.
-    const tables = this.cfg.schema || dumped.length ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
+    // A managed admin cannot publish FOR ALL TABLES (superuser only): it lists the tables it owns.
+    const tables = this.cfg.schema || dumped.length || (await this.managed()) ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
     if (dumped.length) progress({ phase: 'replication', message: `left out of replication, copied inside the window: ${dumped.join(', ')}` });
     if (this.copiesUnderSnapshot && !(await this.on('target', 'reading the subscription', () => subscriptionExists(dst, this.cfg.name)))) {
       await this.copyUnderSnapshot(dst, tables, dumped, progress);

@@ -41,7 +41,11 @@ export async function serverEffective(c: PgReadOnlyContext): Promise<string> {
   return rows[0]?.setting ?? 'off';
 }
 
-export async function applyGucFence(c: PgReadOnlyContext, watch: PgLeakWatch, target: FenceTarget, scope: PgScope, opts: FenceOptions, prior: PriorState) {
+/**
+ * `protect`: sessions the account may not end (managed profile: provider superuser sessions). They are neither
+ * drained nor ended; they are reported as untouched, by name, and the leak check still watches them.
+ */
+export async function applyGucFence(c: PgReadOnlyContext, watch: PgLeakWatch, target: FenceTarget, scope: PgScope, opts: FenceOptions, prior: PriorState, protect: readonly string[] = []) {
   const warnings: string[] = [];
   const cutoff = await setReadOnlyDefault(c, scope, target.name);
   const lockedRoles = await lockRoles(c, prior);
@@ -59,19 +63,27 @@ export async function applyGucFence(c: PgReadOnlyContext, watch: PgLeakWatch, ta
     }
     warnings.push('advisory mode: any session can still write with BEGIN READ WRITE or SET default_transaction_read_only = off');
   } else {
-    const firstWriters = await sessionsInScope(c.client, target, { startedBefore: cutoff, writingOnly: true, exempt: opts.exemptSessions });
+    if (protect.length) {
+      const kept = await sessionsInScope(c.client, target, { exempt: opts.exemptSessions });
+      for (const s of kept.filter((k) => protect.includes(k.id))) {
+        untouched.push(publicSession(s, 'superuser session the managed admin cannot end: it can override the read-only default'));
+        warnings.push(`session ${s.pid} (user ${s.user}${s.application ? `, ${s.application}` : ''}) is a superuser session this account cannot end; it can still write (the leak check watches it)`);
+      }
+    }
+    const spare = [...(opts.exemptSessions ?? []), ...protect];
+    const firstWriters = await sessionsInScope(c.client, target, { startedBefore: cutoff, writingOnly: true, exempt: spare });
     const deadline = Date.now() + opts.drainTimeoutMs;
     let writers = firstWriters;
     while (writers.length > 0 && Date.now() < deadline) {
       await sleep(DRAIN_POLL_MS);
-      writers = await sessionsInScope(c.client, target, { startedBefore: cutoff, writingOnly: true, exempt: opts.exemptSessions });
+      writers = await sessionsInScope(c.client, target, { startedBefore: cutoff, writingOnly: true, exempt: spare });
     }
     const stillWriting = new Set(writers.map((w) => w.pid));
     for (const w of firstWriters) if (!stillWriting.has(w.pid)) drained.push(publicSession(w, 'write transaction finished within the drain timeout'));
     // Every session that predates the fence may hold a read-write transaction or a session-level override;
     // the policy may spare some, but never one still holding writes.
     const policy = opts.terminate ?? 'all';
-    const predating = await sessionsInScope(c.client, target, { startedBefore: cutoff, exempt: opts.exemptSessions });
+    const predating = await sessionsInScope(c.client, target, { startedBefore: cutoff, exempt: spare });
     const toEnd = predating.filter((s) => policy === 'all' || s.hasWriteXid || (policy === 'idle-in-transaction' && s.transactionAgeMs !== undefined));
     const spared = predating.length - toEnd.length;
     if (spared > 0) {

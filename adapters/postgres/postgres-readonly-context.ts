@@ -1,8 +1,7 @@
-import { PreflightError, UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/errors.js';
 import type { FenceTarget, PriorState } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { mapPgError, type PgClient } from './postgres-connection.js';
-import { READ_ONLY_GUC } from './postgres-sql.js';
 import { schemaExists } from './postgres-schema-fence.js';
 
 /** The read-only adapter's one connection, shared by its fence strategies, leak watch and status. */
@@ -54,17 +53,6 @@ export function gucScopeOf(target: FenceTarget): PgScope {
     throw new UsageError(`${target.scope} scope needs a name`, `set readOnly.name in the plan (or --name <${target.scope}>); the URL's database is used for database scope when it has one`);
   }
   return target.scope;
-}
-
-export async function requireSuperuser(c: PgReadOnlyContext, doing: string): Promise<void> {
-  const rows = await c.q<{ su: boolean }>(`SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`);
-  if (!rows[0]?.su) {
-    throw new PreflightError(
-      'privilege',
-      `role "${c.ep.user}" is not a superuser on ${c.ep.host}:${c.ep.port}: ${doing} needs one (to change ${READ_ONLY_GUC} and end sessions)`,
-      'connect as a superuser, e.g. postgres://postgres@host/db',
-    );
-  }
 }
 
 export async function assertTargetExists(c: PgReadOnlyContext, target: FenceTarget): Promise<void> {

@@ -9,10 +9,18 @@ import { READ_ONLY_GUC } from './postgres-sql.js';
 /** What is fenced in each target, and every session or role setting that could still write there. */
 export async function readOnlyStatus(c: PgReadOnlyContext, targets: Array<FenceTarget & { fencedAt?: string }>): Promise<Omit<ReadOnlyStatusResult, 'action' | 'engine' | 'server'>> {
   const version = (await c.q<{ v: string }>(`SELECT current_setting('server_version') AS v`))[0]!.v;
-  const su = (await c.q<{ su: boolean }>(`SELECT rolsuper AS su FROM pg_roles WHERE rolname = current_user`))[0]?.su ?? false;
+  const me = (await c.q<{ su: boolean; stats: boolean; settings: boolean }>(`SELECT rolsuper AS su, pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS stats FROM pg_roles WHERE rolname = current_user`))[0];
+  const su = me?.su ?? false;
+  // pg_file_settings (the server-level value) is superuser-only; pg_monitor shows a managed admin every session.
+  const readsFiles = su;
   const warnings: string[] = [];
-  if (!su) warnings.push(`role "${c.ep.user}" is not a superuser: the server-level setting and other users' sessions may be hidden`);
-  const serverValue = su ? await serverEffective(c) : (await c.q<{ v: string }>(`SELECT boot_val AS v FROM pg_settings WHERE name = $1`, [READ_ONLY_GUC]))[0]!.v;
+  if (!su)
+    warnings.push(
+      me?.stats
+        ? `role "${c.ep.user}" is not a superuser: the server-level setting in the configuration files is hidden (the provider's)`
+        : `role "${c.ep.user}" is neither a superuser nor in pg_monitor: the server-level setting and other users' sessions may be hidden`,
+    );
+  const serverValue = readsFiles ? await serverEffective(c) : (await c.q<{ v: string }>(`SELECT boot_val AS v FROM pg_settings WHERE name = $1`, [READ_ONLY_GUC]))[0]!.v;
   const scopes: ScopeStatus[] = [];
   for (const target of targets) {
     if (target.scope === 'schema') {
@@ -22,7 +30,7 @@ export async function readOnlyStatus(c: PgReadOnlyContext, targets: Array<FenceT
     }
     const scope = gucScopeOf(target);
     await assertTargetExists(c, target);
-    const setting = scope === 'server' ? (su ? await explicitSetting(c, 'server') : null) : await explicitSetting(c, scope, target.name);
+    const setting = scope === 'server' ? (readsFiles ? await explicitSetting(c, 'server') : null) : await explicitSetting(c, scope, target.name);
     const effective = scope === 'server' ? serverValue : (setting ?? serverValue);
     const sessions = await sessionsInScope(c.client, target);
     const couldWrite: SessionInfo[] = [];

@@ -3,7 +3,9 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectPg } from './postgres-connection.js';
 import { applyGucFence, explicitSetting, restoreGucFence } from './postgres-guc-fence.js';
 import { PgLeakWatch } from './postgres-leak-watch.js';
-import { assertTargetExists, gucScopeOf, pgReadOnlyContext, requireSuperuser, type PgPrior, type PgReadOnlyContext } from './postgres-readonly-context.js';
+import { checkManagedFence, protectedSessions } from './postgres-managed-fence.js';
+import { readPrivileges, resolveProfile, type PgProfile } from './postgres-privileges.js';
+import { assertTargetExists, gucScopeOf, pgReadOnlyContext, type PgPrior, type PgReadOnlyContext } from './postgres-readonly-context.js';
 import { readOnlyStatus } from './postgres-readonly-status.js';
 import { captureRoleLogins } from './postgres-role-locks.js';
 import { applySchemaScopeFence, restoreSchemaScopeFence } from './postgres-schema-fence.js';
@@ -45,10 +47,18 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     return this.c.ep.database ? [{ scope: 'server' }, { scope: 'database', name: this.c.ep.database }] : [{ scope: 'server' }];
   }
 
+  /** The privilege profile `on` runs with (superuser or managed), refused when the account cannot do the asked fence. */
+  private async profile(target: FenceTarget, opts: FenceOptions): Promise<PgProfile> {
+    const p = await this.c.on("reading the account's privileges", () => readPrivileges(this.c.client));
+    const profile = resolveProfile(opts.privileges, p, `${this.c.ep.host}:${this.c.ep.port}`, 'readonly on');
+    if (profile === 'managed') await checkManagedFence(this.c, p, target, opts);
+    return profile;
+  }
+
   async capturePrior(target: FenceTarget, opts: FenceOptions): Promise<PriorState> {
     const scope = target.scope === 'schema' ? undefined : gucScopeOf(target);
-    await requireSuperuser(this.c, 'readonly on');
     await assertTargetExists(this.c, target);
+    await this.profile(target, opts);
     const roles = await captureRoleLogins(this.c, opts);
     const prior: PgPrior = { setting: scope ? await explicitSetting(this.c, scope, target.name) : null, roles };
     return prior;
@@ -65,11 +75,15 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     // A schema fence rejects writes synchronously (a trigger): its leak check looks for gaps in it, not commits.
     if (target.scope === 'schema') return applySchemaScopeFence(this.c, this.leaks, target, opts, prior);
     const scope = gucScopeOf(target);
+    const profile = await this.profile(target, opts);
     // Before anything changes: the slot must exist before the first commit that could leak, and creating it waits
     // (bounded) for the server's running transactions, so it is done while nobody is fenced yet.
     const setup = opts.decodeLeaks === false ? undefined : await this.leaks.prepare(target);
     try {
-      return await applyGucFence(this.c, this.leaks, target, scope, { ...opts, exemptSessions: [...(opts.exemptSessions ?? []), ...(setup?.sessions ?? [])] }, prior);
+      const exemptSessions = [...(opts.exemptSessions ?? []), ...(setup?.sessions ?? [])];
+      // Managed: provider superuser sessions cannot be ended; the fence leaves them and names them.
+      const protect = profile === 'managed' ? (await protectedSessions(this.c, target, exemptSessions)).map((s) => s.id) : [];
+      return await applyGucFence(this.c, this.leaks, target, scope, { ...opts, exemptSessions }, prior, protect);
     } finally {
       await this.leaks.closeDecoder();
     }
@@ -77,7 +91,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
 
   async restore(target: FenceTarget, prior: PriorState | undefined, lockTimeoutMs: number) {
     const scope = target.scope === 'schema' ? undefined : gucScopeOf(target);
-    await requireSuperuser(this.c, 'readonly off');
+    // No profile check: lifting is the safe direction; a privilege the account lacks surfaces as the server's refusal.
     await assertTargetExists(this.c, target);
     return scope ? restoreGucFence(this.c, target, scope, prior) : restoreSchemaScopeFence(this.c, target, prior, lockTimeoutMs);
   }

@@ -254,7 +254,8 @@ export async function proveCaughtUp(src: PgClient, dst: PgClient, deadline: numb
 /**
  * Disables the subscription and waits for its apply worker to exit, then returns the source commit position it
  * applied through: the replication origin records the end of the last remote commit it applied, the same
- * position logical decoding reports for that commit. Undefined when the subscription or its origin is gone.
+ * position logical decoding reports for that commit. Undefined when the subscription or its origin is gone, or
+ * the account may not read the origin's status.
  */
 export async function stopApplying(dst: PgClient, name: string, timeoutMs: number): Promise<string | undefined> {
   const sub = await dst.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [name]);
@@ -267,6 +268,10 @@ export async function stopApplying(dst: PgClient, name: string, timeoutMs: numbe
     // Inside the write-blocked window (repoint): the worker exits within milliseconds of the DISABLE.
     await sleep(2);
   }
+  // The origin's status is superuser-only by default: a managed admin gets undefined, and the late leak check
+  // then tells replicated from source-only commits by the last sentinel instead.
+  const allowed = await dst.query<{ ok: boolean }>(`SELECT has_function_privilege('pg_show_replication_origin_status()', 'EXECUTE') AS ok`);
+  if (!allowed.rows[0]?.ok) return undefined;
   const { rows } = await dst.query<{ l: string | null }>(
     `SELECT o.remote_lsn::text AS l FROM pg_replication_origin_status o
        JOIN pg_replication_origin r ON r.roident = o.local_id

@@ -2,6 +2,15 @@ import type { PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 
+/** Whether the connected role may grant membership in `role`: a superuser, CREATEROLE before 16, or ADMIN OPTION on it. */
+async function canGrant(dst: PgClient, role: string): Promise<boolean> {
+  const { rows } = await dst.query<{ ok: boolean }>(
+    `SELECT (SELECT rolsuper OR (rolcreaterole AND current_setting('server_version_num')::int < 160000) FROM pg_roles WHERE rolname = current_user) OR COALESCE(pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $1), 'MEMBER WITH ADMIN OPTION'), false) AS ok`,
+    [role],
+  );
+  return rows[0]?.ok ?? false;
+}
+
 interface RoleRow {
   rolname: string;
   rolsuper: boolean;
@@ -22,17 +31,33 @@ interface RoleRow {
  * would overwrite them, including the target superuser's password. The tool's own replication roles stay behind:
  * they exist for one job on the source only.
  */
-export async function copyMissingRoles(src: PgClient, dst: PgClient): Promise<number> {
+export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { managed?: boolean } = {}): Promise<{ created: number; notes: string[] }> {
+  // Managed: pg_authid (the password hashes) is the provider's; pg_roles has every attribute but the hash.
   const { rows } = await src.query<RoleRow>(
     `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
-            rolconnlimit, rolpassword, rolvaliduntil
-       FROM pg_authid WHERE rolname !~ '^pg_' AND NOT starts_with(rolname, $1) ORDER BY rolname`,
+            rolconnlimit, ${opts.managed ? 'NULL::text AS rolpassword' : 'rolpassword'}, rolvaliduntil
+       FROM ${opts.managed ? 'pg_roles' : 'pg_authid'} WHERE rolname !~ '^pg_' AND NOT starts_with(rolname, $1) ORDER BY rolname`,
     [REPLICATION_ACCOUNT_PREFIX],
   );
   const existing = new Set((await dst.query<{ rolname: string }>(`SELECT rolname FROM pg_roles`)).rows.map((r) => r.rolname));
+  const me = (await dst.query<{ su: boolean; repl: boolean; rls: boolean }>(`SELECT rolsuper AS su, rolreplication AS repl, rolbypassrls AS rls FROM pg_roles WHERE rolname = current_user`)).rows[0]!;
+  const notes: string[] = [];
+  const withoutPassword: string[] = [];
   let created = 0;
   for (const r of rows) {
     if (existing.has(r.rolname)) continue;
+    if (opts.managed && !me.su) {
+      // A managed admin cannot give what it lacks: superusers stay the provider's, the attributes are noted.
+      if (r.rolsuper) {
+        notes.push(`role ${r.rolname} is a superuser on the source and was not created (a managed admin cannot create superusers)`);
+        continue;
+      }
+      if (r.rolreplication && !me.repl) notes.push(`role ${r.rolname} was created without REPLICATION (the target admin lacks it)`);
+      if (r.rolbypassrls && !me.rls) notes.push(`role ${r.rolname} was created without BYPASSRLS (the target admin lacks it)`);
+      r.rolreplication &&= me.repl;
+      r.rolbypassrls &&= me.rls;
+    }
+    if (opts.managed && r.rolcanlogin) withoutPassword.push(r.rolname);
     const attrs = [
       r.rolsuper ? 'SUPERUSER' : 'NOSUPERUSER',
       r.rolinherit ? 'INHERIT' : 'NOINHERIT',
@@ -48,6 +73,8 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient): Promise<nu
     await dst.query(`CREATE ROLE ${quoteIdent(r.rolname)} WITH ${attrs.join(' ')}`);
     created++;
   }
+  if (withoutPassword.length)
+    notes.push(`login role(s) created without a password (managed: pg_authid is not readable): ${withoutPassword.join(', ')}; set them on the target with ALTER ROLE ... PASSWORD before the switch`);
   const members = await src.query<{ role: string; member: string; admin: boolean }>(
     `SELECT r.rolname AS role, m.rolname AS member, am.admin_option AS admin
        FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
@@ -55,7 +82,11 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient): Promise<nu
   );
   for (const m of members.rows) {
     if (existing.has(m.member) && existing.has(m.role)) continue;
+    if (opts.managed && (!existing.has(m.role) || !existing.has(m.member)) && !(await canGrant(dst, m.role))) {
+      notes.push(`membership of ${m.member} in ${m.role} not granted: the target admin holds no ADMIN OPTION on ${m.role}`);
+      continue;
+    }
     await dst.query(`GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${m.admin ? ' WITH ADMIN OPTION' : ''}`);
   }
-  return created;
+  return { created, notes };
 }
