@@ -1,7 +1,7 @@
 import type { ScopeStatus } from '../readonly/types.js';
 import type { Leftover } from './cutover-adapter.js';
-import { replayJournal, type JournalRecord } from './journal.js';
-import { readLock, type LockInfo } from './lock.js';
+import type { JournalRecord } from './journal.js';
+import type { LockInfo } from './lock.js';
 import { planPhase, type PlanPhase } from './phase.js';
 import type { PlanSession } from './session.js';
 
@@ -31,9 +31,9 @@ const NEXT: Record<PlanPhase, string> = {
 
 /** Journal, lock and, where the servers answer, the source fence, lag and leftover replication objects. */
 export async function planStatus(s: PlanSession): Promise<PlanStatus> {
-  const replay = await replayJournal(s.plan.stateDir, s.planId);
+  const replay = await s.state.replay(s.plan.stateDir, s.planId);
   const phase = planPhase(replay.records);
-  const lock = await readLock(s.plan.stateDir, s.planId);
+  const lock = await s.state.readLock(s.plan.stateDir, s.planId);
   const status: PlanStatus = {
     planId: s.planId,
     phase,

@@ -149,10 +149,18 @@ export interface Plan {
   copy?: PlanCopy;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
-  /** Absolute journal/lock directory. */
+  /** Absolute journal/lock directory (with a control database: local files only, e.g. test hooks, readonly fence records). */
   stateDir: string;
+  /** `state: postgres://...`: journals, locks and waves in a PostgreSQL control database the runners share. */
+  stateDb?: PlanStateDb;
   /** Accepted but risky choices (e.g. a password inside a URL). */
   warnings: string[];
+}
+
+export interface PlanStateDb {
+  /** Without a password (a password in the plan's URL is kept beside it, see resolvePlanSecrets). */
+  url: string;
+  passwordEnv?: string;
 }
 
 export interface PlanCopy {
