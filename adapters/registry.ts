@@ -1,5 +1,6 @@
 import type { Dialect, EngineCapabilities } from '../src/engine/dialect.js';
-import type { Engine } from '../src/util/db-url.js';
+import type { StateStore } from '../src/engine/state-store.js';
+import { parseDbUrl, type Engine } from '../src/util/db-url.js';
 import { mysqlCapabilities } from './mysql/mysql-capabilities.js';
 import { POSTGRES_CAPABILITIES } from './postgres/postgres-capabilities.js';
 
@@ -35,4 +36,13 @@ export function engineCapabilities(engine: Engine): EngineCapabilities {
 /** The engine's dialect; Node's module cache makes every call after the first cheap. */
 export async function dialectFor(engine: Engine): Promise<Dialect> {
   return DIALECTS[engine].load();
+}
+
+/**
+ * The control database of `state: postgres://...` (journals, locks, shared waves). PostgreSQL whatever the plan's
+ * engine: loads the pg driver only for plans that name one.
+ */
+export async function openStateStore(db: { url: string; password?: string }): Promise<StateStore> {
+  const { PostgresStateStore } = await import('./postgres/postgres-state-store.js');
+  return PostgresStateStore.open(parseDbUrl(db.url, db.password !== undefined ? { password: db.password } : {}));
 }

@@ -33,7 +33,18 @@ export function renderWaves(r: WavesResult): string[] {
 }
 
 export function renderWavesStatus(s: WavesStatus): string[] {
-  return [`waves plan ${s.planId}: ${countsLine(s.counts)}`, ...table(s.tenants.map((t) => ({ ...t, note: t.lastError ?? '' }))), `  ${windowsLine(s.windows)}`];
+  const runners = s.runners
+    ? [
+        `  ${s.runners.length} runner(s) in this round (${s.state ?? 'control database'}):`,
+        ...s.runners.map((r) => `    ${r.runner}  ${r.alive ? 'running' : r.finishedAt ? 'finished' : 'gone (its leases ended with its session)'}${r.tenants.length ? `  holds ${r.tenants.join(', ')}` : ''}`),
+      ]
+    : [];
+  return [
+    `waves plan ${s.planId}: ${countsLine(s.counts)}`,
+    ...runners,
+    ...table(s.tenants.map((t) => ({ ...t, note: [t.runner && t.state !== 'done' ? `runner ${t.runner}` : '', t.lastError ?? ''].filter(Boolean).join('  ') }))),
+    `  ${windowsLine(s.windows)}`,
+  ];
 }
 
 export function renderTenantRollback(r: RollbackResult & { tenant: string }): string[] {

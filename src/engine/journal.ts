@@ -103,10 +103,11 @@ export function replayText(text: string, file = 'journal'): JournalReplay {
     records.push(parsed);
     intactBytes += Buffer.byteLength(line) + 1;
   }
-  return { ...derive(records), tornTail, intactBytes };
+  return { ...replayRecords(records), tornTail, intactBytes };
 }
 
-function derive(records: JournalRecord[]): Omit<JournalReplay, 'tornTail' | 'intactBytes'> {
+/** The state a sequence of intact records describes (any store: file lines or control-database rows). */
+export function replayRecords(records: JournalRecord[]): Omit<JournalReplay, 'tornTail' | 'intactBytes'> {
   const open = new Map<JournalStep, JournalRecord>();
   let lastOk: JournalStep | undefined;
   let pointOfNoReturn = false;
@@ -156,7 +157,7 @@ export class Journal {
 
   /** What the journal says now, including this process's appends. */
   get state(): JournalReplay {
-    return { ...derive([...this.records]), tornTail: false, intactBytes: this.intactBytes };
+    return { ...replayRecords([...this.records]), tornTail: false, intactBytes: this.intactBytes };
   }
 
   /**

@@ -1,7 +1,6 @@
 import { NeedsOperatorError, PreflightError } from '../errors.js';
 import type { Plan, PlanSecrets } from '../plan/index.js';
 import type { ReverseState } from './cutover-adapter.js';
-import { replayJournal } from './journal.js';
 import { planPhase, type PlanPhase } from './phase.js';
 import { resumePlan, rollbackPlan, runPlan, withLock, type LockOptions, type RollbackResult, type RunOptions, type RunResult } from './run.js';
 import { openSessionFor, revertPlanId, type PlanSession } from './session.js';
@@ -28,12 +27,12 @@ function revertedSecrets(secrets: PlanSecrets): PlanSecrets {
 }
 
 export function openRevertSession(plan: Plan, planId: string, secrets: PlanSecrets): Promise<PlanSession> {
-  return openSessionFor(revertedPlan(plan), revertPlanId(planId), revertedSecrets(secrets), 'revert');
+  return openSessionFor(revertedPlan(plan), revertPlanId(planId), revertedSecrets(secrets), { direction: 'revert' });
 }
 
 /** Where the forward cutover and its revert stand, from their journals. */
-export async function revertPhases(plan: Plan, planId: string): Promise<{ forward: PlanPhase; revert: PlanPhase }> {
-  const [f, r] = await Promise.all([replayJournal(plan.stateDir, planId), replayJournal(plan.stateDir, revertPlanId(planId))]);
+export async function revertPhases(s: Pick<PlanSession, 'plan' | 'state'>, planId: string): Promise<{ forward: PlanPhase; revert: PlanPhase }> {
+  const [f, r] = await Promise.all([s.state.replay(s.plan.stateDir, planId), s.state.replay(s.plan.stateDir, revertPlanId(planId))]);
   return { forward: planPhase(f.records), revert: planPhase(r.records) };
 }
 
@@ -65,7 +64,7 @@ function brokenStream(forwardId: string, st: ReverseState): PreflightError {
  * Before the revert's point of no return a failure puts the new primary back (unfenced, clients routed to it).
  */
 export async function revertPlan(rs: PlanSession, forwardId: string, opts: RevertOptions = {}): Promise<RunResult> {
-  const phases = await revertPhases(rs.plan, forwardId);
+  const phases = await revertPhases(rs, forwardId);
   await refuseUnlessRevertable(rs, forwardId, phases);
   if (phases.revert === 'past-pnr') {
     if (!opts.resume) throw new NeedsOperatorError('needs-operator', `the revert of plan ${forwardId} is past its point of no return`, 'run `cutover revert --resume` to finish it');
@@ -98,7 +97,7 @@ export interface FinalizeResult {
  * on the new primary would keep its WAL forever). Refused while a revert is under way.
  */
 export async function finalizePlan(s: PlanSession, opts: LockOptions = {}): Promise<FinalizeResult> {
-  const phases = await revertPhases(s.plan, s.planId);
+  const phases = await revertPhases(s, s.planId);
   if (phases.forward === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return but not finished`, 'run `cutover resume` first');
   if (phases.forward !== 'done') throw new PreflightError('preflight', `plan ${s.planId} has not been cut over (${phases.forward}): nothing to finalize`, 'finalize follows a finished `cutover run`');
   if (phases.revert === 'in-flight' || phases.revert === 'past-pnr')

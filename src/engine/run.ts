@@ -8,8 +8,8 @@ import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import type { CatchUpProof, CdcSlotHandover, DetachResult, Finding, SourceLockHolder, SwitchCompare, SyncSummary, VerifyReport } from './cutover-adapter.js';
 import { afterWords, compareAfterSwitch, type AfterSwitchVerifyReport } from './verify-after.js';
-import { Journal, replayJournal, type JournalRecord, type JournalStep } from './journal.js';
-import { PlanLock } from './lock.js';
+import type { JournalRecord, JournalStep } from './journal.js';
+import type { StateJournal, StateLock } from './state-store.js';
 import { lastOkData, planPhase } from './phase.js';
 import { inWindowVerifyFinding } from './verify-cost.js';
 import { verifyOnline, type OnlineVerifyReport } from './verify-online.js';
@@ -134,7 +134,7 @@ class Runner {
 
   constructor(
     private readonly s: PlanSession,
-    readonly journal: Journal,
+    readonly journal: StateJournal,
     private readonly opts: RunOptions,
   ) {}
 
@@ -261,12 +261,12 @@ async function assertSourceLock(s: PlanSession): Promise<void> {
   }
 }
 
-export async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: Journal) => Promise<T>): Promise<T> {
+export async function withLock<T>(s: PlanSession, opts: LockOptions, fn: (journal: StateJournal) => Promise<T>): Promise<T> {
   const unlockServer = await lockSourceServer(s);
   try {
-    const lock = await PlanLock.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
+    const lock = await s.state.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
     try {
-      const journal = await Journal.open(lock, { secrets: s.secrets.all });
+      const journal = await s.state.openJournal(lock, { secrets: s.secrets.all });
       try {
         return await fn(journal);
       } finally {
@@ -290,7 +290,7 @@ function stateDirFailure(e: unknown): string | undefined {
 }
 
 /** Pins the servers' identities on first use; later commands refuse to talk to different servers. */
-async function checkIdentities(s: PlanSession, journal: Journal): Promise<Record<string, unknown>> {
+async function checkIdentities(s: PlanSession, journal: StateJournal): Promise<Record<string, unknown>> {
   const ids = await s.adapter.identities();
   const pinned = lastOkData(journal.state.records, 'preflight');
   if (pinned?.source && (pinned.source !== ids.source || pinned.target !== ids.target)) {
@@ -366,7 +366,7 @@ export async function runPlan(s: PlanSession, opts: RunOptions = {}): Promise<Ru
   });
 }
 
-async function doRun(s: PlanSession, journal: Journal, opts: RunOptions, synced: boolean): Promise<RunResult> {
+async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, synced: boolean): Promise<RunResult> {
   const runner = new Runner(s, journal, opts);
   const budgetMs = opts.maxWriteBlockedMs ?? s.plan.limits.maxWriteBlockedMs;
   const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
@@ -812,7 +812,7 @@ async function cleanupAndReport(s: PlanSession, runner: Runner, result: Partial<
  */
 async function restoreSource(
   s: PlanSession,
-  journal: Journal | undefined,
+  journal: StateJournal | undefined,
   runner: Pick<Runner, 'emit' | 'warnings'>,
   state: { held: boolean; fenced: boolean },
   noJournal = 'the state dir is not writable',
@@ -909,13 +909,13 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     return rollbackWithoutLock(s, server.holder, opts);
   }
   const unlockServer = () => s.adapter.unlockSource(s.planId).catch(() => {});
-  let lock: PlanLock | undefined;
-  let journal: Journal | undefined;
+  let lock: StateLock | undefined;
+  let journal: StateJournal | undefined;
   const warnings: string[] = [];
   try {
     try {
-      lock = await PlanLock.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
-      journal = await Journal.open(lock, { secrets: s.secrets.all });
+      lock = await s.state.acquire(s.plan.stateDir, s.planId, { force: opts.force === true });
+      journal = await s.state.openJournal(lock, { secrets: s.secrets.all });
     } catch (e) {
       const failure = stateDirFailure(e);
       if (failure === undefined) throw e;
@@ -973,7 +973,7 @@ async function rollbackWithoutLock(s: PlanSession, holder: SourceLockHolder | un
 /** The journal read without the lock, for a rollback whose state dir cannot be written. */
 async function readRecords(s: PlanSession): Promise<JournalRecord[]> {
   try {
-    return (await replayJournal(s.plan.stateDir, s.planId)).records;
+    return (await s.state.replay(s.plan.stateDir, s.planId)).records;
   } catch (e) {
     if (isCutoverError(e)) throw e;
     throw new NeedsOperatorError(

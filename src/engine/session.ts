@@ -1,4 +1,4 @@
-import { dialectFor, engineCapabilities } from '../../adapters/registry.js';
+import { dialectFor, engineCapabilities, openStateStore } from '../../adapters/registry.js';
 import { UsageError } from '../errors.js';
 import { loadPlan, planId, resolvePlanSecrets, type Plan, type PlanSecrets } from '../plan/index.js';
 import { parseDbUrl, type DbEndpoint } from '../util/db-url.js';
@@ -7,6 +7,7 @@ import type { Endpoint, Router } from './router.js';
 import { createRouter } from '../../adapters/routers/create-router.js';
 import type { SourceFence, TargetHold } from './fence.js';
 import { planFences } from './plan-fences.js';
+import { fileStateStore, type StateStore } from './state-store.js';
 
 /** Everything one command needs for a plan: endpoints with their passwords, the adapter, the fences and the router. */
 export interface PlanSession {
@@ -29,6 +30,8 @@ export interface PlanSession {
    * follows the source through the reverse path, so the run never syncs.
    */
   direction: 'forward' | 'revert';
+  /** Journal and lock: the state dir's files, or the control database (`state: postgres://...`). */
+  state: StateStore;
   close(): Promise<void>;
 }
 
@@ -73,27 +76,44 @@ export async function openSession(input: PlanInput, opts: SessionOptions): Promi
   return openSessionFor(plan, id, secrets);
 }
 
+/**
+ * The plan's state store: the file store for a state dir, else a connection to the control database. The caller
+ * closes it (a wave opens one for all its tenants' sessions).
+ */
+export async function openPlanState(plan: Plan, secrets: PlanSecrets): Promise<StateStore> {
+  if (!plan.stateDb) return fileStateStore;
+  return openStateStore({ url: plan.stateDb.url, ...(secrets.state !== undefined ? { password: secrets.state } : {}) });
+}
+
 /** The plan id `cutover revert` runs under: its own journal, lock and replication objects. */
 export function revertPlanId(planId: string): string {
   return `${planId}-revert`;
 }
 
-export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecrets, direction: PlanSession['direction'] = 'forward'): Promise<PlanSession> {
+export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecrets, opts: { state?: StateStore; direction?: PlanSession['direction'] } = {}): Promise<PlanSession> {
+  const direction = opts.direction ?? 'forward';
   const { database, schema } = planScope(plan);
+  const ownState = opts.state === undefined;
+  const state = opts.state ?? (await openPlanState(plan, secrets));
   const source = { ...parseDbUrl(plan.source.url, secrets.source !== undefined ? { password: secrets.source } : {}), database };
   const target = { ...parseDbUrl(plan.target.url, secrets.target !== undefined ? { password: secrets.target } : {}), database };
   const dialect = await dialectFor(plan.engine);
   const { targetAdminDatabase } = dialect.capabilities;
-  const adapter = await dialect.connectCutover({
-    plan,
-    planId: id,
-    source,
-    target: targetAdminDatabase !== undefined ? { ...target, database: targetAdminDatabase } : target,
-    database,
-    ...(schema !== undefined ? { schema } : {}),
-    ...replicationAccount(plan, secrets),
-    ...(plan.reverse && direction === 'forward' ? { reversePlanId: revertPlanId(id) } : {}),
-  });
+  const adapter = await dialect
+    .connectCutover({
+      plan,
+      planId: id,
+      source,
+      target: targetAdminDatabase !== undefined ? { ...target, database: targetAdminDatabase } : target,
+      database,
+      ...(schema !== undefined ? { schema } : {}),
+      ...replicationAccount(plan, secrets),
+      ...(plan.reverse && direction === 'forward' ? { reversePlanId: revertPlanId(id) } : {}),
+    })
+    .catch(async (e: unknown) => {
+      if (ownState) await state.close().catch(() => {});
+      throw e;
+    });
   // kind none: the run fences and lifts only; no hold, no repoint.
   const router = plan.router.kind === 'none' ? undefined : createRouter(plan, secrets);
   const fences = planFences({ plan, secrets, database, ...(schema !== undefined ? { schema } : {}), adapter });
@@ -109,10 +129,12 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     ...fences,
     router,
     direction,
+    state,
     async close() {
       await Promise.all([fences.sourceFence.close?.(), fences.targetHold.close?.()]).catch(() => {});
       await adapter.close();
       await router?.close().catch(() => {});
+      if (ownState) await state.close().catch(() => {});
     },
   };
 }

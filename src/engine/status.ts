@@ -1,7 +1,7 @@
 import type { ScopeStatus } from '../readonly/types.js';
 import type { CdcSlotHandover, Leftover, ReverseState } from './cutover-adapter.js';
-import { replayJournal, type JournalRecord } from './journal.js';
-import { readLock, type LockInfo } from './lock.js';
+import type { JournalRecord } from './journal.js';
+import type { LockInfo } from './lock.js';
 import { lastOkData, planPhase, type PlanPhase } from './phase.js';
 import { revertPlanId, type PlanSession } from './session.js';
 
@@ -40,9 +40,9 @@ const NEXT: Record<PlanPhase, string> = {
 
 /** Journal, lock and, where the servers answer, the source fence, lag and leftover replication objects. */
 export async function planStatus(s: PlanSession): Promise<PlanStatus> {
-  const replay = await replayJournal(s.plan.stateDir, s.planId);
+  const replay = await s.state.replay(s.plan.stateDir, s.planId);
   const phase = planPhase(replay.records);
-  const lock = await readLock(s.plan.stateDir, s.planId);
+  const lock = await s.state.readLock(s.plan.stateDir, s.planId);
   const status: PlanStatus = {
     planId: s.planId,
     phase,
@@ -72,7 +72,7 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
     status.cdc = handed.map((h) => ({ ...h, ...(h.slot in at ? { sourceConfirmed: at[h.slot] } : {}) }));
   }
   if (s.plan.reverse && s.direction === 'forward' && (phase === 'done' || phase === 'past-pnr')) {
-    const revert = await replayJournal(s.plan.stateDir, revertPlanId(s.planId));
+    const revert = await s.state.replay(s.plan.stateDir, revertPlanId(s.planId));
     const revertPhase = planPhase(revert.records);
     if (revert.records.length) status.revert = { phase: revertPhase, unfinished: revert.unfinished.map((r) => r.step) };
     const reverse = s.adapter.reverseState ? await live('reverse path', () => s.adapter.reverseState!()) : undefined;

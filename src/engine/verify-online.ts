@@ -2,8 +2,6 @@ import { formatDuration } from '../util/units.js';
 import type { ChunkCheck } from './cutover-adapter.js';
 import type { PlanSession } from './session.js';
 import { UsageError, VerifyMismatchError } from '../errors.js';
-import { Journal } from './journal.js';
-import { PlanLock } from './lock.js';
 import { planPhase } from './phase.js';
 import { estimateRemaining, readLedger, recordChunk, startingPoint, writeLedger, type VerifyLedgerState } from './verify-ledger.js';
 
@@ -113,9 +111,9 @@ export async function verifyOnline(s: PlanSession, opts: OnlineVerifyOptions = {
  * meanwhile). Only between sync and run: before sync there is no copy, after the switch no stream.
  */
 export async function verifyPlan(s: PlanSession, opts: OnlineVerifyOptions = {}): Promise<OnlineVerifyReport> {
-  const lock = await PlanLock.acquire(s.plan.stateDir, s.planId);
+  const lock = await s.state.acquire(s.plan.stateDir, s.planId);
   try {
-    const journal = await Journal.open(lock, { secrets: s.secrets.all });
+    const journal = await s.state.openJournal(lock, { secrets: s.secrets.all });
     const phase = planPhase(journal.state.records);
     await journal.close();
     if (phase !== 'synced')

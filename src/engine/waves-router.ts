@@ -9,7 +9,14 @@ export class WaveRouter implements Router {
   constructor(
     private readonly inner: Router,
     private readonly gate: Gate,
+    /** A shared wave: the same edit serialised across runner processes too (an advisory lock in the control database). */
+    private readonly across?: <T>(fn: () => Promise<T>) => Promise<T>,
   ) {}
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const across = this.across;
+    return this.gate.run(() => (across ? across(fn) : fn()));
+  }
 
   get kind(): Router['kind'] {
     return this.inner.kind;
@@ -21,13 +28,13 @@ export class WaveRouter implements Router {
     return this.inner.hold(timeoutMs);
   }
   pointTo(endpoint: Endpoint): Promise<void> {
-    return this.gate.run(() => this.inner.pointTo(endpoint));
+    return this.serialised(() => this.inner.pointTo(endpoint));
   }
   release(): Promise<void> {
     return this.inner.release();
   }
   switchTo(endpoint: Endpoint): Promise<void> {
-    return this.gate.run(() => switchRouter(this.inner, endpoint));
+    return this.serialised(() => switchRouter(this.inner, endpoint));
   }
   current(): Promise<Endpoint | undefined> {
     return this.inner.current();

@@ -6,12 +6,14 @@ import { planId } from '../plan/index.js';
 import { writeFileAtomic, ensureDirDurably } from '../util/atomic-file.js';
 import { redactText } from '../util/redact.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import { replayJournal, type JournalRecord } from './journal.js';
+import type { JournalRecord } from './journal.js';
 import { PlanLock } from './lock.js';
 import { lastOkData, planPhase, type PlanPhase } from './phase.js';
 import { resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions } from './run.js';
-import { openSessionFor, type PlanSession } from './session.js';
-import { resolveTenants, tenantPlan, wavesOf } from './waves-plan.js';
+import { openPlanState, openSessionFor, type PlanSession } from './session.js';
+import type { StateStore, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from './state-store.js';
+import { sleep } from '../util/sleep.js';
+import { resolveTenants, tenantPlan, tenantPlanId, wavesOf } from './waves-plan.js';
 import { CopyWindowGate, Gate, runPool } from './waves-pool.js';
 import { WaveRouter } from './waves-router.js';
 import { windowStats, type WindowStats } from './waves-stats.js';
@@ -31,8 +33,8 @@ export interface TenantOutcome {
   phase: PlanPhase;
   /** Hold to release as the tenant's writers saw it; absent when not measured (finished after a restart). */
   writeBlockedMs?: number;
-  /** What this invocation did with it. */
-  action: 'moved' | 'resumed' | 'skipped' | 'failed' | 'not-started';
+  /** What this invocation did with it; `elsewhere`: another runner of a shared wave (control database) took it. */
+  action: 'moved' | 'resumed' | 'skipped' | 'failed' | 'not-started' | 'elsewhere';
   error?: { code: string; message: string; hint?: string; exitCode: number };
 }
 
@@ -46,6 +48,8 @@ export interface WavesResult {
   wallMs: number;
   /** stopAfterFailures was reached (or the operator interrupted): some tenants were not started. */
   stopped: boolean;
+  /** With a control database: this runner's id in the shared wave. */
+  runner?: string;
 }
 
 export type WaveEvent = CutoverEvent & { tenant?: string };
@@ -94,10 +98,10 @@ function stateOf(records: readonly JournalRecord[]): { state: TenantState; phase
   return { state: last.status === 'fail' ? 'failed' : 'syncing', phase };
 }
 
-async function tenantRecords(plan: Plan, tenant: string): Promise<{ tp: Plan; id: string; records: JournalRecord[] }> {
+async function tenantRecords(plan: Plan, tenant: string, store: StateStore): Promise<{ tp: Plan; id: string; records: JournalRecord[] }> {
   const tp = tenantPlan(plan, tenant);
   const id = planId(tp);
-  return { tp, id, records: (await replayJournal(tp.stateDir, id)).records };
+  return { tp, id, records: (await store.replay(tp.stateDir, id)).records };
 }
 
 function measuredWindow(records: readonly JournalRecord[]): number | undefined {
@@ -127,6 +131,38 @@ function tally(rows: readonly TenantRow[]): { counts: Record<TenantState, number
  * tenants are skipped, in-flight ones resumed, the rest moved.
  */
 export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOptions = {}): Promise<WavesResult> {
+  const store = await openPlanState(plan, secrets);
+  try {
+    const wave = store.wave?.(planId(plan));
+    return wave ? await runSharedWave(plan, secrets, opts, store, wave) : await runLocalWave(plan, secrets, opts, store);
+  } finally {
+    await store.close();
+  }
+}
+
+interface WaveContext {
+  plan: Plan;
+  secrets: PlanSecrets;
+  opts: WavesOptions;
+  store: StateStore;
+  gate: Gate;
+  phases: CopyWindowGate;
+  /** Set for a wave shared through the control database. */
+  shared?: WaveCoordinator;
+}
+
+type Emit = (tenant: string | undefined, step: string, status: CutoverEvent['status'], message: string) => void;
+
+function emitter(opts: WavesOptions): Emit {
+  return (tenant, step, status, message) => opts.onEvent?.({ ...(tenant !== undefined ? { tenant } : {}), step, status, message });
+}
+
+function finishedMessage(o: TenantOutcome, finished: number, total: number): string {
+  return `${o.state}${o.writeBlockedMs !== undefined ? `, write-blocked ${formatDuration(o.writeBlockedMs)}` : ''}${o.error ? `: ${o.error.message}` : ''} (${finished}/${total})`;
+}
+
+/** One runner per plan: the state dir's wave-level lock keeps a second one out. */
+async function runLocalWave(plan: Plan, secrets: PlanSecrets, opts: WavesOptions, store: StateStore): Promise<WavesResult> {
   const waves = wavesOf(plan);
   const id = planId(plan);
   const t0 = Date.now();
@@ -137,28 +173,22 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
   try {
     const tenants = await waveTenants(plan, secrets);
     await writeFileAtomic(join(tenantsDir(plan), TENANTS_FILE), JSON.stringify({ planId: id, tenants }, null, 2) + '\n');
-    const gate = new Gate();
-    const phases = new CopyWindowGate();
+    const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate() };
     let failures = 0;
     let interrupted = false;
     opts.abort?.catch(() => (interrupted = true));
     const stop = () => interrupted || (waves.stopAfterFailures !== undefined && failures >= waves.stopAfterFailures);
-    const emit = (tenant: string | undefined, step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ ...(tenant !== undefined ? { tenant } : {}), step, status, message });
+    const emit = emitter(opts);
     emit(undefined, 'wave', 'info', `${tenants.length} tenant(s), ${concurrency} at a time, budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each`);
     let finished = 0;
     const outcomes = await runPool(
       tenants,
       concurrency,
       async (tenant) => {
-        const o = await moveTenant(plan, secrets, tenant, gate, phases, opts);
+        const o = await moveTenant(ctx, tenant);
         if (o.action === 'failed') failures++;
         finished++;
-        emit(
-          tenant,
-          'wave',
-          o.action === 'failed' ? 'fail' : 'ok',
-          `${o.state}${o.writeBlockedMs !== undefined ? `, write-blocked ${formatDuration(o.writeBlockedMs)}` : ''}${o.error ? `: ${o.error.message}` : ''} (${finished}/${tenants.length})`,
-        );
+        emit(tenant, 'wave', o.action === 'failed' ? 'fail' : 'ok', finishedMessage(o, finished, tenants.length));
         return o;
       },
       stop,
@@ -167,7 +197,7 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
       tenants.map(async (tenant, i) => {
         const done = outcomes[i];
         if (done) return done;
-        const { id: tid, records } = await tenantRecords(plan, tenant);
+        const { id: tid, records } = await tenantRecords(plan, tenant, store);
         return { tenant, planId: tid, ...stateOf(records), action: 'not-started' as const };
       }),
     );
@@ -177,17 +207,101 @@ export async function runWaves(plan: Plan, secrets: PlanSecrets, opts: WavesOpti
   }
 }
 
-async function moveTenant(plan: Plan, secrets: PlanSecrets, tenant: string, gate: Gate, phases: CopyWindowGate, opts: WavesOptions): Promise<TenantOutcome> {
+/** How long a lane waits before asking the control database again when every slot or tenant is taken. */
+const CLAIM_POLL_MS = 200;
+
+/**
+ * A wave shared by any number of runner processes through the control database: each lane takes a concurrency
+ * slot and claims the next tenant under a lease (FOR UPDATE SKIP LOCKED, a session-level advisory lock), so a
+ * tenant is worked by one runner at a time and a dead runner's tenants are picked up, from their journal, by
+ * another. A runner leaves when no tenant is pending or claimed: every tenant finished this round.
+ */
+async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOptions, store: StateStore, shared: WaveCoordinator): Promise<WavesResult> {
+  const waves = wavesOf(plan);
+  const id = planId(plan);
+  const t0 = Date.now();
+  const emit = emitter(opts);
+  // A tenant query answers once per wave: a running wave keeps the list its first runner recorded.
+  const recorded = plan.scope.kind === 'tenants' && plan.scope.query ? (await shared.tenants()).map((t) => t.tenant) : [];
+  const listed = recorded.length ? recorded : await resolveTenants(plan, secrets);
+  const joined = await shared.join(
+    listed.map((tenant) => ({ tenant, planId: tenantPlanId(plan, tenant) })),
+    opts.concurrency ?? waves.concurrency,
+  );
+  try {
+    const tenants = joined.tenants;
+    const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate(), shared };
+    emit(undefined, 'wave', 'info', `runner ${joined.runner}: ${tenants.length} tenant(s), ${joined.concurrency} at a time over every runner, budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each`);
+    let interrupted = false;
+    let stopped = false;
+    opts.abort?.catch(() => (interrupted = true));
+    const mine = new Map<string, TenantOutcome>();
+    const lane = async (): Promise<void> => {
+      while (!interrupted) {
+        if (waves.stopAfterFailures !== undefined && (await shared.failures()) >= waves.stopAfterFailures) {
+          stopped = true;
+          return;
+        }
+        const c = await shared.claim();
+        if (c === 'none') return;
+        if (c === 'wait') {
+          await sleep(CLAIM_POLL_MS);
+          continue;
+        }
+        if (c.takenOver) emit(c.tenant, 'wave', 'info', `taken over from runner ${c.takenOver}, whose lease ended with its control-database session`);
+        const o = await moveTenant(ctx, c.tenant);
+        await shared.finish(c.tenant, {
+          state: o.state === 'done' ? 'done' : o.state === 'rolled-back' ? 'rolled-back' : 'failed',
+          ...(o.writeBlockedMs !== undefined ? { windowMs: o.writeBlockedMs } : {}),
+          ...(o.error ? { error: o.error.message } : {}),
+        });
+        const prior = mine.get(c.tenant);
+        mine.set(c.tenant, prior && o.action === 'skipped' ? prior : o);
+        emit(c.tenant, 'wave', o.action === 'failed' ? 'fail' : 'ok', finishedMessage(o, mine.size, tenants.length));
+      }
+      stopped = true;
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(joined.concurrency, tenants.length)) }, lane));
+    const rows = new Map((await shared.tenants()).map((r) => [r.tenant, r]));
+    const all = await Promise.all(
+      tenants.map(async (tenant) => {
+        const own = mine.get(tenant);
+        if (own) return own;
+        const { id: tid, records } = await tenantRecords(plan, tenant, store);
+        const row = rows.get(tenant);
+        const st = stateOf(records);
+        const action = row?.runner !== undefined && row.runner !== joined.runner ? ('elsewhere' as const) : st.state === 'done' ? ('skipped' as const) : ('not-started' as const);
+        return { tenant, planId: tid, ...st, ...optionalWindow(measuredWindow(records)), action };
+      }),
+    );
+    return { planId: id, concurrency: joined.concurrency, tenants: all, ...tally(all), wallMs: Date.now() - t0, stopped, runner: joined.runner };
+  } finally {
+    await shared.leave();
+  }
+}
+
+/** Where a shared wave's runners serialise edits of the router's one file (PgBouncer ini, JSON map). */
+function routerResource(plan: Plan): string {
+  const r = plan.router;
+  return `router:${r.kind === 'pgbouncer' ? r.ini : r.kind === 'file' ? r.path : planId(plan)}`;
+}
+
+async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutcome> {
+  const { plan, secrets, opts, store, gate, phases, shared } = ctx;
   const waves = wavesOf(plan);
   let tid = '';
   let s: PlanSession | undefined;
   try {
-    const { tp, id, records } = await tenantRecords(plan, tenant);
+    const { tp, id, records } = await tenantRecords(plan, tenant, store);
     tid = id;
     const before = stateOf(records);
     if (before.state === 'done') return { tenant, planId: id, ...before, ...optionalWindow(measuredWindow(records)), action: 'skipped' };
-    const opened = await openSessionFor(tp, id, secrets);
-    s = { ...opened, router: opened.router && new WaveRouter(opened.router, gate) };
+    // With a control database the tenant's dir holds only local files (readonly fence records, test hooks).
+    if (shared) await ensureDirDurably(tp.stateDir);
+    const opened = await openSessionFor(tp, id, secrets, { state: store });
+    const resource = routerResource(plan);
+    const across = shared ? <T>(fn: () => Promise<T>) => shared.exclusive(resource, fn) : undefined;
+    s = { ...opened, router: opened.router && new WaveRouter(opened.router, gate, across) };
     const session = s;
     const transform = waves.transform;
     const runOpts: RunOptions = {
@@ -204,22 +318,29 @@ async function moveTenant(plan: Plan, secrets: PlanSecrets, tenant: string, gate
           }
         : {}),
     };
+    // This runner's gate first, then (shared wave) the source server's gate over every runner.
+    const server = `${plan.source.host}:${plan.source.port}`;
+    const copy = <T>(fn: () => Promise<T>) => phases.copy(() => (shared ? shared.copy(server, fn) : fn()));
+    const window = <T>(fn: () => Promise<T>) => phases.window(() => (shared ? shared.window(server, fn) : fn()));
     const resumed = before.phase === 'in-flight' || before.phase === 'past-pnr';
     // The run (hold to lift, and its resume) waits for other tenants' copies to end, and holds new ones back.
     let r;
-    if (resumed) r = await phases.window(() => resumePlan(session, runOpts));
+    if (resumed) r = await window(() => resumePlan(session, runOpts));
     else {
-      if (before.phase === 'fresh') await phases.copy(() => syncPlan(session, runOpts));
-      r = await phases.window(() => runPlan(session, runOpts));
+      if (before.phase === 'fresh') await copy(() => syncPlan(session, runOpts));
+      r = await window(() => runPlan(session, runOpts));
     }
     return { tenant, planId: id, state: 'done', phase: 'done', ...optionalWindow(r.writeBlockedMs || undefined), action: resumed ? 'resumed' : 'moved' };
   } catch (e) {
     const dir = tenantPlan(plan, tenant).stateDir;
-    const now = tid ? stateOf((await replayJournal(dir, tid)).records) : { state: 'failed' as const, phase: 'fresh' as const };
+    const now = tid ? stateOf((await store.replay(dir, tid).catch(() => ({ records: [] as JournalRecord[] }))).records) : { state: 'failed' as const, phase: 'fresh' as const };
     const error = errorOf(e);
     error.message = redactText(error.message, secrets.all);
-    await ensureDirDurably(dir);
-    await writeFileAtomic(join(dir, LAST_ERROR_FILE), JSON.stringify({ at: new Date().toISOString(), message: error.message }) + '\n');
+    // A shared wave records it in the control database (WaveCoordinator.finish).
+    if (!shared) {
+      await ensureDirDurably(dir);
+      await writeFileAtomic(join(dir, LAST_ERROR_FILE), JSON.stringify({ at: new Date().toISOString(), message: error.message }) + '\n');
+    }
     return { tenant, planId: tid, ...now, action: 'failed', error };
   } finally {
     await s?.close().catch(() => {});
@@ -238,24 +359,53 @@ async function readLastError(dir: string): Promise<string | undefined> {
 
 export interface WavesStatus {
   planId: string;
-  tenants: Array<Omit<TenantOutcome, 'action'> & { lastError?: string }>;
+  tenants: Array<Omit<TenantOutcome, 'action'> & { lastError?: string; runner?: string; attempts?: number }>;
   counts: Record<TenantState, number>;
   windows: WindowStats;
+  /** With a control database: the runners of the wave's current round (alive: its control session is open). */
+  runners?: Array<WaveRunnerRow & { tenants: string[] }>;
+  /** With a control database: where the tenants' journals and the wave live. */
+  state?: string;
 }
 
-/** The tenants' table from their journals (no server is changed; a tenant query runs only before the first wave). */
+/**
+ * The tenants' table from their journals (no server is changed; a tenant query runs only before the first wave).
+ * With a control database, from any machine: the runners, which tenant each holds, and each tenant's last error.
+ */
 export async function wavesStatus(plan: Plan, secrets: PlanSecrets): Promise<WavesStatus> {
-  const tenants = await waveTenants(plan, secrets);
-  const rows = await Promise.all(
-    tenants.map(async (tenant) => {
-      const { id, records } = await tenantRecords(plan, tenant);
-      const st = stateOf(records);
-      const lastError = st.state === 'done' ? undefined : await readLastError(tenantPlan(plan, tenant).stateDir);
-      const error = lastError ? { lastError } : {};
-      return { tenant, planId: id, ...st, ...optionalWindow(measuredWindow(records)), ...error };
-    }),
-  );
-  return { planId: planId(plan), tenants: rows, ...tally(rows) };
+  const store = await openPlanState(plan, secrets);
+  try {
+    const shared = store.wave?.(planId(plan));
+    const sharedRows: WaveTenantRow[] = shared ? await shared.tenants() : [];
+    const byTenant = new Map(sharedRows.map((r) => [r.tenant, r]));
+    const tenants = sharedRows.length ? sharedRows.map((r) => r.tenant) : await waveTenants(plan, secrets);
+    const rows = await Promise.all(
+      tenants.map(async (tenant) => {
+        const { id, records } = await tenantRecords(plan, tenant, store);
+        const st = stateOf(records);
+        const row = byTenant.get(tenant);
+        const lastError = st.state === 'done' ? undefined : shared ? row?.error : await readLastError(tenantPlan(plan, tenant).stateDir);
+        return {
+          tenant,
+          planId: id,
+          ...st,
+          ...optionalWindow(measuredWindow(records)),
+          ...(lastError ? { lastError } : {}),
+          ...(row?.runner !== undefined ? { runner: row.runner } : {}),
+          ...(row ? { attempts: row.attempts } : {}),
+        };
+      }),
+    );
+    const out: WavesStatus = { planId: planId(plan), tenants: rows, ...tally(rows) };
+    if (shared) {
+      const claimed = sharedRows.filter((r) => r.state === 'claimed');
+      out.runners = (await shared.runners()).map((r) => ({ ...r, tenants: claimed.filter((t) => t.runner === r.runner).map((t) => t.tenant) }));
+      out.state = store.describe(plan.stateDir);
+    }
+    return out;
+  } finally {
+    await store.close();
+  }
 }
 
 /**
@@ -264,18 +414,26 @@ export async function wavesStatus(plan: Plan, secrets: PlanSecrets): Promise<Wav
  * (a reverse cutover) costs.
  */
 export async function rollbackTenant(plan: Plan, secrets: PlanSecrets, tenant: string, opts: { onEvent?: (e: WaveEvent) => void } = {}): Promise<RollbackResult & { tenant: string }> {
-  const tenants = await waveTenants(plan, secrets);
-  if (!tenants.includes(tenant)) throw new UsageError(`"${tenant}" is not a tenant of this plan`, `tenants: ${tenants.slice(0, 10).join(', ')}${tenants.length > 10 ? ', ...' : ''}`);
-  const { tp, id, records } = await tenantRecords(plan, tenant);
-  const { phase } = stateOf(records);
-  if (records.length === 0) throw new UsageError(`tenant ${tenant} has not been started: there is nothing to roll back`, 'leave it out of scope.tenants if it must not move');
-  if (phase === 'done' || phase === 'past-pnr') throw reverseCutoverNeeded(plan, tenant, records, phase);
-  const s = await openSessionFor(tp, id, secrets);
+  const store = await openPlanState(plan, secrets);
   try {
-    const r = await rollbackPlan(s, { onEvent: (e) => opts.onEvent?.({ ...e, tenant }) });
-    return { ...r, tenant };
+    const shared = store.wave?.(planId(plan));
+    const recorded = shared ? (await shared.tenants()).map((t) => t.tenant) : [];
+    const tenants = recorded.length ? recorded : await waveTenants(plan, secrets);
+    if (!tenants.includes(tenant)) throw new UsageError(`"${tenant}" is not a tenant of this plan`, `tenants: ${tenants.slice(0, 10).join(', ')}${tenants.length > 10 ? ', ...' : ''}`);
+    const { tp, id, records } = await tenantRecords(plan, tenant, store);
+    const { phase } = stateOf(records);
+    if (records.length === 0) throw new UsageError(`tenant ${tenant} has not been started: there is nothing to roll back`, 'leave it out of scope.tenants if it must not move');
+    if (phase === 'done' || phase === 'past-pnr') throw reverseCutoverNeeded(plan, tenant, records, phase);
+    // A runner working this tenant holds its plan lock (and the source's): the rollback is refused while it lives.
+    const s = await openSessionFor(tp, id, secrets, { state: store });
+    try {
+      const r = await rollbackPlan(s, { onEvent: (e) => opts.onEvent?.({ ...e, tenant }) });
+      return { ...r, tenant };
+    } finally {
+      await s.close();
+    }
   } finally {
-    await s.close();
+    await store.close();
   }
 }
 

@@ -9,7 +9,7 @@ import { isPostgresUrl, parseDbUrl, urlHasPassword, type Engine } from '../util/
 import { Fields, PlanReader } from './plan-reader.js';
 import { rememberUrlPassword } from './secrets.js';
 import type { PlanDocument } from './plan-document.js';
-import type { Plan, PlanCdc, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanVerifyBefore, RouterConfig, RouterKind, VerifyAfterMode, VerifyMode } from './types.js';
+import type { Plan, PlanCdc, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanStateDb, PlanVerifyBefore, RouterConfig, RouterKind, VerifyAfterMode, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
 
@@ -118,7 +118,8 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const router = readRouter(top, planDir, source, warnings);
   const hooks = readHooks(top, planDir);
   const accounts = readAccounts(top, engine);
-  const stateDir = readStateDir(top, planDir);
+  const state = readState(top, planDir, warnings);
+  const stateDir = state?.dir;
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
   const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
   const tables = readTables(top, engine);
@@ -169,6 +170,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     ...(cdc ? { cdc } : {}),
     reverse,
     stateDir,
+    ...(state?.db ? { stateDb: state.db } : {}),
     warnings,
   };
 }
@@ -487,9 +489,40 @@ function readReverse(top: Fields, engine: Engine | undefined, scope: PlanScope |
   return want;
 }
 
-function readStateDir(top: Fields, planDir: string): string | undefined {
+/**
+ * `state: ./dir` (the default), `state: postgres://user@host/db` (a control database the runners share: journals,
+ * locks and the wave's tenants in tables there) or `state: { url, passwordEnv, dir }`. With a control database the
+ * local dir still holds what only this machine uses (test hooks, `readonly` fence records).
+ */
+function readState(top: Fields, planDir: string, warnings: string[]): { dir: string; db?: PlanStateDb } | undefined {
+  const fix = 'use a directory (e.g. ./.cutover/) or a control database: state: { url: postgres://cutover@ctl-host/cutover, passwordEnv: CTL_PASSWORD }';
+  if (top.has('state') && isMap(top.valueNode('state'))) {
+    const f = top.fields('state', ['url', 'passwordEnv', 'dir']);
+    if (!f) return undefined;
+    const url = f.string('url', { required: true, fix });
+    const passwordEnv = f.has('passwordEnv') ? envName(f, 'passwordEnv') : undefined;
+    const dir = f.has('dir') ? f.string('dir') : PLAN_DEFAULTS.stateDir;
+    if (url === undefined || dir === undefined || (f.has('passwordEnv') && passwordEnv === undefined)) return undefined;
+    const db = readStateDb(f, 'url', url, passwordEnv, warnings);
+    return db ? { dir: localPath(planDir, dir), db } : undefined;
+  }
   const dir = top.has('state') ? top.string('state') : PLAN_DEFAULTS.stateDir;
   if (dir === undefined) return undefined;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dir)) return top.report('state', 'a control database is not supported yet', 'use a directory, e.g. ./.cutover/');
-  return localPath(planDir, dir);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dir)) {
+    const db = readStateDb(top, 'state', dir, undefined, warnings);
+    return db ? { dir: localPath(planDir, PLAN_DEFAULTS.stateDir), db } : undefined;
+  }
+  return { dir: localPath(planDir, dir) };
+}
+
+function readStateDb(f: Fields, key: string, url: string, passwordEnv: string | undefined, warnings: string[]): PlanStateDb | undefined {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return f.report(key, 'a control database must be PostgreSQL (postgres://...)', 'e.g. state: { url: postgres://cutover@ctl-host/cutover, passwordEnv: CTL_PASSWORD }');
+  try {
+    parseDbUrl(url);
+  } catch (e) {
+    return f.report(key, `is not a valid URL (${e instanceof Error ? e.message : String(e)})`, 'e.g. postgres://cutover@ctl-host:5432/cutover');
+  }
+  const db: PlanStateDb = { url, ...(passwordEnv !== undefined ? { passwordEnv } : {}) };
+  db.url = withoutPassword(url, db, key === 'state' ? 'state' : 'state.url', passwordEnv !== undefined, warnings);
+  return db;
 }

@@ -20,7 +20,8 @@ export interface PlanDocument {
   router?: PlanDocumentRouter;
   hooks?: { beforeFence?: PlanCommand; afterSwitch?: PlanCommand };
   /** The journal/lock directory. */
-  state?: string;
+  /** A directory, or a PostgreSQL control database (URL, or { url, passwordEnv, dir }). */
+  state?: string | { url: string; passwordEnv?: string; dir?: string };
   waves?: { concurrency?: number; order?: 'listed' | 'name'; maxWriteBlockedPerTenant?: PlanDuration; stopAfterFailures?: number; transform?: { sql: string } | { command: PlanCommand } };
   accounts?: PlanAccounts;
   tables?: { keyless?: KeylessChoice | Record<string, KeylessChoice> };

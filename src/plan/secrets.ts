@@ -19,6 +19,8 @@ export interface PlanSecrets {
   routerAdmin?: string;
   /** Password of the plan's own replication account (source.replication). */
   replication?: string;
+  /** Password of the control database (`state: postgres://...`). */
+  state?: string;
   /** Every resolved secret, for redaction lists. */
   all: string[];
 }
@@ -59,12 +61,14 @@ export function resolvePlanSecrets(plan: Plan, env: NodeJS.ProcessEnv): PlanSecr
   const target = resolve(plan.target, plan.target.passwordEnv, env, 'target.passwordEnv');
   const routerAdmin = plan.router.kind === 'pgbouncer' ? resolve(plan.router, plan.router.adminPasswordEnv, env, 'router.adminPasswordEnv') : undefined;
   const replication = plan.source.replication ? resolve(plan.source.replication, plan.source.replication.passwordEnv, env, 'source.replication.passwordEnv') : undefined;
+  const state = plan.stateDb ? resolve(plan.stateDb, plan.stateDb.passwordEnv, env, 'state.passwordEnv') : undefined;
   return {
     ...(source !== undefined ? { source } : {}),
     ...(target !== undefined ? { target } : {}),
     ...(routerAdmin !== undefined ? { routerAdmin } : {}),
     ...(replication !== undefined ? { replication } : {}),
-    all: [source, target, routerAdmin, replication].filter((s): s is string => s !== undefined),
+    ...(state !== undefined ? { state } : {}),
+    all: [source, target, routerAdmin, replication, state].filter((s): s is string => s !== undefined),
   };
 }
 

@@ -166,8 +166,10 @@ export interface Plan {
    * made at the switch), so `cutover revert` can go back; `cutover finalize` ends it.
    */
   reverse: boolean;
-  /** Absolute journal/lock directory. */
+  /** Absolute journal/lock directory (with a control database: local files only, e.g. test hooks, readonly fence records). */
   stateDir: string;
+  /** `state: postgres://...`: journals, locks and waves in a PostgreSQL control database the runners share. */
+  stateDb?: PlanStateDb;
   /** Accepted but risky choices (e.g. a password inside a URL). */
   warnings: string[];
 }
@@ -180,6 +182,12 @@ export interface PlanCdc {
   slots: string[];
   /** The target slots' output plugin; absent: each source slot's own. */
   plugin?: string;
+}
+
+export interface PlanStateDb {
+  /** Without a password (a password in the plan's URL is kept beside it, see resolvePlanSecrets). */
+  url: string;
+  passwordEnv?: string;
 }
 
 export interface PlanCopy {

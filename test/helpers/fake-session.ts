@@ -5,6 +5,7 @@ import type { FenceRequest, SourceFence, TargetHold } from '../../src/engine/fen
 import { journalPath, type JournalRecord } from '../../src/engine/journal.js';
 import type { Endpoint, Router, RouterFinding } from '../../src/engine/router.js';
 import type { PlanSession } from '../../src/engine/session.js';
+import { fileStateStore } from '../../src/engine/state-store.js';
 import { parsePlan, planId, type Plan } from '../../src/plan/index.js';
 import type { LeakWatcher } from '../../src/readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, ScopeStatus } from '../../src/readonly/types.js';
@@ -291,6 +292,7 @@ export function fakeSession(stateDir: string, opts: { router?: boolean; plan?: s
     targetHold: hold,
     router: opts.router === false ? undefined : router,
     direction: 'forward',
+    state: fileStateStore,
     close: () => adapter.close(),
   };
   return { session, world, adapter, router, fence, hold };

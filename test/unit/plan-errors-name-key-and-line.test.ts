@@ -68,7 +68,7 @@ describe('a bad plan is a usage error naming the file, line and key', () => {
     ['exec empty command', planWith('router:', '  kind: exec', '  command: []'), 'plan.yaml:5: router.command: is an empty command'],
     ['exec bad timeout', planWith('router:', '  kind: exec', '  command: [x]', '  timeout: 10ms'), 'plan.yaml:6: router.timeout: "10ms" is too small (use at least 1.00s)'],
     ['hook not a command', planWith('hooks:', '  beforeFence: { run: x }'), 'plan.yaml:4: hooks.beforeFence: a mapping where a value was expected'],
-    ['state as database', planWith('state: postgres://x@y/z'), 'plan.yaml:3: state: a control database is not supported yet'],
+    ['state as a MySQL database', planWith('state: mysql://x@y/z'), 'plan.yaml:3: state: a control database must be PostgreSQL'],
     ['empty value', planWith('verify:'), 'plan.yaml:3: verify: nothing where a value was expected'],
     ['yaml syntax', planWith('limits: { a: 1', 'verify: none'), 'plan.yaml:4: YAML syntax:'],
     ['duplicate key', planWith('verify: none', 'verify: rowcounts'), 'plan.yaml:4: YAML syntax: Map keys must be unique'],

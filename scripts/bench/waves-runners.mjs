@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+// Shared-wave benchmark: the same N tenant databases moved by 1, 2 and 3 `cutover waves` runner processes that
+// share the wave through a PostgreSQL control database (state: postgres://...), PostgreSQL 15 → 17 through one
+// PgBouncer, 4 writers to random tenants. Each runner count moves its own set of N tenants (a, b, c prefixes).
+// Prints wall time and window p50/p95/max per runner count, as ratios to one runner, and the load average.
+//   npx tsc -p tsconfig.json && node scripts/bench/waves-runners.mjs [--tenants 100] [--concurrency 2] [--runners 1,2,3] [--rows 200]
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import pg from 'pg';
+import { wavesStatus } from '../../dist/src/index.js';
+import { PgBouncerSandbox } from '../../dist/adapters/routers/pgbouncer-sandbox.js';
+import { PostgresSandbox } from '../../dist/adapters/postgres/postgres-sandbox.js';
+import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
+import { WORKLOAD_TABLE } from '../../dist/src/sandbox/workload.js';
+import { workloadTableSql } from '../../dist/adapters/postgres/postgres-workload.js';
+
+const { values: args } = parseArgs({
+  options: { tenants: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '2' }, runners: { type: 'string', default: '1,2,3' }, rows: { type: 'string', default: '200' } },
+});
+const n = Number(args.tenants);
+const counts = args.runners.split(',').map(Number);
+const rows = Number(args.rows);
+const PASSWORD = 'bench-pw';
+const CLI = new URL('../../dist/src/cli/main.js', import.meta.url).pathname;
+installSandboxCleanup();
+
+const connect = async (port, database) => {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: PASSWORD, database });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+};
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
+
+try {
+  const sets = counts.map((r, i) => Array.from({ length: n }, (_, j) => `${'abcdefgh'[i]}${String(j + 1).padStart(3, '0')}`));
+  const all = sets.flat();
+  const [src, dst, ctl] = await Promise.all([15, 17, 17].map((major) => PostgresSandbox.start({ major, password: PASSWORD })));
+  const bouncer = await PgBouncerSandbox.start({
+    databases: Object.fromEntries(all.map((t) => [t, { host: src.host, port: src.port }])),
+    users: { postgres: PASSWORD },
+    poolMode: 'transaction',
+    settings: { max_client_conn: 2000, default_pool_size: 5 },
+  });
+  const admin = await connect(src.port, 'postgres');
+  for (const t of all) {
+    await admin.query(`CREATE DATABASE "${t}"`);
+    const c = await connect(src.port, t);
+    await c.query(`CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL); INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, ${rows}) g; ${workloadTableSql()}`);
+    await c.end();
+  }
+  await admin.end();
+  const dir = await mkdtemp(join(src.dir, 'runners-bench-'));
+  const env = { PATH: process.env.PATH ?? '', SRC_PW: PASSWORD, DST_PW: PASSWORD, BOUNCER_PW: bouncer.adminPassword, CTL_PW: PASSWORD };
+  const results = [];
+  for (const [i, runners] of counts.entries()) {
+    const tenants = sets[i];
+    const plan = join(dir, `r${runners}.yaml`);
+    await writeFile(
+      plan,
+      [
+        `source: { url: "postgres://postgres@127.0.0.1:${src.port}/postgres", passwordEnv: SRC_PW }`,
+        `target: { url: "postgres://postgres@127.0.0.1:${dst.port}/postgres", passwordEnv: DST_PW }`,
+        `scope: { tenants: [${tenants.join(', ')}] }`,
+        `router: { kind: pgbouncer, admin: "${bouncer.adminUrl()}", adminPasswordEnv: BOUNCER_PW, ini: "${bouncer.iniPath}", database: ${tenants[0]} }`,
+        `waves: { concurrency: ${Number(args.concurrency)} }`,
+        `state: { url: "postgres://postgres@127.0.0.1:${ctl.port}/postgres", passwordEnv: CTL_PW, dir: "${join(dir, `local-${runners}`)}" }`,
+      ].join('\n') + '\n',
+    );
+    let stopping = false;
+    let acked = 0;
+    let errors = 0;
+    const writer = async (id) => {
+      const conns = new Map();
+      let seq = 0;
+      while (!stopping) {
+        const t = tenants[Math.floor(Math.random() * n)];
+        try {
+          if (!conns.has(t)) conns.set(t, await connect(bouncer.port, t));
+          await conns.get(t).query(`INSERT INTO ${WORKLOAD_TABLE} (client, seq) VALUES ($1, $2)`, [id, ++seq]);
+          acked++;
+        } catch {
+          errors++;
+          conns
+            .get(t)
+            ?.end()
+            .catch(() => {});
+          conns.delete(t);
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await Promise.all([...conns.values()].map((c) => c.end().catch(() => {})));
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    const t0 = performance.now();
+    const procs = await Promise.all(Array.from({ length: runners }, () => execa('node', [CLI, 'waves', plan, '--yes', '--json'], { env, extendEnv: false, reject: false })));
+    const wallMs = performance.now() - t0;
+    stopping = true;
+    await Promise.all(writers);
+    const st = await wavesStatus(plan, { env });
+    const loadAfter = load();
+    const failed = procs.filter((p) => p.exitCode !== 0).length;
+    results.push({ runners, wallMs, windows: st.windows, done: st.counts.done, acked, errors, failed, load: loadAfter });
+    console.log(
+      `${runners} runner(s): ${st.counts.done}/${n} done, wall ${(wallMs / 1000).toFixed(1)} s, window p50 ${st.windows.p50Ms} p95 ${st.windows.p95Ms} max ${st.windows.maxMs} ms, ${acked} writes, ${errors} client errors, ${failed} runner(s) failed; load ${loadAfter}`,
+    );
+  }
+  const base = results[0];
+  for (const r of results) console.log(`  ${r.runners} runner(s) vs ${base.runners}: wall ×${(r.wallMs / base.wallMs).toFixed(2)}, window p95 ×${(r.windows.p95Ms / Math.max(1, base.windows.p95Ms)).toFixed(2)}`);
+  if (results.some((r) => r.done !== n || r.failed)) process.exitCode = 1;
+} finally {
+  await stopAllSandboxes();
+}
