@@ -28,10 +28,27 @@ describe.skipIf(pg15Missing)('enforced fence drains open write transactions (Pos
     const w = await client(sb, { database: 'd1', application: 'quick-writer' });
     await w.query('BEGIN');
     await w.query('INSERT INTO t VALUES (1)');
-    const commit = new Promise((r) => setTimeout(r, 300)).then(() => w.query('COMMIT'));
+    // Commit a second after the fence is set (its drain is then waiting for this transaction), not a fixed delay
+    // after the start: on a loaded machine the fence can take longer than that to reach its drain.
+    const watcher = await client(sb, { database: 'postgres' });
+    const fenced = async () =>
+      (
+        await watcher.query(
+          `SELECT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+            WHERE d.datname = 'd1' AND 'default_transaction_read_only=on' = ANY (s.setconfig)) AS on`,
+        )
+      ).rows[0].on as boolean;
+    const commit = (async () => {
+      const deadline = Date.now() + 30_000;
+      while (!(await fenced()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      // The fence lists the writers it drains right after setting the default: leave it that long first.
+      await new Promise((r) => setTimeout(r, 1000));
+      await w.query('COMMIT');
+    })();
     // Without decoding: creating the slot waits for running transactions, so this one would end before the fence.
-    const r = await readOnlyOn({ ...opts('d1', 5000), decodeLeaks: false });
+    const r = await readOnlyOn({ ...opts('d1', 20_000), decodeLeaks: false });
     await commit;
+    await watcher.end();
     expect(r.drained.map((s) => s.application)).toEqual(['quick-writer']);
     expect(await count('d1')).toBe(1);
     await w.end().catch(() => {});
