@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NeedsOperatorError, OperationError } from '../../src/errors.js';
-import { replayRecords, CUTOVER_STEPS, ROLLBACK_STEPS, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from '../../src/engine/journal.js';
+import { nextRecord, replayRecords, CUTOVER_STEPS, ROLLBACK_STEPS, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from '../../src/engine/journal.js';
 import type { AcquireOptions, LockInfo } from '../../src/engine/lock.js';
 import type { StateJournal, StateLock, StateStore, WaveClaim, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from '../../src/engine/state-store.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { redactDeep } from '../../src/util/redact.js';
 import { sleep } from '../../src/util/sleep.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
 
@@ -315,14 +314,7 @@ class PgJournal implements StateJournal {
   }
 
   async append(step: JournalStep, status: StepStatus, data?: Record<string, unknown>, opts: AppendOptions = {}): Promise<JournalRecord> {
-    const record: JournalRecord = {
-      seq: (this.records.at(-1)?.seq ?? 0) + 1,
-      step,
-      status,
-      at: new Date().toISOString(),
-      token: this.lock.token,
-      ...(data !== undefined ? { data: redactDeep(data, this.secrets) } : {}),
-    };
+    const record = nextRecord(this.records, this.lock.token, step, status, data, this.secrets);
     this.records.push(record);
     this.queued.push(record);
     if (opts.durable !== false) await this.write();

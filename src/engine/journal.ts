@@ -137,6 +137,18 @@ export async function replayJournal(stateDir: string, planId: string): Promise<J
   return replayText(text, path);
 }
 
+/** The record that follows `records`: next sequence number, the writer's token, secrets redacted from its data. */
+export function nextRecord(records: readonly JournalRecord[], token: number, step: JournalStep, status: StepStatus, data: Record<string, unknown> | undefined, secrets: readonly string[]): JournalRecord {
+  return {
+    seq: (records.at(-1)?.seq ?? 0) + 1,
+    step,
+    status,
+    at: new Date().toISOString(),
+    token,
+    ...(data !== undefined ? { data: redactDeep(data, secrets) } : {}),
+  };
+}
+
 /** The append side of a plan's journal. Only the lock holder writes; every append is durable before it returns. */
 export class Journal {
   private constructor(
@@ -219,14 +231,7 @@ export class Journal {
 
   /** Appends one record; a durable one is fsynced with every queued record before it. Refused once this process's lock was taken over. */
   async append(step: JournalStep, status: StepStatus, data?: Record<string, unknown>, opts: AppendOptions = {}): Promise<JournalRecord> {
-    const record: JournalRecord = {
-      seq: (this.records.at(-1)?.seq ?? 0) + 1,
-      step,
-      status,
-      at: new Date().toISOString(),
-      token: this.lock.token,
-      ...(data !== undefined ? { data: redactDeep(data, this.secrets) } : {}),
-    };
+    const record = nextRecord(this.records, this.lock.token, step, status, data, this.secrets);
     // A durable record is refused before it is queued, so a taken-over process leaves nothing behind to write.
     if (opts.durable !== false) await this.lock.assertCurrent();
     this.records.push(record);
