@@ -79,7 +79,13 @@ export async function streamState(publisher: PgClient, subscriber: PgClient, nam
   if (!slot.rows.length) return { ...base, state: 'broken', why: `the replication slot ${name} on the new primary is gone` };
   if (slot.rows[0]!.wal === 'lost') return { ...base, state: 'broken', why: `the replication slot ${name} on the new primary lost WAL it still needed (max_slot_wal_keep_size)` };
   if (!sub.rows.length) return { ...base, state: 'broken', why: `the subscription ${name} on the old source is gone` };
-  if (!sub.rows[0]!.enabled) return { ...base, state: 'broken', why: `the subscription ${name} on the old source is disabled (an apply error disables it: see the old source's log)` };
+  if (!sub.rows[0]!.enabled)
+    return {
+      ...base,
+      state: 'broken',
+      why: `the subscription ${name} on the old source is disabled (an apply error disables it: see the old source's log)`,
+      fix: `once the cause in the old source's log is fixed, ALTER SUBSCRIPTION ${name} ENABLE on the old source and retry when \`cutover status\` shows the reverse lag falling`,
+    };
   return { ...base, state: 'following', ...(sub.rows[0]!.pid == null ? { why: 'its apply worker is not running right now (restarting)' } : {}) };
 }
 

@@ -95,7 +95,7 @@ async function connectControl(ep: DbEndpoint, doing: string): Promise<PgClient> 
 
 /** The control database of `state: postgres://...`: journals, plan locks and shared waves in schema `cutover`. */
 export class PostgresStateStore implements StateStore {
-  readonly kind = 'postgres' as const;
+  readonly kind = 'database' as const;
   private readonly serial = new Serial();
 
   private constructor(

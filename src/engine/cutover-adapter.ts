@@ -146,6 +146,8 @@ export interface ReverseState {
   /** Bytes of the new primary's WAL the old source has not confirmed; null without a slot. */
   lagBytes: number | null;
   why?: string;
+  /** How the operator may repair a broken stream, in the engine's terms (absent: none short of a new cutover). */
+  fix?: string;
 }
 
 /** Replication objects or fences a failed run may leave, with the statement that removes each. */

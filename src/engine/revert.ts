@@ -55,7 +55,7 @@ function brokenStream(forwardId: string, st: ReverseState): PreflightError {
     `revert of plan ${forwardId} refused: the old source no longer follows the new primary (${st.why ?? st.state}), so writes made since then would be lost; nothing was changed`,
     st.state === 'absent'
       ? 'the reverse path was never made (reverse: false, or the cutover reported it unavailable) or `cutover finalize` ended it: moving back is a new cutover with source and target swapped'
-      : `if the subscription was only disabled, ALTER SUBSCRIPTION ${st.name} ENABLE on the old source and retry once \`cutover status\` shows the reverse lag falling; otherwise \`cutover finalize\` and move back with a new cutover (source and target swapped)`,
+      : `${st.fix ? `${st.fix}; otherwise ` : ''}\`cutover finalize\` and move back with a new cutover (source and target swapped)`,
   );
 }
 

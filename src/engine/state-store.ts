@@ -27,7 +27,7 @@ export interface StateJournal {
  * control database keys by plan id alone.
  */
 export interface StateStore {
-  readonly kind: 'dir' | 'postgres';
+  readonly kind: 'dir' | 'database';
   /** For messages: the state dir, or the control database's redacted URL. */
   describe(stateDir: string): string;
   acquire(stateDir: string, planId: string, opts?: AcquireOptions): Promise<StateLock>;
