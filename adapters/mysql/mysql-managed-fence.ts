@@ -104,7 +104,9 @@ export const heldPrivileges = (g: HeldGrant): string[] => (g.level === 'column' 
  */
 export async function captureManagedFence(c: MysqlReadOnlyContext, opts: FenceOptions): Promise<ManagedFencePrior> {
   if (opts.mode !== 'strict' || opts.roles.length === 0) {
-    throw new UsageError(
+    // A privilege the account lacks (exit 3, like any refusal before a change), with the managed way as the fix.
+    throw new PreflightError(
+      'privilege',
       `the managed profile cannot set read_only (it needs ${c.flavor.kind === 'mariadb' ? 'READ_ONLY ADMIN' : 'SUPER or SYSTEM_VARIABLES_ADMIN'}, which this account does not hold): its fence locks the application accounts and revokes their write privileges, so it needs them named`,
       'set readOnly: { mode: strict, roles: [<app account>, ...] } in the plan (or --mode strict --role <user> for `readonly on`)',
     );

@@ -69,7 +69,7 @@ describe.skipIf(mariadbMissing)('MariaDB 10.11 managed profile: an admin without
   it('without application accounts to lock, on refuses with the fix and changes nothing', async () => {
     const before = await accountState(sb, ...ACCOUNTS);
     const r = await ro('on', '--scope', 'server');
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3);
     expect(r.err).toMatch(/READ_ONLY ADMIN/);
     expect(r.err).toMatch(/mode: strict, roles/);
     expect(await accountState(sb, ...ACCOUNTS)).toEqual(before);
