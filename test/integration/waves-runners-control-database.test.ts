@@ -79,7 +79,10 @@ describe.skipIf(envMissing('postgres', { router: true }) ?? pg17Missing)('cutove
             [victimPid],
           )
           .catch(() => ({ rows: [] as Array<{ tenant: string; plan_id: string; in_window: boolean }> }));
-        const hit = rows.find((r) => r.in_window) ?? (Date.now() > deadline - 120_000 ? rows[0] : undefined);
+        // Prefer a tenant inside its window; once half the wave is done take any tenant the victim holds, so a
+        // schedule where the victim's windows fall between two polls still kills it mid-tenant.
+        const done = rows.length ? (await ctlClient.query<{ n: number }>(`SELECT count(*)::int AS n FROM cutover.wave_tenants WHERE state = 'done'`)).rows[0]!.n : 0;
+        const hit = rows.find((r) => r.in_window) ?? (done >= N / 2 || Date.now() > deadline - 120_000 ? rows[0] : undefined);
         if (hit) {
           victimTenant = hit.tenant;
           victimHeld = rows.map((r) => r.tenant);
