@@ -2,7 +2,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { LeakCheck, SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
 import { bypassAccounts, reachable } from './mysql-accounts.js';
-import { canTrackWrites, decodePosition, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
+import { canTrackWrites, decodePosition, encodePosition, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
 import type { MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, publicSession, type MysqlSession } from './mysql-sessions.js';
 
@@ -92,4 +92,14 @@ export function settledFlag(p: Promise<unknown>): { now: boolean } {
     () => (flag.now = true),
   );
   return flag;
+}
+
+/**
+ * The end of a fence that watches the write position: the position every later write would move (a caller watching
+ * with its own LeakWatcher, probeMs 0, starts there) and, unless probeMs is 0, the leak check from it.
+ */
+export async function fencedPositionCheck(c: MysqlReadOnlyContext, probeMs: number, bypassUsers: Set<string>, exempt: readonly string[], warnings: string[]): Promise<{ fencePosition?: string; leakCheck: LeakCheck }> {
+  const fencedAt = await writePosition(c);
+  const leakCheck = probeMs === 0 ? { probeMs: 0, clean: true, writers: [], method: 'position' as const } : await positionLeakCheck(c, probeMs, bypassUsers, exempt, warnings, Promise.resolve(), fencedAt);
+  return { ...(canTrackWrites(fencedAt) ? { fencePosition: encodePosition(fencedAt) } : {}), leakCheck };
 }

@@ -4,8 +4,7 @@ import type { FenceOnResult, FenceOptions, FenceTarget, SessionInfo } from '../.
 import { sleep } from '../../src/util/sleep.js';
 import { formatDuration } from '../../src/util/units.js';
 import { currentAccount, isLocked, resolveAccounts } from './mysql-accounts.js';
-import { positionLeakCheck, writePosition } from './mysql-leak-watch.js';
-import { canTrackWrites, encodePosition } from './mysql-position.js';
+import { fencedPositionCheck, writePosition } from './mysql-leak-watch.js';
 import type { MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { COLUMN_WRITE_PRIVILEGES, SCHEMA_WRITE_PRIVILEGES, TABLE_WRITE_PRIVILEGES, grantName, informationSchemaGrantee, restoreGrantSql, revokeGrantSql, type Grantee, type HeldGrant } from './mysql-schema-fence-sql.js';
 import { describeHeld } from './mysql-schema-fence.js';
@@ -202,10 +201,9 @@ export async function applyManagedFence(c: MysqlReadOnlyContext, target: FenceTa
   warnings.push(
     `managed profile: read_only stays OFF; ${lockedRoles.length} application account(s) locked and their write privileges revoked until \`off\`. Accounts not named (the provider's own included) can still write: the leak check fails the fence if any does.`,
   );
-  const fencedAt = await writePosition(c);
-  const leakCheck = opts.probeMs === 0 ? { probeMs: 0, clean: true, writers: [], method: 'position' as const } : await positionLeakCheck(c, opts.probeMs, new Set(), exempt, warnings, Promise.resolve(), fencedAt);
+  const { fencePosition, leakCheck } = await fencedPositionCheck(c, opts.probeMs, new Set(), exempt, warnings);
   return {
-    ...(canTrackWrites(fencedAt) ? { fencePosition: encodePosition(fencedAt) } : {}),
+    ...(fencePosition !== undefined ? { fencePosition } : {}),
     scope: target.scope,
     ...(target.name ? { name: target.name } : {}),
     mode: opts.mode,

@@ -5,8 +5,7 @@ import { formatDuration } from '../../src/util/units.js';
 import { lockAccounts, lockedBypassWarning } from './mysql-account-locks.js';
 import { bypassAccounts, bypassWarning, reachable } from './mysql-accounts.js';
 import { flavorLabel } from './mysql-flavor.js';
-import { positionLeakCheck, writePosition } from './mysql-leak-watch.js';
-import { canTrackWrites, encodePosition } from './mysql-position.js';
+import { fencedPositionCheck } from './mysql-leak-watch.js';
 import type { MysqlPrior, MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, endSessionsAtBoundaries, killSessions, publicSession, type EndedSession, type MysqlSession } from './mysql-sessions.js';
 import { fenceServerSql, isOn, liftServerSql, restoreServerSql, sessionSetupSql, type ServerReadOnlyState } from './mysql-sql.js';
@@ -105,11 +104,9 @@ export async function applyServerFence(c: MysqlReadOnlyContext, target: FenceTar
         : `${flavorLabel(flavor)} has no SET PERSIST: a server restart drops this fence; run \`cutover readonly on\` again after any restart`,
     );
   }
-  // The position every later write would move: a caller watching with its own LeakWatcher (probeMs 0) starts there.
-  const fencedAt = await writePosition(c);
-  const leakCheck = opts.probeMs === 0 ? { probeMs: 0, clean: true, writers: [], method: 'position' as const } : await positionLeakCheck(c, opts.probeMs, bypassUsers, exempt, warnings, Promise.resolve(), fencedAt);
+  const { fencePosition, leakCheck } = await fencedPositionCheck(c, opts.probeMs, bypassUsers, exempt, warnings);
   return {
-    ...(canTrackWrites(fencedAt) ? { fencePosition: encodePosition(fencedAt) } : {}),
+    ...(fencePosition !== undefined ? { fencePosition } : {}),
     scope: target.scope,
     ...(target.name ? { name: target.name } : {}),
     mode: opts.mode,
