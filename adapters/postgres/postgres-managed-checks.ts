@@ -30,20 +30,9 @@ export function privilegeFindings(i: PrivilegeCheckInput): Finding[] {
   const f: Finding[] = [];
   const block = (object: 'source' | 'target', message: string, why: string, fix: string) => f.push({ severity: 'blocker', check: 'privileges', object, message, why, fix });
   if (!isManaged(i.requested, i.source, i.target)) {
-    if (!i.source.superuser)
-      block(
-        'source',
-        `the source user ${i.source.user} is not a superuser (privileges: superuser)`,
-        'the plan asks for the superuser profile',
-        `use a superuser in ${side('source')}, or set privileges: managed (or auto)`,
-      );
-    if (!i.target.superuser)
-      block(
-        'target',
-        `the target user ${i.target.user} is not a superuser (privileges: superuser)`,
-        'the plan asks for the superuser profile',
-        `use a superuser in ${side('target')}, or set privileges: managed (or auto)`,
-      );
+    for (const end of ['source', 'target'] as const)
+      if (!i[end].superuser)
+        block(end, `the ${end} user ${i[end].user} is not a superuser (privileges: superuser)`, 'the plan asks for the superuser profile', `use a superuser in ${side(end)}, or set privileges: managed (or auto)`);
     return f;
   }
   f.push({
