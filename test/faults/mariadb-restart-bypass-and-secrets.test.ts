@@ -18,7 +18,7 @@ const OPS_PASSWORD = 'Ops@:/%pw';
 const OPS_CLIENT = 900;
 
 /** An account with READ ONLY ADMIN writing straight to the source in autocommit, reconnecting when killed. */
-function opsWriter(e: MariadbEnv, db: string): { stop(): Promise<string[]> } {
+function opsWriter(e: MariadbEnv, db: string): { acked(): number; stop(): Promise<string[]> } {
   let stopping = false;
   const acked: string[] = [];
   const loop = (async () => {
@@ -41,6 +41,7 @@ function opsWriter(e: MariadbEnv, db: string): { stop(): Promise<string[]> } {
     }
   })();
   return {
+    acked: () => acked.length,
     async stop() {
       stopping = true;
       await loop;
@@ -108,16 +109,28 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
 
   it('a READ ONLY ADMIN account keeps writing through read_only: the fence leak check fails the run, names the account, restores the source', async () => {
     const db = 'm_bypass';
-    const { plan } = await planFor(db);
+    // As in the restart case: no verify before the hold (the replica is stopped), room in the budget for the wait.
+    const { plan, stateDir } = await planFor(db, { maxWriteBlocked: '8s', maxLagBeforeFence: '1GB', extra: 'verify: { before: none }' });
     const workload = workloadThroughHaproxy(e, db, 2);
     let ops: ReturnType<typeof opsWriter> | undefined;
     let run,
       opsAcked: string[] = [];
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
+      const replica = (await cli(['status', plan, '--json'], e.env)).json().leftovers[0].name as string;
       ops = opsWriter(e, db);
       await sleep(300);
+      // The fence ends the ops sessions; how soon it reconnects depends on the machine's load. The stopped replica
+      // holds the run between the fence and the point of no return until the ops writer has written again.
+      await exec(e.dst, `STOP SLAVE '${replica}'`);
+      const writer = ops;
+      const hold = onJournal(stateDir, 'fence', 'ok', async () => {
+        const before = writer.acked();
+        for (const until = Date.now() + 10_000; writer.acked() === before && Date.now() < until;) await sleep(20);
+        await exec(e.dst, `START SLAVE '${replica}'`);
+      });
       run = await cli(['run', plan, '--yes'], e.env);
+      expect(await hold.stop()).toBe(true);
       await sleep(500);
     } finally {
       opsAcked = (await ops?.stop()) ?? [];
