@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Initial-copy speed, PostgreSQL 15 -> 17 sandboxes: `cutover sync` (method replication: slot snapshot, parallel
 // COPY, indexes after, subscription from the slot) against pgcopydb clone, pg_dump -Fd -j | pg_restore -j and
-// pg_dump -Fc | pg_restore, each run several times on the same data in this one script; medians and the ratio
-// to pgcopydb are printed. Datasets: pgbench at each scale, and one table holding almost all the data.
+// pg_dump -Fc | pg_restore, each run several times on the same data in this one script, in rounds whose order
+// alternates; medians and the ratio to pgcopydb are printed. Datasets: pgbench at each scale, and one table holding almost all the data.
 //   node scripts/bench/copy-speed-pg.mjs [--scales 30,100] [--big-table-mb 1000] [--runs 3]   (npm run build first;
 //   pgcopydb: apt-get install -y pgcopydb; --tools "cutover,pgcopydb" runs only the tools whose names start so;
 //   --trace prints each sync event with its time)
@@ -136,20 +136,26 @@ try {
   for (const dataset of datasets) {
     const bytes = await loadDataset(src, dataset);
     console.log(`\n${dataset.name}: ${(bytes / 1024 ** 2).toFixed(0)} MB`);
-    const medians = new Map();
+    const tools = [];
     for (const tool of TOOLS) {
       if (args.tools && !args.tools.split(',').some((t) => tool.name.startsWith(t))) continue;
-      if (tool.available && !(await tool.available())) {
-        console.log(`  ${tool.name.padEnd(36)} not installed (apt-get install -y pgcopydb)`);
-        continue;
-      }
-      const times = [];
-      for (let i = 0; i < runs; i++) {
+      if (tool.available && !(await tool.available())) console.log(`  ${tool.name.padEnd(36)} not installed (apt-get install -y pgcopydb)`);
+      else tools.push(tool);
+    }
+    // Round by round, the order reversed every other round: a machine getting busier or quieter (or a warmer
+    // cache) does not favour whichever tool always runs first.
+    const times = new Map(tools.map((t) => [t.name, []]));
+    for (let i = 0; i < runs; i++) {
+      for (const tool of i % 2 ? [...tools].reverse() : tools) {
         await sql(dst, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
-        times.push(await tool.run({ dir, src, dst, db: dataset.db }));
+        times.get(tool.name).push(await tool.run({ dir, src, dst, db: dataset.db }));
       }
-      medians.set(tool.name, median(times));
-      console.log(`  ${tool.name.padEnd(36)} median ${median(times).toFixed(1)} s  (runs: ${times.map((t) => t.toFixed(1)).join(', ')})`);
+    }
+    const medians = new Map();
+    for (const tool of tools) {
+      const ts = times.get(tool.name);
+      medians.set(tool.name, median(ts));
+      console.log(`  ${tool.name.padEnd(36)} median ${median(ts).toFixed(1)} s  (runs in order: ${ts.map((t) => t.toFixed(1)).join(', ')})`);
     }
     const ref = medians.get('pgcopydb clone');
     if (ref !== undefined) console.log(`  cutover sync / pgcopydb clone: ${(medians.get('cutover sync') / ref).toFixed(2)}x (< 1 is faster)`);
