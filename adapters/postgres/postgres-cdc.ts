@@ -154,6 +154,12 @@ export async function dropTargetSlots(dst: PgClient, cdc: CdcPolicy): Promise<st
   return rows.map((r) => r.n);
 }
 
+/** The plan's CDC slots present on the target: leftovers when no run is past its point of no return. */
+export async function targetSlotsPresent(dst: PgClient, cdc: CdcPolicy): Promise<string[]> {
+  const { rows } = await dst.query<{ n: string }>(`SELECT slot_name::text AS n FROM pg_replication_slots WHERE slot_name = ANY($1::text[]) ORDER BY 1`, [cdc.slots]);
+  return rows.map((r) => r.n);
+}
+
 /** How far each source slot's consumer has confirmed (for `status`: has it read up to its stop position yet?). */
 export async function sourceSlotPositions(src: PgClient, cdc: CdcPolicy): Promise<Record<string, string | null>> {
   const slots = await sourceSlots(src, cdc.slots);

@@ -23,7 +23,7 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { openAll } from '../../src/util/open-all.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { ANALYZE_JOBS, analyzableRelations, analyzeInParallel, changedSinceAnalyze, neverAnalyzed, populatedMatviews, refreshMatviews } from './postgres-analyze.js';
-import { cdcFindings, createTargetSlots, dropTargetSlots, sourceSlotPositions, type CdcPolicy } from './postgres-cdc.js';
+import { cdcFindings, createTargetSlots, dropTargetSlots, sourceSlotPositions, targetSlotsPresent, type CdcPolicy } from './postgres-cdc.js';
 import { pgPreflight, publishableTables, userTableCount, userTables } from './postgres-checks.js';
 import { createExtensions, extensionFindings } from './postgres-extensions.js';
 import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js';
@@ -764,6 +764,13 @@ export class PostgresCutover implements CutoverAdapter {
     if (!cdc || !(await this.targetDbExists())) return [];
     const dst = await this.targetDb();
     return (await this.on('target', 'dropping the CDC slots', () => dropTargetSlots(dst, cdc))).map((n) => `replication slot ${n} (target, CDC)`);
+  }
+
+  async cdcTargetLeftovers(): Promise<Leftover[]> {
+    const cdc = this.cfg.cdc;
+    if (!cdc || !(await this.targetDbExists())) return [];
+    const names = await targetSlotsPresent(await this.targetDb(), cdc);
+    return names.map((name) => ({ where: 'target', kind: 'replication slot (CDC handover of a run rolled back)', name, drop: `SELECT pg_drop_replication_slot('${name}');`, retainsWal: true }));
   }
 
   async cdcSourcePositions(): Promise<Record<string, string | null>> {

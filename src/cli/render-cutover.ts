@@ -71,7 +71,7 @@ export function renderStatus(s: PlanStatus): string[] {
     ),
     ...(s.reverse ? [`  reverse path ${s.reverse.name}: ${s.reverse.state}${s.reverse.lagBytes != null ? `, lag ${formatBytes(s.reverse.lagBytes)}` : ''}${s.reverse.why ? ` (${s.reverse.why})` : ''}`] : []),
     ...(s.revert ? [`  revert: ${s.revert.phase}${s.revert.unfinished.length ? ` (unfinished: ${s.revert.unfinished.join(', ')})` : ''}`] : []),
-    ...s.leftovers.map((l) => `  left on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — drop with: ${l.drop}`),
+    ...s.leftovers.map((l) => `  left on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the ${l.where})' : ''} — drop with: ${l.drop}`),
     ...(s.journal.length ? ['  journal:', ...s.journal.slice(-12).map((r) => `    ${String(r.seq).padStart(3)} ${r.at} ${r.step} ${r.status}`)] : ['  journal: empty']),
     ...s.errors.map((e) => `  could not check ${e}`),
   ];
@@ -84,7 +84,7 @@ export function renderFinalize(r: FinalizeResult): string[] {
 export function renderRollback(r: RollbackResult): string[] {
   return [
     `rolled back plan ${r.planId}: the source is writable and routing points at it`,
-    ...r.leftovers.map((l) => `  still in place on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the source)' : ''} — for a later run; drop with \`cutover rollback --cleanup\` or: ${l.drop}`),
+    ...r.leftovers.map((l) => `  still in place on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the ${l.where})' : ''} — for a later run; drop with \`cutover rollback --cleanup\` or: ${l.drop}`),
     ...r.warnings.map((w) => `warning: ${w}`),
   ];
 }

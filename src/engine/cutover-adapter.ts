@@ -156,7 +156,7 @@ export interface Leftover {
   kind: string;
   name: string;
   drop: string;
-  /** Keeps WAL on the source from being recycled. */
+  /** Keeps WAL from being recycled on the server it is on. */
   retainsWal: boolean;
 }
 
@@ -246,6 +246,8 @@ export interface CutoverAdapter {
   handOverCdcSlots?(sourceStop: string, deadline: number): Promise<CdcSlotHandover[]>;
   /** A run rolled back before its point of no return: drops the CDC slots it made on the target. Safe to repeat. */
   dropCdcSlots?(): Promise<string[]>;
+  /** The plan's CDC slots still on the target (status lists them as leftovers while no run is past its point of no return). */
+  cdcTargetLeftovers?(): Promise<Leftover[]>;
   /** How far each CDC slot's consumer has confirmed on the source (null: the slot is gone). */
   cdcSourcePositions?(): Promise<Record<string, string | null>>;
   /**

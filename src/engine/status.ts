@@ -66,6 +66,8 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
   const lag = await live('replication lag', () => s.adapter.lagBytes());
   if (lag !== undefined) status.lagBytes = lag;
   status.leftovers = (await live('leftovers', () => s.adapter.leftovers())) ?? [];
+  // A rollback drops the CDC slots a run made on the target; one it could not drop (or one made by hand) shows here.
+  if (s.plan.cdc && s.adapter.cdcTargetLeftovers && (phase === 'fresh' || phase === 'synced')) status.leftovers.push(...((await live('CDC slots on the target', () => s.adapter.cdcTargetLeftovers!())) ?? []));
   const handed = lastOkData(replay.records, 'cdc-handover')?.slots as CdcSlotHandover[] | undefined;
   if (handed && (phase === 'past-pnr' || phase === 'done')) {
     const at = (await live('CDC slots on the source', async () => (await s.adapter.cdcSourcePositions?.()) ?? {})) ?? {};

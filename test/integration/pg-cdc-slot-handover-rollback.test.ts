@@ -67,6 +67,13 @@ describe.skipIf(unavailable)('CDC slot handover rolled back: a run killed after 
     expect(await canWrite(e.src, 'shop')).toBe(true);
     expect((await cli(['status', plan, '--json'], e.env)).json().phase).toBe('synced');
 
+    // A slot the rollback could not drop (here: made again by hand) is a leftover status names, with its drop.
+    const [stuck] = NAMES;
+    await exec(e.dst, 'shop', `SELECT pg_create_logical_replication_slot('${stuck}', 'test_decoding')`);
+    const leftovers: Array<{ where: string; name: string; drop: string }> = (await cli(['status', plan, '--json'], e.env)).json().leftovers;
+    expect(leftovers.filter((l) => l.where === 'target' && l.name === stuck).map((l) => l.drop)).toEqual([`SELECT pg_drop_replication_slot('${stuck}');`]);
+    await exec(e.dst, 'shop', `SELECT pg_drop_replication_slot('${stuck}')`);
+
     const rerun = await cli(['run', plan, '--yes', '--json'], e.env);
     expect(rerun.code, rerun.err).toBe(0);
     const cdc: Array<{ slot: string; plugin: string; sourceStop: string }> = rerun.json().cdc;
