@@ -1,10 +1,11 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SwitchCompare, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { CopyMethod } from '../../src/plan/types.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
 import { sleep } from '../../src/util/sleep.js';
+import { openAll } from '../../src/util/open-all.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
@@ -33,7 +34,7 @@ import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
 import { accountLabel, accountLockSql, parseAccountSpec } from './mysql-sql.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
-import { mysqlVerifyChunks } from './mysql-verify-chunks.js';
+import { mysqlVerifyChunks, REPEATABLE_READ_SQL, SWITCH_SNAPSHOT_SQL } from './mysql-verify-chunks.js';
 
 export interface MysqlCutoverConfig {
   source: DbEndpoint;
@@ -488,17 +489,24 @@ export class MysqlCutover implements CutoverAdapter {
     return { tables: Number(rows[0]?.n ?? 0), bytes: Number(rows[0]?.b ?? 0) };
   }
 
+  /** A session of the verify's own, in REPEATABLE READ, bound by the plan's lock timeout like the tool's others. */
+  private async snapshotSession(ep: DbEndpoint): Promise<{ conn: MysqlConnection; q: Query }> {
+    const { conn } = await connectMysql(ep, { lockTimeoutMs: this.cfg.lockTimeoutMs });
+    const q = query(conn, ep, this.secrets);
+    await q(REPEATABLE_READ_SQL).catch((e: unknown) => {
+      conn.destroy();
+      throw e;
+    });
+    return { conn, q };
+  }
+
   async verifyOnline(hooks: OnlineVerifyHooks): Promise<'done' | null> {
     if (this.cfg.method !== 'replication') return null;
-    const secrets = [this.cfg.source.password, this.cfg.target.password].filter((p): p is string => p !== undefined);
     const opened: MysqlConnection[] = [];
     const open = async (ep: DbEndpoint): Promise<Query> => {
-      const { conn } = await connectMysql(ep, { lockTimeoutMs: this.cfg.lockTimeoutMs });
-      opened.push(conn);
-      const q = query(conn, ep, secrets);
-      // A consistent snapshot means one only under REPEATABLE READ, whatever the server's default.
-      await q('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      return q;
+      const s = await this.snapshotSession(ep);
+      opened.push(s.conn);
+      return s.q;
     };
     try {
       const [srcLock, srcSnap, dstSnap] = [await open(this.cfg.source), await open(this.cfg.source), await open(this.cfg.target)];
@@ -506,17 +514,19 @@ export class MysqlCutover implements CutoverAdapter {
         {
           database: this.cfg.database,
           src: this.src,
-          dst: this.dst,
-          srcLock,
           srcSnap,
           dstSnap,
-          positionSql: `SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`,
-          waitFor: async (position) => {
-            const wait = gtidWaitSql(this.targetFlavor, normalizeGtidSet(position), VERIFY_WAIT_MS);
-            const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to reach the verify position');
-            return gtidWaitReached(rows[0]?.r);
+          renew: {
+            dst: this.dst,
+            srcLock,
+            positionSql: `SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`,
+            waitFor: async (position) => {
+              const wait = gtidWaitSql(this.targetFlavor, normalizeGtidSet(position), VERIFY_WAIT_MS);
+              const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to reach the verify position');
+              return gtidWaitReached(rows[0]?.r);
+            },
+            snapshotMaxMs: VERIFY_SNAPSHOT_MS,
           },
-          snapshotMaxMs: VERIFY_SNAPSHOT_MS,
         },
         hooks,
       );
@@ -524,6 +534,36 @@ export class MysqlCutover implements CutoverAdapter {
     } finally {
       await Promise.all(opened.map((c) => c.end().catch(() => c.destroy())));
     }
+  }
+
+  /**
+   * The compare after the switch: a source and a target session, connected now (before the hold, so the window
+   * pays no login), each starting a consistent-snapshot READ ONLY transaction at the point of no return. The
+   * source is fenced and the catch-up proved the target applied every GTID up to the fence (and nothing else
+   * writes it before it opens), so the two snapshots show the same rows. Both transactions stay open for the
+   * whole compare: InnoDB keeps old row versions for them (purge waits) and each compared table's metadata lock
+   * (an ALTER TABLE on the target waits) until it ends.
+   */
+  async openSwitchCompare(): Promise<SwitchCompare> {
+    const [source, target] = await openAll([() => this.snapshotSession(this.cfg.source), () => this.snapshotSession(this.cfg.target)], (s) => s.conn.end());
+    let snapped = false;
+    return {
+      sourceSessions: [String(source!.conn.threadId)],
+      snapshot: async () => {
+        await Promise.all([
+          source!.q(SWITCH_SNAPSHOT_SQL, [], 'taking the source snapshot of the compare after the switch'),
+          target!.q(SWITCH_SNAPSHOT_SQL, [], 'taking the target snapshot of the compare after the switch'),
+        ]);
+        snapped = true;
+      },
+      compare: async (hooks) => {
+        if (!snapped) throw new OperationError('the compare after the switch has no snapshots (the switch did not take them)', 'compare the tables by hand (`cutover verify` needs a replica)');
+        await mysqlVerifyChunks({ database: this.cfg.database, src: this.src, srcSnap: source!.q, dstSnap: target!.q }, hooks);
+      },
+      close: async () => {
+        await Promise.all([source!.conn, target!.conn].map((c) => c.end().catch(() => c.destroy())));
+      },
+    };
   }
 
   /** Stops and forgets the replica connection; returns whether there was one. */

@@ -45,17 +45,34 @@ export function mysqlChunkHashSql(table: string, columns: readonly string[], key
   };
 }
 
+/** The sessions of a verify set to REPEATABLE READ: a consistent snapshot means one only there, whatever the server's default. */
+export const REPEATABLE_READ_SQL = 'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ';
+
+/**
+ * The compare after the switch takes its two snapshots with this (MariaDB and MySQL 8 alike): InnoDB makes the
+ * read view at once, not at the first read, and a READ ONLY transaction gets no transaction id. One round trip.
+ */
+export const SWITCH_SNAPSHOT_SQL = 'START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT';
+
 export interface MysqlChunkVerifyContext {
   database: string;
   /** The tool's main source session (reads the catalog and the GTID position). */
   src: Query;
+  /** The two snapshot sessions. */
+  srcSnap: Query;
+  dstSnap: Query;
+  /**
+   * How the online verify takes a consistent point per table and renews it. Absent: the two sessions already
+   * hold their snapshots (taken at the switch: the compare after it), kept for the whole pass.
+   */
+  renew?: MysqlConsistentPoints;
+}
+
+export interface MysqlConsistentPoints {
   /** The tool's main target session: waits there for the position. */
   dst: Query;
   /** Holds `LOCK TABLES ... READ` on the source for the moment the snapshots are taken. */
   srcLock: Query;
-  /** The two snapshot sessions. */
-  srcSnap: Query;
-  dstSnap: Query;
   /** `SELECT @@GLOBAL.gtid_binlog_pos` (MariaDB) or gtid_executed (MySQL). */
   positionSql: string;
   /** Waits on the target until it applied `position`; false on timeout. */
@@ -80,18 +97,18 @@ async function columnsOf(q: Query, database: string, table: string): Promise<{ a
  * after the snapshot; no commit to the table can follow until UNLOCK TABLES, so the target's snapshot taken now
  * shows the same rows. Writers of that table wait for one GTID wait.
  */
-async function consistentPoint(ctx: MysqlChunkVerifyContext, table: string, name: string): Promise<{ position: string; lockedMs: number }> {
-  await ctx.srcLock(`LOCK TABLES ${table} READ`, [], `locking ${name} for a consistent point`);
+async function consistentPoint(ctx: MysqlChunkVerifyContext, points: MysqlConsistentPoints, table: string, name: string): Promise<{ position: string; lockedMs: number }> {
+  await points.srcLock(`LOCK TABLES ${table} READ`, [], `locking ${name} for a consistent point`);
   const locked = Date.now();
   try {
     await ctx.srcSnap('START TRANSACTION WITH CONSISTENT SNAPSHOT', [], 'taking the source snapshot');
-    const position = String((await ctx.src<RowDataPacket & { g: string | null }>(ctx.positionSql, [], 'reading the source GTID position'))[0]?.g ?? '');
-    if (!(await ctx.waitFor(position)))
+    const position = String((await ctx.src<RowDataPacket & { g: string | null }>(points.positionSql, [], 'reading the source GTID position'))[0]?.g ?? '');
+    if (!(await points.waitFor(position)))
       throw new OperationError(`verify: the target did not reach the source's GTID position ${position} in time (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
     await ctx.dstSnap('START TRANSACTION WITH CONSISTENT SNAPSHOT', [], 'taking the target snapshot');
     return { position, lockedMs: Date.now() - locked };
   } finally {
-    await ctx.srcLock('UNLOCK TABLES', [], 'unlocking').catch(() => {});
+    await points.srcLock('UNLOCK TABLES', [], 'unlocking').catch(() => {});
   }
 }
 
@@ -106,12 +123,15 @@ async function verifyTable(ctx: MysqlChunkVerifyContext, hooks: OnlineVerifyHook
   const table = `${quoteIdent(ctx.database)}.${quoteIdent(name)}`;
   const cols = await columnsOf(ctx.src, ctx.database, name);
   let lo = from?.lastKey ?? null;
+  const renew = ctx.renew;
   while (true) {
-    const point = await consistentPoint(ctx, table, name);
-    hooks.snapshot?.(name, point.position, point.lockedMs);
+    if (renew) {
+      const point = await consistentPoint(ctx, renew, table, name);
+      hooks.snapshot?.(name, point.position, point.lockedMs);
+    }
     const started = Date.now();
     try {
-      while (Date.now() - started < ctx.snapshotMaxMs) {
+      while (!renew || Date.now() - started < renew.snapshotMaxMs) {
         let hi: string[] | null = null;
         if (cols.keys.length) {
           const b = mysqlNextBoundSql(table, cols.keys, lo, hooks.chunkRows);
@@ -127,12 +147,15 @@ async function verifyTable(ctx: MysqlChunkVerifyContext, hooks: OnlineVerifyHook
         lo = hi;
       }
     } finally {
-      await Promise.all([ctx.srcSnap('COMMIT'), ctx.dstSnap('COMMIT')]).catch(() => {});
+      if (renew) await Promise.all([ctx.srcSnap('COMMIT'), ctx.dstSnap('COMMIT')]).catch(() => {});
     }
   }
 }
 
-/** Every base table of the database, in primary-key chunks, from where `hooks.cursor` says an earlier run stopped. */
+/**
+ * Every base table of the database, in primary-key chunks, from where `hooks.cursor` says an earlier run stopped;
+ * with `ctx.renew` absent, every chunk read from the two snapshots the sessions already hold.
+ */
 export async function mysqlVerifyChunks(ctx: MysqlChunkVerifyContext, hooks: OnlineVerifyHooks): Promise<void> {
   const tables = await baseTables(ctx.src, ctx.database);
   const rows = await ctx.src<RowDataPacket & { t: string; n: string | null }>(

@@ -231,6 +231,39 @@ function fallbackReason(e: unknown, timeoutMs = SLOT_CREATE_TIMEOUT_MS): string 
   }
 }
 
+/** How long logging a restart point may wait for the server's running transactions (before the hold). */
+const RESTART_MARK_TIMEOUT_MS = 250;
+
+/**
+ * Moves the slot up to now, and its restart point with it. Every read of a slot decodes from its restart point
+ * (restart_lsn), which only moves to a record of the server's running transactions (the background writer logs one
+ * every 15 s), and then only to the one before, while a transaction that began after it is still running: under
+ * steady writes 15–30 s of WAL that the window's last read would decode again. Two such records logged now, each
+ * consumed by an advance, bring it to about now, so that read decodes little more than the window's own WAL.
+ * Creating a logical slot logs one at once, before it waits for the running transactions: a temporary one, dropped
+ * at once (or cancelled by the timeout: the record is written all the same), needs only the privilege this slot
+ * already needs, on every version. Best effort: what the reads see does not change, only where they begin.
+ */
+async function freshRestartPoint(c: PgClient, slot: string, mark: string): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    try {
+      await c.query(`SELECT set_config('statement_timeout', $1, false)`, [`${RESTART_MARK_TIMEOUT_MS}ms`]);
+      await c.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding', true)`, [mark]);
+      await c.query(`SELECT pg_drop_replication_slot($1)`, [mark]);
+    } catch {
+      // Cancelled while it waited for a running transaction (its record is logged), or no free slot: the
+      // restart point stays further back and the window's read decodes more.
+    } finally {
+      await c.query(`SELECT set_config('statement_timeout', '0', false)`);
+    }
+    await c.query(
+      `SELECT pg_replication_slot_advance(slot_name, pg_current_wal_insert_lsn()) FROM pg_replication_slots
+        WHERE slot_name = $1 AND confirmed_flush_lsn < pg_current_wal_insert_lsn()`,
+      [slot],
+    );
+  }
+}
+
 /**
  * A temporary logical decoding slot (plugin test_decoding) on its own session in the fenced database: every
  * transaction that commits after it was created is in its stream, however short, so a write that falls between
@@ -269,11 +302,7 @@ export class PgLeakDecoder {
           await c.end().catch(() => {});
           return made;
         }
-        await c.query(
-          `SELECT pg_replication_slot_advance(slot_name, pg_current_wal_insert_lsn()) FROM pg_replication_slots
-            WHERE slot_name = $1 AND confirmed_flush_lsn < pg_current_wal_insert_lsn()`,
-          [slot],
-        );
+        await freshRestartPoint(c, slot, `cutover_mark_${pid}`);
         return new PgLeakDecoder(c, pid, slot);
       }
       // Slot names allow [a-z0-9_]; a backend pid is unique among live sessions, so is the name.

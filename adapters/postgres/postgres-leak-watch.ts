@@ -82,22 +82,31 @@ export class PgLeakWatch {
     // A first read right away moves the slot past the fence position while the caller's other work runs, so the
     // last read (inside the caller's write-blocked window) only decodes what came since.
     await drain();
-    // The caller's window waits for this loop to end: the sleep ends as soon as `until` settles, not a sample later.
     const settled = until.then(
       () => {},
       () => {},
     );
-    for (;;) {
+    const sample = async (): Promise<void> => {
       for (const s of await sessionsInScope(c.client, target, { writingOnly: true, exempt: skip })) {
         seen.set(s.pid, s);
         if (s.xid) this.xidSessions.set(s.xid, s);
       }
-      if (done && Date.now() - started >= minMs) break;
-      await Promise.race([sleep(LEAK_SAMPLE_MS), ...(Date.now() - started >= minMs ? [settled] : [])]);
-    }
-    await drain();
+    };
+    // The caller's window waits for what follows `until`: the sampler's sleep ends as soon as it settles.
+    const sampling = (async () => {
+      while (!done || Date.now() - started < minMs) {
+        await sample();
+        await Promise.race([sleep(LEAK_SAMPLE_MS), ...(Date.now() - started >= minMs ? [settled] : [])]);
+      }
+    })();
+    sampling.catch(() => {});
+    await settled;
+    if (Date.now() - started < minMs) await sleep(minMs - (Date.now() - started));
+    // The last read of the slot (its own session) runs beside the last sample and the prepared transactions (the
+    // fence's session), all begun after `until`: the window waits for the longer of the two, not their sum.
+    const [, prepared] = await Promise.all([drain(), sampling.then(sample).then(() => preparedInScope(c, target))]);
     const writers: SessionInfo[] = [...seen.values()].map((s) => publicSession(s, 'acquired a write transaction after the fence'));
-    writers.push(...(await preparedInScope(c, target)));
+    writers.push(...prepared);
     const probeMs = Date.now() - started;
     if (decoder && !decodeError) {
       this.decodedFrom = fencePosition;

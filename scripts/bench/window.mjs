@@ -18,7 +18,8 @@ import { PgBouncerSandbox } from '../../dist/adapters/routers/pgbouncer-sandbox.
 import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/registry.js';
 import { Workload, workloadTableSql } from '../../dist/adapters/postgres/postgres-workload.js';
 import { openSession } from '../../dist/src/engine/session.js';
-import { runPlan, syncPlan } from '../../dist/src/engine/run.js';
+import { rollbackPlan, runPlan, syncPlan } from '../../dist/src/engine/run.js';
+import { finalizePlan } from '../../dist/src/engine/revert.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,7 +32,7 @@ const { values: args } = parseArgs({
 const RUNS = Number(args.runs);
 const SCALES = args.scales.split(',').map(Number);
 const CLIENTS = args.clients.split(',');
-const WINDOW_STEPS = ['hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift'];
+const WINDOW_STEPS = ['hold', 'fence', 'catch-up', 'sequences', 'verify', 'leak-read', 'point-of-no-return', 'repoint', 'lift'];
 const PASSWORD = 'bench-pw';
 const PGBENCH_SECONDS = 25;
 installSandboxCleanup();
@@ -88,7 +89,7 @@ async function oneRun(src, dst, dir, scale, client, i) {
   let r;
   let failed;
   // A failed run (e.g. a verify inside the window past the budget) restored the source: count it, go on.
-  const run = () => runPlan(s).catch((e) => ((failed = e.code ?? e.message), undefined));
+  const run = () => runPlan(s).catch((e) => ((failed = `${e.code ?? 'error'}: ${e.message}`), undefined));
   let seen;
   let errors = 0;
   try {
@@ -124,6 +125,10 @@ async function oneRun(src, dst, dir, scale, client, i) {
       }
     }
   } finally {
+    // A failed run restored the source but left its copy replicating: clean it up so the databases can go.
+    if (!r) await rollbackPlan(s, { cleanup: true }).catch((e) => console.error(`  ${db}: rollback --cleanup failed: ${e.message}`));
+    // A finished run left the reverse path (the old source subscribes to the new primary): end it.
+    else await finalizePlan(s).catch((e) => console.error(`  ${db}: finalize failed: ${e.message}`));
     await s.close();
     await bouncer.stop();
   }

@@ -605,8 +605,11 @@ async function fenceAndSwitch(
       (v) => ({ tables: v.tables.length, durationMs: v.durationMs }),
     );
     result.verify = verify;
+    // The watch's last read (a decoded one reads the source's log up to now) is the window's: timed as a step.
+    const leakReadFrom = Date.now() - runner.t0;
     stopWatching();
     const leak = await leaks;
+    if (leak) runner.steps.push({ step: 'leak-read', startMs: leakReadFrom, endMs: Date.now() - runner.t0 });
     if (leak) {
       result.fence.leakClean = leak.clean;
       result.leakCheck = { method: leak.method ?? 'sampled', ...(leak.fallback ? { fallback: leak.fallback } : {}) };

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureLeakSlot, PgLeakDecoder } from '../../adapters/postgres/postgres-leak-decoding.js';
 import { FenceLeakError, readOnlyOff, readOnlyOn } from '../../src/index.js';
+import { parseDbUrl } from '../../src/util/db-url.js';
 import { tempStateDir } from '../helpers/cli.js';
 import { PostgresSandbox, client, exec, pg15Missing } from '../helpers/pg.js';
 
@@ -49,7 +51,7 @@ describe.skipIf(pg15Missing)('the leak check decodes every commit after the fenc
     // Two slots only, so a test can take them all.
     sb = await PostgresSandbox.start({ major: 15, settings: { max_replication_slots: 2 } });
     stateDir = await tempStateDir(sb.dir);
-    for (const db of ['d1', 'd2', 'd3']) {
+    for (const db of ['d1', 'd2', 'd3', 'd4']) {
       await exec(sb, 'postgres', `CREATE DATABASE ${db}`);
       await exec(sb, db, 'CREATE TABLE t (id int)');
     }
@@ -91,6 +93,49 @@ describe.skipIf(pg15Missing)('the leak check decodes every commit after the fenc
       expect(t.committedAt).toBeTruthy();
     }
     expect((err as FenceLeakError).message).toMatch(/transaction\(s\) committed after the fence: xid \d+ \(public\.t 1/);
+  });
+
+  it("the plan's slot opened before the hold decodes from about then, and still reads a transaction begun before it", async () => {
+    const slot = 'plan_leaks';
+    const ep = parseDbUrl(sb.url('d4'), { password: sb.password });
+    const c = await client(sb, { database: 'd4' });
+    const lsn = async () => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+    const restartLsn = async () => (await c.query<{ l: string }>('SELECT restart_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0]!.l;
+    const behind = async (a: string, b: string) => Number((await c.query<{ d: string }>('SELECT ($1::pg_lsn - $2::pg_lsn)::text AS d', [a, b])).rows[0]!.d);
+    const openDecoder = async () => {
+      const d = await PgLeakDecoder.open(ep, 'd4', slot);
+      if ('fallback' in d) throw new Error(d.fallback);
+      return d;
+    };
+    const open = await client(sb, { database: 'd4' });
+    expect(await ensureLeakSlot(c, slot)).toEqual({ created: true });
+    const writer = shortWriter(sb, 'd4');
+    let decoder: PgLeakDecoder | undefined;
+    try {
+      await sleep(500);
+      const beforeOpen = await lsn();
+      // Without a fresh restart point, every read would decode again from where the slot was made (sync).
+      decoder = await openDecoder();
+      expect(await behind(await restartLsn(), beforeOpen)).toBeGreaterThanOrEqual(0);
+      await decoder.close();
+      await writer.stop();
+      // A write transaction open while the slot is moved (and so before the fence), committed after the fence
+      // position: the restart point stays before its first change, so the read still decodes it.
+      await open.query('BEGIN');
+      await open.query('INSERT INTO t VALUES (7)');
+      const xid = (await open.query<{ x: string }>('SELECT txid_current()::text AS x')).rows[0]!.x;
+      decoder = await openDecoder();
+      const fence = await lsn();
+      await open.query('COMMIT');
+      const read = await decoder.drain(fence);
+      expect(read.leaks.map((t) => [t.xid, t.tables])).toEqual([[xid, [{ table: 'public.t', changes: 1 }]]]);
+    } finally {
+      await writer.stop();
+      await decoder?.close();
+      await open.end();
+      await c.query('SELECT pg_drop_replication_slot($1)', [slot]);
+      await c.end();
+    }
   });
 
   it('with every replication slot taken, the check falls back to sampling and says why', async () => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { chunkHashSql, nextBoundSql, rangePredicate, type KeyColumn } from '../../adapters/postgres/postgres-verify-chunks.js';
-import { mysqlChunkHashSql, mysqlNextBoundSql, mysqlRangePredicate } from '../../adapters/mysql/mysql-verify-chunks.js';
+import { mysqlChunkHashSql, mysqlNextBoundSql, mysqlRangePredicate, mysqlVerifyChunks, REPEATABLE_READ_SQL, SWITCH_SNAPSHOT_SQL } from '../../adapters/mysql/mysql-verify-chunks.js';
+import type { Query } from '../../adapters/mysql/mysql-sessions.js';
 import { inWindowVerifyFinding } from '../../src/engine/verify-cost.js';
-import type { ChunkCheck } from '../../src/engine/cutover-adapter.js';
+import type { ChunkCheck, OnlineVerifyHooks } from '../../src/engine/cutover-adapter.js';
 import { describeRange, estimateRemaining, freshLedger, MAX_MISMATCHES_KEPT, recordChunk, startingPoint } from '../../src/engine/verify-ledger.js';
 import { parsePlan } from '../../src/plan/parse-plan.js';
 import { PlanError } from '../../src/errors.js';
@@ -38,6 +39,44 @@ describe('primary-key ranges of the online verify', () => {
     );
     expect(q.sql).not.toMatch(/string_agg|array_agg/);
     expect(chunkHashSql('t', [], { lo: null, hi: null })).toEqual({ sql: expect.stringMatching(/FROM t AS r WHERE true$/), params: [] });
+  });
+});
+
+/** A session that answers the catalog, bound and hash queries of one table `t` (key id) of 5 rows, and logs every statement. */
+function fakeSession(log: string[], side: string, hashOf: (bounds: string) => string): Query {
+  return (async (sql: string, params: unknown[] = []) => {
+    log.push(`${side}: ${sql.split(' ').slice(0, 3).join(' ')}`);
+    if (sql.includes('information_schema.TABLES')) return [{ t: 't', n: '5' }];
+    if (sql.includes('information_schema.COLUMNS')) return [{ c: 'id' }, { c: 'v' }];
+    if (sql.includes('information_schema.STATISTICS')) return [{ c: 'id' }];
+    // Chunks of 2: bounds after 2 and 4, then no 2nd row after 4.
+    if (sql.includes('LIMIT 1 OFFSET')) return params.length === 0 ? [{ k0: '2' }] : params[0] === '2' ? [{ k0: '4' }] : [];
+    if (sql.includes('COUNT(*)')) return [{ n: '2', h: hashOf(params.join(',')) }];
+    throw new Error(`unexpected ${sql}`);
+  }) as Query;
+}
+
+describe('MariaDB/MySQL compare after the switch (SQL only for MySQL 8: no server here)', () => {
+  it('takes each snapshot with one statement that MariaDB and MySQL 8 both read the same way, on REPEATABLE READ sessions', () => {
+    expect(SWITCH_SNAPSHOT_SQL).toBe('START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT');
+    expect(REPEATABLE_READ_SQL).toBe('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  });
+
+  it('reads every chunk from the snapshots the sessions hold: no table lock, no new snapshot, no commit, and a differing chunk is named', async () => {
+    const log: string[] = [];
+    const checks: ChunkCheck[] = [];
+    const hooks: OnlineVerifyHooks = { chunkRows: 2, cursor: () => undefined, tables: async () => {}, chunk: async (c) => void checks.push(c) };
+    const src = fakeSession(log, 'src', () => '1');
+    await mysqlVerifyChunks({ database: 'shop', src, srcSnap: fakeSession(log, 'srcSnap', () => '1'), dstSnap: fakeSession(log, 'dstSnap', (bounds) => (bounds === '2,4' ? '9' : '1')) }, hooks);
+    expect(checks.map((c) => [c.table, c.lo, c.hi, c.match])).toEqual([
+      ['t', null, ['2'], true],
+      ['t', ['2'], ['4'], false],
+      ['t', ['4'], null, true],
+    ]);
+    expect(log.filter((l) => /LOCK|START|COMMIT|ROLLBACK|GTID/i.test(l))).toEqual([]);
+    // Bounds come from the source snapshot, hashes from both: the main session only reads the catalog.
+    expect(log.filter((l) => l.startsWith('dstSnap')).length).toBe(3);
+    expect(log.filter((l) => l.startsWith('src:')).every((l) => !l.includes('CAST'))).toBe(true);
   });
 });
 
@@ -96,12 +135,12 @@ describe('plan key verify', () => {
     expect(parsePlan(waves + 'verify: { before: chunks }\n', '/p/plan.yaml').verifyBefore.mode).toBe('chunks');
   });
 
-  it('verify.after: none by default, chunks when asked; refused on an engine without a compare after the switch', () => {
+  it('verify.after: none by default, chunks when asked, on both engines; anything else refused', () => {
     expect(parsePlan(BASE, '/p/plan.yaml').verifyAfter).toBe('none');
     expect(parsePlan(BASE + 'verify: { after: chunks }\n', '/p/plan.yaml').verifyAfter).toBe('chunks');
     expect(parsePlan(BASE + 'verify: rowcounts\n', '/p/plan.yaml').verifyAfter).toBe('none');
     const maria = 'engine: mariadb\nsource: { url: mysql://app@a/shop }\ntarget: { url: mysql://app@b/shop }\nverify: { after: chunks }\n';
-    expect(() => parsePlan(maria, 'plan.yaml')).toThrow(/verify\.after.*has no compare after the switch/);
+    expect(parsePlan(maria, 'plan.yaml').verifyAfter).toBe('chunks');
     expect(() => parsePlan(BASE + 'verify: { after: rows }\n', 'plan.yaml')).toThrow(/verify\.after/);
   });
 
