@@ -183,6 +183,11 @@ export interface ReplicaStatus {
   execPos: number;
   secondsBehind: number | null;
   lastError: string;
+  /** Last_IO_Errno / Last_SQL_Errno (0: none); 1236 on the IO side is the source's binary log lacking the position asked for. */
+  ioErrno: number;
+  sqlErrno: number;
+  /** The IO thread is (re)connecting: `Connecting`, neither running nor stopped. */
+  ioConnecting: boolean;
 }
 
 function pick(row: Record<string, unknown>, ...keys: string[]): unknown {
@@ -202,6 +207,9 @@ export function readReplicaStatus(row: Record<string, unknown>): ReplicaStatus {
     execPos: Number(pick(row, 'Exec_Master_Log_Pos', 'Exec_Source_Log_Pos') ?? 0),
     secondsBehind: behind === null || behind === undefined || behind === '' ? null : Number(behind),
     lastError: [str('Last_IO_Error'), str('Last_SQL_Error')].filter(Boolean).join('; '),
+    ioErrno: Number(pick(row, 'Last_IO_Errno') ?? 0) || 0,
+    sqlErrno: Number(pick(row, 'Last_SQL_Errno') ?? 0) || 0,
+    ioConnecting: /^connecting$/i.test(str('Slave_IO_Running', 'Replica_IO_Running')),
   };
 }
 
