@@ -23,6 +23,7 @@ import {
   plaintextLinkFinding,
   readReplicaStatus,
   replicaFilterSql,
+  replicaPasswordSql,
   resetReplicaAllSql,
   startReplicaSql,
   stopReplicaSql,
@@ -581,63 +582,86 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   /**
-   * At the switch (the target detached and not yet open, so nothing writes it): the per-plan account on the
-   * target, and on the old source a replica connection of the target, stopped, starting at the target's GTID
-   * position read now. Repeatable: an existing connection was made at the switch and is kept.
+   * At the switch (the target detached and not yet open, so nothing writes it): reads the target's GTID position,
+   * the switch position, and configures from it on the old source a stopped replica connection of the target.
+   * Only the read must precede the open: the old source's side (position, CHANGE MASTER, filter: file writes on
+   * the old source) runs on beside the open and the router switch and reverseStart waits for it. A crash before
+   * it is done leaves no connection, so a resumed run reports the reverse path unavailable; an existing
+   * connection was made at this switch and is kept. The account and its password come after the lift.
    */
   async reverseBegin(): Promise<void> {
     const name = this.reverseName();
-    const onOldSource = await this.replicas(this.src, this.sourceFlavor);
-    if (onOldSource.some((r) => r.name === name)) return;
-    const refusal = reverseRefusal(
-      this.sourceFlavor,
-      onOldSource.map((r) => r.name),
-    );
-    if (refusal) throw new OperationError(refusal);
     const [pos] = await this.dst<RowDataPacket & { b: unknown; g: string | null }>(switchPositionSql(this.targetFlavor), [], 'reading the target GTID position at the switch');
     if (!/^(1|on)$/i.test(String(pos?.b ?? ''))) throw new OperationError('the target has no binary log (log_bin OFF): the old source has nothing to follow', 'start the target with log_bin and binlog_format=ROW');
     const position = normalizeGtidSet(pos?.g);
-    const password = randomReplicationPassword();
-    this.secrets.push(password);
-    const user = replicationAccountName(name);
-    const link: ReplicaSource = { host: this.cfg.target.host, port: this.cfg.target.port, user, password, tls: this.cfg.target.tls, tlsNegotiated: await this.sourceTlsNegotiated(this.dst) };
-    const plaintext = plaintextLinkFinding(this.targetFlavor, link, false);
-    if (plaintext) throw new OperationError(plaintext.message, plaintext.fix);
-    // Both sides at once: this runs inside the write-blocked window.
-    const made = await Promise.allSettled([
-      withSessionLog(this.dst, 'sql_log_bin', 0, async () => {
-        for (const st of createReplicationUserSql(this.targetFlavor, user, password)) await this.dst(st.sql, st.params, 'creating the reverse replication account on the target');
-      }),
-      this.followFrom(name, position, link),
-    ]);
-    const failed = made.find((m): m is PromiseRejectedResult => m.status === 'rejected');
-    if (failed) {
-      // Half a reverse path would show as broken in `status`: take down what was made.
-      await this.reverseEnd().catch(() => {});
-      throw failed.reason;
-    }
+    this.reverseMade = this.followFrom(name, position).then(
+      () => undefined,
+      async (e: unknown) => {
+        // Half a reverse path would show as broken in `status`: take down what was made.
+        await this.reverseEnd().catch(() => {});
+        return e;
+      },
+    );
   }
 
-  /** The old source's replica connection of the target, configured (not started) at `position`. */
-  private async followFrom(name: string, position: string, link: ReplicaSource): Promise<void> {
+  /** The old source's side of reverseBegin, still running (resolves to its error, if any). */
+  private reverseMade?: Promise<unknown>;
+
+  /** How the old source reaches the target: the target URL's host, port and TLS settings, the per-plan account. */
+  private reverseLink(name: string, tlsNegotiated: boolean, password?: string): ReplicaSource {
+    const t = this.cfg.target;
+    return { host: t.host, port: t.port, user: replicationAccountName(name), ...(password !== undefined ? { password } : {}), tls: t.tls, tlsNegotiated };
+  }
+
+  /** The old source's replica connection of the target, configured (not started, no password yet) at `position`. */
+  private async followFrom(name: string, position: string): Promise<void> {
     const f = this.sourceFlavor;
+    const onOldSource = await this.replicas(this.src, f);
+    if (onOldSource.some((r) => r.name === name)) return;
+    const refusal = reverseRefusal(
+      f,
+      onOldSource.map((r) => r.name),
+    );
+    if (refusal) throw new OperationError(refusal);
+    const link = this.reverseLink(name, await this.sourceTlsNegotiated(this.dst));
+    const plaintext = plaintextLinkFinding(this.targetFlavor, link, false);
+    if (plaintext) throw new OperationError(plaintext.message, plaintext.fix);
     const missing = f.kind === 'mysql' && position ? ((await this.src<RowDataPacket & { g: string | null }>(MYSQL_MISSING_GTIDS_SQL, [position], 'comparing GTID sets'))[0]?.g ?? '') : undefined;
     for (const st of startPositionSql(f, position, missing)) await this.src(st.sql, st.params, 'setting where the old source starts following the target');
     const change = changeSourceSql(f, name, link);
-    await withoutGeneralLog(this.src, async () => {
-      await this.src(change.sql, change.params, `configuring the reverse replica connection ${name} on the old source`);
-    });
+    await this.src(change.sql, change.params, `configuring the reverse replica connection ${name} on the old source`);
     const filter = replicaFilterSql(f, name, this.cfg.database);
     if (filter) await this.src(filter.sql, filter.params, `limiting the reverse replica connection ${name} to ${this.cfg.database}`);
   }
 
-  /** After the lift: the old source starts following the target from the switch position reverseBegin set. */
+  /**
+   * After the lift: the per-plan account on the target with a fresh random password (outside its binary log, so it
+   * neither replicates to the old source nor to the target's replicas), the password given to the old source's
+   * connection (outside its general log), and the connection started from the switch position reverseBegin set.
+   */
   async reverseStart(): Promise<void> {
     const name = this.reverseName();
     const f = this.sourceFlavor;
+    if (this.reverseMade) {
+      const failed = await this.reverseMade;
+      this.reverseMade = undefined;
+      if (failed) throw failed;
+    }
     const r = (await this.replicas(this.src, f)).find((x) => x.name === name);
     if (!r) throw new OperationError(`no reverse replica connection ${name} on the old source: it is made at the switch only, before the target opens (a resumed run cannot know what the target took since)`);
-    if (!(r.ioRunning && r.sqlRunning)) await this.src(startReplicaSql(f, name), [], `starting the reverse replica connection ${name} on the old source`);
+    if (!(r.ioRunning && r.sqlRunning)) {
+      const password = randomReplicationPassword();
+      this.secrets.push(password);
+      const user = replicationAccountName(name);
+      await withSessionLog(this.dst, 'sql_log_bin', 0, async () => {
+        for (const st of createReplicationUserSql(this.targetFlavor, user, password)) await this.dst(st.sql, st.params, 'creating the reverse replication account on the target');
+      });
+      const set = replicaPasswordSql(f, name, password);
+      await withoutGeneralLog(this.src, async () => {
+        await this.src(set.sql, set.params, `giving the reverse replica connection ${name} its password`);
+      });
+      await this.src(startReplicaSql(f, name), [], `starting the reverse replica connection ${name} on the old source`);
+    }
     await this.waitRunning(this.src, f, name, (why) => {
       throw new OperationError(
         `the reverse replica connection ${name} on the old source did not start: ${why}`,
@@ -695,6 +719,7 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   async close(): Promise<void> {
+    await this.reverseMade;
     await Promise.all([this.srcConn, this.dstConn].map((c) => c.end().catch(() => c.destroy())));
   }
 }

@@ -125,6 +125,17 @@ export function changeSourceSql(f: MysqlFlavor, name: string, src: ReplicaSource
 }
 
 /**
+ * Gives an existing connection a new password, nothing else: the position (MariaDB gtid_slave_pos, MySQL
+ * auto-position) and every other setting stay. The password is a parameter, as in changeSourceSql.
+ */
+export function replicaPasswordSql(f: MysqlFlavor, name: string, password: string): { sql: string; params: unknown[] } {
+  const ch = channel(f, name);
+  if (f.kind === 'mariadb') return { sql: `CHANGE MASTER${ch.pre} TO MASTER_PASSWORD = ?`, params: [password] };
+  if (sourceSyntax(f)) return { sql: `CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = ?${ch.post}`, params: [password] };
+  return { sql: `CHANGE MASTER TO MASTER_PASSWORD = ?${ch.post}`, params: [password] };
+}
+
+/**
  * Limits the connection to the moved database: a replica otherwise applies the source's whole binary log, and
  * events of databases the target does not have would stop it. With ROW events the filter goes by the table's
  * database, whatever the default database of the writing session was. null where channels cannot filter

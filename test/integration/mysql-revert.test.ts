@@ -1,3 +1,5 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, tempStateDir } from '../helpers/cli.js';
@@ -45,7 +47,7 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover, then revert over the revers
   afterAll(async () => e?.stop());
 
   /** sync + run of one database through HAProxy; returns the plan file. */
-  async function cutOver(db: string, extra?: string): Promise<{ plan: string; report: Record<string, unknown> }> {
+  async function cutOver(db: string, extra?: string): Promise<{ plan: string; report: Record<string, unknown>; output: string }> {
     const plan = await writeMysqlPlan(e, { db, stateDir, ...(extra ? { extra } : {}) });
     const sync = await cli(['sync', plan], e.env);
     expect(sync.code, sync.err).toBe(0);
@@ -54,7 +56,7 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover, then revert over the revers
     const report = run.json();
     const repoint = (report.steps as { step: string; startMs: number; endMs: number }[]).find((st) => st.step === 'repoint')!;
     console.log(`MariaDB cutover ${db}${extra ? ` (${extra})` : ''}: write-blocked window ${report.writeBlockedMs} ms, repoint step ${repoint.endMs - repoint.startMs} ms`);
-    return { plan, report };
+    return { plan, report, output: [sync.out, sync.err, run.out, run.err].join('\n') };
   }
 
   it('forward under writers, writes on the new primary, revert: every acknowledged write of both phases is on the old source, no client refused', async () => {
@@ -104,10 +106,36 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover, then revert over the revers
     expect((await cli(['status', plan!, '--json'], e.env)).json().next).toMatch(/reverted/);
   });
 
-  it('revert refused (exit 3, the reason and the fix) once the reverse connection stopped; finalize leaves no connection or account', async () => {
+  it('the reverse password stays in the old source replica settings; revert refused (exit 3, the reason and the fix) once the reverse connection stopped; finalize leaves no connection or account', async () => {
     // The first test left the old source primary and the target fenced; this cutover goes forward again.
     await exec(e.dst, 'SET GLOBAL read_only = OFF');
-    const { plan } = await cutOver('broken');
+    const generalLog = (sb: MariadbEnv['src']) => join(sb.dir, 'general.log');
+    for (const sb of [e.src, e.dst]) await exec(sb, `SET GLOBAL general_log_file = '${generalLog(sb)}'`, 'SET GLOBAL general_log = ON');
+    const { plan, output } = await cutOver('broken');
+    for (const sb of [e.src, e.dst]) await exec(sb, 'SET GLOBAL general_log = OFF');
+    // The reverse account's random password: in the old source's replica settings (master-<connection>.info:
+    // host, user, password on consecutive lines) and nowhere else: not in either server's general or binary log
+    // (the account went in as a hash outside the target's binary log, CHANGE MASTER ran with sql_log_off), not in
+    // the tool's output or state dir.
+    let info = '';
+    for (const f of await readdir(e.src.dataDir)) if (/\.info$/.test(f)) info += await readFile(join(e.src.dataDir, f), 'utf8');
+    const lines = info.split('\n');
+    const user = lines.findIndex((l) => /^cutover_repl_\w+_revert$/.test(l));
+    expect(user).toBeGreaterThan(0);
+    const password = lines[user + 1]!;
+    expect(password.length).toBeGreaterThanOrEqual(32);
+    const binlogs = async (sb: MariadbEnv['src']) => {
+      const c = await connect(sb);
+      const [rows] = await c.query('SHOW BINLOG EVENTS');
+      await c.end();
+      return JSON.stringify(rows);
+    };
+    const state = await Promise.all((await readdir(stateDir)).map((f) => readFile(join(stateDir, f), 'utf8').catch(() => '')));
+    const everywhere = [await readFile(generalLog(e.src), 'utf8'), await readFile(generalLog(e.dst), 'utf8'), await binlogs(e.src), await binlogs(e.dst), output, ...state];
+    for (const text of everywhere) expect(text).not.toContain(password);
+    expect(await readFile(generalLog(e.dst), 'utf8')).toMatch(/CREATE OR REPLACE USER 'cutover_repl_\w+_revert'@'%' IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'/);
+    expect(await binlogs(e.dst)).not.toMatch(/cutover_repl_/);
+
     // A write on the new primary reaches the old source while the path is intact.
     await exec(e.dst, `INSERT INTO broken.items (name) VALUES ('after the switch')`);
     const seen = async () => {

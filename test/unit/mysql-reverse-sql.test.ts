@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
-import { changeSourceSql, readReplicaStatus, replicaFilterSql, resetReplicaAllSql, stopReplicaSql } from '../../adapters/mysql/mysql-replication.js';
+import { changeSourceSql, readReplicaStatus, replicaFilterSql, replicaPasswordSql, resetReplicaAllSql, stopReplicaSql } from '../../adapters/mysql/mysql-replication.js';
 import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from '../../adapters/mysql/mysql-reverse.js';
 import { mysqlCapabilities } from '../../adapters/mysql/mysql-capabilities.js';
 
@@ -56,6 +56,12 @@ describe('reverse path: where the old source starts following the new primary', 
     expect(stopReplicaSql(mysql84, NAME)).toBe(`STOP REPLICA FOR CHANNEL '${NAME}'`);
     expect(resetReplicaAllSql(mysql84, NAME)).toBe(`RESET REPLICA ALL FOR CHANNEL '${NAME}'`);
     expect(changeSourceSql(maria, NAME, link).sql).toMatch(new RegExp(`^CHANGE MASTER '${NAME}' TO .*MASTER_USE_GTID = slave_pos`));
+  });
+
+  it('the password reaches the connection after the lift as a parameter, in a statement that changes nothing else', () => {
+    expect(replicaPasswordSql(maria, NAME, 'pw')).toEqual({ sql: `CHANGE MASTER '${NAME}' TO MASTER_PASSWORD = ?`, params: ['pw'] });
+    expect(replicaPasswordSql(mysql84, NAME, 'pw')).toEqual({ sql: `CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = ? FOR CHANNEL '${NAME}'`, params: ['pw'] });
+    expect(replicaPasswordSql(detectFlavor('8.0.21', 'MySQL'), NAME, 'pw').sql).toBe(`CHANGE MASTER TO MASTER_PASSWORD = ? FOR CHANNEL '${NAME}'`);
   });
 
   it('refuses an old source whose other MariaDB connections share gtid_slave_pos, and MySQL before 8.0', () => {
