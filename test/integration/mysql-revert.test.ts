@@ -69,8 +69,11 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover, then revert over the revers
       plan = fwd.plan;
       expect(fwd.report.reverse).toEqual({ state: 'following' });
       expect(await haproxyPort(e)).toBe(e.dst.port);
+      const atSwitch = (await mysqlKeysOn(e.dst, 'shop')).size;
       // The old source is read-only to applications and receives the new primary's writes.
       await sleep(1000);
+      // The writers wrote on the new primary meanwhile (those writes are checked on the old source below).
+      expect((await mysqlKeysOn(e.dst, 'shop')).size).toBeGreaterThan(atSwitch);
       expect(await appCanWrite(e.src, 'shop')).toBe(false);
       const status = (await cli(['status', plan, '--json'], e.env)).json();
       expect(status.reverse).toMatchObject({ state: 'following' });
