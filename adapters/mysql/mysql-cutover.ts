@@ -695,7 +695,7 @@ export class MysqlCutover implements CutoverAdapter {
           { file: status.execFile, pos: status.execPos },
         );
     }
-    return streamVerdict({ name: s.name, replica: s.replicaFlavor, status, accountExists, account: s.account, lagBytes });
+    return streamVerdict({ name: s.name, replica: s.replicaFlavor, status, accountExists, account: s.account, lagBytes, database: this.cfg.database });
   }
 
   /** `cutover finalize`: the old source stops following and forgets the connection; the account on the target goes. */

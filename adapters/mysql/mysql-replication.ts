@@ -199,6 +199,8 @@ export interface ReplicaStatus {
   sqlErrno: number;
   /** The IO thread is (re)connecting: `Connecting`, neither running nor stopped. */
   ioConnecting: boolean;
+  /** Replicate_Do_DB: the databases the connection applies ('' : all). */
+  doDb: string;
 }
 
 function pick(row: Record<string, unknown>, ...keys: string[]): unknown {
@@ -221,6 +223,7 @@ export function readReplicaStatus(row: Record<string, unknown>): ReplicaStatus {
     ioErrno: Number(pick(row, 'Last_IO_Errno') ?? 0) || 0,
     sqlErrno: Number(pick(row, 'Last_SQL_Errno') ?? 0) || 0,
     ioConnecting: /^connecting$/i.test(str('Slave_IO_Running', 'Replica_IO_Running')),
+    doDb: str('Replicate_Do_DB'),
   };
 }
 

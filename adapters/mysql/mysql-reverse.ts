@@ -1,6 +1,6 @@
 import type { ReverseState } from '../../src/engine/cutover-adapter.js';
 import { atLeast, type MysqlFlavor } from './mysql-flavor.js';
-import { startReplicaSql, type ReplicaStatus } from './mysql-replication.js';
+import { startReplicaSql, stopReplicaSql, type ReplicaStatus } from './mysql-replication.js';
 
 /**
  * Reverse replication on MySQL/MariaDB: after the switch the old source becomes a replica of the new primary, so
@@ -64,6 +64,8 @@ export interface StreamReading {
   accountExists: boolean;
   account: string;
   lagBytes: number | null;
+  /** The database the connection must be limited to. */
+  database: string;
 }
 
 /**
@@ -77,6 +79,15 @@ export function streamVerdict(r: StreamReading): ReverseState {
   if (!st && !r.accountExists) return { ...base, state: 'absent', why: `neither the replica connection ${r.name} on the old source nor its account ${r.account} on the new primary exists` };
   if (!st) return { ...base, state: 'broken', why: `the replica connection ${r.name} on the old source is gone` };
   if (!r.accountExists) return { ...base, state: 'broken', why: `the replication account ${r.account} on the new primary is gone (the old source cannot log in to it again)` };
+  if (st.doDb !== r.database)
+    // MariaDB keeps a connection's replicate_do_db in memory only: a restart of the old source drops it, and the
+    // connection would then apply every database the new primary writes.
+    return {
+      ...base,
+      state: 'broken',
+      why: `the replica connection ${r.name} on the old source is no longer limited to ${r.database} (replicate_do_db is '${st.doDb}'; a restart of the old source drops it)`,
+      fix: `on the old source: ${stopReplicaSql(r.replica, r.name)}; ${r.replica.kind === 'mariadb' ? `SET GLOBAL \`${r.name}\`.replicate_do_db = '${r.database}'` : `CHANGE REPLICATION FILTER REPLICATE_DO_DB = (\`${r.database}\`) FOR CHANNEL '${r.name}'`}; ${startReplicaSql(r.replica, r.name)}; check that nothing of another database was applied, then retry`,
+    };
   if (st.ioErrno === ER_SOURCE_BINLOG) return { ...base, state: 'broken', why: `the new primary no longer has the binary log the old source needs (purged; ${st.lastError || `error ${ER_SOURCE_BINLOG}`})` };
   if (st.lastError && !(st.ioRunning && st.sqlRunning))
     return {

@@ -24,12 +24,13 @@ function mysqlRow(over: Record<string, unknown> = {}) {
     Last_IO_Error: '',
     Last_SQL_Errno: 0,
     Last_SQL_Error: '',
+    Replicate_Do_DB: 'shop',
     ...over,
   });
 }
 
 const reading = (status: ReturnType<typeof readReplicaStatus> | undefined, over: Partial<Parameters<typeof streamVerdict>[0]> = {}) =>
-  streamVerdict({ name: NAME, replica: mysql84, status, accountExists: true, account: 'cutover_repl_6789ab_revert', lagBytes: 512, ...over });
+  streamVerdict({ name: NAME, replica: mysql84, status, accountExists: true, account: 'cutover_repl_6789ab_revert', lagBytes: 512, database: 'shop', ...over });
 
 describe('reverse path: where the old source starts following the new primary', () => {
   it('reads the target position from the variable of its engine, with log_bin', () => {
@@ -96,6 +97,12 @@ describe('reverse path: how the stream stands', () => {
     const v = reading(mysqlRow({ Replica_IO_Running: 'No', Last_IO_Errno: 1236, Last_IO_Error: 'Cannot replicate because the source purged required binary logs' }));
     expect(v).toMatchObject({ state: 'broken', why: /no longer has the binary log .*purged/ });
     expect(v.fix).toBeUndefined();
+  });
+
+  it('broken when the connection lost its database filter (MariaDB keeps it in memory: an old source restart drops it)', () => {
+    const v = reading(mysqlRow({ Replicate_Do_DB: '' }), { replica: maria });
+    expect(v).toMatchObject({ state: 'broken', why: /no longer limited to shop/ });
+    expect(v.fix).toBe(`on the old source: STOP SLAVE '${NAME}'; SET GLOBAL \`${NAME}\`.replicate_do_db = 'shop'; START SLAVE '${NAME}'; check that nothing of another database was applied, then retry`);
   });
 
   it('broken on an applier error or a stopped thread, the fix in the replica engine spelling', () => {
