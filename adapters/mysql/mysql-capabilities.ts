@@ -18,6 +18,8 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     // A MariaDB server is often reached with a mysql:// URL, and the other way round.
     urlEngines: ['mysql', 'mariadb'],
     urlExample: `${engine}://app@10.0.0.1:3306/shop`,
+    // The old source becomes a replica of the target from its GTID position at the switch (mysql-reverse.ts).
+    reverseReplication: true,
     passwordEnv: 'MYSQL_PWD',
     product: engine === 'mariadb' ? 'MariaDB' : 'MySQL',
     // MySQL 8 has no package on Debian: only MariaDB sandboxes can be started.

@@ -1,6 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { BudgetExceededError, OperationError } from '../../src/errors.js';
-import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, SourceLockResult, SwitchCompare, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
+import type { CatchUpProof, CutoverAdapter, Finding, Leftover, OnlineVerifyHooks, ReverseState, SourceLockResult, SwitchCompare, SyncProgress, SyncSummary, VerifyReport } from '../../src/engine/cutover-adapter.js';
 import type { CopyMethod } from '../../src/plan/types.js';
 import type { DbEndpoint, Engine } from '../../src/util/db-url.js';
 import { randomReplicationPassword, replicationAccountName } from '../../src/util/replication-account.js';
@@ -24,11 +24,14 @@ import {
   plaintextLinkFinding,
   readReplicaStatus,
   replicaFilterSql,
+  replicaPasswordSql,
   resetReplicaAllSql,
   startReplicaSql,
   stopReplicaSql,
+  type ReplicaSource,
   type ReplicaStatus,
 } from './mysql-replication.js';
+import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from './mysql-reverse.js';
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
@@ -44,6 +47,11 @@ export interface MysqlCutoverConfig {
   method: CopyMethod;
   /** The target's replica connection (MariaDB connection name / MySQL channel). */
   name: string;
+  /**
+   * Names the reverse path's replica connection on the source and its account on the target (plan `reverse`);
+   * absent: none is made.
+   */
+  reverseName?: string;
   verify: VerifyReport['mode'];
   lockTimeoutMs: number;
   /**
@@ -131,8 +139,8 @@ export class MysqlCutover implements CutoverAdapter {
     return { source, target };
   }
 
-  private async replicas(): Promise<ReplicaStatus[]> {
-    const rows = await this.dst<RowDataPacket>(allReplicasStatusSql(this.targetFlavor), [], 'reading replica status');
+  private async replicas(q: Query = this.dst, f: MysqlFlavor = this.targetFlavor): Promise<ReplicaStatus[]> {
+    const rows = await q<RowDataPacket>(allReplicasStatusSql(f), [], 'reading replica status');
     return rows.map((r) => readReplicaStatus(r));
   }
 
@@ -173,8 +181,8 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   /** Whether the tool's own session to the source runs over TLS (with PREFERRED: whether the source offers it). */
-  private async sourceTlsNegotiated(): Promise<boolean> {
-    const rows = await this.src<RowDataPacket>(`SHOW SESSION STATUS LIKE 'Ssl_cipher'`, [], 'reading the session TLS cipher');
+  private async sourceTlsNegotiated(q: Query = this.src): Promise<boolean> {
+    const rows = await q<RowDataPacket>(`SHOW SESSION STATUS LIKE 'Ssl_cipher'`, [], 'reading the session TLS cipher');
     return String(rows[0]?.['Value'] ?? '') !== '';
   }
 
@@ -332,16 +340,21 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   private async waitReplicaRunning(): Promise<void> {
+    await this.waitRunning(this.dst, this.targetFlavor, this.cfg.name, (why) => {
+      throw new OperationError(
+        `replica connection ${this.cfg.name} did not start: ${why}`,
+        `check that the target can reach ${this.cfg.source.host}:${this.cfg.source.port} as ${this.cfg.source.user} (REPLICATION SLAVE); \`cutover rollback --cleanup\` removes the copy`,
+      );
+    });
+  }
+
+  /** Until the named connection on `q`'s server reports both threads running; `fail` says why it did not. */
+  private async waitRunning(q: Query, f: MysqlFlavor, name: string, fail: (why: string) => never): Promise<void> {
     const deadline = Date.now() + REPLICA_START_MS;
     for (;;) {
-      const r = await this.ours();
+      const r = (await this.replicas(q, f)).find((x) => x.name === name);
       if (r?.ioRunning && r.sqlRunning) return;
-      if (Date.now() > deadline || (r && r.lastError && (!r.ioRunning || !r.sqlRunning))) {
-        throw new OperationError(
-          `replica connection ${this.cfg.name} did not start: ${r?.lastError || `IO thread ${r?.ioRunning ? 'running' : 'stopped'}, SQL thread ${r?.sqlRunning ? 'running' : 'stopped'}`}`,
-          `check that the target can reach ${this.cfg.source.host}:${this.cfg.source.port} as ${this.cfg.source.user} (REPLICATION SLAVE); \`cutover rollback --cleanup\` removes the copy`,
-        );
-      }
+      if (Date.now() > deadline || (r && r.lastError && (!r.ioRunning || !r.sqlRunning))) fail(r?.lastError || `IO thread ${r?.ioRunning ? 'running' : 'stopped'}, SQL thread ${r?.sqlRunning ? 'running' : 'stopped'}`);
       await sleep(100);
     }
   }
@@ -603,7 +616,150 @@ export class MysqlCutover implements CutoverAdapter {
     return this.cfg.replicationAccount ? replica : [...replica, ...(await replicationUserLeftover(this.src, this.replicationUser))];
   }
 
+  private reverseName(): string {
+    if (this.cfg.reverseName === undefined) throw new OperationError('the plan keeps no reverse path (reverse: false)');
+    return this.cfg.reverseName;
+  }
+
+  /**
+   * At the switch (the target detached and not yet open, so nothing writes it): reads the target's GTID position,
+   * the switch position, and configures from it on the old source a stopped replica connection of the target.
+   * Only the read must precede the open: the old source's side (position, CHANGE MASTER, filter: file writes on
+   * the old source) runs on beside the open and the router switch and reverseStart waits for it. A crash before
+   * it is done leaves no connection, so a resumed run reports the reverse path unavailable; an existing
+   * connection was made at this switch and is kept. The account and its password come after the lift.
+   */
+  async reverseBegin(): Promise<void> {
+    const name = this.reverseName();
+    const [pos] = await this.dst<RowDataPacket & { b: unknown; g: string | null }>(switchPositionSql(this.targetFlavor), [], 'reading the target GTID position at the switch');
+    if (!/^(1|on)$/i.test(String(pos?.b ?? ''))) throw new OperationError('the target has no binary log (log_bin OFF): the old source has nothing to follow', 'start the target with log_bin and binlog_format=ROW');
+    const position = normalizeGtidSet(pos?.g);
+    this.reverseMade = this.followFrom(name, position).then(
+      () => undefined,
+      async (e: unknown) => {
+        // Half a reverse path would show as broken in `status`: take down what was made.
+        await this.reverseEnd().catch(() => {});
+        return e;
+      },
+    );
+  }
+
+  /** The old source's side of reverseBegin, still running (resolves to its error, if any). */
+  private reverseMade?: Promise<unknown>;
+
+  /** How the old source reaches the target: the target URL's host, port and TLS settings, the per-plan account. */
+  private reverseLink(name: string, tlsNegotiated: boolean, password?: string): ReplicaSource {
+    const t = this.cfg.target;
+    return { host: t.host, port: t.port, user: replicationAccountName(name), ...(password !== undefined ? { password } : {}), tls: t.tls, tlsNegotiated };
+  }
+
+  /** The old source's replica connection of the target, configured (not started, no password yet) at `position`. */
+  private async followFrom(name: string, position: string): Promise<void> {
+    const f = this.sourceFlavor;
+    const onOldSource = await this.replicas(this.src, f);
+    if (onOldSource.some((r) => r.name === name)) return;
+    const refusal = reverseRefusal(
+      f,
+      onOldSource.map((r) => r.name),
+    );
+    if (refusal) throw new OperationError(refusal);
+    const link = this.reverseLink(name, await this.sourceTlsNegotiated(this.dst));
+    const plaintext = plaintextLinkFinding(this.targetFlavor, link, false);
+    if (plaintext) throw new OperationError(plaintext.message, plaintext.fix);
+    const missing = f.kind === 'mysql' && position ? ((await this.src<RowDataPacket & { g: string | null }>(MYSQL_MISSING_GTIDS_SQL, [position], 'comparing GTID sets'))[0]?.g ?? '') : undefined;
+    for (const st of startPositionSql(f, position, missing)) await this.src(st.sql, st.params, 'setting where the old source starts following the target');
+    const change = changeSourceSql(f, name, link);
+    await this.src(change.sql, change.params, `configuring the reverse replica connection ${name} on the old source`);
+    const filter = replicaFilterSql(f, name, this.cfg.database);
+    if (filter) await this.src(filter.sql, filter.params, `limiting the reverse replica connection ${name} to ${this.cfg.database}`);
+  }
+
+  /**
+   * After the lift: the per-plan account on the target with a fresh random password (outside its binary log, so it
+   * neither replicates to the old source nor to the target's replicas), the password given to the old source's
+   * connection (outside its general log), and the connection started from the switch position reverseBegin set.
+   */
+  async reverseStart(): Promise<void> {
+    const name = this.reverseName();
+    const f = this.sourceFlavor;
+    if (this.reverseMade) {
+      const failed = await this.reverseMade;
+      this.reverseMade = undefined;
+      if (failed) throw failed;
+    }
+    const r = (await this.replicas(this.src, f)).find((x) => x.name === name);
+    if (!r) throw new OperationError(`no reverse replica connection ${name} on the old source: it is made at the switch only, before the target opens (a resumed run cannot know what the target took since)`);
+    if (!(r.ioRunning && r.sqlRunning)) {
+      const password = randomReplicationPassword();
+      this.secrets.push(password);
+      const user = replicationAccountName(name);
+      await withSessionLog(this.dst, 'sql_log_bin', 0, async () => {
+        for (const st of createReplicationUserSql(this.targetFlavor, user, password)) await this.dst(st.sql, st.params, 'creating the reverse replication account on the target');
+      });
+      const set = replicaPasswordSql(f, name, password);
+      await withoutGeneralLog(this.src, async () => {
+        await this.src(set.sql, set.params, `giving the reverse replica connection ${name} its password`);
+      });
+      await this.src(startReplicaSql(f, name), [], `starting the reverse replica connection ${name} on the old source`);
+    }
+    await this.waitRunning(this.src, f, name, (why) => {
+      throw new OperationError(
+        `the reverse replica connection ${name} on the old source did not start: ${why}`,
+        `check that the old source can reach ${this.cfg.target.host}:${this.cfg.target.port}; \`cutover status\` shows the reverse path`,
+      );
+    });
+  }
+
+  /** The reverse path: the old source's replica connection of the new primary. */
+  async reverseState(): Promise<ReverseState> {
+    const name = this.reverseName();
+    return this.stream({ replica: this.src, replicaFlavor: this.sourceFlavor, primary: this.dst, primaryFlavor: this.targetFlavor, name, account: replicationAccountName(name) });
+  }
+
+  /** The stream into the target (a revert's session: the reverse path, its account on this session's source). */
+  async streamState(): Promise<ReverseState> {
+    return this.stream({ replica: this.dst, replicaFlavor: this.targetFlavor, primary: this.src, primaryFlavor: this.sourceFlavor, name: this.cfg.name, account: this.replicationUser });
+  }
+
+  private async stream(s: { replica: Query; replicaFlavor: MysqlFlavor; primary: Query; primaryFlavor: MysqlFlavor; name: string; account: string }): Promise<ReverseState> {
+    const status = (await this.replicas(s.replica, s.replicaFlavor)).find((r) => r.name === s.name);
+    const accountExists = this.cfg.replicationAccount !== undefined && s.replica === this.dst ? true : await replicationUserExists(s.primary, s.account);
+    let lagBytes: number | null = null;
+    if (status?.execFile) {
+      const logs = await s.primary<RowDataPacket & { Log_name: string; File_size: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
+      const cur = await s.primary<RowDataPacket & { File: string; Position: string }>(s.primaryFlavor.binlogStatusSql, [], 'reading the binary log position');
+      if (cur[0])
+        lagBytes = binlogBytesBehind(
+          logs.map((l) => ({ name: l.Log_name, size: Number(l.File_size) })),
+          { file: cur[0].File, pos: Number(cur[0].Position) },
+          { file: status.execFile, pos: status.execPos },
+        );
+    }
+    return streamVerdict({ name: s.name, replica: s.replicaFlavor, status, accountExists, account: s.account, lagBytes, database: this.cfg.database });
+  }
+
+  /** `cutover finalize`: the old source stops following and forgets the connection; the account on the target goes. */
+  async reverseEnd(): Promise<string[]> {
+    const name = this.reverseName();
+    const f = this.sourceFlavor;
+    const dropped: string[] = [];
+    if ((await this.replicas(this.src, f)).some((r) => r.name === name)) {
+      await this.src(stopReplicaSql(f, name), [], `stopping the reverse replica connection ${name} on the old source`);
+      await this.src(resetReplicaAllSql(f, name), [], `removing the reverse replica connection ${name} on the old source`);
+      dropped.push(`replica connection ${name} (old source)`);
+    }
+    const user = replicationAccountName(name);
+    if (await replicationUserExists(this.dst, user)) {
+      await withSessionLog(this.dst, 'sql_log_bin', 0, async () => {
+        await this.dst(dropReplicationUserSql(user), [], 'dropping the reverse replication account on the target');
+      });
+      dropped.push(`replication account ${user} (target)`);
+    }
+    return dropped;
+  }
+
   async close(): Promise<void> {
+    await this.reverseMade;
     await Promise.all([this.srcConn, this.dstConn].map((c) => c.end().catch(() => c.destroy())));
   }
 }

@@ -6,13 +6,14 @@ import { replicaConnectionName } from './mysql-replication.js';
 import { queryMysqlTenants } from './mysql-tenants.js';
 import { mysqlTransformConnection, runMysqlSqlTransform } from './mysql-transform.js';
 
-async function connectCutover({ plan, planId, source, target, database, replicationAccount }: CutoverConnectRequest): Promise<MysqlCutover> {
+async function connectCutover({ plan, planId, source, target, database, replicationAccount, reversePlanId }: CutoverConnectRequest): Promise<MysqlCutover> {
   return MysqlCutover.connect({
     source,
     target,
     database,
     method: plan.method,
     name: replicaConnectionName(planId),
+    ...(reversePlanId !== undefined ? { reverseName: replicaConnectionName(reversePlanId) } : {}),
     ...(replicationAccount ? { replicationAccount } : {}),
     verify: plan.verify,
     lockTimeoutMs: plan.readOnly.lockTimeoutMs,

@@ -125,6 +125,17 @@ export function changeSourceSql(f: MysqlFlavor, name: string, src: ReplicaSource
 }
 
 /**
+ * Gives an existing connection a new password, nothing else: the position (MariaDB gtid_slave_pos, MySQL
+ * auto-position) and every other setting stay. The password is a parameter, as in changeSourceSql.
+ */
+export function replicaPasswordSql(f: MysqlFlavor, name: string, password: string): { sql: string; params: unknown[] } {
+  const ch = channel(f, name);
+  if (f.kind === 'mariadb') return { sql: `CHANGE MASTER${ch.pre} TO MASTER_PASSWORD = ?`, params: [password] };
+  if (sourceSyntax(f)) return { sql: `CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = ?${ch.post}`, params: [password] };
+  return { sql: `CHANGE MASTER TO MASTER_PASSWORD = ?${ch.post}`, params: [password] };
+}
+
+/**
  * Limits the connection to the moved database: a replica otherwise applies the source's whole binary log, and
  * events of databases the target does not have would stop it. With ROW events the filter goes by the table's
  * database, whatever the default database of the writing session was. null where channels cannot filter
@@ -183,6 +194,13 @@ export interface ReplicaStatus {
   execPos: number;
   secondsBehind: number | null;
   lastError: string;
+  /** Last_IO_Errno / Last_SQL_Errno (0: none); 1236 on the IO side is the source's binary log lacking the position asked for. */
+  ioErrno: number;
+  sqlErrno: number;
+  /** The IO thread is (re)connecting: `Connecting`, neither running nor stopped. */
+  ioConnecting: boolean;
+  /** Replicate_Do_DB: the databases the connection applies ('' : all). */
+  doDb: string;
 }
 
 function pick(row: Record<string, unknown>, ...keys: string[]): unknown {
@@ -202,6 +220,10 @@ export function readReplicaStatus(row: Record<string, unknown>): ReplicaStatus {
     execPos: Number(pick(row, 'Exec_Master_Log_Pos', 'Exec_Source_Log_Pos') ?? 0),
     secondsBehind: behind === null || behind === undefined || behind === '' ? null : Number(behind),
     lastError: [str('Last_IO_Error'), str('Last_SQL_Error')].filter(Boolean).join('; '),
+    ioErrno: Number(pick(row, 'Last_IO_Errno') ?? 0) || 0,
+    sqlErrno: Number(pick(row, 'Last_SQL_Errno') ?? 0) || 0,
+    ioConnecting: /^connecting$/i.test(str('Slave_IO_Running', 'Replica_IO_Running')),
+    doDb: str('Replicate_Do_DB'),
   };
 }
 

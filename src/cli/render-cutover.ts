@@ -69,7 +69,11 @@ export function renderStatus(s: PlanStatus): string[] {
       (c) =>
         `  CDC slot ${c.slot} (${c.plugin}): read the source through ${c.sourceStop}${c.sourceConfirmed !== undefined ? ` (its consumer is at ${c.sourceConfirmed ?? 'gone'})` : ''}, then the target from ${c.targetStart}; skip rows of ${c.toolTable} (the tool's)`,
     ),
-    ...(s.reverse ? [`  reverse path ${s.reverse.name}: ${s.reverse.state}${s.reverse.lagBytes != null ? `, lag ${formatBytes(s.reverse.lagBytes)}` : ''}${s.reverse.why ? ` (${s.reverse.why})` : ''}`] : []),
+    ...(s.reverse
+      ? [
+          `  reverse path ${s.reverse.name}: ${s.reverse.state}${s.reverse.lagBytes != null ? `, lag ${formatBytes(s.reverse.lagBytes)}` : ''}${s.reverse.lagSeconds != null ? ` (${s.reverse.lagSeconds} s behind)` : ''}${s.reverse.why ? ` (${s.reverse.why})` : ''}`,
+        ]
+      : []),
     ...(s.revert ? [`  revert: ${s.revert.phase}${s.revert.unfinished.length ? ` (unfinished: ${s.revert.unfinished.join(', ')})` : ''}`] : []),
     ...s.leftovers.map((l) => `  left on the ${l.where}: ${l.kind} ${l.name}${l.retainsWal ? ' (keeps WAL on the ${l.where})' : ''} — drop with: ${l.drop}`),
     ...(s.journal.length ? ['  journal:', ...s.journal.slice(-12).map((r) => `    ${String(r.seq).padStart(3)} ${r.at} ${r.step} ${r.status}`)] : ['  journal: empty']),

@@ -143,8 +143,10 @@ export interface ReverseState {
   state: 'following' | 'broken' | 'absent';
   /** Name of the slot and subscription. */
   name: string;
-  /** Bytes of the new primary's WAL the old source has not confirmed; null without a slot. */
+  /** Bytes of the new primary's WAL (binary log) the old source has not confirmed (applied); null without a slot. */
   lagBytes: number | null;
+  /** Where the engine reports it (MySQL/MariaDB Seconds_Behind_Master): seconds the old source's applier is behind. */
+  lagSeconds?: number | null;
   why?: string;
   /** How the operator may repair a broken stream, in the engine's terms (absent: none short of a new cutover). */
   fix?: string;

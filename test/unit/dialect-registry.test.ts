@@ -66,7 +66,7 @@ describe('dialect registry: one dialect per engine, loaded on first use', () => 
       parallelCopy: false,
       verifyAfterSwitch: true,
       cdcSlots: false,
-      reverseReplication: false,
+      reverseReplication: true,
       urlEngines: ['mysql', 'mariadb'],
       urlExample: `${engine}://app@10.0.0.1:3306/shop`,
       passwordEnv: 'MYSQL_PWD',

@@ -96,6 +96,10 @@ describe('replica statements per engine', () => {
       execPos: 120,
       secondsBehind: null,
       lastError: 'Error 1146',
+      ioErrno: 0,
+      sqlErrno: 0,
+      ioConnecting: false,
+      doDb: '',
     });
     expect(readReplicaStatus({ Channel_Name: 'c', Replica_IO_Running: 'Yes', Replica_SQL_Running: 'Yes', Relay_Source_Log_File: 'b.1', Exec_Source_Log_Pos: 4, Seconds_Behind_Source: 3 })).toMatchObject({
       ioRunning: true,
