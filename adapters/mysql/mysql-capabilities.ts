@@ -13,6 +13,8 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     // the point of no return, and the cutover writes nothing to the source meanwhile. Role scope does not exist.
     leakWatchScopes: ['server', 'database', 'schema'],
     copiesAccounts: true,
+    // MariaDB to MariaDB copies in parallel at one GTID position; MySQL servers keep the one-stream dump.
+    parallelCopy: true,
     // A MariaDB server is often reached with a mysql:// URL, and the other way round.
     urlEngines: ['mysql', 'mariadb'],
     urlExample: `${engine}://app@10.0.0.1:3306/shop`,
