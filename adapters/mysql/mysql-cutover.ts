@@ -337,10 +337,13 @@ export class MysqlCutover implements CutoverAdapter {
       },
       tables,
       this.src,
+      this.dst,
       progress,
     );
-    progress({ phase: 'schema', message: `${copied.rows} row(s) copied in ${copied.units} stream(s); creating the triggers of ${this.cfg.database} on the target` });
-    await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'triggers');
+    const [trg] = await this.src<RowDataPacket & { n: string }>(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`, [this.cfg.database], 'counting triggers');
+    const triggers = Number(trg?.n ?? 0);
+    progress({ phase: 'schema', message: `${copied.rows} row(s) copied in ${copied.units} stream(s)${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
+    if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'triggers');
     await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
   }
 

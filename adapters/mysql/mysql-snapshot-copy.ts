@@ -211,6 +211,22 @@ export async function copyUnits(q: Query, database: string, tables: readonly Cop
   return units.sort((a, b) => b.bytes - a.bytes);
 }
 
+/**
+ * The plain secondary indexes (KEY, not PRIMARY/UNIQUE/FULLTEXT/SPATIAL) of a table as SHOW CREATE TABLE spells
+ * them, for ALTER TABLE ... ADD after the rows: InnoDB builds an index from sorted rows faster than it maintains
+ * it row by row. None when the table has a foreign key (its index must stay) or MariaDB's IGNORED/comments make
+ * the line more than a plain key.
+ */
+export function deferrableIndexes(createTable: string): Array<{ name: string; definition: string }> {
+  if (/\bFOREIGN KEY\b/i.test(createTable)) return [];
+  const out: Array<{ name: string; definition: string }> = [];
+  for (const line of createTable.split('\n')) {
+    const m = /^\s+(KEY `((?:[^`]|``)+)` \((?:[^()]|\([0-9]+\))+\)(?: USING BTREE)?),?$/.exec(line);
+    if (m) out.push({ name: m[2]!.replace(/``/g, '`'), definition: m[1]! });
+  }
+  return out;
+}
+
 export interface SnapshotCopyOptions {
   source: DbEndpoint;
   target: DbEndpoint;
@@ -364,13 +380,28 @@ export interface SnapshotCopyResult {
   units: number;
 }
 
+/** Tables copied as several ranges (the big ones) lose their plain secondary indexes until their rows are in. */
+async function dropIndexesOfSplitTables(opts: SnapshotCopyOptions, units: readonly CopyUnit[], dst: Query): Promise<Map<string, Array<{ name: string; definition: string }>>> {
+  const out = new Map<string, Array<{ name: string; definition: string }>>();
+  for (const name of new Set(units.filter((u) => u.range).map((u) => u.table.name))) {
+    const t = `${quoteIdent(opts.database)}.${quoteIdent(name)}`;
+    const [row] = await dst<RowDataPacket & { 'Create Table': string }>(`SHOW CREATE TABLE ${t}`, [], `reading the definition of ${name} on the target`);
+    const indexes = deferrableIndexes(String(row?.['Create Table'] ?? ''));
+    if (indexes.length === 0) continue;
+    await dst(`ALTER TABLE ${t} ${indexes.map((i) => `DROP INDEX ${quoteIdent(i.name)}`).join(', ')}`, [], `dropping the secondary indexes of ${name} on the target until its rows are in`);
+    out.set(name, indexes);
+  }
+  return out;
+}
+
 /**
  * Copies every table of the moved database at one GTID position with `opts.jobs` workers. The first failure
  * stops the others from starting new units; every session is closed at the end.
  */
-export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes: number }, tables: readonly CopyTable[], srcQuery: Query, progress: SyncProgress): Promise<SnapshotCopyResult> {
+export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes: number }, tables: readonly CopyTable[], srcQuery: Query, dstQuery: Query, progress: SyncProgress): Promise<SnapshotCopyResult> {
   const units = await copyUnits(srcQuery, opts.database, tables, opts.splitBytes, opts.jobs);
   const jobs = Math.max(1, Math.min(opts.jobs, units.length));
+  const deferred = await dropIndexesOfSplitTables(opts, units, dstQuery);
   const { workers, gtid } = await openSnapshots({ ...opts, jobs }, tables);
   const totalBytes = units.reduce((a, u) => a + u.bytes, 0);
   const partsLeft = new Map<string, number>();
@@ -393,7 +424,8 @@ export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes
     while (failed === undefined && next < units.length) {
       const unit = units[next++]!;
       try {
-        rows += await copyUnit(w, opts, unit);
+        const n = await copyUnit(w, opts, unit);
+        rows += n;
       } catch (e) {
         failed ??= e;
         return;
@@ -422,5 +454,10 @@ export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;
+  for (const [table, indexes] of deferred) {
+    progress({ phase: 'copy', message: `building ${indexes.length} secondary index(es) of ${table} after its rows`, table });
+    const t = `${quoteIdent(opts.database)}.${quoteIdent(table)}`;
+    await dstQuery(`ALTER TABLE ${t} ${indexes.map((i) => `ADD ${i.definition}`).join(', ')}`, [], `building the secondary indexes of ${table} on the target`);
+  }
   return { gtid, rows, units: units.length };
 }

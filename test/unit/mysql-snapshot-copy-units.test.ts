@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeField, keyRanges, loadSql, partsFor, rowLine, selectSql, type CopyTable } from '../../adapters/mysql/mysql-snapshot-copy.js';
+import { deferrableIndexes, escapeField, keyRanges, loadSql, partsFor, rowLine, selectSql, type CopyTable } from '../../adapters/mysql/mysql-snapshot-copy.js';
 
 const big: CopyTable = {
   name: 'big',
@@ -38,5 +38,25 @@ describe('MariaDB parallel copy units', () => {
     expect(escapeField(Buffer.from('a\tb\nc\\d\re\0')).toString()).toBe('a\\tb\\nc\\\\d\\re\\0');
     expect(escapeField(Buffer.from('\\N')).toString()).toBe('\\\\N');
     expect(Buffer.concat(rowLine([Buffer.from('x'), null, Buffer.from([0xff])]))).toEqual(Buffer.from([0x78, 0x09, 0x5c, 0x4e, 0x09, 0xff, 0x0a]));
+  });
+
+  it('defers plain secondary keys only, and none of a table with a foreign key', () => {
+    const ddl = [
+      'CREATE TABLE `t` (',
+      '  `id` bigint(20) NOT NULL AUTO_INCREMENT,',
+      '  `k` int(11) NOT NULL,',
+      '  `pad` varchar(1024) NOT NULL,',
+      '  PRIMARY KEY (`id`),',
+      '  UNIQUE KEY `u` (`pad`(10)),',
+      '  KEY `k` (`k`),',
+      '  KEY `odd``name` (`k`,`pad`(20)),',
+      '  FULLTEXT KEY `f` (`pad`)',
+      ') ENGINE=InnoDB',
+    ].join('\n');
+    expect(deferrableIndexes(ddl)).toEqual([
+      { name: 'k', definition: 'KEY `k` (`k`)' },
+      { name: 'odd`name', definition: 'KEY `odd``name` (`k`,`pad`(20))' },
+    ]);
+    expect(deferrableIndexes(ddl.replace(') ENGINE', '  CONSTRAINT `fk` FOREIGN KEY (`k`) REFERENCES `p` (`id`)\n) ENGINE'))).toEqual([]);
   });
 });
