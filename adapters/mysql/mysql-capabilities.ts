@@ -15,6 +15,8 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     copiesAccounts: true,
     // Consistent-snapshot transactions at the point of no return on sessions opened before the hold.
     verifyAfterSwitch: true,
+    // MariaDB to MariaDB copies in parallel at one GTID position; MySQL servers keep the one-stream dump.
+    parallelCopy: true,
     // A MariaDB server is often reached with a mysql:// URL, and the other way round.
     urlEngines: ['mysql', 'mariadb'],
     urlExample: `${engine}://app@10.0.0.1:3306/shop`,

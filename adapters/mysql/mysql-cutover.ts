@@ -35,7 +35,8 @@ import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdic
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
-import { accountLabel, accountLockSql, parseAccountSpec } from './mysql-sql.js';
+import { copyAtOnePosition, MYSQL_SPLIT_BYTES, mysqlCopyJobs, readCopyTables, type CopyTable } from './mysql-snapshot-copy.js';
+import { accountLabel, accountLockSql, isOn, parseAccountSpec } from './mysql-sql.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 import { mysqlVerifyChunks, REPEATABLE_READ_SQL, SWITCH_SNAPSHOT_SQL } from './mysql-verify-chunks.js';
 
@@ -71,6 +72,10 @@ export interface MysqlCutoverConfig {
   fence?: BypassFenceOptions;
   /** The plan's `privileges`: the target hold of the managed profile locks namedAccounts instead of read_only. */
   privileges?: PrivilegesSetting;
+  /** Workers of the parallel initial copy (MariaDB to MariaDB; default: mysqlCopyJobs()). */
+  copyJobs?: number;
+  /** Tables above this size are copied as several primary-key ranges (default MYSQL_SPLIT_BYTES). */
+  copySplitBytes?: number;
 }
 
 /** How long `sync` waits for the new replica connection to report both threads running. */
@@ -285,20 +290,70 @@ export class MysqlCutover implements CutoverAdapter {
     const present = await this.tableSizes(this.dst);
     if (present.size > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
 
-    progress({ phase: 'copy', message: `dumping ${totals.size} table(s) of ${this.cfg.database} (consistent snapshot with its GTID position)`, tablesDone: 0, tablesTotal: totals.size, bytesDone: 0, bytesTotal: bytes });
-    const watch = this.watchLoad(progress, totals);
-    try {
-      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
-    } finally {
-      await watch.stop();
+    const parallel = await this.parallelCopyTables();
+    if ('tables' in parallel) await this.copyInParallel(parallel.tables, progress);
+    else {
+      progress({
+        phase: 'copy',
+        message: `dumping ${totals.size} table(s) of ${this.cfg.database} with one stream (consistent snapshot with its GTID position): ${parallel.unsupported}`,
+        tablesDone: 0,
+        tablesTotal: totals.size,
+        bytesDone: 0,
+        bytesTotal: bytes,
+      });
+      const watch = this.watchLoad(progress, totals);
+      try {
+        await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
+      } finally {
+        await watch.stop();
+      }
+      await this.dropDumpDefaultConnection();
     }
-    await this.dropDumpDefaultConnection();
     const rolesCreated = await this.copyAccounts(progress);
     await this.startReplica();
     progress({ phase: 'replication', message: `replica connection ${this.cfg.name} on the target follows the source by GTID` });
     await this.waitReplicaRunning();
     progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
     return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
+  }
+
+  /** The tables the parallel copy moves, or why the one-stream dump moves them instead. */
+  private async parallelCopyTables(): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
+    if (this.sourceFlavor.kind !== 'mariadb' || this.targetFlavor.kind !== 'mariadb') return { unsupported: 'the parallel copy is for MariaDB to MariaDB' };
+    const [li] = await this.dst<RowDataPacket & { v: unknown }>(`SELECT @@GLOBAL.local_infile AS v`, [], 'reading local_infile on the target');
+    if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)' };
+    return readCopyTables(this.src, this.cfg.database);
+  }
+
+  /**
+   * The parallel copy (mysql-snapshot-copy.ts): the schema without triggers, the rows of every table at one GTID
+   * position, the triggers, then the target's gtid_slave_pos set to that position for the replica to start from.
+   */
+  private async copyInParallel(tables: CopyTable[], progress: SyncProgress): Promise<void> {
+    const timeoutMs = this.cfg.copyTimeoutMs ?? 6 * 3_600_000;
+    const f = { source: this.sourceFlavor, target: this.targetFlavor };
+    progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${this.cfg.database} on the target`, tablesDone: 0, tablesTotal: tables.length });
+    await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'tables');
+    const copied = await copyAtOnePosition(
+      {
+        source: this.cfg.source,
+        target: this.cfg.target,
+        database: this.cfg.database,
+        jobs: this.cfg.copyJobs ?? mysqlCopyJobs(),
+        splitBytes: this.cfg.copySplitBytes ?? MYSQL_SPLIT_BYTES,
+        lockTimeoutMs: this.cfg.lockTimeoutMs,
+        secrets: this.secrets,
+      },
+      tables,
+      this.src,
+      this.dst,
+      progress,
+    );
+    const [trg] = await this.src<RowDataPacket & { n: string }>(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`, [this.cfg.database], 'counting triggers');
+    const triggers = Number(trg?.n ?? 0);
+    progress({ phase: 'schema', message: `${copied.rows} row(s) copied in ${copied.units} stream(s)${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
+    if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'triggers');
+    await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
   }
 
   /**

@@ -86,7 +86,7 @@ export function loadCommand(f: MysqlFlavor): string {
  * (the pre-copy of `method: dump`, outside the fence window); `copy` — the whole database while the source is
  * fenced (`method: dump`), with no replication position and no global lock.
  */
-export type DumpKind = 'snapshot' | 'schema' | 'copy';
+export type DumpKind = 'snapshot' | 'schema' | 'copy' | 'tables' | 'triggers';
 
 /**
  * snapshot, MariaDB: `--gtid --master-data=1` ends the dump with `SET GLOBAL gtid_slave_pos='<snapshot>'`
@@ -95,10 +95,15 @@ export type DumpKind = 'snapshot' | 'schema' | 'copy';
  * SOURCE_AUTO_POSITION then starts from. schema and copy carry no position: `--master-data` would take
  * FLUSH TABLES WITH READ LOCK, a server-wide stall for every other tenant, and on MySQL a second load's
  * gtid_purged would fail once the target has executed anything. Routines, events and triggers travel with the
- * schema; every table is dropped and created again, so a copy can be loaded over an earlier one.
+ * schema; every table is dropped and created again, so a copy can be loaded over an earlier one. `tables` and
+ * `triggers` are the two halves of the schema around the parallel copy (mysql-snapshot-copy.ts): tables, views,
+ * routines and events before the rows, triggers after them (a trigger present during the load would fire for
+ * every copied row).
  */
 export function dumpArgs(f: MysqlFlavor, ep: DbEndpoint, database: string, kind: DumpKind = 'snapshot', client: ClientKind = 'mariadb'): string[] {
-  const common = ['--single-transaction', '--quick', '--routines', '--events', '--triggers', '--hex-blob', '--default-character-set=utf8mb4', ...(kind === 'schema' ? ['--no-data'] : []), '--databases', database];
+  const objects = { tables: ['--no-data', '--routines', '--events', '--skip-triggers'], triggers: ['--no-data', '--no-create-info', '--no-create-db', '--skip-routines', '--skip-events', '--triggers'] };
+  const what = kind === 'tables' || kind === 'triggers' ? objects[kind] : ['--routines', '--events', '--triggers', ...(kind === 'schema' ? ['--no-data'] : [])];
+  const common = ['--single-transaction', '--quick', ...what, '--hex-blob', '--default-character-set=utf8mb4', '--databases', database];
   const conn = clientConnArgs(ep, client);
   if (kind !== 'snapshot') return [...conn, ...(f.kind === 'mysql' ? ['--set-gtid-purged=OFF'] : []), ...common];
   if (f.kind === 'mariadb') return [...conn, '--gtid', '--master-data=1', ...common];

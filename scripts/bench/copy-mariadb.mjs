@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Copy benchmark: our `sync` (mariadb-dump --gtid | mariadb, then replication) vs plain `mariadb-dump | mariadb`
-// between two MariaDB sandboxes in the same run, then the write-blocked window of `cutover run` under 4 writers
-// (median/max of several runs). Run after `npm run build`:  node scripts/bench/copy-mariadb.mjs [MB] [runs]
+// Copy benchmark: our `sync` (MariaDB to MariaDB: the parallel copy at one GTID position, then replication) vs plain
+// `mariadb-dump | mariadb` between MariaDB sandboxes, in ALTERNATING order (which goes first switches every run),
+// medians of N runs and their ratio; then the write-blocked window of `cutover run` under 4 writers (median/max).
+// Run after `npm run build`:  node scripts/bench/copy-mariadb.mjs [MB] [runs] [jobs]
+import { loadavg } from 'node:os';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mariadbSql } from './sandbox-sql.mjs';
@@ -14,13 +16,18 @@ import { parseDbUrl } from '../../dist/src/util/db-url.js';
 import { pipeline } from '../../dist/src/util/subprocess.js';
 
 const MB = Number(process.argv[2] ?? 500);
-const RUNS = Number(process.argv[3] ?? 5);
+const RUNS = Number(process.argv[3] ?? 3);
+const JOBS = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
 const password = 'bench-pw';
 const settings = { 'innodb-buffer-pool-size': '512M', 'innodb-log-file-size': '256M', 'max-allowed-packet': '64M' };
 
 const sql = (sb, ...stmts) => mariadbSql(sb, password, ...stmts);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 try {
   const [src, plain, ours] = await Promise.all([1, 2, 3].map((serverId) => MariadbSandbox.start({ password, serverId, settings })));
@@ -30,22 +37,60 @@ try {
   for (let done = 0; done < rows; done += 100_000) {
     await sql(src, 'USE bench', `INSERT INTO t (k, pad) SELECT seq % 1000, REPEAT(MD5(seq), 32) FROM seq_1_to_${Math.min(100_000, rows - done)}`);
   }
+  // A few small tables beside the big one, as a real database has.
+  await sql(src, 'USE bench', 'CREATE TABLE small (id int PRIMARY KEY, v varchar(64)) ENGINE=InnoDB', `INSERT INTO small SELECT seq, MD5(seq) FROM seq_1_to_20000`, 'ANALYZE TABLE t, small');
   const ep = (sb) => ({ ...parseDbUrl(`mariadb://root@127.0.0.1:${sb.port}/bench`, { password }), database: 'bench' });
 
-  let t = Date.now();
-  await pipeline(
-    { cmd: 'mariadb-dump', args: ['--host=127.0.0.1', `--port=${src.port}`, '--user=root', '--single-transaction', '--databases', 'bench'], env: { MYSQL_PWD: password } },
-    { cmd: 'mariadb', args: ['--host=127.0.0.1', `--port=${plain.port}`, '--user=root'], env: { MYSQL_PWD: password } },
-  );
-  const plainS = (Date.now() - t) / 1000;
-
-  const adapter = await MysqlCutover.connect({ source: ep(src), target: ep(ours), database: 'bench', method: 'replication', name: 'cutover_bench', verify: 'rowcounts', lockTimeoutMs: 2000 });
-  t = Date.now();
-  await adapter.sync(() => {});
-  const oursS = (Date.now() - t) / 1000;
-  await adapter.cleanup();
-  await adapter.close();
-  console.log(`copy ~${MB} MB: cutover sync ${oursS.toFixed(1)} s · plain mariadb-dump | mariadb ${plainS.toFixed(1)} s · ratio ${(oursS / plainS).toFixed(2)}`);
+  const plainRun = async () => {
+    await sql(plain, 'DROP DATABASE IF EXISTS bench');
+    const t = Date.now();
+    await pipeline(
+      { cmd: 'mariadb-dump', args: ['--host=127.0.0.1', `--port=${src.port}`, '--user=root', '--single-transaction', '--databases', 'bench'], env: { MYSQL_PWD: password } },
+      { cmd: 'mariadb', args: ['--host=127.0.0.1', `--port=${plain.port}`, '--user=root'], env: { MYSQL_PWD: password } },
+    );
+    return (Date.now() - t) / 1000;
+  };
+  let how = '';
+  const oursRun = async () => {
+    await sql(ours, 'DROP DATABASE IF EXISTS bench');
+    const adapter = await MysqlCutover.connect({
+      source: ep(src),
+      target: ep(ours),
+      database: 'bench',
+      method: 'replication',
+      name: 'cutover_bench',
+      verify: 'rowcounts',
+      lockTimeoutMs: 2000,
+      ...(JOBS !== undefined ? { copyJobs: JOBS } : {}),
+    });
+    try {
+      const t = Date.now();
+      await adapter.sync((e) => {
+        if (/stream|one stream/.test(e.message) && !how) how = e.message;
+      });
+      return (Date.now() - t) / 1000;
+    } finally {
+      await adapter.cleanup();
+      await adapter.close();
+    }
+  };
+  const plainS = [];
+  const oursS = [];
+  console.log(`load average before: ${load()}`);
+  for (let i = 0; i < RUNS; i++) {
+    // Alternating order: a warm cache or a neighbour's burst favours neither side.
+    if (i % 2 === 0) {
+      oursS.push(await oursRun());
+      plainS.push(await plainRun());
+    } else {
+      plainS.push(await plainRun());
+      oursS.push(await oursRun());
+    }
+    console.log(`run ${i + 1}: cutover sync ${oursS.at(-1).toFixed(1)} s · mariadb-dump | mariadb ${plainS.at(-1).toFixed(1)} s · load ${load()}`);
+  }
+  console.log(`copy: ${how}`);
+  const [o, p] = [median(oursS), median(plainS)];
+  console.log(`copy ~${MB} MB, median of ${RUNS} alternating runs: cutover sync ${o.toFixed(1)} s · plain mariadb-dump | mariadb ${p.toFixed(1)} s · ratio ${(o / p).toFixed(2)} · load average after ${load()}`);
 
   // Write-blocked window: a fresh small database per run, 4 writers straight at the source (router none).
   const windows = [];

@@ -443,7 +443,7 @@ function readAccounts(top: Fields, engine: Engine | undefined): Plan['accounts']
 /** `copy: { jobs, splitTablesLargerThan }`: the initial copy's workers and when a table is split into ranges. */
 function readCopy(top: Fields, engine: Engine | undefined): PlanCopy | undefined | null {
   if (!top.has('copy')) return undefined;
-  if (engine !== undefined && !engineCapabilities(engine).parallelCopy) return top.report('copy', `is for PostgreSQL's initial copy; ${engine} copies with one dump stream`, 'remove copy from the plan') ?? null;
+  if (engine !== undefined && !engineCapabilities(engine).parallelCopy) return top.report('copy', `is for the parallel initial copy, which ${engine} does not have`, 'remove copy from the plan') ?? null;
   const f = top.fields('copy', ['jobs', 'splitTablesLargerThan']);
   if (!f) return null;
   const jobs = f.has('jobs') ? f.integer('jobs', 0, { min: 1, max: 64 }) : undefined;

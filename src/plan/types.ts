@@ -155,7 +155,7 @@ export interface Plan {
   privileges?: 'auto' | 'superuser' | 'managed';
   /** Absent: every table without a key blocks (PostgreSQL, method replication). */
   tables?: PlanTables;
-  /** PostgreSQL's initial copy (method replication, a whole database): workers and split threshold. */
+  /** The initial copy of method replication (PostgreSQL; MariaDB to MariaDB): workers and split threshold. */
   copy?: PlanCopy;
   /** CDC consumers' logical slots handed over to the target at the switch (PostgreSQL, one database). */
   cdc?: PlanCdc;
@@ -193,6 +193,6 @@ export interface PlanStateDb {
 export interface PlanCopy {
   /** Copy workers and index-build jobs; absent: one more than the cores (2 to 8). */
   jobs?: number;
-  /** Tables bigger than this are copied as several page ranges side by side. */
+  /** Tables bigger than this are copied as several ranges side by side (PostgreSQL: pages; MariaDB: integer key). */
   splitAboveBytes: number;
 }

@@ -54,7 +54,7 @@ describe('dialect registry: one dialect per engine, loaded on first use', () => 
     });
   });
 
-  it.each(['mysql', 'mariadb'] as const)('%s: server and schema fences, database tenants copied by dump, accounts copied, a compare after the switch, either URL scheme', (engine) => {
+  it.each(['mysql', 'mariadb'] as const)('%s: server and schema fences, database tenants copied by dump, accounts copied, parallel copy, a compare after the switch, either URL scheme', (engine) => {
     expect(engineCapabilities(engine)).toEqual({
       readOnlyScopes: ['server', 'schema'],
       leakWatchScopes: ['server', 'database', 'schema'],
@@ -63,7 +63,7 @@ describe('dialect registry: one dialect per engine, loaded on first use', () => 
       wavesNeedDump: true,
       keylessTables: false,
       copiesAccounts: true,
-      parallelCopy: false,
+      parallelCopy: true,
       verifyAfterSwitch: true,
       cdcSlots: false,
       reverseReplication: true,
