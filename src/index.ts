@@ -143,7 +143,16 @@ export async function revert(plan: PlanInput, opts: RevertCommandOptions = {}): 
 
 /** Keeps the cutover for good: ends the reverse path and drops its objects (subscription, slot, publication, role). */
 export async function finalize(plan: PlanInput, opts: PlanCommandOptions & LockOptions = {}): Promise<FinalizeResult> {
-  return withPlan(plan, opts, (s) => finalizePlan(s, opts));
+  const loaded = await loadPlanFile(plan, opts.env ?? process.env);
+  return withLoadedPlan(loaded, opts, async (s) => {
+    // The revert's session too: finalize takes the revert's lock on the new primary, so the two never interleave.
+    const rs = await openRevertSession(loaded.plan, loaded.planId, loaded.secrets);
+    try {
+      return await finalizePlan(s, rs, opts);
+    } finally {
+      await rs.close();
+    }
+  });
 }
 
 /** Before the point of no return: the source writable again and routing back on it. */
