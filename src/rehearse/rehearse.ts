@@ -443,7 +443,9 @@ class Rehearsal {
       this.steps.push(step('workload after revert', 'revert', settled, this.now()));
       return r;
     });
-    return { run, startMs, ...((at.hold ?? at.fence) !== undefined ? { holdAtMs: (at.hold ?? at.fence)! } : {}), ...(at.lift !== undefined ? { liftAtMs: at.lift } : {}) };
+    // Without a router the window opens at the fence.
+    const holdAtMs = at.hold ?? at.fence;
+    return { run, startMs, ...(holdAtMs !== undefined ? { holdAtMs } : {}), ...(at.lift !== undefined ? { liftAtMs: at.lift } : {}) };
   }
 
   /** Acknowledged writes (`client:seq`) not found on their tenant's database on the target. */
