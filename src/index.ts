@@ -2,7 +2,7 @@
 import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
 import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type LockOptions, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
 import { loadPlanFile, openSessionFor, type PlanInput, type PlanSession } from './engine/session.js';
-import { rollbackTenant, runWaves, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
+import { rollbackTenant, runWaves, tenantOfWave, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
 import { finalizePlan, openRevertSession, revertPlan, rollbackRevert, type FinalizeResult, type RevertOptions } from './engine/revert.js';
@@ -120,7 +120,22 @@ export async function status(plan: PlanInput, opts: PlanCommandOptions = {}): Pr
   return withLoadedPlan(loaded, opts, (s) => planStatus(s));
 }
 
-export type RevertCommandOptions = CutoverRunOptions & RevertOptions & { rollback?: boolean };
+export type RevertCommandOptions = CutoverRunOptions &
+  RevertOptions & {
+    rollback?: boolean;
+    /** A waves plan: the tenant to move back (its own plan, as the wave ran it); the other tenants are not touched. */
+    tenant?: string;
+  };
+
+/** The one-database plan a revert or finalize acts on: the plan itself, or one tenant's plan of a waves plan. */
+async function onePlanOf(loaded: LoadedPlan, tenant: string | undefined, command: 'revert' | 'finalize'): Promise<LoadedPlan> {
+  if (loaded.plan.scope.kind !== 'tenants') {
+    if (tenant !== undefined) throw new UsageError(`--tenant applies to a waves plan (scope.tenants); plan ${loaded.planId} moves one database`, `cutover ${command} <plan> without --tenant`);
+    return loaded;
+  }
+  if (tenant === undefined) throw new UsageError(`${command} of a waves plan acts on one tenant: name it`, `cutover ${command} <plan> --tenant <name> --yes`);
+  return { ...(await tenantOfWave(loaded.plan, loaded.secrets, tenant)), secrets: loaded.secrets };
+}
 
 /**
  * After a cutover with plan `reverse`: go back to the old source over the reverse path, by the same guarded
@@ -128,8 +143,7 @@ export type RevertCommandOptions = CutoverRunOptions & RevertOptions & { rollbac
  * revert, `rollback` puts the new primary back before the revert's point of no return.
  */
 export async function revert(plan: PlanInput, opts: RevertCommandOptions = {}): Promise<RunResult | (RollbackResult & { action: 'rollback' })> {
-  const { plan: p, planId: id, secrets } = await loadPlanFile(plan, opts.env ?? process.env);
-  if (p.scope.kind === 'tenants') throw new UsageError('revert moves one database back; per-tenant waves have no reverse path yet', 'use waves rollback before a tenant passes its point of no return');
+  const { plan: p, planId: id, secrets } = await onePlanOf(await loadPlanFile(plan, opts.env ?? process.env), opts.tenant, 'revert');
   if (!p.reverse) throw new UsageError(`plan ${id} has reverse: false, so the old source did not follow the new primary: there is nothing to revert over`, 'moving back is a new cutover with source and target swapped');
   const rs = await openRevertSession(p, id, secrets);
   try {
@@ -142,8 +156,17 @@ export async function revert(plan: PlanInput, opts: RevertCommandOptions = {}): 
 }
 
 /** Keeps the cutover for good: ends the reverse path and drops its objects (subscription, slot, publication, role). */
-export async function finalize(plan: PlanInput, opts: PlanCommandOptions & LockOptions = {}): Promise<FinalizeResult> {
-  return withPlan(plan, opts, (s) => finalizePlan(s, opts));
+export async function finalize(plan: PlanInput, opts: PlanCommandOptions & LockOptions & { tenant?: string } = {}): Promise<FinalizeResult> {
+  const loaded = await onePlanOf(await loadPlanFile(plan, opts.env ?? process.env), opts.tenant, 'finalize');
+  return withLoadedPlan(loaded, opts, async (s) => {
+    // The revert's session too: finalize takes the revert's lock on the new primary, so the two never interleave.
+    const rs = await openRevertSession(loaded.plan, loaded.planId, loaded.secrets);
+    try {
+      return await finalizePlan(s, rs, opts);
+    } finally {
+      await rs.close();
+    }
+  });
 }
 
 /** Before the point of no return: the source writable again and routing back on it. */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NeedsOperatorError, OperationError } from '../../src/errors.js';
-import { nextRecord, replayRecords, CUTOVER_STEPS, ROLLBACK_STEPS, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from '../../src/engine/journal.js';
+import { nextRecord, replayRecords, JOURNAL_STEPS, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from '../../src/engine/journal.js';
 import type { AcquireOptions, LockInfo } from '../../src/engine/lock.js';
 import type { StateJournal, StateLock, StateStore, WaveClaim, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from '../../src/engine/state-store.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
@@ -61,7 +61,6 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 const POLL_MS = 50;
-const STEPS: ReadonlySet<string> = new Set([...CUTOVER_STEPS, ...ROLLBACK_STEPS]);
 
 /** A bigint advisory-lock key of a name (sha256, first 8 bytes, signed): one key space for plans, waves and slots. */
 function lockKey(...parts: Array<string | number>): string {
@@ -180,7 +179,7 @@ export class PostgresStateStore implements StateStore {
       throw mapPgError(e, this.ep, `reading the journal of ${planId}`);
     });
     const records: JournalRecord[] = rows.map((r, i) => {
-      if (r.seq !== i + 1 || !STEPS.has(r.step) || !['begin', 'ok', 'fail'].includes(r.status)) {
+      if (r.seq !== i + 1 || !JOURNAL_STEPS.has(r.step) || !['begin', 'ok', 'fail'].includes(r.status)) {
         throw new NeedsOperatorError('needs-operator', `cutover.journal of plan ${planId} has a bad record at seq ${r.seq} (expected ${i + 1})`, 'the journal was edited; inspect it before running resume or rollback');
       }
       return { seq: r.seq, step: r.step as JournalStep, status: r.status as StepStatus, at: r.at, token: Number(r.token), ...(r.data ? { data: r.data } : {}) };

@@ -10,6 +10,7 @@ const TITLES: Record<RehearsePhase, string> = {
   sync: 'sync the target',
   cutover: 'cut over',
   drain: 'keep the workload running on the target',
+  revert: 'revert to the old source (--revert)',
   verify: 'verify every acknowledged write',
   teardown: 'tear down',
 };

@@ -7,12 +7,14 @@ export function renderRehearse(r: RehearseReport, htmlFile?: string): string[] {
   const rows = summaryRows(r);
   const width = Math.max(...rows.map(([k]) => k.length));
   const cutoverSteps = r.steps.filter((s) => s.phase === 'cutover');
+  const revertSteps = r.steps.filter((s) => s.phase === 'revert');
   return [
     '',
     headline(r),
     ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
     '  cutover steps:',
     ...cutoverSteps.map((s) => `    ${s.name.padEnd(20)} ${formatDuration(s.durationMs).padStart(7)}`),
+    ...(revertSteps.length ? ['  revert steps:', ...revertSteps.map((s) => `    ${s.name.padEnd(20)} ${formatDuration(s.durationMs).padStart(7)}`)] : []),
     ...r.errors.map((e) => `  client error: ${e}`),
     ...(r.missingWrites.length ? [`  missing writes (client:seq): ${r.missingWrites.slice(0, 20).join(', ')}${r.missingWrites.length > 20 ? ' …' : ''}`] : []),
     ...r.warnings.map((w) => `  warning: ${w}`),

@@ -10,17 +10,25 @@ import type { PlanLock } from './lock.js';
 export const CUTOVER_STEPS = ['preflight', 'sync', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'cdc-handover', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'reverse', 'report'] as const;
 /** Steps of a rollback (only before the point of no return). */
 export const ROLLBACK_STEPS = ['unfence', 'route-back'] as const;
+/**
+ * `cutover finalize`, journaled in the revert plan's journal (`<id>-revert`) under the revert's locks: a revert
+ * that finds it there refuses, and a finalize refuses a revert under way.
+ */
+export const FINALIZE_STEPS = ['finalize'] as const;
 
 export type CutoverStep = (typeof CUTOVER_STEPS)[number];
 export type RollbackStep = (typeof ROLLBACK_STEPS)[number];
-export type JournalStep = CutoverStep | RollbackStep;
+export type FinalizeStep = (typeof FINALIZE_STEPS)[number];
+export type JournalStep = CutoverStep | RollbackStep | FinalizeStep;
 export type StepStatus = 'begin' | 'ok' | 'fail';
 export interface AppendOptions {
   /** false: queued until the next durable append, flush or close (default true). */
   durable?: boolean;
 }
 
-const STEPS: ReadonlySet<string> = new Set([...CUTOVER_STEPS, ...ROLLBACK_STEPS]);
+/** Every step a journal may hold, in a file or in the control database. */
+export const JOURNAL_STEPS: ReadonlySet<string> = new Set([...CUTOVER_STEPS, ...ROLLBACK_STEPS, ...FINALIZE_STEPS]);
+const STEPS = JOURNAL_STEPS;
 const STATUSES: ReadonlySet<string> = new Set(['begin', 'ok', 'fail']);
 
 export interface JournalRecord {

@@ -32,3 +32,13 @@ export function lastOkData(records: readonly JournalRecord[], step: JournalRecor
   }
   return undefined;
 }
+
+/**
+ * Whether `cutover finalize` ended the reverse path, from the revert plan's journal: `done` at its last ok,
+ * `unfinished` when one began and did not finish (the reverse path may be partly dropped).
+ */
+export function finalized(revertRecords: readonly JournalRecord[]): { state: 'done' | 'unfinished'; at: string } | undefined {
+  const last = [...revertRecords].reverse().find((r) => r.step === 'finalize');
+  if (!last) return undefined;
+  return { state: last.status === 'ok' ? 'done' : 'unfinished', at: last.at };
+}

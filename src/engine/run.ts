@@ -356,14 +356,17 @@ async function doSync(s: PlanSession, runner: Runner, preflight?: (f: Finding[])
 
 /** `cutover run`: the whole cutover under the write-downtime budget. Before the point of no return every failure restores the source. */
 export async function runPlan(s: PlanSession, opts: RunOptions = {}): Promise<RunResult> {
-  return withLock(s, opts, async (journal) => {
-    const phase = planPhase(journal.state.records);
-    if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to do; `cutover status` shows the report');
-    if (phase === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return`, 'run `cutover resume` to finish it');
-    if (phase === 'in-flight')
-      throw new NeedsOperatorError('needs-operator', `a previous run of plan ${s.planId} stopped while the source was fenced`, 'run `cutover resume` (restores the source and runs again) or `cutover rollback`');
-    return doRun(s, journal, opts, phase === 'synced' || s.direction === 'revert');
-  });
+  return withLock(s, opts, (journal) => runLocked(s, journal, opts));
+}
+
+/** `runPlan` for a caller that holds the plan's locks already and checked its own preconditions under them (revert). */
+export async function runLocked(s: PlanSession, journal: StateJournal, opts: RunOptions = {}): Promise<RunResult> {
+  const phase = planPhase(journal.state.records);
+  if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to do; `cutover status` shows the report');
+  if (phase === 'past-pnr') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is past its point of no return`, 'run `cutover resume` to finish it');
+  if (phase === 'in-flight')
+    throw new NeedsOperatorError('needs-operator', `a previous run of plan ${s.planId} stopped while the source was fenced`, 'run `cutover resume` (restores the source and runs again) or `cutover rollback`');
+  return doRun(s, journal, opts, phase === 'synced' || s.direction === 'revert');
 }
 
 async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, synced: boolean): Promise<RunResult> {
@@ -989,23 +992,26 @@ async function readRecords(s: PlanSession): Promise<JournalRecord[]> {
 
 /** `cutover resume`: after the point of no return, finish forward; before it, restore the source and run again. */
 export async function resumePlan(s: PlanSession, opts: RunOptions = {}): Promise<RunResult> {
-  return withLock(s, opts, async (journal) => {
-    const phase = planPhase(journal.state.records);
-    const runner = new Runner(s, journal, opts);
-    if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to resume');
-    if (phase === 'past-pnr') {
-      const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
-      await checkIdentities(s, journal);
-      if (s.sourceFence.canWatchLeaks)
-        runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
-      result.writeBlockedMs = (await finishForward(s, runner, 0)).writeBlockedMs;
-      result.cleanedUp = await cleanupAndReport(s, runner, result);
-      return result;
-    }
-    if (phase === 'in-flight') {
-      await restoreSource(s, journal, runner, { held: true, fenced: true });
-      await dropCdcSlots(s, journal.state.records, runner);
-    }
-    return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced' || s.direction === 'revert');
-  });
+  return withLock(s, opts, (journal) => resumeLocked(s, journal, opts));
+}
+
+/** `resumePlan` for a caller that holds the plan's locks already (revert). */
+export async function resumeLocked(s: PlanSession, journal: StateJournal, opts: RunOptions = {}): Promise<RunResult> {
+  const phase = planPhase(journal.state.records);
+  const runner = new Runner(s, journal, opts);
+  if (phase === 'done') throw new NeedsOperatorError('needs-operator', `plan ${s.planId} is already cut over`, 'nothing to resume');
+  if (phase === 'past-pnr') {
+    const result: RunResult = { planId: s.planId, outcome: 'done', budgetMs: s.plan.limits.maxWriteBlockedMs, steps: runner.steps, warnings: runner.warnings, findings: [] };
+    await checkIdentities(s, journal);
+    if (s.sourceFence.canWatchLeaks)
+      runner.warnings.push('leak check after the point of no return not run: the decoding slot of the interrupted run ended with its session; writes to the old source since then are not checked');
+    result.writeBlockedMs = (await finishForward(s, runner, 0)).writeBlockedMs;
+    result.cleanedUp = await cleanupAndReport(s, runner, result);
+    return result;
+  }
+  if (phase === 'in-flight') {
+    await restoreSource(s, journal, runner, { held: true, fenced: true });
+    await dropCdcSlots(s, journal.state.records, runner);
+  }
+  return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced' || s.direction === 'revert');
 }

@@ -2,7 +2,7 @@ import type { ScopeStatus } from '../readonly/types.js';
 import type { CdcSlotHandover, Leftover, ReverseState } from './cutover-adapter.js';
 import type { JournalRecord } from './journal.js';
 import type { LockInfo } from './lock.js';
-import { lastOkData, planPhase, type PlanPhase } from './phase.js';
+import { finalized, lastOkData, planPhase, type PlanPhase } from './phase.js';
 import { revertPlanId, type PlanSession } from './session.js';
 
 export interface PlanStatus {
@@ -25,7 +25,7 @@ export interface PlanStatus {
   /** After a cutover with plan `reverse`: whether the old source follows the new primary, and its lag. */
   reverse?: ReverseState;
   /** Where `cutover revert` stands (its own journal), once one began. */
-  revert?: { phase: PlanPhase; unfinished: string[] };
+  revert?: { phase: PlanPhase; unfinished: string[]; finalized?: { state: 'done' | 'unfinished'; at: string } };
   /** Live checks that could not run (a server down): the journal part is still true. */
   errors: string[];
 }
@@ -76,10 +76,13 @@ export async function planStatus(s: PlanSession): Promise<PlanStatus> {
   if (s.plan.reverse && s.direction === 'forward' && (phase === 'done' || phase === 'past-pnr')) {
     const revert = await s.state.replay(s.plan.stateDir, revertPlanId(s.planId));
     const revertPhase = planPhase(revert.records);
-    if (revert.records.length) status.revert = { phase: revertPhase, unfinished: revert.unfinished.map((r) => r.step) };
+    const fin = finalized(revert.records);
+    if (revert.records.length) status.revert = { phase: revertPhase, unfinished: revert.unfinished.map((r) => r.step), ...(fin ? { finalized: fin } : {}) };
     const reverse = s.adapter.reverseState ? await live('reverse path', () => s.adapter.reverseState!()) : undefined;
     if (reverse) status.reverse = reverse;
-    if (revertPhase === 'done') status.next = 'reverted: the old source is the primary again; the new one is left read-only';
+    if (fin?.state === 'done') status.next = `finalized at ${fin.at}: the cutover is kept for good, the reverse path ended`;
+    else if (fin) status.next = 'a finalize stopped before it finished: run `cutover finalize` again';
+    else if (revertPhase === 'done') status.next = 'reverted: the old source is the primary again; the new one is left read-only';
     else if (revertPhase === 'in-flight') status.next = 'a revert stopped with the new primary fenced: `cutover revert --resume` or `cutover revert --rollback`';
     else if (revertPhase === 'past-pnr') status.next = 'a revert is past its point of no return: `cutover revert --resume` to finish it';
     else if (phase === 'done' && reverse?.state === 'following') status.next = 'cut over; the old source follows the new primary: `cutover revert` goes back, `cutover finalize` ends the reverse path';

@@ -416,10 +416,7 @@ export async function wavesStatus(plan: Plan, secrets: PlanSecrets): Promise<Wav
 export async function rollbackTenant(plan: Plan, secrets: PlanSecrets, tenant: string, opts: { onEvent?: (e: WaveEvent) => void } = {}): Promise<RollbackResult & { tenant: string }> {
   const store = await openPlanState(plan, secrets);
   try {
-    const shared = store.wave?.(planId(plan));
-    const recorded = shared ? (await shared.tenants()).map((t) => t.tenant) : [];
-    const tenants = recorded.length ? recorded : await waveTenants(plan, secrets);
-    if (!tenants.includes(tenant)) throw new UsageError(`"${tenant}" is not a tenant of this plan`, `tenants: ${tenants.slice(0, 10).join(', ')}${tenants.length > 10 ? ', ...' : ''}`);
+    await checkTenant(plan, secrets, store, tenant);
     const { tp, id, records } = await tenantRecords(plan, tenant, store);
     const { phase } = stateOf(records);
     if (records.length === 0) throw new UsageError(`tenant ${tenant} has not been started: there is nothing to roll back`, 'leave it out of scope.tenants if it must not move');
@@ -437,11 +434,40 @@ export async function rollbackTenant(plan: Plan, secrets: PlanSecrets, tenant: s
   }
 }
 
+/** Refuses a name that is not one of the wave's tenants (as the wave recorded them, or as the plan lists them). */
+async function checkTenant(plan: Plan, secrets: PlanSecrets, store: StateStore, tenant: string): Promise<void> {
+  const shared = store.wave?.(planId(plan));
+  const recorded = shared ? (await shared.tenants()).map((t) => t.tenant) : [];
+  const tenants = recorded.length ? recorded : await waveTenants(plan, secrets);
+  if (!tenants.includes(tenant)) throw new UsageError(`"${tenant}" is not a tenant of this plan`, `tenants: ${tenants.slice(0, 10).join(', ')}${tenants.length > 10 ? ', ...' : ''}`);
+}
+
+/**
+ * One tenant's own plan and plan id, for the commands that act on one tenant after its cutover (`revert --tenant`,
+ * `finalize --tenant`): exactly the plan the wave ran it with, so its journals, locks and reverse path are found.
+ */
+export async function tenantOfWave(plan: Plan, secrets: PlanSecrets, tenant: string): Promise<{ plan: Plan; planId: string }> {
+  const store = await openPlanState(plan, secrets);
+  try {
+    await checkTenant(plan, secrets, store, tenant);
+  } finally {
+    await store.close();
+  }
+  const tp = tenantPlan(plan, tenant);
+  return { plan: tp, planId: planId(tp) };
+}
+
 function reverseCutoverNeeded(plan: Plan, tenant: string, records: readonly JournalRecord[], phase: PlanPhase): NeedsOperatorError {
   const pnr = records.find((r) => r.step === 'point-of-no-return' && r.status === 'ok');
   const sync = lastOkData(records, 'sync');
   const bytes = typeof sync?.bytes === 'number' ? formatBytes(sync.bytes) : 'its data';
   const took = typeof sync?.durationMs === 'number' ? ` (the forward copy took ${formatDuration(sync.durationMs)})` : '';
+  if (plan.reverse)
+    return new NeedsOperatorError(
+      'needs-operator',
+      `tenant ${tenant} passed its point of no return${pnr ? ` at ${pnr.at}` : ''}: the target has taken its writes since, and rolling back would lose them`,
+      `${phase === 'past-pnr' ? 'finish it first with `cutover waves` (it resumes in-flight tenants); then ' : ''}its old source follows it (plan reverse): \`cutover revert <plan> --tenant ${tenant} --yes\` moves it back without a copy, the other tenants stay where they are`,
+    );
   return new NeedsOperatorError(
     'needs-operator',
     `tenant ${tenant} passed its point of no return${pnr ? ` at ${pnr.at}` : ''}: the target has taken its writes since, and rolling back would lose them`,

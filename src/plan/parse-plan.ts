@@ -477,15 +477,23 @@ function readCdc(top: Fields, engine: Engine | undefined, scope: PlanScope | und
 /**
  * `reverse: true|false`: after the point of no return the old source follows the new primary, so `cutover revert`
  * can go back without losing writes. Default on where the engine has it and one database moves (what a change
- * board expects of a cutover it can undo); schemas and tenants default off.
+ * board expects of a cutover it can undo). Database tenants of a wave may opt in (each tenant its own reverse
+ * path, reverted alone with `cutover revert --tenant`): off by default, as every tenant's path keeps a slot and its
+ * WAL on the target until `cutover finalize --tenant`. Schemas and schema tenants have none.
  */
 function readReverse(top: Fields, engine: Engine | undefined, scope: PlanScope | undefined): boolean | undefined {
   const supported = engine !== undefined && engineCapabilities(engine).reverseReplication;
   const oneDatabase = scope?.kind === 'databases';
+  const databaseTenants = scope?.kind === 'tenants' && scope.database === undefined;
   const want = top.boolean('reverse', supported && oneDatabase);
   if (want === undefined) return undefined;
   if (want && engine !== undefined && !supported) return top.report('reverse', `reverse replication is not supported for ${engine} yet`, 'remove reverse from the plan or set reverse: false');
-  if (want && scope !== undefined && !oneDatabase) return top.report('reverse', `reverse replication follows one whole database (scope.databases); scope ${scope.kind} has none`, 'remove reverse from the plan');
+  if (want && scope !== undefined && !oneDatabase && !databaseTenants)
+    return top.report(
+      'reverse',
+      `reverse replication follows whole databases (scope.databases, or database tenants); scope ${scope.kind === 'tenants' ? 'tenants of one database (schemas)' : scope.kind} has none`,
+      'remove reverse from the plan',
+    );
   return want;
 }
 

@@ -17,7 +17,8 @@ import { lastOkData } from '../engine/phase.js';
 import { runWaves, type WaveEvent, type WavesResult } from '../engine/waves.js';
 import { tenantPlan, wavesOf } from '../engine/waves-plan.js';
 import { planId, type Plan, type PlanSecrets } from '../plan/index.js';
-import type { RehearseEvent, RehearseOptions, RehearsePhase, RehearseReport, ReportMark, ReportStep, TenantWindow } from './types.js';
+import { openRevertSession, revertPlan } from '../engine/revert.js';
+import type { RehearseEvent, RehearseOptions, RehearsePhase, RehearseReport, ReportMark, ReportStep, RevertReport, TenantWindow } from './types.js';
 
 export type * from './types.js';
 
@@ -44,6 +45,7 @@ const MARKED_STEPS: Record<string, { status: CutoverEvent['status']; mark: Repor
 export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseReport> {
   // --plan rehearses PostgreSQL plans only (onPlan says so); a sandbox rehearsal runs on the engine asked for.
   const kit = await rehearsalKitFor(opts.plan ? DEFAULT_ENGINE : (opts.engine ?? DEFAULT_ENGINE));
+  if (opts.revert) refuseRevert(opts, kit);
   if (opts.tenants !== undefined) {
     const start = kit.startTenantSandboxes;
     if (opts.plan || !start) throw new UsageError('rehearse --tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan and --engine (waves move PostgreSQL tenant databases)');
@@ -52,6 +54,14 @@ export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseRepo
   }
   if (opts.plan) return new Rehearsal(opts, kit).onPlan(opts.plan);
   return new Rehearsal(opts, kit).onSandboxes();
+}
+
+/** Why `rehearse --revert` cannot run as asked, before any server starts. */
+function refuseRevert(opts: RehearseOptions, kit: RehearsalKit): void {
+  const { product, reverseReplication } = engineCapabilities(kit.engine);
+  if (!reverseReplication) throw new UsageError(`rehearse --revert needs reverse replication (plan reverse), which cutover does not support for ${product}`, 'rehearse without --revert, or with --engine postgres');
+  if (opts.plan || opts.tenants !== undefined)
+    throw new UsageError('rehearse --revert rehearses one cutover and its revert on sandboxes', 'drop --plan and --tenants (`cutover revert` of a plan is rehearsed on a staging copy by hand)');
 }
 
 interface WorkloadTarget {
@@ -115,8 +125,8 @@ class Rehearsal {
       await this.phase('data', `load ${this.rows} sample rows`, () => sb.loadSample(this.rows, REHEARSAL_TABLE), 'load sample data');
       const sandbox = await sb.plan('5s');
       const { plan, planId, secrets } = await loadPlanFile(sandbox.plan, sandbox.env);
-      // A rehearsal measures the cutover; a reverse path would only keep a slot (and its WAL) on the target.
-      const session = await openSessionFor({ ...plan, reverse: false }, planId, secrets);
+      // Without --revert a reverse path would only keep a slot (and its WAL) on the target.
+      const session = await openSessionFor({ ...plan, reverse: this.opts.revert === true }, planId, secrets);
       report = await this.cutoverUnderWorkload(session, 'sandbox', sb.via);
       if (this.opts.keep) report.kept = await sb.kept();
     } catch (e) {
@@ -213,6 +223,7 @@ class Rehearsal {
         'wave',
       );
       await this.phase('drain', 'workload on the target after the last switch', () => sleep(this.settleMs), 'workload after switch');
+      this.emit('revert', 'skip', 'a wave is not rehearsed with a revert');
     } finally {
       result = await workload.stop();
     }
@@ -315,6 +326,7 @@ class Rehearsal {
       let sync: SyncSummary;
       let run: RunResult;
       let result: WorkloadResult;
+      let back: RevertRun | undefined;
       try {
         await this.phase('workload', `${this.writers} writers and ${this.readers} readers through ${via.router}`, () => sleep(this.settleMs), 'workload warm-up');
         sync = await this.phase('sync', 'sync: copy schema and data, start replication', async () => {
@@ -330,12 +342,26 @@ class Rehearsal {
         });
         this.placeRunSteps(run, runStartMs);
         await this.phase('drain', 'workload on the target after the switch', () => sleep(this.settleMs), 'workload after switch');
+        if (this.opts.revert) back = await this.revertUnderWorkload(s);
+        else this.emit('revert', 'skip', 'not asked (--revert)');
       } finally {
         result = await workload.stop();
       }
       const workloadEndMs = this.now();
-      const missing = await this.phase('verify', `look up ${result.acknowledged.length} acknowledged writes on the target`, () => this.missingOnTarget(s, result), 'verify writes');
+      // After a revert the old source is the primary again: every write of both phases must be there.
+      const owner = back ? { ...s.source, database: s.database } : { ...s.target, database: s.database };
+      const missing = await this.phase(
+        'verify',
+        `look up ${result.acknowledged.length} acknowledged writes on the ${back ? 'old source' : 'target'}`,
+        async () => {
+          const have = new Set(await this.kit.keys(owner, REHEARSAL_TABLE));
+          return result.acknowledged.filter((k) => !have.has(k));
+        },
+        'verify writes',
+      );
       const { ops, report: workloadSection } = workloadReport(result, workloadStartMs, workloadEndMs);
+      // With a revert, the top-level figures are the forward cutover's and `revert` has the way back's.
+      const forwardOps = back ? ops.filter((o) => o.end < back!.startMs) : ops;
       const clientErrors = result.writeErrors + result.readErrors;
       const rows = run.verify?.mode === 'rowcounts' ? run.verify.tables.reduce((n, t) => n + Number(t.target), 0) : null;
       const perSecond = (n: number) => (sync.durationMs > 0 ? Math.round((n * 1000) / sync.durationMs) : 0);
@@ -350,8 +376,8 @@ class Rehearsal {
         target: { server: `${s.target.host}:${s.target.port}`, version: targetVersion },
         router: via.router,
         clients: { writers: this.writers, readers: this.readers },
-        writeBlockedMs: longestGap(ops, 'write'),
-        readBlockedMs: longestGap(ops, 'read'),
+        writeBlockedMs: longestGap(forwardOps, 'write'),
+        readBlockedMs: longestGap(forwardOps, 'read'),
         fenceToLiftMs: run.writeBlockedMs ?? 0,
         budgetMs: run.budgetMs,
         copy: {
@@ -375,16 +401,51 @@ class Rehearsal {
         acknowledgedWrites: result.acknowledged.length,
         verifiedWrites: result.acknowledged.length - missing.length,
         missingWrites: missing,
-        warnings: [...s.plan.warnings, ...run.warnings],
+        warnings: [...s.plan.warnings, ...run.warnings, ...(back?.run.warnings ?? [])],
+        ...(back ? { revert: revertReport(back, ops, this.marks) } : {}),
       };
     } finally {
       await s.close();
     }
   }
 
-  private async missingOnTarget(s: PlanSession, w: WorkloadResult): Promise<string[]> {
-    const have = new Set(await this.kit.keys({ ...s.target, database: s.database }, REHEARSAL_TABLE));
-    return w.acknowledged.filter((k) => !have.has(k));
+  /**
+   * `cutover revert` under the same workload, by its own code (openRevertSession + revertPlan), then the workload
+   * on the old source for the settle time. Its steps are placed on the rehearsal clock by its own fence.
+   */
+  private async revertUnderWorkload(s: PlanSession): Promise<RevertRun> {
+    const startMs = this.now();
+    const at: { hold?: number; fence?: number; lift?: number } = {};
+    const run = await this.phase('revert', 'revert: hold, fence the new primary, catch up the old source, switch back, lift', async () => {
+      const rs = await openRevertSession(s.plan, s.planId, s.secrets);
+      let r: RunResult;
+      try {
+        r = await revertPlan(rs, s.planId, {
+          onEvent: (e) => {
+            const now = this.now();
+            if (e.step === 'hold' && e.status === 'begin') at.hold = now;
+            if (e.step === 'fence' && e.status === 'begin') at.fence = now;
+            if (e.step === 'lift' && e.status === 'ok') at.lift = now;
+            this.emit('revert', 'info', `${e.step}: ${e.message}`);
+          },
+          ...this.abort(),
+          ...(this.opts.maxWriteBlockedMs !== undefined ? { maxWriteBlockedMs: this.opts.maxWriteBlockedMs } : {}),
+        });
+      } finally {
+        await rs.close();
+      }
+      this.emit('revert', 'info', `fence to lift ${formatDuration(r.writeBlockedMs ?? 0)} (budget ${formatDuration(r.budgetMs)}); the workload goes on on the old source`);
+      const fence = r.steps.find((x) => x.step === 'fence');
+      const offset = fence && at.fence !== undefined ? at.fence - fence.startMs : startMs;
+      for (const x of r.steps) this.steps.push(step(x.step, 'revert', x.startMs + offset, x.endMs + offset));
+      const settled = this.now();
+      await sleep(this.settleMs);
+      this.steps.push(step('workload after revert', 'revert', settled, this.now()));
+      return r;
+    });
+    // Without a router the window opens at the fence.
+    const holdAtMs = at.hold ?? at.fence;
+    return { run, startMs, ...(holdAtMs !== undefined ? { holdAtMs } : {}), ...(at.lift !== undefined ? { liftAtMs: at.lift } : {}) };
   }
 
   /** Acknowledged writes (`client:seq`) not found on their tenant's database on the target. */
@@ -424,6 +485,32 @@ class Rehearsal {
     const offset = fence && fenceMark ? fenceMark.atMs - fence.startMs : runStartMs;
     for (const x of run.steps) this.steps.push(step(x.step, 'cutover', x.startMs + offset, x.endMs + offset));
   }
+}
+
+interface RevertRun {
+  run: RunResult;
+  /** When the revert phase began on the rehearsal clock: ops ending before it belong to the forward cutover. */
+  startMs: number;
+  holdAtMs?: number;
+  liftAtMs?: number;
+}
+
+/** The revert's window as the clients saw it, and the writes made while the new primary was the primary. */
+function revertReport(back: RevertRun, ops: WorkloadOp[], marks: ReportMark[]): RevertReport {
+  const during = ops.filter((o) => o.end >= back.startMs);
+  const forwardLift = marks.find((m) => m.name === 'lift')?.atMs ?? back.startMs;
+  const revertHold = back.holdAtMs ?? back.startMs;
+  const r = back.run;
+  return {
+    writeBlockedMs: longestGap(during, 'write'),
+    readBlockedMs: longestGap(during, 'read'),
+    fenceToLiftMs: r.writeBlockedMs ?? 0,
+    budgetMs: r.budgetMs,
+    catchUp: { method: r.catchUp?.method ?? 'sentinel', waitedMs: r.catchUp?.waitedMs ?? 0 },
+    holdAtMs: back.holdAtMs ?? null,
+    liftAtMs: back.liftAtMs ?? null,
+    writesOnNewPrimary: ops.filter((o) => o.kind === 'write' && o.outcome === 'ok' && o.start > forwardLift && o.end < revertHold).length,
+  };
 }
 
 /** The proof the tenants' catch-ups used (one engine, one method); PostgreSQL's is the sentinel. */

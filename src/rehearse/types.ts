@@ -6,7 +6,7 @@ import type { CopyMethod } from '../plan/types.js';
 import type { KeptServers } from './rehearsal-kit.js';
 
 /** The stages of a rehearsal, in order; a task list shows one line per stage. */
-export const REHEARSE_PHASES = ['servers', 'data', 'workload', 'sync', 'cutover', 'drain', 'verify', 'teardown'] as const;
+export const REHEARSE_PHASES = ['servers', 'data', 'workload', 'sync', 'cutover', 'drain', 'revert', 'verify', 'teardown'] as const;
 export type RehearsePhase = (typeof REHEARSE_PHASES)[number];
 
 export interface RehearseEvent {
@@ -24,6 +24,12 @@ export interface RehearseOptions {
    * `[databases]` entry each, moved by `cutover waves` code while the clients write to random tenants.
    */
   tenants?: number;
+  /**
+   * After the cutover and some writes on the new primary, `cutover revert` back to the old source (plan
+   * `reverse`); every acknowledged write of both phases is then looked up on the old source. Sandboxes only, on
+   * an engine with reverse replication.
+   */
+  revert?: boolean;
   /** Rows of sample data in the sandbox source (ignored with `plan`; with `tenants`, spread over them). */
   rows?: number;
   /** Concurrent writers; half as many readers (at least one) run beside them. */
@@ -121,10 +127,29 @@ export interface RehearseReport {
   verifiedWrites: number;
   missingWrites: string[];
   warnings: string[];
+  /** With `revert`: the window of the way back (the top-level window figures are the forward cutover's). */
+  revert?: RevertReport;
   /** With `tenants`: the wave and each tenant's write-blocked window. */
   tenants?: TenantsReport;
   /** With `keep`: URLs and commands to reach the servers (passwords only in the 0600 passfile) and to stop them. */
   kept?: KeptServers;
+}
+
+/** `rehearse --revert`: the revert's own window, measured like the forward one. */
+export interface RevertReport {
+  /** Longest span without an acknowledged write during the revert, as the clients saw it. */
+  writeBlockedMs: number;
+  /** Longest span without a successful read during the revert. */
+  readBlockedMs: number;
+  /** The revert's own measure: fence (of the new primary) to lift (of the old source). */
+  fenceToLiftMs: number;
+  budgetMs: number;
+  catchUp: Pick<CatchUpProof, 'method' | 'waitedMs'>;
+  /** The revert's hold and lift on the rehearsal clock; null when not reached. */
+  holdAtMs: number | null;
+  liftAtMs: number | null;
+  /** Acknowledged writes made while the new primary was the primary (after the forward lift, before the revert's hold). */
+  writesOnNewPrimary: number;
 }
 
 export interface TenantWindow {

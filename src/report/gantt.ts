@@ -8,6 +8,7 @@ const PHASE_COLORS: Record<RehearsePhase, string> = {
   sync: '#3b6fd6',
   cutover: '#d9822b',
   drain: '#5b8def',
+  revert: '#b5446e',
   verify: '#2e8b3d',
   teardown: '#9aa5b1',
 };

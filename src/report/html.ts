@@ -67,7 +67,7 @@ ${rows}
 ${tenants}<h2>Client latency</h2>
 <figure>
 ${latencyTimeline(r)}
-<figcaption>${esc(`Worst latency of each client per ${formatMs(r.workload.bucketMs)} slice. The shaded span runs from the router hold to the lift; red dots mark failed or in-doubt client operations.`)}</figcaption>
+<figcaption>${esc(`Worst latency of each client per ${formatMs(r.workload.bucketMs)} slice. The shaded span runs from the router hold to the lift${r.revert ? ' (the second one, in pink: the revert, back to the old source)' : ''}; red dots mark failed or in-doubt client operations.`)}</figcaption>
 </figure>
 ${zoom}<h2>Steps</h2>
 <figure>

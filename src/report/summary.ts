@@ -12,9 +12,24 @@ export function summaryRows(r: RehearseReport): Array<[string, string]> {
         ['per-tenant windows', `p50 ${formatDuration(t.windows.p50Ms)}, p95 ${formatDuration(t.windows.p95Ms)}, max ${formatDuration(t.windows.maxMs)} (hold to release, ${t.windows.count} measured)`],
       ]
     : [];
+  const v = r.revert;
+  const back: Array<[string, string]> = v
+    ? [
+        [
+          'revert write-blocked window',
+          `${formatDuration(v.writeBlockedMs)} (longest gap between acknowledged writes during the revert; fence to lift ${formatDuration(v.fenceToLiftMs)}, budget ${formatDuration(v.budgetMs)})`,
+        ],
+        ['revert read-blocked window', `${formatDuration(v.readBlockedMs)} (longest gap between successful reads during the revert)`],
+        ['revert catch-up proof', `${v.catchUp.method}, ${formatDuration(v.catchUp.waitedMs)}`],
+        ['writes on the new primary', `${v.writesOnNewPrimary} acknowledged between the switch and the revert's hold`],
+      ]
+    : [];
   return [
     ...wave,
-    ['write-blocked window', `${formatDuration(r.writeBlockedMs)} (longest gap between acknowledged writes; fence to lift ${formatDuration(r.fenceToLiftMs)}, budget ${formatDuration(r.budgetMs)})`],
+    [
+      v ? 'write-blocked window (forward)' : 'write-blocked window',
+      `${formatDuration(r.writeBlockedMs)} (longest gap between acknowledged writes; fence to lift ${formatDuration(r.fenceToLiftMs)}, budget ${formatDuration(r.budgetMs)})`,
+    ],
     ['read-blocked window', `${formatDuration(r.readBlockedMs)} (longest gap between successful reads)`],
     [
       'copied',
@@ -24,8 +39,9 @@ export function summaryRows(r: RehearseReport): Array<[string, string]> {
     ['catch-up proof', `${r.catchUp.method}, ${formatDuration(r.catchUp.waitedMs)}`],
     ['verify', `${r.verify.mode}: ${r.verify.tables} tables, ${r.verify.mismatches} mismatches`],
     ['client operations', `${r.workload.writes.ok} writes, ${r.workload.reads.ok} reads by ${r.clients.writers} writers and ${r.clients.readers} readers`],
+    ...back,
     ['client errors', `${r.clientErrors} (expected 0)`],
-    ['acknowledged writes verified', `${r.verifiedWrites} of ${r.acknowledgedWrites} on the target${r.missingWrites.length ? `, MISSING ${r.missingWrites.length}` : ''}`],
+    ['acknowledged writes verified', `${r.verifiedWrites} of ${r.acknowledgedWrites} on the ${v ? 'old source (both phases)' : 'target'}${r.missingWrites.length ? `, MISSING ${r.missingWrites.length}` : ''}`],
   ];
 }
 
@@ -33,5 +49,6 @@ export function headline(r: RehearseReport): string {
   const where = r.mode === 'sandbox' ? 'sandbox' : 'plan servers';
   // "15.20 (Debian ...)", "10.11.11-MariaDB-0+deb12u1": the number is enough here.
   const short = (v: string) => v.split(/[ -]/)[0];
-  return `cutover rehearsal (${where}): ${engineCapabilities(r.engine).product} ${short(r.source.version)} → ${short(r.target.version)} through ${r.router}: ${r.ok ? 'OK' : 'FAILED'}`;
+  const path = `${short(r.source.version)} → ${short(r.target.version)}${r.revert ? ` → ${short(r.source.version)} (revert)` : ''}`;
+  return `cutover rehearsal (${where}): ${engineCapabilities(r.engine).product} ${path} through ${r.router}: ${r.ok ? 'OK' : 'FAILED'}`;
 }

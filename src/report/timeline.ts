@@ -46,6 +46,15 @@ export function latencyTimeline(r: RehearseReport, width = 1100, height = 420): 
   } else if (hold && lift) {
     parts.push(el('rect', { id: 'blocked-window', x: at(hold.atMs), y: pad.top, width: Math.max(1, at(lift.atMs) - at(hold.atMs)), height: height - pad.top - pad.bottom, fill: '#f6d7a7', opacity: 0.45 }));
   }
+  const back = r.revert;
+  if (back && back.holdAtMs !== null && back.liftAtMs !== null) {
+    // rehearse --revert: the way back's window, shaded like the forward one and labelled at both ends.
+    const [from, to] = [at(back.holdAtMs), at(back.liftAtMs)];
+    parts.push(el('rect', { id: 'revert-window', x: from, y: pad.top, width: Math.max(1, to - from), height: height - pad.bottom - pad.top, fill: '#f0c4d4', opacity: 0.45 }));
+    parts.push(el('line', { class: 'marker', id: 'mark-revert-hold', x1: from, x2: from, y1: pad.top - 4, y2: height - pad.bottom, stroke: '#b5446e', 'stroke-width': 1.5, 'stroke-dasharray': '5 3' }));
+    parts.push(el('line', { class: 'marker', id: 'mark-revert-lift', x1: to, x2: to, y1: pad.top - 4, y2: height - pad.bottom, stroke: '#b5446e', 'stroke-width': 1.5, 'stroke-dasharray': '5 3' }));
+    parts.push(text({ x: from + 3, y: pad.top - 8, 'font-size': 11, fill: '#b5446e' }, 'revert'));
+  }
   for (const t of logTicks(yMin, yMax)) {
     parts.push(el('line', { x1: pad.left, x2: width - pad.right, y1: y(t), y2: y(t), stroke: '#e3e3e3' }));
     parts.push(text({ x: pad.left - 6, y: y(t) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#555' }, formatMs(t)));

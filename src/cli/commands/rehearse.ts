@@ -25,6 +25,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
     .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 18, PgBouncer) or mariadb (HAProxy)').choices([...REHEARSAL_ENGINES]).default(DEFAULT_ENGINE))
     .option('--rows <n>', 'rows of sample data (with --tenants: spread over the tenants)', (v) => positiveInt(v, '--rows'), 1_000_000)
     .option('--tenants <n>', 'rehearse a wave (`cutover waves`) of N tenant databases, one PgBouncer entry each, clients writing to random tenants', (v) => positiveInt(v, '--tenants'))
+    .option('--revert', 'after the cutover and writes on the new primary, `cutover revert` back to the old source; reports both windows')
     .option('--clients <n>', 'concurrent writers (plus half as many readers)', (v) => positiveInt(v, '--clients'), 4)
     .option('--report <file>', 'also write a self-contained HTML report (latency timeline, step timeline, summary)')
     .option('--keep', 'leave the sandbox servers running and print how to connect')
@@ -33,7 +34,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
     .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
     .addHelpText(
       'after',
-      '\nExamples:\n  cutover rehearse\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --tenants 20 --rows 20000 --report wave.html\n  cutover rehearse --plan staging.yaml --yes',
+      '\nExamples:\n  cutover rehearse\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --revert --rows 50000 --report there-and-back.html\n  cutover rehearse --tenants 20 --rows 20000 --report wave.html\n  cutover rehearse --plan staging.yaml --yes',
     )
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
@@ -41,6 +42,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
       if (plan && !o.yes) throw new UsageError('rehearse --plan cuts over the servers of the plan and needs --yes', `cutover rehearse --plan ${plan} --yes (or \`cutover run ${plan} --dry-run\` first)`);
       if (plan && o.engine !== DEFAULT_ENGINE) throw new UsageError("--engine chooses the sandboxes; with --plan the engine is the plan's", 'drop --engine');
       if (o.tenants !== undefined && (plan || o.engine !== DEFAULT_ENGINE || o.keep)) throw new UsageError('--tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan, --engine and --keep');
+      if (o.revert && (plan || o.tenants !== undefined)) throw new UsageError('--revert rehearses one cutover and its revert on sandboxes', 'drop --plan and --tenants');
       if (plan && o.keep) throw new UsageError('--keep applies to sandboxes; with --plan the servers are yours and stay up anyway', 'drop --keep');
       // Sandboxes: an interrupt stops every server started and exits. A plan's servers: the run restores the source first.
       const sig = plan ? interruptSignal(ctx.io) : undefined;
@@ -55,6 +57,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
               rows: o.rows as number,
               clients: o.clients as number,
               keep: Boolean(o.keep),
+              revert: Boolean(o.revert),
               ...(o.tenants !== undefined ? { tenants: o.tenants as number } : {}),
               env: ctx.io.env,
               onEvent,
@@ -68,7 +71,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
         if (!g.json) ctx.print(renderRehearse(r, o.report as string | undefined));
         throw new RehearsalFailed(
           r.missingWrites.length > 0
-            ? `${r.missingWrites.length} acknowledged write(s) missing on the target after the rehearsal`
+            ? `${r.missingWrites.length} acknowledged write(s) missing on the ${r.revert ? 'old source after the revert' : 'target after the rehearsal'}`
             : r.clientErrors === 0 && r.tenants
               ? `${r.tenants.count - r.tenants.done} of ${r.tenants.count} tenant(s) not moved (see the warnings)`
               : `${r.clientErrors} client operation(s) failed during the rehearsal (expected 0)`,

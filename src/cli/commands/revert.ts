@@ -15,6 +15,7 @@ export function registerRevert(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'run the preflight of the revert and show what would happen; change nothing')
     .option('--resume', 'continue a revert that stopped (forward past its point of no return, else restore and revert again)')
     .option('--rollback', 'before the revert’s point of no return: the new primary writable again, routing back on it')
+    .option('--tenant <name>', 'a waves plan: move this tenant back (the other tenants stay on the target)')
     .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
     .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock is free')
     .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
@@ -31,6 +32,7 @@ export function registerRevert(program: Command, ctx: CliContext): void {
           force: Boolean(o.force),
           resume: Boolean(o.resume),
           rollback: Boolean(o.rollback),
+          ...(o.tenant !== undefined ? { tenant: o.tenant as string } : {}),
           ...(o.maxWriteBlocked ? { maxWriteBlockedMs: parseDuration(o.maxWriteBlocked as string, '--max-write-blocked') } : {}),
           ...runPause(ctx.io.testPause),
         });
@@ -49,11 +51,12 @@ export function registerFinalize(program: Command, ctx: CliContext): void {
     .summary('keep the cutover for good: end the reverse path and drop its objects')
     .argument('<plan>', 'plan file (YAML)')
     .option('--yes', 'do not ask for confirmation')
+    .option('--tenant <name>', 'a waves plan: end this tenant’s reverse path')
     .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock is free')
     .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       if (!o.yes) throw new UsageError('finalize ends the way back (cutover revert) and needs --yes', `cutover finalize ${file} --yes`);
-      const r = await finalize(file, { ...ctx.planOptions(), force: Boolean(o.force) });
+      const r = await finalize(file, { ...ctx.planOptions(), force: Boolean(o.force), ...(o.tenant !== undefined ? { tenant: o.tenant as string } : {}) });
       ctx.emit(g.json, { action: 'finalize', ...r }, renderFinalize(r));
     });
 }
