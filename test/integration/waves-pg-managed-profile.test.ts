@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createManagedAdmin, createManagedDatabase, providerSession, type ManagedAdmin } from '../../adapters/postgres/postgres-managed-profile.js';
@@ -87,6 +87,23 @@ describe.skipIf(unavailable)('managed profile: waves of 3 PostgreSQL tenant data
       ].join('\n') + '\n',
     );
     const provider = await providerSession(e.src, 't_two');
+    // check of one tenant names the session the admin may not end; strict mode makes it a blocker (exit 3).
+    for (const mode of ['enforced', 'strict'] as const) {
+      const one = join(stateDir, `check-${mode}.plan.yaml`);
+      const text = (await readFile(plan, 'utf8'))
+        .replace(/scope: \{ tenants: .*\}/, 'scope: { databases: ["t_two"] }')
+        .replace('readOnly: { mode: enforced }', `readOnly: { mode: ${mode}${mode === 'strict' ? ', roles: [app]' : ''} }`)
+        .replace(/\/postgres"/g, '/t_two"')
+        .replace(/^waves:.*$/m, '')
+        .replace(`state: "${stateDir}"`, `state: "${join(stateDir, `check-${mode}`)}"`);
+      await writeFile(one, text);
+      const check = await cli(['check', one, '--json'], e.env);
+      const found = (check.json().findings as Array<{ severity: string; check: string; message: string }>).filter((f) => f.check === 'sessions');
+      expect(found, check.out).toEqual([
+        expect.objectContaining({ severity: mode === 'strict' ? 'blocker' : 'warning', message: expect.stringMatching(/user postgres, application_name provider agent\) on database t_two/) }),
+      ]);
+      expect(check.code, check.out + check.err).toBe(mode === 'strict' ? 3 : 0);
+    }
     const workload = new TenantWorkload(e, TENANTS, 4, {}, { user: 'app', password: APP_PW }).start();
     let r;
     try {
