@@ -25,7 +25,7 @@ export { parseDuration, parseSize } from './util/units.js';
 export { PostgresSandbox, type PostgresSandboxOptions } from '../adapters/postgres/postgres-sandbox.js';
 export { stopAllSandboxes, installSandboxCleanup } from './sandbox/registry.js';
 export { REHEARSAL_TABLE } from './rehearse/rehearse.js';
-export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries } from './rehearse/types.js';
+export { REHEARSE_PHASES, type RehearseOptions, type RehearseReport, type RehearseEvent, type RehearsePhase, type ReportStep, type ReportMark, type LatencySeries, type RehearsalPrivileges } from './rehearse/types.js';
 export { renderHtmlReport } from './report/html.js';
 export type { Finding, SyncSummary, CatchUpProof, VerifyReport, TableCheck, Leftover, DetachResult } from './engine/cutover-adapter.js';
 export { type OnlineVerifyReport, type OnlineVerifyOptions } from './engine/verify-online.js';

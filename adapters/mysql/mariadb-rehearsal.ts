@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { SAMPLE_DATABASE, stopByPidCommand, type KitEndpoint, type KeptServers, type OnSandboxStarted, type RehearsalKit, type SandboxSet } from '../../src/rehearse/rehearsal-kit.js';
 import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
+import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
 import { startAllOrNone } from '../../src/sandbox/registry.js';
 import { HaproxySandbox } from '../routers/haproxy-sandbox.js';
+import { createManagedAdmin } from './mariadb-managed-profile.js';
 import { MariadbSandbox } from './mariadb-sandbox.js';
 import { quoteIdent } from './mysql-sql.js';
 import { MysqlWorkload, mysqlWorkloadTableSql } from './mysql-workload.js';
@@ -42,9 +44,10 @@ export const mariadbKit: RehearsalKit = {
 };
 
 /** Two MariaDB servers (source, target) and HAProxy in front of the source, with an application account on both. */
-async function startMariadbSandboxes(onStarted: OnSandboxStarted): Promise<SandboxSet> {
+async function startMariadbSandboxes(onStarted: OnSandboxStarted, privileges: RehearsalPrivileges): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
   const appPassword = randomBytes(12).toString('hex');
+  const managed = privileges === 'managed';
   const [src, dst] = (await startAllOrNone([MariadbSandbox.start({ password, serverId: 1 }), MariadbSandbox.start({ password, serverId: 2 })])) as [MariadbSandbox, MariadbSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
@@ -56,6 +59,15 @@ async function startMariadbSandboxes(onStarted: OnSandboxStarted): Promise<Sandb
     throw e;
   }
   onStarted(`router ${haproxy.label}`, haproxy.dir);
+  let planUser = { user: 'root', password };
+  try {
+    // The managed test profile: the plan's admin holds no SUPER, READ_ONLY ADMIN or BINLOG ADMIN (root stays the provider's).
+    const adminPassword = randomBytes(12).toString('hex');
+    if (managed) for (const sb of [src, dst]) planUser = await createManagedAdmin(sb, adminPassword);
+  } catch (e) {
+    await Promise.all([haproxy.stop(), src.stop(), dst.stop()]);
+    throw e;
+  }
   const root = (port: number, database?: string): KitEndpoint => ({ host: '127.0.0.1', port, user: 'root', password, ...(database ? { database } : {}) });
   const set: SandboxSet = {
     via: { endpoint: { host: haproxy.host, port: haproxy.port, user: APP_USER, password: appPassword, database: SAMPLE_DATABASE }, router: `HAProxy ${haproxy.host}:${haproxy.port}` },
@@ -79,7 +91,7 @@ async function startMariadbSandboxes(onStarted: OnSandboxStarted): Promise<Sandb
     },
 
     async plan(maxWriteBlocked) {
-      const url = (port: number) => `mariadb://root@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const url = (port: number) => `mariadb://${planUser.user}@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
       const plan = await sandboxPlan(src.dir, 'rehearsal.plan.yaml', {
         engine: 'mariadb',
         source: { url: url(src.port), passwordEnv: ENV.source },
@@ -89,8 +101,10 @@ async function startMariadbSandboxes(onStarted: OnSandboxStarted): Promise<Sandb
         limits: { maxWriteBlocked },
         verify: 'rowcounts',
         router: { kind: 'haproxy', socket: haproxy.socket, backend: haproxy.backend, server: haproxy.serverName },
+        // Managed: no `SET GLOBAL read_only`; the fence locks the application account and revokes its writes.
+        ...(managed ? { privileges: 'managed' as const, readOnly: { scope: 'server', mode: 'strict', roles: [APP_USER] } } : {}),
       });
-      return { plan, env: { [ENV.source]: password, [ENV.target]: password } };
+      return { plan, env: { [ENV.source]: planUser.password, [ENV.target]: planUser.password } };
     },
 
     async kept(): Promise<KeptServers> {

@@ -102,3 +102,29 @@ export function missingPasswordFindings(roles: readonly string[]): Finding[] {
     fix: `set it on the target before the switch: ALTER ROLE ${r} PASSWORD '...' (or create the role there first)`,
   }));
 }
+
+/** A session the managed admin may not end, as `check` names it. */
+export interface ProtectedSession {
+  pid: number;
+  user: string;
+  application: string;
+}
+
+/**
+ * Managed: the superuser sessions (the provider's own) connected to the fenced database now. pg_signal_backend
+ * never reaches a superuser's backend, so the fence will leave them running and they can override the read-only
+ * default: a warning naming each; under `readOnly.mode: strict` a blocker, since the fence would refuse then.
+ */
+export function protectedSessionFindings(sessions: readonly ProtectedSession[], database: string, mode: ReadOnlyMode): Finding[] {
+  const strict = mode === 'strict';
+  return sessions.map((s) => ({
+    severity: strict ? ('blocker' as const) : ('warning' as const),
+    check: 'sessions',
+    object: `pid ${s.pid}`,
+    message: `superuser session pid ${s.pid} (user ${s.user}${s.application ? `, application_name ${s.application}` : ''}) on database ${database}: the admin may not end it`,
+    why: strict
+      ? 'strict mode refuses to fence while a session it cannot end could write through the fence'
+      : 'the fence leaves it running (pg_signal_backend does not reach superusers); it can still write, and the leak check watches it',
+    fix: strict ? 'wait until it disconnects (or ask the provider), or use readOnly.mode: enforced, which fences and names it' : 'ask the provider which agent it is; nothing to do unless it writes to the moved database',
+  }));
+}

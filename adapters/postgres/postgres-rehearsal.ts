@@ -1,18 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type pg from 'pg';
 import { SAMPLE_DATABASE, stopByPidCommand, type KitEndpoint, type KeptServers, type OnSandboxStarted, type RehearsalKit, type SandboxSet } from '../../src/rehearse/rehearsal-kit.js';
+import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
 import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
 import { startAllOrNone } from '../../src/sandbox/registry.js';
 import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
+import { adminClient, createManagedAdmin, createManagedDatabase, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
 import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
 import { PostgresSandbox } from './postgres-sandbox.js';
-import { quoteIdent } from './postgres-sql.js';
+import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { startTenantSandboxes } from './postgres-tenant-rehearsal.js';
 import { Workload, workloadTableSql } from './postgres-workload.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
-const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
+const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD', replication: 'REHEARSE_REPLICATION_PASSWORD' } as const;
+/** Managed profile: the application role the clients write as (the provider's superuser sessions cannot be ended). */
+const APP_ROLE = 'cutover_app';
+/** Managed profile: the provider-made replication role a PostgreSQL 15 source needs (only a superuser creates one before 16). */
+const REPLICATION_ROLE = 'cutover_repl';
 
 export const postgresKit: RehearsalKit = {
   engine: 'postgres',
@@ -34,35 +41,62 @@ export const postgresKit: RehearsalKit = {
  * A PostgreSQL 15 source, a PostgreSQL 18 target and a transaction-pooling PgBouncer in front of the source.
  * If one fails to start, the ones already up are stopped; each is also in the signal-cleanup registry.
  */
-async function startPostgresSandboxes(onStarted: OnSandboxStarted): Promise<SandboxSet> {
+async function startPostgresSandboxes(onStarted: OnSandboxStarted, privileges: RehearsalPrivileges): Promise<SandboxSet> {
   const password = randomBytes(12).toString('hex');
-  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password })])) as [PostgresSandbox, PostgresSandbox];
+  const managed = privileges === 'managed';
+  const appPassword = randomBytes(12).toString('hex');
+  // A managed admin cannot quiet the log for its own session: the provider's parameters keep a failed CREATE
+  // SUBSCRIPTION's text (it carries the replication password) out of the target's log (docs/managed.md).
+  const dstSettings = managed ? { settings: { log_min_error_statement: 'log' } } : {};
+  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password, ...dstSettings })])) as [PostgresSandbox, PostgresSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
   let bouncer: PgBouncerSandbox;
+  let admin: ManagedAdmin | undefined;
   try {
-    bouncer = await PgBouncerSandbox.start({ databases: { [SAMPLE_DATABASE]: { host: src.host, port: src.port } }, users: { postgres: password }, poolMode: 'transaction' });
+    if (managed) admin = await managedSetup(src, dst, randomBytes(12).toString('hex'), appPassword);
+    bouncer = await PgBouncerSandbox.start({ databases: { [SAMPLE_DATABASE]: { host: src.host, port: src.port } }, users: managed ? { [APP_ROLE]: appPassword } : { postgres: password }, poolMode: 'transaction' });
   } catch (e) {
     await Promise.all([src.stop(), dst.stop()]);
     throw e;
   }
   onStarted(`router ${bouncer.label} (transaction pooling)`, bouncer.dir);
   const superuser = (port: number): KitEndpoint & { database: string } => ({ host: '127.0.0.1', port, user: 'postgres', password, database: SAMPLE_DATABASE });
+  const planUser = admin ? { user: admin.user, password: admin.password } : { user: 'postgres', password };
+  let provider: pg.Client | undefined;
 
   return {
-    via: { endpoint: superuser(bouncer.port), router: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling)` },
+    via: {
+      endpoint: managed ? { ...superuser(bouncer.port), user: APP_ROLE, password: appPassword } : superuser(bouncer.port),
+      router: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling)${managed ? `, clients as ${APP_ROLE}` : ''}`,
+    },
 
     /** `rows` items (a bigserial key, so the sequences step has work) and the workload table. */
     async loadSample(rows, table) {
-      await withClient({ ...superuser(src.port), database: 'postgres' }, (c) => c.query(`CREATE DATABASE ${quoteIdent(SAMPLE_DATABASE)}`));
-      await withClient(superuser(src.port), (c) => loadSampleTables(c, rows, table));
+      if (!admin) {
+        await withClient({ ...superuser(src.port), database: 'postgres' }, (c) => c.query(`CREATE DATABASE ${quoteIdent(SAMPLE_DATABASE)}`));
+        await withClient(superuser(src.port), (c) => loadSampleTables(c, rows, table));
+        return;
+      }
+      // Managed: the customer's admin owns the database and its tables (the fence and the publication need that).
+      await createManagedDatabase(src, SAMPLE_DATABASE, admin);
+      const c = await adminClient(src, admin, SAMPLE_DATABASE, 'cutover-rehearse');
+      try {
+        await loadSampleTables(c, rows, table);
+        await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${quoteIdent(APP_ROLE)}`);
+        await c.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${quoteIdent(APP_ROLE)}`);
+      } finally {
+        await c.end();
+      }
+      // The provider's own superuser session (a monitoring agent): the admin cannot end it; the fence names it.
+      provider = await providerSession(src, SAMPLE_DATABASE);
     },
 
     async plan(maxWriteBlocked) {
-      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
+      const url = (port: number) => `postgres://${planUser.user}@127.0.0.1:${port}/${SAMPLE_DATABASE}`;
       const plan = await sandboxPlan(src.dir, 'rehearsal.plan.yaml', {
         engine: 'postgres',
-        source: { url: url(src.port), passwordEnv: ENV.source },
+        source: { url: url(src.port), passwordEnv: ENV.source, ...(managed ? { replication: { user: REPLICATION_ROLE, passwordEnv: ENV.replication } } : {}) },
         target: { url: url(dst.port), passwordEnv: ENV.target },
         scope: { databases: [SAMPLE_DATABASE] },
         method: 'replication',
@@ -70,8 +104,9 @@ async function startPostgresSandboxes(onStarted: OnSandboxStarted): Promise<Sand
         limits: { maxWriteBlocked },
         verify: 'rowcounts',
         router: { kind: 'pgbouncer', admin: bouncer.adminUrl(), adminPasswordEnv: ENV.router, ini: bouncer.iniPath, database: SAMPLE_DATABASE },
+        ...(managed ? { privileges: 'managed' as const } : {}),
       });
-      return { plan, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+      return { plan, env: { [ENV.source]: planUser.password, [ENV.target]: planUser.password, [ENV.router]: bouncer.adminPassword, ...(managed ? { [ENV.replication]: password } : {}) } };
     },
 
     async kept(): Promise<KeptServers> {
@@ -91,8 +126,32 @@ async function startPostgresSandboxes(onStarted: OnSandboxStarted): Promise<Sand
     },
 
     async stop() {
+      await provider?.end().catch(() => {});
       await bouncer.stop();
       await Promise.all([src.stop(), dst.stop()]);
     },
   };
+}
+
+/**
+ * The managed test profile on both sandboxes: the admin (no superuser) on each, the application role with its
+ * password on each (the admin cannot read password hashes to copy it), and on the 15 source the provider-made
+ * replication role (password: the sandbox superuser's, known only to the rehearsal).
+ */
+async function managedSetup(src: PostgresSandbox, dst: PostgresSandbox, adminPassword: string, appPassword: string): Promise<ManagedAdmin> {
+  let admin: ManagedAdmin | undefined;
+  for (const sb of [src, dst]) {
+    admin = await createManagedAdmin(sb, adminPassword);
+    const c = await adminClient(sb, admin, 'postgres', 'cutover-rehearse');
+    try {
+      await c.query(`CREATE ROLE ${quoteIdent(APP_ROLE)} LOGIN PASSWORD ${quoteLiteral(appPassword)}`);
+    } finally {
+      await c.end();
+    }
+  }
+  await withClient({ host: src.host, port: src.port, user: src.user, password: src.password }, async (c) => {
+    await c.query(`CREATE ROLE ${quoteIdent(REPLICATION_ROLE)} LOGIN REPLICATION PASSWORD ${quoteLiteral(src.password)}`);
+    await c.query(`GRANT pg_read_all_data TO ${quoteIdent(REPLICATION_ROLE)}`);
+  });
+  return admin!;
 }

@@ -57,7 +57,6 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { man
       r.rolreplication &&= me.repl;
       r.rolbypassrls &&= me.rls;
     }
-    if (opts.managed && r.rolcanlogin) withoutPassword.push(r.rolname);
     const attrs = [
       r.rolsuper ? 'SUPERUSER' : 'NOSUPERUSER',
       r.rolinherit ? 'INHERIT' : 'NOINHERIT',
@@ -70,7 +69,17 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { man
       ...(r.rolpassword ? [`PASSWORD ${quoteLiteral(r.rolpassword)}`] : []),
       ...(r.rolvaliduntil ? [`VALID UNTIL ${quoteLiteral(r.rolvaliduntil.toISOString())}`] : []),
     ];
-    await dst.query(`CREATE ROLE ${quoteIdent(r.rolname)} WITH ${attrs.join(' ')}`);
+    try {
+      await dst.query(`CREATE ROLE ${quoteIdent(r.rolname)} WITH ${attrs.join(' ')}`);
+    } catch (e) {
+      // Tenants of a wave copy at the same time into one target: the role another one just made is left alone
+      // (42710 once it committed, 23505 from pg_authid's unique index while it was committing).
+      const code = (e as { code?: string }).code;
+      if (code !== '42710' && code !== '23505') throw e;
+      existing.add(r.rolname);
+      continue;
+    }
+    if (opts.managed && r.rolcanlogin) withoutPassword.push(r.rolname);
     created++;
   }
   if (withoutPassword.length)

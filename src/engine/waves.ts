@@ -36,6 +36,8 @@ export interface TenantOutcome {
   /** What this invocation did with it; `elsewhere`: another runner of a shared wave (control database) took it. */
   action: 'moved' | 'resumed' | 'skipped' | 'failed' | 'not-started' | 'elsewhere';
   error?: { code: string; message: string; hint?: string; exitCode: number };
+  /** The tenant's run warnings (e.g. sessions its fence could not end), as `cutover run` reports them. */
+  warnings?: string[];
 }
 
 export interface WavesResult {
@@ -330,7 +332,15 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
       if (before.phase === 'fresh') await copy(() => syncPlan(session, runOpts));
       r = await window(() => runPlan(session, runOpts));
     }
-    return { tenant, planId: id, state: 'done', phase: 'done', ...optionalWindow(r.writeBlockedMs || undefined), action: resumed ? 'resumed' : 'moved' };
+    return {
+      tenant,
+      planId: id,
+      state: 'done',
+      phase: 'done',
+      ...optionalWindow(r.writeBlockedMs || undefined),
+      action: resumed ? 'resumed' : 'moved',
+      ...(r.warnings.length ? { warnings: r.warnings } : {}),
+    };
   } catch (e) {
     const dir = tenantPlan(plan, tenant).stateDir;
     const now = tid ? stateOf((await store.replay(dir, tid).catch(() => ({ records: [] as JournalRecord[] }))).records) : { state: 'failed' as const, phase: 'fresh' as const };

@@ -1,6 +1,7 @@
 import type { Engine } from '../util/db-url.js';
 import type { Plan } from '../plan/index.js';
 import type { WorkloadOp, WorkloadResult } from '../sandbox/workload.js';
+import type { RehearsalPrivileges } from './types.js';
 
 /** The database the sandbox source holds the sample data in. */
 export const SAMPLE_DATABASE = 'shop';
@@ -39,8 +40,11 @@ export interface RehearsalKit {
   dropTable(ep: KitEndpoint & { database: string }, table: string): Promise<void>;
   /** `client:seq` of every row in the workload table. */
   keys(ep: KitEndpoint & { database: string }, table: string): Promise<string[]>;
-  /** Source, target and a router in front of the source; if one fails to start, the others are stopped. */
-  readonly startSandboxes: (onStarted: OnSandboxStarted) => Promise<SandboxSet>;
+  /**
+   * Source, target and a router in front of the source; if one fails to start, the others are stopped. With
+   * `managed`, the servers get the engine's managed test profile and the plan connects as its admin.
+   */
+  readonly startSandboxes: (onStarted: OnSandboxStarted, privileges: RehearsalPrivileges) => Promise<SandboxSet>;
   /** `n` tenant databases behind one router, for a rehearsed wave; absent where the engine rehearses none. */
   readonly startTenantSandboxes?: (n: number, onStarted: OnSandboxStarted) => Promise<TenantSandboxSet>;
 }

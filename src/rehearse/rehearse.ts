@@ -46,6 +46,12 @@ export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseRepo
   // --plan rehearses PostgreSQL plans only (onPlan says so); a sandbox rehearsal runs on the engine asked for.
   const kit = await rehearsalKitFor(opts.plan ? DEFAULT_ENGINE : (opts.engine ?? DEFAULT_ENGINE));
   if (opts.revert) refuseRevert(opts, kit);
+  if (opts.privileges === 'managed' && (opts.plan || opts.tenants !== undefined)) {
+    throw new UsageError(
+      '--privileges managed builds the single-cutover sandboxes with the managed test profile',
+      opts.plan ? "drop --privileges: with --plan the plan's `privileges` key decides" : 'drop --tenants (a managed wave is tested by test/integration/waves-*-managed-profile.test.ts)',
+    );
+  }
   if (opts.tenants !== undefined) {
     const start = kit.startTenantSandboxes;
     if (opts.plan || !start) throw new UsageError('rehearse --tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan and --engine (waves move PostgreSQL tenant databases)');
@@ -116,8 +122,8 @@ class Rehearsal {
     const product = this.kit.product;
     const sb = await this.phase(
       'servers',
-      `start ${product} source and target, and the router`,
-      () => this.kit.startSandboxes((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)),
+      `start ${product} source and target, and the router${this.opts.privileges === 'managed' ? ' (managed profile: the cutover runs as an admin without superuser)' : ''}`,
+      () => this.kit.startSandboxes((label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`), this.opts.privileges ?? 'superuser'),
       'start servers',
     );
     let report: RehearseReport;
@@ -259,6 +265,7 @@ class Rehearsal {
       mode: 'sandbox',
       engine: this.kit.engine,
       planId: wave.planId,
+      privileges: 'superuser',
       startedAt: new Date(this.t0).toISOString(),
       durationMs: this.now(),
       source: { server: `${sb.source.host}:${sb.source.port}`, version: sourceVersion },
@@ -370,6 +377,7 @@ class Rehearsal {
         mode,
         engine: this.kit.engine,
         planId: s.planId,
+        privileges: mode === 'sandbox' ? (this.opts.privileges ?? 'superuser') : (s.plan.privileges ?? 'auto'),
         startedAt: new Date(this.t0).toISOString(),
         durationMs: this.now(),
         source: { server: `${s.source.host}:${s.source.port}`, version: sourceVersion },

@@ -9,6 +9,9 @@ import type { KeptServers } from './rehearsal-kit.js';
 export const REHEARSE_PHASES = ['servers', 'data', 'workload', 'sync', 'cutover', 'drain', 'revert', 'verify', 'teardown'] as const;
 export type RehearsePhase = (typeof REHEARSE_PHASES)[number];
 
+/** The privilege profile a sandbox rehearsal runs the cutover with. */
+export type RehearsalPrivileges = 'superuser' | 'managed';
+
 export interface RehearseEvent {
   phase: RehearsePhase;
   /** `skip`: the stage does not apply to this rehearsal (e.g. no sandboxes with --plan). */
@@ -34,6 +37,12 @@ export interface RehearseOptions {
   rows?: number;
   /** Concurrent writers; half as many readers (at least one) run beside them. */
   clients?: number;
+  /**
+   * The privilege profile of the sandbox rehearsal: `managed` builds the servers with the managed test profile
+   * (an admin without superuser, the provider's superuser on the side) and runs the cutover as that admin.
+   * Default `superuser`. With `plan`, the plan's own `privileges` key decides.
+   */
+  privileges?: RehearsalPrivileges;
   /** Leave the sandbox servers running; the report says how to reach them. */
   keep?: boolean;
   /**
@@ -82,6 +91,11 @@ export interface RehearseReport {
   mode: 'sandbox' | 'plan';
   engine: Engine;
   planId: string;
+  /**
+   * The privilege profile the cutover ran with: the sandbox's (`superuser`, or `managed`: as an admin without
+   * superuser), or with a plan the plan's `privileges` key (`auto` lets each server's account decide).
+   */
+  privileges: RehearsalPrivileges | 'auto';
   startedAt: string;
   durationMs: number;
   source: { server: string; version: string };

@@ -26,6 +26,7 @@ export function summaryRows(r: RehearseReport): Array<[string, string]> {
     : [];
   return [
     ...wave,
+    ['privileges', r.privileges === 'managed' ? 'managed profile (the cutover ran as an admin without superuser)' : r.privileges],
     [
       v ? 'write-blocked window (forward)' : 'write-blocked window',
       `${formatDuration(r.writeBlockedMs)} (longest gap between acknowledged writes; fence to lift ${formatDuration(r.fenceToLiftMs)}, budget ${formatDuration(r.budgetMs)})`,

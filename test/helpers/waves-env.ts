@@ -80,6 +80,8 @@ export class TenantWorkload {
     private readonly tenants: readonly string[],
     private readonly writers = 4,
     private readonly layout: TenantLayout = {},
+    /** Who writes: the env's superuser unless an application role is given. */
+    private readonly login?: { user: string; password: string },
   ) {}
 
   start(): this {
@@ -96,7 +98,8 @@ export class TenantWorkload {
       try {
         let c = conns.get(tenant);
         if (!c) {
-          c = new pg.Client({ host: '127.0.0.1', port: this.e.bouncer!.port, user: 'postgres', password: this.e.password, database: tenant, connectionTimeoutMillis: 30_000 });
+          const login = this.login ?? { user: 'postgres', password: this.e.password };
+          c = new pg.Client({ host: '127.0.0.1', port: this.e.bouncer!.port, ...login, database: tenant, connectionTimeoutMillis: 30_000 });
           c.on('error', () => {});
           await c.connect();
           conns.set(tenant, c);
@@ -224,21 +227,26 @@ export async function seedMysqlTenants(e: MariadbEnv, tenants: readonly string[]
   }
 }
 
-export async function writeMysqlWavesPlan(e: MariadbEnv, o: { name: string; tenants: readonly string[]; stateDir: string; routerFile: string; waves?: string }): Promise<string> {
+export async function writeMysqlWavesPlan(
+  e: MariadbEnv,
+  o: { name: string; tenants: readonly string[]; stateDir: string; routerFile: string; waves?: string; admin?: { user: string; passwordEnv: string }; extra?: string },
+): Promise<string> {
+  const [user, src, dst] = o.admin ? [o.admin.user, o.admin.passwordEnv, o.admin.passwordEnv] : ['root', 'SRC_PW', 'DST_PW'];
   await mkdir(o.stateDir, { recursive: true });
   const file = join(o.stateDir, `${o.name}.plan.yaml`);
   await writeFile(
     file,
     [
       'engine: mariadb',
-      `source: { url: "mariadb://root@127.0.0.1:${e.src.port}/", passwordEnv: SRC_PW }`,
-      `target: { url: "mariadb://root@127.0.0.1:${e.dst.port}/", passwordEnv: DST_PW }`,
+      `source: { url: "mariadb://${user}@127.0.0.1:${e.src.port}/", passwordEnv: ${src} }`,
+      `target: { url: "mariadb://${user}@127.0.0.1:${e.dst.port}/", passwordEnv: ${dst} }`,
       `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
       'method: dump',
       `readOnly: { mode: strict, roles: [${APP_USER}], drainTimeout: 300ms }`,
       `router: { kind: file, path: "${o.routerFile}", format: json }`,
       `state: "${o.stateDir}"`,
       o.waves ?? 'waves: { maxWriteBlockedPerTenant: 3s }',
+      o.extra ?? '',
     ].join('\n') + '\n',
   );
   return file;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { missingPasswordFindings, privilegeFindings, type PrivilegeCheckInput } from '../../adapters/postgres/postgres-managed-checks.js';
+import { missingPasswordFindings, privilegeFindings, protectedSessionFindings, type PrivilegeCheckInput } from '../../adapters/postgres/postgres-managed-checks.js';
 import type { PgPrivileges } from '../../adapters/postgres/postgres-privileges.js';
 
 const admin = (over: Partial<PgPrivileges> = {}): PgPrivileges => ({
@@ -78,5 +78,14 @@ describe('privilege findings of cutover check (PostgreSQL)', () => {
 
   it('roles created without a password are warnings naming the role and the fix', () => {
     expect(missingPasswordFindings(['app'])).toEqual([expect.objectContaining({ severity: 'warning', object: 'app', fix: expect.stringMatching(/ALTER ROLE app PASSWORD/) })]);
+  });
+
+  it('provider superuser sessions on the database: a warning naming user and application_name; a blocker in strict mode', () => {
+    const agent = { pid: 4242, user: 'rdsadmin', application: 'provider agent' };
+    const [w] = protectedSessionFindings([agent], 'shop', 'enforced');
+    expect(w).toMatchObject({ severity: 'warning', check: 'sessions', object: 'pid 4242' });
+    expect(w!.message).toBe('superuser session pid 4242 (user rdsadmin, application_name provider agent) on database shop: the admin may not end it');
+    expect(protectedSessionFindings([agent], 'shop', 'strict')).toEqual([expect.objectContaining({ severity: 'blocker', fix: expect.stringMatching(/readOnly.mode: enforced/) })]);
+    expect(protectedSessionFindings([], 'shop', 'strict')).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ function report(over: Partial<RehearseReport> = {}): RehearseReport {
     mode: 'sandbox',
     engine: 'postgres',
     planId: 'shop-0123456789ab',
+    privileges: 'superuser',
     startedAt: '2026-01-01T00:00:00.000Z',
     durationMs: 9000,
     source: { server: '127.0.0.1:5432', version: '15.20' },
@@ -80,6 +81,11 @@ describe('HTML rehearsal report', () => {
     expect(html).not.toContain('<img');
     expect(html).not.toContain('onerror="');
     expect(html).toContain(esc(evil));
+  });
+
+  it('says which privilege profile the cutover ran with', () => {
+    expect(renderHtmlReport(report({ privileges: 'managed' }))).toContain('managed profile (the cutover ran as an admin without superuser)');
+    expect(renderHtmlReport(report())).not.toContain('managed profile');
   });
 
   it('shows a failed rehearsal as failed, with the missing writes', () => {

@@ -13,6 +13,7 @@ function waveReport(): RehearseReport {
     mode: 'sandbox',
     engine: 'postgres',
     planId: 'postgres-0123456789ab',
+    privileges: 'superuser',
     startedAt: '2026-01-01T00:00:00.000Z',
     durationMs: 12000,
     source: { server: '127.0.0.1:5432', version: '15.20' },

@@ -3,7 +3,7 @@ import { REHEARSAL_ENGINES } from '../../rehearse/kits.js';
 import type { Engine } from '../../util/db-url.js';
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { installSandboxCleanup, parseDuration, rehearse, RehearsalFailed, renderHtmlReport, UsageError } from '../../index.js';
+import { installSandboxCleanup, parseDuration, rehearse, RehearsalFailed, renderHtmlReport, UsageError, type RehearsalPrivileges } from '../../index.js';
 import type { CliContext, GlobalOpts } from '../context.js';
 import { positiveInt } from '../flags.js';
 import { interruptSignal } from '../interrupt.js';
@@ -23,6 +23,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
         'copy); the workload writes to a table cutover_rehearsal_workload it creates on the source.',
     )
     .addOption(new Option('--engine <engine>', 'sandbox engine: postgres (15 → 18, PgBouncer) or mariadb (HAProxy)').choices([...REHEARSAL_ENGINES]).default(DEFAULT_ENGINE))
+    .addOption(new Option('--privileges <profile>', 'sandbox privilege profile: managed runs the cutover as an admin without superuser (docs/managed.md)').choices(['superuser', 'managed']).default('superuser'))
     .option('--rows <n>', 'rows of sample data (with --tenants: spread over the tenants)', (v) => positiveInt(v, '--rows'), 1_000_000)
     .option('--tenants <n>', 'rehearse a wave (`cutover waves`) of N tenant databases, one PgBouncer entry each, clients writing to random tenants', (v) => positiveInt(v, '--tenants'))
     .option('--revert', 'after the cutover and writes on the new primary, `cutover revert` back to the old source; reports both windows')
@@ -34,7 +35,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
     .option('--max-write-blocked <duration>', 'override limits.maxWriteBlocked')
     .addHelpText(
       'after',
-      '\nExamples:\n  cutover rehearse\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --revert --rows 50000 --report there-and-back.html\n  cutover rehearse --tenants 20 --rows 20000 --report wave.html\n  cutover rehearse --plan staging.yaml --yes',
+      '\nExamples:\n  cutover rehearse\n  cutover rehearse --privileges managed --engine mariadb\n  cutover rehearse --rows 50000 --clients 8 --report rehearsal.html\n  cutover rehearse --json > rehearsal.json\n  cutover rehearse --revert --rows 50000 --report there-and-back.html\n  cutover rehearse --tenants 20 --rows 20000 --report wave.html\n  cutover rehearse --plan staging.yaml --yes',
     )
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
@@ -43,6 +44,8 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
       if (plan && o.engine !== DEFAULT_ENGINE) throw new UsageError("--engine chooses the sandboxes; with --plan the engine is the plan's", 'drop --engine');
       if (o.tenants !== undefined && (plan || o.engine !== DEFAULT_ENGINE || o.keep)) throw new UsageError('--tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan, --engine and --keep');
       if (o.revert && (plan || o.tenants !== undefined)) throw new UsageError('--revert rehearses one cutover and its revert on sandboxes', 'drop --plan and --tenants');
+      if (plan && o.privileges !== 'superuser') throw new UsageError("--privileges chooses the sandboxes' profile; with --plan the plan's `privileges` key decides", 'drop --privileges');
+      if (o.tenants !== undefined && o.privileges !== 'superuser') throw new UsageError('--privileges managed rehearses one cutover, not a wave', 'drop --tenants');
       if (plan && o.keep) throw new UsageError('--keep applies to sandboxes; with --plan the servers are yours and stay up anyway', 'drop --keep');
       // Sandboxes: an interrupt stops every server started and exits. A plan's servers: the run restores the source first.
       const sig = plan ? interruptSignal(ctx.io) : undefined;
@@ -54,6 +57,7 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
           (onEvent) =>
             rehearse({
               engine: o.engine as Engine,
+              privileges: o.privileges as RehearsalPrivileges,
               rows: o.rows as number,
               clients: o.clients as number,
               keep: Boolean(o.keep),
