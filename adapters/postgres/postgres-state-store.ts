@@ -4,6 +4,8 @@ import { NeedsOperatorError, OperationError } from '../../src/errors.js';
 import { nextRecord, replayRecords, JOURNAL_STEPS, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from '../../src/engine/journal.js';
 import type { AcquireOptions, LockInfo } from '../../src/engine/lock.js';
 import type { StateJournal, StateLock, StateStore, WaveClaim, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from '../../src/engine/state-store.js';
+import type { FenceTarget } from '../../src/readonly/types.js';
+import { fenceRecordKey, type FenceRecord, type FenceRecords } from '../../src/state/fence-store.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { sleep } from '../../src/util/sleep.js';
 import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
@@ -57,6 +59,11 @@ const MIGRATIONS: readonly string[] = [
      backend_pid int NOT NULL,
      started_at timestamptz NOT NULL DEFAULT now(),
      finished_at timestamptz
+   );`,
+  `CREATE TABLE cutover.fences (
+     fence_key text PRIMARY KEY,
+     record jsonb NOT NULL,
+     saved_at timestamptz NOT NULL DEFAULT now()
    );`,
 ];
 
@@ -193,6 +200,10 @@ export class PostgresStateStore implements StateStore {
 
   wave(waveId: string): WaveCoordinator {
     return new PgWave(this, waveId);
+  }
+
+  fences(): FenceRecords {
+    return new PgFenceRecords(this);
   }
 
   async close(): Promise<void> {
@@ -355,6 +366,40 @@ class PgJournal implements StateJournal {
   }
 }
 
+/**
+ * Fence records in `cutover.fences`, one row per fenced object, on the main session (synchronous_commit on: the
+ * record is durable before the fence changes the server).
+ */
+class PgFenceRecords implements FenceRecords {
+  constructor(private readonly store: PostgresStateStore) {}
+
+  private async run<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw mapPgError(e, this.store.ep, `${doing} (control database)`);
+    }
+  }
+
+  async load(serverId: string, target: FenceTarget): Promise<FenceRecord | undefined> {
+    const rows = await this.run('reading a fence record', () => this.store.q<{ record: FenceRecord }>('SELECT record FROM cutover.fences WHERE fence_key = $1', [fenceRecordKey(serverId, target)]));
+    return rows[0]?.record;
+  }
+
+  async save(record: FenceRecord): Promise<void> {
+    await this.run('saving a fence record', () =>
+      this.store.q('INSERT INTO cutover.fences (fence_key, record) VALUES ($1, $2) ON CONFLICT (fence_key) DO UPDATE SET record = EXCLUDED.record, saved_at = now()', [
+        fenceRecordKey(record.serverId, record),
+        JSON.stringify(record),
+      ]),
+    );
+  }
+
+  async remove(serverId: string, target: FenceTarget): Promise<void> {
+    await this.run('removing a fence record', () => this.store.q('DELETE FROM cutover.fences WHERE fence_key = $1', [fenceRecordKey(serverId, target)]));
+  }
+}
+
 /** A wave shared by runner processes through the control database (see WaveCoordinator). */
 class PgWave implements WaveCoordinator {
   readonly runner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -381,9 +426,9 @@ class PgWave implements WaveCoordinator {
     await this.store.q(`SELECT ${shared ? 'pg_advisory_unlock_shared' : 'pg_advisory_unlock'}($1::bigint)`, [key]);
   }
 
-  async join(tenants: ReadonlyArray<{ tenant: string; planId: string }>, concurrency: number): Promise<{ runner: string; tenants: string[]; concurrency: number }> {
+  async join(tenants: ReadonlyArray<{ tenant: string; planId: string }>, concurrency: number): Promise<{ runner: string; tenants: string[]; concurrency: number; first: boolean }> {
     const waveKey = this.key('runners');
-    await this.store.session(async (c) => {
+    const first = await this.store.session(async (c) => {
       // Exclusive only when no runner holds it shared: the first runner of a round sets the wave up; runners
       // joining meanwhile wait on their shared request until it is done.
       const first = (await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [waveKey])).rows[0]!.ok;
@@ -416,11 +461,12 @@ class PgWave implements WaveCoordinator {
         await c.query('SELECT pg_advisory_lock_shared($1::bigint)', [waveKey]);
       }
       await c.query('INSERT INTO cutover.wave_runners (runner, wave_id, host, pid, backend_pid) VALUES ($1, $2, $3, $4, pg_backend_pid())', [this.runner, this.waveId, hostname(), process.pid]);
+      return first;
     });
     const wave = await this.store.q<{ concurrency: number }>('SELECT concurrency FROM cutover.waves WHERE wave_id = $1', [this.waveId]);
     this.concurrency = wave[0]!.concurrency;
     const rows = await this.store.q<{ tenant: string }>('SELECT tenant FROM cutover.wave_tenants WHERE wave_id = $1 ORDER BY ord', [this.waveId]);
-    return { runner: this.runner, tenants: rows.map((r) => r.tenant), concurrency: this.concurrency };
+    return { runner: this.runner, tenants: rows.map((r) => r.tenant), concurrency: this.concurrency, first };
   }
 
   /** Tenants the wave has not finished this round (pending, or claimed by a live or dead runner). */
@@ -491,6 +537,32 @@ class PgWave implements WaveCoordinator {
         this.slots.delete(slot);
         await this.unlock(this.key('slot', slot)).catch(() => {});
       }
+    }
+  }
+
+  async rollback<T>(tenant: string, fn: () => Promise<T>, errorText: (e: unknown) => string = (e) => (e instanceof Error ? e.message : String(e))): Promise<T> {
+    const lease = this.key('lease', tenant);
+    if (this.leases.has(tenant) || !(await this.tryLock(lease))) {
+      const rows = await this.store.q<{ runner: string | null }>('SELECT runner FROM cutover.wave_tenants WHERE wave_id = $1 AND tenant = $2', [this.waveId, tenant]);
+      throw new NeedsOperatorError(
+        'locked',
+        `tenant ${tenant} is being worked by runner ${rows[0]?.runner ?? '(unknown)'}, whose control-database session holds its lease`,
+        'wait for that runner to finish the tenant (a failure rolls it back by itself), or stop that runner; then run --rollback again',
+      );
+    }
+    try {
+      let r: T;
+      try {
+        r = await fn();
+      } catch (e) {
+        await this.store.q('UPDATE cutover.wave_tenants SET error = $3 WHERE wave_id = $1 AND tenant = $2', [this.waveId, tenant, `rollback: ${errorText(e)}`]).catch(() => {});
+        throw e;
+      }
+      // Not claimed again this round (claims take pending tenants); the next round's first runner makes it pending.
+      await this.store.q(`UPDATE cutover.wave_tenants SET state = 'rolled-back', runner = NULL, error = NULL, finished_at = now() WHERE wave_id = $1 AND tenant = $2`, [this.waveId, tenant]);
+      return r;
+    } finally {
+      await this.unlock(lease).catch(() => {});
     }
   }
 

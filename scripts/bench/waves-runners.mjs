@@ -38,6 +38,43 @@ const load = () =>
     .map((x) => x.toFixed(1))
     .join(' ');
 
+/** The children's user and system time from bash's `times` (its last line), in seconds. */
+const runnerCpu = (stderr) => {
+  const last = stderr.trim().split('\n').at(-1) ?? '';
+  return [...last.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
+};
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : 0;
+};
+
+/** Per-step times of the tenants' windows, from the report records their runs journaled in the control database. */
+async function windowSteps(port, planIds) {
+  const c = await connect(port, 'postgres');
+  try {
+    const { rows } = await c.query(`SELECT data FROM cutover.journal WHERE plan_id = ANY($1) AND step = 'report' AND status = 'ok'`, [planIds]);
+    const by = new Map();
+    for (const { data } of rows) {
+      const steps = data?.steps ?? [];
+      const hold = steps.find((x) => x.step === 'hold');
+      if (!hold) continue;
+      for (const x of steps.filter((x) => x.startMs >= hold.startMs && x.step !== 'cleanup' && x.step !== 'report')) {
+        if (!by.has(x.step)) by.set(x.step, []);
+        by.get(x.step).push(x.endMs - x.startMs);
+      }
+    }
+    // A runner process's first window runs cold code paths and fresh connections: told apart from its later ones.
+    const { rows: order } = await c.query(`SELECT window_ms, row_number() OVER (PARTITION BY runner ORDER BY claimed_at) AS nth FROM cutover.wave_tenants WHERE plan_id = ANY($1) AND window_ms IS NOT NULL`, [planIds]);
+    const first = order.filter((r) => Number(r.nth) === 1).map((r) => r.window_ms);
+    const later = order.filter((r) => Number(r.nth) > 1).map((r) => r.window_ms);
+    const cold = `each runner's first window: median ${median(first)} ms (${first.length}), later ones: ${median(later)} ms (${later.length})`;
+    return `${[...by].map(([step, ms]) => `${step} ${median(ms)} (${Math.max(...ms)})`).join(', ')}; ${cold}`;
+  } finally {
+    await c.end();
+  }
+}
+
 try {
   const sets = counts.map((r, i) => Array.from({ length: n }, (_, j) => `${'abcdefgh'[i]}${String(j + 1).padStart(3, '0')}`));
   const all = sets.flat();
@@ -99,17 +136,24 @@ try {
     };
     const writers = [0, 1, 2, 3].map(writer);
     const t0 = performance.now();
-    const procs = await Promise.all(Array.from({ length: runners }, () => execa('node', [CLI, 'waves', plan, '--yes', '--json'], { env, extendEnv: false, reject: false })));
+    // Through bash, whose `times` reports each runner's CPU (user + system): what the runner processes cost the machine.
+    const procs = await Promise.all(Array.from({ length: runners }, () => execa('bash', ['-c', 'node "$0" waves "$1" --yes --json; rc=$?; times >&2; exit $rc', CLI, plan], { env, extendEnv: false, reject: false })));
+    const cpuS = procs.reduce((sum, p) => sum + runnerCpu(p.stderr), 0);
     const wallMs = performance.now() - t0;
     stopping = true;
     await Promise.all(writers);
     const st = await wavesStatus(plan, { env });
+    const steps = await windowSteps(
+      ctl.port,
+      st.tenants.map((t) => t.planId),
+    );
     const loadAfter = load();
     const failed = procs.filter((p) => p.exitCode !== 0).length;
     results.push({ runners, wallMs, windows: st.windows, done: st.counts.done, acked, errors, failed, load: loadAfter });
     console.log(
       `${runners} runner(s): ${st.counts.done}/${n} done, wall ${(wallMs / 1000).toFixed(1)} s, window p50 ${st.windows.p50Ms} p95 ${st.windows.p95Ms} max ${st.windows.maxMs} ms, ${acked} writes, ${errors} client errors, ${failed} runner(s) failed; load ${loadAfter}`,
     );
+    console.log(`  window steps, median (max) ms: ${steps}; runner processes' CPU ${cpuS.toFixed(1)} s`);
   }
   const base = results[0];
   for (const r of results) console.log(`  ${r.runners} runner(s) vs ${base.runners}: wall ×${(r.wallMs / base.wallMs).toFixed(2)}, window p95 ×${(r.windows.p95Ms / Math.max(1, base.windows.p95Ms)).toFixed(2)}`);

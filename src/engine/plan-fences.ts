@@ -2,8 +2,9 @@ import { canWatchLeaks } from '../readonly/adapters.js';
 import { openLeakWatcher, openReadOnly, readOnlyOff, readOnlyOn, readOnlyStatus, type ReadOnlyHandle, type ReadOnlyOptions } from '../readonly/readonly.js';
 import type { SourceFence, TargetHold } from './fence.js';
 import type { PlanSession } from './session.js';
+import type { StateStore } from './state-store.js';
 
-type FencedSession = Pick<PlanSession, 'plan' | 'secrets' | 'database' | 'schema' | 'adapter'>;
+type FencedSession = Pick<PlanSession, 'plan' | 'secrets' | 'database' | 'schema' | 'adapter'> & { state?: Pick<StateStore, 'fences'> };
 
 /** The name of what the source fence covers: the plan's readOnly.name, or the database or schema that moves. */
 export function sourceFenceName(s: Pick<PlanSession, 'plan' | 'database' | 'schema'>): { name?: string } {
@@ -48,6 +49,10 @@ function prepared(opts: ReadOnlyOptions): { prepare(): Promise<void>; close(): P
  */
 export function planFences(s: FencedSession): { sourceFence: SourceFence; targetHold: TargetHold } {
   const ro = s.plan.readOnly;
+  // With a control database the records of what the fence changed live there, so a runner that takes over a dead
+  // runner's tenant can put back what that runner's fence changed (role logins included).
+  const records = s.state?.fences?.();
+  const where = records ? { fenceRecords: records } : { stateDir: s.plan.stateDir };
   const sourceServer = { url: s.plan.source.url, ...(s.secrets.source !== undefined ? { password: s.secrets.source } : {}) };
   const fenceOptions = (exemptSessions: string[]) => ({
     ...sourceServer,
@@ -58,7 +63,7 @@ export function planFences(s: FencedSession): { sourceFence: SourceFence; target
     lockTimeoutMs: ro.lockTimeoutMs,
     roles: ro.roles,
     terminate: ro.terminate,
-    stateDir: s.plan.stateDir,
+    ...where,
     exemptSessions,
     privileges: s.plan.privileges ?? 'auto',
   });
@@ -76,12 +81,12 @@ export function planFences(s: FencedSession): { sourceFence: SourceFence; target
     off: async () => {
       await readOnlyOff(fenceOptions([]));
     },
-    status: async () => (await readOnlyStatus({ ...sourceServer, scope: ro.scope, ...sourceFenceName(s), stateDir: s.plan.stateDir })).scopes[0],
+    status: async () => (await readOnlyStatus({ ...sourceServer, scope: ro.scope, ...sourceFenceName(s), ...where })).scopes[0],
     watchLeaks: async (exemptSessions) => (watchable ? openLeakWatcher({ ...fenceOptions(exemptSessions), ...(s.adapter.leakSlot !== undefined ? { leakSlot: s.adapter.leakSlot } : {}) }) : undefined),
   };
   // Its database's read-only default, or a schema's hold trigger: replication passes both.
   const scope = s.schema !== undefined ? { scope: 'schema' as const, name: s.schema } : { scope: 'database' as const, name: s.database };
-  const holdOptions = { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, stateDir: s.plan.stateDir, probeMs: 0, decodeLeaks: false };
+  const holdOptions = { url: s.plan.target.url, ...(s.secrets.target !== undefined ? { password: s.secrets.target } : {}), ...scope, mode: 'advisory' as const, ...where, probeMs: 0, decodeLeaks: false };
   const holder = prepared(holdOptions);
   const targetHold: TargetHold = {
     prepare: async () => {

@@ -116,7 +116,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
     });
   // kind none: the run fences and lifts only; no hold, no repoint.
   const router = plan.router.kind === 'none' ? undefined : createRouter(plan, secrets);
-  const fences = planFences({ plan, secrets, database, ...(schema !== undefined ? { schema } : {}), adapter });
+  const fences = planFences({ plan, secrets, database, ...(schema !== undefined ? { schema } : {}), adapter, state });
   return {
     plan,
     planId: id,

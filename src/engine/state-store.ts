@@ -1,5 +1,6 @@
 import { Journal, replayJournal, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from './journal.js';
 import { PlanLock, readLock, type AcquireOptions, type LockInfo } from './lock.js';
+import type { FenceRecords } from '../state/fence-store.js';
 
 /** One process's hold on a plan's state: journal appends check it, so a superseded holder stops. */
 export interface StateLock {
@@ -37,6 +38,8 @@ export interface StateStore {
   readLock(stateDir: string, planId: string): Promise<LockInfo | undefined>;
   /** Coordination of one wave across runner processes; absent for the file store (one runner per wave). */
   wave?(waveId: string): WaveCoordinator;
+  /** Fence records shared by every process of this store; absent: they are files in the plan's state dir. */
+  fences?(): FenceRecords;
   close(): Promise<void>;
 }
 
@@ -78,8 +81,10 @@ export interface WaveCoordinator {
   /**
    * Joins the wave. The first runner of a round (no other runner connected) records the tenant list and the
    * concurrency, and makes failed and rolled-back tenants pending again; later runners take the recorded ones.
+   * `concurrency` is the wave's (every runner together), as recorded by the round's first runner; `first` says
+   * whether this runner was that one.
    */
-  join(tenants: ReadonlyArray<{ tenant: string; planId: string }>, concurrency: number): Promise<{ runner: string; tenants: string[]; concurrency: number }>;
+  join(tenants: ReadonlyArray<{ tenant: string; planId: string }>, concurrency: number): Promise<{ runner: string; tenants: string[]; concurrency: number; first: boolean }>;
   /**
    * A concurrency slot of the wave (at most `concurrency` tenants in progress over every runner) and the next
    * tenant under a lease, `wait` when every slot is taken or the remaining tenants are leased by live runners,
@@ -88,6 +93,12 @@ export interface WaveCoordinator {
   claim(): Promise<WaveClaim | 'wait' | 'none'>;
   /** Records the tenant's outcome and releases its lease and slot. */
   finish(tenant: string, outcome: { state: 'done' | 'failed' | 'rolled-back' | 'pending'; windowMs?: number; error?: string }): Promise<void>;
+  /**
+   * `--rollback` of one tenant from any process: runs `fn` under the tenant's lease (refused while a live runner
+   * holds it) and records the outcome in the tenant's row, so `--status` and the runners see it: rolled-back (not
+   * claimed again this round), or the error.
+   */
+  rollback<T>(tenant: string, fn: () => Promise<T>, errorText?: (e: unknown) => string): Promise<T>;
   /** Failed tenants of this round, over every runner (stopAfterFailures). */
   failures(): Promise<number>;
   /** The source server's copy/window gate across runners: no copy while another tenant is in its window. */

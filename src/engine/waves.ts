@@ -52,6 +52,8 @@ export interface WavesResult {
   stopped: boolean;
   /** With a control database: this runner's id in the shared wave. */
   runner?: string;
+  /** With a control database: how many tenants this runner worked at once (`concurrency` is the wave's, over every runner). */
+  runnerConcurrency?: number;
 }
 
 export type WaveEvent = CutoverEvent & { tenant?: string };
@@ -233,7 +235,8 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
   try {
     const tenants = joined.tenants;
     const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate(), shared };
-    emit(undefined, 'wave', 'info', `runner ${joined.runner}: ${tenants.length} tenant(s), ${joined.concurrency} at a time over every runner, budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each`);
+    const lanes = runnerLanes(joined, opts.concurrency);
+    emit(undefined, 'wave', 'info', `runner ${joined.runner}: ${tenants.length} tenant(s), budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each; ${lanes.message}`);
     let interrupted = false;
     let stopped = false;
     opts.abort?.catch(() => (interrupted = true));
@@ -263,7 +266,7 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
       }
       stopped = true;
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(joined.concurrency, tenants.length)) }, lane));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(lanes.lanes, tenants.length)) }, lane));
     const rows = new Map((await shared.tenants()).map((r) => [r.tenant, r]));
     const all = await Promise.all(
       tenants.map(async (tenant) => {
@@ -276,10 +279,28 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
         return { tenant, planId: tid, ...st, ...optionalWindow(measuredWindow(records)), action };
       }),
     );
-    return { planId: id, concurrency: joined.concurrency, tenants: all, ...tally(all), wallMs: Date.now() - t0, stopped, runner: joined.runner };
+    return { planId: id, concurrency: joined.concurrency, tenants: all, ...tally(all), wallMs: Date.now() - t0, stopped, runner: joined.runner, runnerConcurrency: Math.max(1, Math.min(lanes.lanes, tenants.length)) };
   } finally {
     await shared.leave();
   }
+}
+
+/**
+ * How many tenants one runner of a shared wave works at once. The round's first runner sets the wave's concurrency
+ * (its --concurrency, else waves.concurrency): at most that many tenants in progress over every runner. A later
+ * runner's --concurrency bounds its own lanes only, never above the wave's; the message says which value governs.
+ */
+export function runnerLanes(joined: { concurrency: number; first: boolean }, requested: number | undefined): { lanes: number; capped: boolean; message: string } {
+  const wave = `${joined.concurrency} at a time over every runner`;
+  if (joined.first || requested === undefined) return { lanes: joined.concurrency, capped: false, message: `${wave}${joined.first ? ' (set by this runner, the first of the round)' : ''}` };
+  if (requested > joined.concurrency) {
+    return {
+      lanes: joined.concurrency,
+      capped: true,
+      message: `${wave}, set by the round's first runner: --concurrency ${requested} of this runner is capped to it (a later runner can only lower its own share; start the next round with the higher value)`,
+    };
+  }
+  return { lanes: requested, capped: false, message: `${wave} (set by the round's first runner); this runner at most ${requested} (--concurrency)` };
 }
 
 /** Where a shared wave's runners serialise edits of the router's one file (PgBouncer ini, JSON map). */
@@ -432,13 +453,17 @@ export async function rollbackTenant(plan: Plan, secrets: PlanSecrets, tenant: s
     if (records.length === 0) throw new UsageError(`tenant ${tenant} has not been started: there is nothing to roll back`, 'leave it out of scope.tenants if it must not move');
     if (phase === 'done' || phase === 'past-pnr') throw reverseCutoverNeeded(plan, tenant, records, phase);
     // A runner working this tenant holds its plan lock (and the source's): the rollback is refused while it lives.
-    const s = await openSessionFor(tp, id, secrets, { state: store });
-    try {
-      const r = await rollbackPlan(s, { onEvent: (e) => opts.onEvent?.({ ...e, tenant }) });
-      return { ...r, tenant };
-    } finally {
-      await s.close();
-    }
+    const rollback = async () => {
+      const s = await openSessionFor(tp, id, secrets, { state: store });
+      try {
+        const r = await rollbackPlan(s, { onEvent: (e) => opts.onEvent?.({ ...e, tenant }) });
+        return { ...r, tenant };
+      } finally {
+        await s.close();
+      }
+    };
+    // A shared wave: under the tenant's lease (no runner claims it meanwhile), and its row says rolled-back after.
+    return shared ? await shared.rollback(tenant, rollback, (e) => redactText(errorOf(e).message, secrets.all)) : await rollback();
   } finally {
     await store.close();
   }

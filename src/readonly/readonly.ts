@@ -1,5 +1,5 @@
 import { FenceLeakError, UsageError } from '../errors.js';
-import { FenceStore } from '../state/fence-store.js';
+import { FenceStore, type FenceRecords } from '../state/fence-store.js';
 import { parseDbUrl, type Engine } from '../util/db-url.js';
 import { connectReadOnlyAdapter, defaultReadOnlyScope } from './adapters.js';
 import type { FenceOffResult, FenceOnResult, FenceOptions, FenceTarget, LateLeakCheck, LeakCheck, LeakWatchSetup, ReadOnlyAdapter, ReadOnlyMode, ReadOnlyScope, ReadOnlyStatusResult, TerminatePolicy } from './types.js';
@@ -19,6 +19,8 @@ export interface ReadOnlyOptions {
   roles?: string[];
   /** Where fence records live (default `.cutover`). */
   stateDir?: string;
+  /** Fence records kept elsewhere than in `stateDir` (a plan's control database); wins over `stateDir`. */
+  fenceRecords?: FenceRecords;
   /** Session ids the fence must not end (the cutover's own sessions on the source). */
   exemptSessions?: string[];
   /** enforced/strict: which pre-fence sessions to end after the drain (default all). */
@@ -73,13 +75,17 @@ function checkLockTimeout(ms: number | undefined): void {
   }
 }
 
-async function withAdapter<T>(opts: ReadOnlyOptions, fn: (a: ReadOnlyAdapter, target: FenceTarget, store: FenceStore, server: string) => Promise<T>): Promise<T> {
+function fenceRecords(opts: ReadOnlyOptions): FenceRecords {
+  return opts.fenceRecords ?? new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir);
+}
+
+async function withAdapter<T>(opts: ReadOnlyOptions, fn: (a: ReadOnlyAdapter, target: FenceTarget, store: FenceRecords, server: string) => Promise<T>): Promise<T> {
   const ep = parseDbUrl(opts.url, opts.password !== undefined ? { password: opts.password } : {});
   const target = resolveTarget(ep.engine, opts, ep.database);
   checkLockTimeout(opts.lockTimeoutMs);
   const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
   try {
-    return await fn(adapter, target, new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir), ep.display);
+    return await fn(adapter, target, fenceRecords(opts), ep.display);
   } finally {
     await adapter.close();
   }
@@ -136,7 +142,7 @@ export async function openReadOnly(opts: ReadOnlyOptions): Promise<ReadOnlyHandl
   const target = resolveTarget(ep.engine, opts, ep.database);
   checkLockTimeout(opts.lockTimeoutMs);
   const adapter = await connectReadOnlyAdapter(ep, opts.lockTimeoutMs ?? READ_ONLY_DEFAULTS.lockTimeoutMs);
-  const store = new FenceStore(opts.stateDir ?? READ_ONLY_DEFAULTS.stateDir);
+  const store = fenceRecords(opts);
   const server = ep.display;
   let serverId: string;
   try {

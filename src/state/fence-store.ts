@@ -19,15 +19,30 @@ export interface FenceRecord {
   prior: PriorState;
 }
 
-export class FenceStore {
+/**
+ * Where fence records are kept: files in a state dir (FenceStore), or the control database of `state:
+ * postgres://...` (a wave runner that takes over a dead runner's fenced tenant must find what it changed).
+ */
+export interface FenceRecords {
+  load(serverId: string, target: FenceTarget): Promise<FenceRecord | undefined>;
+  /** Durable before it returns: the fence changes the server only after. */
+  save(record: FenceRecord): Promise<void>;
+  remove(serverId: string, target: FenceTarget): Promise<void>;
+}
+
+/** One key per fenced object (server, scope, name), the same for every store. */
+export function fenceRecordKey(serverId: string, target: FenceTarget): string {
+  return createHash('sha256')
+    .update(JSON.stringify([serverId, target.scope, target.name ?? '']))
+    .digest('hex')
+    .slice(0, 20);
+}
+
+export class FenceStore implements FenceRecords {
   constructor(readonly dir: string) {}
 
   private file(serverId: string, target: FenceTarget): string {
-    const key = createHash('sha256')
-      .update(JSON.stringify([serverId, target.scope, target.name ?? '']))
-      .digest('hex')
-      .slice(0, 20);
-    return join(this.dir, `fence-${key}.json`);
+    return join(this.dir, `fence-${fenceRecordKey(serverId, target)}.json`);
   }
 
   async load(serverId: string, target: FenceTarget): Promise<FenceRecord | undefined> {

@@ -35,7 +35,7 @@ describe.skipIf(pg17Missing)('the PostgreSQL control database as state store', (
       await lock.release();
       const c = new pg.Client({ host: '127.0.0.1', port: ctl.port, user: 'postgres', password: ctl.password, database: 'postgres' });
       await c.connect();
-      expect((await c.query('SELECT version FROM cutover.schema_version')).rows).toEqual([{ version: 1 }]);
+      expect((await c.query('SELECT version FROM cutover.schema_version ORDER BY version')).rows).toEqual([{ version: 1 }, { version: 2 }]);
       await c.end();
     } finally {
       await Promise.all([a.close(), b.close()]);
@@ -82,6 +82,82 @@ describe.skipIf(pg17Missing)('the PostgreSQL control database as state store', (
       await lock.release();
     } finally {
       await a.close();
+    }
+  });
+
+  it('a later runner gets the wave concurrency its round started with, and is told it was not first', async () => {
+    const [a, b] = await Promise.all([open(), open()]);
+    try {
+      const tenants = [{ tenant: 'c1', planId: 'conc-c1' }];
+      const first = await a.wave!('wave-conc').join(tenants, 2);
+      const later = await b.wave!('wave-conc').join(tenants, 5);
+      expect([first.first, first.concurrency]).toEqual([true, 2]);
+      expect([later.first, later.concurrency]).toEqual([false, 2]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('--rollback of a tenant: refused while a live runner holds its lease; afterwards its row says rolled-back and no runner claims it this round', async () => {
+    const [runner, operator] = await Promise.all([open(), open()]);
+    const c = new pg.Client({ host: '127.0.0.1', port: ctl.port, user: 'postgres', password: ctl.password, database: 'postgres' });
+    await c.connect();
+    const row = async (tenant: string) => (await c.query(`SELECT state, runner, error FROM cutover.wave_tenants WHERE wave_id = 'wave-rb' AND tenant = $1`, [tenant])).rows[0];
+    try {
+      const tenants = ['t1', 't2'].map((t) => ({ tenant: t, planId: `rb-${t}` }));
+      const w = runner.wave!('wave-rb');
+      await w.join(tenants, 1);
+      const claim = await w.claim();
+      expect(claim).toEqual({ tenant: 't1' });
+      const op = operator.wave!('wave-rb');
+      let ran = false;
+      await expect(op.rollback('t1', async () => (ran = true))).rejects.toThrow(/tenant t1 is being worked by runner .*:\d+:/);
+      expect(ran).toBe(false);
+      // A rollback that fails leaves the state and records why, redacted by the caller.
+      await w.finish('t1', { state: 'failed', error: 'fence failed' });
+      await expect(
+        op.rollback(
+          't1',
+          () => Promise.reject(new Error('source down, password hunter2')),
+          () => 'source down, password ***',
+        ),
+      ).rejects.toThrow(/source down/);
+      expect(await row('t1')).toMatchObject({ state: 'failed', error: 'rollback: source down, password ***' });
+      expect(await op.rollback('t1', async () => 'ok')).toBe('ok');
+      expect(await row('t1')).toEqual({ state: 'rolled-back', runner: null, error: null });
+      // The runner goes on with t2 only; t1 waits for the next round.
+      expect(await w.claim()).toEqual({ tenant: 't2' });
+      await w.finish('t2', { state: 'done' });
+      expect(await w.claim()).toBe('none');
+      expect((await op.tenants()).map((t) => `${t.tenant} ${t.state}`)).toEqual(['t1 rolled-back', 't2 done']);
+    } finally {
+      await c.end();
+      await Promise.all([runner.close(), operator.close()]);
+    }
+  });
+
+  it('fence records live in the control database: what one process recorded another finds after it died, and removes', async () => {
+    const [dead, taker] = await Promise.all([open(), open()]);
+    const target = { scope: 'database' as const, name: 'acme' };
+    const record = {
+      version: 1 as const,
+      engine: 'postgres' as const,
+      server: 'postgres://src/acme',
+      serverId: 'sys-1',
+      ...target,
+      mode: 'strict' as const,
+      fencedAt: new Date().toISOString(),
+      prior: { roles: { app: { canLogin: true } } },
+    };
+    try {
+      await dead.fences!().save(record);
+      await dead.close();
+      expect(await taker.fences!().load('sys-1', target)).toEqual(record);
+      expect(await taker.fences!().load('sys-1', { scope: 'database', name: 'other' })).toBeUndefined();
+      await taker.fences!().remove('sys-1', target);
+      expect(await taker.fences!().load('sys-1', target)).toBeUndefined();
+    } finally {
+      await taker.close();
     }
   });
 });

@@ -144,6 +144,20 @@ describe.skipIf(envMissing('postgres', { router: true }) ?? pg17Missing)('cutove
       expect(await canWrite(e.src, t)).toBe(false);
     }
 
+    // Fence records are in the control database, not in a runner's local dir: the source of every tenant stays
+    // fenced after its switch, one record each, and the taker found the victim's (one server: the source).
+    const fences = (await ctlClient.query<{ name: string; server_id: string }>(`SELECT record->>'name' AS name, record->>'serverId' AS server_id FROM cutover.fences`)).rows;
+    expect(fences.map((f) => f.name).sort()).toEqual(TENANTS);
+    expect(new Set(fences.map((f) => f.server_id)).size).toBe(1);
+    const { readdir } = await import('node:fs/promises');
+    const local = await readdir(join(stateDir, 'local'), { recursive: true }).catch(() => [] as string[]);
+    expect(local.filter((f) => /fence-[0-9a-f]+\.json$/.test(f))).toEqual([]);
+    // --rollback of a tenant past its point of no return is refused and leaves its row done.
+    const rb = await cli(['waves', plan, '--rollback', TENANTS[0]!], env);
+    expect(rb.code, rb.err).toBe(5);
+    expect(rb.err).toMatch(/passed its point of no return/);
+    expect((await ctlClient.query(`SELECT state FROM cutover.wave_tenants WHERE tenant = $1`, [TENANTS[0]])).rows).toEqual([{ state: 'done' }]);
+
     // Status from the control database: every tenant done, the dead runner not alive, windows measured.
     const st = await cli(['waves', plan, '--status', '--json'], env);
     expect(st.code, st.err).toBe(0);
