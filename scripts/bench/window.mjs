@@ -19,7 +19,7 @@ import { installSandboxCleanup, stopAllSandboxes } from '../../dist/src/sandbox/
 import { Workload, workloadTableSql } from '../../dist/adapters/postgres/postgres-workload.js';
 import { openSession } from '../../dist/src/engine/session.js';
 import { rollbackPlan, runPlan, syncPlan } from '../../dist/src/engine/run.js';
-import { finalizePlan } from '../../dist/src/engine/revert.js';
+import { finalize } from '../../dist/src/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -128,8 +128,8 @@ async function oneRun(src, dst, dir, scale, client, i) {
     // A failed run restored the source but left its copy replicating: clean it up so the databases can go.
     if (!r) await rollbackPlan(s, { cleanup: true }).catch((e) => console.error(`  ${db}: rollback --cleanup failed: ${e.message}`));
     // A finished run left the reverse path (the old source subscribes to the new primary): end it.
-    else await finalizePlan(s).catch((e) => console.error(`  ${db}: finalize failed: ${e.message}`));
     await s.close();
+    if (r) await finalize(file, { env: { BENCH_PW: PASSWORD, BOUNCER_PW: bouncer.adminPassword } }).catch((e) => console.error(`  ${db}: finalize failed: ${e.message}`));
     await bouncer.stop();
   }
   await sql(src, 'postgres', `DROP DATABASE ${db} WITH (FORCE)`);

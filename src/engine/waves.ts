@@ -448,6 +448,7 @@ export async function rollbackTenant(plan: Plan, secrets: PlanSecrets, tenant: s
   const store = await openPlanState(plan, secrets);
   try {
     await checkTenant(plan, secrets, store, tenant);
+    const shared = store.wave?.(planId(plan));
     const { tp, id, records } = await tenantRecords(plan, tenant, store);
     const { phase } = stateOf(records);
     if (records.length === 0) throw new UsageError(`tenant ${tenant} has not been started: there is nothing to roll back`, 'leave it out of scope.tenants if it must not move');
