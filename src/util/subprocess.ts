@@ -150,16 +150,23 @@ export async function gatedPipeline(
         child.on('close', (code, signal) => resolve({ code, signal }));
       });
     const [pDone, cDone] = [exited(p), exited(c)];
+    // A consumer's own exit, without waiting for its stdio to close (a killed shell's children may hold it).
+    const cExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => c.on('exit', (code, signal) => resolve({ code, signal })));
     await fh.write(script.prelude);
     const pr = await pDone;
     if (pr.code === 0) await fh.write(script.commit);
-    else c.kill('SIGKILL');
-    const cr = await cDone;
+    else {
+      c.kill('SIGKILL');
+      // The script ends here, without its commit: a reader the kill did not reach (a child of a shell consumer)
+      // sees end of file instead of waiting for a line that never comes, and the consumer's close can happen.
+      await fh.close();
+    }
+    const cr = pr.code === 0 ? await cDone : await Promise.race([cDone, cExit]);
     // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
     if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
     if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
   } finally {
-    await fh.close();
+    await fh.close().catch(() => {});
     await rm(dir, { recursive: true, force: true });
   }
 }
