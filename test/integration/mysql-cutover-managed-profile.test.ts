@@ -136,7 +136,8 @@ describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover 
 
   it('moves every acknowledged write under 4 writers; the source stays fenced by locks and revokes, the target opens', async () => {
     const dir = await tempStateDir(e.src.dir);
-    const p = await plan('shop', dir);
+    // No reverse path: the old source must not get the later writes back, which proves they went to the target only.
+    const p = await plan('shop', dir, 'reverse: false');
     const check = await cli(['check', p, '--json'], env());
     expect(check.code, check.out + check.err).toBe(0);
     const workload = workloadThroughHaproxy(e, 'shop');

@@ -22,7 +22,8 @@ describe.skipIf(unavailable)('MariaDB 10.11 cutover through HAProxy 2.6 under 4 
   afterAll(async () => e?.stop());
 
   it('moves every acknowledged write, later writes land on the target, the source stays read-only', async () => {
-    const plan = await writeMysqlPlan(e, { db: 'shop', stateDir });
+    // No reverse path: the old source must not get the later writes back, which proves they went to the target only.
+    const plan = await writeMysqlPlan(e, { db: 'shop', stateDir, extra: 'reverse: false' });
     const check = await cli(['check', plan, '--json'], e.env);
     expect(check.code, check.err).toBe(0);
     const workload = workloadThroughHaproxy(e, 'shop');

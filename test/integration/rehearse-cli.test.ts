@@ -53,7 +53,7 @@ describe.skipIf(unavailable)('cutover rehearse: PostgreSQL 15 → 18 through PgB
     expect(doc.target.version).toMatch(/^18\./);
     // The real run path: its steps, in order, on the rehearsal clock.
     const cutover = doc.steps.filter((s: { phase: string }) => s.phase === 'cutover').map((s: { name: string }) => s.name);
-    expect(cutover).toEqual(['preflight', 'analyze', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report']);
+    expect(cutover).toEqual(['preflight', 'analyze', 'hold', 'fence', 'catch-up', 'sequences', 'verify', 'leak-read', 'point-of-no-return', 'repoint', 'lift', 'cleanup', 'report']);
     expect(doc.marks.map((m: { name: string }) => m.name)).toEqual(['hold', 'fence', 'point-of-no-return', 'lift']);
     expect(doc.writeBlockedMs).toBeGreaterThan(0);
     expect(doc.writeBlockedMs).toBeLessThan(doc.budgetMs);
