@@ -34,7 +34,9 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} tenant databases through on
     'concurrency $concurrency: every acknowledged write on the target, no client error, other tenants never wait on a fence',
     async ({ concurrency, tenants }) => {
       const plan = await writeWavesPlan(e, { name: `c${concurrency}`, tenants, stateDir: join(stateRoot, `c${concurrency}`) });
-      const workload = new TenantWorkload(e, tenants, 4).start();
+      // One writer per concurrent window and as many again: with as few writers as windows, every writer can be
+      // parked in a held tenant at once and no other tenant's write lands during a window, though none waits on it.
+      const workload = new TenantWorkload(e, tenants, 4 + concurrency).start();
       let r;
       try {
         await sleep(200);
