@@ -8,7 +8,7 @@ import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
 import type { PrivilegeProfile } from './postgres-privileges.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 import { isManaged, missingPasswordFindings, privilegeFindings, protectedSessionFindings } from './postgres-managed-checks.js';
-import { sessionsInScope } from './postgres-sessions.js';
+import { superuserSessions } from './postgres-sessions.js';
 import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
 
 export interface PreflightContext {
@@ -95,17 +95,8 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
   if (managed) f.push(...missingPasswordFindings(await rolesWithoutPassword(src, dst)));
   if (managed && (ctx.fence?.scope ?? 'database') === 'database' && !ctx.schema) {
-    // The fence's own view (postgres-managed-fence.ts protectedSessions): superusers' sessions on the database.
-    const supers = await src.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolsuper`);
-    const names = new Set(supers.rows.map((r) => r.rolname));
-    const kept = (await sessionsInScope(src, { scope: 'database', name: database })).filter((s) => names.has(s.user));
-    f.push(
-      ...protectedSessionFindings(
-        kept.map((s) => ({ pid: s.pid, user: s.user, application: s.application ?? '' })),
-        database,
-        ctx.fence?.mode ?? 'enforced',
-      ),
-    );
+    // The sessions the managed fence will leave running and name.
+    f.push(...protectedSessionFindings(await superuserSessions(src, { scope: 'database', name: database }), database, ctx.fence?.mode ?? 'enforced'));
   }
   if (managed && !srcPriv.superuser && (ctx.fence?.scope ?? 'database') === 'database') {
     const own = await one<{ ok: boolean; o: string }>(src, `SELECT pg_has_role(current_user, datdba, 'USAGE') AS ok, pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1`, [database]);

@@ -2,6 +2,7 @@ import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
 import type { PrivilegeProfile } from './postgres-privileges.js';
 import { PROVIDER_WAYS, type PgPrivileges } from './postgres-privileges.js';
+import type { PgSession } from './postgres-sessions.js';
 
 export interface PrivilegeCheckInput {
   requested: PrivilegeProfile;
@@ -104,11 +105,7 @@ export function missingPasswordFindings(roles: readonly string[]): Finding[] {
 }
 
 /** A session the managed admin may not end, as `check` names it. */
-export interface ProtectedSession {
-  pid: number;
-  user: string;
-  application: string;
-}
+export type ProtectedSession = Pick<PgSession, 'pid' | 'user' | 'application'>;
 
 /**
  * Managed: the superuser sessions (the provider's own) connected to the fenced database now. pg_signal_backend

@@ -2,16 +2,7 @@ import { PreflightError } from '../../src/errors.js';
 import type { FenceOptions, FenceTarget } from '../../src/readonly/types.js';
 import { PROVIDER_WAYS, missingPrivilege, type PgPrivileges } from './postgres-privileges.js';
 import type { PgReadOnlyContext } from './postgres-readonly-context.js';
-import { sessionsInScope, type PgSession } from './postgres-sessions.js';
-
-/**
- * Sessions in the fence's scope that a managed admin may not end: those of superusers (the provider's own
- * agents, e.g. rdsadmin). pg_signal_backend never reaches a superuser's backend.
- */
-export async function protectedSessions(c: PgReadOnlyContext, target: FenceTarget, exempt: readonly string[] = []): Promise<PgSession[]> {
-  const supers = new Set((await c.q<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolsuper`)).map((r) => r.rolname));
-  return (await sessionsInScope(c.client, target, { exempt })).filter((s) => supers.has(s.user));
-}
+import { superuserSessions } from './postgres-sessions.js';
 
 /**
  * What a fence needs of a managed admin, checked before anything changes: each refusal names the privilege
@@ -48,7 +39,7 @@ export async function checkManagedFence(c: PgReadOnlyContext, p: PgPrivileges, t
   if (!p.signalBackend) throw missingPrivilege(p, where, `ending the sessions that predate the fence (mode ${opts.mode})`, 'membership in pg_signal_backend', PROVIDER_WAYS.signalBackend);
   if (!p.monitor) throw missingPrivilege(p, where, `draining the write transactions of other roles (mode ${opts.mode})`, 'membership in pg_monitor (pg_read_all_stats)', PROVIDER_WAYS.monitor);
   if (opts.mode === 'strict') {
-    const kept = await protectedSessions(c, target, opts.exemptSessions ?? []);
+    const kept = await superuserSessions(c.client, target, opts.exemptSessions ?? []);
     if (kept.length)
       throw new PreflightError(
         'privilege',

@@ -3,12 +3,13 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { connectPg } from './postgres-connection.js';
 import { applyGucFence, explicitSetting, restoreGucFence } from './postgres-guc-fence.js';
 import { PgLeakWatch } from './postgres-leak-watch.js';
-import { checkManagedFence, protectedSessions } from './postgres-managed-fence.js';
+import { checkManagedFence } from './postgres-managed-fence.js';
 import { readPrivileges, resolveProfile, type PgProfile } from './postgres-privileges.js';
 import { assertTargetExists, gucScopeOf, pgReadOnlyContext, type PgPrior, type PgReadOnlyContext } from './postgres-readonly-context.js';
 import { readOnlyStatus } from './postgres-readonly-status.js';
 import { captureRoleLogins } from './postgres-role-locks.js';
 import { applySchemaScopeFence, restoreSchemaScopeFence } from './postgres-schema-fence.js';
+import { superuserSessions } from './postgres-sessions.js';
 
 /**
  * The PostgreSQL read-only fence. Server, database and role scope set the read-only default
@@ -82,7 +83,7 @@ export class PostgresReadOnlyAdapter implements ReadOnlyAdapter {
     try {
       const exemptSessions = [...(opts.exemptSessions ?? []), ...(setup?.sessions ?? [])];
       // Managed: provider superuser sessions cannot be ended; the fence leaves them and names them.
-      const protect = profile === 'managed' ? (await protectedSessions(this.c, target, exemptSessions)).map((s) => s.id) : [];
+      const protect = profile === 'managed' ? (await superuserSessions(this.c.client, target, exemptSessions)).map((s) => s.id) : [];
       return await applyGucFence(this.c, this.leaks, target, scope, { ...opts, exemptSessions }, prior, protect);
     } finally {
       await this.leaks.closeDecoder();

@@ -32,6 +32,16 @@ export interface SessionFilter {
 }
 
 /**
+ * Superusers' client sessions in a fence scope: the ones a managed admin may not end (pg_signal_backend never
+ * reaches a superuser's backend). The managed fence leaves them running and names them; `check` lists them.
+ */
+export async function superuserSessions(client: PgClient, target: FenceTarget, exempt: readonly string[] = []): Promise<PgSession[]> {
+  const { rows } = await client.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolsuper`);
+  const supers = new Set(rows.map((r) => r.rolname));
+  return (await sessionsInScope(client, target, { exempt })).filter((s) => supers.has(s.user));
+}
+
+/**
  * Client sessions in a fence scope: never the tool's own session, never walsenders or background workers
  * (backend_type 'client backend' only).
  */
