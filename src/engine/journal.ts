@@ -28,7 +28,6 @@ export interface AppendOptions {
 
 /** Every step a journal may hold, in a file or in the control database. */
 export const JOURNAL_STEPS: ReadonlySet<string> = new Set([...CUTOVER_STEPS, ...ROLLBACK_STEPS, ...FINALIZE_STEPS]);
-const STEPS = JOURNAL_STEPS;
 const STATUSES: ReadonlySet<string> = new Set(['begin', 'ok', 'fail']);
 
 export interface JournalRecord {
@@ -69,7 +68,7 @@ function isRecord(v: unknown): v is JournalRecord {
     typeof r === 'object' &&
     Number.isInteger(r.seq) &&
     typeof r.step === 'string' &&
-    STEPS.has(r.step) &&
+    JOURNAL_STEPS.has(r.step) &&
     typeof r.status === 'string' &&
     STATUSES.has(r.status) &&
     typeof r.at === 'string' &&

@@ -612,8 +612,8 @@ async function fenceAndSwitch(
     const leakReadFrom = Date.now() - runner.t0;
     stopWatching();
     const leak = await leaks;
-    if (leak) runner.steps.push({ step: 'leak-read', startMs: leakReadFrom, endMs: Date.now() - runner.t0 });
     if (leak) {
+      runner.steps.push({ step: 'leak-read', startMs: leakReadFrom, endMs: Date.now() - runner.t0 });
       result.fence.leakClean = leak.clean;
       result.leakCheck = { method: leak.method ?? 'sampled', ...(leak.fallback ? { fallback: leak.fallback } : {}) };
       if (!leak.clean) throw leakError(leak);

@@ -236,6 +236,7 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
     const tenants = joined.tenants;
     const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate(), shared };
     const lanes = runnerLanes(joined, opts.concurrency);
+    const laneCount = Math.max(1, Math.min(lanes.lanes, tenants.length));
     emit(undefined, 'wave', 'info', `runner ${joined.runner}: ${tenants.length} tenant(s), budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each; ${lanes.message}`);
     let interrupted = false;
     let stopped = false;
@@ -266,7 +267,7 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
       }
       stopped = true;
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(lanes.lanes, tenants.length)) }, lane));
+    await Promise.all(Array.from({ length: laneCount }, lane));
     const rows = new Map((await shared.tenants()).map((r) => [r.tenant, r]));
     const all = await Promise.all(
       tenants.map(async (tenant) => {
@@ -279,7 +280,7 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
         return { tenant, planId: tid, ...st, ...optionalWindow(measuredWindow(records)), action };
       }),
     );
-    return { planId: id, concurrency: joined.concurrency, tenants: all, ...tally(all), wallMs: Date.now() - t0, stopped, runner: joined.runner, runnerConcurrency: Math.max(1, Math.min(lanes.lanes, tenants.length)) };
+    return { planId: id, concurrency: joined.concurrency, tenants: all, ...tally(all), wallMs: Date.now() - t0, stopped, runner: joined.runner, runnerConcurrency: laneCount };
   } finally {
     await shared.leave();
   }
