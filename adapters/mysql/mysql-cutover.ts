@@ -35,7 +35,8 @@ import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdic
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
-import { copyAtOnePosition, MYSQL_SPLIT_BYTES, mysqlCopyJobs, readCopyTables, type CopyTable } from './mysql-snapshot-copy.js';
+import { copyAtOnePosition, readCopyTables, type CopyTable } from './mysql-snapshot-copy.js';
+import { COPY_SPLIT_BYTES, defaultCopyJobs } from '../../src/util/copy-split.js';
 import { accountLabel, accountLockSql, isOn, parseAccountSpec } from './mysql-sql.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 import { mysqlVerifyChunks, REPEATABLE_READ_SQL, SWITCH_SNAPSHOT_SQL } from './mysql-verify-chunks.js';
@@ -72,9 +73,9 @@ export interface MysqlCutoverConfig {
   fence?: BypassFenceOptions;
   /** The plan's `privileges`: the target hold of the managed profile locks namedAccounts instead of read_only. */
   privileges?: PrivilegesSetting;
-  /** Workers of the parallel initial copy (MariaDB to MariaDB; default: mysqlCopyJobs()). */
+  /** Workers of the parallel initial copy (MariaDB to MariaDB; default: defaultCopyJobs()). */
   copyJobs?: number;
-  /** Tables above this size are copied as several primary-key ranges (default MYSQL_SPLIT_BYTES). */
+  /** Tables above this size are copied as several primary-key ranges (default COPY_SPLIT_BYTES). */
   copySplitBytes?: number;
 }
 
@@ -339,8 +340,8 @@ export class MysqlCutover implements CutoverAdapter {
         source: this.cfg.source,
         target: this.cfg.target,
         database: this.cfg.database,
-        jobs: this.cfg.copyJobs ?? mysqlCopyJobs(),
-        splitBytes: this.cfg.copySplitBytes ?? MYSQL_SPLIT_BYTES,
+        jobs: this.cfg.copyJobs ?? defaultCopyJobs(),
+        splitBytes: this.cfg.copySplitBytes ?? COPY_SPLIT_BYTES,
         lockTimeoutMs: this.cfg.lockTimeoutMs,
         secrets: this.secrets,
       },
@@ -636,9 +637,14 @@ export class MysqlCutover implements CutoverAdapter {
 
   /** Stops and forgets the replica connection; returns whether there was one. */
   private async dropReplica(): Promise<boolean> {
-    if (!(await this.ours())) return false;
-    await this.dst(stopReplicaSql(this.targetFlavor, this.cfg.name), [], `stopping replica connection ${this.cfg.name}`);
-    await this.dst(resetReplicaAllSql(this.targetFlavor, this.cfg.name), [], `removing replica connection ${this.cfg.name}`);
+    return this.dropConnection(this.dst, this.targetFlavor, this.cfg.name, `replica connection ${this.cfg.name}`);
+  }
+
+  /** Stops and forgets the replica connection `name` on `q`'s server, if it is there; returns whether it was. */
+  private async dropConnection(q: Query, f: MysqlFlavor, name: string, label: string): Promise<boolean> {
+    if (!(await this.replicas(q, f)).some((r) => r.name === name)) return false;
+    await q(stopReplicaSql(f, name), [], `stopping ${label}`);
+    await q(resetReplicaAllSql(f, name), [], `removing ${label}`);
     return true;
   }
 
@@ -687,7 +693,7 @@ export class MysqlCutover implements CutoverAdapter {
   async reverseBegin(): Promise<void> {
     const name = this.reverseName();
     const [pos] = await this.dst<RowDataPacket & { b: unknown; g: string | null }>(switchPositionSql(this.targetFlavor), [], 'reading the target GTID position at the switch');
-    if (!/^(1|on)$/i.test(String(pos?.b ?? ''))) throw new OperationError('the target has no binary log (log_bin OFF): the old source has nothing to follow', 'start the target with log_bin and binlog_format=ROW');
+    if (!isOn(pos?.b)) throw new OperationError('the target has no binary log (log_bin OFF): the old source has nothing to follow', 'start the target with log_bin and binlog_format=ROW');
     const position = normalizeGtidSet(pos?.g);
     this.reverseMade = this.followFrom(name, position).then(
       () => undefined,
@@ -798,11 +804,7 @@ export class MysqlCutover implements CutoverAdapter {
     const name = this.reverseName();
     const f = this.sourceFlavor;
     const dropped: string[] = [];
-    if ((await this.replicas(this.src, f)).some((r) => r.name === name)) {
-      await this.src(stopReplicaSql(f, name), [], `stopping the reverse replica connection ${name} on the old source`);
-      await this.src(resetReplicaAllSql(f, name), [], `removing the reverse replica connection ${name} on the old source`);
-      dropped.push(`replica connection ${name} (old source)`);
-    }
+    if (await this.dropConnection(this.src, f, name, `the reverse replica connection ${name} on the old source`)) dropped.push(`replica connection ${name} (old source)`);
     const user = replicationAccountName(name);
     if (await replicationUserExists(this.dst, user)) {
       await withSessionLog(this.dst, 'sql_log_bin', 0, async () => {

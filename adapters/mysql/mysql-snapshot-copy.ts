@@ -1,9 +1,9 @@
-import { availableParallelism } from 'node:os';
 import { PassThrough } from 'node:stream';
 import type { RowDataPacket } from 'mysql2/promise';
 import { OperationError } from '../../src/errors.js';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { copyParts } from '../../src/util/copy-split.js';
 import { formatBytes } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
 import type { Query } from './mysql-sessions.js';
@@ -22,20 +22,10 @@ import { quoteIdent } from './mysql-sql.js';
  * ... CHARACTER SET binary` on the target: no conversion either way, no SQL to parse.
  */
 
-/** Tables above this size are copied as several primary-key ranges side by side (plan copy.splitTablesLargerThan). */
-export const MYSQL_SPLIT_BYTES = 256 * 1024 * 1024;
-/** A table is not split for balance below this size: a range's own cost (a scan start) dominates. */
-const MIN_SHARE_SPLIT_BYTES = 32 * 1024 * 1024;
-const MAX_PARTS = 16;
 /** Bytes buffered towards the target before the source stream pauses. */
 const HIGH_WATER = 4 * 1024 * 1024;
 /** Rows are sent to the target in chunks of about this size (one protocol packet each). */
 const CHUNK = 256 * 1024;
-
-/** Copy workers: as on the PostgreSQL side, one more than the cores (2 to 8). */
-export function mysqlCopyJobs(): number {
-  return Math.max(2, Math.min(8, availableParallelism() + 1));
-}
 
 export interface CopyColumn {
   name: string;
@@ -79,9 +69,7 @@ export function keyRanges(min: bigint, max: bigint, parts: number): Array<{ from
 
 /** How many ranges a table is copied as: above the split size, or above one worker's share of the whole copy. */
 export function partsFor(table: Pick<CopyTable, 'bytes' | 'intKey'>, totalBytes: number, splitBytes: number, jobs: number): number {
-  if (!table.intKey) return 1;
-  const share = Math.max(MIN_SHARE_SPLIT_BYTES, Math.ceil(totalBytes / Math.max(1, jobs)));
-  return Math.max(1, Math.min(MAX_PARTS, Math.ceil(table.bytes / Math.min(splitBytes, share))));
+  return table.intKey ? copyParts(table.bytes, totalBytes, splitBytes, jobs) : 1;
 }
 
 /** The source's SELECT for one unit (keys as literals: bigint range bounds, never user input). */

@@ -59,7 +59,6 @@ import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } f
 import { copyMissingRoles } from './postgres-roles.js';
 import { quoteIdent } from './postgres-sql.js';
 import {
-  copyJobs,
   copyTables,
   copyUnderSnapshot,
   copyUnits,
@@ -76,6 +75,7 @@ import {
 import { dumpInto, pgDumpMajor, restoreInParallel } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 import { verifyChunks } from './postgres-verify-chunks.js';
+import { defaultCopyJobs } from '../../src/util/copy-split.js';
 
 /** Bound on one sentinel's trip during the online verify (the table it checks is locked meanwhile). */
 const VERIFY_SENTINEL_MS = 5_000;
@@ -105,9 +105,9 @@ export interface PgCutoverConfig {
   lockTimeoutMs: number;
   /** Bound on the initial copy of `sync`. */
   copyTimeoutMs?: number;
-  /** Workers of the initial copy and of the index builds after it (default: copyJobs()). */
+  /** Workers of the initial copy and of the index builds after it (default: defaultCopyJobs()). */
   copyJobs?: number;
-  /** Tables bigger than this are copied in page ranges side by side (default SPLIT_BYTES). */
+  /** Tables bigger than this are copied in page ranges side by side (default COPY_SPLIT_BYTES). */
   copySplitBytes?: number;
   /**
    * The account the subscription logs in with (plan source.replication). Absent: a role the tool creates per
@@ -361,7 +361,7 @@ export class PostgresCutover implements CutoverAdapter {
    */
   private async copyUnderSnapshot(dst: PgClient, published: readonly string[], leftOut: readonly string[], progress: SyncProgress): Promise<void> {
     const started = Date.now();
-    const jobs = this.cfg.copyJobs ?? copyJobs();
+    const jobs = this.cfg.copyJobs ?? defaultCopyJobs();
     const sentinel = this.scope.sentinel;
     const leaves = [...(await userTables(this.src)).filter((t) => !leftOut.includes(t)), sentinel];
     const encoding = (await this.src.query<{ e: string }>(`SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()`)).rows[0]!.e;

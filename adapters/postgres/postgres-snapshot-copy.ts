@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { formatBytes } from '../../src/util/units.js';
@@ -8,6 +7,7 @@ import { connectPgReplication, type PgClient } from './postgres-connection.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { libpqEnv } from './postgres-tools.js';
+import { COPY_SPLIT_BYTES, copyParts } from '../../src/util/copy-split.js';
 
 /**
  * The initial copy the way pgcopydb does it: a replication slot created first exports the snapshot of its
@@ -35,18 +35,6 @@ import { libpqEnv } from './postgres-tools.js';
  *   (keeper or slot gone) the copied tables are emptied and everything is copied again under a new slot.
  */
 
-/** Tables above this size are copied as several page ranges side by side. */
-export const SPLIT_BYTES = 256 * 1024 * 1024;
-/** A table is not split for balance below this size: a range's own cost (two sessions, a scan start) dominates. */
-const MIN_SHARE_SPLIT_BYTES = 32 * 1024 * 1024;
-/** At most this many ranges per table: more only adds per-range overhead. */
-const MAX_PARTS = 16;
-
-/** Copy workers: the copy is as much I/O and protocol as CPU, so one more than the cores pays on small machines. */
-export function copyJobs(): number {
-  return Math.max(2, Math.min(8, availableParallelism() + 1));
-}
-
 export interface CopyTable {
   /** Quoted, schema-qualified. */
   table: string;
@@ -72,14 +60,12 @@ export interface CopyUnit {
  * page ranges read with a TID range scan; the last range is open-ended, so rows on pages added under the snapshot's
  * feet (none are visible to it) or missed by a stale page count are still read.
  */
-export function copyUnits(tables: readonly CopyTable[], splitBytes = SPLIT_BYTES, jobs = 1): CopyUnit[] {
+export function copyUnits(tables: readonly CopyTable[], splitBytes = COPY_SPLIT_BYTES, jobs = 1): CopyUnit[] {
   const units: CopyUnit[] = [];
-  // A table bigger than one worker's share of the whole copy is split too, so no worker sits idle while one
-  // copies the table that holds most of the data (pgbench_accounts: 2 ranges of 256MB with 3 workers -> 3 of 128MB).
-  const share = Math.max(MIN_SHARE_SPLIT_BYTES, Math.ceil(tables.reduce((a, t) => a + t.bytes, 0) / Math.max(1, jobs)));
-  const size = Math.min(splitBytes, share);
+  // pgbench_accounts: 2 ranges of 256MB with 3 workers -> 3 of 128MB (copyParts: above one worker's share too).
+  const total = tables.reduce((a, t) => a + t.bytes, 0);
   for (const t of tables) {
-    const parts = Math.min(MAX_PARTS, Math.ceil(t.bytes / size), Math.max(1, t.pages));
+    const parts = Math.min(copyParts(t.bytes, total, splitBytes, jobs), Math.max(1, t.pages));
     if (parts <= 1) {
       units.push({ table: t, bytes: t.bytes });
       continue;
