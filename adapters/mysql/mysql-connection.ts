@@ -1,10 +1,11 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import mysql from 'mysql2/promise';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { OperationError, PreflightError, UsageError, isCutoverError } from '../../src/errors.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { redactText } from '../../src/util/redact.js';
 import { nodeTlsOptions, tlsRefusal } from '../../src/util/tls.js';
 import { assertSupported, detectFlavor, type MysqlFlavor } from './mysql-flavor.js';
+import type { Query } from './mysql-sessions.js';
 import { sessionSetupSql } from './mysql-sql.js';
 
 export type MysqlConnection = mysql.Connection;
@@ -145,6 +146,21 @@ function fallsBack(e: unknown, ep: DbEndpoint): boolean {
   const falls = ep.tls.mode === 'prefer' && (e as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT';
   if (falls) withoutTls.add(`${ep.host}:${ep.port}`);
   return falls;
+}
+
+/**
+ * A session's query function: rows back, errors mapped (mapMysqlError) saying what was being done, with `secrets`
+ * (a replica statement's password, say) kept out of the error and its cause.
+ */
+export function mappedQuery(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[] = [], fallbackDoing = 'running a query'): Query {
+  return async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
+    try {
+      const [rows] = await conn.query(sql, params);
+      return Array.isArray(rows) ? (rows as R[]) : [];
+    } catch (e) {
+      throw mapMysqlError(e, ep, doing ?? fallbackDoing, secrets);
+    }
+  };
 }
 
 /**

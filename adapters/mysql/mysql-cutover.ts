@@ -9,7 +9,7 @@ import { openAll } from '../../src/util/open-all.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
-import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
+import { connectMysql, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
@@ -82,18 +82,6 @@ export interface MysqlCutoverConfig {
 /** How long `sync` waits for the new replica connection to report both threads running. */
 const REPLICA_START_MS = 15_000;
 
-function query(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]): Query {
-  return async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
-    try {
-      const [rows] = await conn.query(sql, params);
-      return Array.isArray(rows) ? (rows as R[]) : [];
-    } catch (e) {
-      // The replica statement carries the replication password: keep it out of the error and its cause.
-      throw mapMysqlError(e, ep, doing ?? 'running a query', secrets);
-    }
-  };
-}
-
 /**
  * Moves one MySQL/MariaDB database: a consistent dump loaded into the target, then the target replicates from
  * the source by GTID; after the fence, the target's replica proves it applied the source's GTID set.
@@ -125,8 +113,8 @@ export class MysqlCutover implements CutoverAdapter {
   ) {
     this.engine = sourceFlavor.kind;
     this.secrets = [cfg.source.password, cfg.target.password, cfg.replicationAccount?.password].filter((p): p is string => p !== undefined);
-    this.src = query(srcConn, cfg.source, this.secrets);
-    this.dst = query(dstConn, cfg.target, this.secrets);
+    this.src = mappedQuery(srcConn, cfg.source, this.secrets);
+    this.dst = mappedQuery(dstConn, cfg.target, this.secrets);
   }
 
   static async connect(cfg: MysqlCutoverConfig): Promise<MysqlCutover> {
@@ -561,7 +549,7 @@ export class MysqlCutover implements CutoverAdapter {
   /** A session of the verify's own, in REPEATABLE READ, bound by the plan's lock timeout like the tool's others. */
   private async snapshotSession(ep: DbEndpoint): Promise<{ conn: MysqlConnection; q: Query }> {
     const { conn } = await connectMysql(ep, { lockTimeoutMs: this.cfg.lockTimeoutMs });
-    const q = query(conn, ep, this.secrets);
+    const q = mappedQuery(conn, ep, this.secrets);
     await q(REPEATABLE_READ_SQL).catch((e: unknown) => {
       conn.destroy();
       throw e;

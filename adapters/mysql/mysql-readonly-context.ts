@@ -1,8 +1,7 @@
-import type { RowDataPacket } from 'mysql2/promise';
 import { UsageError } from '../../src/errors.js';
 import type { FenceTarget, PriorState } from '../../src/readonly/types.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { mapMysqlError, type MysqlConnection } from './mysql-connection.js';
+import { mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import type { ManagedFencePrior } from './mysql-managed-fence.js';
 import type { StillWriting, SchemaFencePrior } from './mysql-schema-fence.js';
@@ -21,15 +20,7 @@ export interface MysqlReadOnlyContext {
 }
 
 export function mysqlReadOnlyContext(ep: DbEndpoint, conn: MysqlConnection, flavor: MysqlFlavor): MysqlReadOnlyContext {
-  const q: Query = async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
-    try {
-      const [rows] = await conn.query(sql, params);
-      return Array.isArray(rows) ? (rows as R[]) : [];
-    } catch (e) {
-      throw mapMysqlError(e, ep, doing ?? 'running a query');
-    }
-  };
-  return { ep, conn, flavor, q, where: `${ep.host}:${ep.port}` };
+  return { ep, conn, flavor, q: mappedQuery(conn, ep), where: `${ep.host}:${ep.port}` };
 }
 
 /** What `on` changes, so `off` can put back exactly that. */

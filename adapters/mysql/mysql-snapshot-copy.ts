@@ -5,7 +5,7 @@ import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { copyParts } from '../../src/util/copy-split.js';
 import { formatBytes } from '../../src/util/units.js';
-import { connectMysql, mapMysqlError, type MysqlConnection } from './mysql-connection.js';
+import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import type { Query } from './mysql-sessions.js';
 import { quoteIdent } from './mysql-sql.js';
 
@@ -229,17 +229,6 @@ interface Worker {
   dst: MysqlConnection;
 }
 
-function runner(conn: MysqlConnection, ep: DbEndpoint, secrets: readonly string[]): Query {
-  return async <R extends RowDataPacket>(sql: string, params: unknown[] = [], doing?: string): Promise<R[]> => {
-    try {
-      const [rows] = await conn.query(sql, params);
-      return Array.isArray(rows) ? (rows as R[]) : [];
-    } catch (e) {
-      throw mapMysqlError(e, ep, doing ?? 'copying', secrets);
-    }
-  };
-}
-
 /**
  * Opens `jobs` worker session pairs whose source snapshots all sit at one GTID position, and returns it. The
  * source's writes to the moved tables wait for the lock for as long as the snapshots take to start (ms).
@@ -258,18 +247,18 @@ async function openSnapshots(opts: SnapshotCopyOptions, tables: readonly CopyTab
         throw e;
       }
       workers.push({ src, dst });
-      const s = runner(src, opts.source, opts.secrets);
+      const s = mappedQuery(src, opts.source, opts.secrets, 'copying');
       await s(`SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ`, [], 'preparing a copy session');
       await s(`SET SESSION character_set_results = binary, SESSION time_zone = '+00:00', SESSION net_write_timeout = 3600`, [], 'preparing a copy session');
-      const d = runner(dst, opts.target, opts.secrets);
+      const d = mappedQuery(dst, opts.target, opts.secrets, 'copying');
       await d(`SET SESSION foreign_key_checks = 0, SESSION unique_checks = 0, SESSION time_zone = '+00:00', SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO', SESSION net_read_timeout = 3600`, [], 'preparing a load session');
     }
-    const l = runner(lock.conn, opts.source, opts.secrets);
+    const l = mappedQuery(lock.conn, opts.source, opts.secrets, 'copying');
     const names = tables.map((t) => `${quoteIdent(opts.database)}.${quoteIdent(t.name)} READ`);
     if (names.length > 0) await l(`LOCK TABLES ${names.join(', ')}`, [], `locking the tables of ${opts.database} for a moment to start the copy's snapshots`);
     let gtid: string;
     try {
-      for (const w of workers) await runner(w.src, opts.source, opts.secrets)(`START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`, [], 'starting a copy snapshot');
+      for (const w of workers) await mappedQuery(w.src, opts.source, opts.secrets, 'copying')(`START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`, [], 'starting a copy snapshot');
       const [g] = await l<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.gtid_binlog_pos AS g`, [], 'reading the GTID position of the snapshots');
       gtid = String(g?.g ?? '');
     } finally {
@@ -351,7 +340,7 @@ function copyUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise
   );
   return Promise.all([read, load]).then(async ([, warnings]) => {
     if (warnings > 0) {
-      const [w1] = await runner(w.dst, opts.target, opts.secrets)<RowDataPacket & { Message: string }>(`SHOW WARNINGS LIMIT 1`, [], 'reading load warnings');
+      const [w1] = await mappedQuery(w.dst, opts.target, opts.secrets, 'copying')<RowDataPacket & { Message: string }>(`SHOW WARNINGS LIMIT 1`, [], 'reading load warnings');
       throw new OperationError(
         `loading ${unit.table.name} into the target changed values (${warnings} warning(s), first: ${w1?.Message ?? 'unknown'})`,
         `compare the column definitions of ${opts.database}.${unit.table.name} on source and target (character sets, sql_mode, versions); \`cutover rollback --cleanup\` removes the copy`,
