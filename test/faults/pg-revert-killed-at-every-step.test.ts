@@ -1,0 +1,3 @@
+import { killRevertAtEveryStep } from '../helpers/kill-suite.js';
+
+await killRevertAtEveryStep('postgres');
