@@ -35,7 +35,7 @@ export { type CutoverEvent, type LockOptions, type RunResult, type RollbackResul
 export type { PlanStatus } from './engine/status.js';
 export type { FinalizeResult, RevertOptions } from './engine/revert.js';
 export type { ReverseState } from './engine/cutover-adapter.js';
-export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantState, WaveEvent } from './engine/waves.js';
+export type { WavesResult, WavesStatus, WavesOptions, TenantOutcome, TenantRevert, TenantState, WaveEvent } from './engine/waves.js';
 export { percentile, windowStats, type WindowStats } from './engine/waves-stats.js';
 
 /** What every plan command takes besides the plan file. */

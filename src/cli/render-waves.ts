@@ -1,4 +1,4 @@
-import type { RollbackResult, TenantOutcome, WavesResult, WavesStatus, WindowStats } from '../index.js';
+import type { RollbackResult, TenantOutcome, TenantRevert, WavesResult, WavesStatus, WindowStats } from '../index.js';
 import { formatDuration } from '../util/units.js';
 
 function windowsLine(w: WindowStats): string {
@@ -32,6 +32,16 @@ export function renderWaves(r: WavesResult): string[] {
   ];
 }
 
+/** A moved tenant's way back, as the status table says it (with the command that goes on from there). */
+const REVERT_NOTE: Record<TenantRevert, (tenant: string) => string> = {
+  'revert-in-flight': (t) => `revert under way or stopped while the target was fenced (\`cutover revert --tenant ${t} --resume|--rollback\` if no revert runs)`,
+  'revert-past-pnr': (t) => `revert past its point of no return (\`cutover revert --tenant ${t} --resume\` if no revert runs)`,
+  'revert-rolled-back': () => 'a revert was rolled back: runs on the target',
+  reverted: () => 'reverted: runs on the old source again',
+  finalized: () => 'finalized: reverse path ended',
+  'finalize-unfinished': (t) => `finalize did not finish (\`cutover finalize --tenant ${t} --yes\` again)`,
+};
+
 export function renderWavesStatus(s: WavesStatus): string[] {
   const runners = s.runners
     ? [
@@ -42,7 +52,7 @@ export function renderWavesStatus(s: WavesStatus): string[] {
   return [
     `waves plan ${s.planId}: ${countsLine(s.counts)}`,
     ...runners,
-    ...table(s.tenants.map((t) => ({ ...t, note: [t.runner && t.state !== 'done' ? `runner ${t.runner}` : '', t.lastError ?? ''].filter(Boolean).join('  ') }))),
+    ...table(s.tenants.map((t) => ({ ...t, note: [t.runner && t.state !== 'done' ? `runner ${t.runner}` : '', t.revert ? REVERT_NOTE[t.revert](t.tenant) : '', t.lastError ?? ''].filter(Boolean).join('  ') }))),
     `  ${windowsLine(s.windows)}`,
   ];
 }

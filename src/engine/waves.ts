@@ -8,9 +8,9 @@ import { redactText } from '../util/redact.js';
 import { formatBytes, formatDuration } from '../util/units.js';
 import type { JournalRecord } from './journal.js';
 import { PlanLock } from './lock.js';
-import { lastOkData, planPhase, type PlanPhase } from './phase.js';
+import { finalized, lastOkData, planPhase, type PlanPhase } from './phase.js';
 import { resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions } from './run.js';
-import { openPlanState, openSessionFor, type PlanSession } from './session.js';
+import { openPlanState, openSessionFor, revertPlanId, type PlanSession } from './session.js';
 import type { StateStore, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from './state-store.js';
 import { sleep } from '../util/sleep.js';
 import { resolveTenants, tenantPlan, tenantPlanId, wavesOf } from './waves-plan.js';
@@ -389,15 +389,30 @@ async function readLastError(dir: string): Promise<string | undefined> {
   return typeof message === 'string' ? message : undefined;
 }
 
+/** Where a tenant's way back stands, from its revert journal (`cutover revert|finalize <plan> --tenant`). */
+export type TenantRevert = 'revert-in-flight' | 'revert-past-pnr' | 'revert-rolled-back' | 'reverted' | 'finalized' | 'finalize-unfinished';
+
 export interface WavesStatus {
   planId: string;
-  tenants: Array<Omit<TenantOutcome, 'action'> & { lastError?: string; runner?: string; attempts?: number }>;
+  tenants: Array<Omit<TenantOutcome, 'action'> & { lastError?: string; runner?: string; attempts?: number; revert?: TenantRevert }>;
   counts: Record<TenantState, number>;
   windows: WindowStats;
   /** With a control database: the runners of the wave's current round (alive: its control session is open). */
   runners?: Array<WaveRunnerRow & { tenants: string[] }>;
   /** With a control database: where the tenants' journals and the wave live. */
   state?: string;
+}
+
+function tenantRevert(records: readonly JournalRecord[]): TenantRevert | undefined {
+  const fin = finalized(records);
+  if (fin) return fin.state === 'done' ? 'finalized' : 'finalize-unfinished';
+  const phase = planPhase(records);
+  if (phase === 'done') return 'reverted';
+  if (phase === 'past-pnr') return 'revert-past-pnr';
+  // Fenced by a revert running now or one that stopped: `revert --tenant` with --resume or --rollback says which.
+  if (phase === 'in-flight') return 'revert-in-flight';
+  const last = records.at(-1);
+  return last?.step === 'route-back' && last.status === 'ok' ? 'revert-rolled-back' : undefined;
 }
 
 /**
@@ -413,9 +428,10 @@ export async function wavesStatus(plan: Plan, secrets: PlanSecrets): Promise<Wav
     const tenants = sharedRows.length ? sharedRows.map((r) => r.tenant) : await waveTenants(plan, secrets);
     const rows = await Promise.all(
       tenants.map(async (tenant) => {
-        const { id, records } = await tenantRecords(plan, tenant, store);
+        const { tp, id, records } = await tenantRecords(plan, tenant, store);
         const st = stateOf(records);
         const row = byTenant.get(tenant);
+        const revert = st.state === 'done' ? tenantRevert((await store.replay(tp.stateDir, revertPlanId(id))).records) : undefined;
         const lastError = st.state === 'done' ? undefined : shared ? row?.error : await readLastError(tenantPlan(plan, tenant).stateDir);
         return {
           tenant,
@@ -425,6 +441,7 @@ export async function wavesStatus(plan: Plan, secrets: PlanSecrets): Promise<Wav
           ...(lastError ? { lastError } : {}),
           ...(row?.runner !== undefined ? { runner: row.runner } : {}),
           ...(row ? { attempts: row.attempts } : {}),
+          ...(revert ? { revert } : {}),
         };
       }),
     );

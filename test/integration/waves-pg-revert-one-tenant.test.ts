@@ -59,9 +59,15 @@ describe.skipIf(unavailable)('waves with reverse: true: one tenant database reve
     expect(await bouncerRoute(e, 'rv_b')).toBe(`${e.dst.port}/rv_b`);
     expect(writes.filter((w) => w.tenant === 'rv_b' && w.ok && w.start > revertedAt).length).toBeGreaterThan(0);
 
+    const status = await cli(['waves', plan, '--status'], e.env);
+    expect(status.err).toMatch(/rv_a +done .*reverted: runs on the old source again/);
+    expect(status.err).not.toMatch(/rv_b .*revert/);
+
     const fin = await cli(['finalize', plan, '--tenant', 'rv_b', '--yes', '--json'], e.env);
     expect(fin.code, fin.err).toBe(0);
     expect(fin.json().dropped.join(', ')).toMatch(/replication slot/);
+    const after = (await cli(['waves', plan, '--status', '--json'], e.env)).json();
+    expect(Object.fromEntries(after.tenants.map((t: { tenant: string; revert?: string }) => [t.tenant, t.revert]))).toEqual({ rv_a: 'reverted', rv_b: 'finalized' });
     const late = await cli(['revert', plan, '--tenant', 'rv_b', '--yes'], e.env);
     expect(late.code).toBe(3);
     expect(late.err).toMatch(/`cutover finalize` ended its reverse path/);
