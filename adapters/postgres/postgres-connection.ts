@@ -8,6 +8,11 @@ import { nodeTlsOptions, tlsRefusal } from '../../src/util/tls.js';
 
 export type PgClient = pg.Client;
 
+/** The server's major version (15, 17, ...). */
+export async function serverMajor(c: PgClient): Promise<number> {
+  return Math.floor(Number((await c.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`)).rows[0]!.n) / 10000);
+}
+
 export interface PgConnectOptions {
   /** Connect to this database instead of the URL's. */
   database?: string;

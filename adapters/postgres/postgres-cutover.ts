@@ -29,7 +29,7 @@ import { createExtensions, extensionFindings } from './postgres-extensions.js';
 import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js';
 import { ALL_KINDS, driftFindings, schemaDifferences, schemaFingerprint, type SchemaObjectKind } from './postgres-schema-fingerprint.js';
 import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
-import { connectPg, mapPgError, type PgClient } from './postgres-connection.js';
+import { connectPg, mapPgError, serverMajor, type PgClient } from './postgres-connection.js';
 import { dropLeakSlot, ensureLeakSlot } from './postgres-leak-decoding.js';
 import {
   createSentinel,
@@ -379,7 +379,9 @@ export class PostgresCutover implements CutoverAdapter {
       await this.on('source', 'ending an earlier snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name));
       await this.on('target', 'clearing an earlier copy record', () => dropCopyRecord(dst));
       await this.on('source', 'creating the publication', () => ensurePublication(this.src, this.cfg.name, this.scope, published));
-      const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves));
+      // Binary COPY only into a major that is not older (a built-in type's binary form is kept or extended, not narrowed).
+      const binaryAllowed = (await serverMajor(dst)) >= (await serverMajor(this.src));
+      const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves, binaryAllowed));
       const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
       try {
         const keeper = await this.on('source', 'holding the snapshot', () => holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
@@ -391,7 +393,10 @@ export class PostgresCutover implements CutoverAdapter {
         // The keeper holds the snapshot from here on.
         await slot.close();
       }
-      progress({ phase: 'copy', message: `slot ${this.cfg.name} at ${resumed.consistentPoint}: copying ${tables.length} tables (${resumed.units.length} parts) under its snapshot with ${jobs} workers` });
+      progress({
+        phase: 'copy',
+        message: `slot ${this.cfg.name} at ${resumed.consistentPoint}: copying ${tables.length} tables (${resumed.units.length} parts) under its snapshot with ${jobs} workers; ${tables.filter((t) => t.binary).length} of ${tables.length} tables in COPY's binary format`,
+      });
     }
     const { consistentPoint, snapshot, keeperPid, units } = resumed;
     if (units.some((u) => !u.done)) {

@@ -1,5 +1,5 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
-import type { PgClient } from './postgres-connection.js';
+import { serverMajor, type PgClient } from './postgres-connection.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 
 export interface SourceExtension {
@@ -58,7 +58,7 @@ export async function extensionFindings(src: PgClient, dst: PgClient): Promise<F
     dst,
     exts.map((e) => e.name),
   );
-  const major = Math.floor(Number((await dst.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`)).rows[0]!.n) / 10000);
+  const major = await serverMajor(dst);
   const f: Finding[] = [];
   for (const e of exts) {
     const a = avail.get(e.name);

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { serverMajor } from './postgres-connection.js';
 import type { PostgresSandbox } from './postgres-sandbox.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 
@@ -30,7 +31,7 @@ async function providerClient(sb: PostgresSandbox, database = 'postgres', applic
 export async function createManagedAdmin(sb: PostgresSandbox, password: string, user = MANAGED_ADMIN): Promise<ManagedAdmin> {
   const c = await providerClient(sb);
   try {
-    const major = Math.floor(Number((await c.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`)).rows[0]!.n) / 10000);
+    const major = await serverMajor(c);
     const exists = (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [user])).rows.length > 0;
     const attrs = `LOGIN NOSUPERUSER CREATEDB CREATEROLE REPLICATION PASSWORD ${quoteLiteral(password)}`;
     await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(user)} WITH ${attrs}`);

@@ -42,6 +42,13 @@ export interface CopyTable {
   columns: string[];
   bytes: number;
   pages: number;
+  /**
+   * Rows move in COPY's binary format: every column's type is a built-in (pg_catalog) base, range or multirange
+   * type with binary send/receive, and the target's major is not older. That spares both servers the text
+   * output/parsing of every value (most of a COPY's CPU); a user type (its binary form may embed OIDs that differ
+   * between servers) or a table read back from a resumed copy's record goes as text.
+   */
+  binary?: boolean;
 }
 
 /** One COPY: a whole table, or the pages [fromPage, toPage) of it (no toPage: to its end). */
@@ -82,27 +89,43 @@ export function copyUnits(tables: readonly CopyTable[], splitBytes = COPY_SPLIT_
 /** The COPY ... TO STDOUT one unit runs on the source. */
 export function copyOutSql(unit: CopyUnit): string {
   const cols = unit.table.columns.join(', ');
-  if (!unit.range) return `COPY ${unit.table.table} (${cols}) TO STDOUT`;
+  const format = unit.table.binary ? ' (FORMAT binary)' : '';
+  if (!unit.range) return `COPY ${unit.table.table} (${cols}) TO STDOUT${format}`;
   const { fromPage, toPage } = unit.range;
   const where = `ctid >= '(${fromPage},0)'::tid${toPage !== undefined ? ` AND ctid < '(${toPage},0)'::tid` : ''}`;
-  return `COPY (SELECT ${cols} FROM ONLY ${unit.table.table} WHERE ${where}) TO STDOUT`;
+  return `COPY (SELECT ${cols} FROM ONLY ${unit.table.table} WHERE ${where}) TO STDOUT${format}`;
 }
 
-/** The tables `names` (quoted, qualified; leaf tables, which hold the rows) with the columns COPY moves and their size. */
-export async function copyTables(c: PgClient, names: readonly string[]): Promise<CopyTable[]> {
-  const { rows } = await c.query<{ t: string; cols: string[]; b: string; p: string }>(
+/**
+ * The tables `names` (quoted, qualified; leaf tables, which hold the rows) with the columns COPY moves, their size
+ * and whether they can move in binary (`binaryAllowed`: the target's major is not older than the source's).
+ */
+export async function copyTables(c: PgClient, names: readonly string[], binaryAllowed = false): Promise<CopyTable[]> {
+  const { rows } = await c.query<{ t: string; cols: string[]; b: string; p: string; builtin: boolean }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t,
             array(SELECT quote_ident(a.attname) FROM pg_attribute a
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
                    ORDER BY a.attnum) AS cols,
-            pg_relation_size(c.oid)::text AS b, greatest(c.relpages, 0)::text AS p
+            pg_relation_size(c.oid)::text AS b, greatest(c.relpages, 0)::text AS p,
+            NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+                         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                           AND NOT (ty.typnamespace = 'pg_catalog'::regnamespace AND ty.typtype IN ('b', 'r', 'm')
+                                    AND ty.typsend <> 0 AND ty.typreceive <> 0
+                                    AND (ty.typelem = 0 OR EXISTS (SELECT 1 FROM pg_type el WHERE el.oid = ty.typelem
+                                                                     AND el.typnamespace = 'pg_catalog'::regnamespace AND el.typtype IN ('b', 'r', 'm'))))) AS builtin
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.oid = ANY($1::regclass[]) AND c.relkind = 'r'
       ORDER BY 1`,
     [names],
   );
   // pg_relation_size is current while relpages is as of the last VACUUM/ANALYZE: pages follow from the size.
-  return rows.map((r) => ({ table: r.t, columns: r.cols, bytes: Number(r.b), pages: Math.max(Number(r.p), Math.ceil(Number(r.b) / 8192)) }));
+  return rows.map((r) => ({
+    table: r.t,
+    columns: r.cols,
+    bytes: Number(r.b),
+    pages: Math.max(Number(r.p), Math.ceil(Number(r.b) / 8192)),
+    ...(binaryAllowed && r.builtin ? { binary: true } : {}),
+  }));
 }
 
 export interface ExportedSlot {
@@ -208,7 +231,8 @@ const SNAPSHOT = `${quoteIdent(TOOL_SCHEMA)}.copy_snapshot`;
  */
 export function copyInScript(unit: CopyUnit): { prelude: string; commit: string } {
   const mark = unit.id !== undefined ? `UPDATE ${UNITS} SET done = true WHERE id = ${unit.id};\n` : '';
-  return { prelude: `BEGIN;\n\\copy ${unit.table.table} (${unit.table.columns.join(', ')}) from pstdin\n`, commit: `${mark}COMMIT;\n\\q\n` };
+  const format = unit.table.binary ? ' (format binary)' : '';
+  return { prelude: `BEGIN;\n\\copy ${unit.table.table} (${unit.table.columns.join(', ')}) from pstdin${format}\n`, commit: `${mark}COMMIT;\n\\q\n` };
 }
 
 /** What a resumable copy keeps on the target: the slot it belongs to, the keeper, and every unit. */

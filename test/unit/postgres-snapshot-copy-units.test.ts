@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { copyOutSql, copyUnits, type CopyTable } from '../../adapters/postgres/postgres-snapshot-copy.js';
+import { copyInScript, copyOutSql, copyUnits, type CopyTable } from '../../adapters/postgres/postgres-snapshot-copy.js';
 import { parsePlan } from '../../src/plan/index.js';
 
 const MB = 1024 * 1024;
@@ -31,6 +31,16 @@ describe('the snapshot copy cuts big tables into page ranges and starts with the
       .sort();
     expect(ranged).toContain(`COPY (SELECT id, "Note" FROM ONLY public.big WHERE ctid >= '(0,0)'::tid AND ctid < '(1280,0)'::tid) TO STDOUT`);
     expect(ranged).toContain(`COPY (SELECT id, "Note" FROM ONLY public.big WHERE ctid >= '(2560,0)'::tid) TO STDOUT`);
+  });
+
+  it('a table of built-in types is read and loaded in the binary format on both ends; any other as text', () => {
+    const [bin] = copyUnits([{ ...table('small', 1), binary: true }], 10 * MB);
+    expect(copyOutSql(bin!)).toBe('COPY public.small (id, "Note") TO STDOUT (FORMAT binary)');
+    expect(copyInScript(bin!).prelude).toBe('BEGIN;\n\\copy public.small (id, "Note") from pstdin (format binary)\n');
+    const [ranged] = copyUnits([{ ...table('big', 30), binary: true }], 10 * MB);
+    expect(copyOutSql(ranged!)).toMatch(/^COPY \(SELECT id, "Note" FROM ONLY public\.big WHERE ctid .*\) TO STDOUT \(FORMAT binary\)$/);
+    const [text] = copyUnits([table('small', 1)], 10 * MB);
+    expect(copyInScript(text!).prelude).toBe('BEGIN;\n\\copy public.small (id, "Note") from pstdin\n');
   });
 });
 
