@@ -5,7 +5,7 @@ import { atLeast, flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { bypassAccounts, currentAccount } from './mysql-accounts.js';
 import type { Query } from './mysql-sessions.js';
 import { accountLabel, isOn, parseAccountSpec, type Account } from './mysql-sql.js';
-import { managedSourceFindings, managedTargetFindings } from './mysql-managed-checks.js';
+import { managedSourceFindings, managedTargetFindings, providerLinkFindings } from './mysql-managed-checks.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
 
 export interface MysqlSide {
@@ -24,6 +24,8 @@ export interface MysqlPreflightInput {
   syncedByUs: boolean;
   /** Replica connections on the target that are not this plan's. */
   otherReplicas: string[];
+  /** How the target's replica link is made: statements, or the provider's procedures (RDS: mysql.rds_set_external_master_gtid ...). */
+  replicaLink?: 'statements' | 'rds-procedures';
   /** How `run` fences the source; absent: no read_only bypass finding. */
   fence?: BypassFenceOptions;
 }
@@ -263,7 +265,8 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
     }
     const tp = await globalPrivileges(dst.q);
     const adminNames = dst.flavor.kind === 'mariadb' ? ['REPLICATION SLAVE ADMIN', 'SUPER'] : ['REPLICATION_SLAVE_ADMIN', 'SUPER'];
-    if (!hasAny(tp, adminNames)) {
+    if (i.replicaLink === 'rds-procedures') for (const f of await providerLinkFindings(src, dst, database)) add(f);
+    else if (!hasAny(tp, adminNames)) {
       add({
         severity: 'blocker',
         check: 'privileges',

@@ -31,6 +31,7 @@ import {
   type ReplicaSource,
   type ReplicaStatus,
 } from './mysql-replication.js';
+import { replicaLinkFor, type ReplicaLinkSql } from './mysql-replica-procedures.js';
 import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from './mysql-reverse.js';
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
@@ -138,14 +139,28 @@ export class MysqlCutover implements CutoverAdapter {
     return rows.map((r) => readReplicaStatus(r));
   }
 
+  private linkFound?: Promise<ReplicaLinkSql>;
+
+  /** How the target's replica link is made: statements on the plan's named connection, or the provider's procedures (RDS). */
+  private link(): Promise<ReplicaLinkSql> {
+    return (this.linkFound ??= replicaLinkFor(this.dst, this.targetFlavor, this.cfg.name));
+  }
+
+  /** This plan's link: its name, and on the provider's one unnamed connection also this plan's replication account. */
+  private isOurs(r: ReplicaStatus, link: ReplicaLinkSql): boolean {
+    return r.name === link.name && (link.kind === 'statements' || r.sourceUser === (this.cfg.replicationAccount?.user ?? this.replicationUser));
+  }
+
   private async ours(): Promise<ReplicaStatus | undefined> {
-    return (await this.replicas()).find((r) => r.name === this.cfg.name);
+    const link = await this.link();
+    return (await this.replicas()).find((r) => this.isOurs(r, link));
   }
 
   async preflight(ctx: { synced?: boolean; syncing?: boolean } = {}): Promise<Finding[]> {
     const replicas = await this.replicas();
+    const link = await this.link();
     // method dump has no replica connection to recognise its copy by: the journal's finished sync says it.
-    const syncedByUs = this.cfg.method === 'dump' ? ctx.synced === true : replicas.some((r) => r.name === this.cfg.name);
+    const syncedByUs = this.cfg.method === 'dump' ? ctx.synced === true : replicas.some((r) => this.isOurs(r, link));
     const findings = await mysqlPreflight({
       source: { q: this.src, flavor: this.sourceFlavor },
       target: { q: this.dst, flavor: this.targetFlavor },
@@ -153,7 +168,8 @@ export class MysqlCutover implements CutoverAdapter {
       method: this.cfg.method,
       sourceHost: this.cfg.source.host,
       syncedByUs,
-      otherReplicas: replicas.filter((r) => r.name !== this.cfg.name).map((r) => r.name),
+      otherReplicas: replicas.filter((r) => !this.isOurs(r, link)).map((r) => r.name),
+      replicaLink: link.kind,
       ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
     });
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
@@ -273,15 +289,22 @@ export class MysqlCutover implements CutoverAdapter {
     if (existing) {
       // Accounts added on the source since the earlier sync are created now.
       const rolesCreated = await this.copyAccounts(progress);
-      progress({ phase: 'ready', message: `the target already replicates through ${this.cfg.name} (an earlier sync of this plan)` });
+      progress({ phase: 'ready', message: `the target already replicates through ${(await this.link()).label} (an earlier sync of this plan)` });
       return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
     const present = await this.tableSizes(this.dst);
     if (present.size > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
 
+    const link = await this.link();
     const parallel = await this.parallelCopyTables();
-    if ('tables' in parallel) await this.copyInParallel(parallel.tables, progress);
-    else {
+    let gtid: string | undefined;
+    if ('tables' in parallel) gtid = await this.copyInParallel(parallel.tables, progress, link);
+    else if (link.kind === 'rds-procedures') {
+      throw new OperationError(
+        `the provider\u2019s replication procedures need the parallel copy: ${parallel.unsupported}`,
+        'set local_infile = 1 in the target\u2019s parameter group (MariaDB to MariaDB), or use method: dump',
+      );
+    } else {
       progress({
         phase: 'copy',
         message: `dumping ${totals.size} table(s) of ${this.cfg.database} with one stream (consistent snapshot with its GTID position): ${parallel.unsupported}`,
@@ -299,8 +322,8 @@ export class MysqlCutover implements CutoverAdapter {
       await this.dropDumpDefaultConnection();
     }
     const rolesCreated = await this.copyAccounts(progress);
-    await this.startReplica();
-    progress({ phase: 'replication', message: `replica connection ${this.cfg.name} on the target follows the source by GTID` });
+    await this.startReplica(link, gtid);
+    progress({ phase: 'replication', message: `${link.label} on the target follows the source by GTID` });
     await this.waitReplicaRunning();
     progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
     return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
@@ -318,7 +341,7 @@ export class MysqlCutover implements CutoverAdapter {
    * The parallel copy (mysql-snapshot-copy.ts): the schema without triggers, the rows of every table at one GTID
    * position, the triggers, then the target's gtid_slave_pos set to that position for the replica to start from.
    */
-  private async copyInParallel(tables: CopyTable[], progress: SyncProgress): Promise<void> {
+  private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql): Promise<string> {
     const timeoutMs = this.cfg.copyTimeoutMs ?? 6 * 3_600_000;
     const f = { source: this.sourceFlavor, target: this.targetFlavor };
     progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${this.cfg.database} on the target`, tablesDone: 0, tablesTotal: tables.length });
@@ -342,7 +365,9 @@ export class MysqlCutover implements CutoverAdapter {
     const triggers = Number(trg?.n ?? 0);
     progress({ phase: 'schema', message: `${copied.rows} row(s) copied in ${copied.units} stream(s)${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
     if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'triggers');
-    await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
+    // The provider's procedure takes the position itself (its admin may not SET GLOBAL gtid_slave_pos).
+    if (link.kind === 'statements') await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
+    return copied.gtid;
   }
 
   /**
@@ -371,22 +396,29 @@ export class MysqlCutover implements CutoverAdapter {
     return { user: this.replicationUser, password };
   }
 
-  private async startReplica(): Promise<void> {
+  /**
+   * Configures and starts the link from `gtid` (the parallel copy's position; the one-stream dump loaded its own).
+   * The provider's procedures keep the filter of their parameter group, which preflight checked.
+   */
+  private async startReplica(link: ReplicaLinkSql, gtid: string | undefined): Promise<void> {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
-    const change = changeSourceSql(this.targetFlavor, this.cfg.name, { host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() });
+    const change = link.configure({ host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, gtid);
     await withoutGeneralLog(this.dst, async () => {
-      await this.dst(change.sql, change.params, `configuring replica connection ${this.cfg.name}`);
+      await this.dst(change.sql, change.params, `configuring ${link.label}`);
     });
-    const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, this.cfg.database);
-    if (filter) await this.dst(filter.sql, filter.params, `limiting replica connection ${this.cfg.name} to ${this.cfg.database}`);
-    await this.dst(startReplicaSql(this.targetFlavor, this.cfg.name), [], `starting replica connection ${this.cfg.name}`);
+    if (link.kind === 'statements') {
+      const filter = replicaFilterSql(this.targetFlavor, link.name, this.cfg.database);
+      if (filter) await this.dst(filter.sql, filter.params, `limiting ${link.label} to ${this.cfg.database}`);
+    }
+    await this.dst(link.start(), [], `starting ${link.label}`);
   }
 
   private async waitReplicaRunning(): Promise<void> {
-    await this.waitRunning(this.dst, this.targetFlavor, this.cfg.name, (why) => {
+    const link = await this.link();
+    await this.waitRunning(this.dst, this.targetFlavor, link.name, (why) => {
       throw new OperationError(
-        `replica connection ${this.cfg.name} did not start: ${why}`,
+        `${link.label} did not start: ${why}`,
         `check that the target can reach ${this.cfg.source.host}:${this.cfg.source.port} as ${this.cfg.source.user} (REPLICATION SLAVE); \`cutover rollback --cleanup\` removes the copy`,
       );
     });
@@ -451,12 +483,13 @@ export class MysqlCutover implements CutoverAdapter {
       r = (await this.ours()) ?? r;
     }
     if (r.lastError && (!r.ioRunning || !r.sqlRunning)) {
+      const link = await this.link();
       throw new OperationError(
         `replication into the target stopped: ${r.lastError}`,
-        `fix the cause on the target, then START SLAVE '${this.cfg.name}' (MySQL: START REPLICA FOR CHANNEL); or \`cutover rollback --cleanup\` and sync again`,
+        `fix the cause on the target, then ${link.kind === 'statements' ? `START SLAVE '${link.name}' (MySQL: START REPLICA FOR CHANNEL)` : link.start()}; or \`cutover rollback --cleanup\` and sync again`,
       );
     }
-    if (!r.execFile) throw new OperationError(`replica connection ${this.cfg.name} has not applied anything from the source yet`, 'wait for it to connect; `cutover status` shows the replica state');
+    if (!r.execFile) throw new OperationError(`${(await this.link()).label} has not applied anything from the source yet`, 'wait for it to connect; `cutover status` shows the replica state');
     const logs = await this.src<RowDataPacket & { Log_name: string; File_size: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
     const cur = await this.src<RowDataPacket & { File: string; Position: string }>(this.sourceFlavor.binlogStatusSql, [], 'reading the binary log position');
     if (!cur[0]) return null;
@@ -625,7 +658,11 @@ export class MysqlCutover implements CutoverAdapter {
 
   /** Stops and forgets the replica connection; returns whether there was one. */
   private async dropReplica(): Promise<boolean> {
-    return this.dropConnection(this.dst, this.targetFlavor, this.cfg.name, `replica connection ${this.cfg.name}`);
+    const link = await this.link();
+    if (!(await this.ours())) return false;
+    await this.dst(link.stop(), [], `stopping ${link.label}`);
+    await this.dst(link.reset(), [], `removing ${link.label}`);
+    return true;
   }
 
   /** Stops and forgets the replica connection `name` on `q`'s server, if it is there; returns whether it was. */
@@ -647,7 +684,7 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   async cleanup(): Promise<string[]> {
-    const dropped = (await this.dropReplica()) ? [`replica connection ${this.cfg.name} (target)`] : [];
+    const dropped = (await this.dropReplica()) ? [`${(await this.link()).label} (target)`] : [];
     if (!this.cfg.replicationAccount && (await replicationUserExists(this.src, this.replicationUser))) {
       await withSessionLog(this.src, 'sql_log_bin', 0, async () => {
         await this.src(dropReplicationUserSql(this.replicationUser), [], 'dropping the replication account');
@@ -658,10 +695,8 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   async leftovers(): Promise<Leftover[]> {
-    const f = this.targetFlavor;
-    const replica: Leftover[] = (await this.ours())
-      ? [{ where: 'target', kind: 'replica connection', name: this.cfg.name, drop: `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`, retainsWal: false }]
-      : [];
+    const link = await this.link();
+    const replica: Leftover[] = (await this.ours()) ? [{ where: 'target', kind: 'replica connection', name: link.name, drop: `${link.stop()}; ${link.reset()}`, retainsWal: false }] : [];
     return this.cfg.replicationAccount ? replica : [...replica, ...(await replicationUserLeftover(this.src, this.replicationUser))];
   }
 
@@ -767,7 +802,7 @@ export class MysqlCutover implements CutoverAdapter {
 
   /** The stream into the target (a revert's session: the reverse path, its account on this session's source). */
   async streamState(): Promise<ReverseState> {
-    return this.stream({ replica: this.dst, replicaFlavor: this.targetFlavor, primary: this.src, primaryFlavor: this.sourceFlavor, name: this.cfg.name, account: this.replicationUser });
+    return this.stream({ replica: this.dst, replicaFlavor: this.targetFlavor, primary: this.src, primaryFlavor: this.sourceFlavor, name: (await this.link()).name, account: this.replicationUser });
   }
 
   private async stream(s: { replica: Query; replicaFlavor: MysqlFlavor; primary: Query; primaryFlavor: MysqlFlavor; name: string; account: string }): Promise<ReverseState> {

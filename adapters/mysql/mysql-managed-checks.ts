@@ -6,7 +6,7 @@ import { grantableByMe, heldPrivileges, heldWritesAnywhere } from './mysql-manag
 import { readOnlyPrivileges } from './mysql-privilege-profile.js';
 import { schemaWriters } from './mysql-schema-fence.js';
 import { hasRdsKill } from './mysql-session-killer.js';
-import { accountLabel, parseAccountSpec } from './mysql-sql.js';
+import { accountLabel, isOn, parseAccountSpec } from './mysql-sql.js';
 
 /** The global privileges of the current account (information_schema), and which of them it may grant. */
 async function ownPrivileges(side: MysqlSide): Promise<{ held: Set<string>; grantable: boolean }> {
@@ -108,4 +108,40 @@ export async function managedTargetFindings(dst: MysqlSide): Promise<Finding[]> 
       fix: 'GRANT CREATE USER ON *.* TO <target account>',
     },
   ];
+}
+
+/**
+ * A target replicated into through the provider's procedures (RDS): the one unnamed connection applies what its
+ * parameter group's replicate_do_db lets through (its admin may not SET GLOBAL a filter), and the copy must be
+ * the parallel one, which hands the procedure its GTID: the one-stream dump would itself run CHANGE MASTER and
+ * SET GLOBAL gtid_slave_pos, which that admin may not.
+ */
+export async function providerLinkFindings(src: MysqlSide, dst: MysqlSide, database: string): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const [v] = await dst.q<RowDataPacket & { d: string | null; li: unknown }>(`SELECT @@GLOBAL.replicate_do_db AS d, @@GLOBAL.local_infile AS li`, [], 'reading the target\u2019s replication filter');
+  const filter = String(v?.d ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
+  if (filter.length !== 1 || filter[0] !== database) {
+    out.push({
+      severity: 'blocker',
+      check: 'replication',
+      object: 'target replicate_do_db',
+      message: `the target\u2019s replication filter replicate_do_db is ${filter.length ? `'${filter.join(',')}'` : 'empty'}, not ${database}`,
+      why: 'the provider\u2019s one replication connection applies every database its filter lets through, and this account cannot set the filter (SET GLOBAL needs SUPER)',
+      fix: `set replicate-do-db = ${database} in the target\u2019s parameter group (RDS: the DB parameter group of the instance), apply it, then check again`,
+    });
+  }
+  if (src.flavor.kind !== 'mariadb' || dst.flavor.kind !== 'mariadb' || !isOn(v?.li)) {
+    out.push({
+      severity: 'blocker',
+      check: 'replication',
+      object: 'target local_infile',
+      message: dst.flavor.kind === 'mariadb' && src.flavor.kind === 'mariadb' ? 'the target has local_infile = OFF' : 'replication into a target with the provider\u2019s procedures is done for MariaDB to MariaDB only',
+      why: 'the copy must be the parallel one (LOAD DATA LOCAL INFILE), which hands the procedure its GTID position; the one-stream dump runs CHANGE MASTER and SET GLOBAL gtid_slave_pos, which the provider\u2019s admin may not',
+      fix: 'set local_infile = 1 in the target\u2019s parameter group, or use method: dump',
+    });
+  }
+  return out;
 }

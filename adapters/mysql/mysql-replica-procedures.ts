@@ -12,6 +12,10 @@ import type { Query } from './mysql-sessions.js';
  */
 export interface ReplicaLinkSql {
   readonly kind: 'statements' | 'rds-procedures';
+  /** The connection's name as SHOW ALL SLAVES STATUS / SHOW REPLICA STATUS list it ('' : the provider's one unnamed connection). */
+  readonly name: string;
+  /** How messages name the link. */
+  readonly label: string;
   configure(src: ReplicaSource, gtid?: string): { sql: string; params: unknown[] };
   start(): string;
   stop(): string;
@@ -21,6 +25,8 @@ export interface ReplicaLinkSql {
 export function statementLink(f: MysqlFlavor, name: string): ReplicaLinkSql {
   return {
     kind: 'statements',
+    name,
+    label: `replica connection ${name}`,
     configure: (src) => changeSourceSql(f, name, src),
     start: () => startReplicaSql(f, name),
     stop: () => stopReplicaSql(f, name),
@@ -37,6 +43,8 @@ export function statementLink(f: MysqlFlavor, name: string): ReplicaLinkSql {
 export function rdsLink(f: MysqlFlavor): ReplicaLinkSql {
   return {
     kind: 'rds-procedures',
+    name: '',
+    label: 'the target\u2019s replication (mysql.rds_* procedures)',
     configure: (src, gtid) => {
       const ssl = linkEncrypted(src) ? 1 : 0;
       if (f.kind === 'mariadb') {

@@ -187,6 +187,8 @@ export function gtidWaitReached(v: unknown): boolean {
 export interface ReplicaStatus {
   name: string;
   sourceHost: string;
+  /** Master_User / Source_User: the account the connection replicates with. */
+  sourceUser: string;
   ioRunning: boolean;
   sqlRunning: boolean;
   /** The source's binary log file and offset the applier has executed up to; '' before the first event. */
@@ -214,6 +216,7 @@ export function readReplicaStatus(row: Record<string, unknown>): ReplicaStatus {
   return {
     name: str('Connection_name', 'Channel_Name', 'Channel_name'),
     sourceHost: str('Master_Host', 'Source_Host'),
+    sourceUser: str('Master_User', 'Source_User'),
     ioRunning: /^yes$/i.test(str('Slave_IO_Running', 'Replica_IO_Running')),
     sqlRunning: /^yes$/i.test(str('Slave_SQL_Running', 'Replica_SQL_Running')),
     execFile: str('Relay_Master_Log_File', 'Relay_Source_Log_File'),

@@ -78,6 +78,7 @@ describe('replica statements per engine', () => {
     expect(
       readReplicaStatus({
         Connection_name: 'c',
+        Master_User: 'cutover_repl',
         Master_Host: 'h',
         Slave_IO_Running: 'Yes',
         Slave_SQL_Running: 'No',
@@ -90,6 +91,7 @@ describe('replica statements per engine', () => {
     ).toEqual({
       name: 'c',
       sourceHost: 'h',
+      sourceUser: 'cutover_repl',
       ioRunning: true,
       sqlRunning: false,
       execFile: 'binlog.000002',

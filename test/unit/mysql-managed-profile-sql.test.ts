@@ -79,12 +79,15 @@ describe('replica link: statements or RDS procedures (MySQL 8 / RDS cannot run h
       params: ['10.0.0.1', 3306, 'repl', 's3cret', '0-1-42', 0],
     });
     expect(() => link.configure(src)).toThrow(/GTID/);
+    // RDS has one unnamed connection: SHOW ALL SLAVES STATUS lists it as ''.
+    expect(link.name).toBe('');
   });
 
   it('self-managed and MariaDB with REPLICATION SLAVE ADMIN: the SQL statements', () => {
     const link = statementLink(mariadb1011, 'cutover_x');
     expect(link.configure(src).sql).toMatch(/^CHANGE MASTER 'cutover_x' TO .*MASTER_USE_GTID = slave_pos/);
     expect(link.start()).toBe("START SLAVE 'cutover_x'");
+    expect(link.name).toBe('cutover_x');
     expect(statementLink(mysql84, 'cutover_x').start()).toBe("START REPLICA FOR CHANNEL 'cutover_x'");
   });
 });
