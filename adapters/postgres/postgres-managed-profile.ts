@@ -11,6 +11,11 @@ import { quoteIdent, quoteLiteral } from './postgres-sql.js';
  */
 export const MANAGED_ADMIN = 'cutover_admin';
 
+/** The application role the managed sandboxes' clients write as (the provider's superuser sessions cannot be ended). */
+export const MANAGED_APP_ROLE = 'cutover_app';
+/** The provider-made replication role a PostgreSQL 15 source needs (only a superuser creates one before 16). */
+export const MANAGED_REPLICATION_ROLE = 'cutover_repl';
+
 export interface ManagedAdmin {
   user: string;
   password: string;
@@ -64,4 +69,30 @@ export async function adminClient(sb: PostgresSandbox, admin: ManagedAdmin, data
 /** A session of the provider's own superuser on `database` (a monitoring agent, say), which the admin cannot end. */
 export function providerSession(sb: PostgresSandbox, database: string): Promise<pg.Client> {
   return providerClient(sb, database, 'provider agent');
+}
+
+/**
+ * The managed test profile on both sandboxes: the admin (no superuser) on each, the application role with its
+ * password on each (the admin cannot read password hashes to copy it), and on the 15 source the provider-made
+ * replication role (password: the sandbox superuser's, known only to the rehearsal).
+ */
+export async function managedSetup(src: PostgresSandbox, dst: PostgresSandbox, adminPassword: string, appPassword: string): Promise<ManagedAdmin> {
+  let admin: ManagedAdmin | undefined;
+  for (const sb of [src, dst]) {
+    admin = await createManagedAdmin(sb, adminPassword);
+    const c = await adminClient(sb, admin, 'postgres', 'cutover-rehearse');
+    try {
+      await c.query(`CREATE ROLE ${quoteIdent(MANAGED_APP_ROLE)} LOGIN PASSWORD ${quoteLiteral(appPassword)}`);
+    } finally {
+      await c.end();
+    }
+  }
+  const c = await providerClient(src);
+  try {
+    await c.query(`CREATE ROLE ${quoteIdent(MANAGED_REPLICATION_ROLE)} LOGIN REPLICATION PASSWORD ${quoteLiteral(src.password)}`);
+    await c.query(`GRANT pg_read_all_data TO ${quoteIdent(MANAGED_REPLICATION_ROLE)}`);
+  } finally {
+    await c.end();
+  }
+  return admin!;
 }

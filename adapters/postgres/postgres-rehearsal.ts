@@ -7,7 +7,7 @@ import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
 import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
 import { startAllOrNone } from '../../src/sandbox/registry.js';
 import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
-import { adminClient, createManagedAdmin, createManagedDatabase, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
+import { MANAGED_APP_ROLE as APP_ROLE, MANAGED_REPLICATION_ROLE as REPLICATION_ROLE, adminClient, createManagedDatabase, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
 import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
 import { PostgresSandbox } from './postgres-sandbox.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
@@ -16,10 +16,6 @@ import { Workload, workloadTableSql } from './postgres-workload.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD', replication: 'REHEARSE_REPLICATION_PASSWORD' } as const;
-/** Managed profile: the application role the clients write as (the provider's superuser sessions cannot be ended). */
-const APP_ROLE = 'cutover_app';
-/** Managed profile: the provider-made replication role a PostgreSQL 15 source needs (only a superuser creates one before 16). */
-const REPLICATION_ROLE = 'cutover_repl';
 
 export const postgresKit: RehearsalKit = {
   engine: 'postgres',
@@ -131,27 +127,4 @@ async function startPostgresSandboxes(onStarted: OnSandboxStarted, privileges: R
       await Promise.all([src.stop(), dst.stop()]);
     },
   };
-}
-
-/**
- * The managed test profile on both sandboxes: the admin (no superuser) on each, the application role with its
- * password on each (the admin cannot read password hashes to copy it), and on the 15 source the provider-made
- * replication role (password: the sandbox superuser's, known only to the rehearsal).
- */
-async function managedSetup(src: PostgresSandbox, dst: PostgresSandbox, adminPassword: string, appPassword: string): Promise<ManagedAdmin> {
-  let admin: ManagedAdmin | undefined;
-  for (const sb of [src, dst]) {
-    admin = await createManagedAdmin(sb, adminPassword);
-    const c = await adminClient(sb, admin, 'postgres', 'cutover-rehearse');
-    try {
-      await c.query(`CREATE ROLE ${quoteIdent(APP_ROLE)} LOGIN PASSWORD ${quoteLiteral(appPassword)}`);
-    } finally {
-      await c.end();
-    }
-  }
-  await withClient({ host: src.host, port: src.port, user: src.user, password: src.password }, async (c) => {
-    await c.query(`CREATE ROLE ${quoteIdent(REPLICATION_ROLE)} LOGIN REPLICATION PASSWORD ${quoteLiteral(src.password)}`);
-    await c.query(`GRANT pg_read_all_data TO ${quoteIdent(REPLICATION_ROLE)}`);
-  });
-  return admin!;
 }

@@ -6,11 +6,13 @@ import { startAllOrNone } from '../../src/sandbox/registry.js';
 import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../../src/sandbox/workload.js';
 import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
 import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
+import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
+import { MANAGED_APP_ROLE, MANAGED_REPLICATION_ROLE, adminClient, createManagedDatabase, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
 import { PostgresSandbox } from './postgres-sandbox.js';
 import { quoteIdent } from './postgres-sql.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
-const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD' } as const;
+const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD', replication: 'REHEARSE_REPLICATION_PASSWORD' } as const;
 
 /** tenant_01 … tenant_N: zero-padded so `order: name` and the listed order agree. */
 function tenantNames(n: number): string[] {
@@ -21,18 +23,27 @@ function tenantNames(n: number): string[] {
 /**
  * A PostgreSQL 15 source with `n` tenant databases, a PostgreSQL 18 target and a transaction-pooling PgBouncer
  * with one `[databases]` entry per tenant, pointing at the source. If one fails to start, the others are stopped.
+ * `managed`: the managed test profile as in the single rehearsal — the wave runs as an admin without superuser
+ * who owns every tenant database, the clients write as the application role, and a provider superuser session
+ * sits on the first tenant.
  */
-export async function startTenantSandboxes(n: number, onStarted: OnSandboxStarted): Promise<TenantSandboxSet> {
+export async function startTenantSandboxes(n: number, onStarted: OnSandboxStarted, privileges: RehearsalPrivileges = 'superuser'): Promise<TenantSandboxSet> {
   const password = randomBytes(12).toString('hex');
+  const appPassword = randomBytes(12).toString('hex');
+  const managed = privileges === 'managed';
   const tenants = tenantNames(n);
-  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password })])) as [PostgresSandbox, PostgresSandbox];
+  // A managed admin cannot quiet the log for its own session: the provider's parameters do (docs/managed.md).
+  const dstSettings = managed ? { settings: { log_min_error_statement: 'log' } } : {};
+  const [src, dst] = (await startAllOrNone([PostgresSandbox.start({ major: 15, password }), PostgresSandbox.start({ major: REHEARSAL_TARGET_MAJOR, password, ...dstSettings })])) as [PostgresSandbox, PostgresSandbox];
   onStarted(`source ${src.label}`, src.dir);
   onStarted(`target ${dst.label}`, dst.dir);
   let bouncer: PgBouncerSandbox;
+  let admin: ManagedAdmin | undefined;
   try {
+    if (managed) admin = await managedSetup(src, dst, randomBytes(12).toString('hex'), appPassword);
     bouncer = await PgBouncerSandbox.start({
       databases: Object.fromEntries(tenants.map((t) => [t, { host: src.host, port: src.port }])),
-      users: { postgres: password },
+      users: managed ? { [MANAGED_APP_ROLE]: appPassword } : { postgres: password },
       poolMode: 'transaction',
       // Every writer keeps a connection per tenant it wrote to: writers × tenants client connections.
       settings: { max_client_conn: Math.max(100, 20 * n + 50) },
@@ -44,39 +55,58 @@ export async function startTenantSandboxes(n: number, onStarted: OnSandboxStarte
   onStarted(`router ${bouncer.label} (transaction pooling, ${n} tenant databases)`, bouncer.dir);
   const superuser = (port: number): KitEndpoint => ({ host: '127.0.0.1', port, user: 'postgres', password });
   // Without a database: each tenant is its own `[databases]` entry.
-  const router = superuser(bouncer.port);
+  const router = managed ? { ...superuser(bouncer.port), user: MANAGED_APP_ROLE, password: appPassword } : superuser(bouncer.port);
+  const planUser = admin ? { user: admin.user, password: admin.password } : { user: 'postgres', password };
+  let provider: pg.Client | undefined;
 
   return {
     tenants,
     source: superuser(src.port),
     target: superuser(dst.port),
-    routerLabel: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling, ${n} tenant databases)`,
+    routerLabel: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling, ${n} tenant databases)${managed ? `, clients as ${MANAGED_APP_ROLE}` : ''}`,
 
     async loadSample(rowsPerTenant, table) {
       for (const t of tenants) {
-        await withClient(superuser(src.port), (c) => c.query(`CREATE DATABASE ${quoteIdent(t)}`));
-        await withClient({ ...superuser(src.port), database: t }, (c) => loadSampleTables(c, rowsPerTenant, table));
+        if (!admin) {
+          await withClient(superuser(src.port), (c) => c.query(`CREATE DATABASE ${quoteIdent(t)}`));
+          await withClient({ ...superuser(src.port), database: t }, (c) => loadSampleTables(c, rowsPerTenant, table));
+          continue;
+        }
+        // Managed: the customer's admin owns each tenant database and its tables (the fence and the publication need that).
+        await createManagedDatabase(src, t, admin);
+        const c = await adminClient(src, admin, t, 'cutover-rehearse');
+        try {
+          await loadSampleTables(c, rowsPerTenant, table);
+          await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${quoteIdent(MANAGED_APP_ROLE)}`);
+          await c.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${quoteIdent(MANAGED_APP_ROLE)}`);
+        } finally {
+          await c.end();
+        }
       }
+      // The provider's own superuser session (a monitoring agent) on one tenant: the admin cannot end it; its fence names it.
+      if (admin) provider = await providerSession(src, tenants[0]!);
     },
 
     async plan(maxWriteBlockedPerTenant) {
-      const url = (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`;
+      const url = (port: number) => `postgres://${planUser.user}@127.0.0.1:${port}/postgres`;
       const plan = await sandboxPlan(src.dir, 'rehearsal-tenants.plan.yaml', {
         engine: 'postgres',
-        source: { url: url(src.port), passwordEnv: ENV.source },
+        source: { url: url(src.port), passwordEnv: ENV.source, ...(managed ? { replication: { user: MANAGED_REPLICATION_ROLE, passwordEnv: ENV.replication } } : {}) },
         target: { url: url(dst.port), passwordEnv: ENV.target },
         scope: { tenants },
         method: 'replication',
         verify: 'rowcounts',
         waves: { concurrency: 1, maxWriteBlockedPerTenant },
         router: { kind: 'pgbouncer', admin: bouncer.adminUrl(), adminPasswordEnv: ENV.router, ini: bouncer.iniPath, database: tenants[0]! },
+        ...(managed ? { privileges: 'managed' as const } : {}),
       });
-      return { plan, env: { [ENV.source]: password, [ENV.target]: password, [ENV.router]: bouncer.adminPassword } };
+      return { plan, env: { [ENV.source]: planUser.password, [ENV.target]: planUser.password, [ENV.router]: bouncer.adminPassword, ...(managed ? { [ENV.replication]: password } : {}) } };
     },
 
     startWorkload: (o) => new TenantWorkload(router, tenants, o).start(),
 
     async stop() {
+      await provider?.end().catch(() => {});
       await bouncer.stop();
       await Promise.all([src.stop(), dst.stop()]);
     },

@@ -46,7 +46,7 @@ export interface RehearsalKit {
    */
   readonly startSandboxes: (onStarted: OnSandboxStarted, privileges: RehearsalPrivileges) => Promise<SandboxSet>;
   /** `n` tenant databases behind one router, for a rehearsed wave; absent where the engine rehearses none. */
-  readonly startTenantSandboxes?: (n: number, onStarted: OnSandboxStarted) => Promise<TenantSandboxSet>;
+  readonly startTenantSandboxes?: (n: number, onStarted: OnSandboxStarted, privileges: RehearsalPrivileges) => Promise<TenantSandboxSet>;
 }
 
 /** Throw-away servers for one engine: source, target and a router in front of the source. */

@@ -46,11 +46,8 @@ export async function rehearse(opts: RehearseOptions = {}): Promise<RehearseRepo
   // --plan rehearses PostgreSQL plans only (onPlan says so); a sandbox rehearsal runs on the engine asked for.
   const kit = await rehearsalKitFor(opts.plan ? DEFAULT_ENGINE : (opts.engine ?? DEFAULT_ENGINE));
   if (opts.revert) refuseRevert(opts, kit);
-  if (opts.privileges === 'managed' && (opts.plan || opts.tenants !== undefined)) {
-    throw new UsageError(
-      '--privileges managed builds the single-cutover sandboxes with the managed test profile',
-      opts.plan ? "drop --privileges: with --plan the plan's `privileges` key decides" : 'drop --tenants (a managed wave is tested by test/integration/waves-*-managed-profile.test.ts)',
-    );
+  if (opts.privileges === 'managed' && opts.plan) {
+    throw new UsageError('--privileges managed builds the sandboxes with the managed test profile', "drop --privileges: with --plan the plan's `privileges` key decides");
   }
   if (opts.tenants !== undefined) {
     const start = kit.startTenantSandboxes;
@@ -183,8 +180,8 @@ class Rehearsal {
   async onTenantSandboxes(n: number, start: NonNullable<RehearsalKit['startTenantSandboxes']>): Promise<RehearseReport> {
     const sb = await this.phase(
       'servers',
-      `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries`,
-      () => start(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`)),
+      `start PostgreSQL source and target, and a PgBouncer with ${n} tenant entries${this.opts.privileges === 'managed' ? ' (managed profile: the wave runs as an admin without superuser)' : ''}`,
+      () => start(n, (label, dir) => this.emit('servers', 'info', `sandbox ${label} in ${dir}`), this.opts.privileges ?? 'superuser'),
       'start servers',
     );
     let report: RehearseReport;
@@ -265,7 +262,7 @@ class Rehearsal {
       mode: 'sandbox',
       engine: this.kit.engine,
       planId: wave.planId,
-      privileges: 'superuser',
+      privileges: this.opts.privileges ?? 'superuser',
       startedAt: new Date(this.t0).toISOString(),
       durationMs: this.now(),
       source: { server: `${sb.source.host}:${sb.source.port}`, version: sourceVersion },
@@ -297,7 +294,11 @@ class Rehearsal {
       acknowledgedWrites: result.acknowledged.length,
       verifiedWrites: result.acknowledged.length - missing.length,
       missingWrites: missing,
-      warnings: [...plan.warnings, ...wave.tenants.filter((t) => t.error).map((t) => `tenant ${t.tenant} ${t.state}: ${t.error!.message}`)],
+      warnings: [
+        ...plan.warnings,
+        ...wave.tenants.flatMap((t) => (t.warnings ?? []).map((w) => `tenant ${t.tenant}: ${w}`)),
+        ...wave.tenants.filter((t) => t.error).map((t) => `tenant ${t.tenant} ${t.state}: ${t.error!.message}`),
+      ],
       tenants: { count: wave.tenants.length, concurrency: wave.concurrency, done: wave.counts.done, budgetMs, windows: wave.windows, list },
     };
   }

@@ -106,6 +106,64 @@ describe.skipIf(pg15Missing)('readonly with privileges: managed (PostgreSQL)', (
     await c.end();
   });
 
+  it('role scope: ALTER ROLE app SET by the admin that made the role; app sessions ended, new ones read-only; off restores', async () => {
+    const roleSetting = async () => {
+      const c = await client(sb);
+      const { rows } = await c.query(`SELECT setconfig FROM pg_db_role_setting WHERE setrole = (SELECT oid FROM pg_roles WHERE rolname = 'app') AND setdatabase = 0`);
+      await c.end();
+      return rows[0]?.setconfig ?? null;
+    };
+    const early = await app();
+    try {
+      await early.query('INSERT INTO t VALUES (10)');
+      const on = await ro('on', 'shop', '--scope', 'role', '--name', 'app', '--json');
+      expect(on.code, on.err).toBe(0);
+      expect(on.json().terminated.map((x: { application?: string }) => x.application)).toEqual(['shop-app']);
+      expect(await roleSetting()).toEqual(['default_transaction_read_only=on']);
+      await expect(early.query('INSERT INTO t VALUES (11)')).rejects.toThrow();
+      const late = await app();
+      await expect(late.query('INSERT INTO t VALUES (12)')).rejects.toMatchObject({ code: '25006' });
+      await late.end();
+      // Another role of the same database is not fenced by a role scope.
+      const a = await adminClient(sb, admin, 'shop');
+      await a.query('INSERT INTO t VALUES (13)');
+      await a.end();
+    } finally {
+      await early.end().catch(() => {});
+    }
+    const off = await ro('off', 'shop', '--scope', 'role', '--name', 'app');
+    expect(off.code, off.err).toBe(0);
+    expect(await roleSetting()).toBeNull();
+    const c = await app();
+    await c.query('INSERT INTO t VALUES (14)');
+    await c.end();
+  });
+
+  it('schema scope: trigger fence on the tables the admin owns; writes refused, reads go on, off drops it', async () => {
+    const a = await adminClient(sb, admin, 'shop');
+    await a.query('CREATE SCHEMA IF NOT EXISTS sales');
+    await a.query('CREATE TABLE IF NOT EXISTS sales.orders (id int)');
+    await a.query('GRANT USAGE ON SCHEMA sales TO app');
+    await a.query('GRANT INSERT, SELECT ON sales.orders TO app');
+    await a.end();
+    const on = await ro('on', 'shop', '--scope', 'schema', '--name', 'sales', '--json');
+    expect(on.code, on.err).toBe(0);
+    const c = await app();
+    try {
+      await expect(c.query('INSERT INTO sales.orders VALUES (1)')).rejects.toThrow();
+      expect((await c.query('SELECT count(*)::int AS n FROM sales.orders')).rows[0].n).toBe(0);
+      // Outside the schema the app writes on.
+      await c.query('INSERT INTO t VALUES (20)');
+    } finally {
+      await c.end();
+    }
+    const off = await ro('off', 'shop', '--scope', 'schema', '--name', 'sales');
+    expect(off.code, off.err).toBe(0);
+    const d = await app();
+    await d.query('INSERT INTO sales.orders VALUES (2)');
+    await d.end();
+  });
+
   it('server scope is refused with the reason and the alternative', async () => {
     const r = await ro('on', 'shop', '--scope', 'server');
     expect(r.code).toBe(3);

@@ -45,7 +45,6 @@ export function registerRehearse(program: Command, ctx: CliContext): void {
       if (o.tenants !== undefined && (plan || o.engine !== DEFAULT_ENGINE || o.keep)) throw new UsageError('--tenants rehearses a wave on PostgreSQL sandboxes', 'drop --plan, --engine and --keep');
       if (o.revert && (plan || o.tenants !== undefined)) throw new UsageError('--revert rehearses one cutover and its revert on sandboxes', 'drop --plan and --tenants');
       if (plan && o.privileges !== 'superuser') throw new UsageError("--privileges chooses the sandboxes' profile; with --plan the plan's `privileges` key decides", 'drop --privileges');
-      if (o.tenants !== undefined && o.privileges !== 'superuser') throw new UsageError('--privileges managed rehearses one cutover, not a wave', 'drop --tenants');
       if (plan && o.keep) throw new UsageError('--keep applies to sandboxes; with --plan the servers are yours and stay up anyway', 'drop --keep');
       // Sandboxes: an interrupt stops every server started and exits. A plan's servers: the run restores the source first.
       const sig = plan ? interruptSignal(ctx.io) : undefined;
