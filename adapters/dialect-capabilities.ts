@@ -20,6 +20,7 @@ export function withDefaults(own: OwnCapabilities): EngineCapabilities {
     verifyAfterSwitch: false,
     cdcSlots: false,
     reverseReplication: false,
+    rolePasswords: false,
     ...own,
   };
 }

@@ -33,7 +33,7 @@ import {
 } from './mysql-replication.js';
 import { replicaLinkFor, type ReplicaLinkSql } from './mysql-replica-procedures.js';
 import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from './mysql-reverse.js';
-import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutGeneralLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
+import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutStatementLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
 import { copyAtOnePosition, readCopyTables, type CopyTable } from './mysql-snapshot-copy.js';
@@ -404,7 +404,7 @@ export class MysqlCutover implements CutoverAdapter {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
     const change = link.configure({ host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, gtid);
-    await withoutGeneralLog(this.dst, async () => {
+    await withoutStatementLog(this.dst, async () => {
       await this.dst(change.sql, change.params, `configuring ${link.label}`);
     });
     if (link.kind === 'statements') {
@@ -781,7 +781,7 @@ export class MysqlCutover implements CutoverAdapter {
         for (const st of createReplicationUserSql(this.targetFlavor, user, password)) await this.dst(st.sql, st.params, 'creating the reverse replication account on the target');
       });
       const set = replicaPasswordSql(f, name, password);
-      await withoutGeneralLog(this.src, async () => {
+      await withoutStatementLog(this.src, async () => {
         await this.src(set.sql, set.params, `giving the reverse replica connection ${name} its password`);
       });
       await this.src(startReplicaSql(f, name), [], `starting the reverse replica connection ${name} on the old source`);

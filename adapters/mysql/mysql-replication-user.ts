@@ -63,12 +63,17 @@ export async function withSessionLog(q: Query, variable: 'sql_log_bin', value: 0
   }
 }
 
+/** long_query_time's maximum on MySQL and MariaDB: a statement of this session is never slow enough to be logged. */
+const NEVER_SLOW = 31_536_000;
+
 /**
- * Runs `fn` (a statement carrying the replication password) outside the target's general log: sql_log_off = 1
- * for the session. Without the privilege to switch it, refuses when the general log is on, which would print
- * the statement (MariaDB does not rewrite the password out of CHANGE MASTER).
+ * Runs `fn` (a statement carrying the replication password) outside the target's statement logs: sql_log_off = 1
+ * for the session (general log), and a session long_query_time no statement reaches (slow log: with
+ * long_query_time = 0 it prints every statement, and MariaDB does not rewrite the password out of CHANGE MASTER
+ * or a CALL; any account may set its own long_query_time). Without the privilege to switch sql_log_off, refuses
+ * when the general log is on.
  */
-export async function withoutGeneralLog(q: Query, fn: () => Promise<void>): Promise<void> {
+export async function withoutStatementLog(q: Query, fn: () => Promise<void>): Promise<void> {
   const set = await q('SET SESSION sql_log_off = 1', [], 'setting sql_log_off').then(
     () => true,
     () => false,
@@ -83,9 +88,12 @@ export async function withoutGeneralLog(q: Query, fn: () => Promise<void>): Prom
       );
     }
   }
+  const [lq] = await q<RowDataPacket & { t: number }>('SELECT @@SESSION.long_query_time AS t', [], 'reading long_query_time');
+  await q(`SET SESSION long_query_time = ${NEVER_SLOW}`, [], 'keeping the statement out of the slow query log');
   try {
     await fn();
   } finally {
+    await q(`SET SESSION long_query_time = ${Number(lq?.t ?? 10)}`, [], 'resetting long_query_time').catch(() => {});
     if (set) await q('SET SESSION sql_log_off = 0', [], 'resetting sql_log_off').catch(() => {});
   }
 }

@@ -18,6 +18,8 @@ export const POSTGRES_CAPABILITIES = withDefaults({
   cdcSlots: true,
   // A publication and slot on the target made at the switch, a subscription on the old source (postgres-reverse.ts).
   reverseReplication: true,
+  // Login roles sync creates get a SCRAM verifier made from the plan's password (postgres-scram.ts).
+  rolePasswords: true,
   urlEngines: ['postgres'],
   urlExample: 'postgres://app@10.0.0.1:5432/shop',
   passwordEnv: 'PGPASSWORD',

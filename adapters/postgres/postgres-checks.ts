@@ -3,7 +3,8 @@ import type { CopyMethod } from '../../src/plan/types.js';
 import { formatBytes } from '../../src/util/units.js';
 import type { PgClient } from './postgres-connection.js';
 import { USER_NAMESPACE } from './postgres-namespace.js';
-import { TOOL_SCHEMA, statementLoggingRisk } from './postgres-replication.js';
+import { TOOL_SCHEMA } from './postgres-replication.js';
+import { STATEMENT_TEXT_SETTINGS, settableStatementTextSettings, statementLoggingRisk, statementTextSettings } from './postgres-statement-logging.js';
 import type { ReadOnlyMode, ReadOnlyScope } from '../../src/readonly/types.js';
 import type { PrivilegeProfile } from './postgres-privileges.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
@@ -22,6 +23,8 @@ export interface PreflightContext {
   privileges?: PrivilegeProfile;
   fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
   ownReplicationAccount?: boolean;
+  /** Roles whose password the plan gives (roles.passwordEnv): created with it, not without one. */
+  planPasswords?: readonly string[];
 }
 
 /** User tables, of one schema when $1 is not null. */
@@ -93,7 +96,9 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   f.push(...privFindings);
   const managed = isManaged(ctx.privileges ?? 'auto', srcPriv, dstPriv);
   const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
-  if (managed) f.push(...missingPasswordFindings(await rolesWithoutPassword(src, dst)));
+  const planPasswords = new Set(ctx.planPasswords ?? []);
+  if (managed) f.push(...missingPasswordFindings((await rolesWithoutPassword(src, dst)).filter((r) => !planPasswords.has(r))));
+  if (planPasswords.size > 0) f.push(...(await unknownPlanRoleFindings(src, [...planPasswords])));
   if (managed && (ctx.fence?.scope ?? 'database') === 'database' && !ctx.schema) {
     // The sessions the managed fence will leave running and name.
     f.push(...protectedSessionFindings(await superuserSessions(src, { scope: 'database', name: database }), database, ctx.fence?.mode ?? 'enforced'));
@@ -118,8 +123,8 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
         check: 'privileges',
         object: 'target',
         message: `the target has ${risk} and ${dstPriv.user} cannot change it for its session`,
-        why: "a failed CREATE SUBSCRIPTION would write its text, with the replication password, to the target's server log",
-        fix: "set log_statement to none or mod and log_min_error_statement to log or higher in the target's parameters (parameter group, database flags, server parameters), or GRANT SET ON PARAMETER log_statement, log_min_error_statement to the admin",
+        why: "CREATE SUBSCRIPTION's text carries the replication password: the target would write it to its server log (or keep it in pg_stat_statements)",
+        fix: `in the target's parameters (parameter group, database flags, server parameters) for the sync: log_statement none, log_min_error_statement log or higher, log_min_duration_statement -1 (and no sampling), pg_stat_statements.track_utility off; or GRANT SET ON PARAMETER ${STATEMENT_TEXT_SETTINGS.map((x) => x.name).join(', ')} to the admin`,
       });
   }
   if (!repl && sv.wal !== 'logical') {
@@ -213,13 +218,25 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   return f;
 }
 
-/** What would log the subscription's statement on the target, when this account may not quiet it for its session. */
+/** What would keep the subscription's statement text on the target, after this account quiets what it may for its session. */
 async function subscriptionLogRisk(dst: PgClient, major: number): Promise<string | undefined> {
-  // GRANT SET ON PARAMETER (and has_parameter_privilege) exist from PostgreSQL 15.
-  const may = major >= 15 ? `has_parameter_privilege('log_statement', 'SET') AND has_parameter_privilege('log_min_error_statement', 'SET')` : 'false';
-  const { rows } = await dst.query<{ ls: string; mes: string; may: boolean }>(`SELECT current_setting('log_statement') AS ls, current_setting('log_min_error_statement') AS mes, ${may} AS may`);
-  const r = rows[0]!;
-  return r.may ? undefined : statementLoggingRisk({ logStatement: r.ls, logMinErrorStatement: r.mes });
+  return statementLoggingRisk(await statementTextSettings(dst, { settable: await settableStatementTextSettings(dst, major) }));
+}
+
+/** Roles named in roles.passwordEnv that are not login roles of the source: nothing would use that password. */
+async function unknownPlanRoleFindings(src: PgClient, named: string[]): Promise<Finding[]> {
+  const { rows } = await src.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles WHERE rolcanlogin AND rolname = ANY($1)`, [named]);
+  const login = new Set(rows.map((x) => x.r));
+  return named
+    .filter((r) => !login.has(r))
+    .map((r) => ({
+      severity: 'warning' as const,
+      check: 'role passwords',
+      object: r,
+      message: `roles.passwordEnv names ${r}, which is not a login role of the source`,
+      why: 'sync creates only the source\u2019s roles: this password is never used',
+      fix: 'check the role name in roles.passwordEnv, or remove it',
+    }));
 }
 
 /** Login roles of the source the target lacks: a managed sync creates them without their (unreadable) password. */

@@ -114,6 +114,8 @@ export interface PgCutoverConfig {
    * plan with a random password and drops at cleanup; the admin account's password never reaches the target.
    */
   replicationAccount?: { user: string; password: string };
+  /** Passwords of login roles sync creates (plan roles.passwordEnv), by role; only their SCRAM verifiers reach the target. */
+  rolePasswords?: Record<string, string>;
   /** The plan's choice for tables without a key (absent: each one is a blocker). */
   keyless?: KeylessPolicy;
   /** The leak check decodes the source's WAL through this persistent slot (database-scope fence). */
@@ -216,6 +218,7 @@ export class PostgresCutover implements CutoverAdapter {
         privileges: this.cfg.privileges ?? 'auto',
         ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
         ownReplicationAccount: this.cfg.replicationAccount !== undefined,
+        planPasswords: Object.keys(this.cfg.rolePasswords ?? {}),
       }),
     );
     const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema));
@@ -277,7 +280,7 @@ export class PostgresCutover implements CutoverAdapter {
   /** Roles, the database and its schema on the target. Repeatable: a target this plan already prepared is kept. */
   async prepareTarget(progress: SyncProgress): Promise<{ rolesCreated: number; schemaCopied: boolean }> {
     const managed = await this.managed();
-    const roles = await this.on('target', 'copying roles', () => copyMissingRoles(this.src, this.dstAdmin, { managed }));
+    const roles = await this.on('target', 'copying roles', () => copyMissingRoles(this.src, this.dstAdmin, { managed, ...(this.cfg.rolePasswords ? { passwords: this.cfg.rolePasswords } : {}) }));
     const rolesCreated = roles.created;
     progress({ phase: 'roles', message: `${rolesCreated} role(s) created on the target` });
     for (const note of roles.notes) progress({ phase: 'roles', message: note });

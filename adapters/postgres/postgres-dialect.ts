@@ -7,7 +7,7 @@ import { replicationName } from './postgres-replication.js';
 import { queryPostgresTenants } from './postgres-tenants.js';
 import { postgresTransformConnection, runPostgresSqlTransform } from './postgres-transform.js';
 
-async function connectCutover({ plan, planId, source, target, database, schema, replicationAccount, reversePlanId }: CutoverConnectRequest): Promise<PostgresCutover> {
+async function connectCutover({ plan, planId, source, target, database, schema, replicationAccount, rolePasswords, reversePlanId }: CutoverConnectRequest): Promise<PostgresCutover> {
   const name = replicationName(planId);
   return PostgresCutover.connect({
     source,
@@ -17,6 +17,7 @@ async function connectCutover({ plan, planId, source, target, database, schema, 
     method: plan.method,
     name,
     ...(replicationAccount ? { replicationAccount } : {}),
+    ...(rolePasswords ? { rolePasswords } : {}),
     ...(reversePlanId !== undefined ? { reverseName: replicationName(reversePlanId) } : {}),
     sequenceGap: plan.sequences.gap,
     verify: plan.verify,

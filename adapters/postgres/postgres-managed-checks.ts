@@ -100,7 +100,7 @@ export function missingPasswordFindings(roles: readonly string[]): Finding[] {
     object: r,
     message: `login role ${r} will be created on the target without a password`,
     why: 'a managed admin cannot read password hashes (pg_authid)',
-    fix: `set it on the target before the switch: ALTER ROLE ${r} PASSWORD '...' (or create the role there first)`,
+    fix: `name it in the plan: roles: { passwordEnv: { ${r}: <VARIABLE> } } (sync creates it with that password), or set it on the target before the switch: ALTER ROLE ${r} PASSWORD '...'`,
   }));
 }
 

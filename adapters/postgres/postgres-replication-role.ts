@@ -1,19 +1,7 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Leftover } from '../../src/engine/cutover-adapter.js';
 import type { PgClient } from './postgres-connection.js';
+import { scramVerifier } from './postgres-scram.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
-
-/**
- * The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677, as libpq's PQencryptPasswordConn
- * builds it). Sent instead of the password, CREATE ROLE carries nothing a statement log could leak.
- */
-export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
-  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
-}
 
 /**
  * Plans running at once on one server (waves of schema tenants) grant on the same database and tool schema:

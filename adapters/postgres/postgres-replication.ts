@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { BudgetExceededError, PreflightError } from '../../src/errors.js';
+import { BudgetExceededError } from '../../src/errors.js';
 import type { Leftover, SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { sleep } from '../../src/util/sleep.js';
 import type { PgClient } from './postgres-connection.js';
+import { withoutStatementLogging } from './postgres-statement-logging.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { conninfo } from './postgres-tools.js';
 
@@ -103,64 +104,6 @@ export async function startReplication(src: PgClient, dst: PgClient, link: () =>
 /** Whether the source has the logical slot `name`. */
 export async function slotExists(src: PgClient, name: string): Promise<boolean> {
   return (await src.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [name])).rows.length > 0;
-}
-
-/** Levels at or below ERROR: with one of these, a failing statement is printed to the server log. */
-const LOGS_FAILING_STATEMENT = new Set(['debug5', 'debug4', 'debug3', 'debug2', 'debug1', 'info', 'notice', 'warning', 'error']);
-
-/**
- * Why the target would log a statement verbatim, given its settings (undefined: it would not). A statement that
- * carries a password must not run then.
- */
-export function statementLoggingRisk(settings: { logStatement: string; logMinErrorStatement: string }): string | undefined {
-  if (settings.logStatement === 'ddl' || settings.logStatement === 'all') return `log_statement = ${settings.logStatement}`;
-  if (LOGS_FAILING_STATEMENT.has(settings.logMinErrorStatement)) return `log_min_error_statement = ${settings.logMinErrorStatement}`;
-  return undefined;
-}
-
-/**
- * The conninfo carries the replication account's password: keep the statement out of the target's server log,
- * which would print it with a failing statement (log_min_error_statement) or every DDL (log_statement). Both
- * settings are superuser-only (or GRANT SET ON PARAMETER), while CREATE SUBSCRIPTION is not on PostgreSQL 16+
- * (pg_create_subscription): when they cannot be changed and would log the statement, refuse before running it.
- * pg_stat_statements stores utility statements' text unnormalized: stop it tracking this one where allowed.
- */
-export async function withoutStatementLogging<T>(c: Pick<PgClient, 'query'>, fn: () => Promise<T>): Promise<T> {
-  const quiet = await c.query(`SELECT set_config('log_min_error_statement', 'panic', false), set_config('log_statement', 'none', false)`).then(
-    () => true,
-    (e: { code?: string }) => {
-      if (e.code !== '42501') throw e;
-      return false;
-    },
-  );
-  if (!quiet) {
-    const { rows } = await c.query<{ ls: string; mes: string }>(`SELECT current_setting('log_statement') AS ls, current_setting('log_min_error_statement') AS mes`);
-    const risk = statementLoggingRisk({ logStatement: rows[0]!.ls, logMinErrorStatement: rows[0]!.mes });
-    if (risk) {
-      throw new PreflightError(
-        'privilege',
-        `the target has ${risk} and this account cannot change it for its session: CREATE SUBSCRIPTION would write the replication password to the target's server log`,
-        `run as a superuser, GRANT SET ON PARAMETER log_statement, log_min_error_statement to this account, or set log_statement to none/mod and log_min_error_statement to log or higher on the target`,
-      );
-    }
-  }
-  const untracked = await c.query(`SELECT set_config('pg_stat_statements.track_utility', 'off', false) FROM pg_settings WHERE name = 'pg_stat_statements.track_utility'`).then(
-    (r) => r.rows.length > 0,
-    (e: { code?: string }) => {
-      if (e.code !== '42501') throw e;
-      return false;
-    },
-  );
-  try {
-    return await fn();
-  } finally {
-    if (untracked) await c.query('RESET pg_stat_statements.track_utility').catch(() => {});
-    if (quiet)
-      await c
-        .query('RESET log_min_error_statement')
-        .then(() => c.query('RESET log_statement'))
-        .catch(() => {});
-  }
 }
 
 interface RelState {

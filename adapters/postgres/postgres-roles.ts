@@ -1,4 +1,5 @@
 import type { PgClient } from './postgres-connection.js';
+import { scramVerifier } from './postgres-scram.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 
@@ -31,7 +32,7 @@ interface RoleRow {
  * would overwrite them, including the target superuser's password. The tool's own replication roles stay behind:
  * they exist for one job on the source only.
  */
-export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { managed?: boolean } = {}): Promise<{ created: number; notes: string[] }> {
+export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { managed?: boolean; passwords?: Record<string, string> } = {}): Promise<{ created: number; notes: string[] }> {
   // Managed: pg_authid (the password hashes) is the provider's; pg_roles has every attribute but the hash.
   const { rows } = await src.query<RoleRow>(
     `SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls,
@@ -43,6 +44,7 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { man
   const me = (await dst.query<{ su: boolean; repl: boolean; rls: boolean }>(`SELECT rolsuper AS su, rolreplication AS repl, rolbypassrls AS rls FROM pg_roles WHERE rolname = current_user`)).rows[0]!;
   const notes: string[] = [];
   const withoutPassword: string[] = [];
+  const fromPlan: string[] = [];
   let created = 0;
   for (const r of rows) {
     if (existing.has(r.rolname)) continue;
@@ -57,6 +59,9 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { man
       r.rolreplication &&= me.repl;
       r.rolbypassrls &&= me.rls;
     }
+    // The plan's password wins over the source's hash; only its SCRAM verifier reaches the target (and its logs).
+    const planned = opts.passwords?.[r.rolname];
+    const password = planned !== undefined ? scramVerifier(planned) : r.rolpassword;
     const attrs = [
       r.rolsuper ? 'SUPERUSER' : 'NOSUPERUSER',
       r.rolinherit ? 'INHERIT' : 'NOINHERIT',
@@ -66,7 +71,7 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { man
       r.rolreplication ? 'REPLICATION' : 'NOREPLICATION',
       r.rolbypassrls ? 'BYPASSRLS' : 'NOBYPASSRLS',
       `CONNECTION LIMIT ${Number(r.rolconnlimit)}`,
-      ...(r.rolpassword ? [`PASSWORD ${quoteLiteral(r.rolpassword)}`] : []),
+      ...(password ? [`PASSWORD ${quoteLiteral(password)}`] : []),
       ...(r.rolvaliduntil ? [`VALID UNTIL ${quoteLiteral(r.rolvaliduntil.toISOString())}`] : []),
     ];
     try {
@@ -79,11 +84,15 @@ export async function copyMissingRoles(src: PgClient, dst: PgClient, opts: { man
       existing.add(r.rolname);
       continue;
     }
-    if (opts.managed && r.rolcanlogin) withoutPassword.push(r.rolname);
+    if (planned !== undefined) fromPlan.push(r.rolname);
+    else if (opts.managed && r.rolcanlogin) withoutPassword.push(r.rolname);
     created++;
   }
+  if (fromPlan.length) notes.push(`role(s) created with their password from roles.passwordEnv: ${fromPlan.join(', ')}`);
   if (withoutPassword.length)
-    notes.push(`login role(s) created without a password (managed: pg_authid is not readable): ${withoutPassword.join(', ')}; set them on the target with ALTER ROLE ... PASSWORD before the switch`);
+    notes.push(
+      `login role(s) created without a password (managed: pg_authid is not readable): ${withoutPassword.join(', ')}; set them on the target with ALTER ROLE ... PASSWORD before the switch (or name them in the plan's roles.passwordEnv before sync)`,
+    );
   const members = await src.query<{ role: string; member: string; admin: boolean }>(
     `SELECT r.rolname AS role, m.rolname AS member, am.admin_option AS admin
        FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member

@@ -35,6 +35,8 @@ export interface EngineCapabilities {
   cdcSlots: boolean;
   /** After the point of no return the old source can follow the new primary (plan `reverse`, `cutover revert`). Default false. */
   reverseReplication: boolean;
+  /** `roles: { passwordEnv }` applies: sync gives the login roles it creates their passwords from the plan. Default false. */
+  rolePasswords: boolean;
   /** The URL schemes (as parsed engines) the plan's endpoints may use. */
   urlEngines: readonly Engine[];
   /** A connection URL for error hints, e.g. postgres://app@10.0.0.1:5432/shop. */
@@ -64,6 +66,8 @@ export interface CutoverConnectRequest {
   schema?: string;
   /** The plan's own replication account; absent: the adapter creates a short-lived one. */
   replicationAccount?: { user: string; password: string };
+  /** Passwords of login roles sync creates (plan `roles.passwordEnv`, resolved), by role. */
+  rolePasswords?: Record<string, string>;
   /** Set when the plan keeps a reverse path (plan `reverse`): the plan id `cutover revert` runs under, which names its objects. */
   reversePlanId?: string;
 }

@@ -108,6 +108,7 @@ export async function openSessionFor(plan: Plan, id: string, secrets: PlanSecret
       database,
       ...(schema !== undefined ? { schema } : {}),
       ...replicationAccount(plan, secrets),
+      ...(secrets.rolePasswords ? { rolePasswords: secrets.rolePasswords } : {}),
       ...(plan.reverse && direction === 'forward' ? { reversePlanId: revertPlanId(id) } : {}),
     })
     .catch(async (e: unknown) => {

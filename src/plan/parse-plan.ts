@@ -12,6 +12,8 @@ import type { PlanDocument } from './plan-document.js';
 import type { Plan, PlanCdc, PlanCopy, PlanEndpoint, PlanHooks, PlanReadOnly, PlanScope, PlanStateDb, PlanVerifyBefore, RouterConfig, RouterKind, VerifyAfterMode, VerifyMode } from './types.js';
 import { checkWavesMethod, readWaves } from './parse-waves.js';
 import { readTables } from './parse-tables.js';
+import { readRoles } from './parse-roles.js';
+import { envName } from './env-name.js';
 
 export const PLAN_DEFAULTS = {
   method: 'replication',
@@ -28,7 +30,28 @@ export const PLAN_DEFAULTS = {
   privileges: 'auto',
 } as const;
 
-const TOP_KEYS = ['engine', 'source', 'target', 'scope', 'method', 'readOnly', 'limits', 'verify', 'sequences', 'router', 'hooks', 'state', 'waves', 'accounts', 'tables', 'copy', 'cdc', 'reverse', 'privileges'] as const;
+const TOP_KEYS = [
+  'engine',
+  'source',
+  'target',
+  'scope',
+  'method',
+  'readOnly',
+  'limits',
+  'verify',
+  'sequences',
+  'router',
+  'hooks',
+  'state',
+  'waves',
+  'accounts',
+  'tables',
+  'copy',
+  'cdc',
+  'reverse',
+  'privileges',
+  'roles',
+] as const;
 const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   none: [],
   pgbouncer: ['admin', 'adminPasswordEnv', 'ini', 'database'],
@@ -37,7 +60,6 @@ const ROUTER_KEYS: Record<RouterKind, readonly string[]> = {
   exec: ['command', 'hold', 'release', 'timeout'],
 };
 const ROUTER_KINDS = Object.keys(ROUTER_KEYS) as RouterKind[];
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Reads and validates a plan file. Every problem is reported as `file:line: key.path: what (fix)`. */
 /** A plan is a page of settings (comments included); 10,000 tenant names fit in well under this. */
@@ -118,6 +140,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const router = readRouter(top, planDir, source, warnings);
   const hooks = readHooks(top, planDir);
   const accounts = readAccounts(top, engine);
+  const roles = readRoles(top, engine);
   const state = readState(top, planDir, warnings);
   const stateDir = state?.dir;
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
@@ -142,6 +165,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     tables === null ||
     copy === null ||
     cdc === null ||
+    roles === null ||
     waves === null ||
     !wavesFit ||
     reverse === undefined
@@ -163,6 +187,7 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
     router,
     hooks,
     accounts,
+    ...(roles ? { roles } : {}),
     privileges,
     ...(waves ? { waves } : {}),
     ...(tables ? { tables } : {}),
@@ -211,18 +236,6 @@ function inferEngine(source: Fields | undefined): Engine | undefined {
 
 function urlExample(engine: Engine): string {
   return `e.g. ${engineCapabilities(engine).urlExample}`;
-}
-
-function envName(f: Fields, key: string): string | undefined {
-  const name = f.string(key);
-  // Not echoed: what stands here instead of a variable name is often the password itself.
-  if (name !== undefined && !ENV_NAME.test(name))
-    return f.report(
-      key,
-      'is not an environment variable name (the value is not shown: it may be a password)',
-      'name the variable that holds the password (letters, digits and _, e.g. SRC_PASSWORD), never the password itself',
-    );
-  return name;
 }
 
 /** Strips a password from a URL; the password is remembered beside `holder` for resolvePlanSecrets(). */

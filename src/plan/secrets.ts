@@ -21,6 +21,8 @@ export interface PlanSecrets {
   replication?: string;
   /** Password of the control database (`state: postgres://...`). */
   state?: string;
+  /** Passwords of roles sync creates (plan `roles.passwordEnv`), by role. */
+  rolePasswords?: Record<string, string>;
   /** Every resolved secret, for redaction lists. */
   all: string[];
 }
@@ -62,13 +64,15 @@ export function resolvePlanSecrets(plan: Plan, env: NodeJS.ProcessEnv): PlanSecr
   const routerAdmin = plan.router.kind === 'pgbouncer' ? resolve(plan.router, plan.router.adminPasswordEnv, env, 'router.adminPasswordEnv') : undefined;
   const replication = plan.source.replication ? resolve(plan.source.replication, plan.source.replication.passwordEnv, env, 'source.replication.passwordEnv') : undefined;
   const state = plan.stateDb ? resolve(plan.stateDb, plan.stateDb.passwordEnv, env, 'state.passwordEnv') : undefined;
+  const rolePasswords = plan.roles ? Object.fromEntries(Object.entries(plan.roles.passwordEnv).map(([role, name]) => [role, passwordFromEnv(env, name, `roles.passwordEnv.${role}`)])) : undefined;
   return {
     ...(source !== undefined ? { source } : {}),
     ...(target !== undefined ? { target } : {}),
     ...(routerAdmin !== undefined ? { routerAdmin } : {}),
     ...(replication !== undefined ? { replication } : {}),
     ...(state !== undefined ? { state } : {}),
-    all: [source, target, routerAdmin, replication, state].filter((s): s is string => s !== undefined),
+    ...(rolePasswords !== undefined ? { rolePasswords } : {}),
+    all: [source, target, routerAdmin, replication, state, ...Object.values(rolePasswords ?? {})].filter((s): s is string => s !== undefined),
   };
 }
 

@@ -114,6 +114,15 @@ export interface PlanWaves {
   transform?: PlanTransform;
 }
 
+/**
+ * PostgreSQL: passwords of login roles sync creates on the target, each named by the variable that holds it
+ * (`roles: { passwordEnv: { app: APP_PASSWORD } }`). A managed admin cannot read the source's password hashes;
+ * without this the roles are created without a password and `check` lists them.
+ */
+export interface PlanRoles {
+  passwordEnv: Record<string, string>;
+}
+
 /** MySQL/MariaDB: what sync does with the moved database's accounts (create the missing, only check, or nothing). */
 export type PlanAccounts = 'copy' | 'check' | 'skip';
 /**
@@ -148,6 +157,8 @@ export interface Plan {
   hooks: PlanHooks;
   /** MySQL/MariaDB only (PostgreSQL's sync always creates missing roles). */
   accounts: PlanAccounts;
+  /** PostgreSQL: passwords for the login roles sync creates, by variable name. */
+  roles?: PlanRoles;
   /**
    * How each step is done on servers without a superuser (managed services): `auto` detects it per server from
    * the account's own privileges, `superuser` and `managed` force a profile. Never changes whether a step is safe.

@@ -50,7 +50,8 @@ describe.each(ENGINES)('%s', (engine) => {
         // Both servers log every statement: a password sent in a statement would show in their logs.
         [src, dst] = await Promise.all([
           PostgresSandbox.start({ major: 15, password: SRC_PASSWORD, settings: { log_statement: "'all'" } }),
-          PostgresSandbox.start({ major: 17, password: DST_PASSWORD, settings: { log_statement: "'all'" } }),
+          // And every statement's duration (pgBadger's setting): that logs its text too.
+          PostgresSandbox.start({ major: 17, password: DST_PASSWORD, settings: { log_statement: "'all'", log_min_duration_statement: '0' } }),
         ]);
         for (const db of [DB, 'own']) {
           await exec(src, 'postgres', `CREATE DATABASE ${db}`);
@@ -113,6 +114,9 @@ describe.each(ENGINES)('%s', (engine) => {
         const random = /password='([^']+)'/.exec(info!)![1]!;
         expect(random.length).toBeGreaterThanOrEqual(32);
         await adminAbsentOnTarget();
+        // CREATE SUBSCRIPTION ran with every statement-text setting quieted for its session.
+        expect(await dst.log()).toMatch(/LOG:  (statement|duration): /);
+        expect(await dst.log()).not.toContain(random);
         const status = (await step(['status', plan, '--json'])).json();
         expect(status.leftovers.map((l: { kind: string }) => l.kind)).toContain('replication role');
 
@@ -173,8 +177,9 @@ describe.each(ENGINES)('%s', (engine) => {
       let src: MariadbSandbox;
       let dst: MariadbSandbox;
       const env = { SRC_PW: SRC_PASSWORD, DST_PW: DST_PASSWORD };
-      // Both servers log every statement: a password sent in a statement would show there.
-      const generalLog = { 'general-log': 1, 'general-log-file': 'general.log' };
+      // Both servers log every statement, in the general log and (long_query_time 0) the slow log: a password sent
+      // in a statement would show there.
+      const generalLog = { 'general-log': 1, 'general-log-file': 'general.log', 'slow-query-log': 1, 'slow-query-log-file': 'slow.log', 'long-query-time': 0 };
 
       beforeAll(async () => {
         [src, dst] = await Promise.all([MariadbSandbox.start({ password: SRC_PASSWORD, serverId: 1, settings: generalLog }), MariadbSandbox.start({ password: DST_PASSWORD, serverId: 2, settings: generalLog })]);
@@ -212,7 +217,7 @@ describe.each(ENGINES)('%s', (engine) => {
           expect(r.code, `${argv.join(' ')}: ${r.err}`).toBe(0);
           return r;
         };
-        const targetLogs = async () => [await dst.log(), await readFile(join(dst.dataDir, 'general.log'), 'utf8'), await replicaInfoFiles(dst)];
+        const targetLogs = async () => [await dst.log(), await readFile(join(dst.dataDir, 'general.log'), 'utf8'), await readFile(join(dst.dataDir, 'slow.log'), 'utf8'), await replicaInfoFiles(dst)];
         const adminAbsentOnTarget = async () => {
           const status = await rows(dst, DST_PASSWORD, 'SHOW ALL SLAVES STATUS');
           expect(JSON.stringify(status)).not.toContain(SRC_PASSWORD);
@@ -258,7 +263,10 @@ describe.each(ENGINES)('%s', (engine) => {
         expect(srcGeneral).toMatch(/CREATE OR REPLACE USER 'cutover_repl_[0-9a-f]{12}'@'%' IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'/);
         const binlogs = await rows(src, SRC_PASSWORD, 'SHOW BINLOG EVENTS');
         expect(JSON.stringify(binlogs)).not.toMatch(/cutover_repl_/);
-        const everywhere = [srcGeneral, await src.log(), await dst.log(), await readFile(join(dst.dataDir, 'general.log'), 'utf8'), await toolOutput(stateDir, runs)];
+        const dstSlow = await readFile(join(dst.dataDir, 'slow.log'), 'utf8');
+        // The slow log got the tool's other statements: CHANGE MASTER ran with a session long_query_time it never reaches.
+        expect(dstSlow).toMatch(/SHOW ALL SLAVES STATUS/);
+        const everywhere = [srcGeneral, await src.log(), await dst.log(), await readFile(join(dst.dataDir, 'general.log'), 'utf8'), dstSlow, await toolOutput(stateDir, runs)];
         for (const text of everywhere) for (const pw of [first, second]) expect(text).not.toContain(pw);
       }, 240_000);
     });

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, createManagedAdmin, createManagedDatabase, providerSession, type ManagedAdmin } from '../../adapters/postgres/postgres-managed-profile.js';
@@ -132,6 +132,47 @@ describe.skipIf(unavailable)('managed profile: PostgreSQL 15 → 17 cutover thro
     const slots = await s.query(`SELECT slot_name FROM pg_replication_slots`);
     await s.end();
     expect(slots.rows).toEqual([]);
+  });
+
+  it('roles.passwordEnv: sync creates the login role with the plan password (it logs in to the target); the password reaches neither the target log nor the state', async () => {
+    const REPORTING_PW = 'Rep0rt:ing/pw%';
+    const a = await adminClient(src, admin, 'postgres');
+    await a.query(`CREATE ROLE reporting LOGIN PASSWORD '${REPORTING_PW}'`);
+    await a.query(`CREATE ROLE auditor LOGIN PASSWORD 'auditor-pw'`);
+    await a.end();
+    await seed('rep');
+    const plan = await writePlan('rep', `roles: { passwordEnv: { reporting: REPORTING_PW, ghost: REPORTING_PW } }`);
+    // Only sync runs here: no PgBouncer entry for this database.
+    await writeFile(plan, (await readFile(plan, 'utf8')).replace(/^router: .*$/m, 'router: { kind: none }'));
+    const withPw = { ...env, REPORTING_PW };
+    const check = await cli(['check', plan, '--json'], withPw);
+    expect(check.code, check.err + check.out).toBe(0);
+    const findings = (check.json().findings as Array<{ check: string; object?: string; message: string }>).filter((f) => f.check === 'role passwords');
+    // auditor still needs one; reporting has it from the plan; ghost is no role of the source.
+    expect(findings.map((f) => f.object)).toEqual(expect.arrayContaining(['auditor', 'ghost']));
+    expect(findings.map((f) => f.object)).not.toContain('reporting');
+    expect(findings.find((f) => f.object === 'ghost')!.message).toMatch(/not a login role of the source/);
+    // Every statement the target runs is logged while sync runs; the admin may quiet it for the subscription only.
+    await exec(dst, 'postgres', `GRANT SET ON PARAMETER log_statement TO ${admin.user}`, `ALTER SYSTEM SET log_statement = 'all'`, 'SELECT pg_reload_conf()');
+    try {
+      const sync = await cli(['sync', plan, '--json'], withPw);
+      expect(sync.code, sync.err).toBe(0);
+      expect(sync.err + sync.out).toMatch(/created with their password from roles.passwordEnv: reporting/);
+    } finally {
+      await exec(dst, 'postgres', 'ALTER SYSTEM RESET log_statement', 'SELECT pg_reload_conf()', `REVOKE SET ON PARAMETER log_statement FROM ${admin.user}`);
+    }
+    const c = await client(dst, { database: 'rep', user: 'reporting', password: REPORTING_PW });
+    expect((await c.query('SELECT current_user AS u')).rows[0].u).toBe('reporting');
+    await c.end();
+    const log = await dst.log();
+    expect(log).toMatch(/CREATE ROLE "reporting" .*PASSWORD 'SCRAM-SHA-256\$4096:/);
+    expect(log).not.toContain(REPORTING_PW);
+    expect(log).not.toContain(REPL_PW);
+    for (const f of await readdir(stateDir, { recursive: true })) {
+      const text = await readFile(join(stateDir, f), 'utf8').catch(() => '');
+      expect(text, f).not.toContain(REPORTING_PW);
+    }
+    expect((await cli(['rollback', plan, '--cleanup'], withPw)).code).toBe(0);
   });
 
   it('check blocks, before anything changes, a target whose log would record the subscription password', async () => {

@@ -37,6 +37,13 @@ describe('a bad plan is a usage error naming the file, line and key', () => {
     ['bad method', planWith('method: 7'), 'plan.yaml:3: method: number 7 is not one of replication, dump'],
     ['bad accounts', 'source: { url: "mariadb://r@a/shop" }\ntarget: { url: "mariadb://r@b/shop" }\naccounts: copyall\n', 'plan.yaml:3: accounts: "copyall" is not one of copy, check, skip'],
     ['accounts on postgres', planWith('accounts: check'), 'plan.yaml:3: accounts: is for MySQL/MariaDB; PostgreSQL sync creates missing roles itself (remove accounts from the plan)'],
+    [
+      'roles on mariadb',
+      'source: { url: "mariadb://r@a/shop" }\ntarget: { url: "mariadb://r@b/shop" }\nroles: { passwordEnv: { app: APP_PW } }\n',
+      'plan.yaml:3: roles: is for PostgreSQL roles; mariadb accounts are copied with their password hashes',
+    ],
+    ['roles.passwordEnv not a map', planWith('roles: { passwordEnv: APP_PW }'), 'plan.yaml:3: roles.passwordEnv: must map role names to the variables holding their passwords'],
+    ['roles.passwordEnv a password', planWith('roles:', '  passwordEnv: { app: "s3cr3t pw!" }'), 'plan.yaml:4: roles.passwordEnv.app: is not an environment variable name (the value is not shown'],
     ['bad engine', 'engine: oracle\n' + planWith(), 'plan.yaml:1: engine: "oracle" is not one of postgres, mysql, mariadb'],
     ['missing source', `${OK.target}\n`, 'plan.yaml:1: source: is required'],
     ['missing url', `source: { passwordEnv: X }\n${OK.target}\n`, 'plan.yaml:1: source.url: is required (e.g. postgres://'],

@@ -82,6 +82,15 @@ describe('hostile but valid values work', () => {
     expect(secrets.target).toBe('ü€ "\'\\');
   });
 
+  it("roles.passwordEnv: each role's password from its variable, listed among the secrets to redact; an unset one names the key", () => {
+    const p = parsePlan(plan('roles:\n  passwordEnv: { app: APP_PW, "Odd Role": ODD_PW }'), 'plan.yaml');
+    expect(p.roles).toEqual({ passwordEnv: { app: 'APP_PW', 'Odd Role': 'ODD_PW' } });
+    const secrets = resolvePlanSecrets(p, { SRC_PASSWORD: 's', DST_PASSWORD: 'd', APP_PW: 'a p@ss', ODD_PW: 'ö' });
+    expect(secrets.rolePasswords).toEqual({ app: 'a p@ss', 'Odd Role': 'ö' });
+    expect(secrets.all).toEqual(expect.arrayContaining(['a p@ss', 'ö']));
+    expect(() => resolvePlanSecrets(p, { SRC_PASSWORD: 's', DST_PASSWORD: 'd', APP_PW: 'x' })).toThrow(/roles\.passwordEnv\.Odd Role: environment variable ODD_PW is not set/);
+  });
+
   it('unicode, spaces, quotes and reserved words in the database name survive the URL', () => {
     const name = 'Shöp "select" db-1';
     const url = (host: string) => `postgres://app@${host}/${encodeURIComponent(name)}`;

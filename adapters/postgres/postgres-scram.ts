@@ -1,0 +1,29 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+
+/** PostgreSQL's defaults for a new SCRAM-SHA-256 verifier (scram_iterations, 16-byte salt). */
+const ITERATIONS = 4096;
+const SALT_BYTES = 16;
+
+/**
+ * RFC 4013 SASLprep as PostgreSQL applies it before hashing (src/common/saslprep.c): non-ASCII spaces become
+ * a space, characters "commonly mapped to nothing" go, then NFKC. ASCII passwords are unchanged. (PostgreSQL
+ * also falls back to the raw bytes for prohibited or bidi-invalid input, which these rules leave alone.)
+ */
+export function saslPrep(password: string): string {
+  if (/^[\x00-\x7f]*$/.test(password)) return password;
+  const mapped = password.replace(/[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000]/g, ' ').replace(/[\u00ad\u034f\u1806\u180b-\u180d\u200b-\u200d\u2060\ufe00-\ufe0f\ufeff]/g, '');
+  return mapped.normalize('NFKC');
+}
+
+/**
+ * The SCRAM-SHA-256 verifier of a password, in the form `CREATE ROLE ... PASSWORD` stores as it is
+ * (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802/7677), made here as psql's
+ * `\password` does: the server, its logs and pg_stat_statements see the verifier, never the password.
+ */
+export function scramVerifier(password: string, salt: Buffer = randomBytes(SALT_BYTES), iterations = ITERATIONS): string {
+  const salted = pbkdf2Sync(Buffer.from(saslPrep(password), 'utf8'), salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
