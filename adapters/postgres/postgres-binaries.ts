@@ -168,13 +168,20 @@ export async function clientBinaryMajor(binary: string): Promise<number | undefi
 
 /**
  * Client tools (pg_dump, psql, pgbench): the embedded npm package ships only initdb/pg_ctl/postgres. Looks in
- * `dir`, then Debian's /usr/lib/postgresql/<major>/bin (newest major first, the major from the directory name),
+ * `dir`, then Debian's /usr/lib/postgresql/<major>/bin (the major from the directory name: newest first, or with
+ * `minMajor` the oldest at least that),
  * then each $PATH entry (the major from `--version`: Homebrew, other distributions, a custom prefix). The first
  * one at least `minMajor` wins; when none is, the first found does, so the caller's version check can name it.
  */
 export async function findClientBinary(name: string, search: ClientBinarySearch = {}): Promise<string> {
   const debianRoot = search.debianRoot ?? '/usr/lib/postgresql';
-  const majors = (await readdir(debianRoot).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a));
+  // Newest first; with a floor, the majors that reach it come first, oldest first (pg_dump of the source's own
+  // major where there is one).
+  const floor = search.minMajor;
+  const reaches = (d: string) => floor !== undefined && Number(d) >= floor;
+  const majors = (await readdir(debianRoot).catch(() => [] as string[]))
+    .filter((d) => /^\d+$/.test(d))
+    .sort((a, b) => (reaches(a) !== reaches(b) ? (reaches(a) ? -1 : 1) : reaches(a) ? Number(a) - Number(b) : Number(b) - Number(a)));
   const candidates: Array<{ path: string; major?: number }> = [
     ...(search.dir ? [{ path: join(search.dir, name) }] : []),
     ...majors.map((d) => ({ path: join(debianRoot, d, 'bin', name), major: Number(d) })),

@@ -72,7 +72,7 @@ import {
   snapshotAlive,
   type CopyUnit,
 } from './postgres-snapshot-copy.js';
-import { dumpInto, pgDumpMajor, restoreInParallel } from './postgres-tools.js';
+import { clientTools, dumpInto, restoreInParallel, type ClientTools } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 import { verifyChunks } from './postgres-verify-chunks.js';
 import { defaultCopyJobs } from '../../src/util/copy-split.js';
@@ -200,6 +200,13 @@ export class PostgresCutover implements CutoverAdapter {
     return (await this.dstAdmin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [this.cfg.database])).rows.length > 0;
   }
 
+  private toolsFound?: Promise<ClientTools>;
+
+  /** pg_dump, pg_restore and psql of one installation, pg_dump at least the source's major. */
+  private tools(): Promise<ClientTools> {
+    return (this.toolsFound ??= serverMajor(this.src).then((major) => clientTools(major)));
+  }
+
   async identities(): Promise<{ source: string; target: string }> {
     const q = `SELECT system_identifier::text AS id FROM pg_control_system()`;
     const [a, b] = await Promise.all([this.src.query<{ id: string }>(q), this.dstAdmin.query<{ id: string }>(q)]);
@@ -212,7 +219,7 @@ export class PostgresCutover implements CutoverAdapter {
     const findings = await this.on('source', 'preflight', async () =>
       pgPreflight(this.src, this.dstAdmin, this.cfg.database, {
         method: this.cfg.method,
-        pgDumpMajor: await pgDumpMajor(),
+        pgDumpMajor: (await this.tools()).major,
         targetSyncedByUs: synced,
         ...(schema ? { schema } : {}),
         privileges: this.cfg.privileges ?? 'auto',
@@ -311,7 +318,7 @@ export class PostgresCutover implements CutoverAdapter {
     // needs the keys up front. A schema keeps everything up front: its post-data, dumped while fenced, would carry
     // the fence trigger.
     const section = (this.cfg.method === 'dump' || this.copiesUnderSnapshot) && !this.cfg.schema ? ['--section=pre-data'] : ['--schema-only'];
-    await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, ...this.dumpSelection, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
+    await dumpInto(await this.tools(), this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, [...section, ...this.dumpSelection, '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
     if (this.cfg.schema) await this.on('target', 'creating the sentinel table', async () => createSentinel(await this.targetDb(), this.scope));
     else {
       // After the schema load: a database-level setting must not change how the load itself runs.
@@ -407,7 +414,11 @@ export class PostgresCutover implements CutoverAdapter {
     }
     await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
     const copiedMs = Date.now() - started;
-    await restoreInParallel(this.cfg.source, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], { jobs, targetOptions: TARGET_SESSION_WRITABLE, clean: true });
+    await restoreInParallel(await this.tools(), this.cfg.source, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], {
+      jobs,
+      targetOptions: TARGET_SESSION_WRITABLE,
+      clean: true,
+    });
     progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
     await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
     await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));
@@ -493,6 +504,7 @@ export class PostgresCutover implements CutoverAdapter {
     await this.on('target', 'emptying tables copied inside the window', () => dst.query(`TRUNCATE ${tables.join(', ')}`));
     try {
       await dumpInto(
+        await this.tools(),
         this.cfg.source,
         this.cfg.database,
         this.cfg.target,
@@ -590,9 +602,9 @@ export class PostgresCutover implements CutoverAdapter {
     try {
       // Triggers and FK checks off (replica role): the dump already holds consistent data.
       const selection = this.cfg.schema ? this.dumpSelection : [`--exclude-schema=${TOOL_SCHEMA}`];
-      await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', ...selection], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
+      await dumpInto(await this.tools(), this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--data-only', ...selection], `${TARGET_SESSION_WRITABLE} -c session_replication_role=replica`, 'custom');
       if (!this.cfg.schema && !(await postDataApplied(dst, this.scope))) {
-        await dumpInto(this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
+        await dumpInto(await this.tools(), this.cfg.source, this.cfg.database, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], TARGET_SESSION_WRITABLE);
         await markPostDataApplied(dst, this.scope);
       }
     } catch (e) {

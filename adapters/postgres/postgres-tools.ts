@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { access, constants, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { findClientBinary } from './postgres-binaries.js';
+import { clientBinaryMajor, findClientBinary } from './postgres-binaries.js';
 import { pipeline, run, type PipeSide } from '../../src/util/subprocess.js';
 
 /** The URL's TLS settings under libpq's keyword names, for a child tool's env or a conninfo. */
@@ -57,9 +57,28 @@ export function conninfo(ep: DbEndpoint, database: string, withPassword: boolean
   return parts.join(' ');
 }
 
-export async function pgDumpMajor(): Promise<number> {
-  const r = await run(await findClientBinary('pg_dump'), ['--version']);
-  return Number(/(\d+)/.exec(r.stdout)?.[1] ?? 0);
+/** The client programs of one copy, from one installation. */
+export interface ClientTools {
+  /** pg_dump's major (0 when it cannot tell). */
+  major: number;
+  pgDump: string;
+  pgRestore: string;
+  psql: string;
+}
+
+/**
+ * pg_dump at least the source's major (it refuses newer servers; the source's own major where installed), and
+ * pg_restore and psql beside it: pg_restore reads only archives of its own version or older.
+ */
+export async function clientTools(sourceMajor: number): Promise<ClientTools> {
+  const pgDump = await findClientBinary('pg_dump', { minMajor: sourceMajor });
+  const beside = async (name: string) =>
+    access(join(dirname(pgDump), name), constants.X_OK).then(
+      () => join(dirname(pgDump), name),
+      () => findClientBinary(name, { minMajor: sourceMajor }),
+    );
+  const [major, pgRestore, psql] = await Promise.all([clientBinaryMajor(pgDump), beside('pg_restore'), beside('psql')]);
+  return { major: major ?? 0, pgDump, pgRestore, psql };
 }
 
 /**
@@ -67,14 +86,23 @@ export async function pgDumpMajor(): Promise<number> {
  * into another's, stopping at the first error. The custom format restores data faster here (see
  * scripts/bench/copy-pg.mjs); it cannot be parallel (-j needs a file, not a pipe).
  */
-export async function dumpInto(source: DbEndpoint, sourceDb: string, target: DbEndpoint, targetDb: string, dumpArgs: string[], targetOptions = '', format: 'plain' | 'custom' = 'plain'): Promise<void> {
-  const producer: PipeSide = { cmd: await findClientBinary('pg_dump'), args: format === 'custom' ? ['-Fc', '-Z0', ...dumpArgs] : dumpArgs, env: libpqEnv(source, sourceDb) };
+export async function dumpInto(
+  tools: ClientTools,
+  source: DbEndpoint,
+  sourceDb: string,
+  target: DbEndpoint,
+  targetDb: string,
+  dumpArgs: string[],
+  targetOptions = '',
+  format: 'plain' | 'custom' = 'plain',
+): Promise<void> {
+  const producer: PipeSide = { cmd: tools.pgDump, args: format === 'custom' ? ['-Fc', '-Z0', ...dumpArgs] : dumpArgs, env: libpqEnv(source, sourceDb) };
   const consumerEnv = libpqEnv(target, targetDb, targetOptions ? { PGOPTIONS: targetOptions } : {});
   const consumer: PipeSide =
     format === 'custom'
       ? // pg_restore only connects with -d; a conninfo naming just the database keeps a name with '=' from being read as one.
-        { cmd: await findClientBinary('pg_restore'), args: ['--exit-on-error', '--no-owner', '-d', `dbname=${quoteConninfoValue(targetDb)}`], env: consumerEnv }
-      : { cmd: await findClientBinary('psql'), args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env: consumerEnv };
+        { cmd: tools.pgRestore, args: ['--exit-on-error', '--no-owner', '-d', `dbname=${quoteConninfoValue(targetDb)}`], env: consumerEnv }
+      : { cmd: tools.psql, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env: consumerEnv };
   await pipeline(producer, consumer, { secrets: [source.password, target.password].filter((s): s is string => !!s) });
 }
 
@@ -83,13 +111,13 @@ export async function dumpInto(source: DbEndpoint, sourceDb: string, target: DbE
  * a file. With `clean`, every object is dropped if it exists before it is made, so a restore that was cut short
  * can run again.
  */
-export async function restoreInParallel(source: DbEndpoint, target: DbEndpoint, database: string, dumpArgs: string[], opts: { jobs: number; targetOptions: string; clean: boolean }): Promise<void> {
+export async function restoreInParallel(tools: ClientTools, source: DbEndpoint, target: DbEndpoint, database: string, dumpArgs: string[], opts: { jobs: number; targetOptions: string; clean: boolean }): Promise<void> {
   const secrets = [source.password, target.password].filter((s): s is string => !!s);
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
   const file = join(dir, 'section.dump');
   try {
-    await run(await findClientBinary('pg_dump'), ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets });
-    await run(await findClientBinary('pg_restore'), ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file], {
+    await run(tools.pgDump, ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets });
+    await run(tools.pgRestore, ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file], {
       env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }),
       secrets,
     });

@@ -8,3 +8,5 @@ apt-get install -y -qq --no-install-recommends \
   mariadb-server mariadb-client \
   pgbouncer haproxy sysbench openssl \
   chromium >/dev/null
+# pg_dump/pg_restore/psql 17 (Debian 13's, under a private prefix): a PostgreSQL 17 source needs pg_dump 17.
+bash "$(dirname "$0")/install-pg-client-17.sh" >/dev/null

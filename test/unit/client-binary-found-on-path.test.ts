@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,22 @@ describe('findClientBinary', () => {
     await writeFile(tool, '#!/bin/sh\n');
     await chmod(tool, 0o755);
     expect(await findClientBinary('cutover-test-client', { path: ['relative/bin', dir].join(':') })).toBe(tool);
+  });
+
+  it("Debian's versioned dirs: newest major without a floor; with one, the oldest major that reaches it", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cutover-debian-'));
+    dirs.push(root);
+    for (const major of ['15', '17']) {
+      await mkdir(join(root, major, 'bin'), { recursive: true });
+      await writeFile(join(root, major, 'bin', 'pg_dump'), '#!/bin/sh\n');
+      await chmod(join(root, major, 'bin', 'pg_dump'), 0o755);
+    }
+    const find = (minMajor?: number) => findClientBinary('pg_dump', { debianRoot: root, path: '/nonexistent', ...(minMajor !== undefined ? { minMajor } : {}) });
+    expect(await find()).toBe(join(root, '17', 'bin', 'pg_dump'));
+    expect(await find(15)).toBe(join(root, '15', 'bin', 'pg_dump'));
+    expect(await find(16)).toBe(join(root, '17', 'bin', 'pg_dump'));
+    // None reaches 18: the first found, so the caller's version check can name it.
+    expect(await find(18)).toMatch(/\/bin\/pg_dump$/);
   });
 
   it('names the package to install when neither has it', async () => {
