@@ -14,6 +14,7 @@ export function withDefaults(own: OwnCapabilities): EngineCapabilities {
     schemaScope: false,
     tenantKinds: ['database'],
     wavesNeedDump: true,
+    waveStream: false,
     keylessTables: false,
     copiesAccounts: false,
     parallelCopy: false,

@@ -23,6 +23,9 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     // The old source becomes a replica of the target from its GTID position at the switch (mysql-reverse.ts).
     reverseReplication: true,
     passwordEnv: 'MYSQL_PWD',
+    // MariaDB: a wave's tenants share one named replica connection (replicate_do_db grows as each joins at its
+    // copy's GTID position); MySQL channels keep the dump inside each tenant's window.
+    ...(engine === 'mariadb' ? { wavesNeedDump: false, waveStream: true } : {}),
     product: engine === 'mariadb' ? 'MariaDB' : 'MySQL',
     // MySQL 8 has no package on Debian: only MariaDB sandboxes can be started.
     ...(engine === 'mariadb' ? { rehearsal: { sandboxes: 'HAProxy', plans: false, tenants: false } } : {}),

@@ -38,7 +38,7 @@ import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
 import { copyAtOnePosition, readCopyTables, type CopyTable } from './mysql-snapshot-copy.js';
 import { COPY_SPLIT_BYTES, defaultCopyJobs } from '../../src/util/copy-split.js';
-import { accountLabel, accountLockSql, isOn, parseAccountSpec } from './mysql-sql.js';
+import { accountLabel, accountLockSql, isOn, parseAccountSpec, quoteIdent } from './mysql-sql.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
 import { mysqlVerifyChunks, REPEATABLE_READ_SQL, SWITCH_SNAPSHOT_SQL } from './mysql-verify-chunks.js';
 
@@ -78,7 +78,15 @@ export interface MysqlCutoverConfig {
   copyJobs?: number;
   /** Tables above this size are copied as several primary-key ranges (default COPY_SPLIT_BYTES). */
   copySplitBytes?: number;
+  /**
+   * A tenant of a MariaDB wave by replication: `name` is the wave's one replica connection, which carries every
+   * joined tenant database (its replicate_do_db list) and the wave's replication account.
+   */
+  sharedStream?: boolean;
 }
+
+/** How long a tenant waits for another one's change to the wave's stream (the target's named lock). */
+const STREAM_LOCK_S = 600;
 
 /** How long `sync` waits for the new replica connection to report both threads running. */
 const REPLICA_START_MS = 15_000;
@@ -160,7 +168,7 @@ export class MysqlCutover implements CutoverAdapter {
     const replicas = await this.replicas();
     const link = await this.link();
     // method dump has no replica connection to recognise its copy by: the journal's finished sync says it.
-    const syncedByUs = this.cfg.method === 'dump' ? ctx.synced === true : replicas.some((r) => this.isOurs(r, link));
+    const syncedByUs = this.cfg.method === 'dump' ? ctx.synced === true : this.cfg.sharedStream ? this.inStream(replicas.find((r) => this.isOurs(r, link))) : replicas.some((r) => this.isOurs(r, link));
     const findings = await mysqlPreflight({
       source: { q: this.src, flavor: this.sourceFlavor },
       target: { q: this.dst, flavor: this.targetFlavor },
@@ -285,6 +293,7 @@ export class MysqlCutover implements CutoverAdapter {
       progress({ phase: 'ready', message: `schema of ${totals.size} table(s) in place; ${formatBytes(bytes)} to copy in the window` });
       return { method: 'dump', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
+    if (this.cfg.sharedStream) return this.joinStream(progress, totals, started);
     const existing = await this.ours();
     if (existing) {
       // Accounts added on the source since the earlier sync are created now.
@@ -329,6 +338,144 @@ export class MysqlCutover implements CutoverAdapter {
     return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
   }
 
+  /** The databases the wave's stream applies (its replicate_do_db). */
+  private streamFilter(r: ReplicaStatus | undefined): string[] {
+    return (r?.doDb ?? '')
+      .split(',')
+      .map((d) => d.trim())
+      .filter(Boolean);
+  }
+
+  /** Whether this tenant's database has joined the wave's stream. */
+  private inStream(r: ReplicaStatus | undefined): boolean {
+    return this.streamFilter(r).includes(this.cfg.database);
+  }
+
+  /**
+   * Every change to the wave's stream (create, join, leave) under one named lock on the target: tenants copying
+   * or leaving side by side, in this runner or another, never interleave a STOP with another one's START.
+   */
+  private async withStreamLock<T>(fn: () => Promise<T>): Promise<T> {
+    const key = `cutover-stream-${this.cfg.name}`;
+    const [got] = await this.dst<RowDataPacket & { l: number | null }>(`SELECT GET_LOCK(?, ?) AS l`, [key, STREAM_LOCK_S], 'taking the lock of the wave\u2019s stream');
+    if (Number(got?.l) !== 1) throw new OperationError(`another tenant held the wave's stream ${this.cfg.name} for ${STREAM_LOCK_S}s`, 'run the wave again once that tenant has finished');
+    try {
+      return await fn();
+    } finally {
+      await this.dst(`SELECT RELEASE_LOCK(?)`, [key], 'releasing the lock of the wave\u2019s stream').catch(() => {});
+    }
+  }
+
+  private async setStreamFilter(databases: readonly string[]): Promise<void> {
+    if (databases.some((d) => d.includes(',')))
+      throw new OperationError(`a tenant database name contains a comma (${databases.join(' ')})`, 'replication filters are comma-separated lists: rename the database or use method: dump');
+    await this.dst(`SET GLOBAL ${quoteIdent(this.cfg.name)}.replicate_do_db = ?`, [databases.join(',')], `limiting the wave's replica connection to ${databases.length} tenant database(s)`);
+  }
+
+  /**
+   * A tenant of a MariaDB wave by replication joins the wave's one stream: with the stream stopped (at P), its
+   * database is copied at one GTID position G ≥ P; the stream then runs to exactly G (START SLAVE UNTIL
+   * master_gtid_pos, which stops both threads there) without this database, so its events up to G — in the copy
+   * already — are skipped, and from G on with it. The first tenant creates the stream from its copy's position.
+   */
+  private async joinStream(progress: SyncProgress, totals: Map<string, number>, started: number): Promise<SyncSummary> {
+    const bytes = [...totals.values()].reduce((a, b) => a + b, 0);
+    const db = this.cfg.database;
+    const name = this.cfg.name;
+    const f = this.targetFlavor;
+    if (this.inStream(await this.ours())) {
+      const rolesCreated = await this.copyAccounts(progress);
+      progress({ phase: 'ready', message: `${db} already follows the source through the wave's replica connection ${name}` });
+      return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
+    }
+    if (this.sourceFlavor.kind !== 'mariadb' || f.kind !== 'mariadb') throw new OperationError('waves by replication share one MariaDB replica connection: both servers must be MariaDB', 'use method: dump for this wave');
+    const present = await this.tableSizes(this.dst);
+    if (present.size > 0) throw new OperationError(`target database ${db} already holds ${present.size} table(s)`, `drop it on the target (a copy cut short) and run the wave again`);
+    const parallel = await this.parallelCopyTables();
+    if (!('tables' in parallel))
+      throw new OperationError(`a tenant joins the wave's stream at its copy's GTID position, which needs the parallel copy: ${parallel.unsupported}`, 'set local_infile = 1 on the target, or use method: dump');
+    const link = await this.link();
+    let rolesCreated = 0;
+    await this.withStreamLock(async () => {
+      const before = await this.ours();
+      if (before && (before.ioRunning || before.sqlRunning)) await this.dst(stopReplicaSql(f, name), [], `stopping the wave's replica connection ${name} for ${db} to join`);
+      const gtid = await this.copyInParallel(parallel.tables, progress, link, !before);
+      rolesCreated = await this.copyAccounts(progress);
+      if (!before) {
+        await this.startReplica(link, gtid);
+        progress({ phase: 'replication', message: `the wave's replica connection ${name} follows the source by GTID, ${db} first` });
+        return;
+      }
+      await this.dst(`${startReplicaSql(f, name)} UNTIL master_gtid_pos = ?`, [gtid], `running the wave's stream to ${db}'s copy position ${gtid}`);
+      await this.waitStopped(name, gtid);
+      await this.setStreamFilter([...this.streamFilter(before), db]);
+      await this.dst(startReplicaSql(f, name), [], `starting the wave's replica connection ${name} with ${db}`);
+      progress({ phase: 'replication', message: `${db} joined the wave's replica connection ${name} at GTID ${gtid}` });
+    });
+    await this.waitReplicaRunning();
+    progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
+    return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
+  }
+
+  /** Until the stream stopped at its UNTIL position; an error (or a stop elsewhere) fails the join with the replica's own words. */
+  private async waitStopped(name: string, gtid: string): Promise<void> {
+    const deadline = Date.now() + (this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
+    for (;;) {
+      const r = await this.ours();
+      if (!r) throw new OperationError(`the wave's replica connection ${name} disappeared while a tenant joined it`, 'run the wave again');
+      if (r.lastError) throw new OperationError(`the wave's replica connection ${name} stopped on an error before GTID ${gtid}: ${r.lastError}`, 'fix the cause on the target, then run the wave again');
+      if (!r.ioRunning && !r.sqlRunning && !r.ioConnecting) return;
+      if (Date.now() > deadline) throw new OperationError(`the wave's replica connection ${name} did not reach GTID ${gtid}`, 'check replication on the target, then run the wave again');
+      await sleep(50);
+    }
+  }
+
+  /**
+   * After the switch (or at rollback --cleanup) the tenant leaves the wave's stream: its database comes off the
+   * filter with only the SQL thread stopped for a moment (the IO thread keeps reading for the other tenants);
+   * the last one to leave drops the stream and the wave's replication account.
+   */
+  private async leaveStream(): Promise<string[]> {
+    const db = this.cfg.database;
+    const name = this.cfg.name;
+    const f = this.targetFlavor;
+    return this.withStreamLock(async () => {
+      const r = await this.ours();
+      if (!r) return this.dropStreamAccount();
+      if (!this.inStream(r)) return [];
+      const rest = this.streamFilter(r).filter((d) => d !== db);
+      if (rest.length === 0) {
+        await this.dropReplica();
+        return [`the wave's replica connection ${name} (target)`, ...(await this.dropStreamAccount())];
+      }
+      const running = r.sqlRunning;
+      if (running) await this.dst(`${stopReplicaSql(f, name)} SQL_THREAD`, [], `pausing the wave's applier for ${db} to leave`);
+      await this.setStreamFilter(rest);
+      if (running) await this.dst(`${startReplicaSql(f, name)} SQL_THREAD`, [], `resuming the wave's applier without ${db}`);
+      return [`${db} in the wave's replica connection ${name} (target)`];
+    });
+  }
+
+  private async dropStreamAccount(): Promise<string[]> {
+    if (this.cfg.replicationAccount || !(await replicationUserExists(this.src, this.replicationUser))) return [];
+    await withSessionLog(this.src, 'sql_log_bin', 0, async () => {
+      await this.src(dropReplicationUserSql(this.replicationUser), [], 'dropping the wave\u2019s replication account');
+    });
+    return [`replication account ${this.replicationUser} (source)`];
+  }
+
+  private async streamLeftovers(): Promise<Leftover[]> {
+    const r = await this.ours();
+    if (!r) return this.cfg.replicationAccount ? [] : replicationUserLeftover(this.src, this.replicationUser);
+    if (!this.inStream(r)) return [];
+    const rest = this.streamFilter(r).filter((d) => d !== this.cfg.database);
+    const f = this.targetFlavor;
+    const drop = rest.length
+      ? `${stopReplicaSql(f, this.cfg.name)} SQL_THREAD; SET GLOBAL ${quoteIdent(this.cfg.name)}.replicate_do_db = '${rest.join(',')}'; ${startReplicaSql(f, this.cfg.name)} SQL_THREAD`
+      : `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`;
+    return [{ where: 'target', kind: 'replica connection', name: `${this.cfg.name} (${this.cfg.database})`, drop, retainsWal: false }];
+  }
+
   /** The tables the parallel copy moves, or why the one-stream dump moves them instead. */
   private async parallelCopyTables(): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
     if (this.sourceFlavor.kind !== 'mariadb' || this.targetFlavor.kind !== 'mariadb') return { unsupported: 'the parallel copy is for MariaDB to MariaDB' };
@@ -341,7 +488,7 @@ export class MysqlCutover implements CutoverAdapter {
    * The parallel copy (mysql-snapshot-copy.ts): the schema without triggers, the rows of every table at one GTID
    * position, the triggers, then the target's gtid_slave_pos set to that position for the replica to start from.
    */
-  private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql): Promise<string> {
+  private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql, setSlavePos = true): Promise<string> {
     const timeoutMs = this.cfg.copyTimeoutMs ?? 6 * 3_600_000;
     const f = { source: this.sourceFlavor, target: this.targetFlavor };
     progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${this.cfg.database} on the target`, tablesDone: 0, tablesTotal: tables.length });
@@ -366,7 +513,7 @@ export class MysqlCutover implements CutoverAdapter {
     progress({ phase: 'schema', message: `${copied.rows} row(s) copied in ${copied.units} stream(s)${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
     if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'triggers');
     // The provider's procedure takes the position itself (its admin may not SET GLOBAL gtid_slave_pos).
-    if (link.kind === 'statements') await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
+    if (link.kind === 'statements' && setSlavePos) await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
     return copied.gtid;
   }
 
@@ -441,14 +588,15 @@ export class MysqlCutover implements CutoverAdapter {
    * moved to this target.
    */
   async holdTarget(): Promise<void> {
-    if (this.cfg.method === 'dump') return;
+    // A wave's stream: the target already serves the tenants moved before this one.
+    if (this.cfg.method === 'dump' || this.cfg.sharedStream) return;
     if ((await resolveProfile(this.dst, this.targetFlavor, this.cfg.privileges)) === 'managed') return this.lockAppAccountsOnTarget(true);
     // The replica's applier is exempt from read_only; application sessions get error 1290.
     await this.dst(`SET GLOBAL read_only = ON`, [], 'making the target read-only for applications');
   }
 
   async openTarget(): Promise<void> {
-    if (this.cfg.method === 'dump') return;
+    if (this.cfg.method === 'dump' || this.cfg.sharedStream) return;
     if ((await resolveProfile(this.dst, this.targetFlavor, this.cfg.privileges)) === 'managed') return this.lockAppAccountsOnTarget(false);
     await this.dst(`SET GLOBAL read_only = OFF`, [], 'opening the target for writes');
   }
@@ -477,6 +625,14 @@ export class MysqlCutover implements CutoverAdapter {
   async lagBytes(): Promise<number | null> {
     let r = await this.ours();
     if (!r) return null;
+    if (this.cfg.sharedStream && !r.ioRunning && !r.sqlRunning && !r.lastError) {
+      // A join killed between its STOP and START leaves the wave's stream stopped.
+      await this.withStreamLock(async () => {
+        const now = await this.ours();
+        if (now && !now.ioRunning && !now.sqlRunning && !now.lastError) await this.dst(startReplicaSql(this.targetFlavor, this.cfg.name), [], `starting the wave's replica connection ${this.cfg.name}`);
+      });
+      r = (await this.ours()) ?? r;
+    }
     // Right after START SLAVE the applier has no position until its IO thread has connected: give it a moment.
     for (const deadline = Date.now() + REPLICA_START_WAIT_MS; !r.execFile && !r.lastError && Date.now() < deadline;) {
       await new Promise((res) => setTimeout(res, 50));
@@ -680,10 +836,12 @@ export class MysqlCutover implements CutoverAdapter {
   async detachTarget(): Promise<void> {
     const r = await this.ours();
     if (r?.ioRunning && r.sqlRunning) await this.catchUp(Date.now() + FINAL_CATCH_UP_MS);
-    await this.dropReplica();
+    // The wave's stream goes on for the other tenants; this one leaves it at cleanup, after the lift.
+    if (!this.cfg.sharedStream) await this.dropReplica();
   }
 
   async cleanup(): Promise<string[]> {
+    if (this.cfg.sharedStream) return this.leaveStream();
     const dropped = (await this.dropReplica()) ? [`${(await this.link()).label} (target)`] : [];
     if (!this.cfg.replicationAccount && (await replicationUserExists(this.src, this.replicationUser))) {
       await withSessionLog(this.src, 'sql_log_bin', 0, async () => {
@@ -695,6 +853,7 @@ export class MysqlCutover implements CutoverAdapter {
   }
 
   async leftovers(): Promise<Leftover[]> {
+    if (this.cfg.sharedStream) return this.streamLeftovers();
     const link = await this.link();
     const replica: Leftover[] = (await this.ours()) ? [{ where: 'target', kind: 'replica connection', name: link.name, drop: `${link.stop()}; ${link.reset()}`, retainsWal: false }] : [];
     return this.cfg.replicationAccount ? replica : [...replica, ...(await replicationUserLeftover(this.src, this.replicationUser))];

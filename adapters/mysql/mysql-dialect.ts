@@ -12,7 +12,9 @@ async function connectCutover({ plan, planId, source, target, database, replicat
     target,
     database,
     method: plan.method,
-    name: replicaConnectionName(planId),
+    // A tenant of a MariaDB wave by replication joins the wave's one stream (named after the wave).
+    name: replicaConnectionName(plan.wave && plan.method === 'replication' ? plan.wave.planId : planId),
+    ...(plan.wave && plan.method === 'replication' ? { sharedStream: true } : {}),
     ...(reversePlanId !== undefined ? { reverseName: replicaConnectionName(reversePlanId) } : {}),
     ...(replicationAccount ? { replicationAccount } : {}),
     verify: plan.verify,

@@ -23,6 +23,11 @@ export interface EngineCapabilities {
   tenantKinds: readonly TenantKind[];
   /** Waves copy each tenant inside its own fence window (`method: dump` only). Default true. */
   wavesNeedDump: boolean;
+  /**
+   * Waves by replication run every tenant through one replication stream into the target (the wave's replica
+   * connection, which a tenant joins at its copy's position), instead of one per tenant. Default false.
+   */
+  waveStream: boolean;
   /** `tables: { keyless: ... }` applies (tables without a key under logical replication). Default false. */
   keylessTables: boolean;
   /** `accounts: copy | check | skip` applies (sync copies the database's accounts). Default false. */

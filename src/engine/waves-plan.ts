@@ -59,6 +59,7 @@ export function tenantPlan(plan: Plan, tenant: string): Plan {
     limits: { ...plan.limits, maxWriteBlockedMs: waves.maxWriteBlockedPerTenantMs },
     router: tenantRouter(plan.router, tenant),
     stateDir: join(plan.stateDir, 'tenants', tenantDirName(tenant)),
+    wave: { planId: planId(plan) },
   };
 }
 

@@ -144,11 +144,12 @@ function readPlan(reader: PlanReader, root: Parameters<PlanReader['fields']>[0],
   const state = readState(top, planDir, warnings);
   const stateDir = state?.dir;
   const waves = readWaves(top, scope, { path: (p) => localPath(planDir, p), command: (argv) => localCommand(planDir, argv) });
-  const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method) : true;
+
   const tables = readTables(top, engine);
   const copy = readCopy(top, engine);
   const cdc = readCdc(top, engine, scope);
   const reverse = readReverse(top, engine, scope);
+  const wavesFit = waves && engine && method ? checkWavesMethod(top, engine, method, reverse) : true;
   const privileges = top.oneOf('privileges', ['auto', 'superuser', 'managed'] as const, PLAN_DEFAULTS.privileges);
 
   if (!engine || !source || !target || !scope || !method || !readOnly || maxWriteBlockedMs === undefined || maxLagBeforeFenceBytes === undefined) return undefined;

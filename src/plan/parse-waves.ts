@@ -50,11 +50,17 @@ function readTransform(waves: Fields, resolve: PathResolver): PlanTransform | un
 /**
  * On an engine whose waves need the dump method, each tenant is copied inside its own fence window. On
  * MySQL/MariaDB a replica accepts one replication connection per source (MariaDB error 1934), and every
- * tenant's dump would reset the one `gtid_slave_pos`, so per-tenant replication cannot run side by side.
+ * tenant's dump would reset the one `gtid_slave_pos`, so per-tenant replication cannot run side by side; on
+ * MariaDB the tenants share one stream instead (waveStream), which has no room for a reverse path per tenant.
  * Returns false when reported.
  */
-export function checkWavesMethod(top: Fields, engine: Engine, method: CopyMethod): boolean {
-  if (!engineCapabilities(engine).wavesNeedDump || method === 'dump') return true;
+export function checkWavesMethod(top: Fields, engine: Engine, method: CopyMethod, reverse?: boolean): boolean {
+  const { wavesNeedDump, waveStream } = engineCapabilities(engine);
+  if (waveStream && method === 'replication' && reverse === true) {
+    top.report('reverse', `${engine} waves by replication share one stream into the target; a reverse path per tenant is not made`, 'set reverse: false, or method: dump');
+    return false;
+  }
+  if (!wavesNeedDump || method === 'dump') return true;
   top.report('method', `${method}: ${engine} waves copy each tenant inside its own fence window`, 'set method: dump (see docs/waves.md: replication per tenant cannot run side by side from one source)');
   return false;
 }

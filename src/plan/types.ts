@@ -172,6 +172,8 @@ export interface Plan {
   cdc?: PlanCdc;
   /** Set (with defaults) exactly when scope.kind is tenants. */
   waves?: PlanWaves;
+  /** A tenant's plan (tenantPlan): the waves plan it belongs to, whose tenants may share one replication stream. */
+  wave?: { planId: string };
   /**
    * After the point of no return the old source follows the new primary (PostgreSQL: a subscription from a slot
    * made at the switch), so `cutover revert` can go back; `cutover finalize` ends it.

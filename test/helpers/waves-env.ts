@@ -152,6 +152,19 @@ export async function tenantWindows(planFile: string, tenants: readonly string[]
   return out;
 }
 
+/** How each tenant's run proved its catch-up (the `catch-up` step's method in its journal: gtid, copy, sentinel). */
+export async function tenantCatchUpMethods(planFile: string, tenants: readonly string[]): Promise<Map<string, string | undefined>> {
+  const plan = await loadPlan(planFile);
+  const out = new Map<string, string | undefined>();
+  for (const t of tenants) {
+    const tp = tenantPlan(plan, t);
+    const { records } = await replayJournal(tp.stateDir, planId(tp));
+    const ok = [...records].reverse().find((r) => r.step === 'catch-up' && r.status === 'ok');
+    out.set(t, (ok?.data as { method?: string } | undefined)?.method);
+  }
+  return out;
+}
+
 /** The host:port/db PgBouncer routes a tenant to (SHOW DATABASES on the admin console). */
 export async function bouncerRoute(e: PostgresEnv, tenant: string): Promise<string> {
   const c = new pg.Client({ host: '127.0.0.1', port: e.bouncer!.port, user: e.bouncer!.adminUser, password: e.bouncer!.adminPassword, database: 'pgbouncer' });
@@ -229,7 +242,7 @@ export async function seedMysqlTenants(e: MariadbEnv, tenants: readonly string[]
 
 export async function writeMysqlWavesPlan(
   e: MariadbEnv,
-  o: { name: string; tenants: readonly string[]; stateDir: string; routerFile: string; waves?: string; admin?: { user: string; passwordEnv: string }; extra?: string },
+  o: { name: string; tenants: readonly string[]; stateDir: string; routerFile: string; waves?: string; admin?: { user: string; passwordEnv: string }; extra?: string; method?: 'dump' | 'replication' },
 ): Promise<string> {
   const [user, src, dst] = o.admin ? [o.admin.user, o.admin.passwordEnv, o.admin.passwordEnv] : ['root', 'SRC_PW', 'DST_PW'];
   await mkdir(o.stateDir, { recursive: true });
@@ -241,7 +254,7 @@ export async function writeMysqlWavesPlan(
       `source: { url: "mariadb://${user}@127.0.0.1:${e.src.port}/", passwordEnv: ${src} }`,
       `target: { url: "mariadb://${user}@127.0.0.1:${e.dst.port}/", passwordEnv: ${dst} }`,
       `scope: { tenants: [${o.tenants.map((t) => `"${t}"`).join(', ')}] }`,
-      'method: dump',
+      `method: ${o.method ?? 'dump'}`,
       `readOnly: { mode: strict, roles: [${APP_USER}], drainTimeout: 300ms }`,
       `router: { kind: file, path: "${o.routerFile}", format: json }`,
       `state: "${o.stateDir}"`,

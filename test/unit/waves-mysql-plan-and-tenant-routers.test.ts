@@ -42,10 +42,30 @@ function issues(...rest: string[]): string[] {
 }
 
 describe('MariaDB/MySQL waves plan', () => {
-  it('needs method dump: per-tenant replication cannot run side by side from one source', () => {
-    expect(issues('router: { kind: none }')).toEqual([expect.stringMatching(/^method: replication: mariadb waves copy each tenant inside its own fence window/)]);
-    expect(issues('method: replication', 'router: { kind: none }')[0]).toMatch(/^method: replication/);
+  it('MariaDB: replication (the default) runs the tenants through one stream, named after the wave; no reverse path per tenant; dump stays', () => {
+    const p = mariadbPlan('router: { kind: none }');
+    expect(p.method).toBe('replication');
+    expect(tenantPlan(p, 'acme').wave).toEqual(tenantPlan(p, 'globex').wave);
+    expect(issues('router: { kind: none }', 'reverse: true')).toEqual([expect.stringMatching(/^reverse: mariadb waves by replication share one stream/)]);
     expect(mariadbPlan('method: dump', 'router: { kind: none }').method).toBe('dump');
+  });
+
+  it('MySQL: per-tenant replication cannot run side by side from one source, method dump is needed', () => {
+    const mysql = (...rest: string[]) =>
+      parsePlan(
+        [
+          'engine: mysql',
+          'source: { url: "mysql://root@10.0.0.1:3306/" }',
+          'target: { url: "mysql://root@10.0.0.2:3306/" }',
+          'scope: { tenants: [acme, globex] }',
+          'state: ./state',
+          'router: { kind: none }',
+          ...rest,
+        ].join('\n') + '\n',
+        '/srv/w/plan.yaml',
+      );
+    expect(() => mysql()).toThrow(/method: replication: mysql waves copy each tenant inside its own fence window/);
+    expect(mysql('method: dump').method).toBe('dump');
   });
 
   it('a one-database MariaDB plan keeps its method (the rule is for tenants only)', () => {
