@@ -29,16 +29,19 @@ const TENANTS = ['k1', 'k2', 'k3', 'k4', 'k5'];
  * PostgreSQL moves tenant databases and schemas of one database through PgBouncer; MariaDB moves tenant
  * databases through a file router, its router-aware writers retrying on the endpoint the file names.
  */
-const LAYOUTS: Record<Engine, Array<{ kind: string; layout: TenantLayout }>> = {
+const LAYOUTS: Record<Engine, Array<{ kind: string; layout: TenantLayout; method?: 'dump' | 'replication' }>> = {
   postgres: [
     { kind: 'databases', layout: {} },
     { kind: 'schemas of one database', layout: { database: 'shared' } },
   ],
-  mariadb: [{ kind: 'databases', layout: {} }],
+  mariadb: [
+    { kind: 'databases', layout: {} },
+    { kind: 'databases through one replication stream', layout: {}, method: 'replication' },
+  ],
 };
 
 describe.each(ENGINES)('%s', (engine) => {
-  describe.skipIf(envMissing(engine, { router: engine === 'postgres' })).each(LAYOUTS[engine])('cutover waves of tenant $kind SIGKILLed mid-wave (one tenant fenced), then run again', ({ layout }) => {
+  describe.skipIf(envMissing(engine, { router: engine === 'postgres' })).each(LAYOUTS[engine])('cutover waves of tenant $kind SIGKILLed mid-wave (one tenant fenced), then run again', ({ layout, method }) => {
     let e: CutoverEnv;
     let stateDir: string;
     const routerFile = () => join(stateDir, 'tenants.json');
@@ -55,7 +58,9 @@ describe.each(ENGINES)('%s', (engine) => {
 
     it('status tells done / in-flight / pending; the second run skips done tenants, resumes the fenced one, moves the rest; nothing lost', async () => {
       const plan =
-        e.engine === 'postgres' ? await writeWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, ...layout }) : await writeMysqlWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, routerFile: routerFile() });
+        e.engine === 'postgres'
+          ? await writeWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, ...layout })
+          : await writeMysqlWavesPlan(e, { name: 'kill', tenants: TENANTS, stateDir, routerFile: routerFile(), ...(method ? { method } : {}) });
       const grants = e.engine === 'mariadb' ? await appPrivileges(e.src, 'k4') : [];
       const workload = e.engine === 'postgres' ? new TenantWorkload(e, TENANTS, 3, layout).start() : new MysqlTenantWorkload(e, routerFile(), TENANTS, 3).start();
       let again;
