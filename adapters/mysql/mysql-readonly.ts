@@ -9,7 +9,8 @@ import { applyManagedFence, captureManagedFence, restoreManagedFence } from './m
 import { resolveProfile } from './mysql-privilege-profile.js';
 import { mysqlReadOnlyContext, mysqlScopeOf, type MysqlPrior, type MysqlReadOnlyContext, type MysqlScope } from './mysql-readonly-context.js';
 import { readOnlyStatus } from './mysql-readonly-status.js';
-import { applySchemaFence, captureSchemaGrants, restoreSchemaFence, schemaLeakCheck } from './mysql-schema-fence.js';
+import { applySchemaFence, binlogPosition, captureSchemaGrants, restoreSchemaFence, schemaLeakCheck } from './mysql-schema-fence.js';
+import { decodePosition } from './mysql-position.js';
 import { applySchemaReadOnly, restoreSchemaReadOnly, schemaState, watchSchemaReadOnly } from './mysql-schema-readonly.js';
 import { applyServerFence, restoreServerFence, serverState } from './mysql-server-fence.js';
 
@@ -87,7 +88,12 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
 
   /** The watch's own session must survive a fence that ends every client session (FenceOptions.clientsHeld). */
   async prepareLeakWatch(target: FenceTarget): Promise<LeakWatchSetup> {
-    return { method: this.scopeOf(target) === 'server' ? 'position' : 'sampled', sessions: [String(this.c.conn.threadId)] };
+    const scope = this.scopeOf(target);
+    const sessions = [String(this.c.conn.threadId)];
+    if (scope === 'server') return { method: 'position', sessions };
+    // A database fenced by revokes: its events in the binary log from the fence on are the leaks, whoever wrote them.
+    if (scope === 'schema-grants' && (await binlogPosition(this.c.q))) return { method: 'binlog', sessions };
+    return { method: 'sampled', sessions, ...(scope === 'schema-grants' ? { fallback: 'the binary log is off' } : {}) };
   }
 
   /**
@@ -99,7 +105,10 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
   async watchLeaks(target: FenceTarget, exempt: readonly string[], minMs: number, until: Promise<unknown>, fencePosition?: string): Promise<LeakCheck> {
     const scope = this.scopeOf(target);
     const warnings: string[] = [];
-    if (scope === 'schema-grants') return schemaLeakCheck(this.c.q, target.name!, minMs, 'all', exempt, warnings, until);
+    if (scope === 'schema-grants') {
+      const at = fencePosition ? decodePosition(fencePosition) : undefined;
+      return schemaLeakCheck(this.c.q, target.name!, minMs, 'all', exempt, warnings, until, at?.file ? { file: at.file, pos: at.pos! } : undefined);
+    }
     if (scope === 'schema') return watchSchemaReadOnly(this.c, target.name!, minMs, warnings, until);
     return watchServerLeaks(this.c, minMs, exempt, warnings, until, fencePosition);
   }

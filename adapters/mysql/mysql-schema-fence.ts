@@ -5,6 +5,7 @@ import { sleep } from '../../src/util/sleep.js';
 import { formatDuration } from '../../src/util/units.js';
 import { currentAccount, resolveAccounts } from './mysql-accounts.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
+import { encodePosition } from './mysql-position.js';
 import type { MysqlPrior, MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
@@ -187,6 +188,8 @@ export interface SchemaFenceOptions {
 }
 
 export interface SchemaFenceApplied {
+  /** The binary log position once the fence was in place (encodePosition), where a leak check starts reading. */
+  fencePosition?: string;
   revoked: string[];
   drained: SessionInfo[];
   terminated: SessionInfo[];
@@ -239,8 +242,9 @@ export async function applySchemaFence(q: Query, prior: SchemaFencePrior, stillW
     if (ended.has(s.threadId)) terminated.push(publicSession(s, reason));
     else warnings.push(`session ${s.threadId} (user ${s.user}) could not be killed`);
   }
-  const leakCheck = await schemaLeakCheck(q, o.schema, o.probeMs, [...new Set(stillWriting.map((s) => s.user))], exempt, warnings);
-  return { revoked, drained, terminated, warnings, leakCheck };
+  const at = await binlogPosition(q);
+  const leakCheck = await schemaLeakCheck(q, o.schema, o.probeMs, [...new Set(stillWriting.map((s) => s.user))], exempt, warnings, Promise.resolve(), at);
+  return { ...(at ? { fencePosition: encodePosition({ gtid: '', ...at }) } : {}), revoked, drained, terminated, warnings, leakCheck };
 }
 
 /** Grants back exactly what was recorded; accounts or roles dropped meanwhile are reported, not recreated. */
@@ -292,7 +296,7 @@ interface BinlogPos {
   pos: number;
 }
 
-async function binlogPosition(q: Query): Promise<BinlogPos | undefined> {
+export async function binlogPosition(q: Query): Promise<BinlogPos | undefined> {
   const rows = await q<RowDataPacket & { File?: string; Position?: string | number }>(`SHOW MASTER STATUS`, [], 'reading the binary log position');
   return rows[0]?.File ? { file: rows[0].File, pos: Number(rows[0].Position) } : undefined;
 }
@@ -334,6 +338,7 @@ export async function schemaLeakCheck(
   exempt: readonly string[],
   warnings: string[],
   until: Promise<unknown> = Promise.resolve(),
+  from?: BinlogPos,
 ): Promise<LeakCheck> {
   const started = Date.now();
   let settled = false;
@@ -341,7 +346,8 @@ export async function schemaLeakCheck(
     () => (settled = true),
     () => (settled = true),
   );
-  const startPos = await binlogPosition(q);
+  // From the fence's own position when it is known: nothing committed between the fence and this check escapes it.
+  const startPos = from ?? (await binlogPosition(q));
   const before = await tableFingerprint(q, schema);
   const seen = new Map<string, MysqlSession>();
   const present = new Map<string, MysqlSession>();
@@ -371,7 +377,7 @@ export async function schemaLeakCheck(
     for (const s of present.values()) writers.push(publicSession(s, `session in ${schema} of an account that can still write to it, while the schema changed (${what})`));
   }
   if (moved && writers.length === 0) writers.push({ id: `schema:${schema}`, user: '', reason: `schema ${schema} changed during the probe (${what}); no session was caught in the act (look at the binary log)` });
-  return { probeMs, clean: writers.length === 0, writers };
+  return { probeMs, clean: writers.length === 0, writers, ...(startPos && endPos ? { method: 'binlog' as const } : { method: 'sampled' as const, fallback: 'the binary log is off' }) };
 }
 
 /** Accounts (other than the tool's own) with write privileges on the schema itself, for `status`. */

@@ -429,6 +429,7 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
       result.leakCheck = { method: watcher.setup.method, ...(watcher.setup.fallback ? { fallback: watcher.setup.fallback } : {}) };
       const how = {
         decoded: 'a decoding slot reads every commit after the fence',
+        binlog: "the source's binary log from the fence to the point of no return must hold no event of the fenced database",
         trigger: 'the schema fence rejects every write itself; its trigger is checked on every table',
         position: "the source's write position (GTID set / binary log offset) must not move from the fence to the point of no return",
         sampled: `sampling sessions only (${watcher.setup.fallback ?? 'no decoding'})`,

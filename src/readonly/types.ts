@@ -104,7 +104,12 @@ export interface LeakCheck {
  * checked on every table; position: the server's write position (MySQL GTID set / binary log offset), which any
  * commit moves, compared between the fence and the end of the watch.
  */
-export type LeakCheckMethod = 'decoded' | 'sampled' | 'trigger' | 'position';
+/**
+ * decoded: a logical decoding slot reads every commit after the fence (PostgreSQL); binlog: the binary log from
+ * the fence position holds no event of the fenced database (MySQL/MariaDB database fence); position: the write
+ * position does not move (server fence); trigger: the schema fence's trigger; sampled: sessions sampled only.
+ */
+export type LeakCheckMethod = 'decoded' | 'binlog' | 'sampled' | 'trigger' | 'position';
 
 /** After the point of no return: what committed on the old source since the leak check ended (decoded only). */
 export interface LateLeakCheck {
