@@ -1,5 +1,7 @@
 import pg from 'pg';
 import type { KitEndpoint } from '../../src/rehearse/rehearsal-kit.js';
+import { adminClient, createManagedDatabase, type ManagedAdmin } from './postgres-managed-profile.js';
+import type { PostgresSandbox } from './postgres-sandbox.js';
 import { quoteIdent } from './postgres-sql.js';
 import { workloadTableSql } from './postgres-workload.js';
 
@@ -24,4 +26,26 @@ export async function loadSampleTables(c: pg.Client, rows: number, workloadTable
   await c.query(`INSERT INTO items (name, price, note) SELECT 'item ' || g, (g % 1000) / 10.0, md5(g::text) FROM generate_series(1, $1::int) g`, [rows]);
   await c.query(workloadTableSql(quoteIdent(workloadTable)));
   await c.query('ANALYZE');
+}
+
+/**
+ * A sample database on the rehearsal source with `rows` items and the workload table: made by the superuser, or in
+ * the managed profile by the admin, who owns the database and its tables (the fence and the publication need
+ * that) and grants the application role what the clients do.
+ */
+export async function createSampleDatabase(superuser: KitEndpoint, database: string, rows: number, table: string, managed?: { src: PostgresSandbox; admin: ManagedAdmin; appRole: string }): Promise<void> {
+  if (!managed) {
+    await withClient({ ...superuser, database: 'postgres' }, (c) => c.query(`CREATE DATABASE ${quoteIdent(database)}`));
+    await withClient({ ...superuser, database }, (c) => loadSampleTables(c, rows, table));
+    return;
+  }
+  await createManagedDatabase(managed.src, database, managed.admin);
+  const c = await adminClient(managed.src, managed.admin, database, 'cutover-rehearse');
+  try {
+    await loadSampleTables(c, rows, table);
+    await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${quoteIdent(managed.appRole)}`);
+    await c.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${quoteIdent(managed.appRole)}`);
+  } finally {
+    await c.end();
+  }
 }

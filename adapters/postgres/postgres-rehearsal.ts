@@ -7,10 +7,10 @@ import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
 import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
 import { startAllOrNone } from '../../src/sandbox/registry.js';
 import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
-import { MANAGED_APP_ROLE as APP_ROLE, MANAGED_REPLICATION_ROLE as REPLICATION_ROLE, adminClient, createManagedDatabase, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
-import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
+import { MANAGED_APP_ROLE as APP_ROLE, MANAGED_REPLICATION_ROLE as REPLICATION_ROLE, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
+import { REHEARSAL_TARGET_MAJOR, createSampleDatabase, withClient } from './postgres-rehearsal-sample.js';
 import { PostgresSandbox } from './postgres-sandbox.js';
-import { quoteIdent, quoteLiteral } from './postgres-sql.js';
+import { quoteIdent } from './postgres-sql.js';
 import { startTenantSandboxes } from './postgres-tenant-rehearsal.js';
 import { Workload, workloadTableSql } from './postgres-workload.js';
 
@@ -69,23 +69,9 @@ async function startPostgresSandboxes(onStarted: OnSandboxStarted, privileges: R
 
     /** `rows` items (a bigserial key, so the sequences step has work) and the workload table. */
     async loadSample(rows, table) {
-      if (!admin) {
-        await withClient({ ...superuser(src.port), database: 'postgres' }, (c) => c.query(`CREATE DATABASE ${quoteIdent(SAMPLE_DATABASE)}`));
-        await withClient(superuser(src.port), (c) => loadSampleTables(c, rows, table));
-        return;
-      }
-      // Managed: the customer's admin owns the database and its tables (the fence and the publication need that).
-      await createManagedDatabase(src, SAMPLE_DATABASE, admin);
-      const c = await adminClient(src, admin, SAMPLE_DATABASE, 'cutover-rehearse');
-      try {
-        await loadSampleTables(c, rows, table);
-        await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${quoteIdent(APP_ROLE)}`);
-        await c.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${quoteIdent(APP_ROLE)}`);
-      } finally {
-        await c.end();
-      }
+      await createSampleDatabase(superuser(src.port), SAMPLE_DATABASE, rows, table, admin ? { src, admin, appRole: APP_ROLE } : undefined);
       // The provider's own superuser session (a monitoring agent): the admin cannot end it; the fence names it.
-      provider = await providerSession(src, SAMPLE_DATABASE);
+      if (admin) provider = await providerSession(src, SAMPLE_DATABASE);
     },
 
     async plan(maxWriteBlocked) {

@@ -5,11 +5,10 @@ import { sandboxPlan } from '../../src/rehearse/sandbox-plan.js';
 import { startAllOrNone } from '../../src/sandbox/registry.js';
 import { ClientWorkload, type ClientWorkloadOptions, type WorkloadOp } from '../../src/sandbox/workload.js';
 import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
-import { REHEARSAL_TARGET_MAJOR, loadSampleTables, withClient } from './postgres-rehearsal-sample.js';
+import { REHEARSAL_TARGET_MAJOR, createSampleDatabase } from './postgres-rehearsal-sample.js';
 import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
-import { MANAGED_APP_ROLE, MANAGED_REPLICATION_ROLE, adminClient, createManagedDatabase, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
+import { MANAGED_APP_ROLE, MANAGED_REPLICATION_ROLE, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
 import { PostgresSandbox } from './postgres-sandbox.js';
-import { quoteIdent } from './postgres-sql.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
 const ENV = { source: 'REHEARSE_SOURCE_PASSWORD', target: 'REHEARSE_TARGET_PASSWORD', router: 'REHEARSE_ROUTER_PASSWORD', replication: 'REHEARSE_REPLICATION_PASSWORD' } as const;
@@ -66,23 +65,7 @@ export async function startTenantSandboxes(n: number, onStarted: OnSandboxStarte
     routerLabel: `PgBouncer ${bouncer.host}:${bouncer.port} (transaction pooling, ${n} tenant databases)${managed ? `, clients as ${MANAGED_APP_ROLE}` : ''}`,
 
     async loadSample(rowsPerTenant, table) {
-      for (const t of tenants) {
-        if (!admin) {
-          await withClient(superuser(src.port), (c) => c.query(`CREATE DATABASE ${quoteIdent(t)}`));
-          await withClient({ ...superuser(src.port), database: t }, (c) => loadSampleTables(c, rowsPerTenant, table));
-          continue;
-        }
-        // Managed: the customer's admin owns each tenant database and its tables (the fence and the publication need that).
-        await createManagedDatabase(src, t, admin);
-        const c = await adminClient(src, admin, t, 'cutover-rehearse');
-        try {
-          await loadSampleTables(c, rowsPerTenant, table);
-          await c.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${quoteIdent(MANAGED_APP_ROLE)}`);
-          await c.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${quoteIdent(MANAGED_APP_ROLE)}`);
-        } finally {
-          await c.end();
-        }
-      }
+      for (const t of tenants) await createSampleDatabase(superuser(src.port), t, rowsPerTenant, table, admin ? { src, admin, appRole: MANAGED_APP_ROLE } : undefined);
       // The provider's own superuser session (a monitoring agent) on one tenant: the admin cannot end it; its fence names it.
       if (admin) provider = await providerSession(src, tenants[0]!);
     },

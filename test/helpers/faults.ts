@@ -74,17 +74,31 @@ export function onJournal(stateDir: string, step: string, status: 'begin' | 'ok'
 }
 
 /** Every process's argv on this machine (NUL separators as spaces). */
-export async function allCmdlines(): Promise<string[]> {
-  const out: string[] = [];
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
+/**
+ * The command lines of this test process's descendants (the tool it runs and whatever the tool runs): other test
+ * files run beside it on the same machine with their own clients, whose argv is theirs to answer for.
+ */
+export async function allCmdlines(root = process.pid): Promise<string[]> {
+  const parent = new Map<number, number>();
+  const lines = new Map<number, string>();
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so read after the last ')'.
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (Number.isFinite(ppid)) parent.set(pid, ppid);
     const text = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (text) out.push(text.replace(/\0/g, ' '));
+    if (text) lines.set(pid, text.replace(/\0/g, ' '));
   }
-  return out;
+  const descends = (pid: number) => {
+    for (let p = parent.get(pid), hops = 0; p !== undefined && p > 0 && hops < 64; p = parent.get(p), hops++) if (p === root) return true;
+    return false;
+  };
+  return [...lines].filter(([pid]) => descends(pid)).map(([, line]) => line);
 }
 
-/** Polls every process's argv until stopped; returns the command lines that contained a secret. */
+/** Polls the argv of every process this test started (and their children) until stopped; returns the command lines that contained a secret. */
 export function watchArgv(secrets: string[]): { stop(): Promise<string[]> } {
   let watching = true;
   const seen = new Set<string>();

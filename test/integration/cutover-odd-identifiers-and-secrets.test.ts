@@ -5,22 +5,12 @@ import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, ENGINES, envMissing, startCutoverEnv, writePlan, type CutoverEnv } from '../helpers/cutover-env.js';
 import { connect, exec as mysqlExec, readOnly } from '../helpers/mariadb.js';
 import { client, exec } from '../helpers/pg.js';
+import { allCmdlines } from '../helpers/faults.js';
 
 const PG_DB = 'Shop "Ünï" db-1';
 const MARIADB_DB = "Shop `Ü` 'db'-1";
 const qi = (s: string) => `"${s.replace(/"/g, '""')}"`;
 const bq = (s: string) => '`' + s.replace(/`/g, '``') + '`';
-
-/** Every process's argv on this machine, read while the cutover runs. */
-async function allCmdlines(): Promise<string[]> {
-  const out: string[] = [];
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    const text = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (text) out.push(text.replace(/\0/g, ' '));
-  }
-  return out;
-}
 
 /** A database whose database, schema, table, column, sequence and role names need quoting in each engine. */
 async function seedOddNames(e: CutoverEnv): Promise<void> {
