@@ -2,7 +2,7 @@
 import type { Finding, SyncSummary } from './engine/cutover-adapter.js';
 import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type LockOptions, type RollbackResult, type RunOptions, type RunResult } from './engine/run.js';
 import { loadPlanFile, openSessionFor, type PlanInput, type PlanSession } from './engine/session.js';
-import { rollbackTenant, runWaves, tenantOfWave, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
+import { checkWave, rollbackTenant, runWaves, tenantOfWave, wavesStatus as wavesStatusOf, type WavesOptions, type WavesResult, type WavesStatus } from './engine/waves.js';
 import type { Plan, PlanSecrets } from './plan/index.js';
 import { planStatus, type PlanStatus } from './engine/status.js';
 import { finalizePlan, openRevertSession, revertPlan, rollbackRevert, type FinalizeResult, type RevertOptions } from './engine/revert.js';
@@ -77,7 +77,19 @@ async function withLoadedPlan<T>({ plan, planId, secrets }: LoadedPlan, opts: Pl
 
 /** Preflight findings for a plan; changes nothing. `schema`: also compare the source's and target's schemas. */
 export async function check(plan: PlanInput, opts: PlanCommandOptions & { schema?: boolean } = {}): Promise<CheckResult> {
-  return withPlan(plan, opts, async (s) => {
+  const loaded = await loadPlanFile(plan, opts.env ?? process.env);
+  if (loaded.plan.scope.kind === 'tenants') {
+    // A waves plan: every tenant not yet moved, as its run will check it.
+    return withLoadedWavesPlan(loaded, opts, async (p, secrets) => {
+      const r = await checkWave(p, secrets);
+      const findings: Finding[] = [
+        { severity: 'info', check: 'tenants', message: `${r.tenants} tenant(s) checked${r.skipped.length ? `; not checked (done or in flight): ${r.skipped.join(', ')}` : ''}`, why: '—', fix: '—' },
+        ...r.findings,
+      ];
+      return { planId: loaded.planId, findings, blockers: findings.filter((f) => f.severity === 'blocker').length };
+    });
+  }
+  return withLoadedPlan(loaded, opts, async (s) => {
     const findings = await preflightFindings(s);
     if (opts.schema) findings.push(...((await s.adapter.schemaDrift?.()) ?? [{ severity: 'info', check: 'schema drift', message: `not compared for ${s.plan.engine}`, why: '—', fix: '—' }]));
     return { planId: s.planId, findings, blockers: findings.filter((f) => f.severity === 'blocker').length };

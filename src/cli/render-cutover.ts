@@ -4,8 +4,16 @@ import { formatBytes, formatDuration } from '../util/units.js';
 
 const LABEL: Record<Finding['severity'], string> = { blocker: 'BLOCKER', warning: 'warning', info: 'info' };
 
+/** Up to five tenant names, then how many more. */
+function namedTenants(tenants: readonly string[]): string {
+  return tenants.length > 5 ? `${tenants.slice(0, 5).join(', ')} +${tenants.length - 5}` : tenants.join(', ');
+}
+
 export function renderFindings(findings: Finding[]): string[] {
-  const lines = findings.map((f) => `  [${LABEL[f.severity]}] ${f.check}${f.object ? ` (${f.object})` : ''}: ${f.message}${f.severity === 'info' ? '' : `\n      why: ${f.why}\n      fix: ${f.fix}`}`);
+  const lines = findings.map(
+    (f) =>
+      `  [${LABEL[f.severity]}] ${f.check}${f.object ? ` (${f.object})` : ''}${f.tenants ? ` [tenant${f.tenants.length > 1 ? 's' : ''} ${namedTenants(f.tenants)}]` : ''}: ${f.message}${f.severity === 'info' ? '' : `\n      why: ${f.why}\n      fix: ${f.fix}`}`,
+  );
   const blockers = findings.filter((f) => f.severity === 'blocker').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
   return [...lines, blockers ? `preflight: ${blockers} blocker(s), ${warnings} warning(s)` : `preflight: ok (${warnings} warning(s))`];

@@ -6,6 +6,8 @@ export interface Finding {
   severity: 'blocker' | 'warning' | 'info';
   check: string;
   object?: string;
+  /** A waves plan's check: the tenants that made this finding (absent: every tenant checked, or a one-database plan). */
+  tenants?: string[];
   message: string;
   why: string;
   fix: string;

@@ -9,7 +9,8 @@ import { formatBytes, formatDuration } from '../util/units.js';
 import type { JournalRecord } from './journal.js';
 import { PlanLock } from './lock.js';
 import { finalized, lastOkData, planPhase, type PlanPhase } from './phase.js';
-import { resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions } from './run.js';
+import type { Finding } from './cutover-adapter.js';
+import { preflightFindings, resumePlan, rollbackPlan, runPlan, syncPlan, type CutoverEvent, type RollbackResult, type RunOptions } from './run.js';
 import { openPlanState, openSessionFor, revertPlanId, type PlanSession } from './session.js';
 import type { StateStore, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from './state-store.js';
 import { sleep } from '../util/sleep.js';
@@ -125,6 +126,56 @@ function tally(rows: readonly TenantRow[]): { counts: Record<TenantState, number
   const counts: Record<TenantState, number> = { pending: 0, syncing: 0, synced: 0, 'in-flight': 0, done: 0, failed: 0, 'rolled-back': 0 };
   for (const t of rows) counts[t.state]++;
   return { counts, windows: windowStats(rows.filter((t) => t.state === 'done' && t.writeBlockedMs !== undefined).map((t) => t.writeBlockedMs!)) };
+}
+
+/** How many tenants `check` looks at side by side (each opens its own sessions to both servers). */
+const CHECK_LANES = 4;
+
+/**
+ * `cutover check` of a waves plan: each tenant's preflight as its run would make it (a synced tenant as synced),
+ * the tenants already done or in flight left out. A finding every checked tenant makes the same way (a server
+ * setting) is listed once; the others name their tenants.
+ */
+export async function checkWave(plan: Plan, secrets: PlanSecrets): Promise<{ findings: Finding[]; tenants: number; skipped: string[] }> {
+  const store = await openPlanState(plan, secrets);
+  try {
+    const tenants = await waveTenants(plan, secrets);
+    const skipped: string[] = [];
+    const perTenant = await runPool(tenants, CHECK_LANES, async (tenant): Promise<Finding[]> => {
+      try {
+        const { tp, id, records } = await tenantRecords(plan, tenant, store);
+        const { state, phase } = stateOf(records);
+        if (state === 'done' || state === 'in-flight') {
+          skipped.push(`${tenant} (${state})`);
+          return [];
+        }
+        const s = await openSessionFor(tp, id, secrets, { state: store });
+        try {
+          return await preflightFindings(s, { synced: phase === 'synced' });
+        } finally {
+          await s.close();
+        }
+      } catch (e) {
+        const error = errorOf(e);
+        return [{ severity: 'blocker', check: 'tenant', object: tenant, message: redactText(error.message, secrets.all), why: 'its preflight could not run', fix: error.hint ?? 'fix the cause, then check again' }];
+      }
+    });
+    const left = new Set(skipped.map((x) => x.slice(0, x.lastIndexOf(' ('))));
+    const checked = tenants.filter((t) => !left.has(t));
+    const byKey = new Map<string, Finding & { tenants: string[] }>();
+    tenants.forEach((tenant, i) => {
+      for (const f of perTenant[i] ?? []) {
+        const key = JSON.stringify([f.severity, f.check, f.object, f.message]);
+        const seen = byKey.get(key);
+        if (seen) seen.tenants.push(tenant);
+        else byKey.set(key, { ...f, tenants: [tenant] });
+      }
+    });
+    const findings = [...byKey.values()].map(({ tenants: named, ...f }) => (named.length === checked.length && checked.length > 1 ? f : { ...f, tenants: named }));
+    return { findings, tenants: checked.length, skipped };
+  } finally {
+    await store.close();
+  }
 }
 
 /**

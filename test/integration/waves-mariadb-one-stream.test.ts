@@ -43,7 +43,7 @@ describe.skipIf(mariadbMissing)(`MariaDB waves by replication: ${N} tenant datab
   beforeAll(async () => {
     e = await startWavesEnv('mariadb');
     stateRoot = await tempStateDir(e.src.dir);
-    await seedMysqlTenants(e, [...C1, ...C4], 2000);
+    await seedMysqlTenants(e, [...C1, ...C4, 'g_ok'], 2000);
   });
   afterAll(async () => e?.stop());
 
@@ -54,6 +54,10 @@ describe.skipIf(mariadbMissing)(`MariaDB waves by replication: ${N} tenant datab
     const routerFile = join(stateRoot, `c${concurrency}-tenants.json`);
     const stateDir = join(stateRoot, `c${concurrency}`);
     const plan = await writeMysqlWavesPlan(e, { name: `c${concurrency}`, tenants, stateDir, routerFile, method: 'replication' });
+    // check of a waves plan: every tenant's preflight, as its run will make it.
+    const check = await cli(['check', plan, '--json'], e.env);
+    expect(check.code, check.err + check.out).toBe(0);
+    expect(check.json().findings[0].message).toBe(`${tenants.length} tenant(s) checked`);
     // Each writer keeps a connection per tenant it wrote to: writers × tenants stay under the sandbox's max_connections.
     const workload = new MysqlTenantWorkload(e, routerFile, tenants, 6).start();
     // While the wave runs: how many replica connections the target has at once, and how many tenants the stream carries.
@@ -101,9 +105,29 @@ describe.skipIf(mariadbMissing)(`MariaDB waves by replication: ${N} tenant datab
       `mariadb waves by replication c=${concurrency}: ${tenants.length} tenants in ${result.wallMs} ms; windows p50 ${result.windows.p50Ms} p95 ${result.windows.p95Ms} max ${result.windows.maxMs} ms; ${writes.length} writes`,
     );
 
+    // Checked again after the wave: every tenant is done, none is checked.
+    const after = await cli(['check', plan, '--json'], e.env);
+    expect(after.code, after.err).toBe(0);
+    expect(after.json().findings[0].message).toMatch(/^0 tenant\(s\) checked; not checked \(done or in flight\): .*\(done\)/);
+
     // The last tenant to leave dropped the stream and the wave's replication account.
     expect((await rows(e.dst, 'SHOW ALL SLAVES STATUS')).filter((x) => String(x.Connection_name).startsWith('cutover_'))).toEqual([]);
     expect(await rows(e.src, `SELECT User FROM mysql.user WHERE User LIKE 'cutover\\_repl\\_%'`)).toEqual([]);
+  });
+
+  it('check of a waves plan names the tenant a blocker belongs to (exit 3), and moves nothing', async () => {
+    const plan = await writeMysqlWavesPlan(e, { name: 'gone', tenants: ['g_ok', 'no_such_tenant'], stateDir: join(stateRoot, 'gone'), routerFile: join(stateRoot, 'gone.json'), method: 'replication' });
+    const r = await cli(['check', plan, '--json'], e.env);
+    expect(r.code, r.err).toBe(3);
+    const blockers = (r.json().findings as Array<{ severity: string; message: string; tenants?: string[] }>).filter((f) => f.severity === 'blocker');
+    expect(blockers.length).toBeGreaterThan(0);
+    expect(
+      blockers.map((b) => b.tenants),
+      JSON.stringify(blockers),
+    ).toEqual(blockers.map(() => ['no_such_tenant']));
+    const human = await cli(['check', plan], e.env);
+    expect(human.code).toBe(3);
+    expect(human.err + human.out).toMatch(/\[tenant no_such_tenant\]/);
   });
 
   it('plan: reverse with waves by replication is refused naming the key (exit 2)', async () => {
