@@ -53,7 +53,7 @@ import {
   TOOL_SCHEMA,
   type PgMoveScope,
 } from './postgres-replication.js';
-import { openReversePublisher, restoreTargetIdentities, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
+import { EarlyReverseSlot, openReversePublisher, restoreTargetIdentities, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
@@ -806,9 +806,29 @@ export class PostgresCutover implements CutoverAdapter {
     return this.cfg.reverseName;
   }
 
+  private earlyReverse?: EarlyReverseSlot;
+
+  async reversePrepare(): Promise<void> {
+    const name = this.reverseName();
+    if (this.earlyReverse) return;
+    const c = await connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover reverse', lockTimeoutMs: this.cfg.lockTimeoutMs });
+    try {
+      this.earlyReverse = await this.on('target', "making the reverse path's early slot", () => EarlyReverseSlot.make(c, name));
+    } catch (e) {
+      await c.end().catch(() => {});
+      throw e;
+    }
+  }
+
   async reverseBegin(): Promise<void> {
     const name = this.reverseName();
-    await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull));
+    const early = this.earlyReverse;
+    this.earlyReverse = undefined;
+    try {
+      await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull, early));
+    } finally {
+      await early?.close();
+    }
   }
 
   async reverseStart(): Promise<void> {
@@ -871,6 +891,6 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.src.end(), this.dstAdmin.end(), this.dstDb?.end()].map((p) => p?.catch(() => {})));
+    await Promise.all([this.src.end(), this.dstAdmin.end(), this.dstDb?.end(), this.earlyReverse?.close()].map((p) => p?.catch(() => {})));
   }
 }

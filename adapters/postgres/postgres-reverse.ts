@@ -19,13 +19,55 @@ import { quoteIdent } from './postgres-sql.js';
 
 /** Bound on making the slot inside the window: it waits for transactions that hold an xid on the target. */
 const SLOT_TIMEOUT_MS = 3_000;
+/** Bound on making the early slot before the hold (outside the window; a timeout leaves the in-window way). */
+const EARLY_SLOT_TIMEOUT_MS = 15_000;
+
+/**
+ * The reverse slot's early twin: a temporary slot made before the hold on a session of its own, so the wait for the
+ * target's running transactions (the forward apply worker's, anyone's long one) is not inside the window. At the
+ * switch it is advanced to the switch position and copied into the persistent slot, which therefore still exists
+ * only once positioned at the switch (a resumed run relies on that). Temporary: a crash, an error on its session
+ * (PostgreSQL drops a session's temporary slots on error) or the session's end drops it; nothing to clean up.
+ */
+export class EarlyReverseSlot {
+  private constructor(
+    private readonly c: PgClient,
+    readonly slot: string,
+  ) {}
+
+  static async make(c: PgClient, name: string): Promise<EarlyReverseSlot> {
+    const slot = `${name.slice(0, 57)}_early`;
+    await c.query(`SELECT set_config('statement_timeout', $1, false)`, [String(EARLY_SLOT_TIMEOUT_MS)]);
+    await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput', true)`, [slot]);
+    await c.query('RESET statement_timeout');
+    return new EarlyReverseSlot(c, slot);
+  }
+
+  /**
+   * Moves the slot to the target's current position and copies it to `name` (persistent). The copy's stream starts
+   * there: every transaction committed after it, none before. The forward apply worker commits asynchronously and
+   * an advance stops at the flushed position, so a transaction that writes WAL (a temporary table's catalog rows;
+   * a bare xid is not flushed) and commits synchronously flushes the applied commits first.
+   */
+  async copyTo(name: string): Promise<{ slotLsn: string }> {
+    await this.c.query(`BEGIN READ WRITE; SET LOCAL synchronous_commit = on; CREATE TEMP TABLE cutover_wal_flush ON COMMIT DROP AS SELECT 1 AS x; COMMIT`);
+    await this.c.query(`SELECT end_lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())`, [this.slot]);
+    const { rows } = await this.c.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_copy_logical_replication_slot($1, $2, false)`, [this.slot, name]);
+    return { slotLsn: rows[0]!.l };
+  }
+
+  /** Ends its session, which drops the temporary slot. */
+  async close(): Promise<void> {
+    await this.c.end().catch(() => {});
+  }
+}
 
 /**
  * Publication of the moved tables (and the sentinel) and the slot at the current position, on the target's
  * database. Refused while a table has no replica identity: publishing it would make every UPDATE or DELETE on it
  * fail on the new primary. Repeatable: an existing slot is kept (it was made at the switch).
  */
-export async function openReversePublisher(dst: PgClient, name: string, scope: PgMoveScope, identityFull: (table: string) => boolean): Promise<{ slotLsn: string }> {
+export async function openReversePublisher(dst: PgClient, name: string, scope: PgMoveScope, identityFull: (table: string) => boolean, early?: EarlyReverseSlot): Promise<{ slotLsn: string }> {
   const existing = await dst.query<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [name]);
   if (existing.rows.length) return { slotLsn: existing.rows[0]!.l };
   // Tables the plan publishes with REPLICA IDENTITY FULL on the source get it on the target too (nothing holds
@@ -38,6 +80,11 @@ export async function openReversePublisher(dst: PgClient, name: string, scope: P
       `table(s) without a primary key or replica identity on the target (${keyless.slice(0, 3).join(', ')}): publishing them would make their UPDATEs and DELETEs fail on the new primary (tables.keyless: full carries them back)`,
     );
   await ensurePublication(dst, name, scope, await publishableTables(dst, scope.schema));
+  if (early) {
+    // A failure here (its session gone, say) leaves the slot to be made below, as without the early one.
+    const copied = await early.copyTo(name).catch(() => undefined);
+    if (copied) return copied;
+  }
   await dst.query(`SELECT set_config('statement_timeout', $1, false)`, [String(SLOT_TIMEOUT_MS)]);
   try {
     const { rows } = await dst.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);

@@ -264,8 +264,11 @@ export interface CutoverAdapter {
    * before the target opens (nothing can write it), fix the stream's start at the switch position (PostgreSQL:
    * publication and slot on the target). `reverseStart`: after the lift, make the old source follow from there;
    * it throws when reverseBegin did not run before the target opened. `reverseState`: how that stream stands.
-   * `reverseEnd`: drop it (`cutover finalize`). Each is safe to repeat.
+   * `reverseEnd`: drop it (`cutover finalize`). Each is safe to repeat. `reversePrepare`: before the hold, whatever
+   * makes reverseBegin fast and waits on the target (PostgreSQL: a temporary slot whose creation waits for running
+   * transactions); reverseBegin works without it.
    */
+  reversePrepare?(): Promise<void>;
   reverseBegin?(): Promise<void>;
   reverseStart?(): Promise<void>;
   reverseState?(): Promise<ReverseState>;

@@ -544,7 +544,7 @@ async function fenceAndSwitch(
   try {
     // Logins before the hold, so none happens inside the window: the fence's and the target hold's connections
     // and the router's pausing one.
-    await Promise.all([assertSourceLock(s), s.sourceFence.prepare?.(), s.targetHold.prepare?.(), s.router?.prepareHold?.()]);
+    await Promise.all([assertSourceLock(s), s.sourceFence.prepare?.(), s.targetHold.prepare?.(), s.router?.prepareHold?.(), prepareReverse(s, runner)]);
     blockedFrom = Date.now();
     if (s.router) {
       await runner.step('hold', `hold new queries at ${s.router.describe()}`, () => {
@@ -705,6 +705,16 @@ async function beginReverse(s: PlanSession, runner: Runner, resumed: boolean): P
     const why = e instanceof Error ? e.message : String(e);
     runner.warnings.push(`reverse path unavailable (cutover revert will refuse): ${why}`);
     return `unavailable: ${why}`;
+  }
+}
+
+/** Before the hold: what the reverse path waits for is done here, not in the window. A failure only costs that. */
+async function prepareReverse(s: PlanSession, runner: Runner): Promise<void> {
+  if (!s.plan.reverse || s.direction !== 'forward' || !s.adapter.reversePrepare) return;
+  try {
+    await s.adapter.reversePrepare();
+  } catch (e) {
+    runner.emit('repoint', 'info', `the reverse path's slot will be made inside the window (preparing it failed: ${e instanceof Error ? e.message : String(e)})`);
   }
 }
 

@@ -1,3 +1,5 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientBinary } from '../../adapters/postgres/postgres-binaries.js';
@@ -13,7 +15,7 @@ const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 if (unavailable && process.env.CI === 'true') throw new Error(`pg-revert needs ${unavailable}`);
 if (unavailable) console.log(`skipped: ${unavailable}`);
 
-const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse', 'bench', 'final'];
+const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse', 'bench', 'final', 'openxact'];
 const pgbenchMissing = await missing('pgbench', () => findClientBinary('pgbench'));
 
 /** Objects of the reverse path (and of the forward one) left on a server. */
@@ -27,6 +29,13 @@ async function replicationObjects(sb: PostgresEnv['src'], db: string): Promise<{
   } finally {
     await c.end();
   }
+}
+
+/** The journals in `stateDir` that record a fence. */
+async function journalsWithFence(stateDir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const f of (await readdir(stateDir)).filter((n) => n.endsWith('.journal'))) if (/"step":"fence"/.test(await readFile(join(stateDir, f), 'utf8'))) found.push(f);
+  return found;
 }
 
 describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the reverse path (PgBouncer, writers throughout)', () => {
@@ -186,6 +195,55 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     const late = await cli(['revert', plan, '--yes'], e.env);
     expect(late.code).toBe(3);
     expect(late.err).toMatch(/finalize/);
+  });
+
+  it('a transaction holding an xid on the target across the window: the reverse slot made before the hold is copied at the switch, the path follows and carries only later writes', async () => {
+    const plan = await writePlan(e, { db: 'openxact', stateDir, router: true });
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+    const workload = workloadThroughBouncer(e, 'openxact', 2);
+    const holder = await client(e.dst, { database: 'postgres' });
+    let run;
+    try {
+      // The fence waits 2 s after the hold; the early slot exists by then, and the transaction opened now is one
+      // a slot made inside the window would wait for (3 s bound: the reverse path would be unavailable).
+      const fencedBefore = await journalsWithFence(stateDir);
+      const running = cli(['run', plan, '--yes', '--json'], e.env, { testPause: { step: 'fence', delayMs: 2000 } });
+      // Inside the window: this run's journal (the one new journal with a fence) has the fence's begin.
+      const deadline = Date.now() + 30_000;
+      let inWindow = false;
+      while (!inWindow && Date.now() < deadline) {
+        inWindow = (await journalsWithFence(stateDir)).some((f) => !fencedBefore.includes(f));
+        if (!inWindow) await sleep(10);
+      }
+      expect(inWindow).toBe(true);
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_current_xact_id()');
+      run = await running;
+    } finally {
+      await holder.query('COMMIT').catch(() => {});
+      await holder.end();
+      var w = await workload.stop();
+    }
+    expect(run.code, run.err).toBe(0);
+    expect(run.json().reverse).toEqual({ state: 'following' });
+    expect(w.writeErrors).toBe(0);
+    const { slots } = await replicationObjects(e.dst, 'openxact');
+    expect(slots.filter((n) => n.endsWith('_early'))).toEqual([]);
+    // A write on the new primary reaches the old source, and nothing the forward stream applied came back twice
+    // (a duplicate key would disable the reverse subscription: status would say broken).
+    const c = await client(e.dst, { database: 'openxact' });
+    await c.query(`INSERT INTO items (name) VALUES ('after the switch')`);
+    await c.end();
+    const s = await client(e.src, { database: 'openxact' });
+    const until = Date.now() + 20_000;
+    while ((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length === 0 && Date.now() < until) await sleep(100);
+    expect((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length).toBe(1);
+    await s.end();
+    expect(await missingOn(e.src, 'openxact', w)).toEqual([]);
+    await sleep(500);
+    expect((await cli(['status', plan, '--json'], e.env)).json().reverse).toMatchObject({ state: 'following' });
+    // Roles are per server: the finalize test below expects none of the reverse path's left.
+    expect((await cli(['finalize', plan, '--yes'], e.env)).code).toBe(0);
   });
 
   it('reverse: false: no reverse objects anywhere, revert refused (exit 2) saying why', async () => {

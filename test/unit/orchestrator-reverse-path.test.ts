@@ -12,6 +12,7 @@ import { fakeSession, journalLines, journalRecords, type FakeSession } from '../
 /** The fake adapter with the reverse path's methods, each logged as `adapter.<method>`. */
 function withReverse(f: FakeSession, state: ReverseState['state'] = 'following'): void {
   Object.assign(f.adapter, {
+    reversePrepare: () => f.world.act('adapter.reversePrepare'),
     reverseBegin: () => f.world.act('adapter.reverseBegin'),
     reverseStart: () => f.world.act('adapter.reverseStart'),
     streamState: async (): Promise<ReverseState> => {
@@ -46,6 +47,23 @@ describe('the reverse path never fails a cutover past its point of no return (fa
     expect(log.indexOf('adapter.reverseBegin')).toBeLessThan(log.lastIndexOf('hold.off'));
     expect(log.indexOf('adapter.cleanup')).toBeLessThan(log.indexOf('adapter.reverseStart'));
     expect((await journalLines(f.session)).slice(-5)).toEqual(['cleanup ok', 'reverse begin', 'reverse ok', 'report begin', 'report ok']);
+  });
+
+  it('prepared before the hold (what it waits for stays out of the window); a failed prepare only leaves the slot to reverseBegin', async () => {
+    const r = await runPlan(f.session);
+    expect(r.reverse).toEqual({ state: 'following' });
+    const log = f.world.log;
+    expect(log.indexOf('adapter.reversePrepare')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('adapter.reversePrepare')).toBeLessThan(log.indexOf('router.hold'));
+
+    const g = fakeSession(await mkdtemp(join(tmpdir(), 'cutover-reverse-prep-')));
+    withReverse(g);
+    await syncPlan(g.session);
+    g.world.fail('adapter.reversePrepare', new Error('statement timeout'));
+    const failed = await runPlan(g.session);
+    expect(failed.outcome).toBe('done');
+    expect(failed.reverse).toEqual({ state: 'following' });
+    expect(g.world.ops('adapter.reverseBegin')).toHaveLength(1);
   });
 
   it('reverseBegin fails: the cutover completes (done), the reverse path is reported unavailable and never started', async () => {
