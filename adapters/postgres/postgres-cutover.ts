@@ -733,6 +733,7 @@ export class PostgresCutover implements CutoverAdapter {
   private async keepsReversePath(): Promise<boolean> {
     const name = this.cfg.reverseName;
     if (name === undefined || !(await this.targetDbExists())) return false;
+    await this.reverseSettled();
     return this.on('target', 'looking for the reverse slot', async () => reverseSlotExists(await this.targetDb(), name));
   }
 
@@ -820,19 +821,41 @@ export class PostgresCutover implements CutoverAdapter {
     }
   }
 
+  /** The early slot's settle after the release (advance to the switch position, copy): awaited before cleanup. */
+  private reverseSettle?: Promise<Error | undefined>;
+
   async reverseBegin(): Promise<void> {
     const name = this.reverseName();
     const early = this.earlyReverse;
     this.earlyReverse = undefined;
     try {
-      await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull, early));
-    } finally {
+      const opened = await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull, early));
+      if (opened.settle && early) {
+        // The position is fixed; the slot's making runs on the early slot's own session, beside the rest of the window.
+        const settle = opened.settle;
+        this.reverseSettle = settle().then(
+          () => undefined,
+          (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+        );
+        void this.reverseSettle.finally(() => early.close());
+        return;
+      }
+    } catch (e) {
       await early?.close();
+      throw e;
     }
+    await early?.close();
+  }
+
+  /** Waits for the early slot's settle; its error, if any (the reverse path is then unavailable). */
+  private async reverseSettled(): Promise<Error | undefined> {
+    return this.reverseSettle ? await this.reverseSettle : undefined;
   }
 
   async reverseStart(): Promise<void> {
     const name = this.reverseName();
+    const settleError = await this.reverseSettled();
+    if (settleError) throw new OperationError(`the reverse slot could not be made from the early slot: ${settleError.message}`);
     const dst = await this.targetDb();
     if (!(await reverseSlotExists(dst, name)))
       throw new OperationError(`no reverse slot ${name} on the target: it is made at the switch only, before the target opens (a resumed run cannot know what the target took since)`);
@@ -891,6 +914,7 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   async close(): Promise<void> {
+    await this.reverseSettled();
     await Promise.all([this.src.end(), this.dstAdmin.end(), this.dstDb?.end(), this.earlyReverse?.close()].map((p) => p?.catch(() => {})));
   }
 }

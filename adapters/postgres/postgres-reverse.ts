@@ -1,5 +1,6 @@
 import type { ReverseState } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
+import { sleep } from '../../src/util/sleep.js';
 import { publishableTables } from './postgres-checks.js';
 import type { PgClient } from './postgres-connection.js';
 import { keylessTables } from './postgres-keyless.js';
@@ -22,12 +23,18 @@ const SLOT_TIMEOUT_MS = 3_000;
 /** Bound on making the early slot before the hold (outside the window; a timeout leaves the in-window way). */
 const EARLY_SLOT_TIMEOUT_MS = 15_000;
 
+/** How long the settle waits for the target to flush the switch position by itself before it commits to force it. */
+const FLUSH_WAIT_MS = 1_000;
+
 /**
  * The reverse slot's early twin: a temporary slot made before the hold on a session of its own, so the wait for the
- * target's running transactions (the forward apply worker's, anyone's long one) is not inside the window. At the
- * switch it is advanced to the switch position and copied into the persistent slot, which therefore still exists
- * only once positioned at the switch (a resumed run relies on that). Temporary: a crash, an error on its session
- * (PostgreSQL drops a session's temporary slots on error) or the session's end drops it; nothing to clean up.
+ * target's running transactions (the forward apply worker's, anyone's long one) is not inside the window. Inside
+ * the window only the switch position is read (the WAL insert position: every commit before it, the forward stream's
+ * last asynchronous ones included, is before it; every later one after). After the release, `settle` advances the
+ * slot to exactly that position and copies it into the persistent slot, which therefore exists only once
+ * positioned at the switch (a resumed run relies on that; a copy is on disk at once, an advance only at the next
+ * checkpoint). Temporary: a crash, an error on its session (PostgreSQL drops a session's temporary slots on error)
+ * or the session's end drops it; nothing to clean up.
  */
 export class EarlyReverseSlot {
   private constructor(
@@ -43,15 +50,23 @@ export class EarlyReverseSlot {
     return new EarlyReverseSlot(c, slot);
   }
 
+  /** Inside the window, nothing writing the target: the switch position. */
+  async switchPosition(): Promise<string> {
+    return (await this.c.query<{ l: string }>(`SELECT pg_current_wal_insert_lsn()::text AS l`)).rows[0]!.l;
+  }
+
   /**
-   * Moves the slot to the target's current position and copies it to `name` (persistent). The copy's stream starts
-   * there: every transaction committed after it, none before. The forward apply worker commits asynchronously and
-   * an advance stops at the flushed position, so a transaction that writes WAL (a temporary table's catalog rows;
-   * a bare xid is not flushed) and commits synchronously flushes the applied commits first.
+   * Out of the window: the slot advanced to `at` and copied to `name` (persistent). An advance stops at the flushed
+   * position, so `at` must be flushed first: the WAL writer does within its delay, or a synchronous commit that
+   * writes WAL (a temporary table's catalog rows; a bare xid is not flushed) forces it.
    */
-  async copyTo(name: string): Promise<{ slotLsn: string }> {
-    await this.c.query(`BEGIN READ WRITE; SET LOCAL synchronous_commit = on; CREATE TEMP TABLE cutover_wal_flush ON COMMIT DROP AS SELECT 1 AS x; COMMIT`);
-    await this.c.query(`SELECT end_lsn FROM pg_replication_slot_advance($1, pg_current_wal_lsn())`, [this.slot]);
+  async settle(name: string, at: string): Promise<{ slotLsn: string }> {
+    const flushed = async () => (await this.c.query<{ ok: boolean }>(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS ok`, [at])).rows[0]!.ok;
+    const deadline = Date.now() + FLUSH_WAIT_MS;
+    while (!(await flushed()) && Date.now() < deadline) await sleep(5);
+    if (!(await flushed())) await this.c.query(`BEGIN READ WRITE; SET LOCAL synchronous_commit = on; CREATE TEMP TABLE cutover_wal_flush ON COMMIT DROP AS SELECT 1 AS x; COMMIT`);
+    const moved = await this.c.query<{ l: string; exact: boolean }>(`SELECT end_lsn::text AS l, end_lsn = $2::pg_lsn AS exact FROM pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, at]);
+    if (!moved.rows[0]!.exact) throw new Error(`the reverse slot could not be moved to the switch position ${at} (it reached ${moved.rows[0]!.l})`);
     const { rows } = await this.c.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_copy_logical_replication_slot($1, $2, false)`, [this.slot, name]);
     return { slotLsn: rows[0]!.l };
   }
@@ -65,9 +80,16 @@ export class EarlyReverseSlot {
 /**
  * Publication of the moved tables (and the sentinel) and the slot at the current position, on the target's
  * database. Refused while a table has no replica identity: publishing it would make every UPDATE or DELETE on it
- * fail on the new primary. Repeatable: an existing slot is kept (it was made at the switch).
+ * fail on the new primary. Repeatable: an existing slot is kept (it was made at the switch). With an early slot the
+ * position is only read here and `settle` (after the release) makes the slot.
  */
-export async function openReversePublisher(dst: PgClient, name: string, scope: PgMoveScope, identityFull: (table: string) => boolean, early?: EarlyReverseSlot): Promise<{ slotLsn: string }> {
+export async function openReversePublisher(
+  dst: PgClient,
+  name: string,
+  scope: PgMoveScope,
+  identityFull: (table: string) => boolean,
+  early?: EarlyReverseSlot,
+): Promise<{ slotLsn: string; settle?: () => Promise<{ slotLsn: string }> }> {
   const existing = await dst.query<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [name]);
   if (existing.rows.length) return { slotLsn: existing.rows[0]!.l };
   // Tables the plan publishes with REPLICA IDENTITY FULL on the source get it on the target too (nothing holds
@@ -82,8 +104,8 @@ export async function openReversePublisher(dst: PgClient, name: string, scope: P
   await ensurePublication(dst, name, scope, await publishableTables(dst, scope.schema));
   if (early) {
     // A failure here (its session gone, say) leaves the slot to be made below, as without the early one.
-    const copied = await early.copyTo(name).catch(() => undefined);
-    if (copied) return copied;
+    const at = await early.switchPosition().catch(() => undefined);
+    if (at) return { slotLsn: at, settle: () => early.settle(name, at) };
   }
   await dst.query(`SELECT set_config('statement_timeout', $1, false)`, [String(SLOT_TIMEOUT_MS)]);
   try {
