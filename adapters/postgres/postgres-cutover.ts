@@ -53,7 +53,7 @@ import {
   TOOL_SCHEMA,
   type PgMoveScope,
 } from './postgres-replication.js';
-import { EarlyReverseSlot, openReversePublisher, restoreTargetIdentities, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
+import { dropReversePublication, EarlyReverseSlot, openReversePublisher, prepareReversePublication, restoreTargetIdentities, reverseSlotExists, startReverseSubscription, streamState } from './postgres-reverse.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
@@ -812,6 +812,7 @@ export class PostgresCutover implements CutoverAdapter {
   async reversePrepare(): Promise<void> {
     const name = this.reverseName();
     if (this.earlyReverse) return;
+    await this.on('target', 'making the reverse publication', async () => prepareReversePublication(await this.targetDb(), name, this.scope, this.identityFull));
     const c = await connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover reverse', lockTimeoutMs: this.cfg.lockTimeoutMs });
     try {
       this.earlyReverse = await this.on('target', "making the reverse path's early slot", () => EarlyReverseSlot.make(c, name));
@@ -819,6 +820,17 @@ export class PostgresCutover implements CutoverAdapter {
       await c.end().catch(() => {});
       throw e;
     }
+  }
+
+  async reverseUnprepare(): Promise<string[]> {
+    const name = this.reverseName();
+    await this.earlyReverse?.close();
+    this.earlyReverse = undefined;
+    if (!(await this.targetDbExists())) return [];
+    const dst = await this.targetDb();
+    // A reverse slot exists only once a switch made it: then the publication is the reverse path's, and stays.
+    if (await reverseSlotExists(dst, name)) return [];
+    return (await this.on('target', 'dropping the reverse publication', () => dropReversePublication(dst, name))) ? [`publication ${name} (target)`] : [];
   }
 
   /** The early slot's settle after the release (advance to the switch position, copy): awaited before cleanup. */

@@ -205,10 +205,14 @@ export async function stopApplying(dst: PgClient, name: string, timeoutMs: numbe
   if (sub.rows.length === 0) return undefined;
   await dst.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
   const deadline = Date.now() + timeoutMs;
-  // A disabled subscription's worker exits at its next check; until then it may apply one more transaction.
+  // A disabled subscription's worker notices only when it next wakes: with a fenced source sending nothing, that
+  // can be the end of its apply loop's 1 s nap. Ended now instead: everything committed
+  // before the fence is applied (the catch-up proved it), so at most a late write after the fence is cut off, and
+  // the origin's position read below says which ones made it. Not allowed (another owner): it is waited for.
+  const workers = await dst.query<{ pid: number }>(`SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name]);
+  for (const w of workers.rows) await dst.query(`SELECT pg_terminate_backend($1)`, [w.pid]).catch(() => {});
   while ((await dst.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name])).rows.length > 0) {
     if (Date.now() > deadline) return undefined;
-    // Inside the write-blocked window (repoint): the worker exits within milliseconds of the DISABLE.
     await sleep(2);
   }
   // The origin's status is superuser-only by default: a managed admin gets undefined, and the late leak check

@@ -92,16 +92,7 @@ export async function openReversePublisher(
 ): Promise<{ slotLsn: string; settle?: () => Promise<{ slotLsn: string }> }> {
   const existing = await dst.query<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [name]);
   if (existing.rows.length) return { slotLsn: existing.rows[0]!.l };
-  // Tables the plan publishes with REPLICA IDENTITY FULL on the source get it on the target too (nothing holds
-  // a lock there yet: clients are held); finalize puts the default back.
-  const keylessBefore = (await keylessTables(dst, scope.schema)).map((t) => t.table);
-  for (const t of keylessBefore.filter(identityFull)) await dst.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
-  const keyless = keylessBefore.filter((t) => !identityFull(t));
-  if (keyless.length)
-    throw new Error(
-      `table(s) without a primary key or replica identity on the target (${keyless.slice(0, 3).join(', ')}): publishing them would make their UPDATEs and DELETEs fail on the new primary (tables.keyless: full carries them back)`,
-    );
-  await ensurePublication(dst, name, scope, await publishableTables(dst, scope.schema));
+  await prepareReversePublication(dst, name, scope, identityFull);
   if (early) {
     // A failure here (its session gone, say) leaves the slot to be made below, as without the early one.
     const at = await early.switchPosition().catch(() => undefined);
@@ -114,6 +105,32 @@ export async function openReversePublisher(
   } finally {
     await dst.query('RESET statement_timeout').catch(() => {});
   }
+}
+
+/**
+ * The publication of the moved tables (and the sentinel) on the target, keyless tables the plan carries back with
+ * REPLICA IDENTITY FULL. Made before the hold when it can be: both take table locks that wait for a running
+ * autovacuum until the deadlock check cancels it (deadlock_timeout, 1 s by default: measured inside the window as
+ * 1 s repoints in 1 of 10 runs under pgbench). Repeated inside the window it only reads the catalog.
+ */
+export async function prepareReversePublication(dst: PgClient, name: string, scope: PgMoveScope, identityFull: (table: string) => boolean): Promise<void> {
+  // Tables the plan publishes with REPLICA IDENTITY FULL on the source get it on the target too (no client
+  // reaches the target yet); finalize puts the default back.
+  const keylessBefore = (await keylessTables(dst, scope.schema)).map((t) => t.table);
+  for (const t of keylessBefore.filter(identityFull)) await dst.query(`ALTER TABLE ${t} REPLICA IDENTITY FULL`);
+  const keyless = keylessBefore.filter((t) => !identityFull(t));
+  if (keyless.length)
+    throw new Error(
+      `table(s) without a primary key or replica identity on the target (${keyless.slice(0, 3).join(', ')}): publishing them would make their UPDATEs and DELETEs fail on the new primary (tables.keyless: full carries them back)`,
+    );
+  await ensurePublication(dst, name, scope, await publishableTables(dst, scope.schema));
+}
+
+/** Drops the reverse publication on the target (a run rolled back before its switch had made it early). */
+export async function dropReversePublication(dst: PgClient, name: string): Promise<boolean> {
+  if ((await dst.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [name])).rows.length === 0) return false;
+  await dst.query(`DROP PUBLICATION ${quoteIdent(name)}`);
+  return true;
 }
 
 export async function reverseSlotExists(dst: PgClient, name: string): Promise<boolean> {

@@ -269,6 +269,8 @@ export interface CutoverAdapter {
    * transactions); reverseBegin works without it.
    */
   reversePrepare?(): Promise<void>;
+  /** A run rolled back before its point of no return: drops what reversePrepare made (named in the result). */
+  reverseUnprepare?(): Promise<string[]>;
   reverseBegin?(): Promise<void>;
   reverseStart?(): Promise<void>;
   reverseState?(): Promise<ReverseState>;

@@ -656,12 +656,32 @@ async function fenceAndSwitch(
     );
   } catch (e) {
     await restoreSource(s, journal, runner, { held, fenced });
-    await dropCdcSlots(s, journal.state.records, runner);
+    await undoTargetPreparations(s, journal.state.records, runner);
     throw e;
   }
   const forward = await finishForward(s, runner, blockedFrom);
   result.writeBlockedMs = forward.writeBlockedMs;
   return forward.detached;
+}
+
+/** Before the point of no return, after the source is restored: what the run made on the target for the switch goes. */
+async function undoTargetPreparations(s: PlanSession, records: readonly JournalRecord[], runner: Pick<Runner, 'emit' | 'warnings'>): Promise<void> {
+  await dropCdcSlots(s, records, runner);
+  await dropPreparedReverse(s, runner);
+}
+
+/**
+ * What reversePrepare made ahead of the switch (PostgreSQL: the reverse publication on the target) is of no use
+ * once the run is rolled back: a retry makes it again. Best effort.
+ */
+async function dropPreparedReverse(s: PlanSession, runner: Pick<Runner, 'emit' | 'warnings'>): Promise<void> {
+  if (!s.plan.reverse || s.direction !== 'forward' || !s.adapter.reverseUnprepare) return;
+  try {
+    const dropped = await s.adapter.reverseUnprepare();
+    if (dropped.length) runner.emit('rollback', 'info', `dropped ${dropped.join(', ')} (made for the reverse path ahead of the switch)`);
+  } catch (e) {
+    runner.warnings.push(`dropping the reverse path's objects made ahead of the switch failed (${e instanceof Error ? e.message : String(e)}): \`cutover status\` lists what is left`);
+  }
 }
 
 /**
@@ -949,7 +969,7 @@ export async function rollbackPlan(s: PlanSession, opts: LockOptions & { cleanup
     }
     const out = { warnings, emit: (step: string, status: CutoverEvent['status'], message: string) => opts.onEvent?.({ step, status, message }) };
     await restoreSource(s, journal, out, { held: true, fenced: true });
-    await dropCdcSlots(s, records, out);
+    await undoTargetPreparations(s, records, out);
     // The leak check's slot only keeps WAL; a retry makes it again before its hold.
     await s.adapter.dropLeakSlot?.();
     if (opts.cleanup) {
@@ -1022,7 +1042,7 @@ export async function resumeLocked(s: PlanSession, journal: StateJournal, opts: 
   }
   if (phase === 'in-flight') {
     await restoreSource(s, journal, runner, { held: true, fenced: true });
-    await dropCdcSlots(s, journal.state.records, runner);
+    await undoTargetPreparations(s, journal.state.records, runner);
   }
   return doRun(s, journal, opts, planPhase(journal.state.records) === 'synced' || s.direction === 'revert');
 }

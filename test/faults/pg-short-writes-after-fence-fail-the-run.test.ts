@@ -96,6 +96,12 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('short autocommi
     const unseenBySampler = runs.filter((r) => !r.err.includes(ROGUE)).length;
     expect(unseenBySampler).toBeGreaterThan(0);
     expect(await canWrite(e.src, db)).toBe(true);
+    // The reverse path's publication, made on the target before each hold, went with each rollback.
+    const t = new pg.Client({ host: e.dst.host, port: e.dst.port, user: 'postgres', password: e.password, database: db });
+    await t.connect();
+    const targetPubs = (await t.query<{ n: string }>('SELECT pubname AS n FROM pg_publication')).rows.map((r) => r.n);
+    await t.end();
+    expect(targetPubs).toEqual([]);
     const missing = await missingOn(e.src, db, w);
     expect(missing).toEqual([]);
     expect(w.writeErrors).toBe(0);

@@ -15,6 +15,10 @@ function withReverse(f: FakeSession, state: ReverseState['state'] = 'following')
     reversePrepare: () => f.world.act('adapter.reversePrepare'),
     reverseBegin: () => f.world.act('adapter.reverseBegin'),
     reverseStart: () => f.world.act('adapter.reverseStart'),
+    reverseUnprepare: async () => {
+      await f.world.act('adapter.reverseUnprepare');
+      return ['publication cutover_shop_revert (target)'];
+    },
     streamState: async (): Promise<ReverseState> => {
       await f.world.act('adapter.streamState');
       return { name: 'cutover_shop_revert', state, lagBytes: 0, ...(state === 'following' ? {} : { why: 'the subscription cutover_shop_revert on the old source is gone' }) };
@@ -64,6 +68,21 @@ describe('the reverse path never fails a cutover past its point of no return (fa
     expect(failed.outcome).toBe('done');
     expect(failed.reverse).toEqual({ state: 'following' });
     expect(g.world.ops('adapter.reverseBegin')).toHaveLength(1);
+  });
+
+  it('a run rolled back before its point of no return drops what was prepared for the reverse path; a completed one does not', async () => {
+    f.world.fail('adapter.catchUp', new Error('the target did not catch up'));
+    await expect(runPlan(f.session)).rejects.toThrow(/did not catch up/);
+    const log = f.world.log;
+    expect(log.indexOf('adapter.reversePrepare')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('adapter.reverseUnprepare')).toBeGreaterThan(log.indexOf('adapter.reversePrepare'));
+    expect(f.world.ops('adapter.reverseBegin')).toEqual([]);
+
+    const g = fakeSession(await mkdtemp(join(tmpdir(), 'cutover-reverse-done-')));
+    withReverse(g);
+    await syncPlan(g.session);
+    await runPlan(g.session);
+    expect(g.world.ops('adapter.reverseUnprepare')).toEqual([]);
   });
 
   it('reverseBegin fails: the cutover completes (done), the reverse path is reported unavailable and never started', async () => {
