@@ -72,7 +72,7 @@ import {
   snapshotAlive,
   type CopyUnit,
 } from './postgres-snapshot-copy.js';
-import { clientTools, dumpInto, restoreInParallel, type ClientTools } from './postgres-tools.js';
+import { clientTools, dumpInto, dumpSection, type ClientTools } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 import { verifyChunks } from './postgres-verify-chunks.js';
 import { defaultCopyJobs } from '../../src/util/copy-split.js';
@@ -409,16 +409,20 @@ export class PostgresCutover implements CutoverAdapter {
       });
     }
     const { consistentPoint, snapshot, keeperPid, units } = resumed;
-    if (units.some((u) => !u.done)) {
-      await copyUnderSnapshot(units, { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs }, progress);
+    // The indexes' and constraints' definitions are dumped while the rows copy (the dump reads only the catalog).
+    const postData = dumpSection(await this.tools(), this.cfg.source, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions']);
+    postData.catch(() => {});
+    let copiedMs: number;
+    try {
+      if (units.some((u) => !u.done)) {
+        await copyUnderSnapshot(units, { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs }, progress);
+      }
+      await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
+      copiedMs = Date.now() - started;
+      await (await postData).restore(this.cfg.target, { jobs, targetOptions: TARGET_SESSION_WRITABLE, clean: true });
+    } finally {
+      await postData.then((d) => d.discard()).catch(() => {});
     }
-    await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
-    const copiedMs = Date.now() - started;
-    await restoreInParallel(await this.tools(), this.cfg.source, this.cfg.target, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions'], {
-      jobs,
-      targetOptions: TARGET_SESSION_WRITABLE,
-      clean: true,
-    });
     progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
     await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
     await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));

@@ -106,22 +106,35 @@ export async function dumpInto(
   await pipeline(producer, consumer, { secrets: [source.password, target.password].filter((s): s is string => !!s) });
 }
 
-/**
- * `pg_dump -Fc <args>` into a private temporary file, then `pg_restore -j <jobs>` from it: parallel restore needs
- * a file. With `clean`, every object is dropped if it exists before it is made, so a restore that was cut short
- * can run again.
- */
-export async function restoreInParallel(tools: ClientTools, source: DbEndpoint, target: DbEndpoint, database: string, dumpArgs: string[], opts: { jobs: number; targetOptions: string; clean: boolean }): Promise<void> {
-  const secrets = [source.password, target.password].filter((s): s is string => !!s);
+/** A section of the source's schema dumped to a private temporary file (`pg_dump -Fc`), to restore in parallel. */
+export interface SectionDump {
+  /**
+   * `pg_restore -j <jobs>` of the dump into the target database. With `clean`, every object is dropped if it
+   * exists before it is made, so a restore that was cut short can run again.
+   */
+  restore(target: DbEndpoint, opts: { jobs: number; targetOptions: string; clean: boolean }): Promise<void>;
+  /** Removes the file. */
+  discard(): Promise<void>;
+}
+
+/** `pg_dump -Fc <args>` into a private temporary file: parallel restore needs a file. */
+export async function dumpSection(tools: ClientTools, source: DbEndpoint, database: string, dumpArgs: string[]): Promise<SectionDump> {
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
   const file = join(dir, 'section.dump');
+  const discard = () => rm(dir, { recursive: true, force: true });
   try {
-    await run(tools.pgDump, ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets });
-    await run(tools.pgRestore, ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file], {
-      env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }),
-      secrets,
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    await run(tools.pgDump, ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets: [source.password].filter((s): s is string => !!s) });
+  } catch (e) {
+    await discard();
+    throw e;
   }
+  return {
+    async restore(target, opts) {
+      await run(tools.pgRestore, ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file], {
+        env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }),
+        secrets: [target.password].filter((s): s is string => !!s),
+      });
+    },
+    discard,
+  };
 }
