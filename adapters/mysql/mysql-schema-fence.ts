@@ -7,7 +7,7 @@ import { currentAccount, resolveAccounts } from './mysql-accounts.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { encodePosition } from './mysql-position.js';
 import type { MysqlPrior, MysqlReadOnlyContext } from './mysql-readonly-context.js';
-import { INNODB_TRX_CACHE_MS, clientSessions, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
+import { INNODB_TRX_CACHE_MS, clientSessions, killSessions, publicSession, runningStatements, waitStatementsEnd, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
   COLUMN_WRITE_PRIVILEGES,
   SCHEMA_WRITE_PRIVILEGES,
@@ -220,6 +220,9 @@ export async function applySchemaFence(q: Query, prior: SchemaFencePrior, stillW
   }
   const users = [...new Set(Object.values(prior).flatMap((r) => (r.grantee.kind === 'account' ? [r.grantee.user] : [])))];
   const exempt = o.exempt;
+  // Statements already past their privilege check can still write after the revoke (a CI run caught one
+  // committing after the fence position); the position is read only once each has ended.
+  const inFlight = await runningStatements(q, users, exempt);
   await sleep(POLL_MS);
   const first = await clientSessions(q, { writingOnly: true, users, exempt });
   let writers = first;
@@ -236,6 +239,12 @@ export async function applySchemaFence(q: Query, prior: SchemaFencePrior, stillW
     if (s.database === o.schema) toEnd.set(s.threadId, { s, reason: `current database is ${o.schema}: keeps the privileges it had before the revoke` });
   }
   for (const s of writers) toEnd.set(s.threadId, { s, reason: `write transaction (${s.rowsModified} row(s) changed) still open after the ${formatDuration(o.drainTimeoutMs)} drain timeout: it could commit` });
+  const stuck = new Set(await waitStatementsEnd(q, inFlight, deadline));
+  if (stuck.size) {
+    for (const s of await clientSessions(q, { users, exempt }))
+      if (stuck.has(s.threadId) && !toEnd.has(s.threadId))
+        toEnd.set(s.threadId, { s, reason: `statement begun before the revoke still running after the ${formatDuration(o.drainTimeoutMs)} drain timeout: it could write` });
+  }
   const ended = await killSessions(q, [...toEnd.keys()]);
   const terminated: SessionInfo[] = [];
   for (const { s, reason } of toEnd.values()) {

@@ -181,3 +181,51 @@ async function waitGone(q: Query, ids: string[], waitMs: number): Promise<Set<st
     await sleep(BOUNDARY_POLL_MS);
   }
 }
+
+/** A statement running in a session: its thread and, on MariaDB, its query id (MySQL's process list has none). */
+export interface RunningStatement {
+  threadId: string;
+  queryId?: string;
+}
+
+const ER_BAD_FIELD_ERROR = 1054;
+const STATEMENT_POLL_MS = 5;
+
+/** The process list, live (not INNODB_TRX's cache), with MariaDB's QUERY_ID where the server has it. */
+async function statementRows(q: Query, where: string, params: unknown[]): Promise<Array<{ id: string; qid?: string; command: string }>> {
+  const read = (qid: string) =>
+    q<RowDataPacket & { id: number; qid: number | null; command: string }>(`SELECT ID AS id, ${qid} AS qid, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ${where}`, params, 'listing running statements');
+  const rows = await read('QUERY_ID').catch((e: unknown) => {
+    if ((e as { cause?: { errno?: number } }).cause?.errno === ER_BAD_FIELD_ERROR) return read('NULL');
+    throw e;
+  });
+  return rows.map((r) => ({ id: String(r.id), ...(r.qid !== null ? { qid: String(r.qid) } : {}), command: r.command }));
+}
+
+/**
+ * Statements running now in the sessions of `users` (not `exempt`). Taken right after a revoke: each passed its
+ * privilege check before it, so it can still write and commit after the fence is "in place".
+ */
+export async function runningStatements(q: Query, users: readonly string[], exempt: readonly string[]): Promise<RunningStatement[]> {
+  if (users.length === 0) return [];
+  const rows = await statementRows(q, `ID <> CONNECTION_ID() AND COMMAND = 'Query' AND USER IN (?)${exempt.length ? ' AND ID NOT IN (?)' : ''}`, exempt.length ? [users, exempt] : [users]);
+  return rows.map((r) => ({ threadId: r.id, ...(r.qid ? { queryId: r.qid } : {}) }));
+}
+
+/**
+ * Waits until each statement has ended: its session runs another query id, is between statements, or is gone.
+ * Returns the threads still in their statement at `deadline`.
+ */
+export async function waitStatementsEnd(q: Query, running: readonly RunningStatement[], deadline: number): Promise<string[]> {
+  let left = [...running];
+  while (left.length > 0) {
+    const now = new Map((await statementRows(q, 'ID IN (?)', [left.map((s) => s.threadId)])).map((r) => [r.id, r]));
+    left = left.filter((s) => {
+      const r = now.get(s.threadId);
+      return r !== undefined && r.command === 'Query' && (s.queryId === undefined || r.qid === s.queryId);
+    });
+    if (left.length === 0 || Date.now() >= deadline) break;
+    await sleep(STATEMENT_POLL_MS);
+  }
+  return left.map((s) => s.threadId);
+}

@@ -124,6 +124,35 @@ describe.skipIf(mariadbMissing)('MariaDB schema scope by revoking write privileg
     again.destroy();
   });
 
+  it('a write statement that passed its privilege check before the revoke ends before the fence position is read: the fence holds, the leak check is clean, the row is kept', async () => {
+    // The app's INSERT (from another database, so ending the sessions in the schema does not reach it) passes its
+    // privilege check, then waits for a table lock held by an admin session, released only once the revoke is seen.
+    const admin = await connect(sb);
+    await admin.query('LOCK TABLES shop.t WRITE');
+    const elsewhere = await connect(sb, { user: 'app', password: 'app-pw' });
+    await elsewhere.query('USE other');
+    const blocked = outcome(elsewhere.query('INSERT INTO shop.t (v) VALUES (4242)'));
+    await new Promise((r) => setTimeout(r, 100));
+    const fencing = cli(['--state-dir', stateDir, 'readonly', 'on', sb.url(), '--scope', 'schema', '--name', 'shop', '--mode', 'strict', '--role', 'app', '--drain-timeout', '3s', '--probe', '500ms', '--json'], env);
+    const deadline = Date.now() + 20_000;
+    while ((await grantsOf(`'app'@'%'`)).some((g) => /ON `shop`\.\*/.test(g) && /INSERT|ALL PRIVILEGES/.test(g)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    await admin.query('UNLOCK TABLES');
+    const on = await fencing;
+    expect(await blocked).toBe('ok');
+    await Promise.all([elsewhere.end(), admin.end()]);
+    try {
+      expect(on.code, on.err).toBe(0);
+      expect((on.json() as { leakCheck: { clean: boolean } }).leakCheck.clean).toBe(true);
+      const c = await connect(sb);
+      const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT count(*) AS n FROM shop.t WHERE v = 4242');
+      await c.end();
+      expect(Number(rows[0]!.n)).toBe(1);
+    } finally {
+      expect((await ro('off', 'shop', '--mode', 'strict', '--role', 'app')).code).toBe(0);
+    }
+  });
+
   it('a schema whose name needs quoting: revoked and restored exactly', async () => {
     const before = await grantsOf(`'app'@'%'`);
     const on = await ro('on', ODD_SCHEMA, '--mode', 'strict', '--role', 'app');
