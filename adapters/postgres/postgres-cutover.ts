@@ -844,28 +844,30 @@ export class PostgresCutover implements CutoverAdapter {
     const name = this.reverseName();
     const early = this.earlyReverse;
     this.earlyReverse = undefined;
+    let opened: Awaited<ReturnType<typeof openReversePublisher>>;
     try {
-      const opened = await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull, early));
-      if (opened.settle && early) {
-        // The position is fixed; the slot's making runs on the early slot's own session, beside the rest of the window.
-        const settle = opened.settle;
-        this.reverseSettle = settle().then(
-          () => undefined,
-          (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
-        );
-        void this.reverseSettle.finally(() => early.close());
-        return;
-      }
+      opened = await this.on('target', 'making the reverse publication and slot', async () => openReversePublisher(await this.targetDb(), name, this.scope, this.identityFull, early));
     } catch (e) {
       await early?.close();
       throw e;
     }
-    await early?.close();
+    if (!opened.settle) {
+      await early?.close();
+      return;
+    }
+    // The position is fixed; the slot's making runs on the early slot's own session, beside the rest of the window.
+    this.reverseSettle = opened
+      .settle()
+      .then(
+        () => undefined,
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+      )
+      .finally(() => early?.close());
   }
 
   /** Waits for the early slot's settle; its error, if any (the reverse path is then unavailable). */
   private async reverseSettled(): Promise<Error | undefined> {
-    return this.reverseSettle ? await this.reverseSettle : undefined;
+    return this.reverseSettle;
   }
 
   async reverseStart(): Promise<void> {

@@ -209,11 +209,13 @@ export async function stopApplying(dst: PgClient, name: string, timeoutMs: numbe
   // can be the end of its apply loop's 1 s nap. Ended now instead: everything committed
   // before the fence is applied (the catch-up proved it), so at most a late write after the fence is cut off, and
   // the origin's position read below says which ones made it. Not allowed (another owner): it is waited for.
-  const workers = await dst.query<{ pid: number }>(`SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name]);
-  for (const w of workers.rows) await dst.query(`SELECT pg_terminate_backend($1)`, [w.pid]).catch(() => {});
-  while ((await dst.query(`SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name])).rows.length > 0) {
+  const workers = async () => (await dst.query<{ pid: number }>(`SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, [name])).rows;
+  let running = await workers();
+  for (const w of running) await dst.query(`SELECT pg_terminate_backend($1)`, [w.pid]).catch(() => {});
+  while (running.length > 0) {
     if (Date.now() > deadline) return undefined;
     await sleep(2);
+    running = await workers();
   }
   // The origin's status is superuser-only by default: a managed admin gets undefined, and the late leak check
   // then tells replicated from source-only commits by the last sentinel instead.

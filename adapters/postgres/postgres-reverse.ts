@@ -44,9 +44,7 @@ export class EarlyReverseSlot {
 
   static async make(c: PgClient, name: string): Promise<EarlyReverseSlot> {
     const slot = `${name.slice(0, 57)}_early`;
-    await c.query(`SELECT set_config('statement_timeout', $1, false)`, [String(EARLY_SLOT_TIMEOUT_MS)]);
-    await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput', true)`, [slot]);
-    await c.query('RESET statement_timeout');
+    await createSlot(c, slot, true, EARLY_SLOT_TIMEOUT_MS);
     return new EarlyReverseSlot(c, slot);
   }
 
@@ -98,12 +96,17 @@ export async function openReversePublisher(
     const at = await early.switchPosition().catch(() => undefined);
     if (at) return { slotLsn: at, settle: () => early.settle(name, at) };
   }
-  await dst.query(`SELECT set_config('statement_timeout', $1, false)`, [String(SLOT_TIMEOUT_MS)]);
+  return { slotLsn: await createSlot(dst, name, false, SLOT_TIMEOUT_MS) };
+}
+
+/** A pgoutput slot, its creation (which waits for the transactions running on the server) bounded by `timeoutMs`. */
+async function createSlot(c: PgClient, slot: string, temporary: boolean, timeoutMs: number): Promise<string> {
+  await c.query(`SELECT set_config('statement_timeout', $1, false)`, [String(timeoutMs)]);
   try {
-    const { rows } = await dst.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
-    return { slotLsn: rows[0]!.l };
+    const { rows } = await c.query<{ l: string }>(`SELECT lsn::text AS l FROM pg_create_logical_replication_slot($1, 'pgoutput', $2)`, [slot, temporary]);
+    return rows[0]!.l;
   } finally {
-    await dst.query('RESET statement_timeout').catch(() => {});
+    await c.query('RESET statement_timeout').catch(() => {});
   }
 }
 
