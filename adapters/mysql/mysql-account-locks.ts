@@ -3,6 +3,7 @@ import type { FenceOptions } from '../../src/readonly/types.js';
 import { bypassAccounts, currentAccount, isLocked, resolveAccounts } from './mysql-accounts.js';
 import type { MysqlPrior, MysqlReadOnlyContext, MysqlScope } from './mysql-readonly-context.js';
 import { accountLabel, accountLockSql } from './mysql-sql.js';
+import { mysqlErrno } from './mysql-connection.js';
 
 /**
  * Strict mode: the app accounts to lock until `off`, each with whether it was locked before the fence (so
@@ -57,7 +58,7 @@ export async function unlockAccounts(c: MysqlReadOnlyContext, p: MysqlPrior | un
       await c.q(accountLockSql(a, false), [], `unlocking account ${label}`);
       unlockedRoles.push(label);
     } catch (e) {
-      if ((e as { cause?: { errno?: number } }).cause?.errno !== 1396) throw e;
+      if (mysqlErrno(e) !== 1396) throw e;
       warnings.push(`account ${label} no longer exists: nothing to unlock`);
     }
   }

@@ -36,6 +36,11 @@ function scrubbedCause(e: unknown, secrets: readonly string[]): Error {
   return out;
 }
 
+/** The server's error number behind an error mapMysqlError made (undefined: none, or not a server error). */
+export function mysqlErrno(e: unknown): number | undefined {
+  return (e as { cause?: { errno?: number } }).cause?.errno;
+}
+
 /** Translates a mysql2 driver or server error into one clear line with a fix; `secrets` never appear in it or its cause. */
 export function mapMysqlError(e: unknown, ep: DbEndpoint, doing?: string, secrets: readonly string[] = []): Error {
   if (isCutoverError(e)) return e;

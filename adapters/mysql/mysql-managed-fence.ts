@@ -11,6 +11,7 @@ import { describeHeld } from './mysql-schema-fence.js';
 import { sessionKiller } from './mysql-session-killer.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, endSessionsAtBoundaries, killSessions, publicSession, type MysqlSession, type Query } from './mysql-sessions.js';
 import { accountLabel, accountLockSql, type Account } from './mysql-sql.js';
+import { mysqlErrno } from './mysql-connection.js';
 
 /**
  * The managed profile's server fence, for an admin that may not `SET GLOBAL read_only` (no SUPER / READ ONLY
@@ -153,7 +154,7 @@ export async function applyManagedFence(c: MysqlReadOnlyContext, target: FenceTa
         await q(revokeGrantSql({ kind: 'account', ...a }, g), [], `revoking ${describeHeld(g)} from ${label}`);
       } catch (e) {
         // A second `on` finds the recorded grants already revoked: that is the state it wants.
-        const errno = (e as { cause?: { errno?: number } }).cause?.errno;
+        const errno = mysqlErrno(e);
         if (errno !== ER_NONEXISTING_GRANT && errno !== ER_NONEXISTING_TABLE_GRANT) throw e;
       }
     }
@@ -231,7 +232,7 @@ export async function restoreManagedFence(c: MysqlReadOnlyContext, p: ManagedFen
         unlockedRoles.push(label);
       }
     } catch (e) {
-      const errno = (e as { cause?: { errno?: number } }).cause?.errno;
+      const errno = mysqlErrno(e);
       // 1133: no such user (GRANT), 1396: ALTER USER on a dropped account, 1146: table gone.
       if (errno !== ER_NO_SUCH_USER && errno !== ER_CANNOT_USER && errno !== 1146) throw e;
       warnings.push(`could not give ${label} its state back: ${(e as Error).message}`);

@@ -23,6 +23,7 @@ import {
   type HeldGrant,
 } from './mysql-schema-fence-sql.js';
 import { accountLabel, quoteString, type Account } from './mysql-sql.js';
+import { mysqlErrno } from './mysql-connection.js';
 
 /** What one named account held on the schema before the fence: `off` grants back exactly this. */
 export interface RevokedGrants {
@@ -211,7 +212,7 @@ export async function applySchemaFence(q: Query, prior: SchemaFencePrior, stillW
         await q(revokeGrantSql(r.grantee, g), [], `revoking ${describeHeld(g)} from ${label}`);
       } catch (e) {
         // A second `on` finds the recorded grants already revoked: that is the state it wants.
-        const errno = (e as { cause?: { errno?: number } }).cause?.errno;
+        const errno = mysqlErrno(e);
         if (errno !== ER_NONEXISTING_GRANT && errno !== ER_NONEXISTING_TABLE_GRANT) throw e;
       }
     }
@@ -235,16 +236,16 @@ export async function applySchemaFence(q: Query, prior: SchemaFencePrior, stillW
   const still = new Set(writers.map((w) => w.threadId));
   for (const w of first) if (!still.has(w.threadId)) drained.push(publicSession(w, 'write transaction ended within the drain timeout'));
   const toEnd = new Map<string, { s: MysqlSession; reason: string }>();
-  for (const s of await clientSessions(q, { users, exempt })) {
+  const sessions = await clientSessions(q, { users, exempt });
+  for (const s of sessions) {
     if (s.database === o.schema) toEnd.set(s.threadId, { s, reason: `current database is ${o.schema}: keeps the privileges it had before the revoke` });
   }
   for (const s of writers) toEnd.set(s.threadId, { s, reason: `write transaction (${s.rowsModified} row(s) changed) still open after the ${formatDuration(o.drainTimeoutMs)} drain timeout: it could commit` });
+  // A statement still running was running when the sessions above were listed: it is among them.
   const stuck = new Set(await waitStatementsEnd(q, inFlight, deadline));
-  if (stuck.size) {
-    for (const s of await clientSessions(q, { users, exempt }))
-      if (stuck.has(s.threadId) && !toEnd.has(s.threadId))
-        toEnd.set(s.threadId, { s, reason: `statement begun before the revoke still running after the ${formatDuration(o.drainTimeoutMs)} drain timeout: it could write` });
-  }
+  for (const s of sessions)
+    if (stuck.has(s.threadId) && !toEnd.has(s.threadId))
+      toEnd.set(s.threadId, { s, reason: `statement begun before the revoke still running after the ${formatDuration(o.drainTimeoutMs)} drain timeout: it could write` });
   const ended = await killSessions(q, [...toEnd.keys()]);
   const terminated: SessionInfo[] = [];
   for (const { s, reason } of toEnd.values()) {
@@ -265,7 +266,7 @@ export async function restoreSchemaFence(q: Query, prior: SchemaFencePrior): Pro
       for (const g of r.held) await q(restoreGrantSql(r.grantee, g), [], `granting ${describeHeld(g)} back to ${label}`);
       if (r.held.length > 0) regranted.push(label);
     } catch (e) {
-      const errno = (e as { cause?: { errno?: number } }).cause?.errno;
+      const errno = mysqlErrno(e);
       // 1133: no such user, 1146: table gone, 1959: no such role.
       if (errno !== 1133 && errno !== 1146 && errno !== 1959) throw e;
       warnings.push(`could not give ${label} its privileges back: ${(e as Error).message}`);

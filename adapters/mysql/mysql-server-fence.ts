@@ -9,6 +9,7 @@ import { fencedPositionCheck } from './mysql-leak-watch.js';
 import type { MysqlPrior, MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, endSessionsAtBoundaries, killSessions, publicSession, type EndedSession, type MysqlSession } from './mysql-sessions.js';
 import { fenceServerSql, isOn, liftServerSql, restoreServerSql, sessionSetupSql, type ServerReadOnlyState } from './mysql-sql.js';
+import { mysqlErrno } from './mysql-connection.js';
 
 /**
  * The server fence: `read_only` (and `super_read_only` where it exists), persisted where the server can. The
@@ -140,7 +141,7 @@ async function quiescedFence(c: MysqlReadOnlyContext, opts: FenceOptions, exempt
         for (const sql of fenceServerSql(flavor)) await q(sql, [], `fencing the server (${sql})`);
         return ended;
       } catch (e) {
-        if ((e as { cause?: { errno?: number } }).cause?.errno !== ER_LOCK_WAIT_TIMEOUT || Date.now() >= until) throw e;
+        if (mysqlErrno(e) !== ER_LOCK_WAIT_TIMEOUT || Date.now() >= until) throw e;
         ended.push(...(await endSessionsAtBoundaries(q, { exempt, timeoutMs: 0 })).ended);
         await sleep(FENCE_RETRY_MS);
       }

@@ -2,6 +2,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
 import { KILL_CONNECTION, type SessionKiller } from './mysql-session-killer.js';
+import { mysqlErrno } from './mysql-connection.js';
 
 /** Runs one query; the adapter passes its error-mapping wrapper. */
 export type Query = <R extends RowDataPacket>(sql: string, params?: unknown[], doing?: string) => Promise<R[]>;
@@ -161,7 +162,7 @@ async function killOne(q: Query, id: string, killer: SessionKiller = KILL_CONNEC
     await q(killer.sql(id), [], `killing session ${id}`);
     return true;
   } catch (e) {
-    if ((e as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_THREAD) return true;
+    if (mysqlErrno(e) === ER_NO_SUCH_THREAD) return true;
     throw e;
   }
 }
@@ -196,7 +197,7 @@ async function statementRows(q: Query, where: string, params: unknown[]): Promis
   const read = (qid: string) =>
     q<RowDataPacket & { id: number; qid: number | null; command: string }>(`SELECT ID AS id, ${qid} AS qid, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ${where}`, params, 'listing running statements');
   const rows = await read('QUERY_ID').catch((e: unknown) => {
-    if ((e as { cause?: { errno?: number } }).cause?.errno === ER_BAD_FIELD_ERROR) return read('NULL');
+    if (mysqlErrno(e) === ER_BAD_FIELD_ERROR) return read('NULL');
     throw e;
   });
   return rows.map((r) => ({ id: String(r.id), ...(r.qid !== null ? { qid: String(r.qid) } : {}), command: r.command }));
