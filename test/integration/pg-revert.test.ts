@@ -50,6 +50,22 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
   });
   afterAll(async () => e?.stop());
 
+  /** Writes a row on the new primary; how many such rows the old source holds once it shows one (or after 20 s). */
+  async function rowsOnOldSourceAfterWrite(db: string): Promise<number> {
+    const c = await client(e.dst, { database: db });
+    await c.query(`INSERT INTO items (name) VALUES ('after the switch')`);
+    await c.end();
+    const s = await client(e.src, { database: db });
+    try {
+      const count = async () => (await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length;
+      const deadline = Date.now() + 20_000;
+      while ((await count()) === 0 && Date.now() < deadline) await sleep(100);
+      return await count();
+    } finally {
+      await s.end();
+    }
+  }
+
   /** sync + run of one database through PgBouncer, writers on; returns the plan file. */
   async function cutOver(db: string): Promise<string> {
     const plan = await writePlan(e, { db, stateDir, router: true });
@@ -158,13 +174,8 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
   it('revert refused (exit 3, one line with what to do) once the reverse subscription is gone; finalize drops the rest', async () => {
     const plan = await cutOver('broken');
     // Writes on the new primary reach the old source while the path is intact.
-    const c = await client(e.dst, { database: 'broken' });
-    await c.query(`INSERT INTO items (name) VALUES ('after the switch')`);
-    await c.end();
+    expect(await rowsOnOldSourceAfterWrite('broken')).toBe(1);
     const s = await client(e.src, { database: 'broken' });
-    const deadline = Date.now() + 20_000;
-    while ((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length === 0 && Date.now() < deadline) await sleep(100);
-    expect((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length).toBe(1);
     const { subs } = await replicationObjects(e.src, 'broken');
     expect(subs).toHaveLength(1);
     // The old source is fenced for applications: the test's own session overrides that, as a DBA would.
@@ -231,14 +242,7 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     expect(slots.filter((n) => n.endsWith('_early'))).toEqual([]);
     // A write on the new primary reaches the old source, and nothing the forward stream applied came back twice
     // (a duplicate key would disable the reverse subscription: status would say broken).
-    const c = await client(e.dst, { database: 'openxact' });
-    await c.query(`INSERT INTO items (name) VALUES ('after the switch')`);
-    await c.end();
-    const s = await client(e.src, { database: 'openxact' });
-    const until = Date.now() + 20_000;
-    while ((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length === 0 && Date.now() < until) await sleep(100);
-    expect((await s.query(`SELECT 1 FROM items WHERE name = 'after the switch'`)).rows.length).toBe(1);
-    await s.end();
+    expect(await rowsOnOldSourceAfterWrite('openxact')).toBe(1);
     expect(await missingOn(e.src, 'openxact', w)).toEqual([]);
     await sleep(500);
     expect((await cli(['status', plan, '--json'], e.env)).json().reverse).toMatchObject({ state: 'following' });
