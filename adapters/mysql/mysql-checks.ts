@@ -22,6 +22,8 @@ export interface MysqlPreflightInput {
   sourceHost: string;
   /** The target replicates from the source through this plan's connection: sync already ran. */
   syncedByUs: boolean;
+  /** This plan's copy was cut short and left its record on the target (mysql-copy-record.ts): sync resumes it. */
+  resumesCopy?: boolean;
   /** Replica connections on the target that are not this plan's. */
   otherReplicas: string[];
   /** How the target's replica link is made: statements, or the provider's procedures (RDS: mysql.rds_set_external_master_gtid ...). */
@@ -368,7 +370,16 @@ export async function mysqlPreflight(i: MysqlPreflightInput): Promise<Finding[]>
   }
   if (dstProfile === 'managed' && i.method === 'replication') out.push(...(await managedTargetFindings(dst)));
 
-  if (!i.syncedByUs) {
+  if (i.resumesCopy) {
+    add({
+      severity: 'info',
+      check: 'target database',
+      object: database,
+      message: `a copy of ${database} by this plan was cut short: sync goes on from the tables it completed`,
+      why: 'its record on the target (_cutover.copy_unit) says which tables are complete and at which GTID position',
+      fix: 'run sync again; `cutover rollback --cleanup` removes the record, then drop the target database to start over',
+    });
+  } else if (!i.syncedByUs) {
     const existing = await dst.q<RowDataPacket & { n: number }>(`SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?`, [database], 'looking at the target database');
     const n = Number(existing[0]?.n ?? 0);
     if (n > 0) {

@@ -36,7 +36,8 @@ import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdic
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutStatementLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
-import { copyAtOnePosition, readCopyTables, type CopyTable } from './mysql-snapshot-copy.js';
+import { copyAtOnePosition, copyUnits, readCopyTables, recordCopyUnits, restoreDeferredIndexes, type CopyTable, type CopyUnit, type SnapshotCopyOptions } from './mysql-snapshot-copy.js';
+import { dropRecord, forgetTables, nextStage, readRecord, RECORD_DATABASE, resumeState, startRecord, type RecordedUnit } from './mysql-copy-record.js';
 import { COPY_SPLIT_BYTES, defaultCopyJobs } from '../../src/util/copy-split.js';
 import { accountLabel, accountLockSql, isOn, parseAccountSpec, quoteIdent } from './mysql-sql.js';
 import { autoIncrementFixes, autoIncrements, setAutoIncrementSql, verifyTables } from './mysql-verify.js';
@@ -176,6 +177,7 @@ export class MysqlCutover implements CutoverAdapter {
       method: this.cfg.method,
       sourceHost: this.cfg.source.host,
       syncedByUs,
+      resumesCopy: this.cfg.method === 'replication' && !this.cfg.sharedStream && link.kind === 'statements' && (await readRecord(this.dst, this.cfg.name)).length > 0,
       otherReplicas: replicas.filter((r) => !this.isOurs(r, link)).map((r) => r.name),
       replicaLink: link.kind,
       ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
@@ -295,18 +297,29 @@ export class MysqlCutover implements CutoverAdapter {
     }
     if (this.cfg.sharedStream) return this.joinStream(progress, totals, started);
     const existing = await this.ours();
-    if (existing) {
+    const link = await this.link();
+    // A record left by a copy cut short (the replica's staged start too): the copy resumes.
+    const recorded = link.kind === 'statements' ? await readRecord(this.dst, this.cfg.name) : [];
+    if (existing && recorded.length === 0) {
       // Accounts added on the source since the earlier sync are created now.
       const rolesCreated = await this.copyAccounts(progress);
       progress({ phase: 'ready', message: `the target already replicates through ${(await this.link()).label} (an earlier sync of this plan)` });
       return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
     const present = await this.tableSizes(this.dst);
-    if (present.size > 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
+    if (present.size > 0 && recorded.length === 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
 
-    const link = await this.link();
     const parallel = await this.parallelCopyTables();
     let gtid: string | undefined;
+    if ('tables' in parallel && link.kind === 'statements') {
+      const positions = await this.copyResumable(parallel.tables, progress, recorded, present);
+      const rolesCreated = await this.copyAccounts(progress);
+      await this.startInStages(link, positions, progress);
+      await this.waitReplicaRunning();
+      await dropRecord(this.dst, this.cfg.name);
+      progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
+      return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
+    }
     if ('tables' in parallel) gtid = await this.copyInParallel(parallel.tables, progress, link);
     else if (link.kind === 'rds-procedures') {
       throw new OperationError(
@@ -417,15 +430,16 @@ export class MysqlCutover implements CutoverAdapter {
     return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
   }
 
-  /** Until the stream stopped at its UNTIL position; an error (or a stop elsewhere) fails the join with the replica's own words. */
+  /** Until the connection stopped at its UNTIL position; an error (or a stop elsewhere) fails with the replica's own words. */
   private async waitStopped(name: string, gtid: string): Promise<void> {
     const deadline = Date.now() + (this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
+    const again = this.cfg.sharedStream ? 'run the wave again' : 'run sync again (it goes on from where the connection stopped)';
     for (;;) {
       const r = await this.ours();
-      if (!r) throw new OperationError(`the wave's replica connection ${name} disappeared while a tenant joined it`, 'run the wave again');
-      if (r.lastError) throw new OperationError(`the wave's replica connection ${name} stopped on an error before GTID ${gtid}: ${r.lastError}`, 'fix the cause on the target, then run the wave again');
+      if (!r) throw new OperationError(`replica connection ${name} disappeared on its way to GTID ${gtid}`, again);
+      if (r.lastError) throw new OperationError(`replica connection ${name} stopped on an error before GTID ${gtid}: ${r.lastError}`, `fix the cause on the target, then ${again}`);
       if (!r.ioRunning && !r.sqlRunning && !r.ioConnecting) return;
-      if (Date.now() > deadline) throw new OperationError(`the wave's replica connection ${name} did not reach GTID ${gtid}`, 'check replication on the target, then run the wave again');
+      if (Date.now() > deadline) throw new OperationError(`replica connection ${name} did not reach GTID ${gtid}`, `check replication on the target, then ${again}`);
       await sleep(50);
     }
   }
@@ -493,28 +507,122 @@ export class MysqlCutover implements CutoverAdapter {
     const f = { source: this.sourceFlavor, target: this.targetFlavor };
     progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${this.cfg.database} on the target`, tablesDone: 0, tablesTotal: tables.length });
     await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'tables');
-    const copied = await copyAtOnePosition(
-      {
-        source: this.cfg.source,
-        target: this.cfg.target,
-        database: this.cfg.database,
-        jobs: this.cfg.copyJobs ?? defaultCopyJobs(),
-        splitBytes: this.cfg.copySplitBytes ?? COPY_SPLIT_BYTES,
-        lockTimeoutMs: this.cfg.lockTimeoutMs,
-        secrets: this.secrets,
-      },
-      tables,
-      this.src,
-      this.dst,
-      progress,
-    );
-    const [trg] = await this.src<RowDataPacket & { n: string }>(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`, [this.cfg.database], 'counting triggers');
-    const triggers = Number(trg?.n ?? 0);
-    progress({ phase: 'schema', message: `${copied.rows} row(s) copied in ${copied.units} stream(s)${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
-    if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'triggers');
+    const copied = await copyAtOnePosition(this.copyOptions(), await this.copyUnitsOf(tables), this.src, this.dst, progress);
+    await restoreDeferredIndexes(this.cfg.database, copied.split, this.src, this.dst, progress);
+    await this.copyTriggers(`${copied.rows} row(s) copied in ${copied.units} stream(s)`, progress);
     // The provider's procedure takes the position itself (its admin may not SET GLOBAL gtid_slave_pos).
     if (link.kind === 'statements' && setSlavePos) await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
     return copied.gtid;
+  }
+
+  private copyOptions(): SnapshotCopyOptions {
+    return { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, jobs: this.copyJobs, lockTimeoutMs: this.cfg.lockTimeoutMs, secrets: this.secrets };
+  }
+
+  private get copyJobs(): number {
+    return this.cfg.copyJobs ?? defaultCopyJobs();
+  }
+
+  private copyUnitsOf(tables: readonly CopyTable[]): Promise<CopyUnit[]> {
+    return copyUnits(this.src, this.cfg.database, tables, this.cfg.copySplitBytes ?? COPY_SPLIT_BYTES, this.copyJobs);
+  }
+
+  /** The triggers, after the rows (present during the load, they would fire for every copied row); a reload replaces them. */
+  private async copyTriggers(copied: string, progress: SyncProgress): Promise<void> {
+    const [trg] = await this.src<RowDataPacket & { n: string }>(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`, [this.cfg.database], 'counting triggers');
+    const triggers = Number(trg?.n ?? 0);
+    progress({ phase: 'schema', message: `${copied}${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
+    const f = { source: this.sourceFlavor, target: this.targetFlavor };
+    if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'triggers');
+  }
+
+  /**
+   * The parallel copy into the plan's own replica connection, recorded on the target (mysql-copy-record.ts) so that
+   * a sync killed mid-copy goes on table by table: the tables complete at an earlier copy's position stay, every
+   * other one is emptied and copied again at a new position. Returns each copy's position with its tables, oldest
+   * first. Units are recorded before the schema is loaded: a kill at any later point leaves a record to resume from.
+   */
+  private async copyResumable(tables: CopyTable[], progress: SyncProgress, recorded: RecordedUnit[], present: ReadonlyMap<string, number>): Promise<Array<{ gtid: string; tables: string[] }>> {
+    const plan = this.cfg.name;
+    const db = this.cfg.database;
+    let state = resumeState(recorded.filter((u) => tables.some((t) => t.name === u.table)));
+    // Nothing to keep, or tables gone from the target since: a fresh copy, from the schema on.
+    const fresh = state.complete.size === 0 || tables.some((t) => !present.has(t.name));
+    if (fresh) state = resumeState([]);
+    const todo = tables.filter((t) => !state.complete.has(t.name));
+    const units = await this.copyUnitsOf(todo);
+    if (fresh) {
+      await startRecord(this.dst, plan);
+      await recordCopyUnits(this.dst, plan, units, 1);
+      progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${db} on the target`, tablesDone: 0, tablesTotal: tables.length });
+      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, db, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'tables');
+    } else {
+      // Marks go first: a kill between the two leaves unmarked tables, which the next resume empties again.
+      await forgetTables(
+        this.dst,
+        plan,
+        todo.map((t) => t.name),
+      );
+      // foreign_key_checks off: InnoDB refuses to TRUNCATE a table other tables reference.
+      await this.dst('SET SESSION foreign_key_checks = 0', [], 'preparing to empty tables');
+      try {
+        for (const t of todo) await this.dst(`TRUNCATE TABLE ${quoteIdent(db)}.${quoteIdent(t.name)}`, [], `emptying ${t.name} on the target to copy it again`);
+      } finally {
+        await this.dst('SET SESSION foreign_key_checks = 1', [], 'resetting foreign_key_checks');
+      }
+      await recordCopyUnits(this.dst, plan, units, 1 + Math.max(0, ...recorded.map((u) => u.id)));
+      const at = [...new Set([...state.complete.values()].map((c) => c.gtid || '(empty)'))].join(', ');
+      progress({
+        phase: 'copy',
+        message: `resuming the copy cut short: ${state.complete.size} of ${tables.length} table(s) already copied (at GTID ${at}), ${todo.length} to copy`,
+        tablesDone: state.complete.size,
+        tablesTotal: tables.length,
+      });
+    }
+    const positions = new Map<number, { gtid: string; tables: string[] }>();
+    for (const [table, c] of state.complete) positions.set(c.attempt, { gtid: c.gtid, tables: [...(positions.get(c.attempt)?.tables ?? []), table] });
+    let copied = '';
+    if (units.length) {
+      const r = await copyAtOnePosition(this.copyOptions(), units, this.src, this.dst, progress, { plan, attempt: state.nextAttempt });
+      positions.set(state.nextAttempt, { gtid: r.gtid, tables: todo.map((t) => t.name) });
+      copied = `${r.rows} row(s) copied in ${r.units} stream(s)`;
+    }
+    // A split table's secondary indexes, also those of one whose earlier copy was killed before building them.
+    const split = new Set([...recorded.filter((u) => u.from !== undefined || u.to !== undefined).map((u) => u.table), ...units.filter((u) => u.range).map((u) => u.table.name)]);
+    await restoreDeferredIndexes(db, [...split], this.src, this.dst, progress);
+    await this.copyTriggers(copied || 'every table was copied before', progress);
+    return [...positions.entries()].sort(([a], [b]) => a - b).map(([, p]) => p);
+  }
+
+  /**
+   * Starts the plan's replica connection from the oldest copy position and runs it in stages through the later ones
+   * (START SLAVE UNTIL master_gtid_pos), each stage ignoring the tables copied at a position not reached yet
+   * (replicate_ignore_table); then unfiltered. An existing connection (a staged start cut short) goes on from
+   * where its applier stands: gtid_slave_pos is written with every applied transaction.
+   */
+  private async startInStages(link: ReplicaLinkSql, positions: ReadonlyArray<{ gtid: string; tables: string[] }>, progress: SyncProgress): Promise<void> {
+    const f = this.targetFlavor;
+    const name = link.name;
+    const db = this.cfg.database;
+    const existing = await this.ours();
+    if (existing && (existing.ioRunning || existing.sqlRunning)) await this.dst(stopReplicaSql(f, name), [], `stopping ${link.label} to go on with its staged start`);
+    if (!existing) {
+      await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [positions[0]?.gtid ?? ''], `setting the target's gtid_slave_pos to the copy's position ${positions[0]?.gtid ?? ''}`);
+      await this.configureReplica(link);
+    }
+    if (positions.some((p) => p.tables.some((t) => t.includes(','))))
+      throw new OperationError(`a table name of ${db} contains a comma`, 'replication filters are comma-separated lists: rename the table, or run `cutover rollback --cleanup`, drop the target database and sync again');
+    for (;;) {
+      const [cur] = await this.dst<RowDataPacket & { p: string | null }>(`SELECT @@GLOBAL.gtid_slave_pos AS p`, [], 'reading the target’s applied GTID position');
+      const stage = nextStage(positions, String(cur?.p ?? ''));
+      await this.dst(`SET GLOBAL ${quoteIdent(name)}.replicate_ignore_table = ?`, [(stage?.ignore ?? []).map((t) => `${db}.${t}`).join(',')], `setting the tables ${link.label} skips for now`);
+      if (!stage) break;
+      progress({ phase: 'replication', message: `${link.label} runs to GTID ${stage.until} without ${stage.ignore.length} table(s) copied at that position or later` });
+      await this.dst(`${startReplicaSql(f, name)} UNTIL master_gtid_pos = ?`, [stage.until], `running ${link.label} to GTID ${stage.until}`);
+      await this.waitStopped(name, stage.until);
+    }
+    await this.dst(link.start(), [], `starting ${link.label}`);
+    progress({ phase: 'replication', message: `${link.label} on the target follows the source by GTID` });
   }
 
   /**
@@ -548,6 +656,11 @@ export class MysqlCutover implements CutoverAdapter {
    * The provider's procedures keep the filter of their parameter group, which preflight checked.
    */
   private async startReplica(link: ReplicaLinkSql, gtid: string | undefined): Promise<void> {
+    await this.configureReplica(link, gtid);
+    await this.dst(link.start(), [], `starting ${link.label}`);
+  }
+
+  private async configureReplica(link: ReplicaLinkSql, gtid?: string): Promise<void> {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
     const change = link.configure({ host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, gtid);
@@ -558,7 +671,6 @@ export class MysqlCutover implements CutoverAdapter {
       const filter = replicaFilterSql(this.targetFlavor, link.name, this.cfg.database);
       if (filter) await this.dst(filter.sql, filter.params, `limiting ${link.label} to ${this.cfg.database}`);
     }
-    await this.dst(link.start(), [], `starting ${link.label}`);
   }
 
   private async waitReplicaRunning(): Promise<void> {
@@ -849,6 +961,7 @@ export class MysqlCutover implements CutoverAdapter {
       });
       dropped.push(`replication account ${this.replicationUser} (source)`);
     }
+    if (await dropRecord(this.dst, this.cfg.name)) dropped.push(`the record of a copy cut short, ${RECORD_DATABASE}.copy_unit (target)`);
     return dropped;
   }
 
@@ -856,6 +969,14 @@ export class MysqlCutover implements CutoverAdapter {
     if (this.cfg.sharedStream) return this.streamLeftovers();
     const link = await this.link();
     const replica: Leftover[] = (await this.ours()) ? [{ where: 'target', kind: 'replica connection', name: link.name, drop: `${link.stop()}; ${link.reset()}`, retainsWal: false }] : [];
+    if ((await readRecord(this.dst, this.cfg.name)).length > 0)
+      replica.push({
+        where: 'target',
+        kind: 'copy record',
+        name: `${RECORD_DATABASE}.copy_unit (plan ${this.cfg.name})`,
+        drop: `DELETE FROM ${RECORD_DATABASE}.copy_unit WHERE plan = '${this.cfg.name.replace(/'/g, "''")}'`,
+        retainsWal: false,
+      });
     return this.cfg.replicationAccount ? replica : [...replica, ...(await replicationUserLeftover(this.src, this.replicationUser))];
   }
 

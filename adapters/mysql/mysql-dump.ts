@@ -101,7 +101,10 @@ export type DumpKind = 'snapshot' | 'schema' | 'copy' | 'tables' | 'triggers';
  * every copied row).
  */
 export function dumpArgs(f: MysqlFlavor, ep: DbEndpoint, database: string, kind: DumpKind = 'snapshot', client: ClientKind = 'mariadb'): string[] {
-  const objects = { tables: ['--no-data', '--routines', '--events', '--skip-triggers'], triggers: ['--no-data', '--no-create-info', '--no-create-db', '--skip-routines', '--skip-events', '--triggers'] };
+  const objects = {
+    tables: ['--no-data', '--routines', '--events', '--skip-triggers'],
+    triggers: ['--no-data', '--no-create-info', '--no-create-db', '--skip-routines', '--skip-events', '--triggers', '--add-drop-trigger'],
+  };
   const what = kind === 'tables' || kind === 'triggers' ? objects[kind] : ['--routines', '--events', '--triggers', ...(kind === 'schema' ? ['--no-data'] : [])];
   const common = ['--single-transaction', '--quick', ...what, '--hex-blob', '--default-character-set=utf8mb4', '--databases', database];
   const conn = clientConnArgs(ep, client);

@@ -6,6 +6,7 @@ import type { DbEndpoint } from '../../src/util/db-url.js';
 import { copyParts } from '../../src/util/copy-split.js';
 import { formatBytes } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
+import { markDoneSql, recordUnits } from './mysql-copy-record.js';
 import type { Query } from './mysql-sessions.js';
 import { quoteIdent } from './mysql-sql.js';
 
@@ -47,6 +48,8 @@ export interface CopyUnit {
   table: CopyTable;
   bytes: number;
   range?: { from?: bigint; to?: bigint };
+  /** Its row in the copy record (mysql-copy-record.ts), when the copy keeps one. */
+  id?: number;
 }
 
 /**
@@ -286,8 +289,22 @@ function core(c: MysqlConnection): CoreConnection {
   return (c as unknown as { connection: CoreConnection }).connection;
 }
 
-/** Streams one unit from the worker's source snapshot into the target; pauses the source while the target is behind. */
-function copyUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise<number> {
+/**
+ * Streams one unit from the worker's source snapshot into the target; pauses the source while the target is behind.
+ * With `mark`, the load and the unit's done mark commit in one target transaction (warnings roll both back).
+ */
+async function copyUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit, mark?: { sql: string; params: unknown[] }): Promise<number> {
+  const d = mappedQuery(w.dst, opts.target, opts.secrets, 'copying');
+  if (mark) await d('START TRANSACTION', [], `starting the load of ${unit.table.name}`);
+  const rows = await loadUnit(w, opts, unit);
+  if (mark) {
+    await d(mark.sql, mark.params, `marking ${unit.table.name} copied`);
+    await d('COMMIT', [], `committing the load of ${unit.table.name}`);
+  }
+  return rows;
+}
+
+function loadUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise<number> {
   const src = core(w.src);
   const dst = core(w.dst);
   const socket = dst.stream;
@@ -355,30 +372,88 @@ export interface SnapshotCopyResult {
   gtid: string;
   rows: number;
   units: number;
+  /** Tables copied as several key ranges (their plain secondary indexes wait for restoreDeferredIndexes). */
+  split: string[];
 }
 
-/** Tables copied as several ranges (the big ones) lose their plain secondary indexes until their rows are in. */
-async function dropIndexesOfSplitTables(opts: SnapshotCopyOptions, units: readonly CopyUnit[], dst: Query): Promise<Map<string, Array<{ name: string; definition: string }>>> {
-  const out = new Map<string, Array<{ name: string; definition: string }>>();
-  for (const name of new Set(units.filter((u) => u.range).map((u) => u.table.name))) {
-    const t = `${quoteIdent(opts.database)}.${quoteIdent(name)}`;
-    const [row] = await dst<RowDataPacket & { 'Create Table': string }>(`SHOW CREATE TABLE ${t}`, [], `reading the definition of ${name} on the target`);
+type IndexDef = { name: string; definition: string };
+
+/** The plain secondary indexes of `tables` as the SOURCE defines them (the target's may be dropped already). */
+async function deferredIndexes(src: Query, database: string, tables: Iterable<string>): Promise<Map<string, IndexDef[]>> {
+  const out = new Map<string, IndexDef[]>();
+  for (const name of tables) {
+    const [row] = await src<RowDataPacket & { 'Create Table': string }>(`SHOW CREATE TABLE ${quoteIdent(database)}.${quoteIdent(name)}`, [], `reading the definition of ${name}`);
     const indexes = deferrableIndexes(String(row?.['Create Table'] ?? ''));
-    if (indexes.length === 0) continue;
-    await dst(`ALTER TABLE ${t} ${indexes.map((i) => `DROP INDEX ${quoteIdent(i.name)}`).join(', ')}`, [], `dropping the secondary indexes of ${name} on the target until its rows are in`);
-    out.set(name, indexes);
+    if (indexes.length) out.set(name, indexes);
   }
   return out;
 }
 
+/** Index names of a target table. */
+async function targetIndexes(dst: Query, database: string, table: string): Promise<Set<string>> {
+  const rows = await dst<RowDataPacket & { n: string }>(
+    `SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+    [database, table],
+    `reading the indexes of ${table} on the target`,
+  );
+  return new Set(rows.map((r) => r.n));
+}
+
+/** Tables copied as several ranges (the big ones) lose their plain secondary indexes until their rows are in. */
+async function dropIndexesOfSplitTables(database: string, units: readonly CopyUnit[], src: Query, dst: Query): Promise<void> {
+  for (const [name, indexes] of await deferredIndexes(src, database, new Set(units.filter((u) => u.range).map((u) => u.table.name)))) {
+    const present = await targetIndexes(dst, database, name);
+    const drop = indexes.filter((i) => present.has(i.name));
+    if (drop.length === 0) continue;
+    await dst(
+      `ALTER TABLE ${quoteIdent(database)}.${quoteIdent(name)} ${drop.map((i) => `DROP INDEX ${quoteIdent(i.name)}`).join(', ')}`,
+      [],
+      `dropping the secondary indexes of ${name} on the target until its rows are in`,
+    );
+  }
+}
+
 /**
- * Copies every table of the moved database at one GTID position with `opts.jobs` workers. The first failure
- * stops the others from starting new units; every session is closed at the end.
+ * Builds the plain secondary indexes the copy of `tables` left out (the ones the target lacks), after their rows;
+ * also after a resumed copy whose earlier run was killed before building them.
  */
-export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes: number }, tables: readonly CopyTable[], srcQuery: Query, dstQuery: Query, progress: SyncProgress): Promise<SnapshotCopyResult> {
-  const units = await copyUnits(srcQuery, opts.database, tables, opts.splitBytes, opts.jobs);
+export async function restoreDeferredIndexes(database: string, tables: readonly string[], src: Query, dst: Query, progress: SyncProgress): Promise<void> {
+  for (const [table, indexes] of await deferredIndexes(src, database, tables)) {
+    const present = await targetIndexes(dst, database, table);
+    const missing = indexes.filter((i) => !present.has(i.name));
+    if (missing.length === 0) continue;
+    progress({ phase: 'copy', message: `building ${missing.length} secondary index(es) of ${table} after its rows`, table });
+    await dst(`ALTER TABLE ${quoteIdent(database)}.${quoteIdent(table)} ${missing.map((i) => `ADD ${i.definition}`).join(', ')}`, [], `building the secondary indexes of ${table} on the target`);
+  }
+}
+
+/** Records `units` on the target (mysql-copy-record.ts) before any is loaded: they get their ids. */
+export async function recordCopyUnits(dst: Query, plan: string, units: CopyUnit[], firstId: number): Promise<void> {
+  const ids = await recordUnits(
+    dst,
+    plan,
+    units.map((u) => ({ table: u.table.name, ...u.range })),
+    firstId,
+  );
+  units.forEach((u, i) => (u.id = ids[i]));
+}
+
+/**
+ * Copies `units` (copyUnits) at one GTID position with `opts.jobs` workers. The first failure stops the others from
+ * starting new units; every session is closed at the end. With `record` (units recorded by recordCopyUnits), each
+ * load commits with its done mark, which names this copy (`attempt`) and its position.
+ */
+export async function copyAtOnePosition(
+  opts: SnapshotCopyOptions,
+  units: readonly CopyUnit[],
+  srcQuery: Query,
+  dstQuery: Query,
+  progress: SyncProgress,
+  record?: { plan: string; attempt: number },
+): Promise<SnapshotCopyResult> {
+  const tables = [...new Map(units.map((u) => [u.table.name, u.table])).values()];
   const jobs = Math.max(1, Math.min(opts.jobs, units.length));
-  const deferred = await dropIndexesOfSplitTables(opts, units, dstQuery);
+  await dropIndexesOfSplitTables(opts.database, units, srcQuery, dstQuery);
   const { workers, gtid } = await openSnapshots({ ...opts, jobs }, tables);
   const totalBytes = units.reduce((a, u) => a + u.bytes, 0);
   const partsLeft = new Map<string, number>();
@@ -401,7 +476,7 @@ export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes
     while (failed === undefined && next < units.length) {
       const unit = units[next++]!;
       try {
-        const n = await copyUnit(w, opts, unit);
+        const n = await copyUnit(w, opts, unit, record && unit.id !== undefined ? markDoneSql(record.plan, unit.id, record.attempt, gtid) : undefined);
         rows += n;
       } catch (e) {
         failed ??= e;
@@ -431,10 +506,5 @@ export async function copyAtOnePosition(opts: SnapshotCopyOptions & { splitBytes
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;
-  for (const [table, indexes] of deferred) {
-    progress({ phase: 'copy', message: `building ${indexes.length} secondary index(es) of ${table} after its rows`, table });
-    const t = `${quoteIdent(opts.database)}.${quoteIdent(table)}`;
-    await dstQuery(`ALTER TABLE ${t} ${indexes.map((i) => `ADD ${i.definition}`).join(', ')}`, [], `building the secondary indexes of ${table} on the target`);
-  }
-  return { gtid, rows, units: units.length };
+  return { gtid, rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
 }

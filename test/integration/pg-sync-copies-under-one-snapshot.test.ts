@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa } from 'execa';
-import { BUILT_CLI, ROOT, ensureBuilt } from '../helpers/built-cli.js';
+import { ensureBuilt, syncKilledWhen } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { missingOn, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, exec, pg15Missing, pg17Missing, type PostgresSandbox } from '../helpers/pg.js';
@@ -56,22 +55,6 @@ function churn(sb: PostgresSandbox, password: string, db: string): { stop(): Pro
       return done;
     },
   };
-}
-
-/** Runs `sync` and kills it (SIGKILL) as soon as its output matches `when`; returns what it printed. */
-async function syncKilledWhen(plan: string, env: Record<string, string>, when: RegExp): Promise<string> {
-  const p = execa('node', [BUILT_CLI, 'sync', plan], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
-  let err = '';
-  await new Promise<void>((resolve, reject) => {
-    p.stderr?.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (when.test(err)) resolve();
-    });
-    void p.then((r) => reject(new Error(`sync ended (exit ${r.exitCode}) before ${when}: ${err}`)));
-  });
-  p.kill('SIGKILL');
-  await p;
-  return err;
 }
 
 /** The parts a resumed sync found already copied, and all parts. */
