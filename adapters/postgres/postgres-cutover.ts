@@ -415,7 +415,11 @@ export class PostgresCutover implements CutoverAdapter {
     let copiedMs: number;
     try {
       if (units.some((u) => !u.done)) {
-        await copyUnderSnapshot(units, { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs }, progress);
+        await copyUnderSnapshot(
+          units,
+          { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs, freeze: !(await this.managed()) },
+          progress,
+        );
       }
       await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
       copiedMs = Date.now() - started;

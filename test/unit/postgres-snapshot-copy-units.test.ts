@@ -42,6 +42,15 @@ describe('the snapshot copy cuts big tables into page ranges and starts with the
     const [text] = copyUnits([table('small', 1)], 10 * MB);
     expect(copyInScript(text!).prelude).toBe('BEGIN;\n\\copy public.small (id, "Note") from pstdin\n');
   });
+
+  it('with freeze, a table copied whole is emptied in the load transaction and loaded frozen; a range never is', () => {
+    const [bin] = copyUnits([{ ...table('small', 1), binary: true }], 10 * MB);
+    expect(copyInScript(bin!, true).prelude).toBe('BEGIN;\nTRUNCATE ONLY public.small;\n\\copy public.small (id, "Note") from pstdin (format binary, freeze)\n');
+    const [text] = copyUnits([table('small', 1)], 10 * MB);
+    expect(copyInScript(text!, true).prelude).toBe('BEGIN;\nTRUNCATE ONLY public.small;\n\\copy public.small (id, "Note") from pstdin (freeze)\n');
+    const ranged = copyUnits([{ ...table('big', 30), binary: true }], 10 * MB);
+    for (const u of ranged) expect(copyInScript(u, true).prelude).toBe('BEGIN;\n\\copy public.big (id, "Note") from pstdin (format binary)\n');
+  });
 });
 
 describe('plan: copy', () => {
