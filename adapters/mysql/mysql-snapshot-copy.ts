@@ -4,7 +4,7 @@ import { OperationError } from '../../src/errors.js';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { copyParts } from '../../src/util/copy-split.js';
-import { formatBytes } from '../../src/util/units.js';
+import { formatBytes, formatCount } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { markDoneSql, recordUnits } from './mysql-copy-record.js';
 import type { Query } from './mysql-sessions.js';
@@ -463,6 +463,7 @@ export async function copyAtOnePosition(
   let rows = 0;
   let bytesDone = 0;
   let tablesDone = 0;
+  const rowsOf = new Map<string, number>();
   const started = Date.now();
   progress({
     phase: 'copy',
@@ -475,14 +476,17 @@ export async function copyAtOnePosition(
   const work = async (w: Worker): Promise<void> => {
     while (failed === undefined && next < units.length) {
       const unit = units[next++]!;
+      let n: number;
       try {
-        const n = await copyUnit(w, opts, unit, record && unit.id !== undefined ? markDoneSql(record.plan, unit.id, record.attempt, gtid) : undefined);
+        n = await copyUnit(w, opts, unit, record && unit.id !== undefined ? markDoneSql(record.plan, unit.id, record.attempt, gtid) : undefined);
         rows += n;
       } catch (e) {
         failed ??= e;
         return;
       }
       bytesDone += unit.bytes;
+      const tableRows = (rowsOf.get(unit.table.name) ?? 0) + n;
+      rowsOf.set(unit.table.name, tableRows);
       const left = partsLeft.get(unit.table.name)! - 1;
       partsLeft.set(unit.table.name, left);
       if (left === 0) tablesDone++;
@@ -490,8 +494,10 @@ export async function copyAtOnePosition(
       const etaMs = bytesDone > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesDone) * (totalBytes - bytesDone)) : undefined;
       progress({
         phase: 'copy',
-        message: `copied ${unit.table.name}${unit.range ? ' (a key range)' : ''}: ${tablesDone}/${tables.length} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}`,
+        message: `copied ${unit.table.name}${unit.range ? ' (a key range)' : ''}${left === 0 ? ` (${formatCount(tableRows)} rows)` : ''}: ${tablesDone}/${tables.length} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}, ${formatCount(rows)} rows`,
         table: unit.table.name,
+        rowsDone: rows,
+        ...(left === 0 ? { tableRows } : {}),
         tablesDone,
         tablesTotal: tables.length,
         bytesDone,

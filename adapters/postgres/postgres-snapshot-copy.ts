@@ -1,6 +1,6 @@
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { formatBytes } from '../../src/util/units.js';
+import { formatBytes, formatCount } from '../../src/util/units.js';
 import { findClientBinary } from './postgres-binaries.js';
 import { gatedPipeline, spawnDetached } from '../../src/util/subprocess.js';
 import { connectPgReplication, type PgClient } from './postgres-connection.js';
@@ -180,6 +180,9 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
   let next = 0;
   // Bytes of this run only, for the ETA; the message counts what earlier runs copied too.
   let bytesNow = 0;
+  // Rows of this run (a resumed copy does not know the earlier run's), per table and in all.
+  let rowsNow = 0;
+  const rowsOf = new Map<string, number>();
   const bytesBefore = totalBytes - todo.reduce((a, u) => a + u.bytes, 0);
   let tablesDone = tables.size - partsLeft.size;
   let failed: unknown;
@@ -188,22 +191,28 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
   const worker = async (): Promise<void> => {
     while (failed === undefined && next < todo.length) {
       const unit = todo[next++]!;
+      let unitRows: number;
       try {
-        await gatedPipeline(
-          {
-            cmd: psql,
-            args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', '-c', `SET TRANSACTION SNAPSHOT ${quoteLiteral(opts.snapshot)}`, '-c', copyOutSql(unit)],
-            env: producerEnv,
-          },
-          { cmd: psql, args: (script) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', script], env: consumerEnv },
-          copyInScript(unit, opts.freeze),
-          { secrets },
+        unitRows = copiedRows(
+          await gatedPipeline(
+            {
+              cmd: psql,
+              args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', '-c', `SET TRANSACTION SNAPSHOT ${quoteLiteral(opts.snapshot)}`, '-c', copyOutSql(unit)],
+              env: producerEnv,
+            },
+            { cmd: psql, args: (script) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', script], env: consumerEnv },
+            copyInScript(unit, opts.freeze),
+            { secrets },
+          ),
         );
       } catch (e) {
         failed ??= e;
         return;
       }
       bytesNow += unit.bytes;
+      rowsNow += unitRows;
+      const tableRows = (rowsOf.get(unit.table.table) ?? 0) + unitRows;
+      rowsOf.set(unit.table.table, tableRows);
       const bytesDone = bytesBefore + bytesNow;
       const left = partsLeft.get(unit.table.table)! - 1;
       partsLeft.set(unit.table.table, left);
@@ -212,8 +221,10 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
       const etaMs = bytesNow > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesNow) * (totalBytes - bytesDone)) : undefined;
       progress({
         phase: 'copy',
-        message: `copy ${tablesDone}/${tables.size} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}${left === 0 ? ` (${unit.table.table} done)` : ''}`,
+        message: `copy ${tablesDone}/${tables.size} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}, ${formatCount(rowsNow)} rows${left === 0 ? ` (${unit.table.table} done: ${formatCount(tableRows)} rows)` : ''}`,
         table: unit.table.table,
+        rowsDone: rowsNow,
+        ...(left === 0 ? { tableRows } : {}),
         tablesDone,
         tablesTotal: tables.size,
         bytesDone,
@@ -228,6 +239,13 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
 }
 
 const UNITS = `${quoteIdent(TOOL_SCHEMA)}.copy_unit`;
+const ROWS_LINE = 'cutover-rows';
+
+/** The row count a unit's script printed (0 if none). */
+export function copiedRows(consumerOutput: string): number {
+  const m = new RegExp(`^${ROWS_LINE} (\\d+)$`, 'm').exec(consumerOutput);
+  return m ? Number(m[1]) : 0;
+}
 const SNAPSHOT = `${quoteIdent(TOOL_SCHEMA)}.copy_snapshot`;
 
 /**
@@ -242,7 +260,8 @@ export function copyInScript(unit: CopyUnit, freeze = false): { prelude: string;
   const options = [...(unit.table.binary ? ['format binary'] : []), ...(whole ? ['freeze'] : [])];
   return {
     prelude: `BEGIN;\n${whole ? `TRUNCATE ONLY ${unit.table.table};\n` : ''}\\copy ${unit.table.table} (${unit.table.columns.join(', ')}) from pstdin${options.length ? ` (${options.join(', ')})` : ''}\n`,
-    commit: `${mark}COMMIT;\n\\q\n`,
+    // The rows the \copy loaded, for progress (psql sets ROW_COUNT after it).
+    commit: `\\echo ${ROWS_LINE} :ROW_COUNT\n${mark}COMMIT;\n\\q\n`,
   };
 }
 

@@ -1,9 +1,12 @@
 import { redactDeep, redactText, type CutoverEvent, type PlanCommandOptions } from '../index.js';
 import type { CliIO } from './io.js';
+import { withLiveSteps } from './live-steps.js';
 
 /** The program's own flags, which every command reads through `cmd.optsWithGlobals()`. */
 export interface GlobalOpts {
   json?: boolean;
+  /** How progress events print on stderr: human lines, or one JSON object per line. */
+  events?: 'text' | 'json';
   debug?: boolean;
   stateDir?: string;
 }
@@ -13,6 +16,8 @@ export class CliContext {
   readonly secrets: string[] = [];
   /** stdout already carries this invocation's one JSON document (e.g. `check` findings before exit 3). */
   jsonEmitted = false;
+  /** The invocation's --events (set before the command's action runs). */
+  eventFormat: 'text' | 'json' = 'text';
 
   constructor(readonly io: CliIO) {}
 
@@ -22,6 +27,12 @@ export class CliContext {
 
   scrub(text: string): string {
     return redactText(text, this.secrets);
+  }
+
+  /** Progress as the invocation asks: a live view on a terminal (text events), else eventPrinter's lines. */
+  async withProgress<T>(work: (onEvent: (e: CutoverEvent) => void) => Promise<T>): Promise<T> {
+    if (this.io.isTTY && this.eventFormat === 'text') return withLiveSteps(this.io, (t) => this.scrub(t), work);
+    return work(this.eventPrinter());
   }
 
   /** Human lines on stderr, scrubbed. */
@@ -40,6 +51,10 @@ export class CliContext {
   /** One line per finished step (`✔ fence: ...`). */
   eventPrinter(): (e: CutoverEvent) => void {
     return (e) => {
+      if (this.eventFormat === 'json') {
+        this.io.err(JSON.stringify(redactDeep({ event: e.step, status: e.status, message: e.message, ...(e.progress ? { progress: e.progress } : {}), at: new Date().toISOString() }, this.secrets)) + '\n');
+        return;
+      }
       if (e.status === 'begin') return;
       const mark = e.status === 'ok' ? '✔' : e.status === 'fail' ? '✖' : '·';
       this.print([`${mark} ${e.step}: ${e.message}`]);

@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from '../index.js';
 import { registerCheck } from './commands/check.js';
 import { registerReadOnly } from './commands/readonly.js';
@@ -11,7 +11,7 @@ import { registerStatus } from './commands/status.js';
 import { registerSync } from './commands/sync.js';
 import { registerVerify } from './commands/verify.js';
 import { registerWaves } from './commands/waves.js';
-import { CliContext } from './context.js';
+import { CliContext, type GlobalOpts } from './context.js';
 import { reportFailure } from './failure.js';
 import { processIO, type CliIO } from './io.js';
 
@@ -23,6 +23,10 @@ export function createProgram(io: CliIO = processIO(), ctx = new CliContext(io))
     .option('--json', 'print one JSON document on stdout (human output stays on stderr)')
     .option('--debug', 'print stack traces of unexpected errors')
     .option('--state-dir <dir>', 'where fence records and journals live', '.cutover')
+    .addOption(new Option('--events <format>', 'progress events on stderr: text lines (a live view on a terminal), or json: one object per line').choices(['text', 'json']).default('text'))
+    .hook('preAction', (cmd) => {
+      ctx.eventFormat = cmd.opts<GlobalOpts>().events ?? 'text';
+    })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.err(s), writeErr: (s) => io.err(s) });

@@ -21,6 +21,9 @@ export interface SyncProgressEvent {
   tablesTotal?: number;
   bytesDone?: number;
   bytesTotal?: number;
+  /** Rows copied so far (all tables), and those of `table` when this event says it is done. */
+  rowsDone?: number;
+  tableRows?: number;
   etaMs?: number;
 }
 export type SyncProgress = (e: SyncProgressEvent) => void;

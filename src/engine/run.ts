@@ -6,7 +6,7 @@ import { describeLeak, type LeakWatcher } from '../readonly/readonly.js';
 import type { FenceOnResult, LateLeakCheck, LeakCheck, LeakCheckMethod } from '../readonly/types.js';
 import { run as runCommand } from '../util/subprocess.js';
 import { formatBytes, formatDuration } from '../util/units.js';
-import type { CatchUpProof, CdcSlotHandover, DetachResult, Finding, SourceLockHolder, SwitchCompare, SyncSummary, VerifyReport } from './cutover-adapter.js';
+import type { CatchUpProof, CdcSlotHandover, DetachResult, Finding, SourceLockHolder, SwitchCompare, SyncProgressEvent, SyncSummary, VerifyReport } from './cutover-adapter.js';
 import { afterWords, compareAfterSwitch, type AfterSwitchVerifyReport } from './verify-after.js';
 import type { JournalRecord, JournalStep } from './journal.js';
 import type { StateJournal, StateLock } from './state-store.js';
@@ -20,6 +20,8 @@ export interface CutoverEvent {
   step: string;
   status: 'begin' | 'ok' | 'fail' | 'info';
   message: string;
+  /** A copy's progress as numbers (sync's info events): tables, bytes, rows, ETA. */
+  progress?: Omit<SyncProgressEvent, 'message'>;
 }
 
 /** How a command takes the plan's locks. */
@@ -142,8 +144,8 @@ class Runner {
     return this.opts.abort;
   }
 
-  emit(step: string, status: CutoverEvent['status'], message: string): void {
-    this.opts.onEvent?.({ step, status, message });
+  emit(step: string, status: CutoverEvent['status'], message: string, progress?: CutoverEvent['progress']): void {
+    this.opts.onEvent?.({ step, status, message, ...(progress ? { progress } : {}) });
   }
 
   /** Durable journal writes still in flight (OVERLAPPED steps); `settle` awaits them. */
@@ -343,8 +345,13 @@ async function doSync(s: PlanSession, runner: Runner, preflight?: (f: Finding[])
     'sync',
     `copy ${s.database} to the target (${s.plan.method})`,
     async () => {
-      const summary = await s.adapter.sync((e) =>
-        runner.emit('sync', 'info', e.message + (e.etaMs ? `, ETA ${formatDuration(e.etaMs)}` : '') + (e.bytesTotal ? ` [${formatBytes(e.bytesDone ?? 0)} / ${formatBytes(e.bytesTotal)}]` : '')),
+      const summary = await s.adapter.sync(({ message, ...progress }) =>
+        runner.emit(
+          'sync',
+          'info',
+          message + (progress.etaMs ? `, ETA ${formatDuration(progress.etaMs)}` : '') + (progress.bytesTotal ? ` [${formatBytes(progress.bytesDone ?? 0)} / ${formatBytes(progress.bytesTotal)}]` : ''),
+          progress,
+        ),
       );
       // Applications must not write to the copy before the switch; apply workers are not affected.
       await s.targetHold.on();

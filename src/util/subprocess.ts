@@ -120,14 +120,15 @@ function failure(side: PipeSide, code: number | null, signal: NodeJS.Signals | n
  * dies part-way ends its stream like a finished one; the consumer is then killed before it reads any `commit`,
  * so nothing it loaded survives. If this process is killed, the FIFO's last writer is gone and the consumer
  * reaches the end of its script without `commit` the same way. (A FIFO, not an inherited fd: psql opens its
- * script by name, and /dev/fd/N of the socket Node hands a child cannot be opened.)
+ * script by name, and /dev/fd/N of the socket Node hands a child cannot be opened.) Resolves to the end of what
+ * the consumer printed on stdout (its last 4000 characters).
  */
 export async function gatedPipeline(
   producer: PipeSide,
   consumer: Omit<PipeSide, 'args'> & { args: (scriptPath: string) => readonly string[] },
   script: { prelude: string; commit: string },
   opts: { secrets?: readonly string[] } = {},
-): Promise<void> {
+): Promise<string> {
   const secrets = opts.secrets ?? [];
   const dir = await mkdtemp(join(tmpdir(), 'cutover-gate-'));
   const fifo = join(dir, 'script');
@@ -138,10 +139,12 @@ export async function gatedPipeline(
     const [pf, pa] = commandFor(producer.cmd, producer.args);
     const [cf, ca] = commandFor(consumer.cmd, consumer.args(fifo));
     const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'ignore', 'pipe'] });
+    const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe'] });
     // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
     p.stdout.destroy();
     const errs = ['', ''];
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
     p.stderr.on('data', (d: Buffer) => (errs[0] = (errs[0]! + d.toString()).slice(-4000)));
     c.stderr.on('data', (d: Buffer) => (errs[1] = (errs[1]! + d.toString()).slice(-4000)));
     const exited = (child: ChildProcess) =>
@@ -165,6 +168,7 @@ export async function gatedPipeline(
     // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
     if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
     if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
+    return out;
   } finally {
     await fh.close().catch(() => {});
     await rm(dir, { recursive: true, force: true });

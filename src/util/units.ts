@@ -57,3 +57,8 @@ export function formatBytes(bytes: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+/** A count with thousands separators (3,000,000), the same on every locale. */
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}

@@ -105,9 +105,13 @@ describe.skipIf(mariadbMissing)('MariaDB sync killed mid-copy resumes table by t
     let first: string, second: string, third;
     try {
       await sleep(300);
-      first = await syncKilledWhen(plan, e.env, new RegExp(`copied \\S+(?: \\(a key range\\))?: ${firstAfter}/\\d+ tables`));
+      first = await syncKilledWhen(plan, e.env, new RegExp(`copied \\S+(?: \\(a key range\\))?(?: \\([\\d,]+ rows\\))?: ${firstAfter}/\\d+ tables`));
       await sleep(300);
-      second = await syncKilledWhen(plan, e.env, new RegExp(`resuming the copy cut short[^\\n]*\\n(?:.*\\n){0,40}?(?:.*copied \\S+(?: \\(a key range\\))?: \\d+/\\d+ tables.*\\n?){${secondAfter}}`));
+      second = await syncKilledWhen(
+        plan,
+        e.env,
+        new RegExp(`resuming the copy cut short[^\\n]*\\n(?:.*\\n){0,40}?(?:.*copied \\S+(?: \\(a key range\\))?(?: \\([\\d,]+ rows\\))?: \\d+/\\d+ tables.*\\n?){${secondAfter}}`),
+      );
       await sleep(300);
       third = await cli(['sync', plan], e.env);
       await sleep(500);

@@ -176,9 +176,21 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
       `INSERT INTO user_types SELECT g, (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::mood, ROW(g, 'p' || g)::pair, g, ARRAY['ok', 'happy']::mood[], g FROM generate_series(1, 2000) g`,
     );
     const plan = await writePlan(e, { db: 'types', stateDir: await tempStateDir(e.src.dir) });
-    const sync = await cli(['sync', plan], e.env);
+    const sync = await cli(['--json', '--events', 'json', 'sync', plan], e.env);
     expect(sync.code, sync.err).toBe(0);
-    const m = /(\d+) of (\d+) tables in COPY's binary format/.exec(sync.err);
+    expect(JSON.parse(sync.out)).toMatchObject({ ok: true, action: 'sync' });
+    // --events json: one object per line on stderr; the copy's progress as numbers, rows per table once it is done.
+    const events = sync.err
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; status: string; message: string; progress?: { table?: string; tableRows?: number; rowsDone?: number; bytesDone?: number; bytesTotal?: number; tablesTotal?: number } });
+    const rowsOf = Object.fromEntries(events.filter((ev) => ev.progress?.tableRows !== undefined).map((ev) => [ev.progress!.table, ev.progress!.tableRows]));
+    expect(rowsOf).toMatchObject({ 'public.builtin_types': 3000, 'public.user_types': 2000 });
+    const last = events.filter((ev) => ev.progress?.rowsDone !== undefined).at(-1)!.progress!;
+    expect(last.bytesDone).toBe(last.bytesTotal);
+    expect(last.rowsDone).toBeGreaterThanOrEqual(5000);
+    expect(events.some((ev) => ev.event === 'sync' && ev.status === 'ok')).toBe(true);
+    const m = /(\d+) of (\d+) tables in COPY's binary format/.exec(events.map((ev) => ev.message).join('\n'));
     expect(m, sync.err).not.toBeNull();
     // Every table but user_types (the sentinel's and the seed's included).
     expect(Number(m![1])).toBe(Number(m![2]) - 1);

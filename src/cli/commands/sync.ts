@@ -11,7 +11,7 @@ export function registerSync(program: Command, ctx: CliContext): void {
     .option('--force', 'take over the state dir lock of a process that cannot be checked (another host) once the plan lock on the source is free')
     .action(async (file: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
-      const r = await sync(file, { ...ctx.planOptions(), onEvent: ctx.eventPrinter(), force: Boolean(o.force) });
+      const r = await ctx.withProgress((onEvent) => sync(file, { ...ctx.planOptions(), onEvent, force: Boolean(o.force) }));
       ctx.emit(g.json, { action: 'sync', ...r }, renderSync(r));
     });
 }
