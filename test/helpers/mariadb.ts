@@ -65,4 +65,20 @@ export async function readOnly(sb: MariadbSandbox): Promise<number> {
   }
 }
 
+/** Row count and CHECKSUM TABLE of each table of `db`: equal on both sides means equal contents. */
+export async function digests(sb: MariadbSandbox, db: string, tables: readonly string[]): Promise<Record<string, string>> {
+  const c = await connect(sb);
+  try {
+    const out: Record<string, string> = {};
+    for (const t of tables) {
+      const [[s]] = await c.query<mysql.RowDataPacket[]>(`CHECKSUM TABLE \`${db}\`.\`${t}\` EXTENDED`);
+      const [[n]] = await c.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${db}\`.\`${t}\``);
+      out[t] = `${n!.n}:${s!.Checksum}`;
+    }
+    return out;
+  } finally {
+    await c.end();
+  }
+}
+
 export { MariadbSandbox };
