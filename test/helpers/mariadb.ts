@@ -81,4 +81,28 @@ export async function digests(sb: MariadbSandbox, db: string, tables: readonly s
   }
 }
 
+/** Waits (at most 30 s) until the target applied everything the source logged; MASTER_GTID_WAIT's result (0: reached). */
+export async function targetCaughtUp(src: MariadbSandbox, dst: MariadbSandbox): Promise<number> {
+  const [s, d] = await Promise.all([connect(src), connect(dst)]);
+  try {
+    const [[g]] = await s.query<mysql.RowDataPacket[]>('SELECT @@GLOBAL.gtid_binlog_pos AS g');
+    const [[r]] = await d.query<mysql.RowDataPacket[]>('SELECT MASTER_GTID_WAIT(?, 30) AS r', [g!.g]);
+    return Number(r!.r);
+  } finally {
+    await Promise.all([s.end(), d.end()]);
+  }
+}
+
+/** The trigger names of `db` and the index names of `db`.`table` on one server, sorted. */
+export async function triggersAndIndexes(sb: MariadbSandbox, db: string, table: string): Promise<{ triggers: string[]; indexes: string[] }> {
+  const c = await connect(sb);
+  try {
+    const [t] = await c.query<mysql.RowDataPacket[]>('SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1', [db]);
+    const [i] = await c.query<mysql.RowDataPacket[]>('SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY 1', [db, table]);
+    return { triggers: t.map((r) => String(r.n)), indexes: i.map((r) => String(r.n)) };
+  } finally {
+    await c.end();
+  }
+}
+
 export { MariadbSandbox };
