@@ -4,6 +4,7 @@ import { OperationError } from '../../src/errors.js';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { copyParts } from '../../src/util/copy-split.js';
+import { CopyTally } from '../../src/util/copy-tally.js';
 import { formatBytes, formatCount } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { markDoneSql, recordUnits } from './mysql-copy-record.js';
@@ -455,16 +456,10 @@ export async function copyAtOnePosition(
   const jobs = Math.max(1, Math.min(opts.jobs, units.length));
   await dropIndexesOfSplitTables(opts.database, units, srcQuery, dstQuery);
   const { workers, gtid } = await openSnapshots({ ...opts, jobs }, tables);
+  const tally = new CopyTally(units.map((u) => ({ table: u.table.name, bytes: u.bytes })));
   const totalBytes = units.reduce((a, u) => a + u.bytes, 0);
-  const partsLeft = new Map<string, number>();
-  for (const u of units) partsLeft.set(u.table.name, (partsLeft.get(u.table.name) ?? 0) + 1);
   let next = 0;
   let failed: unknown;
-  let rows = 0;
-  let bytesDone = 0;
-  let tablesDone = 0;
-  const rowsOf = new Map<string, number>();
-  const started = Date.now();
   progress({
     phase: 'copy',
     message: `copying ${tables.length} table(s) as ${units.length} stream(s) with ${jobs} worker(s) at GTID ${gtid || '(empty)'}`,
@@ -479,30 +474,15 @@ export async function copyAtOnePosition(
       let n: number;
       try {
         n = await copyUnit(w, opts, unit, record && unit.id !== undefined ? markDoneSql(record.plan, unit.id, record.attempt, gtid) : undefined);
-        rows += n;
       } catch (e) {
         failed ??= e;
         return;
       }
-      bytesDone += unit.bytes;
-      const tableRows = (rowsOf.get(unit.table.name) ?? 0) + n;
-      rowsOf.set(unit.table.name, tableRows);
-      const left = partsLeft.get(unit.table.name)! - 1;
-      partsLeft.set(unit.table.name, left);
-      if (left === 0) tablesDone++;
-      const elapsed = Date.now() - started;
-      const etaMs = bytesDone > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesDone) * (totalBytes - bytesDone)) : undefined;
+      const { tableDone, ...count } = tally.partDone(unit.table.name, unit.bytes, n);
       progress({
         phase: 'copy',
-        message: `copied ${unit.table.name}${unit.range ? ' (a key range)' : ''}${left === 0 ? ` (${formatCount(tableRows)} rows)` : ''}: ${tablesDone}/${tables.length} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}, ${formatCount(rows)} rows`,
-        table: unit.table.name,
-        rowsDone: rows,
-        ...(left === 0 ? { tableRows } : {}),
-        tablesDone,
-        tablesTotal: tables.length,
-        bytesDone,
-        bytesTotal: totalBytes,
-        ...(etaMs !== undefined ? { etaMs } : {}),
+        message: `copied ${unit.table.name}${unit.range ? ' (a key range)' : ''}${tableDone ? ` (${formatCount(count.tableRows ?? 0)} rows)` : ''}: ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`,
+        ...count,
       });
     }
   };
@@ -512,5 +492,5 @@ export async function copyAtOnePosition(
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;
-  return { gtid, rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
+  return { gtid, rows: tally.rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
 }

@@ -8,6 +8,7 @@ import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { libpqEnv } from './postgres-tools.js';
 import { COPY_SPLIT_BYTES, copyParts } from '../../src/util/copy-split.js';
+import { CopyTally } from '../../src/util/copy-tally.js';
 
 /**
  * The initial copy the way pgcopydb does it: a replication slot created first exports the snapshot of its
@@ -168,23 +169,13 @@ export interface SnapshotCopyOptions {
 }
 
 /** Copies every unit with `jobs` workers; the first failure stops the others from starting new units. */
-export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: SnapshotCopyOptions, progress: SyncProgress): Promise<{ tables: number; bytes: number }> {
+export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: SnapshotCopyOptions, progress: SyncProgress): Promise<void> {
   const psql = await findClientBinary('psql');
   const secrets = [opts.source.password, opts.target.password].filter((s): s is string => !!s);
-  const totalBytes = units.reduce((a, u) => a + u.bytes, 0);
-  const tables = new Set(units.map((u) => u.table.table));
-  const partsLeft = new Map<string, number>();
-  for (const u of units) if (!u.done) partsLeft.set(u.table.table, (partsLeft.get(u.table.table) ?? 0) + 1);
+  // Bytes count what earlier runs copied too; rows and the ETA are this run's (a resumed copy does not know the earlier run's rows).
+  const tally = new CopyTally(units.map((u) => ({ table: u.table.table, bytes: u.bytes, ...(u.done ? { done: true } : {}) })));
   const todo = units.filter((u) => !u.done);
-  const started = Date.now();
   let next = 0;
-  // Bytes of this run only, for the ETA; the message counts what earlier runs copied too.
-  let bytesNow = 0;
-  // Rows of this run (a resumed copy does not know the earlier run's), per table and in all.
-  let rowsNow = 0;
-  const rowsOf = new Map<string, number>();
-  const bytesBefore = totalBytes - todo.reduce((a, u) => a + u.bytes, 0);
-  let tablesDone = tables.size - partsLeft.size;
   let failed: unknown;
   const producerEnv = libpqEnv(opts.source, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: 'cutover copy' });
   const consumerEnv = libpqEnv(opts.target, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: 'cutover copy', PGOPTIONS: opts.targetOptions });
@@ -209,33 +200,16 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
         failed ??= e;
         return;
       }
-      bytesNow += unit.bytes;
-      rowsNow += unitRows;
-      const tableRows = (rowsOf.get(unit.table.table) ?? 0) + unitRows;
-      rowsOf.set(unit.table.table, tableRows);
-      const bytesDone = bytesBefore + bytesNow;
-      const left = partsLeft.get(unit.table.table)! - 1;
-      partsLeft.set(unit.table.table, left);
-      if (left === 0) tablesDone++;
-      const elapsed = Date.now() - started;
-      const etaMs = bytesNow > 0 && bytesDone < totalBytes ? Math.round((elapsed / bytesNow) * (totalBytes - bytesDone)) : undefined;
+      const { tableDone, ...count } = tally.partDone(unit.table.table, unit.bytes, unitRows);
       progress({
         phase: 'copy',
-        message: `copy ${tablesDone}/${tables.size} tables, ${formatBytes(bytesDone)} of ${formatBytes(totalBytes)}, ${formatCount(rowsNow)} rows${left === 0 ? ` (${unit.table.table} done: ${formatCount(tableRows)} rows)` : ''}`,
-        table: unit.table.table,
-        rowsDone: rowsNow,
-        ...(left === 0 ? { tableRows } : {}),
-        tablesDone,
-        tablesTotal: tables.size,
-        bytesDone,
-        bytesTotal: totalBytes,
-        ...(etaMs !== undefined ? { etaMs } : {}),
+        message: `copy ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows${tableDone ? ` (${unit.table.table} done: ${formatCount(count.tableRows ?? 0)} rows)` : ''}`,
+        ...count,
       });
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
   if (failed !== undefined) throw failed;
-  return { tables: tables.size, bytes: totalBytes };
 }
 
 const UNITS = `${quoteIdent(TOOL_SCHEMA)}.copy_unit`;
