@@ -3,9 +3,18 @@ import { DefaultRenderer, Listr, ListrLogger, ProcessOutput, createWritable } fr
 import type { CutoverEvent } from '../index.js';
 import type { CliIO } from './io.js';
 
-/** Draws on stderr even when stdout is not a terminal (stdout carries --json). */
-class StderrLiveRenderer extends DefaultRenderer {
+/**
+ * listr2 picks its live renderer only when stdout is a terminal; here it draws on stderr (stdout carries
+ * --json), so the choice is made from stderr (CliIO.isTTY) instead.
+ */
+export class StderrLiveRenderer extends DefaultRenderer {
   static override nonTTY = true;
+}
+
+/** A listr2 logger writing to stderr: the terminal itself, or CliIO.err (pipes, tests). */
+export function stderrLogger(io: CliIO): ListrLogger {
+  const stream = io.isTTY ? process.stderr : (createWritable((chunk) => io.err(chunk)) as Writable as NodeJS.WriteStream);
+  return new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
 }
 
 /** A bar of `width` cells for done/total. */
@@ -20,8 +29,7 @@ export function progressBar(done: number, total: number, width = 20): string {
  * only shows it, so its outcome is the work's.
  */
 export async function withLiveSteps<T>(io: CliIO, scrub: (t: string) => string, work: (onEvent: (e: CutoverEvent) => void) => Promise<T>): Promise<T> {
-  const stream = io.isTTY ? process.stderr : (createWritable((chunk) => io.err(chunk)) as Writable as NodeJS.WriteStream);
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
+  const logger = stderrLogger(io);
   type Live = { output(line: string): void; title(t: string): void; end(e?: Error): void };
   const steps = new Map<string, Live>();
   const shown: Promise<unknown>[] = [];
@@ -30,8 +38,11 @@ export async function withLiveSteps<T>(io: CliIO, scrub: (t: string) => string, 
     const ended = new Promise<void>((res, rej) => (end = (e) => (e ? rej(e) : res())));
     ended.catch(() => {});
     const live: Live = { output: () => {}, title: () => {}, end: (e) => end(e) };
+    // What arrives before listr2 runs the task is kept for it.
     const pending: string[] = [];
+    let title: string | undefined;
     live.output = (line) => pending.push(line);
+    live.title = (t) => (title = t);
     const list = new Listr(
       [
         {
@@ -40,6 +51,7 @@ export async function withLiveSteps<T>(io: CliIO, scrub: (t: string) => string, 
             live.output = (line) => (task.output = scrub(line));
             live.title = (t) => (task.title = scrub(t));
             pending.splice(0).forEach(live.output);
+            if (title !== undefined) live.title(title);
             await ended;
           },
           rendererOptions: { persistentOutput: false },
@@ -52,12 +64,12 @@ export async function withLiveSteps<T>(io: CliIO, scrub: (t: string) => string, 
     return live;
   };
   const onEvent = (e: CutoverEvent): void => {
-    const live = steps.get(e.step) ?? (e.status === 'begin' ? undefined : begin(e.step, e.message));
     if (e.status === 'begin') {
       begin(e.step, e.message);
       return;
     }
-    if (!live) return;
+    // An event of a step whose begin was not seen still gets its task.
+    const live = steps.get(e.step) ?? begin(e.step, e.message);
     if (e.status === 'info') {
       const p = e.progress;
       live.output(p?.bytesTotal ? `${progressBar(p.bytesDone ?? 0, p.bytesTotal)} ${e.message}` : e.message);

@@ -1,7 +1,7 @@
-import type { Writable } from 'node:stream';
-import { DefaultRenderer, Listr, ListrLogger, ProcessOutput, SimpleRenderer, createWritable } from 'listr2';
+import { Listr, SimpleRenderer } from 'listr2';
 import { REHEARSE_PHASES, type RehearseEvent, type RehearsePhase } from '../index.js';
 import type { CliIO } from './io.js';
+import { StderrLiveRenderer, stderrLogger } from './live-steps.js';
 
 const TITLES: Record<RehearsePhase, string> = {
   servers: 'start the sandbox servers',
@@ -14,14 +14,6 @@ const TITLES: Record<RehearsePhase, string> = {
   verify: 'verify every acknowledged write',
   teardown: 'tear down',
 };
-
-/**
- * listr2 picks its live renderer only when stdout is a terminal; here it draws on stderr (stdout carries
- * --json), so the choice is made from stderr (CliIO.isTTY) instead.
- */
-class StderrLiveRenderer extends DefaultRenderer {
-  static override nonTTY = true;
-}
 
 interface Gate {
   started: Promise<void>;
@@ -79,8 +71,7 @@ export async function withRehearseTasks<T>(io: CliIO, scrub: (t: string) => stri
     else if (g.output) g.output(message);
     else g.pending.push(message);
   };
-  const stream = io.isTTY ? process.stderr : (createWritable((chunk) => io.err(chunk)) as Writable as NodeJS.WriteStream);
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(stream, stream) });
+  const logger = stderrLogger(io);
   const list = new Listr(
     REHEARSE_PHASES.map((phase) => ({
       title: TITLES[phase],
