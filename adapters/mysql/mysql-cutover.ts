@@ -10,7 +10,7 @@ import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
 import { connectMysql, mappedQuery, type MysqlConnection } from './mysql-connection.js';
-import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding } from './mysql-dump.js';
+import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding, type DumpKind } from './mysql-dump.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
@@ -290,7 +290,7 @@ export class MysqlCutover implements CutoverAdapter {
       // The rows move inside the fence window (catchUp); loading the schema now finds what the target would
       // refuse (definers, engines, versions) while the source is still writable.
       progress({ phase: 'schema', message: `creating ${totals.size} table(s) of ${this.cfg.database} on the target without rows (the rows are copied inside the fence window)`, tablesDone: 0, tablesTotal: totals.size });
-      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'schema');
+      await this.dumpDatabase('schema');
       const rolesCreated = await this.copyAccounts(progress);
       progress({ phase: 'ready', message: `schema of ${totals.size} table(s) in place; ${formatBytes(bytes)} to copy in the window` });
       return { method: 'dump', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
@@ -303,7 +303,7 @@ export class MysqlCutover implements CutoverAdapter {
     if (existing && recorded.length === 0) {
       // Accounts added on the source since the earlier sync are created now.
       const rolesCreated = await this.copyAccounts(progress);
-      progress({ phase: 'ready', message: `the target already replicates through ${(await this.link()).label} (an earlier sync of this plan)` });
+      progress({ phase: 'ready', message: `the target already replicates through ${link.label} (an earlier sync of this plan)` });
       return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
     const present = await this.tableSizes(this.dst);
@@ -337,7 +337,7 @@ export class MysqlCutover implements CutoverAdapter {
       });
       const watch = this.watchLoad(progress, totals);
       try {
-        await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
+        await this.dumpDatabase('snapshot');
       } finally {
         await watch.stop();
       }
@@ -432,7 +432,7 @@ export class MysqlCutover implements CutoverAdapter {
 
   /** Until the connection stopped at its UNTIL position; an error (or a stop elsewhere) fails with the replica's own words. */
   private async waitStopped(name: string, gtid: string): Promise<void> {
-    const deadline = Date.now() + (this.cfg.copyTimeoutMs ?? 6 * 3_600_000);
+    const deadline = Date.now() + this.copyTimeoutMs;
     const again = this.cfg.sharedStream ? 'run the wave again' : 'run sync again (it goes on from where the connection stopped)';
     for (;;) {
       const r = await this.ours();
@@ -503,10 +503,7 @@ export class MysqlCutover implements CutoverAdapter {
    * position, the triggers, then the target's gtid_slave_pos set to that position for the replica to start from.
    */
   private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql, setSlavePos = true): Promise<string> {
-    const timeoutMs = this.cfg.copyTimeoutMs ?? 6 * 3_600_000;
-    const f = { source: this.sourceFlavor, target: this.targetFlavor };
-    progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${this.cfg.database} on the target`, tablesDone: 0, tablesTotal: tables.length });
-    await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, 'tables');
+    await this.createTables(tables, progress);
     const copied = await copyAtOnePosition(this.copyOptions(), await this.copyUnitsOf(tables), this.src, this.dst, progress);
     await restoreDeferredIndexes(this.cfg.database, copied.split, this.src, this.dst, progress);
     await this.copyTriggers(`${copied.rows} row(s) copied in ${copied.units} stream(s)`, progress);
@@ -517,6 +514,11 @@ export class MysqlCutover implements CutoverAdapter {
 
   private copyOptions(): SnapshotCopyOptions {
     return { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, jobs: this.copyJobs, lockTimeoutMs: this.cfg.lockTimeoutMs, secrets: this.secrets };
+  }
+
+  /** Bound on the dump and load of `sync` (plan copy timeout; 6 h by default). */
+  private get copyTimeoutMs(): number {
+    return this.cfg.copyTimeoutMs ?? 6 * 3_600_000;
   }
 
   private get copyJobs(): number {
@@ -532,8 +534,18 @@ export class MysqlCutover implements CutoverAdapter {
     const [trg] = await this.src<RowDataPacket & { n: string }>(`SELECT CAST(COUNT(*) AS CHAR) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?`, [this.cfg.database], 'counting triggers');
     const triggers = Number(trg?.n ?? 0);
     progress({ phase: 'schema', message: `${copied}${triggers > 0 ? `; creating ${triggers} trigger(s) of ${this.cfg.database} on the target` : ''}` });
-    const f = { source: this.sourceFlavor, target: this.targetFlavor };
-    if (triggers > 0) await dumpInto(f, this.cfg.source, this.cfg.target, this.cfg.database, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'triggers');
+    if (triggers > 0) await this.dumpDatabase('triggers');
+  }
+
+  /** The tables (no rows, no triggers), views, routines and events of the database, created on the target. */
+  private async createTables(tables: readonly CopyTable[], progress: SyncProgress): Promise<void> {
+    progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${this.cfg.database} on the target`, tablesDone: 0, tablesTotal: tables.length });
+    await this.dumpDatabase('tables');
+  }
+
+  /** `dump | load` of the moved database (mysql-dump.ts), bounded by the copy timeout unless told otherwise. */
+  private dumpDatabase(kind: DumpKind, timeoutMs = this.copyTimeoutMs): Promise<void> {
+    return dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, timeoutMs, kind);
   }
 
   /**
@@ -554,8 +566,7 @@ export class MysqlCutover implements CutoverAdapter {
     if (fresh) {
       await startRecord(this.dst, plan);
       await recordCopyUnits(this.dst, plan, units, 1);
-      progress({ phase: 'schema', message: `creating ${tables.length} table(s), views, routines and events of ${db} on the target`, tablesDone: 0, tablesTotal: tables.length });
-      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, db, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, 'tables');
+      await this.createTables(tables, progress);
     } else {
       // Marks go first: a kill between the two leaves unmarked tables, which the next resume empties again.
       await forgetTables(
@@ -604,14 +615,15 @@ export class MysqlCutover implements CutoverAdapter {
     const f = this.targetFlavor;
     const name = link.name;
     const db = this.cfg.database;
+    // Only tables of a later copy's position are ever in the filter; checked before anything changes.
+    if (positions.slice(1).some((p) => p.tables.some((t) => t.includes(','))))
+      throw new OperationError(`a table name of ${db} contains a comma`, 'replication filters are comma-separated lists: rename the table, or run `cutover rollback --cleanup`, drop the target database and sync again');
     const existing = await this.ours();
     if (existing && (existing.ioRunning || existing.sqlRunning)) await this.dst(stopReplicaSql(f, name), [], `stopping ${link.label} to go on with its staged start`);
     if (!existing) {
       await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [positions[0]?.gtid ?? ''], `setting the target's gtid_slave_pos to the copy's position ${positions[0]?.gtid ?? ''}`);
       await this.configureReplica(link);
     }
-    if (positions.some((p) => p.tables.some((t) => t.includes(','))))
-      throw new OperationError(`a table name of ${db} contains a comma`, 'replication filters are comma-separated lists: rename the table, or run `cutover rollback --cleanup`, drop the target database and sync again');
     for (;;) {
       const [cur] = await this.dst<RowDataPacket & { p: string | null }>(`SELECT @@GLOBAL.gtid_slave_pos AS p`, [], 'reading the target’s applied GTID position');
       const stage = nextStage(positions, String(cur?.p ?? ''));
@@ -813,7 +825,7 @@ export class MysqlCutover implements CutoverAdapter {
    */
   private async copyWhileFenced(fencePosition: string, remainingMs: number, started: number): Promise<CatchUpProof> {
     try {
-      await dumpInto({ source: this.sourceFlavor, target: this.targetFlavor }, this.cfg.source, this.cfg.target, this.cfg.database, remainingMs, 'copy');
+      await this.dumpDatabase('copy', remainingMs);
     } catch (e) {
       if (Date.now() - started >= remainingMs) {
         throw new BudgetExceededError(
