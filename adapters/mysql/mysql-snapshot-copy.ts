@@ -379,37 +379,35 @@ export interface SnapshotCopyResult {
 
 type IndexDef = { name: string; definition: string };
 
-/** The plain secondary indexes of `tables` as the SOURCE defines them (the target's may be dropped already). */
-async function deferredIndexes(src: Query, database: string, tables: Iterable<string>): Promise<Map<string, IndexDef[]>> {
-  const out = new Map<string, IndexDef[]>();
-  for (const name of tables) {
-    const [row] = await src<RowDataPacket & { 'Create Table': string }>(`SHOW CREATE TABLE ${quoteIdent(database)}.${quoteIdent(name)}`, [], `reading the definition of ${name}`);
+/**
+ * The plain secondary indexes of `tables` as the SOURCE defines them (the target's may be dropped already), split by
+ * whether the target has them now.
+ */
+async function deferredIndexes(database: string, tables: Iterable<string>, src: Query, dst: Query): Promise<Array<{ table: string; present: IndexDef[]; missing: IndexDef[] }>> {
+  const out: Array<{ table: string; present: IndexDef[]; missing: IndexDef[] }> = [];
+  for (const table of tables) {
+    const [row] = await src<RowDataPacket & { 'Create Table': string }>(`SHOW CREATE TABLE ${quoteIdent(database)}.${quoteIdent(table)}`, [], `reading the definition of ${table}`);
     const indexes = deferrableIndexes(String(row?.['Create Table'] ?? ''));
-    if (indexes.length) out.set(name, indexes);
+    if (indexes.length === 0) continue;
+    const rows = await dst<RowDataPacket & { n: string }>(
+      `SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+      [database, table],
+      `reading the indexes of ${table} on the target`,
+    );
+    const onTarget = new Set(rows.map((r) => r.n));
+    out.push({ table, present: indexes.filter((i) => onTarget.has(i.name)), missing: indexes.filter((i) => !onTarget.has(i.name)) });
   }
   return out;
 }
 
-/** Index names of a target table. */
-async function targetIndexes(dst: Query, database: string, table: string): Promise<Set<string>> {
-  const rows = await dst<RowDataPacket & { n: string }>(
-    `SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
-    [database, table],
-    `reading the indexes of ${table} on the target`,
-  );
-  return new Set(rows.map((r) => r.n));
-}
-
 /** Tables copied as several ranges (the big ones) lose their plain secondary indexes until their rows are in. */
 async function dropIndexesOfSplitTables(database: string, units: readonly CopyUnit[], src: Query, dst: Query): Promise<void> {
-  for (const [name, indexes] of await deferredIndexes(src, database, new Set(units.filter((u) => u.range).map((u) => u.table.name)))) {
-    const present = await targetIndexes(dst, database, name);
-    const drop = indexes.filter((i) => present.has(i.name));
-    if (drop.length === 0) continue;
+  for (const { table, present } of await deferredIndexes(database, new Set(units.filter((u) => u.range).map((u) => u.table.name)), src, dst)) {
+    if (present.length === 0) continue;
     await dst(
-      `ALTER TABLE ${quoteIdent(database)}.${quoteIdent(name)} ${drop.map((i) => `DROP INDEX ${quoteIdent(i.name)}`).join(', ')}`,
+      `ALTER TABLE ${quoteIdent(database)}.${quoteIdent(table)} ${present.map((i) => `DROP INDEX ${quoteIdent(i.name)}`).join(', ')}`,
       [],
-      `dropping the secondary indexes of ${name} on the target until its rows are in`,
+      `dropping the secondary indexes of ${table} on the target until its rows are in`,
     );
   }
 }
@@ -419,9 +417,7 @@ async function dropIndexesOfSplitTables(database: string, units: readonly CopyUn
  * also after a resumed copy whose earlier run was killed before building them.
  */
 export async function restoreDeferredIndexes(database: string, tables: readonly string[], src: Query, dst: Query, progress: SyncProgress): Promise<void> {
-  for (const [table, indexes] of await deferredIndexes(src, database, tables)) {
-    const present = await targetIndexes(dst, database, table);
-    const missing = indexes.filter((i) => !present.has(i.name));
+  for (const { table, missing } of await deferredIndexes(database, tables, src, dst)) {
     if (missing.length === 0) continue;
     progress({ phase: 'copy', message: `building ${missing.length} secondary index(es) of ${table} after its rows`, table });
     await dst(`ALTER TABLE ${quoteIdent(database)}.${quoteIdent(table)} ${missing.map((i) => `ADD ${i.definition}`).join(', ')}`, [], `building the secondary indexes of ${table} on the target`);
