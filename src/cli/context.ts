@@ -17,7 +17,7 @@ export class CliContext {
   /** stdout already carries this invocation's one JSON document (e.g. `check` findings before exit 3). */
   jsonEmitted = false;
   /** The invocation's --events (set before the command's action runs). */
-  eventFormat: 'text' | 'json' = 'text';
+  eventFormat: NonNullable<GlobalOpts['events']> = 'text';
 
   constructor(readonly io: CliIO) {}
 
