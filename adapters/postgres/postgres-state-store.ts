@@ -407,6 +407,9 @@ class PgWave implements WaveCoordinator {
   /** Slots and leases this process holds (advisory locks are re-entrant within a session: ours would look free). */
   private readonly slots = new Set<number>();
   private readonly leases = new Map<string, number>();
+  /** Where this runner waits for window turns: a blocking lock wait on the main session would stall its every query. */
+  private turnSession: PgClient | undefined;
+  private readonly turns = new Serial();
 
   constructor(
     private readonly store: PostgresStateStore,
@@ -609,6 +612,34 @@ class PgWave implements WaveCoordinator {
     }
   }
 
+  /**
+   * One window of `server` at a time over every runner, its own turns in call order. The wait blocks in the server
+   * (pg_advisory_lock on a session of its own) instead of polling: a waiter costs nothing and enters the moment
+   * the turn before it ends. A turn session that breaks is replaced on the next turn; its lock died with it.
+   */
+  windowTurn<T>(server: string, fn: () => Promise<T>): Promise<T> {
+    return this.turns.run(async () => {
+      const key = this.key('window-turn', server);
+      const c = (this.turnSession ??= await connectControl(this.store.ep, 'waiting for a window turn'));
+      try {
+        await c.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+      } catch (e) {
+        this.dropTurnSession();
+        throw mapPgError(e, this.store.ep, 'waiting for a window turn (control database)');
+      }
+      try {
+        return await fn();
+      } finally {
+        await c.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch(() => this.dropTurnSession());
+      }
+    });
+  }
+
+  private dropTurnSession(): void {
+    this.turnSession?.end().catch(() => {});
+    this.turnSession = undefined;
+  }
+
   async exclusive<T>(resource: string, fn: () => Promise<T>): Promise<T> {
     const key = lockKey('resource', resource);
     while (!(await this.tryLock(key))) await sleep(POLL_MS / 5);
@@ -659,5 +690,7 @@ class PgWave implements WaveCoordinator {
   async leave(): Promise<void> {
     await this.store.q('UPDATE cutover.wave_runners SET finished_at = now() WHERE runner = $1', [this.runner]).catch(() => {});
     await this.unlock(this.key('runners'), true).catch(() => {});
+    await this.turnSession?.end().catch(() => {});
+    this.turnSession = undefined;
   }
 }

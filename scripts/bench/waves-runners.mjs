@@ -49,6 +49,38 @@ const median = (xs) => {
   return s.length ? s[Math.floor((s.length - 1) / 2)] : 0;
 };
 
+/**
+ * How often a tenant's window (hold begin → lift ok) shared the machine with another tenant's window or copy
+ * (sync begin → sync ok), from the journal's timestamps: what the source server's gate lets overlap.
+ */
+async function overlaps(c, planIds) {
+  const { rows } = await c.query(
+    `SELECT plan_id, min(at) FILTER (WHERE step = 'hold' AND status = 'begin') AS w0, max(at) FILTER (WHERE step = 'lift' AND status = 'ok') AS w1,
+            min(at) FILTER (WHERE step = 'sync' AND status = 'begin') AS c0, max(at) FILTER (WHERE step = 'sync' AND status = 'ok') AS c1,
+            min(at) FILTER (WHERE step = 'preflight' AND status = 'begin' AND seq > 2) AS r0, max(at) FILTER (WHERE step = 'report' AND status = 'ok') AS r1
+       FROM cutover.journal WHERE plan_id = ANY($1) GROUP BY plan_id`,
+    [planIds],
+  );
+  const span = (a, b) => (a && b ? [Date.parse(a), Date.parse(b)] : undefined);
+  const wins = rows.map((r) => ({ id: r.plan_id, w: span(r.w0, r.w1), c: span(r.c0, r.c1), r: span(r.r0, r.r1) })).filter((r) => r.w);
+  const ms = (pick) => median(wins.map(pick).filter((x) => Number.isFinite(x)));
+  const phases = `a tenant's median ms: copy ${ms((x) => x.c?.[1] - x.c?.[0])}, run before the hold ${ms((x) => x.w[0] - x.r?.[0])}, window ${ms((x) => x.w[1] - x.w[0])}, after the lift ${ms((x) => x.r?.[1] - x.w[1])}`;
+  const meets = (x, y) => x && y && x[0] < y[1] && y[0] < x[1];
+  const withWindow = wins.filter((a) => wins.some((b) => b.id !== a.id && meets(a.w, b.w))).length;
+  const withCopy = wins.filter((a) => wins.some((b) => b.id !== a.id && meets(a.w, b.c))).length;
+  return `windows overlapping another window ${withWindow}/${wins.length}, overlapping a copy ${withCopy}/${wins.length}; ${phases}`;
+}
+
+/** Transactions committed in the control database so far: the runners' claims, gates, leases and journals. */
+async function controlTransactions(port) {
+  const c = await connect(port, 'postgres');
+  try {
+    return Number((await c.query(`SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = 'postgres'`)).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
 /** Per-step times of the tenants' windows, from the report records their runs journaled in the control database. */
 async function windowSteps(port, planIds) {
   const c = await connect(port, 'postgres');
@@ -69,7 +101,7 @@ async function windowSteps(port, planIds) {
     const first = order.filter((r) => Number(r.nth) === 1).map((r) => r.window_ms);
     const later = order.filter((r) => Number(r.nth) > 1).map((r) => r.window_ms);
     const cold = `each runner's first window: median ${median(first)} ms (${first.length}), later ones: ${median(later)} ms (${later.length})`;
-    return `${[...by].map(([step, ms]) => `${step} ${median(ms)} (${Math.max(...ms)})`).join(', ')}; ${cold}`;
+    return `${[...by].map(([step, ms]) => `${step} ${median(ms)} (${Math.max(...ms)})`).join(', ')}; ${cold}; ${await overlaps(c, planIds)}`;
   } finally {
     await c.end();
   }
@@ -135,11 +167,13 @@ try {
       await Promise.all([...conns.values()].map((c) => c.end().catch(() => {})));
     };
     const writers = [0, 1, 2, 3].map(writer);
+    const ctlXacts0 = await controlTransactions(ctl.port);
     const t0 = performance.now();
     // Through bash, whose `times` reports each runner's CPU (user + system): what the runner processes cost the machine.
     const procs = await Promise.all(Array.from({ length: runners }, () => execa('bash', ['-c', 'node "$0" waves "$1" --yes --json; rc=$?; times >&2; exit $rc', CLI, plan], { env, extendEnv: false, reject: false })));
     const cpuS = procs.reduce((sum, p) => sum + runnerCpu(p.stderr), 0);
     const wallMs = performance.now() - t0;
+    const ctlRate = ((await controlTransactions(ctl.port)) - ctlXacts0) / (wallMs / 1000);
     stopping = true;
     await Promise.all(writers);
     const st = await wavesStatus(plan, { env });
@@ -153,7 +187,11 @@ try {
     console.log(
       `${runners} runner(s): ${st.counts.done}/${n} done, wall ${(wallMs / 1000).toFixed(1)} s, window p50 ${st.windows.p50Ms} p95 ${st.windows.p95Ms} max ${st.windows.maxMs} ms, ${acked} writes, ${errors} client errors, ${failed} runner(s) failed; load ${loadAfter}`,
     );
-    console.log(`  window steps, median (max) ms: ${steps}; runner processes' CPU ${cpuS.toFixed(1)} s`);
+    console.log(`  window steps, median (max) ms: ${steps}; runner processes' CPU ${cpuS.toFixed(1)} s; control database ${ctlRate.toFixed(0)} transactions/s`);
+    const failures = new Map();
+    for (const t of st.tenants.filter((t) => t.error)) failures.set(t.error.message ?? t.error, (failures.get(t.error.message ?? t.error) ?? 0) + 1);
+    for (const [e, k] of failures) console.log(`  ${k} tenant(s) failed: ${e}`);
+    for (const p of procs.filter((p) => p.exitCode !== 0)) console.log(`  runner exit ${p.exitCode}: ${p.stderr.trim().split('\n').slice(-3, -1).join(' | ')}`);
   }
   const base = results[0];
   for (const r of results) console.log(`  ${r.runners} runner(s) vs ${base.runners}: wall ×${(r.wallMs / base.wallMs).toFixed(2)}, window p95 ×${(r.windows.p95Ms / Math.max(1, base.windows.p95Ms)).toFixed(2)}`);

@@ -52,6 +52,11 @@ export interface RunOptions extends LockOptions {
    * restores the source like any failure before that point.
    */
   beforePointOfNoReturn?: (deadline: number) => Promise<void>;
+  /**
+   * Wraps the window, from the logins before the hold to the lift (or the source's restore): a wave runs its
+   * tenants' windows on one source server one at a time through it, so no window shares the machine with another.
+   */
+  windowTurn?: <T>(window: () => Promise<T>) => Promise<T>;
 }
 
 export interface StepTiming {
@@ -446,7 +451,8 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
     }
     const fenceExempt = [...exempt, ...(watcher?.setup.sessions ?? [])];
     const switched = { compare, snapshotAt: undefined as string | undefined };
-    const detached = await fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher, switched);
+    const fenceAndSwitchNow = () => fenceAndSwitch(s, runner, opts, result, budgetMs, fenceExempt, watcher, switched);
+    const detached = await (opts.windowTurn ? opts.windowTurn(fenceAndSwitchNow) : fenceAndSwitchNow());
     compare = switched.snapshotAt ? compare : undefined;
     // After the lift, so the check covers the longest stretch and adds nothing to the write-blocked window.
     if (watcher && result.leakCheck) {

@@ -104,6 +104,8 @@ export interface WaveCoordinator {
   /** The source server's copy/window gate across runners: no copy while another tenant is in its window. */
   copy<T>(server: string, fn: () => Promise<T>): Promise<T>;
   window<T>(server: string, fn: () => Promise<T>): Promise<T>;
+  /** Tenants' windows (hold to lift) on one source server one at a time over every runner, without polling. */
+  windowTurn<T>(server: string, fn: () => Promise<T>): Promise<T>;
   /** Serialises edits of a shared router file (a PgBouncer ini) across runners. */
   exclusive<T>(resource: string, fn: () => Promise<T>): Promise<T>;
   tenants(): Promise<WaveTenantRow[]>;

@@ -202,6 +202,8 @@ interface WaveContext {
   store: StateStore;
   gate: Gate;
   phases: CopyWindowGate;
+  /** One window at a time of this runner's tenants (see RunOptions.windowTurn). */
+  windowTurns: Gate;
   /** Set for a wave shared through the control database. */
   shared?: WaveCoordinator;
 }
@@ -228,7 +230,7 @@ async function runLocalWave(plan: Plan, secrets: PlanSecrets, opts: WavesOptions
   try {
     const tenants = await waveTenants(plan, secrets);
     await writeFileAtomic(join(tenantsDir(plan), TENANTS_FILE), JSON.stringify({ planId: id, tenants }, null, 2) + '\n');
-    const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate() };
+    const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate(), windowTurns: new Gate() };
     let failures = 0;
     let interrupted = false;
     opts.abort?.catch(() => (interrupted = true));
@@ -285,7 +287,7 @@ async function runSharedWave(plan: Plan, secrets: PlanSecrets, opts: WavesOption
   );
   try {
     const tenants = joined.tenants;
-    const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate(), shared };
+    const ctx: WaveContext = { plan, secrets, opts, store, gate: new Gate(), phases: new CopyWindowGate(), windowTurns: new Gate(), shared };
     const lanes = runnerLanes(joined, opts.concurrency);
     const laneCount = Math.max(1, Math.min(lanes.lanes, tenants.length));
     emit(undefined, 'wave', 'info', `runner ${joined.runner}: ${tenants.length} tenant(s), budget ${formatDuration(waves.maxWriteBlockedPerTenantMs)} each; ${lanes.message}`);
@@ -362,7 +364,7 @@ function routerResource(plan: Plan): string {
 }
 
 async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutcome> {
-  const { plan, secrets, opts, store, gate, phases, shared } = ctx;
+  const { plan, secrets, opts, store, gate, phases, windowTurns, shared } = ctx;
   const waves = wavesOf(plan);
   let tid = '';
   let s: PlanSession | undefined;
@@ -379,7 +381,12 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
     s = { ...opened, router: opened.router && new WaveRouter(opened.router, gate, across) };
     const session = s;
     const transform = waves.transform;
+    const server = `${plan.source.host}:${plan.source.port}`;
     const runOpts: RunOptions = {
+      // Windows of one source server take turns (this runner's, then every runner's): two windows at once on the
+      // same machine each took twice as long (scripts/bench/waves-runners.mjs), and a turn is a small part of a
+      // tenant's time, so the wave's wall time did not grow.
+      windowTurn: (fn) => windowTurns.run(() => (shared ? shared.windowTurn(server, fn) : fn())),
       onEvent: (e) => opts.onEvent?.({ ...e, tenant }),
       ...(opts.abort ? { abort: opts.abort } : {}),
       ...(opts.lagWaitMs !== undefined ? { lagWaitMs: opts.lagWaitMs } : {}),
@@ -394,9 +401,9 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
         : {}),
     };
     // This runner's gate first, then (shared wave) the source server's gate over every runner.
-    const server = `${plan.source.host}:${plan.source.port}`;
     const copy = <T>(fn: () => Promise<T>) => phases.copy(() => (shared ? shared.copy(server, fn) : fn()));
     const window = <T>(fn: () => Promise<T>) => phases.window(() => (shared ? shared.window(server, fn) : fn()));
+
     const resumed = before.phase === 'in-flight' || before.phase === 'past-pnr';
     // The run (hold to lift, and its resume) waits for other tenants' copies to end, and holds new ones back.
     let r;

@@ -202,6 +202,16 @@ export function windowsThatStoppedOtherTenants(writes: readonly { tenant: string
   return stopped;
 }
 
+/** Pairs of tenants whose windows (hold to lift) overlapped: a wave's windows on one source server take turns. */
+export function overlappingWindows(windows: ReadonlyMap<string, { from: number; to: number }>): string[] {
+  const all = [...windows].sort(([, a], [, b]) => a.from - b.from);
+  const pairs: string[] = [];
+  for (const [i, [a, wa]] of all.entries()) {
+    for (const [b, wb] of all.slice(i + 1)) if (wb.from < wa.to) pairs.push(`${a} ${wa.from}..${wa.to} and ${b} ${wb.from}..${wb.to}`);
+  }
+  return pairs;
+}
+
 /** Diagnostics for a slow write: the journal steps of every tenant that were running while it waited. */
 export async function stepsDuring(planFile: string, tenants: readonly string[], from: number, to: number): Promise<string[]> {
   const plan = await loadPlan(planFile);

@@ -12,6 +12,7 @@ import {
   seedMysqlTenants,
   tenantWindows,
   type TenantWrite,
+  overlappingWindows,
   windowsThatStoppedOtherTenants,
   writeMysqlWavesPlan,
 } from '../helpers/waves-env.js';
@@ -86,6 +87,8 @@ describe.skipIf(mariadbMissing)(`MariaDB waves: ${N} tenant databases, each copi
     // No write outside its own tenant's window failed, and other tenants kept being written while each was fenced.
     expect(outside.errors.map((w) => `${w.tenant}: ${w.error}`)).toEqual([]);
     expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
+    // The wave's windows took turns: none shared the machine with another (waves.ts, windowTurn).
+    expect(overlappingWindows(windows)).toEqual([]);
   });
 
   it('a transform that fails for one tenant rolls back only that tenant: its grants back exactly, writable source, router entry on the source', async () => {

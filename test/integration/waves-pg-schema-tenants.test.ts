@@ -5,7 +5,19 @@ import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, sleep, startCutoverEnv, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
-import { bouncerRoute, missingTenantWrites, seedSchemaTenants, tenantTable, tenantWindows, stepsDuring, TenantWorkload, windowsThatStoppedOtherTenants, worstOutsideWindow, writeWavesPlan } from '../helpers/waves-env.js';
+import {
+  bouncerRoute,
+  missingTenantWrites,
+  seedSchemaTenants,
+  tenantTable,
+  tenantWindows,
+  stepsDuring,
+  TenantWorkload,
+  overlappingWindows,
+  windowsThatStoppedOtherTenants,
+  worstOutsideWindow,
+  writeWavesPlan,
+} from '../helpers/waves-env.js';
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 const N = Number(process.env.CUTOVER_TEST_TENANTS ?? 20);
@@ -90,6 +102,8 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} schemas of one database thr
       }
       // Other schemas kept being written while each schema was fenced (its LOCK TABLE and trigger stay in it).
       expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
+      // The wave's windows took turns: none shared the machine with another (waves.ts, windowTurn).
+      expect(overlappingWindows(windows)).toEqual([]);
     },
     WAVE_TIMEOUT_MS,
   );

@@ -5,7 +5,7 @@ import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, sleep, startCutoverEnv, type PostgresEnv } from '../helpers/cutover-env.js';
 import { client, pg15Missing, pg17Missing } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
-import { bouncerRoute, missingTenantWrites, seedTenants, tenantWindows, TenantWorkload, windowsThatStoppedOtherTenants, worstOutsideWindow, writeWavesPlan } from '../helpers/waves-env.js';
+import { bouncerRoute, missingTenantWrites, seedTenants, tenantWindows, TenantWorkload, overlappingWindows, windowsThatStoppedOtherTenants, worstOutsideWindow, writeWavesPlan } from '../helpers/waves-env.js';
 
 const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 const N = Number(process.env.CUTOVER_TEST_TENANTS ?? 20);
@@ -67,6 +67,8 @@ describe.skipIf(unavailable)(`per-tenant waves: ${N} tenant databases through on
       );
       // Other tenants kept being written while each tenant was fenced.
       expect(windowsThatStoppedOtherTenants(writes, windows)).toEqual([]);
+      // The wave's windows took turns: none shared the machine with another (waves.ts, windowTurn).
+      expect(overlappingWindows(windows)).toEqual([]);
 
       const status = await cli(['status', plan, '--json'], e.env);
       expect(status.code, status.err).toBe(0);

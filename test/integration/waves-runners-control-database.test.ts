@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { BUILT_CLI, ensureBuilt, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, envMissing, sleep, startWavesEnv, type PostgresEnv } from '../helpers/cutover-env.js';
-import { missingTenantWrites, seedTenants, TenantWorkload, writeWavesPlan } from '../helpers/waves-env.js';
+import { missingTenantWrites, overlappingWindows, seedTenants, TenantWorkload, writeWavesPlan } from '../helpers/waves-env.js';
 import { pg17Missing } from '../helpers/pg.js';
 
 /** 12 tenants, not the issue's 60: two cores shared with six other helpers' test runs (CUTOVER_TEST_TENANTS for more). */
@@ -20,6 +20,7 @@ interface Row {
   step: string;
   status: string;
   token: string;
+  at: string;
 }
 
 describe.skipIf(envMissing('postgres', { router: true }) ?? pg17Missing)('cutover waves: three runners share one wave through a PostgreSQL control database', () => {
@@ -106,7 +107,7 @@ describe.skipIf(envMissing('postgres', { router: true }) ?? pg17Missing)('cutove
     for (const o of outs) expect(o.counts.done).toBe(N);
 
     // Exactly once: one point of no return and one report per tenant; the victim's tenant resumed by a survivor.
-    const journal = (await ctlClient.query<Row>('SELECT plan_id, seq, step, status, token FROM cutover.journal ORDER BY plan_id, seq')).rows;
+    const journal = (await ctlClient.query<Row>('SELECT plan_id, seq, step, status, token, at FROM cutover.journal ORDER BY plan_id, seq')).rows;
     const tenantsRows = (await ctlClient.query<{ tenant: string; plan_id: string; state: string; runner: string }>('SELECT tenant, plan_id, state, runner FROM cutover.wave_tenants')).rows;
     expect(tenantsRows.map((t) => t.state)).toEqual(TENANTS.map(() => 'done'));
     for (const t of tenantsRows) {
@@ -125,6 +126,17 @@ describe.skipIf(envMissing('postgres', { router: true }) ?? pg17Missing)('cutove
       const fences = recs.filter((r) => r.step === 'fence' && r.status === 'begin');
       if (!victimHeld.includes(t.tenant)) expect(fences, t.tenant).toHaveLength(1);
     }
+    // Windows took turns over every runner (a blocking advisory lock per source server): no two tenants were held at
+    // once, but for those of the victim, whose turn ended with its control session while they stayed fenced.
+    const windows = new Map<string, { from: number; to: number }>();
+    for (const t of tenantsRows.filter((t) => !victimHeld.includes(t.tenant))) {
+      const recs = journal.filter((r) => r.plan_id === t.plan_id);
+      const from = recs.findLast((r) => r.step === 'hold' && r.status === 'begin');
+      const to = recs.findLast((r) => r.step === 'lift' && r.status === 'ok');
+      if (from && to) windows.set(t.tenant, { from: Date.parse(from.at), to: Date.parse(to.at) });
+    }
+    expect(windows.size).toBe(N - victimHeld.length);
+    expect(overlappingWindows(windows)).toEqual([]);
     // The survivors split the work, and one of them says it resumed the victim's tenant.
     const resumed = outs.flatMap((o) => o.tenants.filter((t) => t.action === 'resumed').map((t) => t.tenant));
     expect(resumed).toContain(victimTenant);
