@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { NeedsOperatorError, OperationError } from '../../src/errors.js';
 import { nextRecord, replayRecords, JOURNAL_STEPS, type AppendOptions, type JournalRecord, type JournalReplay, type JournalStep, type StepStatus } from '../../src/engine/journal.js';
 import type { AcquireOptions, LockInfo } from '../../src/engine/lock.js';
+import { Gate } from '../../src/engine/waves-pool.js';
 import type { StateJournal, StateLock, StateStore, WaveClaim, WaveCoordinator, WaveRunnerRow, WaveTenantRow } from '../../src/engine/state-store.js';
 import type { FenceTarget } from '../../src/readonly/types.js';
 import { fenceRecordKey, type FenceRecord, type FenceRecords } from '../../src/state/fence-store.js';
@@ -78,16 +79,6 @@ function lockKey(...parts: Array<string | number>): string {
     .toString();
 }
 
-/** Runs async sections on one connection one at a time: pg queues queries, but a transaction must not interleave. */
-class Serial {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const r = this.tail.then(fn);
-    this.tail = r.catch(() => {});
-    return r;
-  }
-}
-
 async function connectControl(ep: DbEndpoint, doing: string): Promise<PgClient> {
   try {
     const c = await connectPg(ep, { applicationName: 'cutover state' });
@@ -102,7 +93,8 @@ async function connectControl(ep: DbEndpoint, doing: string): Promise<PgClient> 
 /** The control database of `state: postgres://...`: journals, plan locks and shared waves in schema `cutover`. */
 export class PostgresStateStore implements StateStore {
   readonly kind = 'database' as const;
-  private readonly serial = new Serial();
+  /** Sections on the main session one at a time: pg queues queries, but a transaction must not interleave. */
+  private readonly serial = new Gate();
 
   private constructor(
     readonly ep: DbEndpoint,
@@ -409,7 +401,7 @@ class PgWave implements WaveCoordinator {
   private readonly leases = new Map<string, number>();
   /** Where this runner waits for window turns: a blocking lock wait on the main session would stall its every query. */
   private turnSession: PgClient | undefined;
-  private readonly turns = new Serial();
+  private readonly turns = new Gate();
 
   constructor(
     private readonly store: PostgresStateStore,
