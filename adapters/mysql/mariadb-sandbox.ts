@@ -46,6 +46,9 @@ function sqlString(value: string): string {
  * A throw-away MariaDB server: own temp datadir, socket and port, binary log on (ROW), a root password for
  * TCP logins. Never touches the machine's own server. Stopped and removed by stop().
  */
+/** The sandbox's port answered with another server: start again on another port. */
+class PortTakenError extends Error {}
+
 export class MariadbSandbox extends DirSandbox {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -140,7 +143,7 @@ export class MariadbSandbox extends DirSandbox {
         } catch (e) {
           lastError = e;
           await sandbox.kill();
-          if (!/Address already in use|Bind on TCP\/IP port/i.test(await sandbox.log())) break;
+          if (!(e instanceof PortTakenError) && !/Address already in use|Bind on TCP\/IP port/i.test(await sandbox.log())) break;
         }
       }
       throw lastError;
@@ -199,6 +202,7 @@ export class MariadbSandbox extends DirSandbox {
         await this.probe();
         return;
       } catch (e) {
+        if (e instanceof PortTakenError) throw e;
         if (Date.now() > deadline) {
           throw new OperationError(`sandbox MariaDB ${this.binaries.version} did not accept connections within ${START_TIMEOUT_MS / 1000}s: ${(e as Error).message}; ${await this.logTail()}`);
         }
@@ -207,7 +211,11 @@ export class MariadbSandbox extends DirSandbox {
     }
   }
 
-  /** One login as root over TCP, bounded by a timer that also keeps the event loop alive while we wait. */
+  /**
+   * One login as root over TCP, bounded by a timer that also keeps the event loop alive while we wait. The server
+   * that answers must be this one (its datadir): two sandboxes started at once can be handed the same free port,
+   * and the second one's probe then reached the first server (same password) while its own failed to bind.
+   */
   private async probe(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const attempt = mysql.createConnection({ host: this.host, port: this.port, user: 'root', password: this.password, connectTimeout: 2_000 });
@@ -218,7 +226,13 @@ export class MariadbSandbox extends DirSandbox {
           timer = setTimeout(() => reject(new Error('no answer within 3s')), 3_000);
         }),
       ]);
-      await c.end();
+      try {
+        const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT @@datadir AS d');
+        const answered = String(rows[0]?.d ?? '').replace(/\/+$/, '');
+        if (answered !== this.dataDir.replace(/\/+$/, '')) throw new PortTakenError(`port ${this.port} is another server's (datadir ${answered})`);
+      } finally {
+        await c.end();
+      }
     } finally {
       clearTimeout(timer);
       attempt.then(
