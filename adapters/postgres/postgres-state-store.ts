@@ -612,19 +612,28 @@ class PgWave implements WaveCoordinator {
   windowTurn<T>(server: string, fn: () => Promise<T>): Promise<T> {
     return this.turns.run(async () => {
       const key = this.key('window-turn', server);
-      const c = (this.turnSession ??= await connectControl(this.store.ep, 'waiting for a window turn'));
-      try {
-        await c.query('SELECT pg_advisory_lock($1::bigint)', [key]);
-      } catch (e) {
-        this.dropTurnSession();
-        throw mapPgError(e, this.store.ep, 'waiting for a window turn (control database)');
-      }
+      const c = await this.lockTurn(key);
       try {
         return await fn();
       } finally {
         await c.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch(() => this.dropTurnSession());
       }
     });
+  }
+
+  /** The turn's lock on the kept session; a kept session that died since the last turn is replaced once. */
+  private async lockTurn(key: string): Promise<PgClient> {
+    for (let attempt = 0; ; attempt++) {
+      const reused = this.turnSession !== undefined;
+      const c = (this.turnSession ??= await connectControl(this.store.ep, 'waiting for a window turn'));
+      try {
+        await c.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+        return c;
+      } catch (e) {
+        this.dropTurnSession();
+        if (!reused || attempt > 0) throw mapPgError(e, this.store.ep, 'waiting for a window turn (control database)');
+      }
+    }
   }
 
   private dropTurnSession(): void {

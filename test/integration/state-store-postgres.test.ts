@@ -85,6 +85,45 @@ describe.skipIf(pg17Missing)('the PostgreSQL control database as state store', (
     }
   });
 
+  it("window turns: one runner's turn at a time, the waiter enters when it ends; a turn session ended between turns is replaced", async () => {
+    const [a, b] = await Promise.all([open(), open()]);
+    try {
+      const [wa, wb] = [a.wave!('wave-turns'), b.wave!('wave-turns')];
+      const order: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const first = wa.windowTurn('src:5432', async () => {
+        order.push('a in');
+        await held;
+        order.push('a out');
+      });
+      while (!order.length) await new Promise((r) => setTimeout(r, 20));
+      const second = wb.windowTurn('src:5432', async () => void order.push('b in'));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(order).toEqual(['a in']);
+      release();
+      await Promise.all([first, second]);
+      expect(order).toEqual(['a in', 'a out', 'b in']);
+
+      // Both runners' kept turn sessions end (a restart of the control database would do the same): the next turn
+      // opens a new one instead of failing the tenant.
+      const admin = new pg.Client({ host: '127.0.0.1', port: ctl.port, user: 'postgres', password: ctl.password, database: 'postgres' });
+      await admin.connect();
+      try {
+        const { rows } = await admin.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_unlock%' AND state = 'idle'`);
+        expect(rows.length).toBeGreaterThanOrEqual(2);
+      } finally {
+        await admin.end();
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      await wb.windowTurn('src:5432', async () => void order.push('b again'));
+      expect(order.at(-1)).toBe('b again');
+      await Promise.all([wa.leave(), wb.leave()]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('a later runner gets the wave concurrency its round started with, and is told it was not first', async () => {
     const [a, b] = await Promise.all([open(), open()]);
     try {
