@@ -64,21 +64,32 @@ export interface EnvOptions {
   haproxy?: boolean;
 }
 
+/** Stops what an env's setup had started before it failed: a beforeAll that throws has no env for afterAll to stop. */
+async function stopStarted(...started: Array<{ stop(): Promise<void> } | undefined>): Promise<void> {
+  await Promise.all(started.map((p) => p?.stop().catch(() => {})));
+}
+
 async function startPostgresEnv(opts: EnvOptions): Promise<PostgresEnv> {
   const src = await PostgresSandbox.start({ major: opts.sourceMajor ?? 15, password: PASSWORD, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) });
-  const dst = await PostgresSandbox.start({ major: opts.targetMajor ?? 17, password: PASSWORD });
+  let dst: PostgresSandbox | undefined;
   let bouncer: PgBouncerSandbox | undefined;
-  if (opts.bouncerDatabases || opts.bouncerAliases) {
-    bouncer = await PgBouncerSandbox.start({
-      databases: Object.fromEntries([
-        ...(opts.bouncerDatabases ?? []).map((d) => [d, { host: src.host, port: src.port }]),
-        ...Object.entries(opts.bouncerAliases ?? {}).map(([alias, dbname]) => [alias, { host: src.host, port: src.port, dbname }]),
-      ]),
-      users: { postgres: PASSWORD },
-      poolMode: 'transaction',
-      // Writers keep a connection per tenant: 4 writers × 50 tenants is past PgBouncer's default of 100.
-      settings: { max_client_conn: 1000 },
-    });
+  try {
+    dst = await PostgresSandbox.start({ major: opts.targetMajor ?? 17, password: PASSWORD });
+    if (opts.bouncerDatabases || opts.bouncerAliases) {
+      bouncer = await PgBouncerSandbox.start({
+        databases: Object.fromEntries([
+          ...(opts.bouncerDatabases ?? []).map((d) => [d, { host: src.host, port: src.port }]),
+          ...Object.entries(opts.bouncerAliases ?? {}).map(([alias, dbname]) => [alias, { host: src.host, port: src.port, dbname }]),
+        ]),
+        users: { postgres: PASSWORD },
+        poolMode: 'transaction',
+        // Writers keep a connection per tenant: 4 writers × 50 tenants is past PgBouncer's default of 100.
+        settings: { max_client_conn: 1000 },
+      });
+    }
+  } catch (e) {
+    await stopStarted(src, dst);
+    throw e;
   }
   return {
     engine: 'postgres',
@@ -95,10 +106,26 @@ async function startPostgresEnv(opts: EnvOptions): Promise<PostgresEnv> {
 }
 
 async function startMariadbEnv(opts: EnvOptions): Promise<MariadbEnv> {
-  const [src, dst] = await Promise.all([MariadbSandbox.start({ password: PASSWORD, serverId: 1, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) }), MariadbSandbox.start({ password: PASSWORD, serverId: 2 })]);
-  const haproxy = opts.haproxy === false ? undefined : await HaproxySandbox.start({ server: { host: src.host, port: src.port }, baseDir: src.dir });
-  // Application accounts exist on both servers: a database dump does not carry accounts.
-  for (const sb of [src, dst]) await mysqlExec(sb, `CREATE USER '${APP_USER}'@'%' IDENTIFIED BY '${APP_PASSWORD}'`);
+  const servers = await Promise.allSettled([
+    MariadbSandbox.start({ password: PASSWORD, serverId: 1, ...(opts.srcSettings ? { settings: opts.srcSettings } : {}) }),
+    MariadbSandbox.start({ password: PASSWORD, serverId: 2 }),
+  ]);
+  const started = servers.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = servers.find((r) => r.status === 'rejected');
+  if (failed) {
+    await stopStarted(...started);
+    throw failed.reason;
+  }
+  const [src, dst] = started as [MariadbSandbox, MariadbSandbox];
+  let haproxy: HaproxySandbox | undefined;
+  try {
+    haproxy = opts.haproxy === false ? undefined : await HaproxySandbox.start({ server: { host: src.host, port: src.port }, baseDir: src.dir });
+    // Application accounts exist on both servers: a database dump does not carry accounts.
+    for (const sb of [src, dst]) await mysqlExec(sb, `CREATE USER '${APP_USER}'@'%' IDENTIFIED BY '${APP_PASSWORD}'`);
+  } catch (e) {
+    await stopStarted(haproxy, src, dst);
+    throw e;
+  }
   return {
     engine: 'mariadb',
     src,
