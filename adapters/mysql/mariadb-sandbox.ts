@@ -42,13 +42,13 @@ function sqlString(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
+/** The sandbox's port answered with another server: start again on another port. */
+class PortTakenError extends Error {}
+
 /**
  * A throw-away MariaDB server: own temp datadir, socket and port, binary log on (ROW), a root password for
  * TCP logins. Never touches the machine's own server. Stopped and removed by stop().
  */
-/** The sandbox's port answered with another server: start again on another port. */
-class PortTakenError extends Error {}
-
 export class MariadbSandbox extends DirSandbox {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();

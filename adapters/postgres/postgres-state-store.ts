@@ -630,15 +630,16 @@ class PgWave implements WaveCoordinator {
         await c.query('SELECT pg_advisory_lock($1::bigint)', [key]);
         return c;
       } catch (e) {
-        this.dropTurnSession();
+        await this.dropTurnSession();
         if (!reused || attempt > 0) throw mapPgError(e, this.store.ep, 'waiting for a window turn (control database)');
       }
     }
   }
 
-  private dropTurnSession(): void {
-    this.turnSession?.end().catch(() => {});
+  private dropTurnSession(): Promise<void> {
+    const c = this.turnSession;
     this.turnSession = undefined;
+    return c ? c.end().catch(() => {}) : Promise.resolve();
   }
 
   async exclusive<T>(resource: string, fn: () => Promise<T>): Promise<T> {
@@ -691,7 +692,6 @@ class PgWave implements WaveCoordinator {
   async leave(): Promise<void> {
     await this.store.q('UPDATE cutover.wave_runners SET finished_at = now() WHERE runner = $1', [this.runner]).catch(() => {});
     await this.unlock(this.key('runners'), true).catch(() => {});
-    await this.turnSession?.end().catch(() => {});
-    this.turnSession = undefined;
+    await this.dropTurnSession();
   }
 }

@@ -202,7 +202,7 @@ interface WaveContext {
   store: StateStore;
   gate: Gate;
   phases: CopyWindowGate;
-  /** One window at a time of this runner's tenants (see RunOptions.windowTurn). */
+  /** One window at a time of this runner's tenants, without a control database (see RunOptions.windowTurn). */
   windowTurns: Gate;
   /** Set for a wave shared through the control database. */
   shared?: WaveCoordinator;
@@ -383,10 +383,10 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
     const transform = waves.transform;
     const server = `${plan.source.host}:${plan.source.port}`;
     const runOpts: RunOptions = {
-      // Windows of one source server take turns (this runner's, then every runner's): two windows at once on the
-      // same machine each took twice as long (scripts/bench/waves-runners.mjs), and a turn is a small part of a
-      // tenant's time, so the wave's wall time did not grow.
-      windowTurn: (fn) => windowTurns.run(() => (shared ? shared.windowTurn(server, fn) : fn())),
+      // Windows of one source server take turns (in this runner, or over every runner of a shared wave): two windows
+      // at once on the same machine each took twice as long (scripts/bench/waves-runners.mjs), and a turn is a small
+      // part of a tenant's time, so the wave's wall time did not grow.
+      windowTurn: (fn) => (shared ? shared.windowTurn(server, fn) : windowTurns.run(fn)),
       onEvent: (e) => opts.onEvent?.({ ...e, tenant }),
       ...(opts.abort ? { abort: opts.abort } : {}),
       ...(opts.lagWaitMs !== undefined ? { lagWaitMs: opts.lagWaitMs } : {}),
@@ -403,7 +403,6 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
     // This runner's gate first, then (shared wave) the source server's gate over every runner.
     const copy = <T>(fn: () => Promise<T>) => phases.copy(() => (shared ? shared.copy(server, fn) : fn()));
     const window = <T>(fn: () => Promise<T>) => phases.window(() => (shared ? shared.window(server, fn) : fn()));
-
     const resumed = before.phase === 'in-flight' || before.phase === 'past-pnr';
     // The run (hold to lift, and its resume) waits for other tenants' copies to end, and holds new ones back.
     let r;

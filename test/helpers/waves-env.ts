@@ -144,12 +144,17 @@ export async function tenantWindows(planFile: string, tenants: readonly string[]
   const out = new Map<string, { from: number; to: number }>();
   for (const t of tenants) {
     const tp = tenantPlan(plan, t);
-    const { records } = await replayJournal(tp.stateDir, planId(tp));
-    const from = [...records].reverse().find((r) => r.step === 'hold' && r.status === 'begin');
-    const to = [...records].reverse().find((r) => r.step === 'lift' && r.status === 'ok');
-    if (from && to) out.set(t, { from: Date.parse(from.at), to: Date.parse(to.at) });
+    const window = windowOf((await replayJournal(tp.stateDir, planId(tp))).records);
+    if (window) out.set(t, window);
   }
   return out;
+}
+
+/** A run's write-blocked window from its journal: its last hold begin to its last lift ok (epoch ms). */
+export function windowOf(records: ReadonlyArray<{ step: string; status: string; at: string }>): { from: number; to: number } | undefined {
+  const from = records.findLast((r) => r.step === 'hold' && r.status === 'begin');
+  const to = records.findLast((r) => r.step === 'lift' && r.status === 'ok');
+  return from && to ? { from: Date.parse(from.at), to: Date.parse(to.at) } : undefined;
 }
 
 /** How each tenant's run proved its catch-up (the `catch-up` step's method in its journal: gtid, copy, sentinel). */

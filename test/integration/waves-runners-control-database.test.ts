@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { BUILT_CLI, ensureBuilt, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, envMissing, sleep, startWavesEnv, type PostgresEnv } from '../helpers/cutover-env.js';
-import { missingTenantWrites, overlappingWindows, seedTenants, TenantWorkload, writeWavesPlan } from '../helpers/waves-env.js';
+import { missingTenantWrites, overlappingWindows, seedTenants, TenantWorkload, windowOf, writeWavesPlan } from '../helpers/waves-env.js';
 import { pg17Missing } from '../helpers/pg.js';
 
 /** 12 tenants, not the issue's 60: two cores shared with six other helpers' test runs (CUTOVER_TEST_TENANTS for more). */
@@ -130,10 +130,8 @@ describe.skipIf(envMissing('postgres', { router: true }) ?? pg17Missing)('cutove
     // once, but for those of the victim, whose turn ended with its control session while they stayed fenced.
     const windows = new Map<string, { from: number; to: number }>();
     for (const t of tenantsRows.filter((t) => !victimHeld.includes(t.tenant))) {
-      const recs = journal.filter((r) => r.plan_id === t.plan_id);
-      const from = recs.findLast((r) => r.step === 'hold' && r.status === 'begin');
-      const to = recs.findLast((r) => r.step === 'lift' && r.status === 'ok');
-      if (from && to) windows.set(t.tenant, { from: Date.parse(from.at), to: Date.parse(to.at) });
+      const window = windowOf(journal.filter((r) => r.plan_id === t.plan_id));
+      if (window) windows.set(t.tenant, window);
     }
     expect(windows.size).toBe(N - victimHeld.length);
     expect(overlappingWindows(windows)).toEqual([]);
