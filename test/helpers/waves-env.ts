@@ -10,6 +10,7 @@ import { WORKLOAD_TABLE } from '../../src/sandbox/workload.js';
 import { workloadTableSql } from '../../adapters/postgres/postgres-workload.js';
 import { APP_PASSWORD, APP_USER, keysOn, seedDatabase, type MariadbEnv, type PostgresEnv } from './cutover-env.js';
 import { connect, exec as mysqlExec, type MariadbSandbox } from './mariadb.js';
+import { windowOf } from './journal-window.js';
 import { exec } from './pg.js';
 
 /** Where tenants live: one database each (the default), or schemas of one database. */
@@ -148,13 +149,6 @@ export async function tenantWindows(planFile: string, tenants: readonly string[]
     if (window) out.set(t, window);
   }
   return out;
-}
-
-/** A run's write-blocked window from its journal: its last hold begin to its last lift ok (epoch ms). */
-export function windowOf(records: ReadonlyArray<{ step: string; status: string; at: string }>): { from: number; to: number } | undefined {
-  const from = records.findLast((r) => r.step === 'hold' && r.status === 'begin');
-  const to = records.findLast((r) => r.step === 'lift' && r.status === 'ok');
-  return from && to ? { from: Date.parse(from.at), to: Date.parse(to.at) } : undefined;
 }
 
 /** How each tenant's run proved its catch-up (the `catch-up` step's method in its journal: gtid, copy, sentinel). */

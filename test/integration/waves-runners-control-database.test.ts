@@ -6,7 +6,8 @@ import { execa } from 'execa';
 import { BUILT_CLI, ensureBuilt, ROOT } from '../helpers/built-cli.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { canWrite, envMissing, sleep, startWavesEnv, type PostgresEnv } from '../helpers/cutover-env.js';
-import { missingTenantWrites, overlappingWindows, seedTenants, TenantWorkload, windowOf, writeWavesPlan } from '../helpers/waves-env.js';
+import { missingTenantWrites, overlappingWindows, seedTenants, TenantWorkload, writeWavesPlan } from '../helpers/waves-env.js';
+import { windowOf } from '../helpers/journal-window.js';
 import { pg17Missing } from '../helpers/pg.js';
 
 /** 12 tenants, not the issue's 60: two cores shared with six other helpers' test runs (CUTOVER_TEST_TENANTS for more). */
