@@ -21,6 +21,8 @@ import {
   changeSourceSql,
   gtidWaitReached,
   gtidWaitSql,
+  positionWaitReached,
+  positionWaitSql,
   plaintextLinkFinding,
   readReplicaStatus,
   replicaFilterSql,
@@ -31,7 +33,7 @@ import {
   type ReplicaSource,
   type ReplicaStatus,
 } from './mysql-replication.js';
-import { replicaLinkFor, type ReplicaLinkSql } from './mysql-replica-procedures.js';
+import { replicaLinkFor, type CopyStart, type ReplicaLinkSql } from './mysql-replica-procedures.js';
 import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from './mysql-reverse.js';
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutStatementLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
@@ -309,8 +311,8 @@ export class MysqlCutover implements CutoverAdapter {
     const present = await this.tableSizes(this.dst);
     if (present.size > 0 && recorded.length === 0) throw new OperationError(`target database ${this.cfg.database} already holds ${present.size} table(s)`, `drop it on the target or point target.url at an empty server`);
 
-    const parallel = await this.parallelCopyTables();
-    let gtid: string | undefined;
+    const parallel = await this.parallelCopyTables(link);
+    let start: CopyStart | undefined;
     if ('tables' in parallel && link.kind === 'statements') {
       const positions = await this.copyResumable(parallel.tables, progress, recorded, present);
       const rolesCreated = await this.copyAccounts(progress);
@@ -320,12 +322,9 @@ export class MysqlCutover implements CutoverAdapter {
       progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
       return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
-    if ('tables' in parallel) gtid = await this.copyInParallel(parallel.tables, progress, link);
+    if ('tables' in parallel) start = await this.copyInParallel(parallel.tables, progress, link);
     else if (link.kind === 'rds-procedures') {
-      throw new OperationError(
-        `the provider\u2019s replication procedures need the parallel copy: ${parallel.unsupported}`,
-        'set local_infile = 1 in the target\u2019s parameter group (MariaDB to MariaDB), or use method: dump',
-      );
+      throw new OperationError(`the provider\u2019s replication procedures need the parallel copy: ${parallel.unsupported}`, 'set local_infile = 1 in the target\u2019s parameter group, or use method: dump');
     } else {
       progress({
         phase: 'copy',
@@ -344,8 +343,8 @@ export class MysqlCutover implements CutoverAdapter {
       await this.dropDumpDefaultConnection();
     }
     const rolesCreated = await this.copyAccounts(progress);
-    await this.startReplica(link, gtid);
-    progress({ phase: 'replication', message: `${link.label} on the target follows the source by GTID` });
+    await this.startReplica(link, start);
+    progress({ phase: 'replication', message: `${link.label} on the target follows the source ${link.startsBy === 'binlog' ? `from its binary log at ${start?.file}:${start?.pos}` : 'by GTID'}` });
     await this.waitReplicaRunning();
     progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
     return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
@@ -412,10 +411,11 @@ export class MysqlCutover implements CutoverAdapter {
     await this.withStreamLock(async () => {
       const before = await this.ours();
       if (before && (before.ioRunning || before.sqlRunning)) await this.dst(stopReplicaSql(f, name), [], `stopping the wave's replica connection ${name} for ${db} to join`);
-      const gtid = await this.copyInParallel(parallel.tables, progress, link, !before);
+      const start = await this.copyInParallel(parallel.tables, progress, link, !before);
+      const gtid = start.gtid;
       rolesCreated = await this.copyAccounts(progress);
       if (!before) {
-        await this.startReplica(link, gtid);
+        await this.startReplica(link, start);
         progress({ phase: 'replication', message: `the wave's replica connection ${name} follows the source by GTID, ${db} first` });
         return;
       }
@@ -490,9 +490,13 @@ export class MysqlCutover implements CutoverAdapter {
     return [{ where: 'target', kind: 'replica connection', name: `${this.cfg.name} (${this.cfg.database})`, drop, retainsWal: false }];
   }
 
-  /** The tables the parallel copy moves, or why the one-stream dump moves them instead. */
-  private async parallelCopyTables(): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
-    if (this.sourceFlavor.kind !== 'mariadb' || this.targetFlavor.kind !== 'mariadb') return { unsupported: 'the parallel copy is for MariaDB to MariaDB' };
+  /**
+   * The tables the parallel copy moves, or why the one-stream dump moves them instead: MariaDB to MariaDB, and MySQL
+   * to MySQL into the provider's procedures (the one-stream dump's gtid_purged is not the provider admin's to set).
+   */
+  private async parallelCopyTables(link?: ReplicaLinkSql): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
+    const both = (k: MysqlFlavor['kind']) => this.sourceFlavor.kind === k && this.targetFlavor.kind === k;
+    if (!both('mariadb') && !(both('mysql') && link?.kind === 'rds-procedures')) return { unsupported: 'the parallel copy is for MariaDB to MariaDB, and MySQL to MySQL into the provider\u2019s replication procedures' };
     const [li] = await this.dst<RowDataPacket & { v: unknown }>(`SELECT @@GLOBAL.local_infile AS v`, [], 'reading local_infile on the target');
     if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)' };
     return readCopyTables(this.src, this.cfg.database);
@@ -502,18 +506,27 @@ export class MysqlCutover implements CutoverAdapter {
    * The parallel copy (mysql-snapshot-copy.ts): the schema without triggers, the rows of every table at one GTID
    * position, the triggers, then the target's gtid_slave_pos set to that position for the replica to start from.
    */
-  private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql, setSlavePos = true): Promise<string> {
+  private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql, setSlavePos = true): Promise<CopyStart> {
     await this.createTables(tables, progress);
-    const copied = await copyAtOnePosition(this.copyOptions(), await this.copyUnitsOf(tables), this.src, this.dst, progress);
+    const copied = await copyAtOnePosition(this.copyOptions(link), await this.copyUnitsOf(tables), this.src, this.dst, progress);
     await restoreDeferredIndexes(this.cfg.database, copied.split, this.src, this.dst, progress);
     await this.copyTriggers(`${copied.rows} row(s) copied in ${copied.units} stream(s)`, progress);
     // The provider's procedure takes the position itself (its admin may not SET GLOBAL gtid_slave_pos).
     if (link.kind === 'statements' && setSlavePos) await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
-    return copied.gtid;
+    return copied.position;
   }
 
-  private copyOptions(): SnapshotCopyOptions {
-    return { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, jobs: this.copyJobs, lockTimeoutMs: this.cfg.lockTimeoutMs, secrets: this.secrets };
+  private copyOptions(link?: ReplicaLinkSql): SnapshotCopyOptions {
+    return {
+      source: this.cfg.source,
+      target: this.cfg.target,
+      database: this.cfg.database,
+      jobs: this.copyJobs,
+      lockTimeoutMs: this.cfg.lockTimeoutMs,
+      secrets: this.secrets,
+      flavor: this.sourceFlavor,
+      coordinates: link?.startsBy === 'binlog',
+    };
   }
 
   /** Bound on the dump and load of `sync` (plan copy timeout; 6 h by default). */
@@ -667,15 +680,15 @@ export class MysqlCutover implements CutoverAdapter {
    * Configures and starts the link from `gtid` (the parallel copy's position; the one-stream dump loaded its own).
    * The provider's procedures keep the filter of their parameter group, which preflight checked.
    */
-  private async startReplica(link: ReplicaLinkSql, gtid: string | undefined): Promise<void> {
-    await this.configureReplica(link, gtid);
+  private async startReplica(link: ReplicaLinkSql, start: CopyStart | undefined): Promise<void> {
+    await this.configureReplica(link, start);
     await this.dst(link.start(), [], `starting ${link.label}`);
   }
 
-  private async configureReplica(link: ReplicaLinkSql, gtid?: string): Promise<void> {
+  private async configureReplica(link: ReplicaLinkSql, start?: CopyStart): Promise<void> {
     const ep = this.cfg.source;
     const login = await this.replicationLogin();
-    const change = link.configure({ host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, gtid);
+    const change = link.configure({ host: ep.host, port: ep.port, ...login, tls: ep.tls, tlsNegotiated: await this.sourceTlsNegotiated() }, start);
     await withoutStatementLog(this.dst, async () => {
       await this.dst(change.sql, change.params, `configuring ${link.label}`);
     });
@@ -799,23 +812,51 @@ export class MysqlCutover implements CutoverAdapter {
 
   async catchUp(deadline: number): Promise<CatchUpProof> {
     const started = Date.now();
-    const g = await this.src<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`, [], 'reading the source GTID position');
-    const fencePosition = normalizeGtidSet(g[0]?.g);
+    const link = this.cfg.method === 'dump' ? undefined : await this.link();
+    const fencePosition = link ? await this.sourcePosition(link) : await this.sourceGtid();
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new BudgetExceededError('no write-downtime budget left to wait for the target', 'raise limits.maxWriteBlocked or lower limits.maxLagBeforeFence');
-    if (this.cfg.method === 'dump') return this.copyWhileFenced(fencePosition, remaining, started);
-    const wait = gtidWaitSql(this.targetFlavor, fencePosition, remaining);
-    const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to apply the source GTID set');
+    if (!link) return this.copyWhileFenced(fencePosition, remaining, started);
+    const what = link.startsBy === 'binlog' ? `binary log position ${fencePosition}` : `GTID ${fencePosition}`;
+    const outcome = await this.waitOnTarget(link, fencePosition, remaining);
     const waitedMs = Date.now() - started;
-    if (gtidWaitReached(rows[0]?.r)) return { method: 'gtid', fencePosition, proofPosition: fencePosition, waitedMs };
+    if (outcome === 'reached') return { method: link.startsBy, fencePosition, proofPosition: fencePosition, waitedMs };
     // A timeout leaves gtid_slave_pos alone (resetting it after a timeout lost data: mariadb-operator#277).
     const r = await this.ours();
     const state = r ? `IO thread ${r.ioRunning ? 'running' : 'stopped'}, SQL thread ${r.sqlRunning ? 'running' : 'stopped'}${r.lastError ? `, ${r.lastError}` : ''}` : 'no replica connection';
-    if (rows[0]?.r === null || rows[0]?.r === undefined) throw new OperationError(`the target could not wait for GTID ${fencePosition} (${state})`, 'check replication on the target; the source was restored');
+    if (outcome === 'failed') throw new OperationError(`the target could not wait for the source's ${what} (${state})`, 'check replication on the target; the source was restored');
     throw new BudgetExceededError(
-      `the target did not apply the source's writes up to GTID ${fencePosition} within the write-downtime budget (waited ${waitedMs}ms; replica: ${state})`,
+      `the target did not apply the source's writes up to ${what} within the write-downtime budget (waited ${waitedMs}ms; replica: ${state})`,
       'check replication on the target, then raise limits.maxWriteBlocked or run again when lag is low',
     );
+  }
+
+  private async sourceGtid(): Promise<string> {
+    const g = await this.src<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`, [], 'reading the source GTID position');
+    return normalizeGtidSet(g[0]?.g);
+  }
+
+  /**
+   * The source's position the link's proof waits for: its GTID set, or `file:offset` for a link started from binary
+   * log coordinates (the provider's file-and-offset procedure: the target never executed the source's GTIDs before
+   * the copy, so a wait for the whole set would never end).
+   */
+  private async sourcePosition(link: ReplicaLinkSql): Promise<string> {
+    if (link.startsBy === 'gtid') return this.sourceGtid();
+    const [b] = await this.src<RowDataPacket & { File?: string; Position?: string | number }>(this.sourceFlavor.binlogStatusSql, [], 'reading the source binary log position');
+    if (!b?.File) throw new OperationError(`the source has no binary log position (${this.sourceFlavor.binlogStatusSql} is empty)`, 'enable the binary log on the source');
+    return `${b.File}:${Number(b.Position)}`;
+  }
+
+  /** Waits on the target until the link applied `position` (sourcePosition's), at most `timeoutMs`. */
+  private async waitOnTarget(link: ReplicaLinkSql, position: string, timeoutMs: number): Promise<'reached' | 'timeout' | 'failed'> {
+    const at = position.lastIndexOf(':');
+    const wait =
+      link.startsBy === 'binlog' ? positionWaitSql(this.targetFlavor, position.slice(0, at), Number(position.slice(at + 1)), timeoutMs, link.name) : gtidWaitSql(this.targetFlavor, normalizeGtidSet(position), timeoutMs);
+    const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, `waiting for the target to apply the source's writes up to ${position}`);
+    const r = rows[0]?.r;
+    if (r === null || r === undefined) return 'failed';
+    return (link.startsBy === 'binlog' ? positionWaitReached(r) : gtidWaitReached(r)) ? 'reached' : 'timeout';
   }
 
   /**
@@ -889,12 +930,8 @@ export class MysqlCutover implements CutoverAdapter {
           renew: {
             dst: this.dst,
             srcLock,
-            positionSql: `SELECT @@GLOBAL.${this.sourceFlavor.gtidVariable} AS g`,
-            waitFor: async (position) => {
-              const wait = gtidWaitSql(this.targetFlavor, normalizeGtidSet(position), VERIFY_WAIT_MS);
-              const rows = await this.dst<RowDataPacket & { r: unknown }>(wait.sql, wait.params, 'waiting for the target to reach the verify position');
-              return gtidWaitReached(rows[0]?.r);
-            },
+            readPosition: async () => this.sourcePosition(await this.link()),
+            waitFor: async (position) => (await this.waitOnTarget(await this.link(), position, VERIFY_WAIT_MS)) === 'reached',
             snapshotMaxMs: VERIFY_SNAPSHOT_MS,
           },
         },

@@ -113,8 +113,9 @@ export async function managedTargetFindings(dst: MysqlSide): Promise<Finding[]> 
 /**
  * A target replicated into through the provider's procedures (RDS): the one unnamed connection applies what its
  * parameter group's replicate_do_db lets through (its admin may not SET GLOBAL a filter), and the copy must be
- * the parallel one, which hands the procedure its GTID: the one-stream dump would itself run CHANGE MASTER and
- * SET GLOBAL gtid_slave_pos, which that admin may not.
+ * the parallel one, which hands the procedure its start (a GTID on MariaDB, a binary log file and offset on MySQL):
+ * the one-stream dump would itself run CHANGE MASTER and SET GLOBAL gtid_slave_pos or gtid_purged, which that admin
+ * may not.
  */
 export async function providerLinkFindings(src: MysqlSide, dst: MysqlSide, database: string): Promise<Finding[]> {
   const out: Finding[] = [];
@@ -133,13 +134,14 @@ export async function providerLinkFindings(src: MysqlSide, dst: MysqlSide, datab
       fix: `set replicate-do-db = ${database} in the target\u2019s parameter group (RDS: the DB parameter group of the instance), apply it, then check again`,
     });
   }
-  if (src.flavor.kind !== 'mariadb' || dst.flavor.kind !== 'mariadb' || !isOn(v?.li)) {
+  const sameEngine = src.flavor.kind === dst.flavor.kind;
+  if (!sameEngine || !isOn(v?.li)) {
     out.push({
       severity: 'blocker',
       check: 'replication',
       object: 'target local_infile',
-      message: dst.flavor.kind === 'mariadb' && src.flavor.kind === 'mariadb' ? 'the target has local_infile = OFF' : 'replication into a target with the provider\u2019s procedures is done for MariaDB to MariaDB only',
-      why: 'the copy must be the parallel one (LOAD DATA LOCAL INFILE), which hands the procedure its GTID position; the one-stream dump runs CHANGE MASTER and SET GLOBAL gtid_slave_pos, which the provider\u2019s admin may not',
+      message: sameEngine ? 'the target has local_infile = OFF' : 'replication into a target with the provider\u2019s procedures is done from the same engine only (MariaDB to MariaDB, MySQL to MySQL)',
+      why: 'the copy must be the parallel one (LOAD DATA LOCAL INFILE), which hands the procedure its start position (GTID, or binary log file and offset); the one-stream dump runs CHANGE MASTER and sets gtid_slave_pos or gtid_purged, which the provider\u2019s admin may not',
       fix: 'set local_infile = 1 in the target\u2019s parameter group, or use method: dump',
     });
   }

@@ -183,6 +183,22 @@ export function gtidWaitReached(v: unknown): boolean {
   return v !== null && v !== undefined && Number(v) === 0;
 }
 
+/**
+ * Waits on the target until its replica connection `name` has executed the source's binary log up to `file:pos`, at
+ * most `timeoutMs` (whole seconds, at least one: the functions take an integer timeout). MariaDB
+ * MASTER_POS_WAIT(file, pos, timeout, connection); MySQL 8.0.26+ SOURCE_POS_WAIT, MASTER_POS_WAIT before (the
+ * default channel ''). They return the events waited for (≥ 0), -1 on timeout, NULL when the applier is stopped.
+ */
+export function positionWaitSql(f: MysqlFlavor, file: string, pos: number, timeoutMs: number, name: string): { sql: string; params: unknown[] } {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  if (f.kind === 'mariadb') return { sql: 'SELECT MASTER_POS_WAIT(?, ?, ?, ?) AS r', params: [file, pos, seconds, name] };
+  return { sql: `SELECT ${atLeast(version(f), [8, 0, 26]) ? 'SOURCE_POS_WAIT' : 'MASTER_POS_WAIT'}(?, ?, ?, ?) AS r`, params: [file, pos, seconds, name] };
+}
+
+export function positionWaitReached(v: unknown): boolean {
+  return v !== null && v !== undefined && Number(v) >= 0;
+}
+
 /** One replica connection as both engines report it (MariaDB/old MySQL say Master/Slave, MySQL 8.0.22+ Source/Replica). */
 export interface ReplicaStatus {
   name: string;

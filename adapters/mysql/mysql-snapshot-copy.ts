@@ -8,6 +8,8 @@ import { CopyTally } from '../../src/util/copy-tally.js';
 import { formatBytes, formatCount } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { markDoneSql, recordUnits } from './mysql-copy-record.js';
+import type { MysqlFlavor } from './mysql-flavor.js';
+import type { CopyStart } from './mysql-replica-procedures.js';
 import type { Query } from './mysql-sessions.js';
 import { quoteIdent } from './mysql-sql.js';
 
@@ -15,7 +17,8 @@ import { quoteIdent } from './mysql-sql.js';
  * The initial copy of MariaDB's `method: replication`, in parallel at one GTID position: one source session takes
  * `LOCK TABLES ... READ` on the moved database's tables (not FLUSH TABLES WITH READ LOCK: other databases keep
  * writing), N worker sessions each `START TRANSACTION WITH CONSISTENT SNAPSHOT`, the lock session reads
- * `@@gtid_binlog_pos` and unlocks. No transaction on those tables can be in flight while the lock is held (the
+ * the GTID position (`@@gtid_binlog_pos`, MySQL `@@gtid_executed`) and, when asked, the binary log coordinates
+ * (`SHOW MASTER STATUS`), and unlocks. No transaction on those tables can be in flight while the lock is held (the
  * binary log write and the InnoDB commit both precede the release of its metadata lock), so every worker's
  * snapshot holds exactly the moved database's transactions up to that position; the replica starts from it.
  *
@@ -33,6 +36,11 @@ export interface CopyColumn {
   name: string;
   /** BIT values are sent as numbers (LOAD DATA cannot take their raw bytes). */
   bit: boolean;
+  /**
+   * A MySQL JSON column: MySQL refuses a JSON value from a CHARACTER SET binary string, so the load converts it to
+   * utf8mb4 (the bytes the source sent). MariaDB's JSON is a LONGTEXT and never sets this.
+   */
+  json?: boolean;
 }
 
 export interface CopyTable {
@@ -89,13 +97,14 @@ export function selectSql(database: string, unit: CopyUnit): string {
 
 /**
  * The target's LOAD DATA for one table: tab-separated, backslash escapes, \N for NULL, bytes as sent. A table with
- * a BIT column goes through user variables, every column of it: MariaDB 10.11 with a SET clause for some columns
+ * a BIT (or MySQL JSON) column goes through user variables, every column of it: MariaDB 10.11 with a SET clause for some columns
  * only gives a 0 in an AUTO_INCREMENT column a new value despite NO_AUTO_VALUE_ON_ZERO (measured).
  */
 export function loadSql(database: string, table: CopyTable): string {
-  const viaVars = table.columns.some((c) => c.bit);
+  const viaVars = table.columns.some((c) => c.bit || c.json);
   const targets = table.columns.map((c, i) => (viaVars ? `@c${i}` : quoteIdent(c.name)));
-  const sets = viaVars ? table.columns.map((c, i) => `${quoteIdent(c.name)} = ${c.bit ? `CAST(@c${i} AS UNSIGNED)` : `@c${i}`}`) : [];
+  const value = (c: CopyColumn, i: number) => (c.bit ? `CAST(@c${i} AS UNSIGNED)` : c.json ? `CONVERT(@c${i} USING utf8mb4)` : `@c${i}`);
+  const sets = viaVars ? table.columns.map((c, i) => `${quoteIdent(c.name)} = ${value(c, i)}`) : [];
   return (
     `LOAD DATA LOCAL INFILE 'cutover-copy' INTO TABLE ${quoteIdent(database)}.${quoteIdent(table.name)} CHARACTER SET binary ` +
     `FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${targets.join(', ')})${sets.length ? ` SET ${sets.join(', ')}` : ''}`
@@ -147,6 +156,15 @@ export function rowLine(row: ReadonlyArray<Buffer | null>): Buffer[] {
   return parts;
 }
 
+/**
+ * A generated column (information_schema.COLUMNS.EXTRA `VIRTUAL GENERATED` / `STORED GENERATED` on both engines):
+ * the target computes it. MySQL 8 also writes `DEFAULT_GENERATED` for a column whose default is an expression
+ * (`DEFAULT CURRENT_TIMESTAMP`): that one holds data and is copied.
+ */
+export function isGeneratedColumn(extra: string): boolean {
+  return /\b(VIRTUAL|STORED) GENERATED\b/i.test(extra);
+}
+
 /** The moved database's tables as the copy sees them, or why this copy cannot move them (then the dump does). */
 export async function readCopyTables(q: Query, database: string): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
   const tables = await q<RowDataPacket & { t: string; type: string; engine: string | null; b: string | null }>(
@@ -174,9 +192,14 @@ export async function readCopyTables(q: Query, database: string): Promise<{ tabl
     const mine = cols.filter((c) => c.t === t.t);
     const geometry = mine.find((c) => /geometry|point|linestring|polygon|collection/i.test(c.dt));
     if (geometry) return { unsupported: `${t.t}.${geometry.c} is a ${geometry.dt} column` };
-    const stored = mine.filter((c) => !/GENERATED/i.test(c.extra));
+    const stored = mine.filter((c) => !isGeneratedColumn(c.extra));
     const key = mine.find((c) => c.key === 'PRI' && singleKey.has(t.t) && /int$/i.test(c.dt));
-    out.push({ name: t.t, columns: stored.map((c) => ({ name: c.c, bit: c.dt.toLowerCase() === 'bit' })), bytes: Number(t.b ?? 0), ...(key ? { intKey: key.c } : {}) });
+    out.push({
+      name: t.t,
+      columns: stored.map((c) => ({ name: c.c, bit: c.dt.toLowerCase() === 'bit', ...(c.dt.toLowerCase() === 'json' ? { json: true } : {}) })),
+      bytes: Number(t.b ?? 0),
+      ...(key ? { intKey: key.c } : {}),
+    });
   }
   return { tables: out };
 }
@@ -226,6 +249,10 @@ export interface SnapshotCopyOptions {
   jobs: number;
   lockTimeoutMs: number;
   secrets: readonly string[];
+  /** The source's flavor: where its GTID position is read. */
+  flavor: MysqlFlavor;
+  /** Also read the binary log file and offset at the snapshots (a link that starts from them). */
+  coordinates?: boolean;
 }
 
 interface Worker {
@@ -237,7 +264,7 @@ interface Worker {
  * Opens `jobs` worker session pairs whose source snapshots all sit at one GTID position, and returns it. The
  * source's writes to the moved tables wait for the lock for as long as the snapshots take to start (ms).
  */
-async function openSnapshots(opts: SnapshotCopyOptions, tables: readonly CopyTable[]): Promise<{ workers: Worker[]; gtid: string }> {
+async function openSnapshots(opts: SnapshotCopyOptions, tables: readonly CopyTable[]): Promise<{ workers: Worker[]; position: CopyStart }> {
   const workers: Worker[] = [];
   const lock = await connectMysql(opts.source, { lockTimeoutMs: opts.lockTimeoutMs });
   try {
@@ -260,15 +287,21 @@ async function openSnapshots(opts: SnapshotCopyOptions, tables: readonly CopyTab
     const l = mappedQuery(lock.conn, opts.source, opts.secrets, 'copying');
     const names = tables.map((t) => `${quoteIdent(opts.database)}.${quoteIdent(t.name)} READ`);
     if (names.length > 0) await l(`LOCK TABLES ${names.join(', ')}`, [], `locking the tables of ${opts.database} for a moment to start the copy's snapshots`);
-    let gtid: string;
+    let position: CopyStart;
     try {
       for (const w of workers) await mappedQuery(w.src, opts.source, opts.secrets, 'copying')(`START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`, [], 'starting a copy snapshot');
-      const [g] = await l<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.gtid_binlog_pos AS g`, [], 'reading the GTID position of the snapshots');
-      gtid = String(g?.g ?? '');
+      const [g] = await l<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${opts.flavor.gtidVariable} AS g`, [], 'reading the GTID position of the snapshots');
+      position = { gtid: String(g?.g ?? '') };
+      if (opts.coordinates) {
+        const [b] = await l<RowDataPacket & { File?: string; Position?: string | number }>(opts.flavor.binlogStatusSql, [], 'reading the binary log position of the snapshots');
+        if (!b?.File)
+          throw new OperationError(`the source has no binary log to replicate from (${opts.flavor.binlogStatusSql} is empty)`, 'enable the binary log on the source (log_bin; a managed service: automated backups on)');
+        position = { ...position, file: b.File, pos: Number(b.Position) };
+      }
     } finally {
       if (names.length > 0) await l(`UNLOCK TABLES`, [], 'unlocking the tables').catch(() => lock.conn.destroy());
     }
-    return { workers, gtid };
+    return { workers, position };
   } catch (e) {
     for (const w of workers) for (const c of [w.src, w.dst]) c.destroy();
     throw e;
@@ -369,8 +402,10 @@ function loadUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise
 }
 
 export interface SnapshotCopyResult {
-  /** The source's @@gtid_binlog_pos at the snapshots: the replica starts after it. */
+  /** The source's GTID position at the snapshots: the replica starts after it. */
   gtid: string;
+  /** The same point with the binary log coordinates when the options asked for them. */
+  position: CopyStart;
   rows: number;
   units: number;
   /** Tables copied as several key ranges (their plain secondary indexes wait for restoreDeferredIndexes). */
@@ -451,7 +486,8 @@ export async function copyAtOnePosition(
   const tables = [...new Map(units.map((u) => [u.table.name, u.table])).values()];
   const jobs = Math.max(1, Math.min(opts.jobs, units.length));
   await dropIndexesOfSplitTables(opts.database, units, srcQuery, dstQuery);
-  const { workers, gtid } = await openSnapshots({ ...opts, jobs }, tables);
+  const { workers, position } = await openSnapshots({ ...opts, jobs }, tables);
+  const gtid = position.gtid;
   const tally = new CopyTally(units.map((u) => ({ table: u.table.name, bytes: u.bytes })));
   const totalBytes = units.reduce((a, u) => a + u.bytes, 0);
   let next = 0;
@@ -488,5 +524,5 @@ export async function copyAtOnePosition(
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;
-  return { gtid, rows: tally.rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
+  return { gtid, position, rows: tally.rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
 }

@@ -73,8 +73,8 @@ export interface MysqlConsistentPoints {
   dst: Query;
   /** Holds `LOCK TABLES ... READ` on the source for the moment the snapshots are taken. */
   srcLock: Query;
-  /** `SELECT @@GLOBAL.gtid_binlog_pos` (MariaDB) or gtid_executed (MySQL). */
-  positionSql: string;
+  /** The source's position as the target's wait takes it (its GTID set, or binary log `file:offset`). */
+  readPosition(): Promise<string>;
   /** Waits on the target until it applied `position`; false on timeout. */
   waitFor(position: string): Promise<boolean>;
   snapshotMaxMs: number;
@@ -102,9 +102,9 @@ async function consistentPoint(ctx: MysqlChunkVerifyContext, points: MysqlConsis
   const locked = Date.now();
   try {
     await ctx.srcSnap('START TRANSACTION WITH CONSISTENT SNAPSHOT', [], 'taking the source snapshot');
-    const position = String((await ctx.src<RowDataPacket & { g: string | null }>(points.positionSql, [], 'reading the source GTID position'))[0]?.g ?? '');
+    const position = await points.readPosition();
     if (!(await points.waitFor(position)))
-      throw new OperationError(`verify: the target did not reach the source's GTID position ${position} in time (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
+      throw new OperationError(`verify: the target did not reach the source's position ${position} in time (replication stalled or far behind)`, 'check `cutover status` for the lag and run verify again');
     await ctx.dstSnap('START TRANSACTION WITH CONSISTENT SNAPSHOT', [], 'taking the target snapshot');
     return { position, lockedMs: Date.now() - locked };
   } finally {

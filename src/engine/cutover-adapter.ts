@@ -41,10 +41,11 @@ export interface CatchUpProof {
   /** Write position captured on the source after the fence. */
   fencePosition: string;
   /**
-   * How it was proven: a sentinel committed after the fence seen on the target, a copy made while fenced, or
-   * the target's replica having applied the source's GTID set captured after the fence.
+   * How it was proven: a sentinel committed after the fence seen on the target, a copy made while fenced, the
+   * target's replica having applied the source's GTID set captured after the fence, or (a replica started from
+   * binary log coordinates) having executed the source's binary log up to its position after the fence.
    */
-  method: 'sentinel' | 'copy' | 'gtid';
+  method: 'sentinel' | 'copy' | 'gtid' | 'binlog';
   proofPosition?: string;
   waitedMs: number;
   rowsCopied?: number;

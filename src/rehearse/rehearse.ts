@@ -524,7 +524,7 @@ function revertReport(back: RevertRun, ops: WorkloadOp[], marks: ReportMark[]): 
 
 /** The proof the tenants' catch-ups used (one engine, one method); PostgreSQL's is the sentinel. */
 function catchUpMethod(proofs: Array<Record<string, unknown>>): RehearseReport['catchUp']['method'] {
-  const m = proofs.map((p) => p.method).find((x) => x === 'sentinel' || x === 'copy' || x === 'gtid');
+  const m = proofs.map((p) => p.method).find((x) => x === 'sentinel' || x === 'copy' || x === 'gtid' || x === 'binlog');
   return (m as RehearseReport['catchUp']['method'] | undefined) ?? 'sentinel';
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
 import { globalPrivilegesFromGrants, profileFromGrants, readOnlyPrivileges, resolveProfile } from '../../adapters/mysql/mysql-privilege-profile.js';
 import { rdsLink, statementLink } from '../../adapters/mysql/mysql-replica-procedures.js';
+import { positionWaitReached, positionWaitSql } from '../../adapters/mysql/mysql-replication.js';
 import { KILL_CONNECTION, RDS_KILL, sessionKiller } from '../../adapters/mysql/mysql-session-killer.js';
 import { restoreGrantSql, revokeGrantSql } from '../../adapters/mysql/mysql-schema-fence-sql.js';
 import { UsageError } from '../../src/errors.js';
@@ -63,24 +64,48 @@ describe('ending sessions: KILL or the provider procedure', () => {
 describe('replica link: statements or RDS procedures (MySQL 8 / RDS cannot run here: SQL only)', () => {
   const src = { host: '10.0.0.1', port: 3306, user: 'repl', password: 's3cret', tls: { mode: 'require' as const, verify: 'none' as const } };
 
-  it('RDS for MySQL: rds_set_external_master_with_auto_position with the password as a parameter', () => {
-    const link = rdsLink(mysql80);
-    const c = link.configure(src);
-    expect(c.sql).toBe('CALL mysql.rds_set_external_master_with_auto_position(?, ?, ?, ?, ?, ?)');
-    expect(c.params).toEqual(['10.0.0.1', 3306, 'repl', 's3cret', 1, 0]);
+  const rds80 = new Set(['rds_set_external_master', 'rds_set_external_master_with_auto_position', 'rds_reset_external_master']);
+  const rds84 = new Set(['rds_set_external_source', 'rds_set_external_source_with_auto_position', 'rds_reset_external_source']);
+  const rdsMaria = new Set(['rds_set_external_master', 'rds_set_external_master_gtid', 'rds_reset_external_master']);
+  const at = { gtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77', file: 'mysql-bin-changelog.000031', pos: 107 };
+
+  it('RDS for MySQL 8.0: rds_set_external_master from the copy’s binary log file and offset, the password as a parameter', () => {
+    const link = rdsLink(mysql80, rds80)!;
+    expect(link.startsBy).toBe('binlog');
+    const c = link.configure(src, at);
+    expect(c.sql).toBe('CALL mysql.rds_set_external_master(?, ?, ?, ?, ?, ?, ?)');
+    expect(c.params).toEqual(['10.0.0.1', 3306, 'repl', 's3cret', 'mysql-bin-changelog.000031', 107, 1]);
     expect(c.sql).not.toContain('s3cret');
     expect([link.start(), link.stop(), link.reset()]).toEqual(['CALL mysql.rds_start_replication', 'CALL mysql.rds_stop_replication', 'CALL mysql.rds_reset_external_master']);
+    expect(() => link.configure(src, { gtid: at.gtid })).toThrow(/binary log file and offset/);
   });
 
-  it('RDS for MariaDB: rds_set_external_master_gtid needs the GTID to start from; TLS off gives ssl_encryption 0', () => {
-    const link = rdsLink(mariadb1011);
-    expect(link.configure({ ...src, tls: { mode: 'disable', verify: 'none' } }, '0-1-42')).toEqual({
+  it('RDS for MySQL 8.4: the _source names', () => {
+    const link = rdsLink(mysql84, rds84)!;
+    expect(link.configure(src, at).sql).toBe('CALL mysql.rds_set_external_source(?, ?, ?, ?, ?, ?, ?)');
+    expect(link.reset()).toBe('CALL mysql.rds_reset_external_source');
+  });
+
+  it('RDS for MariaDB: rds_set_external_master_gtid from the copy’s GTID; TLS off gives ssl_encryption 0', () => {
+    const link = rdsLink(mariadb1011, rdsMaria)!;
+    expect(link.startsBy).toBe('gtid');
+    expect(link.configure({ ...src, tls: { mode: 'disable', verify: 'none' } }, { gtid: '0-1-42' })).toEqual({
       sql: 'CALL mysql.rds_set_external_master_gtid(?, ?, ?, ?, ?, ?)',
       params: ['10.0.0.1', 3306, 'repl', 's3cret', '0-1-42', 0],
     });
     expect(() => link.configure(src)).toThrow(/GTID/);
     // RDS has one unnamed connection: SHOW ALL SLAVES STATUS lists it as ''.
     expect(link.name).toBe('');
+    // Without the GTID procedure, MariaDB goes by file and offset too.
+    expect(rdsLink(mariadb1011, new Set(['rds_set_external_master']))!.startsBy).toBe('binlog');
+    expect(rdsLink(mariadb1011, new Set())).toBeUndefined();
+  });
+
+  it('a link started from binary log coordinates waits for the source position: MASTER_POS_WAIT with the connection (MariaDB), SOURCE_POS_WAIT from MySQL 8.0.26', () => {
+    expect(positionWaitSql(mariadb1011, 'mariadb-bin.000002', 3456, 1500, '')).toEqual({ sql: 'SELECT MASTER_POS_WAIT(?, ?, ?, ?) AS r', params: ['mariadb-bin.000002', 3456, 2, ''] });
+    expect(positionWaitSql(mysql80, 'mysql-bin.000002', 3456, 200, '').sql).toBe('SELECT SOURCE_POS_WAIT(?, ?, ?, ?) AS r');
+    expect(positionWaitSql(detectFlavor('8.0.20', 'MySQL Community Server - GPL'), 'b.1', 4, 0, '').sql).toBe('SELECT MASTER_POS_WAIT(?, ?, ?, ?) AS r');
+    expect([0, 12, -1, null].map(positionWaitReached)).toEqual([true, true, false, false]);
   });
 
   it('self-managed and MariaDB with REPLICATION SLAVE ADMIN: the SQL statements', () => {

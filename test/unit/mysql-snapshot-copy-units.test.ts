@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deferrableIndexes, escapeField, keyRanges, loadSql, partsFor, rowLine, selectSql, type CopyTable } from '../../adapters/mysql/mysql-snapshot-copy.js';
+import { deferrableIndexes, escapeField, isGeneratedColumn, keyRanges, loadSql, partsFor, rowLine, selectSql, type CopyTable } from '../../adapters/mysql/mysql-snapshot-copy.js';
 
 const big: CopyTable = {
   name: 'big',
@@ -30,6 +30,16 @@ describe('MariaDB parallel copy units', () => {
     expect(selectSql('d', { table: big, bytes: 1, range: { to: 20n } })).toBe('SELECT `id`, `f` + 0 FROM `d`.`big` WHERE `id` < 20');
     expect(loadSql('d', big)).toMatch(/CHARACTER SET binary .*\(@c0, @c1\) SET `id` = @c0, `f` = CAST\(@c1 AS UNSIGNED\)$/);
     expect(loadSql('d', { ...big, columns: [{ name: 'a`b', bit: false }] })).toMatch(/\(`a``b`\)$/);
+    // MySQL 8 refuses JSON from a binary string: the bytes are read as utf8mb4 (MySQL cannot run here: SQL only).
+    expect(
+      loadSql('d', {
+        ...big,
+        columns: [
+          { name: 'id', bit: false },
+          { name: 'doc', bit: false, json: true },
+        ],
+      }),
+    ).toMatch(/\(@c0, @c1\) SET `id` = @c0, `doc` = CONVERT\(@c1 USING utf8mb4\)$/);
   });
 
   it('escapes exactly the bytes LOAD DATA reads specially, and NULL as \\N', () => {
@@ -58,5 +68,14 @@ describe('MariaDB parallel copy units', () => {
       { name: 'odd`name', definition: 'KEY `odd``name` (`k`,`pad`(20))' },
     ]);
     expect(deferrableIndexes(ddl.replace(') ENGINE', '  CONSTRAINT `fk` FOREIGN KEY (`k`) REFERENCES `p` (`id`)\n) ENGINE'))).toEqual([]);
+  });
+});
+
+describe('generated columns are left to the target, MySQL 8 expression defaults are copied', () => {
+  it('reads information_schema.COLUMNS.EXTRA of both engines', () => {
+    // MariaDB 10.11 (measured here) and MySQL 8 spell generated columns the same way.
+    expect(['VIRTUAL GENERATED', 'STORED GENERATED', 'stored generated'].map(isGeneratedColumn)).toEqual([true, true, true]);
+    // MySQL 8: DEFAULT CURRENT_TIMESTAMP [ON UPDATE ...] columns hold data.
+    expect(['DEFAULT_GENERATED', 'DEFAULT_GENERATED on update CURRENT_TIMESTAMP', 'on update current_timestamp()', 'auto_increment', ''].map(isGeneratedColumn)).toEqual([false, false, false, false, false]);
   });
 });
