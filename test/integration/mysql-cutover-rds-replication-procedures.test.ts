@@ -162,8 +162,8 @@ describe.skipIf(envMissing('mariadb', { router: true }))(
       const proof = run.json().catchUp;
       expect(proof.method).toBe('binlog');
       // The chunked verify before the hold waited for the target the same way (by position, not by GTID set).
-    expect(run.json().verifyBefore).toMatchObject({ outcome: 'verified', mismatchCount: 0 });
-    expect(proof.fencePosition).toMatch(/^[\w.-]+\.\d+:\d+$/);
+      expect(run.json().verifyBefore).toMatchObject({ outcome: 'verified', mismatchCount: 0 });
+      expect(proof.fencePosition).toMatch(/^[\w.-]+\.\d+:\d+$/);
       expect(w.acknowledged.length).toBeGreaterThan(0);
       expect(await mysqlMissingOn(e.dst, 'shop', w)).toEqual([]);
       expect(await haproxyPort(e)).toBe(e.dst.port);
