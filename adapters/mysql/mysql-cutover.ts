@@ -14,7 +14,7 @@ import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFindin
 import type { MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
-import { normalizeGtidSet } from './mysql-position.js';
+import { binlogCoordinates, normalizeGtidSet } from './mysql-position.js';
 import {
   allReplicasStatusSql,
   binlogBytesBehind,
@@ -512,7 +512,7 @@ export class MysqlCutover implements CutoverAdapter {
     await restoreDeferredIndexes(this.cfg.database, copied.split, this.src, this.dst, progress);
     await this.copyTriggers(`${copied.rows} row(s) copied in ${copied.units} stream(s)`, progress);
     // The provider's procedure takes the position itself (its admin may not SET GLOBAL gtid_slave_pos).
-    if (link.kind === 'statements' && setSlavePos) await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.gtid}`);
+    if (link.kind === 'statements' && setSlavePos) await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.position.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.position.gtid}`);
     return copied.position;
   }
 
@@ -608,7 +608,7 @@ export class MysqlCutover implements CutoverAdapter {
     let copied = '';
     if (units.length) {
       const r = await copyAtOnePosition(this.copyOptions(), units, this.src, this.dst, progress, { plan, attempt: state.nextAttempt });
-      positions.set(state.nextAttempt, { gtid: r.gtid, tables: todo.map((t) => t.name) });
+      positions.set(state.nextAttempt, { gtid: r.position.gtid, tables: todo.map((t) => t.name) });
       copied = `${r.rows} row(s) copied in ${r.units} stream(s)`;
     }
     // A split table's secondary indexes, also those of one whose earlier copy was killed before building them.
@@ -784,11 +784,11 @@ export class MysqlCutover implements CutoverAdapter {
     }
     if (!r.execFile) throw new OperationError(`${(await this.link()).label} has not applied anything from the source yet`, 'wait for it to connect; `cutover status` shows the replica state');
     const logs = await this.src<RowDataPacket & { Log_name: string; File_size: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
-    const cur = await this.src<RowDataPacket & { File: string; Position: string }>(this.sourceFlavor.binlogStatusSql, [], 'reading the binary log position');
-    if (!cur[0]) return null;
+    const cur = await binlogCoordinates(this.src, this.sourceFlavor);
+    if (!cur) return null;
     return binlogBytesBehind(
       logs.map((l) => ({ name: l.Log_name, size: Number(l.File_size) })),
-      { file: cur[0].File, pos: Number(cur[0].Position) },
+      cur,
       { file: r.execFile, pos: r.execPos },
     );
   }
@@ -843,9 +843,9 @@ export class MysqlCutover implements CutoverAdapter {
    */
   private async sourcePosition(link: ReplicaLinkSql): Promise<string> {
     if (link.startsBy === 'gtid') return this.sourceGtid();
-    const [b] = await this.src<RowDataPacket & { File?: string; Position?: string | number }>(this.sourceFlavor.binlogStatusSql, [], 'reading the source binary log position');
-    if (!b?.File) throw new OperationError(`the source has no binary log position (${this.sourceFlavor.binlogStatusSql} is empty)`, 'enable the binary log on the source');
-    return `${b.File}:${Number(b.Position)}`;
+    const b = await binlogCoordinates(this.src, this.sourceFlavor, 'reading the source binary log position');
+    if (!b) throw new OperationError(`the source has no binary log position (${this.sourceFlavor.binlogStatusSql} is empty)`, 'enable the binary log on the source');
+    return `${b.file}:${b.pos}`;
   }
 
   /** Waits on the target until the link applied `position` (sourcePosition's), at most `timeoutMs`. */
@@ -1140,11 +1140,11 @@ export class MysqlCutover implements CutoverAdapter {
     let lagBytes: number | null = null;
     if (status?.execFile) {
       const logs = await s.primary<RowDataPacket & { Log_name: string; File_size: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
-      const cur = await s.primary<RowDataPacket & { File: string; Position: string }>(s.primaryFlavor.binlogStatusSql, [], 'reading the binary log position');
-      if (cur[0])
+      const cur = await binlogCoordinates(s.primary, s.primaryFlavor);
+      if (cur)
         lagBytes = binlogBytesBehind(
           logs.map((l) => ({ name: l.Log_name, size: Number(l.File_size) })),
-          { file: cur[0].File, pos: Number(cur[0].Position) },
+          cur,
           { file: status.execFile, pos: status.execPos },
         );
     }

@@ -2,7 +2,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { LeakCheck, SessionInfo } from '../../src/readonly/types.js';
 import { sleep } from '../../src/util/sleep.js';
 import { bypassAccounts, reachable } from './mysql-accounts.js';
-import { canTrackWrites, decodePosition, encodePosition, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
+import { binlogCoordinates, canTrackWrites, decodePosition, encodePosition, describePosition, normalizeGtidSet, positionMoved, type WritePosition } from './mysql-position.js';
 import type { MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, publicSession, type MysqlSession } from './mysql-sessions.js';
 
@@ -11,9 +11,8 @@ export const LEAK_SAMPLE_MS = INNODB_TRX_CACHE_MS;
 /** The server's write position: the GTID set and the binary log file and offset, which every commit moves. */
 export async function writePosition(c: MysqlReadOnlyContext): Promise<WritePosition> {
   const g = await c.q<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${c.flavor.gtidVariable} AS g`);
-  const b = await c.q<RowDataPacket & { File?: string; Position?: string | number }>(c.flavor.binlogStatusSql, [], 'reading the binary log position');
-  const file = b[0]?.File ?? null;
-  return { gtid: normalizeGtidSet(g[0]?.g), file, pos: file === null ? null : Number(b[0]!.Position) };
+  const b = await binlogCoordinates(c.q, c.flavor);
+  return { gtid: normalizeGtidSet(g[0]?.g), file: b?.file ?? null, pos: b?.pos ?? null };
 }
 
 /** The leak check of a server fence already in place, from `fencePosition` (FenceOnResult.fencePosition) when given. */

@@ -1,3 +1,7 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import type { MysqlFlavor } from './mysql-flavor.js';
+import type { Query } from './mysql-sessions.js';
+
 /** Where the server's write history stands: the GTID set, and the binary log coordinates. */
 export interface WritePosition {
   /** gtid_executed (MySQL) or gtid_binlog_pos (MariaDB), normalized; '' when GTIDs are off or nothing was logged. */
@@ -53,4 +57,10 @@ export function decodePosition(s: string): WritePosition | undefined {
   if (s.startsWith('gtid:')) return { gtid: s.slice(5), file: null, pos: null };
   const m = /^binlog:(\d+):(.+)$/.exec(s);
   return m ? { gtid: '', file: m[2]!, pos: Number(m[1]) } : undefined;
+}
+
+/** The server's current binary log file and offset (SHOW MASTER STATUS, MySQL 8.2+ SHOW BINARY LOG STATUS); undefined when the binary log is off. */
+export async function binlogCoordinates(q: Query, f: Pick<MysqlFlavor, 'binlogStatusSql'>, doing = 'reading the binary log position'): Promise<{ file: string; pos: number } | undefined> {
+  const [b] = await q<RowDataPacket & { File?: string; Position?: string | number }>(f.binlogStatusSql, [], doing);
+  return b?.File ? { file: b.File, pos: Number(b.Position) } : undefined;
 }

@@ -9,6 +9,7 @@ import { formatBytes, formatCount } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { markDoneSql, recordUnits } from './mysql-copy-record.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
+import { binlogCoordinates } from './mysql-position.js';
 import type { CopyStart } from './mysql-replica-procedures.js';
 import type { Query } from './mysql-sessions.js';
 import { quoteIdent } from './mysql-sql.js';
@@ -293,10 +294,10 @@ async function openSnapshots(opts: SnapshotCopyOptions, tables: readonly CopyTab
       const [g] = await l<RowDataPacket & { g: string | null }>(`SELECT @@GLOBAL.${opts.flavor.gtidVariable} AS g`, [], 'reading the GTID position of the snapshots');
       position = { gtid: String(g?.g ?? '') };
       if (opts.coordinates) {
-        const [b] = await l<RowDataPacket & { File?: string; Position?: string | number }>(opts.flavor.binlogStatusSql, [], 'reading the binary log position of the snapshots');
-        if (!b?.File)
+        const b = await binlogCoordinates(l, opts.flavor, 'reading the binary log position of the snapshots');
+        if (!b)
           throw new OperationError(`the source has no binary log to replicate from (${opts.flavor.binlogStatusSql} is empty)`, 'enable the binary log on the source (log_bin; a managed service: automated backups on)');
-        position = { ...position, file: b.File, pos: Number(b.Position) };
+        position = { ...position, ...b };
       }
     } finally {
       if (names.length > 0) await l(`UNLOCK TABLES`, [], 'unlocking the tables').catch(() => lock.conn.destroy());
@@ -402,9 +403,7 @@ function loadUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise
 }
 
 export interface SnapshotCopyResult {
-  /** The source's GTID position at the snapshots: the replica starts after it. */
-  gtid: string;
-  /** The same point with the binary log coordinates when the options asked for them. */
+  /** The source's GTID position at the snapshots (and its binary log coordinates when the options asked for them): the replica starts after it. */
   position: CopyStart;
   rows: number;
   units: number;
@@ -524,5 +523,5 @@ export async function copyAtOnePosition(
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;
-  return { gtid, position, rows: tally.rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
+  return { position, rows: tally.rows, units: units.length, split: [...new Set(units.filter((u) => u.range).map((u) => u.table.name))] };
 }
