@@ -4,6 +4,7 @@ import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManagedAdmin, MANAGED_ADMIN_USER } from '../../adapters/mysql/mariadb-managed-profile.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
+import { writeManagedAdminPlan } from '../helpers/managed-plan.js';
 import { APP_PASSWORD, APP_USER, envMissing, haproxyPort, mysqlKeysOn, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, type MariadbEnv } from '../helpers/cutover-env.js';
 import { connect, exec, outcome, readOnly } from '../helpers/mariadb.js';
 
@@ -43,30 +44,6 @@ async function appCanWriteManaged(sb: MariadbEnv['src'], db: string): Promise<bo
 describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover through HAProxy as a managed admin (no SUPER / READ_ONLY ADMIN)', () => {
   let e: MariadbEnv;
 
-  async function plan(
-    db: string,
-    stateDir: string,
-    extra = '',
-    readOnlyLine = `readOnly: { scope: server, mode: strict, roles: [${APP_USER}], drainTimeout: 2s }`,
-    limits = 'limits: { maxWriteBlocked: 10s }',
-  ): Promise<string> {
-    const file = join(stateDir, `${db}.plan.yaml`);
-    await writeFile(
-      file,
-      [
-        'engine: mariadb',
-        `source: { url: "mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.src.port}/${db}", passwordEnv: ADMIN_PW }`,
-        `target: { url: "mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.dst.port}/${db}", passwordEnv: ADMIN_PW }`,
-        `scope: { databases: ["${db}"] }`,
-        readOnlyLine,
-        limits,
-        `router: { kind: haproxy, socket: "${e.haproxy!.socket}", backend: ${e.haproxy!.backend}, server: ${e.haproxy!.serverName} }`,
-        `state: "${stateDir}"`,
-        extra,
-      ].join('\n'),
-    );
-    return file;
-  }
   const env = () => ({ ...e.env, ADMIN_PW });
 
   beforeAll(async () => {
@@ -80,7 +57,7 @@ describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover 
   it('preflight: a server fence without application accounts is a blocker naming READ_ONLY ADMIN and the fix (exit 3), nothing touched', async () => {
     const dir = await tempStateDir(e.src.dir);
     const before = await appState(e.src);
-    const p = await plan('shop', dir, '', 'readOnly: { scope: server, mode: enforced }');
+    const p = await writeManagedAdminPlan(e, 'shop', dir, { readOnly: 'readOnly: { scope: server, mode: enforced }' });
     const r = await cli(['check', p, '--json'], env());
     expect(r.code, r.err).toBe(3);
     expect(r.out + r.err).toMatch(/lacks READ_ONLY ADMIN/);
@@ -93,7 +70,7 @@ describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover 
     const dir = await tempStateDir(e.src.dir);
     await exec(e.src, `CREATE USER 'thin'@'%' IDENTIFIED BY 'thin-pw'`, `GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER ON *.* TO 'thin'@'%'`);
     const p = join(dir, 'thin.plan.yaml');
-    const text = await readFile(await plan('shop', dir), 'utf8');
+    const text = await readFile(await writeManagedAdminPlan(e, 'shop', dir), 'utf8');
     await writeFile(p, text.replace(`mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.src.port}`, `mariadb://thin@127.0.0.1:${e.src.port}`).replace('passwordEnv: ADMIN_PW }', 'passwordEnv: THIN_PW }'));
     const r = await cli(['check', p, '--json'], { ...env(), THIN_PW: 'thin-pw' });
     expect(r.code, r.err).toBe(3);
@@ -105,7 +82,7 @@ describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover 
     const dir = await tempStateDir(e.src.dir);
     const before = await appState(e.src);
     // The verify before the hold would stop at the stalled replica with nothing fenced: this test is about the budget.
-    const p = await plan('slow', dir, 'verify: { before: none }', undefined, 'limits: { maxWriteBlocked: 1500ms, maxLagBeforeFence: 1GB }');
+    const p = await writeManagedAdminPlan(e, 'slow', dir, { extra: 'verify: { before: none }', limits: 'limits: { maxWriteBlocked: 1500ms, maxLagBeforeFence: 1GB }' });
     const check = await cli(['check', p, '--json'], env());
     expect(check.code, check.out + check.err).toBe(0);
     const workload = workloadThroughHaproxy(e, 'slow', 2);
@@ -137,7 +114,7 @@ describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB 10.11 cutover 
   it('moves every acknowledged write under 4 writers; the source stays fenced by locks and revokes, the target opens', async () => {
     const dir = await tempStateDir(e.src.dir);
     // No reverse path: the old source must not get the later writes back, which proves they went to the target only.
-    const p = await plan('shop', dir, 'reverse: false');
+    const p = await writeManagedAdminPlan(e, 'shop', dir, { extra: 'reverse: false' });
     const check = await cli(['check', p, '--json'], env());
     expect(check.code, check.out + check.err).toBe(0);
     const workload = workloadThroughHaproxy(e, 'shop');

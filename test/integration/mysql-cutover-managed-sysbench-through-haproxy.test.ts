@@ -1,8 +1,7 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createManagedAdmin, MANAGED_ADMIN_USER } from '../../adapters/mysql/mariadb-managed-profile.js';
+import { createManagedAdmin } from '../../adapters/mysql/mariadb-managed-profile.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
+import { writeManagedAdminPlan } from '../helpers/managed-plan.js';
 import { APP_PASSWORD, APP_USER, envMissing, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, type MariadbEnv } from '../helpers/cutover-env.js';
 import { missing } from '../helpers/availability.js';
 import { readOnly } from '../helpers/mariadb.js';
@@ -31,21 +30,7 @@ describe.skipIf(unavailable)('MariaDB managed-profile cutover through HAProxy un
   afterAll(async () => e?.stop());
 
   it('every acknowledged write of the writers is on the target; no client sees 4151, 1142, 1045 or 1290', async () => {
-    const plan = join(stateDir, 'shop.plan.yaml');
-    await writeFile(
-      plan,
-      [
-        'engine: mariadb',
-        `source: { url: "mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.src.port}/shop", passwordEnv: ADMIN_PW }`,
-        `target: { url: "mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.dst.port}/shop", passwordEnv: ADMIN_PW }`,
-        'scope: { databases: ["shop"] }',
-        `readOnly: { scope: server, mode: strict, roles: [${APP_USER}], drainTimeout: 2s }`,
-        'privileges: managed',
-        'limits: { maxWriteBlocked: 10s }',
-        `router: { kind: haproxy, socket: "${e.haproxy!.socket}", backend: ${e.haproxy!.backend}, server: ${e.haproxy!.serverName} }`,
-        `state: "${stateDir}"`,
-      ].join('\n'),
-    );
+    const plan = await writeManagedAdminPlan(e, 'shop', stateDir, { extra: 'privileges: managed' });
     const env = { ...e.env, ADMIN_PW };
     const sync = await cli(['sync', plan], env);
     expect(sync.code, sync.err).toBe(0);

@@ -1,10 +1,9 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManagedAdmin, MANAGED_ADMIN_USER } from '../../adapters/mysql/mariadb-managed-profile.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
-import { APP_USER, envMissing, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, type MariadbEnv } from '../helpers/cutover-env.js';
+import { writeManagedAdminPlan } from '../helpers/managed-plan.js';
+import { envMissing, haproxyPort, mysqlMissingOn, seedMysqlDatabase, sleep, startCutoverEnv, workloadThroughHaproxy, type MariadbEnv } from '../helpers/cutover-env.js';
 import { connect, exec, outcome } from '../helpers/mariadb.js';
 
 const ADMIN_PW = 'Rds:adm/9%';
@@ -44,25 +43,8 @@ async function replicaConnections(sb: MariadbEnv['dst']): Promise<Array<{ name: 
   }
 }
 
-async function plan(e: MariadbEnv, db: string, stateDir: string): Promise<string> {
-  const file = join(stateDir, `${db}.plan.yaml`);
-  await writeFile(
-    file,
-    [
-      'engine: mariadb',
-      `source: { url: "mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.src.port}/${db}", passwordEnv: ADMIN_PW }`,
-      `target: { url: "mariadb://${MANAGED_ADMIN_USER}@127.0.0.1:${e.dst.port}/${db}", passwordEnv: ADMIN_PW }`,
-      `scope: { databases: ["${db}"] }`,
-      `readOnly: { scope: server, mode: strict, roles: [${APP_USER}], drainTimeout: 2s }`,
-      'limits: { maxWriteBlocked: 10s }',
-      `router: { kind: haproxy, socket: "${e.haproxy!.socket}", backend: ${e.haproxy!.backend}, server: ${e.haproxy!.serverName} }`,
-      `state: "${stateDir}"`,
-      // The old source must not get the later writes back: they are on the target only.
-      'reverse: false',
-    ].join('\n'),
-  );
-  return file;
-}
+/** The old source must not get the later writes back: they are on the target only. */
+const plan = (e: MariadbEnv, db: string, stateDir: string) => writeManagedAdminPlan(e, db, stateDir, { extra: 'reverse: false' });
 
 describe.skipIf(envMissing('mariadb', { router: true }))('MariaDB cutover into an RDS-like target: replication through the provider procedures, no REPLICATION SLAVE ADMIN', () => {
   let e: MariadbEnv;
