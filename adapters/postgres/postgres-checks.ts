@@ -11,6 +11,7 @@ import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.j
 import { isManaged, missingPasswordFindings, privilegeFindings, protectedSessionFindings } from './postgres-managed-checks.js';
 import { superuserSessions } from './postgres-sessions.js';
 import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
+import { readLoginRoles, roleDriftFindings } from './postgres-role-drift.js';
 
 export interface PreflightContext {
   method: CopyMethod;
@@ -99,6 +100,9 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   const planPasswords = new Set(ctx.planPasswords ?? []);
   if (managed) f.push(...missingPasswordFindings((await rolesWithoutPassword(src, dst)).filter((r) => !planPasswords.has(r))));
   if (planPasswords.size > 0) f.push(...(await unknownPlanRoleFindings(src, [...planPasswords])));
+  // Roles the target already has are left alone by sync: one that would refuse today's login is named here.
+  const [srcRoles, dstRoles] = await Promise.all([readLoginRoles(src, srcPriv.superuser), readLoginRoles(dst, dstPriv.superuser)]);
+  f.push(...roleDriftFindings(srcRoles, dstRoles).filter((x) => !planPasswords.has(x.object ?? '')));
   if (managed && (ctx.fence?.scope ?? 'database') === 'database' && !ctx.schema) {
     // The sessions the managed fence will leave running and name.
     f.push(...protectedSessionFindings(await superuserSessions(src, { scope: 'database', name: database }), database, ctx.fence?.mode ?? 'enforced'));

@@ -1,0 +1,99 @@
+import type { Finding } from '../../src/engine/cutover-adapter.js';
+import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
+import type { PgClient } from './postgres-connection.js';
+
+/** A login role as one server sees it; `hash` is undefined where pg_authid is unreadable (managed). */
+export interface LoginRole {
+  name: string;
+  canLogin: boolean;
+  /** The stored verifier (`SCRAM-SHA-256$...`, `md5...`), null for none; never printed. */
+  hash?: string | null;
+  validUntil: Date | null;
+}
+
+type HashKind = 'scram' | 'md5' | 'none' | 'other';
+
+function hashKind(h: string | null): HashKind {
+  if (h === null) return 'none';
+  if (h.startsWith('SCRAM-SHA-256$')) return 'scram';
+  if (/^md5[0-9a-f]{32}$/.test(h)) return 'md5';
+  return 'other';
+}
+
+function finding(severity: Finding['severity'], role: string, message: string, fix: string): Finding {
+  return {
+    severity,
+    check: 'roles',
+    object: role,
+    message,
+    why: 'after the switch its applications (and a pooler logging in for them) log in to the target with the password they use today',
+    fix,
+  };
+}
+
+/**
+ * Login roles that exist on both servers but would not accept the same login there. sync leaves existing target
+ * roles alone, so such a role is the DBA's to mend before the switch. Pure: `source` and `target` as read by
+ * `readLoginRoles`. A SCRAM verifier is salted, so two verifiers of one password differ: a warning, not a blocker;
+ * md5 is salted with the role name only, so two different md5 hashes are two different passwords.
+ */
+export function roleDriftFindings(source: readonly LoginRole[], target: readonly LoginRole[], now = new Date()): Finding[] {
+  const there = new Map(target.map((r) => [r.name, r]));
+  const out: Finding[] = [];
+  const copyVerifier = (role: string) =>
+    `set the same password on the target (ALTER ROLE ${role} PASSWORD ...), or copy the source's verifier: SELECT rolpassword FROM pg_authid WHERE rolname = '${role}' on the source, then ALTER ROLE ${role} PASSWORD '<that verifier>' on the target`;
+  for (const s of source) {
+    const t = there.get(s.name);
+    if (!s.canLogin || !t) continue;
+    if (!t.canLogin) {
+      out.push(finding('blocker', s.name, `role ${s.name} may log in on the source but is NOLOGIN on the target`, `ALTER ROLE ${s.name} LOGIN on the target`));
+      continue;
+    }
+    if (t.validUntil && t.validUntil <= now && !(s.validUntil && s.validUntil <= now)) {
+      out.push(
+        finding('blocker', s.name, `role ${s.name}'s password expired on the target (VALID UNTIL ${t.validUntil.toISOString()})`, `ALTER ROLE ${s.name} VALID UNTIL 'infinity' (or the source's date) on the target`),
+      );
+      continue;
+    }
+    if (s.hash === undefined || t.hash === undefined || s.hash === t.hash) continue;
+    const [sk, tk] = [hashKind(s.hash), hashKind(t.hash)];
+    if (tk === 'none') {
+      out.push(finding('blocker', s.name, `role ${s.name} has a password on the source but none on the target`, copyVerifier(s.name)));
+    } else if (sk === 'none') {
+      out.push(
+        finding(
+          'warning',
+          s.name,
+          `role ${s.name} has no password on the source but one on the target`,
+          `nothing to do if its applications authenticate otherwise (pg_hba.conf); else ALTER ROLE ${s.name} PASSWORD NULL on the target`,
+        ),
+      );
+    } else if (sk === 'md5' && tk === 'md5') {
+      out.push(finding('blocker', s.name, `role ${s.name} has another password on the target (md5 hashes differ)`, copyVerifier(s.name)));
+    } else {
+      out.push(
+        finding(
+          'warning',
+          s.name,
+          `role ${s.name} has another password verifier on the target (${sk === tk ? `${sk}, salted: the same password gives another verifier` : `${sk} on the source, ${tk} on the target`}); a PgBouncer userlist holding SCRAM secrets logs in to the server only with the verifier it was given`,
+          `if the passwords are the same and no pooler holds the source's verifier, nothing to do; else ${copyVerifier(s.name)}`,
+        ),
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * The login roles of one server, without superusers (the tool's own accounts, not the applications') and the
+ * tool's replication accounts. `hash` only where pg_authid is readable (a superuser).
+ */
+export async function readLoginRoles(c: PgClient, withHash: boolean): Promise<LoginRole[]> {
+  const { rows } = await c.query<{ name: string; can_login: boolean; hash?: string | null; valid_until: Date | null }>(
+    `SELECT rolname AS name, rolcanlogin AS can_login, rolvaliduntil AS valid_until${withHash ? ', rolpassword AS hash' : ''}
+       FROM ${withHash ? 'pg_authid' : 'pg_roles'}
+      WHERE NOT rolsuper AND rolname !~ '^pg_' AND NOT starts_with(rolname, $1) AND rolname <> current_user`,
+    [REPLICATION_ACCOUNT_PREFIX],
+  );
+  return rows.map((r) => ({ name: r.name, canLogin: r.can_login, validUntil: r.valid_until, ...(withHash ? { hash: r.hash ?? null } : {}) }));
+}

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { roleDriftFindings, type LoginRole } from '../../adapters/postgres/postgres-role-drift.js';
+
+const scram = (salt: string) => `SCRAM-SHA-256$4096:${salt}$c3RvcmVk:c2VydmVy`;
+const role = (name: string, over: Partial<LoginRole> = {}): LoginRole => ({ name, canLogin: true, hash: scram('c2FsdDE='), validUntil: null, ...over });
+const now = new Date('2026-12-06T00:00:00Z');
+const only = (s: LoginRole, t: LoginRole) => roleDriftFindings([s], [t], now);
+
+describe('login roles that exist on both servers but differ (PostgreSQL check)', () => {
+  it('the same verifier, a role only one side has, a source role that cannot log in: nothing', () => {
+    expect(only(role('app'), role('app'))).toEqual([]);
+    expect(roleDriftFindings([role('app')], [role('other')], now)).toEqual([]);
+    expect(only(role('app', { canLogin: false }), role('app', { canLogin: false, hash: null }))).toEqual([]);
+  });
+
+  it('NOLOGIN or an expired password on the target is a blocker naming the statement that mends it', () => {
+    const [nologin] = only(role('app'), role('app', { canLogin: false }));
+    expect(nologin).toMatchObject({ severity: 'blocker', check: 'roles', object: 'app', message: expect.stringMatching(/NOLOGIN on the target/), fix: 'ALTER ROLE app LOGIN on the target' });
+    const [expired] = only(role('app'), role('app', { validUntil: new Date('2026-01-01T00:00:00Z') }));
+    expect(expired).toMatchObject({ severity: 'blocker', message: expect.stringMatching(/expired on the target/) });
+    // Expired on both: the source refuses it today as well, nothing changes at the switch.
+    expect(only(role('app', { validUntil: new Date('2026-01-01T00:00:00Z') }), role('app', { validUntil: new Date('2025-01-01T00:00:00Z') }))).toEqual([]);
+  });
+
+  it('two md5 hashes that differ are two passwords: a blocker; a missing password on the target too', () => {
+    const [md5] = only(role('app', { hash: `md5${'a'.repeat(32)}` }), role('app', { hash: `md5${'b'.repeat(32)}` }));
+    expect(md5).toMatchObject({ severity: 'blocker', message: 'role app has another password on the target (md5 hashes differ)' });
+    expect(md5!.fix).toMatch(/SELECT rolpassword FROM pg_authid WHERE rolname = 'app' on the source/);
+    expect(only(role('app'), role('app', { hash: null }))[0]).toMatchObject({ severity: 'blocker', message: expect.stringMatching(/none on the target/) });
+  });
+
+  it('SCRAM verifiers with other salts may hold one password: a warning naming the pooler case; findings never hold a hash', () => {
+    const f = only(role('app'), role('app', { hash: scram('c2FsdDI=') }));
+    expect(f).toHaveLength(1);
+    expect(f[0]).toMatchObject({ severity: 'warning', message: expect.stringMatching(/scram, salted: the same password gives another verifier.*PgBouncer/) });
+    const mixed = only(role('app', { hash: `md5${'a'.repeat(32)}` }), role('app'));
+    expect(mixed[0]).toMatchObject({ severity: 'warning', message: expect.stringMatching(/md5 on the source, scram on the target/) });
+    expect(JSON.stringify([...f, ...mixed])).not.toMatch(/SCRAM-SHA-256\$|md5a{32}|c2FsdD/);
+  });
+
+  it('without pg_authid on either side (managed) only LOGIN and VALID UNTIL are compared', () => {
+    expect(only(role('app', { hash: undefined }), role('app', { hash: null }))).toEqual([]);
+    expect(only(role('app'), role('app', { hash: undefined, canLogin: false }))).toHaveLength(1);
+  });
+});
