@@ -9,8 +9,8 @@ import { applyManagedFence, captureManagedFence, restoreManagedFence } from './m
 import { resolveProfile } from './mysql-privilege-profile.js';
 import { mysqlReadOnlyContext, mysqlScopeOf, type MysqlPrior, type MysqlReadOnlyContext, type MysqlScope } from './mysql-readonly-context.js';
 import { readOnlyStatus } from './mysql-readonly-status.js';
-import { applySchemaFence, binlogPosition, captureSchemaGrants, restoreSchemaFence, schemaLeakCheck } from './mysql-schema-fence.js';
-import { decodePosition } from './mysql-position.js';
+import { applySchemaFence, captureSchemaGrants, restoreSchemaFence, schemaLeakCheck } from './mysql-schema-fence.js';
+import { binlogCoordinates, decodePosition } from './mysql-position.js';
 import { applySchemaReadOnly, restoreSchemaReadOnly, schemaState, watchSchemaReadOnly } from './mysql-schema-readonly.js';
 import { applyServerFence, restoreServerFence, serverState } from './mysql-server-fence.js';
 
@@ -78,7 +78,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const p = prior as MysqlPrior;
     if (scope === 'schema-grants') {
       const exempt = opts.exemptSessions ?? [];
-      const done = await applySchemaFence(this.c.q, p.schemaGrants ?? {}, p.stillWriting ?? [], { schema: target.name!, drainTimeoutMs: opts.drainTimeoutMs, probeMs: opts.probeMs, exempt });
+      const done = await applySchemaFence(this.c.q, p.schemaGrants ?? {}, p.stillWriting ?? [], { schema: target.name!, drainTimeoutMs: opts.drainTimeoutMs, probeMs: opts.probeMs, exempt, flavor: this.flavor });
       const { revoked, ...rest } = done;
       return { scope: target.scope, name: target.name!, mode: opts.mode, persistent: true, untouched: [], lockedRoles: revoked, ...rest };
     }
@@ -92,7 +92,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const sessions = [String(this.c.conn.threadId)];
     if (scope === 'server') return { method: 'position', sessions };
     // A database fenced by revokes: its events in the binary log from the fence on are the leaks, whoever wrote them.
-    if (scope === 'schema-grants' && (await binlogPosition(this.c.q))) return { method: 'binlog', sessions };
+    if (scope === 'schema-grants' && (await binlogCoordinates(this.c.q, this.flavor))) return { method: 'binlog', sessions };
     return { method: 'sampled', sessions, ...(scope === 'schema-grants' ? { fallback: 'the binary log is off' } : {}) };
   }
 
@@ -107,7 +107,7 @@ export class MysqlReadOnlyAdapter implements ReadOnlyAdapter {
     const warnings: string[] = [];
     if (scope === 'schema-grants') {
       const at = fencePosition ? decodePosition(fencePosition) : undefined;
-      return schemaLeakCheck(this.c.q, target.name!, minMs, 'all', exempt, warnings, until, at?.file ? { file: at.file, pos: at.pos! } : undefined);
+      return schemaLeakCheck(this.c.q, this.flavor, target.name!, minMs, 'all', exempt, warnings, until, at?.file ? { file: at.file, pos: at.pos! } : undefined);
     }
     if (scope === 'schema') return watchSchemaReadOnly(this.c, target.name!, minMs, warnings, until);
     return watchServerLeaks(this.c, minMs, exempt, warnings, until, fencePosition);

@@ -5,7 +5,7 @@ import { sleep } from '../../src/util/sleep.js';
 import { formatDuration } from '../../src/util/units.js';
 import { currentAccount, resolveAccounts } from './mysql-accounts.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
-import { encodePosition } from './mysql-position.js';
+import { binlogCoordinates, encodePosition } from './mysql-position.js';
 import type { MysqlPrior, MysqlReadOnlyContext } from './mysql-readonly-context.js';
 import { INNODB_TRX_CACHE_MS, clientSessions, killSessions, publicSession, runningStatements, waitStatementsEnd, type MysqlSession, type Query } from './mysql-sessions.js';
 import {
@@ -186,6 +186,8 @@ export interface SchemaFenceOptions {
   drainTimeoutMs: number;
   probeMs: number;
   exempt: readonly string[];
+  /** Where the binary log position is read (8.4 has only SHOW BINARY LOG STATUS). */
+  flavor: Pick<MysqlFlavor, 'binlogStatusSql'>;
 }
 
 export interface SchemaFenceApplied {
@@ -252,8 +254,8 @@ export async function applySchemaFence(q: Query, prior: SchemaFencePrior, stillW
     if (ended.has(s.threadId)) terminated.push(publicSession(s, reason));
     else warnings.push(`session ${s.threadId} (user ${s.user}) could not be killed`);
   }
-  const at = await binlogPosition(q);
-  const leakCheck = await schemaLeakCheck(q, o.schema, o.probeMs, [...new Set(stillWriting.map((s) => s.user))], exempt, warnings, Promise.resolve(), at);
+  const at = await binlogCoordinates(q, o.flavor);
+  const leakCheck = await schemaLeakCheck(q, o.flavor, o.schema, o.probeMs, [...new Set(stillWriting.map((s) => s.user))], exempt, warnings, Promise.resolve(), at);
   return { ...(at ? { fencePosition: encodePosition({ gtid: '', ...at }) } : {}), revoked, drained, terminated, warnings, leakCheck };
 }
 
@@ -306,11 +308,6 @@ interface BinlogPos {
   pos: number;
 }
 
-export async function binlogPosition(q: Query): Promise<BinlogPos | undefined> {
-  const rows = await q<RowDataPacket & { File?: string; Position?: string | number }>(`SHOW MASTER STATUS`, [], 'reading the binary log position');
-  return rows[0]?.File ? { file: rows[0].File, pos: Number(rows[0].Position) } : undefined;
-}
-
 /** Counts binary log events between two positions that wrote to the schema (one file, or across a rotation). */
 async function schemaEventsBetween(q: Query, from: BinlogPos, to: BinlogPos, schema: string): Promise<number> {
   const logs = await q<RowDataPacket & { Log_name: string }>(`SHOW BINARY LOGS`, [], 'listing binary logs');
@@ -342,6 +339,7 @@ async function schemaEventsBetween(q: Query, from: BinlogPos, to: BinlogPos, sch
  */
 export async function schemaLeakCheck(
   q: Query,
+  flavor: Pick<MysqlFlavor, 'binlogStatusSql'>,
   schema: string,
   probeMs: number,
   suspectUsers: string[] | 'all',
@@ -357,7 +355,7 @@ export async function schemaLeakCheck(
     () => (settled = true),
   );
   // From the fence's own position when it is known: nothing committed between the fence and this check escapes it.
-  const startPos = from ?? (await binlogPosition(q));
+  const startPos = from ?? (await binlogCoordinates(q, flavor));
   const before = await tableFingerprint(q, schema);
   const seen = new Map<string, MysqlSession>();
   const present = new Map<string, MysqlSession>();
@@ -375,7 +373,7 @@ export async function schemaLeakCheck(
   }
   probeMs = Date.now() - started;
   const after = await tableFingerprint(q, schema);
-  const endPos = await binlogPosition(q);
+  const endPos = await binlogCoordinates(q, flavor);
   const changed = changedTables(before, after);
   const events = startPos && endPos ? await schemaEventsBetween(q, startPos, endPos, schema) : 0;
   if (!startPos) warnings.push('the binary log is off: the schema leak check compared table metadata only (UPDATE_TIME has whole-second resolution)');

@@ -1,4 +1,8 @@
+import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
+import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
+import { schemaLeakCheck } from '../../adapters/mysql/mysql-schema-fence.js';
+import type { Query } from '../../adapters/mysql/mysql-sessions.js';
 import { binlogEventTouchesSchema, grantName, informationSchemaGrantee, namesSchemaExactly, restoreGrantSql, revokeGrantSql, type Grantee } from '../../adapters/mysql/mysql-schema-fence-sql.js';
 
 const odd: Grantee = { kind: 'account', user: "o'dd`us\\er", host: '10.0.0.%' };
@@ -57,5 +61,24 @@ describe('schema fence SQL (MariaDB / MySQL < 8.0.22)', () => {
     expect(binlogEventTouchesSchema('Query', 'use `sh``op`; DROP TABLE x', 'sh`op')).toBe(true);
     expect(binlogEventTouchesSchema('Query', 'BEGIN', 'shop')).toBe(false);
     expect(binlogEventTouchesSchema('Annotate_rows', 'INSERT INTO shop.t VALUES (1)', 'shop')).toBe(false);
+  });
+});
+
+describe('schema leak check reads the binary log position the way the server spells it', () => {
+  it('MySQL 8.4 (no SHOW MASTER STATUS): SHOW BINARY LOG STATUS at both ends; MariaDB: SHOW MASTER STATUS', async () => {
+    for (const [version, comment, expected] of [
+      ['8.4.3', 'MySQL Community Server - GPL', 'SHOW BINARY LOG STATUS'],
+      ['10.11.6-MariaDB', 'Debian', 'SHOW MASTER STATUS'],
+    ] as const) {
+      const asked: string[] = [];
+      const q: Query = async <R extends RowDataPacket>(sql: string) => {
+        asked.push(sql);
+        if (/^SHOW (MASTER|BINARY LOG) STATUS$/.test(sql)) return [{ File: 'binlog.000001', Position: 157 }] as unknown as R[];
+        return [] as R[];
+      };
+      const leak = await schemaLeakCheck(q, detectFlavor(version, comment), 'shop', 0, [], [], []);
+      expect(leak).toMatchObject({ clean: true, method: 'binlog' });
+      expect(asked.filter((s) => /STATUS$/.test(s))).toEqual([expected, expected]);
+    }
   });
 });
