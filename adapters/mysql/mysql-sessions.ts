@@ -21,6 +21,8 @@ export interface MysqlSession extends SessionInfo {
   rowsModified: number;
   /** The session has an open InnoDB transaction. */
   inTransaction: boolean;
+  /** Logged in and idle, no statement sent yet, for less than `freshWithinMs` (asked for, MariaDB only). */
+  fresh?: boolean;
 }
 
 export interface SessionFilter {
@@ -30,6 +32,11 @@ export interface SessionFilter {
   users?: readonly string[];
   /** Thread ids to leave out (the cutover's own sessions). */
   exempt?: readonly string[];
+  /**
+   * Mark sessions that logged in less than this long ago and have sent no statement yet (MariaDB's process list:
+   * QUERY_ID 0, TIME_MS). MySQL's has neither column: the query fails with ER_BAD_FIELD_ERROR.
+   */
+  freshWithinMs?: number;
 }
 
 /**
@@ -48,6 +55,7 @@ interface Row extends RowDataPacket {
   state: string | null;
   rows_modified: string | null;
   trx_age_ms: string | null;
+  fresh?: number | null;
 }
 
 /** Client sessions except the tool's own, with their InnoDB transaction if any. */
@@ -64,10 +72,11 @@ export async function clientSessions(q: Query, filter: SessionFilter = {}): Prom
     params.push(filter.exempt);
     cond.push('p.ID NOT IN (?)');
   }
+  const fresh = filter.freshWithinMs !== undefined ? `, (p.QUERY_ID = 0 AND p.COMMAND = 'Sleep' AND p.TIME_MS < ${Math.trunc(filter.freshWithinMs)}) AS fresh` : '';
   const rows = await q<Row>(
     `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.DB AS db, p.COMMAND AS command, p.STATE AS state,
             t.trx_rows_modified AS rows_modified,
-            TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) DIV 1000 AS trx_age_ms
+            TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) DIV 1000 AS trx_age_ms${fresh}
        FROM information_schema.PROCESSLIST p
        LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
       WHERE ${cond.join(' AND ')}
@@ -90,16 +99,18 @@ function toSession(r: Row): MysqlSession {
     command: r.command ?? '',
     rowsModified: Number(r.rows_modified ?? 0),
     inTransaction: r.rows_modified !== null,
+    ...(r.fresh !== undefined ? { fresh: Number(r.fresh) === 1 } : {}),
   };
 }
 
 /** The public shape (drops internal fields so reports stay stable). */
 export function publicSession(s: MysqlSession, reason?: string): SessionInfo {
-  const { threadId: _t, command: _c, rowsModified: _r, inTransaction: _i, ...rest } = s;
+  const { threadId: _t, command: _c, rowsModified: _r, inTransaction: _i, fresh: _f, ...rest } = s;
   return reason ? { ...rest, reason } : rest;
 }
 
 const ER_NO_SUCH_THREAD = 1094;
+const ER_BAD_FIELD_ERROR = 1054;
 
 /**
  * Kills sessions and waits until they are gone or marked Killed (rolling back), so that a transaction that
@@ -121,12 +132,22 @@ export interface EndedSession {
 const BOUNDARY_POLL_MS = 5;
 
 /**
+ * How long a session that logged in but has sent no statement yet is left to send its first one. A client
+ * that connects for each operation (PHP, the rehearsal's writers) sends it right after its login: killed in
+ * between, that statement meets a dead connection and the client cannot tell whether it ran (seen in CI as
+ * three writes in doubt). Left alone, the statement runs (the server is not read-only yet) and the session is
+ * ended at its next boundary, or closes. A pool's idle login that sends nothing is ended once this has passed.
+ */
+export const FRESH_LOGIN_GRACE_MS = 50;
+
+/**
  * Ends every client session (never the tool's own, replication or server threads, nor `exempt`) at a
  * statement boundary: a session is killed when the process list shows it idle between statements (`Sleep`),
  * so its client sees a lost connection on an idle connection, never an error inside a statement. A session
  * still running a statement after `timeoutMs` is killed anyway (that statement rolls back; its client is told).
  * An open transaction of a killed session rolls back: its COMMIT can never succeed afterwards. Returns once
- * every ended session is gone or marked Killed, so nothing it did can still commit.
+ * every ended session is gone or marked Killed, so nothing it did can still commit. On MariaDB a login that
+ * has not sent its first statement gets FRESH_LOGIN_GRACE_MS to send it (MySQL's process list cannot tell).
  */
 export async function endSessionsAtBoundaries(
   q: Query,
@@ -134,11 +155,24 @@ export async function endSessionsAtBoundaries(
 ): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
   const deadline = Date.now() + opts.timeoutMs;
   const ended = new Map<string, EndedSession>();
+  const filter: SessionFilter = { exempt: opts.exempt, ...(opts.users ? { users: opts.users } : {}) };
+  let freshWithinMs: number | undefined = FRESH_LOGIN_GRACE_MS;
+  const list = async (): Promise<MysqlSession[]> => {
+    if (freshWithinMs !== undefined) {
+      try {
+        return await clientSessions(q, { ...filter, freshWithinMs });
+      } catch (e) {
+        if (mysqlErrno(e) !== ER_BAD_FIELD_ERROR) throw e;
+        freshWithinMs = undefined;
+      }
+    }
+    return clientSessions(q, filter);
+  };
   for (;;) {
-    const left = (await clientSessions(q, { exempt: opts.exempt, ...(opts.users ? { users: opts.users } : {}) })).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
+    const left = (await list()).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
     if (left.length === 0) break;
     const late = Date.now() >= deadline;
-    const now = left.filter((s) => late || s.command === 'Sleep');
+    const now = left.filter((s) => late || (s.command === 'Sleep' && !s.fresh));
     for (const s of now) {
       if (await killOne(q, s.threadId, opts.killer)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
     }
@@ -189,7 +223,6 @@ export interface RunningStatement {
   queryId?: string;
 }
 
-const ER_BAD_FIELD_ERROR = 1054;
 const STATEMENT_POLL_MS = 5;
 
 /** The process list, live (not INNODB_TRX's cache), with MariaDB's QUERY_ID where the server has it. */
