@@ -5,8 +5,12 @@
 // between acknowledged writes) and with `pgbench -c 8` (its per-transaction log: the slowest transaction that
 // ended during the run). Every cutover syncs a fresh copy, so a scale-100 case takes a minute or more per run.
 //   npm run build && node scripts/bench/window.mjs [--runs 10] [--scales 10,100] [--clients writers,pgbench]
-//                                                  [--verify "{ before: none }"]
+//                                                  [--verify "{ before: none }"] [--userlist plain,scram]
 // The plan verifies before the hold by default (not part of the window); --verify sets the plan's verify key.
+// --userlist: what PgBouncer's auth_file holds for the clients' role — its plain password (PgBouncer computes
+// the SCRAM proof, PBKDF2, at every server login) or the source's SCRAM secret (PgBouncer's docs' advice: it
+// logs in with the keys of the client's own SCRAM login). Several kinds alternate run by run within a case.
+// The target's role gets the source's verifier (the same password, the same salt) so both kinds can log in there.
 import { execa } from 'execa';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -27,11 +31,14 @@ const { values: args } = parseArgs({
     scales: { type: 'string', default: '10,100' },
     clients: { type: 'string', default: 'writers,pgbench' },
     verify: { type: 'string', default: '{ before: none }' },
+    userlist: { type: 'string', default: 'plain' },
   },
 });
 const RUNS = Number(args.runs);
 const SCALES = args.scales.split(',').map(Number);
 const CLIENTS = args.clients.split(',');
+const USERLISTS = args.userlist.split(',');
+for (const u of USERLISTS) if (u !== 'plain' && u !== 'scram') throw new Error(`--userlist: plain or scram, not ${u}`);
 const WINDOW_STEPS = ['hold', 'fence', 'catch-up', 'sequences', 'verify', 'leak-read', 'point-of-no-return', 'repoint', 'lift'];
 const PASSWORD = 'bench-pw';
 const PGBENCH_SECONDS = 25;
@@ -66,10 +73,11 @@ async function pgbenchWorst(dir, fromMs, toMs) {
   return { worstMs: Math.round(worst), count };
 }
 
-async function oneRun(src, dst, dir, scale, client, i) {
-  const db = `b${scale}_${client}_${i}`;
+async function oneRun(src, dst, dir, scale, client, userlist, i) {
+  const db = `b${scale}_${client}_${userlist}_${i}`;
   await sql(src, 'postgres', `CREATE DATABASE ${db} TEMPLATE bench${scale}`);
-  const bouncer = await PgBouncerSandbox.start({ databases: { [db]: { host: src.host, port: src.port } }, users: { postgres: PASSWORD }, poolMode: 'transaction', settings: { max_client_conn: 200 } });
+  const secret = userlist === 'scram' ? sourceVerifier : PASSWORD;
+  const bouncer = await PgBouncerSandbox.start({ databases: { [db]: { host: src.host, port: src.port } }, users: { postgres: secret }, poolMode: 'transaction', settings: { max_client_conn: 200 } });
   const state = join(dir, `state-${db}`);
   const file = join(dir, `${db}.yaml`);
   await writeFile(
@@ -144,8 +152,12 @@ const settings = { shared_buffers: "'256MB'", max_wal_size: "'2GB'", max_replica
 const src = await PostgresSandbox.start({ major: 15, password: PASSWORD, settings });
 const dst = await PostgresSandbox.start({ major: 17, password: PASSWORD, settings });
 const dir = await mkdtemp(join(src.dir, 'bench-'));
+const sourceVerifier = (await sql(src, 'postgres', `SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'postgres'`)).rows[0].v;
+await sql(dst, 'postgres', `ALTER ROLE postgres PASSWORD '${sourceVerifier}'`);
 try {
-  console.log(`PostgreSQL ${src.binaries.version} -> ${dst.binaries.version} through PgBouncer (transaction pooling), ${cpus().length} cores, ${RUNS} run(s) per case, plan verify: ${args.verify}`);
+  console.log(
+    `PostgreSQL ${src.binaries.version} -> ${dst.binaries.version} through PgBouncer (transaction pooling), ${cpus().length} cores, ${RUNS} run(s) per case, plan verify: ${args.verify}, PgBouncer userlist: ${USERLISTS.join(' / ')}`,
+  );
   const rows = [];
   for (const scale of SCALES) {
     await sql(src, 'postgres', `CREATE DATABASE bench${scale}`);
@@ -154,20 +166,18 @@ try {
     await sql(src, `bench${scale}`, 'ALTER TABLE pgbench_history REPLICA IDENTITY FULL', workloadTableSql());
     const mb = Number((await sql(src, 'postgres', `SELECT pg_database_size('bench${scale}') AS b`)).rows[0].b) / 1024 ** 2;
     for (const client of CLIENTS) {
-      const runs = [];
+      const byList = Object.fromEntries(USERLISTS.map((u) => [u, []]));
       for (let i = 0; i < RUNS; i++) {
-        const one = await oneRun(src, dst, dir, scale, client, i);
-        if (one.failed) {
-          console.error(`  scale ${scale} ${client} run ${i + 1}: FAILED (${one.failed}), clients saw ${one.seen} ms, ${one.errors} errors`);
-          runs.push(one);
-          continue;
+        // Alternated, and the first kind changes every run: neither always runs first.
+        for (const userlist of i % 2 ? [...USERLISTS].reverse() : USERLISTS) {
+          const one = await oneRun(src, dst, dir, scale, client, userlist, i);
+          const tag = `  scale ${scale} ${client}${USERLISTS.length > 1 ? ` ${userlist}` : ''} run ${i + 1}`;
+          if (one.failed) console.error(`${tag}: FAILED (${one.failed}), clients saw ${one.seen} ms, ${one.errors} errors`);
+          else console.error(`${tag}: window ${one.window} ms, clients saw ${one.seen} ms, ${one.errors} errors, steps ${WINDOW_STEPS.map((n) => `${n} ${one.step[n]}`).join(' ')} between ${one.between}`);
+          byList[userlist].push(one);
         }
-        console.error(
-          `  scale ${scale} ${client} run ${i + 1}: window ${one.window} ms, clients saw ${one.seen} ms, ${one.errors} errors, steps ${WINDOW_STEPS.map((n) => `${n} ${one.step[n]}`).join(' ')} between ${one.between}`,
-        );
-        runs.push(one);
       }
-      rows.push({ scale, mb, client, runs });
+      for (const userlist of USERLISTS) rows.push({ scale, mb, client, userlist, runs: byList[userlist] });
     }
   }
   console.log('\ncase                          | window (run)      | clients saw       | errors | per step median (ms)');
@@ -179,7 +189,7 @@ try {
       console.log(`scale ${r.scale}, ${r.client}: every run failed (${row.runs.map((x) => x.failed).join(', ')})`);
       continue;
     }
-    const label = `scale ${r.scale} (${r.mb.toFixed(0)} MB), ${r.client === 'writers' ? '4 writers' : 'pgbench -c 8'}`;
+    const label = `scale ${r.scale} (${r.mb.toFixed(0)} MB), ${r.client === 'writers' ? '4 writers' : 'pgbench -c 8'}${USERLISTS.length > 1 ? `, ${r.userlist}` : ''}`;
     const steps = [
       ...WINDOW_STEPS.map((n) =>
         pct(
@@ -203,17 +213,20 @@ try {
       }`,
     );
   }
-  for (const client of CLIENTS) {
+  for (const [client, userlist] of CLIENTS.flatMap((c) => USERLISTS.map((u) => [c, u]))) {
     const medians = SCALES.map((sc) =>
       pct(
         rows
-          .find((r) => r.scale === sc && r.client === client)
+          .find((r) => r.scale === sc && r.client === client && r.userlist === userlist)
           .runs.filter((x) => !x.failed)
           .map((x) => x.seen),
         50,
       ),
     );
-    if (medians.length > 1) console.log(`${client}: median as clients saw it at scale ${SCALES.join(' / ')}: ${medians.join(' / ')} ms (largest / smallest ${(Math.max(...medians) / Math.min(...medians)).toFixed(2)})`);
+    if (medians.length > 1)
+      console.log(
+        `${client}${USERLISTS.length > 1 ? ` (${userlist})` : ''}: median as clients saw it at scale ${SCALES.join(' / ')}: ${medians.join(' / ')} ms (largest / smallest ${(Math.max(...medians) / Math.min(...medians)).toFixed(2)})`,
+      );
   }
 } finally {
   await stopAllSandboxes();
