@@ -11,7 +11,7 @@ import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.j
 import { isManaged, missingPasswordFindings, privilegeFindings, protectedSessionFindings } from './postgres-managed-checks.js';
 import { superuserSessions } from './postgres-sessions.js';
 import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
-import { readLoginRoles, roleDriftFindings } from './postgres-role-drift.js';
+import { readLoginRoles, roleDriftFindings, roleNames } from './postgres-role-drift.js';
 
 export interface PreflightContext {
   method: CopyMethod;
@@ -24,6 +24,8 @@ export interface PreflightContext {
   privileges?: PrivilegeProfile;
   fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
   ownReplicationAccount?: boolean;
+  /** That account's name: the job's own login, not an application's, so left out of the role comparison. */
+  replicationUser?: string;
   /** Roles whose password the plan gives (roles.passwordEnv): created with it, not without one. */
   planPasswords?: readonly string[];
 }
@@ -101,8 +103,9 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   if (managed) f.push(...missingPasswordFindings((await rolesWithoutPassword(src, dst)).filter((r) => !planPasswords.has(r))));
   if (planPasswords.size > 0) f.push(...(await unknownPlanRoleFindings(src, [...planPasswords])));
   // Roles the target already has are left alone by sync: one that would refuse today's login is named here.
-  const [srcRoles, dstRoles] = await Promise.all([readLoginRoles(src, srcPriv.superuser), readLoginRoles(dst, dstPriv.superuser)]);
-  f.push(...roleDriftFindings(srcRoles, dstRoles).filter((x) => !planPasswords.has(x.object ?? '')));
+  const [srcRoles, dstRoles, dstRoleNames] = await Promise.all([readLoginRoles(src, srcPriv.superuser), readLoginRoles(dst, dstPriv.superuser), roleNames(dst)]);
+  const apps = (r: { name: string }) => r.name !== ctx.replicationUser;
+  f.push(...roleDriftFindings(srcRoles.filter(apps), dstRoles, { targetRoleNames: dstRoleNames, passwordsFromPlan: planPasswords }));
   if (managed && (ctx.fence?.scope ?? 'database') === 'database' && !ctx.schema) {
     // The sessions the managed fence will leave running and name.
     f.push(...protectedSessionFindings(await superuserSessions(src, { scope: 'database', name: database }), database, ctx.fence?.mode ?? 'enforced'));

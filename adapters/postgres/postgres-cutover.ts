@@ -225,6 +225,7 @@ export class PostgresCutover implements CutoverAdapter {
         privileges: this.cfg.privileges ?? 'auto',
         ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
         ownReplicationAccount: this.cfg.replicationAccount !== undefined,
+        ...(this.cfg.replicationAccount ? { replicationUser: this.cfg.replicationAccount.user } : {}),
         planPasswords: Object.keys(this.cfg.rolePasswords ?? {}),
       }),
     );

@@ -9,6 +9,8 @@ export interface LoginRole {
   /** The stored verifier (`SCRAM-SHA-256$...`, `md5...`), null for none; never printed. */
   hash?: string | null;
   validUntil: Date | null;
+  /** Roles it is a member of (pg_auth_members), sorted. */
+  memberOf: readonly string[];
 }
 
 type HashKind = 'scram' | 'md5' | 'none' | 'other';
@@ -37,7 +39,8 @@ function finding(severity: Finding['severity'], role: string, message: string, f
  * `readLoginRoles`. A SCRAM verifier is salted, so two verifiers of one password differ: a warning, not a blocker;
  * md5 is salted with the role name only, so two different md5 hashes are two different passwords.
  */
-export function roleDriftFindings(source: readonly LoginRole[], target: readonly LoginRole[], now = new Date()): Finding[] {
+export function roleDriftFindings(source: readonly LoginRole[], target: readonly LoginRole[], opts: { targetRoleNames: ReadonlySet<string>; passwordsFromPlan?: ReadonlySet<string>; now?: Date }): Finding[] {
+  const now = opts.now ?? new Date();
   const there = new Map(target.map((r) => [r.name, r]));
   const out: Finding[] = [];
   const copyVerifier = (role: string) =>
@@ -55,7 +58,19 @@ export function roleDriftFindings(source: readonly LoginRole[], target: readonly
       );
       continue;
     }
-    if (s.hash === undefined || t.hash === undefined || s.hash === t.hash) continue;
+    // A group the target lacks is created by sync with its memberships; one it has is left alone, like the role.
+    const missing = s.memberOf.filter((g) => opts.targetRoleNames.has(g) && !t.memberOf.includes(g));
+    if (missing.length > 0)
+      out.push(
+        finding(
+          'blocker',
+          s.name,
+          `role ${s.name} is a member of ${missing.join(', ')} on the source but not on the target`,
+          `GRANT ${missing.join(', ')} TO ${s.name} on the target (the privileges it uses may come through those roles)`,
+        ),
+      );
+    // The plan gave this role's password (roles.passwordEnv): its verifier on the target is the plan's.
+    if (opts.passwordsFromPlan?.has(s.name) || s.hash === undefined || t.hash === undefined || s.hash === t.hash) continue;
     const [sk, tk] = [hashKind(s.hash), hashKind(t.hash)];
     if (tk === 'none') {
       out.push(finding('blocker', s.name, `role ${s.name} has a password on the source but none on the target`, copyVerifier(s.name)));
@@ -89,11 +104,17 @@ export function roleDriftFindings(source: readonly LoginRole[], target: readonly
  * tool's replication accounts. `hash` only where pg_authid is readable (a superuser).
  */
 export async function readLoginRoles(c: PgClient, withHash: boolean): Promise<LoginRole[]> {
-  const { rows } = await c.query<{ name: string; can_login: boolean; hash?: string | null; valid_until: Date | null }>(
-    `SELECT rolname AS name, rolcanlogin AS can_login, rolvaliduntil AS valid_until${withHash ? ', rolpassword AS hash' : ''}
-       FROM ${withHash ? 'pg_authid' : 'pg_roles'}
-      WHERE NOT rolsuper AND rolname !~ '^pg_' AND NOT starts_with(rolname, $1) AND rolname <> current_user`,
+  const { rows } = await c.query<{ name: string; can_login: boolean; hash?: string | null; valid_until: Date | null; member_of: string[] }>(
+    `SELECT a.rolname AS name, a.rolcanlogin AS can_login, a.rolvaliduntil AS valid_until${withHash ? ', a.rolpassword AS hash' : ''},
+            ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid ORDER BY 1) AS member_of
+       FROM ${withHash ? 'pg_authid' : 'pg_roles'} a
+      WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' AND NOT starts_with(a.rolname, $1) AND a.rolname <> current_user`,
     [REPLICATION_ACCOUNT_PREFIX],
   );
-  return rows.map((r) => ({ name: r.name, canLogin: r.can_login, validUntil: r.valid_until, ...(withHash ? { hash: r.hash ?? null } : {}) }));
+  return rows.map((r) => ({ name: r.name, canLogin: r.can_login, validUntil: r.valid_until, memberOf: r.member_of, ...(withHash ? { hash: r.hash ?? null } : {}) }));
+}
+
+/** Every role name of a server (groups included): memberships in a group it lacks are sync's to grant. */
+export async function roleNames(c: PgClient): Promise<Set<string>> {
+  return new Set((await c.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles`)).rows.map((x) => x.r));
 }

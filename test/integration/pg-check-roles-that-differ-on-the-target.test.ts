@@ -54,6 +54,10 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
       `SET password_encryption = 'md5'`,
       `CREATE ROLE app_md5 LOGIN PASSWORD 'pw-md5'`,
       `CREATE ROLE app_gone LOGIN PASSWORD 'pw-gone'`,
+      // Privileges reach app_same through groups: app_rw exists on the target too, reporting only on the source.
+      'CREATE ROLE app_rw NOLOGIN',
+      'CREATE ROLE reporting NOLOGIN',
+      'GRANT app_rw, reporting TO app_same',
     );
     // The target got its roles by hand: one with the source's verifier, one with the same password typed again
     // (another salt), one with another password, one that may not log in.
@@ -65,6 +69,7 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
       `SET password_encryption = 'md5'`,
       `CREATE ROLE app_md5 LOGIN PASSWORD 'another'`,
       `CREATE ROLE app_gone NOLOGIN`,
+      'CREATE ROLE app_rw NOLOGIN',
     );
     // A pooler as its docs advise: the userlist holds SCRAM secrets (the source's), one entry per server.
     bouncer = await PgBouncerSandbox.start({
@@ -89,10 +94,13 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
       ['app_gone', 'blocker'],
       ['app_md5', 'blocker'],
       ['app_salted', 'warning'],
+      ['app_same', 'blocker'],
     ]);
     expect(roles[0]!.fix).toBe('ALTER ROLE app_gone LOGIN on the target');
     expect(roles[1]!.message).toMatch(/another password on the target \(md5 hashes differ\)/);
     expect(roles[2]!.message).toMatch(/PgBouncer userlist holding SCRAM secrets/);
+    // reporting is not on the target yet: sync creates it with its memberships.
+    expect(roles[3]!.message).toBe('role app_same is a member of app_rw on the source but not on the target');
     const human = await cli(['check', plan], e.env);
     expect(human.err).toMatch(/\[BLOCKER\] roles \(app_md5\)/);
     expect(r.out + r.err + human.out + human.err).not.toMatch(/SCRAM-SHA-256\$|md5[0-9a-f]{32}/);
@@ -109,10 +117,22 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
       `ALTER ROLE app_md5 PASSWORD '${await verifier(e.src, 'app_md5')}'`,
       'ALTER ROLE app_gone LOGIN',
       `ALTER ROLE app_gone PASSWORD '${await verifier(e.src, 'app_gone')}'`,
+      'GRANT app_rw TO app_same',
     );
     expect(await loginThrough(bouncer, 'on_target', 'app_salted', 'pw-salted')).toBe('app_salted');
     const r = await cli(['check', plan, '--json'], e.env);
     expect((r.json().findings as Finding[]).filter((f) => f.check === 'roles')).toEqual([]);
     expect(r.code, r.err).toBe(0);
+    // sync made the group the target lacked, with its membership: nothing left to name.
+    const sync = await cli(['sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    const t = await client(e.dst);
+    try {
+      expect((await t.query(`SELECT pg_has_role('app_same', 'reporting', 'MEMBER') AS m`)).rows[0].m).toBe(true);
+    } finally {
+      await t.end();
+    }
+    const after = await cli(['check', plan, '--json'], e.env);
+    expect((after.json().findings as Finding[]).filter((f) => f.check === 'roles')).toEqual([]);
   });
 });

@@ -2,14 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { roleDriftFindings, type LoginRole } from '../../adapters/postgres/postgres-role-drift.js';
 
 const scram = (salt: string) => `SCRAM-SHA-256$4096:${salt}$c3RvcmVk:c2VydmVy`;
-const role = (name: string, over: Partial<LoginRole> = {}): LoginRole => ({ name, canLogin: true, hash: scram('c2FsdDE='), validUntil: null, ...over });
+const role = (name: string, over: Partial<LoginRole> = {}): LoginRole => ({ name, canLogin: true, hash: scram('c2FsdDE='), validUntil: null, memberOf: [], ...over });
 const now = new Date('2026-12-06T00:00:00Z');
-const only = (s: LoginRole, t: LoginRole) => roleDriftFindings([s], [t], now);
+const targetRoleNames = new Set(['app', 'app_rw', 'other']);
+const only = (s: LoginRole, t: LoginRole) => roleDriftFindings([s], [t], { targetRoleNames, now });
 
 describe('login roles that exist on both servers but differ (PostgreSQL check)', () => {
   it('the same verifier, a role only one side has, a source role that cannot log in: nothing', () => {
     expect(only(role('app'), role('app'))).toEqual([]);
-    expect(roleDriftFindings([role('app')], [role('other')], now)).toEqual([]);
+    expect(roleDriftFindings([role('app')], [role('other')], { targetRoleNames, now })).toEqual([]);
     expect(only(role('app', { canLogin: false }), role('app', { canLogin: false, hash: null }))).toEqual([]);
   });
 
@@ -36,6 +37,18 @@ describe('login roles that exist on both servers but differ (PostgreSQL check)',
     const mixed = only(role('app', { hash: `md5${'a'.repeat(32)}` }), role('app'));
     expect(mixed[0]).toMatchObject({ severity: 'warning', message: expect.stringMatching(/md5 on the source, scram on the target/) });
     expect(JSON.stringify([...f, ...mixed])).not.toMatch(/SCRAM-SHA-256\$|md5a{32}|c2FsdD/);
+  });
+
+  it('a membership the target lacks in a group it has is a blocker; one in a group sync will create is not', () => {
+    const [f] = only(role('app', { memberOf: ['app_rw', 'reporting'] }), role('app'));
+    expect(f).toMatchObject({ severity: 'blocker', message: 'role app is a member of app_rw on the source but not on the target', fix: expect.stringMatching(/^GRANT app_rw TO app on the target/) });
+    expect(only(role('app', { memberOf: ['app_rw'] }), role('app', { memberOf: ['app_rw', 'other'] }))).toEqual([]);
+  });
+
+  it('a role whose password the plan gives (roles.passwordEnv): its verifier is not compared, its LOGIN still is', () => {
+    const plan = { targetRoleNames, now, passwordsFromPlan: new Set(['app']) };
+    expect(roleDriftFindings([role('app')], [role('app', { hash: scram('b3RoZXI=') })], plan)).toEqual([]);
+    expect(roleDriftFindings([role('app')], [role('app', { canLogin: false })], plan)).toHaveLength(1);
   });
 
   it('without pg_authid on either side (managed) only LOGIN and VALID UNTIL are compared', () => {
