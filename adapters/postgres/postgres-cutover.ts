@@ -57,6 +57,8 @@ import { dropReversePublication, EarlyReverseSlot, openReversePublisher, prepare
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './postgres-plan-lock.js';
 import { ensureReplicationRole, dropReplicationRole, replicationRoleLeftover } from './postgres-replication-role.js';
 import { copyMissingRoles } from './postgres-roles.js';
+import { routerLoginFindings } from './postgres-role-drift.js';
+import type { RouterLogin } from '../../src/engine/router.js';
 import { quoteIdent } from './postgres-sql.js';
 import {
   copyTables,
@@ -211,6 +213,10 @@ export class PostgresCutover implements CutoverAdapter {
     const q = `SELECT system_identifier::text AS id FROM pg_control_system()`;
     const [a, b] = await Promise.all([this.src.query<{ id: string }>(q), this.dstAdmin.query<{ id: string }>(q)]);
     return { source: `pg:${a.rows[0]!.id}`, target: `pg:${b.rows[0]!.id}` };
+  }
+
+  routerLoginFindings(logins: readonly RouterLogin[]): Promise<Finding[]> {
+    return this.on('target', 'checking the router\u2019s logins', () => routerLoginFindings(this.src, this.dstAdmin, logins));
   }
 
   async preflight(): Promise<Finding[]> {

@@ -1,6 +1,8 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
+import type { RouterLogin } from '../../src/engine/router.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 import type { PgClient } from './postgres-connection.js';
+import { secretMatches } from './postgres-scram.js';
 
 /** A login role as one server sees it; `hash` is undefined where pg_authid is unreadable (managed). */
 export interface LoginRole {
@@ -117,4 +119,45 @@ export async function readLoginRoles(c: PgClient, withHash: boolean): Promise<Lo
 /** Every role name of a server (groups included): memberships in a group it lacks are sync's to grant. */
 export async function roleNames(c: PgClient): Promise<Set<string>> {
   return new Set((await c.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles`)).rows.map((x) => x.r));
+}
+
+/** The stored verifier of each role (pg_authid: a superuser only); null where it is unreadable. */
+async function storedVerifiers(c: PgClient, users: readonly string[]): Promise<Map<string, string | null> | null> {
+  try {
+    const { rows } = await c.query<{ u: string; h: string | null }>(`SELECT rolname AS u, rolpassword AS h FROM pg_authid WHERE rolname = ANY($1)`, [users]);
+    return new Map(rows.map((r) => [r.u, r.h]));
+  } catch (e) {
+    if ((e as { code?: string }).code === '42501') return null;
+    throw e;
+  }
+}
+
+/**
+ * Whether the target will accept the logins a pooler makes for the moved database after the switch: a PgBouncer
+ * userlist holds a plain password (checked against the target's verifier, as the server would), a SCRAM secret
+ * (the same verifier, salt included) or an md5 hash. A role the target lacks is compared with the source's
+ * verifier, which sync copies. Nothing is said where a verifier is unreadable (managed) or the secret unknown.
+ */
+export async function routerLoginFindings(src: PgClient, dst: PgClient, logins: readonly RouterLogin[]): Promise<Finding[]> {
+  const known = logins.filter((l): l is Required<RouterLogin> => l.secret !== undefined);
+  if (known.length === 0) return [];
+  const users = known.map((l) => l.user);
+  const [onTarget, onSource] = await Promise.all([storedVerifiers(dst, users), storedVerifiers(src, users)]);
+  if (!onTarget) return [];
+  const out: Finding[] = [];
+  for (const { user, secret } of known) {
+    const stored = onTarget.has(user) ? onTarget.get(user) : onSource?.get(user);
+    if (stored === undefined || stored === null) continue;
+    if (secretMatches(secret, user, stored)) continue;
+    const kind = secret.startsWith('SCRAM-SHA-256$') ? 'SCRAM secret' : /^md5[0-9a-f]{32}$/.test(secret) ? 'md5 hash' : 'password';
+    out.push({
+      severity: 'blocker',
+      check: 'roles',
+      object: user,
+      message: `the router logs in as ${user} with the ${kind} of its userlist, which ${onTarget.has(user) ? 'the target' : 'the role sync copies to the target'} does not accept`,
+      why: 'after the switch every client of the moved database that the router serves as this user would be refused a server connection',
+      fix: `make them agree before the switch: give ${user} on the target the password the userlist has (or the source's verifier: ALTER ROLE ${user} PASSWORD '<verifier>'), or update the userlist entry and RELOAD`,
+    });
+  }
+  return out;
 }

@@ -27,3 +27,21 @@ export function scramVerifier(password: string, salt: Buffer = randomBytes(SALT_
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
+
+/**
+ * Whether `secret` — a plain password, a SCRAM-SHA-256 verifier or an md5 hash, as a PgBouncer userlist holds
+ * them — lets `user` log in to a server whose stored verifier is `stored`. A SCRAM secret answers a SCRAM
+ * challenge only with the same salt (it is the same verifier); an md5 hash answers only md5.
+ */
+export function secretMatches(secret: string, user: string, stored: string): boolean {
+  const scram = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored);
+  if (secret.startsWith('SCRAM-SHA-256$') || /^md5[0-9a-f]{32}$/.test(secret)) return secret === stored;
+  if (scram) return scramVerifier(secret, Buffer.from(scram[2]!, 'base64'), Number(scram[1])) === stored;
+  if (/^md5[0-9a-f]{32}$/.test(stored))
+    return (
+      `md5${createHash('md5')
+        .update(secret + user)
+        .digest('hex')}` === stored
+    );
+  return secret === stored;
+}

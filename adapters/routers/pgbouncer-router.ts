@@ -1,11 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { OperationError, UsageError } from '../../src/errors.js';
-import type { Endpoint, Router, RouterFinding } from '../../src/engine/router.js';
+import type { Endpoint, Router, RouterFinding, RouterLogin } from '../../src/engine/router.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
 import { formatDuration } from '../../src/util/units.js';
 import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
 import { readDatabaseEntry, rewriteDatabaseEntry } from './pgbouncer-ini.js';
+import { parseUserlist } from './pgbouncer-userlist.js';
 
 /** RESUME of a database that is not paused: a resumed run, or a router that was never held. Nothing to undo. */
 function isNotPaused(e: unknown): boolean {
@@ -194,6 +196,23 @@ export class PgBouncerRouter implements Router {
       findings.push({ severity: 'blocker', object: this.opts.ini, why: e instanceof Error ? e.message : String(e), fix: e instanceof UsageError && e.hint ? e.hint : 'check router.ini' });
     }
     return findings;
+  }
+
+  /**
+   * The users this database's pools log in to the server as (SHOW POOLS, and the entry's forced user), with the
+   * secret PgBouncer's auth_file gives each, where this process may read that file.
+   */
+  async serverLogins(): Promise<RouterLogin[]> {
+    const admin = await this.console();
+    const [pools, row, config] = await Promise.all([admin.command('SHOW POOLS'), this.databaseRow(), admin.command('SHOW CONFIG')]);
+    const users = new Set(pools.filter((p) => p.database === this.opts.database && p.user != null).map((p) => String(p.user)));
+    if (row?.force_user) users.add(String(row.force_user));
+    const authFile = String(config.find((r) => r.key === 'auth_file')?.value ?? '');
+    const secrets = authFile ? await readFile(resolve(dirname(this.opts.ini), authFile), 'utf8').then(parseUserlist, () => undefined) : undefined;
+    return [...users].sort().map((user) => {
+      const secret = secrets?.get(user);
+      return secret !== undefined ? { user, secret } : { user };
+    });
   }
 
   async close(): Promise<void> {

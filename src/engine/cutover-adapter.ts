@@ -1,5 +1,6 @@
 import type { CopyMethod } from '../plan/types.js';
 import type { Engine } from '../util/db-url.js';
+import type { RouterLogin } from './router.js';
 
 /** One preflight result: what, why it matters, how to fix it. A blocker stops `check` (exit 3) and `run`. */
 export interface Finding {
@@ -198,6 +199,8 @@ export interface CutoverAdapter {
    * `syncing`: a sync follows this preflight (so what it creates need not exist yet).
    */
   preflight(ctx?: { synced?: boolean; syncing?: boolean }): Promise<Finding[]>;
+  /** Optional: whether the target will accept the router's logins after the switch (named, never a secret). */
+  routerLoginFindings?(logins: readonly RouterLogin[]): Promise<Finding[]>;
   sync(progress: SyncProgress): Promise<SyncSummary>;
   /**
    * The schema of what moves compared between source and target (DDL is not replicated): a blocker per

@@ -16,6 +16,15 @@ export interface RouterFinding {
 }
 
 /**
+ * A login the router makes to the database server for its clients, and the secret it presents where the router
+ * keeps one (a PgBouncer userlist: a plain password or a SCRAM secret). Never printed.
+ */
+export interface RouterLogin {
+  user: string;
+  secret?: string;
+}
+
+/**
  * Moves application traffic between servers. The orchestrator calls hold → pointTo → release, and calls
  * release on every path (errors and signals too), so release must be idempotent.
  */
@@ -40,6 +49,8 @@ export interface Router {
   describe(): string;
   /** Settings that would make a hold unsafe or impossible. */
   preflight(): Promise<RouterFinding[]>;
+  /** Optional: the logins it makes to the server for the moved database, so the engine can tell whether the other server accepts them. */
+  serverLogins?(): Promise<RouterLogin[]>;
   /** Frees connections the router keeps. */
   close(): Promise<void>;
 }

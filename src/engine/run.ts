@@ -220,6 +220,7 @@ export async function preflightFindings(s: PlanSession, ctx: { synced?: boolean;
   for (const f of (await s.router?.preflight()) ?? []) {
     findings.push({ severity: f.severity, check: `router ${s.router!.kind}`, object: f.object, message: f.why, why: f.why, fix: f.fix });
   }
+  if (s.router?.serverLogins && s.adapter.routerLoginFindings) findings.push(...(await s.adapter.routerLoginFindings(await s.router.serverLogins())));
   return findings;
 }
 

@@ -49,6 +49,9 @@ export class WaveRouter implements Router {
   preflight() {
     return this.inner.preflight();
   }
+  async serverLogins() {
+    return (await this.inner.serverLogins?.()) ?? [];
+  }
   close(): Promise<void> {
     return this.inner.close();
   }
