@@ -66,7 +66,9 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('network cuts during a MariaDB
         await sleep(300);
         toolLink.drop({ refuseNew: true });
       });
-      run = await cli(['run', plan, '--yes'], e.env);
+      // The run waits at the catch-up's begin, so the cut lands before it however fast the steps are (a run
+      // that reached its point of no return before the journal watcher saw the fence failed this test in CI).
+      run = await cli(['run', plan, '--yes'], e.env, { testPause: { step: 'catch-up', delayMs: 400 } });
       expect(await cut.stop()).toBe(true);
       toolLink.resume();
       status = (await cli(['status', plan, '--json'], e.env)).json();

@@ -165,8 +165,9 @@ describe.skipIf(mariadbMissing ?? haproxyMissing)('MariaDB cutover: source resta
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       await sleep(300);
+      // The run waits at the catch-up's begin, so the socket is gone before the switch.
       const cut = onJournal(stateDir, 'fence', 'ok', () => rename(e.haproxy!.socket, parked));
-      run = await cli(['run', plan, '--yes'], e.env);
+      run = await cli(['run', plan, '--yes'], e.env, { testPause: { step: 'catch-up', delayMs: 400 } });
       expect(await cut.stop()).toBe(true);
       status = (await cli(['status', plan, '--json'], e.env)).json();
       await rename(parked, e.haproxy!.socket);

@@ -66,9 +66,9 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('network cuts du
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       await sleep(300);
-      // The leak watch keeps the run between fence and point of no return for ≥250 ms: the cut lands in there.
+      // The run waits at the catch-up's begin: the cut lands between the fence and the point of no return.
       const cut = onJournal(stateDir, 'fence', 'ok', () => toolLink.drop({ refuseNew: true }));
-      run = await cli(['run', plan, '--yes'], e.env);
+      run = await cli(['run', plan, '--yes'], e.env, { testPause: { step: 'catch-up', delayMs: 400 } });
       expect(await cut.stop()).toBe(true);
       // The network comes back; whatever the run could not restore, status shows and rollback restores.
       toolLink.resume();

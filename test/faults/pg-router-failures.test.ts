@@ -70,9 +70,10 @@ describe.skipIf(pg15Missing ?? pg17Missing ?? pgbouncerMissing)('router failures
     try {
       expect((await cli(['sync', plan], e.env)).code).toBe(0);
       await sleep(300);
-      // PAUSE is in place once the fence has begun; the leak watch keeps the run ≥250 ms before the switch.
+      // PAUSE is in place once the fence has begun; the run waits at the catch-up's begin, so the cut lands
+      // before the switch.
       const cut = onJournal(stateDir, 'fence', 'ok', () => adminLink.drop({ refuseNew: true }));
-      run = await cli(['run', plan, '--yes'], e.env);
+      run = await cli(['run', plan, '--yes'], e.env, { testPause: { step: 'catch-up', delayMs: 400 } });
       expect(await cut.stop()).toBe(true);
       status = (await cli(['status', plan, '--json'], e.env)).json();
       adminLink.resume();
