@@ -33,3 +33,13 @@ export async function exec(sb: PostgresSandbox, database: string, ...sql: string
 }
 
 export { PostgresSandbox };
+
+/** A role's stored password verifier (pg_authid.rolpassword), for tests that copy it or hand it to a pooler. */
+export async function storedVerifier(sb: PostgresSandbox, role: string): Promise<string> {
+  const c = await client(sb);
+  try {
+    return (await c.query<{ h: string }>(`SELECT rolpassword AS h FROM pg_authid WHERE rolname = $1`, [role])).rows[0]!.h;
+  } finally {
+    await c.end();
+  }
+}

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBouncerSandbox } from '../../adapters/routers/pgbouncer-sandbox.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { envMissing, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
-import { client, exec } from '../helpers/pg.js';
+import { client, exec, storedVerifier } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
 interface Finding {
@@ -11,15 +11,6 @@ interface Finding {
   check: string;
   object?: string;
   message: string;
-}
-
-async function verifier(sb: PostgresEnv['src'], role: string): Promise<string> {
-  const c = await client(sb);
-  try {
-    return (await c.query<{ h: string }>(`SELECT rolpassword AS h FROM pg_authid WHERE rolname = $1`, [role])).rows[0]!.h;
-  } finally {
-    await c.end();
-  }
 }
 
 /** Logs in through PgBouncer as `user` and counts the seeded rows; the error's message when it cannot. */
@@ -56,7 +47,7 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: PgBouncer’
     await exec(e.dst, 'postgres', `CREATE ROLE app_scram LOGIN PASSWORD 'pw-scram'`, `CREATE ROLE app_plain LOGIN PASSWORD 'changed'`);
     bouncer = await PgBouncerSandbox.start({
       databases: { shop: { host: e.src.host, port: e.src.port } },
-      users: { postgres: e.password, app_scram: await verifier(e.src, 'app_scram'), app_plain: PASSWORDS.app_plain, app_new: PASSWORDS.app_new },
+      users: { postgres: e.password, app_scram: await storedVerifier(e.src, 'app_scram'), app_plain: PASSWORDS.app_plain, app_new: PASSWORDS.app_new },
       poolMode: 'transaction',
       baseDir: e.src.dir,
       settings: { server_login_retry: 1 },
@@ -87,7 +78,7 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: PgBouncer’
   });
 
   it('mended on the target as the fix says, the run switches and every pooled user works against the target', async () => {
-    await exec(e.dst, 'postgres', `ALTER ROLE app_scram PASSWORD '${await verifier(e.src, 'app_scram')}'`, `ALTER ROLE app_plain PASSWORD '${PASSWORDS.app_plain}'`);
+    await exec(e.dst, 'postgres', `ALTER ROLE app_scram PASSWORD '${await storedVerifier(e.src, 'app_scram')}'`, `ALTER ROLE app_plain PASSWORD '${PASSWORDS.app_plain}'`);
     const r = await cli(['check', plan, '--json'], env);
     expect((r.json().findings as Finding[]).filter((f) => f.check === 'roles' && f.severity === 'blocker')).toEqual([]);
     const run = await cli(['run', plan, '--yes'], env);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBouncerSandbox } from '../../adapters/routers/pgbouncer-sandbox.js';
 import { cli, tempStateDir } from '../helpers/cli.js';
 import { envMissing, seedDatabase, startCutoverEnv, writePlan, type PostgresEnv } from '../helpers/cutover-env.js';
-import { client, exec } from '../helpers/pg.js';
+import { client, exec, storedVerifier } from '../helpers/pg.js';
 import { pgbouncerMissing } from '../helpers/pgbouncer.js';
 
 interface Finding {
@@ -12,15 +12,6 @@ interface Finding {
   object?: string;
   message: string;
   fix: string;
-}
-
-async function verifier(sb: PostgresEnv['src'], role: string): Promise<string> {
-  const c = await client(sb);
-  try {
-    return (await c.query<{ h: string }>(`SELECT rolpassword AS h FROM pg_authid WHERE rolname = $1`, [role])).rows[0]!.h;
-  } finally {
-    await c.end();
-  }
 }
 
 /** Logs in through PgBouncer as `user`; the error's message when it cannot. */
@@ -64,7 +55,7 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
     await exec(
       e.dst,
       'postgres',
-      `CREATE ROLE app_same LOGIN PASSWORD '${await verifier(e.src, 'app_same')}'`,
+      `CREATE ROLE app_same LOGIN PASSWORD '${await storedVerifier(e.src, 'app_same')}'`,
       `CREATE ROLE app_salted LOGIN PASSWORD 'pw-salted'`,
       `SET password_encryption = 'md5'`,
       `CREATE ROLE app_md5 LOGIN PASSWORD 'another'`,
@@ -74,7 +65,7 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
     // A pooler as its docs advise: the userlist holds SCRAM secrets (the source's), one entry per server.
     bouncer = await PgBouncerSandbox.start({
       databases: { on_source: { host: e.src.host, port: e.src.port, dbname: 'postgres' }, on_target: { host: e.dst.host, port: e.dst.port, dbname: 'postgres' } },
-      users: { app_salted: await verifier(e.src, 'app_salted') },
+      users: { app_salted: await storedVerifier(e.src, 'app_salted') },
       poolMode: 'transaction',
       baseDir: e.src.dir,
       // After a failed server login PgBouncer refuses the pool for this long (15 s by default).
@@ -113,10 +104,10 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
     await exec(
       e.dst,
       'postgres',
-      `ALTER ROLE app_salted PASSWORD '${await verifier(e.src, 'app_salted')}'`,
-      `ALTER ROLE app_md5 PASSWORD '${await verifier(e.src, 'app_md5')}'`,
+      `ALTER ROLE app_salted PASSWORD '${await storedVerifier(e.src, 'app_salted')}'`,
+      `ALTER ROLE app_md5 PASSWORD '${await storedVerifier(e.src, 'app_md5')}'`,
       'ALTER ROLE app_gone LOGIN',
-      `ALTER ROLE app_gone PASSWORD '${await verifier(e.src, 'app_gone')}'`,
+      `ALTER ROLE app_gone PASSWORD '${await storedVerifier(e.src, 'app_gone')}'`,
       'GRANT app_rw TO app_same',
     );
     expect(await loginThrough(bouncer, 'on_target', 'app_salted', 'pw-salted')).toBe('app_salted');
