@@ -151,12 +151,12 @@ export const FRESH_LOGIN_GRACE_MS = 50;
  */
 export async function endSessionsAtBoundaries(
   q: Query,
-  opts: { exempt: readonly string[]; timeoutMs: number; users?: readonly string[]; killer?: SessionKiller },
+  opts: { exempt: readonly string[]; timeoutMs: number; users?: readonly string[]; killer?: SessionKiller; freshLoginGraceMs?: number },
 ): Promise<{ ended: EndedSession[]; failed: MysqlSession[] }> {
   const deadline = Date.now() + opts.timeoutMs;
   const ended = new Map<string, EndedSession>();
   const filter: SessionFilter = { exempt: opts.exempt, ...(opts.users ? { users: opts.users } : {}) };
-  let freshWithinMs: number | undefined = FRESH_LOGIN_GRACE_MS;
+  let freshWithinMs: number | undefined = opts.freshLoginGraceMs ?? FRESH_LOGIN_GRACE_MS;
   const list = async (): Promise<MysqlSession[]> => {
     if (freshWithinMs !== undefined) {
       try {

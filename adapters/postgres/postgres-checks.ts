@@ -11,7 +11,7 @@ import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.j
 import { isManaged, missingPasswordFindings, privilegeFindings, protectedSessionFindings } from './postgres-managed-checks.js';
 import { superuserSessions } from './postgres-sessions.js';
 import { PROVIDER_WAYS, readPrivileges } from './postgres-privileges.js';
-import { readLoginRoles, roleDriftFindings, roleNames } from './postgres-role-drift.js';
+import { plannedPasswordFindings, readLoginRoles, roleDriftFindings, roleNames } from './postgres-role-drift.js';
 
 export interface PreflightContext {
   method: CopyMethod;
@@ -22,12 +22,14 @@ export interface PreflightContext {
   schema?: string;
   /** The plan's privilege profile (default auto), its source fence, and whether it names its replication account. */
   privileges?: PrivilegeProfile;
-  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
+  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode; roles?: readonly string[] };
   ownReplicationAccount?: boolean;
   /** That account's name: the job's own login, not an application's, so left out of the role comparison. */
   replicationUser?: string;
   /** Roles whose password the plan gives (roles.passwordEnv): created with it, not without one. */
   planPasswords?: readonly string[];
+  /** Those passwords, by role: an existing target role must accept its own. Never printed. */
+  rolePasswords?: Readonly<Record<string, string>>;
 }
 
 /** User tables, of one schema when $1 is not null. */
@@ -105,7 +107,10 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   // Roles the target already has are left alone by sync: one that would refuse today's login is named here.
   const [srcRoles, dstRoles, dstRoleNames] = await Promise.all([readLoginRoles(src, srcPriv.superuser), readLoginRoles(dst, dstPriv.superuser), roleNames(dst)]);
   const apps = (r: { name: string }) => r.name !== ctx.replicationUser;
-  f.push(...roleDriftFindings(srcRoles.filter(apps), dstRoles, { targetRoleNames: dstRoleNames, passwordsFromPlan: planPasswords }));
+  // A revert's target is the old source, whose app roles this plan's strict fence locked: NOLOGIN there is ours.
+  const lockedByFence = new Set(ctx.targetSyncedByUs && ctx.fence?.mode === 'strict' ? (ctx.fence.roles ?? []) : []);
+  f.push(...roleDriftFindings(srcRoles.filter(apps), dstRoles, { targetRoleNames: dstRoleNames, passwordsFromPlan: planPasswords, lockedByFence }));
+  if (ctx.rolePasswords) f.push(...(await plannedPasswordFindings(dstRoles, ctx.rolePasswords)));
   if (managed && (ctx.fence?.scope ?? 'database') === 'database' && !ctx.schema) {
     // The sessions the managed fence will leave running and name.
     f.push(...protectedSessionFindings(await superuserSessions(src, { scope: 'database', name: database }), database, ctx.fence?.mode ?? 'enforced'));

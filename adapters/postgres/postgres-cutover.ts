@@ -129,7 +129,7 @@ export interface PgCutoverConfig {
   /** The plan's privilege profile (default auto: managed unless both accounts are superusers). */
   privileges?: PrivilegeProfile;
   /** The plan's source fence, for the privilege checks. */
-  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode };
+  fence?: { scope: ReadOnlyScope; mode: ReadOnlyMode; roles?: readonly string[] };
 }
 
 /**
@@ -216,7 +216,7 @@ export class PostgresCutover implements CutoverAdapter {
   }
 
   routerLoginFindings(logins: readonly RouterLogin[]): Promise<Finding[]> {
-    return this.on('target', 'checking the router\u2019s logins', () => routerLoginFindings(this.src, this.dstAdmin, logins));
+    return this.on('target', 'checking the router\u2019s logins', () => routerLoginFindings(this.src, this.dstAdmin, logins, this.cfg.rolePasswords));
   }
 
   async preflight(): Promise<Finding[]> {
@@ -233,6 +233,7 @@ export class PostgresCutover implements CutoverAdapter {
         ownReplicationAccount: this.cfg.replicationAccount !== undefined,
         ...(this.cfg.replicationAccount ? { replicationUser: this.cfg.replicationAccount.user } : {}),
         planPasswords: Object.keys(this.cfg.rolePasswords ?? {}),
+        ...(this.cfg.rolePasswords ? { rolePasswords: this.cfg.rolePasswords } : {}),
       }),
     );
     const keyless = await this.on('source', 'listing tables without a key', () => keylessTables(this.src, schema));

@@ -2,7 +2,8 @@ import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { RouterLogin } from '../../src/engine/router.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 import type { PgClient } from './postgres-connection.js';
-import { secretMatches } from './postgres-scram.js';
+import { scramVerifier, secretMatches } from './postgres-scram.js';
+import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 
 /** A login role as one server sees it; `hash` is undefined where pg_authid is unreadable (managed). */
 export interface LoginRole {
@@ -41,22 +42,38 @@ function finding(severity: Finding['severity'], role: string, message: string, f
  * `readLoginRoles`. A SCRAM verifier is salted, so two verifiers of one password differ: a warning, not a blocker;
  * md5 is salted with the role name only, so two different md5 hashes are two different passwords.
  */
-export function roleDriftFindings(source: readonly LoginRole[], target: readonly LoginRole[], opts: { targetRoleNames: ReadonlySet<string>; passwordsFromPlan?: ReadonlySet<string>; now?: Date }): Finding[] {
+export function roleDriftFindings(
+  source: readonly LoginRole[],
+  target: readonly LoginRole[],
+  opts: {
+    targetRoleNames: ReadonlySet<string>;
+    /** Roles whose password the plan gives (roles.passwordEnv): checked against it instead (plannedPasswordFindings). */
+    passwordsFromPlan?: ReadonlySet<string>;
+    /** Roles this plan's strict fence locked on the target (a revert's old source): their NOLOGIN is ours, lifted at its switch. */
+    lockedByFence?: ReadonlySet<string>;
+    now?: Date;
+  },
+): Finding[] {
   const now = opts.now ?? new Date();
   const there = new Map(target.map((r) => [r.name, r]));
   const out: Finding[] = [];
   const copyVerifier = (role: string) =>
-    `set the same password on the target (ALTER ROLE ${role} PASSWORD ...), or copy the source's verifier: SELECT rolpassword FROM pg_authid WHERE rolname = '${role}' on the source, then ALTER ROLE ${role} PASSWORD '<that verifier>' on the target`;
+    `set the same password on the target (ALTER ROLE ${quoteIdent(role)} PASSWORD ...), or copy the source's verifier: SELECT rolpassword FROM pg_authid WHERE rolname = ${quoteLiteral(role)} on the source, then ALTER ROLE ${quoteIdent(role)} PASSWORD '<that verifier>' on the target`;
   for (const s of source) {
     const t = there.get(s.name);
     if (!s.canLogin || !t) continue;
-    if (!t.canLogin) {
-      out.push(finding('blocker', s.name, `role ${s.name} may log in on the source but is NOLOGIN on the target`, `ALTER ROLE ${s.name} LOGIN on the target`));
+    if (!t.canLogin && !opts.lockedByFence?.has(s.name)) {
+      out.push(finding('blocker', s.name, `role ${s.name} may log in on the source but is NOLOGIN on the target`, `ALTER ROLE ${quoteIdent(s.name)} LOGIN on the target`));
       continue;
     }
     if (t.validUntil && t.validUntil <= now && !(s.validUntil && s.validUntil <= now)) {
       out.push(
-        finding('blocker', s.name, `role ${s.name}'s password expired on the target (VALID UNTIL ${t.validUntil.toISOString()})`, `ALTER ROLE ${s.name} VALID UNTIL 'infinity' (or the source's date) on the target`),
+        finding(
+          'blocker',
+          s.name,
+          `role ${s.name}'s password expired on the target (VALID UNTIL ${t.validUntil.toISOString()})`,
+          `ALTER ROLE ${quoteIdent(s.name)} VALID UNTIL 'infinity' (or the source's date) on the target`,
+        ),
       );
       continue;
     }
@@ -68,10 +85,9 @@ export function roleDriftFindings(source: readonly LoginRole[], target: readonly
           'blocker',
           s.name,
           `role ${s.name} is a member of ${missing.join(', ')} on the source but not on the target`,
-          `GRANT ${missing.join(', ')} TO ${s.name} on the target (the privileges it uses may come through those roles)`,
+          `GRANT ${missing.map(quoteIdent).join(', ')} TO ${quoteIdent(s.name)} on the target (the privileges it uses may come through those roles)`,
         ),
       );
-    // The plan gave this role's password (roles.passwordEnv): its verifier on the target is the plan's.
     if (opts.passwordsFromPlan?.has(s.name) || s.hash === undefined || t.hash === undefined || s.hash === t.hash) continue;
     const [sk, tk] = [hashKind(s.hash), hashKind(t.hash)];
     if (tk === 'none') {
@@ -82,7 +98,7 @@ export function roleDriftFindings(source: readonly LoginRole[], target: readonly
           'warning',
           s.name,
           `role ${s.name} has no password on the source but one on the target`,
-          `nothing to do if its applications authenticate otherwise (pg_hba.conf); else ALTER ROLE ${s.name} PASSWORD NULL on the target`,
+          `nothing to do if its applications authenticate otherwise (pg_hba.conf); else ALTER ROLE ${quoteIdent(s.name)} PASSWORD NULL on the target`,
         ),
       );
     } else if (sk === 'md5' && tk === 'md5') {
@@ -108,7 +124,7 @@ export function roleDriftFindings(source: readonly LoginRole[], target: readonly
 export async function readLoginRoles(c: PgClient, withHash: boolean): Promise<LoginRole[]> {
   const { rows } = await c.query<{ name: string; can_login: boolean; hash?: string | null; valid_until: Date | null; member_of: string[] }>(
     `SELECT a.rolname AS name, a.rolcanlogin AS can_login, a.rolvaliduntil AS valid_until${withHash ? ', a.rolpassword AS hash' : ''},
-            ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid ORDER BY 1) AS member_of
+            ARRAY(SELECT DISTINCT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid ORDER BY 1) AS member_of
        FROM ${withHash ? 'pg_authid' : 'pg_roles'} a
       WHERE NOT a.rolsuper AND a.rolname !~ '^pg_' AND NOT starts_with(a.rolname, $1) AND a.rolname <> current_user`,
     [REPLICATION_ACCOUNT_PREFIX],
@@ -133,12 +149,35 @@ async function storedVerifiers(c: PgClient, users: readonly string[]): Promise<M
 }
 
 /**
- * Whether the target will accept the logins a pooler makes for the moved database after the switch: a PgBouncer
- * userlist holds a plain password (checked against the target's verifier, as the server would), a SCRAM secret
- * (the same verifier, salt included) or an md5 hash. A role the target lacks is compared with the source's
- * verifier, which sync copies. Nothing is said where a verifier is unreadable (managed) or the secret unknown.
+ * Roles of the plan's roles.passwordEnv that the target already has: sync leaves them alone (it creates only the
+ * missing ones with that password), so the target must accept the plan's password as it is.
  */
-export async function routerLoginFindings(src: PgClient, dst: PgClient, logins: readonly RouterLogin[]): Promise<Finding[]> {
+export async function plannedPasswordFindings(target: readonly LoginRole[], planned: Readonly<Record<string, string>>): Promise<Finding[]> {
+  const out: Finding[] = [];
+  for (const t of target) {
+    const password = planned[t.name];
+    if (password === undefined || !t.hash || (await secretMatches(password, t.name, t.hash))) continue;
+    out.push(
+      finding(
+        'blocker',
+        t.name,
+        `role ${t.name} exists on the target with another password than roles.passwordEnv gives`,
+        `set it on the target (ALTER ROLE ${quoteIdent(t.name)} PASSWORD ...), or fix the variable roles.passwordEnv names for it: sync does not change an existing role`,
+      ),
+    );
+  }
+  return out;
+}
+
+/**
+ * Whether the target will accept the logins a pooler makes for the moved database after the switch: a PgBouncer
+ * userlist (or its entry's password=) holds a plain password (checked against the verifier as the server would),
+ * a SCRAM secret (the same verifier, salt included) or an md5 hash. A role the target lacks is compared with what
+ * sync will give it: the plan's password (a fresh verifier) or the source's verifier. A secret the source refuses
+ * too is not what today's login uses (trust, a certificate): a warning. Nothing is said where a verifier is
+ * unreadable (managed) or the secret unknown.
+ */
+export async function routerLoginFindings(src: PgClient, dst: PgClient, logins: readonly RouterLogin[], planned: Readonly<Record<string, string>> = {}): Promise<Finding[]> {
   const known = logins.filter((l): l is Required<RouterLogin> => l.secret !== undefined);
   if (known.length === 0) return [];
   const users = known.map((l) => l.user);
@@ -146,17 +185,20 @@ export async function routerLoginFindings(src: PgClient, dst: PgClient, logins: 
   if (!onTarget) return [];
   const out: Finding[] = [];
   for (const { user, secret } of known) {
-    const stored = onTarget.has(user) ? onTarget.get(user) : onSource?.get(user);
-    if (stored === undefined || stored === null) continue;
-    if (secretMatches(secret, user, stored)) continue;
+    const there = onTarget.has(user);
+    const plannedPassword = planned[user];
+    const stored = there ? onTarget.get(user) : plannedPassword !== undefined ? scramVerifier(plannedPassword) : onSource?.get(user);
+    if (stored === undefined || stored === null || (await secretMatches(secret, user, stored))) continue;
+    const today = onSource?.get(user);
+    const usedToday = today === undefined || today === null || (await secretMatches(secret, user, today));
     const kind = secret.startsWith('SCRAM-SHA-256$') ? 'SCRAM secret' : /^md5[0-9a-f]{32}$/.test(secret) ? 'md5 hash' : 'password';
     out.push({
-      severity: 'blocker',
+      severity: usedToday ? 'blocker' : 'warning',
       check: 'roles',
       object: user,
-      message: `the router logs in as ${user} with the ${kind} of its userlist, which ${onTarget.has(user) ? 'the target' : 'the role sync copies to the target'} does not accept`,
+      message: `the router logs in as ${user} with the ${kind} of its userlist, which ${there ? 'the target' : 'the role sync creates on the target'} does not accept${usedToday ? '' : ' (the source does not either: its login there may not use a password)'}`,
       why: 'after the switch every client of the moved database that the router serves as this user would be refused a server connection',
-      fix: `make them agree before the switch: give ${user} on the target the password the userlist has (or the source's verifier: ALTER ROLE ${user} PASSWORD '<verifier>'), or update the userlist entry and RELOAD`,
+      fix: `make them agree before the switch: give ${quoteIdent(user)} on the target the password the userlist has (or the source's verifier: ALTER ROLE ${quoteIdent(user)} PASSWORD '<verifier>'), or update the userlist entry and RELOAD`,
     });
   }
   return out;

@@ -100,6 +100,14 @@ function findEntry(lines: string[], database: string, file: string): DatabaseEnt
 }
 
 /** Where the `[databases]` entry for `database` points. */
+/** The entry's own login (`user=`, `password=`): PgBouncer logs in to the server with it instead of the auth_file's. */
+export function readEntryLogin(text: string, database: string, file = 'pgbouncer.ini'): { user?: string; password?: string } {
+  const pairs = new Map(parseConnstr(findEntry(text.split('\n'), database, file).connstr).map((p) => [p.key, p.value]));
+  const user = pairs.get('user');
+  const password = pairs.get('password');
+  return { ...(user !== undefined ? { user } : {}), ...(password !== undefined ? { password } : {}) };
+}
+
 export function readDatabaseEntry(text: string, database: string, file = 'pgbouncer.ini'): Endpoint {
   const entry = findEntry(text.split('\n'), database, file);
   const pairs = new Map(parseConnstr(entry.connstr).map((p) => [p.key, p.value]));

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
 import { formatDuration } from '../../src/util/units.js';
 import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
-import { readDatabaseEntry, rewriteDatabaseEntry } from './pgbouncer-ini.js';
+import { readDatabaseEntry, readEntryLogin, rewriteDatabaseEntry } from './pgbouncer-ini.js';
 import { parseUserlist } from './pgbouncer-userlist.js';
 
 /** RESUME of a database that is not paused: a resumed run, or a router that was never held. Nothing to undo. */
@@ -207,10 +207,15 @@ export class PgBouncerRouter implements Router {
     const [pools, row, config] = await Promise.all([admin.command('SHOW POOLS'), this.databaseRow(), admin.command('SHOW CONFIG')]);
     const users = new Set(pools.filter((p) => p.database === this.opts.database && p.user != null).map((p) => String(p.user)));
     if (row?.force_user) users.add(String(row.force_user));
+    // A password in the entry's connection string is what PgBouncer logs in with, not the auth_file's.
+    const entry = await readFile(this.opts.ini, 'utf8').then(
+      (text) => readEntryLogin(text, this.opts.database, this.opts.ini),
+      () => ({}) as { password?: string },
+    );
     const authFile = String(config.find((r) => r.key === 'auth_file')?.value ?? '');
-    const secrets = authFile ? await readFile(resolve(dirname(this.opts.ini), authFile), 'utf8').then(parseUserlist, () => undefined) : undefined;
+    const secrets = entry.password === undefined && authFile ? await readFile(resolve(dirname(this.opts.ini), authFile), 'utf8').then(parseUserlist, () => undefined) : undefined;
     return [...users].sort().map((user) => {
-      const secret = secrets?.get(user);
+      const secret = entry.password ?? secrets?.get(user);
       return secret !== undefined ? { user, secret } : { user };
     });
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
-import { endSessionsAtBoundaries, type Query } from '../../adapters/mysql/mysql-sessions.js';
+import { FRESH_LOGIN_GRACE_MS, endSessionsAtBoundaries, type Query } from '../../adapters/mysql/mysql-sessions.js';
 import { MariadbSandbox, connect, createAppUser, exec, mariadbMissing, outcome } from '../helpers/mariadb.js';
 
 // A client that connects for each operation (PHP, the rehearsal's writers) sends its statement right after its
@@ -26,8 +26,9 @@ describe.skipIf(mariadbMissing)('MariaDB fence: a login that has not sent its fi
 
   it('sends it: the statement runs, and the session is ended at its next boundary, not before', async () => {
     const app = await connect(sb, { user: 'app', password: 'app-pw' });
-    const ending = endSessionsAtBoundaries(q, { exempt: [], timeoutMs: 5000 });
-    await new Promise((r) => setTimeout(r, 17));
+    // A longer grace than the default keeps a loaded machine's timer delays out of the result.
+    const ending = endSessionsAtBoundaries(q, { exempt: [], timeoutMs: 5000, freshLoginGraceMs: 1000 });
+    await new Promise((r) => setTimeout(r, 30));
     expect(await outcome(app.query('INSERT INTO shop.t (v) VALUES (1)'))).toBe('ok');
     const r = await ending;
     expect(r.ended.map((e) => [e.session.user, e.idle])).toEqual([['app', true]]);
@@ -38,7 +39,7 @@ describe.skipIf(mariadbMissing)('MariaDB fence: a login that has not sent its fi
   it('sends nothing (a pool’s idle login): ended once the grace has passed, long before the drain timeout', async () => {
     const app = await connect(sb, { user: 'app', password: 'app-pw' });
     const t0 = Date.now();
-    const r = await endSessionsAtBoundaries(q, { exempt: [], timeoutMs: 10_000 });
+    const r = await endSessionsAtBoundaries(q, { exempt: [], timeoutMs: 10_000, freshLoginGraceMs: FRESH_LOGIN_GRACE_MS });
     expect(r.ended.map((e) => [e.session.user, e.idle])).toEqual([['app', true]]);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await outcome(app.query('SELECT 1'))).not.toBe('ok');

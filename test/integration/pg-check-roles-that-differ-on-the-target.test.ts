@@ -87,7 +87,7 @@ describe.skipIf(envMissing('postgres') ?? pgbouncerMissing)('check: login roles 
       ['app_salted', 'warning'],
       ['app_same', 'blocker'],
     ]);
-    expect(roles[0]!.fix).toBe('ALTER ROLE app_gone LOGIN on the target');
+    expect(roles[0]!.fix).toBe('ALTER ROLE "app_gone" LOGIN on the target');
     expect(roles[1]!.message).toMatch(/another password on the target \(md5 hashes differ\)/);
     expect(roles[2]!.message).toMatch(/PgBouncer userlist holding SCRAM secrets/);
     // reporting is not on the target yet: sync creates it with its memberships.

@@ -17,7 +17,7 @@ const unavailable = pg15Missing ?? pg17Missing ?? pgbouncerMissing;
 if (unavailable && process.env.CI === 'true') throw new Error(`pg-revert needs ${unavailable}`);
 if (unavailable) console.log(`skipped: ${unavailable}`);
 
-const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse', 'bench', 'final', 'openxact'];
+const DBS = ['shop', 'killfence', 'killrepoint', 'broken', 'noreverse', 'bench', 'final', 'openxact', 'strict'];
 const pgbenchMissing = await missing('pgbench', () => findClientBinary('pgbench'));
 
 /** Objects of the reverse path (and of the forward one) left on a server. */
@@ -79,6 +79,27 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     console.log(`cutover ${db} 15→17 with the reverse path: write-blocked window ${run.json().writeBlockedMs} ms, repoint step (detach + reverse slot + open + switch) ${repoint.endMs - repoint.startMs} ms`);
     return plan;
   }
+
+  it('strict fence: the app role the forward run locked on the old source does not block the revert, and logs in there again after it', async () => {
+    await exec(e.src, 'postgres', `CREATE ROLE app_strict LOGIN PASSWORD 'pw-strict'`);
+    const plan = await writePlan(e, { db: 'strict', stateDir, router: true, extra: 'readOnly: { mode: strict, roles: [app_strict] }' });
+    expect((await cli(['sync', plan], e.env)).code).toBe(0);
+    const run = await cli(['run', plan, '--yes'], e.env);
+    expect(run.code, run.err).toBe(0);
+    const canLogin = async (sb: PostgresEnv['src']) => {
+      const c = await client(sb);
+      try {
+        return (await c.query<{ l: boolean }>(`SELECT rolcanlogin AS l FROM pg_roles WHERE rolname = 'app_strict'`)).rows[0]!.l;
+      } finally {
+        await c.end();
+      }
+    };
+    expect(await canLogin(e.src)).toBe(false);
+    // The revert's preflight sees app_strict NOLOGIN on its target (the old source): this plan's own fence.
+    const revert = await cli(['revert', plan, '--yes'], e.env);
+    expect(revert.code, revert.err).toBe(0);
+    expect(await canLogin(e.src)).toBe(true);
+  });
 
   it('forward, writes on the new primary, revert: every acknowledged write of both phases is on the old source, which is the primary again', async () => {
     const workload = workloadThroughBouncer(e, 'shop');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { roleDriftFindings, type LoginRole } from '../../adapters/postgres/postgres-role-drift.js';
+import { plannedPasswordFindings, roleDriftFindings, type LoginRole } from '../../adapters/postgres/postgres-role-drift.js';
+import { scramVerifier } from '../../adapters/postgres/postgres-scram.js';
 
 const scram = (salt: string) => `SCRAM-SHA-256$4096:${salt}$c3RvcmVk:c2VydmVy`;
 const role = (name: string, over: Partial<LoginRole> = {}): LoginRole => ({ name, canLogin: true, hash: scram('c2FsdDE='), validUntil: null, memberOf: [], ...over });
@@ -16,7 +17,7 @@ describe('login roles that exist on both servers but differ (PostgreSQL check)',
 
   it('NOLOGIN or an expired password on the target is a blocker naming the statement that mends it', () => {
     const [nologin] = only(role('app'), role('app', { canLogin: false }));
-    expect(nologin).toMatchObject({ severity: 'blocker', check: 'roles', object: 'app', message: expect.stringMatching(/NOLOGIN on the target/), fix: 'ALTER ROLE app LOGIN on the target' });
+    expect(nologin).toMatchObject({ severity: 'blocker', check: 'roles', object: 'app', message: expect.stringMatching(/NOLOGIN on the target/), fix: 'ALTER ROLE "app" LOGIN on the target' });
     const [expired] = only(role('app'), role('app', { validUntil: new Date('2026-01-01T00:00:00Z') }));
     expect(expired).toMatchObject({ severity: 'blocker', message: expect.stringMatching(/expired on the target/) });
     // Expired on both: the source refuses it today as well, nothing changes at the switch.
@@ -41,7 +42,7 @@ describe('login roles that exist on both servers but differ (PostgreSQL check)',
 
   it('a membership the target lacks in a group it has is a blocker; one in a group sync will create is not', () => {
     const [f] = only(role('app', { memberOf: ['app_rw', 'reporting'] }), role('app'));
-    expect(f).toMatchObject({ severity: 'blocker', message: 'role app is a member of app_rw on the source but not on the target', fix: expect.stringMatching(/^GRANT app_rw TO app on the target/) });
+    expect(f).toMatchObject({ severity: 'blocker', message: 'role app is a member of app_rw on the source but not on the target', fix: expect.stringMatching(/^GRANT "app_rw" TO "app" on the target/) });
     expect(only(role('app', { memberOf: ['app_rw'] }), role('app', { memberOf: ['app_rw', 'other'] }))).toEqual([]);
   });
 
@@ -49,6 +50,20 @@ describe('login roles that exist on both servers but differ (PostgreSQL check)',
     const plan = { targetRoleNames, now, passwordsFromPlan: new Set(['app']) };
     expect(roleDriftFindings([role('app')], [role('app', { hash: scram('b3RoZXI=') })], plan)).toEqual([]);
     expect(roleDriftFindings([role('app')], [role('app', { canLogin: false })], plan)).toHaveLength(1);
+  });
+
+  it('a revert: NOLOGIN on the old source from this plan’s strict fence is not a finding; names in fixes are quoted', () => {
+    expect(roleDriftFindings([role('app')], [role('app', { canLogin: false })], { targetRoleNames, now, lockedByFence: new Set(['app']) })).toEqual([]);
+    const [odd] = only(role('Odd"Role'), role('Odd"Role', { canLogin: false }));
+    expect(odd!.fix).toBe('ALTER ROLE "Odd""Role" LOGIN on the target');
+  });
+
+  it('an existing target role named in roles.passwordEnv must accept that password (sync does not change it)', async () => {
+    const target = [role('app', { hash: scramVerifier('planned') }), role('other', { hash: scramVerifier('x') })];
+    expect(await plannedPasswordFindings(target, { app: 'planned' })).toEqual([]);
+    const [f] = await plannedPasswordFindings(target, { app: 'typo' });
+    expect(f).toMatchObject({ severity: 'blocker', object: 'app', message: 'role app exists on the target with another password than roles.passwordEnv gives' });
+    expect(JSON.stringify(f)).not.toMatch(/typo|planned/);
   });
 
   it('without pg_authid on either side (managed) only LOGIN and VALID UNTIL are compared', () => {
