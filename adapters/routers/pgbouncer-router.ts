@@ -207,10 +207,17 @@ export class PgBouncerRouter implements Router {
     const [pools, row, config] = await Promise.all([admin.command('SHOW POOLS'), this.databaseRow(), admin.command('SHOW CONFIG')]);
     const users = new Set(pools.filter((p) => p.database === this.opts.database && p.user != null).map((p) => String(p.user)));
     if (row?.force_user) users.add(String(row.force_user));
-    // A password in the entry's connection string is what PgBouncer logs in with, not the auth_file's.
-    const entry = await readFile(this.opts.ini, 'utf8').then(
-      (text) => readEntryLogin(text, this.opts.database, this.opts.ini),
-      () => ({}) as { password?: string },
+    // A password in the entry's connection string is what PgBouncer logs in with, not the auth_file's. An ini
+    // without the entry is preflight's blocker (router preflight), not an error here.
+    const entry: { password?: string } = await readFile(this.opts.ini, 'utf8').then(
+      (text) => {
+        try {
+          return readEntryLogin(text, this.opts.database, this.opts.ini);
+        } catch {
+          return {};
+        }
+      },
+      () => ({}),
     );
     const authFile = String(config.find((r) => r.key === 'auth_file')?.value ?? '');
     const secrets = entry.password === undefined && authFile ? await readFile(resolve(dirname(this.opts.ini), authFile), 'utf8').then(parseUserlist, () => undefined) : undefined;

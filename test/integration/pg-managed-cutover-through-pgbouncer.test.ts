@@ -194,7 +194,7 @@ describe.skipIf(unavailable)('managed profile: PostgreSQL 15 → 17 cutover thro
     await exec(src, 'postgres', 'CREATE DATABASE theirs');
     await exec(src, 'theirs', 'CREATE TABLE t (id int PRIMARY KEY)');
     const check = await cli(['check', await writePlan('theirs')], env);
-    expect(check.code).toBe(3);
+    expect(check.code, check.err).toBe(3);
     expect(check.out + check.err).toMatch(/cutover_admin does not own database theirs \(owner: postgres\)/);
   });
 });

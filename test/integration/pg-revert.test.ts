@@ -97,8 +97,14 @@ describe.skipIf(unavailable)('PostgreSQL 15 → 17 cutover, then revert over the
     expect(await canLogin(e.src)).toBe(false);
     // The revert's preflight sees app_strict NOLOGIN on its target (the old source): this plan's own fence.
     const revert = await cli(['revert', plan, '--yes'], e.env);
-    expect(revert.code, revert.err).toBe(0);
-    expect(await canLogin(e.src)).toBe(true);
+    try {
+      expect(revert.code, revert.err).toBe(0);
+      expect(await canLogin(e.src)).toBe(true);
+    } finally {
+      // The revert's own strict fence locked the role on the new primary, which stays fenced: the other plans of
+      // these servers do not fence it, and their check would rightly name it NOLOGIN on their target.
+      await exec(e.dst, 'postgres', 'ALTER ROLE app_strict LOGIN');
+    }
   });
 
   it('forward, writes on the new primary, revert: every acknowledged write of both phases is on the old source, which is the primary again', async () => {
