@@ -26,9 +26,7 @@ export interface PreflightContext {
   ownReplicationAccount?: boolean;
   /** That account's name: the job's own login, not an application's, so left out of the role comparison. */
   replicationUser?: string;
-  /** Roles whose password the plan gives (roles.passwordEnv): created with it, not without one. */
-  planPasswords?: readonly string[];
-  /** Those passwords, by role: an existing target role must accept its own. Never printed. */
+  /** Passwords the plan gives (roles.passwordEnv), by role: sync creates those roles with them, an existing target role must accept its own. Never printed. */
   rolePasswords?: Readonly<Record<string, string>>;
 }
 
@@ -101,11 +99,12 @@ export async function pgPreflight(src: PgClient, dst: PgClient, database: string
   f.push(...privFindings);
   const managed = isManaged(ctx.privileges ?? 'auto', srcPriv, dstPriv);
   const walFix = managed ? PROVIDER_WAYS.logicalDecoding : 'ALTER SYSTEM SET wal_level = logical; then restart the source';
-  const planPasswords = new Set(ctx.planPasswords ?? []);
-  if (managed) f.push(...missingPasswordFindings((await rolesWithoutPassword(src, dst)).filter((r) => !planPasswords.has(r))));
+  const planPasswords = new Set(Object.keys(ctx.rolePasswords ?? {}));
+  const dstRoleNames = await roleNames(dst);
+  if (managed) f.push(...missingPasswordFindings((await rolesWithoutPassword(src, dstRoleNames)).filter((r) => !planPasswords.has(r))));
   if (planPasswords.size > 0) f.push(...(await unknownPlanRoleFindings(src, [...planPasswords])));
   // Roles the target already has are left alone by sync: one that would refuse today's login is named here.
-  const [srcRoles, dstRoles, dstRoleNames] = await Promise.all([readLoginRoles(src, srcPriv.superuser), readLoginRoles(dst, dstPriv.superuser), roleNames(dst)]);
+  const [srcRoles, dstRoles] = await Promise.all([readLoginRoles(src, srcPriv.superuser), readLoginRoles(dst, dstPriv.superuser)]);
   const apps = (r: { name: string }) => r.name !== ctx.replicationUser;
   // A revert's target is the old source, whose app roles this plan's strict fence locked: NOLOGIN there is ours.
   const lockedByFence = new Set(ctx.targetSyncedByUs && ctx.fence?.mode === 'strict' ? (ctx.fence.roles ?? []) : []);
@@ -252,10 +251,9 @@ async function unknownPlanRoleFindings(src: PgClient, named: string[]): Promise<
 }
 
 /** Login roles of the source the target lacks: a managed sync creates them without their (unreadable) password. */
-async function rolesWithoutPassword(src: PgClient, dst: PgClient): Promise<string[]> {
+async function rolesWithoutPassword(src: PgClient, targetRoleNames: ReadonlySet<string>): Promise<string[]> {
   const { rows } = await src.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles WHERE rolcanlogin AND NOT rolsuper AND rolname !~ '^pg_' AND NOT starts_with(rolname, $1) ORDER BY 1`, [REPLICATION_ACCOUNT_PREFIX]);
-  const have = new Set((await dst.query<{ r: string }>(`SELECT rolname AS r FROM pg_roles`)).rows.map((x) => x.r));
-  return rows.map((x) => x.r).filter((r) => !have.has(r));
+  return rows.map((x) => x.r).filter((r) => !targetRoleNames.has(r));
 }
 
 /** Tables of the target database or schema (excluding the tool's own): a fresh sync needs none. */

@@ -232,7 +232,6 @@ export class PostgresCutover implements CutoverAdapter {
         ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
         ownReplicationAccount: this.cfg.replicationAccount !== undefined,
         ...(this.cfg.replicationAccount ? { replicationUser: this.cfg.replicationAccount.user } : {}),
-        planPasswords: Object.keys(this.cfg.rolePasswords ?? {}),
         ...(this.cfg.rolePasswords ? { rolePasswords: this.cfg.rolePasswords } : {}),
       }),
     );

@@ -2,7 +2,7 @@ import type { Finding } from '../../src/engine/cutover-adapter.js';
 import type { RouterLogin } from '../../src/engine/router.js';
 import { REPLICATION_ACCOUNT_PREFIX } from '../../src/util/replication-account.js';
 import type { PgClient } from './postgres-connection.js';
-import { scramVerifier, secretMatches } from './postgres-scram.js';
+import { scramVerifier, secretKind, secretMatches } from './postgres-scram.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 
 /** A login role as one server sees it; `hash` is undefined where pg_authid is unreadable (managed). */
@@ -16,13 +16,8 @@ export interface LoginRole {
   memberOf: readonly string[];
 }
 
-type HashKind = 'scram' | 'md5' | 'none' | 'other';
-
-function hashKind(h: string | null): HashKind {
-  if (h === null) return 'none';
-  if (h.startsWith('SCRAM-SHA-256$')) return 'scram';
-  if (/^md5[0-9a-f]{32}$/.test(h)) return 'md5';
-  return 'other';
+function hashKind(h: string | null): 'scram' | 'md5' | 'none' | 'plain' {
+  return h === null ? 'none' : secretKind(h);
 }
 
 function finding(severity: Finding['severity'], role: string, message: string, fix: string): Finding {
@@ -191,7 +186,7 @@ export async function routerLoginFindings(src: PgClient, dst: PgClient, logins: 
     if (stored === undefined || stored === null || (await secretMatches(secret, user, stored))) continue;
     const today = onSource?.get(user);
     const usedToday = today === undefined || today === null || (await secretMatches(secret, user, today));
-    const kind = secret.startsWith('SCRAM-SHA-256$') ? 'SCRAM secret' : /^md5[0-9a-f]{32}$/.test(secret) ? 'md5 hash' : 'password';
+    const kind = { scram: 'SCRAM secret', md5: 'md5 hash', plain: 'password' }[secretKind(secret)];
     out.push({
       severity: usedToday ? 'blocker' : 'warning',
       check: 'roles',

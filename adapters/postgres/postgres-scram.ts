@@ -36,6 +36,12 @@ function verifierOf(salted: Buffer, salt: Buffer, iterations: number): string {
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
+/** What a stored password or pooler secret is: a SCRAM-SHA-256 verifier, an md5 hash, or a plain password. */
+export function secretKind(secret: string): 'scram' | 'md5' | 'plain' {
+  if (secret.startsWith('SCRAM-SHA-256$')) return 'scram';
+  return /^md5[0-9a-f]{32}$/.test(secret) ? 'md5' : 'plain';
+}
+
 /**
  * Whether `secret` — a plain password, a SCRAM-SHA-256 verifier or an md5 hash, as a PgBouncer userlist holds
  * them — lets `user` log in to a server whose stored verifier is `stored`. A SCRAM secret answers a SCRAM
@@ -43,10 +49,10 @@ function verifierOf(salted: Buffer, salt: Buffer, iterations: number): string {
  */
 export async function secretMatches(secret: string, user: string, stored: string): Promise<boolean> {
   const scram = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored);
-  if (secret.startsWith('SCRAM-SHA-256$') || /^md5[0-9a-f]{32}$/.test(secret)) return secret === stored;
+  if (secretKind(secret) !== 'plain') return secret === stored;
   // PBKDF2 off the event loop: a wave's preflight shares the process with other tenants' windows.
   if (scram) return (await scramVerifierAsync(secret, Buffer.from(scram[2]!, 'base64'), Number(scram[1]))) === stored;
-  if (/^md5[0-9a-f]{32}$/.test(stored))
+  if (secretKind(stored) === 'md5')
     return (
       `md5${createHash('md5')
         .update(secret + user)

@@ -99,18 +99,22 @@ function findEntry(lines: string[], database: string, file: string): DatabaseEnt
   return found;
 }
 
-/** Where the `[databases]` entry for `database` points. */
+/** The key=value pairs of the `[databases]` entry for `database`. */
+function entryPairs(text: string, database: string, file: string): Map<string, string> {
+  return new Map(parseConnstr(findEntry(text.split('\n'), database, file).connstr).map((p) => [p.key, p.value]));
+}
+
 /** The entry's own login (`user=`, `password=`): PgBouncer logs in to the server with it instead of the auth_file's. */
 export function readEntryLogin(text: string, database: string, file = 'pgbouncer.ini'): { user?: string; password?: string } {
-  const pairs = new Map(parseConnstr(findEntry(text.split('\n'), database, file).connstr).map((p) => [p.key, p.value]));
+  const pairs = entryPairs(text, database, file);
   const user = pairs.get('user');
   const password = pairs.get('password');
   return { ...(user !== undefined ? { user } : {}), ...(password !== undefined ? { password } : {}) };
 }
 
+/** Where the `[databases]` entry for `database` points. */
 export function readDatabaseEntry(text: string, database: string, file = 'pgbouncer.ini'): Endpoint {
-  const entry = findEntry(text.split('\n'), database, file);
-  const pairs = new Map(parseConnstr(entry.connstr).map((p) => [p.key, p.value]));
+  const pairs = entryPairs(text, database, file);
   return { host: pairs.get('host') ?? '', port: Number(pairs.get('port') ?? 5432), database: pairs.get('dbname') ?? database };
 }
 

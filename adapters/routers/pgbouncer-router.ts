@@ -209,16 +209,9 @@ export class PgBouncerRouter implements Router {
     if (row?.force_user) users.add(String(row.force_user));
     // A password in the entry's connection string is what PgBouncer logs in with, not the auth_file's. An ini
     // without the entry is preflight's blocker (router preflight), not an error here.
-    const entry: { password?: string } = await readFile(this.opts.ini, 'utf8').then(
-      (text) => {
-        try {
-          return readEntryLogin(text, this.opts.database, this.opts.ini);
-        } catch {
-          return {};
-        }
-      },
-      () => ({}),
-    );
+    const entry: { password?: string } = await readFile(this.opts.ini, 'utf8')
+      .then((text) => readEntryLogin(text, this.opts.database, this.opts.ini))
+      .catch(() => ({}));
     const authFile = String(config.find((r) => r.key === 'auth_file')?.value ?? '');
     const secrets = entry.password === undefined && authFile ? await readFile(resolve(dirname(this.opts.ini), authFile), 'utf8').then(parseUserlist, () => undefined) : undefined;
     return [...users].sort().map((user) => {
