@@ -24,7 +24,7 @@ async function connectCutover({ plan, planId, source, target, database, replicat
     fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles, privileges: plan.privileges ?? 'auto' },
     privileges: plan.privileges ?? 'auto',
     ...(plan.copy?.jobs !== undefined ? { copyJobs: plan.copy.jobs } : {}),
-    ...(plan.copy ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
+    ...(plan.copy?.splitAboveBytes !== undefined ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
   });
 }
 

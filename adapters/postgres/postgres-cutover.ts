@@ -77,7 +77,8 @@ import {
 import { clientTools, dumpInto, dumpSection, type ClientTools } from './postgres-tools.js';
 import { copySequences, verifyTables } from './postgres-verify.js';
 import { verifyChunks } from './postgres-verify-chunks.js';
-import { defaultCopyJobs } from '../../src/util/copy-split.js';
+import { copyStreamsPerTable, defaultCopyJobs } from '../../src/util/copy-split.js';
+import { endpointOnThisMachine } from '../../src/util/this-machine.js';
 
 /** Bound on one sentinel's trip during the online verify (the table it checks is locked meanwhile). */
 const VERIFY_SENTINEL_MS = 5_000;
@@ -399,11 +400,14 @@ export class PostgresCutover implements CutoverAdapter {
       // Binary COPY only into a major that is not older (a built-in type's binary form is kept or extended, not narrowed).
       const binaryAllowed = (await serverMajor(dst)) >= (await serverMajor(this.src));
       const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves, binaryAllowed));
+      // A plan's own split size is taken as it is; by default a table is split no further than the cores its streams share.
+      const here = [this.cfg.source, this.cfg.target].filter(endpointOnThisMachine).length;
+      const streams = this.cfg.copySplitBytes === undefined ? copyStreamsPerTable(jobs, here) : undefined;
       const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
       try {
         const keeper = await this.on('source', 'holding the snapshot', () => holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
         const units = await this.on('target', 'recording the copy', () =>
-          saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes, jobs) }),
+          saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes, jobs, streams) }),
         );
         resumed = { consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units };
       } finally {
@@ -412,7 +416,7 @@ export class PostgresCutover implements CutoverAdapter {
       }
       progress({
         phase: 'copy',
-        message: `slot ${this.cfg.name} at ${resumed.consistentPoint}: copying ${tables.length} tables (${resumed.units.length} parts) under its snapshot with ${jobs} workers; ${tables.filter((t) => t.binary).length} of ${tables.length} tables in COPY's binary format`,
+        message: `slot ${this.cfg.name} at ${resumed.consistentPoint}: copying ${tables.length} tables (${resumed.units.length} parts) under its snapshot with ${jobs} workers${streams !== undefined && streams < jobs ? ` (at most ${streams} range(s) per table: ${here === 2 ? 'both servers share' : 'a server shares'} this machine's cores)` : ''}; ${tables.filter((t) => t.binary).length} of ${tables.length} tables in COPY's binary format`,
       });
     }
     const { consistentPoint, snapshot, keeperPid, units } = resumed;
@@ -424,7 +428,7 @@ export class PostgresCutover implements CutoverAdapter {
       if (units.some((u) => !u.done)) {
         await copyUnderSnapshot(
           units,
-          { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs, freeze: !(await this.managed()) },
+          { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs, freeze: !(await this.managed()), watch: dst },
           progress,
         );
       }

@@ -26,7 +26,7 @@ async function connectCutover({ plan, planId, source, target, database, schema, 
     fence: { scope: plan.readOnly.scope, mode: plan.readOnly.mode, roles: plan.readOnly.roles },
     ...(plan.tables ? { keyless: plan.tables.keyless } : {}),
     ...(plan.copy?.jobs !== undefined ? { copyJobs: plan.copy.jobs } : {}),
-    ...(plan.copy ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
+    ...(plan.copy?.splitAboveBytes !== undefined ? { copySplitBytes: plan.copy.splitAboveBytes } : {}),
     // Decoding reads one database: only a database-scope fence uses the slot.
     ...(plan.readOnly.scope === 'database' ? { leakSlot: leakSlotName(name) } : {}),
     ...(plan.cdc ? { cdc: { slots: plan.cdc.slots, ...(plan.cdc.plugin !== undefined ? { plugin: plan.cdc.plugin } : {}) } } : {}),

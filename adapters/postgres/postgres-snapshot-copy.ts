@@ -68,12 +68,12 @@ export interface CopyUnit {
  * page ranges read with a TID range scan; the last range is open-ended, so rows on pages added under the snapshot's
  * feet (none are visible to it) or missed by a stale page count are still read.
  */
-export function copyUnits(tables: readonly CopyTable[], splitBytes = COPY_SPLIT_BYTES, jobs = 1): CopyUnit[] {
+export function copyUnits(tables: readonly CopyTable[], splitBytes = COPY_SPLIT_BYTES, jobs = 1, maxParts?: number): CopyUnit[] {
   const units: CopyUnit[] = [];
   // pgbench_accounts: 2 ranges of 256MB with 3 workers -> 3 of 128MB (copyParts: above one worker's share too).
   const total = tables.reduce((a, t) => a + t.bytes, 0);
   for (const t of tables) {
-    const parts = Math.min(copyParts(t.bytes, total, splitBytes, jobs), Math.max(1, t.pages));
+    const parts = Math.min(copyParts(t.bytes, total, splitBytes, jobs, maxParts), Math.max(1, t.pages));
     if (parts <= 1) {
       units.push({ table: t, bytes: t.bytes });
       continue;
@@ -166,7 +166,16 @@ export interface SnapshotCopyOptions {
    * the target session to be allowed to TRUNCATE them (their owner or a superuser).
    */
   freeze?: boolean;
+  /**
+   * A target session that reads how far the loading parts are (pg_stat_progress_copy, PostgreSQL 14+) every
+   * LOAD_PROGRESS_MS: without it a part reports only once it is in, and a table copied whole reports once, at its end.
+   */
+  watch?: PgClient;
 }
+
+/** How often the loading parts' progress is read on the target. */
+export const LOAD_PROGRESS_MS = 2_000;
+const COPY_APP = 'cutover copy';
 
 /** Copies every unit with `jobs` workers; the first failure stops the others from starting new units. */
 export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: SnapshotCopyOptions, progress: SyncProgress): Promise<void> {
@@ -177,12 +186,14 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
   const todo = units.filter((u) => !u.done);
   let next = 0;
   let failed: unknown;
-  const producerEnv = libpqEnv(opts.source, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: 'cutover copy' });
-  const consumerEnv = libpqEnv(opts.target, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: 'cutover copy', PGOPTIONS: opts.targetOptions });
+  const loading = new Set<CopyUnit>();
+  const producerEnv = libpqEnv(opts.source, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: COPY_APP });
+  const consumerEnv = libpqEnv(opts.target, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: opts.targetOptions });
   const worker = async (): Promise<void> => {
     while (failed === undefined && next < todo.length) {
       const unit = todo[next++]!;
       let unitRows: number;
+      loading.add(unit);
       try {
         unitRows = copiedRows(
           await gatedPipeline(
@@ -199,6 +210,8 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
       } catch (e) {
         failed ??= e;
         return;
+      } finally {
+        loading.delete(unit);
       }
       const { tableDone, ...count } = tally.partDone(unit.table.table, unit.bytes, unitRows);
       progress({
@@ -208,8 +221,59 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
       });
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+  const watching = opts.watch ? watchLoading(opts.watch, loading, tally, progress) : undefined;
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
+  } finally {
+    await watching?.stop();
+  }
   if (failed !== undefined) throw failed;
+}
+
+/**
+ * Every LOAD_PROGRESS_MS, what the parts still loading have moved (the target's pg_stat_progress_copy of the copy's
+ * sessions, by table; bytes capped below those parts' size, as COPY's stream is not the table's size) as a progress
+ * event. A target without the view (before 14) or a failed read ends the watch; the copy goes on either way.
+ */
+function watchLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>, tally: CopyTally, progress: SyncProgress): { stop(): Promise<void> } {
+  let stopped = false;
+  let wake: () => void = () => {};
+  const loop = (async () => {
+    while (!stopped) {
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, LOAD_PROGRESS_MS).unref();
+      });
+      if (stopped || loading.size === 0) continue;
+      let rows: { t: string; b: string; r: string }[];
+      try {
+        ({ rows } = await watch.query<{ t: string; b: string; r: string }>(
+          `SELECT format('%I.%I', n.nspname, c.relname) AS t, sum(p.bytes_processed)::text AS b, sum(p.tuples_processed)::text AS r
+             FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid
+             JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE a.application_name = $1 AND p.datname = current_database() AND p.command = 'COPY FROM'
+            GROUP BY 1`,
+          [COPY_APP],
+        ));
+      } catch {
+        return;
+      }
+      const cap = new Map<string, number>();
+      for (const u of loading) cap.set(u.table.table, (cap.get(u.table.table) ?? 0) + u.bytes);
+      // A part is in only once committed: its bytes stay just below its size until then.
+      const inFlight = rows.reduce((a, r) => ({ bytes: a.bytes + Math.min(Number(r.b), Math.floor((cap.get(r.t) ?? 0) * 0.99)), rows: a.rows + (cap.has(r.t) ? Number(r.r) : 0) }), { bytes: 0, rows: 0 });
+      if (inFlight.bytes === 0 || stopped) continue;
+      const count = tally.loading(inFlight);
+      progress({ phase: 'copy', message: `copy ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`, ...count });
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      wake();
+      await loop;
+    },
+  };
 }
 
 const UNITS = `${quoteIdent(TOOL_SCHEMA)}.copy_unit`;
@@ -375,7 +439,7 @@ export async function endOrphanCopies(dst: PgClient): Promise<number> {
   let ended = 0;
   for (;;) {
     const { rows } = await dst.query<{ n: number }>(
-      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'cutover copy' AND datname = current_database() AND pid <> pg_backend_pid()`,
+      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${COPY_APP}' AND datname = current_database() AND pid <> pg_backend_pid()`,
     );
     if (rows[0]!.n === 0 || Date.now() > deadline) return ended;
     ended = Math.max(ended, rows[0]!.n);

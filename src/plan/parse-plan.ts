@@ -461,9 +461,9 @@ function readCopy(top: Fields, engine: Engine | undefined): PlanCopy | undefined
   const f = top.fields('copy', ['jobs', 'splitTablesLargerThan']);
   if (!f) return null;
   const jobs = f.has('jobs') ? f.integer('jobs', 0, { min: 1, max: 64 }) : undefined;
-  const split = f.size('splitTablesLargerThan', PLAN_DEFAULTS.copySplitBytes, { min: 1024 * 1024, max: 1024 ** 4 });
-  if ((f.has('jobs') && jobs === undefined) || split === undefined) return null;
-  return { ...(jobs !== undefined ? { jobs } : {}), splitAboveBytes: split };
+  const split = f.has('splitTablesLargerThan') ? f.size('splitTablesLargerThan', PLAN_DEFAULTS.copySplitBytes, { min: 1024 * 1024, max: 1024 ** 4 }) : undefined;
+  if ((f.has('jobs') && jobs === undefined) || (f.has('splitTablesLargerThan') && split === undefined)) return null;
+  return { ...(jobs !== undefined ? { jobs } : {}), ...(split !== undefined ? { splitAboveBytes: split } : {}) };
 }
 
 /** PostgreSQL's slot names: lower-case letters, digits and underscores, at most 63. */

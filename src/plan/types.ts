@@ -206,6 +206,9 @@ export interface PlanStateDb {
 export interface PlanCopy {
   /** Copy workers and index-build jobs; absent: one more than the cores (2 to 8). */
   jobs?: number;
-  /** Tables bigger than this are copied as several ranges side by side (PostgreSQL: pages; MariaDB: integer key). */
-  splitAboveBytes: number;
+  /**
+   * Tables bigger than this are copied as several ranges side by side (PostgreSQL: pages; MariaDB: integer key).
+   * Absent: 256MB, and PostgreSQL splits no more than the cores the copy's streams share allow (see copyStreamsPerTable).
+   */
+  splitAboveBytes?: number;
 }

@@ -7,6 +7,9 @@ export type CopyCount = Required<Pick<SyncProgressEvent, 'table' | 'tablesDone' 
     tableDone: boolean;
   };
 
+/** The counts of a copy while parts are loading: no table named. */
+export type RunningCount = Omit<CopyCount, 'table' | 'tableDone' | 'tableRows'>;
+
 /**
  * Counts a copy cut into parts (a table, or a range of one): tables whose parts are all in, bytes (parts an earlier,
  * resumed run copied count as done), rows of this run per table and in all, and an ETA from this run's own rate.
@@ -44,17 +47,28 @@ export class CopyTally {
     const left = this.partsLeft.get(table)! - 1;
     this.partsLeft.set(table, left);
     if (left === 0) this.tablesDone++;
+    return { table, tableDone: left === 0, ...this.counts(0, 0), ...(left === 0 ? { tableRows } : {}) };
+  }
+
+  /**
+   * The counts between parts: `inFlight` is what the parts still loading have moved so far (bytes capped by the
+   * caller at those parts' own size), so a table copied in one long part shows progress and a sane ETA before it is in.
+   */
+  loading(inFlight: { bytes: number; rows: number }): RunningCount {
+    return this.counts(inFlight.bytes, inFlight.rows);
+  }
+
+  private counts(bytesInFlight: number, rowsInFlight: number): RunningCount {
+    const bytesNow = this.bytesNow + bytesInFlight;
+    const bytesDone = Math.min(this.bytesTotal, this.bytesDone + bytesInFlight);
     const elapsed = Date.now() - this.started;
-    const etaMs = this.bytesNow > 0 && this.bytesDone < this.bytesTotal ? Math.round((elapsed / this.bytesNow) * (this.bytesTotal - this.bytesDone)) : undefined;
+    const etaMs = bytesNow > 0 && bytesDone < this.bytesTotal ? Math.round((elapsed / bytesNow) * (this.bytesTotal - bytesDone)) : undefined;
     return {
-      table,
-      tableDone: left === 0,
       tablesDone: this.tablesDone,
       tablesTotal: this.tablesTotal,
-      bytesDone: this.bytesDone,
+      bytesDone,
       bytesTotal: this.bytesTotal,
-      rowsDone: this.rowsNow,
-      ...(left === 0 ? { tableRows } : {}),
+      rowsDone: this.rowsNow + rowsInFlight,
       ...(etaMs !== undefined ? { etaMs } : {}),
     };
   }

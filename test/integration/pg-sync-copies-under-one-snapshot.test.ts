@@ -201,6 +201,38 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
     }
   }, 300_000);
 
+  it('a table copied in one long part reports how far its load is before it is in (rows and bytes read off the target), not only at its end', async () => {
+    // The target's CHECK function sleeps in the copy's sessions only (its application name): a 3000-row load that
+    // takes ~6 s, so the watch (every 2 s) sees it part-way. Pre-data carries the function and the constraint.
+    await exec(e.src, 'postgres', 'CREATE DATABASE slowload');
+    await exec(
+      e.src,
+      'slowload',
+      `CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN IF current_setting('application_name') = 'cutover copy' THEN PERFORM pg_sleep(0.002); END IF; RETURN true; END $$`,
+      'CREATE TABLE slow (id int PRIMARY KEY, v text, CHECK (slow_ok(id)))',
+      `INSERT INTO slow SELECT g, md5(g::text) FROM generate_series(1, 3000) g`,
+    );
+    const plan = await writePlan(e, { db: 'slowload', stateDir: await tempStateDir(e.src.dir) });
+    const sync = await cli(['--json', '--events', 'json', 'sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    const copyEvents = sync.err
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { progress?: { table?: string; rowsDone?: number; bytesDone?: number; bytesTotal?: number; etaMs?: number } })
+      .filter((ev) => ev.progress?.rowsDone !== undefined)
+      .map((ev) => ev.progress!);
+    const slowDone = copyEvents.findIndex((p) => p.table === 'public.slow');
+    expect(slowDone, sync.err).toBeGreaterThan(0);
+    // Before the table is in: at least one event with some of its rows loaded, none with all of them.
+    const midway = copyEvents.slice(0, slowDone).filter((p) => p.table === undefined && p.rowsDone! > 0);
+    expect(midway.length, sync.err).toBeGreaterThan(0);
+    for (const p of midway) {
+      expect(p.rowsDone).toBeLessThan(3000);
+      expect(p.bytesDone).toBeLessThan(p.bytesTotal!);
+    }
+  }, 120_000);
+
   it('a copy cut short whose snapshot keeper is gone (as after a source restart) empties the copied tables and copies again under a new snapshot; rows are neither lost nor doubled', async () => {
     await seedDatabase(e.src, 'depot', 2000);
     await exec(e.src, 'depot', `CREATE TABLE stock (id bigserial PRIMARY KEY, n int NOT NULL, note text)`, `INSERT INTO stock (n, note) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 150000) g`);

@@ -21,4 +21,18 @@ describe('a copy cut into parts: what its progress counts', () => {
     expect(last.etaMs).toBeUndefined();
     expect(tally.rows).toBe(15);
   });
+
+  it('a part still loading counts what it has moved so far, so a table copied whole shows progress before it is in', () => {
+    const tally = new CopyTally([
+      { table: 'accounts', bytes: 1000 },
+      { table: 'tellers', bytes: 10 },
+    ]);
+    tally.partDone('tellers', 10, 3);
+    const midway = tally.loading({ bytes: 490, rows: 4900 });
+    expect(midway).toMatchObject({ tablesDone: 1, tablesTotal: 2, bytesDone: 500, bytesTotal: 1010, rowsDone: 4903 });
+    // The rate includes the loading bytes: half the data in, about as long again to go (not the tellers' tiny rate).
+    expect(midway.etaMs).toBeDefined();
+    expect(midway).not.toHaveProperty('table');
+    expect(tally.partDone('accounts', 1000, 10_000)).toMatchObject({ tableDone: true, tablesDone: 2, bytesDone: 1010, rowsDone: 10_003 });
+  });
 });
