@@ -21,4 +21,29 @@ describe('gatedPipeline', () => {
     const script = await readFile(join(dir, 'script'), 'utf8').catch(() => '');
     expect(script).not.toMatch(/COMMIT/);
   });
+
+  it('with big buffers (stdbuf) a large stream arrives whole, a failure still names the producer and holds the commit back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    // 3 MB through the pipe: more than the 1 MB buffer, in many writes.
+    await gatedPipeline({ cmd: 'sh', args: ['-c', 'seq 1 400000'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' }, { bigBuffers: true });
+    const data = await readFile(join(dir, 'data'), 'utf8');
+    expect(data.split('\n').slice(0, 2)).toEqual(['1', '2']);
+    expect(data.endsWith('\n400000\n')).toBe(true);
+    expect(data.length).toBe(2_688_895);
+    expect(await readFile(join(dir, 'script'), 'utf8')).toBe('BEGIN\nCOMMIT\n');
+    // Both sides really ran under stdbuf (coreutils: every Debian machine has it).
+    const seen = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    await gatedPipeline(
+      { cmd: 'sh', args: ['-c', 'echo "$LD_PRELOAD"'] },
+      { cmd: 'sh', args: (script: string) => ['-c', `cat > "${seen}/data"; echo "$LD_PRELOAD" >> "${seen}/data"; test -p "${script}"`] },
+      { prelude: '', commit: '' },
+      { bigBuffers: true },
+    );
+    expect((await readFile(join(seen, 'data'), 'utf8')).match(/libstdbuf/g)).toHaveLength(2);
+    const failing = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    await expect(gatedPipeline({ cmd: 'sh', args: ['-c', 'seq 1 1000; echo boom >&2; exit 3'] }, consumer(failing), { prelude: 'BEGIN\n', commit: 'COMMIT\n' }, { bigBuffers: true })).rejects.toThrow(
+      /^sh exited 3: boom/,
+    );
+    expect(await readFile(join(failing, 'script'), 'utf8').catch(() => '')).not.toMatch(/COMMIT/);
+  });
 });
