@@ -154,6 +154,10 @@ try {
     for (let i = 0; i < runs; i++) {
       for (const tool of i % 2 ? [...tools].reverse() : tools) {
         await sql(dst, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
+        // Each run starts from a checkpoint on both servers: a copy writes about its size in WAL, so without it the
+        // checkpoint that max_wal_size forces (and its writes) falls on whichever run comes next.
+        await sql(src, 'postgres', 'CHECKPOINT');
+        await sql(dst, 'postgres', 'CHECKPOINT');
         times.get(tool.name).push(await tool.run({ dir, src, dst, db: dataset.db }));
       }
     }
