@@ -262,12 +262,15 @@ function watchLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>, tally: Co
       const cap = new Map<string, number>();
       for (const u of loading) cap.set(u.table.table, (cap.get(u.table.table) ?? 0) + u.bytes);
       // A part is in only once committed: its bytes stay just below its size until then.
-      const inFlight = rows.reduce((a, r) => ({ bytes: a.bytes + Math.min(Number(r.b), Math.floor((cap.get(r.t) ?? 0) * 0.99)), rows: a.rows + (cap.has(r.t) ? Number(r.r) : 0) }), { bytes: 0, rows: 0 });
-      if (inFlight.bytes === 0 || stopped) continue;
+      const inFlight = new Map<string, { bytes: number; rows: number }>();
+      for (const r of rows) if (cap.has(r.t)) inFlight.set(r.t, { bytes: Math.min(Number(r.b), Math.floor(cap.get(r.t)! * 0.99)), rows: Number(r.r) });
+      if (inFlight.size === 0 || stopped) continue;
       const count = tally.loading(inFlight);
       progress({ phase: 'copy', message: `copy ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`, ...count });
     }
-  })();
+  })().catch(() => {
+    // Progress is a courtesy: whatever failed in it, the copy goes on.
+  });
   return {
     stop: async () => {
       stopped = true;

@@ -38,9 +38,10 @@ const SERVER_CORES = 0.6;
  * ranges beyond what the cores hold only take each other's CPU — and a range costs more than the whole table: its
  * TID range scan goes through the executor (+25% on the source here) and it cannot load with COPY FREEZE. Measured
  * on 2 cores, both servers here (PostgreSQL 15 -> 17, pgbench_accounts): scale 30 whole 2.7 s, 2 ranges 3.2 s,
- * 3 ranges 3.5 s; scale 100 whole 8.7-9.6 s, 2 ranges 10.3-11.3 s, 3 ranges 10.6-12.4 s. Servers elsewhere: `jobs`.
+ * 3 ranges 3.5 s; scale 100 whole 8.7-9.6 s, 2 ranges 10.3-11.3 s, 3 ranges 10.6-12.4 s. Both servers elsewhere:
+ * undefined (no cap: only the relay runs here).
  */
-export function copyStreamsPerTable(jobs: number, serversHere: number, cores = availableParallelism()): number {
-  if (serversHere <= 0) return jobs;
+export function copyStreamsPerTable(jobs: number, serversHere: number, cores = availableParallelism()): number | undefined {
+  if (serversHere <= 0) return undefined;
   return Math.max(1, Math.min(jobs, Math.floor(cores / (RELAY_CORES + SERVER_CORES * serversHere))));
 }

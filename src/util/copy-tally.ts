@@ -21,8 +21,14 @@ export class CopyTally {
   private readonly bytesTotal: number;
   private tablesDone: number;
   private bytesDone: number;
-  private bytesNow = 0;
+  /** Bytes parts of an earlier, resumed run copied: not this run's rate. */
+  private readonly bytesBefore: number;
   private rowsNow = 0;
+  /** The most bytes and rows reported yet (in-flight readings included): what is reported never goes back. */
+  private bytesShown = 0;
+  private rowsShown = 0;
+  /** The last reading of the parts still loading, by table. */
+  private inFlight = new Map<string, { bytes: number; rows: number }>();
   private readonly started = Date.now();
 
   constructor(parts: ReadonlyArray<{ table: string; bytes: number; done?: boolean }>) {
@@ -31,6 +37,8 @@ export class CopyTally {
     this.tablesDone = this.tablesTotal - this.partsLeft.size;
     this.bytesTotal = parts.reduce((a, p) => a + p.bytes, 0);
     this.bytesDone = parts.reduce((a, p) => a + (p.done ? p.bytes : 0), 0);
+    this.bytesBefore = this.bytesDone;
+    this.bytesShown = this.bytesDone;
   }
 
   /** Rows this run copied. */
@@ -39,36 +47,47 @@ export class CopyTally {
   }
 
   partDone(table: string, bytes: number, rows: number): CopyCount {
-    this.bytesNow += bytes;
     this.bytesDone += bytes;
     this.rowsNow += rows;
+    // The finished part is in its table's last reading: its commit counts it instead.
+    this.inFlight.delete(table);
     const tableRows = (this.rowsOf.get(table) ?? 0) + rows;
     this.rowsOf.set(table, tableRows);
     const left = this.partsLeft.get(table)! - 1;
     this.partsLeft.set(table, left);
     if (left === 0) this.tablesDone++;
-    return { table, tableDone: left === 0, ...this.counts(0, 0), ...(left === 0 ? { tableRows } : {}) };
+    return { table, tableDone: left === 0, ...this.counts(), ...(left === 0 ? { tableRows } : {}) };
   }
 
   /**
-   * The counts between parts: `inFlight` is what the parts still loading have moved so far (bytes capped by the
-   * caller at those parts' own size), so a table copied in one long part shows progress and a sane ETA before it is in.
+   * The counts between parts, with a reading of what the parts still loading have moved so far, by table (bytes
+   * capped by the caller at those parts' own size), so a table copied in one long part shows progress and a sane
+   * ETA before it is in.
    */
-  loading(inFlight: { bytes: number; rows: number }): RunningCount {
-    return this.counts(inFlight.bytes, inFlight.rows);
+  loading(inFlight: ReadonlyMap<string, { bytes: number; rows: number }>): RunningCount {
+    this.inFlight = new Map(inFlight);
+    return this.counts();
   }
 
-  private counts(bytesInFlight: number, rowsInFlight: number): RunningCount {
-    const bytesNow = this.bytesNow + bytesInFlight;
-    const bytesDone = Math.min(this.bytesTotal, this.bytesDone + bytesInFlight);
+  private counts(): RunningCount {
+    let bytesInFlight = 0;
+    let rowsInFlight = 0;
+    for (const r of this.inFlight.values()) {
+      bytesInFlight += r.bytes;
+      rowsInFlight += r.rows;
+    }
+    // A part's reading vanishes when its COPY ends, before its commit counts it: keep the high-water mark.
+    this.bytesShown = Math.max(this.bytesShown, Math.min(this.bytesTotal, this.bytesDone + bytesInFlight));
+    this.rowsShown = Math.max(this.rowsShown, this.rowsNow + rowsInFlight);
+    const moved = this.bytesShown - this.bytesBefore;
     const elapsed = Date.now() - this.started;
-    const etaMs = bytesNow > 0 && bytesDone < this.bytesTotal ? Math.round((elapsed / bytesNow) * (this.bytesTotal - bytesDone)) : undefined;
+    const etaMs = moved > 0 && this.bytesShown < this.bytesTotal ? Math.round((elapsed / moved) * (this.bytesTotal - this.bytesShown)) : undefined;
     return {
       tablesDone: this.tablesDone,
       tablesTotal: this.tablesTotal,
-      bytesDone,
+      bytesDone: this.bytesShown,
       bytesTotal: this.bytesTotal,
-      rowsDone: this.rowsNow + rowsInFlight,
+      rowsDone: this.rowsShown,
       ...(etaMs !== undefined ? { etaMs } : {}),
     };
   }

@@ -2,19 +2,26 @@ import { hostname, networkInterfaces } from 'node:os';
 import type { DbEndpoint } from './db-url.js';
 
 /**
- * Whether a server at `host` runs on this machine: a Unix socket, loopback, this machine's name or one of its
- * interfaces' addresses (names are not resolved).
+ * Whether a server at `host` runs on this machine: a Unix socket, loopback, the wildcard address, this machine's
+ * name or one of its interfaces' addresses (names are not resolved). A libpq host list (`a,b`) is here only when
+ * every entry is.
  */
 export function onThisMachine(host: string): boolean {
-  const h = host
-    .trim()
-    .toLowerCase()
-    .replace(/^\[|\]$/g, '');
-  if (h === '' || h.startsWith('/') || h === 'localhost' || h === '::1' || /^127\./.test(h) || h === hostname().toLowerCase()) return true;
-  return Object.values(networkInterfaces()).some((addrs) => (addrs ?? []).some((a) => a.address.toLowerCase() === h));
+  const entries = host.split(',').map((h) =>
+    h
+      .trim()
+      .toLowerCase()
+      .replace(/^\[|\]$/g, ''),
+  );
+  return entries.every((h) => {
+    if (h === '' || h.startsWith('/') || h === 'localhost' || h.endsWith('.localhost') || h === 'localhost.localdomain' || h === hostname().toLowerCase()) return true;
+    const ip = h.replace(/^::ffff:/, '');
+    if (/^127\./.test(ip) || ip === '0.0.0.0' || ip === '::1' || ip === '::' || ip === '7f00:1') return true;
+    return Object.values(networkInterfaces()).some((addrs) => (addrs ?? []).some((a) => a.address.toLowerCase() === h || a.address.toLowerCase() === ip));
+  });
 }
 
-/** Whether the server of `endpoint` runs on this machine (libpq's `host=` parameter, a socket directory, counts first). */
+/** Whether the server of `endpoint` runs on this machine (its host; a socket directory is its host too). */
 export function endpointOnThisMachine(endpoint: DbEndpoint): boolean {
-  return onThisMachine(endpoint.params['host'] ?? endpoint.host);
+  return onThisMachine(endpoint.params['hostaddr'] ?? endpoint.host);
 }

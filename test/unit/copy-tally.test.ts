@@ -28,11 +28,34 @@ describe('a copy cut into parts: what its progress counts', () => {
       { table: 'tellers', bytes: 10 },
     ]);
     tally.partDone('tellers', 10, 3);
-    const midway = tally.loading({ bytes: 490, rows: 4900 });
+    const midway = tally.loading(new Map([['accounts', { bytes: 490, rows: 4900 }]]));
     expect(midway).toMatchObject({ tablesDone: 1, tablesTotal: 2, bytesDone: 500, bytesTotal: 1010, rowsDone: 4903 });
     // The rate includes the loading bytes: half the data in, about as long again to go (not the tellers' tiny rate).
     expect(midway.etaMs).toBeDefined();
     expect(midway).not.toHaveProperty('table');
     expect(tally.partDone('accounts', 1000, 10_000)).toMatchObject({ tableDone: true, tablesDone: 2, bytesDone: 1010, rowsDone: 10_003 });
+  });
+
+  it('what it reports never goes back: a small part done between two readings of a big one still counts the big one, and the ETA comes from all that moved', () => {
+    const tally = new CopyTally([
+      { table: 'accounts', bytes: 1000 },
+      { table: 'tellers', bytes: 10 },
+    ]);
+    const reading = tally.loading(new Map([['accounts', { bytes: 800, rows: 8000 }]]));
+    expect(reading).toMatchObject({ bytesDone: 800, rowsDone: 8000 });
+    const tellers = tally.partDone('tellers', 10, 3);
+    expect(tellers).toMatchObject({ bytesDone: 810, rowsDone: 8003 });
+    // The big part's COPY ended (its reading is gone) before its commit counted it.
+    expect(tally.loading(new Map())).toMatchObject({ bytesDone: 810, rowsDone: 8003 });
+    expect(tally.partDone('accounts', 1000, 10_000)).toMatchObject({ bytesDone: 1010, rowsDone: 10_003, tablesDone: 2 });
+  });
+
+  it('an earlier run’s parts are not this run’s rate: a resumed copy with nothing moved yet has no ETA', () => {
+    const tally = new CopyTally([
+      { table: 'a', bytes: 500, done: true },
+      { table: 'b', bytes: 500 },
+    ]);
+    expect(tally.loading(new Map()).etaMs).toBeUndefined();
+    expect(tally.loading(new Map([['b', { bytes: 100, rows: 10 }]])).bytesDone).toBe(600);
   });
 });
