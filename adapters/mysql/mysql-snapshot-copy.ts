@@ -4,7 +4,7 @@ import { OperationError } from '../../src/errors.js';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { copyParts } from '../../src/util/copy-split.js';
-import { CopyTally } from '../../src/util/copy-tally.js';
+import { CopyTally, LOAD_PROGRESS_MS, cappedInFlight } from '../../src/util/copy-tally.js';
 import { formatBytes, formatCount } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { markDoneSql, recordUnits } from './mysql-copy-record.js';
@@ -254,6 +254,14 @@ export interface SnapshotCopyOptions {
   flavor: MysqlFlavor;
   /** Also read the binary log file and offset at the snapshots (a link that starts from them). */
   coordinates?: boolean;
+  /** How often the parts still loading report the rows and bytes they have streamed (default LOAD_PROGRESS_MS). */
+  progressEveryMs?: number;
+}
+
+/** What one loading part has streamed so far. */
+interface Streamed {
+  rows: number;
+  bytes: number;
 }
 
 interface Worker {
@@ -328,10 +336,10 @@ function core(c: MysqlConnection): CoreConnection {
  * Streams one unit from the worker's source snapshot into the target; pauses the source while the target is behind.
  * With `mark`, the load and the unit's done mark commit in one target transaction (warnings roll both back).
  */
-async function copyUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit, mark?: { sql: string; params: unknown[] }): Promise<number> {
+async function copyUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit, streamed: Streamed, mark?: { sql: string; params: unknown[] }): Promise<number> {
   const d = mappedQuery(w.dst, opts.target, opts.secrets, 'copying');
   if (mark) await d('START TRANSACTION', [], `starting the load of ${unit.table.name}`);
-  const rows = await loadUnit(w, opts, unit);
+  const rows = await loadUnit(w, opts, unit, streamed);
   if (mark) {
     await d(mark.sql, mark.params, `marking ${unit.table.name} copied`);
     await d('COMMIT', [], `committing the load of ${unit.table.name}`);
@@ -339,7 +347,7 @@ async function copyUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit, ma
   return rows;
 }
 
-function loadUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise<number> {
+function loadUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit, streamed: Streamed): Promise<number> {
   const src = core(w.src);
   const dst = core(w.dst);
   const socket = dst.stream;
@@ -351,6 +359,8 @@ function loadUnit(w: Worker, opts: SnapshotCopyOptions, unit: CopyUnit): Promise
   const flush = (): void => {
     if (pendingBytes === 0) return;
     body.write(Buffer.concat(pending, pendingBytes));
+    streamed.rows = rows;
+    streamed.bytes += pendingBytes;
     pending = [];
     pendingBytes = 0;
     if (!paused && socket.writableLength > HIGH_WATER) {
@@ -499,15 +509,20 @@ export async function copyAtOnePosition(
     bytesDone: 0,
     bytesTotal: totalBytes,
   });
+  const loading = new Map<CopyUnit, Streamed>();
   const work = async (w: Worker): Promise<void> => {
     while (failed === undefined && next < units.length) {
       const unit = units[next++]!;
       let n: number;
+      const streamed: Streamed = { rows: 0, bytes: 0 };
+      loading.set(unit, streamed);
       try {
-        n = await copyUnit(w, opts, unit, record && unit.id !== undefined ? markDoneSql(record.plan, unit.id, record.attempt, gtid) : undefined);
+        n = await copyUnit(w, opts, unit, streamed, record && unit.id !== undefined ? markDoneSql(record.plan, unit.id, record.attempt, gtid) : undefined);
       } catch (e) {
         failed ??= e;
         return;
+      } finally {
+        loading.delete(unit);
       }
       const { tableDone, ...count } = tally.partDone(unit.table.name, unit.bytes, n);
       progress({
@@ -517,9 +532,21 @@ export async function copyAtOnePosition(
       });
     }
   };
+  // A table copied as one long part reports as it streams, not only at its end.
+  const watch = setInterval(() => {
+    const inFlight = cappedInFlight(
+      [...loading].map(([u, r]) => ({ table: u.table.name, ...r })),
+      [...loading.keys()].map((u) => ({ table: u.table.name, bytes: u.bytes })),
+    );
+    if ([...inFlight.values()].every((r) => r.rows === 0)) return;
+    const count = tally.loading(inFlight);
+    progress({ phase: 'copy', message: `copying: ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`, ...count });
+  }, opts.progressEveryMs ?? LOAD_PROGRESS_MS);
+  watch.unref();
   try {
     await Promise.all(workers.map(work));
   } finally {
+    clearInterval(watch);
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;

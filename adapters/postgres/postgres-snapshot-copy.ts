@@ -8,7 +8,7 @@ import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { libpqEnv } from './postgres-tools.js';
 import { COPY_SPLIT_BYTES, copyParts } from '../../src/util/copy-split.js';
-import { CopyTally } from '../../src/util/copy-tally.js';
+import { CopyTally, LOAD_PROGRESS_MS, cappedInFlight } from '../../src/util/copy-tally.js';
 
 /**
  * The initial copy the way pgcopydb does it: a replication slot created first exports the snapshot of its
@@ -172,9 +172,6 @@ export interface SnapshotCopyOptions {
    */
   watch?: PgClient;
 }
-
-/** How often the loading parts' progress is read on the target. */
-export const LOAD_PROGRESS_MS = 2_000;
 const COPY_APP = 'cutover copy';
 
 /** Copies every unit with `jobs` workers; the first failure stops the others from starting new units. */
@@ -233,7 +230,7 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
 
 /**
  * Every LOAD_PROGRESS_MS, what the parts still loading have moved (the target's pg_stat_progress_copy of the copy's
- * sessions, by table; bytes capped below those parts' size, as COPY's stream is not the table's size) as a progress
+ * sessions, by table, cappedInFlight) as a progress
  * event. A target without the view (before 14) or a failed read ends the watch; the copy goes on either way.
  */
 function watchLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>, tally: CopyTally, progress: SyncProgress): { stop(): Promise<void> } {
@@ -259,11 +256,10 @@ function watchLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>, tally: Co
       } catch {
         return;
       }
-      const cap = new Map<string, number>();
-      for (const u of loading) cap.set(u.table.table, (cap.get(u.table.table) ?? 0) + u.bytes);
-      // A part is in only once committed: its bytes stay just below its size until then.
-      const inFlight = new Map<string, { bytes: number; rows: number }>();
-      for (const r of rows) if (cap.has(r.t)) inFlight.set(r.t, { bytes: Math.min(Number(r.b), Math.floor(cap.get(r.t)! * 0.99)), rows: Number(r.r) });
+      const inFlight = cappedInFlight(
+        rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r) })),
+        [...loading].map((u) => ({ table: u.table.table, bytes: u.bytes })),
+      );
       if (inFlight.size === 0 || stopped) continue;
       const count = tally.loading(inFlight);
       progress({ phase: 'copy', message: `copy ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`, ...count });

@@ -7,6 +7,27 @@ export type CopyCount = Required<Pick<SyncProgressEvent, 'table' | 'tablesDone' 
     tableDone: boolean;
   };
 
+/** How often a copy reports what its parts still loading have moved. */
+export const LOAD_PROGRESS_MS = 2_000;
+
+/**
+ * Readings of the parts still loading (per part or per table), summed by table, each table's bytes capped just below
+ * the size of its parts that are loading: a part is in only once committed, and what a load has streamed is not the
+ * table's stored size. Readings of tables with no part loading are dropped (the part ended since the reading).
+ */
+export function cappedInFlight(readings: Iterable<{ table: string; bytes: number; rows: number }>, loading: Iterable<{ table: string; bytes: number }>): Map<string, { bytes: number; rows: number }> {
+  const cap = new Map<string, number>();
+  for (const p of loading) cap.set(p.table, (cap.get(p.table) ?? 0) + p.bytes);
+  const out = new Map<string, { bytes: number; rows: number }>();
+  for (const r of readings) {
+    const c = cap.get(r.table);
+    if (c === undefined) continue;
+    const sum = out.get(r.table) ?? { bytes: 0, rows: 0 };
+    out.set(r.table, { bytes: Math.min(sum.bytes + r.bytes, Math.floor(c * 0.99)), rows: sum.rows + r.rows });
+  }
+  return out;
+}
+
 /** The counts of a copy while parts are loading: no table named. */
 export type RunningCount = Omit<CopyCount, 'table' | 'tableDone' | 'tableRows'>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CopyTally } from '../../src/util/copy-tally.js';
+import { CopyTally, cappedInFlight } from '../../src/util/copy-tally.js';
 
 describe('a copy cut into parts: what its progress counts', () => {
   it('a table is done with its last part; parts an earlier run copied count as bytes and tables done, not as rows', () => {
@@ -57,5 +57,24 @@ describe('a copy cut into parts: what its progress counts', () => {
     ]);
     expect(tally.loading(new Map()).etaMs).toBeUndefined();
     expect(tally.loading(new Map([['b', { bytes: 100, rows: 10 }]])).bytesDone).toBe(600);
+  });
+});
+
+describe('readings of parts still loading', () => {
+  it('are summed by table, capped just below the size of that table’s loading parts, and dropped for a table with none loading', () => {
+    const inFlight = cappedInFlight(
+      [
+        { table: 'big', bytes: 400, rows: 40 },
+        { table: 'big', bytes: 700, rows: 70 },
+        { table: 'small', bytes: 5, rows: 1 },
+        { table: 'gone', bytes: 50, rows: 5 },
+      ],
+      [
+        { table: 'big', bytes: 500 },
+        { table: 'big', bytes: 500 },
+        { table: 'small', bytes: 100 },
+      ],
+    );
+    expect(Object.fromEntries(inFlight)).toEqual({ big: { bytes: 990, rows: 110 }, small: { bytes: 5, rows: 1 } });
   });
 });
