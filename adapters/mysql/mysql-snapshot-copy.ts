@@ -4,8 +4,8 @@ import { OperationError } from '../../src/errors.js';
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { copyParts } from '../../src/util/copy-split.js';
-import { CopyTally, LOAD_PROGRESS_MS, cappedInFlight } from '../../src/util/copy-tally.js';
-import { formatBytes, formatCount } from '../../src/util/units.js';
+import { CopyTally, cappedInFlight, countsLine, watchInFlight } from '../../src/util/copy-tally.js';
+import { formatCount } from '../../src/util/units.js';
 import { connectMysql, mapMysqlError, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { markDoneSql, recordUnits } from './mysql-copy-record.js';
 import type { MysqlFlavor } from './mysql-flavor.js';
@@ -527,26 +527,26 @@ export async function copyAtOnePosition(
       const { tableDone, ...count } = tally.partDone(unit.table.name, unit.bytes, n);
       progress({
         phase: 'copy',
-        message: `copied ${unit.table.name}${unit.range ? ' (a key range)' : ''}${tableDone ? ` (${formatCount(count.tableRows ?? 0)} rows)` : ''}: ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`,
+        message: `copied ${unit.table.name}${unit.range ? ' (a key range)' : ''}${tableDone ? ` (${formatCount(count.tableRows ?? 0)} rows)` : ''}: ${countsLine(count)}`,
         ...count,
       });
     }
   };
   // A table copied as one long part reports as it streams, not only at its end.
-  const watch = setInterval(() => {
-    const inFlight = cappedInFlight(
-      [...loading].map(([u, r]) => ({ table: u.table.name, ...r })),
-      [...loading.keys()].map((u) => ({ table: u.table.name, bytes: u.bytes })),
-    );
-    if ([...inFlight.values()].every((r) => r.rows === 0)) return;
-    const count = tally.loading(inFlight);
-    progress({ phase: 'copy', message: `copying: ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`, ...count });
-  }, opts.progressEveryMs ?? LOAD_PROGRESS_MS);
-  watch.unref();
+  const watch = watchInFlight(
+    async () =>
+      cappedInFlight(
+        [...loading].map(([u, r]) => ({ table: u.table.name, ...r })),
+        [...loading.keys()].map((u) => ({ table: u.table.name, bytes: u.bytes })),
+      ),
+    tally,
+    progress,
+    opts.progressEveryMs,
+  );
   try {
     await Promise.all(workers.map(work));
   } finally {
-    clearInterval(watch);
+    await watch.stop();
     await Promise.all(workers.flatMap((w) => [w.src, w.dst]).map((c) => (failed === undefined ? c.end().catch(() => c.destroy()) : Promise.resolve(c.destroy()))));
   }
   if (failed !== undefined) throw failed;

@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
 import { access, chmod, cp, lstat, mkdtemp, readFile, readdir, rename, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, isAbsolute, join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { PreflightError } from '../../src/errors.js';
-import { isRoot, run } from '../../src/util/subprocess.js';
+import { isRoot, run, searchPathDirs } from '../../src/util/subprocess.js';
 
 export interface PostgresBinaries {
   major: number;
@@ -185,11 +185,7 @@ export async function findClientBinary(name: string, search: ClientBinarySearch 
   const candidates: Array<{ path: string; major?: number }> = [
     ...(search.dir ? [{ path: join(search.dir, name) }] : []),
     ...majors.map((d) => ({ path: join(debianRoot, d, 'bin', name), major: Number(d) })),
-    ...(search.path ?? process.env.PATH ?? '')
-      .split(delimiter)
-      // A relative entry would resolve against whatever directory the tool runs in.
-      .filter((d) => d !== '' && isAbsolute(d))
-      .map((d) => ({ path: join(d, name) })),
+    ...searchPathDirs(search.path).map((d) => ({ path: join(d, name) })),
   ];
   let firstFound: string | undefined;
   for (const c of candidates) {

@@ -1,6 +1,6 @@
 import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
-import { formatBytes, formatCount } from '../../src/util/units.js';
+import { formatCount } from '../../src/util/units.js';
 import { findClientBinary } from './postgres-binaries.js';
 import { gatedPipeline, spawnDetached } from '../../src/util/subprocess.js';
 import { connectPgReplication, type PgClient } from './postgres-connection.js';
@@ -8,7 +8,7 @@ import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
 import { libpqEnv } from './postgres-tools.js';
 import { COPY_SPLIT_BYTES, copyParts } from '../../src/util/copy-split.js';
-import { CopyTally, LOAD_PROGRESS_MS, cappedInFlight } from '../../src/util/copy-tally.js';
+import { CopyTally, cappedInFlight, countsLine, watchInFlight } from '../../src/util/copy-tally.js';
 
 /**
  * The initial copy the way pgcopydb does it: a replication slot created first exports the snapshot of its
@@ -214,12 +214,12 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
       const { tableDone, ...count } = tally.partDone(unit.table.table, unit.bytes, unitRows);
       progress({
         phase: 'copy',
-        message: `copy ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows${tableDone ? ` (${unit.table.table} done: ${formatCount(count.tableRows ?? 0)} rows)` : ''}`,
+        message: `copy ${countsLine(count)}${tableDone ? ` (${unit.table.table} done: ${formatCount(count.tableRows ?? 0)} rows)` : ''}`,
         ...count,
       });
     }
   };
-  const watching = opts.watch ? watchLoading(opts.watch, loading, tally, progress) : undefined;
+  const watching = opts.watch ? watchInFlight(() => readLoading(opts.watch!, loading), tally, progress) : undefined;
   try {
     await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, todo.length)) }, worker));
   } finally {
@@ -229,51 +229,23 @@ export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: Snapsh
 }
 
 /**
- * Every LOAD_PROGRESS_MS, what the parts still loading have moved (the target's pg_stat_progress_copy of the copy's
- * sessions, by table, cappedInFlight) as a progress
- * event. A target without the view (before 14) or a failed read ends the watch; the copy goes on either way.
+ * What the parts still loading have moved, from the target's pg_stat_progress_copy of the copy's sessions (14+; an
+ * older target fails the read, which ends the watch), by table, cappedInFlight.
  */
-function watchLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>, tally: CopyTally, progress: SyncProgress): { stop(): Promise<void> } {
-  let stopped = false;
-  let wake: () => void = () => {};
-  const loop = (async () => {
-    while (!stopped) {
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, LOAD_PROGRESS_MS).unref();
-      });
-      if (stopped || loading.size === 0) continue;
-      let rows: { t: string; b: string; r: string }[];
-      try {
-        ({ rows } = await watch.query<{ t: string; b: string; r: string }>(
-          `SELECT format('%I.%I', n.nspname, c.relname) AS t, sum(p.bytes_processed)::text AS b, sum(p.tuples_processed)::text AS r
-             FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid
-             JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE a.application_name = $1 AND p.datname = current_database() AND p.command = 'COPY FROM'
-            GROUP BY 1`,
-          [COPY_APP],
-        ));
-      } catch {
-        return;
-      }
-      const inFlight = cappedInFlight(
-        rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r) })),
-        [...loading].map((u) => ({ table: u.table.table, bytes: u.bytes })),
-      );
-      if (inFlight.size === 0 || stopped) continue;
-      const count = tally.loading(inFlight);
-      progress({ phase: 'copy', message: `copy ${count.tablesDone}/${count.tablesTotal} tables, ${formatBytes(count.bytesDone)} of ${formatBytes(count.bytesTotal)}, ${formatCount(count.rowsDone)} rows`, ...count });
-    }
-  })().catch(() => {
-    // Progress is a courtesy: whatever failed in it, the copy goes on.
-  });
-  return {
-    stop: async () => {
-      stopped = true;
-      wake();
-      await loop;
-    },
-  };
+async function readLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>): Promise<Map<string, { bytes: number; rows: number }>> {
+  if (loading.size === 0) return new Map();
+  const { rows } = await watch.query<{ t: string; b: string; r: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS t, sum(p.bytes_processed)::text AS b, sum(p.tuples_processed)::text AS r
+       FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid
+       JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE a.application_name = $1 AND p.datname = current_database() AND p.command = 'COPY FROM'
+      GROUP BY 1`,
+    [COPY_APP],
+  );
+  return cappedInFlight(
+    rows.map((r) => ({ table: r.t, bytes: Number(r.b), rows: Number(r.r) })),
+    [...loading].map((u) => ({ table: u.table.table, bytes: u.bytes })),
+  );
 }
 
 const UNITS = `${quoteIdent(TOOL_SCHEMA)}.copy_unit`;

@@ -1,4 +1,5 @@
-import type { SyncProgressEvent } from '../engine/cutover-adapter.js';
+import type { SyncProgress, SyncProgressEvent } from '../engine/cutover-adapter.js';
+import { formatBytes, formatCount } from './units.js';
 
 /** What a copy reports when one of its parts is in: the numbers of a 'copy' progress event, the same for every engine. */
 export type CopyCount = Required<Pick<SyncProgressEvent, 'table' | 'tablesDone' | 'tablesTotal' | 'bytesDone' | 'bytesTotal' | 'rowsDone'>> &
@@ -31,6 +32,42 @@ export function cappedInFlight(readings: Iterable<{ table: string; bytes: number
 /** The counts of a copy while parts are loading: no table named. */
 export type RunningCount = Omit<CopyCount, 'table' | 'tableDone' | 'tableRows'>;
 
+/** "3/5 tables, 1.2 GB of 2.0 GB, 1,234 rows": a copy's counts as its progress lines say them. */
+export function countsLine(c: RunningCount): string {
+  return `${c.tablesDone}/${c.tablesTotal} tables, ${formatBytes(c.bytesDone)} of ${formatBytes(c.bytesTotal)}, ${formatCount(c.rowsDone)} rows`;
+}
+
+/**
+ * Every `everyMs`, one read at a time, `read` says what the parts still loading have moved (cappedInFlight) and the
+ * tally turns it into a progress event. Progress is a courtesy: a read that fails ends the watch and the copy goes
+ * on. `stop` waits for a read in flight, so nothing runs on the reader's session after it.
+ */
+export function watchInFlight(read: () => Promise<ReadonlyMap<string, { bytes: number; rows: number }>>, tally: CopyTally, progress: SyncProgress, everyMs = LOAD_PROGRESS_MS): { stop(): Promise<void> } {
+  let reading: Promise<void> | undefined;
+  let ended = false;
+  const timer = setInterval(() => {
+    if (reading || ended) return;
+    reading = read()
+      .then((inFlight) => {
+        if (ended || [...inFlight.values()].every((r) => r.bytes === 0 && r.rows === 0)) return;
+        const count = tally.loading(inFlight);
+        progress({ phase: 'copy', message: `copy ${countsLine(count)}`, ...count });
+      })
+      .catch(() => {
+        ended = true;
+      })
+      .finally(() => (reading = undefined));
+  }, everyMs);
+  timer.unref();
+  return {
+    async stop() {
+      ended = true;
+      clearInterval(timer);
+      await reading;
+    },
+  };
+}
+
 /**
  * Counts a copy cut into parts (a table, or a range of one): tables whose parts are all in, bytes (parts an earlier,
  * resumed run copied count as done), rows of this run per table and in all, and an ETA from this run's own rate.
@@ -46,7 +83,7 @@ export class CopyTally {
   private readonly bytesBefore: number;
   private rowsNow = 0;
   /** The most bytes and rows reported yet (in-flight readings included): what is reported never goes back. */
-  private bytesShown = 0;
+  private bytesShown: number;
   private rowsShown = 0;
   /** The last reading of the parts still loading, by table. */
   private inFlight = new Map<string, { bytes: number; rows: number }>();

@@ -121,24 +121,27 @@ function failure(side: PipeSide, code: number | null, signal: NodeJS.Signals | n
  * psql: system time 0.86 s -> 0.40 s, user time about the same.
  */
 const PIPE_BUFFER = '1M';
+/** coreutils' stdbuf, looked up once; undefined where there is none (the pipeline runs without it). */
 let stdbufFound: Promise<string | undefined> | undefined;
 
-/** coreutils' stdbuf on $PATH, looked up once; undefined where there is none (the pipeline runs without it). */
-function stdbufPath(): Promise<string | undefined> {
-  stdbufFound ??= (async () => {
-    for (const d of (process.env.PATH ?? '').split(delimiter).filter((e) => e !== '' && isAbsolute(e))) {
-      const path = join(d, 'stdbuf');
-      if (
-        await access(path, constants.X_OK).then(
-          () => true,
-          () => false,
-        )
+/** $PATH's absolute entries: a relative one would resolve against whatever directory the tool runs in. */
+export function searchPathDirs(path = process.env.PATH ?? ''): string[] {
+  return path.split(delimiter).filter((d) => d !== '' && isAbsolute(d));
+}
+
+/** The first executable `name` in $PATH's absolute entries; undefined where there is none. */
+export async function findOnPath(name: string, path?: string): Promise<string | undefined> {
+  for (const d of searchPathDirs(path)) {
+    const file = join(d, name);
+    if (
+      await access(file, constants.X_OK).then(
+        () => true,
+        () => false,
       )
-        return path;
-    }
-    return undefined;
-  })();
-  return stdbufFound;
+    )
+      return file;
+  }
+  return undefined;
 }
 
 /**
@@ -163,7 +166,7 @@ export async function gatedPipeline(
   // Read and write: opening does not wait for the reader, and the data waits in the FIFO until it reads.
   const fh = await open(fifo, 'r+');
   try {
-    const stdbuf = opts.bigBuffers ? await stdbufPath() : undefined;
+    const stdbuf = opts.bigBuffers ? await (stdbufFound ??= findOnPath('stdbuf')) : undefined;
     const [pf, pa] = stdbuf ? [stdbuf, [`-o${PIPE_BUFFER}`, producer.cmd, ...producer.args]] : commandFor(producer.cmd, producer.args);
     const [cf, ca] = stdbuf ? [stdbuf, [`-i${PIPE_BUFFER}`, consumer.cmd, ...consumer.args(fifo)]] : commandFor(consumer.cmd, consumer.args(fifo));
     const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });

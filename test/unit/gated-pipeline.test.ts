@@ -1,15 +1,16 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { access } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { missing } from '../helpers/availability.js';
-import { gatedPipeline } from '../../src/util/subprocess.js';
+import { findOnPath, gatedPipeline } from '../../src/util/subprocess.js';
 
 /** A consumer that copies its stdin to `data` and the first two lines of its script to `script`. */
 const consumer = (dir: string) => ({ cmd: 'sh', args: (script: string) => ['-c', `cat > "${dir}/data"; head -n 2 "${script}" > "${dir}/script"`] });
 
-const noStdbuf = await missing('stdbuf (coreutils)', () => Promise.any((process.env.PATH ?? '').split(':').map((d) => access(join(d, 'stdbuf')))));
+const noStdbuf = await missing('stdbuf (coreutils)', async () => {
+  if (!(await findOnPath('stdbuf'))) throw new Error('not on PATH');
+});
 
 describe('gatedPipeline', () => {
   it('writes the commit part of the script only after the producer exited 0', async () => {
