@@ -21,8 +21,8 @@ export interface MysqlSession extends SessionInfo {
   rowsModified: number;
   /** The session has an open InnoDB transaction. */
   inTransaction: boolean;
-  /** Logged in and idle, no statement sent yet, for less than `freshWithinMs` (asked for, MariaDB only). */
-  fresh?: boolean;
+  /** MariaDB's QUERY_ID and, between statements, how long the session has been idle (asked for by `activity`). */
+  activity?: { queryId: string; idleMs: number | null };
 }
 
 export interface SessionFilter {
@@ -33,10 +33,10 @@ export interface SessionFilter {
   /** Thread ids to leave out (the cutover's own sessions). */
   exempt?: readonly string[];
   /**
-   * Mark sessions that logged in less than this long ago and have sent no statement yet (MariaDB's process list:
-   * QUERY_ID 0, TIME_MS). MySQL's has neither column: the query fails with ER_BAD_FIELD_ERROR.
+   * Read each session's QUERY_ID and idle time (MariaDB's process list: QUERY_ID, TIME_MS). MySQL's has neither
+   * column: the query fails with ER_BAD_FIELD_ERROR.
    */
-  freshWithinMs?: number;
+  activity?: boolean;
 }
 
 /**
@@ -55,7 +55,8 @@ interface Row extends RowDataPacket {
   state: string | null;
   rows_modified: string | null;
   trx_age_ms: string | null;
-  fresh?: number | null;
+  query_id?: string | number | null;
+  idle_ms?: string | number | null;
 }
 
 /** Client sessions except the tool's own, with their InnoDB transaction if any. */
@@ -72,11 +73,11 @@ export async function clientSessions(q: Query, filter: SessionFilter = {}): Prom
     params.push(filter.exempt);
     cond.push('p.ID NOT IN (?)');
   }
-  const fresh = filter.freshWithinMs !== undefined ? `, (p.QUERY_ID = 0 AND p.COMMAND = 'Sleep' AND p.TIME_MS < ${Math.trunc(filter.freshWithinMs)}) AS fresh` : '';
+  const activity = filter.activity ? `, p.QUERY_ID AS query_id, IF(p.COMMAND = 'Sleep', p.TIME_MS, NULL) AS idle_ms` : '';
   const rows = await q<Row>(
     `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.DB AS db, p.COMMAND AS command, p.STATE AS state,
             t.trx_rows_modified AS rows_modified,
-            TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) DIV 1000 AS trx_age_ms${fresh}
+            TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) DIV 1000 AS trx_age_ms${activity}
        FROM information_schema.PROCESSLIST p
        LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
       WHERE ${cond.join(' AND ')}
@@ -99,13 +100,13 @@ function toSession(r: Row): MysqlSession {
     command: r.command ?? '',
     rowsModified: Number(r.rows_modified ?? 0),
     inTransaction: r.rows_modified !== null,
-    ...(r.fresh !== undefined ? { fresh: Number(r.fresh) === 1 } : {}),
+    ...(r.query_id !== undefined && r.query_id !== null ? { activity: { queryId: String(r.query_id), idleMs: r.idle_ms === null || r.idle_ms === undefined ? null : Number(r.idle_ms) } } : {}),
   };
 }
 
 /** The public shape (drops internal fields so reports stay stable). */
 export function publicSession(s: MysqlSession, reason?: string): SessionInfo {
-  const { threadId: _t, command: _c, rowsModified: _r, inTransaction: _i, fresh: _f, ...rest } = s;
+  const { threadId: _t, command: _c, rowsModified: _r, inTransaction: _i, activity: _a, ...rest } = s;
   return reason ? { ...rest, reason } : rest;
 }
 
@@ -156,23 +157,26 @@ export async function endSessionsAtBoundaries(
   const deadline = Date.now() + opts.timeoutMs;
   const ended = new Map<string, EndedSession>();
   const filter: SessionFilter = { exempt: opts.exempt, ...(opts.users ? { users: opts.users } : {}) };
-  let freshWithinMs: number | undefined = opts.freshLoginGraceMs ?? FRESH_LOGIN_GRACE_MS;
+  const graceMs = opts.freshLoginGraceMs ?? FRESH_LOGIN_GRACE_MS;
+  let activity = true;
   const list = async (): Promise<MysqlSession[]> => {
-    if (freshWithinMs !== undefined) {
+    if (activity) {
       try {
-        return await clientSessions(q, { ...filter, freshWithinMs });
+        return await clientSessions(q, { ...filter, activity });
       } catch (e) {
         if (mysqlErrno(e) !== ER_BAD_FIELD_ERROR) throw e;
-        freshWithinMs = undefined;
+        activity = false;
       }
     }
     return clientSessions(q, filter);
   };
+  const logins = new FreshLogins(graceMs);
   for (;;) {
     const left = (await list()).filter((s) => !ended.has(s.threadId) && s.command !== 'Killed');
     if (left.length === 0) break;
     const late = Date.now() >= deadline;
-    const now = left.filter((s) => late || (s.command === 'Sleep' && !s.fresh));
+    logins.observe(left);
+    const now = left.filter((s) => late || (s.command === 'Sleep' && !logins.spare(s)));
     for (const s of now) {
       if (await killOne(q, s.threadId, opts.killer)) ended.set(s.threadId, { session: s, idle: s.command === 'Sleep' });
     }
@@ -188,6 +192,34 @@ export async function endSessionsAtBoundaries(
     }
   }
   return { ended: [...ended.values()], failed };
+}
+
+/**
+ * Which idle sessions may be logins that have not sent their first statement yet. MariaDB's process list has no
+ * login time, and QUERY_ID 0 is no sign: a connection served by a cached thread shows the query id of that
+ * thread's previous connection (THD::reset_for_reuse keeps it; measured: every login after a closed one). What
+ * tells is the first sighting: a session first seen idle for less than the grace, whose QUERY_ID has not moved
+ * since, has sent nothing the fence has seen; it is spared until its idle time passes the grace. A session seen
+ * running a statement, or whose QUERY_ID moved, is ended at its next boundary. A busy session first met in a
+ * short pause between statements costs the drain one poll at most.
+ */
+class FreshLogins {
+  private readonly firstSeen = new Map<string, string | null>();
+  constructor(private readonly graceMs: number) {}
+
+  /** Records the sessions seen for the first time: the QUERY_ID of those idle for less than the grace. */
+  observe(sessions: readonly MysqlSession[]): void {
+    for (const s of sessions) {
+      if (this.firstSeen.has(s.threadId)) continue;
+      const a = s.activity;
+      this.firstSeen.set(s.threadId, a && a.idleMs !== null && a.idleMs < this.graceMs ? a.queryId : null);
+    }
+  }
+
+  spare(s: MysqlSession): boolean {
+    const a = s.activity;
+    return a !== undefined && a.idleMs !== null && a.idleMs < this.graceMs && this.firstSeen.get(s.threadId) === a.queryId;
+  }
 }
 
 /** KILL CONNECTION (or the provider's procedure); a session that ended on its own meanwhile counts as ended. */

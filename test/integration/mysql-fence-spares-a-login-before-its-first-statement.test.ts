@@ -24,8 +24,22 @@ describe.skipIf(mariadbMissing)('MariaDB fence: a login that has not sent its fi
     await sb?.stop();
   });
 
-  it('sends it: the statement runs, and the session is ended at its next boundary, not before', async () => {
+  /** A login served by a thread another connection left in the thread cache: its QUERY_ID is that connection's last. */
+  async function loginOnACachedThread(): Promise<mysql.Connection> {
+    const before = await connect(sb, { user: 'app', password: 'app-pw' });
+    await before.query('SELECT 1');
+    const id = before.threadId;
+    await before.end();
+    while ((await q('SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?', [id])).length > 0) await new Promise((r) => setTimeout(r, 5));
     const app = await connect(sb, { user: 'app', password: 'app-pw' });
+    const [row] = await q<RowDataPacket & { qid: number }>('SELECT QUERY_ID AS qid FROM information_schema.PROCESSLIST WHERE ID = ?', [app.threadId]);
+    // The case the fence met in CI: no statement sent, yet QUERY_ID is not 0.
+    expect(Number(row?.qid)).toBeGreaterThan(0);
+    return app;
+  }
+
+  it('sends it: the statement runs, and the session is ended at its next boundary, not before', async () => {
+    const app = await loginOnACachedThread();
     // A longer grace than the default keeps a loaded machine's timer delays out of the result.
     const ending = endSessionsAtBoundaries(q, { exempt: [], timeoutMs: 5000, freshLoginGraceMs: 1000 });
     await new Promise((r) => setTimeout(r, 30));
@@ -37,7 +51,7 @@ describe.skipIf(mariadbMissing)('MariaDB fence: a login that has not sent its fi
   });
 
   it('sends nothing (a pool’s idle login): ended once the grace has passed, long before the drain timeout', async () => {
-    const app = await connect(sb, { user: 'app', password: 'app-pw' });
+    const app = await loginOnACachedThread();
     const t0 = Date.now();
     const r = await endSessionsAtBoundaries(q, { exempt: [], timeoutMs: 10_000, freshLoginGraceMs: FRESH_LOGIN_GRACE_MS });
     expect(r.ended.map((e) => [e.session.user, e.idle])).toEqual([['app', true]]);
