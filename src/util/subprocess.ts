@@ -123,6 +123,8 @@ function failure(side: PipeSide, code: number | null, signal: NodeJS.Signals | n
 const PIPE_BUFFER = '1M';
 /** coreutils' stdbuf, looked up once; undefined where there is none (the pipeline runs without it). */
 let stdbufFound: Promise<string | undefined> | undefined;
+/** util-linux's setpriv (for --pdeathsig), looked up once; undefined where there is none. */
+let setprivFound: Promise<string | undefined> | undefined;
 
 /** $PATH's absolute entries: a relative one would resolve against whatever directory the tool runs in. */
 export function searchPathDirs(path = process.env.PATH ?? ''): string[] {
@@ -148,10 +150,13 @@ export async function findOnPath(name: string, path?: string): Promise<string | 
  * `producer | consumer` where the consumer also reads a script from a FIFO (`consumerArgs(path)` names it, e.g.
  * psql `-f path`): `prelude` is written at once, `commit` only once the producer has exited 0. A producer that
  * dies part-way ends its stream like a finished one; the consumer is then killed before it reads any `commit`,
- * so nothing it loaded survives. If this process is killed, the FIFO's last writer is gone and the consumer
- * reaches the end of its script without `commit` the same way. (A FIFO, not an inherited fd: psql opens its
- * script by name, and /dev/fd/N of the socket Node hands a child cannot be opened.) Resolves to the end of what
- * the consumer printed on stdout (its last 4000 characters).
+ * so nothing it loaded survives. (A FIFO, not an inherited fd: psql opens its script by name, and /dev/fd/N of
+ * the socket Node hands a child cannot be opened.) The FIFO's name is removed before its last writer closes, so
+ * no late reader can open it and wait for a writer forever. If this process is killed, both children get SIGKILL
+ * from the kernel (util-linux setpriv --pdeathsig, where there is one): a consumer that had not opened its script
+ * yet would otherwise wait in open() for a writer that never comes; one that had sees end of file without
+ * `commit` and rolls back either way. Resolves to the end of what the consumer printed on stdout (its last 4000
+ * characters).
  */
 export async function gatedPipeline(
   producer: PipeSide,
@@ -167,8 +172,13 @@ export async function gatedPipeline(
   const fh = await open(fifo, 'r+');
   try {
     const stdbuf = opts.bigBuffers ? await (stdbufFound ??= findOnPath('stdbuf')) : undefined;
-    const [pf, pa] = stdbuf ? [stdbuf, [`-o${PIPE_BUFFER}`, producer.cmd, ...producer.args]] : commandFor(producer.cmd, producer.args);
-    const [cf, ca] = stdbuf ? [stdbuf, [`-i${PIPE_BUFFER}`, consumer.cmd, ...consumer.args(fifo)]] : commandFor(consumer.cmd, consumer.args(fifo));
+    const setpriv = await (setprivFound ??= findOnPath('setpriv'));
+    const command = (cmd: string, args: readonly string[], buffer: string): [string, string[]] => {
+      const argv = [...(stdbuf ? [stdbuf, buffer] : []), cmd, ...args];
+      return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', ...argv]] : [argv[0]!, argv.slice(1)];
+    };
+    const [pf, pa] = command(producer.cmd, producer.args, `-o${PIPE_BUFFER}`);
+    const [cf, ca] = command(consumer.cmd, consumer.args(fifo), `-i${PIPE_BUFFER}`);
     const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe'] });
     // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
@@ -189,20 +199,17 @@ export async function gatedPipeline(
     await fh.write(script.prelude);
     const pr = await pDone;
     if (pr.code === 0) await fh.write(script.commit);
-    else {
-      c.kill('SIGKILL');
-      // The script ends here, without its commit: a reader the kill did not reach (a child of a shell consumer)
-      // sees end of file instead of waiting for a line that never comes, and the consumer's close can happen.
-      await fh.close();
-    }
+    else c.kill('SIGKILL');
     const cr = pr.code === 0 ? await cDone : await Promise.race([cDone, cExit]);
     // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
     if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
     if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
     return out;
   } finally {
-    await fh.close().catch(() => {});
+    // Name first, writer second: a reader the kill did not reach (a child of a shell consumer) that has the
+    // script open sees end of file instead of waiting for a line that never comes; one that has not cannot open it.
     await rm(dir, { recursive: true, force: true });
+    await fh.close().catch(() => {});
   }
 }
 

@@ -1,12 +1,24 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing } from '../helpers/availability.js';
 import { findOnPath, gatedPipeline } from '../../src/util/subprocess.js';
+import { ROOT, ensureBuilt } from '../helpers/built-cli.js';
 
 /** A consumer that copies its stdin to `data` and the first two lines of its script to `script`. */
 const consumer = (dir: string) => ({ cmd: 'sh', args: (script: string) => ['-c', `cat > "${dir}/data"; head -n 2 "${script}" > "${dir}/script"`] });
+
+const noSetpriv = await missing('setpriv (util-linux)', async () => {
+  if (!(await findOnPath('setpriv'))) throw new Error('not on PATH');
+});
+
+/** Whether process `pid` still exists (a zombie counts as gone). */
+async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && !/^\d+ \(.*\) Z/.test(stat);
+}
 
 const noStdbuf = await missing('stdbuf (coreutils)', async () => {
   if (!(await findOnPath('stdbuf'))) throw new Error('not on PATH');
@@ -50,5 +62,29 @@ describe('gatedPipeline', () => {
       /^sh exited 3: boom/,
     );
     expect(await readFile(join(failing, 'script'), 'utf8').catch(() => '')).not.toMatch(/COMMIT/);
+  });
+
+  it.skipIf(noSetpriv)('the process running it killed (kill -9): both sides die with it, and a consumer that had not opened its script yet does not wait forever', async () => {
+    await ensureBuilt();
+    const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    // The consumer writes its pid and then waits without ever opening the script: the case that hung before.
+    const program = `
+      import { gatedPipeline } from ${JSON.stringify(`${ROOT}dist/src/util/subprocess.js`)};
+      await gatedPipeline(
+        { cmd: 'sh', args: ['-c', 'echo $$ > ${dir}/producer; exec sleep 60'] },
+        { cmd: 'sh', args: () => ['-c', 'echo $$ > ${dir}/consumer; exec sleep 60'] },
+        { prelude: 'BEGIN\\n', commit: 'COMMIT\\n' },
+        { bigBuffers: true },
+      );`;
+    const runner = execa('node', ['--input-type=module', '-e', program], { reject: false });
+    const pids = async () => (await readdir(dir)).sort();
+    for (let i = 0; i < 200 && (await pids()).length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    const producer = Number(await readFile(join(dir, 'producer'), 'utf8'));
+    const consumer = Number(await readFile(join(dir, 'consumer'), 'utf8'));
+    expect([await alive(producer), await alive(consumer)]).toEqual([true, true]);
+    runner.kill('SIGKILL');
+    await runner;
+    for (let i = 0; i < 100 && ((await alive(producer)) || (await alive(consumer))); i++) await new Promise((r) => setTimeout(r, 20));
+    expect([await alive(producer), await alive(consumer)]).toEqual([false, false]);
   });
 });
