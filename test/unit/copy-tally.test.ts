@@ -50,6 +50,25 @@ describe('a copy cut into parts: what its progress counts', () => {
     expect(tally.partDone('accounts', 1000, 10_000)).toMatchObject({ bytesDone: 1010, rowsDone: 10_003, tablesDone: 2 });
   });
 
+  it('no ETA from small parts alone while a big one loads unseen; one once a reading of it came in', () => {
+    const tally = new CopyTally([
+      { table: 'accounts', bytes: 100_000 },
+      { table: 'tellers', bytes: 100 },
+      { table: 'branches', bytes: 100 },
+    ]);
+    expect(tally.partDone('tellers', 100, 300).etaMs).toBeUndefined();
+    expect(tally.partDone('branches', 100, 30).etaMs).toBeUndefined();
+    expect(tally.loading(new Map([['accounts', { bytes: 40_000, rows: 4000 }]])).etaMs).toBeGreaterThanOrEqual(0);
+    // Without any reading (no progress view on the server): an ETA once a twentieth of the bytes is in.
+    const unseen = new CopyTally([
+      { table: 'a', bytes: 1000 },
+      { table: 'b', bytes: 40 },
+      { table: 'c', bytes: 60 },
+    ]);
+    expect(unseen.partDone('b', 40, 1).etaMs).toBeUndefined();
+    expect(unseen.partDone('c', 60, 1).etaMs).toBeGreaterThanOrEqual(0);
+  });
+
   it('an earlier run’s parts are not this run’s rate: a resumed copy with nothing moved yet has no ETA', () => {
     const tally = new CopyTally([
       { table: 'a', bytes: 500, done: true },
