@@ -1,7 +1,7 @@
 import { execa, type Options as ExecaOptions } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdtemp, open, rm } from 'node:fs/promises';
+import { access, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { OperationError } from '../errors.js';
@@ -147,16 +147,37 @@ export async function findOnPath(name: string, path?: string): Promise<string | 
 }
 
 /**
+ * A FIFO already unlinked: both ends open (the writer read-write, so neither open waits for the other), no name
+ * left for anyone else to open, nothing left behind in the temporary directory whatever happens next.
+ */
+async function namelessFifo(): Promise<{ writer: FileHandle; reader: FileHandle }> {
+  const dir = await mkdtemp(join(tmpdir(), 'cutover-gate-'));
+  const fifo = join(dir, 'script');
+  try {
+    await run('mkfifo', ['-m', '600', fifo]);
+    const writer = await open(fifo, 'r+');
+    try {
+      return { writer, reader: await open(fifo, 'r') };
+    } catch (e) {
+      await writer.close();
+      throw e;
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * `producer | consumer` where the consumer also reads a script from a FIFO (`consumerArgs(path)` names it, e.g.
  * psql `-f path`): `prelude` is written at once, `commit` only once the producer has exited 0. A producer that
  * dies part-way ends its stream like a finished one; the consumer is then killed before it reads any `commit`,
- * so nothing it loaded survives. (A FIFO, not an inherited fd: psql opens its script by name, and /dev/fd/N of
- * the socket Node hands a child cannot be opened.) The FIFO's name is removed before its last writer closes, so
- * no late reader can open it and wait for a writer forever. If this process is killed, both children get SIGKILL
- * from the kernel (util-linux setpriv --pdeathsig, where there is one): a consumer that had not opened its script
- * yet would otherwise wait in open() for a writer that never comes; one that had sees end of file without
- * `commit` and rolls back either way. Resolves to the end of what the consumer printed on stdout (its last 4000
- * characters).
+ * so nothing it loaded survives. The FIFO has no name by the time the consumer starts: it reaches it as its fd 3
+ * (path /dev/fd/3; psql opens its script by name, and /dev/fd/N of the socket Node hands a child as a pipe cannot
+ * be opened, a FIFO's can). So no late reader can open it and wait for a writer forever, and a kill leaves nothing
+ * in the temporary directory. If this process is killed, both children get SIGKILL from the kernel (util-linux
+ * setpriv --pdeathsig, where there is one): a consumer that had not opened its script yet would otherwise wait in
+ * open() for a writer that never comes; one that had sees end of file without `commit` and rolls back either way.
+ * Resolves to the end of what the consumer printed on stdout (its last 4000 characters).
  */
 export async function gatedPipeline(
   producer: PipeSide,
@@ -165,11 +186,7 @@ export async function gatedPipeline(
   opts: { secrets?: readonly string[]; bigBuffers?: boolean } = {},
 ): Promise<string> {
   const secrets = opts.secrets ?? [];
-  const dir = await mkdtemp(join(tmpdir(), 'cutover-gate-'));
-  const fifo = join(dir, 'script');
-  await run('mkfifo', ['-m', '600', fifo]);
-  // Read and write: opening does not wait for the reader, and the data waits in the FIFO until it reads.
-  const fh = await open(fifo, 'r+');
+  const { writer: fh, reader: scriptEnd } = await namelessFifo();
   try {
     const stdbuf = opts.bigBuffers ? await (stdbufFound ??= findOnPath('stdbuf')) : undefined;
     const setpriv = await (setprivFound ??= findOnPath('setpriv'));
@@ -178,16 +195,17 @@ export async function gatedPipeline(
       return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', ...argv]] : [argv[0]!, argv.slice(1)];
     };
     const [pf, pa] = command(producer.cmd, producer.args, `-o${PIPE_BUFFER}`);
-    const [cf, ca] = command(consumer.cmd, consumer.args(fifo), `-i${PIPE_BUFFER}`);
+    const [cf, ca] = command(consumer.cmd, consumer.args('/dev/fd/3'), `-i${PIPE_BUFFER}`);
     const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe'] });
+    const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe', scriptEnd.fd] });
     // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
     p.stdout.destroy();
     const errs = ['', ''];
     let out = '';
-    c.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+    // Piped (stdio[1], stdio[2]): never null; a fourth stdio entry only widens the type.
+    c.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
     p.stderr.on('data', (d: Buffer) => (errs[0] = (errs[0]! + d.toString()).slice(-4000)));
-    c.stderr.on('data', (d: Buffer) => (errs[1] = (errs[1]! + d.toString()).slice(-4000)));
+    c.stderr!.on('data', (d: Buffer) => (errs[1] = (errs[1]! + d.toString()).slice(-4000)));
     const exited = (child: ChildProcess) =>
       new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
         child.on('error', () => resolve({ code: -1, signal: null }));
@@ -206,9 +224,9 @@ export async function gatedPipeline(
     if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
     return out;
   } finally {
-    // Name first, writer second: a reader the kill did not reach (a child of a shell consumer) that has the
-    // script open sees end of file instead of waiting for a line that never comes; one that has not cannot open it.
-    await rm(dir, { recursive: true, force: true });
+    // The last writer gone: a reader the kill did not reach (a child of a shell consumer) sees end of file instead
+    // of waiting for a line that never comes.
+    await scriptEnd.close().catch(() => {});
     await fh.close().catch(() => {});
   }
 }

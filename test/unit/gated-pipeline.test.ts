@@ -72,16 +72,18 @@ describe('gatedPipeline', () => {
       import { gatedPipeline } from ${JSON.stringify(`${ROOT}dist/src/util/subprocess.js`)};
       await gatedPipeline(
         { cmd: 'sh', args: ['-c', 'echo $$ > ${dir}/producer; exec sleep 60'] },
-        { cmd: 'sh', args: () => ['-c', 'echo $$ > ${dir}/consumer; exec sleep 60'] },
+        { cmd: 'sh', args: (script) => ['-c', 'readlink ' + script + ' > ${dir}/script.path; echo $$ > ${dir}/consumer; exec sleep 60'] },
         { prelude: 'BEGIN\\n', commit: 'COMMIT\\n' },
         { bigBuffers: true },
       );`;
     const runner = execa('node', ['--input-type=module', '-e', program], { reject: false });
     const pids = async () => (await readdir(dir)).sort();
-    for (let i = 0; i < 200 && (await pids()).length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && (await pids()).length < 3; i++) await new Promise((r) => setTimeout(r, 25));
     const producer = Number(await readFile(join(dir, 'producer'), 'utf8'));
     const consumer = Number(await readFile(join(dir, 'consumer'), 'utf8'));
     expect([await alive(producer), await alive(consumer)]).toEqual([true, true]);
+    // The script reaches the consumer as an open FIFO whose name is already gone: nothing to wait on, nothing left behind.
+    expect(await readFile(join(dir, 'script.path'), 'utf8')).toMatch(/cutover-gate-.*\/script \(deleted\)\n$/);
     runner.kill('SIGKILL');
     await runner;
     for (let i = 0; i < 100 && ((await alive(producer)) || (await alive(consumer))); i++) await new Promise((r) => setTimeout(r, 20));
