@@ -1,4 +1,4 @@
-import { access, constants, mkdtemp, rm } from 'node:fs/promises';
+import { access, constants, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { DbEndpoint } from '../../src/util/db-url.js';
@@ -117,22 +117,32 @@ export interface SectionDump {
   discard(): Promise<void>;
 }
 
-/** `pg_dump -Fc <args>` into a private temporary file: parallel restore needs a file. */
+/**
+ * `pg_dump -Fc <args>` into a private temporary file: parallel restore needs a file. The file has no name from the
+ * start (created, opened, unlinked): pg_dump and pg_restore reach it as their fd 3 (/dev/fd/3, which pg_restore's
+ * parallel workers inherit), so a process killed mid-sync leaves no dump behind.
+ */
 export async function dumpSection(tools: ClientTools, source: DbEndpoint, database: string, dumpArgs: string[]): Promise<SectionDump> {
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
-  const file = join(dir, 'section.dump');
-  const discard = () => rm(dir, { recursive: true, force: true });
+  let file: FileHandle;
   try {
-    await run(tools.pgDump, ['-Fc', '-Z0', '-f', file, ...dumpArgs], { env: libpqEnv(source, database), secrets: [source.password].filter((s): s is string => !!s) });
+    file = await open(join(dir, 'section.dump'), 'wx+', 0o600);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const discard = () => file.close().catch(() => {});
+  try {
+    await run(tools.pgDump, ['-Fc', '-Z0', '-f', '/dev/fd/3', ...dumpArgs], { env: libpqEnv(source, database), secrets: [source.password].filter((s): s is string => !!s), fds: [file.fd] });
   } catch (e) {
     await discard();
     throw e;
   }
   return {
     async restore(target, opts) {
-      await run(tools.pgRestore, ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, file], {
+      await run(tools.pgRestore, ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, '/dev/fd/3'], {
         env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }),
         secrets: [target.password].filter((s): s is string => !!s),
+        fds: [file.fd],
       });
     },
     discard,

@@ -35,6 +35,8 @@ export interface RunOptions {
   asUser?: string;
   /** Do not throw on a non-zero exit; the caller inspects `exitCode`. */
   reject?: boolean;
+  /** Open files the child gets as its fd 3, 4, … (it names them /dev/fd/3, …); not with `input`. */
+  fds?: readonly number[];
 }
 
 export interface RunResult {
@@ -53,6 +55,11 @@ export function commandFor(cmd: string, args: readonly string[], asUser?: string
   return [cmd, [...args]];
 }
 
+/** stdio passing open files on as fd 3, 4, …: execa takes any open fd there, its types only name 3 to 9. */
+function extraFds(fds: readonly number[]): ExecaOptions['stdio'] {
+  return ['ignore', 'pipe', 'pipe', ...fds] as unknown as ExecaOptions['stdio'];
+}
+
 /** The one way this tool starts a child process: env-only credentials, redacted errors. */
 export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const [file, argv] = commandFor(cmd, args, opts.asUser);
@@ -62,7 +69,7 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     reject: false,
     stripFinalNewline: true,
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
-    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+    ...(opts.input !== undefined ? { input: opts.input } : opts.fds?.length ? { stdio: extraFds(opts.fds) } : { stdin: 'ignore' as const }),
     ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
   };
   const r = await execa(file, argv, execaOpts);
