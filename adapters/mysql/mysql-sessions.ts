@@ -201,7 +201,8 @@ export async function endSessionsAtBoundaries(
  * tells is the first sighting: a session first seen idle for less than the grace, whose QUERY_ID has not moved
  * since, has sent nothing the fence has seen; it is spared until its idle time passes the grace. A session seen
  * running a statement, or whose QUERY_ID moved, is ended at its next boundary. A busy session first met in a
- * short pause between statements costs the drain one poll at most.
+ * short pause is spared until that pause passes the grace or it sends its next statement (then it is ended at the
+ * pause after it). A session with an open InnoDB transaction has sent statements: never spared.
  */
 class FreshLogins {
   private readonly firstSeen = new Map<string, string | null>();
@@ -218,7 +219,7 @@ class FreshLogins {
 
   spare(s: MysqlSession): boolean {
     const a = s.activity;
-    return a !== undefined && a.idleMs !== null && a.idleMs < this.graceMs && this.firstSeen.get(s.threadId) === a.queryId;
+    return !s.inTransaction && a !== undefined && a.idleMs !== null && a.idleMs < this.graceMs && this.firstSeen.get(s.threadId) === a.queryId;
   }
 }
 

@@ -113,14 +113,15 @@ export interface SectionDump {
    * exists before it is made, so a restore that was cut short can run again.
    */
   restore(target: DbEndpoint, opts: { jobs: number; targetOptions: string; clean: boolean }): Promise<void>;
-  /** Removes the file. */
+  /** Closes the (nameless) file, which frees its space; no restore after it. */
   discard(): Promise<void>;
 }
 
 /**
  * `pg_dump -Fc <args>` into a private temporary file: parallel restore needs a file. The file has no name from the
  * start (created, opened, unlinked): pg_dump and pg_restore reach it as their fd 3 (/dev/fd/3, which pg_restore's
- * parallel workers inherit), so a process killed mid-sync leaves no dump behind.
+ * parallel workers inherit; Linux reopens it from the fd with an offset of its own), so a process killed mid-sync
+ * leaves no dump behind.
  */
 export async function dumpSection(tools: ClientTools, source: DbEndpoint, database: string, dumpArgs: string[]): Promise<SectionDump> {
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
@@ -130,7 +131,11 @@ export async function dumpSection(tools: ClientTools, source: DbEndpoint, databa
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const discard = () => file.close().catch(() => {});
+  let discarded = false;
+  const discard = async () => {
+    discarded = true;
+    await file.close().catch(() => {});
+  };
   try {
     await run(tools.pgDump, ['-Fc', '-Z0', '-f', '/dev/fd/3', ...dumpArgs], { env: libpqEnv(source, database), secrets: [source.password].filter((s): s is string => !!s), fds: [file.fd] });
   } catch (e) {
@@ -139,6 +144,7 @@ export async function dumpSection(tools: ClientTools, source: DbEndpoint, databa
   }
   return {
     async restore(target, opts) {
+      if (discarded) throw new Error('dumpSection: restore after discard');
       await run(tools.pgRestore, ['--exit-on-error', '--no-owner', '-j', String(opts.jobs), ...(opts.clean ? ['--clean', '--if-exists'] : []), '-d', `dbname=${quoteConninfoValue(database)}`, '/dev/fd/3'], {
         env: libpqEnv(target, database, { PGOPTIONS: opts.targetOptions }),
         secrets: [target.password].filter((s): s is string => !!s),

@@ -35,7 +35,10 @@ export interface RunOptions {
   asUser?: string;
   /** Do not throw on a non-zero exit; the caller inspects `exitCode`. */
   reject?: boolean;
-  /** Open files the child gets as its fd 3, 4, … (it names them /dev/fd/3, …); not with `input`. */
+  /**
+   * Open files the child gets as its fd 3, 4, … (it names them /dev/fd/3, …: on Linux a reopen with its own
+   * offset). Not with `input` or `asUser` (another user cannot reopen our private file).
+   */
   fds?: readonly number[];
 }
 
@@ -62,6 +65,7 @@ function extraFds(fds: readonly number[]): ExecaOptions['stdio'] {
 
 /** The one way this tool starts a child process: env-only credentials, redacted errors. */
 export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.fds?.length && (opts.input !== undefined || opts.asUser)) throw new TypeError('run: fds go with neither input nor asUser');
   const [file, argv] = commandFor(cmd, args, opts.asUser);
   const execaOpts: ExecaOptions = {
     env: childEnv(opts.env),
@@ -130,8 +134,15 @@ function failure(side: PipeSide, code: number | null, signal: NodeJS.Signals | n
 const PIPE_BUFFER = '1M';
 /** coreutils' stdbuf, looked up once; undefined where there is none (the pipeline runs without it). */
 let stdbufFound: Promise<string | undefined> | undefined;
-/** util-linux's setpriv (for --pdeathsig), looked up once; undefined where there is none. */
+/** util-linux's setpriv, looked up once, where it has --pdeathsig (2.33+; RHEL 8's 2.32 has not); else undefined. */
 let setprivFound: Promise<string | undefined> | undefined;
+
+async function setprivWithPdeathsig(): Promise<string | undefined> {
+  const setpriv = await findOnPath('setpriv');
+  if (!setpriv) return undefined;
+  const probe = await run(setpriv, ['--pdeathsig', 'KILL', '--', 'true'], { reject: false });
+  return probe.exitCode === 0 ? setpriv : undefined;
+}
 
 /** $PATH's absolute entries: a relative one would resolve against whatever directory the tool runs in. */
 export function searchPathDirs(path = process.env.PATH ?? ''): string[] {
@@ -179,12 +190,13 @@ async function namelessFifo(): Promise<{ writer: FileHandle; reader: FileHandle 
  * psql `-f path`): `prelude` is written at once, `commit` only once the producer has exited 0. A producer that
  * dies part-way ends its stream like a finished one; the consumer is then killed before it reads any `commit`,
  * so nothing it loaded survives. The FIFO has no name by the time the consumer starts: it reaches it as its fd 3
- * (path /dev/fd/3; psql opens its script by name, and /dev/fd/N of the socket Node hands a child as a pipe cannot
- * be opened, a FIFO's can). So no late reader can open it and wait for a writer forever, and a kill leaves nothing
- * in the temporary directory. If this process is killed, both children get SIGKILL from the kernel (util-linux
- * setpriv --pdeathsig, where there is one): a consumer that had not opened its script yet would otherwise wait in
- * open() for a writer that never comes; one that had sees end of file without `commit` and rolls back either way.
- * Resolves to the end of what the consumer printed on stdout (its last 4000 characters).
+ * (path /dev/fd/3, which Linux reopens from the fd; psql opens its script by name, and /dev/fd/N of the socket
+ * Node hands a child as a pipe cannot be opened, a FIFO's can). Nothing is left in the temporary directory, and no
+ * other process can open the FIFO by a name. If this process is killed, both children get SIGKILL from the kernel
+ * (util-linux setpriv --pdeathsig, where it has that option): a consumer that had not opened its script yet would
+ * otherwise wait in open() for a writer that never comes; one that had sees end of file without `commit` and rolls
+ * back either way. (Without setpriv, or for a consumer's own children, which do not inherit the death signal, such
+ * an open can still wait.) Resolves to the end of what the consumer printed on stdout (its last 4000 characters).
  */
 export async function gatedPipeline(
   producer: PipeSide,
@@ -196,7 +208,7 @@ export async function gatedPipeline(
   const { writer: fh, reader: scriptEnd } = await namelessFifo();
   try {
     const stdbuf = opts.bigBuffers ? await (stdbufFound ??= findOnPath('stdbuf')) : undefined;
-    const setpriv = await (setprivFound ??= findOnPath('setpriv'));
+    const setpriv = await (setprivFound ??= setprivWithPdeathsig());
     const command = (cmd: string, args: readonly string[], buffer: string): [string, string[]] => {
       const argv = [...(stdbuf ? [stdbuf, buffer] : []), cmd, ...args];
       return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', ...argv]] : [argv[0]!, argv.slice(1)];
@@ -204,7 +216,14 @@ export async function gatedPipeline(
     const [pf, pa] = command(producer.cmd, producer.args, `-o${PIPE_BUFFER}`);
     const [cf, ca] = command(consumer.cmd, consumer.args('/dev/fd/3'), `-i${PIPE_BUFFER}`);
     const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    const c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe', scriptEnd.fd] });
+    let c: ChildProcess;
+    try {
+      c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe', scriptEnd.fd] });
+    } catch (e) {
+      // A producer nobody reads would hold its session open.
+      p.kill('SIGKILL');
+      throw e;
+    }
     // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
     p.stdout.destroy();
     const errs = ['', ''];

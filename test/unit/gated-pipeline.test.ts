@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -77,16 +77,24 @@ describe('gatedPipeline', () => {
         { bigBuffers: true },
       );`;
     const runner = execa('node', ['--input-type=module', '-e', program], { reject: false });
-    const pids = async () => (await readdir(dir)).sort();
-    for (let i = 0; i < 200 && (await pids()).length < 3; i++) await new Promise((r) => setTimeout(r, 25));
-    const producer = Number(await readFile(join(dir, 'producer'), 'utf8'));
-    const consumer = Number(await readFile(join(dir, 'consumer'), 'utf8'));
-    expect([await alive(producer), await alive(consumer)]).toEqual([true, true]);
-    // The script reaches the consumer as an open FIFO whose name is already gone: nothing to wait on, nothing left behind.
-    expect(await readFile(join(dir, 'script.path'), 'utf8')).toMatch(/cutover-gate-.*\/script \(deleted\)\n$/);
-    runner.kill('SIGKILL');
-    await runner;
-    for (let i = 0; i < 100 && ((await alive(producer)) || (await alive(consumer))); i++) await new Promise((r) => setTimeout(r, 20));
-    expect([await alive(producer), await alive(consumer)]).toEqual([false, false]);
+    // Each file is written whole before it is read: wait for the three to have content.
+    const written = async (name: string) => (await readFile(join(dir, name), 'utf8').catch(() => '')).trim();
+    for (let i = 0; i < 200 && (await Promise.all(['producer', 'consumer', 'script.path'].map(written))).some((t) => t === ''); i++) await new Promise((r) => setTimeout(r, 25));
+    const producer = Number(await written('producer'));
+    const consumer = Number(await written('consumer'));
+    try {
+      expect(producer).toBeGreaterThan(0);
+      expect(consumer).toBeGreaterThan(0);
+      expect([await alive(producer), await alive(consumer)]).toEqual([true, true]);
+      // The script reaches the consumer as an open FIFO whose name is already gone: nothing left behind.
+      expect(await written('script.path')).toMatch(/cutover-gate-.*\/script \(deleted\)$/);
+      runner.kill('SIGKILL');
+      await runner;
+      for (let i = 0; i < 100 && ((await alive(producer)) || (await alive(consumer))); i++) await new Promise((r) => setTimeout(r, 20));
+      expect([await alive(producer), await alive(consumer)]).toEqual([false, false]);
+    } finally {
+      runner.kill('SIGKILL');
+      for (const pid of [producer, consumer]) if (pid > 0 && (await alive(pid))) process.kill(pid, 'SIGKILL');
+    }
   });
 });

@@ -6,6 +6,8 @@ interface Sighting {
   command: string;
   queryId: number;
   idleMs: number | null;
+  /** INNODB_TRX's trx_rows_modified: the session has an open transaction. */
+  rowsModified?: string;
 }
 
 /**
@@ -27,7 +29,7 @@ function server(hasQueryId: boolean, at: (poll: number) => Sighting) {
       if (killed) return [] as R[];
       const s = at(polls++);
       const activity = sql.includes('QUERY_ID') ? { query_id: s.queryId, idle_ms: s.idleMs } : {};
-      return [{ id: 7, user: 'app', host: 'h', db: 'shop', command: s.command, state: '', rows_modified: null, trx_age_ms: null, ...activity }] as unknown as R[];
+      return [{ id: 7, user: 'app', host: 'h', db: 'shop', command: s.command, state: '', rows_modified: s.rowsModified ?? null, trx_age_ms: null, ...activity }] as unknown as R[];
     }
     return [] as R[];
   };
@@ -65,6 +67,13 @@ describe('ending sessions at statement boundaries: a login that has sent no stat
     const r = await endSessionsAtBoundaries(s.q, { exempt: [], timeoutMs: 10_000 });
     expect(r.ended.map((e) => [e.session.threadId, e.idle])).toEqual([['7', true]]);
     expect(s.polls()).toBe(2);
+  });
+
+  it('MariaDB: a session in an open transaction has sent statements: no grace, however short its pause', async () => {
+    const s = server(true, () => ({ ...idle(41, 3), rowsModified: '0' }));
+    const r = await endSessionsAtBoundaries(s.q, { exempt: [], timeoutMs: 10_000 });
+    expect(r.ended.map((e) => [e.session.threadId, e.idle])).toEqual([['7', true]]);
+    expect(s.polls()).toBe(1);
   });
 
   it('MySQL (no QUERY_ID in its process list): asks once, then kills idle sessions as before', async () => {

@@ -19,4 +19,9 @@ describe('run: open files handed to the child as fd 3, …', () => {
     }
     await expect(readFile(join(dir, 'f'))).rejects.toThrow(/ENOENT/);
   });
+
+  it('refuses fds with input or another OS user (that user could not reopen our private file)', async () => {
+    await expect(run('true', [], { fds: [0], input: 'x' })).rejects.toThrow(/neither input nor asUser/);
+    await expect(run('true', [], { fds: [0], asUser: 'postgres' })).rejects.toThrow(/neither input nor asUser/);
+  });
 });
