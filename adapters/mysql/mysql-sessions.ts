@@ -41,9 +41,11 @@ export interface SessionFilter {
 
 /**
  * Replication threads (a replica's Binlog Dump on this server, this server's own replica threads), the event
- * scheduler and other server threads: never reported, never killed.
+ * scheduler and other server threads: never reported, never killed. Not `Connect`: an authenticated login shows it
+ * until its first command, and it already holds its database's privileges from before a revoke (MySQL's replica
+ * threads show it too, as `system user`).
  */
-const SERVER_COMMANDS = ['Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Connect', 'Killed', 'Slave_IO', 'Slave_SQL', 'Slave_worker'];
+const SERVER_COMMANDS = ['Daemon', 'Binlog Dump', 'Binlog Dump GTID', 'Killed', 'Slave_IO', 'Slave_SQL', 'Slave_worker'];
 const SERVER_USERS = ['system user', 'event_scheduler', 'DELAYED', 'unauthenticated user'];
 
 interface Row extends RowDataPacket {
@@ -114,7 +116,7 @@ const ER_NO_SUCH_THREAD = 1094;
 const ER_BAD_FIELD_ERROR = 1054;
 
 /**
- * Kills sessions and waits until they are gone or marked Killed (rolling back), so that a transaction that
+ * Kills sessions and waits until they are gone (or rolling back: see KILLED_SETTLE_MS), so that a transaction that
  * was open cannot commit after this returns. Returns the thread ids that were actually ended.
  */
 export async function killSessions(q: Query, threadIds: string[], waitMs = 5000, killer: SessionKiller = KILL_CONNECTION): Promise<Set<string>> {
@@ -147,7 +149,7 @@ export const FRESH_LOGIN_GRACE_MS = 50;
  * so its client sees a lost connection on an idle connection, never an error inside a statement. A session
  * still running a statement after `timeoutMs` is killed anyway (that statement rolls back; its client is told).
  * An open transaction of a killed session rolls back: its COMMIT can never succeed afterwards. Returns once
- * every ended session is gone or marked Killed, so nothing it did can still commit. On MariaDB a login that
+ * every ended session is gone (or rolling back: KILLED_SETTLE_MS), so nothing it did can still commit. On MariaDB a login that
  * has not sent its first statement gets FRESH_LOGIN_GRACE_MS to send it (MySQL's process list cannot tell).
  */
 export async function endSessionsAtBoundaries(
@@ -211,7 +213,8 @@ class FreshLogins {
   /** Records the sessions seen for the first time: the QUERY_ID of those idle for less than the grace. */
   observe(sessions: readonly MysqlSession[]): void {
     for (const s of sessions) {
-      if (this.firstSeen.has(s.threadId)) continue;
+      // A login still in its connect phase has not reached its first command: it is first seen when it has.
+      if (this.firstSeen.has(s.threadId) || s.command === 'Connect') continue;
       const a = s.activity;
       this.firstSeen.set(s.threadId, a && a.idleMs !== null && a.idleMs < this.graceMs ? a.queryId : null);
     }
@@ -234,14 +237,28 @@ async function killOne(q: Query, id: string, killer: SessionKiller = KILL_CONNEC
   }
 }
 
-/** The ids that are gone or marked Killed (rolling back) within `waitMs`. */
+/**
+ * How long a killed session may stay in the process list as `Killed` before it counts as ended. KILL marks the
+ * session at once, but a statement already committing goes on to write its commit (a fence read its position
+ * while one did, and the leak check then found the write after it); such a commit ends within milliseconds,
+ * while a session still `Killed` after this is rolling back work that can no longer commit.
+ */
+const KILLED_SETTLE_MS = 500;
+
+/**
+ * The ids that are gone within `waitMs`: out of the process list, or marked Killed for KILLED_SETTLE_MS (rolling
+ * back). A session not even marked Killed by then is left out.
+ */
 async function waitGone(q: Query, ids: string[], waitMs: number): Promise<Set<string>> {
   const out = new Set(ids);
   if (ids.length === 0) return out;
-  const deadline = Date.now() + waitMs;
+  const started = Date.now();
+  const deadline = started + waitMs;
   for (;;) {
-    const alive = await q<RowDataPacket & { id: string }>(`SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID IN (?) AND COMMAND <> 'Killed'`, [ids], 'waiting for killed sessions');
-    if (alive.length === 0) return out;
+    const listed = await q<RowDataPacket & { id: string; killed: number }>(`SELECT ID AS id, COMMAND = 'Killed' AS killed FROM information_schema.PROCESSLIST WHERE ID IN (?)`, [ids], 'waiting for killed sessions');
+    const alive = listed.filter((r) => Number(r.killed) !== 1);
+    const settling = listed.length - alive.length;
+    if (alive.length === 0 && (settling === 0 || Date.now() - started >= KILLED_SETTLE_MS)) return out;
     if (Date.now() > deadline) {
       for (const r of alive) out.delete(String(r.id));
       return out;

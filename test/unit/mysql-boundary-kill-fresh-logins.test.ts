@@ -69,6 +69,14 @@ describe('ending sessions at statement boundaries: a login that has sent no stat
     expect(s.polls()).toBe(2);
   });
 
+  it('MariaDB: a login first seen in its connect phase (COMMAND Connect) is waited for, then gets the grace like any fresh login', async () => {
+    const s = server(true, (poll) => (poll < 2 ? { command: 'Connect', queryId: 41, idleMs: null } : poll < 4 ? idle(41, 3) : poll === 4 ? { command: 'Query', queryId: 95, idleMs: null } : idle(95, 1)));
+    const r = await endSessionsAtBoundaries(s.q, { exempt: [], timeoutMs: 10_000 });
+    expect(r.ended.map((e) => [e.session.threadId, e.idle])).toEqual([['7', true]]);
+    // Not killed while connecting (polls 0-1) nor in its first pause (2-3): at the pause after its statement.
+    expect(s.polls()).toBe(6);
+  });
+
   it('MariaDB: a session in an open transaction has sent statements: no grace, however short its pause', async () => {
     const s = server(true, () => ({ ...idle(41, 3), rowsModified: '0' }));
     const r = await endSessionsAtBoundaries(s.q, { exempt: [], timeoutMs: 10_000 });
