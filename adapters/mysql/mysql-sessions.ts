@@ -257,8 +257,8 @@ async function waitGone(q: Query, ids: string[], waitMs: number): Promise<Set<st
   for (;;) {
     const listed = await q<RowDataPacket & { id: string; killed: number }>(`SELECT ID AS id, COMMAND = 'Killed' AS killed FROM information_schema.PROCESSLIST WHERE ID IN (?)`, [ids], 'waiting for killed sessions');
     const alive = listed.filter((r) => Number(r.killed) !== 1);
-    const settling = listed.length - alive.length;
-    if (alive.length === 0 && (settling === 0 || Date.now() - started >= KILLED_SETTLE_MS)) return out;
+    // Only Killed ones left (or none): done once they are gone or have had the settle time.
+    if (alive.length === 0 && (listed.length === 0 || Date.now() - started >= KILLED_SETTLE_MS)) return out;
     if (Date.now() > deadline) {
       for (const r of alive) out.delete(String(r.id));
       return out;

@@ -1,9 +1,8 @@
-import { access, constants, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, constants, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { clientBinaryMajor, findClientBinary } from './postgres-binaries.js';
-import { pipeline, run, type PipeSide } from '../../src/util/subprocess.js';
+import { openNameless, pipeline, run, type PipeSide } from '../../src/util/subprocess.js';
 
 /** The URL's TLS settings under libpq's keyword names, for a child tool's env or a conninfo. */
 function libpqTls(ep: DbEndpoint): [keyword: string, env: string, value: string][] {
@@ -124,13 +123,7 @@ export interface SectionDump {
  * leaves no dump behind.
  */
 export async function dumpSection(tools: ClientTools, source: DbEndpoint, database: string, dumpArgs: string[]): Promise<SectionDump> {
-  const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
-  let file: FileHandle;
-  try {
-    file = await open(join(dir, 'section.dump'), 'wx+', 0o600);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const file = await openNameless('cutover-restore-', 'section.dump', (path) => open(path, 'wx+', 0o600));
   let discarded = false;
   const discard = async () => {
     discarded = true;

@@ -165,13 +165,22 @@ export async function findOnPath(name: string, path?: string): Promise<string | 
 }
 
 /**
- * A FIFO already unlinked: both ends open (the writer read-write, so neither open waits for the other), no name
- * left for anyone else to open, nothing left behind in the temporary directory whatever happens next.
+ * What `make` opens at `name` in a fresh private temporary directory, the directory removed as soon as it returns
+ * (or throws): the handles live on without a name, nobody else can open them, and nothing is left behind in the
+ * temporary directory whatever happens to this process afterwards (children reach them as /dev/fd/N).
  */
-async function namelessFifo(): Promise<{ writer: FileHandle; reader: FileHandle }> {
-  const dir = await mkdtemp(join(tmpdir(), 'cutover-gate-'));
-  const fifo = join(dir, 'script');
+export async function openNameless<T>(prefix: string, name: string, make: (path: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   try {
+    return await make(join(dir, name));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A FIFO without a name, both ends open (the writer read-write, so neither open waits for the other). */
+function namelessFifo(): Promise<{ writer: FileHandle; reader: FileHandle }> {
+  return openNameless('cutover-gate-', 'script', async (fifo) => {
     await run('mkfifo', ['-m', '600', fifo]);
     const writer = await open(fifo, 'r+');
     try {
@@ -180,9 +189,7 @@ async function namelessFifo(): Promise<{ writer: FileHandle; reader: FileHandle 
       await writer.close();
       throw e;
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /**
