@@ -1,7 +1,7 @@
 import { execa, type Options as ExecaOptions } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { access, mkdtemp, open, readdir, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { OperationError } from '../errors.js';
@@ -164,12 +164,37 @@ export async function findOnPath(name: string, path?: string): Promise<string | 
   return undefined;
 }
 
+const swept = new Set<string>();
+/** An empty directory older than this is no live call's: a call removes its own within milliseconds. */
+const STALE_DIR_MS = 60_000;
+
+/**
+ * A process killed between openNameless's mkdtemp and its removal (a few ms, most of them mkfifo's exec) leaves an
+ * empty directory: the first call of each process removes this user's empty ones of `prefix` older than a minute.
+ * rmdir removes only empty directories; anything unexpected is left alone.
+ */
+async function sweepStaleDirs(prefix: string): Promise<void> {
+  const uid = process.getuid?.();
+  const names = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const n of names.filter((n) => n.startsWith(prefix))) {
+    const dir = join(tmpdir(), n);
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid) || Date.now() - st.mtimeMs < STALE_DIR_MS) continue;
+    await rmdir(dir).catch(() => {});
+  }
+}
+
 /**
  * What `make` opens at `name` in a fresh private temporary directory, the directory removed as soon as it returns
  * (or throws): the handles live on without a name, nobody else can open them, and nothing is left behind in the
- * temporary directory whatever happens to this process afterwards (children reach them as /dev/fd/N).
+ * temporary directory whatever happens to this process afterwards (children reach them as /dev/fd/N). Only a kill
+ * within its first milliseconds leaves the empty directory, which the next process's first call removes.
  */
 export async function openNameless<T>(prefix: string, name: string, make: (path: string) => Promise<T>): Promise<T> {
+  if (!swept.has(prefix)) {
+    swept.add(prefix);
+    await sweepStaleDirs(prefix);
+  }
   const dir = await mkdtemp(join(tmpdir(), prefix));
   try {
     return await make(join(dir, name));
