@@ -402,6 +402,9 @@ class PgWave implements WaveCoordinator {
   /** Where this runner waits for window turns: a blocking lock wait on the main session would stall its every query. */
   private turnSession: PgClient | undefined;
   private readonly turns = new Gate();
+  /** Where this runner's lanes wait, one after the other, for the turns of other tenants to end (quiet). */
+  private quietSession: PgClient | undefined;
+  private readonly quietWaits = new Gate();
 
   constructor(
     private readonly store: PostgresStateStore,
@@ -621,6 +624,28 @@ class PgWave implements WaveCoordinator {
     });
   }
 
+  /**
+   * A turn holds its key exclusively; waiting for it shared queues behind the turn on and the turns waiting
+   * (PostgreSQL grants a request after the conflicting ones queued before it). The common case, no turn, is one
+   * round trip on the main session; a wait blocks on a kept session of its own. Any failure only ends the wait.
+   */
+  async quiet(server: string): Promise<void> {
+    const key = this.key('window-turn', server);
+    try {
+      const free = await this.store.q<{ ok: boolean }>('SELECT CASE WHEN pg_try_advisory_lock_shared($1::bigint) THEN pg_advisory_unlock_shared($1::bigint) ELSE false END AS ok', [key]);
+      if (free[0]!.ok) return;
+      await this.quietWaits.run(async () => {
+        const c = (this.quietSession ??= await connectControl(this.store.ep, 'waiting for a quiet window'));
+        await c.query('SELECT pg_advisory_lock_shared($1::bigint)', [key]);
+        await c.query('SELECT pg_advisory_unlock_shared($1::bigint)', [key]);
+      });
+    } catch {
+      const c = this.quietSession;
+      this.quietSession = undefined;
+      await c?.end().catch(() => {});
+    }
+  }
+
   /** The turn's lock on the kept session; a kept session that died since the last turn is replaced once. */
   private async lockTurn(key: string): Promise<PgClient> {
     for (let attempt = 0; ; attempt++) {
@@ -693,5 +718,8 @@ class PgWave implements WaveCoordinator {
     await this.store.q('UPDATE cutover.wave_runners SET finished_at = now() WHERE runner = $1', [this.runner]).catch(() => {});
     await this.unlock(this.key('runners'), true).catch(() => {});
     await this.dropTurnSession();
+    const c = this.quietSession;
+    this.quietSession = undefined;
+    await c?.end().catch(() => {});
   }
 }

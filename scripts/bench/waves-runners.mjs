@@ -115,7 +115,9 @@ try {
     databases: Object.fromEntries(all.map((t) => [t, { host: src.host, port: src.port }])),
     users: { postgres: PASSWORD },
     poolMode: 'transaction',
-    settings: { max_client_conn: 2000, default_pool_size: 5 },
+    // Idle server connections close soon: each runner count's tenants would otherwise keep theirs to the target open
+    // (600 s by default) and later runner counts would meet "too many clients" there.
+    settings: { max_client_conn: 2000, default_pool_size: 5, server_idle_timeout: 5 },
   });
   const admin = await connect(src.port, 'postgres');
   for (const t of all) {
@@ -189,7 +191,10 @@ try {
     );
     console.log(`  window steps, median (max) ms: ${steps}; runner processes' CPU ${cpuS.toFixed(1)} s; control database ${ctlRate.toFixed(0)} transactions/s`);
     const failures = new Map();
-    for (const t of st.tenants.filter((t) => t.error)) failures.set(t.error.message ?? t.error, (failures.get(t.error.message ?? t.error) ?? 0) + 1);
+    for (const t of st.tenants) {
+      const e = t.error?.message ?? t.lastError;
+      if (e) failures.set(e, (failures.get(e) ?? 0) + 1);
+    }
     for (const [e, k] of failures) console.log(`  ${k} tenant(s) failed: ${e}`);
     for (const p of procs.filter((p) => p.exitCode !== 0)) console.log(`  runner exit ${p.exitCode}: ${p.stderr.trim().split('\n').slice(-3, -1).join(' | ')}`);
   }

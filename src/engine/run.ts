@@ -57,6 +57,13 @@ export interface RunOptions extends LockOptions {
    * tenants' windows on one source server one at a time through it, so no window shares the machine with another.
    */
   windowTurn?: <T>(window: () => Promise<T>) => Promise<T>;
+  /**
+   * Awaited before each piece of this run's work outside its window that loads the source server (preflight, the
+   * drift check and second ANALYZE, the leak watch's decoding slot, the late leak check, cleanup): a wave waits
+   * there while another tenant's window turn on the same server is on, so that window has the machine to itself
+   * (a "quiet window"). Must not throw: it only orders work.
+   */
+  quiet?: () => Promise<void>;
 }
 
 export interface StepTiming {
@@ -392,6 +399,8 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
     result.outcome = 'dry-run';
     return result;
   }
+  const quiet = opts.quiet ?? (() => Promise.resolve());
+  await quiet();
   if (!synced) result.sync = await doSync(s, runner, (f) => (result.findings = f));
   else result.findings = await preflightStep(s, runner, false);
   if (s.plan.verifyBefore.mode === 'chunks') {
@@ -415,6 +424,7 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
     lag = await s.adapter.lagBytes();
   }
   result.lagBytesAtFence = lag;
+  await quiet();
   await driftGate(s, runner);
   result.reanalyzed = await reanalyze(s, runner);
   if (lag !== null) runner.emit('lag', 'info', `lag ${formatBytes(lag)} ≤ ${formatBytes(lagLimit)}, fencing`);
@@ -429,6 +439,7 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
       runner.warnings.push(`verify after the switch not run: ${e instanceof Error ? e.message : String(e)}`);
       return undefined;
     });
+  await quiet();
   const exempt = [...(await s.adapter.ownSourceSessions()), ...(compare?.sourceSessions ?? [])];
   // The leak watch opens before the hold: its decoding slot must exist before the fence, and creating one waits
   // for the server's running transactions, which must not happen while clients are held. Its sessions are
@@ -456,6 +467,7 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
     const detached = await (opts.windowTurn ? opts.windowTurn(fenceAndSwitchNow) : fenceAndSwitchNow());
     compare = switched.snapshotAt ? compare : undefined;
     // After the lift, so the check covers the longest stretch and adds nothing to the write-blocked window.
+    await quiet();
     if (watcher && result.leakCheck) {
       result.leakCheck.late = await watcher.late(detached.appliedThrough);
       if (!result.leakCheck.late.checked) runner.warnings.push(`leak check after the point of no return not run: ${result.leakCheck.late.note ?? 'unknown reason'}`);
@@ -474,6 +486,7 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
     await watcher?.close();
     await compare?.close().catch(() => {});
   }
+  await quiet();
   result.cleanedUp = await cleanupAndReport(s, runner, result);
   const late = result.leakCheck?.late;
   if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);

@@ -106,6 +106,8 @@ export interface WaveCoordinator {
   window<T>(server: string, fn: () => Promise<T>): Promise<T>;
   /** Tenants' windows (hold to lift) on one source server one at a time over every runner, without polling. */
   windowTurn<T>(server: string, fn: () => Promise<T>): Promise<T>;
+  /** Resolves when no window turn of `server` is on or waiting, over every runner (RunOptions.quiet). Never rejects. */
+  quiet(server: string): Promise<void>;
   /** Serialises edits of a shared router file (a PgBouncer ini) across runners. */
   exclusive<T>(resource: string, fn: () => Promise<T>): Promise<T>;
   tenants(): Promise<WaveTenantRow[]>;

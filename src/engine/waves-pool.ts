@@ -24,6 +24,11 @@ export class Gate {
     this.tail = result.catch(() => {});
     return result;
   }
+
+  /** Resolves once every section called so far has ended (sections called later are not waited for). */
+  idle(): Promise<void> {
+    return this.tail.then(() => undefined);
+  }
 }
 
 /**

@@ -375,18 +375,24 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
     if (before.state === 'done') return { tenant, planId: id, ...before, ...optionalWindow(measuredWindow(records)), action: 'skipped' };
     // With a control database the tenant's dir holds only local files (readonly fence records, test hooks).
     if (shared) await ensureDirDurably(tp.stateDir);
+    const server = `${plan.source.host}:${plan.source.port}`;
+    // Quiet windows: the rest of every tenant's work keeps out of a turn (see RunOptions.quiet). A window shared the
+    // two cores with other tenants' logins, preflight, leak-watch slots, late leak checks and cleanups, and did so
+    // more with more runner processes.
+    const quiet = () => (shared ? shared.quiet(server) : windowTurns.idle());
+    await quiet();
     const opened = await openSessionFor(tp, id, secrets, { state: store });
     const resource = routerResource(plan);
     const across = shared ? <T>(fn: () => Promise<T>) => shared.exclusive(resource, fn) : undefined;
     s = { ...opened, router: opened.router && new WaveRouter(opened.router, gate, across) };
     const session = s;
     const transform = waves.transform;
-    const server = `${plan.source.host}:${plan.source.port}`;
     const runOpts: RunOptions = {
       // Windows of one source server take turns (in this runner, or over every runner of a shared wave): two windows
       // at once on the same machine each took twice as long (scripts/bench/waves-runners.mjs), and a turn is a small
       // part of a tenant's time, so the wave's wall time did not grow.
       windowTurn: (fn) => (shared ? shared.windowTurn(server, fn) : windowTurns.run(fn)),
+      quiet,
       onEvent: (e) => opts.onEvent?.({ ...e, tenant }),
       ...(opts.abort ? { abort: opts.abort } : {}),
       ...(opts.lagWaitMs !== undefined ? { lagWaitMs: opts.lagWaitMs } : {}),

@@ -124,6 +124,37 @@ describe.skipIf(pg17Missing)('the PostgreSQL control database as state store', (
     }
   });
 
+  it("quiet windows: a runner's other tenants wait while any runner's turn on their server is on, not while one elsewhere is", async () => {
+    const [a, b] = await Promise.all([open(), open()]);
+    try {
+      const [wa, wb] = [a.wave!('wave-quiet'), b.wave!('wave-quiet')];
+      const log: string[] = [];
+      await wb.quiet('src:5432');
+      log.push('quiet with no turn');
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const turn = wa.windowTurn('src:5432', async () => {
+        log.push('turn in');
+        await held;
+        log.push('turn out');
+      });
+      while (!log.includes('turn in')) await new Promise((r) => setTimeout(r, 20));
+      // Another runner and the turn's own runner (its other lanes) wait; another server's work does not.
+      const others = [wb.quiet('src:5432').then(() => log.push('b quiet')), wa.quiet('src:5432').then(() => log.push('a quiet'))];
+      await wb.quiet('other:5432');
+      log.push('other server quiet');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(log).toEqual(['quiet with no turn', 'turn in', 'other server quiet']);
+      release();
+      await Promise.all([turn, ...others]);
+      expect(log.slice(0, 4)).toEqual(['quiet with no turn', 'turn in', 'other server quiet', 'turn out']);
+      expect(log.slice(4).sort()).toEqual(['a quiet', 'b quiet']);
+      await Promise.all([wa.leave(), wb.leave()]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('a later runner gets the wave concurrency its round started with, and is told it was not first', async () => {
     const [a, b] = await Promise.all([open(), open()]);
     try {

@@ -71,6 +71,21 @@ describe('runPlan goes through every phase in order (fake adapter, router and fe
     expect(seen.detach).toEqual(expect.arrayContaining(['fence ok', 'point-of-no-return ok']));
   });
 
+  it("a wave's quiet hook runs before the work outside the window (preflight, drift check, leak watch, late leak check, cleanup) and never inside it", async () => {
+    const f = fakeSession(stateDir);
+    await syncPlan(f.session);
+    const events: string[] = [];
+    const seen: string[] = [];
+    await runPlan(f.session, {
+      onEvent: (e) => void (e.status === 'begin' || e.status === 'ok' ? events.push(`${e.step} ${e.status}`) : undefined),
+      quiet: async () => void seen.push(events.at(-1) ?? '(start)'),
+    });
+    // Before preflight, before the drift check and before the leak watch (nothing between them here), after the lift
+    // (the late leak check), before cleanup.
+    expect(seen).toEqual(['(start)', 'preflight ok', 'preflight ok', 'lift ok', 'lift ok']);
+    expect(events.indexOf('hold begin')).toBeGreaterThan(events.indexOf('preflight ok'));
+  });
+
   it('the plan phase moves fresh → synced → in-flight (hold begun) → past-pnr → done along the journal', async () => {
     const f = fakeSession(stateDir);
     await runPlan(f.session);

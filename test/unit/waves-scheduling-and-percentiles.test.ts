@@ -63,6 +63,25 @@ describe('wave scheduling', () => {
     expect(overlap).toBe(false);
     expect(results.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   });
+
+  it("the gate's idle waits for the sections called before it, not for those called after", async () => {
+    const gate = new Gate();
+    const log: string[] = [];
+    const first = gate.run(async () => {
+      await tick(20);
+      log.push('first');
+    });
+    const idle = gate.idle().then(() => log.push('idle'));
+    const later = gate.run(async () => {
+      await tick(20);
+      log.push('later');
+    });
+    await Promise.all([first, idle, later]);
+    expect(log).toEqual(['first', 'idle', 'later']);
+    // Idle at once when nothing runs, and after a section that failed.
+    await gate.run(async () => Promise.reject(new Error('boom'))).catch(() => {});
+    await expect(gate.idle()).resolves.toBeUndefined();
+  });
 });
 
 describe('copies and windows kept apart', () => {
