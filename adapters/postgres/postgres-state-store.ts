@@ -69,6 +69,8 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 const POLL_MS = 50;
+/** The longest a quiet wait waits for turns (RunOptions.quiet orders work; it never holds a tenant for good). */
+const QUIET_WAIT_MS = 30_000;
 
 /** A bigint advisory-lock key of a name (sha256, first 8 bytes, signed): one key space for plans, waves and slots. */
 function lockKey(...parts: Array<string | number>): string {
@@ -405,6 +407,8 @@ class PgWave implements WaveCoordinator {
   /** Where this runner's lanes wait, one after the other, for the turns of other tenants to end (quiet). */
   private quietSession: PgClient | undefined;
   private readonly quietWaits = new Gate();
+  /** After leave(): quiet opens no session (lanes still finishing must not leave one open). */
+  private left = false;
 
   constructor(
     private readonly store: PostgresStateStore,
@@ -625,25 +629,37 @@ class PgWave implements WaveCoordinator {
   }
 
   /**
-   * A turn holds its key exclusively; waiting for it shared queues behind the turn on and the turns waiting
-   * (PostgreSQL grants a request after the conflicting ones queued before it). The common case, no turn, is one
-   * round trip on the main session; a wait blocks on a kept session of its own. Any failure only ends the wait.
+   * A turn holds its key exclusively; waiting for it shared queues behind the turn on and the turns that reached the
+   * server before (PostgreSQL grants a request after the conflicting ones queued before it). The common case, no
+   * turn, is one round trip on the main session; a wait blocks on a kept session of its own, at most QUIET_WAIT_MS.
+   * Any failure only ends the wait.
    */
   async quiet(server: string): Promise<void> {
+    if (this.left) return;
     const key = this.key('window-turn', server);
-    try {
-      const free = await this.store.q<{ ok: boolean }>('SELECT CASE WHEN pg_try_advisory_lock_shared($1::bigint) THEN pg_advisory_unlock_shared($1::bigint) ELSE false END AS ok', [key]);
-      if (free[0]!.ok) return;
-      await this.quietWaits.run(async () => {
-        const c = (this.quietSession ??= await connectControl(this.store.ep, 'waiting for a quiet window'));
+    const free = await this.store.q<{ ok: boolean }>('SELECT CASE WHEN pg_try_advisory_lock_shared($1::bigint) THEN pg_advisory_unlock_shared($1::bigint) ELSE false END AS ok', [key]).then(
+      (rows) => rows[0]!.ok,
+      () => true,
+    );
+    if (free) return;
+    await this.quietWaits.run(async () => {
+      if (this.left) return;
+      let c: PgClient | undefined;
+      try {
+        if (!this.quietSession) {
+          c = await connectControl(this.store.ep, 'waiting for a quiet window');
+          // A turn that never ends (its runner stopped, its session half-open) must not stall every other tenant.
+          await c.query(`SET lock_timeout = ${QUIET_WAIT_MS}`);
+          this.quietSession = c;
+        }
+        c = this.quietSession;
         await c.query('SELECT pg_advisory_lock_shared($1::bigint)', [key]);
         await c.query('SELECT pg_advisory_unlock_shared($1::bigint)', [key]);
-      });
-    } catch {
-      const c = this.quietSession;
-      this.quietSession = undefined;
-      await c?.end().catch(() => {});
-    }
+      } catch {
+        if (c && this.quietSession === c) this.quietSession = undefined;
+        await c?.end().catch(() => {});
+      }
+    });
   }
 
   /** The turn's lock on the kept session; a kept session that died since the last turn is replaced once. */
@@ -716,6 +732,7 @@ class PgWave implements WaveCoordinator {
 
   async leave(): Promise<void> {
     await this.store.q('UPDATE cutover.wave_runners SET finished_at = now() WHERE runner = $1', [this.runner]).catch(() => {});
+    this.left = true;
     await this.unlock(this.key('runners'), true).catch(() => {});
     await this.dropTurnSession();
     const c = this.quietSession;

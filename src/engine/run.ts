@@ -399,7 +399,7 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
     result.outcome = 'dry-run';
     return result;
   }
-  const quiet = opts.quiet ?? (() => Promise.resolve());
+  const quiet = quietHook(opts);
   await quiet();
   if (!synced) result.sync = await doSync(s, runner, (f) => (result.findings = f));
   else result.findings = await preflightStep(s, runner, false);
@@ -492,6 +492,17 @@ async function doRun(s: PlanSession, journal: StateJournal, opts: RunOptions, sy
   if (late && (late.replicated.length || late.sourceOnly.length || late.openWriters.length)) throw new LeakedAfterSwitchError(result, late);
   if (result.verifyAfter?.mismatchCount) throw new DifferAfterSwitchError(result);
   return result;
+}
+
+/**
+ * The wave's quiet hook, made safe where it is awaited: it never throws (some of its calls are past the point of no
+ * return) and an operator's interrupt ends its wait (the next step sees the interrupt itself).
+ */
+function quietHook(opts: RunOptions): () => Promise<void> {
+  const hook = opts.quiet;
+  if (!hook) return () => Promise.resolve();
+  const interrupted = opts.abort?.catch(() => {});
+  return () => Promise.race([Promise.resolve().then(hook), ...(interrupted ? [interrupted] : [])]).catch(() => {});
 }
 
 /**

@@ -106,7 +106,10 @@ export interface WaveCoordinator {
   window<T>(server: string, fn: () => Promise<T>): Promise<T>;
   /** Tenants' windows (hold to lift) on one source server one at a time over every runner, without polling. */
   windowTurn<T>(server: string, fn: () => Promise<T>): Promise<T>;
-  /** Resolves when no window turn of `server` is on or waiting, over every runner (RunOptions.quiet). Never rejects. */
+  /**
+   * Resolves once the window turns of `server` that are on or queued when it is called (over every runner) have
+   * ended, or after a bound (RunOptions.quiet). Never rejects.
+   */
   quiet(server: string): Promise<void>;
   /** Serialises edits of a shared router file (a PgBouncer ini) across runners. */
   exclusive<T>(resource: string, fn: () => Promise<T>): Promise<T>;

@@ -380,7 +380,9 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
     // two cores with other tenants' logins, preflight, leak-watch slots, late leak checks and cleanups, and did so
     // more with more runner processes.
     const quiet = () => (shared ? shared.quiet(server) : windowTurns.idle());
-    await quiet();
+    const resumed = before.phase === 'in-flight' || before.phase === 'past-pnr';
+    // A tenant left fenced (its clients may be held) is restored or finished first, without waiting.
+    if (!resumed) await quiet();
     const opened = await openSessionFor(tp, id, secrets, { state: store });
     const resource = routerResource(plan);
     const across = shared ? <T>(fn: () => Promise<T>) => shared.exclusive(resource, fn) : undefined;
@@ -409,7 +411,6 @@ async function moveTenant(ctx: WaveContext, tenant: string): Promise<TenantOutco
     // This runner's gate first, then (shared wave) the source server's gate over every runner.
     const copy = <T>(fn: () => Promise<T>) => phases.copy(() => (shared ? shared.copy(server, fn) : fn()));
     const window = <T>(fn: () => Promise<T>) => phases.window(() => (shared ? shared.window(server, fn) : fn()));
-    const resumed = before.phase === 'in-flight' || before.phase === 'past-pnr';
     // The run (hold to lift, and its resume) waits for other tenants' copies to end, and holds new ones back.
     let r;
     if (resumed) r = await window(() => resumePlan(session, runOpts));

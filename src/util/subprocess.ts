@@ -1,7 +1,7 @@
 import { execa, type Options as ExecaOptions } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdtemp, open, readdir, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { access, lstat, mkdtemp, open, readdir, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { OperationError } from '../errors.js';
@@ -169,17 +169,20 @@ const swept = new Set<string>();
 const STALE_DIR_MS = 60_000;
 
 /**
- * A process killed between openNameless's mkdtemp and its removal (a few ms, most of them mkfifo's exec) leaves an
- * empty directory: the first call of each process removes this user's empty ones of `prefix` older than a minute.
- * rmdir removes only empty directories; anything unexpected is left alone.
+ * A process killed between openNameless's mkdtemp and its removal (a few ms) leaves the directory, empty or holding
+ * what `make` was making (a mkfifo already forked finishes after its parent died): the first call of each process
+ * removes this user's directories of `prefix` older than a minute that hold nothing or only `name` as a FIFO or an
+ * empty file. Anything else is left alone (rmdir removes only an empty directory).
  */
-async function sweepStaleDirs(prefix: string): Promise<void> {
+async function sweepStaleDirs(prefix: string, name: string): Promise<void> {
   const uid = process.getuid?.();
   const names = await readdir(tmpdir()).catch(() => [] as string[]);
   for (const n of names.filter((n) => n.startsWith(prefix))) {
     const dir = join(tmpdir(), n);
-    const st = await stat(dir).catch(() => undefined);
+    const st = await lstat(dir).catch(() => undefined);
     if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid) || Date.now() - st.mtimeMs < STALE_DIR_MS) continue;
+    const left = await lstat(join(dir, name)).catch(() => undefined);
+    if (left && (left.isFIFO() || (left.isFile() && left.size === 0))) await unlink(join(dir, name)).catch(() => {});
     await rmdir(dir).catch(() => {});
   }
 }
@@ -188,12 +191,12 @@ async function sweepStaleDirs(prefix: string): Promise<void> {
  * What `make` opens at `name` in a fresh private temporary directory, the directory removed as soon as it returns
  * (or throws): the handles live on without a name, nobody else can open them, and nothing is left behind in the
  * temporary directory whatever happens to this process afterwards (children reach them as /dev/fd/N). Only a kill
- * within its first milliseconds leaves the empty directory, which the next process's first call removes.
+ * within its first milliseconds leaves the directory behind, which the next process's first call removes.
  */
 export async function openNameless<T>(prefix: string, name: string, make: (path: string) => Promise<T>): Promise<T> {
   if (!swept.has(prefix)) {
     swept.add(prefix);
-    await sweepStaleDirs(prefix);
+    await sweepStaleDirs(prefix, name);
   }
   const dir = await mkdtemp(join(tmpdir(), prefix));
   try {

@@ -149,7 +149,21 @@ describe.skipIf(pg17Missing)('the PostgreSQL control database as state store', (
       await Promise.all([turn, ...others]);
       expect(log.slice(0, 4)).toEqual(['quiet with no turn', 'turn in', 'other server quiet', 'turn out']);
       expect(log.slice(4).sort()).toEqual(['a quiet', 'b quiet']);
-      await Promise.all([wa.leave(), wb.leave()]);
+      // A runner that has left waits for nothing (its lanes still finishing must not open a session again).
+      let releaseAgain!: () => void;
+      const heldAgain = new Promise<void>((r) => (releaseAgain = r));
+      let inAgain = false;
+      const again = wb.windowTurn('src:5432', async () => {
+        inAgain = true;
+        await heldAgain;
+      });
+      while (!inAgain) await new Promise((r) => setTimeout(r, 20));
+      await wa.leave();
+      const after = await Promise.race([wa.quiet('src:5432').then(() => 'returned'), new Promise((r) => setTimeout(() => r('waited'), 1000))]);
+      expect(after).toBe('returned');
+      releaseAgain();
+      await again;
+      await wb.leave();
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

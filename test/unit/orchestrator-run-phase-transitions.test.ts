@@ -76,14 +76,34 @@ describe('runPlan goes through every phase in order (fake adapter, router and fe
     await syncPlan(f.session);
     const events: string[] = [];
     const seen: string[] = [];
+    const begunWhileWaiting: string[] = [];
+    let waiting = false;
     await runPlan(f.session, {
-      onEvent: (e) => void (e.status === 'begin' || e.status === 'ok' ? events.push(`${e.step} ${e.status}`) : undefined),
-      quiet: async () => void seen.push(events.at(-1) ?? '(start)'),
+      onEvent: (e) => {
+        if (e.status !== 'begin' && e.status !== 'ok') return;
+        events.push(`${e.step} ${e.status}`);
+        if (waiting) begunWhileWaiting.push(`${e.step} ${e.status}`);
+      },
+      // A wait the run must sit out: nothing of the run goes on meanwhile.
+      quiet: async () => {
+        seen.push(events.at(-1) ?? '(start)');
+        waiting = true;
+        await new Promise((r) => setTimeout(r, 20));
+        waiting = false;
+      },
     });
     // Before preflight, before the drift check and before the leak watch (nothing between them here), after the lift
     // (the late leak check), before cleanup.
     expect(seen).toEqual(['(start)', 'preflight ok', 'preflight ok', 'lift ok', 'lift ok']);
-    expect(events.indexOf('hold begin')).toBeGreaterThan(events.indexOf('preflight ok'));
+    expect(begunWhileWaiting).toEqual([]);
+  });
+
+  it('a quiet hook that throws (it must not) does not fail the run, even past the point of no return', async () => {
+    const f = fakeSession(stateDir);
+    await syncPlan(f.session);
+    const r = await runPlan(f.session, { quiet: () => Promise.reject(new Error('control database gone')) });
+    expect(r.outcome).toBe('done');
+    expect(await journalLines(f.session)).toContain('cleanup ok');
   });
 
   it('the plan phase moves fresh → synced → in-flight (hold begun) → past-pnr → done along the journal', async () => {
