@@ -15,7 +15,8 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     copiesAccounts: true,
     // Consistent-snapshot transactions at the point of no return on sessions opened before the hold.
     verifyAfterSwitch: true,
-    // MariaDB to MariaDB copies in parallel at one GTID position; MySQL servers keep the one-stream dump.
+    // MariaDB to MariaDB copies in parallel at one GTID position; MySQL keeps the one-stream dump, except into the
+    // provider's replication procedures and a wave's shared stream.
     parallelCopy: true,
     // A MariaDB server is often reached with a mysql:// URL, and the other way round.
     urlEngines: ['mysql', 'mariadb'],
@@ -23,9 +24,10 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     // The old source becomes a replica of the target from its GTID position at the switch (mysql-reverse.ts).
     reverseReplication: true,
     passwordEnv: 'MYSQL_PWD',
-    // MariaDB: a wave's tenants share one named replica connection (replicate_do_db grows as each joins at its
-    // copy's GTID position); MySQL channels keep the dump inside each tenant's window.
-    ...(engine === 'mariadb' ? { wavesNeedDump: false, waveStream: true } : {}),
+    // A wave's tenants share one named replica connection (MariaDB) or channel (MySQL 8.0+): its database filter
+    // grows as each tenant joins at its copy's GTID position; the servers' flavors are checked when one joins.
+    wavesNeedDump: false,
+    waveStream: true,
     product: engine === 'mariadb' ? 'MariaDB' : 'MySQL',
     // MySQL 8 has no package on Debian: only MariaDB sandboxes can be started.
     ...(engine === 'mariadb' ? { rehearsal: { sandboxes: 'HAProxy', plans: false, tenants: false } } : {}),

@@ -11,7 +11,7 @@ import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-
 import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
 import { connectMysql, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding, type DumpKind } from './mysql-dump.js';
-import type { MysqlFlavor } from './mysql-flavor.js';
+import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { serverIdentity } from './mysql-identity.js';
 import { holdsPlanLock, releasePlanLock, tryPlanLock } from './mysql-plan-lock.js';
 import { binlogCoordinates, normalizeGtidSet } from './mysql-position.js';
@@ -21,6 +21,7 @@ import {
   changeSourceSql,
   gtidWaitReached,
   gtidWaitSql,
+  MYSQL_MISSING_GTIDS_SQL,
   positionWaitReached,
   positionWaitSql,
   plaintextLinkFinding,
@@ -28,13 +29,17 @@ import {
   replicaFilterSql,
   replicaPasswordSql,
   resetReplicaAllSql,
+  startPositionSql,
   startReplicaSql,
+  startReplicaUntilSql,
   stopReplicaSql,
+  untilReached,
+  waveStreamRefusal,
   type ReplicaSource,
   type ReplicaStatus,
 } from './mysql-replication.js';
 import { replicaLinkFor, type CopyStart, type ReplicaLinkSql } from './mysql-replica-procedures.js';
-import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from './mysql-reverse.js';
+import { reverseRefusal, streamVerdict, switchPositionSql } from './mysql-reverse.js';
 import { createReplicationUserSql, dropReplicationUserSql, withSessionLog, withoutStatementLog, replicationUserExists, replicationUserLeftover } from './mysql-replication-user.js';
 import type { Query } from './mysql-sessions.js';
 import { resolveProfile, type PrivilegesSetting } from './mysql-privilege-profile.js';
@@ -378,17 +383,22 @@ export class MysqlCutover implements CutoverAdapter {
     }
   }
 
+  /** With the stream's applier stopped (both engines want it so). */
   private async setStreamFilter(databases: readonly string[]): Promise<void> {
     if (databases.some((d) => d.includes(',')))
       throw new OperationError(`a tenant database name contains a comma (${databases.join(' ')})`, 'replication filters are comma-separated lists: rename the database or use method: dump');
-    await this.dst(`SET GLOBAL ${quoteIdent(this.cfg.name)}.replicate_do_db = ?`, [databases.join(',')], `limiting the wave's replica connection to ${databases.length} tenant database(s)`);
+    const filter = replicaFilterSql(this.targetFlavor, this.cfg.name, databases);
+    if (!filter) throw new OperationError(`${flavorLabel(this.targetFlavor)} cannot limit a replication channel to some databases`, 'use method: dump for this wave');
+    await this.dst(filter.sql, filter.params, `limiting the wave's replica connection to ${databases.length} tenant database(s)`);
   }
 
   /**
-   * A tenant of a MariaDB wave by replication joins the wave's one stream: with the stream stopped (at P), its
-   * database is copied at one GTID position G ≥ P; the stream then runs to exactly G (START SLAVE UNTIL
-   * master_gtid_pos, which stops both threads there) without this database, so its events up to G — in the copy
-   * already — are skipped, and from G on with it. The first tenant creates the stream from its copy's position.
+   * A tenant of a wave by replication joins the wave's one stream: with the stream stopped (at P), its database
+   * is copied at one GTID position G ≥ P; the stream then runs to exactly G (startReplicaUntilSql: MariaDB
+   * `UNTIL master_gtid_pos`, MySQL `UNTIL SQL_AFTER_GTIDS`) without this database, so its events up to G — in
+   * the copy already — are skipped, and from G on with it. The first tenant creates the stream from its copy's
+   * position (MariaDB gtid_slave_pos; MySQL: G's transactions added to the target's gtid_purged). MySQL records
+   * the transactions a filter skips as executed, so a tenant's catch-up waits on the source's GTID set as usual.
    */
   private async joinStream(progress: SyncProgress, totals: Map<string, number>, started: number): Promise<SyncSummary> {
     const bytes = [...totals.values()].reduce((a, b) => a + b, 0);
@@ -400,7 +410,8 @@ export class MysqlCutover implements CutoverAdapter {
       progress({ phase: 'ready', message: `${db} already follows the source through the wave's replica connection ${name}` });
       return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
-    if (this.sourceFlavor.kind !== 'mariadb' || f.kind !== 'mariadb') throw new OperationError('waves by replication share one MariaDB replica connection: both servers must be MariaDB', 'use method: dump for this wave');
+    const refusal = waveStreamRefusal(this.sourceFlavor, f);
+    if (refusal) throw new OperationError(refusal, 'use method: dump for this wave');
     const present = await this.tableSizes(this.dst);
     if (present.size > 0) throw new OperationError(`target database ${db} already holds ${present.size} table(s)`, `drop it on the target (a copy cut short) and run the wave again`);
     const parallel = await this.parallelCopyTables();
@@ -419,7 +430,7 @@ export class MysqlCutover implements CutoverAdapter {
         progress({ phase: 'replication', message: `the wave's replica connection ${name} follows the source by GTID, ${db} first` });
         return;
       }
-      await this.dst(`${startReplicaSql(f, name)} UNTIL master_gtid_pos = ?`, [gtid], `running the wave's stream to ${db}'s copy position ${gtid}`);
+      await this.dst(startReplicaUntilSql(f, name), [gtid], `running the wave's stream to ${db}'s copy position ${gtid}`);
       await this.waitStopped(name, gtid);
       await this.setStreamFilter([...this.streamFilter(before), db]);
       await this.dst(startReplicaSql(f, name), [], `starting the wave's replica connection ${name} with ${db}`);
@@ -438,7 +449,7 @@ export class MysqlCutover implements CutoverAdapter {
       const r = await this.ours();
       if (!r) throw new OperationError(`replica connection ${name} disappeared on its way to GTID ${gtid}`, again);
       if (r.lastError) throw new OperationError(`replica connection ${name} stopped on an error before GTID ${gtid}: ${r.lastError}`, `fix the cause on the target, then ${again}`);
-      if (!r.ioRunning && !r.sqlRunning && !r.ioConnecting) return;
+      if (untilReached(this.targetFlavor, r)) return;
       if (Date.now() > deadline) throw new OperationError(`replica connection ${name} did not reach GTID ${gtid}`, `check replication on the target, then ${again}`);
       await sleep(50);
     }
@@ -463,9 +474,9 @@ export class MysqlCutover implements CutoverAdapter {
         return [`the wave's replica connection ${name} (target)`, ...(await this.dropStreamAccount())];
       }
       const running = r.sqlRunning;
-      if (running) await this.dst(`${stopReplicaSql(f, name)} SQL_THREAD`, [], `pausing the wave's applier for ${db} to leave`);
+      if (running) await this.dst(stopReplicaSql(f, name, 'SQL_THREAD'), [], `pausing the wave's applier for ${db} to leave`);
       await this.setStreamFilter(rest);
-      if (running) await this.dst(`${startReplicaSql(f, name)} SQL_THREAD`, [], `resuming the wave's applier without ${db}`);
+      if (running) await this.dst(startReplicaSql(f, name, 'SQL_THREAD'), [], `resuming the wave's applier without ${db}`);
       return [`${db} in the wave's replica connection ${name} (target)`];
     });
   }
@@ -484,19 +495,22 @@ export class MysqlCutover implements CutoverAdapter {
     if (!this.inStream(r)) return [];
     const rest = this.streamFilter(r).filter((d) => d !== this.cfg.database);
     const f = this.targetFlavor;
-    const drop = rest.length
-      ? `${stopReplicaSql(f, this.cfg.name)} SQL_THREAD; SET GLOBAL ${quoteIdent(this.cfg.name)}.replicate_do_db = '${rest.join(',')}'; ${startReplicaSql(f, this.cfg.name)} SQL_THREAD`
+    const filter = rest.length ? replicaFilterSql(f, this.cfg.name, rest) : null;
+    const drop = filter
+      ? `${stopReplicaSql(f, this.cfg.name, 'SQL_THREAD')}; ${filter.params.length ? filter.sql.replace('?', `'${rest.join(',')}'`) : filter.sql}; ${startReplicaSql(f, this.cfg.name, 'SQL_THREAD')}`
       : `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`;
     return [{ where: 'target', kind: 'replica connection', name: `${this.cfg.name} (${this.cfg.database})`, drop, retainsWal: false }];
   }
 
   /**
    * The tables the parallel copy moves, or why the one-stream dump moves them instead: MariaDB to MariaDB, and MySQL
-   * to MySQL into the provider's procedures (the one-stream dump's gtid_purged is not the provider admin's to set).
+   * to MySQL into the provider's procedures (the one-stream dump's gtid_purged is not the provider admin's to set)
+   * or into a wave's stream (a tenant joins at its own copy's position, which the dump cannot hand over).
    */
   private async parallelCopyTables(link?: ReplicaLinkSql): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
     const both = (k: MysqlFlavor['kind']) => this.sourceFlavor.kind === k && this.targetFlavor.kind === k;
-    if (!both('mariadb') && !(both('mysql') && link?.kind === 'rds-procedures')) return { unsupported: 'the parallel copy is for MariaDB to MariaDB, and MySQL to MySQL into the provider\u2019s replication procedures' };
+    if (!both('mariadb') && !(both('mysql') && (link?.kind === 'rds-procedures' || this.cfg.sharedStream)))
+      return { unsupported: 'the parallel copy is for MariaDB to MariaDB, and MySQL to MySQL into the provider\u2019s replication procedures or a wave\u2019s shared stream' };
     const [li] = await this.dst<RowDataPacket & { v: unknown }>(`SELECT @@GLOBAL.local_infile AS v`, [], 'reading local_infile on the target');
     if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)' };
     return readCopyTables(this.src, this.cfg.database);
@@ -504,7 +518,7 @@ export class MysqlCutover implements CutoverAdapter {
 
   /**
    * The parallel copy (mysql-snapshot-copy.ts): the schema without triggers, the rows of every table at one GTID
-   * position, the triggers, then the target's gtid_slave_pos set to that position for the replica to start from.
+   * position, the triggers, then the target's replica position set to it (startPositionSql) for the replica to start from.
    */
   private async copyInParallel(tables: CopyTable[], progress: SyncProgress, link: ReplicaLinkSql, setSlavePos = true): Promise<CopyStart> {
     await this.createTables(tables, progress);
@@ -512,7 +526,7 @@ export class MysqlCutover implements CutoverAdapter {
     await restoreDeferredIndexes(this.cfg.database, copied.split, this.src, this.dst, progress);
     await this.copyTriggers(`${copied.rows} row(s) copied in ${copied.units} stream(s)`, progress);
     // The provider's procedure takes the position itself (its admin may not SET GLOBAL gtid_slave_pos).
-    if (link.kind === 'statements' && setSlavePos) await this.dst(`SET GLOBAL gtid_slave_pos = ?`, [copied.position.gtid], `setting the target's gtid_slave_pos to the copy's position ${copied.position.gtid}`);
+    if (link.kind === 'statements' && setSlavePos) await this.setStartPosition(this.dst, this.targetFlavor, copied.position.gtid, `setting the target's replica position to the copy's position ${copied.position.gtid}`);
     return copied.position;
   }
 
@@ -762,11 +776,11 @@ export class MysqlCutover implements CutoverAdapter {
   async lagBytes(): Promise<number | null> {
     let r = await this.ours();
     if (!r) return null;
-    if (this.cfg.sharedStream && !r.ioRunning && !r.sqlRunning && !r.lastError) {
-      // A join killed between its STOP and START leaves the wave's stream stopped.
+    if (this.cfg.sharedStream && !r.sqlRunning && !r.lastError) {
+      // A join or leave killed between its STOP and START leaves the wave's stream (MySQL: its applier) stopped.
       await this.withStreamLock(async () => {
         const now = await this.ours();
-        if (now && !now.ioRunning && !now.sqlRunning && !now.lastError) await this.dst(startReplicaSql(this.targetFlavor, this.cfg.name), [], `starting the wave's replica connection ${this.cfg.name}`);
+        if (now && !now.sqlRunning && !now.lastError) await this.dst(startReplicaSql(this.targetFlavor, this.cfg.name), [], `starting the wave's replica connection ${this.cfg.name}`);
       });
       r = (await this.ours()) ?? r;
     }
@@ -1066,6 +1080,12 @@ export class MysqlCutover implements CutoverAdapter {
     return { host: t.host, port: t.port, user: replicationAccountName(name), ...(password !== undefined ? { password } : {}), tls: t.tls, tlsNegotiated };
   }
 
+  /** Where `q`'s replica connections start reading (startPositionSql): MySQL adds only the GTIDs it lacks. */
+  private async setStartPosition(q: Query, f: MysqlFlavor, position: string, label: string): Promise<void> {
+    const missing = f.kind === 'mysql' && position ? ((await q<RowDataPacket & { g: string | null }>(MYSQL_MISSING_GTIDS_SQL, [position], 'comparing GTID sets'))[0]?.g ?? '') : undefined;
+    for (const st of startPositionSql(f, position, missing)) await q(st.sql, st.params, label);
+  }
+
   /** The old source's replica connection of the target, configured (not started, no password yet) at `position`. */
   private async followFrom(name: string, position: string): Promise<void> {
     const f = this.sourceFlavor;
@@ -1079,8 +1099,7 @@ export class MysqlCutover implements CutoverAdapter {
     const link = this.reverseLink(name, await this.sourceTlsNegotiated(this.dst));
     const plaintext = plaintextLinkFinding(this.targetFlavor, link, false);
     if (plaintext) throw new OperationError(plaintext.message, plaintext.fix);
-    const missing = f.kind === 'mysql' && position ? ((await this.src<RowDataPacket & { g: string | null }>(MYSQL_MISSING_GTIDS_SQL, [position], 'comparing GTID sets'))[0]?.g ?? '') : undefined;
-    for (const st of startPositionSql(f, position, missing)) await this.src(st.sql, st.params, 'setting where the old source starts following the target');
+    await this.setStartPosition(this.src, f, position, 'setting where the old source starts following the target');
     const change = changeSourceSql(f, name, link);
     await this.src(change.sql, change.params, `configuring the reverse replica connection ${name} on the old source`);
     const filter = replicaFilterSql(f, name, this.cfg.database);

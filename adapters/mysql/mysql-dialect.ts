@@ -12,7 +12,7 @@ async function connectCutover({ plan, planId, source, target, database, replicat
     target,
     database,
     method: plan.method,
-    // A tenant of a MariaDB wave by replication joins the wave's one stream (named after the wave).
+    // A tenant of a wave by replication joins the wave's one stream (named after the wave).
     name: replicaConnectionName(plan.wave && plan.method === 'replication' ? plan.wave.planId : planId),
     ...(plan.wave && plan.method === 'replication' ? { sharedStream: true } : {}),
     ...(reversePlanId !== undefined ? { reverseName: replicaConnectionName(reversePlanId) } : {}),

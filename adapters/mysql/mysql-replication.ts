@@ -1,7 +1,7 @@
 import type { Finding } from '../../src/engine/cutover-adapter.js';
 import { UsageError } from '../../src/errors.js';
 import type { TlsSettings } from '../../src/util/tls.js';
-import { atLeast, type MysqlFlavor } from './mysql-flavor.js';
+import { atLeast, flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
 import { quoteIdent, quoteString } from './mysql-sql.js';
 
 /** Where the target's replica connection reads from: the source as the target reaches it. */
@@ -136,26 +136,72 @@ export function replicaPasswordSql(f: MysqlFlavor, name: string, password: strin
 }
 
 /**
- * Limits the connection to the moved database: a replica otherwise applies the source's whole binary log, and
- * events of databases the target does not have would stop it. With ROW events the filter goes by the table's
- * database, whatever the default database of the writing session was. null where channels cannot filter
- * (MySQL before 8.0).
+ * Limits the connection to the moved database(s) (a wave's stream: every joined tenant): a replica otherwise
+ * applies the source's whole binary log, and events of databases the target does not have would stop it. With
+ * ROW events the filter goes by the table's database, whatever the default database of the writing session was.
+ * Both engines want the connection's applier stopped for it. null where channels cannot filter (MySQL before 8.0).
  */
-export function replicaFilterSql(f: MysqlFlavor, name: string, database: string): { sql: string; params: unknown[] } | null {
-  if (database.includes(',')) throw new UsageError(`database name "${database}" contains a comma`, 'replication filters are comma-separated lists: rename the database');
-  if (f.kind === 'mariadb') return { sql: `SET GLOBAL ${quoteIdent(checkName(name))}.replicate_do_db = ?`, params: [database] };
+export function replicaFilterSql(f: MysqlFlavor, name: string, databases: string | readonly string[]): { sql: string; params: unknown[] } | null {
+  const list = typeof databases === 'string' ? [databases] : databases;
+  const comma = list.find((d) => d.includes(','));
+  if (comma !== undefined) throw new UsageError(`database name "${comma}" contains a comma`, 'replication filters are comma-separated lists: rename the database');
+  if (f.kind === 'mariadb') return { sql: `SET GLOBAL ${quoteIdent(checkName(name))}.replicate_do_db = ?`, params: [list.join(',')] };
   if (!atLeast(version(f), [8, 0, 0])) return null;
-  return { sql: `CHANGE REPLICATION FILTER REPLICATE_DO_DB = (${quoteIdent(database)}) FOR CHANNEL ${quoteString(checkName(name))}`, params: [] };
+  return { sql: `CHANGE REPLICATION FILTER REPLICATE_DO_DB = (${list.map(quoteIdent).join(', ')}) FOR CHANNEL ${quoteString(checkName(name))}`, params: [] };
 }
 
-export function startReplicaSql(f: MysqlFlavor, name: string): string {
+/** Only the applier (SQL_THREAD) or both threads; MariaDB names the connection first, MySQL the channel last. */
+export function startReplicaSql(f: MysqlFlavor, name: string, thread?: 'SQL_THREAD'): string {
   const ch = channel(f, name);
-  return `START ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'}${ch.pre}${ch.post}`;
+  return `START ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'}${ch.pre}${thread ? ` ${thread}` : ''}${ch.post}`;
 }
 
-export function stopReplicaSql(f: MysqlFlavor, name: string): string {
+export function stopReplicaSql(f: MysqlFlavor, name: string, thread?: 'SQL_THREAD'): string {
   const ch = channel(f, name);
-  return `STOP ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'}${ch.pre}${ch.post}`;
+  return `STOP ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'}${ch.pre}${thread ? ` ${thread}` : ''}${ch.post}`;
+}
+
+/**
+ * Starts the connection so that its applier stops right after the GTID position given as the one parameter has
+ * been applied. MariaDB `UNTIL master_gtid_pos` stops both threads there; MySQL `UNTIL SQL_AFTER_GTIDS` stops only
+ * the applier (the receiver keeps reading; a multithreaded applier runs this one stretch single-threaded before
+ * 8.3, with warning 1753): see untilReached.
+ */
+export function startReplicaUntilSql(f: MysqlFlavor, name: string): string {
+  const ch = channel(f, name);
+  return f.kind === 'mariadb' ? `START SLAVE${ch.pre} UNTIL master_gtid_pos = ?` : `START ${replicaSyntax(f) ? 'REPLICA' : 'SLAVE'} UNTIL SQL_AFTER_GTIDS = ?${ch.post}`;
+}
+
+/** Whether a connection started with startReplicaUntilSql has stopped at its position (errors are the caller's to read first). */
+export function untilReached(f: MysqlFlavor, r: Pick<ReplicaStatus, 'ioRunning' | 'sqlRunning' | 'ioConnecting'>): boolean {
+  return f.kind === 'mariadb' ? !r.ioRunning && !r.sqlRunning && !r.ioConnecting : !r.sqlRunning;
+}
+
+/**
+ * Why a wave's tenants cannot share one replica connection between these servers; undefined when they can. The
+ * GTIDs of the two engines do not mix, and MySQL needs 8.0 for a channel's own REPLICATE_DO_DB and gtid_purged '+'.
+ */
+export function waveStreamRefusal(source: MysqlFlavor, target: MysqlFlavor): string | undefined {
+  if (source.kind !== target.kind) return `a wave's tenants share one replica connection only between servers of one kind (the source is ${flavorLabel(source)}, the target ${flavorLabel(target)})`;
+  const old = [source, target].find((f) => f.kind === 'mysql' && !atLeast(version(f), [8, 0, 0]));
+  if (old) return `a wave's shared replica connection needs MySQL 8.0 (a channel's own REPLICATE_DO_DB, gtid_purged '+'); a server is ${flavorLabel(old)}`;
+  return undefined;
+}
+
+/** MySQL: the GTIDs of a set the server has not executed yet (what startPositionSql adds to gtid_purged). */
+export const MYSQL_MISSING_GTIDS_SQL = 'SELECT GTID_SUBTRACT(?, @@GLOBAL.gtid_executed) AS g';
+
+/**
+ * Before a replica connection first starts: where it starts reading its source's binary log (the events after
+ * `position`). MariaDB: gtid_slave_pos is the position itself (the connection asks for the events after it; one
+ * gtid_slave_pos serves every connection of the server). MySQL (auto-position asks for every transaction the
+ * replica has not executed): the position's transactions the replica never executed (`missing`, from
+ * MYSQL_MISSING_GTIDS_SQL) are added to gtid_purged with `+` (8.0+), so only the later ones are sent.
+ */
+export function startPositionSql(f: MysqlFlavor, position: string, missing?: string): { sql: string; params: unknown[] }[] {
+  if (f.kind === 'mariadb') return [{ sql: 'SET GLOBAL gtid_slave_pos = ?', params: [position] }];
+  const add = (missing ?? '').replace(/\s+/g, '');
+  return add ? [{ sql: 'SET GLOBAL gtid_purged = ?', params: [`+${add}`] }] : [];
 }
 
 /** Forgets the connection entirely (RESET ... ALL), relay logs included. */

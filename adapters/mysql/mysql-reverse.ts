@@ -17,9 +17,6 @@ export function switchPositionSql(f: MysqlFlavor): string {
   return `SELECT @@GLOBAL.log_bin AS b, @@GLOBAL.${f.gtidVariable} AS g`;
 }
 
-/** MySQL: the target's GTIDs the old source has not executed (the target's own transactions before the switch). */
-export const MYSQL_MISSING_GTIDS_SQL = 'SELECT GTID_SUBTRACT(?, @@GLOBAL.gtid_executed) AS g';
-
 /**
  * Why the old source cannot follow the new primary by this method, checked before anything is made; undefined
  * when it can. MariaDB keeps one gtid_slave_pos for every replica connection of a server: setting it for the
@@ -36,19 +33,6 @@ export function reverseRefusal(oldSource: MysqlFlavor, otherConnections: readonl
 function triple(v: string): readonly [number, number, number] {
   const [a = 0, b = 0, c = 0] = v.split('.').map(Number);
   return [a, b, c];
-}
-
-/**
- * On the old source, before its replica connection starts: where it starts reading the new primary's binary log.
- * MariaDB: gtid_slave_pos is the switch position itself (the connection asks for the events after it). MySQL
- * (auto-position asks for every transaction the replica has not executed): the target's transactions before the
- * switch that the old source never had (`missing`, from MYSQL_MISSING_GTIDS_SQL) are added to gtid_purged, so
- * only those after the switch are sent.
- */
-export function startPositionSql(f: MysqlFlavor, switchPosition: string, missing?: string): { sql: string; params: unknown[] }[] {
-  if (f.kind === 'mariadb') return [{ sql: 'SET GLOBAL gtid_slave_pos = ?', params: [switchPosition] }];
-  const add = (missing ?? '').replace(/\s+/g, '');
-  return add ? [{ sql: 'SET GLOBAL gtid_purged = ?', params: [`+${add}`] }] : [];
 }
 
 /** ER_MASTER_FATAL_ERROR_READING_BINLOG: the source no longer has (or never had) the position the replica asks for. */

@@ -50,9 +50,9 @@ function readTransform(waves: Fields, resolve: PathResolver): PlanTransform | un
 /**
  * On an engine whose waves need the dump method, each tenant is copied inside its own fence window. On
  * MySQL/MariaDB a replica accepts one replication connection per source (MariaDB error 1934), and every
- * tenant's dump would reset the one `gtid_slave_pos`, so per-tenant replication cannot run side by side; on
- * MariaDB the tenants share one stream instead (waveStream), which has no room for a reverse path per tenant.
- * Returns false when reported.
+ * tenant's dump would reset the one `gtid_slave_pos` (MySQL: gtid_purged), so per-tenant replication cannot run
+ * side by side; the tenants share one stream instead (waveStream), which has no room for a reverse path per
+ * tenant. Returns false when reported.
  */
 export function checkWavesMethod(top: Fields, engine: Engine, method: CopyMethod, reverse?: boolean): boolean {
   const { wavesNeedDump, waveStream } = engineCapabilities(engine);

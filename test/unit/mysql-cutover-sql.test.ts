@@ -11,6 +11,10 @@ import {
   replicaFilterSql,
   resetReplicaAllSql,
   startReplicaSql,
+  startReplicaUntilSql,
+  stopReplicaSql,
+  untilReached,
+  waveStreamRefusal,
 } from '../../adapters/mysql/mysql-replication.js';
 import { autoIncrementFixes, checksumSql, setAutoIncrementSql } from '../../adapters/mysql/mysql-verify.js';
 import { parseDbUrl } from '../../src/util/db-url.js';
@@ -18,6 +22,7 @@ import { parseDbUrl } from '../../src/util/db-url.js';
 const maria = detectFlavor('10.11.19-MariaDB-0+deb12u1-log', 'Debian 12');
 const mysql84 = detectFlavor('8.4.3', 'MySQL Community Server - GPL');
 const mysql57 = detectFlavor('5.7.44-log', 'MySQL Community Server (GPL)');
+const mysql8021 = detectFlavor('8.0.21', 'MySQL Community Server - GPL');
 const src = { host: '10.0.0.1', port: 3306, user: 'repl', password: 's3cret', tls: { mode: 'prefer' as const, verify: 'none' as const } };
 const verified = { mode: 'verify-full' as const, verify: 'full' as const, ca: '/etc/mysql/ca.pem' };
 
@@ -120,6 +125,43 @@ describe('replica statements per engine', () => {
     expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.3', pos: 100 })).toBe(200);
     expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.1', pos: 900 })).toBe(100 + 500 + 300);
     expect(binlogBytesBehind(logs, { file: 'b.3', pos: 300 }, { file: 'b.0', pos: 5 })).toBe(1000 + 500 + 300);
+  });
+});
+
+// MySQL 8 cannot run here (no package): these statements of a MySQL wave's shared channel are checked as text only;
+// the same code path runs against real MariaDB servers in test/integration/waves-mariadb-one-stream.test.ts.
+describe("a wave's one stream per engine", () => {
+  it('the filter lists every joined tenant: MariaDB SET GLOBAL with the list as a parameter, MySQL a channel filter of quoted names', () => {
+    expect(replicaFilterSql(maria, 'cutover_w', ['acme', 'globex'])).toEqual({ sql: 'SET GLOBAL `cutover_w`.replicate_do_db = ?', params: ['acme,globex'] });
+    expect(replicaFilterSql(mysql84, 'cutover_w', ['acme', 'glo`bex'])).toEqual({ sql: "CHANGE REPLICATION FILTER REPLICATE_DO_DB = (`acme`, `glo``bex`) FOR CHANNEL 'cutover_w'", params: [] });
+    expect(() => replicaFilterSql(mysql84, 'cutover_w', ['acme', 'a,b'])).toThrow(/"a,b" contains a comma/);
+    expect(replicaFilterSql(mysql57, 'cutover_w', ['acme'])).toBeNull();
+  });
+
+  it('runs to a copy position: MariaDB UNTIL master_gtid_pos stops both threads, MySQL UNTIL SQL_AFTER_GTIDS only the applier', () => {
+    expect(startReplicaUntilSql(maria, 'cutover_w')).toBe("START SLAVE 'cutover_w' UNTIL master_gtid_pos = ?");
+    expect(startReplicaUntilSql(mysql84, 'cutover_w')).toBe("START REPLICA UNTIL SQL_AFTER_GTIDS = ? FOR CHANNEL 'cutover_w'");
+    expect(startReplicaUntilSql(mysql8021, 'cutover_w')).toBe("START SLAVE UNTIL SQL_AFTER_GTIDS = ? FOR CHANNEL 'cutover_w'");
+    const stopped = { ioRunning: false, sqlRunning: false, ioConnecting: false };
+    const readerOn = { ioRunning: true, sqlRunning: false, ioConnecting: false };
+    expect([untilReached(maria, stopped), untilReached(maria, readerOn), untilReached(maria, { ...stopped, ioConnecting: true })]).toEqual([true, false, false]);
+    expect([untilReached(mysql84, stopped), untilReached(mysql84, readerOn), untilReached(mysql84, { ...readerOn, sqlRunning: true })]).toEqual([true, true, false]);
+  });
+
+  it('a tenant leaves with only the applier paused: the thread after the connection name (MariaDB), before the channel (MySQL)', () => {
+    expect(stopReplicaSql(maria, 'cutover_w', 'SQL_THREAD')).toBe("STOP SLAVE 'cutover_w' SQL_THREAD");
+    expect(startReplicaSql(maria, 'cutover_w', 'SQL_THREAD')).toBe("START SLAVE 'cutover_w' SQL_THREAD");
+    expect(stopReplicaSql(mysql84, 'cutover_w', 'SQL_THREAD')).toBe("STOP REPLICA SQL_THREAD FOR CHANNEL 'cutover_w'");
+    expect(startReplicaSql(mysql84, 'cutover_w', 'SQL_THREAD')).toBe("START REPLICA SQL_THREAD FOR CHANNEL 'cutover_w'");
+    expect(stopReplicaSql(mysql8021, 'cutover_w', 'SQL_THREAD')).toBe("STOP SLAVE SQL_THREAD FOR CHANNEL 'cutover_w'");
+    expect(stopReplicaSql(mysql84, 'cutover_w')).toBe("STOP REPLICA FOR CHANNEL 'cutover_w'");
+  });
+
+  it('servers of one kind only, MySQL from 8.0 (channel filters, gtid_purged +)', () => {
+    expect(waveStreamRefusal(maria, maria)).toBeUndefined();
+    expect(waveStreamRefusal(mysql84, mysql8021)).toBeUndefined();
+    expect(waveStreamRefusal(maria, mysql84)).toMatch(/only between servers of one kind \(the source is MariaDB 10\.11\.19, the target MySQL 8\.4\.3\)/);
+    expect(waveStreamRefusal(mysql57, mysql84)).toMatch(/needs MySQL 8\.0 .* a server is MySQL 5\.7\.44/);
   });
 });
 

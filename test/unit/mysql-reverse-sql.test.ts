@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
-import { changeSourceSql, readReplicaStatus, replicaFilterSql, replicaPasswordSql, resetReplicaAllSql, stopReplicaSql } from '../../adapters/mysql/mysql-replication.js';
-import { MYSQL_MISSING_GTIDS_SQL, reverseRefusal, startPositionSql, streamVerdict, switchPositionSql } from '../../adapters/mysql/mysql-reverse.js';
+import { changeSourceSql, MYSQL_MISSING_GTIDS_SQL, readReplicaStatus, replicaFilterSql, replicaPasswordSql, resetReplicaAllSql, startPositionSql, stopReplicaSql } from '../../adapters/mysql/mysql-replication.js';
+import { reverseRefusal, streamVerdict, switchPositionSql } from '../../adapters/mysql/mysql-reverse.js';
 import { mysqlCapabilities } from '../../adapters/mysql/mysql-capabilities.js';
 
 const maria = detectFlavor('10.11.19-MariaDB-0+deb12u1-log', 'Debian 12');

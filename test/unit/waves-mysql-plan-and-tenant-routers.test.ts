@@ -50,7 +50,7 @@ describe('MariaDB/MySQL waves plan', () => {
     expect(mariadbPlan('method: dump', 'router: { kind: none }').method).toBe('dump');
   });
 
-  it('MySQL: per-tenant replication cannot run side by side from one source, method dump is needed', () => {
+  it('MySQL: replication runs the tenants through one channel named after the wave, no reverse path per tenant; dump stays', () => {
     const mysql = (...rest: string[]) =>
       parsePlan(
         [
@@ -64,7 +64,10 @@ describe('MariaDB/MySQL waves plan', () => {
         ].join('\n') + '\n',
         '/srv/w/plan.yaml',
       );
-    expect(() => mysql()).toThrow(/method: replication: mysql waves copy each tenant inside its own fence window/);
+    const p = mysql();
+    expect(p.method).toBe('replication');
+    expect(tenantPlan(p, 'acme').wave).toEqual(tenantPlan(p, 'globex').wave);
+    expect(() => mysql('reverse: true')).toThrow(/reverse: mysql waves by replication share one stream/);
     expect(mysql('method: dump').method).toBe('dump');
   });
 
