@@ -87,8 +87,8 @@ export interface MysqlCutoverConfig {
   /** Tables above this size are copied as several primary-key ranges (default COPY_SPLIT_BYTES). */
   copySplitBytes?: number;
   /**
-   * A tenant of a MariaDB wave by replication: `name` is the wave's one replica connection, which carries every
-   * joined tenant database (its replicate_do_db list) and the wave's replication account.
+   * A tenant of a wave by replication: `name` is the wave's one replica connection (MySQL: channel), which carries
+   * every joined tenant database (its database filter) and the wave's replication account.
    */
   sharedStream?: boolean;
 }
