@@ -2,12 +2,24 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { OperationError, UsageError } from '../../src/errors.js';
 import type { Endpoint, Router, RouterFinding, RouterLogin } from '../../src/engine/router.js';
-import { writeFileAtomic } from '../../src/util/atomic-file.js';
+import { stageFileAtomic, type StagedFile } from '../../src/util/atomic-file.js';
 import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
 import { formatDuration } from '../../src/util/units.js';
 import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
 import { readDatabaseEntry, readEntryLogin, rewriteDatabaseEntry } from './pgbouncer-ini.js';
 import { parseUserlist } from './pgbouncer-userlist.js';
+
+interface StagedIni {
+  /** The ini text the staged one was made from. */
+  base: string;
+  next: string;
+  /** Absent when the ini already routes there. */
+  file?: StagedFile;
+}
+
+function endpointKey(e: Endpoint): string {
+  return `${e.host}\0${e.port}\0${e.database ?? ''}`;
+}
 
 /** RESUME of a database that is not paused: a resumed run, or a router that was never held. Nothing to undo. */
 function isNotPaused(e: unknown): boolean {
@@ -106,6 +118,8 @@ export class PgBouncerRouter implements Router {
   }
 
   async release(): Promise<void> {
+    // Never holds clients up: the temporary file goes when its fsync is done.
+    void this.dropStaged();
     const admin = await this.console();
     try {
       await admin.command(`RESUME ${this.quoted}`);
@@ -128,12 +142,53 @@ export class PgBouncerRouter implements Router {
     await this.repoint(target, true);
   }
 
-  private async repoint(target: Endpoint, release: boolean): Promise<void> {
+  /** The ini rewritten for `target` and fsynced under a temporary name (prepareSwitch), with the text it was made from. */
+  private staged: { key: string; ini: Promise<StagedIni> } | undefined;
+
+  prepareSwitch(target: Endpoint): Promise<void> {
+    // Set before any await: a switch called right after finds it.
+    const previous = this.staged;
+    const ini = (async () => {
+      await previous?.ini.then((s) => s.file?.discard()).catch(() => {});
+      return this.stageIni(target);
+    })();
+    this.staged = { key: endpointKey(target), ini };
+    return ini.then(() => {});
+  }
+
+  private async dropStaged(): Promise<void> {
+    const staged = this.staged;
+    this.staged = undefined;
+    await staged?.ini.then((s) => s.file?.discard()).catch(() => {});
+  }
+
+  private async stageIni(target: Endpoint): Promise<StagedIni> {
     const [text, st] = await Promise.all([readFile(this.opts.ini, 'utf8'), stat(this.opts.ini)]).catch((e: NodeJS.ErrnoException) => {
       throw new UsageError(`cannot read ${this.opts.ini} (${e.code ?? e.message})`, 'check router.ini in the plan and that cutover may read and write it');
     });
     const next = rewriteDatabaseEntry(text, this.opts.database, target, this.opts.ini);
-    if (next !== text) await writeFileAtomic(this.opts.ini, next, { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } });
+    const file = next !== text ? await stageFileAtomic(this.opts.ini, next, { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } }) : undefined;
+    return { base: text, next, ...(file ? { file } : {}) };
+  }
+
+  /**
+   * The staged ini for `target` if the file still holds the text it was made from (someone may have edited it
+   * since: then it is made again from the new text), else a fresh one.
+   */
+  private async iniFor(target: Endpoint): Promise<StagedIni> {
+    const staged = this.staged;
+    this.staged = undefined;
+    if (staged?.key === endpointKey(target)) {
+      const ready = await staged.ini;
+      if ((await readFile(this.opts.ini, 'utf8').catch(() => undefined)) === ready.base) return ready;
+      await ready.file?.discard();
+    } else await staged?.ini.then((s) => s.file?.discard()).catch(() => {});
+    return this.stageIni(target);
+  }
+
+  private async repoint(target: Endpoint, release: boolean): Promise<void> {
+    const { next, file } = await this.iniFor(target);
+    await file?.commit();
     const admin = await this.console();
     if (release)
       await admin.commandsAtOnce(['RELOAD', `RESUME ${this.quoted}`]).catch((e: unknown) => {
@@ -141,6 +196,9 @@ export class PgBouncerRouter implements Router {
         if (!isNotPaused(e)) throw e;
       });
     else await admin.command('RELOAD');
+    // The rename's durability after the release: a crash before it leaves the old entry, the source (fenced),
+    // and `resume` points PgBouncer again.
+    await file?.syncDir();
     const now = await this.current();
     const expected = { ...target, database: target.database ?? readDatabaseEntry(next, this.opts.database).database };
     if (!now || now.host !== expected.host || now.port !== expected.port || now.database !== expected.database) {
@@ -221,6 +279,7 @@ export class PgBouncerRouter implements Router {
   }
 
   async close(): Promise<void> {
+    await this.dropStaged();
     await this.pauser?.close();
     this.pauser = undefined;
     await this.admin?.close();

@@ -43,6 +43,13 @@ export interface Router {
    * a client logging in between RELOAD and RESUME gets its pool refused for server_login_retry).
    */
   switchTo?(endpoint: Endpoint): Promise<void>;
+  /**
+   * Optional: does ahead, while the engine detaches the target, the part of the switch that nothing sees yet
+   * (PgBouncer: the new ini written and fsynced under a temporary name), so switchTo pays only its visible part.
+   * switchTo uses it when called for the same endpoint; release and close drop what it left. An error surfaces
+   * from switchTo.
+   */
+  prepareSwitch?(endpoint: Endpoint): Promise<void>;
   /** Where traffic goes now, as far as the router can tell. */
   current(): Promise<Endpoint | undefined>;
   /** One line for logs and reports, no secrets. */

@@ -817,6 +817,9 @@ async function finishForward(s: PlanSession, runner: Runner, blockedFrom: number
       'repoint',
       repoint,
       async () => {
+        // Beside the detach, the part of the switch nobody sees yet (PgBouncer: the new ini fsynced under a
+        // temporary name); its error, if any, comes out of the switch below.
+        if (s.router?.prepareSwitch) void s.router.prepareSwitch(endpointOf(s.target)).catch(() => {});
         if (s.plan.reverse && s.direction === 'forward' && s.adapter.reverseBegin) {
           // The reverse path's slot must start before the target opens: detach, begin it, then open.
           detached = (await s.adapter.detachTarget()) ?? {};

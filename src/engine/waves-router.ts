@@ -43,6 +43,13 @@ export class WaveRouter implements Router {
   switchTo(endpoint: Endpoint): Promise<void> {
     return this.serialised(() => switchRouter(this.inner, endpoint));
   }
+  /**
+   * Not serialised: it only writes a file under a temporary name. The switch, serialised, uses it only if the ini
+   * still holds the text it was made from (another tenant's switch in between makes it write afresh).
+   */
+  async prepareSwitch(endpoint: Endpoint): Promise<void> {
+    await this.inner.prepareSwitch?.(endpoint);
+  }
   current(): Promise<Endpoint | undefined> {
     return this.inner.current();
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBouncerRouter } from '../../adapters/routers/pgbouncer-router.js';
@@ -284,6 +285,38 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
     // Idempotent: a switch to where it already points, not held, changes nothing and fails nothing.
     await router.switchTo({ host: '127.0.0.1', port: src.port, database: 'shop' });
     console.log(`4 switches with ${connections} client connections opened around them: no refusal, longest held query ${longestWait.toFixed(0)} ms`);
+  });
+
+  it('a switch prepared ahead shows nothing until the switch, keeps an edit made in between, and release drops what it prepared', async () => {
+    const dir = dirname(bouncer.iniPath);
+    const temps = async () => (await readdir(dir)).filter((f) => f.startsWith(`${basename(bouncer.iniPath)}.`) && f.endsWith('.tmp'));
+    const toDst = { host: '127.0.0.1', port: dst.port, database: 'shop' };
+    const before = await readFile(bouncer.iniPath, 'utf8');
+    expect(await router.current()).toEqual({ host: '127.0.0.1', port: src.port, database: 'shop' });
+
+    await router.prepareSwitch(toDst);
+    // Written and fsynced under a temporary name; the ini and PgBouncer's routing are untouched.
+    expect(await temps()).toHaveLength(1);
+    expect(await readFile(bouncer.iniPath, 'utf8')).toBe(before);
+    // Someone edits the ini meanwhile: the switch must not write back the text it prepared from.
+    await writeFile(bouncer.iniPath, `${before}\n; kept: edited between the preparation and the switch\n`);
+    await router.hold(5_000);
+    await router.switchTo(toDst);
+    expect(await router.current()).toEqual(toDst);
+    expect(await readFile(bouncer.iniPath, 'utf8')).toContain('; kept: edited between the preparation and the switch');
+    expect(await temps()).toEqual([]);
+
+    // Prepared, then given up (the run failed before its switch): the release removes the file, the ini stays.
+    const now = await readFile(bouncer.iniPath, 'utf8');
+    await router.prepareSwitch({ host: '127.0.0.1', port: src.port, database: 'shop' });
+    expect(await temps()).toHaveLength(1);
+    await router.release();
+    for (let i = 0; i < 50 && (await temps()).length > 0; i++) await sleep(10);
+    expect(await temps()).toEqual([]);
+    expect(await readFile(bouncer.iniPath, 'utf8')).toBe(now);
+    expect(await router.current()).toEqual(toDst);
+    await router.switchTo({ host: '127.0.0.1', port: src.port, database: 'shop' });
+    expect(await router.current()).toEqual({ host: '127.0.0.1', port: src.port, database: 'shop' });
   });
 
   it('reports min_pool_size as a blocker: PgBouncer keeps opening server logins while the database is paused', async () => {

@@ -106,6 +106,34 @@ describe('runPlan goes through every phase in order (fake adapter, router and fe
     expect(await journalLines(f.session)).toContain('cleanup ok');
   });
 
+  it('a router that can prepare its switch does it beside the detach (not awaited first), then switches and releases in one step', async () => {
+    const f = fakeSession(stateDir);
+    let detaching = false;
+    let preparedDuringDetach = false;
+    f.world.when('adapter.detachTarget', async () => {
+      detaching = true;
+      await new Promise((r) => setTimeout(r, 20));
+      detaching = false;
+    });
+    Object.assign(f.router, {
+      prepareSwitch: async (e: { host: string }) => {
+        await f.world.act(`router.prepareSwitch ${e.host}`);
+        await new Promise((r) => setTimeout(r, 5));
+        preparedDuringDetach = detaching;
+      },
+      switchTo: async (e: typeof TARGET) => {
+        await f.world.act(`router.switchTo ${e.host}`);
+        f.router.at = e;
+        f.router.held = false;
+      },
+    });
+    expect((await runPlan(f.session)).outcome).toBe('done');
+    const log = f.world.log.filter((op) => /^router\.(prepareSwitch|switchTo|pointTo|release)|^adapter\.detachTarget|^hold\.off/.test(op));
+    expect(log).toEqual(['router.prepareSwitch target.test', 'adapter.detachTarget', 'hold.off', 'router.switchTo target.test']);
+    expect(preparedDuringDetach).toBe(true);
+    expect(f.router.at).toEqual(TARGET);
+  });
+
   it('the plan phase moves fresh → synced → in-flight (hold begun) → past-pnr → done along the journal', async () => {
     const f = fakeSession(stateDir);
     await runPlan(f.session);
