@@ -189,6 +189,7 @@ export class MysqlCutover implements CutoverAdapter {
       replicaLink: link.kind,
       ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
     });
+    if (this.cfg.sharedStream && this.cfg.method === 'replication' && !syncedByUs) findings.push(...(await this.streamJoinFindings()));
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
     findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
     for (const [side, ep, cmd] of [
@@ -353,6 +354,26 @@ export class MysqlCutover implements CutoverAdapter {
     await this.waitReplicaRunning();
     progress({ phase: 'ready', message: `initial copy done: ${totals.size} table(s)` });
     return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
+  }
+
+  /** What a tenant's join of the wave's stream needs, said at `check` rather than halfway through its sync. */
+  private async streamJoinFindings(): Promise<Finding[]> {
+    const why = "the wave's tenants share one replica connection on the target, each joining it at its own copy's GTID position";
+    const refusal = waveStreamRefusal(this.sourceFlavor, this.targetFlavor);
+    if (refusal) return [{ severity: 'blocker', check: 'method', message: refusal, why, fix: 'use method: dump for this wave' }];
+    const parallel = await this.parallelCopyTables();
+    if ('unsupported' in parallel)
+      return [
+        {
+          severity: 'blocker',
+          check: 'copy',
+          object: 'target local_infile',
+          message: parallel.unsupported,
+          why: `${why}, which only the parallel copy hands over`,
+          fix: 'set local_infile = 1 on the target, or use method: dump',
+        },
+      ];
+    return [];
   }
 
   /** The databases the wave's stream applies (its replicate_do_db). */

@@ -134,6 +134,22 @@ describe.skipIf(mariadbMissing)(`MariaDB waves by replication: ${N} tenant datab
     expect(human.err + human.out).toMatch(/\[tenant no_such_tenant\]/);
   });
 
+  it('check says a target without local_infile cannot take a tenant into the stream (exit 3), before any copy', async () => {
+    const plan = await writeMysqlWavesPlan(e, { name: 'infile', tenants: ['g_ok'], stateDir: join(stateRoot, 'infile'), routerFile: join(stateRoot, 'infile.json'), method: 'replication' });
+    await rows(e.dst, 'SET GLOBAL local_infile = 0');
+    try {
+      const r = await cli(['check', plan, '--json'], e.env);
+      expect(r.code, r.err).toBe(3);
+      const blockers = (r.json().findings as Array<{ severity: string; object?: string; message: string; fix: string }>).filter((f) => f.severity === 'blocker');
+      expect(blockers).toEqual([
+        expect.objectContaining({ object: 'target local_infile', message: expect.stringMatching(/local_infile = OFF/), fix: expect.stringMatching(/set local_infile = 1 on the target, or use method: dump/) }),
+      ]);
+      expect(await rows(e.dst, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'g_ok'")).toEqual([]);
+    } finally {
+      await rows(e.dst, 'SET GLOBAL local_infile = 1');
+    }
+  });
+
   it('plan: reverse with waves by replication is refused naming the key (exit 2)', async () => {
     const plan = await writeMysqlWavesPlan(e, { name: 'rev', tenants: ['x1', 'x2'], stateDir: join(stateRoot, 'rev'), routerFile: join(stateRoot, 'rev.json'), method: 'replication', extra: 'reverse: true' });
     const r = await cli(['waves', plan, '--yes'], e.env);
