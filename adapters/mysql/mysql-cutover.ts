@@ -330,7 +330,10 @@ export class MysqlCutover implements CutoverAdapter {
     }
     if ('tables' in parallel) start = await this.copyInParallel(parallel.tables, progress, link);
     else if (link.kind === 'rds-procedures') {
-      throw new OperationError(`the provider\u2019s replication procedures need the parallel copy: ${parallel.unsupported}`, 'set local_infile = 1 in the target\u2019s parameter group, or use method: dump');
+      throw new OperationError(
+        `the provider\u2019s replication procedures need the parallel copy: ${parallel.unsupported}`,
+        parallel.localInfile ? 'set local_infile = 1 in the target\u2019s parameter group, or use method: dump' : 'use method: dump',
+      );
     } else {
       progress({
         phase: 'copy',
@@ -358,22 +361,35 @@ export class MysqlCutover implements CutoverAdapter {
 
   /** What a tenant's join of the wave's stream needs, said at `check` rather than halfway through its sync. */
   private async streamJoinFindings(): Promise<Finding[]> {
-    const why = "the wave's tenants share one replica connection on the target, each joining it at its own copy's GTID position";
+    const plan = await this.streamJoinPlan();
+    if ('tables' in plan) return [];
+    return [
+      {
+        severity: 'blocker',
+        check: 'method',
+        object: plan.object,
+        message: plan.message,
+        why: "the wave's tenants share one replica connection on the target, each joining it at its own copy's GTID position",
+        fix: plan.fix,
+      },
+    ];
+  }
+
+  /**
+   * The tables this tenant's parallel copy moves into the wave's stream, or what stops it from joining: servers of
+   * two kinds or MySQL < 8.0, the provider's procedures (one unnamed connection, no filter of the tool's own), or a
+   * database the parallel copy cannot move (the join needs its one GTID position).
+   */
+  private async streamJoinPlan(): Promise<{ tables: CopyTable[] } | { message: string; object: string; fix: string }> {
+    const dump = 'use method: dump for this wave';
     const refusal = waveStreamRefusal(this.sourceFlavor, this.targetFlavor);
-    if (refusal) return [{ severity: 'blocker', check: 'method', message: refusal, why, fix: 'use method: dump for this wave' }];
+    if (refusal) return { message: refusal, object: 'servers', fix: dump };
+    if ((await this.link()).kind !== 'statements')
+      return { message: "the target replicates through the provider's procedures, whose one unnamed connection cannot carry a wave's tenants", object: 'target replication', fix: dump };
     const parallel = await this.parallelCopyTables();
-    if ('unsupported' in parallel)
-      return [
-        {
-          severity: 'blocker',
-          check: 'copy',
-          object: 'target local_infile',
-          message: parallel.unsupported,
-          why: `${why}, which only the parallel copy hands over`,
-          fix: 'set local_infile = 1 on the target, or use method: dump',
-        },
-      ];
-    return [];
+    if ('tables' in parallel) return parallel;
+    const message = `a tenant joins the wave's stream at its copy's GTID position, which needs the parallel copy: ${parallel.unsupported}`;
+    return parallel.localInfile ? { message, object: 'target local_infile', fix: 'set local_infile = 1 on the target, or use method: dump' } : { message, object: `database ${this.cfg.database}`, fix: dump };
   }
 
   /** The databases the wave's stream applies (its replicate_do_db). */
@@ -431,13 +447,10 @@ export class MysqlCutover implements CutoverAdapter {
       progress({ phase: 'ready', message: `${db} already follows the source through the wave's replica connection ${name}` });
       return { method: 'replication', tables: totals.size, bytes, rolesCreated, durationMs: Date.now() - started };
     }
-    const refusal = waveStreamRefusal(this.sourceFlavor, f);
-    if (refusal) throw new OperationError(refusal, 'use method: dump for this wave');
+    const parallel = await this.streamJoinPlan();
+    if (!('tables' in parallel)) throw new OperationError(parallel.message, parallel.fix);
     const present = await this.tableSizes(this.dst);
     if (present.size > 0) throw new OperationError(`target database ${db} already holds ${present.size} table(s)`, `drop it on the target (a copy cut short) and run the wave again`);
-    const parallel = await this.parallelCopyTables();
-    if (!('tables' in parallel))
-      throw new OperationError(`a tenant joins the wave's stream at its copy's GTID position, which needs the parallel copy: ${parallel.unsupported}`, 'set local_infile = 1 on the target, or use method: dump');
     const link = await this.link();
     let rolesCreated = 0;
     await this.withStreamLock(async () => {
@@ -528,12 +541,12 @@ export class MysqlCutover implements CutoverAdapter {
    * to MySQL into the provider's procedures (the one-stream dump's gtid_purged is not the provider admin's to set)
    * or into a wave's stream (a tenant joins at its own copy's position, which the dump cannot hand over).
    */
-  private async parallelCopyTables(link?: ReplicaLinkSql): Promise<{ tables: CopyTable[] } | { unsupported: string }> {
+  private async parallelCopyTables(link?: ReplicaLinkSql): Promise<{ tables: CopyTable[] } | { unsupported: string; localInfile?: true }> {
     const both = (k: MysqlFlavor['kind']) => this.sourceFlavor.kind === k && this.targetFlavor.kind === k;
     if (!both('mariadb') && !(both('mysql') && (link?.kind === 'rds-procedures' || this.cfg.sharedStream)))
       return { unsupported: 'the parallel copy is for MariaDB to MariaDB, and MySQL to MySQL into the provider\u2019s replication procedures or a wave\u2019s shared stream' };
     const [li] = await this.dst<RowDataPacket & { v: unknown }>(`SELECT @@GLOBAL.local_infile AS v`, [], 'reading local_infile on the target');
-    if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)' };
+    if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)', localInfile: true };
     return readCopyTables(this.src, this.cfg.database);
   }
 

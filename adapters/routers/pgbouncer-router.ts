@@ -1,8 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { OperationError, UsageError } from '../../src/errors.js';
 import type { Endpoint, Router, RouterFinding, RouterLogin } from '../../src/engine/router.js';
-import { stageFileAtomic, type StagedFile } from '../../src/util/atomic-file.js';
+import { fsyncDir, stageFileAtomic, STAGED_SUFFIX, type StagedFile } from '../../src/util/atomic-file.js';
 import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
 import { formatDuration } from '../../src/util/units.js';
 import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
@@ -15,6 +15,34 @@ interface StagedIni {
   next: string;
   /** Absent when the ini already routes there. */
   file?: StagedFile;
+}
+
+/**
+ * Removes the temporary ini files of runs killed between a preparation and its switch (`<ini>.<pid>.<hex>.tmp`,
+ * a minute old and of a process that is gone: a live run renames or removes its own). They hold the ini's entries.
+ */
+async function sweepStaleStagedFiles(ini: string): Promise<void> {
+  const dir = dirname(ini);
+  const prefix = `${basename(ini)}.`;
+  const pidOf = (n: string) => (n.startsWith(prefix) && n.endsWith(STAGED_SUFFIX) ? /^(\d+)\.[0-9a-f]{8}$/.exec(n.slice(prefix.length, -STAGED_SUFFIX.length))?.[1] : undefined);
+  const gone = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  };
+  const own = (n: string) => {
+    const pid = pidOf(n);
+    return pid !== undefined && gone(Number(pid));
+  };
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names.filter(own)) {
+    const path = join(dir, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isFile() && Date.now() - st.mtimeMs > 60_000) await rm(path, { force: true }).catch(() => {});
+  }
 }
 
 function endpointKey(e: Endpoint): string {
@@ -118,8 +146,8 @@ export class PgBouncerRouter implements Router {
   }
 
   async release(): Promise<void> {
-    // Never holds clients up: the temporary file goes when its fsync is done.
-    void this.dropStaged();
+    // Never holds clients up: the temporary file goes when its fsync is done (close waits for it).
+    this.dropping = this.dropStaged();
     const admin = await this.console();
     try {
       await admin.command(`RESUME ${this.quoted}`);
@@ -156,6 +184,9 @@ export class PgBouncerRouter implements Router {
     return ini.then(() => {});
   }
 
+  /** A release's removal of a staged file, still going. */
+  private dropping: Promise<void> | undefined;
+
   private async dropStaged(): Promise<void> {
     const staged = this.staged;
     this.staged = undefined;
@@ -167,6 +198,7 @@ export class PgBouncerRouter implements Router {
       throw new UsageError(`cannot read ${this.opts.ini} (${e.code ?? e.message})`, 'check router.ini in the plan and that cutover may read and write it');
     });
     const next = rewriteDatabaseEntry(text, this.opts.database, target, this.opts.ini);
+    await sweepStaleStagedFiles(this.opts.ini);
     const file = next !== text ? await stageFileAtomic(this.opts.ini, next, { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } }) : undefined;
     return { base: text, next, ...(file ? { file } : {}) };
   }
@@ -178,11 +210,10 @@ export class PgBouncerRouter implements Router {
   private async iniFor(target: Endpoint): Promise<StagedIni> {
     const staged = this.staged;
     this.staged = undefined;
-    if (staged?.key === endpointKey(target)) {
-      const ready = await staged.ini;
-      if ((await readFile(this.opts.ini, 'utf8').catch(() => undefined)) === ready.base) return ready;
-      await ready.file?.discard();
-    } else await staged?.ini.then((s) => s.file?.discard()).catch(() => {});
+    // A preparation that failed (a full disk, say) is simply tried again here.
+    const ready = await staged?.ini.catch(() => undefined);
+    if (ready && staged?.key === endpointKey(target) && (await readFile(this.opts.ini, 'utf8').catch(() => undefined)) === ready.base) return ready;
+    await ready?.file?.discard();
     return this.stageIni(target);
   }
 
@@ -198,7 +229,8 @@ export class PgBouncerRouter implements Router {
     else await admin.command('RELOAD');
     // The rename's durability after the release: a crash before it leaves the old entry, the source (fenced),
     // and `resume` points PgBouncer again.
-    await file?.syncDir();
+    // Also when nothing was written: a run killed between an earlier rename and its fsync left it undone.
+    await (file ? file.syncDir() : fsyncDir(dirname(this.opts.ini)));
     const now = await this.current();
     const expected = { ...target, database: target.database ?? readDatabaseEntry(next, this.opts.database).database };
     if (!now || now.host !== expected.host || now.port !== expected.port || now.database !== expected.database) {
@@ -279,6 +311,7 @@ export class PgBouncerRouter implements Router {
   }
 
   async close(): Promise<void> {
+    await this.dropping;
     await this.dropStaged();
     await this.pauser?.close();
     this.pauser = undefined;

@@ -48,6 +48,9 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
   await staged.syncDir();
 }
 
+/** The temporary name of a staged file is `<path>.<pid>.<8 hex digits>` and this. */
+export const STAGED_SUFFIX = '.tmp';
+
 /** A replacement of a file written and fsynced under a temporary name, not yet in place. */
 export interface StagedFile {
   /** Renames it into place: readers see the new content from now on (durable after syncDir). */
@@ -65,7 +68,7 @@ export interface StagedFile {
  */
 export async function stageFileAtomic(path: string, content: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<StagedFile> {
   const mode = opts.mode ?? 0o600;
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}${STAGED_SUFFIX}`;
   try {
     const fh = await open(tmp, 'wx', mode);
     try {

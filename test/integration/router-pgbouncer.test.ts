@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBouncerRouter } from '../../adapters/routers/pgbouncer-router.js';
@@ -294,7 +295,22 @@ describe.skipIf(skip)('PgBouncer router (PG15 → PG17 behind one PgBouncer)', (
     const before = await readFile(bouncer.iniPath, 'utf8');
     expect(await router.current()).toEqual({ host: '127.0.0.1', port: src.port, database: 'shop' });
 
+    // Left by runs killed before their switch: a dead process's file a minute old goes; a fresh one, and a live
+    // process's old one, stay.
+    const dead = await new Promise<number>((res) => {
+      const child = spawn('true');
+      child.on('exit', () => res(child.pid!));
+    });
+    const leftover = (pid: number, hex: string) => join(dir, `${basename(bouncer.iniPath)}.${pid}.${hex}.tmp`);
+    const old = new Date(Date.now() - 120_000);
+    await writeFile(leftover(dead, 'deadbee1'), 'stale');
+    await utimes(leftover(dead, 'deadbee1'), old, old);
+    await writeFile(leftover(dead, 'deadbee2'), 'fresh');
+    await writeFile(leftover(process.pid, 'deadbee3'), 'live');
+    await utimes(leftover(process.pid, 'deadbee3'), old, old);
     await router.prepareSwitch(toDst);
+    expect((await temps()).filter((f) => f.includes('deadbee')).sort()).toEqual([basename(leftover(dead, 'deadbee2')), basename(leftover(process.pid, 'deadbee3'))].sort());
+    for (const hex of ['deadbee2', 'deadbee3']) await rm(leftover(hex === 'deadbee2' ? dead : process.pid, hex));
     // Written and fsynced under a temporary name; the ini and PgBouncer's routing are untouched.
     expect(await temps()).toHaveLength(1);
     expect(await readFile(bouncer.iniPath, 'utf8')).toBe(before);

@@ -150,6 +150,17 @@ describe.skipIf(mariadbMissing)(`MariaDB waves by replication: ${N} tenant datab
     }
   });
 
+  it('check names a tenant the parallel copy cannot take (a MyISAM table) with method: dump as the fix, not local_infile', async () => {
+    await rows(e.src, 'CREATE DATABASE g_myisam');
+    await rows(e.src, 'CREATE TABLE g_myisam.t (id int PRIMARY KEY) ENGINE=MyISAM');
+    const plan = await writeMysqlWavesPlan(e, { name: 'myisam', tenants: ['g_myisam'], stateDir: join(stateRoot, 'myisam'), routerFile: join(stateRoot, 'myisam.json'), method: 'replication' });
+    const r = await cli(['check', plan, '--json'], e.env);
+    expect(r.code, r.err).toBe(3);
+    const blockers = (r.json().findings as Array<{ severity: string; object?: string; message: string; fix: string }>).filter((f) => f.severity === 'blocker');
+    expect(blockers).toContainEqual(expect.objectContaining({ object: 'database g_myisam', message: expect.stringMatching(/t uses MyISAM engine/), fix: 'use method: dump for this wave' }));
+    expect(blockers.filter((b) => b.object === 'target local_infile')).toEqual([]);
+  });
+
   it('plan: reverse with waves by replication is refused naming the key (exit 2)', async () => {
     const plan = await writeMysqlWavesPlan(e, { name: 'rev', tenants: ['x1', 'x2'], stateDir: join(stateRoot, 'rev'), routerFile: join(stateRoot, 'rev.json'), method: 'replication', extra: 'reverse: true' });
     const r = await cli(['waves', plan, '--yes'], e.env);
