@@ -11,9 +11,9 @@ import { client, exec, pg15Missing, pg17Missing } from '../helpers/pg.js';
 
 /**
  * Past the point of no return a write through the fence cannot be rolled back, only reported. The tool's link
- * to the target is slowed after the point of no return, which widens the stretch before replication into the
- * target stops: a superuser session writing in a tight loop from the point of no return to the lift commits
- * both before and after that.
+ * to the target is held after the point of no return until a superuser session writing in a tight loop has rows
+ * on the target, then slowed: that session commits both before replication into the target stops and after,
+ * until the lift.
  */
 describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the point of no return are reported, split where replication stopped', () => {
   let e: PostgresEnv;
@@ -48,16 +48,30 @@ describe.skipIf(pg15Missing ?? pg17Missing)('writes to the old source after the 
     let writing: Promise<void> | undefined;
     const acked: number[] = [];
     const start = onJournal(stateDir, 'point-of-no-return', 'ok', () => {
-      targetLink.latency(40);
+      // The tool's link to the target is held (its stop of replication waits; replication itself goes on) until the
+      // late writer's first rows are on the target, then slowed: on a loaded CI machine the writer's rows otherwise
+      // all fell after the stop, leaving nothing to report as replicated.
+      targetLink.pause();
       writing = (async () => {
-        const c = await client(e.src, { database: db, application: 'late-writer' });
-        await c.query('SET default_transaction_read_only = off');
-        for (let s = 1; !stopping; s++) {
-          await c.query('INSERT INTO audit_log (seq) VALUES ($1)', [s]);
-          acked.push(s);
-          await sleep(2);
+        try {
+          const c = await client(e.src, { database: db, application: 'late-writer' });
+          await c.query('SET default_transaction_read_only = off');
+          for (let s = 1; !stopping; s++) {
+            await c.query('INSERT INTO audit_log (seq) VALUES ($1)', [s]);
+            acked.push(s);
+            if (s === 3) {
+              const d = await client(e.dst, { database: db });
+              for (let i = 0; i < 500 && Number((await d.query<{ n: string }>('SELECT count(*) AS n FROM audit_log')).rows[0]!.n) < 3; i++) await sleep(10);
+              await d.end();
+              targetLink.latency(40);
+              targetLink.resume();
+            }
+            await sleep(2);
+          }
+          await c.end();
+        } finally {
+          targetLink.resume();
         }
-        await c.end();
       })();
     });
     // Stopped once the afterSwitch hook asks, before the run's last read of the slot (see the hook).
