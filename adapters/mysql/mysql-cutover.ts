@@ -189,7 +189,7 @@ export class MysqlCutover implements CutoverAdapter {
       replicaLink: link.kind,
       ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
     });
-    if (this.cfg.sharedStream && this.cfg.method === 'replication' && !syncedByUs) findings.push(...(await this.streamJoinFindings()));
+    if (this.cfg.sharedStream && !syncedByUs) findings.push(...(await this.streamJoinFindings()));
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
     findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
     for (const [side, ep, cmd] of [

@@ -1,8 +1,8 @@
-import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { OperationError, UsageError } from '../../src/errors.js';
 import type { Endpoint, Router, RouterFinding, RouterLogin } from '../../src/engine/router.js';
-import { fsyncDir, stageFileAtomic, STAGED_SUFFIX, type StagedFile } from '../../src/util/atomic-file.js';
+import { fsyncDir, stageFileAtomic, sweepStaleStagedFiles, type StagedFile } from '../../src/util/atomic-file.js';
 import { parseDbUrl, type DbEndpoint } from '../../src/util/db-url.js';
 import { formatDuration } from '../../src/util/units.js';
 import { PgBouncerAdmin, quoteAdminIdent, type AdminRow } from './pgbouncer-admin.js';
@@ -15,34 +15,6 @@ interface StagedIni {
   next: string;
   /** Absent when the ini already routes there. */
   file?: StagedFile;
-}
-
-/**
- * Removes the temporary ini files of runs killed between a preparation and its switch (`<ini>.<pid>.<hex>.tmp`,
- * a minute old and of a process that is gone: a live run renames or removes its own). They hold the ini's entries.
- */
-async function sweepStaleStagedFiles(ini: string): Promise<void> {
-  const dir = dirname(ini);
-  const prefix = `${basename(ini)}.`;
-  const pidOf = (n: string) => (n.startsWith(prefix) && n.endsWith(STAGED_SUFFIX) ? /^(\d+)\.[0-9a-f]{8}$/.exec(n.slice(prefix.length, -STAGED_SUFFIX.length))?.[1] : undefined);
-  const gone = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ESRCH';
-    }
-  };
-  const own = (n: string) => {
-    const pid = pidOf(n);
-    return pid !== undefined && gone(Number(pid));
-  };
-  const names = await readdir(dir).catch(() => [] as string[]);
-  for (const name of names.filter(own)) {
-    const path = join(dir, name);
-    const st = await lstat(path).catch(() => undefined);
-    if (st?.isFile() && Date.now() - st.mtimeMs > 60_000) await rm(path, { force: true }).catch(() => {});
-  }
 }
 
 function endpointKey(e: Endpoint): string {
@@ -174,12 +146,9 @@ export class PgBouncerRouter implements Router {
   private staged: { key: string; ini: Promise<StagedIni> } | undefined;
 
   prepareSwitch(target: Endpoint): Promise<void> {
-    // Set before any await: a switch called right after finds it.
-    const previous = this.staged;
-    const ini = (async () => {
-      await previous?.ini.then((s) => s.file?.discard()).catch(() => {});
-      return this.stageIni(target);
-    })();
+    // Set before any await (dropStaged clears the field before its own): a switch called right after finds it.
+    const dropped = this.dropStaged();
+    const ini = dropped.then(() => this.stageIni(target));
     this.staged = { key: endpointKey(target), ini };
     return ini.then(() => {});
   }
@@ -228,8 +197,8 @@ export class PgBouncerRouter implements Router {
       });
     else await admin.command('RELOAD');
     // The rename's durability after the release: a crash before it leaves the old entry, the source (fenced),
-    // and `resume` points PgBouncer again.
-    // Also when nothing was written: a run killed between an earlier rename and its fsync left it undone.
+    // and `resume` points PgBouncer again. Also when nothing was written: a run killed between an earlier rename
+    // and its fsync left it undone.
     await (file ? file.syncDir() : fsyncDir(dirname(this.opts.ini)));
     const now = await this.current();
     const expected = { ...target, database: target.database ?? readDatabaseEntry(next, this.opts.database).database };

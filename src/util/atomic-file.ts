@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /** Makes a create, rename or unlink in `dir` durable. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -49,7 +49,7 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
 }
 
 /** The temporary name of a staged file is `<path>.<pid>.<8 hex digits>` and this. */
-export const STAGED_SUFFIX = '.tmp';
+const STAGED_SUFFIX = '.tmp';
 
 /** A replacement of a file written and fsynced under a temporary name, not yet in place. */
 export interface StagedFile {
@@ -100,4 +100,30 @@ export async function stageFileAtomic(path: string, content: string | Uint8Array
       if (!committed) await rm(tmp, { force: true });
     },
   };
+}
+
+/**
+ * Removes the staged files of `path` left by processes killed between staging and commit (`<path>.<pid>.<hex>.tmp`,
+ * a minute old and of a process that is gone: a live one renames or removes its own). They hold the file's content.
+ */
+export async function sweepStaleStagedFiles(path: string): Promise<void> {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  const pidOf = (n: string) => (n.startsWith(prefix) && n.endsWith(STAGED_SUFFIX) ? /^(\d+)\.[0-9a-f]{8}$/.exec(n.slice(prefix.length, -STAGED_SUFFIX.length))?.[1] : undefined);
+  const gone = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  };
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = pidOf(name);
+    if (pid === undefined || !gone(Number(pid))) continue;
+    const staged = join(dir, name);
+    const st = await lstat(staged).catch(() => undefined);
+    if (st?.isFile() && Date.now() - st.mtimeMs > 60_000) await rm(staged, { force: true }).catch(() => {});
+  }
 }
