@@ -355,16 +355,25 @@ export class PostgresCutover implements CutoverAdapter {
     // A managed admin cannot publish FOR ALL TABLES (superuser only): it lists the tables it owns.
     const tables = this.cfg.schema || dumped.length || (await this.managed()) ? (await publishableTables(this.src, this.cfg.schema)).filter((t) => !dumped.includes(t)) : [];
     if (dumped.length) progress({ phase: 'replication', message: `left out of replication, copied inside the window: ${dumped.join(', ')}` });
+    // The snapshot copy has every row in once its indexes are built: the statistics are gathered from then on, beside
+    // the subscription's start (their own sessions; ANALYZE does not conflict with the apply worker's writes).
+    let ready: Promise<void> | undefined;
     if (this.copiesUnderSnapshot && !(await this.on('target', 'reading the subscription', () => subscriptionExists(dst, this.cfg.name)))) {
-      await this.copyUnderSnapshot(dst, tables, dumped, progress);
+      ({ ready } = await this.copyUnderSnapshot(dst, tables, dumped, progress));
     } else {
       await this.on('target', 'starting replication', () => startReplication(this.src, dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, this.scope, tables));
       progress({ phase: 'replication', message: `publication, slot and subscription ${this.cfg.name} in place` });
     }
-    const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
-    progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
-    await this.on('target', 'refreshing materialized views and analyzing', () => this.readyForQueries(progress));
-    return { method: 'replication', tables: done.tables, bytes: done.bytes };
+    try {
+      const done = await this.on('target', 'initial copy', () => waitTablesReady(this.src, dst, this.cfg.name, progress, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
+      progress({ phase: 'ready', message: `initial copy done: ${done.tables} tables` });
+      ready ??= this.readyForQueries(progress);
+      await ready;
+      return { method: 'replication', tables: done.tables, bytes: done.bytes };
+    } finally {
+      // A failure above leaves no ANALYZE running behind it.
+      await ready?.catch(() => {});
+    }
   }
 
   /** A whole database moved by replication: copied under the slot's snapshot, indexes after (see postgres-snapshot-copy.ts). */
@@ -376,8 +385,9 @@ export class PostgresCutover implements CutoverAdapter {
    * Slot first (its snapshot), COPY of every table under it in parallel, indexes and constraints in parallel, then
    * the subscription from the slot. A copy cut short earlier resumes unit by unit under the same snapshot while its
    * keeper holds it, else starts again from a new slot (see postgres-snapshot-copy.ts for why this is exact).
+   * `ready`: the statistics (readyForQueries), gathered from the moment the indexes are built.
    */
-  private async copyUnderSnapshot(dst: PgClient, published: readonly string[], leftOut: readonly string[], progress: SyncProgress): Promise<void> {
+  private async copyUnderSnapshot(dst: PgClient, published: readonly string[], leftOut: readonly string[], progress: SyncProgress): Promise<{ ready: Promise<void> }> {
     const started = Date.now();
     const jobs = this.cfg.copyJobs ?? defaultCopyJobs();
     const sentinel = this.scope.sentinel;
@@ -439,9 +449,17 @@ export class PostgresCutover implements CutoverAdapter {
       await postData.then((d) => d.discard()).catch(() => {});
     }
     progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
-    await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
-    await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));
+    const ready = this.readyForQueries(progress);
+    try {
+      await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
+      await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));
+    } catch (e) {
+      await ready.catch(() => {});
+      throw e;
+    }
     progress({ phase: 'replication', message: `subscription ${this.cfg.name} streams from the slot's consistent point ${consistentPoint}` });
+    // In an object: an async function's returned promise would be awaited with it.
+    return { ready };
   }
 
   /**
@@ -471,24 +489,38 @@ export class PostgresCutover implements CutoverAdapter {
    */
   private async readyForQueries(progress: SyncProgress): Promise<void> {
     const started = Date.now();
-    const dst = await this.targetDb();
-    const views = await populatedMatviews(this.src, this.cfg.schema);
-    await refreshMatviews(dst, views);
-    const relations = await analyzableRelations(dst, this.cfg.schema);
-    await this.analyzeOnTarget(relations);
-    progress({ phase: 'analyze', message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${Math.min(ANALYZE_JOBS, relations.length)} sessions)` });
+    // Only sessions of its own: it runs beside other work on the run's shared sessions (the subscription's start).
+    const [views, sessions] = await Promise.all([
+      this.on('source', 'listing materialized views', () => populatedMatviews(this.src, this.cfg.schema)),
+      this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS)),
+    ]);
+    try {
+      await this.on('target', 'refreshing materialized views and analyzing', async () => {
+        await refreshMatviews(sessions[0]!, views);
+        const relations = await analyzableRelations(sessions[0]!, this.cfg.schema);
+        await analyzeInParallel(sessions.slice(0, Math.max(1, relations.length)), relations);
+        progress({
+          phase: 'analyze',
+          message: `${views.length} materialized view(s) refreshed, ${relations.length} relation(s) analyzed in ${Date.now() - started}ms (${Math.min(ANALYZE_JOBS, relations.length)} sessions)`,
+        });
+      });
+    } finally {
+      await Promise.all(sessions.map((c) => c.end().catch(() => {})));
+    }
+  }
+
+  /** `n` target sessions for ANALYZE (the caller ends them). */
+  private analyzeSessions(n: number): Promise<PgClient[]> {
+    return openAll(
+      Array.from({ length: n }, () => () => connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs })),
+      (c) => c.end(),
+    );
   }
 
   /** ANALYZE the relations on the target with up to ANALYZE_JOBS sessions side by side. */
   private async analyzeOnTarget(relations: readonly string[]): Promise<void> {
     const dst = await this.targetDb();
-    const extra = await openAll(
-      Array.from(
-        { length: Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1) },
-        () => () => connectPg(this.cfg.target, { database: this.cfg.database, applicationName: 'cutover analyze', lockTimeoutMs: this.cfg.lockTimeoutMs }),
-      ),
-      (c) => c.end(),
-    );
+    const extra = await this.analyzeSessions(Math.max(0, Math.min(ANALYZE_JOBS, relations.length) - 1));
     try {
       await analyzeInParallel([dst, ...extra], relations);
     } finally {
