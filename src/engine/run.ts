@@ -42,6 +42,8 @@ export interface RunOptions extends LockOptions {
   pauseAt?: string;
   /** Test hook: with `pauseAt`, wait this long at that step (after its begin) and go on instead of parking. */
   pauseMs?: number;
+  /** Test hook: with `pauseAt`, await this at that step (after its begin, before its work) and go on. */
+  pauseHold?: () => Promise<void>;
   /** Rejects when the operator interrupts (SIGINT/SIGTERM): the run then restores the safe state. */
   abort?: Promise<never>;
   /** How long to wait for replication lag to drop under the limit before giving up (nothing is changed). */
@@ -195,7 +197,11 @@ class Runner {
       await new Promise((r) => setTimeout(r, this.opts.pauseMs));
       return fn(begun);
     };
-    const work = this.opts.pauseAt !== step ? () => fn(begun) : this.opts.pauseMs !== undefined ? delayed : parked;
+    const held = async (): Promise<T> => {
+      await this.opts.pauseHold!();
+      return fn(begun);
+    };
+    const work = this.opts.pauseAt !== step ? () => fn(begun) : this.opts.pauseHold ? held : this.opts.pauseMs !== undefined ? delayed : parked;
     try {
       const r = await (this.opts.abort ? Promise.race([work(), this.opts.abort]) : work());
       await begun;
