@@ -22,6 +22,7 @@ import {
   gtidWaitReached,
   gtidWaitSql,
   MYSQL_MISSING_GTIDS_SQL,
+  parallelCopyRefusal,
   positionWaitReached,
   positionWaitSql,
   plaintextLinkFinding,
@@ -319,7 +320,8 @@ export class MysqlCutover implements CutoverAdapter {
 
     const parallel = await this.parallelCopyTables(link);
     let start: CopyStart | undefined;
-    if ('tables' in parallel && link.kind === 'statements') {
+    // MariaDB's copy resumes table by table (its staged start is MariaDB's UNTIL master_gtid_pos); MySQL's starts again.
+    if ('tables' in parallel && link.kind === 'statements' && this.targetFlavor.kind === 'mariadb') {
       const positions = await this.copyResumable(parallel.tables, progress, recorded, present);
       const rolesCreated = await this.copyAccounts(progress);
       await this.startInStages(link, positions, progress);
@@ -536,15 +538,10 @@ export class MysqlCutover implements CutoverAdapter {
     return [{ where: 'target', kind: 'replica connection', name: `${this.cfg.name} (${this.cfg.database})`, drop, retainsWal: false }];
   }
 
-  /**
-   * The tables the parallel copy moves, or why the one-stream dump moves them instead: MariaDB to MariaDB, and MySQL
-   * to MySQL into the provider's procedures (the one-stream dump's gtid_purged is not the provider admin's to set)
-   * or into a wave's stream (a tenant joins at its own copy's position, which the dump cannot hand over).
-   */
+  /** The tables the parallel copy moves, or why the one-stream dump moves them instead (parallelCopyRefusal). */
   private async parallelCopyTables(link?: ReplicaLinkSql): Promise<{ tables: CopyTable[] } | { unsupported: string; localInfile?: true }> {
-    const both = (k: MysqlFlavor['kind']) => this.sourceFlavor.kind === k && this.targetFlavor.kind === k;
-    if (!both('mariadb') && !(both('mysql') && (link?.kind === 'rds-procedures' || this.cfg.sharedStream)))
-      return { unsupported: 'the parallel copy is for MariaDB to MariaDB, and MySQL to MySQL into the provider\u2019s replication procedures or a wave\u2019s shared stream' };
+    const refusal = parallelCopyRefusal(this.sourceFlavor, this.targetFlavor, link?.kind === 'rds-procedures' || !!this.cfg.sharedStream);
+    if (refusal) return { unsupported: refusal };
     const [li] = await this.dst<RowDataPacket & { v: unknown }>(`SELECT @@GLOBAL.local_infile AS v`, [], 'reading local_infile on the target');
     if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)', localInfile: true };
     return readCopyTables(this.src, this.cfg.database);

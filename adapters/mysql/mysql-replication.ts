@@ -178,6 +178,18 @@ export function untilReached(f: MysqlFlavor, r: Pick<ReplicaStatus, 'ioRunning' 
 }
 
 /**
+ * Why the parallel copy cannot move a database between these servers (undefined: it can). MariaDB to MariaDB; MySQL
+ * to MySQL when the replica can start at the copy's GTID position: 8.0+ targets add it to gtid_purged with `+`
+ * (startPositionSql), the provider's procedures take binary log coordinates, and a wave's stream is 8.0+ only.
+ * Elsewhere the one-stream dump sets gtid_purged itself.
+ */
+export function parallelCopyRefusal(source: MysqlFlavor, target: MysqlFlavor, providerOrWaveStream: boolean): string | undefined {
+  if (source.kind === 'mariadb' && target.kind === 'mariadb') return undefined;
+  if (source.kind === 'mysql' && target.kind === 'mysql' && (providerOrWaveStream || atLeast(version(target), [8, 0, 0]))) return undefined;
+  return 'the parallel copy is for MariaDB to MariaDB and MySQL to MySQL 8.0+ (or into the provider\u2019s replication procedures)';
+}
+
+/**
  * Why a wave's tenants cannot share one replica connection between these servers; undefined when they can. The
  * GTIDs of the two engines do not mix, and MySQL needs 8.0 for a channel's own REPLICATE_DO_DB and gtid_purged '+'.
  */

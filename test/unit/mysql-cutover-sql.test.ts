@@ -14,6 +14,7 @@ import {
   startReplicaUntilSql,
   stopReplicaSql,
   untilReached,
+  parallelCopyRefusal,
   waveStreamRefusal,
 } from '../../adapters/mysql/mysql-replication.js';
 import { autoIncrementFixes, checksumSql, setAutoIncrementSql } from '../../adapters/mysql/mysql-verify.js';
@@ -162,6 +163,17 @@ describe("a wave's one stream per engine", () => {
     expect(waveStreamRefusal(mysql84, mysql8021)).toBeUndefined();
     expect(waveStreamRefusal(maria, mysql84)).toMatch(/only between servers of one kind \(the source is MariaDB 10\.11\.19, the target MySQL 8\.4\.3\)/);
     expect(waveStreamRefusal(mysql57, mysql84)).toMatch(/needs MySQL 8\.0 .* a server is MySQL 5\.7\.44/);
+  });
+
+  it('the parallel copy: MariaDB to MariaDB, MySQL to MySQL 8.0+ (gtid_purged +), a 5.7 target only through the provider or not at all', () => {
+    expect(parallelCopyRefusal(maria, maria, false)).toBeUndefined();
+    expect(parallelCopyRefusal(mysql57, mysql84, false)).toBeUndefined();
+    expect(parallelCopyRefusal(mysql8021, mysql8021, false)).toBeUndefined();
+    // A 5.7 target cannot take gtid_purged '+...': the one-stream dump moves it, unless the provider's procedures start the link.
+    expect(parallelCopyRefusal(mysql57, mysql57, false)).toMatch(/MySQL to MySQL 8\.0\+/);
+    expect(parallelCopyRefusal(mysql57, mysql57, true)).toBeUndefined();
+    expect(parallelCopyRefusal(maria, mysql84, false)).toMatch(/MariaDB to MariaDB/);
+    expect(parallelCopyRefusal(mysql84, maria, true)).toMatch(/MariaDB to MariaDB/);
   });
 });
 
