@@ -36,7 +36,11 @@ installSandboxCleanup();
 const sql = (sb, db, ...stmts) => pgSql(sb, PASSWORD, db, ...stmts);
 const env = (sb, db) => ({ PGHOST: sb.host, PGPORT: String(sb.port), PGUSER: 'postgres', PGPASSWORD: PASSWORD, PGDATABASE: db });
 const bin = (name) => `/usr/lib/postgresql/15/bin/${name}`;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(a.length / 2);
+  return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2;
+};
 const timed = async (fn) => {
   const t = performance.now();
   await fn();
@@ -171,7 +175,16 @@ try {
       console.log(`  ${tool.name.padEnd(36)} median ${median(ts).toFixed(1)} s  (runs in order: ${ts.map((t) => t.toFixed(1)).join(', ')})`);
     }
     const ref = medians.get('pgcopydb clone');
-    if (ref !== undefined) console.log(`  cutover sync / pgcopydb clone: ${(medians.get('cutover sync') / ref).toFixed(2)}x (< 1 is faster)`);
+    if (ref !== undefined) {
+      // Also round by round: both tools of one round met the same moment of the machine, whose speed drifts by more
+      // than the difference measured (±15 % run to run here).
+      const ours = times.get('cutover sync');
+      const theirs = times.get('pgcopydb clone');
+      const paired = ours.map((t, i) => t / theirs[i]);
+      console.log(
+        `  cutover sync / pgcopydb clone: ${(medians.get('cutover sync') / ref).toFixed(2)}x (< 1 is faster); round by round ${paired.map((r) => r.toFixed(2)).join(', ')}, median ${median(paired).toFixed(2)}x`,
+      );
+    }
     await sql(dst, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
     await sql(src, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db} WITH (FORCE)`);
   }
