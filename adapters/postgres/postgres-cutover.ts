@@ -90,6 +90,11 @@ const FINAL_CATCH_UP_MS = 10_000;
 
 /** The target is held read-only to applications; the tool's own child sessions write anyway. */
 const TARGET_SESSION_WRITABLE = '-c default_transaction_read_only=off';
+
+/** Ends sessions of the run's own, ignoring a failure to say goodbye. */
+async function endAll(sessions: readonly PgClient[]): Promise<void> {
+  await Promise.all(sessions.map((c) => c.end().catch(() => {})));
+}
 /** The initial copy's sessions: a crash of the target mid-copy means copying again anyway. */
 const COPY_TARGET_OPTIONS = `${TARGET_SESSION_WRITABLE} -c synchronous_commit=off`;
 
@@ -434,6 +439,7 @@ export class PostgresCutover implements CutoverAdapter {
     const postData = dumpSection(await this.tools(), this.cfg.source, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions']);
     postData.catch(() => {});
     let copiedMs: number;
+    let analyzers: Promise<PgClient[]> | undefined;
     try {
       if (units.some((u) => !u.done)) {
         await copyUnderSnapshot(
@@ -444,12 +450,18 @@ export class PostgresCutover implements CutoverAdapter {
       }
       await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
       copiedMs = Date.now() - started;
+      // The statistics' sessions log in while the indexes build, so ANALYZE begins the moment they are built.
+      analyzers = this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS));
+      analyzers.catch(() => {});
       await (await postData).restore(this.cfg.target, { jobs, targetOptions: TARGET_SESSION_WRITABLE, clean: true });
+    } catch (e) {
+      await analyzers?.then(endAll).catch(() => {});
+      throw e;
     } finally {
       await postData.then((d) => d.discard()).catch(() => {});
     }
     progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
-    const ready = this.readyForQueries(progress);
+    const ready = this.readyForQueries(progress, analyzers);
     try {
       await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
       await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));
@@ -487,12 +499,17 @@ export class PostgresCutover implements CutoverAdapter {
    * table and materialized view is analyzed, so the first queries after the switch get plans from statistics.
    * Runs after the initial copy, long before the fence.
    */
-  private async readyForQueries(progress: SyncProgress): Promise<void> {
+  private async readyForQueries(progress: SyncProgress, opened?: Promise<PgClient[]>): Promise<void> {
     const started = Date.now();
-    // Only sessions of its own: it runs beside other work on the run's shared sessions (the subscription's start).
+    // Only sessions of its own (`opened`, or opened now): it runs beside other work on the run's shared sessions (the
+    // subscription's start).
+    const sessionsOpened = opened ?? this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS));
     const [views, sessions] = await Promise.all([
-      this.on('source', 'listing materialized views', () => populatedMatviews(this.src, this.cfg.schema)),
-      this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS)),
+      this.on('source', 'listing materialized views', () => populatedMatviews(this.src, this.cfg.schema)).catch(async (e: unknown) => {
+        await sessionsOpened.then(endAll).catch(() => {});
+        throw e;
+      }),
+      sessionsOpened,
     ]);
     try {
       await this.on('target', 'refreshing materialized views and analyzing', async () => {
@@ -505,7 +522,7 @@ export class PostgresCutover implements CutoverAdapter {
         });
       });
     } finally {
-      await Promise.all(sessions.map((c) => c.end().catch(() => {})));
+      await endAll(sessions);
     }
   }
 
@@ -524,7 +541,7 @@ export class PostgresCutover implements CutoverAdapter {
     try {
       await analyzeInParallel([dst, ...extra], relations);
     } finally {
-      await Promise.all(extra.map((c) => c.end().catch(() => {})));
+      await endAll(extra);
     }
   }
 
