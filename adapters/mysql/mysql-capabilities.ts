@@ -15,8 +15,8 @@ export function mysqlCapabilities(engine: 'mysql' | 'mariadb'): EngineCapabiliti
     copiesAccounts: true,
     // Consistent-snapshot transactions at the point of no return on sessions opened before the hold.
     verifyAfterSwitch: true,
-    // MariaDB to MariaDB copies in parallel at one GTID position; MySQL keeps the one-stream dump, except into the
-    // provider's replication procedures and a wave's shared stream.
+    // MariaDB to MariaDB and MySQL to MySQL 8.0+ copy in parallel at one GTID position (parallelCopyRefusal); a 5.7
+    // target keeps the one-stream dump, except into the provider's replication procedures.
     parallelCopy: true,
     // A MariaDB server is often reached with a mysql:// URL, and the other way round.
     urlEngines: ['mysql', 'mariadb'],

@@ -80,13 +80,25 @@ function triple(v: string): [number, number, number] {
 
 /** Global privileges of the current account, from SHOW GRANTS (covers MySQL dynamic privileges too). */
 export async function globalPrivileges(q: Query): Promise<{ all: boolean; names: Set<string> }> {
+  return databasePrivileges(q);
+}
+
+/** Privileges the current account holds on every database, or on `database` itself too (SHOW GRANTS; not through roles). */
+export async function databasePrivileges(q: Query, database?: string): Promise<{ all: boolean; names: Set<string> }> {
   const rows = await q<RowDataPacket>(`SHOW GRANTS FOR CURRENT_USER()`, [], 'reading the account privileges');
+  return privilegesOnDatabase(
+    rows.map((r) => String(Object.values(r)[0] ?? '')),
+    database,
+  );
+}
+
+/** The privileges SHOW GRANTS lines give on `*.*`, or on `database`.* too (a pattern such as `shop\_%` is not read). */
+export function privilegesOnDatabase(lines: readonly string[], database?: string): { all: boolean; names: Set<string> } {
   const names = new Set<string>();
   let all = false;
-  for (const r of rows) {
-    const line = String(Object.values(r)[0] ?? '');
-    const m = /^GRANT (.+?) ON \*\.\* TO /i.exec(line);
-    if (!m) continue;
+  for (const line of lines) {
+    const m = /^GRANT (.+?) ON (\*|`((?:[^`]|``)*)`)\.\* TO /i.exec(line);
+    if (!m || (m[2] !== '*' && (database === undefined || m[3]!.replace(/``/g, '`') !== database))) continue;
     if (/^ALL( PRIVILEGES)?$/i.test(m[1]!.trim())) all = true;
     for (const p of m[1]!.split(',')) names.add(p.trim().toUpperCase().replace(/_/g, ' '));
   }

@@ -8,7 +8,7 @@ import { sleep } from '../../src/util/sleep.js';
 import { openAll } from '../../src/util/open-all.js';
 import { formatBytes } from '../../src/util/units.js';
 import { applyAccounts, planAccounts, type AccountsMode } from './mysql-account-copy.js';
-import { mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
+import { databasePrivileges, globalPrivileges, hasAny, mysqlPreflight, type BypassFenceOptions } from './mysql-checks.js';
 import { connectMysql, mappedQuery, type MysqlConnection } from './mysql-connection.js';
 import { clientKind, dumpCommand, dumpInto, loadCommand, plaintextFallbackFinding, type DumpKind } from './mysql-dump.js';
 import { flavorLabel, type MysqlFlavor } from './mysql-flavor.js';
@@ -83,7 +83,7 @@ export interface MysqlCutoverConfig {
   fence?: BypassFenceOptions;
   /** The plan's `privileges`: the target hold of the managed profile locks namedAccounts instead of read_only. */
   privileges?: PrivilegesSetting;
-  /** Workers of the parallel initial copy (MariaDB to MariaDB; default: defaultCopyJobs()). */
+  /** Workers of the parallel initial copy (MariaDB to MariaDB, MySQL to MySQL 8.0+; default: defaultCopyJobs()). */
   copyJobs?: number;
   /** Tables above this size are copied as several primary-key ranges (default COPY_SPLIT_BYTES). */
   copySplitBytes?: number;
@@ -320,7 +320,8 @@ export class MysqlCutover implements CutoverAdapter {
 
     const parallel = await this.parallelCopyTables(link);
     let start: CopyStart | undefined;
-    // MariaDB's copy resumes table by table (its staged start is MariaDB's UNTIL master_gtid_pos); MySQL's starts again.
+    // MariaDB's copy resumes table by table (its staged start is MariaDB's UNTIL master_gtid_pos); a MySQL copy cut
+    // short is not resumed: its tables stay, and the next sync refuses them until the target database is emptied.
     if ('tables' in parallel && link.kind === 'statements' && this.targetFlavor.kind === 'mariadb') {
       const positions = await this.copyResumable(parallel.tables, progress, recorded, present);
       const rolesCreated = await this.copyAccounts(progress);
@@ -544,6 +545,11 @@ export class MysqlCutover implements CutoverAdapter {
     if (refusal) return { unsupported: refusal };
     const [li] = await this.dst<RowDataPacket & { v: unknown }>(`SELECT @@GLOBAL.local_infile AS v`, [], 'reading local_infile on the target');
     if (!isOn(li?.v)) return { unsupported: 'the target has local_infile = OFF (the parallel copy loads with LOAD DATA LOCAL INFILE)', localInfile: true };
+    // Said before anything is copied, not after the copy (the one-stream dump needs neither).
+    if (!hasAny(await databasePrivileges(this.src, this.cfg.database), ['LOCK TABLES']))
+      return { unsupported: `the source account cannot LOCK TABLES on ${this.cfg.database} (the parallel copy locks the tables for a moment to start its snapshots at one GTID position)` };
+    if (this.targetFlavor.kind === 'mysql' && link?.kind !== 'rds-procedures' && !hasAny(await globalPrivileges(this.dst), ['SYSTEM_VARIABLES_ADMIN', 'SUPER']))
+      return { unsupported: "the target account lacks SYSTEM_VARIABLES_ADMIN (the replica starts at the parallel copy's position through SET GLOBAL gtid_purged)" };
     return readCopyTables(this.src, this.cfg.database);
   }
 

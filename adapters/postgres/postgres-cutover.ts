@@ -91,10 +91,24 @@ const FINAL_CATCH_UP_MS = 10_000;
 /** The target is held read-only to applications; the tool's own child sessions write anyway. */
 const TARGET_SESSION_WRITABLE = '-c default_transaction_read_only=off';
 
+/** What readyForQueries needs, started ahead of it (analyzeAhead). */
+interface AnalyzeAhead {
+  views: Promise<string[]>;
+  sessions: Promise<PgClient[]>;
+  /** When the sessions were opened. */
+  since: number;
+  /** Ends the sessions (once opened). */
+  discard(): Promise<void>;
+}
+
+/** How long sessions opened ahead stay usable as they are (see readyForQueries). */
+const AHEAD_FRESH_MS = 60_000;
+
 /** Ends sessions of the run's own, ignoring a failure to say goodbye. */
 async function endAll(sessions: readonly PgClient[]): Promise<void> {
   await Promise.all(sessions.map((c) => c.end().catch(() => {})));
 }
+
 /** The initial copy's sessions: a crash of the target mid-copy means copying again anyway. */
 const COPY_TARGET_OPTIONS = `${TARGET_SESSION_WRITABLE} -c synchronous_commit=off`;
 
@@ -439,7 +453,7 @@ export class PostgresCutover implements CutoverAdapter {
     const postData = dumpSection(await this.tools(), this.cfg.source, this.cfg.database, ['--section=post-data', '--no-publications', '--no-subscriptions']);
     postData.catch(() => {});
     let copiedMs: number;
-    let analyzers: Promise<PgClient[]> | undefined;
+    let ahead: AnalyzeAhead | undefined;
     try {
       if (units.some((u) => !u.done)) {
         await copyUnderSnapshot(
@@ -450,18 +464,21 @@ export class PostgresCutover implements CutoverAdapter {
       }
       await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
       copiedMs = Date.now() - started;
-      // The statistics' sessions log in while the indexes build, so ANALYZE begins the moment they are built.
-      analyzers = this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS));
-      analyzers.catch(() => {});
+      // What the statistics need is gathered while the indexes build, so ANALYZE begins the moment they are built.
+      ahead = this.analyzeAhead();
       await (await postData).restore(this.cfg.target, { jobs, targetOptions: TARGET_SESSION_WRITABLE, clean: true });
+      // The source session is shared: its listing is done before the subscription's start uses it (in a transaction).
+      await ahead.views;
     } catch (e) {
-      await analyzers?.then(endAll).catch(() => {});
+      await ahead?.discard();
       throw e;
     } finally {
       await postData.then((d) => d.discard()).catch(() => {});
     }
     progress({ phase: 'copy', message: `copied in ${copiedMs}ms, indexes and constraints built in ${Date.now() - started - copiedMs}ms (${jobs} jobs)` });
-    const ready = this.readyForQueries(progress, analyzers);
+    const ready = this.readyForQueries(progress, ahead);
+    // Awaited only after the subscription's start: a failure meanwhile must not surface as an unhandled rejection.
+    ready.catch(() => {});
     try {
       await this.on('target', 'creating the subscription', () => ensureSubscription(dst, () => this.replicationLink(), this.cfg.database, this.cfg.name, true));
       await this.on('target', 'clearing the copy record', () => dropCopyRecord(dst));
@@ -499,18 +516,20 @@ export class PostgresCutover implements CutoverAdapter {
    * table and materialized view is analyzed, so the first queries after the switch get plans from statistics.
    * Runs after the initial copy, long before the fence.
    */
-  private async readyForQueries(progress: SyncProgress, opened?: Promise<PgClient[]>): Promise<void> {
+  private async readyForQueries(progress: SyncProgress, gathered?: AnalyzeAhead): Promise<void> {
     const started = Date.now();
-    // Only sessions of its own (`opened`, or opened now): it runs beside other work on the run's shared sessions (the
-    // subscription's start).
-    const sessionsOpened = opened ?? this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS));
-    const [views, sessions] = await Promise.all([
-      this.on('source', 'listing materialized views', () => populatedMatviews(this.src, this.cfg.schema)).catch(async (e: unknown) => {
-        await sessionsOpened.then(endAll).catch(() => {});
-        throw e;
-      }),
-      sessionsOpened,
-    ]);
+    let ahead = gathered ?? this.analyzeAhead();
+    // Sessions idle through a long index build may have been dropped on the way (an idle cutoff between here and
+    // the target): only a recent gathering is used as it is.
+    if (Date.now() - ahead.since > AHEAD_FRESH_MS) {
+      await ahead.discard();
+      ahead = this.analyzeAhead(ahead.views);
+    }
+    // Only sessions of its own: it runs beside other work on the run's shared sessions (the subscription's start).
+    const [views, sessions] = await Promise.all([ahead.views, ahead.sessions]).catch(async (e: unknown) => {
+      await ahead.discard();
+      throw e;
+    });
     try {
       await this.on('target', 'refreshing materialized views and analyzing', async () => {
         await refreshMatviews(sessions[0]!, views);
@@ -524,6 +543,18 @@ export class PostgresCutover implements CutoverAdapter {
     } finally {
       await endAll(sessions);
     }
+  }
+
+  /**
+   * Starts what readyForQueries needs: the source's populated materialized views (unless listed already) and
+   * ANALYZE_JOBS target sessions.
+   */
+  private analyzeAhead(listed?: Promise<string[]>): AnalyzeAhead {
+    const views = listed ?? this.on('source', 'listing materialized views', () => populatedMatviews(this.src, this.cfg.schema));
+    const sessions = this.on('target', 'opening sessions to analyze', () => this.analyzeSessions(ANALYZE_JOBS));
+    views.catch(() => {});
+    sessions.catch(() => {});
+    return { views, sessions, since: Date.now(), discard: () => sessions.then(endAll).catch(() => {}) };
   }
 
   /** `n` target sessions for ANALYZE (the caller ends them). */

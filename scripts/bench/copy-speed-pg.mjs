@@ -175,7 +175,7 @@ try {
       console.log(`  ${tool.name.padEnd(36)} median ${median(ts).toFixed(1)} s  (runs in order: ${ts.map((t) => t.toFixed(1)).join(', ')})`);
     }
     const ref = medians.get('pgcopydb clone');
-    if (ref !== undefined) {
+    if (ref !== undefined && times.has('cutover sync')) {
       // Also round by round: both tools of one round met the same moment of the machine, whose speed drifts by more
       // than the difference measured (±15 % run to run here).
       const ours = times.get('cutover sync');

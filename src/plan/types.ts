@@ -166,7 +166,7 @@ export interface Plan {
   privileges?: 'auto' | 'superuser' | 'managed';
   /** Absent: every table without a key blocks (PostgreSQL, method replication). */
   tables?: PlanTables;
-  /** The initial copy of method replication (PostgreSQL; MariaDB to MariaDB): workers and split threshold. */
+  /** The initial copy of method replication (PostgreSQL; MariaDB to MariaDB, MySQL to MySQL 8.0+): workers and split threshold. */
   copy?: PlanCopy;
   /** CDC consumers' logical slots handed over to the target at the switch (PostgreSQL, one database). */
   cdc?: PlanCdc;

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { clientConnArgs, clientTlsArgs, dumpArgs, loadArgs } from '../../adapters/mysql/mysql-dump.js';
+import { hasAny, privilegesOnDatabase } from '../../adapters/mysql/mysql-checks.js';
 import { detectFlavor } from '../../adapters/mysql/mysql-flavor.js';
 import {
   binlogBytesBehind,
   changeSourceSql,
   gtidWaitReached,
   gtidWaitSql,
+  parallelCopyRefusal,
   readReplicaStatus,
   replicaConnectionName,
   replicaFilterSql,
@@ -14,7 +16,6 @@ import {
   startReplicaUntilSql,
   stopReplicaSql,
   untilReached,
-  parallelCopyRefusal,
   waveStreamRefusal,
 } from '../../adapters/mysql/mysql-replication.js';
 import { autoIncrementFixes, checksumSql, setAutoIncrementSql } from '../../adapters/mysql/mysql-verify.js';
@@ -174,6 +175,19 @@ describe("a wave's one stream per engine", () => {
     expect(parallelCopyRefusal(mysql57, mysql57, true)).toBeUndefined();
     expect(parallelCopyRefusal(maria, mysql84, false)).toMatch(/MariaDB to MariaDB/);
     expect(parallelCopyRefusal(mysql84, maria, true)).toMatch(/MariaDB to MariaDB/);
+  });
+
+  it('what the parallel copy needs of the accounts is read from SHOW GRANTS: LOCK TABLES on *.* or on the database, SYSTEM_VARIABLES_ADMIN on *.*', () => {
+    const grants = ['GRANT USAGE ON *.* TO `app`@`%`', 'GRANT SELECT, LOCK TABLES ON `shop`.* TO `app`@`%`', 'GRANT ALL PRIVILEGES ON `we``ird`.* TO `app`@`%`'];
+    expect(hasAny(privilegesOnDatabase(grants, 'shop'), ['LOCK TABLES'])).toBe(true);
+    expect(hasAny(privilegesOnDatabase(grants, 'other'), ['LOCK TABLES'])).toBe(false);
+    expect(hasAny(privilegesOnDatabase(grants, 'we`ird'), ['LOCK TABLES'])).toBe(true);
+    // Without a database only the *.* lines count (globalPrivileges).
+    expect(hasAny(privilegesOnDatabase(grants), ['LOCK TABLES'])).toBe(false);
+    const admin = ['GRANT RELOAD, REPLICATION SLAVE ON *.* TO `repl`@`%`', 'GRANT REPLICATION_SLAVE_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `repl`@`%`'];
+    expect(hasAny(privilegesOnDatabase(admin), ['SYSTEM_VARIABLES_ADMIN', 'SUPER'])).toBe(true);
+    expect(hasAny(privilegesOnDatabase(admin, 'shop'), ['LOCK TABLES'])).toBe(false);
+    expect(hasAny(privilegesOnDatabase(['GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION'], 'shop'), ['LOCK TABLES'])).toBe(true);
   });
 });
 
