@@ -191,6 +191,7 @@ export class MysqlCutover implements CutoverAdapter {
       ...(this.cfg.fence ? { fence: this.cfg.fence } : {}),
     });
     if (this.cfg.sharedStream && !syncedByUs) findings.push(...(await this.streamJoinFindings()));
+    if (this.cfg.method === 'replication' && !syncedByUs && !this.cfg.sharedStream && link.kind === 'statements') findings.push(await this.initialCopyFinding(link));
     // Before a sync, missing accounts are what it creates; after one, a missing account is a blocker.
     findings.push(...(await this.accountPlan(syncedByUs && ctx.syncing !== true)).findings);
     for (const [side, ep, cmd] of [
@@ -537,6 +538,26 @@ export class MysqlCutover implements CutoverAdapter {
       ? `${stopReplicaSql(f, this.cfg.name, 'SQL_THREAD')}; ${filter.params.length ? filter.sql.replace('?', `'${rest.join(',')}'`) : filter.sql}; ${startReplicaSql(f, this.cfg.name, 'SQL_THREAD')}`
       : `${stopReplicaSql(f, this.cfg.name)}; ${resetReplicaAllSql(f, this.cfg.name)}`;
     return [{ where: 'target', kind: 'replica connection', name: `${this.cfg.name} (${this.cfg.database})`, drop, retainsWal: false }];
+  }
+
+  /** Which initial copy `sync` will take, said at `check` (the one-stream dump is much slower on a big database). */
+  private async initialCopyFinding(link: ReplicaLinkSql): Promise<Finding> {
+    const parallel = await this.parallelCopyTables(link);
+    if ('tables' in parallel)
+      return {
+        severity: 'info',
+        check: 'initial copy',
+        message: `sync copies ${parallel.tables.length} table(s) in parallel (${this.copyJobs} workers) at one GTID position`,
+        why: 'the parallel copy loads every table at once, big ones in key ranges',
+        fix: '—',
+      };
+    return {
+      severity: 'info',
+      check: 'initial copy',
+      message: `sync copies with one dump stream: ${parallel.unsupported}`,
+      why: 'one mysqldump/mariadb-dump stream loads one table after another: much slower on a big database than the parallel copy',
+      fix: parallel.localInfile ? 'set local_infile = 1 on the target for the parallel copy' : 'nothing is needed (the dump copies the same rows); the reason says what the parallel copy would need',
+    };
   }
 
   /** The tables the parallel copy moves, or why the one-stream dump moves them instead (parallelCopyRefusal). */

@@ -73,6 +73,18 @@ describe.skipIf(mariadbMissing)('MariaDB sync copies in parallel at one GTID pos
 
   it('splits the big table, keeps every acknowledged write and ends with equal digests; triggers, views and routines follow', async () => {
     const plan = await writeMysqlPlan(e, { db: 'par', stateDir, router: false, extra: 'copy: { jobs: 3, splitTablesLargerThan: 1MB }' });
+    // check says which copy sync will take, and why the one-stream dump when the target cannot take the parallel one.
+    const initialCopy = async (): Promise<string | undefined> => {
+      const r = await cli(['check', plan, '--json'], e.env);
+      return (r.json().findings as Array<{ check: string; message: string }>).find((f) => f.check === 'initial copy')?.message;
+    };
+    expect(await initialCopy()).toMatch(/^sync copies \d+ table\(s\) in parallel \(3 workers\) at one GTID position$/);
+    await exec(e.dst, 'SET GLOBAL local_infile = 0');
+    try {
+      expect(await initialCopy()).toMatch(/^sync copies with one dump stream: the target has local_infile = OFF/);
+    } finally {
+      await exec(e.dst, 'SET GLOBAL local_infile = 1');
+    }
     const w = new MysqlWorkload({ host: e.src.host, port: e.src.port, user: APP_USER, password: APP_PASSWORD, database: 'par', writers: 3 }).start();
     const c = churn(e.src, 'par', rows);
     let sync;
