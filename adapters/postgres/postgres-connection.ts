@@ -8,6 +8,11 @@ import { nodeTlsOptions, tlsRefusal } from '../../src/util/tls.js';
 
 export type PgClient = pg.Client;
 
+/** Ends sessions, ignoring a failure to say goodbye (a session already gone). */
+export async function endAll(sessions: Iterable<PgClient>): Promise<void> {
+  await Promise.all([...sessions].map((c) => c.end().catch(() => {})));
+}
+
 /** The server's major version (15, 17, ...). */
 export async function serverMajor(c: PgClient): Promise<number> {
   return Math.floor(Number((await c.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`)).rows[0]!.n) / 10000);

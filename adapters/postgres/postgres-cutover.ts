@@ -29,7 +29,7 @@ import { createExtensions, extensionFindings } from './postgres-extensions.js';
 import { copySettingsAndGrants, settingsFindings } from './postgres-settings.js';
 import { ALL_KINDS, driftFindings, schemaDifferences, schemaFingerprint, type SchemaObjectKind } from './postgres-schema-fingerprint.js';
 import { choiceFor, keylessFindings, keylessTables, restoreReplicaIdentity, setReplicaIdentityFull, type KeylessPolicy } from './postgres-keyless.js';
-import { connectPg, mapPgError, serverMajor, type PgClient } from './postgres-connection.js';
+import { connectPg, endAll, mapPgError, serverMajor, type PgClient } from './postgres-connection.js';
 import { dropLeakSlot, ensureLeakSlot } from './postgres-leak-decoding.js';
 import {
   createSentinel,
@@ -103,11 +103,6 @@ interface AnalyzeAhead {
 
 /** How long sessions opened ahead stay usable as they are (see readyForQueries). */
 const AHEAD_FRESH_MS = 60_000;
-
-/** Ends sessions of the run's own, ignoring a failure to say goodbye. */
-async function endAll(sessions: readonly PgClient[]): Promise<void> {
-  await Promise.all(sessions.map((c) => c.end().catch(() => {})));
-}
 
 /** The initial copy's sessions: a crash of the target mid-copy means copying again anyway. */
 const COPY_TARGET_OPTIONS = `${TARGET_SESSION_WRITABLE} -c synchronous_commit=off`;

@@ -8,6 +8,7 @@ import { PgBouncerSandbox } from '../routers/pgbouncer-sandbox.js';
 import { REHEARSAL_TARGET_MAJOR, createSampleDatabase } from './postgres-rehearsal-sample.js';
 import type { RehearsalPrivileges } from '../../src/rehearse/types.js';
 import { MANAGED_APP_ROLE, MANAGED_REPLICATION_ROLE, managedSetup, providerSession, type ManagedAdmin } from './postgres-managed-profile.js';
+import { endAll } from './postgres-connection.js';
 import { PostgresSandbox } from './postgres-sandbox.js';
 
 /** Names of the variables the sandbox plan reads its passwords from (an env map private to the rehearsal). */
@@ -152,6 +153,6 @@ class TenantWorkload extends ClientWorkload<TenantConnections> {
   }
 
   protected async close(conns: TenantConnections): Promise<void> {
-    await Promise.all([...conns.values()].map((c) => c.end().catch(() => {})));
+    await endAll(conns.values());
   }
 }

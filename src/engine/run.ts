@@ -193,15 +193,14 @@ class Runner {
       await writeFile(join(this.s.plan.stateDir, `paused-at-${step}`), String(process.pid));
       return new Promise<T>(() => {});
     };
-    const delayed = async (): Promise<T> => {
-      await new Promise((r) => setTimeout(r, this.opts.pauseMs));
+    // A test's wait at the step before its work goes on (its own hook, or a fixed delay); without one it parks there.
+    const { pauseHold, pauseMs } = this.opts;
+    const wait = pauseHold ?? (pauseMs !== undefined ? () => new Promise<void>((r) => setTimeout(r, pauseMs)) : undefined);
+    const waited = async (): Promise<T> => {
+      await wait!();
       return fn(begun);
     };
-    const held = async (): Promise<T> => {
-      await this.opts.pauseHold!();
-      return fn(begun);
-    };
-    const work = this.opts.pauseAt !== step ? () => fn(begun) : this.opts.pauseHold ? held : this.opts.pauseMs !== undefined ? delayed : parked;
+    const work = this.opts.pauseAt !== step ? () => fn(begun) : wait ? waited : parked;
     try {
       const r = await (this.opts.abort ? Promise.race([work(), this.opts.abort]) : work());
       await begun;
