@@ -61,6 +61,7 @@ import { routerLoginFindings } from './postgres-role-drift.js';
 import type { RouterLogin } from '../../src/engine/router.js';
 import { quoteIdent } from './postgres-sql.js';
 import {
+  CopyPairs,
   copyTables,
   copyUnderSnapshot,
   copyUnits,
@@ -409,6 +410,26 @@ export class PostgresCutover implements CutoverAdapter {
     const encoding = (await this.src.query<{ e: string }>(`SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()`)).rows[0]!.e;
     const orphans = await this.on('target', 'ending copies of an interrupted sync', () => endOrphanCopies(dst));
     if (orphans) progress({ phase: 'copy', message: `${orphans} copy session(s) of an interrupted sync ended on the target (none had committed)` });
+    // The first workers' psql pairs log in while the slot and the copy record are made (after the orphans' end: they
+    // share its application_name).
+    const { psql } = await this.tools();
+    const pairs = new CopyPairs({ psql, source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, targetOptions: COPY_TARGET_OPTIONS, encoding }, Math.min(jobs, leaves.length));
+    try {
+      return await this.copyWithPairs(dst, published, leaves, pairs, { started, jobs }, progress);
+    } finally {
+      await pairs.discard();
+    }
+  }
+
+  /** copyUnderSnapshot's slot, copy, indexes and subscription, its psql pairs already logging in. */
+  private async copyWithPairs(
+    dst: PgClient,
+    published: readonly string[],
+    leaves: readonly string[],
+    pairs: CopyPairs,
+    { started, jobs }: { started: number; jobs: number },
+    progress: SyncProgress,
+  ): Promise<{ ready: Promise<void> }> {
     let resumed = await this.resumableCopy(dst, progress);
     if (!resumed) {
       const slotLeft = await this.on('source', 'reading replication slots', () => slotExists(this.src, this.cfg.name));
@@ -451,11 +472,7 @@ export class PostgresCutover implements CutoverAdapter {
     let ahead: AnalyzeAhead | undefined;
     try {
       if (units.some((u) => !u.done)) {
-        await copyUnderSnapshot(
-          units,
-          { source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, snapshot, targetOptions: COPY_TARGET_OPTIONS, encoding, jobs, freeze: !(await this.managed()), watch: dst },
-          progress,
-        );
+        await copyUnderSnapshot(units, { snapshot, jobs, pairs, freeze: !(await this.managed()), watch: dst }, progress);
       }
       await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
       copiedMs = Date.now() - started;

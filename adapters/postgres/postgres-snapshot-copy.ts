@@ -2,7 +2,7 @@ import type { SyncProgress } from '../../src/engine/cutover-adapter.js';
 import type { DbEndpoint } from '../../src/util/db-url.js';
 import { formatCount } from '../../src/util/units.js';
 import { findClientBinary } from './postgres-binaries.js';
-import { gatedPipeline, spawnDetached } from '../../src/util/subprocess.js';
+import { spawnDetached, startGatedPipeline, type GatedPipeline } from '../../src/util/subprocess.js';
 import { connectPgReplication, type PgClient } from './postgres-connection.js';
 import { TOOL_SCHEMA } from './postgres-replication.js';
 import { quoteIdent, quoteLiteral } from './postgres-sql.js';
@@ -87,6 +87,11 @@ export function copyUnits(tables: readonly CopyTable[], splitBytes = COPY_SPLIT_
   return units.sort((a, b) => b.bytes - a.bytes);
 }
 
+/** The source side of one unit: its COPY ... TO STDOUT inside a transaction that imports the copy's snapshot. */
+export function copyOutScript(unit: CopyUnit, snapshot: string): string {
+  return `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)};\n${copyOutSql(unit)};\n\\q\n`;
+}
+
 /** The COPY ... TO STDOUT one unit runs on the source. */
 export function copyOutSql(unit: CopyUnit): string {
   const cols = unit.table.columns.join(', ');
@@ -151,16 +156,75 @@ export async function createSlotWithSnapshot(source: DbEndpoint, database: strin
   }
 }
 
-export interface SnapshotCopyOptions {
+const COPY_APP = 'cutover copy';
+/** A unit this big gets stdbuf's 1 MB stdio buffers. */
+const BIG_BUFFER_BYTES = 8 * 1024 * 1024;
+
+/** Where the copy's psql pairs connect, and with which psql. */
+export interface CopyEndpoints {
+  /** Any psql relays COPY: the one of the tools that dump the schema (a native one where the host has it). */
+  psql: string;
   source: DbEndpoint;
   target: DbEndpoint;
   database: string;
-  snapshot: string;
   /** PGOPTIONS for the target's sessions. */
   targetOptions: string;
   /** Both sides speak the source database's encoding; the target converts if its own differs. */
   encoding: string;
+}
+
+/**
+ * The copy's psql pairs (COPY TO on the source | \copy on the target), the first ones started ahead: started while
+ * the slot and the copy record are still being made, they have logged in (~100 ms a pair here: two processes, two
+ * scram logins) by the time the first units can go. A pair started ahead waits seconds at most (it is taken as soon
+ * as the copy begins); later pairs start when their unit does.
+ */
+export class CopyPairs {
+  private readonly ready: Array<Promise<GatedPipeline>> = [];
+  private readonly secrets: string[];
+
+  constructor(
+    private readonly at: CopyEndpoints,
+    ahead = 0,
+  ) {
+    this.secrets = [at.source.password, at.target.password].filter((s): s is string => !!s);
+    for (let i = 0; i < ahead; i++) {
+      const started = this.start();
+      // Taken and awaited later, or discarded: a failed start surfaces then, not as an unhandled rejection.
+      started.catch(() => {});
+      this.ready.push(started);
+    }
+  }
+
+  /** A pair started ahead if one is left, else a new one (with big stdio buffers only for a unit that needs them). */
+  take(bytes: number): Promise<GatedPipeline> {
+    return this.ready.shift() ?? this.start(bytes >= BIG_BUFFER_BYTES);
+  }
+
+  /** Ends the pairs started ahead and never taken. */
+  async discard(): Promise<void> {
+    const left = this.ready.splice(0);
+    await Promise.all(left.map((p) => p.then((pair) => pair.discard()).catch(() => {})));
+  }
+
+  private start(bigBuffers = true): Promise<GatedPipeline> {
+    const { psql } = this.at;
+    const script = (path: string) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', path];
+    return startGatedPipeline(
+      { cmd: psql, args: script, env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP }) },
+      { cmd: psql, args: script, env: libpqEnv(this.at.target, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: this.at.targetOptions }) },
+      // psql moves COPY data through stdio: 1 MB buffers halve the relay's system time of a big unit (stdbuf is one
+      // more exec, which a small one does not pay back).
+      { secrets: this.secrets, bigBuffers },
+    );
+  }
+}
+
+export interface SnapshotCopyOptions {
+  snapshot: string;
   jobs: number;
+  /** The psql pairs that move the rows (some perhaps started ahead). */
+  pairs: CopyPairs;
   /**
    * Tables copied whole are emptied in their load's transaction and loaded with COPY FREEZE (copyInScript); needs
    * the target session to be allowed to TRUNCATE them (their owner or a superuser).
@@ -172,39 +236,22 @@ export interface SnapshotCopyOptions {
    */
   watch?: PgClient;
 }
-const COPY_APP = 'cutover copy';
-
 /** Copies every unit with `jobs` workers; the first failure stops the others from starting new units. */
 export async function copyUnderSnapshot(units: readonly CopyUnit[], opts: SnapshotCopyOptions, progress: SyncProgress): Promise<void> {
-  const psql = await findClientBinary('psql');
-  const secrets = [opts.source.password, opts.target.password].filter((s): s is string => !!s);
   // Bytes count what earlier runs copied too; rows and the ETA are this run's (a resumed copy does not know the earlier run's rows).
   const tally = new CopyTally(units.map((u) => ({ table: u.table.table, bytes: u.bytes, ...(u.done ? { done: true } : {}) })));
   const todo = units.filter((u) => !u.done);
   let next = 0;
   let failed: unknown;
   const loading = new Set<CopyUnit>();
-  const producerEnv = libpqEnv(opts.source, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: COPY_APP });
-  const consumerEnv = libpqEnv(opts.target, opts.database, { PGCLIENTENCODING: opts.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: opts.targetOptions });
   const worker = async (): Promise<void> => {
     while (failed === undefined && next < todo.length) {
       const unit = todo[next++]!;
       let unitRows: number;
       loading.add(unit);
       try {
-        unitRows = copiedRows(
-          await gatedPipeline(
-            {
-              cmd: psql,
-              args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', '-c', `SET TRANSACTION SNAPSHOT ${quoteLiteral(opts.snapshot)}`, '-c', copyOutSql(unit)],
-              env: producerEnv,
-            },
-            { cmd: psql, args: (script) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', script], env: consumerEnv },
-            copyInScript(unit, opts.freeze),
-            // psql moves COPY data through stdio: 1 MB buffers halve the relay's system time.
-            { secrets, bigBuffers: true },
-          ),
-        );
+        const pair = await opts.pairs.take(unit.bytes);
+        unitRows = copiedRows(await pair.run({ producer: copyOutScript(unit, opts.snapshot), ...copyInScript(unit, opts.freeze) }));
       } catch (e) {
         failed ??= e;
         return;

@@ -3,7 +3,7 @@
 // COPY, indexes after, subscription from the slot) against pgcopydb clone, pg_dump -Fd -j | pg_restore -j and
 // pg_dump -Fc | pg_restore, each run several times on the same data in this one script, in rounds whose order
 // alternates, after one untimed warm-up run of each; medians and the ratio to pgcopydb are printed. Datasets: pgbench at each scale, and one table holding almost all the data.
-//   node scripts/bench/copy-speed-pg.mjs [--scales 30,100] [--big-table-mb 1000] [--runs 3]   (npm run build first;
+//   node scripts/bench/copy-speed-pg.mjs [--scales 30,100] [--big-table-mb 1000] [--many-tables 400] [--runs 3]   (npm run build first;
 //   pgcopydb: apt-get install -y pgcopydb; --tools "cutover,pgcopydb" runs only the tools whose names start so;
 //   --trace prints each sync event with its time)
 import { execa } from 'execa';
@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
   options: {
     scales: { type: 'string', default: '30' },
     'big-table-mb': { type: 'string', default: '0' },
+    'many-tables': { type: 'string', default: '0' },
     runs: { type: 'string', default: '3' },
     tools: { type: 'string', default: '' },
     trace: { type: 'boolean', default: false },
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
 });
 const scales = args.scales.split(',').filter(Boolean).map(Number);
 const bigTableMb = Number(args['big-table-mb']);
+const manyTables = Number(args['many-tables']);
 const runs = Number(args.runs);
 const PASSWORD = 'bench-pw';
 const jobs = Math.max(2, Math.min(8, availableParallelism() + 1));
@@ -119,7 +121,18 @@ async function emptyTarget(db) {
 async function loadDataset(src, dataset) {
   await sql(src, 'postgres', `DROP DATABASE IF EXISTS ${dataset.db}`, `CREATE DATABASE ${dataset.db}`);
   if (dataset.scale) await execa(bin('pgbench'), ['-i', '-s', String(dataset.scale), '-q'], { env: env(src, dataset.db) });
-  else {
+  else if (dataset.tables) {
+    // Many small tables, as most application schemas have: what each table costs beyond its rows shows here.
+    await sql(
+      src,
+      dataset.db,
+      `DO $$ BEGIN FOR i IN 1..${dataset.tables} LOOP
+         EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, n int NOT NULL, v text)', i);
+         EXECUTE format('INSERT INTO t%s SELECT g, g %% 97, md5(g::text) FROM generate_series(1, 1000) g', i);
+         EXECUTE format('CREATE INDEX t%s_n ON t%s (n)', i, i);
+       END LOOP; END $$`,
+    );
+  } else {
     await sql(
       src,
       dataset.db,
@@ -137,7 +150,11 @@ async function loadDataset(src, dataset) {
 const src = await PostgresSandbox.start({ major: 15, password: PASSWORD, settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
 const dst = await PostgresSandbox.start({ major: 17, password: PASSWORD, settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
 const dir = await mkdtemp(join(src.dir, 'bench-'));
-const datasets = [...scales.map((scale) => ({ name: `pgbench scale ${scale}`, db: `pgbench_${scale}`, scale })), ...(bigTableMb > 0 ? [{ name: `one ${bigTableMb} MB table`, db: 'one_big', mb: bigTableMb }] : [])];
+const datasets = [
+  ...scales.map((scale) => ({ name: `pgbench scale ${scale}`, db: `pgbench_${scale}`, scale })),
+  ...(bigTableMb > 0 ? [{ name: `one ${bigTableMb} MB table`, db: 'one_big', mb: bigTableMb }] : []),
+  ...(manyTables > 0 ? [{ name: `${manyTables} small tables`, db: 'many_tables', tables: manyTables }] : []),
+];
 try {
   console.log(`PostgreSQL ${src.binaries.version} -> ${dst.binaries.version}, ${availableParallelism()} cores, ${runs} runs each, median wall time`);
   for (const dataset of datasets) {

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, lstat, mkdtemp, open, readdir, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { OperationError } from '../errors.js';
 import { redactText } from './redact.js';
 
@@ -171,8 +171,8 @@ const STALE_DIR_MS = 60_000;
 /**
  * A process killed between openNameless's mkdtemp and its removal (a few ms) leaves the directory, empty or holding
  * what `make` was making (a mkfifo already forked finishes after its parent died): the first call of each process
- * removes this user's directories of `prefix` older than a minute that hold nothing or only `name` as a FIFO or an
- * empty file. Anything else is left alone (rmdir removes only an empty directory).
+ * removes this user's directories of `prefix` older than a minute that hold nothing or only `name` (or `name.*`) as
+ * FIFOs or empty files. Anything else is left alone (rmdir removes only an empty directory).
  */
 async function sweepStaleDirs(prefix: string, name: string): Promise<void> {
   const uid = process.getuid?.();
@@ -181,8 +181,11 @@ async function sweepStaleDirs(prefix: string, name: string): Promise<void> {
     const dir = join(tmpdir(), n);
     const st = await lstat(dir).catch(() => undefined);
     if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid) || Date.now() - st.mtimeMs < STALE_DIR_MS) continue;
-    const left = await lstat(join(dir, name)).catch(() => undefined);
-    if (left && (left.isFIFO() || (left.isFile() && left.size === 0))) await unlink(join(dir, name)).catch(() => {});
+    for (const left of await readdir(dir).catch(() => [] as string[])) {
+      if (left !== name && !left.startsWith(`${name}.`)) continue;
+      const st = await lstat(join(dir, left)).catch(() => undefined);
+      if (st && (st.isFIFO() || (st.isFile() && st.size === 0))) await unlink(join(dir, left)).catch(() => {});
+    }
     await rmdir(dir).catch(() => {});
   }
 }
@@ -206,41 +209,77 @@ export async function openNameless<T>(prefix: string, name: string, make: (path:
   }
 }
 
-/** A FIFO without a name, both ends open (the writer read-write, so neither open waits for the other). */
-function namelessFifo(): Promise<{ writer: FileHandle; reader: FileHandle }> {
-  return openNameless('cutover-gate-', 'script', async (fifo) => {
-    await run('mkfifo', ['-m', '600', fifo]);
-    const writer = await open(fifo, 'r+');
+/** FIFOs without a name, `names` in one directory made by one mkfifo, both ends of each open (the writer read-write, so neither open waits for the other). */
+function namelessFifos(names: readonly [string, ...string[]]): Promise<Array<{ writer: FileHandle; reader: FileHandle }>> {
+  return openNameless('cutover-gate-', names[0], async (first) => {
+    const paths = names.map((n) => join(dirname(first), n));
+    await run('mkfifo', ['-m', '600', ...paths]);
+    const opened: FileHandle[] = [];
     try {
-      return { writer, reader: await open(fifo, 'r') };
+      const fifos = [];
+      for (const path of paths) {
+        const writer = await open(path, 'r+');
+        opened.push(writer);
+        const reader = await open(path, 'r');
+        opened.push(reader);
+        fifos.push({ writer, reader });
+      }
+      return fifos;
     } catch (e) {
-      await writer.close();
+      await Promise.all(opened.map((h) => h.close().catch(() => {})));
       throw e;
     }
   });
 }
 
+/** A side of a gated pipeline: `args(scriptPath)` names the script it reads (e.g. psql `-f path`), or ignores it. */
+export interface ScriptedSide extends Omit<PipeSide, 'args'> {
+  args: (scriptPath: string) => readonly string[];
+}
+
+/** What a started gated pipeline is given to do, see startGatedPipeline. */
+export interface GateScript {
+  /**
+   * The producer's whole script, which must end it (psql: `\q`): its FIFO stays open for writing until the end, as a
+   * child that has not opened it yet would wait in open() for a writer. None: the producer's args say it all.
+   */
+  producer?: string;
+  /** The consumer's script up to its commit, written at once. */
+  prelude: string;
+  /** The rest, written only once the producer has exited 0. */
+  commit: string;
+}
+
+/** A producer | consumer pair already started and waiting for its scripts. */
+export interface GatedPipeline {
+  /** Hands both their scripts; resolves to the end of what the consumer printed on stdout (its last 4000 characters). */
+  run(script: GateScript): Promise<string>;
+  /** Ends a pair that will not be used (both killed; nothing was loaded). */
+  discard(): Promise<void>;
+}
+
 /**
- * `producer | consumer` where the consumer also reads a script from a FIFO (`consumerArgs(path)` names it, e.g.
- * psql `-f path`): `prelude` is written at once, `commit` only once the producer has exited 0. A producer that
- * dies part-way ends its stream like a finished one; the consumer is then killed before it reads any `commit`,
- * so nothing it loaded survives. The FIFO has no name by the time the consumer starts: it reaches it as its fd 3
- * (path /dev/fd/3, which Linux reopens from the fd; psql opens its script by name, and /dev/fd/N of the socket
- * Node hands a child as a pipe cannot be opened, a FIFO's can). Nothing is left in the temporary directory, and no
- * other process can open the FIFO by a name. If this process is killed, both children get SIGKILL from the kernel
- * (util-linux setpriv --pdeathsig, where it has that option): a consumer that had not opened its script yet would
- * otherwise wait in open() for a writer that never comes; one that had sees end of file without `commit` and rolls
- * back either way. (Without setpriv, or for a consumer's own children, which do not inherit the death signal, such
- * an open can still wait.) Resolves to the end of what the consumer printed on stdout (its last 4000 characters).
+ * `producer | consumer` where each also reads a script from a FIFO of its own (`args(path)` names it, e.g. psql
+ * `-f path`). Started ahead of its work, so both can log in while the caller still prepares it; `run` then writes
+ * the producer's script and the consumer's `prelude` at once, and the consumer's `commit` only once the producer
+ * has exited 0. A producer that dies part-way ends its stream like a finished one; the consumer is then killed
+ * before it reads any `commit`, so nothing it loaded survives. The FIFOs have no name by the time the children
+ * start: each reaches its own as fd 3 (path /dev/fd/3, which Linux reopens from the fd; psql opens its script by
+ * name, and /dev/fd/N of the socket Node hands a child as a pipe cannot be opened, a FIFO's can). Nothing is left in
+ * the temporary directory, and no other process can open the FIFOs by a name. If this process is killed, both
+ * children get SIGKILL from the kernel (util-linux setpriv --pdeathsig, where it has that option): a consumer that
+ * had not opened its script yet would otherwise wait in open() for a writer that never comes; one that had sees end
+ * of file without `commit` and rolls back either way. (Without setpriv, or for a consumer's own children, which do
+ * not inherit the death signal, such an open can still wait.)
  */
-export async function gatedPipeline(
-  producer: PipeSide,
-  consumer: Omit<PipeSide, 'args'> & { args: (scriptPath: string) => readonly string[] },
-  script: { prelude: string; commit: string },
-  opts: { secrets?: readonly string[]; bigBuffers?: boolean } = {},
-): Promise<string> {
+export async function startGatedPipeline(producer: ScriptedSide, consumer: ScriptedSide, opts: { secrets?: readonly string[]; bigBuffers?: boolean } = {}): Promise<GatedPipeline> {
   const secrets = opts.secrets ?? [];
-  const { writer: fh, reader: scriptEnd } = await namelessFifo();
+  const [cScript, pScript] = (await namelessFifos(['script', 'script.producer'])) as [{ writer: FileHandle; reader: FileHandle }, { writer: FileHandle; reader: FileHandle }];
+  // The last writer gone: a reader the kill did not reach (a child of a shell consumer) sees end of file instead
+  // of waiting for a line that never comes.
+  const closeAll = () => Promise.all([pScript, cScript].flatMap((f) => [f.reader.close().catch(() => {}), f.writer.close().catch(() => {})]));
+  let p: ChildProcess;
+  let c: ChildProcess;
   try {
     const stdbuf = opts.bigBuffers ? await (stdbufFound ??= findOnPath('stdbuf')) : undefined;
     const setpriv = await (setprivFound ??= setprivWithPdeathsig());
@@ -248,48 +287,67 @@ export async function gatedPipeline(
       const argv = [...(stdbuf ? [stdbuf, buffer] : []), cmd, ...args];
       return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', ...argv]] : [argv[0]!, argv.slice(1)];
     };
-    const [pf, pa] = command(producer.cmd, producer.args, `-o${PIPE_BUFFER}`);
+    const [pf, pa] = command(producer.cmd, producer.args('/dev/fd/3'), `-o${PIPE_BUFFER}`);
     const [cf, ca] = command(consumer.cmd, consumer.args('/dev/fd/3'), `-i${PIPE_BUFFER}`);
-    const p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let c: ChildProcess;
+    p = spawn(pf, pa, { env: childEnv(producer.env), stdio: ['ignore', 'pipe', 'pipe', pScript.reader.fd] });
     try {
-      c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout, 'pipe', 'pipe', scriptEnd.fd] });
+      c = spawn(cf, ca, { env: childEnv(consumer.env), stdio: [p.stdout!, 'pipe', 'pipe', cScript.reader.fd] });
     } catch (e) {
       // A producer nobody reads would hold its session open.
       p.kill('SIGKILL');
       throw e;
     }
-    // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
-    p.stdout.destroy();
-    const errs = ['', ''];
-    let out = '';
-    // Piped (stdio[1], stdio[2]): never null; a fourth stdio entry only widens the type.
-    c.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-    p.stderr.on('data', (d: Buffer) => (errs[0] = (errs[0]! + d.toString()).slice(-4000)));
-    c.stderr!.on('data', (d: Buffer) => (errs[1] = (errs[1]! + d.toString()).slice(-4000)));
-    const exited = (child: ChildProcess) =>
-      new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-        child.on('error', () => resolve({ code: -1, signal: null }));
-        child.on('close', (code, signal) => resolve({ code, signal }));
-      });
-    const [pDone, cDone] = [exited(p), exited(c)];
-    // A consumer's own exit, without waiting for its stdio to close (a killed shell's children may hold it).
-    const cExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => c.on('exit', (code, signal) => resolve({ code, signal })));
-    await fh.write(script.prelude);
-    const pr = await pDone;
-    if (pr.code === 0) await fh.write(script.commit);
-    else c.kill('SIGKILL');
-    const cr = pr.code === 0 ? await cDone : await Promise.race([cDone, cExit]);
-    // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
-    if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(producer, pr.code, pr.signal, errs[0]!, secrets);
-    if (cr.code !== 0) throw failure({ ...consumer, args: [] }, cr.code, cr.signal, errs[1]!, secrets);
-    return out;
-  } finally {
-    // The last writer gone: a reader the kill did not reach (a child of a shell consumer) sees end of file instead
-    // of waiting for a line that never comes.
-    await scriptEnd.close().catch(() => {});
-    await fh.close().catch(() => {});
+  } catch (e) {
+    await closeAll();
+    throw e;
   }
+  // The consumer holds its own copy of the pipe: ours must not read (and steal) any of the data.
+  p.stdout!.destroy();
+  const errs = ['', ''];
+  let out = '';
+  // Piped (stdio[1], stdio[2]): never null; a fourth stdio entry only widens the type.
+  c.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  p.stderr!.on('data', (d: Buffer) => (errs[0] = (errs[0]! + d.toString()).slice(-4000)));
+  c.stderr!.on('data', (d: Buffer) => (errs[1] = (errs[1]! + d.toString()).slice(-4000)));
+  const exited = (child: ChildProcess) =>
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.on('error', () => resolve({ code: -1, signal: null }));
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    });
+  const [pDone, cDone] = [exited(p), exited(c)];
+  // A consumer's own exit, without waiting for its stdio to close (a killed shell's children may hold it).
+  const cExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => c.on('exit', (code, signal) => resolve({ code, signal })));
+  const sides = { producer: { cmd: producer.cmd, args: [] }, consumer: { cmd: consumer.cmd, args: [] } };
+  return {
+    async run(script) {
+      try {
+        if (script.producer !== undefined) await pScript.writer.write(script.producer);
+        await cScript.writer.write(script.prelude);
+        const pr = await pDone;
+        if (pr.code === 0) await cScript.writer.write(script.commit);
+        else c.kill('SIGKILL');
+        const cr = pr.code === 0 ? await cDone : await Promise.race([cDone, cExit]);
+        // A consumer that failed first leaves its producer writing into a closed pipe: the consumer's error is the cause.
+        if (pr.code !== 0 && !(pr.signal === 'SIGPIPE' && cr.code !== 0)) throw failure(sides.producer, pr.code, pr.signal, errs[0]!, secrets);
+        if (cr.code !== 0) throw failure(sides.consumer, cr.code, cr.signal, errs[1]!, secrets);
+        return out;
+      } finally {
+        await closeAll();
+      }
+    },
+    async discard() {
+      p.kill('SIGKILL');
+      c.kill('SIGKILL');
+      await Promise.all([pDone, Promise.race([cDone, cExit])]);
+      await closeAll();
+    },
+  };
+}
+
+/** startGatedPipeline for a producer whose args say it all, run at once. */
+export async function gatedPipeline(producer: PipeSide, consumer: ScriptedSide, script: { prelude: string; commit: string }, opts: { secrets?: readonly string[]; bigBuffers?: boolean } = {}): Promise<string> {
+  const started = await startGatedPipeline({ ...producer, args: () => producer.args }, consumer, opts);
+  return started.run(script);
 }
 
 /**

@@ -201,6 +201,69 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
     }
   }, 300_000);
 
+  it("indexes and constraints built after the copy arrive whole: keys (deferrable unique, exclusion), foreign keys, a trigger, an index comment, CLUSTER ON, REPLICA IDENTITY USING INDEX, a partitioned table's indexes, a table copied in ranges", async () => {
+    await exec(e.src, 'postgres', 'CREATE DATABASE indexed');
+    await exec(
+      e.src,
+      'indexed',
+      'CREATE TABLE kinds (id int PRIMARY KEY, name text NOT NULL, CONSTRAINT kinds_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED)',
+      `INSERT INTO kinds SELECT g, 'kind ' || g FROM generate_series(1, 20) g`,
+      'CREATE TABLE rooms (id int PRIMARY KEY, kind int NOT NULL REFERENCES kinds (id), during tstzrange NOT NULL, code text NOT NULL, EXCLUDE USING gist (during WITH &&))',
+      `INSERT INTO rooms SELECT g, 1 + g % 20, tstzrange('2024-01-01'::timestamptz + g * interval '1 hour', '2024-01-01'::timestamptz + (g + 1) * interval '1 hour'), 'r' || g FROM generate_series(1, 3000) g`,
+      'CREATE UNIQUE INDEX rooms_code ON rooms (code)',
+      'ALTER TABLE rooms REPLICA IDENTITY USING INDEX rooms_code',
+      'CREATE INDEX rooms_kind ON rooms (kind)',
+      'ALTER TABLE rooms CLUSTER ON rooms_kind',
+      'CREATE INDEX rooms_busy ON rooms (kind) WHERE kind > 1',
+      "COMMENT ON INDEX rooms_busy IS 'kinds above one'",
+      `CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+      'CREATE TRIGGER rooms_touch BEFORE UPDATE ON rooms FOR EACH ROW EXECUTE FUNCTION touch()',
+      // Copied in ranges (splitTablesLargerThan below): its indexes wait for every range.
+      'CREATE TABLE wide (id int PRIMARY KEY, v text)',
+      `INSERT INTO wide SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 30000) g`,
+      'CREATE INDEX wide_v ON wide (v)',
+      'CREATE TABLE logs (id int, at date NOT NULL, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)',
+      `CREATE TABLE logs_2025 PARTITION OF logs FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')`,
+      `CREATE INDEX logs_what ON logs (what)`,
+      `INSERT INTO logs SELECT g, date '2025-01-01' + (g % 300), 'w' || g FROM generate_series(1, 2000) g`,
+    );
+    const plan = await writePlan(e, { db: 'indexed', stateDir: await tempStateDir(e.src.dir), extra: 'copy: { jobs: 2, splitTablesLargerThan: 2MB }' });
+    const sync = await cli(['sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    const copying = /copying (\d+) tables \((\d+) parts\)/.exec(sync.err);
+    expect(Number(copying![2]), sync.err).toBeGreaterThan(Number(copying![1]));
+    const postData = async (sb: PostgresSandbox) => {
+      const c = await client(sb, { database: 'indexed' });
+      try {
+        const { rows } = await c.query<{ what: string }>(
+          `SELECT 'index ' || indexdef AS what FROM pg_indexes WHERE schemaname = 'public'
+           UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || condeferrable || condeferred FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+           UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+           UNION ALL SELECT 'comment ' || c.relname || ' ' || obj_description(c.oid, 'pg_class') FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND obj_description(c.oid, 'pg_class') IS NOT NULL
+           UNION ALL SELECT 'clustered ' || indexrelid::regclass FROM pg_index WHERE indisclustered
+           UNION ALL SELECT 'identity ' || indexrelid::regclass FROM pg_index WHERE indisreplident
+           UNION ALL SELECT 'attached ' || inhrelid::regclass || ' ' || inhparent::regclass FROM pg_inherits
+           ORDER BY 1`,
+        );
+        return rows.map((r) => r.what);
+      } finally {
+        await c.end();
+      }
+    };
+    const [src, dst] = await Promise.all([postData(e.src), postData(e.dst)]);
+    expect(src).toContain('comment rooms_busy kinds above one');
+    expect(src).toContain('attached logs_2025_pkey logs_pkey');
+    expect(dst).toEqual(src);
+    for (const [table, key] of [
+      ['rooms', 'id'],
+      ['wide', 'id'],
+      ['logs', 'id, at'],
+    ] as const) {
+      const [a, b] = await Promise.all([digest(e.src, 'indexed', table, key), digest(e.dst, 'indexed', table, key)]);
+      expect(b, table).toEqual(a);
+    }
+  }, 180_000);
+
   it('a table copied in one long part reports how far its load is before it is in (rows and bytes read off the target), not only at its end', async () => {
     // The target's CHECK function sleeps in the copy's sessions only (its application name): a 3000-row load that
     // takes ~6 s, so the watch (every 2 s) sees it part-way. Pre-data carries the function and the constraint.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing } from '../helpers/availability.js';
-import { findOnPath, gatedPipeline } from '../../src/util/subprocess.js';
+import { findOnPath, gatedPipeline, startGatedPipeline } from '../../src/util/subprocess.js';
 import { ROOT, ensureBuilt } from '../helpers/built-cli.js';
 
 /** A consumer that copies its stdin to `data` and the first two lines of its script to `script`. */
@@ -62,6 +62,40 @@ describe('gatedPipeline', () => {
       /^sh exited 3: boom/,
     );
     expect(await readFile(join(failing, 'script'), 'utf8').catch(() => '')).not.toMatch(/COMMIT/);
+  });
+
+  it('started ahead: both sides wait for their scripts, the producer reads its own, the commit still waits for its exit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    // A producer that prints its script's lines up to "q" (psql: the script's own \q ends it).
+    const producer = { cmd: 'sh', args: (script: string) => ['-c', `echo $$ > "${dir}/producer"; while read -r l; do [ "$l" = q ] && exit 0; echo "$l"; done < "${script}"`] };
+    const pair = await startGatedPipeline(producer, consumer(dir));
+    // Nothing has moved before run: the producer waits for its script.
+    for (let i = 0; i < 100 && !(await readFile(join(dir, 'producer'), 'utf8').catch(() => '')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await alive(Number(await readFile(join(dir, 'producer'), 'utf8')))).toBe(true);
+    expect(await readFile(join(dir, 'data'), 'utf8').catch(() => '')).toBe('');
+    await pair.run({ producer: 'row1\nrow2\nq\n', prelude: 'BEGIN\n', commit: 'COMMIT\n' });
+    expect(await readFile(join(dir, 'data'), 'utf8')).toBe('row1\nrow2\n');
+    expect(await readFile(join(dir, 'script'), 'utf8')).toBe('BEGIN\nCOMMIT\n');
+    // A producer script that fails holds the commit back, as with fixed args.
+    const failing = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    const bad = await startGatedPipeline({ cmd: 'sh', args: (script: string) => ['-c', `read -r l < "${script}"; echo "$l"; echo boom >&2; exit 3`] }, consumer(failing));
+    await expect(bad.run({ producer: 'row1\n', prelude: 'BEGIN\n', commit: 'COMMIT\n' })).rejects.toThrow(/sh exited 3: boom/);
+    expect(await readFile(join(failing, 'script'), 'utf8').catch(() => '')).not.toMatch(/COMMIT/);
+  });
+
+  it('a pair started ahead and discarded: both sides end, nothing was committed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
+    const pair = await startGatedPipeline(
+      { cmd: 'sh', args: () => ['-c', `echo $$ > "${dir}/producer"; exec sleep 60`] },
+      { cmd: 'sh', args: (script: string) => ['-c', `echo $$ > "${dir}/consumer"; cat "${script}" > "${dir}/script"`] },
+    );
+    const written = async (name: string) => (await readFile(join(dir, name), 'utf8').catch(() => '')).trim();
+    for (let i = 0; i < 100 && ((await written('producer')) === '' || (await written('consumer')) === ''); i++) await new Promise((r) => setTimeout(r, 20));
+    const pids = [Number(await written('producer')), Number(await written('consumer'))];
+    expect(await Promise.all(pids.map(alive))).toEqual([true, true]);
+    await pair.discard();
+    expect(await Promise.all(pids.map(alive))).toEqual([false, false]);
+    expect(await written('script')).toBe('');
   });
 
   it.skipIf(noSetpriv)('the process running it killed (kill -9): both sides die with it, and a consumer that had not opened its script yet does not wait forever', async () => {
