@@ -474,6 +474,8 @@ export class PostgresCutover implements CutoverAdapter {
       if (units.some((u) => !u.done)) {
         await copyUnderSnapshot(units, { snapshot, jobs, pairs, freeze: !(await this.managed()), watch: dst }, progress);
       }
+      // Pairs started ahead for parts an earlier run had copied are not kept through the index build.
+      await pairs.discard();
       await this.on('source', 'ending the snapshot keeper', () => releaseSnapshot(this.src, this.cfg.name, keeperPid));
       copiedMs = Date.now() - started;
       // What the statistics need is gathered while the indexes build, so ANALYZE begins the moment they are built.

@@ -159,6 +159,13 @@ export async function createSlotWithSnapshot(source: DbEndpoint, database: strin
 const COPY_APP = 'cutover copy';
 /** A unit this big gets stdbuf's 1 MB stdio buffers. */
 const BIG_BUFFER_BYTES = 8 * 1024 * 1024;
+/** A pair started ahead and not taken within this long is not used (see CopyPairs). */
+const PAIR_FRESH_MS = 5_000;
+
+/** Ends pairs that will not be used (their start may have failed: nothing to end then). */
+async function end(pairs: readonly Promise<GatedPipeline>[]): Promise<void> {
+  await Promise.all(pairs.map((p) => p.then((pair) => pair.discard()).catch(() => {})));
+}
 
 /** Where the copy's psql pairs connect, and with which psql. */
 export interface CopyEndpoints {
@@ -176,35 +183,40 @@ export interface CopyEndpoints {
 /**
  * The copy's psql pairs (COPY TO on the source | \copy on the target), the first ones started ahead: started while
  * the slot and the copy record are still being made, they have logged in (~100 ms a pair here: two processes, two
- * scram logins) by the time the first units can go. A pair started ahead waits seconds at most (it is taken as soon
- * as the copy begins); later pairs start when their unit does.
+ * scram logins) by the time the first units can go. A pair started ahead is taken within a second as a rule; one
+ * left waiting longer (the slot waited for long transactions on the source) is ended and a fresh one started, so an
+ * idle cutoff on the way (idle_session_timeout, a pooler's or a load balancer's) cannot have dropped its sessions.
+ * Later pairs start when their unit does.
  */
 export class CopyPairs {
-  private readonly ready: Array<Promise<GatedPipeline>> = [];
+  private readonly ready: Array<{ pair: Promise<GatedPipeline>; since: number }> = [];
   private readonly secrets: string[];
 
   constructor(
     private readonly at: CopyEndpoints,
     ahead = 0,
+    private readonly freshMs = PAIR_FRESH_MS,
   ) {
     this.secrets = [at.source.password, at.target.password].filter((s): s is string => !!s);
     for (let i = 0; i < ahead; i++) {
-      const started = this.start();
+      const pair = this.start();
       // Taken and awaited later, or discarded: a failed start surfaces then, not as an unhandled rejection.
-      started.catch(() => {});
-      this.ready.push(started);
+      pair.catch(() => {});
+      this.ready.push({ pair, since: Date.now() });
     }
   }
 
-  /** A pair started ahead if one is left, else a new one (with big stdio buffers only for a unit that needs them). */
+  /** A pair started ahead if one is left (and fresh), else a new one (with big stdio buffers only for a unit that needs them). */
   take(bytes: number): Promise<GatedPipeline> {
-    return this.ready.shift() ?? this.start(bytes >= BIG_BUFFER_BYTES);
+    const ahead = this.ready.shift();
+    if (ahead && Date.now() - ahead.since <= this.freshMs) return ahead.pair;
+    if (ahead) void end([ahead.pair, ...this.ready.splice(0).map((r) => r.pair)]);
+    return this.start(bytes >= BIG_BUFFER_BYTES);
   }
 
   /** Ends the pairs started ahead and never taken. */
   async discard(): Promise<void> {
-    const left = this.ready.splice(0);
-    await Promise.all(left.map((p) => p.then((pair) => pair.discard()).catch(() => {})));
+    await end(this.ready.splice(0).map((r) => r.pair));
   }
 
   private start(bigBuffers = true): Promise<GatedPipeline> {

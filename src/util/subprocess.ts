@@ -321,8 +321,15 @@ export async function startGatedPipeline(producer: ScriptedSide, consumer: Scrip
   return {
     async run(script) {
       try {
-        if (script.producer !== undefined) await pScript.writer.write(script.producer);
-        await cScript.writer.write(script.prelude);
+        // A child that died before reading its script leaves a write of more than the pipe holds waiting for good: the
+        // write races the producer's exit (closeAll then ends it).
+        const write = async (fifo: { writer: FileHandle }, text: string) => {
+          const writing = fifo.writer.write(text);
+          writing.catch(() => {});
+          await Promise.race([writing, pDone]);
+        };
+        if (script.producer !== undefined) await write(pScript, script.producer);
+        await write(cScript, script.prelude);
         const pr = await pDone;
         if (pr.code === 0) await cScript.writer.write(script.commit);
         else c.kill('SIGKILL');
