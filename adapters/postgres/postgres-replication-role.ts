@@ -10,8 +10,13 @@ import { quoteIdent, quoteLiteral } from './postgres-sql.js';
  */
 const GRANTS_LOCK = 0x6375_7476;
 
-/** PostgreSQL's internal error when a catalog row it updates was changed by a transaction that committed meanwhile. */
-const CONCURRENT_CATALOG_CHANGE = /tuple concurrently (updated|deleted)/;
+/**
+ * PostgreSQL's internal errors when a catalog row it updates was changed by a transaction that committed meanwhile,
+ * or when an object a role holds privileges on was dropped meanwhile (DROP OWNED read the role's privilege on the
+ * tool schema, another tenant's cleanup dropped that schema, then the revoke looked it up: "cache lookup failed for
+ * namespace N", once in a CI run of 20 schema tenants at concurrency 4).
+ */
+const CONCURRENT_CATALOG_CHANGE = /tuple concurrently (updated|deleted)|cache lookup failed for (namespace|relation) \d+/;
 const CATALOG_RETRIES = 5;
 
 /**

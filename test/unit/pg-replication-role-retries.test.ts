@@ -24,6 +24,13 @@ describe('dropping the replication role while other plans change the same catalo
     expect(seen.slice(-4)).toEqual(['SELECT pg_advisory_xact_lock($1)', 'DROP OWNED', 'DROP ROLE', 'COMMIT']);
   });
 
+  it('retries after "cache lookup failed for namespace": an object the role had a privilege on was dropped meanwhile', async () => {
+    const { client, seen } = source(1, 'cache lookup failed for namespace 17647');
+    expect(await dropReplicationRole(client, 'cutover_repl_x')).toBe(true);
+    expect(seen.filter((s) => s === 'ROLLBACK')).toHaveLength(1);
+    expect(seen.slice(-2)).toEqual(['DROP ROLE', 'COMMIT']);
+  });
+
   it('gives up after five attempts, and never retries another error', async () => {
     await expect(dropReplicationRole(source(9).client, 'r')).rejects.toThrow(/tuple concurrently deleted/);
     const other = source(1, 'role "r" cannot be dropped because some objects depend on it');
