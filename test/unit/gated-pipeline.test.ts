@@ -4,11 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { missing } from '../helpers/availability.js';
-import { findOnPath, gatedPipeline, startGatedPipeline } from '../../src/util/subprocess.js';
+import { findOnPath, startGatedPipeline, type PipeSide, type ScriptedSide } from '../../src/util/subprocess.js';
 import { ROOT, ensureBuilt } from '../helpers/built-cli.js';
 
 /** A consumer that copies its stdin to `data` and the first two lines of its script to `script`. */
 const consumer = (dir: string) => ({ cmd: 'sh', args: (script: string) => ['-c', `cat > "${dir}/data"; head -n 2 "${script}" > "${dir}/script"`] });
+
+/** A pipe whose producer's args say it all, started and run at once. */
+async function gated(producer: PipeSide, consumer: ScriptedSide, script: { prelude: string; commit: string }, opts: { bigBuffers?: boolean } = {}): Promise<string> {
+  return (await startGatedPipeline({ ...producer, args: () => producer.args }, consumer, opts)).run(script);
+}
 
 const noSetpriv = await missing('setpriv (util-linux)', async () => {
   if (!(await findOnPath('setpriv'))) throw new Error('not on PATH');
@@ -24,17 +29,17 @@ const noStdbuf = await missing('stdbuf (coreutils)', async () => {
   if (!(await findOnPath('stdbuf'))) throw new Error('not on PATH');
 });
 
-describe('gatedPipeline', () => {
+describe('startGatedPipeline', () => {
   it('writes the commit part of the script only after the producer exited 0', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
-    await gatedPipeline({ cmd: 'sh', args: ['-c', 'echo row1; echo row2'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' });
+    await gated({ cmd: 'sh', args: ['-c', 'echo row1; echo row2'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' });
     expect(await readFile(join(dir, 'data'), 'utf8')).toBe('row1\nrow2\n');
     expect(await readFile(join(dir, 'script'), 'utf8')).toBe('BEGIN\nCOMMIT\n');
   });
 
   it('a producer that dies part-way fails the pipe and its consumer never reads the commit', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
-    await expect(gatedPipeline({ cmd: 'sh', args: ['-c', 'echo row1; echo boom >&2; exit 3'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' })).rejects.toThrow(/sh exited 3: boom/);
+    await expect(gated({ cmd: 'sh', args: ['-c', 'echo row1; echo boom >&2; exit 3'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' })).rejects.toThrow(/sh exited 3: boom/);
     const script = await readFile(join(dir, 'script'), 'utf8').catch(() => '');
     expect(script).not.toMatch(/COMMIT/);
   });
@@ -42,7 +47,7 @@ describe('gatedPipeline', () => {
   it.skipIf(noStdbuf)('with big buffers (stdbuf) a large stream arrives whole, a failure still names the producer and holds the commit back', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
     // 3 MB through the pipe: more than the 1 MB buffer, in many writes.
-    await gatedPipeline({ cmd: 'sh', args: ['-c', 'seq 1 400000'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' }, { bigBuffers: true });
+    await gated({ cmd: 'sh', args: ['-c', 'seq 1 400000'] }, consumer(dir), { prelude: 'BEGIN\n', commit: 'COMMIT\n' }, { bigBuffers: true });
     const data = await readFile(join(dir, 'data'), 'utf8');
     expect(data.split('\n').slice(0, 2)).toEqual(['1', '2']);
     expect(data.endsWith('\n400000\n')).toBe(true);
@@ -50,7 +55,7 @@ describe('gatedPipeline', () => {
     expect(await readFile(join(dir, 'script'), 'utf8')).toBe('BEGIN\nCOMMIT\n');
     // Both sides really ran under stdbuf (coreutils: every Debian machine has it).
     const seen = await mkdtemp(join(tmpdir(), 'gate-test-'));
-    await gatedPipeline(
+    await gated(
       { cmd: 'sh', args: ['-c', 'echo "$LD_PRELOAD"'] },
       { cmd: 'sh', args: (script: string) => ['-c', `cat > "${seen}/data"; echo "$LD_PRELOAD" >> "${seen}/data"; test -p "${script}"`] },
       { prelude: '', commit: '' },
@@ -58,9 +63,7 @@ describe('gatedPipeline', () => {
     );
     expect((await readFile(join(seen, 'data'), 'utf8')).match(/libstdbuf/g)).toHaveLength(2);
     const failing = await mkdtemp(join(tmpdir(), 'gate-test-'));
-    await expect(gatedPipeline({ cmd: 'sh', args: ['-c', 'seq 1 1000; echo boom >&2; exit 3'] }, consumer(failing), { prelude: 'BEGIN\n', commit: 'COMMIT\n' }, { bigBuffers: true })).rejects.toThrow(
-      /^sh exited 3: boom/,
-    );
+    await expect(gated({ cmd: 'sh', args: ['-c', 'seq 1 1000; echo boom >&2; exit 3'] }, consumer(failing), { prelude: 'BEGIN\n', commit: 'COMMIT\n' }, { bigBuffers: true })).rejects.toThrow(/^sh exited 3: boom/);
     expect(await readFile(join(failing, 'script'), 'utf8').catch(() => '')).not.toMatch(/COMMIT/);
   });
 
@@ -103,13 +106,13 @@ describe('gatedPipeline', () => {
     const dir = await mkdtemp(join(tmpdir(), 'gate-test-'));
     // The consumer writes its pid and then waits without ever opening the script: the case that hung before.
     const program = `
-      import { gatedPipeline } from ${JSON.stringify(`${ROOT}dist/src/util/subprocess.js`)};
-      await gatedPipeline(
-        { cmd: 'sh', args: ['-c', 'echo $$ > ${dir}/producer; exec sleep 60'] },
+      import { startGatedPipeline } from ${JSON.stringify(`${ROOT}dist/src/util/subprocess.js`)};
+      const pair = await startGatedPipeline(
+        { cmd: 'sh', args: () => ['-c', 'echo $$ > ${dir}/producer; exec sleep 60'] },
         { cmd: 'sh', args: (script) => ['-c', 'readlink ' + script + ' > ${dir}/script.path; echo $$ > ${dir}/consumer; exec sleep 60'] },
-        { prelude: 'BEGIN\\n', commit: 'COMMIT\\n' },
         { bigBuffers: true },
-      );`;
+      );
+      await pair.run({ prelude: 'BEGIN\\n', commit: 'COMMIT\\n' });`;
     const runner = execa('node', ['--input-type=module', '-e', program], { reject: false });
     // Each file is written whole before it is read: wait for the three to have content.
     const written = async (name: string) => (await readFile(join(dir, name), 'utf8').catch(() => '')).trim();
