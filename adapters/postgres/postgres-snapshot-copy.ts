@@ -28,7 +28,7 @@ import { CopyTally, cappedInFlight, countsLine, watchInFlight } from '../../src/
  * - The units (table or page range, with their columns) and the keeper are written to `_cutover.copy_unit` and
  *   `_cutover.copy_snapshot` on the target before the first COPY, so a resume copies exactly the same units.
  * - Each unit loads in ONE target transaction that also marks it done, and that transaction commits only once
- *   the producer's COPY has ended well (gatedPipeline: COMMIT is written to the consumer's script FIFO after the
+ *   the producer's COPY has ended well (startGatedPipeline: COMMIT is written to the consumer's script FIFO after the
  *   producer exits 0). A unit is thus on the target whole and marked done, or absent and not marked: nothing to clean up.
  * - On resume, if the slot is still there at the recorded consistent point and the keeper's snapshot can still be
  *   imported, only the units not marked done are copied, under that snapshot; the subscription then starts from
@@ -157,6 +157,11 @@ export async function createSlotWithSnapshot(source: DbEndpoint, database: strin
 }
 
 const COPY_APP = 'cutover copy';
+/**
+ * The copy's and the keeper's sessions: a database's own statement_timeout (which sync carries to the target too)
+ * must not cancel a long COPY, nor an idle-in-transaction cutoff end a session waiting on its other side.
+ */
+const NO_SESSION_TIMEOUTS = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0';
 /** A unit this big gets stdbuf's 1 MB stdio buffers. */
 const BIG_BUFFER_BYTES = 8 * 1024 * 1024;
 /** A pair started ahead and not taken within this long is not used (see CopyPairs). */
@@ -223,8 +228,12 @@ export class CopyPairs {
     const { psql } = this.at;
     const script = (path: string) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', path];
     return startGatedPipeline(
-      { cmd: psql, args: script, env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP }) },
-      { cmd: psql, args: script, env: libpqEnv(this.at.target, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: this.at.targetOptions }) },
+      { cmd: psql, args: script, env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: NO_SESSION_TIMEOUTS }) },
+      {
+        cmd: psql,
+        args: script,
+        env: libpqEnv(this.at.target, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: `${NO_SESSION_TIMEOUTS} ${this.at.targetOptions}` }),
+      },
       // psql moves COPY data through stdio: 1 MB buffers halve the relay's system time of a big unit (stdbuf is one
       // more exec, which a small one does not pay back).
       { secrets: this.secrets, bigBuffers },
@@ -307,6 +316,8 @@ async function readLoading(watch: PgClient, loading: ReadonlySet<CopyUnit>): Pro
   );
 }
 
+/** Whole tables from this size up are loaded with COPY FREEZE (see copyInScript). */
+export const FREEZE_MIN_BYTES = 8 * 1024 * 1024;
 const UNITS = `${quoteIdent(TOOL_SCHEMA)}.copy_unit`;
 const ROWS_LINE = 'cutover-rows';
 
@@ -324,8 +335,10 @@ const SNAPSHOT = `${quoteIdent(TOOL_SCHEMA)}.copy_snapshot`;
 export function copyInScript(unit: CopyUnit, freeze = false): { prelude: string; commit: string } {
   const mark = unit.id !== undefined ? `UPDATE ${UNITS} SET done = true WHERE id = ${unit.id};\n` : '';
   // A whole table is emptied in the load's own transaction, which lets COPY write its rows frozen: 10% faster
-  // on a 1.3 GB table here, and the index builds and the first reads after it have no hint bits to set.
-  const whole = freeze && !unit.range;
+  // on a 1.3 GB table here, and the index builds and the first reads after it have no hint bits to set. Not a small
+  // one: its TRUNCATE makes new files (table, TOAST and its index, 10-15 ms here) and its commit must then flush WAL,
+  // which cost more than freezing a few pages saves.
+  const whole = freeze && !unit.range && unit.bytes >= FREEZE_MIN_BYTES;
   const options = [...(unit.table.binary ? ['format binary'] : []), ...(whole ? ['freeze'] : [])];
   return {
     prelude: `BEGIN;\n${whole ? `TRUNCATE ONLY ${unit.table.table};\n` : ''}\\copy ${unit.table.table} (${unit.table.columns.join(', ')}) from pstdin${options.length ? ` (${options.join(', ')})` : ''}\n`,
@@ -416,7 +429,7 @@ export function keeperAppName(name: string): string {
  * exports the same snapshot under and its backend pid on the source.
  */
 export async function holdSnapshot(source: DbEndpoint, database: string, snapshot: string, name: string, holdMs: number): Promise<{ snapshot: string; pid: number }> {
-  const env = libpqEnv(source, database, { PGAPPNAME: keeperAppName(name), PGOPTIONS: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0' });
+  const env = libpqEnv(source, database, { PGAPPNAME: keeperAppName(name), PGOPTIONS: NO_SESSION_TIMEOUTS });
   const { firstLine } = await spawnDetached(
     {
       cmd: await findClientBinary('psql'),

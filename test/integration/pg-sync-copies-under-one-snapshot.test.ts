@@ -298,6 +298,33 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
     }
   }, 120_000);
 
+  it("a statement_timeout of the database (the source's, which sync carries over) or of the role on the target does not cancel the copy: a load that takes longer than it arrives whole", async () => {
+    // The target's CHECK function sleeps in the copy's sessions only: ~1 s of load against a 300 ms timeout that every
+    // session of the source database gets, and every session of the target's role in that database.
+    await exec(e.src, 'postgres', 'CREATE DATABASE timeouts');
+    await exec(
+      e.src,
+      'timeouts',
+      `CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN IF current_setting('application_name') = 'cutover copy' THEN PERFORM pg_sleep(0.002); END IF; RETURN true; END $$`,
+      'CREATE TABLE slow (id int PRIMARY KEY, v text, CHECK (slow_ok(id)))',
+      `INSERT INTO slow SELECT g, md5(g::text) FROM generate_series(1, 500) g`,
+      `ALTER DATABASE timeouts SET statement_timeout = '300ms'`,
+    );
+    // An empty target database made beforehand, as a DBA may (sync takes it as it is).
+    await exec(e.dst, 'postgres', 'CREATE DATABASE timeouts', `DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE timeouts SET statement_timeout = %L', current_user, '300ms'); END $$`);
+    const plan = await writePlan(e, { db: 'timeouts', stateDir: await tempStateDir(e.src.dir) });
+    const sync = await cli(['sync', plan], e.env);
+    expect(sync.code, sync.err).toBe(0);
+    const c = await client(e.dst, { database: 'timeouts' });
+    try {
+      expect((await c.query<{ t: string }>(`SELECT current_setting('statement_timeout') AS t`)).rows[0]!.t).toBe('300ms');
+    } finally {
+      await c.end();
+    }
+    await expectSameRows(e, 'timeouts', [['slow', 'id']]);
+  }, 120_000);
+
   it('a copy cut short whose snapshot keeper is gone (as after a source restart) empties the copied tables and copies again under a new snapshot; rows are neither lost nor doubled', async () => {
     await seedDatabase(e.src, 'depot', 2000);
     await exec(e.src, 'depot', `CREATE TABLE stock (id bigserial PRIMARY KEY, n int NOT NULL, note text)`, `INSERT INTO stock (n, note) SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 150000) g`);

@@ -43,11 +43,13 @@ describe('the snapshot copy cuts big tables into page ranges and starts with the
     expect(copyInScript(text!).prelude).toBe('BEGIN;\n\\copy public.small (id, "Note") from pstdin\n');
   });
 
-  it('with freeze, a table copied whole is emptied in the load transaction and loaded frozen; a range never is', () => {
-    const [bin] = copyUnits([{ ...table('small', 1), binary: true }], 10 * MB);
-    expect(copyInScript(bin!, true).prelude).toBe('BEGIN;\nTRUNCATE ONLY public.small;\n\\copy public.small (id, "Note") from pstdin (format binary, freeze)\n');
-    const [text] = copyUnits([table('small', 1)], 10 * MB);
-    expect(copyInScript(text!, true).prelude).toBe('BEGIN;\nTRUNCATE ONLY public.small;\n\\copy public.small (id, "Note") from pstdin (freeze)\n');
+  it('with freeze, a table copied whole (8 MB or more) is emptied in the load transaction and loaded frozen; a smaller one and a range never are', () => {
+    const [bin] = copyUnits([{ ...table('mid', 8), binary: true }], 10 * MB);
+    expect(copyInScript(bin!, true).prelude).toBe('BEGIN;\nTRUNCATE ONLY public.mid;\n\\copy public.mid (id, "Note") from pstdin (format binary, freeze)\n');
+    const [text] = copyUnits([table('mid', 8)], 10 * MB);
+    expect(copyInScript(text!, true).prelude).toBe('BEGIN;\nTRUNCATE ONLY public.mid;\n\\copy public.mid (id, "Note") from pstdin (freeze)\n');
+    const [small] = copyUnits([{ ...table('small', 7), binary: true }], 10 * MB);
+    expect(copyInScript(small!, true).prelude).toBe('BEGIN;\n\\copy public.small (id, "Note") from pstdin (format binary)\n');
     const ranged = copyUnits([{ ...table('big', 30), binary: true }], 10 * MB);
     for (const u of ranged) expect(copyInScript(u, true).prelude).toBe('BEGIN;\n\\copy public.big (id, "Note") from pstdin (format binary)\n');
   });
