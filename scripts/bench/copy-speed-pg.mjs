@@ -5,7 +5,7 @@
 // alternates, after one untimed warm-up run of each; medians and the ratio to pgcopydb are printed. Datasets: pgbench at each scale, and one table holding almost all the data.
 //   node scripts/bench/copy-speed-pg.mjs [--scales 30,100] [--big-table-mb 1000] [--many-tables 400] [--runs 3]   (npm run build first;
 //   pgcopydb: apt-get install -y pgcopydb; --tools "cutover,pgcopydb" runs only the tools whose names start so;
-//   --trace prints each sync event with its time)
+//   --trace prints each sync event with its time; --durable runs both servers with fsync and full_page_writes on)
 import { execa } from 'execa';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     tools: { type: 'string', default: '' },
     trace: { type: 'boolean', default: false },
+    durable: { type: 'boolean', default: false },
   },
 });
 const scales = args.scales.split(',').filter(Boolean).map(Number);
@@ -147,8 +148,10 @@ async function loadDataset(src, dataset) {
   return Number((await sql(src, dataset.db, `SELECT pg_database_size(current_database()) AS b`)).rows[0].b);
 }
 
-const src = await PostgresSandbox.start({ major: 15, password: PASSWORD, settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
-const dst = await PostgresSandbox.start({ major: 17, password: PASSWORD, settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
+// --durable: fsync and full_page_writes on, as on a production server (the sandboxes' default is off: test speed).
+const settings = { shared_buffers: "'256MB'", max_wal_size: "'4GB'", ...(args.durable ? { fsync: 'on', full_page_writes: 'on' } : {}) };
+const src = await PostgresSandbox.start({ major: 15, password: PASSWORD, settings });
+const dst = await PostgresSandbox.start({ major: 17, password: PASSWORD, settings });
 const dir = await mkdtemp(join(src.dir, 'bench-'));
 const datasets = [
   ...scales.map((scale) => ({ name: `pgbench scale ${scale}`, db: `pgbench_${scale}`, scale })),
@@ -182,6 +185,9 @@ try {
         // checkpoint that max_wal_size forces (and its writes) falls on whichever run comes next.
         await sql(src, 'postgres', 'CHECKPOINT');
         await sql(dst, 'postgres', 'CHECKPOINT');
+        // And from a clean page cache: the last run's WAL (recycled, not deleted) and what the checkpoint wrote would
+        // otherwise be written back by the kernel during this one (with fsync off nothing else writes them).
+        await execa('sync');
         times.get(tool.name).push(await tool.run({ dir, src, dst, db: dataset.db }));
       }
     }
