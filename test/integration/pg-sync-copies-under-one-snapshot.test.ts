@@ -65,6 +65,23 @@ function churn(sb: PostgresSandbox, password: string, db: string): { stop(): Pro
   };
 }
 
+/**
+ * A database whose table `slow` (`rows` rows) loads at ~2 ms a row on the target: its CHECK function sleeps in the
+ * copy's sessions only (their application name). Pre-data carries the function and the constraint.
+ */
+async function slowLoadDatabase(sb: PostgresSandbox, db: string, rows: number, ...more: string[]): Promise<void> {
+  await exec(sb, 'postgres', `CREATE DATABASE ${db}`);
+  await exec(
+    sb,
+    db,
+    `CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+       BEGIN IF current_setting('application_name') = 'cutover copy' THEN PERFORM pg_sleep(0.002); END IF; RETURN true; END $$`,
+    'CREATE TABLE slow (id int PRIMARY KEY, v text, CHECK (slow_ok(id)))',
+    `INSERT INTO slow SELECT g, md5(g::text) FROM generate_series(1, ${rows}) g`,
+    ...more,
+  );
+}
+
 /** The parts a resumed sync found already copied, and all parts. */
 function resumedParts(out: string): { done: number; total: number } {
   const m = /resuming the copy cut short under slot \S+ at \S+: (\d+) of (\d+) parts already copied/.exec(out);
@@ -267,17 +284,8 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
   }, 180_000);
 
   it('a table copied in one long part reports how far its load is before it is in (rows and bytes read off the target), not only at its end', async () => {
-    // The target's CHECK function sleeps in the copy's sessions only (its application name): a 3000-row load that
-    // takes ~6 s, so the watch (every 2 s) sees it part-way. Pre-data carries the function and the constraint.
-    await exec(e.src, 'postgres', 'CREATE DATABASE slowload');
-    await exec(
-      e.src,
-      'slowload',
-      `CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
-         BEGIN IF current_setting('application_name') = 'cutover copy' THEN PERFORM pg_sleep(0.002); END IF; RETURN true; END $$`,
-      'CREATE TABLE slow (id int PRIMARY KEY, v text, CHECK (slow_ok(id)))',
-      `INSERT INTO slow SELECT g, md5(g::text) FROM generate_series(1, 3000) g`,
-    );
+    // A 3000-row load that takes ~6 s, so the watch (every 2 s) sees it part-way.
+    await slowLoadDatabase(e.src, 'slowload', 3000);
     const plan = await writePlan(e, { db: 'slowload', stateDir: await tempStateDir(e.src.dir) });
     const sync = await cli(['--json', '--events', 'json', 'sync', plan], e.env);
     expect(sync.code, sync.err).toBe(0);
@@ -299,18 +307,9 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
   }, 120_000);
 
   it("a statement_timeout of the database (the source's, which sync carries over) or of the role on the target does not cancel the copy: a load that takes longer than it arrives whole", async () => {
-    // The target's CHECK function sleeps in the copy's sessions only: ~1 s of load against a 300 ms timeout that every
-    // session of the source database gets, and every session of the target's role in that database.
-    await exec(e.src, 'postgres', 'CREATE DATABASE timeouts');
-    await exec(
-      e.src,
-      'timeouts',
-      `CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
-         BEGIN IF current_setting('application_name') = 'cutover copy' THEN PERFORM pg_sleep(0.002); END IF; RETURN true; END $$`,
-      'CREATE TABLE slow (id int PRIMARY KEY, v text, CHECK (slow_ok(id)))',
-      `INSERT INTO slow SELECT g, md5(g::text) FROM generate_series(1, 500) g`,
-      `ALTER DATABASE timeouts SET statement_timeout = '300ms'`,
-    );
+    // ~1 s of load against a 300 ms timeout that every session of the source database gets, and every session of the
+    // target's role in that database.
+    await slowLoadDatabase(e.src, 'timeouts', 500, `ALTER DATABASE timeouts SET statement_timeout = '300ms'`);
     // An empty target database made beforehand, as a DBA may (sync takes it as it is).
     await exec(e.dst, 'postgres', 'CREATE DATABASE timeouts', `DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE timeouts SET statement_timeout = %L', current_user, '300ms'); END $$`);
     const plan = await writePlan(e, { db: 'timeouts', stateDir: await tempStateDir(e.src.dir) });
