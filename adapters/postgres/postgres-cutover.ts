@@ -160,8 +160,6 @@ export class PostgresCutover implements CutoverAdapter {
   private dumped: string[] | undefined;
   private readonly scope: PgMoveScope;
   private managedProfile: boolean | undefined;
-  /** The snapshot copy's first psql pairs, started while the schema loads (see prepareTarget). */
-  private pairsAhead: CopyPairs | undefined;
   /** This sync loaded the pre-data schema itself: no post-data object (index, constraint) is on the target yet. */
   private preDataFresh = false;
 
@@ -328,12 +326,6 @@ export class PostgresCutover implements CutoverAdapter {
         }),
       );
     }
-    // The snapshot copy's first pairs are spawned now and log in while the schema loads: node's spawn blocks this
-    // process 10-25 ms a child here, which otherwise delayed the slot by ~0.1 s (pgbench scale 30, server logs).
-    if (this.copiesUnderSnapshot && !this.pairsAhead && !(await this.on('target', 'reading the subscription', async () => subscriptionExists(await this.targetDb(), this.cfg.name)))) {
-      const tables = (await userTables(this.src)).length + 1;
-      this.pairsAhead = await this.startCopyPairs(progress, Math.min(this.cfg.copyJobs ?? defaultCopyJobs(), tables));
-    }
     if (await this.syncedOnTarget()) {
       progress({ phase: 'schema', message: 'schema already copied by an earlier sync of this plan' });
       return { rolesCreated, schemaCopied: false };
@@ -419,8 +411,8 @@ export class PostgresCutover implements CutoverAdapter {
     const jobs = this.cfg.copyJobs ?? defaultCopyJobs();
     const sentinel = this.scope.sentinel;
     const leaves = [...(await userTables(this.src)).filter((t) => !leftOut.includes(t)), sentinel];
-    const pairs = this.pairsAhead ?? (await this.startCopyPairs(progress, Math.min(jobs, leaves.length)));
-    this.pairsAhead = undefined;
+    // Started after the schema and its database/role settings are in: a session takes those at login.
+    const pairs = await this.startCopyPairs(progress, Math.min(jobs, leaves.length));
     try {
       return await this.copyWithPairs(dst, published, leaves, pairs, { started, jobs }, progress);
     } finally {
@@ -661,16 +653,8 @@ export class PostgresCutover implements CutoverAdapter {
 
   async sync(progress: SyncProgress): Promise<SyncSummary> {
     const started = Date.now();
-    let copy: Omit<SyncSummary, 'rolesCreated' | 'durationMs'>;
-    let rolesCreated: number;
-    try {
-      ({ rolesCreated } = await this.prepareTarget(progress));
-      copy = await this.startCopy(progress);
-    } finally {
-      // Pairs started ahead for a copy that did not happen (a failure, or nothing left to copy).
-      await this.pairsAhead?.discard();
-      this.pairsAhead = undefined;
-    }
+    const { rolesCreated } = await this.prepareTarget(progress);
+    const copy = await this.startCopy(progress);
     if (this.leakSlot !== undefined) {
       // Made now, while waiting is harmless: at the run it only moves up, so an open transaction then cannot
       // make the leak check fall back to sampling.

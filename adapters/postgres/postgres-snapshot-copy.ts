@@ -158,10 +158,16 @@ export async function createSlotWithSnapshot(source: DbEndpoint, database: strin
 
 const COPY_APP = 'cutover copy';
 /**
- * The copy's and the keeper's sessions: a database's own statement_timeout (which sync carries to the target too)
- * must not cancel a long COPY, nor an idle-in-transaction cutoff end a session waiting on its other side.
+ * The copy's and the keeper's sessions: a database's or role's own statement_timeout (sync carries the source's to the
+ * target) must not cancel a long COPY, nor an idle-in-transaction cutoff end a session waiting on its other side.
  */
 const NO_SESSION_TIMEOUTS = '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0';
+/**
+ * Both ends of a pair write and read text COPY in one style whatever either server's database or role settings say
+ * (as pg_dump does): a source's DateStyle 'SQL, DMY' printed 01/03/2024 that a target role's 'ISO, MDY' read as 3
+ * January; IntervalStyle alike; extra_float_digits 3 keeps every bit of a float on a server older than 12.
+ */
+const COPY_SESSION_OPTIONS = `${NO_SESSION_TIMEOUTS} -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3`;
 /** A unit this big gets stdbuf's 1 MB stdio buffers. */
 const BIG_BUFFER_BYTES = 8 * 1024 * 1024;
 /** A pair started ahead and not taken within this long is not used (see CopyPairs). */
@@ -228,11 +234,11 @@ export class CopyPairs {
     const { psql } = this.at;
     const script = (path: string) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', path];
     return startGatedPipeline(
-      { cmd: psql, args: script, env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: NO_SESSION_TIMEOUTS }) },
+      { cmd: psql, args: script, env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: COPY_SESSION_OPTIONS }) },
       {
         cmd: psql,
         args: script,
-        env: libpqEnv(this.at.target, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: `${NO_SESSION_TIMEOUTS} ${this.at.targetOptions}` }),
+        env: libpqEnv(this.at.target, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: `${COPY_SESSION_OPTIONS} ${this.at.targetOptions}` }),
       },
       // psql moves COPY data through stdio: 1 MB buffers halve the relay's system time of a big unit (stdbuf is one
       // more exec, which a small one does not pay back).

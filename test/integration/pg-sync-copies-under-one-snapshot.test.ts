@@ -9,6 +9,8 @@ import { Workload } from '../../adapters/postgres/postgres-workload.js';
 async function digest(sb: PostgresSandbox, db: string, table: string, key: string): Promise<{ n: number; md5: string }> {
   const c = await client(sb, { database: db });
   try {
+    // Rows printed in one style on both sides, whatever their databases' settings.
+    await c.query(`SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3`);
     const { rows } = await c.query<{ n: number; md5: string }>(`SELECT count(*)::int AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY ${key}), '')) AS md5 FROM ${table} t`);
     return rows[0]!;
   } finally {
@@ -306,22 +308,46 @@ describe.skipIf(pg15Missing ?? pg17Missing)("sync copies a whole database under 
     }
   }, 120_000);
 
-  it("a statement_timeout of the database (the source's, which sync carries over) or of the role on the target does not cancel the copy: a load that takes longer than it arrives whole", async () => {
+  it("the copy's sessions keep their own settings whatever the database's or role's (the source's, which sync carries over, and the target role's): a statement_timeout does not cancel a longer load, dates and intervals of a table copied as text arrive equal across DateStyle and IntervalStyle", async () => {
     // ~1 s of load against a 300 ms timeout that every session of the source database gets, and every session of the
-    // target's role in that database.
-    await slowLoadDatabase(e.src, 'timeouts', 500, `ALTER DATABASE timeouts SET statement_timeout = '300ms'`);
-    // An empty target database made beforehand, as a DBA may (sync takes it as it is).
-    await exec(e.dst, 'postgres', 'CREATE DATABASE timeouts', `DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE timeouts SET statement_timeout = %L', current_user, '300ms'); END $$`);
-    const plan = await writePlan(e, { db: 'timeouts', stateDir: await tempStateDir(e.src.dir) });
+    // target's role in that database. A table with an enum moves as text: its dates and intervals are printed by the
+    // source's session and read by the target's, whose styles differ here ('SQL, DMY' prints 2024-03-01 as 01/03/2024).
+    await slowLoadDatabase(
+      e.src,
+      'sessions',
+      500,
+      `CREATE TYPE mood AS ENUM ('calm', 'busy')`,
+      'CREATE TABLE dated (id int PRIMARY KEY, m mood NOT NULL, d date NOT NULL, i interval NOT NULL, f float8 NOT NULL)',
+      `INSERT INTO dated SELECT g, 'busy', date '2024-01-01' + g * 31, make_interval(days => -g, hours => g % 24), 1.0 / g FROM generate_series(1, 24) g`,
+      `ALTER DATABASE sessions SET statement_timeout = '300ms'`,
+      `ALTER DATABASE sessions SET DateStyle = 'SQL, DMY'`,
+      `ALTER DATABASE sessions SET IntervalStyle = 'sql_standard'`,
+    );
+    // An empty target database made beforehand, as a DBA may (sync takes it as it is), whose role settings differ.
+    await exec(
+      e.dst,
+      'postgres',
+      'CREATE DATABASE sessions',
+      `DO $$ BEGIN
+         EXECUTE format('ALTER ROLE %I IN DATABASE sessions SET statement_timeout = %L', current_user, '300ms');
+         EXECUTE format('ALTER ROLE %I IN DATABASE sessions SET DateStyle = %L', current_user, 'ISO, MDY');
+         EXECUTE format('ALTER ROLE %I IN DATABASE sessions SET IntervalStyle = %L', current_user, 'postgres');
+       END $$`,
+    );
+    const plan = await writePlan(e, { db: 'sessions', stateDir: await tempStateDir(e.src.dir) });
     const sync = await cli(['sync', plan], e.env);
     expect(sync.code, sync.err).toBe(0);
-    const c = await client(e.dst, { database: 'timeouts' });
+    expect(sync.out + sync.err).toMatch(/2 of 3 tables in COPY's binary format/);
+    const c = await client(e.dst, { database: 'sessions' });
     try {
       expect((await c.query<{ t: string }>(`SELECT current_setting('statement_timeout') AS t`)).rows[0]!.t).toBe('300ms');
     } finally {
       await c.end();
     }
-    await expectSameRows(e, 'timeouts', [['slow', 'id']]);
+    await expectSameRows(e, 'sessions', [
+      ['slow', 'id'],
+      ['dated', 'id'],
+    ]);
   }, 120_000);
 
   it('a copy cut short whose snapshot keeper is gone (as after a source restart) empties the copied tables and copies again under a new snapshot; rows are neither lost nor doubled', async () => {
