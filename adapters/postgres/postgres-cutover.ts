@@ -431,7 +431,8 @@ export class PostgresCutover implements CutoverAdapter {
     const orphans = await this.on('target', 'ending copies of an interrupted sync', () => endOrphanCopies(dst));
     if (orphans) progress({ phase: 'copy', message: `${orphans} copy session(s) of an interrupted sync ended on the target (none had committed)` });
     const { psql } = await this.tools();
-    return new CopyPairs({ psql, source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, targetOptions: COPY_TARGET_OPTIONS, encoding }, ahead);
+    const majors = { source: await serverMajor(this.src), target: await serverMajor(dst) };
+    return new CopyPairs({ psql, source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, targetOptions: COPY_TARGET_OPTIONS, encoding, majors }, ahead);
   }
 
   /** copyUnderSnapshot's slot, copy, indexes and subscription, its psql pairs already logging in. */
@@ -463,7 +464,9 @@ export class PostgresCutover implements CutoverAdapter {
       const streams = this.cfg.copySplitBytes === undefined ? copyStreamsPerTable(jobs, here) : undefined;
       const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
       try {
-        const keeper = await this.on('source', 'holding the snapshot', () => holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000));
+        const keeper = await this.on('source', 'holding the snapshot', async () =>
+          holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, await serverMajor(this.src)),
+        );
         const units = await this.on('target', 'recording the copy', () =>
           saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes, jobs, streams) }),
         );

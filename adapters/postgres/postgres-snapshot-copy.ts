@@ -168,6 +168,14 @@ const NO_SESSION_TIMEOUTS = '-c statement_timeout=0 -c idle_in_transaction_sessi
  * January; IntervalStyle alike; extra_float_digits 3 keeps every bit of a float on a server older than 12.
  */
 const COPY_SESSION_OPTIONS = `${NO_SESSION_TIMEOUTS} -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3`;
+
+/**
+ * The timeouts a server of `major` also has (an unknown name in PGOPTIONS fails the login): idle_session_timeout
+ * (14+) would end a pair waiting for its unit, transaction_timeout (17+) a long COPY or the snapshot keeper.
+ */
+export function newerTimeoutsOff(major: number): string {
+  return [...(major >= 14 ? ['-c idle_session_timeout=0'] : []), ...(major >= 17 ? ['-c transaction_timeout=0'] : [])].join(' ');
+}
 /** A unit this big gets stdbuf's 1 MB stdio buffers. */
 const BIG_BUFFER_BYTES = 8 * 1024 * 1024;
 /** A pair started ahead and not taken within this long is not used (see CopyPairs). */
@@ -187,6 +195,8 @@ export interface CopyEndpoints {
   database: string;
   /** PGOPTIONS for the target's sessions. */
   targetOptions: string;
+  /** The servers' majors (which timeouts their sessions switch off, newerTimeoutsOff). */
+  majors: { source: number; target: number };
   /** Both sides speak the source database's encoding; the target converts if its own differs. */
   encoding: string;
 }
@@ -234,11 +244,19 @@ export class CopyPairs {
     const { psql } = this.at;
     const script = (path: string) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', path];
     return startGatedPipeline(
-      { cmd: psql, args: script, env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: COPY_SESSION_OPTIONS }) },
       {
         cmd: psql,
         args: script,
-        env: libpqEnv(this.at.target, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: `${COPY_SESSION_OPTIONS} ${this.at.targetOptions}` }),
+        env: libpqEnv(this.at.source, this.at.database, { PGCLIENTENCODING: this.at.encoding, PGAPPNAME: COPY_APP, PGOPTIONS: `${COPY_SESSION_OPTIONS} ${newerTimeoutsOff(this.at.majors.source)}` }),
+      },
+      {
+        cmd: psql,
+        args: script,
+        env: libpqEnv(this.at.target, this.at.database, {
+          PGCLIENTENCODING: this.at.encoding,
+          PGAPPNAME: COPY_APP,
+          PGOPTIONS: `${COPY_SESSION_OPTIONS} ${newerTimeoutsOff(this.at.majors.target)} ${this.at.targetOptions}`,
+        }),
       },
       // psql moves COPY data through stdio: 1 MB buffers halve the relay's system time of a big unit (stdbuf is one
       // more exec, which a small one does not pay back).
@@ -434,8 +452,8 @@ export function keeperAppName(name: string): string {
  * Starts the keeper of `snapshot` (see the comment at the top) for at most `holdMs`, and returns the name it
  * exports the same snapshot under and its backend pid on the source.
  */
-export async function holdSnapshot(source: DbEndpoint, database: string, snapshot: string, name: string, holdMs: number): Promise<{ snapshot: string; pid: number }> {
-  const env = libpqEnv(source, database, { PGAPPNAME: keeperAppName(name), PGOPTIONS: NO_SESSION_TIMEOUTS });
+export async function holdSnapshot(source: DbEndpoint, database: string, snapshot: string, name: string, holdMs: number, sourceMajor: number): Promise<{ snapshot: string; pid: number }> {
+  const env = libpqEnv(source, database, { PGAPPNAME: keeperAppName(name), PGOPTIONS: `${NO_SESSION_TIMEOUTS} ${newerTimeoutsOff(sourceMajor)}` });
   const { firstLine } = await spawnDetached(
     {
       cmd: await findClientBinary('psql'),

@@ -28,6 +28,7 @@ const endpoints = (psql: string) => ({
   database: 'db',
   targetOptions: '',
   encoding: 'UTF8',
+  majors: { source: 15, target: 17 },
 });
 
 async function until(check: () => Promise<boolean>): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { copyInScript, copyOutSql, copyUnits, type CopyTable } from '../../adapters/postgres/postgres-snapshot-copy.js';
+import { copyInScript, copyOutSql, copyUnits, newerTimeoutsOff, type CopyTable } from '../../adapters/postgres/postgres-snapshot-copy.js';
 import { parsePlan } from '../../src/plan/index.js';
 
 const MB = 1024 * 1024;
@@ -52,6 +52,15 @@ describe('the snapshot copy cuts big tables into page ranges and starts with the
     expect(copyInScript(small!, true).prelude).toBe('BEGIN;\n\\copy public.small (id, "Note") from pstdin (format binary)\n');
     const ranged = copyUnits([{ ...table('big', 30), binary: true }], 10 * MB);
     for (const u of ranged) expect(copyInScript(u, true).prelude).toBe('BEGIN;\n\\copy public.big (id, "Note") from pstdin (format binary)\n');
+  });
+});
+
+describe('copy sessions: the newer timeouts switched off', () => {
+  it('only those the server knows (an unknown name in PGOPTIONS fails the login)', () => {
+    expect(newerTimeoutsOff(13)).toBe('');
+    expect(newerTimeoutsOff(14)).toBe('-c idle_session_timeout=0');
+    expect(newerTimeoutsOff(17)).toBe('-c idle_session_timeout=0 -c transaction_timeout=0');
+    expect(newerTimeoutsOff(18)).toBe('-c idle_session_timeout=0 -c transaction_timeout=0');
   });
 });
 
