@@ -412,9 +412,10 @@ export class PostgresCutover implements CutoverAdapter {
     const sentinel = this.scope.sentinel;
     const leaves = [...(await userTables(this.src)).filter((t) => !leftOut.includes(t)), sentinel];
     // Started after the schema and its database/role settings are in: a session takes those at login.
-    const pairs = await this.startCopyPairs(progress, Math.min(jobs, leaves.length));
+    const majors = { source: await serverMajor(this.src), target: await serverMajor(dst) };
+    const pairs = await this.startCopyPairs(progress, Math.min(jobs, leaves.length), majors);
     try {
-      return await this.copyWithPairs(dst, published, leaves, pairs, { started, jobs }, progress);
+      return await this.copyWithPairs(dst, published, leaves, pairs, { started, jobs, majors }, progress);
     } finally {
       await pairs.discard();
     }
@@ -425,13 +426,12 @@ export class PostgresCutover implements CutoverAdapter {
    * are made. Copy sessions an interrupted sync left on the target are ended first (they share the pairs'
    * application_name).
    */
-  private async startCopyPairs(progress: SyncProgress, ahead: number): Promise<CopyPairs> {
+  private async startCopyPairs(progress: SyncProgress, ahead: number, majors: { source: number; target: number }): Promise<CopyPairs> {
     const dst = await this.targetDb();
     const encoding = (await this.src.query<{ e: string }>(`SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()`)).rows[0]!.e;
     const orphans = await this.on('target', 'ending copies of an interrupted sync', () => endOrphanCopies(dst));
     if (orphans) progress({ phase: 'copy', message: `${orphans} copy session(s) of an interrupted sync ended on the target (none had committed)` });
     const { psql } = await this.tools();
-    const majors = { source: await serverMajor(this.src), target: await serverMajor(dst) };
     return new CopyPairs({ psql, source: this.cfg.source, target: this.cfg.target, database: this.cfg.database, targetOptions: COPY_TARGET_OPTIONS, encoding, majors }, ahead);
   }
 
@@ -441,7 +441,7 @@ export class PostgresCutover implements CutoverAdapter {
     published: readonly string[],
     leaves: readonly string[],
     pairs: CopyPairs,
-    { started, jobs }: { started: number; jobs: number },
+    { started, jobs, majors }: { started: number; jobs: number; majors: { source: number; target: number } },
     progress: SyncProgress,
   ): Promise<{ ready: Promise<void> }> {
     let resumed = await this.resumableCopy(dst, progress);
@@ -457,16 +457,14 @@ export class PostgresCutover implements CutoverAdapter {
       await this.on('target', 'clearing an earlier copy record', () => dropCopyRecord(dst));
       await this.on('source', 'creating the publication', () => ensurePublication(this.src, this.cfg.name, this.scope, published));
       // Binary COPY only into a major that is not older (a built-in type's binary form is kept or extended, not narrowed).
-      const binaryAllowed = (await serverMajor(dst)) >= (await serverMajor(this.src));
+      const binaryAllowed = majors.target >= majors.source;
       const tables = await this.on('source', 'listing tables to copy', () => copyTables(this.src, leaves, binaryAllowed));
       // A plan's own split size is taken as it is; by default a table is split no further than the cores its streams share.
       const here = [this.cfg.source, this.cfg.target].filter(endpointOnThisMachine).length;
       const streams = this.cfg.copySplitBytes === undefined ? copyStreamsPerTable(jobs, here) : undefined;
       const slot = await this.on('source', 'creating the replication slot', () => createSlotWithSnapshot(this.cfg.source, this.cfg.database, this.cfg.name));
       try {
-        const keeper = await this.on('source', 'holding the snapshot', async () =>
-          holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, await serverMajor(this.src)),
-        );
+        const keeper = await this.on('source', 'holding the snapshot', () => holdSnapshot(this.cfg.source, this.cfg.database, slot.snapshot, this.cfg.name, this.cfg.copyTimeoutMs ?? 6 * 3_600_000, majors.source));
         const units = await this.on('target', 'recording the copy', () =>
           saveCopyRecord(dst, { slot: this.cfg.name, consistentPoint: slot.consistentPoint, snapshot: keeper.snapshot, keeperPid: keeper.pid, units: copyUnits(tables, this.cfg.copySplitBytes, jobs, streams) }),
         );
